@@ -1,0 +1,288 @@
+package calls
+
+import (
+	"context"
+	"slices"
+	"strings"
+)
+
+// Attach opens an event connection for the principal: the identity is
+// Connected (and can receive calls) while at least one is open. register
+// runs with the connection's snapshot while everything the snapshot shows is
+// locked, and must subscribe the connection to events before it returns:
+// no event is lost or repeated between the snapshot and the stream. Detach
+// closes the connection; reason (such as "invalidToken") is told when the
+// identity's last connection closes.
+func (s *Switchboard) Attach(ctx context.Context, p Principal, register func(Snapshot)) (detach func(reason string), err error) {
+	pt, err := s.identify(p)
+	if err != nil {
+		return nil, withOp("attach", err)
+	}
+	var tx *txn
+	if p.Role == RoleSupervisor {
+		tx = s.beginAll(&p)
+	} else {
+		tx = s.begin(&p, []*party{pt}, nil)
+	}
+	refresh(pt, p)
+	pt.seen = true
+	pt.conns++
+	if pt.conns == 1 {
+		tx.s.cfg.Publisher.Publish(tx.connectionEvent(pt, Disconnected, Connected, ""))
+	}
+	snap := tx.snapshot(pt, p.Role == RoleSupervisor)
+	register(snap)
+	tx.done()
+
+	var once bool
+	return func(reason string) {
+		tx := s.begin(&p, []*party{pt}, nil)
+		defer tx.done()
+		if once {
+			return
+		}
+		once = true
+		pt.conns--
+		if pt.conns == 0 {
+			tx.s.cfg.Publisher.Publish(tx.connectionEvent(pt, Connected, Disconnected, reason))
+		}
+	}, nil
+}
+
+func (tx *txn) connectionEvent(pt *party, from, to ConnectionState, reason string) Event {
+	return Event{
+		Type: EventConnectionStateChanged, At: tx.now, AgentID: pt.id,
+		Data:       ConnectionStateData{OldState: from, NewState: to, Reason: reason},
+		Supervised: pt.supervised(),
+	}
+}
+
+// snapshot is what a connection sees when it opens; the transaction holds
+// the locks of everything it shows.
+func (tx *txn) snapshot(pt *party, all bool) Snapshot {
+	snap := Snapshot{ConnectionState: Connected, Calls: []Call{}, IncomingCalls: []IncomingCall{}}
+	parties := []*party{pt}
+	if all {
+		parties = tx.parties
+		snap.Agents = []AgentStatus{}
+	}
+	for _, q := range parties {
+		if all && !q.supervised() {
+			continue
+		}
+		for _, l := range q.legs {
+			if l.phase == phaseIncoming {
+				snap.IncomingCalls = append(snap.IncomingCalls, l.incomingView())
+			} else {
+				snap.Calls = append(snap.Calls, l.view(false))
+			}
+		}
+		if all && q.seen {
+			snap.Agents = append(snap.Agents, q.status())
+		}
+	}
+	return snap
+}
+
+func (p *party) status() AgentStatus {
+	st := AgentStatus{
+		Identifier: p.ident, RawID: p.id, DisplayName: p.displayName,
+		Role: p.role, ConnectionState: Disconnected,
+	}
+	if p.conns > 0 {
+		st.ConnectionState = Connected
+	}
+	for _, l := range p.legs {
+		if l.state() == StateConnected {
+			st.ActiveCallID = l.id
+		}
+	}
+	return st
+}
+
+// ListCalls answers the principal's live calls; a supervisor's answer is
+// every agent's and supervisor's, or one identity's with agent set.
+// Errors: forbidden (an agent asking for another's calls),
+// invalid_identifier.
+func (s *Switchboard) ListCalls(ctx context.Context, p Principal, agent string) ([]Call, error) {
+	const op = "list calls"
+	pt, err := s.identify(p)
+	if err != nil {
+		return nil, withOp(op, err)
+	}
+	var targets []*party
+	switch {
+	case agent != "" && agent != pt.id:
+		if p.Role != RoleSupervisor {
+			return nil, withOp(op, Errorf(CodeForbidden, "only supervisors see other identities' calls"))
+		}
+		if _, err := ParseRawID(agent); err != nil {
+			return nil, withOp(op, err)
+		}
+		s.mu.RLock()
+		if q := s.parties[agent]; q != nil {
+			targets = append(targets, q)
+		}
+		s.mu.RUnlock()
+	case agent == "" && p.Role == RoleSupervisor:
+		s.mu.RLock()
+		for _, q := range s.parties {
+			targets = append(targets, q)
+		}
+		s.mu.RUnlock()
+		slices.SortFunc(targets, func(a, b *party) int { return strings.Compare(a.id, b.id) })
+	default:
+		targets = []*party{pt}
+	}
+	out := []Call{}
+	for _, q := range targets {
+		if q.bot {
+			continue
+		}
+		tx := s.begin(&p, []*party{q}, nil)
+		if q == pt || q.supervised() {
+			for _, l := range q.legs {
+				if l.listed {
+					out = append(out, l.view(false))
+				}
+			}
+		}
+		tx.unlock()
+	}
+	return out, nil
+}
+
+// GetCall answers one live call. Errors: call_not_found.
+func (s *Switchboard) GetCall(ctx context.Context, p Principal, id string) (Call, error) {
+	return s.callOp("get call", p, id, ownOrOversee, func(tx *txn, l *leg) error {
+		if !l.listed {
+			return errCallNotFound(id)
+		}
+		return nil
+	})
+}
+
+// ListIncoming answers the calls ringing for the principal.
+func (s *Switchboard) ListIncoming(ctx context.Context, p Principal) ([]IncomingCall, error) {
+	pt, err := s.identify(p)
+	if err != nil {
+		return nil, withOp("list incoming calls", err)
+	}
+	tx := s.begin(&p, []*party{pt}, nil)
+	defer tx.unlock()
+	out := []IncomingCall{}
+	for _, l := range pt.legs {
+		if l.phase == phaseIncoming {
+			out = append(out, l.incomingView())
+		}
+	}
+	return out, nil
+}
+
+// History answers a page of call history: an agent's own calls, or, for a
+// supervisor, anyone's. Errors: forbidden (callers; an agent asking for
+// another's), invalid_request (a malformed cursor or limit).
+func (s *Switchboard) History(ctx context.Context, p Principal, f CallFilter) (CallPage, error) {
+	const op = "history"
+	if err := s.mayReadHistory(p, &f.AgentID); err != nil {
+		return CallPage{}, withOp(op, err)
+	}
+	if f.Limit == 0 {
+		f.Limit = DefaultHistoryLimit
+	}
+	if f.Limit < 1 || f.Limit > MaxHistoryLimit {
+		return CallPage{}, withOp(op, Errorf(CodeInvalidRequest, "limit must be 1 to %d", MaxHistoryLimit))
+	}
+	if f.Direction != "" && f.Direction != Incoming && f.Direction != Outgoing {
+		return CallPage{}, withOp(op, Errorf(CodeInvalidRequest, "direction must be Incoming or Outgoing"))
+	}
+	if f.Participant != "" {
+		if _, err := ParseRawID(f.Participant); err != nil {
+			return CallPage{}, withOp(op, err)
+		}
+	}
+	page, err := s.cfg.Store.FindCalls(ctx, f)
+	return page, withOp(op, err)
+}
+
+// HistoryCall answers one call of the history with its timeline. Errors:
+// forbidden (callers), call_not_found (another agent's call too).
+func (s *Switchboard) HistoryCall(ctx context.Context, p Principal, id string) (CallHistory, error) {
+	const op = "history call"
+	self := ""
+	if err := s.mayReadHistory(p, &self); err != nil {
+		return CallHistory{}, withOp(op, err)
+	}
+	h, err := s.cfg.Store.FindCallByID(ctx, id)
+	if err != nil {
+		return CallHistory{}, withOp(op, err)
+	}
+	if p.Role != RoleSupervisor && h.Call.AgentID != self {
+		return CallHistory{}, withOp(op, errCallNotFound(id))
+	}
+	return h, nil
+}
+
+// mayReadHistory checks the principal may read history for agent, and pins
+// an agent to its own.
+func (s *Switchboard) mayReadHistory(p Principal, agent *string) error {
+	if err := p.Identifier.Validate(); err != nil {
+		return err
+	}
+	switch p.Role {
+	case RoleSupervisor:
+		if *agent != "" {
+			if _, err := ParseRawID(*agent); err != nil {
+				return err
+			}
+		}
+		return nil
+	case RoleAgent:
+		self := p.Identifier.RawID()
+		if *agent != "" && *agent != self {
+			return Errorf(CodeForbidden, "agents see only their own history")
+		}
+		*agent = self
+		return nil
+	}
+	return Errorf(CodeForbidden, "callers have no history")
+}
+
+// Close ends every live call with 503/1 (the switchboard was shut down),
+// waits for timers and follow-ups in flight, and refuses new operations.
+// The store is the caller's to close afterwards, so these ends are kept.
+func (s *Switchboard) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	parties := make([]*party, 0, len(s.parties))
+	for _, p := range s.parties {
+		parties = append(parties, p)
+	}
+	s.mu.Unlock()
+	for _, p := range parties {
+		if p.bot {
+			continue
+		}
+		tx := s.begin(nil, []*party{p}, nil)
+		for _, l := range slices.Clone(p.legs) {
+			tx.endLeg(l, ReasonShutdown, ReasonShutdown)
+		}
+		tx.after = nil // nothing resumes on the way down
+		tx.done()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.work.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,128 @@
+package calls
+
+import (
+	"context"
+	"time"
+)
+
+// Publisher delivers events to whoever watches them (the websocket hub).
+type Publisher interface {
+	// Publish hands over one event. The switchboard calls it while it holds
+	// the locks of the identities the event concerns, so events of one
+	// identity arrive in the order their changes happened. It must not
+	// block: a watcher that cannot keep up is dropped, never waited for.
+	Publish(ev Event)
+}
+
+// Record is what the store keeps of one change to one call: the call as it
+// stands after the change and the events that led there.
+type Record struct {
+	Call   Call
+	Events []Event
+}
+
+// CallFilter selects calls from history. Zero fields do not filter.
+type CallFilter struct {
+	AgentID     string    // the call's agent (rawId)
+	From, To    time.Time // startTime in [From, To)
+	Direction   Direction // Incoming or Outgoing
+	EndCode     *int      // callEndReason.code
+	Participant string    // a remote participant's rawId
+	Limit       int       // 1 to MaxHistoryLimit; 0 means DefaultHistoryLimit
+	Cursor      string    // opaque, from CallPage.NextCursor
+}
+
+// History page sizes.
+const (
+	DefaultHistoryLimit = 50
+	MaxHistoryLimit     = 500
+)
+
+// CallPage is one page of history, newest first.
+type CallPage struct {
+	Items      []Call `json:"items"`
+	NextCursor string `json:"nextCursor,omitempty"`
+}
+
+// TimelineEntry is one event of a call's history.
+type TimelineEntry struct {
+	Type  EventType `json:"type"`
+	At    time.Time `json:"at"`
+	Actor *Actor    `json:"actor,omitempty"`
+	Data  any       `json:"data"`
+}
+
+// CallHistory is one call with its participants and its event timeline.
+type CallHistory struct {
+	Call     Call            `json:"call"`
+	Timeline []TimelineEntry `json:"timeline"`
+}
+
+// Store keeps history. The embedded store keeps it in memory; the Postgres
+// store keeps it for good. Both pass one test suite.
+type Store interface {
+	// Record queues changes for writing. The switchboard calls it while it
+	// holds the locks of the calls' identities, so records of one call
+	// arrive in order. It must not block on I/O.
+	Record(recs ...Record)
+	// FindCalls answers a page of history, newest first. A malformed
+	// cursor is an *Error with CodeInvalidRequest.
+	FindCalls(ctx context.Context, f CallFilter) (CallPage, error)
+	// FindCallByID answers one call with its timeline, or an *Error with
+	// CodeCallNotFound.
+	FindCallByID(ctx context.Context, id string) (CallHistory, error)
+	// Ready answers nil when the store can take and serve history now.
+	Ready(ctx context.Context) error
+	// Close writes what is queued and releases the store.
+	Close(ctx context.Context) error
+}
+
+// MediaMember is one identity's part in a conversation's audio.
+type MediaMember struct {
+	RawID  string // the identity, whose audio endpoint the media plane knows
+	CallID string // its call (its view of the conversation)
+	// Send: its microphone reaches the others (live, the identity's
+	// active call, not muted).
+	Send bool
+	// Receive: it hears the others (its active call, incoming audio not
+	// muted).
+	Receive bool
+	// Held: it put the call on hold; in a 1:1 call the other side hears
+	// the hold tone.
+	Held bool
+}
+
+// Route is how audio flows in one conversation after a change.
+type Route struct {
+	ServerCallID string
+	Kind         Kind
+	Members      []MediaMember // empty: the conversation is over
+}
+
+// Media is the media plane: it carries audio as the routes say.
+type Media interface {
+	// SetRoute hands over a conversation's new routing. Called under the
+	// members' locks, in order; it must not block.
+	SetRoute(r Route)
+}
+
+// Timer is a pending call of a Clock's AfterFunc.
+type Timer interface {
+	// Stop prevents the call if it has not run; it reports whether it did.
+	Stop() bool
+}
+
+// Clock tells the time and runs functions later; tests inject a fake.
+type Clock interface {
+	Now() time.Time
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+// Now is time.Now.
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// AfterFunc is time.AfterFunc.
+func (SystemClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }

@@ -1,0 +1,381 @@
+package calls
+
+import (
+	"slices"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/holdpolicy"
+)
+
+// txn is one operation in progress: it holds the locks, remembers how every
+// call it touches looked before, and on commit turns the difference into
+// events, store records and media routes.
+type txn struct {
+	s              *Switchboard
+	actor          *Principal // nil: the system
+	now            time.Time
+	parties        []*party
+	convs          []*conversation
+	locked         map[*party]bool
+	registryLocked bool
+
+	touched  []*conversation
+	before   map[*leg]*legView // nil value: the leg is new in this txn
+	order    []*leg            // legs in the order they were first seen
+	explicit map[*leg][]Event  // events the diff cannot see (mutedByOthers)
+	after    []func()          // follow-ups to run once the locks are released
+}
+
+func newTxn(s *Switchboard, actor *Principal, lp lockPlan) *txn {
+	ps, cs := lp.ordered()
+	locked := make(map[*party]bool, len(ps))
+	for _, p := range ps {
+		locked[p] = true
+	}
+	return &txn{
+		s: s, actor: actor, now: s.cfg.Clock.Now(),
+		parties: ps, convs: cs, locked: locked,
+		before: map[*leg]*legView{},
+	}
+}
+
+func (tx *txn) unlock() {
+	if tx.registryLocked {
+		tx.s.mu.RUnlock()
+		tx.registryLocked = false
+	}
+	for _, c := range tx.convs {
+		c.mu.Unlock()
+	}
+	for _, p := range tx.parties {
+		p.mu.Unlock()
+	}
+}
+
+// lockNew locks a conversation nobody else can see yet and keeps it in the
+// transaction.
+func (tx *txn) lockNew(c *conversation) {
+	c.mu.Lock()
+	tx.convs = append(tx.convs, c)
+}
+
+// touch must be called before anything of c changes: it records how each
+// member's call looks now.
+func (tx *txn) touch(c *conversation) {
+	if slices.Contains(tx.touched, c) {
+		return
+	}
+	tx.touched = append(tx.touched, c)
+	for _, m := range c.members {
+		tx.see(m)
+	}
+}
+
+func (tx *txn) see(l *leg) {
+	if _, ok := tx.before[l]; ok {
+		return
+	}
+	tx.before[l] = l.diffView()
+	tx.order = append(tx.order, l)
+}
+
+// seeNew records a leg created in this transaction.
+func (tx *txn) seeNew(l *leg) {
+	tx.before[l] = nil
+	tx.order = append(tx.order, l)
+}
+
+func (tx *txn) emit(l *leg, typ EventType, data any) {
+	if tx.explicit == nil {
+		tx.explicit = map[*leg][]Event{}
+	}
+	tx.explicit[l] = append(tx.explicit[l], tx.event(l, typ, data))
+}
+
+func (tx *txn) event(l *leg, typ EventType, data any) Event {
+	return Event{
+		Type: typ, At: tx.now, AgentID: l.party.id, CallID: l.id,
+		Actor: tx.actorFor(l.party), Data: data, Supervised: l.party.supervised(),
+	}
+}
+
+// actorFor says who caused a change, as the owner of the changed call sees
+// it.
+func (tx *txn) actorFor(owner *party) *Actor {
+	switch {
+	case tx.actor == nil:
+		return &Actor{Kind: ActorSystem}
+	case tx.actor.Identifier.RawID() == owner.id:
+		return &Actor{Kind: ActorAgent, RawID: owner.id}
+	case tx.actor.Role == RoleSupervisor && !tx.isMember(owner, tx.actor.Identifier.RawID()):
+		return &Actor{Kind: ActorSupervisor, RawID: tx.actor.Identifier.RawID()}
+	}
+	return &Actor{Kind: ActorRemote, RawID: tx.actor.Identifier.RawID()}
+}
+
+// isMember reports whether rawID is in a conversation the transaction
+// touched together with owner.
+func (tx *txn) isMember(owner *party, rawID string) bool {
+	for _, c := range tx.touched {
+		var hasOwner, hasActor bool
+		for _, l := range c.all {
+			hasOwner = hasOwner || l.party == owner
+			hasActor = hasActor || l.party.id == rawID
+		}
+		if hasOwner && hasActor {
+			return true
+		}
+	}
+	return false
+}
+
+// callsOf is a party's calls as the hold policy sees them.
+func callsOf(p *party) []holdpolicy.Call {
+	out := make([]holdpolicy.Call, 0, len(p.legs))
+	for _, l := range p.legs {
+		out = append(out, l.policyCall())
+	}
+	return out
+}
+
+// plan asks the hold policy what action on l means for its party's calls,
+// and applies the transitions.
+func (tx *txn) plan(l *leg, action holdpolicy.Action) error {
+	if l.party.bot {
+		return nil
+	}
+	transitions, err := holdpolicy.Plan(callsOf(l.party), action, l.id, tx.s.cfg.Policy)
+	if err != nil {
+		return Errorf(CodeInvalidState, "cannot %s call %s in state %s", action, l.id, l.state())
+	}
+	tx.apply(l.party, transitions)
+	return nil
+}
+
+func (tx *txn) apply(p *party, transitions []holdpolicy.Transition) {
+	for _, tr := range transitions {
+		i := slices.IndexFunc(p.legs, func(l *leg) bool { return l.id == tr.CallID })
+		if i < 0 {
+			continue
+		}
+		l := p.legs[i]
+		tx.touch(l.conv)
+		l.holding = tr.Hold
+		if tr.Hold {
+			l.heldSeq = tx.s.heldSeq.Add(1)
+			l.heldAt = tx.now
+		} else {
+			l.heldAt = time.Time{}
+		}
+	}
+}
+
+// settle enforces the rule on calls that became Connected without their
+// owner acting (the callee answered, the other side resumed): first is the
+// call the actor activated, if any, so the actor's choice wins.
+func (tx *txn) settle(first *leg) {
+	done := map[*leg]bool{}
+	for range 64 {
+		var became []*leg
+		consider := func(l *leg) {
+			if done[l] || l.party.bot || l.state() != StateConnected {
+				return
+			}
+			if b := tx.before[l]; b != nil && b.state == StateConnected {
+				return
+			}
+			became = append(became, l)
+		}
+		if first != nil {
+			consider(first)
+		}
+		for _, l := range tx.order {
+			consider(l)
+		}
+		if len(became) == 0 {
+			return
+		}
+		for _, l := range became {
+			done[l] = true
+			if l.state() != StateConnected {
+				continue
+			}
+			if !tx.locked[l.party] {
+				tx.s.log.Error("calls: settle reached an unlocked identity", "agent_id", l.party.id, "call_id", l.id)
+				continue
+			}
+			_ = tx.plan(l, holdpolicy.RemoteLive)
+		}
+	}
+}
+
+// goLive marks a leg answered or joined.
+func (tx *txn) goLive(l *leg) {
+	tx.touch(l.conv)
+	l.phase = phaseLive
+	l.listed = true
+	if l.connectedAt.IsZero() {
+		l.connectedAt = tx.now
+	}
+	tx.stopRinging(l)
+}
+
+// stopRinging stops a leg's ring timer; a timer stopped before it ran will
+// never mark its work done, so this does.
+func (tx *txn) stopRinging(l *leg) {
+	if l.ringTimer != nil {
+		if l.ringTimer.Stop() {
+			tx.s.work.Done()
+		}
+		l.ringTimer = nil
+	}
+}
+
+// endLeg ends one leg with reason and settles what that means for the rest
+// of its conversation: peer is the reason the other side of a 1:1 call (or a
+// caller left alone) ends with.
+func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
+	if l.phase == phaseEnded {
+		return
+	}
+	c := l.conv
+	tx.touch(c)
+	if !l.party.bot {
+		transitions, err := holdpolicy.Plan(callsOf(l.party), holdpolicy.End, l.id, tx.s.cfg.Policy)
+		if err == nil && len(transitions) > 0 {
+			p, id := l.party, transitions[0].CallID
+			tx.after = append(tx.after, func() { tx.s.resumeAfterEnd(p, id) })
+		}
+	}
+	wasPending := l.phase != phaseLive
+	wasCaller := l.direction == Outgoing
+	l.phase = phaseEnded
+	l.endAt = tx.now
+	l.endReason = reason
+	tx.stopRinging(l)
+	c.setMembers(slices.DeleteFunc(slices.Clone(c.members), func(m *leg) bool { return m == l }))
+	if !l.party.bot {
+		l.party.setLegs(slices.DeleteFunc(slices.Clone(l.party.legs), func(m *leg) bool { return m == l }))
+	}
+	tx.s.mu.Lock()
+	delete(tx.s.legs, l.id)
+	tx.s.mu.Unlock()
+
+	remaining := c.members
+	switch {
+	case len(remaining) == 0:
+	case c.kind == OneToOne:
+		for _, m := range slices.Clone(remaining) {
+			tx.endLeg(m, peerReason(peer, m), ReasonRemoteHungUp)
+		}
+	case wasCaller && wasPending:
+		// The caller gave up before anyone answered: cancel the ringing.
+		for _, m := range slices.Clone(remaining) {
+			if m.phase == phaseIncoming {
+				tx.endLeg(m, ReasonCanceled, ReasonCanceled)
+			}
+		}
+	default:
+		// A caller still waiting, left with nobody to wait for, ends too.
+		if len(remaining) == 1 && remaining[0].direction == Outgoing && remaining[0].phase != phaseLive {
+			tx.endLeg(remaining[0], peer, peer)
+		}
+	}
+	if humans := slices.ContainsFunc(c.members, func(m *leg) bool { return !m.party.bot }); !humans {
+		for _, m := range slices.Clone(c.members) {
+			tx.endLeg(m, ReasonRemoteHungUp, ReasonRemoteHungUp)
+		}
+	}
+	if len(c.members) == 0 && !c.closed {
+		c.closed = true
+		if key := c.registryKey(); key != "" {
+			tx.s.mu.Lock()
+			if tx.s.rooms[key] == c {
+				delete(tx.s.rooms, key)
+			}
+			tx.s.mu.Unlock()
+		}
+	}
+}
+
+// peerReason is the reason the other side ends with: a ringing callee whose
+// caller hung up was canceled, not hung up on.
+func peerReason(peer EndReason, other *leg) EndReason {
+	if other.phase == phaseIncoming && peer == ReasonRemoteHungUp {
+		return ReasonCanceled
+	}
+	return peer
+}
+
+// commit hands the transaction's changes to the store, the publisher and
+// the media plane, in that order, while the locks are still held.
+func (tx *txn) commit() {
+	type group struct {
+		leg    *leg
+		events []Event
+		call   Call
+	}
+	var groups []group
+	for _, l := range tx.order {
+		events := tx.diff(l, tx.before[l])
+		events = append(events, tx.explicit[l]...)
+		if len(events) == 0 {
+			continue
+		}
+		groups = append(groups, group{leg: l, events: events, call: l.view(true)})
+	}
+	// Every call that leaves Connected is announced before any call that
+	// enters it, so no observer ever sees two Connected calls.
+	slices.SortStableFunc(groups, func(a, b group) int {
+		ac, bc := a.leg.state() == StateConnected, b.leg.state() == StateConnected
+		switch {
+		case ac == bc:
+			return 0
+		case bc:
+			return -1
+		}
+		return 1
+	})
+	if len(groups) > 0 {
+		recs := make([]Record, 0, len(groups))
+		for _, g := range groups {
+			recs = append(recs, Record{Call: g.call, Events: g.events})
+		}
+		tx.s.cfg.Store.Record(recs...)
+	}
+	for _, g := range groups {
+		for _, ev := range g.events {
+			tx.s.cfg.Publisher.Publish(ev)
+		}
+	}
+	if tx.s.cfg.Media != nil {
+		for _, c := range tx.touched {
+			tx.s.cfg.Media.SetRoute(c.route())
+		}
+	}
+}
+
+// done commits, releases the locks and runs the follow-ups.
+func (tx *txn) done() {
+	tx.commit()
+	tx.unlock()
+	for _, f := range tx.after {
+		f()
+	}
+}
+
+// route is the conversation's audio routing as it stands.
+func (c *conversation) route() Route {
+	r := Route{ServerCallID: c.id, Kind: c.kind}
+	for _, m := range c.members {
+		active := m.state() == StateConnected
+		r.Members = append(r.Members, MediaMember{
+			RawID:   m.party.id,
+			CallID:  m.id,
+			Send:    active && !m.muted,
+			Receive: active && !m.incomingMuted,
+			Held:    m.phase == phaseLive && m.holding,
+		})
+	}
+	return r
+}
