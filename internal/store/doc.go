@@ -1,0 +1,29 @@
+// Package store keeps call history: the stores that implement calls.Store.
+//
+// It owns two implementations of one contract:
+//
+//   - Memory, the embedded store: history lives in the process's memory and
+//     is lost when it exits. It needs nothing to run, so it is the default
+//     for development, demos and tests.
+//   - the Postgres store (to come), which keeps history for good.
+//
+// Both must pass the one test suite in package storetest, which is the
+// executable form of the calls.Store contract: latest view of a call wins,
+// its timeline accumulates in the order it was recorded, history is newest
+// first (start time, then id, descending) and pages through an opaque keyset
+// cursor without duplicates or gaps.
+//
+// What the store must not do: decide what is allowed, change what it is
+// given, publish events or call back into the domain. The rules live in
+// package calls; a store only keeps what the switchboard hands it and answers
+// queries. Record is called on the hot path of every call operation while
+// the switchboard holds its locks, so it never blocks on I/O: a store that
+// writes somewhere slow queues the change and writes it from its own
+// goroutine, which Close waits for.
+//
+// Errors are *calls.Error values with the contract's codes
+// (calls.CodeInvalidRequest for a malformed cursor, calls.CodeCallNotFound
+// for an unknown call, calls.CodeUnavailable for a closed store); a
+// cancelled context comes back wrapped, so errors.Is(err, context.Canceled)
+// holds.
+package store
