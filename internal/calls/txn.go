@@ -33,7 +33,8 @@ func newTxn(s *Switchboard, actor *Principal, lp lockPlan) *txn {
 		locked[p] = true
 	}
 	return &txn{
-		s: s, actor: actor, now: s.cfg.Clock.Now(),
+		// Microseconds: what Postgres keeps, so every store answers alike.
+		s: s, actor: actor, now: s.cfg.Clock.Now().Truncate(time.Microsecond),
 		parties: ps, convs: cs, locked: locked,
 		before: map[*leg]*legView{},
 	}
