@@ -1,0 +1,187 @@
+package api
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+// Websocket close codes the switchboard uses.
+const (
+	closeNormal        = websocket.CloseNormalClosure
+	closeGoingAway     = websocket.CloseGoingAway
+	closePolicy        = websocket.ClosePolicyViolation
+	closeTryAgainLater = websocket.CloseTryAgainLater
+	closeTooBig        = websocket.CloseMessageTooBig
+)
+
+// wsTimings are a connection's clocks.
+type wsTimings struct {
+	ping  time.Duration // how often the server pings
+	write time.Duration // how long one write may take
+}
+
+// client is one open event connection. The handler's goroutine reads; one
+// writer goroutine writes. Publishers only enqueue.
+type client struct {
+	hub        *Hub
+	conn       *websocket.Conn
+	agentID    string
+	supervisor bool
+	tokenID    string
+	timings    wsTimings
+	log        *slog.Logger
+
+	mu        sync.Mutex
+	seq       uint64
+	queue     chan []byte
+	closing   bool
+	drain     bool   // write what is queued before closing
+	final     []byte // a last frame, written after the queue
+	closeCode int
+	closeText string
+	expired   bool
+	done      chan struct{} // closed when the writer must finish
+	stopped   chan struct{} // closed when the writer has exited
+}
+
+func newClient(h *Hub, conn *websocket.Conn, s Session, t wsTimings, log *slog.Logger) *client {
+	return &client{
+		hub: h, conn: conn, agentID: s.Identifier.RawID(), supervisor: s.Role == calls.RoleSupervisor,
+		tokenID: s.TokenID, timings: t, log: log,
+		queue: make(chan []byte, h.queueSize), done: make(chan struct{}), stopped: make(chan struct{}),
+	}
+}
+
+// enqueue adds an encoded event to the queue with the next seq; a client
+// that fell too far behind is closed instead.
+func (c *client) enqueue(body []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	c.seq++
+	select {
+	case c.queue <- frame(c.seq, body):
+	default:
+		c.log.Warn("websocket client too slow: closing it", "queued", len(c.queue))
+		c.stopLocked(closeTryAgainLater, "too far behind: reconnect for a fresh snapshot", false)
+	}
+}
+
+// expire tells the client its token is no longer valid and closes it.
+func (c *client) expire() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	body, err := encodeEvent(calls.Event{
+		Type: calls.EventConnectionStateChanged, At: time.Now(), AgentID: c.agentID,
+		Data: calls.ConnectionStateData{OldState: calls.Connected, NewState: calls.Disconnected, Reason: "invalidToken"},
+	})
+	if err == nil {
+		c.seq++
+		c.final = frame(c.seq, body)
+	}
+	c.expired = true
+	c.stopLocked(closePolicy, "invalidToken", true)
+}
+
+// finish closes the client after what is queued was written.
+func (c *client) finish(code int, text string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopLocked(code, text, true)
+}
+
+func (c *client) stopLocked(code int, text string, drain bool) {
+	if c.closing {
+		return
+	}
+	c.closing, c.drain, c.closeCode, c.closeText = true, drain, code, text
+	close(c.done)
+}
+
+func (c *client) wasExpired() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.expired
+}
+
+// writeLoop is the writer goroutine: events in order, pings, and the close.
+func (c *client) writeLoop() {
+	defer close(c.stopped)
+	defer c.conn.Close()
+	ping := time.NewTicker(c.timings.ping)
+	defer ping.Stop()
+	for {
+		select {
+		case f := <-c.queue:
+			if err := c.write(websocket.TextMessage, f); err != nil {
+				return
+			}
+		case <-ping.C:
+			if err := c.write(websocket.PingMessage, nil); err != nil {
+				return
+			}
+		case <-c.done:
+			c.mu.Lock()
+			drain, final, code, text := c.drain, c.final, c.closeCode, c.closeText
+			c.mu.Unlock()
+			for drain {
+				select {
+				case f := <-c.queue:
+					if c.write(websocket.TextMessage, f) != nil {
+						return
+					}
+				default:
+					drain = false
+				}
+			}
+			if final != nil && c.write(websocket.TextMessage, final) != nil {
+				return
+			}
+			_ = c.write(websocket.CloseMessage, websocket.FormatCloseMessage(code, text))
+			return
+		}
+	}
+}
+
+func (c *client) write(kind int, data []byte) error {
+	if err := c.conn.SetWriteDeadline(time.Now().Add(c.timings.write)); err != nil {
+		return err
+	}
+	return c.conn.WriteMessage(kind, data)
+}
+
+// readLoop reads until the connection fails or closes: the console sends
+// nothing but pongs and close frames; anything larger than the frame limit
+// closes the connection.
+func (c *client) readLoop(maxFrame int64) {
+	c.conn.SetReadLimit(maxFrame)
+	wait := 2 * c.timings.ping
+	_ = c.conn.SetReadDeadline(time.Now().Add(wait))
+	c.conn.SetPongHandler(func(string) error {
+		return c.conn.SetReadDeadline(time.Now().Add(wait))
+	})
+	for {
+		if _, _, err := c.conn.ReadMessage(); err != nil {
+			switch {
+			case err == websocket.ErrReadLimit:
+				c.finish(closeTooBig, "frame too large")
+			case websocket.IsCloseError(err, closeNormal, closeGoingAway):
+				c.finish(closeNormal, "")
+			default:
+				c.finish(closeGoingAway, "read failed")
+			}
+			return
+		}
+		_ = c.conn.SetReadDeadline(time.Now().Add(wait))
+	}
+}

@@ -1,0 +1,305 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+// decode reads a JSON body into v. An empty body is allowed when optional;
+// malformed JSON is invalid_request; a malformed identifier keeps its own
+// code.
+func decode(c echo.Context, v any, optional bool) error {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		if isTooLarge(err) {
+			return errTooLarge
+		}
+		return calls.Errorf(calls.CodeInvalidRequest, "reading the request body failed")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if optional {
+			return nil
+		}
+		return calls.Errorf(calls.CodeInvalidRequest, "the request needs a JSON body")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		if e, ok := errors.AsType[*calls.Error](err); ok {
+			return e
+		}
+		return calls.Errorf(calls.CodeInvalidRequest, "malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return calls.Errorf(calls.CodeInvalidRequest, "malformed JSON: more than one value")
+	}
+	return nil
+}
+
+// pathParam is a URL-escaped path parameter, unescaped.
+func pathParam(c echo.Context, name string) (string, error) {
+	v, err := url.PathUnescape(c.Param(name))
+	if err != nil {
+		return "", calls.Errorf(calls.CodeInvalidRequest, "malformed %s in the path", name)
+	}
+	return v, nil
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	if err := s.cfg.Ready(c.Request().Context()); err != nil {
+		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: errorDetail{
+			Code: calls.CodeUnavailable, Message: "the store is not ready: " + err.Error(),
+		}})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) version(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"version": s.cfg.Version})
+}
+
+// admin checks the request carries the admin key.
+func (s *Server) admin(c echo.Context) error {
+	key := bearer(c.Request())
+	if key == "" || !s.cfg.Tokens.IsAdmin(key) {
+		return calls.Errorf(calls.CodeUnauthorized, "minting and revoking tokens needs the admin key")
+	}
+	return nil
+}
+
+func (s *Server) mintToken(c echo.Context) error {
+	if err := s.admin(c); err != nil {
+		return err
+	}
+	var req TokenRequest
+	if err := decode(c, &req, false); err != nil {
+		return err
+	}
+	minted, err := s.cfg.Tokens.Mint(req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, minted)
+}
+
+func (s *Server) revokeToken(c echo.Context) error {
+	if err := s.admin(c); err != nil {
+		return err
+	}
+	id := c.Param("id")
+	if err := s.cfg.Tokens.Revoke(id); err != nil {
+		return err
+	}
+	s.cfg.Hub.closeToken(id)
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) me(c echo.Context) error {
+	sess := sessionOf(c)
+	return c.JSON(http.StatusOK, map[string]any{
+		"identity": sess.Identifier, "rawId": sess.Identifier.RawID(), "displayName": sess.DisplayName,
+		"role": sess.Role, "expiresAt": sess.ExpiresAt,
+	})
+}
+
+func (s *Server) startCall(c echo.Context) error {
+	var req calls.StartCallRequest
+	if err := decode(c, &req, false); err != nil {
+		return err
+	}
+	call, err := s.cfg.Switchboard.StartCall(c.Request().Context(), sessionOf(c).Principal, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, call)
+}
+
+func (s *Server) joinCall(c echo.Context) error {
+	var req calls.JoinRequest
+	if err := decode(c, &req, false); err != nil {
+		return err
+	}
+	call, err := s.cfg.Switchboard.JoinCall(c.Request().Context(), sessionOf(c).Principal, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, call)
+}
+
+func (s *Server) listCalls(c echo.Context) error {
+	list, err := s.cfg.Switchboard.ListCalls(c.Request().Context(), sessionOf(c).Principal, c.QueryParam("agent"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, list)
+}
+
+func (s *Server) getCall(c echo.Context) error {
+	return s.callAction(s.cfg.Switchboard.GetCall)(c)
+}
+
+func (s *Server) listIncoming(c echo.Context) error {
+	list, err := s.cfg.Switchboard.ListIncoming(c.Request().Context(), sessionOf(c).Principal)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, list)
+}
+
+type callFunc func(ctx context.Context, p calls.Principal, id string) (calls.Call, error)
+
+// callAction is a route that names a call and answers it after the change.
+func (s *Server) callAction(do callFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id, err := pathParam(c, "id")
+		if err != nil {
+			return err
+		}
+		call, err := do(c.Request().Context(), sessionOf(c).Principal, id)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, call)
+	}
+}
+
+type muteFunc func(ctx context.Context, p calls.Principal, id string, muted bool) (calls.Call, error)
+
+func (s *Server) muteAction(do muteFunc, muted bool) echo.HandlerFunc {
+	return s.callAction(func(ctx context.Context, p calls.Principal, id string) (calls.Call, error) {
+		return do(ctx, p, id, muted)
+	})
+}
+
+func (s *Server) addParticipant(c echo.Context) error {
+	id, err := pathParam(c, "id")
+	if err != nil {
+		return err
+	}
+	var req calls.AddParticipantRequest
+	if err := decode(c, &req, false); err != nil {
+		return err
+	}
+	p, err := s.cfg.Switchboard.AddParticipant(c.Request().Context(), sessionOf(c).Principal, id, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, p)
+}
+
+// participantAction is a route that names a call and one of its
+// participants.
+func (s *Server) participantAction(c echo.Context, do func(ctx context.Context, p calls.Principal, id, raw string) (calls.Participant, error)) error {
+	id, err := pathParam(c, "id")
+	if err != nil {
+		return err
+	}
+	raw, err := pathParam(c, "rawId")
+	if err != nil {
+		return err
+	}
+	p, err := do(c.Request().Context(), sessionOf(c).Principal, id, raw)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, p)
+}
+
+func (s *Server) removeParticipant(c echo.Context) error {
+	return s.participantAction(c, s.cfg.Switchboard.RemoveParticipant)
+}
+
+func (s *Server) muteParticipant(c echo.Context) error {
+	return s.participantAction(c, s.cfg.Switchboard.MuteParticipant)
+}
+
+func (s *Server) hangUp(c echo.Context) error {
+	var req struct {
+		ForEveryone bool `json:"forEveryone"`
+	}
+	if err := decode(c, &req, true); err != nil {
+		return err
+	}
+	return s.callAction(func(ctx context.Context, p calls.Principal, id string) (calls.Call, error) {
+		return s.cfg.Switchboard.HangUp(ctx, p, id, req.ForEveryone)
+	})(c)
+}
+
+func (s *Server) history(c echo.Context) error {
+	f, err := parseFilter(c)
+	if err != nil {
+		return err
+	}
+	page, err := s.cfg.Switchboard.History(c.Request().Context(), sessionOf(c).Principal, f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+// parseFilter reads the history query parameters.
+func parseFilter(c echo.Context) (calls.CallFilter, error) {
+	q := c.QueryParams()
+	f := calls.CallFilter{
+		AgentID: q.Get("agent"), Direction: calls.Direction(q.Get("direction")),
+		Participant: q.Get("participant"), Cursor: q.Get("cursor"),
+	}
+	for _, tf := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &f.From}, {"to", &f.To}} {
+		if v := q.Get(tf.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return f, calls.Errorf(calls.CodeInvalidRequest, "%s must be an RFC 3339 time", tf.name)
+			}
+			*tf.dst = t
+		}
+	}
+	if v := q.Get("endCode"); v != "" {
+		code, err := strconv.Atoi(v)
+		if err != nil {
+			return f, calls.Errorf(calls.CodeInvalidRequest, "endCode must be a number")
+		}
+		f.EndCode = &code
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return f, calls.Errorf(calls.CodeInvalidRequest, "limit must be a positive number")
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+func (s *Server) historyCall(c echo.Context) error {
+	id, err := pathParam(c, "id")
+	if err != nil {
+		return err
+	}
+	h, err := s.cfg.Switchboard.HistoryCall(c.Request().Context(), sessionOf(c).Principal, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, h)
+}
+
+// mediaWebRTC is the WebRTC endpoint; the media plane is not built yet.
+func (s *Server) mediaWebRTC(c echo.Context) error {
+	return calls.Errorf(codeNotImplemented, "the media plane is not available in this build yet")
+}

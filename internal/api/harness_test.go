@@ -1,0 +1,279 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+
+	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+const adminKey = "test-admin-key"
+
+// server is the real API on a real listener.
+type server struct {
+	t      *testing.T
+	url    string
+	sb     *calls.Switchboard
+	hub    *api.Hub
+	tokens *api.Tokens
+	store  *store.Memory
+}
+
+type serverOptions struct {
+	queueSize    int
+	pingInterval time.Duration
+	ringTimeout  time.Duration
+	ready        func(context.Context) error
+}
+
+func newServer(t *testing.T, opt serverOptions) *server {
+	t.Helper()
+	st := store.NewMemory()
+	hub := api.NewHub(nil, opt.queueSize)
+	sb, err := calls.New(calls.Config{Store: st, Publisher: hub, NewID: uuid.NewString, RingTimeout: opt.ringTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := api.NewTokens(adminKey, nil)
+	ready := opt.ready
+	if ready == nil {
+		ready = st.Ready
+	}
+	srv := api.New(api.Config{
+		Switchboard: sb, Hub: hub, Tokens: tokens, Ready: ready,
+		AllowedOrigins: []string{"https://console.example"},
+		PingInterval:   opt.pingInterval, WriteTimeout: 2 * time.Second,
+	})
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		_ = sb.Close(context.Background())
+		srv.Close()
+		ts.Close()
+	})
+	return &server{t: t, url: ts.URL, sb: sb, hub: hub, tokens: tokens, store: st}
+}
+
+// token mints a token through the API.
+func (s *server) token(user string, role calls.Role) string {
+	s.t.Helper()
+	return s.tokenFor(map[string]any{"communicationUserId": user}, role, 3600)
+}
+
+func (s *server) tokenFor(identity map[string]any, role calls.Role, ttl int) string {
+	s.t.Helper()
+	var out struct{ Token string }
+	s.do(http.MethodPost, "/api/tokens", adminKey, map[string]any{
+		"identity": identity, "displayName": "Test " + role, "role": role, "ttlSeconds": ttl,
+	}, http.StatusCreated, &out)
+	return out.Token
+}
+
+// do sends a request and checks the status; body may be nil, a string (sent
+// as is) or a value (sent as JSON); out may be nil.
+func (s *server) do(method, path, token string, body any, wantStatus int, out any) []byte {
+	s.t.Helper()
+	status, raw := s.send(method, path, token, body)
+	if status != wantStatus {
+		s.t.Fatalf("%s %s: status %d, want %d; body %s", method, path, status, wantStatus, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			s.t.Fatalf("%s %s: decoding %s: %v", method, path, raw, err)
+		}
+	}
+	return raw
+}
+
+func (s *server) send(method, path, token string, body any) (int, []byte) {
+	s.t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, s.url+path, r)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return resp.StatusCode, raw
+}
+
+// wantError checks a request fails with the contract's error format.
+func (s *server) wantError(method, path, token string, body any, status int, code calls.Code) {
+	s.t.Helper()
+	var e struct {
+		Error struct {
+			Code    calls.Code `json:"code"`
+			Message string     `json:"message"`
+		} `json:"error"`
+	}
+	s.do(method, path, token, body, status, &e)
+	if e.Error.Code != code || e.Error.Message == "" {
+		s.t.Fatalf("%s %s: error %+v, want code %s and a message", method, path, e.Error, code)
+	}
+}
+
+// event is a message of the event stream.
+type event struct {
+	Type    calls.EventType `json:"type"`
+	Seq     uint64          `json:"seq"`
+	At      time.Time       `json:"at"`
+	AgentID string          `json:"agentId"`
+	CallID  string          `json:"callId"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// stream is one websocket client of the event stream, read by a goroutine
+// of its own into a channel.
+type stream struct {
+	t      *testing.T
+	conn   *websocket.Conn
+	events chan event
+	done   chan struct{}
+	err    error
+	mu     sync.Mutex
+	seq    uint64
+}
+
+func (s *server) wsURL(path string) string { return "ws" + strings.TrimPrefix(s.url, "http") + path }
+
+// connect opens the event stream with the token in the header.
+func (s *server) connect(token string) *stream {
+	s.t.Helper()
+	h := http.Header{"Authorization": {"Bearer " + token}}
+	conn, resp, err := websocket.DefaultDialer.Dial(s.wsURL("/api/events"), h)
+	if err != nil {
+		s.t.Fatalf("dial events: %v (status %v)", err, statusOf(resp))
+	}
+	return s.stream(conn)
+}
+
+func statusOf(resp *http.Response) int {
+	if resp == nil {
+		return 0
+	}
+	return resp.StatusCode
+}
+
+func (s *server) stream(conn *websocket.Conn) *stream {
+	st := &stream{t: s.t, conn: conn, events: make(chan event, 4096), done: make(chan struct{})}
+	go func() {
+		defer close(st.done)
+		for {
+			var ev event
+			if err := conn.ReadJSON(&ev); err != nil {
+				st.mu.Lock()
+				st.err = err
+				st.mu.Unlock()
+				return
+			}
+			st.events <- ev
+		}
+	}()
+	s.t.Cleanup(func() {
+		conn.Close()
+		<-st.done
+	})
+	return st
+}
+
+// next returns the next event, checking seq grows by one.
+func (st *stream) next() event {
+	st.t.Helper()
+	var ev event
+	select {
+	case ev = <-st.events:
+	case <-st.done:
+		select { // events read before the close come first
+		case ev = <-st.events:
+		default:
+			st.t.Fatalf("event stream closed: %v", st.closeErr())
+		}
+	case <-time.After(5 * time.Second):
+		st.t.Fatal("no event within 5 s")
+	}
+	st.seq++
+	if ev.Seq != st.seq {
+		st.t.Fatalf("event %s has seq %d, want %d", ev.Type, ev.Seq, st.seq)
+	}
+	return ev
+}
+
+// waitFor returns the first event of type typ about call (any call when
+// call is ""), skipping others.
+func (st *stream) waitFor(typ calls.EventType, call string) event {
+	st.t.Helper()
+	for {
+		ev := st.next()
+		if ev.Type == typ && (call == "" || ev.CallID == call) {
+			return ev
+		}
+	}
+}
+
+// closed waits for the server to close the stream and returns the close
+// error.
+func (st *stream) closed() error {
+	st.t.Helper()
+	select {
+	case <-st.done:
+		return st.closeErr()
+	case <-time.After(5 * time.Second):
+		st.t.Fatal("stream not closed within 5 s")
+	}
+	return nil
+}
+
+func (st *stream) closeErr() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.err
+}
+
+func decodeData[T any](t *testing.T, ev event) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(ev.Data, &v); err != nil {
+		t.Fatalf("decoding %s data %s: %v", ev.Type, ev.Data, err)
+	}
+	return v
+}
+
+func identityJSON(user string) map[string]any { return map[string]any{"communicationUserId": user} }
+
+func apiTokenRequest(user string, role calls.Role, ttl int) api.TokenRequest {
+	return api.TokenRequest{Identity: calls.CommunicationUser(user), DisplayName: user, Role: role, TTLSeconds: ttl}
+}

@@ -1,0 +1,165 @@
+package api
+
+import (
+	"encoding/json"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+// Hub delivers events to websocket clients: each identity's events to its
+// own connections, and supervised events to every supervisor. It
+// implements calls.Publisher: Publish encodes an event once and never
+// blocks; a client whose queue is full is closed, and reconnects to a fresh
+// snapshot.
+type Hub struct {
+	log       *slog.Logger
+	queueSize int
+
+	mu          sync.RWMutex
+	byAgent     map[string]map[*client]struct{}
+	supervisors map[*client]struct{}
+	closed      bool
+}
+
+var _ calls.Publisher = (*Hub)(nil)
+
+// DefaultQueueSize is how many events a client may fall behind by.
+const DefaultQueueSize = 1024
+
+// NewHub returns a Hub; queueSize bounds each client's queue (0: default).
+func NewHub(log *slog.Logger, queueSize int) *Hub {
+	if queueSize <= 0 {
+		queueSize = DefaultQueueSize
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Hub{log: log, queueSize: queueSize, byAgent: map[string]map[*client]struct{}{}, supervisors: map[*client]struct{}{}}
+}
+
+// wireEvent is an event as it goes on the wire, without its seq, which
+// each connection adds.
+type wireEvent struct {
+	Type    calls.EventType `json:"type"`
+	At      time.Time       `json:"at"`
+	AgentID string          `json:"agentId"`
+	CallID  string          `json:"callId,omitempty"`
+	Actor   *calls.Actor    `json:"actor,omitempty"`
+	Data    any             `json:"data"`
+}
+
+func encodeEvent(ev calls.Event) ([]byte, error) {
+	return json.Marshal(wireEvent{Type: ev.Type, At: ev.At, AgentID: ev.AgentID, CallID: ev.CallID, Actor: ev.Actor, Data: ev.Data})
+}
+
+// Publish sends ev to the connections that may see it.
+func (h *Hub) Publish(ev calls.Event) {
+	body, err := encodeEvent(ev)
+	if err != nil {
+		h.log.Error("hub: encode event", "type", ev.Type, "call_id", ev.CallID, "err", err)
+		return
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for c := range h.byAgent[ev.AgentID] {
+		c.enqueue(body)
+	}
+	if ev.Supervised {
+		for c := range h.supervisors {
+			if c.agentID != ev.AgentID {
+				c.enqueue(body)
+			}
+		}
+	}
+}
+
+// add subscribes c; it reports false once the hub is closed.
+func (h *Hub) add(c *client) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	set := h.byAgent[c.agentID]
+	if set == nil {
+		set = map[*client]struct{}{}
+		h.byAgent[c.agentID] = set
+	}
+	set[c] = struct{}{}
+	if c.supervisor {
+		h.supervisors[c] = struct{}{}
+	}
+	return true
+}
+
+func (h *Hub) remove(c *client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if set := h.byAgent[c.agentID]; set != nil {
+		delete(set, c)
+		if len(set) == 0 {
+			delete(h.byAgent, c.agentID)
+		}
+	}
+	delete(h.supervisors, c)
+}
+
+// closeToken ends every connection that uses the token id, telling it the
+// token is no longer valid.
+func (h *Hub) closeToken(tokenID string) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, set := range h.byAgent {
+		for c := range set {
+			if c.tokenID == tokenID {
+				c.expire()
+			}
+		}
+	}
+}
+
+// Close stops taking clients and closes every connection after what is
+// queued for it was written (bounded by each client's write deadline).
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	var all []*client
+	for _, set := range h.byAgent {
+		for c := range set {
+			all = append(all, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range all {
+		c.finish(closeGoingAway, "the switchboard is shutting down")
+	}
+	for _, c := range all {
+		<-c.stopped
+	}
+}
+
+// Clients counts the open connections.
+func (h *Hub) Clients() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	n := 0
+	for _, set := range h.byAgent {
+		n += len(set)
+	}
+	return n
+}
+
+// frame prepends a connection's seq to an encoded event.
+func frame(seq uint64, body []byte) []byte {
+	buf := make([]byte, 0, len(body)+24)
+	buf = append(buf, `{"seq":`...)
+	buf = strconv.AppendUint(buf, seq, 10)
+	if len(body) > 2 {
+		buf = append(buf, ',')
+	}
+	return append(buf, body[1:]...)
+}

@@ -1,0 +1,224 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+// Config is what the HTTP API needs.
+type Config struct {
+	Switchboard *calls.Switchboard
+	Hub         *Hub
+	Tokens      *Tokens
+	// Ready answers nil when the store is reachable (GET /readyz).
+	Ready func(ctx context.Context) error
+	// AllowedOrigins are the browser origins (scheme://host:port) that may
+	// open the event stream besides the server's own.
+	AllowedOrigins []string
+	// Console is the web console's files, served at /.
+	Console fs.FS
+	Logger  *slog.Logger
+	Version string
+
+	PingInterval  time.Duration // default 20 s
+	WriteTimeout  time.Duration // default 5 s
+	MaxFrameBytes int64         // default 4 KiB
+	MaxBodyBytes  int64         // default 64 KiB
+}
+
+// Server is the HTTP API: routes, auth and the event stream.
+type Server struct {
+	cfg      Config
+	echo     *echo.Echo
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+	timings  wsTimings
+}
+
+// New returns the API server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 20 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 5 * time.Second
+	}
+	if cfg.MaxFrameBytes <= 0 {
+		cfg.MaxFrameBytes = 4 << 10
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 64 << 10
+	}
+	if cfg.Ready == nil {
+		cfg.Ready = func(context.Context) error { return nil }
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, timings: wsTimings{ping: cfg.PingInterval, write: cfg.WriteTimeout}}
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 4096,
+		CheckOrigin:     s.checkOrigin,
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = w.Write([]byte(`{"error":{"code":"invalid_request","message":"websocket upgrade failed"}}`))
+		},
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	e.Use(middleware.BodyLimit(sizeString(cfg.MaxBodyBytes)))
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true}))
+	s.echo = e
+	s.routes()
+	return s
+}
+
+// Handler is the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// routes registers every route in one readable place.
+func (s *Server) routes() {
+	e := s.echo
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/version", s.version)
+
+	e.POST("/api/tokens", s.mintToken)
+	e.DELETE("/api/tokens/:id", s.revokeToken)
+
+	api := &authed{g: e.Group("/api"), mw: s.authenticate}
+	api.GET("/me", s.me)
+	api.GET("/events", s.events)
+
+	api.POST("/calls", s.startCall)
+	api.POST("/calls/join", s.joinCall)
+	api.GET("/calls", s.listCalls)
+	api.GET("/calls/:id", s.getCall)
+	api.POST("/calls/:id/hold", s.callAction(s.cfg.Switchboard.Hold))
+	api.POST("/calls/:id/resume", s.callAction(s.cfg.Switchboard.Resume))
+	api.POST("/calls/:id/mute", s.muteAction(s.cfg.Switchboard.SetMuted, true))
+	api.POST("/calls/:id/unmute", s.muteAction(s.cfg.Switchboard.SetMuted, false))
+	api.POST("/calls/:id/mute-incoming-audio", s.muteAction(s.cfg.Switchboard.SetIncomingAudioMuted, true))
+	api.POST("/calls/:id/unmute-incoming-audio", s.muteAction(s.cfg.Switchboard.SetIncomingAudioMuted, false))
+	api.POST("/calls/:id/participants", s.addParticipant)
+	api.DELETE("/calls/:id/participants/:rawId", s.removeParticipant)
+	api.POST("/calls/:id/participants/:rawId/mute", s.muteParticipant)
+	api.POST("/calls/:id/mute-all", s.callAction(s.cfg.Switchboard.MuteAll))
+	api.POST("/calls/:id/hangup", s.hangUp)
+
+	api.GET("/incoming-calls", s.listIncoming)
+	api.POST("/incoming-calls/:id/accept", s.callAction(s.cfg.Switchboard.Accept))
+	api.POST("/incoming-calls/:id/reject", s.callAction(s.cfg.Switchboard.Reject))
+
+	api.GET("/history/calls", s.history)
+	api.GET("/history/calls/:id", s.historyCall)
+
+	api.POST("/media/webrtc", s.mediaWebRTC)
+
+	if s.cfg.Console != nil {
+		e.GET("/*", echo.WrapHandler(http.FileServerFS(s.cfg.Console)))
+	}
+}
+
+// authed registers routes that need a token. (Group-level middleware would
+// also run for unknown routes and hide 405s behind 404s.)
+type authed struct {
+	g  *echo.Group
+	mw echo.MiddlewareFunc
+}
+
+func (a *authed) GET(path string, h echo.HandlerFunc)    { a.g.GET(path, h, a.mw) }
+func (a *authed) POST(path string, h echo.HandlerFunc)   { a.g.POST(path, h, a.mw) }
+func (a *authed) DELETE(path string, h echo.HandlerFunc) { a.g.DELETE(path, h, a.mw) }
+
+// sessionKey is where authenticate leaves the verified token.
+const sessionKey = "session"
+
+func sessionOf(c echo.Context) Session { return c.Get(sessionKey).(Session) }
+
+// authenticate verifies the bearer token (or, for the event stream only,
+// the access_token query parameter a browser websocket must use).
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		token := bearer(c.Request())
+		if token == "" && c.Path() == "/api/events" {
+			token = c.QueryParam("access_token")
+		}
+		if token == "" {
+			return calls.Errorf(calls.CodeUnauthorized, "a bearer token is required")
+		}
+		sess, err := s.cfg.Tokens.Verify(token)
+		if err != nil {
+			return err
+		}
+		c.Set(sessionKey, sess)
+		return next(c)
+	}
+}
+
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// checkOrigin lets non-browser clients (no Origin), the server's own pages
+// and the configured origins open the event stream.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, allowed := range s.cfg.AllowedOrigins {
+		if strings.EqualFold(strings.TrimSuffix(allowed, "/"), origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// Close ends every event connection after what is queued was written.
+func (s *Server) Close() { s.cfg.Hub.Close() }
+
+func sizeString(n int64) string {
+	switch {
+	case n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "M"
+	case n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + "K"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+var errTooLarge = calls.Errorf(codePayloadTooLarge, "the request body is too large")
+
+// isTooLarge reports whether a body read failed on the size limit.
+func isTooLarge(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
+}

@@ -1,0 +1,195 @@
+package api
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+const issuer = "switchboard"
+
+// Token lifetimes.
+const (
+	DefaultTokenTTL = time.Hour
+	MaxTokenTTL     = 7 * 24 * time.Hour
+)
+
+// Tokens mints and verifies the bearer tokens: JWTs signed with HS256 by a
+// key derived from the admin key, so rotating the admin key revokes every
+// token. Revocations are kept in memory until the token would have expired.
+type Tokens struct {
+	adminKey []byte
+	signing  []byte
+	now      func() time.Time
+
+	mu      sync.Mutex
+	revoked map[string]time.Time // jti → expiry
+}
+
+// NewTokens returns Tokens for the admin key; now is the clock (nil: time.Now).
+func NewTokens(adminKey string, now func() time.Time) *Tokens {
+	if now == nil {
+		now = time.Now
+	}
+	mac := hmac.New(sha256.New, []byte(adminKey))
+	mac.Write([]byte("switchboard token signing key v1"))
+	return &Tokens{adminKey: []byte(adminKey), signing: mac.Sum(nil), now: now, revoked: map[string]time.Time{}}
+}
+
+// IsAdmin reports whether key is the admin key, in constant time.
+func (t *Tokens) IsAdmin(key string) bool {
+	return subtle.ConstantTimeCompare([]byte(key), t.adminKey) == 1
+}
+
+// claims are a token's contents.
+type claims struct {
+	jwt.RegisteredClaims
+	Identity    json.RawMessage `json:"identity"`
+	DisplayName string          `json:"name,omitempty"`
+	Role        calls.Role      `json:"role"`
+}
+
+// TokenRequest is POST /api/tokens.
+type TokenRequest struct {
+	Identity    calls.Identifier `json:"identity"`
+	DisplayName string           `json:"displayName"`
+	Role        calls.Role       `json:"role"`
+	TTLSeconds  int              `json:"ttlSeconds"`
+}
+
+// Minted is a new token.
+type Minted struct {
+	Token     string           `json:"token"`
+	ExpiresAt time.Time        `json:"expiresAt"`
+	ID        string           `json:"id"`
+	Identity  calls.Identifier `json:"identity"`
+	Role      calls.Role       `json:"role"`
+}
+
+// Validate checks a token request: who may hold which role.
+func (r TokenRequest) Validate() error {
+	if err := r.Identity.Validate(); err != nil {
+		return err
+	}
+	if !r.Role.Valid() {
+		return calls.Errorf(calls.CodeInvalidRequest, "role must be agent, supervisor or caller")
+	}
+	k := r.Identity.Kind
+	if r.Role != calls.RoleCaller && k != calls.KindCommunicationUser && k != calls.KindTeamsUser {
+		return calls.Errorf(calls.CodeInvalidIdentifier, "an agent's or supervisor's identity is a communicationUserId or a microsoftTeamsUserId")
+	}
+	if r.Identity == calls.EchoBot {
+		return calls.Errorf(calls.CodeInvalidIdentifier, "8:echo123 is the built-in echo bot")
+	}
+	if r.TTLSeconds < 0 || time.Duration(r.TTLSeconds)*time.Second > MaxTokenTTL {
+		return calls.Errorf(calls.CodeInvalidRequest, "ttlSeconds must be 1 to %d", int(MaxTokenTTL/time.Second))
+	}
+	if len(r.DisplayName) > 256 {
+		return calls.Errorf(calls.CodeInvalidRequest, "displayName is longer than 256 bytes")
+	}
+	return nil
+}
+
+// Mint signs a token for the request.
+func (t *Tokens) Mint(r TokenRequest) (Minted, error) {
+	if err := r.Validate(); err != nil {
+		return Minted{}, err
+	}
+	ttl := DefaultTokenTTL
+	if r.TTLSeconds > 0 {
+		ttl = time.Duration(r.TTLSeconds) * time.Second
+	}
+	now := t.now()
+	exp := now.Add(ttl).Truncate(time.Second)
+	ident, err := json.Marshal(r.Identity)
+	if err != nil {
+		return Minted{}, fmt.Errorf("mint token: %w", err)
+	}
+	c := claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    issuer,
+			Subject:   r.Identity.RawID(),
+			ID:        uuid.NewString(),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(exp),
+		},
+		Identity:    ident,
+		DisplayName: r.DisplayName,
+		Role:        r.Role,
+	}
+	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.signing)
+	if err != nil {
+		return Minted{}, fmt.Errorf("mint token: %w", err)
+	}
+	return Minted{Token: signed, ExpiresAt: exp, ID: c.ID, Identity: r.Identity, Role: r.Role}, nil
+}
+
+// Session is a verified token.
+type Session struct {
+	calls.Principal
+	TokenID   string
+	ExpiresAt time.Time
+}
+
+var errBadToken = calls.Errorf(calls.CodeUnauthorized, "missing, forged, expired or revoked token")
+
+// Verify checks a token's signature, issuer, expiry and revocation.
+func (t *Tokens) Verify(token string) (Session, error) {
+	var c claims
+	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.signing, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuer(issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithTimeFunc(t.now),
+	)
+	if err != nil {
+		return Session{}, errBadToken
+	}
+	var id calls.Identifier
+	if err := json.Unmarshal(c.Identity, &id); err != nil || id.RawID() != c.Subject || !c.Role.Valid() {
+		return Session{}, errBadToken
+	}
+	if t.IsRevoked(c.ID) {
+		return Session{}, errBadToken
+	}
+	return Session{
+		Principal: calls.Principal{Identifier: id, DisplayName: c.DisplayName, Role: c.Role},
+		TokenID:   c.ID,
+		ExpiresAt: c.ExpiresAt.Time,
+	}, nil
+}
+
+// Revoke makes the token with this id invalid for as long as any token
+// can live.
+func (t *Tokens) Revoke(id string) error {
+	if _, err := uuid.Parse(id); err != nil {
+		return calls.Errorf(calls.CodeInvalidRequest, "token id %q is not a token id", id)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	for jti, exp := range t.revoked {
+		if exp.Before(now) {
+			delete(t.revoked, jti)
+		}
+	}
+	t.revoked[id] = now.Add(MaxTokenTTL)
+	return nil
+}
+
+// IsRevoked reports whether the token id was revoked.
+func (t *Tokens) IsRevoked(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.revoked[id]
+	return ok
+}
