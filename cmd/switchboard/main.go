@@ -1,0 +1,102 @@
+// Command switchboard runs Switchboard, the contact-center call
+// switchboard, and its helpers:
+//
+//	switchboard serve     run the service (HTTP API, events, console)
+//	switchboard token     mint a token with the admin key
+//	switchboard events    print an identity's event stream
+//	switchboard version   print the version
+//
+// This package only parses configuration and wires the packages together.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+func main() {
+	ctx, stop := signalContext()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// signalContext is done at the first SIGINT or SIGTERM, which starts a
+// graceful shutdown; a second signal kills the process.
+func signalContext() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop)
+	return ctx, stop
+}
+
+const usage = `usage: switchboard <command> [flags]
+
+commands:
+  serve     run the switchboard (HTTP API, websocket events, web console)
+  token     mint a token with the admin key (SWITCHBOARD_ADMIN_KEY)
+  events    print an identity's live event stream, one JSON message a line
+  version   print the version
+
+Run 'switchboard <command> -h' for a command's flags.
+`
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], stdout, stderr, getenv)
+	case "token":
+		err = token(args[1:], stdout, stderr, getenv)
+	case "events":
+		err = events(ctx, args[1:], stdout, stderr, getenv)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "switchboard", versionString())
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "switchboard: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	fmt.Fprintln(stderr, "switchboard:", err)
+	return 1
+}
+
+// errUsage marks an error the flag package has already explained.
+var errUsage = errors.New("usage")
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+	}
+	return "dev"
+}

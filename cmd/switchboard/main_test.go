@@ -1,0 +1,355 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+const testAdminKey = "e2e-admin-key"
+
+// TestMain lets the test binary be the switchboard process itself, for the
+// tests that send it signals.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("SWITCHBOARD_TEST_RUN"); args != "" {
+		ctx, stop := signalContext()
+		defer stop()
+		os.Exit(run(ctx, strings.Fields(args), os.Stdout, os.Stderr, os.Getenv))
+	}
+	os.Exit(m.Run())
+}
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func mint(t *testing.T, user string, role calls.Role) string {
+	t.Helper()
+	m, err := api.NewTokens(testAdminKey, nil).Mint(api.TokenRequest{
+		Identity: calls.CommunicationUser(user), DisplayName: user, Role: role,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Token
+}
+
+// events opens the event stream and returns a function reading the next
+// event (type, callId, data).
+func openEvents(t *testing.T, addr, token string) (func() (map[string]any, error), *websocket.Conn) {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/api/events", http.Header{"Authorization": {"Bearer " + token}})
+	if err != nil {
+		t.Fatalf("dial events: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return func() (map[string]any, error) {
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var ev map[string]any
+		err := conn.ReadJSON(&ev)
+		return ev, err
+	}, conn
+}
+
+func post(t *testing.T, url, token, body string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode >= 300 {
+		t.Fatalf("POST %s: %d %v", url, resp.StatusCode, out)
+	}
+	return out
+}
+
+// waitCallEnded reads events until callEnded for call and returns its
+// reason.
+func waitCallEnded(t *testing.T, next func() (map[string]any, error), call string) map[string]any {
+	t.Helper()
+	for {
+		ev, err := next()
+		if err != nil {
+			t.Fatalf("event stream ended before callEnded of %s: %v", call, err)
+		}
+		if ev["type"] == "callEnded" && ev["callId"] == call {
+			return ev["data"].(map[string]any)["callEndReason"].(map[string]any)
+		}
+	}
+}
+
+func wantReason(t *testing.T, reason map[string]any, code, sub float64) {
+	t.Helper()
+	if reason["code"] != code || reason["subCode"] != sub {
+		t.Fatalf("callEndReason %v, want %v/%v", reason, code, sub)
+	}
+}
+
+// TestMainShutdown boots the real program on port 0 and closes it with a
+// live call: the call ends 503/1, the agent is told before the stream
+// closes, and history keeps it.
+func TestMainShutdown(t *testing.T) {
+	history := store.NewMemory()
+	m := &Main{
+		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
+		Store: stillOpen{history},
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			_ = m.Close(context.Background())
+		}
+	})
+	alice := mint(t, "alice", calls.RoleAgent)
+	next, _ := openEvents(t, m.Addr, alice)
+	if ev, err := next(); err != nil || ev["type"] != "snapshot" {
+		t.Fatalf("first event %v, %v", ev, err)
+	}
+	call := post(t, "http://"+m.Addr+"/api/calls", alice, `{"participants":[{"id":"8:echo123"}]}`)
+	id := call["id"].(string)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	closed = true
+	wantReason(t, waitCallEnded(t, next, id), 503, 1)
+	h, err := history.FindCallByID(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := h.Call.CallEndReason; r == nil || r.Code != 503 || r.SubCode != 1 {
+		t.Fatalf("history has %+v, want 503/1", r)
+	}
+}
+
+// stillOpen is a store whose Close leaves it readable, so a test can look
+// at what shutdown wrote.
+type stillOpen struct{ calls.Store }
+
+func (stillOpen) Close(context.Context) error { return nil }
+
+// TestSIGTERM runs the switchboard as a real process, places a call and
+// sends SIGTERM: the process exits 0, and the call ends 503/1 on the
+// agent's stream.
+func TestSIGTERM(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(),
+		"SWITCHBOARD_TEST_RUN=serve --addr 127.0.0.1:0",
+		"SWITCHBOARD_ADMIN_KEY="+testAdminKey,
+	)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var log strings.Builder
+	addrRe := regexp.MustCompile(`switchboard listening"? addr=(\S+)`)
+	addr := ""
+	timeout := time.After(15 * time.Second)
+	for addr == "" {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("the switchboard exited before listening:\n%s", log.String())
+			}
+			log.WriteString(line + "\n")
+			if m := addrRe.FindStringSubmatch(line); m != nil {
+				addr = m[1]
+			}
+		case <-timeout:
+			t.Fatalf("the switchboard did not say where it listens within 15 s:\n%s", log.String())
+		}
+	}
+	go func() {
+		for range lines { // keep the pipe drained
+		}
+	}()
+
+	alice := mint(t, "alice", calls.RoleAgent)
+	next, _ := openEvents(t, addr, alice)
+	if _, err := next(); err != nil {
+		t.Fatal(err)
+	}
+	id := post(t, "http://"+addr+"/api/calls", alice, `{"participants":[{"id":"8:echo123"}]}`)["id"].(string)
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	wantReason(t, waitCallEnded(t, next, id), 503, 1)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("switchboard exited with %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("switchboard did not exit within 15 s of SIGTERM")
+	}
+}
+
+func TestRun(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		wantCode int
+		wantOut  string
+		wantErr  string
+	}{
+		{"no command", nil, nil, 2, "", "usage"},
+		{"unknown command", []string{"dance"}, nil, 2, "", "unknown command"},
+		{"version", []string{"version"}, nil, 0, "switchboard ", ""},
+		{"help", []string{"help"}, nil, 0, "commands:", ""},
+		{"token", []string{"token", "--user", "alice"}, map[string]string{"SWITCHBOARD_ADMIN_KEY": testAdminKey}, 0, "eyJ", ""},
+		{"token with a link", []string{"token", "--user", "alice", "--url", "http://127.0.0.1:8080"}, map[string]string{"SWITCHBOARD_ADMIN_KEY": testAdminKey}, 0, "http://127.0.0.1:8080/?token=eyJ", ""},
+		{"token without the admin key", []string{"token", "--user", "alice"}, nil, 1, "", "admin key"},
+		{"token with two identities", []string{"token", "--user", "a", "--teams", "b", "--admin-key", "k"}, nil, 1, "", "exactly one"},
+		{"token with a bad role", []string{"token", "--user", "a", "--role", "root", "--admin-key", "k"}, nil, 1, "", "role"},
+		{"token for a phone caller", []string{"token", "--phone", "+14255550123", "--role", "caller", "--admin-key", "k"}, nil, 0, "eyJ", ""},
+		{"serve with a bad flag", []string{"serve", "--nope"}, nil, 2, "", "flag provided but not defined"},
+		{"serve with a bad duration", []string{"serve", "--ring-timeout", "soon"}, nil, 1, "", "ring-timeout"},
+		{"serve on Postgres, not built yet", []string{"serve", "--addr", "127.0.0.1:0"}, map[string]string{"DATABASE_URL": "postgres://x"}, 1, "", "DATABASE_URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), tt.args, &out, &errOut, env(tt.env))
+			if code != tt.wantCode {
+				t.Fatalf("exit code %d, want %d; stderr %s", code, tt.wantCode, errOut.String())
+			}
+			if !strings.Contains(out.String(), tt.wantOut) {
+				t.Errorf("stdout %q, want it to contain %q", out.String(), tt.wantOut)
+			}
+			if !strings.Contains(errOut.String(), tt.wantErr) {
+				t.Errorf("stderr %q, want it to contain %q", errOut.String(), tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestTokenVerifies(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"token", "--user", "bob", "--role", "supervisor", "--name", "Bob"}, &out, io.Discard, env(map[string]string{"SWITCHBOARD_ADMIN_KEY": testAdminKey})); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	sess, err := api.NewTokens(testAdminKey, nil).Verify(strings.TrimSpace(out.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sess.Identifier.RawID() != "8:acs:bob" || sess.Role != calls.RoleSupervisor || sess.DisplayName != "Bob" {
+		t.Fatalf("token holds %+v", sess)
+	}
+	if _, err := api.NewTokens("another key", nil).Verify(strings.TrimSpace(out.String())); err == nil {
+		t.Fatal("a token verified under another admin key")
+	}
+}
+
+func TestServeFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want func(Config) error
+	}{
+		{"defaults", nil, nil, func(c Config) error {
+			if c.Addr != "127.0.0.1:8080" || c.RingTimeout != calls.DefaultRingTimeout || c.ResumeLastHeld {
+				return fmt.Errorf("%+v", c)
+			}
+			return nil
+		}},
+		{"environment", nil, map[string]string{"SWITCHBOARD_ADDR": ":9000", "SWITCHBOARD_RING_TIMEOUT": "5s", "SWITCHBOARD_RESUME_LAST_HELD": "true", "SWITCHBOARD_ALLOWED_ORIGINS": "https://a.example, https://b.example"}, func(c Config) error {
+			if c.Addr != ":9000" || c.RingTimeout != 5*time.Second || !c.ResumeLastHeld || len(c.AllowedOrigins) != 2 {
+				return fmt.Errorf("%+v", c)
+			}
+			return nil
+		}},
+		{"flags win over the environment", []string{"--addr", ":9001", "--ring-timeout", "7s"}, map[string]string{"SWITCHBOARD_ADDR": ":9000"}, func(c Config) error {
+			if c.Addr != ":9001" || c.RingTimeout != 7*time.Second {
+				return fmt.Errorf("%+v", c)
+			}
+			return nil
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseServeFlags(tt.args, io.Discard, env(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.want(cfg); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestEventsCommand prints a live stream with the events command.
+func TestEventsCommand(t *testing.T) {
+	m := &Main{
+		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"events", "--url", "http://" + m.Addr, "--token", mint(t, "alice", calls.RoleAgent)}, pw, io.Discard, env(nil))
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil || !strings.Contains(line, `"type":"snapshot"`) {
+		t.Fatalf("first line %q, %v; want the snapshot", line, err)
+	}
+	cancel()
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if code := <-done; code != 0 {
+		t.Fatalf("events exited %d", code)
+	}
+}

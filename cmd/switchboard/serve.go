@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/holdpolicy"
+	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/web"
+)
+
+// Config is everything serve reads from flags and the environment.
+type Config struct {
+	Addr           string
+	DatabaseURL    string
+	AdminKey       string
+	RingTimeout    time.Duration
+	ResumeLastHeld bool
+	AllowedOrigins []string
+	Devices        []string
+	LogLevel       slog.Level
+	LogJSON        bool
+	ShutdownGrace  time.Duration
+}
+
+// parseServeFlags reads serve's flags; each falls back to an environment
+// variable, and flags win.
+func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string) (Config, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	cfg := Config{DatabaseURL: getenv("DATABASE_URL"), AdminKey: getenv("SWITCHBOARD_ADMIN_KEY")}
+	fs.StringVar(&cfg.Addr, "addr", env("SWITCHBOARD_ADDR", "127.0.0.1:8080"), "address to listen on (env SWITCHBOARD_ADDR)")
+	ring := fs.String("ring-timeout", env("SWITCHBOARD_RING_TIMEOUT", calls.DefaultRingTimeout.String()), "how long an incoming call rings before it ends with 480 (env SWITCHBOARD_RING_TIMEOUT)")
+	fs.BoolVar(&cfg.ResumeLastHeld, "resume-last-held", env("SWITCHBOARD_RESUME_LAST_HELD", "") == "true", "when the active call ends, resume the call held last (env SWITCHBOARD_RESUME_LAST_HELD=true)")
+	origins := fs.String("allowed-origins", env("SWITCHBOARD_ALLOWED_ORIGINS", ""), "comma-separated browser origins, besides the server's own, that may open the event stream (env SWITCHBOARD_ALLOWED_ORIGINS)")
+	level := fs.String("log-level", env("SWITCHBOARD_LOG_LEVEL", "info"), "debug, info, warn or error (env SWITCHBOARD_LOG_LEVEL)")
+	fs.BoolVar(&cfg.LogJSON, "log-json", env("SWITCHBOARD_LOG_JSON", "") == "true", "log JSON lines instead of text (env SWITCHBOARD_LOG_JSON=true)")
+	grace := fs.String("shutdown-grace", env("SWITCHBOARD_SHUTDOWN_GRACE", "10s"), "how long shutdown may take (env SWITCHBOARD_SHUTDOWN_GRACE)")
+	fs.Func("device", "bind a host audio device to an identity, as alice=default (repeatable)", func(v string) error {
+		cfg.Devices = append(cfg.Devices, v)
+		return nil
+	})
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, errUsage
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	var err error
+	if cfg.RingTimeout, err = time.ParseDuration(*ring); err != nil || cfg.RingTimeout <= 0 {
+		return cfg, fmt.Errorf("--ring-timeout %q is not a positive duration", *ring)
+	}
+	if cfg.ShutdownGrace, err = time.ParseDuration(*grace); err != nil || cfg.ShutdownGrace <= 0 {
+		return cfg, fmt.Errorf("--shutdown-grace %q is not a positive duration", *grace)
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
+		return cfg, fmt.Errorf("--log-level %q: %w", *level, err)
+	}
+	for _, o := range strings.Split(*origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
+		}
+	}
+	return cfg, nil
+}
+
+// Main is the running service; main and the end-to-end tests share it.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+	// Stdout receives the generated admin key, once.
+	Stdout io.Writer
+	// Store, when set, is used instead of the store Config selects (tests).
+	Store calls.Store
+
+	// Addr is the address the server listens on, once Run returned.
+	Addr string
+
+	store       calls.Store
+	hub         *api.Hub
+	switchboard *calls.Switchboard
+	api         *api.Server
+	http        *http.Server
+	serveDone   chan error
+}
+
+// Run starts the service and returns once it listens.
+func (m *Main) Run(ctx context.Context) error {
+	log := m.Logger
+	if m.Config.DatabaseURL != "" {
+		return errors.New("DATABASE_URL is set, but the Postgres store is not in this build yet: unset it to run on the embedded store")
+	}
+	if len(m.Config.Devices) > 0 {
+		return errors.New("--device needs the media plane, which is not in this build yet")
+	}
+	m.store = m.Store
+	if m.store == nil {
+		m.store = store.NewMemory()
+	}
+	log.Warn("running on the embedded store: call history is kept in memory and lost when the switchboard stops (set DATABASE_URL for Postgres)")
+
+	if m.Config.AdminKey == "" {
+		key, err := newAdminKey()
+		if err != nil {
+			return err
+		}
+		m.Config.AdminKey = key
+		fmt.Fprintf(m.Stdout, "SWITCHBOARD_ADMIN_KEY was not set; this run's admin key is:\n\n    %s\n\n", key)
+	}
+
+	m.hub = api.NewHub(log, 0)
+	sb, err := calls.New(calls.Config{
+		Store:       m.store,
+		Publisher:   m.hub,
+		NewID:       uuid.NewString,
+		RingTimeout: m.Config.RingTimeout,
+		Policy:      holdpolicy.Options{ResumeLastHeld: m.Config.ResumeLastHeld},
+		Logger:      log,
+	})
+	if err != nil {
+		return err
+	}
+	m.switchboard = sb
+	m.api = api.New(api.Config{
+		Switchboard:    sb,
+		Hub:            m.hub,
+		Tokens:         api.NewTokens(m.Config.AdminKey, nil),
+		Ready:          m.store.Ready,
+		AllowedOrigins: m.Config.AllowedOrigins,
+		Console:        web.Console(),
+		Logger:         log,
+		Version:        versionString(),
+	})
+
+	ln, err := net.Listen("tcp", m.Config.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", m.Config.Addr, err)
+	}
+	m.Addr = ln.Addr().String()
+	m.http = &http.Server{
+		Handler:           m.api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	m.serveDone = make(chan error, 1)
+	go func() { m.serveDone <- m.http.Serve(ln) }()
+	log.Info("switchboard listening", "addr", m.Addr, "version", versionString())
+	return nil
+}
+
+// Close shuts down in the reverse order of start: no new requests, every
+// live call ended (503/1) with its events sent, event connections closed,
+// the store flushed.
+func (m *Main) Close(ctx context.Context) error {
+	var errs []error
+	if m.http != nil {
+		if err := m.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		if err := <-m.serveDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("http serve: %w", err))
+		}
+	}
+	if m.switchboard != nil {
+		if err := m.switchboard.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("end calls: %w", err))
+		}
+	}
+	if m.api != nil {
+		m.api.Close()
+	}
+	if m.store != nil {
+		if err := m.store.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	cfg, err := parseServeFlags(args, stderr, getenv)
+	if err != nil {
+		return err
+	}
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	var handler slog.Handler = slog.NewTextHandler(stderr, opts)
+	if cfg.LogJSON {
+		handler = slog.NewJSONHandler(stderr, opts)
+	}
+	log := slog.New(handler)
+	m := &Main{Config: cfg, Logger: log, Stdout: stdout}
+	if err := m.Run(ctx); err != nil {
+		_ = m.Close(context.Background())
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: ending live calls", "grace", cfg.ShutdownGrace)
+	case err := <-m.serveDone:
+		m.serveDone <- err
+		log.Error("http server stopped", "err", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	if err := m.Close(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("switchboard stopped")
+	return nil
+}
+
+func newAdminKey() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate admin key: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
