@@ -27,6 +27,7 @@ import (
 type Config struct {
 	Addr           string
 	DatabaseURL    string
+	SpoolDir       string
 	AdminKey       string
 	RingTimeout    time.Duration
 	ResumeLastHeld bool
@@ -49,6 +50,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 		return def
 	}
 	cfg := Config{DatabaseURL: getenv("DATABASE_URL"), AdminKey: getenv("SWITCHBOARD_ADMIN_KEY")}
+	fs.StringVar(&cfg.SpoolDir, "spool-dir", env("SWITCHBOARD_SPOOL_DIR", ""), "where history waiting for Postgres is spooled during an outage (env SWITCHBOARD_SPOOL_DIR; default: the user cache directory)")
 	fs.StringVar(&cfg.Addr, "addr", env("SWITCHBOARD_ADDR", "127.0.0.1:8080"), "address to listen on (env SWITCHBOARD_ADDR)")
 	ring := fs.String("ring-timeout", env("SWITCHBOARD_RING_TIMEOUT", calls.DefaultRingTimeout.String()), "how long an incoming call rings before it ends with 480 (env SWITCHBOARD_RING_TIMEOUT)")
 	fs.BoolVar(&cfg.ResumeLastHeld, "resume-last-held", env("SWITCHBOARD_RESUME_LAST_HELD", "") == "true", "when the active call ends, resume the call held last (env SWITCHBOARD_RESUME_LAST_HELD=true)")

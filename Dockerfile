@@ -1,0 +1,22 @@
+# Switchboard's image: a build stage with Go and PortAudio's headers, and a
+# slim runtime with PortAudio's library. CI runs the build stage's steps
+# outside Docker (scripts/dockerfile-steps) so they cannot rot.
+
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+RUN apt-get update && apt-get install -y --no-install-recommends portaudio19-dev pkg-config && rm -rf /var/lib/apt/lists/*
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=1 go build -tags portaudio -trimpath -ldflags "-s -w" -o /out/switchboard ./cmd/switchboard && /out/switchboard version
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends libportaudio2 ca-certificates && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /var/lib/switchboard --create-home switchboard
+COPY --from=build /out/switchboard /usr/local/bin/switchboard
+USER switchboard
+ENV SWITCHBOARD_ADDR=0.0.0.0:8080
+EXPOSE 8080
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/switchboard"]
+CMD ["serve"]

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// TestComposeFile loads docker-compose.yml with the compose-spec parser
+// (the one Docker Compose uses) and checks the deployment has what the
+// switchboard needs.
+func TestComposeFile(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
+		cli.WithWorkingDirectory(root), cli.WithEnv([]string{}), cli.WithName("switchboard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("docker-compose.yml does not load: %v", err)
+	}
+
+	pg, err := p.GetService("postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pg.HealthCheck == nil || len(pg.HealthCheck.Test) == 0 || !strings.Contains(strings.Join(pg.HealthCheck.Test, " "), "pg_isready") {
+		t.Errorf("postgres has no pg_isready health check: %+v", pg.HealthCheck)
+	}
+	if !mountsNamedVolume(p, pg, "/var/lib/postgresql/data") {
+		t.Errorf("postgres keeps its data outside a named volume: %+v", pg.Volumes)
+	}
+
+	sb, err := p.GetService("switchboard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sb.Build == nil || sb.Build.Context != root {
+		t.Errorf("switchboard is not built from this repository: %+v", sb.Build)
+	}
+	if dep, ok := sb.DependsOn["postgres"]; !ok || dep.Condition != types.ServiceConditionHealthy {
+		t.Errorf("switchboard does not wait for a healthy postgres: %+v", sb.DependsOn)
+	}
+	if len(sb.Ports) == 0 || sb.Ports[0].Target != 8080 {
+		t.Errorf("switchboard does not publish port 8080: %+v", sb.Ports)
+	}
+	if len(sb.EnvFiles) == 0 {
+		t.Error("switchboard takes no env file (for SWITCHBOARD_ADMIN_KEY)")
+	}
+	if !mountsNamedVolume(p, sb, "/var/lib/switchboard/spool") {
+		t.Errorf("the spool is not on a named volume: %+v", sb.Volumes)
+	}
+	dbURL := sb.Environment["DATABASE_URL"]
+	if dbURL == nil || !strings.Contains(*dbURL, "@postgres:5432/") {
+		t.Errorf("DATABASE_URL does not point at the postgres service: %v", dbURL)
+	}
+
+	// Every variable compose gives the switchboard is one serve reads, and
+	// together they parse.
+	env := map[string]string{}
+	for k, v := range sb.Environment {
+		if v != nil {
+			env[k] = *v
+		}
+	}
+	asked := map[string]bool{}
+	cfg, err := parseServeFlags(nil, io.Discard, func(k string) string {
+		asked[k] = true
+		return env[k]
+	})
+	if err != nil {
+		t.Fatalf("serve rejects the compose environment: %v", err)
+	}
+	if cfg.Addr != "0.0.0.0:8080" || cfg.DatabaseURL == "" {
+		t.Errorf("serve reads %+v from the compose environment", cfg)
+	}
+	for k := range env {
+		if !asked[k] {
+			t.Errorf("compose sets %s, which serve does not read", k)
+		}
+	}
+
+	example, err := os.ReadFile(filepath.Join(root, "switchboard.env.example"))
+	if err != nil || !strings.Contains(string(example), "SWITCHBOARD_ADMIN_KEY=") {
+		t.Errorf("switchboard.env.example does not show SWITCHBOARD_ADMIN_KEY: %v", err)
+	}
+}
+
+func mountsNamedVolume(p *types.Project, s types.ServiceConfig, target string) bool {
+	for _, v := range s.Volumes {
+		if v.Type == types.VolumeTypeVolume && v.Target == target {
+			_, declared := p.Volumes[v.Source]
+			return declared
+		}
+	}
+	return false
+}
