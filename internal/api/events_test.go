@@ -253,6 +253,7 @@ func TestSlowClient(t *testing.T) {
 	}
 	// The client reads what reached it, then the close.
 	var closeErr error
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for closeErr == nil {
 		_, _, closeErr = conn.ReadMessage()
 	}
@@ -283,14 +284,17 @@ func TestSnapshotThenEvents(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
+	// Bounded and paced, so no stream falls a queue (1,024 events) behind
+	// and is dropped as too slow: that is another test.
 	wg.Go(func() {
-		for i := 0; ; i++ {
+		for i := 0; i < 300; i++ {
 			select {
 			case <-stop:
 				return
 			default:
 			}
 			_, _ = s.sb.Resume(ctx, alice, ids[i%len(ids)])
+			time.Sleep(100 * time.Microsecond)
 		}
 	})
 	var streams []*stream
@@ -330,9 +334,12 @@ func TestSnapshotThenEvents(t *testing.T) {
 				break drain
 			}
 		}
-		for id, st := range want {
-			if state[id] != st {
-				t.Errorf("stream %d: call %s is %s by snapshot and events, %s by the API", i, id, state[id], st)
+		if err := st.closeErr(); err != nil {
+			t.Fatalf("stream %d was closed: %v", i, err)
+		}
+		for id, want := range want {
+			if state[id] != want {
+				t.Errorf("stream %d: call %s is %s by snapshot and events, %s by the API", i, id, state[id], want)
 			}
 		}
 	}

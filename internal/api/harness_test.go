@@ -205,7 +205,13 @@ func (s *server) stream(conn *websocket.Conn) *stream {
 	}()
 	s.t.Cleanup(func() {
 		conn.Close()
-		<-st.done
+		for { // the reader may be blocked on a full channel: drain it
+			select {
+			case <-st.events:
+			case <-st.done:
+				return
+			}
+		}
 	})
 	return st
 }

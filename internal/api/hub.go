@@ -56,16 +56,21 @@ func encodeEvent(ev calls.Event) ([]byte, error) {
 	return json.Marshal(wireEvent{Type: ev.Type, At: ev.At, AgentID: ev.AgentID, CallID: ev.CallID, Actor: ev.Actor, Data: ev.Data})
 }
 
-// Publish sends ev to the connections that may see it.
+// Publish sends ev to the connections that may see it. It encodes the
+// event once, and not at all when nobody may see it.
 func (h *Hub) Publish(ev calls.Event) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	own := h.byAgent[ev.AgentID]
+	if len(own) == 0 && (!ev.Supervised || len(h.supervisors) == 0) {
+		return
+	}
 	body, err := encodeEvent(ev)
 	if err != nil {
 		h.log.Error("hub: encode event", "type", ev.Type, "call_id", ev.CallID, "err", err)
 		return
 	}
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	for c := range h.byAgent[ev.AgentID] {
+	for c := range own {
 		c.enqueue(body)
 	}
 	if ev.Supervised {

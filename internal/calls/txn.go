@@ -318,6 +318,9 @@ func (tx *txn) commit() {
 	}
 	var groups []group
 	for _, l := range tx.order {
+		if l.party.bot {
+			continue // a bot's own view is nobody's call: no events, no history
+		}
 		events := tx.diff(l, tx.before[l])
 		events = append(events, tx.explicit[l]...)
 		if len(events) == 0 {
