@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/api"
 	"github.com/switchboard/switchboard/internal/calls"
 )
 
@@ -271,4 +272,30 @@ func TestHealth(t *testing.T) {
 	s.do("GET", "/readyz", "", nil, http.StatusOK, nil)
 	s.do("GET", "/api/me", s.token("alice", calls.RoleAgent), nil, http.StatusOK, nil)
 	s.wantError("POST", "/api/media/webrtc", s.token("alice", calls.RoleAgent), map[string]any{"sdp": "v=0"}, http.StatusNotImplemented, "not_implemented")
+}
+
+// TestTokenCache: a verified token stays subject to expiry and revocation.
+func TestTokenCache(t *testing.T) {
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	tokens := api.NewTokens(adminKey, func() time.Time { return now })
+	m, err := tokens.Mint(apiTokenRequest("alice", calls.RoleAgent, 60))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 { // the second time from the cache
+		if _, err := tokens.Verify(m.Token); err != nil {
+			t.Fatalf("verify #%d: %v", i+1, err)
+		}
+	}
+	now = now.Add(61 * time.Second)
+	if _, err := tokens.Verify(m.Token); err == nil {
+		t.Fatal("an expired token verified from the cache")
+	}
+	now = now.Add(-61 * time.Second)
+	if err := tokens.Revoke(m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tokens.Verify(m.Token); err == nil {
+		t.Fatal("a revoked token verified from the cache")
+	}
 }

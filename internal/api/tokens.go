@@ -33,7 +33,14 @@ type Tokens struct {
 
 	mu      sync.Mutex
 	revoked map[string]time.Time // jti → expiry
+	// verified caches tokens whose signature and claims were checked, so a
+	// console's every request does not pay for HMAC and JSON again. Expiry
+	// and revocation are still checked on every use.
+	verified map[string]Session
 }
+
+// maxVerified bounds the cache of verified tokens; it is emptied when full.
+const maxVerified = 1 << 16
 
 // NewTokens returns Tokens for the admin key; now is the clock (nil: time.Now).
 func NewTokens(adminKey string, now func() time.Time) *Tokens {
@@ -42,7 +49,10 @@ func NewTokens(adminKey string, now func() time.Time) *Tokens {
 	}
 	mac := hmac.New(sha256.New, []byte(adminKey))
 	mac.Write([]byte("switchboard token signing key v1"))
-	return &Tokens{adminKey: []byte(adminKey), signing: mac.Sum(nil), now: now, revoked: map[string]time.Time{}}
+	return &Tokens{
+		adminKey: []byte(adminKey), signing: mac.Sum(nil), now: now,
+		revoked: map[string]time.Time{}, verified: map[string]Session{},
+	}
 }
 
 // IsAdmin reports whether key is the admin key, in constant time.
@@ -144,6 +154,32 @@ var errBadToken = calls.Errorf(calls.CodeUnauthorized, "missing, forged, expired
 
 // Verify checks a token's signature, issuer, expiry and revocation.
 func (t *Tokens) Verify(token string) (Session, error) {
+	t.mu.Lock()
+	sess, ok := t.verified[token]
+	if ok {
+		_, revoked := t.revoked[sess.TokenID]
+		live := t.now().Before(sess.ExpiresAt)
+		t.mu.Unlock()
+		if revoked || !live {
+			return Session{}, errBadToken
+		}
+		return sess, nil
+	}
+	t.mu.Unlock()
+	sess, err := t.verify(token)
+	if err != nil {
+		return Session{}, err
+	}
+	t.mu.Lock()
+	if len(t.verified) >= maxVerified {
+		clear(t.verified)
+	}
+	t.verified[token] = sess
+	t.mu.Unlock()
+	return sess, nil
+}
+
+func (t *Tokens) verify(token string) (Session, error) {
 	var c claims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.signing, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
