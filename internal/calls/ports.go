@@ -63,7 +63,10 @@ type CallHistory struct {
 type Store interface {
 	// Record queues changes for writing. The switchboard calls it while it
 	// holds the locks of the calls' identities, so records of one call
-	// arrive in order. It must not block on I/O.
+	// arrive in order. It must not block on I/O. The store may keep the
+	// records it is given until they are written; the switchboard does not
+	// change them afterwards. History is eventually consistent: a record
+	// queued but not yet written may be missing from the queries below.
 	Record(recs ...Record)
 	// FindCalls answers a page of history, newest first. A malformed
 	// cursor is an *Error with CodeInvalidRequest.

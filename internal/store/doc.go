@@ -5,7 +5,19 @@
 //   - Memory, the embedded store: history lives in the process's memory and
 //     is lost when it exits. It needs nothing to run, so it is the default
 //     for development, demos and tests.
-//   - the Postgres store (to come), which keeps history for good.
+//   - Postgres, which keeps history for good. Record only queues; one
+//     writer goroutine writes batches (staged with COPY, merged so that an
+//     older view never overwrites a newer one, events keyed by the change
+//     that made them so a retry or replay never doubles a row). While
+//     Postgres is out of reach, changes wait in memory and then in an
+//     fsynced, checksummed spool file that survives a restart; Ready says
+//     how far behind the store is. RecoverCrashed ends, with 503, the calls
+//     a crashed run left live. One switchboard writes to a database at a
+//     time; migrations (package migrations, goose) take an advisory lock.
+//
+// History is eventually consistent with the calls: a change queued but not
+// yet written (normally some milliseconds, longer during an outage) is not
+// in FindCalls or FindCallByID yet.
 //
 // Both must pass the one test suite in package storetest, which is the
 // executable form of the calls.Store contract: latest view of a call wins,

@@ -1,0 +1,363 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+// Postgres is the store that keeps history for good, in Postgres.
+//
+// Writing never holds up a call operation. Record only takes the change
+// into a queue in memory, giving it its key (a version that grows with
+// every change, and from it each event's key); one writer goroutine, which
+// Close stops, encodes what is queued and writes it in batches, each batch
+// one transaction that COPYs rows in. A retried or replayed batch never
+// doubles a row, and an older view of a call never overwrites a newer one.
+//
+// When Postgres is down or slow, the writer retries with exponential
+// backoff and jitter, and changes wait in memory; past QueueSize of them,
+// the writer spills them, in order, to an append-only, fsynced spool file in
+// SpoolDir, and writes the spool first when Postgres answers again. Close
+// writes what is waiting; when Postgres stays out of reach until Close's
+// context ends, it spools what remains. OpenPostgres replays a spool left by
+// an earlier run before anything else. So nothing Record took is lost on an
+// orderly stop; a crash loses what was only in memory. Ready says how far
+// behind the store is while it is.
+//
+// One switchboard uses a database at a time (RecoverCrashed and the change
+// versions rely on it), and one store uses a spool directory at a time.
+//
+// The store keeps the Call values and Events it is given until the writer
+// has encoded them, and the caller must not change them afterwards (the
+// switchboard hands over fresh views). Timeline Data comes back as
+// json.RawMessage.
+type Postgres struct {
+	pool  *pgxpool.Pool
+	opt   PostgresOptions
+	log   *slog.Logger
+	spool *spool // the writer's, once it runs
+
+	// Set by OpenPostgres. Every version up to openVersion was given by an
+	// earlier run; lastBeat is that run's last heartbeat (zero: none).
+	openVersion int64
+	lastBeat    time.Time
+
+	mu       sync.Mutex
+	closed   bool
+	queue    []queued      // taken by Record, not yet by the writer
+	version  int64         // the last version given
+	enqueued uint64        // changes Record took in this run
+	written  uint64        // of those, how many are in Postgres (or given up on)
+	flushTo  uint64        // Flush wants the changes up to here written at once
+	spooled  int           // changes in the spool file
+	oldest   time.Time     // when the oldest change the writer holds in memory was recorded
+	lastErr  error         // of the last write; nil after a success
+	failedAt time.Time     // when writes started failing
+	progress chan struct{} // closed and replaced when written grows or the writer stops
+	stopped  bool          // the writer has returned
+
+	wake      chan struct{}      // nudges the writer; capacity 1
+	closing   chan struct{}      // closed by Close
+	done      chan struct{}      // closed when the writer returns
+	cancelRun context.CancelFunc // ends the writer's context
+	recoverMu sync.Mutex
+	recovered map[string]bool // calls RecoverCrashed ended
+	closeOnce sync.Once
+	teardown  sync.Once
+	runErr    error // the writer's, set before done closes
+	closeErr  error
+}
+
+var _ calls.Store = (*Postgres)(nil)
+
+// queued is a record as Record takes it.
+type queued struct {
+	rec     calls.Record
+	version int64
+	at      time.Time
+}
+
+// PostgresOptions tunes the Postgres store. Zero fields take the defaults.
+type PostgresOptions struct {
+	// SpoolDir is where changes wait on disk while Postgres is out of
+	// reach. Default: switchboard-spool in os.UserCacheDir.
+	SpoolDir string
+	// QueueSize is how many changes the writer holds in memory before it
+	// spills them to the spool. Default 16384.
+	QueueSize int
+	// BatchSize is how many changes the writer writes in one transaction,
+	// at most. Changes to the same call in a batch cost one write of its
+	// row. Default 4096.
+	BatchSize int
+	// FlushInterval is how long a change may wait for others to share its
+	// batch. Default 20ms.
+	FlushInterval time.Duration
+	// WriteTimeout bounds one batch's transaction; one that takes longer
+	// fails, and is retried. Default 10s.
+	WriteTimeout time.Duration
+	// RetryMin and RetryMax bound the backoff between failed writes.
+	// Defaults 100ms and 10s.
+	RetryMin, RetryMax time.Duration
+	// HeartbeatInterval is how often the writer notes that the switchboard
+	// is alive, which dates a crash for RecoverCrashed. Default 5s.
+	HeartbeatInterval time.Duration
+	// MaxLag is how old the oldest change waiting in memory may be before
+	// Ready reports the store behind. Default 5s.
+	MaxLag time.Duration
+	// Logger receives the store's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o PostgresOptions) withDefaults() (PostgresOptions, error) {
+	if o.SpoolDir == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return o, fmt.Errorf("no spool directory given and no user cache directory: %w", err)
+		}
+		o.SpoolDir = filepath.Join(dir, "switchboard-spool")
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.QueueSize, 16384)
+	def(&o.BatchSize, 4096)
+	defDur(&o.FlushInterval, 20*time.Millisecond)
+	defDur(&o.WriteTimeout, 10*time.Second)
+	defDur(&o.RetryMin, 100*time.Millisecond)
+	defDur(&o.RetryMax, 10*time.Second)
+	o.RetryMax = max(o.RetryMax, o.RetryMin)
+	defDur(&o.HeartbeatInterval, 5*time.Second)
+	defDur(&o.MaxLag, 5*time.Second)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o, nil
+}
+
+// OpenPostgres opens the history store in the database at databaseURL: it
+// applies the migrations (see Migrate), connects, writes any changes an
+// earlier run left in the spool, and starts the writer. It fails when
+// Postgres cannot be reached; outages after it returns are the writer's to
+// ride out. The caller then calls RecoverCrashed once, before taking calls,
+// and Close when done.
+func OpenPostgres(ctx context.Context, databaseURL string, opt PostgresOptions) (*Postgres, error) {
+	opt, err := opt.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	log := opt.Logger
+	if err := Migrate(ctx, databaseURL, log); err != nil {
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	cfg.AfterConnect = createStaging
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	sp, err := openSpool(opt.SpoolDir, log)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	p := &Postgres{
+		pool:      pool,
+		opt:       opt,
+		log:       log,
+		spool:     sp,
+		recovered: make(map[string]bool),
+		progress:  make(chan struct{}),
+		wake:      make(chan struct{}, 1),
+		closing:   make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	fail := func(err error) (*Postgres, error) {
+		sp.close()
+		pool.Close()
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	var beat *time.Time
+	if err := pool.QueryRow(ctx, `SELECT at, max_version FROM switchboard_heartbeat`).Scan(&beat, &p.version); err != nil {
+		return fail(fmt.Errorf("read heartbeat: %w", err))
+	}
+	if beat != nil {
+		p.lastBeat = *beat
+	}
+	if err := p.replay(ctx); err != nil {
+		return fail(err)
+	}
+	p.openVersion = p.version
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.cancelRun = cancel
+	go p.run(runCtx)
+	return p, nil
+}
+
+// Record takes changes for writing and returns at once; it never blocks on
+// I/O. Each change gets its version, one higher than any before. A record
+// without a call id is ignored, and so is everything recorded after Close.
+func (p *Postgres) Record(recs ...calls.Record) {
+	now := time.Now()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	wasEmpty := len(p.queue) == 0
+	for i := range recs {
+		if recs[i].Call.ID == "" {
+			continue
+		}
+		p.version = max(p.version+1, now.UnixNano())
+		p.queue = append(p.queue, queued{rec: recs[i], version: p.version, at: now})
+		p.enqueued++
+	}
+	n := len(p.queue)
+	p.mu.Unlock()
+	if n > 0 && (wasEmpty || n >= p.opt.BatchSize) {
+		p.nudge()
+	}
+}
+
+// nudge wakes the writer if it waits.
+func (p *Postgres) nudge() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Flush returns once everything recorded before it is in Postgres, or with
+// an error when ctx ends first (while Postgres is out of reach, say) or the
+// store closed with changes left in the spool.
+func (p *Postgres) Flush(ctx context.Context) error {
+	p.mu.Lock()
+	target := p.enqueued
+	p.flushTo = max(p.flushTo, target)
+	p.mu.Unlock()
+	p.nudge()
+	for {
+		p.mu.Lock()
+		written, ch, stopped := p.written, p.progress, p.stopped
+		p.mu.Unlock()
+		if written >= target {
+			return nil
+		}
+		if stopped {
+			return calls.Errorf(calls.CodeUnavailable, "the history store closed with %d changes not written to Postgres (spooled in %s)", target-written, p.opt.SpoolDir)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			err := fmt.Errorf("flush: %w", ctx.Err())
+			if behind := p.behind(); behind != nil {
+				err = fmt.Errorf("flush: %w (%w)", ctx.Err(), behind)
+			}
+			return err
+		}
+	}
+}
+
+// Ready answers nil when the store keeps up and Postgres answers. Otherwise
+// it answers a *calls.Error with CodeUnavailable: the store is closed, is
+// behind (changes spooled, writes failing while changes wait, or the oldest
+// change waiting older than MaxLag; the message says how far behind), or
+// Postgres does not answer.
+func (p *Postgres) Ready(ctx context.Context) error {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return errClosed()
+	}
+	if err := p.behind(); err != nil {
+		return err
+	}
+	if err := p.pool.Ping(ctx); err != nil {
+		return &calls.Error{Code: calls.CodeUnavailable, Op: "ready", Message: "the history database does not answer", Err: err}
+	}
+	return nil
+}
+
+// behind answers an error saying how far behind the store is, or nil when
+// it keeps up.
+func (p *Postgres) behind() error {
+	now := time.Now()
+	p.mu.Lock()
+	waiting := p.enqueued - p.written
+	spooled, lastErr, failedAt := p.spooled, p.lastErr, p.failedAt
+	oldest := p.oldest
+	if len(p.queue) > 0 && (oldest.IsZero() || p.queue[0].at.Before(oldest)) {
+		oldest = p.queue[0].at
+	}
+	p.mu.Unlock()
+	if waiting == 0 {
+		return nil
+	}
+	age := time.Duration(0)
+	if !oldest.IsZero() {
+		age = now.Sub(oldest)
+	}
+	if spooled == 0 && lastErr == nil && age <= p.opt.MaxLag {
+		return nil
+	}
+	msg := fmt.Sprintf("the history store is behind: %d changes not yet in Postgres (%d spooled to %s, %d in memory)",
+		waiting, spooled, p.opt.SpoolDir, waiting-min(waiting, uint64(spooled)))
+	if age > 0 {
+		msg += fmt.Sprintf("; the oldest in memory waits for %s", age.Round(time.Millisecond))
+	}
+	e := calls.Errorf(calls.CodeUnavailable, "%s", msg)
+	if lastErr != nil {
+		e.Message += fmt.Sprintf("; writes have failed for %s", now.Sub(failedAt).Round(time.Millisecond))
+		e.Err = lastErr
+	}
+	return e
+}
+
+// Close stops taking changes and writes those waiting. While Postgres is
+// out of reach, it retries until ctx ends, then spools what remains and
+// returns: the next OpenPostgres with the same SpoolDir writes it. Closing
+// again waits for the first Close and answers the same.
+func (p *Postgres) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
+		close(p.closing)
+		p.nudge()
+	})
+	stop := context.AfterFunc(ctx, p.cancelRun)
+	defer stop()
+	<-p.done
+	p.teardown.Do(func() {
+		p.cancelRun()
+		p.pool.Close()
+		p.closeErr = errors.Join(p.runErr, p.spool.close())
+	})
+	return p.closeErr
+}
+
+// isContextError reports whether err is a context's ending.
+func isContextError(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,472 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+func TestMigrateConcurrently(t *testing.T) {
+	databaseURL := testDatabaseURL(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range errs {
+		wg.Go(func() { errs[i] = Migrate(t.Context(), databaseURL, testLogger(t)) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Migrate #%d: %v", i, err)
+		}
+	}
+	// Each migration is recorded once, and the schema is there, once.
+	if n := queryInt(t, databaseURL, `SELECT count(*) FROM (SELECT version_id FROM goose_db_version GROUP BY version_id HAVING count(*) > 1) d`); n != 0 {
+		t.Errorf("%d migrations recorded more than once", n)
+	}
+	if got, want := queryInt(t, databaseURL, `SELECT count(*) FROM goose_db_version WHERE version_id > 0`), 1; got != want {
+		t.Errorf("migrations applied = %d, want %d", got, want)
+	}
+	if got, want := queryInt(t, databaseURL, `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()
+		AND tablename IN ('calls', 'participants', 'call_events', 'switchboard_heartbeat')`), 4; got != want {
+		t.Errorf("tables = %d, want %d", got, want)
+	}
+	if got, want := queryInt(t, databaseURL, `SELECT count(*) FROM switchboard_heartbeat`), 1; got != want {
+		t.Errorf("heartbeat rows = %d, want %d", got, want)
+	}
+	// And again, with nothing left to do.
+	if err := Migrate(t.Context(), databaseURL, testLogger(t)); err != nil {
+		t.Errorf("Migrate again: %v", err)
+	}
+}
+
+// outageOptions make the writer retry quickly and spill early.
+func outageOptions(spoolDir string) PostgresOptions {
+	return PostgresOptions{
+		SpoolDir:      spoolDir,
+		QueueSize:     4,
+		BatchSize:     3,
+		FlushInterval: time.Millisecond,
+		WriteTimeout:  5 * time.Second,
+		RetryMin:      5 * time.Millisecond,
+		RetryMax:      50 * time.Millisecond,
+	}
+}
+
+func TestPostgresOutage(t *testing.T) {
+	databaseURL := testDatabaseURL(t)
+	px := startProxy(t, databaseURL)
+	spoolDir := t.TempDir()
+	p := mustOpenPostgres(t, px.url(t, databaseURL), outageOptions(spoolDir))
+	recs := conversation(6)
+	before, during := recs[:4], recs[4:]
+	p.Record(before...)
+	mustFlush(t, p)
+
+	px.Cut()
+	for _, r := range during {
+		p.Record(r) // one change at a time, as the switchboard does
+	}
+	spoolPath := filepath.Join(spoolDir, spoolFile)
+	waitFor(t, "the spool file", func() bool {
+		_, err := os.Stat(spoolPath)
+		return err == nil
+	})
+
+	// Ready says the store is behind, and by how much.
+	var err error
+	waitFor(t, "Ready to say the store is behind", func() bool {
+		err = p.Ready(t.Context())
+		return err != nil && strings.Contains(err.Error(), "behind")
+	})
+	if got := calls.ErrorCode(err); got != calls.CodeUnavailable {
+		t.Errorf("Ready during the outage: code %s (%v), want %s", got, err, calls.CodeUnavailable)
+	}
+	if want := fmt.Sprintf("%d changes not yet in Postgres", len(during)); !strings.Contains(err.Error(), want) {
+		t.Errorf("Ready during the outage = %v, want it to say %q", err, want)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := p.Flush(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Flush during the outage = %v, want one wrapping context.DeadlineExceeded", err)
+	}
+
+	px.Restore()
+	mustFlush(t, p)
+	if err := p.Ready(t.Context()); err != nil {
+		t.Errorf("Ready after the outage = %v, want nil", err)
+	}
+	if _, err := os.Stat(spoolPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("spool file after the outage: %v, want it removed", err)
+	}
+	checkStored(t, databaseURL, p, recs)
+}
+
+func TestPostgresRestartDuringOutage(t *testing.T) {
+	databaseURL := testDatabaseURL(t)
+	px := startProxy(t, databaseURL)
+	spoolDir := t.TempDir()
+	opt := outageOptions(spoolDir)
+	opt.QueueSize = 1000 // nothing spills before Close
+	first, err := OpenPostgres(t.Context(), px.url(t, databaseURL), withTestLogger(t, opt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := conversation(5)
+	first.Record(recs[:3]...)
+	mustFlush(t, first)
+	px.Cut()
+	for _, r := range recs[3:] {
+		first.Record(r)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if err := first.Close(ctx); err != nil {
+		t.Fatalf("Close during the outage = %v, want nil (everything spooled)", err)
+	}
+	spoolPath := filepath.Join(spoolDir, spoolFile)
+	info, err := os.Stat(spoolPath)
+	if err != nil || info.Size() <= int64(len(spoolHeader)) {
+		t.Fatalf("spool after Close during the outage: %v, size %v; want changes in it", err, info)
+	}
+	if n := queryInt(t, databaseURL, `SELECT count(*) FROM call_events`); n >= countEvents(recs) {
+		t.Fatalf("%d events in Postgres before the restart, want fewer than %d", n, countEvents(recs))
+	}
+
+	// The switchboard starts again, Postgres answering: the spool is
+	// written, once, and goes.
+	second := mustOpenPostgres(t, databaseURL, opt)
+	if _, err := os.Stat(spoolPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("spool file after the restart: %v, want it removed", err)
+	}
+	checkStored(t, databaseURL, second, recs)
+
+	// Its versions continue after the spooled ones: a change recorded now
+	// wins over them.
+	last := recs[len(recs)-1]
+	last.Call.State = calls.StateLocalHold
+	second.Record(calls.Record{Call: last.Call})
+	mustFlush(t, second)
+	h, err := second.FindCallByID(t.Context(), last.Call.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Call.State != calls.StateLocalHold {
+		t.Errorf("state after the restart = %s, want %s", h.Call.State, calls.StateLocalHold)
+	}
+}
+
+func withTestLogger(tb testing.TB, opt PostgresOptions) PostgresOptions {
+	opt.Logger = testLogger(tb)
+	return opt
+}
+
+func countEvents(recs []calls.Record) int {
+	n := 0
+	for _, r := range recs {
+		n += len(r.Events)
+	}
+	return n
+}
+
+// changes encodes recs as Record would have them.
+func changes(p *Postgres, recs []calls.Record) []change {
+	out := make([]change, len(recs))
+	for i := range recs {
+		p.mu.Lock()
+		p.version++
+		v := p.version
+		p.mu.Unlock()
+		out[i] = newChange(&recs[i], v, time.Now(), p.log)
+	}
+	return out
+}
+
+func TestPostgresRetryNeverDoubles(t *testing.T) {
+	databaseURL := testDatabaseURL(t)
+	p := mustOpenPostgres(t, databaseURL, PostgresOptions{})
+	recs := conversation(4)
+	batch := changes(p, recs)
+	tests := []struct {
+		name  string
+		write [][]change
+	}{
+		{"the whole batch again", [][]change{batch}},
+		{"its first half again", [][]change{batch[:len(batch)/2]}},
+		{"its second half, then all of it, change by change", [][]change{batch[len(batch)/2:], batch[:1], batch[1:2], batch}},
+	}
+	if done, err := p.write(t.Context(), batch); err != nil || done != len(batch) {
+		t.Fatalf("write = %d, %v; want %d, nil", done, err, len(batch))
+	}
+	checkStored(t, databaseURL, p, recs)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, b := range tt.write {
+				if done, err := p.write(t.Context(), b); err != nil || done != len(b) {
+					t.Fatalf("write = %d, %v; want %d, nil", done, err, len(b))
+				}
+			}
+			checkStored(t, databaseURL, p, recs)
+			if got, want := queryInt(t, databaseURL, `SELECT count(*) FROM participants`), 2*4; got != want {
+				t.Errorf("participants rows = %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+func TestPostgresOlderViewLoses(t *testing.T) {
+	databaseURL := testDatabaseURL(t)
+	p := mustOpenPostgres(t, databaseURL, PostgresOptions{})
+	recs := conversation(1) // rings, connects, becomes a group; stays live
+	batch := changes(p, recs)
+	// The newest first, then the older ones, in one batch and apart.
+	for _, b := range [][]change{{batch[2]}, {batch[0], batch[1]}} {
+		if _, err := p.write(t.Context(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := p.FindCallByID(t.Context(), recs[0].Call.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Call.Kind != calls.Group || len(h.Call.RemoteParticipants) != 2 {
+		t.Errorf("call = %s with %d participants, want the newest view: group, 2", h.Call.Kind, len(h.Call.RemoteParticipants))
+	}
+	if got, want := queryInt(t, databaseURL, `SELECT count(*) FROM participants`), 2; got != want {
+		t.Errorf("participants rows = %d, want %d (the newest view's)", got, want)
+	}
+	// The timeline is in version order, whatever order the writes came in.
+	want := []calls.EventType{calls.EventIncomingCall, calls.EventStateChanged, calls.EventRemoteParticipantsUpdated, calls.EventKindChanged}
+	if len(h.Timeline) != len(want) {
+		t.Fatalf("timeline has %d entries, want %d", len(h.Timeline), len(want))
+	}
+	for i, e := range h.Timeline {
+		if e.Type != want[i] {
+			t.Errorf("timeline[%d] = %s, want %s", i, e.Type, want[i])
+		}
+	}
+}
+
+// A change Postgres refuses for good is dropped, alone: the others of its
+// batch are written, and the writer goes on.
+func TestPostgresRefusedChange(t *testing.T) {
+	databaseURL := testDatabaseURL(t)
+	p := mustOpenPostgres(t, databaseURL, PostgresOptions{})
+	recs := conversation(3)
+	batch := changes(p, recs)
+	refused := 8                                  // call-0002's last change: it becomes a group call
+	batch[refused].call.view = []byte(`{"id": 1`) // not JSON: jsonb refuses it
+
+	done, err := p.write(t.Context(), batch)
+	if err != nil || done != len(batch) {
+		t.Fatalf("write = %d, %v; want %d, nil", done, err, len(batch))
+	}
+	if got, want := queryInt(t, databaseURL, `SELECT count(*) FROM call_events`), countEvents(recs)-len(recs[refused].Events); got != want {
+		t.Errorf("events = %d, want %d: all but the refused change's", got, want)
+	}
+	h, err := p.FindCallByID(t.Context(), recs[refused].Call.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Call.State != calls.StateConnected || h.Call.Kind != calls.OneToOne {
+		t.Errorf("call = %s, %s; want the view before the refused change: Connected, oneToOne", h.Call.State, h.Call.Kind)
+	}
+}
+
+func TestRecoverCrashed(t *testing.T) {
+	databaseURL := testDatabaseURL(t)
+	spoolDir := t.TempDir()
+	before := mustOpenPostgres(t, databaseURL, PostgresOptions{SpoolDir: spoolDir})
+
+	// live: a group call; one participant left with its own reason, the
+	// other is still in it; its last event is before the heartbeat.
+	live := calls.Call{
+		ID: "call-live", ServerCallID: "srv-1", AgentID: "8:acs:agent", Direction: calls.Outgoing,
+		Kind: calls.Group, State: calls.StateConnected, IsActive: true,
+		CallerInfo: calls.CallerInfo{Identifier: calls.CommunicationUser("agent")},
+		RemoteParticipants: []calls.Participant{
+			{Identifier: calls.PhoneNumber("+15550100001"), RawID: "4:+15550100001", State: calls.ParticipantConnected, IsSpeaking: true},
+			{Identifier: calls.PhoneNumber("+15550100002"), RawID: "4:+15550100002", State: calls.ParticipantDisconnected, CallEndReason: &calls.EndReason{Code: 0, SubCode: 5000, Message: "left"}},
+		},
+		StartTime: tBase,
+	}
+	// late: still ringing, its last event after the heartbeat.
+	late := calls.Call{ID: "call-late", AgentID: "8:acs:agent", Direction: calls.Incoming, Kind: calls.OneToOne,
+		State: calls.StateRinging, CallerInfo: calls.CallerInfo{Identifier: calls.PhoneNumber("+15550100003")},
+		RemoteParticipants: []calls.Participant{{Identifier: calls.PhoneNumber("+15550100003"), RawID: "4:+15550100003", State: calls.ParticipantConnected}},
+		StartTime:          tBase.Add(time.Minute)}
+	done := late
+	done.ID, done.State = "call-done", calls.StateDisconnected
+	reason, end := calls.ReasonDeclined, tBase.Add(2*time.Minute)
+	done.CallEndReason, done.EndTime = &reason, &end
+	ev := func(c calls.Call, at time.Time) calls.Event {
+		return calls.Event{Type: calls.EventStateChanged, At: at, AgentID: c.AgentID, CallID: c.ID,
+			Actor: &calls.Actor{Kind: calls.ActorAgent, RawID: c.AgentID}, Data: calls.StateChangedData{State: c.State}}
+	}
+	heartbeat := tBase.Add(time.Hour)
+	before.Record(
+		calls.Record{Call: live, Events: []calls.Event{ev(live, tBase.Add(10*time.Minute))}},
+		calls.Record{Call: late, Events: []calls.Event{ev(late, tBase.Add(2*time.Hour))}},
+		calls.Record{Call: done, Events: []calls.Event{ev(done, end)}},
+	)
+	mustFlush(t, before)
+	if err := before.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// The crash: the switchboard was last seen alive at heartbeat.
+	mustExec(t, databaseURL, `UPDATE switchboard_heartbeat SET at = $1`, heartbeat)
+
+	after := mustOpenPostgres(t, databaseURL, PostgresOptions{SpoolDir: spoolDir})
+	mine := calls.Call{ID: "call-mine", AgentID: "8:acs:agent", Direction: calls.Outgoing, Kind: calls.OneToOne,
+		State: calls.StateConnected, CallerInfo: calls.CallerInfo{Identifier: calls.CommunicationUser("agent")},
+		RemoteParticipants: []calls.Participant{}, StartTime: tBase.Add(3 * time.Hour)}
+	after.Record(calls.Record{Call: mine})
+	mustFlush(t, after)
+
+	n, err := after.RecoverCrashed(t.Context())
+	if err != nil || n != 2 {
+		t.Fatalf("RecoverCrashed = %d, %v; want 2, nil", n, err)
+	}
+	crash := calls.ReasonSwitchboardDied
+	for _, tt := range []struct {
+		id  string
+		end time.Time
+	}{
+		{"call-live", heartbeat},
+		{"call-late", tBase.Add(2 * time.Hour)},
+	} {
+		h, err := after.FindCallByID(t.Context(), tt.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := h.Call
+		if c.State != calls.StateDisconnected || c.IsActive || c.CallEndReason == nil || *c.CallEndReason != crash ||
+			c.EndTime == nil || !c.EndTime.Equal(tt.end) {
+			t.Errorf("%s = %s, active %v, reason %+v, end %v; want Disconnected, ended with %+v at %v",
+				tt.id, c.State, c.IsActive, c.CallEndReason, c.EndTime, crash, tt.end)
+		}
+		last := h.Timeline[len(h.Timeline)-1]
+		if last.Type != calls.EventCallEnded || !last.At.Equal(tt.end) || last.Actor == nil || last.Actor.Kind != calls.ActorSystem {
+			t.Errorf("%s's last event = %s at %v by %+v, want callEnded at %v by the system", tt.id, last.Type, last.At, last.Actor, tt.end)
+		}
+	}
+	h, _ := after.FindCallByID(t.Context(), "call-live")
+	if p := h.Call.RemoteParticipants[0]; p.State != calls.ParticipantDisconnected || p.CallEndReason == nil || *p.CallEndReason != crash {
+		t.Errorf("live participant = %s, %+v; want Disconnected with %+v", p.State, p.CallEndReason, crash)
+	}
+	if p := h.Call.RemoteParticipants[1]; p.CallEndReason == nil || p.CallEndReason.SubCode != 5000 {
+		t.Errorf("participant who had left = %+v, want its own reason kept", p.CallEndReason)
+	}
+	if got := queryInt(t, databaseURL, `SELECT count(*) FROM participants WHERE end_code = 503`); got != 2 {
+		t.Errorf("participants ended with 503 = %d, want 2", got)
+	}
+	for _, id := range []string{"call-done", "call-mine"} {
+		h, err := after.FindCallByID(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := h.Call.CallEndReason; r != nil && r.Code == 503 {
+			t.Errorf("%s ended with 503; want it untouched", id)
+		}
+	}
+	code := 503
+	page, err := after.FindCalls(t.Context(), calls.CallFilter{EndCode: &code})
+	if err != nil || len(page.Items) != 2 {
+		t.Errorf("FindCalls(endCode 503) = %d calls, %v; want 2", len(page.Items), err)
+	}
+	if n, err := after.RecoverCrashed(t.Context()); n != 0 || err != nil {
+		t.Errorf("RecoverCrashed again = %d, %v; want 0, nil", n, err)
+	}
+}
+
+func TestPostgresRecordAfterClose(t *testing.T) {
+	databaseURL := testDatabaseURL(t)
+	p := mustOpenPostgres(t, databaseURL, PostgresOptions{})
+	if err := p.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	p.Record(conversation(1)...)
+	if err := p.Flush(t.Context()); err != nil {
+		t.Errorf("Flush after Close with nothing taken = %v, want nil", err)
+	}
+	if _, err := p.FindCalls(t.Context(), calls.CallFilter{}); calls.ErrorCode(err) != calls.CodeUnavailable {
+		t.Errorf("FindCalls after Close = %v, want %s", err, calls.CodeUnavailable)
+	}
+	if _, err := p.RecoverCrashed(t.Context()); calls.ErrorCode(err) != calls.CodeUnavailable {
+		t.Errorf("RecoverCrashed after Close = %v, want %s", err, calls.CodeUnavailable)
+	}
+}
+
+// While Postgres is slow (here: a table locked by another session), writes
+// time out and are retried, changes spill past the queue's size, and all
+// of them are written once it is quick again.
+func TestPostgresSlow(t *testing.T) {
+	databaseURL := testDatabaseURL(t)
+	spoolDir := t.TempDir()
+	opt := outageOptions(spoolDir)
+	opt.WriteTimeout = 100 * time.Millisecond
+	p := mustOpenPostgres(t, databaseURL, opt)
+	recs := conversation(5)
+	p.Record(recs[:5]...)
+	mustFlush(t, p)
+
+	locker, err := pgx.Connect(t.Context(), databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close(context.Background())
+	tx, err := locker.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(t.Context(), `LOCK TABLE calls IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	for _, r := range recs[5:] {
+		p.Record(r)
+	}
+	if d := time.Since(began); d > 50*time.Millisecond {
+		t.Errorf("Record took %s while Postgres was slow, want it never to wait", d)
+	}
+	waitFor(t, "the spool file", func() bool {
+		_, err := os.Stat(filepath.Join(spoolDir, spoolFile))
+		return err == nil
+	})
+	waitFor(t, "Ready to say the store is behind, its writes timing out", func() bool {
+		err := p.Ready(t.Context())
+		return err != nil && strings.Contains(err.Error(), "behind") && errors.Is(err, context.DeadlineExceeded)
+	})
+	if err := tx.Rollback(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	mustFlush(t, p)
+	checkStored(t, databaseURL, p, recs)
+}
+
+// Close writes everything waiting, when Postgres answers.
+func TestPostgresCloseWrites(t *testing.T) {
+	databaseURL := testDatabaseURL(t)
+	spoolDir := t.TempDir()
+	p := mustOpenPostgres(t, databaseURL, PostgresOptions{SpoolDir: spoolDir, FlushInterval: time.Hour})
+	recs := conversation(20)
+	for _, r := range recs {
+		p.Record(r)
+	}
+	if err := p.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(spoolDir, spoolFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("spool after Close: %v, want none", err)
+	}
+	checkStored(t, databaseURL, mustOpenPostgres(t, databaseURL, PostgresOptions{SpoolDir: spoolDir}), recs)
+}
