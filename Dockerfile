@@ -12,7 +12,8 @@ RUN CGO_ENABLED=1 go build -tags portaudio -trimpath -ldflags "-s -w" -o /out/sw
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends libportaudio2 ca-certificates && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --home-dir /var/lib/switchboard --create-home switchboard
+ && useradd --system --uid 10001 --home-dir /var/lib/switchboard --create-home switchboard \
+ && install -d -o switchboard -g switchboard /var/lib/switchboard/spool
 COPY --from=build /out/switchboard /usr/local/bin/switchboard
 USER switchboard
 ENV SWITCHBOARD_ADDR=0.0.0.0:8080

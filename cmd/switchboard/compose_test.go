@@ -105,3 +105,19 @@ func mountsNamedVolume(p *types.Project, s types.ServiceConfig, target string) b
 	}
 	return false
 }
+
+// TestDockerfileSpoolDir: a named volume mounted where the image has no
+// directory comes up owned by root, and the switchboard runs as a user of
+// its own; the image must create the spool directory for that user.
+func TestDockerfileSpoolDir(t *testing.T) {
+	df, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(df), "install -d -o switchboard -g switchboard /var/lib/switchboard/spool") {
+		t.Error("the runtime image does not create /var/lib/switchboard/spool for the switchboard user")
+	}
+	if !strings.Contains(string(df), "USER switchboard") {
+		t.Error("the image runs as root")
+	}
+}

@@ -4,6 +4,7 @@
 //	switchboard serve     run the service (HTTP API, events, console)
 //	switchboard token     mint a token with the admin key
 //	switchboard events    print an identity's event stream
+//	switchboard migrate   apply the Postgres migrations
 //	switchboard version   print the version
 //
 // This package only parses configuration and wires the packages together.
@@ -45,6 +46,7 @@ commands:
   serve     run the switchboard (HTTP API, websocket events, web console)
   token     mint a token with the admin key (SWITCHBOARD_ADMIN_KEY)
   events    print an identity's live event stream, one JSON message a line
+  migrate   apply the Postgres migrations (DATABASE_URL) and exit
   version   print the version
 
 Run 'switchboard <command> -h' for a command's flags.
@@ -64,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = token(args[1:], stdout, stderr, getenv)
 	case "events":
 		err = events(ctx, args[1:], stdout, stderr, getenv)
+	case "migrate":
+		err = migrate(ctx, args[1:], stderr, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "switchboard", versionString())
 	case "help", "-h", "--help":

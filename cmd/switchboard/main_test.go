@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -163,50 +161,7 @@ func (stillOpen) Close(context.Context) error { return nil }
 // sends SIGTERM: the process exits 0, and the call ends 503/1 on the
 // agent's stream.
 func TestSIGTERM(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(),
-		"SWITCHBOARD_TEST_RUN=serve --addr 127.0.0.1:0",
-		"SWITCHBOARD_ADMIN_KEY="+testAdminKey,
-	)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	lines := make(chan string, 64)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	var log strings.Builder
-	addrRe := regexp.MustCompile(`switchboard listening"? addr=(\S+)`)
-	addr := ""
-	timeout := time.After(15 * time.Second)
-	for addr == "" {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				t.Fatalf("the switchboard exited before listening:\n%s", log.String())
-			}
-			log.WriteString(line + "\n")
-			if m := addrRe.FindStringSubmatch(line); m != nil {
-				addr = m[1]
-			}
-		case <-timeout:
-			t.Fatalf("the switchboard did not say where it listens within 15 s:\n%s", log.String())
-		}
-	}
-	go func() {
-		for range lines { // keep the pipe drained
-		}
-	}()
-
+	cmd, addr := startServe(t)
 	alice := mint(t, "alice", calls.RoleAgent)
 	next, _ := openEvents(t, addr, alice)
 	if _, err := next(); err != nil {
@@ -251,7 +206,8 @@ func TestRun(t *testing.T) {
 		{"token for a phone caller", []string{"token", "--phone", "+14255550123", "--role", "caller", "--admin-key", "k"}, nil, 0, "eyJ", ""},
 		{"serve with a bad flag", []string{"serve", "--nope"}, nil, 2, "", "flag provided but not defined"},
 		{"serve with a bad duration", []string{"serve", "--ring-timeout", "soon"}, nil, 1, "", "ring-timeout"},
-		{"serve on Postgres, not built yet", []string{"serve", "--addr", "127.0.0.1:0"}, map[string]string{"DATABASE_URL": "postgres://x"}, 1, "", "DATABASE_URL"},
+		{"serve on a Postgres that is not there", []string{"serve", "--addr", "127.0.0.1:0"}, map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/x?sslmode=disable&connect_timeout=2"}, 1, "", "Postgres"},
+		{"migrate without a database", []string{"migrate"}, nil, 1, "", "DATABASE_URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

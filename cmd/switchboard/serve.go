@@ -112,17 +112,12 @@ type Main struct {
 // Run starts the service and returns once it listens.
 func (m *Main) Run(ctx context.Context) error {
 	log := m.Logger
-	if m.Config.DatabaseURL != "" {
-		return errors.New("DATABASE_URL is set, but the Postgres store is not in this build yet: unset it to run on the embedded store")
-	}
 	if len(m.Config.Devices) > 0 {
 		return errors.New("--device needs the media plane, which is not in this build yet")
 	}
-	m.store = m.Store
-	if m.store == nil {
-		m.store = store.NewMemory()
+	if err := m.openStore(ctx); err != nil {
+		return err
 	}
-	log.Warn("running on the embedded store: call history is kept in memory and lost when the switchboard stops (set DATABASE_URL for Postgres)")
 
 	if m.Config.AdminKey == "" {
 		key, err := newAdminKey()
@@ -170,6 +165,35 @@ func (m *Main) Run(ctx context.Context) error {
 	m.serveDone = make(chan error, 1)
 	go func() { m.serveDone <- m.http.Serve(ln) }()
 	log.Info("switchboard listening", "addr", m.Addr, "version", versionString())
+	return nil
+}
+
+// openStore opens the store Config selects: Postgres when DATABASE_URL is
+// set (migrated, and with the calls a crash left live ended with 503), the
+// embedded store otherwise.
+func (m *Main) openStore(ctx context.Context) error {
+	log := m.Logger
+	switch {
+	case m.Store != nil:
+		m.store = m.Store
+	case m.Config.DatabaseURL != "":
+		pg, err := store.OpenPostgres(ctx, m.Config.DatabaseURL, store.PostgresOptions{SpoolDir: m.Config.SpoolDir, Logger: log})
+		if err != nil {
+			return fmt.Errorf("open the Postgres store: %w", err)
+		}
+		m.store = pg
+		n, err := pg.RecoverCrashed(ctx)
+		if err != nil {
+			return fmt.Errorf("end the calls a previous run left live: %w", err)
+		}
+		if n > 0 {
+			log.Warn("ended the calls a previous run left live (the switchboard had stopped without ending them)", "calls", n, "code", 503)
+		}
+		log.Info("call history goes to Postgres")
+	default:
+		m.store = store.NewMemory()
+		log.Warn("running on the embedded store: call history is kept in memory and lost when the switchboard stops (set DATABASE_URL for Postgres)")
+	}
 	return nil
 }
 
