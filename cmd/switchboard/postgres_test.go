@@ -334,3 +334,26 @@ func TestKilledWithLiveCalls(t *testing.T) {
 		t.Errorf("GET the crashed call: %d, want 404", status)
 	}
 }
+
+// TestMigrateCommand: switchboard migrate applies the migrations to an
+// empty database, and again is a no-op.
+func TestMigrateCommand(t *testing.T) {
+	cluster := pgtest.Start(t)
+	for i := range 2 {
+		var stderr strings.Builder
+		if code := run(context.Background(), []string{"migrate", "--database-url", cluster.URL()}, io.Discard, &stderr, env(nil)); code != 0 {
+			t.Fatalf("migrate #%d exited %d: %s", i+1, code, stderr.String())
+		}
+	}
+	conn, err := pgx.Connect(context.Background(), cluster.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, table := range []string{"calls", "participants", "call_events", "switchboard_heartbeat"} {
+		var exists bool
+		if err := conn.QueryRow(context.Background(), `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&exists); err != nil || !exists {
+			t.Errorf("table %s after migrate: exists=%v, %v", table, exists, err)
+		}
+	}
+}
