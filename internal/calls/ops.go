@@ -280,7 +280,10 @@ const (
 // after checking the principal may touch it. Another identity's call is
 // call_not_found, unless the principal is a supervisor and the operation
 // is one supervisors may do (else forbidden).
-func (s *Switchboard) onCall(p Principal, id string, acc access, fn func(tx *txn, l *leg) error) error {
+//
+// extra are more identities the operation changes (one it invites), locked
+// with the call's.
+func (s *Switchboard) onCall(p Principal, id string, acc access, fn func(tx *txn, l *leg) error, extra ...*party) error {
 	pt, err := s.identify(p)
 	if err != nil {
 		return err
@@ -298,7 +301,7 @@ func (s *Switchboard) onCall(p Principal, id string, acc access, fn func(tx *txn
 			return Errorf(CodeForbidden, "supervisors may mute or remove participants and end calls, not operate another identity's call")
 		}
 	}
-	tx := s.begin(&p, []*party{pt, l.party}, []*conversation{l.conv})
+	tx := s.begin(&p, append([]*party{pt, l.party}, extra...), []*conversation{l.conv})
 	defer tx.done()
 	refresh(pt, p)
 	if l.phase == phaseEnded {
@@ -479,24 +482,8 @@ func (s *Switchboard) AddParticipant(ctx context.Context, p Principal, id string
 		return Participant{}, withOp(op, err)
 	}
 	callee := s.lookupParty(req.Identifier)
-	l := s.lookupLeg(id)
-	if l == nil {
-		return Participant{}, withOp(op, errCallNotFound(id))
-	}
-	pt, err := s.identify(p)
-	if err != nil {
-		return Participant{}, withOp(op, err)
-	}
-	if l.party != pt {
-		return Participant{}, withOp(op, errCallNotFound(id))
-	}
 	var out Participant
-	tx := s.begin(&p, []*party{pt, callee}, []*conversation{l.conv})
-	defer tx.done()
-	err = func() error {
-		if l.phase == phaseEnded {
-			return errCallNotFound(id)
-		}
+	err := s.onCall(p, id, ownOnly, func(tx *txn, l *leg) error {
 		if l.phase != phaseLive {
 			return Errorf(CodeInvalidState, "call %s is %s: participants are added to a live call", id, l.state())
 		}
@@ -507,7 +494,7 @@ func (s *Switchboard) AddParticipant(ctx context.Context, p Principal, id string
 			tx.touch(l.conv)
 			l.conv.kind = Group
 		}
-		info := CallerInfo{Identifier: p.Identifier, DisplayName: pt.displayName}
+		info := CallerInfo{Identifier: p.Identifier, DisplayName: l.party.displayName}
 		if req.Identifier.Kind == KindPhoneNumber {
 			info.Identifier = *req.AlternateCallerID
 		}
@@ -515,7 +502,7 @@ func (s *Switchboard) AddParticipant(ctx context.Context, p Principal, id string
 		tx.ring(m)
 		out = m.participant()
 		return nil
-	}()
+	}, callee)
 	return out, withOp(op, err)
 }
 
