@@ -238,6 +238,10 @@ func TestSlowClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	// Dial returns once the upgrade is written; the server subscribes the
+	// client just after. Until it has, "no clients" would end the loop below
+	// before it began.
+	waitClients(t, s, 1)
 	c, err := s.sb.StartCall(context.Background(), alice, calls.StartCallRequest{Participants: []calls.Identifier{calls.EchoBot}})
 	if err != nil {
 		t.Fatal(err)
