@@ -1,0 +1,237 @@
+package audio
+
+import (
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+// Tick runs one frame of the media plane: apply what arrived, capture every
+// microphone, mix every conversation, play every endpoint. Run calls it on
+// the clock; tests call it directly.
+func (m *Mixer) Tick() {
+	m.stats.ticks.Add(1)
+	m.applyPending()
+
+	for _, id := range m.ids {
+		id.source = SourceSilence
+		if id.ep != nil {
+			id.hasMic = id.ep.Capture(&id.mic)
+		} else {
+			id.hasMic = false
+		}
+	}
+	var speak []speakChange
+	for _, c := range m.convs {
+		speak = m.mixConv(c, speak)
+	}
+	silent := Output{PCM: &silence, Ulaw: ulawSilence[:], Source: SourceSilence}
+	hold := m.hold.frame()
+	for _, id := range m.ids {
+		if id.ep == nil {
+			continue
+		}
+		switch id.source {
+		case SourceCall:
+			id.ep.Play(Output{PCM: &id.out, Source: SourceCall})
+		case SourceHold:
+			id.ep.Play(hold)
+		default:
+			id.ep.Play(silent)
+		}
+	}
+	m.hold.advance()
+	if len(speak) > 0 {
+		m.speakMu.Lock()
+		for _, s := range speak {
+			m.speakNew[s.callID] = s.speaking
+		}
+		m.speakMu.Unlock()
+		m.signal(m.speakWake)
+	}
+}
+
+type speakChange struct {
+	callID   string
+	speaking bool
+}
+
+// ulawSilence is a frame of silence in µ-law.
+var ulawSilence = func() (b [FrameSamples]byte) {
+	EncodeUlaw(b[:], &silence)
+	return b
+}()
+
+// mixConv mixes one conversation: the sum of every sender, and for every
+// receiver that sum without its own voice.
+func (m *Mixer) mixConv(c *conv, speak []speakChange) []speakChange {
+	m.mix = sum{}
+	senders := 0
+	for _, mb := range c.members {
+		mb.contrib = nil
+		var src *Frame
+		switch {
+		case mb.echo != nil:
+			src = mb.echo.out()
+		case mb.id != nil && mb.id.hasMic:
+			src = &mb.id.mic
+		}
+		if !mb.send || src == nil {
+			if mb.echo == nil && mb.speaking.reset() {
+				speak = append(speak, speakChange{mb.callID, false})
+			}
+			continue
+		}
+		mb.contrib = src
+		m.mix.add(src)
+		senders++
+		if mb.echo == nil {
+			if s, changed := mb.speaking.update(src.DBov()); changed {
+				speak = append(speak, speakChange{mb.callID, s})
+			}
+		}
+	}
+	held := false
+	for _, mb := range c.members {
+		held = held || mb.held
+	}
+	for _, mb := range c.members {
+		switch {
+		case mb.receive && mb.echo != nil:
+			m.mix.mixInto(&m.tmp, mb.contrib)
+			mb.echo.push(&m.tmp)
+		case mb.receive && mb.id != nil:
+			mb.id.source = SourceCall
+			if senders == 0 {
+				mb.id.out.Clear()
+			} else {
+				m.mix.mixInto(&mb.id.out, mb.contrib)
+			}
+		case mb.echo != nil:
+			mb.echo.push(&silence)
+		case held && !mb.held && c.kind == calls.OneToOne && mb.id != nil && mb.id.source == SourceSilence:
+			// The other side held this 1:1 call: it hears the hold tone,
+			// unless it has an active call of its own to hear.
+			mb.id.source = SourceHold
+		}
+	}
+	return speak
+}
+
+// applyPending takes the routes and endpoints other goroutines handed over.
+func (m *Mixer) applyPending() {
+	m.mu.Lock()
+	if len(m.routes) == 0 && len(m.attach) == 0 {
+		m.mu.Unlock()
+		return
+	}
+	routes, attach := m.routes, m.attach
+	m.routes, m.attach = make(map[string]calls.Route, len(routes)), nil
+	var retired []Endpoint
+	for _, a := range attach {
+		id := m.identity(a.rawID)
+		switch {
+		case a.ep != nil:
+			if id.ep != nil && id.ep != a.ep {
+				retired = append(retired, id.ep)
+			}
+			id.ep = a.ep
+		case id.ep == a.only:
+			retired = append(retired, id.ep)
+			id.ep = nil
+			m.forget(a.rawID, id)
+		default:
+			retired = append(retired, a.only) // replaced already: close it
+		}
+	}
+	if len(retired) > 0 {
+		m.retired = append(m.retired, retired...)
+		m.signal(m.wake)
+	}
+	m.mu.Unlock()
+	for key, r := range routes {
+		m.applyRoute(key, r)
+	}
+}
+
+// applyRoute replaces a conversation's members, keeping the state of those
+// who stay (speaking detectors, echo lines).
+func (m *Mixer) applyRoute(key string, r calls.Route) {
+	old := m.convs[key]
+	if len(r.Members) == 0 {
+		if old != nil {
+			for _, mb := range old.members {
+				m.leave(mb)
+			}
+			delete(m.convs, key)
+		}
+		return
+	}
+	prev := map[string]*member{}
+	if old != nil {
+		for _, mb := range old.members {
+			prev[mb.callID] = mb
+		}
+	}
+	c := &conv{kind: r.Kind, members: make([]*member, 0, len(r.Members))}
+	for _, rm := range r.Members {
+		mb := prev[rm.CallID]
+		if mb == nil {
+			mb = &member{rawID: rm.RawID, callID: rm.CallID}
+			if rm.RawID == m.cfg.EchoBot && m.cfg.EchoBot != "" {
+				mb.echo = newEchoLine(m.cfg.EchoDelay)
+			} else {
+				mb.id = m.identity(rm.RawID)
+				mb.id.members++
+			}
+		}
+		delete(prev, rm.CallID)
+		mb.send, mb.receive, mb.held = rm.Send, rm.Receive, rm.Held
+		c.members = append(c.members, mb)
+	}
+	for _, mb := range prev {
+		m.leave(mb)
+	}
+	m.convs[key] = c
+}
+
+// identity returns the identity's state, creating it.
+func (m *Mixer) identity(rawID string) *identity {
+	id := m.ids[rawID]
+	if id == nil {
+		id = &identity{}
+		m.ids[rawID] = id
+	}
+	return id
+}
+
+// leave drops a member's hold on its identity.
+func (m *Mixer) leave(mb *member) {
+	if mb.id == nil {
+		return
+	}
+	mb.id.members--
+	m.forget(mb.rawID, mb.id)
+}
+
+// forget drops an identity with neither endpoint nor calls.
+func (m *Mixer) forget(rawID string, id *identity) {
+	if id.ep == nil && id.members <= 0 {
+		delete(m.ids, rawID)
+	}
+}
+
+// echoLine is one echo bot leg: it plays back what it hears, delayed.
+type echoLine struct {
+	frames []Frame
+	pos    int
+}
+
+func newEchoLine(delay int) *echoLine { return &echoLine{frames: make([]Frame, delay)} }
+
+// out is the frame heard delay ticks ago.
+func (e *echoLine) out() *Frame { return &e.frames[e.pos] }
+
+// push stores this tick's frame in place of the one out returned.
+func (e *echoLine) push(f *Frame) {
+	e.frames[e.pos] = *f
+	e.pos = (e.pos + 1) % len(e.frames)
+}
