@@ -17,6 +17,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/audio"
+	"github.com/switchboard/switchboard/internal/audio/rtc"
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/holdpolicy"
 	"github.com/switchboard/switchboard/internal/store"
@@ -32,7 +34,7 @@ type Config struct {
 	RingTimeout    time.Duration
 	ResumeLastHeld bool
 	AllowedOrigins []string
-	Devices        []string
+	Media          MediaConfig
 	LogLevel       slog.Level
 	LogJSON        bool
 	ShutdownGrace  time.Duration
@@ -58,10 +60,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	level := fs.String("log-level", env("SWITCHBOARD_LOG_LEVEL", "info"), "debug, info, warn or error (env SWITCHBOARD_LOG_LEVEL)")
 	fs.BoolVar(&cfg.LogJSON, "log-json", env("SWITCHBOARD_LOG_JSON", "") == "true", "log JSON lines instead of text (env SWITCHBOARD_LOG_JSON=true)")
 	grace := fs.String("shutdown-grace", env("SWITCHBOARD_SHUTDOWN_GRACE", "10s"), "how long shutdown may take (env SWITCHBOARD_SHUTDOWN_GRACE)")
-	fs.Func("device", "bind a host audio device to an identity, as alice=default (repeatable)", func(v string) error {
-		cfg.Devices = append(cfg.Devices, v)
-		return nil
-	})
+	finishMedia := mediaFlags(fs, &cfg.Media, env)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -80,6 +79,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
 		return cfg, fmt.Errorf("--log-level %q: %w", *level, err)
+	}
+	if err := finishMedia(); err != nil {
+		return cfg, err
 	}
 	for _, o := range strings.Split(*origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -107,14 +109,17 @@ type Main struct {
 	api         *api.Server
 	http        *http.Server
 	serveDone   chan error
+
+	mixer     *audio.Mixer
+	attacher  *rtc.Attacher
+	stopMixer context.CancelFunc
+	mixerDone chan error
+	closed    bool
 }
 
 // Run starts the service and returns once it listens.
 func (m *Main) Run(ctx context.Context) error {
 	log := m.Logger
-	if len(m.Config.Devices) > 0 {
-		return errors.New("--device needs the media plane, which is not in this build yet")
-	}
 	if err := m.openStore(ctx); err != nil {
 		return err
 	}
@@ -129,9 +134,15 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	m.hub = api.NewHub(log, 0)
+	mixer, err := m.newMixer()
+	if err != nil {
+		return err
+	}
+	m.mixer = mixer
 	sb, err := calls.New(calls.Config{
 		Store:       m.store,
 		Publisher:   m.hub,
+		Media:       m.mixer,
 		NewID:       uuid.NewString,
 		RingTimeout: m.Config.RingTimeout,
 		Policy:      holdpolicy.Options{ResumeLastHeld: m.Config.ResumeLastHeld},
@@ -141,7 +152,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.switchboard = sb
+	if err := m.startMedia(); err != nil {
+		return err
+	}
 	m.api = api.New(api.Config{
+		Media:          m.attacher,
 		Switchboard:    sb,
 		Hub:            m.hub,
 		Tokens:         api.NewTokens(m.Config.AdminKey, nil),
@@ -200,7 +215,12 @@ func (m *Main) openStore(ctx context.Context) error {
 // Close shuts down in the reverse order of start: no new requests, every
 // live call ended (503/1) with its events sent, event connections closed,
 // the store flushed.
+// Calling it again does nothing.
 func (m *Main) Close(ctx context.Context) error {
+	if m.closed {
+		return nil
+	}
+	m.closed = true
 	var errs []error
 	if m.http != nil {
 		if err := m.http.Shutdown(ctx); err != nil {
@@ -214,6 +234,9 @@ func (m *Main) Close(ctx context.Context) error {
 		if err := m.switchboard.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("end calls: %w", err))
 		}
+	}
+	if err := m.stopMedia(); err != nil {
+		errs = append(errs, err)
 	}
 	if m.api != nil {
 		m.api.Close()

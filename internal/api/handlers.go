@@ -298,8 +298,3 @@ func (s *Server) historyCall(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, h)
 }
-
-// mediaWebRTC is the WebRTC endpoint; the media plane is not built yet.
-func (s *Server) mediaWebRTC(c echo.Context) error {
-	return calls.Errorf(codeNotImplemented, "the media plane is not available in this build yet")
-}

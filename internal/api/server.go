@@ -30,6 +30,9 @@ type Config struct {
 	AllowedOrigins []string
 	// Console is the web console's files, served at /.
 	Console fs.FS
+	// Media attaches WebRTC audio endpoints (POST /api/media/webrtc); nil
+	// answers 501.
+	Media   MediaAttacher
 	Logger  *slog.Logger
 	Version string
 

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/audio"
+	"github.com/switchboard/switchboard/internal/audio/rtc"
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+// MediaConfig is the media plane's part of serve's configuration.
+type MediaConfig struct {
+	Devices   []string // identity=spec, see openDevice
+	PublicIPs []string
+	PortMin   uint16
+	PortMax   uint16
+	Grace     time.Duration
+	HoldWAV   string
+}
+
+// mediaFlags registers the media plane's flags; finish parses what flag
+// cannot.
+func mediaFlags(fs *flag.FlagSet, cfg *MediaConfig, env func(name, def string) string) (finish func() error) {
+	fs.Func("device", "bind an audio device to an identity (repeatable): alice=default or alice=<PortAudio device name> (builds with -tags portaudio), alice=file:<mic.wav>:<record.wav>, alice=tone:<hz>", func(v string) error {
+		cfg.Devices = append(cfg.Devices, v)
+		return nil
+	})
+	publicIP := fs.String("public-ip", env("SWITCHBOARD_PUBLIC_IP", ""), "comma-separated public addresses to offer in WebRTC candidates instead of the host's (1:1 NAT, Docker) (env SWITCHBOARD_PUBLIC_IP)")
+	ports := fs.String("udp-ports", env("SWITCHBOARD_UDP_PORTS", ""), "UDP port range for WebRTC media, as 40000-40199; empty is any (env SWITCHBOARD_UDP_PORTS)")
+	grace := fs.String("media-grace", env("SWITCHBOARD_MEDIA_GRACE", rtc.DefaultGrace.String()), "how long an audio endpoint whose peer vanished may come back before its calls end with 410 (env SWITCHBOARD_MEDIA_GRACE)")
+	fs.StringVar(&cfg.HoldWAV, "hold-wav", env("SWITCHBOARD_HOLD_WAV", ""), "a WAV file the far side of a held call hears instead of the hold tone (env SWITCHBOARD_HOLD_WAV)")
+	return func() error {
+		for _, ip := range strings.Split(*publicIP, ",") {
+			if ip = strings.TrimSpace(ip); ip != "" {
+				cfg.PublicIPs = append(cfg.PublicIPs, ip)
+			}
+		}
+		var err error
+		if cfg.Grace, err = time.ParseDuration(*grace); err != nil || cfg.Grace <= 0 {
+			return fmt.Errorf("--media-grace %q is not a positive duration", *grace)
+		}
+		if *ports != "" {
+			lo, hi, ok := strings.Cut(*ports, "-")
+			a, errA := strconv.ParseUint(lo, 10, 16)
+			b, errB := strconv.ParseUint(hi, 10, 16)
+			if !ok || errA != nil || errB != nil || a == 0 || a > b {
+				return fmt.Errorf("--udp-ports %q is not a range like 40000-40199", *ports)
+			}
+			cfg.PortMin, cfg.PortMax = uint16(a), uint16(b)
+		}
+		for _, d := range cfg.Devices {
+			if _, _, err := splitDevice(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// splitDevice reads identity=spec; a bare name is a Communication Services
+// user.
+func splitDevice(v string) (rawID, spec string, err error) {
+	who, spec, ok := strings.Cut(v, "=")
+	if !ok || who == "" || spec == "" {
+		return "", "", fmt.Errorf("--device %q: want identity=device, as alice=default", v)
+	}
+	if !strings.Contains(who, ":") {
+		who = calls.CommunicationUser(who).RawID()
+	}
+	return who, spec, nil
+}
+
+// openDevice opens one --device spec.
+func openDevice(spec string) (audio.Endpoint, error) {
+	kind, arg, _ := strings.Cut(spec, ":")
+	switch kind {
+	case "file":
+		mic, record, _ := strings.Cut(arg, ":")
+		var src audio.MicSource
+		if mic != "" {
+			frames, err := audio.ReadWAV(mic)
+			if err != nil {
+				return nil, err
+			}
+			src = &audio.Loop{Frames: frames}
+		}
+		return audio.NewFileEndpoint(src, record)
+	case "tone":
+		hz, err := strconv.ParseFloat(arg, 64)
+		if err != nil || hz <= 0 || hz >= audio.SampleRate/2 {
+			return nil, fmt.Errorf("tone:%s: want a frequency below 4000 Hz", arg)
+		}
+		return audio.NewFileEndpoint(audio.NewTone(hz, -20), "")
+	}
+	return openHostDevice(spec)
+}
+
+// newMixer makes the media plane's mixer; speaking reports go to the
+// switchboard, which must be set before the mixer runs.
+func (m *Main) newMixer() (*audio.Mixer, error) {
+	hold := audio.DefaultHold()
+	if f := m.Config.Media.HoldWAV; f != "" {
+		var err error
+		if hold, err = audio.LoadHoldWAV(f); err != nil {
+			return nil, err
+		}
+	}
+	return audio.NewMixer(audio.MixerConfig{
+		Hold:       hold,
+		EchoBot:    calls.EchoBot.RawID(),
+		OnSpeaking: func(callID string, speaking bool) { m.switchboard.ReportSpeaking(callID, speaking) },
+		Logger:     m.Logger,
+	}), nil
+}
+
+// startMedia starts the mixer's clock and the WebRTC attacher, and binds
+// the configured devices. The switchboard must exist (speaking goes to it).
+func (m *Main) startMedia() error {
+	cfg := m.Config.Media
+	engine, err := rtc.NewEngine(rtc.Config{PublicIPs: cfg.PublicIPs, PortMin: cfg.PortMin, PortMax: cfg.PortMax, Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+	m.attacher = rtc.NewAttacher(engine, m.mixer, cfg.Grace, m.switchboard.MediaLost, m.Logger)
+	for _, d := range cfg.Devices {
+		who, spec, _ := splitDevice(d)
+		ep, err := openDevice(spec)
+		if err != nil {
+			return fmt.Errorf("--device %s: %w", d, err)
+		}
+		m.mixer.Attach(who, ep)
+		m.Logger.Info("audio endpoint bound", "identity", who, "device", spec)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stopMixer = cancel
+	m.mixerDone = make(chan error, 1)
+	go func() { m.mixerDone <- m.mixer.Run(ctx) }()
+	return nil
+}
+
+// stopMedia stops the clock, which closes every endpoint.
+func (m *Main) stopMedia() error {
+	if m.attacher != nil {
+		m.attacher.Close()
+	}
+	if m.stopMixer == nil {
+		return nil
+	}
+	m.stopMixer()
+	err := <-m.mixerDone
+	if s := m.mixer.Stats(); s.Ticks > 0 {
+		m.Logger.Info("media plane stopped", "ticks", s.Ticks, "late_ticks", s.Late, "max_late", s.MaxLate)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("mixer: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/audio"
+	"github.com/switchboard/switchboard/internal/audio/rtc"
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/phone"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// The tones of the end-to-end media test.
+const (
+	aliceHz   = 1000
+	toneLevel = 1e-3 // ToneLevel of a -20 dBov tone is about 1e-2
+	noTone    = 1e-4
+)
+
+var callerHz = []float64{400, 600, 800}
+
+// startMediaServer runs the real program with its media plane on port 0.
+func startMediaServer(t *testing.T, media MediaConfig) *Main {
+	t.Helper()
+	m := &Main{
+		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute, Media: media},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
+		Store: store.NewMemory(),
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	return m
+}
+
+func phoneEngine(t *testing.T) *rtc.Engine {
+	t.Helper()
+	e, err := rtc.NewEngine(rtc.Config{Loopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// switchAt is one API request that changed alice's active call.
+type switchAt struct {
+	active       int       // the caller now active
+	n0, n1       int       // frames alice's device had played before the request and after the answer
+	sent, answer time.Time // wall clock around the request
+}
+
+// TestOnlyTheActiveCallReachesTheDevice is the media plane's end-to-end
+// test: alice's device is a file endpoint that speaks 1 kHz and records;
+// three pion softphones call her with 400, 600 and 800 Hz; she accepts them
+// one after another and resumes each in turn. Her recording must carry the
+// active caller's tone and no other; each caller must hear alice only while
+// its call is active and the hold tone while held.
+func TestOnlyTheActiveCallReachesTheDevice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("media end to end: about 10 s")
+	}
+	m := startMediaServer(t, MediaConfig{Grace: time.Minute})
+	base := "http://" + m.Addr
+	aliceToken := mint(t, "alice", calls.RoleAgent)
+	next, _ := openEvents(t, m.Addr, aliceToken) // alice is online: calls to her ring
+	if ev, err := next(); err != nil || ev["type"] != "snapshot" {
+		t.Fatalf("first event %v, %v", ev, err)
+	}
+	recording := filepath.Join(t.TempDir(), "alice.wav")
+	device, err := audio.NewFileEndpoint(audio.NewTone(aliceHz, -20), recording)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.mixer.Attach(calls.CommunicationUser("alice").RawID(), device)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	engine := phoneEngine(t)
+	phones := make([]*phone.Phone, len(callerHz))
+	done := make(chan struct{}, len(callerHz))
+	for i, hz := range callerHz {
+		tok := mint(t, fmt.Sprintf("customer%d", i+1), calls.RoleCaller)
+		p, err := phone.Connect(ctx, engine, base, tok, phone.Options{Mic: audio.NewTone(hz, -20), KeepHeard: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		phones[i] = p
+		go func() { p.Run(ctx); done <- struct{}{} }()
+	}
+	defer func() {
+		cancel()
+		for range phones {
+			<-done
+		}
+		for _, p := range phones {
+			p.Close()
+		}
+	}()
+
+	// Let every phone's stream fill the server's jitter buffer, so what is
+	// measured below is the switch, not the buffer's first fill.
+	time.Sleep(200 * time.Millisecond)
+
+	// Each caller dials alice and she accepts; then she resumes each in turn.
+	const segment = 1200 * time.Millisecond
+	aliceCall := make([]string, len(phones))
+	var switches []switchAt
+	act := func(active int, path string) {
+		s := switchAt{active: active, n0: device.Played(), sent: time.Now()}
+		res := post(t, base+path, aliceToken, "")
+		s.answer, s.n1 = time.Now(), device.Played()
+		if res["state"] != "Connected" {
+			t.Fatalf("POST %s: state %v, want Connected", path, res["state"])
+		}
+		aliceCall[active] = res["id"].(string)
+		switches = append(switches, s)
+		time.Sleep(segment)
+	}
+	for i, p := range phones {
+		if _, err := p.Call(ctx, "8:acs:alice"); err != nil {
+			t.Fatal(err)
+		}
+		id := waitIncoming(t, next)
+		act(i, "/api/incoming-calls/"+id+"/accept")
+	}
+	for i := range phones {
+		act(i, "/api/calls/"+aliceCall[i]+"/resume")
+	}
+	end := time.Now()
+	cancel()
+	for range phones {
+		<-done
+	}
+	done = make(chan struct{}, len(phones)) // the deferred wait is over
+	for range phones {
+		done <- struct{}{}
+	}
+	if err := m.Close(context.Background()); err != nil { // closes the recording
+		t.Fatal(err)
+	}
+
+	heard, err := audio.ReadWAV(recording)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAliceHeard(t, heard, switches)
+	for i, p := range phones {
+		checkCallerHeard(t, i, p.Heard(), switches, end)
+	}
+}
+
+// waitIncoming reads events until an incomingCall and returns its id.
+func waitIncoming(t *testing.T, next func() (map[string]any, error)) string {
+	t.Helper()
+	for {
+		ev, err := next()
+		if err != nil {
+			t.Fatalf("waiting for incomingCall: %v", err)
+		}
+		if ev["type"] == "incomingCall" {
+			return ev["callId"].(string)
+		}
+	}
+}
+
+// checkAliceHeard: from the first frame after each switch, alice's device
+// carries the active caller's tone and never a held caller's.
+func checkAliceHeard(t *testing.T, heard []audio.Frame, switches []switchAt) {
+	t.Helper()
+	var latencies []int
+	for k, s := range switches {
+		stop := len(heard)
+		if k+1 < len(switches) {
+			stop = switches[k+1].n0
+		}
+		// The frame where the new caller's tone starts.
+		first := -1
+		for n := s.n0; n < stop && n < len(heard); n++ {
+			if audio.ToneLevel(&heard[n], callerHz[s.active]) > toneLevel {
+				first = n
+				break
+			}
+		}
+		if first < 0 {
+			t.Errorf("switch %d: alice never heard caller %d", k, s.active+1)
+			continue
+		}
+		latencies = append(latencies, first-s.n0+1)
+		// The route applies at the first tick after the request returns,
+		// and the request returns within a frame unless the machine is
+		// very busy: then at most two frames from the request.
+		if limit := max(s.n0+2, s.n1+1); first > limit {
+			t.Errorf("switch %d: caller %d's tone starts at frame %d; request at %d, answer at %d", k, s.active+1, first, s.n0, s.n1)
+		}
+		withTone := 0
+		for n := first; n < stop; n++ {
+			for c, hz := range callerHz {
+				if c != s.active && audio.ToneLevel(&heard[n], hz) > noTone {
+					t.Errorf("switch %d: frame %d (%d after the switch) carries held caller %d's tone", k, n, n-first, c+1)
+				}
+			}
+			if audio.ToneLevel(&heard[n], callerHz[s.active]) > toneLevel {
+				withTone++
+			}
+		}
+		if total := stop - first; withTone < total*9/10 {
+			t.Errorf("switch %d: the active caller's tone is in %d of %d frames", k, withTone, total)
+		}
+	}
+	t.Logf("frames from the API request to the new caller's audio at alice's device: %v", latencies)
+}
+
+// checkCallerHeard: caller i hears alice only while its call is active and
+// the hold tone while it is held; after a switch it allows 200 ms for the
+// network and its jitter buffer.
+func checkCallerHeard(t *testing.T, i int, heard []phone.Heard, switches []switchAt, end time.Time) {
+	t.Helper()
+	const settle = 200 * time.Millisecond
+	type period struct {
+		from, to time.Time
+		active   bool
+	}
+	var periods []period
+	accepted := false
+	for k, s := range switches {
+		to := end
+		if k+1 < len(switches) {
+			to = switches[k+1].sent
+		}
+		if s.active == i {
+			accepted = true
+		}
+		if accepted {
+			periods = append(periods, period{s.answer.Add(settle), to, s.active == i})
+		}
+	}
+	for _, p := range periods {
+		alice, hold, frames := 0, 0, 0
+		for _, h := range heard {
+			if h.At.Before(p.from) || !h.At.Before(p.to) {
+				continue
+			}
+			frames++
+			if audio.ToneLevel(&h.Frame, aliceHz) > toneLevel {
+				alice++
+			}
+			if audio.ToneLevel(&h.Frame, audio.HoldToneHz) > toneLevel {
+				hold++
+			}
+		}
+		switch {
+		case p.active && (alice < frames*9/10 || hold > 0):
+			t.Errorf("caller %d, active %v: alice's tone in %d of %d frames, hold tone in %d", i+1, p.to.Sub(p.from), alice, frames, hold)
+		case !p.active && alice > 0:
+			t.Errorf("caller %d, held %v: heard alice in %d of %d frames", i+1, p.to.Sub(p.from), alice, frames)
+		case !p.active && hold == 0 && p.to.Sub(p.from) >= 2100*time.Millisecond:
+			t.Errorf("caller %d, held %v: never heard the hold tone in %d frames", i+1, p.to.Sub(p.from), frames)
+		}
+	}
+}

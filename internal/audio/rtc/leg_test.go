@@ -1,0 +1,139 @@
+package rtc
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/goleak"
+
+	"github.com/switchboard/switchboard/internal/audio"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func testEngine(t testing.TB) *Engine {
+	t.Helper()
+	e, err := NewEngine(Config{Loopback: true, DisconnectedAfter: 500 * time.Millisecond, FailedAfter: 2 * time.Second, KeepAlive: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// pair connects an offering leg to an answering one.
+func pair(t *testing.T, e *Engine) (caller, callee *Leg) {
+	t.Helper()
+	ctx := context.Background()
+	caller, offer, err := e.Offer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee, answer, err := e.Answer(ctx, offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := caller.Accept(answer); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []*Leg{caller, callee} {
+		select {
+		case <-l.Connected():
+		case <-time.After(10 * time.Second):
+			t.Fatal("ICE did not connect in 10 s")
+		}
+	}
+	return caller, callee
+}
+
+func TestLegCarriesAudioBothWays(t *testing.T) {
+	e := testEngine(t)
+	caller, callee := pair(t, e)
+	defer caller.Close()
+	defer callee.Close()
+
+	up, down := audio.NewTone(400, -20), audio.NewTone(800, -20)
+	var f audio.Frame
+	heardUp, heardDown := 0, 0
+	tick := time.NewTicker(audio.FrameDuration)
+	defer tick.Stop()
+	for range 50 { // one second
+		<-tick.C
+		up.Next(&f)
+		caller.Play(audio.Output{PCM: &f})
+		down.Next(&f)
+		callee.Play(audio.Output{PCM: &f})
+		if callee.Capture(&f) {
+			if i, ok := audio.Dominant(&f, 1e-3, 400, 800); ok && i == 0 {
+				heardUp++
+			}
+		}
+		if caller.Capture(&f) {
+			if i, ok := audio.Dominant(&f, 1e-3, 400, 800); ok && i == 1 {
+				heardDown++
+			}
+		}
+	}
+	// The jitter buffer holds 3 frames and loopback loses nothing: nearly
+	// every frame after the first few carries the tone.
+	if heardUp < 40 || heardDown < 40 {
+		t.Errorf("frames with the tone in 1 s: callee %d, caller %d; want at least 40 each", heardUp, heardDown)
+	}
+	if s := callee.Jitter(); s.Late > 0 || s.Resyncs > 0 {
+		t.Errorf("callee's jitter buffer: %+v", s)
+	}
+}
+
+func TestLegNoticesAVanishedPeer(t *testing.T) {
+	e := testEngine(t)
+	caller, callee := pair(t, e)
+	defer callee.Close()
+	states := make(chan webrtc.ICEConnectionState, 16)
+	callee.OnState(func(s webrtc.ICEConnectionState) { states <- s })
+	start := time.Now()
+	caller.Close() // no goodbye: the callee only sees silence
+	for {
+		select {
+		case s := <-states:
+			if s == webrtc.ICEConnectionStateDisconnected || s == webrtc.ICEConnectionStateFailed {
+				t.Logf("peer gone: %s after %v", s, time.Since(start).Round(time.Millisecond))
+				return
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the callee did not notice its peer had gone within 10 s")
+		}
+	}
+}
+
+func TestAnswerRejectsBadOffers(t *testing.T) {
+	e := testEngine(t)
+	offerer, good, err := e.Offer(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer offerer.Close()
+	tests := []struct{ name, offer string }{
+		{"empty", ""},
+		{"garbage", "hello"},
+		{"no audio", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"},
+		{"NUL in fmtp", strings.Replace(good, "a=rtpmap:0 PCMU/8000", "a=rtpmap:0 PCMU/8000\r\na=fmtp:0 x\x00y", 1)},
+		{"payload type 4294967296", strings.Replace(good, "a=rtpmap:0 PCMU/8000", "a=rtpmap:4294967296 PCMU/8000", 1)},
+		{"Opus only", strings.NewReplacer("a=rtpmap:0 PCMU/8000", "a=rtpmap:111 opus/48000/2", "UDP/TLS/RTP/SAVPF 0", "UDP/TLS/RTP/SAVPF 111").Replace(good)},
+		{"an answer, not an offer", "v=0\r\n" + strings.Repeat("m=audio 9 x\r\n", 3)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			leg, answer, err := e.Answer(context.Background(), tt.offer)
+			if err == nil {
+				leg.Close()
+				t.Fatalf("answered %q with %q", tt.offer, answer)
+			}
+			if !errors.Is(err, ErrBadSDP) {
+				t.Errorf("error %v is not ErrBadSDP", err)
+			}
+		})
+	}
+}
