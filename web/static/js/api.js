@@ -1,0 +1,106 @@
+// The HTTP side of the contract: the token kept for the tab, requests, and
+// the server's errors as words.
+
+const TOKEN_KEY = 'switchboard.token';
+const PERF_KEY = 'switchboard.perf';
+
+export const session = {
+  get token() {
+    return sessionStorage.getItem(TOKEN_KEY) || '';
+  },
+  set(token) {
+    sessionStorage.setItem(TOKEN_KEY, token.trim());
+  },
+  clear() {
+    sessionStorage.removeItem(TOKEN_KEY);
+  },
+  // perf is set by ?perf=1 (the browser tests' latency measurement).
+  get perf() {
+    return sessionStorage.getItem(PERF_KEY) === '1';
+  },
+};
+
+// takeURLParams moves ?token= (the link `switchboard token --url` prints)
+// and ?perf= into sessionStorage and out of the address bar, so the token
+// does not linger in the history or on screen.
+export function takeURLParams() {
+  const url = new URL(location.href);
+  let changed = false;
+  const token = url.searchParams.get('token');
+  if (token) {
+    session.set(token);
+    url.searchParams.delete('token');
+    changed = true;
+  }
+  const perf = url.searchParams.get('perf');
+  if (perf !== null) {
+    sessionStorage.setItem(PERF_KEY, perf === '1' ? '1' : '0');
+    url.searchParams.delete('perf');
+    changed = true;
+  }
+  if (changed) history.replaceState(null, '', url.pathname + url.search + url.hash);
+}
+
+// ApiError is an error answer, with the contract's code and message.
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+let onUnauthorized = null;
+
+// whenUnauthorized sets what happens when any request answers 401.
+export function whenUnauthorized(fn) {
+  onUnauthorized = fn;
+}
+
+export async function request(method, path, body) {
+  const headers = { Authorization: 'Bearer ' + session.token };
+  const init = { method, headers };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (e) {
+    throw new ApiError(0, 'network_error', `the switchboard could not be reached (${e.message})`);
+  }
+  const text = await res.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!res.ok) {
+    const e = data && data.error;
+    const err = new ApiError(res.status, (e && e.code) || 'http_' + res.status, (e && e.message) || text.trim() || res.statusText);
+    if (res.status === 401 && onUnauthorized) onUnauthorized(err);
+    throw err;
+  }
+  return data;
+}
+
+export const get = (path) => request('GET', path);
+export const post = (path, body) => request('POST', path, body === undefined ? {} : body);
+export const del = (path) => request('DELETE', path);
+
+// describe is an error in words: the server's message, then its code.
+export function describe(err) {
+  if (err instanceof ApiError) {
+    const status = err.status ? `, HTTP ${err.status}` : '';
+    return `${err.message} (${err.code}${status})`;
+  }
+  return err && err.message ? err.message : String(err);
+}
+
+export function esc(s) {
+  return encodeURIComponent(s);
+}

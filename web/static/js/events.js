@@ -1,0 +1,98 @@
+// The event stream: one websocket to /api/events, reopened with backoff when
+// it drops (each new connection starts with a fresh snapshot), and closed for
+// good when the server says the token is no longer valid.
+
+import { get, ApiError } from './api.js';
+
+export class EventStream {
+  // handlers: onEvent(ev, arrivedAt), onStatus(status, detail), onExpired().
+  // status is 'connecting', 'open' or 'reconnecting'.
+  constructor(token, handlers) {
+    this.token = token;
+    this.h = handlers;
+    this.ws = null;
+    this.stopped = false;
+    this.expired = false;
+    this.attempt = 0;
+    this.reconnects = 0;
+    this.lastSeq = 0;
+    this.timer = null;
+  }
+
+  start() {
+    this.h.onStatus('connecting', '');
+    this.open();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (this.ws) this.ws.close(1000, 'signed out');
+  }
+
+  open() {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(`${scheme}//${location.host}/api/events?access_token=${encodeURIComponent(this.token)}`);
+    this.ws = ws;
+    this.lastSeq = 0;
+    ws.onmessage = (m) => {
+      const arrived = performance.now();
+      let ev;
+      try {
+        ev = JSON.parse(m.data);
+      } catch {
+        this.h.onStatus('reconnecting', 'an event could not be read; reconnecting for a fresh snapshot');
+        ws.close(4000, 'bad event');
+        return;
+      }
+      if (ev.seq !== this.lastSeq + 1) {
+        this.h.onStatus('reconnecting', `events were missed (seq ${ev.seq} after ${this.lastSeq}); reconnecting for a fresh snapshot`);
+        ws.close(4000, 'seq gap');
+        return;
+      }
+      this.lastSeq = ev.seq;
+      if (ev.type === 'snapshot') {
+        this.attempt = 0;
+        this.h.onStatus('open', '');
+      }
+      if (ev.type === 'connectionStateChanged' && ev.data && ev.data.reason === 'invalidToken' && ev.agentId === this.h.self()) {
+        this.expired = true;
+      }
+      this.h.onEvent(ev, arrived);
+    };
+    ws.onclose = (e) => {
+      if (this.ws !== ws || this.stopped) return;
+      if (this.expired || (e.code === 1008 && e.reason === 'invalidToken')) {
+        this.stopped = true;
+        this.h.onExpired();
+        return;
+      }
+      const why = e.reason ? `${e.reason} (${e.code})` : `the connection closed (${e.code})`;
+      this.retry(why);
+    };
+  }
+
+  // retry reconnects after a backoff, once the token is known to be valid:
+  // a websocket refused for a bad token only says 1006.
+  retry(why) {
+    this.attempt++;
+    const delay = Math.min(5000, 250 * 2 ** (this.attempt - 1)) * (0.75 + Math.random() / 2);
+    this.h.onStatus('reconnecting', `${why}; reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${this.attempt})`);
+    this.timer = setTimeout(async () => {
+      if (this.stopped) return;
+      try {
+        await get('/api/me');
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 401) {
+          this.stopped = true;
+          this.h.onExpired();
+          return;
+        }
+        this.retry(err.message);
+        return;
+      }
+      this.reconnects++;
+      this.open();
+    }, delay);
+  }
+}

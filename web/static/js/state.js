@@ -1,0 +1,171 @@
+// The console's model of what the event stream has said: calls, ringing
+// calls, identities (for supervisors) and recently ended calls. apply()
+// folds one event in; every call it changes gets a new version number, so
+// views can reuse what they drew for calls that did not change.
+
+const MAX_ENDED = 20;
+
+export class Model {
+  constructor(self) {
+    this.self = self; // rawId of the signed-in identity
+    this.calls = new Map(); // id -> call
+    this.incoming = new Map(); // id -> incoming call
+    this.agents = new Map(); // rawId -> agent status (supervisors)
+    this.ended = []; // ended calls, newest first
+    this.names = new Map(); // rawId -> display name, learned from calls
+    this.version = 0; // grows on every change
+    this.synced = false;
+  }
+
+  touch(call) {
+    call._v = ++this.version;
+  }
+
+  apply(ev) {
+    this.version++;
+    const d = ev.data || {};
+    const call = ev.callId ? this.calls.get(ev.callId) : null;
+    switch (ev.type) {
+      case 'snapshot':
+        this.calls.clear();
+        this.incoming.clear();
+        this.agents.clear();
+        for (const c of d.calls || []) this.addCall(c);
+        for (const ic of d.incomingCalls || []) this.incoming.set(ic.id, ic);
+        for (const a of d.agents || []) this.agents.set(a.rawId, { ...a });
+        this.synced = true;
+        return;
+      case 'connectionStateChanged':
+        if (ev.agentId !== this.self) {
+          const a = this.agents.get(ev.agentId) || { rawId: ev.agentId, displayName: '', role: '', activeCallId: '' };
+          a.connectionState = d.newState;
+          this.agents.set(ev.agentId, a);
+        }
+        return;
+      case 'incomingCall':
+        this.incoming.set(d.incomingCall.id, d.incomingCall);
+        return;
+      case 'callsUpdated':
+        for (const c of d.added || []) {
+          this.incoming.delete(c.id);
+          this.addCall(c);
+        }
+        for (const c of d.removed || []) this.calls.delete(c.id);
+        return;
+      case 'callEnded': {
+        this.incoming.delete(ev.callId);
+        const ended = { ...(d.call || call || { id: ev.callId }) };
+        ended.callEndReason = d.callEndReason || ended.callEndReason;
+        ended.state = 'Disconnected';
+        ended.isActive = false;
+        ended._at = ev.at;
+        this.touch(ended);
+        this.calls.delete(ev.callId);
+        this.ended.unshift(ended);
+        if (this.ended.length > MAX_ENDED) this.ended.length = MAX_ENDED;
+        const a = this.agents.get(ev.agentId);
+        if (a && a.activeCallId === ev.callId) a.activeCallId = '';
+        return;
+      }
+    }
+    if (!call) return;
+    switch (ev.type) {
+      case 'stateChanged': {
+        call.state = d.state;
+        call.isActive = d.isActive;
+        if (d.state === 'LocalHold') call.heldTime = call.heldTime || ev.at;
+        else call.heldTime = null;
+        if (d.state === 'Connected' && !call.connectedTime) call.connectedTime = ev.at;
+        const a = this.agents.get(ev.agentId);
+        if (a) {
+          if (d.isActive) a.activeCallId = call.id;
+          else if (a.activeCallId === call.id) a.activeCallId = '';
+        }
+        break;
+      }
+      case 'kindChanged':
+        call.kind = d.kind;
+        break;
+      case 'isMutedChanged':
+        if (d.participant) {
+          const p = participant(call, d.participant);
+          if (p) p.isMuted = d.isMuted;
+        } else {
+          call.isMuted = d.isMuted;
+          if (!d.isMuted) call._mutedBy = '';
+        }
+        break;
+      case 'isIncomingAudioMutedChanged':
+        call.isIncomingAudioMuted = d.isMuted;
+        break;
+      case 'mutedByOthers':
+        call._mutedBy = d.by;
+        break;
+      case 'isSpeakingChanged': {
+        const p = participant(call, d.participant);
+        if (p) p.isSpeaking = d.isSpeaking;
+        break;
+      }
+      case 'participantStateChanged': {
+        const p = participant(call, d.participant);
+        if (p) p.state = d.state;
+        break;
+      }
+      case 'remoteParticipantsUpdated': {
+        const gone = new Set((d.removed || []).map((p) => p.rawId));
+        const list = (call.remoteParticipants || []).filter((p) => !gone.has(p.rawId));
+        for (const p of d.added || []) {
+          if (p.displayName) this.names.set(p.rawId, p.displayName);
+          const i = list.findIndex((q) => q.rawId === p.rawId);
+          if (i >= 0) list[i] = { ...p };
+          else list.push({ ...p });
+        }
+        call.remoteParticipants = list;
+        break;
+      }
+      default:
+        return;
+    }
+    this.touch(call);
+  }
+
+  addCall(c) {
+    const call = { ...c, remoteParticipants: (c.remoteParticipants || []).map((p) => ({ ...p })) };
+    for (const p of call.remoteParticipants) if (p.displayName) this.names.set(p.rawId, p.displayName);
+    this.touch(call);
+    this.calls.set(call.id, call);
+  }
+
+  // callsOf answers an identity's calls, oldest first.
+  callsOf(agentId) {
+    const out = [];
+    for (const c of this.calls.values()) if (!agentId || c.agentId === agentId) out.push(c);
+    out.sort(byStart);
+    return out;
+  }
+
+  incomingOf(agentId) {
+    const out = [];
+    for (const c of this.incoming.values()) if (!agentId || c.agentId === agentId) out.push(c);
+    out.sort(byStart);
+    return out;
+  }
+
+  activeOf(agentId) {
+    for (const c of this.calls.values()) if (c.agentId === agentId && c.isActive) return c;
+    return null;
+  }
+
+  dismissEnded(id) {
+    this.ended = this.ended.filter((c) => c.id !== id);
+    this.version++;
+  }
+}
+
+function participant(call, raw) {
+  return (call.remoteParticipants || []).find((p) => p.rawId === raw);
+}
+
+function byStart(a, b) {
+  return a.startTime < b.startTime ? -1 : a.startTime > b.startTime ? 1 : a.id < b.id ? -1 : 1;
+}

@@ -1,0 +1,254 @@
+// The agent's view: ringing calls, every call as a card (the active one
+// unmistakable, held ones with how long they have been held), recently ended
+// calls with their end reason, and forms to call and join.
+
+import { h } from '../dom.js';
+import { post, del, esc } from '../api.js';
+import { parseIdentifier, partyName, rawOfIdentifier, shortRaw, isPhoneRaw, callTitle, kindText } from '../format.js';
+import {
+  button, reasonNote, stateBadge, timing, flags, participantRows, endedCard, rules, tick, kindLabel,
+} from './common.js';
+
+export const agentShortcuts = [
+  ['a', 'Accept the ringing call'],
+  ['d', 'Decline the ringing call'],
+  ['s', 'Swap: resume the call held last (holds the active one)'],
+  ['1 – 9', 'Make call number N active'],
+  ['h', 'Hold the active call'],
+  ['m', 'Mute or unmute your microphone'],
+  ['i', 'Mute or unmute incoming audio'],
+  ['x', 'Hang up the active call'],
+  ['n', 'New call: jump to the number field'],
+];
+
+export class AgentView {
+  constructor(app) {
+    this.app = app;
+    this.model = app.model;
+    this.cards = new Map(); // call id -> {v, n, vnode}
+  }
+
+  // mount draws the parts that do not follow events once; render() draws
+  // the rest.
+  mount(root) {
+    root.innerHTML = '';
+    const layout = document.createElement('div');
+    layout.className = 'agent-layout';
+    this.primary = document.createElement('div');
+    this.primary.className = 'primary';
+    const side = document.createElement('aside');
+    side.className = 'side';
+    side.setAttribute('aria-label', 'Place calls and audio');
+    side.append(this.newCallForm(), this.app.audioPanel.element);
+    layout.append(this.primary, side);
+    layout.addEventListener('submit', (e) => this.onSubmit(e));
+    root.append(layout);
+  }
+
+  view() {
+    const me = this.app.me.rawId;
+    const model = this.model;
+    const incoming = model.incomingOf(me);
+    const list = model.callsOf(me);
+    const active = list.find((c) => c.isActive);
+    const held = list.filter((c) => c.state === 'LocalHold').length;
+    return [
+      incoming.length ? h('section', { class: 'incoming', 'aria-labelledby': 'incoming-h' },
+        h('h2', { id: 'incoming-h' }, incoming.length === 1 ? 'Incoming call' : `Incoming calls (${incoming.length})`),
+        h('ul', { class: 'incoming-list' }, incoming.map((ic, i) => this.incomingCard(ic, i === 0)))) : null,
+      h('section', { class: 'calls', 'aria-labelledby': 'calls-h' },
+        h('div', { class: 'section-head' },
+          h('h2', { id: 'calls-h' }, `Your calls (${list.length})`),
+          h('p', { class: 'summary', id: 'active-summary', role: 'status' },
+            active ? ['Active: ', h('strong', null, callTitle(active))] : 'No active call',
+            held ? ` · ${held} on hold` : '')),
+        list.length
+          ? h('ol', { class: 'call-grid' }, list.map((c, i) => this.card(c, i + 1)))
+          : h('p', { class: 'empty' }, 'No calls. Incoming calls appear here; place one with New call.')),
+      model.ended.some((c) => c.agentId === me || !c.agentId) ? h('section', { class: 'ended', 'aria-labelledby': 'ended-h' },
+        h('div', { class: 'section-head' },
+          h('h2', { id: 'ended-h' }, 'Recently ended'),
+          button('Clear', 'clear-ended', {}, { label: 'Clear recently ended calls' })),
+        h('ul', { class: 'ended-list' }, model.ended.filter((c) => c.agentId === me || !c.agentId).map((c) => endedCard(c, { dismiss: true })))) : null,
+    ];
+  }
+
+  incomingCard(ic, first) {
+    const caller = ic.callerInfo || {};
+    const raw = rawOfIdentifier(caller.identifier);
+    const name = partyName(caller.displayName, raw);
+    return h('li', { key: ic.id, class: 'incoming-card', 'aria-label': `Incoming call from ${name}` },
+      h('p', { class: 'caller' }, h('strong', { class: 'caller-name' }, name), ' ',
+        h('span', { class: 'caller-number' }, isPhoneRaw(raw) ? shortRaw(raw) : raw)),
+      h('p', { class: 'muted-text' }, kindText[ic.kind] || ic.kind, ' · ringing for ', tick(ic.startTime)),
+      h('div', { class: 'actions' },
+        button('Accept', 'accept', { call: ic.id }, { cls: 'primary-btn', label: `Accept call from ${name}`, kbd: first ? 'A' : null, keys: first ? 'a' : null }),
+        button('Decline', 'reject', { call: ic.id }, { cls: 'danger-btn', label: `Decline call from ${name}`, kbd: first ? 'D' : null, keys: first ? 'd' : null })));
+  }
+
+  card(call, n) {
+    const cached = this.cards.get(call.id);
+    if (cached && cached.v === call._v && cached.n === n) return cached.vnode;
+    const vnode = this.drawCard(call, n);
+    this.cards.set(call.id, { v: call._v, n, vnode });
+    return vnode;
+  }
+
+  drawCard(call, n) {
+    const id = call.id;
+    const title = callTitle(call);
+    const endAllReason = rules.endForEveryone(call);
+    const endAllId = `endall-reason-${id}`;
+    const addReason = rules.addParticipant(call);
+    const cls = 'call-card' + (call.isActive ? ' is-active' : '') + (call.state === 'LocalHold' ? ' is-held' : '');
+    const main = [];
+    if (call.state === 'LocalHold') {
+      main.push(button('Resume', 'resume', { call: id }, { cls: 'primary-btn', label: `Resume the call with ${title} (holds the active call)`, kbd: n <= 9 ? String(n) : null }));
+    } else if (call.isActive || call.state === 'RemoteHold') {
+      main.push(button('Hold', 'hold', { call: id }, { label: `Hold the call with ${title}`, kbd: call.isActive ? 'H' : null }));
+    }
+    main.push(
+      button(call.isMuted ? 'Unmute mic' : 'Mute mic', call.isMuted ? 'unmute' : 'mute', { call: id }, { pressed: call.isMuted, label: `Microphone muted in the call with ${title}`, kbd: call.isActive ? 'M' : null }),
+      button(call.isIncomingAudioMuted ? 'Unmute speaker' : 'Mute speaker', call.isIncomingAudioMuted ? 'unmute-incoming' : 'mute-incoming', { call: id }, { pressed: call.isIncomingAudioMuted, label: `Incoming audio muted in the call with ${title}`, kbd: call.isActive ? 'I' : null }),
+      button('Hang up', 'hangup', { call: id }, { cls: 'danger-btn', label: `Hang up the call with ${title}`, kbd: call.isActive ? 'X' : null }),
+      button('End for everyone', 'end-all', { call: id }, { cls: 'danger-btn', label: `End the call with ${title} for everyone`, reason: endAllReason, reasonId: endAllId }),
+    );
+    return h('li', { key: id, class: cls, 'data-call-id': id, 'data-state': call.state, 'aria-current': call.isActive ? 'true' : null },
+      h('article', { 'aria-labelledby': `title-${id}` },
+        h('header', { class: 'card-head' },
+          h('span', { class: 'card-n', 'aria-hidden': 'true' }, String(n)),
+          h('h3', { id: `title-${id}`, class: 'card-title' }, title),
+          stateBadge(call)),
+        h('p', { class: 'muted-text' }, `${call.direction} · ${kindLabel(call)}`),
+        timing(call),
+        flags(call),
+        h('div', { class: 'actions' }, main),
+        reasonNote(endAllId, endAllReason),
+        participantRows(call, { overseeing: false }),
+        h('details', { class: 'more' },
+          h('summary', null, 'Add participant, mute all'),
+          h('form', { 'data-action': 'add-participant', 'data-call': id, class: 'inline-form' },
+            h('label', { for: `add-${id}` }, 'User or phone number'),
+            h('input', { id: `add-${id}`, name: 'who', autocomplete: 'off', placeholder: 'carol or +14255550123', required: true, disabled: !!addReason }),
+            h('label', { for: `add-cid-${id}` }, 'Caller id (for a phone number)'),
+            h('input', { id: `add-cid-${id}`, name: 'callerId', autocomplete: 'off', placeholder: '+14255550100', disabled: !!addReason }),
+            h('button', { type: 'submit', disabled: !!addReason, title: addReason || null }, 'Add')),
+          addReason ? h('p', { class: 'reason' }, addReason) : null,
+          button('Mute all others', 'mute-all', { call: id }, { reason: rules.muteOthers(call, false), reasonId: `mute-reason-${id}` }))));
+  }
+
+  newCallForm() {
+    const wrap = document.createElement('section');
+    wrap.setAttribute('aria-labelledby', 'new-call-h');
+    wrap.className = 'panel';
+    wrap.innerHTML = `
+      <h2 id="new-call-h">New call</h2>
+      <form data-action="start-call" class="stack-form">
+        <label for="new-call-to">Call <span class="hint">(user id, +phone number or raw id; commas for a group)</span></label>
+        <input id="new-call-to" name="to" autocomplete="off" placeholder="bob, +14255550123, 8:echo123" required aria-keyshortcuts="n">
+        <label for="new-call-cid">Caller id <span class="hint">(needed to call a phone number)</span></label>
+        <input id="new-call-cid" name="callerId" autocomplete="off" placeholder="+14255550100">
+        <button type="submit" class="primary-btn">Call</button>
+      </form>
+      <form data-action="join" class="stack-form">
+        <label for="join-id">Join a group call (GUID) or a room</label>
+        <input id="join-id" name="id" autocomplete="off" placeholder="group GUID or room id" required>
+        <button type="submit">Join</button>
+      </form>`;
+    return wrap;
+  }
+
+  async onSubmit(e) {
+    const form = e.target.closest('form[data-action]');
+    if (!form) return;
+    e.preventDefault();
+    const f = new FormData(form);
+    const action = form.dataset.action;
+    const callerId = (f.get('callerId') || '').trim();
+    const alt = callerId ? parseIdentifier(callerId).identifier : undefined;
+    if (action === 'start-call') {
+      const ok = await this.app.act('Call', () => {
+        const participants = String(f.get('to')).split(',').filter((s) => s.trim()).map((s) => parseIdentifier(s).identifier);
+        return post('/api/calls', { participants, alternateCallerId: alt });
+      });
+      if (ok) form.reset();
+    } else if (action === 'join') {
+      const id = String(f.get('id')).trim();
+      const body = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id) ? { groupId: id } : { roomId: id };
+      const ok = await this.app.act('Join', () => post('/api/calls/join', body));
+      if (ok) form.reset();
+    } else if (action === 'add-participant') {
+      const call = form.dataset.call;
+      const ok = await this.app.act('Add participant', () => post(`/api/calls/${esc(call)}/participants`, {
+        identifier: parseIdentifier(String(f.get('who'))).identifier, alternateCallerId: alt,
+      }));
+      if (ok) form.reset();
+    }
+  }
+
+  // actions answer the data-action of a clicked button.
+  actions() {
+    const m = this.model;
+    return {
+      accept: (d) => this.app.act('Accept', () => post(`/api/incoming-calls/${esc(d.call)}/accept`)),
+      reject: (d) => this.app.act('Decline', () => post(`/api/incoming-calls/${esc(d.call)}/reject`)),
+      'clear-ended': () => {
+        m.ended = m.ended.filter((c) => c.agentId && c.agentId !== this.app.me.rawId);
+        m.version++;
+        this.app.schedule();
+      },
+      'dismiss-ended': (d) => {
+        m.dismissEnded(d.call);
+        this.app.schedule();
+      },
+    };
+  }
+
+  // keys are the agent's shortcuts.
+  keys() {
+    const me = () => this.app.me.rawId;
+    const active = () => this.model.activeOf(me());
+    const call = (label, fn) => {
+      const c = active();
+      if (!c) {
+        this.app.say(`${label}: there is no active call.`);
+        return;
+      }
+      this.app.callAction(fn(c), c.id);
+    };
+    const keys = {
+      a: () => {
+        const ic = this.model.incomingOf(me())[0];
+        if (!ic) return this.app.say('No call is ringing.');
+        this.app.callAction('accept', ic.id);
+      },
+      d: () => {
+        const ic = this.model.incomingOf(me())[0];
+        if (!ic) return this.app.say('No call is ringing.');
+        this.app.callAction('reject', ic.id);
+      },
+      s: () => {
+        const held = this.model.callsOf(me()).filter((c) => c.state === 'LocalHold');
+        if (!held.length) return this.app.say('Swap: no call is on hold.');
+        held.sort((x, y) => (x.heldTime || '') < (y.heldTime || '') ? 1 : -1);
+        this.app.callAction('resume', held[0].id);
+      },
+      h: () => call('Hold', () => 'hold'),
+      m: () => call('Mute', (c) => (c.isMuted ? 'unmute' : 'mute')),
+      i: () => call('Incoming audio', (c) => (c.isIncomingAudioMuted ? 'unmute-incoming' : 'mute-incoming')),
+      x: () => call('Hang up', () => 'hangup'),
+      n: () => document.getElementById('new-call-to').focus(),
+    };
+    for (let n = 1; n <= 9; n++) {
+      keys[String(n)] = () => {
+        const c = this.model.callsOf(me())[n - 1];
+        if (!c) return this.app.say(`There is no call number ${n}.`);
+        if (c.isActive) return this.app.say(`Call ${n} is already active.`);
+        if (c.state !== 'LocalHold') return this.app.say(`Call ${n} cannot be resumed: it is ${c.state}.`);
+        this.app.callAction('resume', c.id);
+      };
+    }
+    return keys;
+  }
+}
+

@@ -1,0 +1,236 @@
+// Call history: filters (agent, time range, direction, end code,
+// participant), pages through nextCursor, and one call's timeline.
+
+import { h, patch } from '../dom.js';
+import { get, esc, describe } from '../api.js';
+import {
+  rawIdOf, callTitle, dateTime, clockTime, endReasonText, endCodes, duration, partyName, participantStateText, kindText, callStateText,
+} from '../format.js';
+
+export class HistoryView {
+  constructor(app) {
+    this.app = app;
+    this.supervisor = app.me.role === 'supervisor';
+    this.page = null; // {items, nextCursor}
+    this.cursors = ['']; // the cursor of each page from the first to the one shown
+    this.error = '';
+    this.loading = false;
+    this.detail = null; // {history} or {error}
+    this.query = null;
+    this.seq = 0;
+    this.detailSeq = 0;
+  }
+
+  mount(root, callId) {
+    root.innerHTML = '';
+    const codes = endCodes.map((c) => `<option value="${c.code}">${c.code} – ${c.text}</option>`).join('');
+    const wrap = document.createElement('div');
+    wrap.className = 'history';
+    wrap.innerHTML = `
+      <h2 id="history-h">Call history</h2>
+      <form id="history-filter" class="filter-grid" aria-labelledby="history-h">
+        ${this.supervisor ? `<div><label for="f-agent">Agent</label>
+          <input id="f-agent" name="agent" autocomplete="off" placeholder="alice or 8:acs:alice" list="known-agents"></div>` : ''}
+        <div><label for="f-from">From</label><input id="f-from" name="from" type="datetime-local" step="1"></div>
+        <div><label for="f-to">To</label><input id="f-to" name="to" type="datetime-local" step="1"></div>
+        <div><label for="f-direction">Direction</label>
+          <select id="f-direction" name="direction"><option value="">Any</option><option>Incoming</option><option>Outgoing</option></select></div>
+        <div><label for="f-code">End code</label>
+          <select id="f-code" name="endCode"><option value="">Any</option>${codes}</select></div>
+        <div><label for="f-participant">Participant</label>
+          <input id="f-participant" name="participant" autocomplete="off" placeholder="bob or +14255550123"></div>
+        <div><label for="f-limit">Per page</label>
+          <input id="f-limit" name="limit" type="number" min="1" max="500" value="25"></div>
+        <div class="filter-buttons"><button type="submit" class="primary-btn">Search</button>
+          <button type="reset">Reset</button></div>
+      </form>
+      <datalist id="known-agents"></datalist>
+      <div id="history-results" aria-live="polite"></div>
+      <div id="history-detail"></div>`;
+    root.append(wrap);
+    this.results = wrap.querySelector('#history-results');
+    this.detailEl = wrap.querySelector('#history-detail');
+    const form = wrap.querySelector('#history-filter');
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.search(form);
+    });
+    form.addEventListener('reset', () => setTimeout(() => this.search(form), 0));
+    const dl = wrap.querySelector('#known-agents');
+    for (const a of this.app.model.agents.values()) {
+      const o = document.createElement('option');
+      o.value = a.rawId;
+      o.label = a.displayName || a.rawId;
+      dl.append(o);
+    }
+    this.search(form);
+    if (callId) this.open(callId);
+  }
+
+  async search(form) {
+    const f = new FormData(form);
+    const q = new URLSearchParams();
+    try {
+      const agent = rawIdOf(f.get('agent'));
+      if (agent) q.set('agent', agent);
+      const participant = rawIdOf(f.get('participant'));
+      if (participant) q.set('participant', participant);
+    } catch (e) {
+      this.error = e.message;
+      this.draw();
+      return;
+    }
+    for (const k of ['from', 'to']) {
+      const v = f.get(k);
+      if (v) q.set(k, new Date(v).toISOString());
+    }
+    for (const k of ['direction', 'endCode', 'limit']) {
+      const v = f.get(k);
+      if (v) q.set(k, v);
+    }
+    this.query = q;
+    await this.load(['']);
+  }
+
+  // load shows the page at the end of cursors (the cursor of every page
+  // from the first), and keeps that stack once the page is there.
+  async load(cursors) {
+    const q = new URLSearchParams(this.query);
+    const cursor = cursors[cursors.length - 1];
+    if (cursor) q.set('cursor', cursor);
+    const seq = ++this.seq; // only the latest search is shown
+    this.loading = true;
+    this.draw();
+    let page = null;
+    let error = '';
+    try {
+      page = await get('/api/history/calls?' + q.toString());
+    } catch (e) {
+      error = 'Searching history failed: ' + describe(e);
+    }
+    if (seq !== this.seq) return;
+    if (page) {
+      this.page = page;
+      this.cursors = cursors;
+    }
+    this.error = error;
+    this.loading = false;
+    this.draw();
+  }
+
+  draw() {
+    const page = this.page;
+    const n = this.cursors.length;
+    patch(this.results, [
+      this.error ? h('p', { class: 'error', role: 'alert' }, this.error) : null,
+      this.loading ? h('p', { class: 'muted-text' }, 'Loading…') : null,
+      page ? h('table', { class: 'history-table' },
+        h('caption', null, `Calls, newest first — page ${n}`, page.items.length ? ` (${page.items.length})` : ''),
+        h('thead', null, h('tr', null,
+          h('th', { scope: 'col' }, 'Started'),
+          this.supervisor ? h('th', { scope: 'col' }, 'Agent') : null,
+          h('th', { scope: 'col' }, 'Direction'),
+          h('th', { scope: 'col' }, 'With'),
+          h('th', { scope: 'col' }, 'Outcome'),
+          h('th', { scope: 'col' }, 'Length'),
+          h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Timeline')))),
+        h('tbody', null, page.items.length ? page.items.map((c) => h('tr', { key: c.id, 'data-call-id': c.id },
+          h('td', null, dateTime(c.startTime)),
+          this.supervisor ? h('td', null, c.agentId) : null,
+          h('td', null, c.direction),
+          h('td', null, callTitle(c)),
+          h('td', null, c.callEndReason ? endReasonText(c.callEndReason) : callStateText[c.state] || c.state),
+          h('td', null, c.endTime ? duration(Date.parse(c.endTime) - Date.parse(c.startTime)) : 'live'),
+          h('td', null, h('a', { href: `#/history/${encodeURIComponent(c.id)}`, 'aria-label': `Timeline of the call with ${callTitle(c)} at ${dateTime(c.startTime)}` }, 'Timeline'))))
+          : h('tr', null, h('td', { colspan: this.supervisor ? 7 : 6 }, 'No call matches these filters.')))) : null,
+      page ? h('nav', { class: 'pager', 'aria-label': 'History pages' },
+        h('button', { type: 'button', 'data-action': 'history-newer', disabled: n <= 1 || this.loading }, '← Newer'),
+        h('button', { type: 'button', 'data-action': 'history-older', disabled: !page.nextCursor || this.loading }, 'Older →')) : null,
+    ]);
+  }
+
+  async open(id) {
+    const seq = ++this.detailSeq;
+    this.detail = { loading: true };
+    this.drawDetail();
+    let detail;
+    try {
+      detail = { history: await get(`/api/history/calls/${esc(id)}`) };
+    } catch (e) {
+      detail = { error: `Loading call ${id} failed: ${describe(e)}` };
+    }
+    if (seq !== this.detailSeq) return;
+    this.detail = detail;
+    this.drawDetail();
+    const heading = this.detailEl.querySelector('h3');
+    if (heading) heading.focus();
+  }
+
+  drawDetail() {
+    const d = this.detail;
+    if (!d) return patch(this.detailEl, []);
+    if (d.loading) return patch(this.detailEl, h('p', { class: 'muted-text' }, 'Loading the call…'));
+    if (d.error) return patch(this.detailEl, h('p', { class: 'error', role: 'alert' }, d.error));
+    const c = d.history.call;
+    patch(this.detailEl, h('section', { class: 'timeline panel', 'aria-labelledby': 'timeline-h' },
+      h('div', { class: 'section-head' },
+        h('h3', { id: 'timeline-h', tabindex: '-1' }, 'Call with ', callTitle(c)),
+        h('a', { href: '#/history', class: 'button-link' }, 'Close')),
+      h('dl', { class: 'facts' },
+        h('dt', null, 'Call id'), h('dd', null, h('code', null, c.id)),
+        h('dt', null, 'Agent'), h('dd', null, c.agentId),
+        h('dt', null, 'Kind'), h('dd', null, kindText[c.kind] || c.kind, ' · ', c.direction),
+        h('dt', null, 'Started'), h('dd', null, dateTime(c.startTime)),
+        h('dt', null, 'Ended'), h('dd', null, c.endTime ? `${dateTime(c.endTime)} — ${endReasonText(c.callEndReason)}` : 'still live')),
+      h('h4', null, 'Participants'),
+      h('ul', { class: 'plain' }, (c.remoteParticipants || []).map((p) => h('li', { key: p.rawId },
+        h('strong', null, partyName(p.displayName, p.rawId)), ` ${p.rawId} — ${participantStateText[p.state] || p.state}`,
+        p.callEndReason ? ` — ${endReasonText(p.callEndReason)}` : ''))),
+      h('h4', null, 'Timeline'),
+      h('ol', { class: 'timeline-list' }, (d.history.timeline || []).map((t, i) => h('li', { key: String(i) },
+        h('time', { datetime: t.at }, clockTime(t.at, true)), ' ',
+        h('strong', null, t.type), ' ',
+        h('span', null, summarize(t)),
+        t.actor ? h('span', { class: 'muted-text' }, ` — by ${t.actor.kind}${t.actor.rawId ? ' ' + t.actor.rawId : ''}`) : '')))));
+  }
+
+  actions() {
+    return {
+      'history-older': () => {
+        if (this.loading || !this.page || !this.page.nextCursor) return;
+        this.load([...this.cursors, this.page.nextCursor]);
+      },
+      'history-newer': () => {
+        if (this.loading || this.cursors.length <= 1) return;
+        this.load(this.cursors.slice(0, -1));
+      },
+    };
+  }
+
+  keys() {
+    return {};
+  }
+}
+
+// summarize says what a timeline entry's data means.
+function summarize(t) {
+  const d = t.data || {};
+  switch (t.type) {
+    case 'stateChanged': return `${d.oldState} → ${d.state}`;
+    case 'participantStateChanged': return `${d.participant}: ${d.oldState} → ${d.state}`;
+    case 'isMutedChanged': return `${d.participant || 'agent'} ${d.isMuted ? 'muted' : 'unmuted'}`;
+    case 'isIncomingAudioMutedChanged': return d.isMuted ? 'incoming audio muted' : 'incoming audio unmuted';
+    case 'mutedByOthers': return `muted by ${d.by}`;
+    case 'isSpeakingChanged': return `${d.participant} ${d.isSpeaking ? 'speaking' : 'stopped speaking'}`;
+    case 'kindChanged': return `now ${kindText[d.kind] || d.kind}`;
+    case 'callEnded': return endReasonText(d.callEndReason);
+    case 'remoteParticipantsUpdated': {
+      const add = (d.added || []).map((p) => '+' + p.rawId);
+      const rem = (d.removed || []).map((p) => '−' + p.rawId);
+      return add.concat(rem).join(' ');
+    }
+    case 'callsUpdated': return (d.added || []).length ? 'listed' : 'removed from the list';
+    case 'incomingCall': return 'ringing';
+    default: return '';
+  }
+}

@@ -1,0 +1,159 @@
+// The supervisor's view: every agent (and supervisor) the switchboard knows,
+// each with its calls live: states, the active call, time on hold, who is
+// speaking; mute and remove participants and end calls anywhere.
+
+import { h } from '../dom.js';
+import { partyName, rawOfIdentifier, shortRaw, callTitle, isPhoneRaw } from '../format.js';
+import { button, reasonNote, stateBadge, timing, flags, participantRows, endedCard, rules, tick, kindLabel } from './common.js';
+
+export const supervisorShortcuts = [
+  ['/', 'Filter agents'],
+];
+
+export class SupervisorView {
+  constructor(app) {
+    this.app = app;
+    this.model = app.model;
+    this.cards = new Map();
+    this.filter = '';
+    this.showOffline = false;
+  }
+
+  mount(root) {
+    root.innerHTML = `
+      <div class="toolbar" role="search">
+        <label for="agent-filter">Filter agents</label>
+        <input id="agent-filter" type="search" autocomplete="off" placeholder="name or id" aria-keyshortcuts="/">
+        <label class="check"><input id="show-offline" type="checkbox"> Show disconnected agents without calls</label>
+      </div>
+      <div id="sup-live"></div>`;
+    this.root = root.querySelector('#sup-live');
+    root.querySelector('#agent-filter').addEventListener('input', (e) => {
+      this.filter = e.target.value.trim().toLowerCase();
+      this.app.schedule();
+    });
+    root.querySelector('#show-offline').addEventListener('change', (e) => {
+      this.showOffline = e.target.checked;
+      this.app.schedule();
+    });
+    this.primary = this.root;
+  }
+
+  // agents answers every identity to show: known agents, and anyone with
+  // calls, sorted by name.
+  agents() {
+    const m = this.model;
+    const byId = new Map();
+    for (const a of m.agents.values()) byId.set(a.rawId, a);
+    for (const c of m.calls.values()) if (!byId.has(c.agentId)) byId.set(c.agentId, { rawId: c.agentId, connectionState: 'Disconnected' });
+    for (const c of m.incoming.values()) if (!byId.has(c.agentId)) byId.set(c.agentId, { rawId: c.agentId, connectionState: 'Disconnected' });
+    return [...byId.values()].sort((a, b) => this.nameOf(a.rawId).localeCompare(this.nameOf(b.rawId)));
+  }
+
+  view() {
+    const m = this.model;
+    const all = this.agents();
+    let calls = 0;
+    let held = 0;
+    let connected = 0;
+    for (const c of m.calls.values()) {
+      calls++;
+      if (c.state === 'LocalHold') held++;
+    }
+    for (const a of all) if (a.connectionState === 'Connected') connected++;
+    const shown = all.filter((a) => {
+      const hasCalls = m.callsOf(a.rawId).length || m.incomingOf(a.rawId).length;
+      if (!this.showOffline && a.connectionState !== 'Connected' && !hasCalls) return false;
+      if (!this.filter) return true;
+      return (a.displayName || '').toLowerCase().includes(this.filter) || a.rawId.toLowerCase().includes(this.filter);
+    });
+    return [
+      h('p', { class: 'summary', role: 'status' },
+        `${connected} connected · ${calls} live calls · ${held} on hold · ${m.incoming.size} ringing`),
+      shown.length
+        ? h('ul', { class: 'agent-list', 'aria-label': 'Agents' }, shown.map((a) => this.agentSection(a)))
+        : h('p', { class: 'empty' }, this.filter ? 'No agent matches the filter.' : 'No agent is connected.'),
+      m.ended.length ? h('section', { class: 'ended', 'aria-labelledby': 'sup-ended-h' },
+        h('h2', { id: 'sup-ended-h' }, 'Recently ended'),
+        h('ul', { class: 'ended-list' }, m.ended.map((c) => endedCard(c, { prefix: `${this.nameOf(c.agentId)}: ` })))) : null,
+    ];
+  }
+
+  nameOf(raw) {
+    const a = this.model.agents.get(raw);
+    return partyName((a && a.displayName) || this.model.names.get(raw), raw);
+  }
+
+  agentSection(a) {
+    const m = this.model;
+    const list = m.callsOf(a.rawId);
+    const ringing = m.incomingOf(a.rawId);
+    const active = list.find((c) => c.isActive);
+    const name = this.nameOf(a.rawId);
+    const online = a.connectionState === 'Connected';
+    const hid = `agent-${a.rawId.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+    return h('li', { key: a.rawId, class: 'agent' + (online ? '' : ' offline'), 'data-agent': a.rawId },
+      h('section', { 'aria-labelledby': hid },
+        h('header', { class: 'agent-head' },
+          h('h2', { id: hid }, name),
+          h('span', { class: 'p-raw' }, a.rawId),
+          a.role ? h('span', { class: 'role' }, a.role) : null,
+          h('span', { class: online ? 'badge online' : 'badge offline' }, online ? 'Connected' : 'Disconnected'),
+          h('span', { class: 'agent-active' }, active ? ['Active: ', h('strong', null, callTitle(active))] : 'No active call'),
+          h('span', { class: 'muted-text' }, `${list.length} call${list.length === 1 ? '' : 's'}`)),
+        ringing.length ? h('ul', { class: 'ringing-list' }, ringing.map((ic) => {
+          const raw = rawOfIdentifier(ic.callerInfo && ic.callerInfo.identifier);
+          const from = partyName(ic.callerInfo && ic.callerInfo.displayName, raw);
+          return h('li', { key: ic.id }, 'Ringing: ', h('strong', null, from), ' ',
+            isPhoneRaw(raw) ? shortRaw(raw) : raw, ' · for ', tick(ic.startTime),
+            a.rawId === this.app.me.rawId ? [' ',
+              button('Accept', 'accept', { call: ic.id }, { cls: 'primary-btn', label: `Accept call from ${from}` }), ' ',
+              button('Decline', 'reject', { call: ic.id }, { cls: 'danger-btn', label: `Decline call from ${from}` })] : null);
+        })) : null,
+        list.length ? h('ol', { class: 'call-grid compact' }, list.map((c) => this.card(c, a))) : null));
+  }
+
+  card(call, agent) {
+    const cached = this.cards.get(call.id);
+    if (cached && cached.v === call._v) return cached.vnode;
+    const vnode = this.drawCard(call, agent);
+    this.cards.set(call.id, { v: call._v, vnode });
+    return vnode;
+  }
+
+  drawCard(call, agent) {
+    const id = call.id;
+    const overseeing = call.agentId !== this.app.me.rawId;
+    const title = callTitle(call);
+    const agentName = this.nameOf(agent.rawId);
+    const endAllReason = rules.endForEveryone(call);
+    const endAllId = `endall-reason-${id}`;
+    const cls = 'call-card' + (call.isActive ? ' is-active' : '') + (call.state === 'LocalHold' ? ' is-held' : '');
+    return h('li', { key: id, class: cls, 'data-call-id': id, 'data-state': call.state, 'aria-current': call.isActive ? 'true' : null },
+      h('article', { 'aria-labelledby': `title-${id}` },
+        h('header', { class: 'card-head' },
+          h('h3', { id: `title-${id}`, class: 'card-title' }, title),
+          stateBadge(call)),
+        h('p', { class: 'muted-text' }, `${call.direction} · ${kindLabel(call)}`),
+        timing(call),
+        flags(call),
+        participantRows(call, { overseeing }),
+        h('div', { class: 'actions' },
+          overseeing ? [
+            button(call.isMuted ? 'Agent muted' : 'Mute agent', 'mute-participant', { call: id, raw: call.agentId }, {
+              label: `Mute ${agentName} in the call with ${title}`, reason: call.isMuted ? 'The agent is muted already' : '',
+            }),
+            button('Remove agent', 'hangup', { call: id }, { label: `Remove ${agentName} from the call with ${title}` }),
+          ] : button('Hang up', 'hangup', { call: id }, { label: `Hang up your call with ${title}` }),
+          button('End for everyone', 'end-all', { call: id }, { cls: 'danger-btn', label: `End the call with ${title} for everyone`, reason: endAllReason, reasonId: endAllId })),
+        reasonNote(endAllId, endAllReason)));
+  }
+
+  actions() {
+    return {};
+  }
+
+  keys() {
+    return { '/': () => document.getElementById('agent-filter').focus() };
+  }
+}
