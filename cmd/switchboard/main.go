@@ -47,6 +47,7 @@ commands:
   token     mint a token with the admin key (SWITCHBOARD_ADMIN_KEY)
   events    print an identity's live event stream, one JSON message a line
   migrate   apply the Postgres migrations (DATABASE_URL) and exit
+  phone     a WebRTC softphone: attach, dial or answer, play a tone or WAV, record
   version   print the version
 
 Run 'switchboard <command> -h' for a command's flags.
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = events(ctx, args[1:], stdout, stderr, getenv)
 	case "migrate":
 		err = migrate(ctx, args[1:], stderr, getenv)
+	case "phone":
+		err = phoneCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "switchboard", versionString())
 	case "help", "-h", "--help":

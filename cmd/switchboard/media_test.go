@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -263,5 +267,108 @@ func checkCallerHeard(t *testing.T, i int, heard []phone.Heard, switches []switc
 		case !p.active && hold == 0 && p.to.Sub(p.from) >= 2100*time.Millisecond:
 			t.Errorf("caller %d, held %v: never heard the hold tone in %d frames", i+1, p.to.Sub(p.from), frames)
 		}
+	}
+}
+
+// TestPhoneCallsTheEchoBot runs `switchboard phone` against the real
+// server: it calls the echo bot with a 600 Hz tone and records; the bot
+// plays the tone back one second later.
+func TestPhoneCallsTheEchoBot(t *testing.T) {
+	m := startMediaServer(t, MediaConfig{Grace: time.Minute})
+	recording := filepath.Join(t.TempDir(), "echo.wav")
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{
+		"phone", "--url", "http://" + m.Addr, "--token", mint(t, "customer", calls.RoleCaller),
+		"--tone", "600", "--call", "8:echo123", "--record", recording, "--duration", "2500ms",
+	}, &out, &errOut, env(nil))
+	if code != 0 {
+		t.Fatalf("phone exited %d: %s%s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "in call") {
+		t.Errorf("phone did not say it was in a call: %q", out.String())
+	}
+	heard, err := audio.ReadWAV(recording)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, withTone := -1, 0
+	for n := range heard {
+		if audio.ToneLevel(&heard[n], 600) > toneLevel {
+			if first < 0 {
+				first = n
+			}
+			withTone++
+		}
+	}
+	t.Logf("recorded %d frames; the echo starts at frame %d", len(heard), first)
+	// The call starts within a few frames of the recording; the echo one
+	// second (50 frames) after, plus the jitter buffers on both sides.
+	if first < 45 || first > 80 {
+		t.Fatalf("the echo starts at frame %d, want about 50 (one second)", first)
+	}
+	if after := len(heard) - first; withTone < after*9/10 {
+		t.Errorf("the echo is in %d of the %d frames after it started", withTone, after)
+	}
+}
+
+// TestVanishedPeerEndsCallsWith410: a caller's softphone disappears
+// without hanging up; after ICE notices and the grace period passes, its
+// call ends with 410 on both sides.
+func TestVanishedPeerEndsCallsWith410(t *testing.T) {
+	m := startMediaServer(t, MediaConfig{Grace: 500 * time.Millisecond})
+	base := "http://" + m.Addr
+	aliceToken := mint(t, "alice", calls.RoleAgent)
+	next, _ := openEvents(t, m.Addr, aliceToken)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := phone.Connect(ctx, phoneEngine(t), base, mint(t, "customer", calls.RoleCaller), phone.Options{Mic: audio.NewTone(400, -20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Call(ctx, "8:acs:alice"); err != nil {
+		t.Fatal(err)
+	}
+	id := waitIncoming(t, next)
+	post(t, base+"/api/incoming-calls/"+id+"/accept", aliceToken, "")
+	gone := time.Now()
+	if err := p.Leg().Close(); err != nil { // no hangup: the peer just vanishes
+		t.Fatal(err)
+	}
+	wantReason(t, waitCallEnded(t, next, id), 410, 0)
+	t.Logf("call ended 410 %v after the peer vanished (ICE disconnected after ~3 s, grace 500 ms)", time.Since(gone).Round(100*time.Millisecond))
+}
+
+// TestMediaWebRTCBadInput: POST /api/media/webrtc answers bad input in the
+// contract's error format and attaches nothing.
+func TestMediaWebRTCBadInput(t *testing.T) {
+	m := startMediaServer(t, MediaConfig{Grace: time.Minute})
+	url := "http://" + m.Addr + "/api/media/webrtc"
+	tok := mint(t, "alice", calls.RoleAgent)
+	tests := []struct {
+		name, token, body string
+		status            int
+		code              string
+	}{
+		{"no token", "", `{"sdp":"v=0"}`, 401, "unauthorized"},
+		{"forged token", tok + "x", `{"sdp":"v=0"}`, 401, "unauthorized"},
+		{"malformed JSON", tok, `{"sdp":`, 400, "invalid_request"},
+		{"no sdp", tok, `{}`, 400, "invalid_request"},
+		{"garbage sdp", tok, `{"sdp":"hello"}`, 400, "invalid_request"},
+		{"no audio", tok, `{"sdp":"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"}`, 400, "invalid_request"},
+		{"NUL in fmtp", tok, `{"sdp":"v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=fmtp:0 a\u0000b\r\n"}`, 400, "invalid_request"},
+		{"payload type 4294967296", tok, `{"sdp":"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 4294967296\r\n"}`, 400, "invalid_request"},
+		{"oversize sdp", tok, `{"sdp":"v=0\r\n` + strings.Repeat("a=x:y\\r\\n", 3000) + `"}`, 413, "payload_too_large"},
+		{"oversize body", tok, `{"sdp":"` + strings.Repeat("x", 1<<20) + `"}`, 413, "payload_too_large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := request(t, http.MethodPost, url, tt.token, tt.body)
+			var e struct {
+				Error struct{ Code, Message string } `json:"error"`
+			}
+			if err := json.Unmarshal(body, &e); err != nil || status != tt.status || e.Error.Code != tt.code || e.Error.Message == "" {
+				t.Fatalf("%d %s, want %d with code %s", status, body, tt.status, tt.code)
+			}
+		})
 	}
 }
