@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -54,6 +55,22 @@ func TestComposeFile(t *testing.T) {
 	if len(sb.Ports) == 0 || sb.Ports[0].Target != 8080 {
 		t.Errorf("switchboard does not publish port 8080: %+v", sb.Ports)
 	}
+	// WebRTC media: the UDP range serve uses is published as it is, and
+	// the candidates carry an address browsers reach.
+	udp := map[uint32]bool{}
+	for _, pc := range sb.Ports {
+		if pc.Protocol == "udp" && pc.Published == strconv.FormatUint(uint64(pc.Target), 10) {
+			udp[pc.Target] = true
+		}
+	}
+	if ports := sb.Environment["SWITCHBOARD_UDP_PORTS"]; ports == nil {
+		t.Error("compose sets no SWITCHBOARD_UDP_PORTS: WebRTC would use ports nobody published")
+	} else if lo, hi, _ := strings.Cut(*ports, "-"); !udp[atoi(t, lo)] || !udp[atoi(t, hi)] {
+		t.Errorf("SWITCHBOARD_UDP_PORTS=%s is not published as UDP: %+v", *ports, sb.Ports)
+	}
+	if ip := sb.Environment["SWITCHBOARD_PUBLIC_IP"]; ip == nil || *ip == "" {
+		t.Error("compose sets no SWITCHBOARD_PUBLIC_IP: candidates would carry the container's address")
+	}
 	if len(sb.EnvFiles) == 0 {
 		t.Error("switchboard takes no env file (for SWITCHBOARD_ADMIN_KEY)")
 	}
@@ -94,6 +111,15 @@ func TestComposeFile(t *testing.T) {
 	if err != nil || !strings.Contains(string(example), "SWITCHBOARD_ADMIN_KEY=") {
 		t.Errorf("switchboard.env.example does not show SWITCHBOARD_ADMIN_KEY: %v", err)
 	}
+}
+
+func atoi(t *testing.T, s string) uint32 {
+	t.Helper()
+	n, err := strconv.ParseUint(s, 10, 16)
+	if err != nil {
+		t.Fatalf("%q is not a port: %v", s, err)
+	}
+	return uint32(n)
 }
 
 func mountsNamedVolume(p *types.Project, s types.ServiceConfig, target string) bool {
