@@ -155,8 +155,38 @@ func TestOnlyTheActiveCallReachesTheDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkAliceHeard(t, heard, switches)
+	checkSpeaking(t, next)
 	for i, p := range phones {
 		checkCallerHeard(t, i, p.Heard(), switches, end)
+	}
+}
+
+// checkSpeaking reads the rest of alice's event stream: every caller was
+// heard speaking (its tone) while active, and stopped when held.
+func checkSpeaking(t *testing.T, next func() (map[string]any, error)) {
+	t.Helper()
+	started, stopped := map[string]bool{}, map[string]bool{}
+	for {
+		ev, err := next()
+		if err != nil {
+			break // the server closed the stream at shutdown
+		}
+		if ev["type"] != "isSpeakingChanged" {
+			continue
+		}
+		d := ev["data"].(map[string]any)
+		who, _ := d["participant"].(string)
+		if d["isSpeaking"] == true {
+			started[who] = true
+		} else {
+			stopped[who] = true
+		}
+	}
+	for i := range callerHz {
+		who := fmt.Sprintf("8:acs:customer%d", i+1)
+		if !started[who] || !stopped[who] {
+			t.Errorf("isSpeakingChanged for %s: started %v, stopped %v; want both", who, started[who], stopped[who])
+		}
 	}
 }
 
