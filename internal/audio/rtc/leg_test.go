@@ -3,6 +3,7 @@ package rtc
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +136,43 @@ func TestAnswerRejectsBadOffers(t *testing.T) {
 				t.Errorf("error %v is not ErrBadSDP", err)
 			}
 		})
+	}
+}
+
+func TestEngineAddressesAndPorts(t *testing.T) {
+	e, err := NewEngine(Config{PortMin: 45100, PortMax: 45110, PublicIPs: []string{"203.0.113.7"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leg, offer, err := e.Offer(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leg.Close()
+	n := 0
+	for _, line := range strings.Split(offer, "\r\n") {
+		if !strings.HasPrefix(line, "a=candidate:") {
+			continue
+		}
+		n++
+		f := strings.Fields(line) // foundation component transport priority address port typ host
+		switch {
+		case len(f) < 8:
+			t.Errorf("short candidate: %s", line)
+			continue
+		case !strings.Contains(f[4], ":") && f[4] != "203.0.113.7":
+			// An IPv4 public address stands in for every IPv4 host
+			// address; IPv6 addresses are kept.
+			t.Errorf("IPv4 candidate without the public address: %s", line)
+		}
+		if port, err := strconv.Atoi(f[5]); err != nil || port < 45100 || port > 45110 {
+			t.Errorf("candidate port outside 45100-45110: %s", line)
+		}
+	}
+	if n == 0 {
+		t.Fatalf("no candidates in the offer:\n%s", offer)
+	}
+	if _, err := NewEngine(Config{PortMin: 50000, PortMax: 40000}); err == nil {
+		t.Error("an inverted port range was accepted")
 	}
 }
