@@ -30,6 +30,7 @@ type wsTimings struct {
 type client struct {
 	hub        *Hub
 	conn       *websocket.Conn
+	batch      *batchConn // conn's network connection, when it batches writes
 	agentID    string
 	supervisor bool
 	tokenID    string
@@ -37,8 +38,8 @@ type client struct {
 	log        *slog.Logger
 
 	mu        sync.Mutex
-	seq       uint64
-	queue     chan []byte
+	seq       uint64      // the last seq given
+	queue     chan []byte // encoded events: the n-th carries seq n
 	closing   bool
 	drain     bool   // write what is queued before closing
 	final     []byte // a last frame, written after the queue
@@ -47,18 +48,24 @@ type client struct {
 	expired   bool
 	done      chan struct{} // closed when the writer must finish
 	stopped   chan struct{} // closed when the writer has exited
+
+	// the writer's own
+	written uint64 // the seq of the last event taken from the queue
+	prefix  []byte // scratch for a frame's {"seq":N,
 }
 
-func newClient(h *Hub, conn *websocket.Conn, s Session, t wsTimings, log *slog.Logger) *client {
+func newClient(h *Hub, conn *websocket.Conn, batch *batchConn, s Session, t wsTimings, log *slog.Logger) *client {
 	return &client{
-		hub: h, conn: conn, agentID: s.Identifier.RawID(), supervisor: s.Role == calls.RoleSupervisor,
+		hub: h, conn: conn, batch: batch, agentID: s.Identifier.RawID(), supervisor: s.Role == calls.RoleSupervisor,
 		tokenID: s.TokenID, timings: t, log: log,
 		queue: make(chan []byte, h.queueSize), done: make(chan struct{}), stopped: make(chan struct{}),
 	}
 }
 
 // enqueue adds an encoded event to the queue with the next seq; a client
-// that fell too far behind is closed instead.
+// that fell too far behind is closed instead. The queue holds the shared
+// encoding: the writer adds the seq as it writes, counting, since every seq
+// given is queued in order until the client closes.
 func (c *client) enqueue(body []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -67,7 +74,7 @@ func (c *client) enqueue(body []byte) {
 	}
 	c.seq++
 	select {
-	case c.queue <- frame(c.seq, body):
+	case c.queue <- body:
 	default:
 		c.log.Warn("websocket client too slow: closing it", "queued", len(c.queue))
 		c.stopLocked(closeTryAgainLater, "too far behind: reconnect for a fresh snapshot", false)
@@ -122,8 +129,8 @@ func (c *client) writeLoop() {
 	defer ping.Stop()
 	for {
 		select {
-		case f := <-c.queue:
-			if err := c.write(websocket.TextMessage, f); err != nil {
+		case body := <-c.queue:
+			if err := c.writeEvents(body); err != nil {
 				return
 			}
 		case <-ping.C:
@@ -136,8 +143,8 @@ func (c *client) writeLoop() {
 			c.mu.Unlock()
 			for drain {
 				select {
-				case f := <-c.queue:
-					if c.write(websocket.TextMessage, f) != nil {
+				case body := <-c.queue:
+					if c.writeEvents(body) != nil {
 						return
 					}
 				default:
@@ -151,6 +158,47 @@ func (c *client) writeLoop() {
 			return
 		}
 	}
+}
+
+// maxBatch bounds how many queued events one network write carries.
+const maxBatch = 64
+
+// writeEvents writes first and, when more are queued, up to maxBatch
+// events in one network write: each its own websocket message, with its
+// seq.
+func (c *client) writeEvents(first []byte) error {
+	if err := c.conn.SetWriteDeadline(time.Now().Add(c.timings.write)); err != nil {
+		return err
+	}
+	if c.batch == nil || len(c.queue) == 0 {
+		return c.writeEvent(first)
+	}
+	c.batch.start()
+	err := c.writeEvent(first)
+	for n := 1; err == nil && n < maxBatch && len(c.queue) > 0; n++ {
+		err = c.writeEvent(<-c.queue)
+	}
+	if ferr := c.batch.flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// writeEvent writes one queued event as a message, adding its seq.
+func (c *client) writeEvent(body []byte) error {
+	c.written++
+	w, err := c.conn.NextWriter(websocket.TextMessage)
+	if err != nil {
+		return err
+	}
+	c.prefix = appendSeq(c.prefix[:0], c.written, len(body) > 2)
+	if _, err := w.Write(c.prefix); err != nil {
+		return err
+	}
+	if _, err := w.Write(body[1:]); err != nil {
+		return err
+	}
+	return w.Close()
 }
 
 func (c *client) write(kind int, data []byte) error {

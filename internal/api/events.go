@@ -20,12 +20,13 @@ func (s *Server) events(c echo.Context) error {
 	if !s.checkOrigin(c.Request()) {
 		return calls.Errorf(calls.CodeForbidden, "origin %q may not open the event stream", c.Request().Header.Get("Origin"))
 	}
-	conn, err := s.upgrader.Upgrade(c.Response(), c.Request(), nil)
+	bw := &batchingWriter{ResponseWriter: c.Response()}
+	conn, err := s.upgrader.Upgrade(bw, c.Request(), nil)
 	if err != nil {
 		return nil // the upgrader has answered
 	}
 	log := s.log.With("agent_id", sess.Identifier.RawID())
-	cl := newClient(s.cfg.Hub, conn, sess, s.timings, log)
+	cl := newClient(s.cfg.Hub, conn, bw.conn, sess, s.timings, log)
 
 	detach, err := s.cfg.Switchboard.Attach(c.Request().Context(), sess.Principal, func(snap calls.Snapshot) {
 		body, err := encodeEvent(calls.Event{

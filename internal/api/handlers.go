@@ -46,6 +46,34 @@ func decode(c echo.Context, v any, optional bool) error {
 	return nil
 }
 
+// jsonContentType is the Content-Type of JSON answers, as echo's c.JSON
+// sets it; shared, and never changed.
+var jsonContentType = []string{echo.MIMEApplicationJSON}
+
+// writeCall answers a call: the same bytes and headers as c.JSON, encoded
+// without reflection into a pooled buffer. A query string (echo's ?pretty)
+// or echo's debug mode take c.JSON itself.
+func writeCall(c echo.Context, status int, call *calls.Call) error {
+	if c.Request().URL.RawQuery != "" || c.Echo().Debug {
+		return c.JSON(status, call)
+	}
+	buf := getBuf()
+	defer putBuf(buf)
+	b, err := appendCall(*buf, call)
+	*buf = b
+	if err != nil {
+		return c.JSON(status, call) // encoding/json says what went wrong
+	}
+	*buf = append(b, '\n') // as json.Encoder ends a value
+	resp := c.Response()
+	if h := resp.Header(); h.Get(echo.HeaderContentType) == "" {
+		h[echo.HeaderContentType] = jsonContentType
+	}
+	resp.Status = status
+	_, err = resp.Write(*buf)
+	return err
+}
+
 // pathParam is a URL-escaped path parameter, unescaped.
 func pathParam(c echo.Context, name string) (string, error) {
 	v, err := url.PathUnescape(c.Param(name))
@@ -125,7 +153,7 @@ func (s *Server) startCall(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, call)
+	return writeCall(c, http.StatusCreated, &call)
 }
 
 func (s *Server) joinCall(c echo.Context) error {
@@ -137,7 +165,7 @@ func (s *Server) joinCall(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, call)
+	return writeCall(c, http.StatusCreated, &call)
 }
 
 func (s *Server) listCalls(c echo.Context) error {
@@ -173,7 +201,7 @@ func (s *Server) callAction(do callFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, call)
+		return writeCall(c, http.StatusOK, &call)
 	}
 }
 

@@ -1,11 +1,9 @@
 package api
 
 import (
-	"encoding/json"
 	"log/slog"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/switchboard/switchboard/internal/calls"
 )
@@ -41,19 +39,18 @@ func NewHub(log *slog.Logger, queueSize int) *Hub {
 	return &Hub{log: log, queueSize: queueSize, byAgent: map[string]map[*client]struct{}{}, supervisors: map[*client]struct{}{}}
 }
 
-// wireEvent is an event as it goes on the wire, without its seq, which
-// each connection adds.
-type wireEvent struct {
-	Type    calls.EventType `json:"type"`
-	At      time.Time       `json:"at"`
-	AgentID string          `json:"agentId"`
-	CallID  string          `json:"callId,omitempty"`
-	Actor   *calls.Actor    `json:"actor,omitempty"`
-	Data    any             `json:"data"`
-}
-
+// encodeEvent encodes ev as it goes on the wire, without its seq, which
+// each connection adds. It runs once per event: the result is shared by
+// every connection that gets it and never changed.
 func encodeEvent(ev calls.Event) ([]byte, error) {
-	return json.Marshal(wireEvent{Type: ev.Type, At: ev.At, AgentID: ev.AgentID, CallID: ev.CallID, Actor: ev.Actor, Data: ev.Data})
+	buf := getBuf()
+	defer putBuf(buf)
+	b, err := appendEvent(*buf, &ev)
+	*buf = b
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(nil), b...), nil
 }
 
 // Publish sends ev to the connections that may see it. It encodes the
@@ -161,10 +158,18 @@ func (h *Hub) Clients() int {
 // frame prepends a connection's seq to an encoded event.
 func frame(seq uint64, body []byte) []byte {
 	buf := make([]byte, 0, len(body)+24)
+	buf = appendSeq(buf, seq, len(body) > 2)
+	return append(buf, body[1:]...)
+}
+
+// appendSeq appends the start of a framed event, {"seq":N and, when the
+// event has fields (more follows), a comma; the event's body follows
+// without its opening brace.
+func appendSeq(buf []byte, seq uint64, more bool) []byte {
 	buf = append(buf, `{"seq":`...)
 	buf = strconv.AppendUint(buf, seq, 10)
-	if len(body) > 2 {
+	if more {
 		buf = append(buf, ',')
 	}
-	return append(buf, body[1:]...)
+	return buf
 }

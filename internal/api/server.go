@@ -150,10 +150,14 @@ func (a *authed) GET(path string, h echo.HandlerFunc)    { a.g.GET(path, h, a.mw
 func (a *authed) POST(path string, h echo.HandlerFunc)   { a.g.POST(path, h, a.mw) }
 func (a *authed) DELETE(path string, h echo.HandlerFunc) { a.g.DELETE(path, h, a.mw) }
 
-// sessionKey is where authenticate leaves the verified token.
-const sessionKey = "session"
+// sessionContext is the request's context once authenticate verified its
+// token: it carries the session without echo's per-request map.
+type sessionContext struct {
+	echo.Context
+	sess Session
+}
 
-func sessionOf(c echo.Context) Session { return c.Get(sessionKey).(Session) }
+func sessionOf(c echo.Context) Session { return c.(*sessionContext).sess }
 
 // authenticate verifies the bearer token (or, for the event stream only,
 // the access_token query parameter a browser websocket must use).
@@ -170,8 +174,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		c.Set(sessionKey, sess)
-		return next(c)
+		return next(&sessionContext{Context: c, sess: sess})
 	}
 }
 

@@ -63,25 +63,40 @@ func TeamsUser(id string) Identifier {
 var EchoBot = Identifier{Kind: KindUnknown, ID: "8:echo123"}
 
 // RawID is the identifier's canonical string form, used in URLs.
-func (id Identifier) RawID() string {
+func (id Identifier) RawID() string { return id.rawPrefix() + id.ID }
+
+// rawPrefix is what RawID puts before ID.
+func (id Identifier) rawPrefix() string {
 	switch id.Kind {
 	case KindCommunicationUser:
-		return "8:acs:" + id.ID
+		return "8:acs:"
 	case KindPhoneNumber:
-		return "4:" + id.ID
+		return "4:"
 	case KindTeamsUser:
 		if id.IsAnonymous {
-			return "8:teamsvisitor:" + id.ID
+			return "8:teamsvisitor:"
 		}
 		switch id.Cloud {
 		case CloudDoD:
-			return "8:dod:" + id.ID
+			return "8:dod:"
 		case CloudGCCH:
-			return "8:gcch:" + id.ID
+			return "8:gcch:"
 		}
-		return "8:orgid:" + id.ID
+		return "8:orgid:"
 	}
-	return id.ID
+	return ""
+}
+
+// appendRawID appends RawID to b.
+func (id Identifier) appendRawID(b []byte) []byte {
+	return append(append(b, id.rawPrefix()...), id.ID...)
+}
+
+// hasRawID reports whether raw is the identifier's RawID, without building
+// it.
+func (id Identifier) hasRawID(raw string) bool {
+	prefix := id.rawPrefix()
+	return len(raw) == len(prefix)+len(id.ID) && raw[:len(prefix)] == prefix && raw[len(prefix):] == id.ID
 }
 
 func (id Identifier) String() string { return id.RawID() }

@@ -63,6 +63,7 @@ type Switchboard struct {
 	closed  bool
 
 	heldSeq atomic.Uint64
+	txnSeq  atomic.Uint64  // numbers transactions, from 1
 	work    sync.WaitGroup // timers and follow-ups in flight
 }
 
@@ -180,6 +181,8 @@ type leg struct {
 	endAt         time.Time
 	endReason     EndReason
 	ringTimer     Timer
+	seenBy        uint64 // the transaction that last saw the leg (txn.see)
+	seenAt        int    // where in that transaction's seen list
 }
 
 // policyCall is the leg as the hold policy sees it.
@@ -236,13 +239,15 @@ func (l *leg) participantState() ParticipantState {
 
 // lookupParty returns the party of an identity, creating it.
 func (s *Switchboard) lookupParty(id Identifier) *party {
-	raw := id.RawID()
+	var buf [128]byte
+	key := id.appendRawID(buf[:0])
 	s.mu.RLock()
-	p := s.parties[raw]
+	p := s.parties[string(key)] // no copy of key for a lookup
 	s.mu.RUnlock()
 	if p != nil {
 		return p
 	}
+	raw := id.RawID()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p = s.parties[raw]; p == nil {
@@ -268,98 +273,131 @@ func (s *Switchboard) isClosed() bool {
 var errClosed = Errorf(CodeUnavailable, "the switchboard is shutting down")
 
 // lockPlan is the set of parties and conversations an operation locks.
+// Once sorted, each list is in the global lock order (by id) without
+// repeats.
 type lockPlan struct {
-	parties map[*party]struct{}
-	convs   map[*conversation]struct{}
+	parties []*party
+	convs   []*conversation
 }
 
-// planLocks computes the lock set: the seed parties, the human members of
-// the seed conversations, and every conversation of all of those.
-func planLocks(seedParties []*party, seedConvs []*conversation) lockPlan {
-	lp := lockPlan{parties: map[*party]struct{}{}, convs: map[*conversation]struct{}{}}
+// planLocks appends to lp the lock set: the seed parties, the human
+// members of the seed conversations, and every conversation of all of
+// those. The lists may repeat and are in no order; sort puts them in order.
+func planLocks(lp lockPlan, seedParties []*party, seedConvs []*conversation) lockPlan {
 	addParty := func(p *party) {
 		if p != nil && !p.bot {
-			lp.parties[p] = struct{}{}
+			lp.parties = append(lp.parties, p)
 		}
 	}
 	for _, p := range seedParties {
 		addParty(p)
 	}
 	for _, c := range seedConvs {
-		lp.convs[c] = struct{}{}
+		lp.convs = append(lp.convs, c)
 		for _, m := range *c.membersSnap.Load() {
 			addParty(m.party)
 		}
 	}
-	for p := range lp.parties {
+	for _, p := range lp.parties {
+		lp.convs = slices.Grow(lp.convs, len(*p.legsSnap.Load()))
+	}
+	for _, p := range lp.parties {
 		for _, l := range *p.legsSnap.Load() {
-			lp.convs[l.conv] = struct{}{}
+			lp.convs = append(lp.convs, l.conv)
 		}
 	}
 	return lp
 }
 
+func partyID(p *party) string               { return p.id }
+func conversationID(c *conversation) string { return c.id }
+
+// sort puts the plan in the global lock order and drops repeats.
+func (lp *lockPlan) sort() {
+	lp.parties = sortUnique(lp.parties, partyID)
+	lp.convs = sortUnique(lp.convs, conversationID)
+}
+
+// sortUnique sorts xs by id and drops repeated elements. Distinct elements
+// never share an id, but a repeat is found among equal ids either way.
+func sortUnique[T comparable](xs []T, id func(T) string) []T {
+	slices.SortFunc(xs, func(a, b T) int { return cmp.Compare(id(a), id(b)) })
+	out := xs[:0]
+	for _, x := range xs {
+		dup := false
+		for i := len(out) - 1; i >= 0 && id(out[i]) == id(x); i-- {
+			if out[i] == x {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// holds reports whether the sorted list xs has x.
+func holds[T comparable](xs []T, x T, id func(T) string) bool {
+	key := id(x)
+	i, _ := slices.BinarySearchFunc(xs, key, func(e T, k string) int { return cmp.Compare(id(e), k) })
+	for ; i < len(xs) && id(xs[i]) == key; i++ {
+		if xs[i] == x {
+			return true
+		}
+	}
+	return false
+}
+
+// covers reports whether the sorted plan has everything other names.
 func (lp lockPlan) covers(other lockPlan) bool {
-	for p := range other.parties {
-		if _, ok := lp.parties[p]; !ok {
+	for _, p := range other.parties {
+		if !holds(lp.parties, p, partyID) {
 			return false
 		}
 	}
-	for c := range other.convs {
-		if _, ok := lp.convs[c]; !ok {
+	for _, c := range other.convs {
+		if !holds(lp.convs, c, conversationID) {
 			return false
 		}
 	}
 	return true
 }
 
-func (lp lockPlan) merge(other lockPlan) {
-	for p := range other.parties {
-		lp.parties[p] = struct{}{}
-	}
-	for c := range other.convs {
-		lp.convs[c] = struct{}{}
-	}
-}
-
-// ordered returns the plan's locks in the global order.
-func (lp lockPlan) ordered() ([]*party, []*conversation) {
-	ps := make([]*party, 0, len(lp.parties))
-	for p := range lp.parties {
-		ps = append(ps, p)
-	}
-	slices.SortFunc(ps, func(a, b *party) int { return cmp.Compare(a.id, b.id) })
-	cs := make([]*conversation, 0, len(lp.convs))
-	for c := range lp.convs {
-		cs = append(cs, c)
-	}
-	slices.SortFunc(cs, func(a, b *conversation) int { return cmp.Compare(a.id, b.id) })
-	return ps, cs
-}
+// hasParty reports whether the sorted plan locks p.
+func (lp lockPlan) hasParty(p *party) bool { return holds(lp.parties, p, partyID) }
 
 // begin locks what an operation on the seeds needs and returns the
 // transaction that holds those locks. actor is nil for the system.
 func (s *Switchboard) begin(actor *Principal, seedParties []*party, seedConvs []*conversation) *txn {
-	lp := planLocks(seedParties, seedConvs)
+	lp := planLocks(lockPlan{
+		parties: make([]*party, 0, len(seedParties)+2),
+		convs:   make([]*conversation, 0, len(seedConvs)+16),
+	}, seedParties, seedConvs)
+	lp.sort()
 	for {
-		ps, cs := lp.ordered()
-		for _, p := range ps {
+		for _, p := range lp.parties {
 			p.mu.Lock()
 		}
-		for _, c := range cs {
+		for _, c := range lp.convs {
 			c.mu.Lock()
 		}
-		again := planLocks(seedParties, seedConvs)
+		var partyBuf [8]*party
+		var convBuf [32]*conversation
+		again := planLocks(lockPlan{parties: partyBuf[:0], convs: convBuf[:0]}, seedParties, seedConvs)
 		if lp.covers(again) {
 			return newTxn(s, actor, lp)
 		}
-		for _, c := range cs {
+		for _, c := range lp.convs {
 			c.mu.Unlock()
 		}
-		for _, p := range ps {
+		for _, p := range lp.parties {
 			p.mu.Unlock()
 		}
-		lp.merge(again)
+		lp.parties = append(lp.parties, again.parties...)
+		lp.convs = append(lp.convs, again.convs...)
+		lp.sort()
 	}
 }
 

@@ -12,32 +12,49 @@ import (
 // events, store records and media routes.
 type txn struct {
 	s              *Switchboard
+	id             uint64     // tells this transaction's marks on legs from others'
 	actor          *Principal // nil: the system
 	now            time.Time
-	parties        []*party
-	convs          []*conversation
-	locked         map[*party]bool
+	parties        []*party        // locked, in lock order
+	convs          []*conversation // locked
+	lp             lockPlan
 	registryLocked bool
 
 	touched  []*conversation
-	before   map[*leg]*legView // nil value: the leg is new in this txn
-	order    []*leg            // legs in the order they were first seen
-	explicit map[*leg][]Event  // events the diff cannot see (mutedByOthers)
-	after    []func()          // follow-ups to run once the locks are released
+	seen     []seenLeg        // legs in the order they were first seen
+	explicit map[*leg][]Event // events the diff cannot see (mutedByOthers)
+	after    []func()         // follow-ups to run once the locks are released
+
+	parts      []partView        // what the legViews' parts slices point into
+	policy     []holdpolicy.Call // scratch for the hold policy's input
+	actorOwner *party            // the last actorFor answer, for reuse
+	actorLast  *Actor
+
+	// first backing arrays, so that a small operation allocates little
+	touchedBuf [4]*conversation
+	seenBuf    [8]seenLeg
+	partsBuf   [8]partView
+	policyBuf  [16]holdpolicy.Call
+}
+
+// seenLeg is a leg the transaction saw, with how it looked before.
+type seenLeg struct {
+	leg    *leg
+	before legView
+	fresh  bool // the leg is new in this transaction
 }
 
 func newTxn(s *Switchboard, actor *Principal, lp lockPlan) *txn {
-	ps, cs := lp.ordered()
-	locked := make(map[*party]bool, len(ps))
-	for _, p := range ps {
-		locked[p] = true
-	}
-	return &txn{
+	tx := &txn{
 		// Microseconds: what Postgres keeps, so every store answers alike.
-		s: s, actor: actor, now: s.cfg.Clock.Now().Truncate(time.Microsecond),
-		parties: ps, convs: cs, locked: locked,
-		before: map[*leg]*legView{},
+		s: s, id: s.txnSeq.Add(1), actor: actor, now: s.cfg.Clock.Now().Truncate(time.Microsecond),
+		parties: lp.parties, convs: lp.convs, lp: lp,
 	}
+	tx.touched = tx.touchedBuf[:0]
+	tx.seen = tx.seenBuf[:0]
+	tx.parts = tx.partsBuf[:0]
+	tx.policy = tx.policyBuf[:0]
+	return tx
 }
 
 func (tx *txn) unlock() {
@@ -73,17 +90,26 @@ func (tx *txn) touch(c *conversation) {
 }
 
 func (tx *txn) see(l *leg) {
-	if _, ok := tx.before[l]; ok {
+	if l.seenBy == tx.id {
 		return
 	}
-	tx.before[l] = l.diffView()
-	tx.order = append(tx.order, l)
+	l.seenBy, l.seenAt = tx.id, len(tx.seen)
+	tx.seen = append(tx.seen, seenLeg{leg: l, before: tx.diffView(l)})
 }
 
 // seeNew records a leg created in this transaction.
 func (tx *txn) seeNew(l *leg) {
-	tx.before[l] = nil
-	tx.order = append(tx.order, l)
+	l.seenBy, l.seenAt = tx.id, len(tx.seen)
+	tx.seen = append(tx.seen, seenLeg{leg: l, fresh: true})
+}
+
+// before is how l looked when the transaction first saw it; nil when it is
+// new (or was never seen).
+func (tx *txn) before(l *leg) *legView {
+	if l.seenBy != tx.id || tx.seen[l.seenAt].fresh {
+		return nil
+	}
+	return &tx.seen[l.seenAt].before
 }
 
 func (tx *txn) emit(l *leg, typ EventType, data any) {
@@ -101,17 +127,25 @@ func (tx *txn) event(l *leg, typ EventType, data any) Event {
 }
 
 // actorFor says who caused a change, as the owner of the changed call sees
-// it.
+// it. Events are never changed once made, so the events of one owner share
+// their Actor.
 func (tx *txn) actorFor(owner *party) *Actor {
+	if owner == tx.actorOwner {
+		return tx.actorLast
+	}
+	var a *Actor
 	switch {
 	case tx.actor == nil:
-		return &Actor{Kind: ActorSystem}
-	case tx.actor.Identifier.RawID() == owner.id:
-		return &Actor{Kind: ActorAgent, RawID: owner.id}
+		a = &Actor{Kind: ActorSystem}
+	case tx.actor.Identifier.hasRawID(owner.id):
+		a = &Actor{Kind: ActorAgent, RawID: owner.id}
 	case tx.actor.Role == RoleSupervisor && !tx.isMember(owner, tx.actor.Identifier.RawID()):
-		return &Actor{Kind: ActorSupervisor, RawID: tx.actor.Identifier.RawID()}
+		a = &Actor{Kind: ActorSupervisor, RawID: tx.actor.Identifier.RawID()}
+	default:
+		a = &Actor{Kind: ActorRemote, RawID: tx.actor.Identifier.RawID()}
 	}
-	return &Actor{Kind: ActorRemote, RawID: tx.actor.Identifier.RawID()}
+	tx.actorOwner, tx.actorLast = owner, a
+	return a
 }
 
 // isMember reports whether rawID is in a conversation the transaction
@@ -130,12 +164,14 @@ func (tx *txn) isMember(owner *party, rawID string) bool {
 	return false
 }
 
-// callsOf is a party's calls as the hold policy sees them.
-func callsOf(p *party) []holdpolicy.Call {
-	out := make([]holdpolicy.Call, 0, len(p.legs))
+// callsOf is a party's calls as the hold policy sees them, in the
+// transaction's scratch space (the policy keeps none of it).
+func (tx *txn) callsOf(p *party) []holdpolicy.Call {
+	out := tx.policy[:0]
 	for _, l := range p.legs {
 		out = append(out, l.policyCall())
 	}
+	tx.policy = out
 	return out
 }
 
@@ -145,7 +181,7 @@ func (tx *txn) plan(l *leg, action holdpolicy.Action) error {
 	if l.party.bot {
 		return nil
 	}
-	transitions, err := holdpolicy.Plan(callsOf(l.party), action, l.id, tx.s.cfg.Policy)
+	transitions, err := holdpolicy.Plan(tx.callsOf(l.party), action, l.id, tx.s.cfg.Policy)
 	if err != nil {
 		return Errorf(CodeInvalidState, "cannot %s call %s in state %s", action, l.id, l.state())
 	}
@@ -182,7 +218,7 @@ func (tx *txn) settle(first *leg) {
 			if done[l] || l.party.bot || l.state() != StateConnected {
 				return
 			}
-			if b := tx.before[l]; b != nil && b.state == StateConnected {
+			if b := tx.before(l); b != nil && b.state == StateConnected {
 				return
 			}
 			became = append(became, l)
@@ -190,8 +226,8 @@ func (tx *txn) settle(first *leg) {
 		if first != nil {
 			consider(first)
 		}
-		for _, l := range tx.order {
-			consider(l)
+		for i := range tx.seen {
+			consider(tx.seen[i].leg)
 		}
 		if len(became) == 0 {
 			return
@@ -201,7 +237,7 @@ func (tx *txn) settle(first *leg) {
 			if l.state() != StateConnected {
 				continue
 			}
-			if !tx.locked[l.party] {
+			if !tx.lp.hasParty(l.party) {
 				tx.s.log.Error("calls: settle reached an unlocked identity", "agent_id", l.party.id, "call_id", l.id)
 				continue
 			}
@@ -242,7 +278,7 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 	c := l.conv
 	tx.touch(c)
 	if !l.party.bot {
-		transitions, err := holdpolicy.Plan(callsOf(l.party), holdpolicy.End, l.id, tx.s.cfg.Policy)
+		transitions, err := holdpolicy.Plan(tx.callsOf(l.party), holdpolicy.End, l.id, tx.s.cfg.Policy)
 		if err == nil && len(transitions) > 0 {
 			p, id := l.party, transitions[0].CallID
 			tx.after = append(tx.after, func() { tx.s.resumeAfterEnd(p, id) })
@@ -311,27 +347,42 @@ func peerReason(peer EndReason, other *leg) EndReason {
 // commit hands the transaction's changes to the store, the publisher and
 // the media plane, in that order, while the locks are still held.
 func (tx *txn) commit() {
-	type group struct {
-		leg    *leg
-		events []Event
-		call   Call
+	n := 0
+	for i := range tx.seen {
+		if !tx.seen[i].leg.party.bot {
+			n++
+		}
 	}
-	var groups []group
-	for _, l := range tx.order {
-		if l.party.bot {
-			continue // a bot's own view is nobody's call: no events, no history
+	var recs []Record
+	if n > 0 {
+		// One backing array for every record's events: the store may keep
+		// them, and nobody changes them.
+		events := make([]Event, 0, 2*n)
+		recs = make([]Record, 0, n)
+		for i := range tx.seen {
+			sl := &tx.seen[i]
+			l := sl.leg
+			if l.party.bot {
+				continue // a bot's own view is nobody's call: no events, no history
+			}
+			var before *legView
+			if !sl.fresh {
+				before = &sl.before
+			}
+			lo := len(events)
+			events = tx.diff(events, l, before)
+			events = append(events, tx.explicit[l]...)
+			if len(events) == lo {
+				continue
+			}
+			recs = append(recs, Record{Call: l.view(true), Events: events[lo:len(events):len(events)]})
 		}
-		events := tx.diff(l, tx.before[l])
-		events = append(events, tx.explicit[l]...)
-		if len(events) == 0 {
-			continue
-		}
-		groups = append(groups, group{leg: l, events: events, call: l.view(true)})
 	}
 	// Every call that leaves Connected is announced before any call that
-	// enters it, so no observer ever sees two Connected calls.
-	slices.SortStableFunc(groups, func(a, b group) int {
-		ac, bc := a.leg.state() == StateConnected, b.leg.state() == StateConnected
+	// enters it, so no observer ever sees two Connected calls. (A record's
+	// call is its leg as it stands now.)
+	slices.SortStableFunc(recs, func(a, b Record) int {
+		ac, bc := a.Call.State == StateConnected, b.Call.State == StateConnected
 		switch {
 		case ac == bc:
 			return 0
@@ -340,15 +391,11 @@ func (tx *txn) commit() {
 		}
 		return 1
 	})
-	if len(groups) > 0 {
-		recs := make([]Record, 0, len(groups))
-		for _, g := range groups {
-			recs = append(recs, Record{Call: g.call, Events: g.events})
-		}
+	if len(recs) > 0 {
 		tx.s.cfg.Store.Record(recs...)
 	}
-	for _, g := range groups {
-		for _, ev := range g.events {
+	for i := range recs {
+		for _, ev := range recs[i].Events {
 			tx.s.cfg.Publisher.Publish(ev)
 		}
 	}

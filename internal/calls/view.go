@@ -1,5 +1,7 @@
 package calls
 
+import "time"
+
 // legView is what the diff compares: the parts of a call whose change is an
 // event.
 type legView struct {
@@ -20,29 +22,35 @@ type partView struct {
 	speaking bool
 }
 
-func (l *leg) diffView() *legView {
-	v := &legView{
+// diffView is how l looks now, for the diff; its parts live in the
+// transaction's arena.
+func (tx *txn) diffView(l *leg) legView {
+	v := legView{
 		exists: true, phase: l.phase, state: l.state(), listed: l.listed,
 		muted: l.muted, incomingMuted: l.incomingMuted, kind: l.conv.kind,
 	}
 	if l.phase == phaseEnded {
 		return v
 	}
+	lo := len(tx.parts)
 	for _, m := range l.conv.members {
 		if m != l {
-			v.parts = append(v.parts, partView{leg: m, state: m.participantState(), muted: m.muted, speaking: m.speaking})
+			tx.parts = append(tx.parts, partView{leg: m, state: m.participantState(), muted: m.muted, speaking: m.speaking})
 		}
+	}
+	if len(tx.parts) > lo {
+		v.parts = tx.parts[lo:len(tx.parts):len(tx.parts)]
 	}
 	return v
 }
 
-// diff turns the change of one leg since before (nil: new) into events.
-func (tx *txn) diff(l *leg, before *legView) []Event {
-	after := l.diffView()
+// diff appends to out the events that the change of one leg since before
+// (nil: new) makes.
+func (tx *txn) diff(out []Event, l *leg, before *legView) []Event {
+	after := tx.diffView(l)
 	if before == nil {
 		before = &legView{}
 	}
-	var out []Event
 	add := func(typ EventType, data any) { out = append(out, tx.event(l, typ, data)) }
 
 	if !before.exists && l.phase == phaseIncoming {
@@ -50,7 +58,7 @@ func (tx *txn) diff(l *leg, before *legView) []Event {
 	}
 	if !before.listed && after.listed {
 		add(EventCallsUpdated, CallsUpdatedData{Added: []Call{l.view(false)}, Removed: []Call{}})
-		before = after // the added call carries everything
+		before = &after // the added call carries everything
 	}
 	if after.phase == phaseEnded {
 		if before.exists || before.listed {
@@ -65,7 +73,7 @@ func (tx *txn) diff(l *leg, before *legView) []Event {
 		return out
 	}
 	if before.state != after.state {
-		add(EventStateChanged, StateChangedData{OldState: before.state, State: after.state, IsActive: after.state == StateConnected})
+		add(EventStateChanged, stateChanged(before.state, after.state))
 	}
 	if before.kind != after.kind {
 		add(EventKindChanged, KindChangedData{Kind: after.kind})
@@ -126,20 +134,30 @@ func containsPart(parts []partView, l *leg) bool { return indexPart(parts, l) >=
 
 // participant is the leg as the other members see it.
 func (l *leg) participant() Participant {
-	p := Participant{
+	var p Participant
+	l.participantInto(&p, nil)
+	return p
+}
+
+// participantInto fills p; ep, when given, is where its one endpoint goes.
+func (l *leg) participantInto(p *Participant, ep *[1]EndpointDetail) {
+	if ep == nil {
+		ep = new([1]EndpointDetail)
+	}
+	ep[0] = EndpointDetail{ParticipantID: l.id}
+	*p = Participant{
 		Identifier:      l.party.ident,
 		RawID:           l.party.id,
 		DisplayName:     l.displayName(),
 		State:           l.participantState(),
 		IsMuted:         l.muted,
 		IsSpeaking:      l.speaking,
-		EndpointDetails: []EndpointDetail{{ParticipantID: l.id}},
+		EndpointDetails: ep[:],
 	}
 	if l.phase == phaseEnded {
 		r := l.endReason
 		p.CallEndReason = &r
 	}
-	return p
 }
 
 func (l *leg) displayName() string {
@@ -147,6 +165,16 @@ func (l *leg) displayName() string {
 		return "Echo bot"
 	}
 	return l.party.displayName
+}
+
+// viewBacking holds what a view points to (its times, its end reason and,
+// with one remote participant, that participant and its endpoint), so that
+// a view is one allocation rather than one for each part.
+type viewBacking struct {
+	parts                  [1]Participant
+	endpoint               [1]EndpointDetail
+	connected, held, ended time.Time
+	reason                 EndReason
 }
 
 // view is the leg as its owner sees it. With history set, the remote
@@ -166,7 +194,6 @@ func (l *leg) view(history bool) Call {
 		IsMuted:              l.muted,
 		IsIncomingAudioMuted: l.incomingMuted,
 		CallerInfo:           l.callerInfo,
-		RemoteParticipants:   []Participant{},
 		StartTime:            l.start,
 	}
 	v.IsActive = v.State == StateConnected
@@ -174,22 +201,41 @@ func (l *leg) view(history bool) Call {
 	if history {
 		members = c.all
 	}
+	remote := func(m *leg) bool { return m != l && (history || m.phase != phaseEnded) }
+	n := 0
 	for _, m := range members {
-		if m != l && (history || m.phase != phaseEnded) {
-			v.RemoteParticipants = append(v.RemoteParticipants, m.participant())
+		if remote(m) {
+			n++
 		}
 	}
+	vb := new(viewBacking)
+	if n <= 1 {
+		v.RemoteParticipants = vb.parts[:0:1]
+	} else {
+		v.RemoteParticipants = make([]Participant, 0, n)
+	}
+	for _, m := range members {
+		if !remote(m) {
+			continue
+		}
+		var ep *[1]EndpointDetail
+		if n <= 1 {
+			ep = &vb.endpoint
+		}
+		v.RemoteParticipants = append(v.RemoteParticipants, Participant{})
+		m.participantInto(&v.RemoteParticipants[len(v.RemoteParticipants)-1], ep)
+	}
 	if !l.connectedAt.IsZero() {
-		t := l.connectedAt
-		v.ConnectedTime = &t
+		vb.connected = l.connectedAt
+		v.ConnectedTime = &vb.connected
 	}
 	if l.holding && !l.heldAt.IsZero() {
-		t := l.heldAt
-		v.HeldTime = &t
+		vb.held = l.heldAt
+		v.HeldTime = &vb.held
 	}
 	if l.phase == phaseEnded {
-		t, r := l.endAt, l.endReason
-		v.EndTime, v.CallEndReason = &t, &r
+		vb.ended, vb.reason = l.endAt, l.endReason
+		v.EndTime, v.CallEndReason = &vb.ended, &vb.reason
 	}
 	return v
 }
@@ -199,4 +245,38 @@ func (l *leg) incomingView() IncomingCall {
 		ID: l.id, ServerCallID: l.conv.id, AgentID: l.party.id,
 		Kind: l.conv.kind, CallerInfo: l.callerInfo, StartTime: l.start,
 	}
+}
+
+// callStates are the states whose stateChanged data is boxed once, up front.
+var callStates = [...]CallState{
+	StateNone, StateConnecting, StateRinging, StateEarlyMedia, StateConnected,
+	StateLocalHold, StateRemoteHold, StateInLobby, StateDisconnecting, StateDisconnected,
+}
+
+// stateChangedData[i][j] is the data of a change from callStates[i] to
+// callStates[j], already in an interface: events never change their data.
+var stateChangedData = func() (t [len(callStates)][len(callStates)]any) {
+	for i, from := range callStates {
+		for j, to := range callStates {
+			t[i][j] = StateChangedData{OldState: from, State: to, IsActive: to == StateConnected}
+		}
+	}
+	return t
+}()
+
+func stateIndex(s CallState) int {
+	for i, c := range callStates {
+		if c == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// stateChanged is the data of a stateChanged event from one state to another.
+func stateChanged(from, to CallState) any {
+	if i, j := stateIndex(from), stateIndex(to); i >= 0 && j >= 0 {
+		return stateChangedData[i][j]
+	}
+	return StateChangedData{OldState: from, State: to, IsActive: to == StateConnected}
 }
