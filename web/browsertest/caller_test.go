@@ -8,7 +8,8 @@ import (
 
 // A customer calls an agent from the "call us" page; the agent sees the
 // caller's name and number, accepts, and sees the end reason when the
-// customer hangs up. (Audio is not tested: the page calls without it.)
+// customer hangs up. (The page calls without audio here;
+// TestBrowserCallerAudio calls with it.)
 func TestCallerPageCallsAnAgent(t *testing.T) {
 	srv := newServer(t, 0)
 	alice := srv.token("alice", "Alice Agent", calls.RoleAgent)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +22,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/audio"
+	"github.com/switchboard/switchboard/internal/audio/rtc"
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/web"
@@ -62,6 +65,10 @@ func startBrowser() {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.NoFirstRun,
 		chromedp.Flag("mute-audio", true),
+		// A fake microphone (it beeps) and camera, granted without asking:
+		// the media test's caller speaks with them.
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
 	)
 	bctx, bcancel := chromedp.NewContext(actx)
 	// The first run starts the browser with a blank tab that lives as long
@@ -236,30 +243,85 @@ type server struct {
 	url    string
 	sb     *calls.Switchboard
 	tokens *api.Tokens
+	// mixer is the media plane's, when the server has one
+	// (newMediaServer); nil otherwise.
+	mixer *audio.Mixer
 }
 
-// newServer starts a server; queueSize bounds each event connection's
-// queue (0: the default).
+// newServer starts a server without a media plane (browser audio answers
+// not_implemented); queueSize bounds each event connection's queue (0: the
+// default).
 func newServer(t *testing.T, queueSize int) *server {
+	t.Helper()
+	return startServer(t, queueSize, false)
+}
+
+// newMediaServer starts a server with the media plane wired as serve wires
+// it: the mixer's clock running, WebRTC legs answered on loopback too.
+func newMediaServer(t *testing.T) *server {
+	t.Helper()
+	return startServer(t, 0, true)
+}
+
+func startServer(t *testing.T, queueSize int, media bool) *server {
 	t.Helper()
 	st := store.NewMemory()
 	hub := api.NewHub(nil, queueSize)
-	sb, err := calls.New(calls.Config{Store: st, Publisher: hub, NewID: uuid.NewString})
+	quiet := slog.New(slog.DiscardHandler)
+	var (
+		mixer    *audio.Mixer
+		sb       *calls.Switchboard
+		attacher *rtc.Attacher
+	)
+	cfg := calls.Config{Store: st, Publisher: hub, NewID: uuid.NewString}
+	if media {
+		mixer = audio.NewMixer(audio.MixerConfig{
+			EchoBot:    calls.EchoBot.RawID(),
+			OnSpeaking: func(callID string, speaking bool) { sb.ReportSpeaking(callID, speaking) },
+			Logger:     quiet,
+		})
+		cfg.Media = mixer
+	}
+	sb, err := calls.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	stopMedia := func() {}
+	if media {
+		engine, err := rtc.NewEngine(rtc.Config{Loopback: true, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		attacher = rtc.NewAttacher(engine, mixer, 0, sb.MediaLost, quiet)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = mixer.Run(ctx)
+		}()
+		stopMedia = func() {
+			attacher.Close()
+			cancel()
+			<-done // the mixer closes every endpoint before Run returns
+		}
+	}
 	tokens := api.NewTokens(adminKey, nil)
-	srv := api.New(api.Config{
+	acfg := api.Config{
 		Switchboard: sb, Hub: hub, Tokens: tokens, Ready: st.Ready,
 		Console: web.Console(), WriteTimeout: 2 * time.Second,
-	})
+	}
+	if attacher != nil {
+		acfg.Media = attacher
+	}
+	srv := api.New(acfg)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		_ = sb.Close(context.Background())
+		stopMedia()
 		srv.Close()
 		ts.Close()
 	})
-	return &server{t: t, url: ts.URL, sb: sb, tokens: tokens}
+	return &server{t: t, url: ts.URL, sb: sb, tokens: tokens, mixer: mixer}
 }
 
 // token mints a token for a Communication Services user.
