@@ -48,6 +48,7 @@ commands:
   events    print an identity's live event stream, one JSON message a line
   migrate   apply the Postgres migrations (DATABASE_URL) and exit
   phone     a WebRTC softphone: attach, dial or answer, play a tone or WAV, record
+  loadgen   load the media plane with many lightweight WebRTC callers
   version   print the version
 
 Run 'switchboard <command> -h' for a command's flags.
@@ -71,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = migrate(ctx, args[1:], stderr, getenv)
 	case "phone":
 		err = phoneCmd(ctx, args[1:], stdout, stderr, getenv)
+	case "loadgen":
+		err = loadgen(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "switchboard", versionString())
 	case "help", "-h", "--help":

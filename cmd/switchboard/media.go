@@ -22,6 +22,8 @@ type MediaConfig struct {
 	PortMax   uint16
 	Grace     time.Duration
 	HoldWAV   string
+	// DebugAddr, when set, serves pprof and GET /debug/media there.
+	DebugAddr string
 }
 
 // mediaFlags registers the media plane's flags; finish parses what flag
@@ -34,6 +36,7 @@ func mediaFlags(fs *flag.FlagSet, cfg *MediaConfig, env func(name, def string) s
 	publicIP := fs.String("public-ip", env("SWITCHBOARD_PUBLIC_IP", ""), "comma-separated public addresses to offer in WebRTC candidates instead of the host's (1:1 NAT, Docker) (env SWITCHBOARD_PUBLIC_IP)")
 	ports := fs.String("udp-ports", env("SWITCHBOARD_UDP_PORTS", ""), "UDP port range for WebRTC media, as 40000-40199; empty is any (env SWITCHBOARD_UDP_PORTS)")
 	grace := fs.String("media-grace", env("SWITCHBOARD_MEDIA_GRACE", rtc.DefaultGrace.String()), "how long an audio endpoint whose peer vanished may come back before its calls end with 410 (env SWITCHBOARD_MEDIA_GRACE)")
+	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("SWITCHBOARD_DEBUG_ADDR", ""), "serve pprof (/debug/pprof/, unauthenticated) and media stats (GET /debug/media, admin key) on this address, as 127.0.0.1:6060; empty is off (env SWITCHBOARD_DEBUG_ADDR)")
 	fs.StringVar(&cfg.HoldWAV, "hold-wav", env("SWITCHBOARD_HOLD_WAV", ""), "a WAV file the far side of a held call hears instead of the hold tone (env SWITCHBOARD_HOLD_WAV)")
 	return func() error {
 		for _, ip := range strings.Split(*publicIP, ",") {
@@ -138,6 +141,12 @@ func (m *Main) startMedia() error {
 		m.Logger.Info("audio endpoint bound", "identity", who, "device", spec)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	if cfg.DebugAddr != "" {
+		if err := startDebug(ctx, cfg.DebugAddr, m.Config.AdminKey, m.mixer, engine, m.Logger); err != nil {
+			cancel()
+			return err
+		}
+	}
 	m.stopMixer = cancel
 	m.mixerDone = make(chan error, 1)
 	go func() { m.mixerDone <- m.mixer.Run(ctx) }()

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -36,13 +37,54 @@ type Config struct {
 	JitterFrames int
 	// GatherTimeout bounds ICE gathering (default 5 s).
 	GatherTimeout time.Duration
-	Logger        *slog.Logger
+	// IPv4Only gathers IPv4 candidates alone (a load generator on the
+	// server's host: one socket per leg, fewer ICE checks).
+	IPv4Only bool
+	// CountOnly makes legs count the packets they receive and keep no
+	// audio: Capture is always silence (load generators).
+	CountOnly bool
+	// NoReports leaves out the RTCP report interceptors: legs send and
+	// read no RTCP (load generators).
+	NoReports bool
+	Logger    *slog.Logger
 }
 
 // Engine makes legs that share one configuration.
 type Engine struct {
-	api *webrtc.API
-	cfg Config
+	api     *webrtc.API
+	cfg     Config
+	stats   engineStats
+	writers *writers
+}
+
+type engineStats struct {
+	open, opened         atomic.Int64
+	received, lost, sent atomic.Uint64
+	sendErrors, dropped  atomic.Uint64
+}
+
+// Stats is what an engine's legs did so far.
+type Stats struct {
+	Open     int64  // legs not yet closed
+	Opened   int64  // legs made
+	Received uint64 // RTP packets received
+	Lost     uint64 // gaps in the received RTP sequence numbers
+	Sent     uint64 // RTP packets handed to pion
+	// SendErrors counts packets pion refused (a track not yet bound, a
+	// closed connection).
+	SendErrors uint64
+	// Dropped counts frames Play queued that no writer sent in time.
+	Dropped uint64
+}
+
+// Stats returns the counts of every leg the engine made.
+func (e *Engine) Stats() Stats {
+	return Stats{
+		Open: e.stats.open.Load(), Opened: e.stats.opened.Load(),
+		Received: e.stats.received.Load(), Lost: e.stats.lost.Load(),
+		Sent: e.stats.sent.Load(), SendErrors: e.stats.sendErrors.Load(),
+		Dropped: e.stats.dropped.Load(),
+	}
 }
 
 // PCMU is the only codec a leg speaks: G.711 µ-law, 8 kHz, payload type 0.
@@ -76,13 +118,19 @@ func NewEngine(cfg Config) (*Engine, error) {
 	// Only RTCP sender and receiver reports: no NACK (a lost voice packet
 	// is not worth resending), no congestion control (64 kbit/s fixed).
 	registry := &interceptor.Registry{}
-	if err := webrtc.ConfigureRTCPReports(registry); err != nil {
-		return nil, fmt.Errorf("rtc: RTCP reports: %w", err)
+	if !cfg.NoReports {
+		if err := webrtc.ConfigureRTCPReports(registry); err != nil {
+			return nil, fmt.Errorf("rtc: RTCP reports: %w", err)
+		}
 	}
 
 	var se webrtc.SettingEngine
 	se.SetICETimeouts(cfg.DisconnectedAfter, cfg.FailedAfter, cfg.KeepAlive)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if cfg.IPv4Only {
+		networks = networks[:1]
+	}
+	se.SetNetworkTypes(networks)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(cfg.Loopback)
 	se.LoggerFactory = pionLogs{cfg.Logger}
@@ -98,7 +146,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 		}
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(media), webrtc.WithInterceptorRegistry(registry), webrtc.WithSettingEngine(se))
-	return &Engine{api: api, cfg: cfg}, nil
+	e := &Engine{api: api, cfg: cfg}
+	e.writers = newWriters()
+	return e, nil
 }
 
 // ErrBadSDP wraps what is wrong with a peer's session description.

@@ -22,15 +22,20 @@ import (
 // Its goroutines (pion's, and one reading RTP and one reading RTCP) end with
 // Close.
 type Leg struct {
+	stats  *engineStats
+	count  bool // CountOnly: no jitter buffer
 	pc     *webrtc.PeerConnection
 	track  *webrtc.TrackLocalStaticRTP
 	sender *webrtc.RTPSender
 	jitter *audio.JitterBuffer
 	gather time.Duration
 
-	// Owned by the one goroutine that calls Play.
+	// Owned by the one goroutine that calls Play (or Send): the next
+	// packet's header fields, and a frame to encode into.
 	pkt     rtp.Packet
 	payload [audio.FrameSamples]byte
+	writers *writers
+	out     outQueue
 
 	mu        sync.Mutex
 	onState   func(webrtc.ICEConnectionState)
@@ -50,7 +55,10 @@ func (e *Engine) newLeg() (*Leg, error) {
 		_ = pc.Close()
 		return nil, fmt.Errorf("rtc: local track: %w", err)
 	}
+	e.stats.open.Add(1)
+	e.stats.opened.Add(1)
 	l := &Leg{
+		stats: &e.stats, count: e.cfg.CountOnly, writers: e.writers,
 		pc: pc, track: track, jitter: audio.NewJitterBuffer(e.cfg.JitterFrames),
 		gather: e.cfg.GatherTimeout, connected: make(chan struct{}),
 	}
@@ -209,6 +217,8 @@ func (l *Leg) receive(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	}
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
+	var next uint16
+	started := false
 	for {
 		n, _, err := track.Read(buf)
 		if err != nil {
@@ -217,7 +227,17 @@ func (l *Leg) receive(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		if pkt.Unmarshal(buf[:n]) != nil || pkt.PayloadType != 0 {
 			continue
 		}
-		l.jitter.PushUlaw(pkt.Timestamp, pkt.Payload)
+		l.stats.received.Add(1)
+		if gap := pkt.SequenceNumber - next; started && gap != 0 && gap < 1<<15 {
+			l.stats.lost.Add(uint64(gap))
+		}
+		if d := pkt.SequenceNumber - next; !started || d < 1<<15 {
+			next = pkt.SequenceNumber + 1 // not a late, reordered packet
+		}
+		started = true
+		if !l.count {
+			l.jitter.PushUlaw(pkt.Timestamp, pkt.Payload)
+		}
 	}
 }
 
@@ -235,22 +255,32 @@ func (l *Leg) readRTCP(sender *webrtc.RTPSender) {
 // Capture plays out the next 20 ms the peer sent.
 func (l *Leg) Capture(f *audio.Frame) bool { return l.jitter.Pop(f) }
 
-// Play sends a frame to the peer. It is not safe for concurrent use: one
-// clock calls it.
+// Play sends a frame to the peer. It does not wait for the network: it
+// queues the frame for the engine's writer goroutines (a leg more than
+// four frames behind drops its oldest). It is not safe for concurrent use:
+// one clock calls it. Use Play or Send on a leg, not both.
 func (l *Leg) Play(out audio.Output) {
 	payload := out.Ulaw
 	if payload == nil {
 		payload = audio.EncodeUlaw(l.payload[:], out.PCM)
 	}
-	l.Send(payload)
+	l.play(payload)
 }
 
-// Send sends one 20 ms packet of µ-law.
+// Send sends one 20 ms packet of µ-law now, on the caller's goroutine (a
+// load generator's sender).
 func (l *Leg) Send(ulaw []byte) {
 	l.pkt.Payload = ulaw
-	_ = l.track.WriteRTP(&l.pkt) // a closed or unbound track drops it
+	l.write(&l.pkt)
 	l.pkt.SequenceNumber++
 	l.pkt.Timestamp += uint32(len(ulaw))
+}
+
+func (l *Leg) write(pkt *rtp.Packet) {
+	l.stats.sent.Add(1)
+	if l.track.WriteRTP(pkt) != nil { // a closed or unbound track drops it
+		l.stats.sendErrors.Add(1)
+	}
 }
 
 // Jitter is the leg's jitter buffer's counts.
@@ -266,6 +296,7 @@ func (l *Leg) Close() error {
 	l.closed = true
 	l.onState = nil
 	l.mu.Unlock()
+	l.stats.open.Add(-1)
 	err := l.pc.Close()
 	l.readers.Wait()
 	if err != nil && !errors.Is(err, webrtc.ErrConnectionClosed) {

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"syscall"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/audio"
+	"github.com/switchboard/switchboard/internal/audio/rtc"
+)
+
+// MediaStats is GET /debug/media on the debug listener: what the media
+// plane carried so far and the CPU the process used, for the load
+// generator and the media benchmark.
+type MediaStats struct {
+	Mixer struct {
+		Ticks   uint64  `json:"ticks"`
+		Late    uint64  `json:"late"` // ticks that started over 5 ms late
+		MaxLate float64 `json:"maxLateMs"`
+		Busy    float64 `json:"busyMs"` // time inside ticks
+	} `json:"mixer"`
+	Legs rtc.Stats `json:"legs"`
+	// CPU is the process's user and system CPU time, from getrusage.
+	CPU struct {
+		User   float64 `json:"userSec"`
+		System float64 `json:"systemSec"`
+	} `json:"cpu"`
+	MaxRSS int64 `json:"maxRssBytes"`
+}
+
+// startDebug serves the debug listener until ctx ends: GET /debug/media
+// (the admin key as a bearer token) and net/http/pprof under
+// /debug/pprof/ (no authentication: bind it to loopback).
+func startDebug(ctx context.Context, addr, adminKey string, mixer *audio.Mixer, engine *rtc.Engine, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--debug-addr %s: %w", addr, err)
+	}
+	if host, _, _ := net.SplitHostPort(ln.Addr().String()); !net.ParseIP(host).IsLoopback() {
+		log.Warn("the debug listener serves pprof without authentication on a non-loopback address", "addr", ln.Addr().String())
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /debug/media", func(w http.ResponseWriter, r *http.Request) {
+		want := "Bearer " + adminKey
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
+			http.Error(w, "the admin key is required", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewEncoder(w).Encode(mediaStats(mixer, engine)); err != nil {
+			log.Debug("writing media stats", "err", err)
+		}
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("debug listener stopped", "err", err)
+		}
+	}()
+	context.AfterFunc(ctx, func() { _ = srv.Close() })
+	log.Info("debug listener (pprof, media stats)", "addr", ln.Addr().String())
+	return nil
+}
+
+func mediaStats(mixer *audio.Mixer, engine *rtc.Engine) MediaStats {
+	var s MediaStats
+	ms := mixer.Stats()
+	s.Mixer.Ticks, s.Mixer.Late = ms.Ticks, ms.Late
+	s.Mixer.MaxLate = float64(ms.MaxLate) / float64(time.Millisecond)
+	s.Mixer.Busy = float64(ms.Busy) / float64(time.Millisecond)
+	s.Legs = engine.Stats()
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		s.CPU.User = time.Duration(ru.Utime.Nano()).Seconds()
+		s.CPU.System = time.Duration(ru.Stime.Nano()).Seconds()
+		s.MaxRSS = ru.Maxrss * 1024
+	}
+	return s
+}

@@ -1,0 +1,391 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/audio"
+	"github.com/switchboard/switchboard/internal/audio/rtc"
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/phone"
+)
+
+// loadgenConfig is what `switchboard loadgen` reads from its flags.
+type loadgenConfig struct {
+	base, adminKey, call, prefix, statsURL string
+	legs, setup, senders                   int
+	ramp, warmup, duration                 time.Duration
+	jsonOut                                bool
+}
+
+// LoadgenWindow is what the load generator measured between its "window
+// start" and "window end" lines: the steady state, every leg connected.
+type LoadgenWindow struct {
+	Seconds float64 `json:"seconds"`
+	// Sent and Received are RTP packets the callers sent to the server and
+	// got from it; Lost counts gaps in what they got.
+	Sent     uint64 `json:"sent"`
+	Received uint64 `json:"received"`
+	Lost     uint64 `json:"lost"`
+	// Server is the difference of the server's GET /debug/media over the
+	// window, when --stats-url is set.
+	Server *MediaStats `json:"server,omitempty"`
+}
+
+// LoadgenSummary is the load generator's report (one JSON line with --json).
+type LoadgenSummary struct {
+	Legs      int           `json:"legs"`
+	Connected int           `json:"connected"`
+	Failed    int           `json:"failed"`
+	Setup     float64       `json:"setupSec"` // the first leg's start to the last's call
+	Window    LoadgenWindow `json:"window"`
+	// Total is every packet since the first leg connected.
+	Total LoadgenWindow `json:"total"`
+}
+
+// loadgen loads the media plane: many lightweight pion callers, each
+// attached as its own identity's WebRTC endpoint and in a call (by default
+// to the echo bot, so media goes both ways through the mixer), each sending
+// PCMU at 50 packets/s and counting what comes back. It prints "window
+// start" once every leg has connected and warmed up, "window end" after
+// --duration, then a summary.
+func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg loadgenConfig
+	fs.StringVar(&cfg.base, "url", "http://127.0.0.1:8080", "the switchboard's base URL")
+	fs.StringVar(&cfg.adminKey, "admin-key", getenv("SWITCHBOARD_ADMIN_KEY"), "the server's admin key, to mint the callers' tokens (env SWITCHBOARD_ADMIN_KEY)")
+	fs.IntVar(&cfg.legs, "legs", 100, "how many callers (WebRTC legs)")
+	fs.DurationVar(&cfg.ramp, "ramp", 10*time.Second, "spread the callers' connections over this long")
+	fs.IntVar(&cfg.setup, "setup", 8, "at most this many callers connecting at once")
+	fs.DurationVar(&cfg.warmup, "warmup", 3*time.Second, "after the last caller connects, wait this long before the measured window")
+	fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "the measured window")
+	fs.StringVar(&cfg.call, "call", calls.EchoBot.RawID(), "each caller calls this raw id; empty: attach only, no call")
+	fs.StringVar(&cfg.prefix, "prefix", "load", "callers are users <prefix>1, <prefix>2...")
+	fs.StringVar(&cfg.statsURL, "stats-url", "", "the server's debug listener (serve --debug-addr), as http://127.0.0.1:6060: report its media stats")
+	fs.IntVar(&cfg.senders, "senders", runtime.GOMAXPROCS(0), "sender goroutines")
+	fs.BoolVar(&cfg.jsonOut, "json", false, "print the summary as one JSON line")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	switch {
+	case cfg.adminKey == "":
+		return errors.New("loadgen needs the server's admin key: set SWITCHBOARD_ADMIN_KEY or --admin-key")
+	case cfg.legs <= 0 || cfg.setup <= 0 || cfg.senders <= 0:
+		return errors.New("--legs, --setup and --senders must be positive")
+	case cfg.duration <= 0 || cfg.ramp < 0 || cfg.warmup < 0:
+		return errors.New("--duration must be positive, --ramp and --warmup not negative")
+	}
+	if _, err := url.Parse(cfg.base); err != nil {
+		return fmt.Errorf("--url %q: %w", cfg.base, err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	g, err := newLoadGen(cfg, log)
+	if err != nil {
+		return err
+	}
+	sum, err := g.run(ctx, stdout)
+	if err != nil {
+		return err
+	}
+	if cfg.jsonOut {
+		return json.NewEncoder(stdout).Encode(sum)
+	}
+	printSummary(stdout, sum)
+	return nil
+}
+
+// loadGen is one run of the load generator.
+type loadGen struct {
+	cfg    loadgenConfig
+	log    *slog.Logger
+	engine *rtc.Engine
+	tokens *api.Tokens
+	http   *http.Client
+	ulaw   [][]byte // one second of a 400 Hz tone, pre-encoded
+
+	sent    atomic.Uint64
+	senders []*sender
+}
+
+// sender sends one packet every 20 ms on each of its legs.
+type sender struct {
+	mu   sync.Mutex
+	legs []*rtc.Leg
+}
+
+func newLoadGen(cfg loadgenConfig, log *slog.Logger) (*loadGen, error) {
+	engine, err := rtc.NewEngine(rtc.Config{Loopback: true, IPv4Only: true, CountOnly: true, NoReports: true, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	g := &loadGen{
+		cfg: cfg, log: log, engine: engine, tokens: api.NewTokens(cfg.adminKey, nil),
+		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.setup}},
+	}
+	tone := audio.NewTone(400, -20)
+	var f audio.Frame
+	for range audio.FramesPerSec {
+		tone.Next(&f)
+		b := make([]byte, audio.FrameSamples)
+		audio.EncodeUlaw(b, &f)
+		g.ulaw = append(g.ulaw, b)
+	}
+	for range cfg.senders {
+		g.senders = append(g.senders, &sender{})
+	}
+	return g, nil
+}
+
+func (g *loadGen) run(ctx context.Context, stdout io.Writer) (LoadgenSummary, error) {
+	sum := LoadgenSummary{Legs: g.cfg.legs}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for k, s := range g.senders {
+		wg.Add(1)
+		offset := time.Duration(k) * audio.FrameDuration / time.Duration(len(g.senders))
+		go func() { defer wg.Done(); g.send(ctx, s, offset) }()
+	}
+	var phones []*phone.Phone
+	defer func() {
+		cancel()
+		wg.Wait()
+		for _, p := range phones {
+			_ = p.Close()
+		}
+	}()
+
+	start := time.Now()
+	phones, failed := g.connect(ctx)
+	sum.Connected, sum.Failed = len(phones), failed
+	sum.Setup = time.Since(start).Seconds()
+	if ctx.Err() != nil {
+		return sum, fmt.Errorf("loadgen: %w", ctx.Err())
+	}
+	if len(phones) == 0 {
+		return sum, errors.New("loadgen: no caller connected")
+	}
+	fmt.Fprintf(stdout, "loadgen: %d of %d callers connected in %.1f s\n", len(phones), g.cfg.legs, sum.Setup)
+	total0 := g.snapshot(ctx)
+	select {
+	case <-time.After(g.cfg.warmup):
+	case <-ctx.Done():
+		return sum, fmt.Errorf("loadgen: %w", ctx.Err())
+	}
+	w0 := g.snapshot(ctx)
+	fmt.Fprintln(stdout, "loadgen: window start")
+	select {
+	case <-time.After(g.cfg.duration):
+	case <-ctx.Done():
+		return sum, fmt.Errorf("loadgen: %w", ctx.Err())
+	}
+	fmt.Fprintln(stdout, "loadgen: window end")
+	w1 := g.snapshot(ctx)
+	sum.Window = w1.minus(w0)
+	sum.Total = w1.minus(total0)
+	return sum, nil
+}
+
+// connect attaches the callers, spread over the ramp, and puts each in its
+// call; it returns those that made it.
+func (g *loadGen) connect(ctx context.Context) ([]*phone.Phone, int) {
+	var (
+		mu     sync.Mutex
+		phones []*phone.Phone
+		failed int
+		wg     sync.WaitGroup
+	)
+	slots := make(chan struct{}, g.cfg.setup)
+	every := g.cfg.ramp / time.Duration(g.cfg.legs)
+	next := time.Now()
+	for i := range g.cfg.legs {
+		if d := time.Until(next); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+		}
+		next = next.Add(every)
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			p, err := g.caller(ctx, i)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed++
+				if failed <= 5 {
+					g.log.Warn("a caller failed", "caller", i+1, "err", err)
+				}
+				return
+			}
+			phones = append(phones, p)
+			s := g.senders[i%len(g.senders)]
+			s.mu.Lock()
+			s.legs = append(s.legs, p.Leg())
+			s.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return phones, failed
+}
+
+// caller connects caller i and places its call.
+func (g *loadGen) caller(ctx context.Context, i int) (*phone.Phone, error) {
+	user := fmt.Sprintf("%s%d", g.cfg.prefix, i+1)
+	tok, err := g.tokens.Mint(api.TokenRequest{Identity: calls.CommunicationUser(user), DisplayName: user, Role: calls.RoleCaller})
+	if err != nil {
+		return nil, fmt.Errorf("minting %s's token: %w", user, err)
+	}
+	// A leg whose ICE never connects must not hold up the others.
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	p, err := phone.Connect(cctx, g.engine, g.cfg.base, tok.Token, phone.Options{HTTP: g.http})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", user, err)
+	}
+	if g.cfg.call != "" {
+		if _, err := p.Call(ctx, g.cfg.call); err != nil {
+			_ = p.Close()
+			return nil, fmt.Errorf("%s: %w", user, err)
+		}
+	}
+	return p, nil
+}
+
+// send sends a frame of the tone on each of s's legs every 20 ms, offset
+// from the other senders' ticks.
+func (g *loadGen) send(ctx context.Context, s *sender, offset time.Duration) {
+	select {
+	case <-time.After(offset):
+	case <-ctx.Done():
+		return
+	}
+	tick := time.NewTicker(audio.FrameDuration)
+	defer tick.Stop()
+	var legs []*rtc.Leg
+	for n := 0; ; n++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		s.mu.Lock()
+		legs = append(legs[:0], s.legs...)
+		s.mu.Unlock()
+		frame := g.ulaw[n%len(g.ulaw)]
+		for _, l := range legs {
+			l.Send(frame)
+		}
+		g.sent.Add(uint64(len(legs)))
+	}
+}
+
+// point is the counters at one moment.
+type point struct {
+	at     time.Time
+	sent   uint64
+	legs   rtc.Stats
+	server *MediaStats
+}
+
+func (g *loadGen) snapshot(ctx context.Context) point {
+	p := point{at: time.Now(), sent: g.sent.Load(), legs: g.engine.Stats()}
+	if g.cfg.statsURL != "" {
+		s, err := g.serverStats(ctx)
+		if err != nil {
+			g.log.Warn("reading the server's media stats", "err", err)
+		} else {
+			p.server = &s
+		}
+	}
+	return p
+}
+
+func (p point) minus(q point) LoadgenWindow {
+	w := LoadgenWindow{
+		Seconds: p.at.Sub(q.at).Seconds(), Sent: p.sent - q.sent,
+		Received: p.legs.Received - q.legs.Received, Lost: p.legs.Lost - q.legs.Lost,
+	}
+	if p.server != nil && q.server != nil {
+		d := *p.server
+		d.Mixer.Ticks -= q.server.Mixer.Ticks
+		d.Mixer.Late -= q.server.Mixer.Late
+		d.Mixer.Busy -= q.server.Mixer.Busy
+		d.Legs.Received -= q.server.Legs.Received
+		d.Legs.Lost -= q.server.Legs.Lost
+		d.Legs.Sent -= q.server.Legs.Sent
+		d.Legs.SendErrors -= q.server.Legs.SendErrors
+		d.CPU.User -= q.server.CPU.User
+		d.CPU.System -= q.server.CPU.System
+		w.Server = &d
+	}
+	return w
+}
+
+// serverStats reads GET /debug/media.
+func (g *loadGen) serverStats(ctx context.Context) (MediaStats, error) {
+	var s MediaStats
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(g.cfg.statsURL, "/")+"/debug/media", nil)
+	if err != nil {
+		return s, fmt.Errorf("media stats: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+g.cfg.adminKey)
+	resp, err := g.http.Do(req)
+	if err != nil {
+		return s, fmt.Errorf("media stats: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return s, fmt.Errorf("media stats: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		return s, fmt.Errorf("media stats: %w", err)
+	}
+	return s, nil
+}
+
+func printSummary(w io.Writer, s LoadgenSummary) {
+	fmt.Fprintf(w, "callers: %d of %d connected (%d failed) in %.1f s\n", s.Connected, s.Legs, s.Failed, s.Setup)
+	for _, part := range []struct {
+		name string
+		w    LoadgenWindow
+	}{{"window", s.Window}, {"total", s.Total}} {
+		win := part.w
+		fmt.Fprintf(w, "%s (%.1f s): callers sent %d packets (%.0f/s), received %d (%.0f/s), lost %d\n",
+			part.name, win.Seconds, win.Sent, float64(win.Sent)/win.Seconds, win.Received, float64(win.Received)/win.Seconds, win.Lost)
+		if sv := win.Server; sv != nil {
+			fmt.Fprintf(w, "  server: legs open %d, received %d, lost %d, sent %d (%d refused); mixer ticks %d, late %d, max late %.2f ms (whole run), busy %.0f ms; CPU %.2f s user + %.2f s system\n",
+				sv.Legs.Open, sv.Legs.Received, sv.Legs.Lost, sv.Legs.Sent, sv.Legs.SendErrors,
+				sv.Mixer.Ticks, sv.Mixer.Late, sv.Mixer.MaxLate, sv.Mixer.Busy, sv.CPU.User, sv.CPU.System)
+			if n := sv.Legs.Received + sv.Legs.Sent; n > 0 {
+				fmt.Fprintf(w, "  server CPU per packet: %.2f µs\n", (sv.CPU.User+sv.CPU.System)*1e6/float64(n))
+			}
+		}
+	}
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadgenRejectsBadFlags(t *testing.T) {
+	getenv := func(string) string { return "" }
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no admin key", []string{"--legs", "1"}, "admin key"},
+		{"no legs", []string{"--admin-key", "k", "--legs", "0"}, "positive"},
+		{"no window", []string{"--admin-key", "k", "--duration", "0s"}, "positive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errs bytes.Buffer
+			err := loadgen(context.Background(), tt.args, &out, &errs, getenv)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want an error about %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadgenCarriesMediaThroughTheEchoBot runs the load generator against
+// the real program: three callers each call the echo bot and must get
+// packets back, with none lost on loopback.
+func TestLoadgenCarriesMediaThroughTheEchoBot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("media end to end: about 3 s")
+	}
+	m := startMediaServer(t, MediaConfig{Grace: time.Minute})
+	var out, errs bytes.Buffer
+	args := []string{"--url", "http://" + m.Addr, "--admin-key", testAdminKey, "--legs", "3", "--ramp", "0s",
+		"--warmup", "300ms", "--duration", "1s", "--json"}
+	if err := loadgen(context.Background(), args, &out, &errs, func(string) string { return "" }); err != nil {
+		t.Fatalf("loadgen: %v\n%s", err, errs.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) < 3 || lines[1] != "loadgen: window start" || lines[2] != "loadgen: window end" {
+		t.Fatalf("output %q: want the window lines before the summary", out.String())
+	}
+	var sum LoadgenSummary
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+		t.Fatalf("summary %q: %v", lines[len(lines)-1], err)
+	}
+	if sum.Connected != 3 || sum.Failed != 0 {
+		t.Fatalf("connected %d, failed %d; want 3 and 0", sum.Connected, sum.Failed)
+	}
+	// A second is 50 packets a leg each way; allow for a slow machine.
+	if w := sum.Window; w.Sent < 3*25 || w.Received < 3*25 {
+		t.Errorf("window: sent %d, received %d; want at least 75 each", w.Sent, w.Received)
+	}
+	if sum.Window.Lost != 0 {
+		t.Errorf("lost %d packets on loopback", sum.Window.Lost)
+	}
+}
