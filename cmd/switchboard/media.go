@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -80,7 +81,7 @@ func splitDevice(v string) (rawID, spec string, err error) {
 }
 
 // openDevice opens one --device spec.
-func openDevice(spec string) (audio.Endpoint, error) {
+func openDevice(spec string, log *slog.Logger) (audio.Endpoint, error) {
 	kind, arg, _ := strings.Cut(spec, ":")
 	switch kind {
 	case "file":
@@ -101,7 +102,7 @@ func openDevice(spec string) (audio.Endpoint, error) {
 		}
 		return audio.NewFileEndpoint(audio.NewTone(hz, -20), "")
 	}
-	return openHostDevice(spec)
+	return openHostDevice(spec, log)
 }
 
 // newMixer makes the media plane's mixer; speaking reports go to the
@@ -133,7 +134,7 @@ func (m *Main) startMedia() error {
 	m.attacher = rtc.NewAttacher(engine, m.mixer, cfg.Grace, m.switchboard.MediaLost, m.Logger)
 	for _, d := range cfg.Devices {
 		who, spec, _ := splitDevice(d)
-		ep, err := openDevice(spec)
+		ep, err := openDevice(spec, m.Logger)
 		if err != nil {
 			return fmt.Errorf("--device %s: %w", d, err)
 		}
