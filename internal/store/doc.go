@@ -10,10 +10,12 @@
 //     older view never overwrites a newer one, events keyed by the change
 //     that made them so a retry or replay never doubles a row). While
 //     Postgres is out of reach, changes wait in memory and then in an
-//     fsynced, checksummed spool file that survives a restart; Ready says
-//     how far behind the store is. RecoverCrashed ends, with 503, the calls
-//     a crashed run left live. One switchboard writes to a database at a
-//     time; migrations (package migrations, goose) take an advisory lock.
+//     fsynced, checksummed spool file of binary frames (spool_frame.go;
+//     spools of the earlier JSON format are still read) that survives a
+//     restart; Ready says how far behind the store is. RecoverCrashed
+//     ends, with 503, the calls a crashed run left live. One switchboard
+//     writes to a database at a time; migrations (package migrations,
+//     goose) take an advisory lock.
 //
 // History is eventually consistent with the calls: a change queued but not
 // yet written (normally some milliseconds, longer during an outage) is not

@@ -21,8 +21,12 @@ import (
 // into a queue in memory, giving it its key (a version that grows with
 // every change, and from it each event's key); one writer goroutine, which
 // Close stops, encodes what is queued and writes it in batches, each batch
-// one transaction that COPYs rows in. A retried or replayed batch never
-// doubles a row, and an older view of a call never overwrites a newer one.
+// one transaction that COPYs rows in. While a batch is being written (by a
+// goroutine the writer starts and waits for), the writer encodes the next
+// changes, spills and reads the spool, so that the encoding and Postgres
+// work at once. A retried or replayed batch never doubles a row, and an
+// older view of a call never overwrites a newer one, so the order in which
+// batches reach Postgres changes nothing there.
 //
 // When Postgres is down or slow, the writer retries with exponential
 // backoff and jitter, and changes wait in memory; past QueueSize of them,
@@ -92,8 +96,9 @@ type PostgresOptions struct {
 	// SpoolDir is where changes wait on disk while Postgres is out of
 	// reach. Default: switchboard-spool in os.UserCacheDir.
 	SpoolDir string
-	// QueueSize is how many changes the writer holds in memory before it
-	// spills them to the spool. Default 16384.
+	// QueueSize is how many changes the writer holds in memory (taken
+	// from Record, encoded or not, besides the batch being written) before
+	// it spills the oldest of them to the spool. Default 16384.
 	QueueSize int
 	// BatchSize is how many changes the writer writes in one transaction,
 	// at most. Changes to the same call in a batch cost one write of its

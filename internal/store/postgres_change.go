@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"math"
 	"strings"
@@ -200,111 +199,4 @@ func jsonForPostgres(b []byte) []byte {
 		i++
 	}
 	return out
-}
-
-// spoolRecord is a change as the spool keeps it: one JSON object per frame
-// that says what it is (Format) and carries its own key (CallID, Version,
-// and each event's place in Events), so that a replay is idempotent.
-type spoolRecord struct {
-	Format     string          `json:"format"`
-	CallID     string          `json:"callId"`
-	Version    int64           `json:"version"`
-	RecordedAt time.Time       `json:"recordedAt"`
-	Call       json.RawMessage `json:"call"` // the calls.Call
-	Events     []spoolEvent    `json:"events,omitempty"`
-}
-
-type spoolEvent struct {
-	Type  string          `json:"type"`
-	At    time.Time       `json:"at"`
-	Actor *calls.Actor    `json:"actor,omitempty"`
-	Data  json.RawMessage `json:"data,omitempty"`
-}
-
-const spoolFormat = "switchboard.history.change/1"
-
-// spoolPayload is c as a spool frame's payload.
-func (c *change) spoolPayload() ([]byte, error) {
-	r := spoolRecord{
-		Format:     spoolFormat,
-		CallID:     c.call.id,
-		Version:    c.version,
-		RecordedAt: c.recordedAt,
-		Call:       c.call.view,
-		Events:     make([]spoolEvent, len(c.events)),
-	}
-	for i, e := range c.events {
-		r.Events[i] = spoolEvent{Type: e.typ, At: e.at, Actor: e.actor, Data: e.data}
-	}
-	b, err := json.Marshal(&r)
-	if err != nil {
-		return nil, fmt.Errorf("encode change %s/%d for the spool: %w", c.call.id, c.version, err)
-	}
-	return b, nil
-}
-
-// changeFromSpool reads a spool frame's payload back.
-func changeFromSpool(payload []byte) (change, error) {
-	var r spoolRecord
-	if err := json.Unmarshal(payload, &r); err != nil {
-		return change{}, fmt.Errorf("decode spooled change: %w", err)
-	}
-	if r.Format != spoolFormat {
-		return change{}, fmt.Errorf("decode spooled change: format %q, want %q", r.Format, spoolFormat)
-	}
-	var v viewColumns
-	if err := json.Unmarshal(r.Call, &v); err != nil {
-		return change{}, fmt.Errorf("decode spooled change %s/%d: %w", r.CallID, r.Version, err)
-	}
-	c := v.call()
-	ch := change{
-		version:    r.Version,
-		recordedAt: r.RecordedAt,
-		call:       newCallRow(&c, r.Call),
-		parts:      newPartRows(c.RemoteParticipants),
-		events:     make([]eventRow, len(r.Events)),
-	}
-	for i, e := range r.Events {
-		ch.events[i] = eventRow{typ: e.Type, at: e.At, actor: e.Actor, data: e.Data}
-	}
-	return ch, nil
-}
-
-// viewColumns is what a call's rows need from its JSON view. It reads the
-// view without validating identifiers (as calls.Call would), so that any
-// change the store took can be replayed.
-type viewColumns struct {
-	ID                 string           `json:"id"`
-	ServerCallID       string           `json:"serverCallId"`
-	AgentID            string           `json:"agentId"`
-	Direction          calls.Direction  `json:"direction"`
-	Kind               calls.Kind       `json:"kind"`
-	State              calls.CallState  `json:"state"`
-	StartTime          time.Time        `json:"startTime"`
-	EndTime            *time.Time       `json:"endTime"`
-	CallEndReason      *calls.EndReason `json:"callEndReason"`
-	RemoteParticipants []struct {
-		RawID         string                 `json:"rawId"`
-		DisplayName   string                 `json:"displayName"`
-		State         calls.ParticipantState `json:"state"`
-		IsMuted       bool                   `json:"isMuted"`
-		CallEndReason *calls.EndReason       `json:"callEndReason"`
-	} `json:"remoteParticipants"`
-}
-
-// call is v as a Call with the fields the rows need.
-func (v *viewColumns) call() calls.Call {
-	c := calls.Call{
-		ID: v.ID, ServerCallID: v.ServerCallID, AgentID: v.AgentID,
-		Direction: v.Direction, Kind: v.Kind, State: v.State,
-		StartTime: v.StartTime, EndTime: v.EndTime, CallEndReason: v.CallEndReason,
-		RemoteParticipants: make([]calls.Participant, len(v.RemoteParticipants)),
-	}
-	for i, p := range v.RemoteParticipants {
-		c.RemoteParticipants[i] = calls.Participant{
-			RawID: p.RawID, DisplayName: p.DisplayName, State: p.State,
-			IsMuted: p.IsMuted, CallEndReason: p.CallEndReason,
-		}
-	}
-	return c
 }

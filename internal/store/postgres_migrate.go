@@ -54,7 +54,8 @@ func Migrate(ctx context.Context, databaseURL string, log *slog.Logger) error {
 }
 
 // createStaging makes the temporary tables a connection's batches are
-// copied into before they are merged. They empty at every commit.
+// copied into before they are merged, and the one that notes which staged
+// calls the merge applied. They empty at every commit.
 func createStaging(ctx context.Context, conn *pgx.Conn) error {
 	_, err := conn.Exec(ctx, `
 CREATE TEMP TABLE IF NOT EXISTS switchboard_stage_calls (
@@ -63,7 +64,10 @@ CREATE TEMP TABLE IF NOT EXISTS switchboard_stage_calls (
     direction text NOT NULL, kind text NOT NULL, state text NOT NULL,
     start_time timestamptz NOT NULL, end_time timestamptz,
     end_code integer, end_subcode integer, end_message text,
-    view jsonb NOT NULL, applied boolean NOT NULL DEFAULT false
+    view jsonb NOT NULL
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS switchboard_stage_applied (
+    id text COLLATE "C" NOT NULL, start_time timestamptz NOT NULL
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS switchboard_stage_participants (
     call_id text COLLATE "C" NOT NULL, raw_id text NOT NULL, position integer NOT NULL,

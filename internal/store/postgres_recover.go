@@ -22,7 +22,7 @@ func (p *Postgres) replay(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("replay the spool: %w", err)
 		}
-		batch, _ := decodeSpooled(payloads, p.log)
+		batch, _ := decodeSpooled(payloads, p.spool.format, p.log)
 		for i := range batch {
 			p.version = max(p.version, batch[i].version)
 		}

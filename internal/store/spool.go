@@ -18,14 +18,17 @@ import (
 // spool is the Postgres store's overflow on local disk: an append-only file
 // of changes that did not fit in memory while Postgres was down or slow, or
 // that were still waiting when the store closed without reaching Postgres.
-// The changes in it are older than any the writer holds in memory, and are
-// written to Postgres first, in file order. Once all of them are, the file is
-// removed.
+// The changes in it are older than those the writer holds in memory (but
+// for a batch that failed while the writer spilled newer ones), and are
+// written to Postgres first, in file order. Once all of them are, the file
+// is removed.
 //
 // The file is a header line, spoolHeader, then one frame per change: the
 // payload's length (4 bytes, big-endian), its CRC-32C (4 bytes, big-endian),
-// and the payload, one self-describing JSON record (see spoolRecord) that
-// carries its own key, so writing it to Postgres twice changes nothing. An
+// and the payload, one change that carries its own key, so writing it to
+// Postgres twice changes nothing. The header's number is the payloads'
+// format (see spool_frame.go): a new file is always of format 2 (binary);
+// a file of format 1 (JSON), left by an earlier version, is still read. An
 // append counts once it is fsynced. A frame cut short by a crash, or one
 // whose checksum fails, ends what can be read: opening the spool truncates
 // the file there and logs how much was dropped. How far the file has been
@@ -42,16 +45,24 @@ type spool struct {
 	end    int64    // end of the last whole frame
 	off    int64    // start of the first frame not yet in Postgres
 	unread int      // frames from off to end
+	format int      // of the file's payloads: spoolFormatJSON or spoolFormatBinary
 }
 
 const (
 	spoolFile   = "history.spool"
-	spoolHeader = "switchboard history spool 1\n"
+	spoolHeader = "switchboard history spool 2\n" // format 2; see spoolHeaders
 	frameHeader = 8
 	// maxFrame bounds a frame's payload, so that a damaged length never
 	// makes the reader allocate gigabytes.
 	maxFrame = 64 << 20
 )
+
+// spoolHeaders is the header of a file of each format this version reads.
+// They have the same length.
+var spoolHeaders = map[string]int{
+	"switchboard history spool 1\n": spoolFormatJSON,
+	spoolHeader:                     spoolFormatBinary,
+}
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
@@ -89,13 +100,23 @@ func (s *spool) scan() error {
 	size := info.Size()
 	r := bufio.NewReaderSize(io.NewSectionReader(s.f, 0, size), 64<<10)
 	head := make([]byte, len(spoolHeader))
-	if _, err := io.ReadFull(r, head); err != nil || string(head) != spoolHeader {
-		if size < int64(len(spoolHeader)) && bytes.HasPrefix([]byte(spoolHeader), head[:size]) {
-			// Created, then cut short before its first frame.
-			return s.truncate(0, size)
+	_, err = io.ReadFull(r, head)
+	format, known := spoolHeaders[string(head)]
+	if err != nil || !known {
+		if size < int64(len(spoolHeader)) {
+			for h := range spoolHeaders {
+				if bytes.HasPrefix([]byte(h), head[:size]) {
+					// Created, then cut short before its first frame.
+					return s.truncate(0, size)
+				}
+			}
+		}
+		if bytes.HasPrefix(head, []byte("switchboard history spool ")) {
+			return fmt.Errorf("%s is a switchboard history spool of a format this version cannot read (header %q); a newer version wrote it", s.path, bytes.TrimSpace(head))
 		}
 		return fmt.Errorf("%s is not a switchboard history spool", s.path)
 	}
+	s.format = format
 	s.off, s.end = int64(len(spoolHeader)), int64(len(spoolHeader))
 	for {
 		_, n, err := readFrame(r, nil)
@@ -214,6 +235,7 @@ func (s *spool) create() error {
 		return fmt.Errorf("create spool: %w", err)
 	}
 	s.f, s.off, s.end, s.unread = f, int64(len(spoolHeader)), int64(len(spoolHeader)), 0
+	s.format = spoolFormatBinary
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard/switchboard/internal/calls"
 )
@@ -202,27 +203,130 @@ func frameOf(p []byte) []byte {
 	return b[len(spoolHeader):]
 }
 
+// Every change reads back from a frame of format 2 as it was encoded,
+// whatever its optional columns hold.
 func TestChangeSpoolRoundTrip(t *testing.T) {
+	ended := calls.EndReason{Code: 603, SubCode: 1, Message: "declined \x00 here"}
+	odd := newChange(&calls.Record{Call: calls.Call{ID: "odd",
+		RemoteParticipants: []calls.Participant{{RawID: "p", DisplayName: "Pea", IsMuted: true, CallEndReason: &ended}}}},
+		-5, tBase, quietLogger())
+	odd.call.endCode, odd.call.endSubCode, odd.call.endMessage = nil, new(int32), new(string)
+	odd.events = []eventRow{{typ: "t", at: tBase}, {typ: "u", at: tBase.Add(time.Microsecond), actor: &calls.Actor{Kind: calls.ActorSystem}, data: []byte(`{}`)}}
+	tests := []struct {
+		name string
+		c    change
+	}{{"odd columns", odd}}
 	for i, rec := range conversation(3) {
-		want := newChange(&rec, int64(100+i), tBase, quietLogger())
-		b, err := want.spoolPayload()
-		if err != nil {
-			t.Fatal(err)
+		tests = append(tests, struct {
+			name string
+			c    change
+		}{fmt.Sprintf("conversation %d", i), newChange(&rec, int64(100+i), tBase, quietLogger())})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := tt.c.appendSpoolFrame(nil)
+			got, err := changeFromSpool(b)
+			if err != nil {
+				t.Fatalf("changeFromSpool: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.c) {
+				t.Errorf("through the spool:\n got %+v\nwant %+v", got, tt.c)
+			}
+			for n := range len(b) {
+				if _, err := changeFromSpool(b[:n]); err == nil {
+					t.Fatalf("changeFromSpool of its first %d bytes of %d = nil error, want one", n, len(b))
+				}
+			}
+			if _, err := changeFromSpool(append(b, 0)); err == nil {
+				t.Errorf("changeFromSpool with a byte too many = nil error, want one")
+			}
+		})
+	}
+}
+
+// A spool of format 1 (JSON), as earlier versions wrote it, is still read.
+func TestSpoolFormatJSON(t *testing.T) {
+	dir := t.TempDir()
+	recs := conversation(2)
+	var file bytes.Buffer
+	file.WriteString("switchboard history spool 1\n")
+	var want []change
+	for i := range recs {
+		c := newChange(&recs[i], int64(100+i), tBase, quietLogger())
+		want = append(want, c)
+		file.Write(frameOf(spoolPayloadJSON(t, &c)))
+	}
+	if err := os.WriteFile(filepath.Join(dir, spoolFile), file.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := mustOpenSpool(t, dir)
+	if s.format != spoolFormatJSON || s.unread != len(recs) {
+		t.Fatalf("spool of format 1: format %d with %d changes, want %d with %d", s.format, s.unread, spoolFormatJSON, len(recs))
+	}
+	got, at := decodeSpooled(readAll(t, s), s.format, quietLogger())
+	if len(got) != len(want) || len(at) != len(want) {
+		t.Fatalf("decoded %d changes, want %d", len(got), len(want))
+	}
+	for i := range got {
+		for k := range got[i].events {
+			got[i].events[k].data = compactJSON(t, got[i].events[k].data)
 		}
-		got, err := changeFromSpool(b)
-		if err != nil {
-			t.Fatalf("changeFromSpool(%s): %v", b, err)
-		}
-		for k := range got.events {
-			got.events[k].data = compactJSON(t, got.events[k].data)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("change %d through the spool:\n got %+v\nwant %+v", i, got, want)
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Errorf("change %d from a spool of format 1:\n got %+v\nwant %+v", i, got[i], want[i])
 		}
 	}
-	if _, err := changeFromSpool([]byte(`{"format":"something else/9","callId":"x"}`)); err == nil {
-		t.Errorf("changeFromSpool of another format = nil error, want one")
+	if _, err := changeFromSpoolJSON([]byte(`{"format":"something else/9","callId":"x"}`)); err == nil {
+		t.Errorf("changeFromSpoolJSON of another format = nil error, want one")
 	}
+}
+
+// A spool of a format this version does not know is refused, and left be.
+func TestSpoolUnknownFormat(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, spoolFile)
+	content := "switchboard history spool 9\n\x00\x00\x00\x01abcdx"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := openSpool(dir, quietLogger())
+	if err == nil || !strings.Contains(err.Error(), "format this version cannot read") {
+		t.Fatalf("openSpool of a spool of format 9 = %v, want an error about its format", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != content {
+		t.Errorf("openSpool changed a spool of an unknown format")
+	}
+}
+
+// FuzzChangeFromSpool checks that no payload makes the decoder panic.
+func FuzzChangeFromSpool(f *testing.F) {
+	for i, rec := range conversation(2) {
+		c := newChange(&rec, int64(i), tBase, quietLogger())
+		f.Add(c.appendSpoolFrame(nil))
+	}
+	f.Add([]byte{frameChange})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if c, err := changeFromSpool(b); err == nil {
+			if again, err := changeFromSpool(c.appendSpoolFrame(nil)); err != nil || !reflect.DeepEqual(again, c) {
+				t.Errorf("a decoded change does not survive a round trip: %v", err)
+			}
+		}
+	})
+}
+
+// spoolPayloadJSON is c as a payload of format 1, as earlier versions
+// wrote it.
+func spoolPayloadJSON(t *testing.T, c *change) []byte {
+	t.Helper()
+	r := spoolRecord{Format: spoolRecordFormat, CallID: c.call.id, Version: c.version,
+		RecordedAt: c.recordedAt, Call: c.call.view, Events: make([]spoolEvent, len(c.events))}
+	for i, e := range c.events {
+		r.Events[i] = spoolEvent{Type: e.typ, At: e.at, Actor: e.actor, Data: e.data}
+	}
+	b, err := json.Marshal(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func compactJSON(t *testing.T, b []byte) []byte {
