@@ -43,15 +43,14 @@ func (l *Loop) Next(f *Frame) {
 // recording's frame n is the mixer's nth tick since the endpoint attached.
 // Tests and bots use it; `serve --device alice=file:in.wav:out.wav` too.
 type FileEndpoint struct {
-	mu      sync.Mutex
-	mic     MicSource
-	file    *os.File
-	enc     *wav.Encoder
-	buf     goaudio.IntBuffer
-	played  int
-	sources []Source
-	closed  bool
-	err     error
+	mu     sync.Mutex
+	mic    MicSource
+	file   *os.File
+	enc    *wav.Encoder
+	buf    goaudio.IntBuffer
+	played int
+	closed bool
+	err    error
 }
 
 // NewFileEndpoint makes an endpoint that speaks mic (nil: silence) and
@@ -97,7 +96,6 @@ func (e *FileEndpoint) Play(out Output) {
 		return
 	}
 	e.played++
-	e.sources = append(e.sources, out.Source)
 	if e.enc == nil || e.err != nil {
 		return
 	}
@@ -112,13 +110,6 @@ func (e *FileEndpoint) Played() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.played
-}
-
-// Sources is what each frame played so far was: silence, a call, hold.
-func (e *FileEndpoint) Sources() []Source {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]Source(nil), e.sources...)
 }
 
 // Close finishes the recording.

@@ -22,59 +22,26 @@ var voices = map[string]float64{"alice": 1000, "bob": 400, "carol": 600, "dave":
 
 var allTones = []float64{400, 600, 800, 1000, HoldToneHz}
 
-// testEndpoint speaks a tone and keeps what it hears.
-type testEndpoint struct {
-	mu      sync.Mutex
-	tone    *Tone
-	heard   []Frame
-	sources []Source
-	closed  bool
-}
-
-func (e *testEndpoint) Capture(f *Frame) bool {
-	if e.tone == nil {
-		f.Clear()
-		return false
-	}
-	e.tone.Next(f)
-	return true
-}
-
-func (e *testEndpoint) Play(out Output) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.heard = append(e.heard, *out.PCM)
-	e.sources = append(e.sources, out.Source)
-}
-
-func (e *testEndpoint) Close() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.closed = true
-	return nil
-}
-
-// last is the last frame heard and what it was.
-func (e *testEndpoint) last() (*Frame, Source) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return &e.heard[len(e.heard)-1], e.sources[len(e.sources)-1]
+// last is the last frame an endpoint heard and what it was.
+func last(e *MemoryEndpoint) (*Frame, Source) {
+	frames, sources := e.Heard(e.Played() - 1)
+	return &frames[0], sources[0]
 }
 
 type rig struct {
 	*callstest.Fixture
 	mixer *Mixer
-	eps   map[string]*testEndpoint
+	eps   map[string]*MemoryEndpoint
 }
 
 func newRig(t *testing.T, names ...string) *rig {
 	t.Helper()
 	m := NewMixer(MixerConfig{EchoBot: calls.EchoBot.RawID(), EchoDelay: 5})
-	r := &rig{Fixture: callstest.New(t, calls.Config{Media: m}), mixer: m, eps: map[string]*testEndpoint{}}
+	r := &rig{Fixture: callstest.New(t, calls.Config{Media: m}), mixer: m, eps: map[string]*MemoryEndpoint{}}
 	for _, n := range names {
 		p := callstest.Agent(n)
 		r.Connect(t, p)
-		ep := &testEndpoint{tone: NewTone(voices[n], -20)}
+		ep := NewMemoryEndpoint(NewTone(voices[n], -20))
 		r.eps[n] = ep
 		m.Attach(p.Identifier.RawID(), ep)
 	}
@@ -85,7 +52,7 @@ func newRig(t *testing.T, names ...string) *rig {
 // "hold", "quiet" for a call nobody speaks in, or "" for no call at all.
 func (r *rig) hears(t *testing.T, name, who string) {
 	t.Helper()
-	f, src := r.eps[name].last()
+	f, src := last(r.eps[name])
 	tone, ok := Dominant(f, 1e-4, allTones...)
 	switch who {
 	case "":
@@ -151,7 +118,7 @@ func TestMixerOnlyTheActiveCallIsHeard(t *testing.T) {
 	must(r.SetIncomingAudioMuted(ctx, alice, ab.ID, true))
 	r.mixer.Tick()
 	r.hears(t, "bob", "alice")
-	if f, _ := r.eps["alice"].last(); f.RMS() != 0 {
+	if f, _ := last(r.eps["alice"]); f.RMS() != 0 {
 		t.Errorf("alice muted incoming audio and still hears rms %.0f", f.RMS())
 	}
 	must(r.SetIncomingAudioMuted(ctx, alice, ab.ID, false))
@@ -179,7 +146,7 @@ func TestMixerGroupCall(t *testing.T) {
 	must(r.JoinCall(ctx, carol, gid))
 	r.mixer.Tick()
 	for name, others := range map[string][]string{"alice": {"bob", "carol"}, "bob": {"alice", "carol"}, "carol": {"alice", "bob"}} {
-		f, _ := r.eps[name].last()
+		f, _ := last(r.eps[name])
 		for _, o := range others {
 			if ToneLevel(f, voices[o]) < 1e-3 {
 				t.Errorf("%s does not hear %s in the group", name, o)
@@ -196,7 +163,7 @@ func TestMixerGroupCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.mixer.Tick()
-	if f, _ := r.eps["alice"].last(); ToneLevel(f, voices["bob"]) > 1e-5 {
+	if f, _ := last(r.eps["alice"]); ToneLevel(f, voices["bob"]) > 1e-5 {
 		t.Error("alice still hears bob in the frame after a supervisor muted him")
 	}
 }
@@ -206,7 +173,7 @@ func TestMixerEchoBot(t *testing.T) {
 	callstest.Must[calls.Call](t)(r.StartCall(ctx, alice, calls.StartCallRequest{Participants: []calls.Identifier{calls.EchoBot}}))
 	for i := range 5 {
 		r.mixer.Tick()
-		if f, _ := r.eps["alice"].last(); f.RMS() != 0 {
+		if f, _ := last(r.eps["alice"]); f.RMS() != 0 {
 			t.Fatalf("alice hears the echo after %d frames, want 5", i+1)
 		}
 	}
@@ -225,8 +192,8 @@ func TestMixerSpeaking(t *testing.T) {
 	f := callstest.New(t, calls.Config{Media: m})
 	f.Connect(t, alice)
 	f.Connect(t, bob)
-	m.Attach(alice.Identifier.RawID(), &testEndpoint{tone: NewTone(1000, -20)})
-	m.Attach(bob.Identifier.RawID(), &testEndpoint{}) // silent
+	m.Attach(alice.Identifier.RawID(), NewMemoryEndpoint(NewTone(1000, -20)))
+	m.Attach(bob.Identifier.RawID(), NewMemoryEndpoint(nil)) // silent
 	r := &rig{Fixture: f, mixer: m}
 	ac, bc := r.call(t, alice, bob)
 	for range speakOnFrames {
@@ -247,7 +214,7 @@ func TestMixerSpeaking(t *testing.T) {
 
 func TestMixerEndpoints(t *testing.T) {
 	m := NewMixer(MixerConfig{})
-	first, second := &testEndpoint{}, &testEndpoint{}
+	first, second := NewMemoryEndpoint(nil), NewMemoryEndpoint(nil)
 	m.Attach("8:acs:alice", first)
 	m.Tick()
 	m.Attach("8:acs:alice", second) // replaces: the first is closed
@@ -259,21 +226,19 @@ func TestMixerEndpoints(t *testing.T) {
 	for m.Stats().Ticks < 3 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	second.mu.Lock()
-	heard := len(second.heard)
-	second.mu.Unlock()
-	if heard == 0 {
+	if second.Played() == 0 {
 		t.Error("the replacing endpoint was not played")
 	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if !first.closed || !second.closed {
-		t.Errorf("closed: first %v, second %v; want both closed after Run", first.closed, second.closed)
+	var f Frame
+	if first.Capture(&f) || second.Capture(&f) {
+		t.Error("an endpoint still open after Run: want both closed")
 	}
 	// After Run, an endpoint attached is closed, not kept.
-	third := &testEndpoint{}
+	third := NewMemoryEndpoint(nil)
 	m.Attach("8:acs:bob", third)
 	if s := m.Stats(); s.Ticks < 3 {
 		t.Errorf("stats %+v", s)

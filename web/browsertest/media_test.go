@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,8 +40,8 @@ func TestBrowserCallerAudio(t *testing.T) {
 	srv := newMediaServer(t)
 	aliceRaw := calls.CommunicationUser("alice").RawID()
 	alice := srv.token("alice", "Alice Agent", calls.RoleAgent)
-	srv.connect(alice) // online: a call to her rings
-	ear := &earEndpoint{mic: audio.NewTone(aliceHz, aliceDBov)}
+	srv.connect(alice)                                                // online: a call to her rings
+	ear := audio.NewMemoryEndpoint(audio.NewTone(aliceHz, aliceDBov)) // alice's device: keeps every frame
 	srv.mixer.Attach(aliceRaw, ear)
 
 	const customerRaw = "4:+14255550142"
@@ -62,21 +61,21 @@ func TestBrowserCallerAudio(t *testing.T) {
 
 	// Let a second of the browser's audio reach the mixer while the call
 	// rings, so that "nothing before the accept" means something.
-	mark := ear.played()
-	waitFor(t, "a second of frames at alice's device", func() bool { return ear.played() >= mark+audio.FramesPerSec })
+	mark := ear.Played()
+	waitFor(t, "a second of frames at alice's device", func() bool { return ear.Played() >= mark+audio.FramesPerSec })
 	m.waitFrames(audio.FramesPerSec)
 
 	// Alice accepts over the API.
 	accept := m.clock()
-	nAccept := ear.played()
+	nAccept := ear.Played()
 	start := time.Now()
 	srv.do(http.MethodPost, "/api/incoming-calls/"+id+"/accept", alice, nil, http.StatusOK, nil)
-	nAccepted := ear.played()
+	nAccepted := ear.Played()
 	caller.waitJS("the caller connected", `document.body.dataset.callState === 'Connected'`)
 
 	// (1) Alice's device hears the browser: beeps, from the accept on.
 	waitFor(t, "three of the browser's beeps at alice's device", func() bool {
-		frames, _ := ear.heard(nAccept)
+		frames, _ := ear.Heard(nAccept)
 		return len(beeps(frames)) >= 3
 	})
 	toDevice := time.Since(start)
@@ -84,7 +83,7 @@ func TestBrowserCallerAudio(t *testing.T) {
 	m.waitFor("alice's tone in the page", func(f pageFrame) bool { return f.T > accept && f.Alice > toneHeard })
 	toPage := time.Since(start)
 
-	frames, sources := ear.heard(0)
+	frames, sources := ear.Heard(0)
 	own, ownInBeeps := 0.0, 0.0
 	for n := range nAccept {
 		if sources[n] != audio.SourceSilence || frames[n].RMS() != 0 {
@@ -171,15 +170,15 @@ func TestBrowserCallerAudio(t *testing.T) {
 	// Alice holds the call: she hears nothing of it and sends nothing into
 	// it; the browser hears the hold tone.
 	hold := m.clock()
-	nHold := ear.played()
+	nHold := ear.Played()
 	srv.do(http.MethodPost, "/api/calls/"+id+"/hold", alice, nil, http.StatusOK, nil)
-	nHeld := ear.played()
+	nHeld := ear.Played()
 	caller.waitJS("the caller told it is on hold", `document.body.dataset.callState === 'RemoteHold'`)
 	m.waitFor("the hold tone in the page", func(f pageFrame) bool { return f.T > hold && f.Hold > toneHeard })
 	// Listen on for a whole cycle of the hold tone after it was first heard.
 	heldFrom := len(m.frames())
 	m.waitFrames(heldFrom + 2*audio.FramesPerSec + audio.FramesPerSec/2)
-	waitFor(t, "two seconds of the held call at alice's device", func() bool { return ear.played() >= nHeld+2*audio.FramesPerSec })
+	waitFor(t, "two seconds of the held call at alice's device", func() bool { return ear.Played() >= nHeld+2*audio.FramesPerSec })
 
 	pf = m.frames()
 	gone, holdBeeps, leak := -1.0, 0, 0.0
@@ -202,7 +201,7 @@ func TestBrowserCallerAudio(t *testing.T) {
 	}
 	t.Logf("the page after the hold: alice's tone gone %.0f ms after the request on its audio clock, then at most %.1f dB; %d hold beeps in %.1f s",
 		(gone-hold)*1000, 10*math.Log10(leak), holdBeeps, pf[len(pf)-1].T-hold)
-	frames, sources = ear.heard(nHeld)
+	frames, sources = ear.Heard(nHeld)
 	for i := range frames {
 		if sources[i] != audio.SourceSilence || frames[i].RMS() != 0 {
 			t.Fatalf("alice's device played %s at %.1f dBov in frame %d, after the hold (frame %d)", sources[i], frames[i].DBov(), nHeld+i, nHold)
@@ -211,68 +210,13 @@ func TestBrowserCallerAudio(t *testing.T) {
 
 	// Alice resumes: each hears the other again.
 	resume := m.clock()
-	nResume := ear.played()
+	nResume := ear.Played()
 	srv.do(http.MethodPost, "/api/calls/"+id+"/resume", alice, nil, http.StatusOK, nil)
 	m.waitFor("alice's tone in the page after the resume", func(f pageFrame) bool { return f.T > resume && f.Alice > toneHeard })
 	waitFor(t, "the browser's beeps at alice's device after the resume", func() bool {
-		frames, _ := ear.heard(nResume)
+		frames, _ := ear.Heard(nResume)
 		return len(beeps(frames)) >= 2
 	})
-}
-
-// earEndpoint is alice's device in the media test: its microphone is a
-// tone, and it keeps every frame it is handed, with what the mixer said it
-// was, so that the test can look at them while the call goes on.
-type earEndpoint struct {
-	mic *audio.Tone // used by the mixer's clock only
-
-	mu      sync.Mutex
-	frames  []audio.Frame
-	sources []audio.Source
-	closed  bool
-}
-
-func (e *earEndpoint) Capture(f *audio.Frame) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		f.Clear()
-		return false
-	}
-	e.mic.Next(f)
-	return true
-}
-
-func (e *earEndpoint) Play(out audio.Output) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return
-	}
-	e.frames = append(e.frames, *out.PCM)
-	e.sources = append(e.sources, out.Source)
-}
-
-func (e *earEndpoint) Close() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.closed = true
-	return nil
-}
-
-// played is how many frames the device has been handed.
-func (e *earEndpoint) played() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.frames)
-}
-
-// heard is a copy of the frames from frame n on, and what each was.
-func (e *earEndpoint) heard(n int) ([]audio.Frame, []audio.Source) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	n = min(n, len(e.frames))
-	return append([]audio.Frame(nil), e.frames[n:]...), append([]audio.Source(nil), e.sources[n:]...)
 }
 
 // waitFor polls cond until it holds, for at most waitLimit.
