@@ -248,6 +248,31 @@ func (s *Switchboard) mayReadHistory(p Principal, agent *string) error {
 	return Errorf(CodeForbidden, "callers have no history")
 }
 
+// endEveryCall ends every call of the identity with reason; in a 1:1 call
+// the other side ends with it too. Nothing resumes afterwards.
+func (s *Switchboard) endEveryCall(pt *party, reason EndReason) {
+	for {
+		// Lock the identity's conversations, and so their other members,
+		// as its snapshot names them; if a call appeared meanwhile, start
+		// again.
+		var convs []*conversation
+		for _, l := range *pt.legsSnap.Load() {
+			convs = append(convs, l.conv)
+		}
+		tx := s.begin(nil, []*party{pt}, convs)
+		if slices.ContainsFunc(pt.legs, func(l *leg) bool { return !slices.Contains(tx.convs, l.conv) }) {
+			tx.done()
+			continue
+		}
+		for _, l := range slices.Clone(pt.legs) {
+			tx.endLeg(l, reason, reason)
+		}
+		tx.after = nil
+		tx.done()
+		return
+	}
+}
+
 // Close ends every live call with 503/1 (the switchboard was shut down),
 // waits for timers and follow-ups in flight, and refuses new operations.
 // The store is the caller's to close afterwards, so these ends are kept.
@@ -267,12 +292,7 @@ func (s *Switchboard) Close(ctx context.Context) error {
 		if p.bot {
 			continue
 		}
-		tx := s.begin(nil, []*party{p}, nil)
-		for _, l := range slices.Clone(p.legs) {
-			tx.endLeg(l, ReasonShutdown, ReasonShutdown)
-		}
-		tx.after = nil // nothing resumes on the way down
-		tx.done()
+		s.endEveryCall(p, ReasonShutdown)
 	}
 	done := make(chan struct{})
 	go func() {

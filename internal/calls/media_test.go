@@ -34,3 +34,40 @@ func TestMediaLost(t *testing.T) {
 	f.MediaLost(calls.EchoBot.RawID())
 	f.MediaLost(alice.Identifier.RawID())
 }
+
+// TestCloseWhileTheOtherSideActs: shutdown ends a 1:1 call on both sides
+// with 503/1 while the other side keeps holding and resuming it.
+func TestCloseWhileTheOtherSideActs(t *testing.T) {
+	for range 20 {
+		f := callstest.New(t, calls.Config{})
+		f.Connect(t, alice)
+		f.Connect(t, bob)
+		ac, bc := connect(t, f, alice, bob)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for hold := true; ; hold = !hold {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				op := f.Resume
+				if hold {
+					op = f.Hold // reads bob's list of calls, which the end changes
+				}
+				if _, err := op(ctx, bob, bc.ID); err != nil && calls.ErrorCode(err) != calls.CodeInvalidState {
+					return // the call ended, or the switchboard closed
+				}
+			}
+		}()
+		if err := f.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		close(stop)
+		<-done
+		wantEnded(t, f, ac.ID, calls.ReasonShutdown)
+		wantEnded(t, f, bc.ID, calls.ReasonShutdown)
+	}
+}
