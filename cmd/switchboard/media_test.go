@@ -402,3 +402,63 @@ func TestMediaWebRTCBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestDeviceSpecs(t *testing.T) {
+	dir := t.TempDir()
+	mic := filepath.Join(dir, "mic.wav")
+	rec, err := audio.NewFileEndpoint(nil, mic) // a WAV of 10 frames of tone, as a microphone
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f audio.Frame
+	tone := audio.NewTone(500, -20)
+	for range 10 {
+		tone.Next(&f)
+		rec.Play(audio.Output{PCM: &f})
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		flag    string
+		rawID   string
+		wantErr string // "" opens
+	}{
+		{"alice=tone:440", "8:acs:alice", ""},
+		{"8:acs:bob=file:" + mic + ":" + filepath.Join(dir, "rec.wav"), "8:acs:bob", ""},
+		{"carol=file::" + filepath.Join(dir, "carol.wav"), "8:acs:carol", ""},
+		{"alice=tone:5000", "8:acs:alice", "below 4000 Hz"},
+		{"alice=file:" + filepath.Join(dir, "missing.wav") + ":", "8:acs:alice", "no such file"},
+		{"alice=no-such-device", "8:acs:alice", "device"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.flag, func(t *testing.T) {
+			rawID, spec, err := splitDevice(tt.flag)
+			if err != nil || rawID != tt.rawID {
+				t.Fatalf("splitDevice = %q, %q, %v; want %q", rawID, spec, err, tt.rawID)
+			}
+			ep, err := openDevice(spec, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("openDevice(%q) = %v, want an error with %q", spec, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ep.Capture(&f) {
+				t.Error("the device gave no microphone frame")
+			}
+			ep.Play(audio.Output{PCM: &f})
+			if err := ep.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	for _, bad := range []string{"alice", "=default", "alice="} {
+		if _, _, err := splitDevice(bad); err == nil {
+			t.Errorf("splitDevice(%q) accepted", bad)
+		}
+	}
+}
