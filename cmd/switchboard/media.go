@@ -17,7 +17,9 @@ import (
 
 // MediaConfig is the media plane's part of serve's configuration.
 type MediaConfig struct {
-	Devices   []string // identity=spec, see openDevice
+	Devices []string // identity=spec as given, see openDevice
+	// Bindings are Devices parsed: whose device, and which.
+	Bindings  []DeviceBinding
 	PublicIPs []string
 	PortMin   uint16
 	PortMax   uint16
@@ -59,12 +61,19 @@ func mediaFlags(fs *flag.FlagSet, cfg *MediaConfig, env func(name, def string) s
 			cfg.PortMin, cfg.PortMax = uint16(a), uint16(b)
 		}
 		for _, d := range cfg.Devices {
-			if _, _, err := splitDevice(d); err != nil {
+			rawID, spec, err := splitDevice(d)
+			if err != nil {
 				return err
 			}
+			cfg.Bindings = append(cfg.Bindings, DeviceBinding{RawID: rawID, Spec: spec})
 		}
 		return nil
 	}
+}
+
+// DeviceBinding is one --device: an identity's raw id and its device spec.
+type DeviceBinding struct {
+	RawID, Spec string
 }
 
 // splitDevice reads identity=spec; a bare name is a Communication Services
@@ -132,11 +141,11 @@ func (m *Main) startMedia() error {
 		return err
 	}
 	m.attacher = rtc.NewAttacher(engine, m.mixer, cfg.Grace, m.switchboard.MediaLost, m.Logger)
-	for _, d := range cfg.Devices {
-		who, spec, _ := splitDevice(d)
+	for i, b := range cfg.Bindings {
+		who, spec := b.RawID, b.Spec
 		ep, err := openDevice(spec, m.Logger)
 		if err != nil {
-			return fmt.Errorf("--device %s: %w", d, err)
+			return fmt.Errorf("--device %s: %w", cfg.Devices[i], err)
 		}
 		m.mixer.Attach(who, ep)
 		m.Logger.Info("audio endpoint bound", "identity", who, "device", spec)
