@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -260,6 +261,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		handler = slog.NewJSONHandler(stderr, opts)
 	}
 	log := slog.New(handler)
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(api.GCPercent)
+		log.Debug("garbage collector", "GOGC", api.GCPercent)
+	}
 	m := &Main{Config: cfg, Logger: log, Stdout: stdout}
 	if err := m.Run(ctx); err != nil {
 		_ = m.Close(context.Background())

@@ -1,15 +1,21 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -37,7 +43,7 @@ const (
 // benchInflight are the loads measured: how many switches are in progress
 // at once, each by a goroutine of its own that starts the next when the
 // last is done (a closed loop).
-var benchInflight = []int{2, 8, 64}
+var benchInflight = []int{2, 8, 32, 64}
 
 // BenchmarkSwitch measures switching the active call (issue 2): resuming a
 // held call, which holds the active one in the same step.
@@ -58,11 +64,17 @@ var benchInflight = []int{2, 8, 64}
 // Metrics: switches/s; p50-µs and p99-µs, the latency of the call (domain)
 // or of request → event (http+ws); rtt-p99-µs, the HTTP round trip alone;
 // retained-B/switch, how much the live heap grew per switch (the embedded
-// store keeps every event); events/switch, the events the domain published;
+// store keeps every event); heap-sys-MB, the heap the process holds from
+// the system at the end of the timing (what the collector setting costs); events/switch, the events the domain published;
 // and the memory figures of the setup (see memFigures). Throughput and
 // latency depend on the collector, which the setup leaves idle: run at
-// least -benchtime 20000x so that a timing spans several collections.
+// least -benchtime 20000x so that a timing spans several collections. The
+// collector runs as switchboard serve runs it: at api.GCPercent unless
+// GOGC is set.
 func BenchmarkSwitch(b *testing.B) {
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(api.GCPercent))
+	}
 	b.Run("domain", func(b *testing.B) {
 		d := newDomainBench(b)
 		for _, n := range benchInflight {
@@ -126,6 +138,7 @@ func drive(b *testing.B, inflight int, mem memFigures, do func(agent int) (sampl
 		runErr  error
 		wg      sync.WaitGroup
 	)
+	stopProfile := profileTimed(b)
 	b.ResetTimer()
 	start := time.Now()
 	for w := range inflight {
@@ -148,9 +161,12 @@ func drive(b *testing.B, inflight int, mem memFigures, do func(agent int) (sampl
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	stopProfile()
 	if runErr != nil {
 		b.Fatal(runErr)
 	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms) // before liveHeap's collection
 	retained := float64(liveHeap()-heapBefore) / float64(b.N)
 
 	all := slices.Concat(samples...)
@@ -163,10 +179,35 @@ func drive(b *testing.B, inflight int, mem memFigures, do func(agent int) (sampl
 		b.ReportMetric(micros(percentile(all, 99).rtt), "rtt-p99-µs")
 	}
 	b.ReportMetric(retained, "retained-B/switch")
+	b.ReportMetric(float64(ms.HeapSys)/(1<<20), "heap-sys-MB")
 	mem.report(b)
 }
 
 // percentile returns the p-th percentile of sorted samples (nearest rank).
+// profileTimed starts a CPU profile of the timed loop alone when
+// SWITCHBOARD_BENCH_CPUPROFILE names a file (-test.cpuprofile would also
+// take in the setup, which dwarfs it); the returned func stops it. With
+// several sub-benchmarks, the last one's profile is left in the file.
+func profileTimed(b *testing.B) (stop func()) {
+	path := os.Getenv("SWITCHBOARD_BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
+}
+
 func percentile(sorted []sample, p int) sample {
 	i := (len(sorted)*p + 99) / 100 // ceil(n·p/100), 1-based
 	return sorted[max(i-1, 0)]
@@ -286,8 +327,48 @@ type webAgent struct {
 	err    error         // why the reader exited; read after done
 
 	calls  [benchCalls]string
-	resume [benchCalls]string // the calls' resume URLs
+	resume [benchCalls][]byte // each call's resume request, as sent
 	active int                // index of the Connected call
+	http   *agentConn         // the agent's keep-alive connection for switches
+}
+
+// agentConn is one agent's HTTP/1.1 keep-alive connection, used by one
+// goroutine at a time: the load generator writes a request net/http
+// serialized at setup and reads the answer with http.ReadResponse, on the
+// goroutine that times it. An http.Client would add its pool and two
+// goroutines per connection, which hand each request and answer over
+// channels: load-generator work that competes with the server for the
+// same two cores.
+type agentConn struct {
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+// do sends one serialized request and returns the answer's status, its
+// body read and dropped.
+func (c *agentConn) do(req []byte) (int, error) {
+	if _, err := c.conn.Write(req); err != nil {
+		return 0, err
+	}
+	resp, err := http.ReadResponse(c.r, nil)
+	if err != nil {
+		return 0, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.Close {
+		err = cmp.Or(err, errors.New("the server closed the keep-alive connection"))
+	}
+	return resp.StatusCode, err
+}
+
+// serializeRequest returns the bytes net/http sends for req.
+func serializeRequest(req *http.Request) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := req.Write(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // arrival is a stateChanged event as the reader received it.
@@ -307,8 +388,8 @@ func newWebBench(b *testing.B) *webBench {
 	m.close()
 	w := startWeb(b, false)
 	w.mem = m.mem
-	// Warm up: one switch per agent at the highest load, so the client's
-	// pool holds its connections before the timing.
+	// Warm up: one switch per agent at the highest load, so that every
+	// agent's keep-alive connection is open before the timing.
 	hi := min(slices.Max(benchInflight), benchAgents)
 	setupParallel(b, hi, func(g int) error {
 		for i := g; i < benchAgents; i += hi {
@@ -350,6 +431,9 @@ func startWeb(b *testing.B, measure bool) *webBench {
 				if a != nil && a.conn != nil {
 					a.conn.Close()
 					<-a.done
+				}
+				if a != nil && a.http != nil {
+					a.http.conn.Close()
 				}
 			}
 			transport.CloseIdleConnections()
@@ -557,7 +641,14 @@ func (w *webBench) placeCalls(a *webAgent, body []byte) error {
 			return fmt.Errorf("POST /api/calls: status %d, call %s (%v); want 201 and Connected", resp.StatusCode, c.State, err)
 		}
 		a.calls[j] = c.ID
-		a.resume[j] = w.url + "/api/calls/" + c.ID + "/resume"
+		resume, err := http.NewRequest(http.MethodPost, w.url+"/api/calls/"+c.ID+"/resume", nil)
+		if err != nil {
+			return err
+		}
+		resume.Header.Set("Authorization", a.auth)
+		if a.resume[j], err = serializeRequest(resume); err != nil {
+			return err
+		}
 		a.active = j
 	}
 	return a.await(a.calls[benchCalls-2], calls.StateLocalHold)
@@ -591,24 +682,21 @@ func (a *webAgent) awaitAt(call string, state calls.CallState) (time.Time, error
 // the stream to say it is Connected.
 func (w *webBench) switchOnce(a *webAgent) (sample, error) {
 	next := (a.active + 1) % benchCalls
-	req, err := http.NewRequest(http.MethodPost, a.resume[next], nil)
-	if err != nil {
-		return sample{}, err
+	if a.http == nil {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(w.url, "http://"))
+		if err != nil {
+			return sample{}, err
+		}
+		a.http = &agentConn{conn: conn, r: bufio.NewReader(conn)}
 	}
-	req.Header.Set("Authorization", a.auth)
 	t0 := time.Now()
-	resp, err := w.client.Do(req)
-	if err != nil {
-		return sample{}, err
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	status, err := a.http.do(a.resume[next])
 	rtt := time.Since(t0)
 	if err != nil {
-		return sample{}, err
+		return sample{}, fmt.Errorf("resuming %s: %w", a.calls[next], err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return sample{}, fmt.Errorf("POST %s: status %d, want 200", a.resume[next], resp.StatusCode)
+	if status != http.StatusOK {
+		return sample{}, fmt.Errorf("resuming %s: status %d, want 200", a.calls[next], status)
 	}
 	at, err := a.awaitAt(a.calls[next], calls.StateConnected)
 	if err != nil {
