@@ -17,7 +17,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends libportaudio2 c
 COPY --from=build /out/switchboard /usr/local/bin/switchboard
 USER switchboard
 ENV SWITCHBOARD_ADDR=0.0.0.0:8080
-EXPOSE 8080 40000-40099/udp
+EXPOSE 8080 40000/udp
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/switchboard"]
 CMD ["serve"]

@@ -29,6 +29,7 @@ type benchConfig struct {
 	ramp              time.Duration
 	warmup, window    time.Duration
 	setup             int
+	udpPort           int // serve --udp-port: every leg on one socket; 0 is a socket per leg
 }
 
 // result is one measured run, the baseline's or the switchboard's.
@@ -71,6 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.setup, "setup", 8, "loadgen --setup")
 	fs.DurationVar(&cfg.warmup, "warmup", 3*time.Second, "wait after the last leg connects")
 	fs.DurationVar(&cfg.window, "window", 20*time.Second, "the measured window")
+	fs.IntVar(&cfg.udpPort, "udp-port", 0, "serve --udp-port: the one UDP port the switchboard's legs share; 0 gives each leg sockets of its own")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -212,7 +214,11 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, stderr io.Write
 	r := result{Kind: "switchboard", Legs: n}
 	addr, debug := freeAddr(), freeAddr()
 	const key = "mediabench-admin-key"
-	srv := exec.CommandContext(ctx, cfg.switchboard, "serve", "--addr", addr, "--debug-addr", debug, "--log-level", "error")
+	args := []string{"serve", "--addr", addr, "--debug-addr", debug, "--log-level", "error"}
+	if cfg.udpPort != 0 {
+		args = append(args, "--udp-port", strconv.Itoa(cfg.udpPort))
+	}
+	srv := exec.CommandContext(ctx, cfg.switchboard, args...)
 	srv.Env = append(os.Environ(), "SWITCHBOARD_ADMIN_KEY="+key, "DATABASE_URL=")
 	srv.Stderr, srv.Stdout = stderr, io.Discard
 	srv.Cancel = func() error { return srv.Process.Signal(syscall.SIGTERM) }

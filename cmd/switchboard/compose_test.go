@@ -55,18 +55,18 @@ func TestComposeFile(t *testing.T) {
 	if len(sb.Ports) == 0 || sb.Ports[0].Target != 8080 {
 		t.Errorf("switchboard does not publish port 8080: %+v", sb.Ports)
 	}
-	// WebRTC media: the UDP range serve uses is published as it is, and
-	// the candidates carry an address browsers reach.
+	// WebRTC media: the UDP port every leg shares is published as it is,
+	// and the candidates carry an address browsers reach.
 	udp := map[uint32]bool{}
 	for _, pc := range sb.Ports {
 		if pc.Protocol == "udp" && pc.Published == strconv.FormatUint(uint64(pc.Target), 10) {
 			udp[pc.Target] = true
 		}
 	}
-	if ports := sb.Environment["SWITCHBOARD_UDP_PORTS"]; ports == nil {
-		t.Error("compose sets no SWITCHBOARD_UDP_PORTS: WebRTC would use ports nobody published")
-	} else if lo, hi, _ := strings.Cut(*ports, "-"); !udp[atoi(t, lo)] || !udp[atoi(t, hi)] {
-		t.Errorf("SWITCHBOARD_UDP_PORTS=%s is not published as UDP: %+v", *ports, sb.Ports)
+	if port := sb.Environment["SWITCHBOARD_UDP_PORT"]; port == nil {
+		t.Error("compose sets no SWITCHBOARD_UDP_PORT: WebRTC would use ports nobody published")
+	} else if !udp[atoi(t, *port)] {
+		t.Errorf("SWITCHBOARD_UDP_PORT=%s is not published as UDP: %+v", *port, sb.Ports)
 	}
 	if ip := sb.Environment["SWITCHBOARD_PUBLIC_IP"]; ip == nil || *ip == "" {
 		t.Error("compose sets no SWITCHBOARD_PUBLIC_IP: candidates would carry the container's address")

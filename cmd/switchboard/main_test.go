@@ -268,6 +268,12 @@ func TestServeFlags(t *testing.T) {
 			}
 			return nil
 		}},
+		{"UDP ports", []string{"--udp-ports", "41000-41099"}, map[string]string{"SWITCHBOARD_UDP_PORT": "40000"}, func(c Config) error {
+			if m := c.Media; m.PortMin != 41000 || m.PortMax != 41099 || m.SharedPort != 40000 {
+				return fmt.Errorf("%+v", m)
+			}
+			return nil
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -279,6 +285,14 @@ func TestServeFlags(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+	for _, args := range [][]string{
+		{"--udp-ports", "40100-40000"}, {"--udp-ports", "40000"},
+		{"--udp-port", "0"}, {"--udp-port", "70000"}, {"--udp-port", "40000-40099"},
+	} {
+		if _, err := parseServeFlags(args, io.Discard, env(nil)); err == nil {
+			t.Errorf("serve %v was accepted", args)
+		}
 	}
 }
 

@@ -23,8 +23,11 @@ type MediaConfig struct {
 	PublicIPs []string
 	PortMin   uint16
 	PortMax   uint16
-	Grace     time.Duration
-	HoldWAV   string
+	// SharedPort, when not zero, is the one UDP port every WebRTC leg
+	// shares (PortMin and PortMax are then unused).
+	SharedPort uint16
+	Grace      time.Duration
+	HoldWAV    string
 	// DebugAddr, when set, serves pprof and GET /debug/media there.
 	DebugAddr string
 }
@@ -38,6 +41,7 @@ func mediaFlags(fs *flag.FlagSet, cfg *MediaConfig, env func(name, def string) s
 	})
 	publicIP := fs.String("public-ip", env("SWITCHBOARD_PUBLIC_IP", ""), "comma-separated public addresses to offer in WebRTC candidates instead of the host's (1:1 NAT, Docker) (env SWITCHBOARD_PUBLIC_IP)")
 	ports := fs.String("udp-ports", env("SWITCHBOARD_UDP_PORTS", ""), "UDP port range for WebRTC media, as 40000-40199; empty is any (env SWITCHBOARD_UDP_PORTS)")
+	shared := fs.String("udp-port", env("SWITCHBOARD_UDP_PORT", ""), "one UDP port every WebRTC leg shares, as 40000 (instead of --udp-ports: one socket per address for every leg); empty is off (env SWITCHBOARD_UDP_PORT)")
 	grace := fs.String("media-grace", env("SWITCHBOARD_MEDIA_GRACE", rtc.DefaultGrace.String()), "how long an audio endpoint whose peer vanished may come back before its calls end with 410 (env SWITCHBOARD_MEDIA_GRACE)")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("SWITCHBOARD_DEBUG_ADDR", ""), "serve pprof (/debug/pprof/, unauthenticated) and media stats (GET /debug/media, admin key) on this address, as 127.0.0.1:6060; empty is off (env SWITCHBOARD_DEBUG_ADDR)")
 	fs.StringVar(&cfg.HoldWAV, "hold-wav", env("SWITCHBOARD_HOLD_WAV", ""), "a WAV file the far side of a held call hears instead of the hold tone (env SWITCHBOARD_HOLD_WAV)")
@@ -59,6 +63,13 @@ func mediaFlags(fs *flag.FlagSet, cfg *MediaConfig, env func(name, def string) s
 				return fmt.Errorf("--udp-ports %q is not a range like 40000-40199", *ports)
 			}
 			cfg.PortMin, cfg.PortMax = uint16(a), uint16(b)
+		}
+		if *shared != "" {
+			p, err := strconv.ParseUint(*shared, 10, 16)
+			if err != nil || p == 0 {
+				return fmt.Errorf("--udp-port %q is not a port like 40000", *shared)
+			}
+			cfg.SharedPort = uint16(p)
 		}
 		for _, d := range cfg.Devices {
 			rawID, spec, err := splitDevice(d)
@@ -136,10 +147,14 @@ func (m *Main) newMixer() (*audio.Mixer, error) {
 // the configured devices. The switchboard must exist (speaking goes to it).
 func (m *Main) startMedia() error {
 	cfg := m.Config.Media
-	engine, err := rtc.NewEngine(rtc.Config{PublicIPs: cfg.PublicIPs, PortMin: cfg.PortMin, PortMax: cfg.PortMax, Logger: m.Logger})
+	engine, err := rtc.NewEngine(rtc.Config{
+		PublicIPs: cfg.PublicIPs, PortMin: cfg.PortMin, PortMax: cfg.PortMax,
+		Shared: cfg.SharedPort != 0, SharedPort: cfg.SharedPort, Logger: m.Logger,
+	})
 	if err != nil {
 		return err
 	}
+	m.engine = engine
 	m.attacher = rtc.NewAttacher(engine, m.mixer, cfg.Grace, m.switchboard.MediaLost, m.Logger)
 	for i, b := range cfg.Bindings {
 		who, spec := b.RawID, b.Spec
@@ -168,8 +183,14 @@ func (m *Main) stopMedia() error {
 	if m.attacher != nil {
 		m.attacher.Close()
 	}
+	closeEngine := func() error {
+		if m.engine == nil {
+			return nil
+		}
+		return m.engine.Close()
+	}
 	if m.stopMixer == nil {
-		return nil
+		return closeEngine()
 	}
 	m.stopMixer()
 	err := <-m.mixerDone
@@ -177,7 +198,10 @@ func (m *Main) stopMedia() error {
 		m.Logger.Info("media plane stopped", "ticks", s.Ticks, "late_ticks", s.Late, "max_late", s.MaxLate)
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("mixer: %w", err)
+		err = fmt.Errorf("mixer: %w", err)
+	} else {
+		err = nil
 	}
-	return nil
+	// The mixer closed every leg; the shared socket, if any, goes last.
+	return errors.Join(err, closeEngine())
 }

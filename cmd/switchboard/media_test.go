@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -323,7 +324,19 @@ func checkCallerHeard(t *testing.T, i int, heard []phone.Heard, switches []switc
 // server: it calls the echo bot with a 600 Hz tone and records; the bot
 // plays the tone back one second later.
 func TestPhoneCallsTheEchoBot(t *testing.T) {
-	m := startMediaServer(t, MediaConfig{Grace: time.Minute})
+	for _, tt := range []struct {
+		name  string
+		media MediaConfig
+	}{
+		{"a socket per leg", MediaConfig{Grace: time.Minute}},
+		{"one shared port", MediaConfig{Grace: time.Minute, SharedPort: freeUDPPort(t)}},
+	} {
+		t.Run(tt.name, func(t *testing.T) { phoneCallsTheEchoBot(t, tt.media) })
+	}
+}
+
+func phoneCallsTheEchoBot(t *testing.T, media MediaConfig) {
+	m := startMediaServer(t, media)
 	recording := filepath.Join(t.TempDir(), "echo.wav")
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), []string{
@@ -359,6 +372,17 @@ func TestPhoneCallsTheEchoBot(t *testing.T) {
 	if after := len(heard) - first; withTone < after/2 {
 		t.Errorf("the echo is in %d of the %d frames after it started", withTone, after)
 	}
+}
+
+// freeUDPPort returns a UDP port nothing listens on just now.
+func freeUDPPort(t *testing.T) uint16 {
+	t.Helper()
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4zero})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return uint16(conn.LocalAddr().(*net.UDPAddr).Port)
 }
 
 // TestVanishedPeerEndsCallsWith410: a caller's softphone disappears

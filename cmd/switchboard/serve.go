@@ -113,6 +113,7 @@ type Main struct {
 
 	mixer     *audio.Mixer
 	attacher  *rtc.Attacher
+	engine    *rtc.Engine
 	stopMixer context.CancelFunc
 	mixerDone chan error
 	closed    bool

@@ -7,10 +7,14 @@ package rtc
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,7 +30,16 @@ type Config struct {
 	// (a server behind 1:1 NAT); empty offers the host's own.
 	PublicIPs []string
 	// PortMin and PortMax bound the UDP ports legs use; zero is any.
+	// They apply when legs do not share a socket (see Shared).
 	PortMin, PortMax uint16
+	// Shared makes every leg send and receive on one UDP socket per local
+	// address, on SharedPort (zero: a free port): pion's ICE UDP mux tells
+	// the legs' packets apart by the peer's address and ICE credentials.
+	// One socket and one reading goroutine serve every leg, instead of a
+	// socket and a goroutine per leg and address, and a firewall or a
+	// container publishes one port. Close the engine to close the socket.
+	Shared     bool
+	SharedPort uint16
 	// Loopback offers 127.0.0.1 too (tests, a browser on the same host).
 	Loopback bool
 	// DisconnectedAfter is how long without an answer from the peer before
@@ -55,6 +68,11 @@ type Engine struct {
 	cfg     Config
 	stats   engineStats
 	writers *writers
+	mux     *ice.MultiUDPMuxDefault // the shared socket; nil without Shared
+
+	certMu sync.Mutex
+	cert   *webrtc.Certificate // new legs' DTLS certificate
+	certAt time.Time           // when it was made
 }
 
 type engineStats struct {
@@ -134,21 +152,99 @@ func NewEngine(cfg Config) (*Engine, error) {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(cfg.Loopback)
 	se.LoggerFactory = pionLogs{cfg.Logger}
-	if cfg.PortMin != 0 || cfg.PortMax != 0 {
+	var mux *ice.MultiUDPMuxDefault
+	switch {
+	case cfg.Shared:
+		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithNetworks(iceNetworks(networks)...),
+			ice.UDPMuxFromPortWithLogger(se.LoggerFactory.NewLogger("ice-mux")),
+			ice.UDPMuxFromPortWithReadBufferSize(sharedSocketBuffer),
+			ice.UDPMuxFromPortWithWriteBufferSize(sharedSocketBuffer)}
+		if cfg.Loopback {
+			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+		}
+		var err error
+		if mux, err = ice.NewMultiUDPMuxFromPort(int(cfg.SharedPort), opts...); err != nil {
+			return nil, fmt.Errorf("rtc: shared UDP port %d: %w", cfg.SharedPort, err)
+		}
+		se.SetICEUDPMux(mux)
+	case cfg.PortMin != 0 || cfg.PortMax != 0:
 		if err := se.SetEphemeralUDPPortRange(cfg.PortMin, cfg.PortMax); err != nil {
 			return nil, fmt.Errorf("rtc: UDP port range %d-%d: %w", cfg.PortMin, cfg.PortMax, err)
+		}
+	}
+	closeMux := func() {
+		if mux != nil {
+			_ = mux.Close()
 		}
 	}
 	if len(cfg.PublicIPs) > 0 {
 		rule := webrtc.ICEAddressRewriteRule{External: cfg.PublicIPs, AsCandidateType: webrtc.ICECandidateTypeHost}
 		if err := se.SetICEAddressRewriteRules(rule); err != nil {
+			closeMux()
 			return nil, fmt.Errorf("rtc: public IPs %v: %w", cfg.PublicIPs, err)
 		}
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(media), webrtc.WithInterceptorRegistry(registry), webrtc.WithSettingEngine(se))
-	e := &Engine{api: api, cfg: cfg}
-	e.writers = newWriters()
+	e := &Engine{api: api, cfg: cfg, writers: newWriters(), mux: mux}
+	if _, err := e.certificate(); err != nil {
+		closeMux()
+		return nil, err
+	}
 	return e, nil
+}
+
+// certLifetime is how long legs share a DTLS certificate before the engine
+// makes another; pion's are valid for a month.
+const certLifetime = 7 * 24 * time.Hour
+
+// certificate returns the DTLS certificate for a new leg. Legs share one,
+// as a browser's peer connections do: generating a key for each leg cost
+// more than the rest of its setup.
+func (e *Engine) certificate() (webrtc.Certificate, error) {
+	e.certMu.Lock()
+	defer e.certMu.Unlock()
+	if e.cert == nil || time.Since(e.certAt) > certLifetime {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return webrtc.Certificate{}, fmt.Errorf("rtc: DTLS key: %w", err)
+		}
+		cert, err := webrtc.GenerateCertificate(key)
+		if err != nil {
+			return webrtc.Certificate{}, fmt.Errorf("rtc: DTLS certificate: %w", err)
+		}
+		e.cert, e.certAt = cert, time.Now()
+	}
+	return *e.cert, nil
+}
+
+// sharedSocketBuffer is the kernel buffer a shared socket asks for each
+// way: 1,000 legs bring 50,000 packets a second to one socket, more than
+// Linux's default 208 KiB holds while the reading goroutine waits for a
+// core. The kernel caps it at net.core.rmem_max and wmem_max.
+const sharedSocketBuffer = 4 << 20
+
+// iceNetworks are the ICE network types of WebRTC's.
+func iceNetworks(types []webrtc.NetworkType) []ice.NetworkType {
+	out := make([]ice.NetworkType, len(types))
+	for i, t := range types {
+		out[i] = ice.NetworkTypeUDP4
+		if t == webrtc.NetworkTypeUDP6 {
+			out[i] = ice.NetworkTypeUDP6
+		}
+	}
+	return out
+}
+
+// Close closes the shared socket (Config.Shared), after the legs that use
+// it are closed. An engine without one needs no Close.
+func (e *Engine) Close() error {
+	if e.mux == nil {
+		return nil
+	}
+	if err := e.mux.Close(); err != nil {
+		return fmt.Errorf("rtc: closing the shared UDP socket: %w", err)
+	}
+	return nil
 }
 
 // ErrBadSDP wraps what is wrong with a peer's session description.

@@ -46,7 +46,11 @@ type Leg struct {
 }
 
 func (e *Engine) newLeg() (*Leg, error) {
-	pc, err := e.api.NewPeerConnection(webrtc.Configuration{})
+	cert, err := e.certificate()
+	if err != nil {
+		return nil, err
+	}
+	pc, err := e.api.NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{cert}})
 	if err != nil {
 		return nil, fmt.Errorf("rtc: new peer connection: %w", err)
 	}

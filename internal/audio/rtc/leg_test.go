@@ -3,6 +3,7 @@ package rtc
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,12 +29,20 @@ func testEngine(t testing.TB) *Engine {
 // pair connects an offering leg to an answering one.
 func pair(t *testing.T, e *Engine) (caller, callee *Leg) {
 	t.Helper()
+	caller, callee, _ = pairAcross(t, e, e)
+	return caller, callee
+}
+
+// pairAcross connects a leg of offerer to a leg of answerer and returns
+// them with the answer.
+func pairAcross(t *testing.T, offerer, answerer *Engine) (caller, callee *Leg, answer string) {
+	t.Helper()
 	ctx := context.Background()
-	caller, offer, err := e.Offer(ctx)
+	caller, offer, err := offerer.Offer(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	callee, answer, err := e.Answer(ctx, offer)
+	callee, answer, err = answerer.Answer(ctx, offer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +56,7 @@ func pair(t *testing.T, e *Engine) (caller, callee *Leg) {
 			t.Fatal("ICE did not connect in 10 s")
 		}
 	}
-	return caller, callee
+	return caller, callee, answer
 }
 
 func TestLegCarriesAudioBothWays(t *testing.T) {
@@ -175,4 +184,107 @@ func TestEngineAddressesAndPorts(t *testing.T) {
 	if _, err := NewEngine(Config{PortMin: 50000, PortMax: 40000}); err == nil {
 		t.Error("an inverted port range was accepted")
 	}
+}
+
+func TestSharedPortWithPublicAddress(t *testing.T) {
+	e, err := NewEngine(Config{Shared: true, SharedPort: 45120, PublicIPs: []string{"203.0.113.7"}, IPv4Only: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	leg, offer, err := e.Offer(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leg.Close()
+	for _, line := range strings.Split(offer, "\r\n") {
+		if f := strings.Fields(line); strings.HasPrefix(line, "a=candidate:") && (len(f) < 8 || f[4] != "203.0.113.7" || f[5] != "45120") {
+			t.Errorf("candidate %q; want 203.0.113.7 port 45120", line)
+		}
+	}
+	if _, err := NewEngine(Config{Shared: true, SharedPort: 45120, IPv4Only: true}); err == nil {
+		t.Error("a second engine took the same shared port")
+	}
+}
+
+// TestSharedPortKeepsLegsApart answers several callers on one shared UDP
+// port: every answer names that port, and each callee hears its own
+// caller's tone, never another's.
+func TestSharedPortKeepsLegsApart(t *testing.T) {
+	server, err := NewEngine(Config{Loopback: true, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := server.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	client := testEngine(t)
+	freqs := []float64{400, 600, 800}
+	callers := make([]*Leg, len(freqs))
+	callees := make([]*Leg, len(freqs))
+	var first []string
+	for i := range freqs {
+		var answer string
+		callers[i], callees[i], answer = pairAcross(t, client, server)
+		defer callers[i].Close()
+		defer callees[i].Close()
+		// One socket per local address, shared: every answer names the
+		// same ports.
+		ports := candidatePorts(t, answer)
+		slices.Sort(ports)
+		if first == nil {
+			first = ports
+		} else if !slices.Equal(ports, first) {
+			t.Errorf("answer %d names ports %v, answer 0 %v; want the same shared sockets", i, ports, first)
+		}
+	}
+
+	tones := make([]*audio.Tone, len(freqs))
+	for i, f := range freqs {
+		tones[i] = audio.NewTone(f, -20)
+	}
+	heard := make([]int, len(freqs))
+	var f audio.Frame
+	tick := time.NewTicker(audio.FrameDuration)
+	defer tick.Stop()
+	for range 50 {
+		<-tick.C
+		for i, caller := range callers {
+			tones[i].Next(&f)
+			caller.Play(audio.Output{PCM: &f})
+		}
+		for i, callee := range callees {
+			if !callee.Capture(&f) {
+				continue
+			}
+			if j, ok := audio.Dominant(&f, 1e-3, freqs...); ok {
+				if j != i {
+					t.Fatalf("callee %d heard caller %d's tone", i, j)
+				}
+				heard[i]++
+			}
+		}
+	}
+	for i, n := range heard {
+		if n < 40 {
+			t.Errorf("callee %d heard its caller in %d frames of 50; want at least 40", i, n)
+		}
+	}
+}
+
+// candidatePorts returns the ports of the candidates in an SDP.
+func candidatePorts(t *testing.T, desc string) []string {
+	t.Helper()
+	var ports []string
+	for _, line := range strings.Split(desc, "\r\n") {
+		if f := strings.Fields(line); strings.HasPrefix(line, "a=candidate:") && len(f) >= 8 {
+			ports = append(ports, f[5])
+		}
+	}
+	if len(ports) == 0 {
+		t.Fatalf("no candidates in:\n%s", desc)
+	}
+	return ports
 }
