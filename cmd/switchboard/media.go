@@ -178,30 +178,24 @@ func (m *Main) startMedia() error {
 	return nil
 }
 
-// stopMedia stops the clock, which closes every endpoint.
+// stopMedia stops the clock, which closes every endpoint, then the WebRTC
+// engine's shared socket, if any.
 func (m *Main) stopMedia() error {
 	if m.attacher != nil {
 		m.attacher.Close()
 	}
-	closeEngine := func() error {
-		if m.engine == nil {
-			return nil
+	var err error
+	if m.stopMixer != nil {
+		m.stopMixer()
+		if runErr := <-m.mixerDone; runErr != nil && !errors.Is(runErr, context.Canceled) {
+			err = fmt.Errorf("mixer: %w", runErr)
 		}
-		return m.engine.Close()
+		if s := m.mixer.Stats(); s.Ticks > 0 {
+			m.Logger.Info("media plane stopped", "ticks", s.Ticks, "late_ticks", s.Late, "max_late", s.MaxLate)
+		}
 	}
-	if m.stopMixer == nil {
-		return closeEngine()
+	if m.engine != nil {
+		err = errors.Join(err, m.engine.Close())
 	}
-	m.stopMixer()
-	err := <-m.mixerDone
-	if s := m.mixer.Stats(); s.Ticks > 0 {
-		m.Logger.Info("media plane stopped", "ticks", s.Ticks, "late_ticks", s.Late, "max_late", s.MaxLate)
-	}
-	if err != nil && !errors.Is(err, context.Canceled) {
-		err = fmt.Errorf("mixer: %w", err)
-	} else {
-		err = nil
-	}
-	// The mixer closed every leg; the shared socket, if any, goes last.
-	return errors.Join(err, closeEngine())
+	return err
 }

@@ -65,12 +65,12 @@ var benchInflight = []int{2, 8, 32, 64}
 // or of request → event (http+ws); rtt-p99-µs, the HTTP round trip alone;
 // retained-B/switch, how much the live heap grew per switch (the embedded
 // store keeps every event); heap-sys-MB, the heap the process holds from
-// the system at the end of the timing (what the collector setting costs); events/switch, the events the domain published;
-// and the memory figures of the setup (see memFigures). Throughput and
-// latency depend on the collector, which the setup leaves idle: run at
-// least -benchtime 20000x so that a timing spans several collections. The
-// collector runs as switchboard serve runs it: at api.GCPercent unless
-// GOGC is set.
+// the system at the end of the timing (what the collector setting costs);
+// events/switch, the events the domain published; and the memory figures
+// of the setup (see memFigures). Throughput and latency depend on the
+// collector, which the setup leaves idle: run at least -benchtime 20000x
+// so that a timing spans several collections. The collector runs as
+// switchboard serve runs it: at api.GCPercent unless GOGC is set.
 func BenchmarkSwitch(b *testing.B) {
 	if os.Getenv("GOGC") == "" {
 		defer debug.SetGCPercent(debug.SetGCPercent(api.GCPercent))
@@ -183,7 +183,6 @@ func drive(b *testing.B, inflight int, mem memFigures, do func(agent int) (sampl
 	mem.report(b)
 }
 
-// percentile returns the p-th percentile of sorted samples (nearest rank).
 // profileTimed starts a CPU profile of the timed loop alone when
 // SWITCHBOARD_BENCH_CPUPROFILE names a file (-test.cpuprofile would also
 // take in the setup, which dwarfs it); the returned func stops it. With
@@ -208,6 +207,7 @@ func profileTimed(b *testing.B) (stop func()) {
 	}
 }
 
+// percentile returns the p-th percentile of sorted samples (nearest rank).
 func percentile(sorted []sample, p int) sample {
 	i := (len(sorted)*p + 99) / 100 // ceil(n·p/100), 1-based
 	return sorted[max(i-1, 0)]

@@ -145,51 +145,46 @@ func NewEngine(cfg Config) (*Engine, error) {
 	var se webrtc.SettingEngine
 	se.SetICETimeouts(cfg.DisconnectedAfter, cfg.FailedAfter, cfg.KeepAlive)
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	muxNetworks := []ice.NetworkType{ice.NetworkTypeUDP4, ice.NetworkTypeUDP6}
 	if cfg.IPv4Only {
-		networks = networks[:1]
+		networks, muxNetworks = networks[:1], muxNetworks[:1]
 	}
 	se.SetNetworkTypes(networks)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(cfg.Loopback)
 	se.LoggerFactory = pionLogs{cfg.Logger}
-	var mux *ice.MultiUDPMuxDefault
+	if len(cfg.PublicIPs) > 0 {
+		rule := webrtc.ICEAddressRewriteRule{External: cfg.PublicIPs, AsCandidateType: webrtc.ICECandidateTypeHost}
+		if err := se.SetICEAddressRewriteRules(rule); err != nil {
+			return nil, fmt.Errorf("rtc: public IPs %v: %w", cfg.PublicIPs, err)
+		}
+	}
+	e := &Engine{cfg: cfg, writers: newWriters()}
+	if _, err := e.certificate(); err != nil {
+		return nil, err
+	}
+	// The shared socket is opened last: nothing after it can fail.
 	switch {
 	case cfg.Shared:
-		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithNetworks(iceNetworks(networks)...),
+		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithNetworks(muxNetworks...),
 			ice.UDPMuxFromPortWithLogger(se.LoggerFactory.NewLogger("ice-mux")),
 			ice.UDPMuxFromPortWithReadBufferSize(sharedSocketBuffer),
 			ice.UDPMuxFromPortWithWriteBufferSize(sharedSocketBuffer)}
 		if cfg.Loopback {
 			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
 		}
-		var err error
-		if mux, err = ice.NewMultiUDPMuxFromPort(int(cfg.SharedPort), opts...); err != nil {
+		mux, err := ice.NewMultiUDPMuxFromPort(int(cfg.SharedPort), opts...)
+		if err != nil {
 			return nil, fmt.Errorf("rtc: shared UDP port %d: %w", cfg.SharedPort, err)
 		}
 		se.SetICEUDPMux(mux)
+		e.mux = mux
 	case cfg.PortMin != 0 || cfg.PortMax != 0:
 		if err := se.SetEphemeralUDPPortRange(cfg.PortMin, cfg.PortMax); err != nil {
 			return nil, fmt.Errorf("rtc: UDP port range %d-%d: %w", cfg.PortMin, cfg.PortMax, err)
 		}
 	}
-	closeMux := func() {
-		if mux != nil {
-			_ = mux.Close()
-		}
-	}
-	if len(cfg.PublicIPs) > 0 {
-		rule := webrtc.ICEAddressRewriteRule{External: cfg.PublicIPs, AsCandidateType: webrtc.ICECandidateTypeHost}
-		if err := se.SetICEAddressRewriteRules(rule); err != nil {
-			closeMux()
-			return nil, fmt.Errorf("rtc: public IPs %v: %w", cfg.PublicIPs, err)
-		}
-	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(media), webrtc.WithInterceptorRegistry(registry), webrtc.WithSettingEngine(se))
-	e := &Engine{api: api, cfg: cfg, writers: newWriters(), mux: mux}
-	if _, err := e.certificate(); err != nil {
-		closeMux()
-		return nil, err
-	}
+	e.api = webrtc.NewAPI(webrtc.WithMediaEngine(media), webrtc.WithInterceptorRegistry(registry), webrtc.WithSettingEngine(se))
 	return e, nil
 }
 
@@ -222,18 +217,6 @@ func (e *Engine) certificate() (webrtc.Certificate, error) {
 // Linux's default 208 KiB holds while the reading goroutine waits for a
 // core. The kernel caps it at net.core.rmem_max and wmem_max.
 const sharedSocketBuffer = 4 << 20
-
-// iceNetworks are the ICE network types of WebRTC's.
-func iceNetworks(types []webrtc.NetworkType) []ice.NetworkType {
-	out := make([]ice.NetworkType, len(types))
-	for i, t := range types {
-		out[i] = ice.NetworkTypeUDP4
-		if t == webrtc.NetworkTypeUDP6 {
-			out[i] = ice.NetworkTypeUDP6
-		}
-	}
-	return out
-}
 
 // Close closes the shared socket (Config.Shared), after the legs that use
 // it are closed. An engine without one needs no Close.
