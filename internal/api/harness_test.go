@@ -1,10 +1,8 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/api/apitest"
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -85,50 +84,7 @@ func (s *server) tokenFor(identity map[string]any, role calls.Role, ttl int) str
 // as is) or a value (sent as JSON); out may be nil.
 func (s *server) do(method, path, token string, body any, wantStatus int, out any) []byte {
 	s.t.Helper()
-	status, raw := s.send(method, path, token, body)
-	if status != wantStatus {
-		s.t.Fatalf("%s %s: status %d, want %d; body %s", method, path, status, wantStatus, raw)
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			s.t.Fatalf("%s %s: decoding %s: %v", method, path, raw, err)
-		}
-	}
-	return raw
-}
-
-func (s *server) send(method, path, token string, body any) (int, []byte) {
-	s.t.Helper()
-	var r io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		r = strings.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		r = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, s.url+path, r)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	return resp.StatusCode, raw
+	return apitest.Do(s.t, s.url, method, path, token, body, wantStatus, out)
 }
 
 // wantError checks a request fails with the contract's error format.

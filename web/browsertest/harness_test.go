@@ -1,11 +1,9 @@
 package browsertest_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/api/apitest"
 	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/audio/rtc"
 	"github.com/switchboard/switchboard/internal/calls"
@@ -343,37 +342,7 @@ func (s *server) mint(id calls.Identifier, name string, role calls.Role) string 
 // (when not nil).
 func (s *server) do(method, path, token string, body any, want int, out any) {
 	s.t.Helper()
-	var r io.Reader
-	if body != nil {
-		j, err := json.Marshal(body)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		r = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, s.url+path, r)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if resp.StatusCode != want {
-		s.t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, raw)
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			s.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
-		}
-	}
+	apitest.Do(s.t, s.url, method, path, token, body, want, out)
 }
 
 // call starts a call from the token's identity to rawID.
