@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/webrtc/v4"
+	"github.com/pion/ice/v4"
 
 	"github.com/switchboard/switchboard/internal/audio"
 )
@@ -70,7 +70,7 @@ func (a *Attacher) AttachWebRTC(ctx context.Context, rawID, offer string) (strin
 	}
 	a.legs[rawID] = at
 	a.mu.Unlock()
-	leg.OnState(func(s webrtc.ICEConnectionState) { a.iceState(at, s) })
+	leg.OnState(func(s State) { a.iceState(at, s) })
 	a.mixer.Attach(rawID, leg) // closes the old leg
 	a.log.Info("audio endpoint attached", "identity", rawID, "kind", "webrtc")
 	return answer, nil
@@ -78,19 +78,19 @@ func (a *Attacher) AttachWebRTC(ctx context.Context, rawID, offer string) (strin
 
 // iceState runs the grace timer: it starts when the peer goes away and
 // stops if it comes back.
-func (a *Attacher) iceState(at *attached, s webrtc.ICEConnectionState) {
+func (a *Attacher) iceState(at *attached, s State) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed || a.legs[at.rawID] != at {
 		return // replaced or shutting down: nothing to end
 	}
 	switch s {
-	case webrtc.ICEConnectionStateDisconnected, webrtc.ICEConnectionStateFailed:
+	case ice.ConnectionStateDisconnected, ice.ConnectionStateFailed:
 		if at.lost == nil {
 			a.log.Warn("audio endpoint lost; waiting for it to come back", "identity", at.rawID, "ice", s.String(), "grace", a.grace)
 			at.lost = time.AfterFunc(a.grace, func() { a.expire(at) })
 		}
-	case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
+	case ice.ConnectionStateConnected, ice.ConnectionStateCompleted:
 		if at.lost != nil {
 			at.lost.Stop()
 			at.lost = nil

@@ -1,27 +1,31 @@
-// Package rtc carries audio over WebRTC with pion: PCMU only, ICE without
-// trickle, RTCP reports, and nothing else a voice leg does not need. A Leg
-// is one peer connection with one audio track each way; the server answers
-// browsers and softphones with it, and the softphone and the load
-// generator offer with it.
+// Package rtc carries audio over WebRTC, built from pion's parts (ICE,
+// DTLS, SRTP, SDP) rather than its PeerConnection: PCMU only, ICE without
+// trickle, RTP and RTCP on one transport, RTCP sender reports, and nothing
+// else a voice leg needs. A Leg is one media session with one audio stream
+// each way. The server answers browsers and softphones with it as an
+// ICE-lite endpoint; the softphone and the load generator offer with it as
+// full ICE agents.
+//
+// A PeerConnection passes every received packet through four goroutines
+// (ICE, its transport mux, the SRTP session, the track reader) and every
+// sent one through its interceptor chain and SRTP session; a Leg reads its
+// transport on one goroutine that decrypts straight into the jitter buffer,
+// and encrypts and writes on the sender's.
 package rtc
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/logging"
-	"github.com/pion/webrtc/v4"
 )
 
 // Config sets up an Engine.
@@ -56,23 +60,24 @@ type Config struct {
 	// CountOnly makes legs count the packets they receive and keep no
 	// audio: Capture is always silence (load generators).
 	CountOnly bool
-	// NoReports leaves out the RTCP report interceptors: legs send and
-	// read no RTCP (load generators).
+	// NoReports makes legs send no RTCP sender reports (load
+	// generators).
 	NoReports bool
 	Logger    *slog.Logger
 }
 
 // Engine makes legs that share one configuration.
 type Engine struct {
-	api     *webrtc.API
-	cfg     Config
-	stats   engineStats
-	writers *writers
-	mux     *ice.MultiUDPMuxDefault // the shared socket; nil without Shared
+	cfg      Config
+	stats    engineStats
+	writers  *writers
+	logs     logging.LoggerFactory
+	networks []ice.NetworkType
+	mux      *ice.MultiUDPMuxDefault // the shared socket; nil without Shared
 
 	certMu sync.Mutex
-	cert   *webrtc.Certificate // new legs' DTLS certificate
-	certAt time.Time           // when it was made
+	cert   *certificate // new legs' DTLS certificate
+	certAt time.Time    // when it was made
 }
 
 type engineStats struct {
@@ -87,9 +92,9 @@ type Stats struct {
 	Opened   int64  // legs made
 	Received uint64 // RTP packets received
 	Lost     uint64 // gaps in the received RTP sequence numbers
-	Sent     uint64 // RTP packets handed to pion
-	// SendErrors counts packets pion refused (a track not yet bound, a
-	// closed connection).
+	Sent     uint64 // RTP packets sent or tried
+	// SendErrors counts packets that could not be sent (the leg not yet
+	// connected, or closed).
 	SendErrors uint64
 	// Dropped counts frames Play queued that no writer sent in time.
 	Dropped uint64
@@ -105,10 +110,8 @@ func (e *Engine) Stats() Stats {
 	}
 }
 
-// PCMU is the only codec a leg speaks: G.711 µ-law, 8 kHz, payload type 0.
-var PCMU = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1}
-
-// NewEngine configures pion for voice legs.
+// NewEngine checks the configuration, makes the DTLS certificate and, with
+// Shared, opens the shared UDP socket.
 func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.DisconnectedAfter <= 0 {
 		cfg.DisconnectedAfter = 3 * time.Second
@@ -128,46 +131,28 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-
-	media := &webrtc.MediaEngine{}
-	if err := media.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: PCMU, PayloadType: 0}, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, fmt.Errorf("rtc: registering PCMU: %w", err)
-	}
-	// Only RTCP sender and receiver reports: no NACK (a lost voice packet
-	// is not worth resending), no congestion control (64 kbit/s fixed).
-	registry := &interceptor.Registry{}
-	if !cfg.NoReports {
-		if err := webrtc.ConfigureRTCPReports(registry); err != nil {
-			return nil, fmt.Errorf("rtc: RTCP reports: %w", err)
+	for _, ip := range cfg.PublicIPs {
+		if net.ParseIP(ip) == nil {
+			return nil, fmt.Errorf("rtc: public IP %q is not an IP address", ip)
 		}
 	}
-
-	var se webrtc.SettingEngine
-	se.SetICETimeouts(cfg.DisconnectedAfter, cfg.FailedAfter, cfg.KeepAlive)
-	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
-	muxNetworks := []ice.NetworkType{ice.NetworkTypeUDP4, ice.NetworkTypeUDP6}
+	if cfg.PortMin > cfg.PortMax && cfg.PortMax != 0 {
+		return nil, fmt.Errorf("rtc: UDP port range %d-%d: the first port is above the last", cfg.PortMin, cfg.PortMax)
+	}
+	e := &Engine{
+		cfg: cfg, writers: newWriters(), logs: pionLogs{cfg.Logger},
+		networks: []ice.NetworkType{ice.NetworkTypeUDP4, ice.NetworkTypeUDP6},
+	}
 	if cfg.IPv4Only {
-		networks, muxNetworks = networks[:1], muxNetworks[:1]
+		e.networks = e.networks[:1]
 	}
-	se.SetNetworkTypes(networks)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetIncludeLoopbackCandidate(cfg.Loopback)
-	se.LoggerFactory = pionLogs{cfg.Logger}
-	if len(cfg.PublicIPs) > 0 {
-		rule := webrtc.ICEAddressRewriteRule{External: cfg.PublicIPs, AsCandidateType: webrtc.ICECandidateTypeHost}
-		if err := se.SetICEAddressRewriteRules(rule); err != nil {
-			return nil, fmt.Errorf("rtc: public IPs %v: %w", cfg.PublicIPs, err)
-		}
-	}
-	e := &Engine{cfg: cfg, writers: newWriters()}
 	if _, err := e.certificate(); err != nil {
 		return nil, err
 	}
 	// The shared socket is opened last: nothing after it can fail.
-	switch {
-	case cfg.Shared:
-		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithNetworks(muxNetworks...),
-			ice.UDPMuxFromPortWithLogger(se.LoggerFactory.NewLogger("ice-mux")),
+	if cfg.Shared {
+		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithNetworks(e.networks...),
+			ice.UDPMuxFromPortWithLogger(e.logs.NewLogger("ice-mux")),
 			ice.UDPMuxFromPortWithReadBufferSize(sharedSocketBuffer),
 			ice.UDPMuxFromPortWithWriteBufferSize(sharedSocketBuffer)}
 		if cfg.Loopback {
@@ -177,15 +162,39 @@ func NewEngine(cfg Config) (*Engine, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rtc: shared UDP port %d: %w", cfg.SharedPort, err)
 		}
-		se.SetICEUDPMux(mux)
 		e.mux = mux
-	case cfg.PortMin != 0 || cfg.PortMax != 0:
-		if err := se.SetEphemeralUDPPortRange(cfg.PortMin, cfg.PortMax); err != nil {
-			return nil, fmt.Errorf("rtc: UDP port range %d-%d: %w", cfg.PortMin, cfg.PortMax, err)
-		}
 	}
-	e.api = webrtc.NewAPI(webrtc.WithMediaEngine(media), webrtc.WithInterceptorRegistry(registry), webrtc.WithSettingEngine(se))
 	return e, nil
+}
+
+// agentOptions are the ICE settings of a new leg. An answering leg is
+// ICE-lite (RFC 8445 section 2.5): it answers the peer's checks and sends
+// none of its own, as media servers do.
+func (e *Engine) agentOptions(lite bool) []ice.AgentOption {
+	opts := []ice.AgentOption{
+		ice.WithNetworkTypes(e.networks),
+		ice.WithCandidateTypes([]ice.CandidateType{ice.CandidateTypeHost}),
+		ice.WithMulticastDNSMode(ice.MulticastDNSModeDisabled),
+		ice.WithDisconnectedTimeout(e.cfg.DisconnectedAfter),
+		ice.WithFailedTimeout(e.cfg.FailedAfter),
+		ice.WithKeepaliveInterval(e.cfg.KeepAlive),
+		ice.WithLoggerFactory(e.logs),
+		ice.WithICELite(lite),
+	}
+	if e.cfg.Loopback {
+		opts = append(opts, ice.WithIncludeLoopback())
+	}
+	if len(e.cfg.PublicIPs) > 0 {
+		opts = append(opts, ice.WithAddressRewriteRules(ice.AddressRewriteRule{
+			External: e.cfg.PublicIPs, AsCandidateType: ice.CandidateTypeHost,
+		}))
+	}
+	if e.mux != nil {
+		opts = append(opts, ice.WithUDPMux(e.mux))
+	} else if e.cfg.PortMin != 0 || e.cfg.PortMax != 0 {
+		opts = append(opts, ice.WithPortRange(e.cfg.PortMin, e.cfg.PortMax))
+	}
+	return opts
 }
 
 // certLifetime is how long legs share a DTLS certificate before the engine
@@ -195,21 +204,17 @@ const certLifetime = 7 * 24 * time.Hour
 // certificate returns the DTLS certificate for a new leg. Legs share one,
 // as a browser's peer connections do: generating a key for each leg cost
 // more than the rest of its setup.
-func (e *Engine) certificate() (webrtc.Certificate, error) {
+func (e *Engine) certificate() (*certificate, error) {
 	e.certMu.Lock()
 	defer e.certMu.Unlock()
 	if e.cert == nil || time.Since(e.certAt) > certLifetime {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		cert, err := newCertificate()
 		if err != nil {
-			return webrtc.Certificate{}, fmt.Errorf("rtc: DTLS key: %w", err)
-		}
-		cert, err := webrtc.GenerateCertificate(key)
-		if err != nil {
-			return webrtc.Certificate{}, fmt.Errorf("rtc: DTLS certificate: %w", err)
+			return nil, err
 		}
 		e.cert, e.certAt = cert, time.Now()
 	}
-	return *e.cert, nil
+	return e.cert, nil
 }
 
 // sharedSocketBuffer is the kernel buffer a shared socket asks for each
@@ -237,7 +242,7 @@ var ErrBadSDP = errors.New("invalid SDP")
 // (ICE gathered: no trickle). The offer must have an audio section that
 // takes PCMU.
 func (e *Engine) Answer(ctx context.Context, offer string) (*Leg, string, error) {
-	l, err := e.newLeg()
+	l, err := e.newLeg(true)
 	if err != nil {
 		return nil, "", err
 	}
@@ -252,7 +257,7 @@ func (e *Engine) Answer(ctx context.Context, offer string) (*Leg, string, error)
 // Offer makes a leg that offers (the calling side) and returns its offer;
 // finish it with Leg.Accept and the peer's answer.
 func (e *Engine) Offer(ctx context.Context) (*Leg, string, error) {
-	l, err := e.newLeg()
+	l, err := e.newLeg(false)
 	if err != nil {
 		return nil, "", err
 	}

@@ -5,30 +5,43 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
-	"strings"
+	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/pion/dtls/v3"
+	"github.com/pion/ice/v4"
 	"github.com/pion/rtp"
-	"github.com/pion/sdp/v3"
-	"github.com/pion/webrtc/v4"
 
 	"github.com/switchboard/switchboard/internal/audio"
 )
 
-// Leg is one WebRTC peer connection carrying one PCMU stream each way. It is
-// an audio.Endpoint: Capture plays out its jitter buffer, Play sends a frame.
-// Its goroutines (pion's, and one reading RTP and one reading RTCP) end with
-// Close.
+// State is a leg's ICE connection state (connected, disconnected,
+// failed, closed...).
+type State = ice.ConnectionState
+
+// Leg is one WebRTC media session carrying one PCMU stream each way: an ICE
+// agent, DTLS-SRTP over it (RFC 5764), and RTP and RTCP multiplexed on one
+// transport (RFC 5761, RFC 7983). It is an audio.Endpoint: Capture plays
+// out its jitter buffer, Play sends a frame.
+//
+// Once connected a leg has one goroutine of its own, which reads the ICE
+// transport and decrypts RTP straight into the jitter buffer; sending
+// encrypts and writes on the sender's goroutine. pion's ICE agent and DTLS
+// connection keep theirs. All of them end with Close.
 type Leg struct {
+	engine *Engine
 	stats  *engineStats
 	count  bool // CountOnly: no jitter buffer
-	pc     *webrtc.PeerConnection
-	track  *webrtc.TrackLocalStaticRTP
-	sender *webrtc.RTPSender
+	agent  *ice.Agent
 	jitter *audio.JitterBuffer
-	gather time.Duration
+	cert   *certificate // the one local.fingerprint names
+	local  localDesc
+	remote *remoteDesc
+
+	// keys is set once DTLS has finished; nil before.
+	keys atomic.Pointer[srtpKeys]
 
 	// Owned by the one goroutine that calls Play (or Send): the next
 	// packet's header fields, and a frame to encode into.
@@ -36,223 +49,346 @@ type Leg struct {
 	payload [audio.FrameSamples]byte
 	writers *writers
 	out     outQueue
+	// Owned by whoever holds the leg to send (a writer, or Send's caller).
+	send sendState
 
+	// Written by the reading goroutine, read when a report is sent.
+	recv recvState
+
+	ctx       context.Context
+	cancel    context.CancelFunc
 	mu        sync.Mutex
-	onState   func(webrtc.ICEConnectionState)
+	onState   func(State)
 	closed    bool
-	readers   sync.WaitGroup
+	started   bool // connect is running or has run
+	dtls      *dtls.Conn
+	done      sync.WaitGroup
 	connected chan struct{}
 	connOnce  sync.Once
 }
 
-func (e *Engine) newLeg() (*Leg, error) {
+// sendState is the sending side's buffers and RTCP sender counts.
+type sendState struct {
+	plain, cipher [1500]byte
+	packets       uint32
+	octets        uint32
+	firstWrite    time.Time
+	lastReport    time.Time
+}
+
+// reportDue tells whether a sender report goes out before the packet sent
+// at now. The first waits for the peer's first packet (heard), which shows
+// that the peer's SRTP is up to receive it and gives the report a stream to
+// report on, or for one interval after the first packet sent, for a peer
+// that never sends; then one every interval.
+func (s *sendState) reportDue(now time.Time, heard bool) bool {
+	if !s.lastReport.IsZero() {
+		return now.Sub(s.lastReport) >= reportEvery
+	}
+	if s.firstWrite.IsZero() {
+		s.firstWrite = now
+	}
+	return heard || now.Sub(s.firstWrite) >= reportEvery
+}
+
+// recvState is what the reading goroutine has seen, for receiver reports.
+type recvState struct {
+	ssrc    atomic.Uint32
+	highest atomic.Uint32 // extended highest sequence number
+	lost    atomic.Uint32
+}
+
+func (e *Engine) newLeg(lite bool) (*Leg, error) {
 	cert, err := e.certificate()
 	if err != nil {
 		return nil, err
 	}
-	pc, err := e.api.NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{cert}})
+	agent, err := ice.NewAgentWithOptions(e.agentOptions(lite)...)
 	if err != nil {
-		return nil, fmt.Errorf("rtc: new peer connection: %w", err)
+		return nil, fmt.Errorf("rtc: ICE agent: %w", err)
 	}
-	track, err := webrtc.NewTrackLocalStaticRTP(PCMU, "audio", "switchboard")
-	if err != nil {
-		_ = pc.Close()
-		return nil, fmt.Errorf("rtc: local track: %w", err)
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &Leg{
+		engine: e, stats: &e.stats, count: e.cfg.CountOnly, writers: e.writers,
+		agent: agent, jitter: audio.NewJitterBuffer(e.cfg.JitterFrames), cert: cert,
+		ctx: ctx, cancel: cancel, connected: make(chan struct{}),
+	}
+	l.local = localDesc{fingerprint: cert.fingerprint, lite: lite, ssrc: rand.Uint32()}
+	l.pkt.Header = rtp.Header{
+		Version: 2, PayloadType: 0, SSRC: l.local.ssrc,
+		SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32(),
+	}
+	if err := agent.OnConnectionStateChange(l.iceState); err != nil {
+		_ = agent.Close()
+		cancel()
+		return nil, fmt.Errorf("rtc: ICE agent: %w", err)
 	}
 	e.stats.open.Add(1)
 	e.stats.opened.Add(1)
-	l := &Leg{
-		stats: &e.stats, count: e.cfg.CountOnly, writers: e.writers,
-		pc: pc, track: track, jitter: audio.NewJitterBuffer(e.cfg.JitterFrames),
-		gather: e.cfg.GatherTimeout, connected: make(chan struct{}),
-	}
-	l.pkt.Header = rtp.Header{
-		Version: 2, PayloadType: 0,
-		SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32(),
-	}
-	pc.OnICEConnectionStateChange(l.iceState)
-	pc.OnTrack(l.receive)
 	return l, nil
 }
 
-// addTrack sends the leg's audio; an answerer attaches it to the offer's
-// audio section, an offerer creates the section.
-func (l *Leg) addTrack() error {
-	sender, err := l.pc.AddTrack(l.track)
+// gather collects the leg's ICE candidates (no trickle: the description
+// carries them all).
+func (l *Leg) gather(ctx context.Context) error {
+	var (
+		mu    sync.Mutex
+		cands []string
+		done  = make(chan struct{})
+	)
+	err := l.agent.OnCandidate(func(c ice.Candidate) {
+		mu.Lock()
+		defer mu.Unlock()
+		if c == nil {
+			close(done)
+			return
+		}
+		cands = append(cands, c.Marshal())
+	})
 	if err != nil {
-		return fmt.Errorf("rtc: adding the audio track: %w", err)
+		return fmt.Errorf("rtc: ICE agent: %w", err)
 	}
-	l.sender = sender
-	l.readers.Add(1)
-	go l.readRTCP(sender)
+	if err := l.agent.GatherCandidates(); err != nil {
+		return fmt.Errorf("rtc: gathering ICE candidates: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.engine.cfg.GatherTimeout)
+	defer cancel()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("rtc: gathering ICE candidates: %w", ctx.Err())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(cands) == 0 {
+		return errors.New("rtc: no ICE candidates: no usable network address")
+	}
+	ufrag, pwd, err := l.agent.GetLocalUserCredentials()
+	if err != nil {
+		return fmt.Errorf("rtc: ICE credentials: %w", err)
+	}
+	l.local.candidates, l.local.ufrag, l.local.pwd = cands, ufrag, pwd
 	return nil
 }
 
 func (l *Leg) offer(ctx context.Context) (string, error) {
-	if err := l.addTrack(); err != nil {
+	if err := l.gather(ctx); err != nil {
 		return "", err
 	}
-	offer, err := l.pc.CreateOffer(nil)
-	if err != nil {
-		return "", fmt.Errorf("rtc: creating the offer: %w", err)
-	}
-	return l.setLocal(ctx, offer)
+	l.local.setup = "actpass"
+	return offerSDP(l.local), nil
 }
 
 func (l *Leg) answer(ctx context.Context, offer string) (string, error) {
-	if err := checkOffer(offer); err != nil {
-		return "", err
-	}
-	if err := l.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
-	}
-	if err := l.addTrack(); err != nil {
-		return "", err
-	}
-	answer, err := l.pc.CreateAnswer(nil)
+	r, err := parseRemote(offer, "offer")
 	if err != nil {
-		return "", fmt.Errorf("%w: cannot answer it: %v", ErrBadSDP, err)
+		return "", err
 	}
-	if !strings.Contains(answer.SDP, "a=rtpmap:0 PCMU/8000") || strings.Contains(answer.SDP, "m=audio 0 ") {
-		return "", fmt.Errorf("%w: the offer's audio does not take PCMU", ErrBadSDP)
+	if err := l.gather(ctx); err != nil {
+		return "", err
 	}
-	return l.setLocal(ctx, answer)
-}
-
-// checkOffer parses an offer and rejects what pion might take but a voice
-// leg should not: control bytes, payload types out of RTP's 0-127, no
-// audio section.
-func checkOffer(offer string) error {
-	switch {
-	case strings.TrimSpace(offer) == "":
-		return fmt.Errorf("%w: the offer is empty", ErrBadSDP)
-	case strings.ContainsFunc(offer, func(r rune) bool { return r < 0x20 && r != '\r' && r != '\n' && r != '\t' }):
-		return fmt.Errorf("%w: the offer contains control characters", ErrBadSDP)
+	// The answerer picks the DTLS roles; "active" (DTLS client) unless
+	// the offerer insists on being the client.
+	l.local.setup = "active"
+	if r.setup == "active" {
+		l.local.setup = "passive"
 	}
-	var desc sdp.SessionDescription
-	if err := desc.UnmarshalString(offer); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSDP, err)
-	}
-	audio := false
-	for _, m := range desc.MediaDescriptions {
-		audio = audio || m.MediaName.Media == "audio"
-		for _, f := range m.MediaName.Formats {
-			if pt, err := strconv.Atoi(f); err != nil || pt < 0 || pt > 127 {
-				return fmt.Errorf("%w: payload type %q is not 0-127", ErrBadSDP, f)
-			}
-		}
-		for _, a := range m.Attributes {
-			if a.Key != "rtpmap" && a.Key != "fmtp" {
-				continue
-			}
-			pt, _, _ := strings.Cut(a.Value, " ")
-			if n, err := strconv.Atoi(pt); err != nil || n < 0 || n > 127 {
-				return fmt.Errorf("%w: a=%s names payload type %q, not 0-127", ErrBadSDP, a.Key, pt)
-			}
-		}
-	}
-	if !audio {
-		return fmt.Errorf("%w: the offer has no audio section", ErrBadSDP)
-	}
-	return nil
-}
-
-// setLocal sets the local description and waits for ICE gathering, so the
-// description it returns has every candidate.
-func (l *Leg) setLocal(ctx context.Context, desc webrtc.SessionDescription) (string, error) {
-	gathered := webrtc.GatheringCompletePromise(l.pc)
-	if err := l.pc.SetLocalDescription(desc); err != nil {
-		return "", fmt.Errorf("rtc: setting the local description: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, l.gather)
-	defer cancel()
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return "", fmt.Errorf("rtc: gathering ICE candidates: %w", ctx.Err())
-	}
-	return l.pc.LocalDescription().SDP, nil
+	answer := answerSDP(l.local, r)
+	return answer, l.start(r, false)
 }
 
 // Accept takes the peer's answer to the leg's offer.
 func (l *Leg) Accept(answer string) error {
-	if err := l.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSDP, err)
+	r, err := parseRemote(answer, "answer")
+	if err != nil {
+		return err
 	}
+	if r.setup != "active" && r.setup != "passive" {
+		return fmt.Errorf("%w: the answer's a=setup is %q, not active or passive", ErrBadSDP, r.setup)
+	}
+	return l.start(r, true)
+}
+
+// start connects the leg to the peer described by r, in the background.
+func (l *Leg) start(r *remoteDesc, controlling bool) error {
+	for _, raw := range r.candidates {
+		c, err := ice.UnmarshalCandidate(raw)
+		if err != nil {
+			continue // mDNS, TCP and unknown kinds: checks find the way
+		}
+		_ = l.agent.AddRemoteCandidate(c) // one the agent cannot use: likewise
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closed:
+		return errors.New("rtc: the leg is closed")
+	case l.started:
+		return errors.New("rtc: the leg already has its peer's description")
+	}
+	l.started, l.remote = true, r
+	// We are the DTLS client when our description said "active", or the
+	// peer's answer said "passive".
+	client := l.local.setup == "active" || (l.local.setup == "actpass" && r.setup == "passive")
+	l.done.Add(1)
+	go l.connect(controlling, client)
 	return nil
+}
+
+// connect runs ICE, then DTLS, then starts reading media. It is one of
+// the leg's goroutines and ends with the leg.
+func (l *Leg) connect(controlling, client bool) {
+	defer l.done.Done()
+	var conn *ice.Conn
+	var err error
+	if controlling {
+		conn, err = l.agent.Dial(l.ctx, l.remote.ufrag, l.remote.pwd)
+	} else {
+		conn, err = l.agent.Accept(l.ctx, l.remote.ufrag, l.remote.pwd)
+	}
+	if err != nil {
+		l.engine.cfg.Logger.Debug("rtc: ICE did not connect", "err", err)
+		return
+	}
+	pipe := newDTLSPipe(conn)
+	l.done.Add(1)
+	go l.read(conn, pipe)
+	dconn, keys, err := handshake(l.ctx, pipe, client, l.cert, l.remote.fingerprint, l.engine.logs)
+	if err != nil {
+		l.engine.cfg.Logger.Debug("rtc: DTLS failed", "err", err)
+		_ = pipe.Close()
+		return
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		_ = dconn.Close()
+		return
+	}
+	l.dtls = dconn
+	keys.conn = conn
+	l.keys.Store(keys)
+	l.mu.Unlock()
+	l.connOnce.Do(func() { close(l.connected) })
+}
+
+// read demultiplexes what arrives on the ICE transport (RFC 7983): DTLS
+// records go to the DTLS connection, SRTP is decrypted into the jitter
+// buffer, SRTCP is checked and dropped. pion's agent answers STUN before
+// it gets here.
+func (l *Leg) read(conn *ice.Conn, pipe *dtlsPipe) {
+	defer l.done.Done()
+	defer pipe.Close()
+	var (
+		buf, plain [1500]byte
+		pkt        rtp.Packet
+		seqs       seqCounter
+	)
+	for {
+		n, err := conn.Read(buf[:])
+		if err != nil {
+			return
+		}
+		b := buf[:n]
+		switch {
+		case n == 0:
+		case b[0] >= 20 && b[0] <= 63:
+			pipe.push(b)
+		case b[0] >= 128 && b[0] <= 191 && n >= 12:
+			keys := l.keys.Load()
+			if keys == nil {
+				continue
+			}
+			if b[1] >= 192 && b[1] <= 223 { // RTCP packet types 192-223
+				_, _ = keys.dec.DecryptRTCP(plain[:0], b, nil)
+				continue
+			}
+			p, err := keys.dec.DecryptRTP(plain[:0], b, nil)
+			if err != nil || pkt.Unmarshal(p) != nil || pkt.PayloadType != 0 {
+				continue
+			}
+			if !seqs.started {
+				l.releaseDTLS(pipe)
+				l.recv.ssrc.Store(pkt.SSRC)
+			}
+			l.stats.received.Add(1)
+			if missed, highest, ahead := seqs.add(pkt.SequenceNumber); ahead {
+				if missed > 0 {
+					l.stats.lost.Add(uint64(missed))
+					l.recv.lost.Add(uint32(missed))
+				}
+				l.recv.highest.Store(highest)
+			}
+			if !l.count {
+				l.jitter.PushUlaw(pkt.Timestamp, pkt.Payload)
+			}
+		}
+	}
+}
+
+// seqCounter follows a stream's RTP sequence numbers: how many packets
+// were missed, and the extended highest number (RFC 3550 appendix A.1)
+// for reception reports.
+type seqCounter struct {
+	next    uint16 // the number expected next
+	cycles  uint32 // wraps of the 16-bit number, shifted left 16
+	started bool
+}
+
+// add takes a packet's sequence number. ahead is false for a late,
+// reordered packet, which changes nothing; otherwise missed is the gap
+// before it and highest the extended number it brings.
+func (s *seqCounter) add(seq uint16) (missed uint16, highest uint32, ahead bool) {
+	gap := seq - s.next
+	if s.started {
+		if gap >= 1<<15 {
+			return 0, 0, false
+		}
+		if seq < s.next-1 { // wrapped past 65535
+			s.cycles += 1 << 16
+		}
+		missed = gap
+	}
+	s.next, s.started = seq+1, true
+	return missed, s.cycles | uint32(seq), true
+}
+
+// releaseDTLS ends the DTLS connection once the peer's media arrives: a
+// peer sends SRTP only after its side of the handshake has finished, so no
+// flight of ours will need resending, and the connection's four goroutines
+// and its buffers can go (about 45 KiB a leg). The pipe closes first, so
+// nothing is sent: the peer's DTLS stays up. The cost is that closing the
+// leg sends no close_notify; the peer notices from ICE instead.
+func (l *Leg) releaseDTLS(pipe *dtlsPipe) {
+	l.mu.Lock()
+	d := l.dtls
+	l.dtls = nil
+	l.mu.Unlock()
+	if d == nil {
+		return
+	}
+	_ = pipe.Close()
+	_ = d.Close()
 }
 
 // OnState tells f every ICE connection state change (connected,
 // disconnected, failed, closed...). Set it before the leg connects.
-func (l *Leg) OnState(f func(webrtc.ICEConnectionState)) {
+func (l *Leg) OnState(f func(State)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.onState = f
 }
 
-// Connected is closed once ICE has connected.
+// Connected is closed once the leg can carry audio: ICE has connected and
+// DTLS has made the SRTP keys.
 func (l *Leg) Connected() <-chan struct{} { return l.connected }
 
-func (l *Leg) iceState(s webrtc.ICEConnectionState) {
-	if s == webrtc.ICEConnectionStateConnected {
-		l.connOnce.Do(func() { close(l.connected) })
-	}
+func (l *Leg) iceState(s State) {
 	l.mu.Lock()
 	f := l.onState
 	l.mu.Unlock()
 	if f != nil {
 		f(s)
-	}
-}
-
-// receive reads the peer's audio into the jitter buffer until the leg
-// closes. pion runs it on a goroutine of its own for each incoming track.
-func (l *Leg) receive(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return
-	}
-	l.readers.Add(1)
-	l.mu.Unlock()
-	defer l.readers.Done()
-	if !strings.EqualFold(track.Codec().MimeType, webrtc.MimeTypePCMU) {
-		return
-	}
-	buf := make([]byte, 1500)
-	var pkt rtp.Packet
-	var next uint16
-	started := false
-	for {
-		n, _, err := track.Read(buf)
-		if err != nil {
-			return
-		}
-		if pkt.Unmarshal(buf[:n]) != nil || pkt.PayloadType != 0 {
-			continue
-		}
-		l.stats.received.Add(1)
-		if gap := pkt.SequenceNumber - next; started && gap != 0 && gap < 1<<15 {
-			l.stats.lost.Add(uint64(gap))
-		}
-		if d := pkt.SequenceNumber - next; !started || d < 1<<15 {
-			next = pkt.SequenceNumber + 1 // not a late, reordered packet
-		}
-		started = true
-		if !l.count {
-			l.jitter.PushUlaw(pkt.Timestamp, pkt.Payload)
-		}
-	}
-}
-
-// readRTCP drains the sender's RTCP, which runs the report interceptor.
-func (l *Leg) readRTCP(sender *webrtc.RTPSender) {
-	defer l.readers.Done()
-	buf := make([]byte, 1500)
-	for {
-		if _, _, err := sender.Read(buf); err != nil {
-			return
-		}
 	}
 }
 
@@ -280,17 +416,43 @@ func (l *Leg) Send(ulaw []byte) {
 	l.pkt.Timestamp += uint32(len(ulaw))
 }
 
+// write encrypts one RTP packet and sends it, and when one is due (see
+// reportDue) an RTCP sender report before it. Its caller holds the leg's sending side.
 func (l *Leg) write(pkt *rtp.Packet) {
 	l.stats.sent.Add(1)
-	if l.track.WriteRTP(pkt) != nil { // a closed or unbound track drops it
-		l.stats.sendErrors.Add(1)
+	keys := l.keys.Load()
+	if keys == nil || l.writeRTP(keys, pkt) != nil {
+		l.stats.sendErrors.Add(1) // not yet connected, or closed
 	}
+}
+
+func (l *Leg) writeRTP(keys *srtpKeys, pkt *rtp.Packet) error {
+	s := &l.send
+	if !l.engine.cfg.NoReports {
+		if now := time.Now(); s.reportDue(now, l.recv.ssrc.Load() != 0) {
+			s.lastReport = now
+			l.writeReport(keys, pkt.Timestamp, now)
+		}
+	}
+	n, err := pkt.MarshalTo(s.plain[:])
+	if err != nil {
+		return err
+	}
+	out, err := keys.enc.EncryptRTP(s.cipher[:0], s.plain[:n], nil)
+	if err != nil {
+		return err
+	}
+	s.packets++
+	s.octets += uint32(len(pkt.Payload))
+	_, err = keys.conn.Write(out)
+	return err
 }
 
 // Jitter is the leg's jitter buffer's counts.
 func (l *Leg) Jitter() audio.JitterStats { return l.jitter.Stats() }
 
-// Close ends the peer connection and waits for the leg's goroutines.
+// Close ends the leg: it tells the peer (DTLS close_notify), closes the ICE
+// agent and its sockets, and waits for the leg's goroutines.
 func (l *Leg) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -299,12 +461,19 @@ func (l *Leg) Close() error {
 	}
 	l.closed = true
 	l.onState = nil
+	d := l.dtls
 	l.mu.Unlock()
+	l.cancel()
 	l.stats.open.Add(-1)
-	err := l.pc.Close()
-	l.readers.Wait()
-	if err != nil && !errors.Is(err, webrtc.ErrConnectionClosed) {
-		return fmt.Errorf("rtc: closing the peer connection: %w", err)
+	var errs []error
+	if d != nil {
+		if err := d.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, fmt.Errorf("rtc: closing DTLS: %w", err))
+		}
 	}
-	return nil
+	if err := l.agent.Close(); err != nil && !errors.Is(err, ice.ErrClosed) {
+		errs = append(errs, fmt.Errorf("rtc: closing the ICE agent: %w", err))
+	}
+	l.done.Wait()
+	return errors.Join(errs...)
 }

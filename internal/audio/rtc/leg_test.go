@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
+	"github.com/pion/ice/v4"
 	"go.uber.org/goleak"
 
 	"github.com/switchboard/switchboard/internal/audio"
@@ -101,14 +101,14 @@ func TestLegNoticesAVanishedPeer(t *testing.T) {
 	e := testEngine(t)
 	caller, callee := pair(t, e)
 	defer callee.Close()
-	states := make(chan webrtc.ICEConnectionState, 16)
-	callee.OnState(func(s webrtc.ICEConnectionState) { states <- s })
+	states := make(chan State, 16)
+	callee.OnState(func(s State) { states <- s })
 	start := time.Now()
 	caller.Close() // no goodbye: the callee only sees silence
 	for {
 		select {
 		case s := <-states:
-			if s == webrtc.ICEConnectionStateDisconnected || s == webrtc.ICEConnectionStateFailed {
+			if s == ice.ConnectionStateDisconnected || s == ice.ConnectionStateFailed {
 				t.Logf("peer gone: %s after %v", s, time.Since(start).Round(time.Millisecond))
 				return
 			}
@@ -287,4 +287,73 @@ func candidatePorts(t *testing.T, desc string) []string {
 		t.Fatalf("no candidates in:\n%s", desc)
 	}
 	return ports
+}
+
+func TestSeqCounter(t *testing.T) {
+	type step struct {
+		seq     uint16
+		missed  uint16
+		highest uint32
+		ahead   bool
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"in order", []step{{10, 0, 10, true}, {11, 0, 11, true}, {12, 0, 12, true}}},
+		{"a gap", []step{{10, 0, 10, true}, {14, 3, 14, true}, {15, 0, 15, true}}},
+		{"late, reordered", []step{{10, 0, 10, true}, {12, 1, 12, true}, {11, 0, 0, false}, {13, 0, 13, true}}},
+		{"a duplicate", []step{{10, 0, 10, true}, {10, 0, 0, false}}},
+		{"wraps", []step{{65534, 0, 65534, true}, {65535, 0, 65535, true}, {0, 0, 1 << 16, true}, {2, 1, 1<<16 | 2, true}}},
+		{"wraps over a gap", []step{{65534, 0, 65534, true}, {1, 2, 1<<16 | 1, true}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s seqCounter
+			for i, st := range tt.steps {
+				missed, highest, ahead := s.add(st.seq)
+				if missed != st.missed || highest != st.highest || ahead != st.ahead {
+					t.Fatalf("step %d, seq %d: add = %d, %d, %v; want %d, %d, %v", i, st.seq, missed, highest, ahead, st.missed, st.highest, st.ahead)
+				}
+			}
+		})
+	}
+}
+
+func TestReportDue(t *testing.T) {
+	start := time.Unix(1000, 0)
+	type write struct {
+		after time.Duration // since start
+		heard bool          // the peer's first packet has arrived
+		want  bool
+	}
+	tests := []struct {
+		name   string
+		writes []write
+	}{
+		{"waits for the peer's first packet", []write{
+			{0, false, false}, {20 * time.Millisecond, false, false}, {40 * time.Millisecond, true, true},
+			{60 * time.Millisecond, true, false}, {reportEvery, true, false}, {reportEvery + 40*time.Millisecond, true, true},
+		}},
+		{"a silent peer gets one per interval", []write{
+			{0, false, false}, {reportEvery - time.Millisecond, false, false}, {reportEvery, false, true},
+			{reportEvery + 20*time.Millisecond, true, false}, {2 * reportEvery, true, true},
+		}},
+		{"heard before the first write", []write{{0, true, true}, {20 * time.Millisecond, true, false}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s sendState
+			for i, w := range tt.writes {
+				now := start.Add(w.after)
+				got := s.reportDue(now, w.heard)
+				if got {
+					s.lastReport = now
+				}
+				if got != w.want {
+					t.Errorf("write %d at +%v (heard %v): due %v, want %v", i, w.after, w.heard, got, w.want)
+				}
+			}
+		})
+	}
 }

@@ -19,7 +19,7 @@ const outRing = 4
 const writerIdle = 250 * time.Millisecond
 
 // writers take the frames legs Play and send them, so the mixer's clock
-// never waits for pion (SRTP, the socket's sendto): Play queues the leg,
+// never waits for SRTP or the socket's sendto: Play queues the leg,
 // and up to GOMAXPROCS writer goroutines, shared by every leg of an
 // engine, drain the queue in parallel. Writers start when there is work
 // and end after writerIdle without any, so an engine needs no Close.
@@ -135,8 +135,7 @@ func (l *Leg) flush(pkt *rtp.Packet) {
 		q.head = (q.head + 1) % outRing
 		q.n--
 		q.mu.Unlock()
-		// The track sets the SSRC and payload type of each binding.
-		pkt.Header = rtp.Header{Version: 2, SequenceNumber: f.seq, Timestamp: f.ts}
+		pkt.Header = rtp.Header{Version: 2, PayloadType: 0, SSRC: l.local.ssrc, SequenceNumber: f.seq, Timestamp: f.ts}
 		pkt.Payload = f.payload[:f.n]
 		l.write(pkt)
 	}
