@@ -29,7 +29,8 @@ type benchConfig struct {
 	ramp              time.Duration
 	warmup, window    time.Duration
 	setup             int
-	udpPort           int // serve --udp-port: every leg on one socket; 0 is a socket per leg
+	udpPort           string // serve --udp-port: legs on shared sockets; empty is a socket per leg
+	sockets           int    // loadgen --sockets
 }
 
 // result is one measured run, the baseline's or the switchboard's.
@@ -60,6 +61,10 @@ type result struct {
 	MixerBusy  float64 `json:"mixerBusyMsPerTick"`
 	ClientSent uint64  `json:"clientSent"`
 	ClientRecv uint64  `json:"clientReceived"`
+	// PerRead and PerWrite are the server's datagrams per system call on
+	// shared sockets (zero with a socket per leg).
+	PerRead  float64 `json:"datagramsPerRead,omitempty"`
+	PerWrite float64 `json:"datagramsPerWrite,omitempty"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -72,7 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.setup, "setup", 8, "loadgen --setup")
 	fs.DurationVar(&cfg.warmup, "warmup", 3*time.Second, "wait after the last leg connects")
 	fs.DurationVar(&cfg.window, "window", 20*time.Second, "the measured window")
-	fs.IntVar(&cfg.udpPort, "udp-port", 0, "serve --udp-port: the one UDP port the switchboard's legs share; 0 gives each leg sockets of its own")
+	fs.StringVar(&cfg.udpPort, "udp-port", "", "serve --udp-port: the UDP port, as 45000, or ports, as 45000-45031, the switchboard's legs share; empty gives each leg sockets of its own")
+	fs.IntVar(&cfg.sockets, "loadgen-sockets", 0, "loadgen --sockets: UDP ports the callers share; 0 gives each caller sockets of its own")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -195,6 +201,9 @@ type mediaStats struct {
 		Sent       uint64 `json:"Sent"`
 		SendErrors uint64 `json:"SendErrors"`
 		Dropped    uint64 `json:"Dropped"`
+		Sockets    struct {
+			Read, ReadCalls, Written, WriteCalls uint64
+		}
 	} `json:"legs"`
 }
 
@@ -215,8 +224,8 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, stderr io.Write
 	addr, debug := freeAddr(), freeAddr()
 	const key = "mediabench-admin-key"
 	args := []string{"serve", "--addr", addr, "--debug-addr", debug, "--log-level", "error"}
-	if cfg.udpPort != 0 {
-		args = append(args, "--udp-port", strconv.Itoa(cfg.udpPort))
+	if cfg.udpPort != "" {
+		args = append(args, "--udp-port", cfg.udpPort)
 	}
 	srv := exec.CommandContext(ctx, cfg.switchboard, args...)
 	srv.Env = append(os.Environ(), "SWITCHBOARD_ADMIN_KEY="+key, "DATABASE_URL=")
@@ -238,7 +247,7 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, stderr io.Write
 	}
 	lg := exec.CommandContext(ctx, cfg.switchboard, "loadgen", "--url", "http://"+addr, "--legs", strconv.Itoa(n),
 		"--ramp", ramp.String(), "--setup", strconv.Itoa(cfg.setup), "--warmup", cfg.warmup.String(),
-		"--duration", cfg.window.String(), "--json")
+		"--duration", cfg.window.String(), "--sockets", strconv.Itoa(cfg.sockets), "--json")
 	lg.Env = append(os.Environ(), "SWITCHBOARD_ADMIN_KEY="+key)
 	var a, b mediaStats
 	var sum loadgenSummary
@@ -266,6 +275,13 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, stderr io.Write
 		r.MixerBusy = (b.Mixer.Busy - a.Mixer.Busy) / float64(t)
 	}
 	r.ClientSent, r.ClientRecv = sum.Window.Sent, sum.Window.Received
+	sa, sb := a.Legs.Sockets, b.Legs.Sockets
+	if calls := sb.ReadCalls - sa.ReadCalls; calls > 0 {
+		r.PerRead = float64(sb.Read-sa.Read) / float64(calls)
+	}
+	if calls := sb.WriteCalls - sa.WriteCalls; calls > 0 {
+		r.PerWrite = float64(sb.Written-sa.Written) / float64(calls)
+	}
 	if r.Connected > 0 {
 		r.RSSPerLeg = float64(r.RSSLoaded-r.RSSIdle) / float64(r.Connected)
 	}

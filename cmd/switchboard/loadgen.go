@@ -26,7 +26,7 @@ import (
 // loadgenConfig is what `switchboard loadgen` reads from its flags.
 type loadgenConfig struct {
 	base, adminKey, call, prefix, statsURL string
-	legs, setup, senders                   int
+	legs, setup, senders, sockets          int
 	ramp, warmup, duration                 time.Duration
 	jsonOut                                bool
 }
@@ -77,6 +77,7 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	fs.StringVar(&cfg.prefix, "prefix", "load", "callers are users <prefix>1, <prefix>2...")
 	fs.StringVar(&cfg.statsURL, "stats-url", "", "the server's debug listener (serve --debug-addr), as http://127.0.0.1:6060: report its media stats")
 	fs.IntVar(&cfg.senders, "senders", runtime.GOMAXPROCS(0), "sender goroutines")
+	fs.IntVar(&cfg.sockets, "sockets", 0, "share this many UDP ports among the callers, reading and writing in batches; 0 gives each caller sockets of its own. Callers on one port must reach the server on different ports: serve with --udp-port over at least legs/sockets ports, or with a socket per leg")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the summary as one JSON line")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -89,6 +90,8 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return errors.New("loadgen needs the server's admin key: set SWITCHBOARD_ADMIN_KEY or --admin-key")
 	case cfg.legs <= 0 || cfg.setup <= 0 || cfg.senders <= 0:
 		return errors.New("--legs, --setup and --senders must be positive")
+	case cfg.sockets < 0:
+		return errors.New("--sockets must not be negative")
 	case cfg.duration <= 0 || cfg.ramp < 0 || cfg.warmup < 0:
 		return errors.New("--duration must be positive, --ramp and --warmup not negative")
 	}
@@ -131,7 +134,10 @@ type sender struct {
 }
 
 func newLoadGen(cfg loadgenConfig, log *slog.Logger) (*loadGen, error) {
-	engine, err := rtc.NewEngine(rtc.Config{Loopback: true, IPv4Only: true, CountOnly: true, NoReports: true, Logger: log})
+	engine, err := rtc.NewEngine(rtc.Config{
+		Loopback: true, IPv4Only: true, CountOnly: true, NoReports: true, Logger: log,
+		Shared: cfg.sockets > 0, SharedPorts: cfg.sockets,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -299,9 +305,11 @@ func (g *loadGen) send(ctx context.Context, s *sender, offset time.Duration) {
 		legs = append(legs[:0], s.legs...)
 		s.mu.Unlock()
 		frame := g.ulaw[n%len(g.ulaw)]
-		for _, l := range legs {
-			l.Send(frame)
-		}
+		g.engine.Burst(func() {
+			for _, l := range legs {
+				l.Send(frame)
+			}
+		})
 		g.sent.Add(uint64(len(legs)))
 	}
 }

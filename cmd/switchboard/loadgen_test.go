@@ -19,6 +19,7 @@ func TestLoadgenRejectsBadFlags(t *testing.T) {
 		{"no admin key", []string{"--legs", "1"}, "admin key"},
 		{"no legs", []string{"--admin-key", "k", "--legs", "0"}, "positive"},
 		{"no window", []string{"--admin-key", "k", "--duration", "0s"}, "positive"},
+		{"negative sockets", []string{"--admin-key", "k", "--sockets", "-1"}, "negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -33,15 +34,29 @@ func TestLoadgenRejectsBadFlags(t *testing.T) {
 
 // TestLoadgenCarriesMediaThroughTheEchoBot runs the load generator against
 // the real program: three callers each call the echo bot and must get
-// packets back.
+// packets back, with sockets of their own or on shared, batching sockets
+// (the server's too).
 func TestLoadgenCarriesMediaThroughTheEchoBot(t *testing.T) {
 	if testing.Short() {
-		t.Skip("media end to end: about 3 s")
+		t.Skip("media end to end: about 3 s a case")
 	}
-	m := startMediaServer(t, MediaConfig{Grace: time.Minute})
+	for _, tt := range []struct {
+		name    string
+		media   MediaConfig
+		sockets string
+	}{
+		{"sockets of their own", MediaConfig{Grace: time.Minute}, "0"},
+		{"shared sockets", MediaConfig{Grace: time.Minute, SharedPort: freeUDPPorts(t, 3), SharedPorts: 3}, "1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) { loadgenCarriesMedia(t, tt.media, tt.sockets) })
+	}
+}
+
+func loadgenCarriesMedia(t *testing.T, media MediaConfig, sockets string) {
+	m := startMediaServer(t, media)
 	var out, errs bytes.Buffer
 	args := []string{"--url", "http://" + m.Addr, "--admin-key", testAdminKey, "--legs", "3", "--ramp", "0s",
-		"--warmup", "300ms", "--duration", "1s", "--json"}
+		"--warmup", "300ms", "--duration", "1s", "--sockets", sockets, "--json"}
 	if err := loadgen(context.Background(), args, &out, &errs, func(string) string { return "" }); err != nil {
 		t.Fatalf("loadgen: %v\n%s", err, errs.String())
 	}

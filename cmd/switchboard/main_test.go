@@ -269,7 +269,13 @@ func TestServeFlags(t *testing.T) {
 			return nil
 		}},
 		{"UDP ports", []string{"--udp-ports", "41000-41099"}, map[string]string{"SWITCHBOARD_UDP_PORT": "40000"}, func(c Config) error {
-			if m := c.Media; m.PortMin != 41000 || m.PortMax != 41099 || m.SharedPort != 40000 {
+			if m := c.Media; m.PortMin != 41000 || m.PortMax != 41099 || m.SharedPort != 40000 || m.SharedPorts != 1 {
+				return fmt.Errorf("%+v", m)
+			}
+			return nil
+		}},
+		{"shared UDP ports", []string{"--udp-port", "40000-40007"}, nil, func(c Config) error {
+			if m := c.Media; m.SharedPort != 40000 || m.SharedPorts != 8 {
 				return fmt.Errorf("%+v", m)
 			}
 			return nil
@@ -289,6 +295,7 @@ func TestServeFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--udp-ports", "40100-40000"}, {"--udp-ports", "40000"},
 		{"--udp-port", "0"}, {"--udp-port", "70000"}, {"--udp-port", "40000-40099"},
+		{"--udp-port", "40007-40000"}, {"--udp-port", "40000-"}, {"--udp-port", "65535-65536"},
 	} {
 		if _, err := parseServeFlags(args, io.Discard, env(nil)); err == nil {
 			t.Errorf("serve %v was accepted", args)

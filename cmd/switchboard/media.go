@@ -23,11 +23,12 @@ type MediaConfig struct {
 	PublicIPs []string
 	PortMin   uint16
 	PortMax   uint16
-	// SharedPort, when not zero, is the one UDP port every WebRTC leg
-	// shares (PortMin and PortMax are then unused).
-	SharedPort uint16
-	Grace      time.Duration
-	HoldWAV    string
+	// SharedPort, when not zero, is the first of SharedPorts UDP ports
+	// that WebRTC legs share (PortMin and PortMax are then unused).
+	SharedPort  uint16
+	SharedPorts int
+	Grace       time.Duration
+	HoldWAV     string
 	// DebugAddr, when set, serves pprof and GET /debug/media there.
 	DebugAddr string
 }
@@ -41,7 +42,7 @@ func mediaFlags(fs *flag.FlagSet, cfg *MediaConfig, env func(name, def string) s
 	})
 	publicIP := fs.String("public-ip", env("SWITCHBOARD_PUBLIC_IP", ""), "comma-separated public addresses to offer in WebRTC candidates instead of the host's (1:1 NAT, Docker) (env SWITCHBOARD_PUBLIC_IP)")
 	ports := fs.String("udp-ports", env("SWITCHBOARD_UDP_PORTS", ""), "UDP port range for WebRTC media, as 40000-40199; empty is any (env SWITCHBOARD_UDP_PORTS)")
-	shared := fs.String("udp-port", env("SWITCHBOARD_UDP_PORT", ""), "one UDP port every WebRTC leg shares, as 40000 (instead of --udp-ports: one socket per address for every leg); empty is off (env SWITCHBOARD_UDP_PORT)")
+	shared := fs.String("udp-port", env("SWITCHBOARD_UDP_PORT", ""), "one UDP port every WebRTC leg shares, as 40000, or a few, as 40000-40007, that legs are spread over (instead of --udp-ports: sockets shared by every leg, reading and writing in batches); empty is off (env SWITCHBOARD_UDP_PORT)")
 	grace := fs.String("media-grace", env("SWITCHBOARD_MEDIA_GRACE", rtc.DefaultGrace.String()), "how long an audio endpoint whose peer vanished may come back before its calls end with 410 (env SWITCHBOARD_MEDIA_GRACE)")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("SWITCHBOARD_DEBUG_ADDR", ""), "serve pprof (/debug/pprof/, unauthenticated) and media stats (GET /debug/media, admin key) on this address, as 127.0.0.1:6060; empty is off (env SWITCHBOARD_DEBUG_ADDR)")
 	fs.StringVar(&cfg.HoldWAV, "hold-wav", env("SWITCHBOARD_HOLD_WAV", ""), "a WAV file the far side of a held call hears instead of the hold tone (env SWITCHBOARD_HOLD_WAV)")
@@ -65,11 +66,16 @@ func mediaFlags(fs *flag.FlagSet, cfg *MediaConfig, env func(name, def string) s
 			cfg.PortMin, cfg.PortMax = uint16(a), uint16(b)
 		}
 		if *shared != "" {
-			p, err := strconv.ParseUint(*shared, 10, 16)
-			if err != nil || p == 0 {
-				return fmt.Errorf("--udp-port %q is not a port like 40000", *shared)
+			lo, hi, isRange := strings.Cut(*shared, "-")
+			if !isRange {
+				hi = lo
 			}
-			cfg.SharedPort = uint16(p)
+			a, errA := strconv.ParseUint(lo, 10, 16)
+			b, errB := strconv.ParseUint(hi, 10, 16)
+			if errA != nil || errB != nil || a == 0 || a > b || b-a >= maxSharedPorts {
+				return fmt.Errorf("--udp-port %q is not a port like 40000 or a range of up to %d like 40000-40007", *shared, maxSharedPorts)
+			}
+			cfg.SharedPort, cfg.SharedPorts = uint16(a), int(b-a+1)
 		}
 		for _, d := range cfg.Devices {
 			rawID, spec, err := splitDevice(d)
@@ -81,6 +87,10 @@ func mediaFlags(fs *flag.FlagSet, cfg *MediaConfig, env func(name, def string) s
 		return nil
 	}
 }
+
+// maxSharedPorts bounds --udp-port's range: each port has a socket and a
+// reading goroutine per local address, and a few carry thousands of legs.
+const maxSharedPorts = 64
 
 // DeviceBinding is one --device: an identity's raw id and its device spec.
 type DeviceBinding struct {
@@ -149,7 +159,8 @@ func (m *Main) startMedia() error {
 	cfg := m.Config.Media
 	engine, err := rtc.NewEngine(rtc.Config{
 		PublicIPs: cfg.PublicIPs, PortMin: cfg.PortMin, PortMax: cfg.PortMax,
-		Shared: cfg.SharedPort != 0, SharedPort: cfg.SharedPort, Logger: m.Logger,
+		Shared: cfg.SharedPort != 0, SharedPort: cfg.SharedPort, SharedPorts: cfg.SharedPorts,
+		Logger: m.Logger,
 	})
 	if err != nil {
 		return err

@@ -375,14 +375,34 @@ func phoneCallsTheEchoBot(t *testing.T, media MediaConfig) {
 }
 
 // freeUDPPort returns a UDP port nothing listens on just now.
-func freeUDPPort(t *testing.T) uint16 {
+func freeUDPPort(t *testing.T) uint16 { return freeUDPPorts(t, 1) }
+
+// freeUDPPorts returns the first of n consecutive UDP ports that were all
+// free a moment ago.
+func freeUDPPorts(t *testing.T, n int) uint16 {
 	t.Helper()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4zero})
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		var conns []*net.UDPConn
+		first := 0
+		for i := range n {
+			conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4zero, Port: first + i})
+			if err != nil {
+				break
+			}
+			conns = append(conns, conn)
+			if i == 0 {
+				first = conn.LocalAddr().(*net.UDPAddr).Port
+			}
+		}
+		for _, c := range conns {
+			c.Close()
+		}
+		if len(conns) == n && first+n-1 <= 65535 {
+			return uint16(first)
+		}
 	}
-	defer conn.Close()
-	return uint16(conn.LocalAddr().(*net.UDPAddr).Port)
+	t.Fatalf("no %d consecutive free UDP ports", n)
+	return 0
 }
 
 // TestVanishedPeerEndsCallsWith410: a caller's softphone disappears

@@ -26,6 +26,8 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/logging"
+
+	"github.com/switchboard/switchboard/internal/audio/udpbatch"
 )
 
 // Config sets up an Engine.
@@ -36,14 +38,19 @@ type Config struct {
 	// PortMin and PortMax bound the UDP ports legs use; zero is any.
 	// They apply when legs do not share a socket (see Shared).
 	PortMin, PortMax uint16
-	// Shared makes every leg send and receive on one UDP socket per local
-	// address, on SharedPort (zero: a free port): pion's ICE UDP mux tells
-	// the legs' packets apart by the peer's address and ICE credentials.
-	// One socket and one reading goroutine serve every leg, instead of a
-	// socket and a goroutine per leg and address, and a firewall or a
-	// container publishes one port. Close the engine to close the socket.
-	Shared     bool
-	SharedPort uint16
+	// Shared makes legs share UDP sockets: SharedPorts ports (default 1)
+	// from SharedPort on (zero: free ports), one socket per local address
+	// on each, and every leg on one of the ports. pion's ICE UDP mux tells
+	// a port's legs apart by the peer's address and ICE credentials, so a
+	// new leg goes to a port that no leg from the same peer address uses.
+	// Shared sockets read and write in batches (recvmmsg and sendmmsg, see
+	// udpbatch): a few reading goroutines and system calls serve every
+	// leg, instead of a socket, a goroutine and a system call per packet,
+	// leg and address; and a firewall or a container publishes a few
+	// ports. Close the engine to close the sockets.
+	Shared      bool
+	SharedPort  uint16
+	SharedPorts int
 	// Loopback offers 127.0.0.1 too (tests, a browser on the same host).
 	Loopback bool
 	// DisconnectedAfter is how long without an answer from the peer before
@@ -71,9 +78,10 @@ type Engine struct {
 	cfg      Config
 	stats    engineStats
 	writers  *writers
+	batches  *udpbatch.Group // the shared sockets' writes
 	logs     logging.LoggerFactory
 	networks []ice.NetworkType
-	mux      *ice.MultiUDPMuxDefault // the shared socket; nil without Shared
+	shared   *sharedPorts // nil without Shared
 
 	certMu sync.Mutex
 	cert   *certificate // new legs' DTLS certificate
@@ -98,6 +106,9 @@ type Stats struct {
 	SendErrors uint64
 	// Dropped counts frames Play queued that no writer sent in time.
 	Dropped uint64
+	// Sockets is what the shared sockets did (Config.Shared): datagrams
+	// and the system calls that moved them.
+	Sockets udpbatch.Stats
 }
 
 // Stats returns the counts of every leg the engine made.
@@ -106,12 +117,12 @@ func (e *Engine) Stats() Stats {
 		Open: e.stats.open.Load(), Opened: e.stats.opened.Load(),
 		Received: e.stats.received.Load(), Lost: e.stats.lost.Load(),
 		Sent: e.stats.sent.Load(), SendErrors: e.stats.sendErrors.Load(),
-		Dropped: e.stats.dropped.Load(),
+		Dropped: e.stats.dropped.Load(), Sockets: e.batches.Stats(),
 	}
 }
 
 // NewEngine checks the configuration, makes the DTLS certificate and, with
-// Shared, opens the shared UDP socket.
+// Shared, opens the shared UDP sockets.
 func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.DisconnectedAfter <= 0 {
 		cfg.DisconnectedAfter = 3 * time.Second
@@ -136,41 +147,50 @@ func NewEngine(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("rtc: public IP %q is not an IP address", ip)
 		}
 	}
+	if cfg.SharedPorts <= 0 {
+		cfg.SharedPorts = 1
+	}
+	if int(cfg.SharedPort)+cfg.SharedPorts-1 > 65535 {
+		return nil, fmt.Errorf("rtc: %d shared UDP ports from %d: past port 65535", cfg.SharedPorts, cfg.SharedPort)
+	}
 	if cfg.PortMin > cfg.PortMax && cfg.PortMax != 0 {
 		return nil, fmt.Errorf("rtc: UDP port range %d-%d: the first port is above the last", cfg.PortMin, cfg.PortMax)
 	}
 	e := &Engine{
-		cfg: cfg, writers: newWriters(), logs: pionLogs{cfg.Logger},
+		cfg: cfg, logs: pionLogs{cfg.Logger}, batches: &udpbatch.Group{},
 		networks: []ice.NetworkType{ice.NetworkTypeUDP4, ice.NetworkTypeUDP6},
 	}
 	if cfg.IPv4Only {
 		e.networks = e.networks[:1]
 	}
+	e.writers = newWriters(e.batches)
 	if _, err := e.certificate(); err != nil {
 		return nil, err
 	}
-	// The shared socket is opened last: nothing after it can fail.
+	// The shared sockets are opened last: nothing after them can fail.
 	if cfg.Shared {
-		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithNetworks(e.networks...),
-			ice.UDPMuxFromPortWithLogger(e.logs.NewLogger("ice-mux")),
-			ice.UDPMuxFromPortWithReadBufferSize(sharedSocketBuffer),
-			ice.UDPMuxFromPortWithWriteBufferSize(sharedSocketBuffer)}
-		if cfg.Loopback {
-			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
-		}
-		mux, err := ice.NewMultiUDPMuxFromPort(int(cfg.SharedPort), opts...)
+		shared, err := e.openShared()
 		if err != nil {
-			return nil, fmt.Errorf("rtc: shared UDP port %d: %w", cfg.SharedPort, err)
+			return nil, err
 		}
-		e.mux = mux
+		e.shared = shared
 	}
 	return e, nil
+}
+
+// Burst runs send, which sends on many legs at once (Leg.Send, as a load
+// generator's clock does), and has what it wrote on shared sockets leave
+// in batches when it returns.
+func (e *Engine) Burst(send func()) {
+	e.batches.Hold()
+	defer e.batches.Release()
+	send()
 }
 
 // agentOptions are the ICE settings of a new leg. An answering leg is
 // ICE-lite (RFC 8445 section 2.5): it answers the peer's checks and sends
 // none of its own, as media servers do.
-func (e *Engine) agentOptions(lite bool) []ice.AgentOption {
+func (e *Engine) agentOptions(lite bool, mux ice.UDPMux) []ice.AgentOption {
 	opts := []ice.AgentOption{
 		ice.WithNetworkTypes(e.networks),
 		ice.WithCandidateTypes([]ice.CandidateType{ice.CandidateTypeHost}),
@@ -189,8 +209,8 @@ func (e *Engine) agentOptions(lite bool) []ice.AgentOption {
 			External: e.cfg.PublicIPs, AsCandidateType: ice.CandidateTypeHost,
 		}))
 	}
-	if e.mux != nil {
-		opts = append(opts, ice.WithUDPMux(e.mux))
+	if mux != nil {
+		opts = append(opts, ice.WithUDPMux(mux))
 	} else if e.cfg.PortMin != 0 || e.cfg.PortMax != 0 {
 		opts = append(opts, ice.WithPortRange(e.cfg.PortMin, e.cfg.PortMax))
 	}
@@ -217,22 +237,13 @@ func (e *Engine) certificate() (*certificate, error) {
 	return e.cert, nil
 }
 
-// sharedSocketBuffer is the kernel buffer a shared socket asks for each
-// way: 1,000 legs bring 50,000 packets a second to one socket, more than
-// Linux's default 208 KiB holds while the reading goroutine waits for a
-// core. The kernel caps it at net.core.rmem_max and wmem_max.
-const sharedSocketBuffer = 4 << 20
-
-// Close closes the shared socket (Config.Shared), after the legs that use
-// it are closed. An engine without one needs no Close.
+// Close closes the shared sockets (Config.Shared), after the legs that
+// use them are closed. An engine without them needs no Close.
 func (e *Engine) Close() error {
-	if e.mux == nil {
+	if e.shared == nil {
 		return nil
 	}
-	if err := e.mux.Close(); err != nil {
-		return fmt.Errorf("rtc: closing the shared UDP socket: %w", err)
-	}
-	return nil
+	return e.shared.close()
 }
 
 // ErrBadSDP wraps what is wrong with a peer's session description.
@@ -242,11 +253,15 @@ var ErrBadSDP = errors.New("invalid SDP")
 // (ICE gathered: no trickle). The offer must have an audio section that
 // takes PCMU.
 func (e *Engine) Answer(ctx context.Context, offer string) (*Leg, string, error) {
-	l, err := e.newLeg(true)
+	r, err := parseRemote(offer, "offer")
 	if err != nil {
 		return nil, "", err
 	}
-	answer, err := l.answer(ctx, offer)
+	l, err := e.newLeg(true, peerAddrs(r))
+	if err != nil {
+		return nil, "", err
+	}
+	answer, err := l.answer(ctx, r)
 	if err != nil {
 		_ = l.Close()
 		return nil, "", err
@@ -257,7 +272,7 @@ func (e *Engine) Answer(ctx context.Context, offer string) (*Leg, string, error)
 // Offer makes a leg that offers (the calling side) and returns its offer;
 // finish it with Leg.Accept and the peer's answer.
 func (e *Engine) Offer(ctx context.Context) (*Leg, string, error) {
-	l, err := e.newLeg(false)
+	l, err := e.newLeg(false, nil)
 	if err != nil {
 		return nil, "", err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,10 @@ type Leg struct {
 	cert   *certificate // the one local.fingerprint names
 	local  localDesc
 	remote *remoteDesc
+	// port is the shared port the leg uses, taken for peers (Config.Shared);
+	// nil when the leg has sockets of its own.
+	port  *sharedPort
+	peers []netip.AddrPort
 
 	// keys is set once DTLS has finished; nil before.
 	keys atomic.Pointer[srtpKeys]
@@ -98,13 +103,23 @@ type recvState struct {
 	lost    atomic.Uint32
 }
 
-func (e *Engine) newLeg(lite bool) (*Leg, error) {
+// newLeg makes a leg whose peer, if known, offered candidates at peers.
+func (e *Engine) newLeg(lite bool, peers []netip.AddrPort) (*Leg, error) {
 	cert, err := e.certificate()
 	if err != nil {
 		return nil, err
 	}
-	agent, err := ice.NewAgentWithOptions(e.agentOptions(lite)...)
+	var port *sharedPort
+	var mux ice.UDPMux
+	if e.shared != nil {
+		port = e.shared.take(peers)
+		mux = port.mux
+	}
+	agent, err := ice.NewAgentWithOptions(e.agentOptions(lite, mux)...)
 	if err != nil {
+		if port != nil {
+			e.shared.release(port, peers)
+		}
 		return nil, fmt.Errorf("rtc: ICE agent: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -112,6 +127,7 @@ func (e *Engine) newLeg(lite bool) (*Leg, error) {
 		engine: e, stats: &e.stats, count: e.cfg.CountOnly, writers: e.writers,
 		agent: agent, jitter: audio.NewJitterBuffer(e.cfg.JitterFrames), cert: cert,
 		ctx: ctx, cancel: cancel, connected: make(chan struct{}),
+		port: port, peers: peers,
 	}
 	l.local = localDesc{fingerprint: cert.fingerprint, lite: lite, ssrc: rand.Uint32()}
 	l.pkt.Header = rtp.Header{
@@ -121,6 +137,9 @@ func (e *Engine) newLeg(lite bool) (*Leg, error) {
 	if err := agent.OnConnectionStateChange(l.iceState); err != nil {
 		_ = agent.Close()
 		cancel()
+		if port != nil {
+			e.shared.release(port, peers)
+		}
 		return nil, fmt.Errorf("rtc: ICE agent: %w", err)
 	}
 	e.stats.open.Add(1)
@@ -179,11 +198,7 @@ func (l *Leg) offer(ctx context.Context) (string, error) {
 	return offerSDP(l.local), nil
 }
 
-func (l *Leg) answer(ctx context.Context, offer string) (string, error) {
-	r, err := parseRemote(offer, "offer")
-	if err != nil {
-		return "", err
-	}
+func (l *Leg) answer(ctx context.Context, r *remoteDesc) (string, error) {
 	if err := l.gather(ctx); err != nil {
 		return "", err
 	}
@@ -473,6 +488,9 @@ func (l *Leg) Close() error {
 	}
 	if err := l.agent.Close(); err != nil && !errors.Is(err, ice.ErrClosed) {
 		errs = append(errs, fmt.Errorf("rtc: closing the ICE agent: %w", err))
+	}
+	if l.port != nil {
+		l.engine.shared.release(l.port, l.peers)
 	}
 	l.done.Wait()
 	return errors.Join(errs...)

@@ -3,6 +3,7 @@ package rtc
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -207,40 +208,82 @@ func TestSharedPortWithPublicAddress(t *testing.T) {
 	}
 }
 
-// TestSharedPortKeepsLegsApart answers several callers on one shared UDP
-// port: every answer names that port, and each callee hears its own
-// caller's tone, never another's.
-func TestSharedPortKeepsLegsApart(t *testing.T) {
-	server, err := NewEngine(Config{Loopback: true, Shared: true})
-	if err != nil {
-		t.Fatal(err)
+// TestSharedPortsKeepLegsApart answers several callers on shared UDP
+// ports: the answers name the ports as the engine spreads legs over them,
+// and each callee hears its own caller's tone, never another's.
+func TestSharedPortsKeepLegsApart(t *testing.T) {
+	tests := []struct {
+		name  string
+		ports int // the server's shared ports
+		// fromOne marks the callers that share one socket (one peer
+		// address); the others have sockets of their own.
+		fromOne []bool
+	}{
+		// Every answer names the same ports.
+		{"one port", 1, []bool{false, false, false}},
+		// Round robin would put the last caller on the first's port, where
+		// the mux could not tell them apart: no two of those callers' answers
+		// may name the same ports.
+		{"three ports, three callers from one address", 3, []bool{true, false, true, true}},
 	}
-	defer func() {
-		if err := server.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
-	client := testEngine(t)
-	freqs := []float64{400, 600, 800}
-	callers := make([]*Leg, len(freqs))
-	callees := make([]*Leg, len(freqs))
-	var first []string
-	for i := range freqs {
-		var answer string
-		callers[i], callees[i], answer = pairAcross(t, client, server)
-		defer callers[i].Close()
-		defer callees[i].Close()
-		// One socket per local address, shared: every answer names the
-		// same ports.
-		ports := candidatePorts(t, answer)
-		slices.Sort(ports)
-		if first == nil {
-			first = ports
-		} else if !slices.Equal(ports, first) {
-			t.Errorf("answer %d names ports %v, answer 0 %v; want the same shared sockets", i, ports, first)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			server, err := NewEngine(Config{Loopback: true, Shared: true, SharedPorts: tt.ports})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeEngine(t, server)
+			own := testEngine(t)
+			one, err := NewEngine(Config{Loopback: true, Shared: true, IPv4Only: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeEngine(t, one)
+			freqs := []float64{400, 600, 800, 1000}[:len(tt.fromOne)]
+			callers := make([]*Leg, len(freqs))
+			callees := make([]*Leg, len(freqs))
+			sets := map[string]int{}     // the ports each answer names
+			portSets := map[string]int{} // of the answers to callers from one address
+			for i, shared := range tt.fromOne {
+				client := own
+				if shared {
+					client = one
+				}
+				var answer string
+				callers[i], callees[i], answer = pairAcross(t, client, server)
+				defer callers[i].Close()
+				defer callees[i].Close()
+				ports := candidatePorts(t, answer)
+				slices.Sort(ports)
+				ports = slices.Compact(ports)
+				set := strings.Join(ports, ",")
+				if sets[set]++; tt.ports == 1 && len(sets) > 1 {
+					t.Errorf("answer %d names ports %s, unlike the others %v; want each local address's one shared socket", i, set, sets)
+				}
+				if shared {
+					portSets[set]++
+				}
+			}
+			for set, n := range portSets {
+				if n > 1 {
+					t.Errorf("%d callers from one address were answered on ports %s", n, set)
+				}
+			}
+			hearOwnCallers(t, freqs, callers, callees)
+		})
 	}
+}
 
+func closeEngine(t *testing.T, e *Engine) {
+	if err := e.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
+// hearOwnCallers has each caller play its tone for a second: each callee
+// must hear its own caller's, never another's.
+func hearOwnCallers(t *testing.T, freqs []float64, callers, callees []*Leg) {
+	t.Helper()
 	tones := make([]*audio.Tone, len(freqs))
 	for i, f := range freqs {
 		tones[i] = audio.NewTone(f, -20)
@@ -271,6 +314,54 @@ func TestSharedPortKeepsLegsApart(t *testing.T) {
 		if n < 40 {
 			t.Errorf("callee %d heard its caller in %d frames of 50; want at least 40", i, n)
 		}
+	}
+}
+
+func TestSharedPortChoice(t *testing.T) {
+	a := netip.MustParseAddrPort("127.0.0.1:5000")
+	b := netip.MustParseAddrPort("10.0.0.2:5000")
+	c := netip.MustParseAddrPort("127.0.0.1:5001")
+	type step struct {
+		peers   []netip.AddrPort
+		release int // >0: release the port step release-1 took, instead of taking
+		want    int // the port taken
+	}
+	tests := []struct {
+		name  string
+		ports int
+		steps []step
+	}{
+		{"unknown peers go round robin", 3, []step{{nil, 0, 0}, {nil, 0, 1}, {nil, 0, 2}, {nil, 0, 0}}},
+		{"a peer address is never on one port twice", 3, []step{
+			{[]netip.AddrPort{a, b}, 0, 0}, {[]netip.AddrPort{a}, 0, 1}, {[]netip.AddrPort{b}, 0, 2},
+			{[]netip.AddrPort{c}, 0, 0}, {[]netip.AddrPort{a}, 0, 2},
+		}},
+		{"released addresses are free again", 2, []step{
+			{[]netip.AddrPort{a}, 0, 0}, {[]netip.AddrPort{a}, 0, 1},
+			{nil, 1, 0}, {[]netip.AddrPort{a}, 0, 0},
+		}},
+		{"every port taken: round robin", 2, []step{
+			{[]netip.AddrPort{a}, 0, 0}, {[]netip.AddrPort{a}, 0, 1}, {[]netip.AddrPort{a}, 0, 0},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &sharedPorts{}
+			for range tt.ports {
+				s.ports = append(s.ports, &sharedPort{peers: map[netip.AddrPort]int{}})
+			}
+			taken := make([]*sharedPort, len(tt.steps))
+			for i, st := range tt.steps {
+				if st.release > 0 {
+					s.release(taken[st.release-1], tt.steps[st.release-1].peers)
+					continue
+				}
+				taken[i] = s.take(st.peers)
+				if got := slices.Index(s.ports, taken[i]); got != st.want {
+					t.Fatalf("step %d (peers %v): port %d, want %d", i, st.peers, got, st.want)
+				}
+			}
+		})
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/switchboard/switchboard/internal/audio"
+	"github.com/switchboard/switchboard/internal/audio/udpbatch"
 )
 
 // outRing is how many frames a leg may have waiting for a writer; a
@@ -23,14 +24,18 @@ const writerIdle = 250 * time.Millisecond
 // and up to GOMAXPROCS writer goroutines, shared by every leg of an
 // engine, drain the queue in parallel. Writers start when there is work
 // and end after writerIdle without any, so an engine needs no Close.
+//
+// A writer holds the engine's batch group (udpbatch) while it has legs to
+// write, so what a tick plays leaves shared sockets in batches.
 type writers struct {
 	queue   chan *Leg
 	running atomic.Int32
 	max     int32
+	batches *udpbatch.Group
 }
 
-func newWriters() *writers {
-	return &writers{queue: make(chan *Leg, 1<<14), max: int32(max(2, runtime.GOMAXPROCS(0)))}
+func newWriters(batches *udpbatch.Group) *writers {
+	return &writers{queue: make(chan *Leg, 1<<14), max: int32(max(2, runtime.GOMAXPROCS(0))), batches: batches}
 }
 
 // outFrame is one frame waiting to be sent, its RTP header fields fixed
@@ -69,16 +74,27 @@ func (w *writers) run() {
 	idle := time.NewTimer(writerIdle)
 	defer idle.Stop()
 	var pkt rtp.Packet
+	held := false // the batch group, while there are legs to write
 	for {
 		select {
 		case l := <-w.queue:
+			if !held {
+				w.batches.Hold()
+				held = true
+			}
 			l.flush(&pkt)
 			continue
 		default:
 		}
+		if held {
+			w.batches.Release()
+			held = false
+		}
 		idle.Reset(writerIdle)
 		select {
 		case l := <-w.queue:
+			w.batches.Hold()
+			held = true
 			l.flush(&pkt)
 		case <-idle.C:
 			w.running.Add(-1)

@@ -1,0 +1,154 @@
+package rtc
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/transport/v5"
+	"github.com/pion/transport/v5/stdnet"
+
+	"github.com/switchboard/switchboard/internal/audio/udpbatch"
+)
+
+// sharedSocketBuffer is the kernel buffer a shared socket asks for each
+// way: a thousand legs bring 50,000 packets a second, more than Linux's
+// default 208 KiB holds while the reading goroutine waits for a core. The
+// kernel caps it at net.core.rmem_max and wmem_max.
+const sharedSocketBuffer = 4 << 20
+
+// sharedPorts is an engine's shared UDP ports (Config.Shared) and which
+// peer addresses each one's legs use.
+type sharedPorts struct {
+	mu    sync.Mutex
+	ports []*sharedPort
+	next  int // where the round robin resumes
+}
+
+type sharedPort struct {
+	mux   *ice.MultiUDPMuxDefault
+	peers map[netip.AddrPort]int // legs per peer address
+}
+
+// openShared opens the shared ports, each with one batching socket per
+// local address.
+func (e *Engine) openShared() (*sharedPorts, error) {
+	std, err := stdnet.NewNet()
+	if err != nil {
+		return nil, fmt.Errorf("rtc: network: %w", err)
+	}
+	network := batchingNet{Net: std, group: e.batches}
+	s := &sharedPorts{}
+	for i := range e.cfg.SharedPorts {
+		port := 0
+		if e.cfg.SharedPort != 0 {
+			port = int(e.cfg.SharedPort) + i
+		}
+		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithNetworks(e.networks...),
+			ice.UDPMuxFromPortWithLogger(e.logs.NewLogger("ice-mux")),
+			ice.UDPMuxFromPortWithReadBufferSize(sharedSocketBuffer),
+			ice.UDPMuxFromPortWithWriteBufferSize(sharedSocketBuffer),
+			ice.UDPMuxFromPortWithNet(network)}
+		if e.cfg.Loopback {
+			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+		}
+		mux, err := ice.NewMultiUDPMuxFromPort(port, opts...)
+		if err != nil {
+			_ = s.close()
+			return nil, fmt.Errorf("rtc: shared UDP port %d: %w", port, err)
+		}
+		s.ports = append(s.ports, &sharedPort{mux: mux, peers: map[netip.AddrPort]int{}})
+	}
+	return s, nil
+}
+
+// take picks the port for a new leg whose peer offered candidates at
+// peers (none: the leg offers, and its peer's addresses are not known
+// yet): the next in turn that no leg from any of those addresses uses, as
+// the port's mux tells legs apart by peer address. If every port has one,
+// the next in turn. Give the port back with release.
+func (s *sharedPorts) take(peers []netip.AddrPort) *sharedPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pick := s.ports[s.next%len(s.ports)]
+	for k := range s.ports {
+		p := s.ports[(s.next+k)%len(s.ports)]
+		if !p.uses(peers) {
+			pick = p
+			break
+		}
+	}
+	s.next++
+	for _, a := range peers {
+		pick.peers[a]++
+	}
+	return pick
+}
+
+func (p *sharedPort) uses(peers []netip.AddrPort) bool {
+	for _, a := range peers {
+		if p.peers[a] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// release gives back a port take returned for the same peers.
+func (s *sharedPorts) release(p *sharedPort, peers []netip.AddrPort) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range peers {
+		if p.peers[a]--; p.peers[a] <= 0 {
+			delete(p.peers, a)
+		}
+	}
+}
+
+func (s *sharedPorts) close() error {
+	var errs []error
+	for _, p := range s.ports {
+		if err := p.mux.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("rtc: closing the shared UDP sockets: %w", err)
+	}
+	return nil
+}
+
+// batchingNet is the host's network whose UDP sockets batch (udpbatch):
+// pion's mux reads and writes through them one datagram at a time.
+type batchingNet struct {
+	*stdnet.Net
+	group *udpbatch.Group
+}
+
+func (n batchingNet) ListenUDP(network string, addr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := net.ListenUDP(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return udpbatch.New(c, n.group), nil
+}
+
+// peerAddrs are the UDP addresses in a description's candidates.
+func peerAddrs(r *remoteDesc) []netip.AddrPort {
+	var addrs []netip.AddrPort
+	for _, raw := range r.candidates {
+		c, err := ice.UnmarshalCandidate(raw)
+		if err != nil || c.NetworkType().IsTCP() {
+			continue
+		}
+		ip, err := netip.ParseAddr(c.Address())
+		if err != nil {
+			continue // an mDNS name
+		}
+		addrs = append(addrs, netip.AddrPortFrom(ip.Unmap(), uint16(c.Port())))
+	}
+	return addrs
+}
