@@ -26,6 +26,8 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/logging"
+	"github.com/pion/transport/v5"
+	"github.com/pion/transport/v5/stdnet"
 
 	"github.com/switchboard/switchboard/internal/audio/udpbatch"
 )
@@ -75,23 +77,31 @@ type Config struct {
 
 // Engine makes legs that share one configuration.
 type Engine struct {
-	cfg      Config
-	stats    engineStats
-	writers  *writers
-	batches  *udpbatch.Group // the shared sockets' writes
-	logs     logging.LoggerFactory
-	networks []ice.NetworkType
-	shared   *sharedPorts // nil without Shared
+	cfg     Config
+	stats   engineStats
+	writers *writers
+	batches *udpbatch.Group // the shared sockets' writes
+	// sampleEvery is how often a fast-path leg passes a packet to its
+	// ICE agent (fastpath.go).
+	sampleEvery time.Duration
+	logs        logging.LoggerFactory
+	networks    []ice.NetworkType
+	shared      *sharedPorts // nil without Shared
 
 	certMu sync.Mutex
 	cert   *certificate // new legs' DTLS certificate
 	certAt time.Time    // when it was made
+
+	netMu sync.Mutex
+	net   *stdnet.Net // the host's interfaces, for new legs' agents
+	netAt time.Time
 }
 
 type engineStats struct {
 	open, opened         atomic.Int64
 	received, lost, sent atomic.Uint64
 	sendErrors, dropped  atomic.Uint64
+	fast                 atomic.Uint64
 }
 
 // Stats is what an engine's legs did so far.
@@ -106,6 +116,9 @@ type Stats struct {
 	SendErrors uint64
 	// Dropped counts frames Play queued that no writer sent in time.
 	Dropped uint64
+	// Fast counts the RTP and RTCP packets received on the fast path
+	// (shared sockets, straight from the socket to the leg).
+	Fast uint64
 	// Sockets is what the shared sockets did (Config.Shared): datagrams
 	// and the system calls that moved them.
 	Sockets udpbatch.Stats
@@ -117,7 +130,7 @@ func (e *Engine) Stats() Stats {
 		Open: e.stats.open.Load(), Opened: e.stats.opened.Load(),
 		Received: e.stats.received.Load(), Lost: e.stats.lost.Load(),
 		Sent: e.stats.sent.Load(), SendErrors: e.stats.sendErrors.Load(),
-		Dropped: e.stats.dropped.Load(), Sockets: e.batches.Stats(),
+		Dropped: e.stats.dropped.Load(), Fast: e.stats.fast.Load(), Sockets: e.batches.Stats(),
 	}
 }
 
@@ -164,6 +177,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		e.networks = e.networks[:1]
 	}
 	e.writers = newWriters(e.batches)
+	e.sampleEvery = cfg.DisconnectedAfter / 4
 	if _, err := e.certificate(); err != nil {
 		return nil, err
 	}
@@ -192,6 +206,7 @@ func (e *Engine) Burst(send func()) {
 // none of its own, as media servers do.
 func (e *Engine) agentOptions(lite bool, mux ice.UDPMux) []ice.AgentOption {
 	opts := []ice.AgentOption{
+		ice.WithNet(e.hostNet()),
 		ice.WithNetworkTypes(e.networks),
 		ice.WithCandidateTypes([]ice.CandidateType{ice.CandidateTypeHost}),
 		ice.WithMulticastDNSMode(ice.MulticastDNSModeDisabled),
@@ -215,6 +230,32 @@ func (e *Engine) agentOptions(lite bool, mux ice.UDPMux) []ice.AgentOption {
 		opts = append(opts, ice.WithPortRange(e.cfg.PortMin, e.cfg.PortMax))
 	}
 	return opts
+}
+
+// netLifetime is how long legs share one reading of the host's network
+// interfaces.
+const netLifetime = 10 * time.Second
+
+// hostNet returns the host's network interfaces for a new leg's agent.
+// Legs share a reading: each agent reading its own cost about 10 KB of
+// retained memory a leg, and the system calls, on every call set up. A
+// reading is never updated in place (agents use it unlocked): a newer one
+// replaces it for later legs.
+func (e *Engine) hostNet() transport.Net {
+	e.netMu.Lock()
+	defer e.netMu.Unlock()
+	if e.net == nil || time.Since(e.netAt) > netLifetime {
+		n, err := stdnet.NewNet()
+		if err != nil {
+			e.cfg.Logger.Warn("rtc: reading the network interfaces", "err", err)
+			if e.net == nil {
+				return nil // the agent reads them itself
+			}
+			return e.net
+		}
+		e.net, e.netAt = n, time.Now()
+	}
+	return e.net
 }
 
 // certLifetime is how long legs share a DTLS certificate before the engine

@@ -44,6 +44,12 @@ type Leg struct {
 	// nil when the leg has sockets of its own.
 	port  *sharedPort
 	peers []netip.AddrPort
+	// The fast path (fastpath.go): the peer address the leg is routed
+	// from (under mu; zero when it is not), where it sends, and when the
+	// last packet went to the ICE agent instead (Unix ns).
+	routed  netip.AddrPort
+	direct  atomic.Pointer[direct]
+	sampled atomic.Int64
 
 	// keys is set once DTLS has finished; nil before.
 	keys atomic.Pointer[srtpKeys]
@@ -59,6 +65,9 @@ type Leg struct {
 
 	// Written by the reading goroutine, read when a report is sent.
 	recv recvState
+	// in is the receiving side: the reading goroutine and the fast path
+	// both deliver through it.
+	in inbound
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -94,6 +103,15 @@ func (s *sendState) reportDue(now time.Time, heard bool) bool {
 		s.firstWrite = now
 	}
 	return heard || now.Sub(s.firstWrite) >= reportEvery
+}
+
+// inbound is what decrypting a packet needs; its mutex keeps the SRTP
+// context and the sequence counter to one packet at a time.
+type inbound struct {
+	mu    sync.Mutex
+	plain [1500]byte
+	pkt   rtp.Packet
+	seqs  seqCounter
 }
 
 // recvState is what the reading goroutine has seen, for receiver reports.
@@ -134,7 +152,11 @@ func (e *Engine) newLeg(lite bool, peers []netip.AddrPort) (*Leg, error) {
 		Version: 2, PayloadType: 0, SSRC: l.local.ssrc,
 		SequenceNumber: uint16(rand.Uint32()), Timestamp: rand.Uint32(),
 	}
-	if err := agent.OnConnectionStateChange(l.iceState); err != nil {
+	err = agent.OnConnectionStateChange(l.iceState)
+	if err == nil && port != nil {
+		err = agent.OnSelectedCandidatePairChange(l.pairChanged)
+	}
+	if err != nil {
 		_ = agent.Close()
 		cancel()
 		if port != nil {
@@ -294,11 +316,7 @@ func (l *Leg) connect(controlling, client bool) {
 func (l *Leg) read(conn *ice.Conn, pipe *dtlsPipe) {
 	defer l.done.Done()
 	defer pipe.Close()
-	var (
-		buf, plain [1500]byte
-		pkt        rtp.Packet
-		seqs       seqCounter
-	)
+	var buf [1500]byte
 	for {
 		n, err := conn.Read(buf[:])
 		if err != nil {
@@ -314,31 +332,47 @@ func (l *Leg) read(conn *ice.Conn, pipe *dtlsPipe) {
 			if keys == nil {
 				continue
 			}
-			if b[1] >= 192 && b[1] <= 223 { // RTCP packet types 192-223
-				_, _ = keys.dec.DecryptRTCP(plain[:0], b, nil)
-				continue
-			}
-			p, err := keys.dec.DecryptRTP(plain[:0], b, nil)
-			if err != nil || pkt.Unmarshal(p) != nil || pkt.PayloadType != 0 {
-				continue
-			}
-			if !seqs.started {
+			if l.receive(keys, b) {
 				l.releaseDTLS(pipe)
-				l.recv.ssrc.Store(pkt.SSRC)
-			}
-			l.stats.received.Add(1)
-			if missed, highest, ahead := seqs.add(pkt.SequenceNumber); ahead {
-				if missed > 0 {
-					l.stats.lost.Add(uint64(missed))
-					l.recv.lost.Add(uint32(missed))
+				if pair, err := l.agent.GetSelectedCandidatePair(); err == nil && pair != nil {
+					l.route(pair.Remote)
 				}
-				l.recv.highest.Store(highest)
-			}
-			if !l.count {
-				l.jitter.PushUlaw(pkt.Timestamp, pkt.Payload)
 			}
 		}
 	}
+}
+
+// receive decrypts an SRTP packet into the jitter buffer, or checks and
+// drops an SRTCP one; first tells that it was the peer's first RTP.
+func (l *Leg) receive(keys *srtpKeys, b []byte) (first bool) {
+	in := &l.in
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if b[1] >= 192 && b[1] <= 223 { // RTCP packet types 192-223
+		_, _ = keys.dec.DecryptRTCP(in.plain[:0], b, nil)
+		return false
+	}
+	p, err := keys.dec.DecryptRTP(in.plain[:0], b, nil)
+	if err != nil || in.pkt.Unmarshal(p) != nil || in.pkt.PayloadType != 0 {
+		return false
+	}
+	pkt := &in.pkt
+	if !in.seqs.started {
+		first = true
+		l.recv.ssrc.Store(pkt.SSRC)
+	}
+	l.stats.received.Add(1)
+	if missed, highest, ahead := in.seqs.add(pkt.SequenceNumber); ahead {
+		if missed > 0 {
+			l.stats.lost.Add(uint64(missed))
+			l.recv.lost.Add(uint32(missed))
+		}
+		l.recv.highest.Store(highest)
+	}
+	if !l.count {
+		l.jitter.PushUlaw(pkt.Timestamp, pkt.Payload)
+	}
+	return first
 }
 
 // seqCounter follows a stream's RTP sequence numbers: how many packets
@@ -459,7 +493,17 @@ func (l *Leg) writeRTP(keys *srtpKeys, pkt *rtp.Packet) error {
 	}
 	s.packets++
 	s.octets += uint32(len(pkt.Payload))
-	_, err = keys.conn.Write(out)
+	return l.transmit(keys, out)
+}
+
+// transmit sends an SRTP or SRTCP packet: straight to the socket on the
+// fast path, through the ICE agent otherwise.
+func (l *Leg) transmit(keys *srtpKeys, b []byte) error {
+	if d := l.direct.Load(); d != nil {
+		_, err := d.conn.WriteToAddrPort(b, d.to)
+		return err
+	}
+	_, err := keys.conn.Write(b)
 	return err
 }
 
@@ -490,6 +534,7 @@ func (l *Leg) Close() error {
 		errs = append(errs, fmt.Errorf("rtc: closing the ICE agent: %w", err))
 	}
 	if l.port != nil {
+		l.unroute()
 		l.engine.shared.release(l.port, l.peers)
 	}
 	l.done.Wait()

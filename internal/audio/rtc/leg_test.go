@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,7 +37,8 @@ func pair(t *testing.T, e *Engine) (caller, callee *Leg) {
 
 // pairAcross connects a leg of offerer to a leg of answerer and returns
 // them with the answer.
-func pairAcross(t *testing.T, offerer, answerer *Engine) (caller, callee *Leg, answer string) {
+// A watch function, if given, follows the callee's ICE states.
+func pairAcross(t *testing.T, offerer, answerer *Engine, watch ...func(State)) (caller, callee *Leg, answer string) {
 	t.Helper()
 	ctx := context.Background()
 	caller, offer, err := offerer.Offer(ctx)
@@ -46,6 +48,9 @@ func pairAcross(t *testing.T, offerer, answerer *Engine) (caller, callee *Leg, a
 	callee, answer, err = answerer.Answer(ctx, offer)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, w := range watch {
+		callee.OnState(w)
 	}
 	if err := caller.Accept(answer); err != nil {
 		t.Fatal(err)
@@ -210,7 +215,11 @@ func TestSharedPortWithPublicAddress(t *testing.T) {
 
 // TestSharedPortsKeepLegsApart answers several callers on shared UDP
 // ports: the answers name the ports as the engine spreads legs over them,
-// and each callee hears its own caller's tone, never another's.
+// and each callee hears its own caller's tone, never another's. Media
+// takes the fast path, and the ICE agents, which see little of it, keep
+// the legs connected while it flows: the callers check only every 2 s,
+// and the server would call a leg disconnected after 400 ms without a
+// packet.
 func TestSharedPortsKeepLegsApart(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -228,17 +237,31 @@ func TestSharedPortsKeepLegsApart(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			server, err := NewEngine(Config{Loopback: true, Shared: true, SharedPorts: tt.ports})
+			server, err := NewEngine(Config{Loopback: true, Shared: true, SharedPorts: tt.ports, DisconnectedAfter: 400 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer closeEngine(t, server)
-			own := testEngine(t)
-			one, err := NewEngine(Config{Loopback: true, Shared: true, IPv4Only: true})
+			own, err := NewEngine(Config{Loopback: true, KeepAlive: 2 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			one, err := NewEngine(Config{Loopback: true, Shared: true, IPv4Only: true, KeepAlive: 2 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer closeEngine(t, one)
+			// Until media flows, a leg hears from its caller only every 2 s
+			// and may well lapse: count lapses from half a second into the
+			// media on.
+			var lapses atomic.Int32
+			var mediaFrom atomic.Int64
+			watch := func(s State) {
+				from := mediaFrom.Load()
+				if (s == ice.ConnectionStateDisconnected || s == ice.ConnectionStateFailed) && from != 0 && time.Now().UnixNano() > from {
+					lapses.Add(1)
+				}
+			}
 			freqs := []float64{400, 600, 800, 1000}[:len(tt.fromOne)]
 			callers := make([]*Leg, len(freqs))
 			callees := make([]*Leg, len(freqs))
@@ -250,7 +273,7 @@ func TestSharedPortsKeepLegsApart(t *testing.T) {
 					client = one
 				}
 				var answer string
-				callers[i], callees[i], answer = pairAcross(t, client, server)
+				callers[i], callees[i], answer = pairAcross(t, client, server, watch)
 				defer callers[i].Close()
 				defer callees[i].Close()
 				ports := candidatePorts(t, answer)
@@ -269,7 +292,14 @@ func TestSharedPortsKeepLegsApart(t *testing.T) {
 					t.Errorf("%d callers from one address were answered on ports %s", n, set)
 				}
 			}
+			mediaFrom.Store(time.Now().Add(500 * time.Millisecond).UnixNano())
 			hearOwnCallers(t, freqs, callers, callees)
+			if n := lapses.Load(); n > 0 {
+				t.Errorf("the server's legs went disconnected %d times", n)
+			}
+			if s := server.Stats(); s.Fast < s.Received*3/4 {
+				t.Errorf("%d of %d packets received took the fast path; want three quarters at least", s.Fast, s.Received)
+			}
 		})
 	}
 }

@@ -35,7 +35,7 @@ func (l *Leg) writeReport(keys *srtpKeys, rtpTime uint32, now time.Time) {
 	if err != nil {
 		return
 	}
-	_, _ = keys.conn.Write(out)
+	_ = l.transmit(keys, out)
 }
 
 // ntpTime is t as a 64-bit NTP timestamp.

@@ -29,8 +29,9 @@ type sharedPorts struct {
 }
 
 type sharedPort struct {
-	mux   *ice.MultiUDPMuxDefault
-	peers map[netip.AddrPort]int // legs per peer address
+	mux    *ice.MultiUDPMuxDefault
+	peers  map[netip.AddrPort]int // legs per peer address
+	routes *routes                // the fast path's legs (fastpath.go)
 }
 
 // openShared opens the shared ports, each with one batching socket per
@@ -40,9 +41,10 @@ func (e *Engine) openShared() (*sharedPorts, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rtc: network: %w", err)
 	}
-	network := batchingNet{Net: std, group: e.batches}
 	s := &sharedPorts{}
 	for i := range e.cfg.SharedPorts {
+		sp := &sharedPort{peers: map[netip.AddrPort]int{}, routes: newRoutes()}
+		network := batchingNet{Net: std, group: e.batches, routes: sp.routes}
 		port := 0
 		if e.cfg.SharedPort != 0 {
 			port = int(e.cfg.SharedPort) + i
@@ -60,7 +62,8 @@ func (e *Engine) openShared() (*sharedPorts, error) {
 			_ = s.close()
 			return nil, fmt.Errorf("rtc: shared UDP port %d: %w", port, err)
 		}
-		s.ports = append(s.ports, &sharedPort{mux: mux, peers: map[netip.AddrPort]int{}})
+		sp.mux = mux
+		s.ports = append(s.ports, sp)
 	}
 	return s, nil
 }
@@ -122,10 +125,12 @@ func (s *sharedPorts) close() error {
 }
 
 // batchingNet is the host's network whose UDP sockets batch (udpbatch):
-// pion's mux reads and writes through them one datagram at a time.
+// pion's mux reads and writes through them one datagram at a time, and
+// the fast path's routes take the routed legs' media first.
 type batchingNet struct {
 	*stdnet.Net
-	group *udpbatch.Group
+	group  *udpbatch.Group
+	routes *routes
 }
 
 func (n batchingNet) ListenUDP(network string, addr *net.UDPAddr) (transport.UDPConn, error) {
@@ -133,7 +138,9 @@ func (n batchingNet) ListenUDP(network string, addr *net.UDPAddr) (transport.UDP
 	if err != nil {
 		return nil, err
 	}
-	return udpbatch.New(c, n.group), nil
+	bc := udpbatch.New(c, n.group)
+	bc.SetIntercept(n.routes.take)
+	return bc, nil
 }
 
 // peerAddrs are the UDP addresses in a description's candidates.

@@ -1,0 +1,133 @@
+package rtc
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+
+	"github.com/switchboard/switchboard/internal/audio/udpbatch"
+)
+
+// The media fast path. On shared sockets (Config.Shared), once a leg has
+// received its first media through the ICE agent, its SRTP and SRTCP go
+// straight from the socket's reading goroutine into the leg (decrypted
+// into the jitter buffer there), and what the leg sends goes straight to
+// the socket: pion's mux, the candidate's reading goroutine and the
+// agent's buffer are left out, two goroutine hand-offs a packet each way.
+// STUN and DTLS still take pion's path, and so does one media packet in
+// every quarter of Config.DisconnectedAfter: pion's agent counts a peer
+// as present from what it receives, so it must keep seeing some media
+// from a peer that sends no ICE checks of its own (an ICE-lite peer's
+// full-ICE caller checks, but a browser's consent checks may come only
+// every few seconds).
+
+// routes is one shared port's connected legs by their peer's address, for
+// the port's sockets' Intercept.
+type routes struct {
+	mu   sync.RWMutex
+	legs map[netip.AddrPort]*Leg
+}
+
+func newRoutes() *routes { return &routes{legs: map[netip.AddrPort]*Leg{}} }
+
+// take is the sockets' Intercept: SRTP and SRTCP (RFC 7983: first byte
+// 128-191) from a routed peer go to its leg.
+func (r *routes) take(b []byte, from netip.AddrPort, c *udpbatch.Conn) bool {
+	if len(b) < 12 || b[0] < 128 || b[0] > 191 {
+		return false
+	}
+	r.mu.RLock()
+	l := r.legs[from]
+	r.mu.RUnlock()
+	return l != nil && l.receiveFast(b, from, c)
+}
+
+func (r *routes) add(peer netip.AddrPort, l *Leg) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.legs[peer] = l
+}
+
+func (r *routes) remove(peer netip.AddrPort, l *Leg) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.legs[peer] == l {
+		delete(r.legs, peer)
+	}
+}
+
+// direct is where a fast-path leg sends: the socket its peer's media
+// arrives on, and the peer's address.
+type direct struct {
+	conn *udpbatch.Conn
+	to   netip.AddrPort
+}
+
+// route puts the leg on its port's fast path, to the peer of the ICE
+// agent's selected pair. It is called once the first media has arrived
+// through the agent, and again when the selected pair changes.
+func (l *Leg) route(remote ice.Candidate) {
+	if l.port == nil || remote == nil {
+		return
+	}
+	ip, err := netip.ParseAddr(remote.Address())
+	if err != nil {
+		return // an mDNS name: media stays on pion's path
+	}
+	peer := netip.AddrPortFrom(ip.Unmap(), uint16(remote.Port()))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	if l.routed.IsValid() {
+		l.port.routes.remove(l.routed, l)
+	}
+	l.direct.Store(nil) // until media arrives from the new peer
+	l.routed = peer
+	l.port.routes.add(peer, l)
+}
+
+// pairChanged follows the ICE agent's selected pair once the leg is on
+// the fast path.
+func (l *Leg) pairChanged(_, remote ice.Candidate) {
+	l.mu.Lock()
+	routed := l.routed.IsValid()
+	l.mu.Unlock()
+	if routed {
+		l.route(remote)
+	}
+}
+
+// unroute takes the leg off the fast path (Close).
+func (l *Leg) unroute() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.port != nil && l.routed.IsValid() {
+		l.port.routes.remove(l.routed, l)
+		l.routed = netip.AddrPort{}
+	}
+	l.direct.Store(nil)
+}
+
+// receiveFast takes a packet from the socket's reading goroutine; false
+// hands it to pion's path instead (the agent's periodic sample).
+func (l *Leg) receiveFast(b []byte, from netip.AddrPort, c *udpbatch.Conn) bool {
+	keys := l.keys.Load()
+	if keys == nil {
+		return false
+	}
+	now := time.Now().UnixNano()
+	if now-l.sampled.Load() >= int64(l.engine.sampleEvery) {
+		l.sampled.Store(now)
+		return false
+	}
+	if d := l.direct.Load(); d == nil || d.conn != c || d.to != from {
+		l.direct.Store(&direct{conn: c, to: from})
+	}
+	l.stats.fast.Add(1)
+	l.receive(keys, b)
+	return true
+}
