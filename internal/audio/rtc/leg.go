@@ -84,6 +84,7 @@ type Leg struct {
 // sendState is the sending side's buffers and RTCP sender counts.
 type sendState struct {
 	plain, cipher [1500]byte
+	hdr           rtp.Header // for srtp, which would allocate one a packet
 	packets       uint32
 	octets        uint32
 	firstWrite    time.Time
@@ -110,6 +111,7 @@ func (s *sendState) reportDue(now time.Time, heard bool) bool {
 type inbound struct {
 	mu    sync.Mutex
 	plain [1500]byte
+	hdr   rtp.Header // for srtp, which would allocate one a packet
 	pkt   rtp.Packet
 	seqs  seqCounter
 }
@@ -352,7 +354,7 @@ func (l *Leg) receive(keys *srtpKeys, b []byte) (first bool) {
 		_, _ = keys.dec.DecryptRTCP(in.plain[:0], b, nil)
 		return false
 	}
-	p, err := keys.dec.DecryptRTP(in.plain[:0], b, nil)
+	p, err := keys.dec.DecryptRTP(in.plain[:0], b, &in.hdr)
 	if err != nil || in.pkt.Unmarshal(p) != nil || in.pkt.PayloadType != 0 {
 		return false
 	}
@@ -487,7 +489,7 @@ func (l *Leg) writeRTP(keys *srtpKeys, pkt *rtp.Packet) error {
 	if err != nil {
 		return err
 	}
-	out, err := keys.enc.EncryptRTP(s.cipher[:0], s.plain[:n], nil)
+	out, err := keys.enc.EncryptRTP(s.cipher[:0], s.plain[:n], &s.hdr)
 	if err != nil {
 		return err
 	}

@@ -73,7 +73,10 @@ func (w *writers) enqueue(l *Leg) bool {
 func (w *writers) run() {
 	idle := time.NewTimer(writerIdle)
 	defer idle.Stop()
-	var pkt rtp.Packet
+	var (
+		pkt rtp.Packet
+		f   outFrame // the frame being sent, here so it is not allocated
+	)
 	held := false // the batch group, while there are legs to write
 	for {
 		select {
@@ -82,7 +85,7 @@ func (w *writers) run() {
 				w.batches.Hold()
 				held = true
 			}
-			l.flush(&pkt)
+			l.flush(&pkt, &f)
 			continue
 		default:
 		}
@@ -95,7 +98,7 @@ func (w *writers) run() {
 		case l := <-w.queue:
 			w.batches.Hold()
 			held = true
-			l.flush(&pkt)
+			l.flush(&pkt, &f)
 		case <-idle.C:
 			w.running.Add(-1)
 			// A leg queued just as this writer gave up must not wait for
@@ -137,9 +140,8 @@ func (l *Leg) play(ulaw []byte) {
 
 // flush sends the leg's waiting frames; only one writer holds a leg at a
 // time (queued stays set until the ring is empty).
-func (l *Leg) flush(pkt *rtp.Packet) {
+func (l *Leg) flush(pkt *rtp.Packet, f *outFrame) {
 	q := &l.out
-	var f outFrame
 	for {
 		q.mu.Lock()
 		if q.n == 0 {
@@ -147,7 +149,7 @@ func (l *Leg) flush(pkt *rtp.Packet) {
 			q.mu.Unlock()
 			return
 		}
-		f = q.frames[q.head]
+		*f = q.frames[q.head]
 		q.head = (q.head + 1) % outRing
 		q.n--
 		q.mu.Unlock()
