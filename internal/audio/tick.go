@@ -60,10 +60,12 @@ var ulawSilence = func() (b [FrameSamples]byte) {
 	return b
 }()
 
-// mixConv mixes one conversation: the sum of every sender, and for every
-// receiver that sum without its own voice.
+// mixConv mixes one conversation: for every receiver, the sum of every
+// sender but itself. Most conversations have one or two senders (a 1:1
+// call), whose mixes are copies: the sum is made only when a receiver
+// hears two others or more.
 func (m *Mixer) mixConv(c *conv, speak []speakChange) []speakChange {
-	m.mix = sum{}
+	var first, second *member // the first two senders
 	senders := 0
 	for _, mb := range c.members {
 		mb.contrib = nil
@@ -81,12 +83,44 @@ func (m *Mixer) mixConv(c *conv, speak []speakChange) []speakChange {
 			continue
 		}
 		mb.contrib = src
-		m.mix.add(src)
+		switch senders {
+		case 0:
+			first = mb
+		case 1:
+			second = mb
+		}
 		senders++
 		if mb.echo == nil {
 			if s, changed := mb.speaking.update(src.DBov()); changed {
 				speak = append(speak, speakChange{mb.callID, s})
 			}
+		}
+	}
+	summed := false
+	// mixFor writes what mb hears into dst.
+	mixFor := func(dst *Frame, mb *member) {
+		others := senders
+		if mb.contrib != nil {
+			others--
+		}
+		switch {
+		case others == 0:
+			dst.Clear()
+		case others == 1 && first != mb:
+			*dst = *first.contrib
+		case others == 1:
+			*dst = *second.contrib
+		default:
+			if !summed {
+				m.mix = sum{}
+				for _, s := range c.members {
+					if s.contrib != nil {
+						m.mix.add(s.contrib)
+					}
+				}
+				summed = true
+			}
+			m.mix.mixInto(dst, mb.contrib)
 		}
 	}
 	held := false
@@ -96,15 +130,11 @@ func (m *Mixer) mixConv(c *conv, speak []speakChange) []speakChange {
 	for _, mb := range c.members {
 		switch {
 		case mb.receive && mb.echo != nil:
-			m.mix.mixInto(&m.tmp, mb.contrib)
+			mixFor(&m.tmp, mb)
 			mb.echo.push(&m.tmp)
 		case mb.receive && mb.id != nil:
 			mb.id.source = SourceCall
-			if senders == 0 {
-				mb.id.out.Clear()
-			} else {
-				m.mix.mixInto(&mb.id.out, mb.contrib)
-			}
+			mixFor(&mb.id.out, mb)
 		case mb.echo != nil:
 			mb.echo.push(&silence)
 		case held && !mb.held && c.kind == calls.OneToOne && mb.id != nil && mb.id.source == SourceSilence:
