@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +28,7 @@ import (
 // loadgenConfig is what `switchboard loadgen` reads from its flags.
 type loadgenConfig struct {
 	base, adminKey, call, prefix, statsURL string
+	cpuProfile                             string
 	legs, setup, senders, sockets          int
 	ramp, warmup, duration                 time.Duration
 	jsonOut                                bool
@@ -79,6 +82,7 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	fs.IntVar(&cfg.senders, "senders", runtime.GOMAXPROCS(0), "sender goroutines")
 	fs.IntVar(&cfg.sockets, "sockets", 0, "share this many UDP ports among the callers, reading and writing in batches; 0 gives each caller sockets of its own. Callers on one port must reach the server on different ports: serve with --udp-port over at least legs/sockets ports, or with a socket per leg")
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the summary as one JSON line")
+	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile over the measured window to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -196,6 +200,13 @@ func (g *loadGen) run(ctx context.Context, stdout io.Writer) (LoadgenSummary, er
 		return sum, fmt.Errorf("loadgen: %w", ctx.Err())
 	}
 	w0 := g.snapshot(ctx)
+	if g.cfg.cpuProfile != "" {
+		stop, err := startCPUProfile(g.cfg.cpuProfile)
+		if err != nil {
+			return sum, err
+		}
+		defer stop()
+	}
 	fmt.Fprintln(stdout, "loadgen: window start")
 	select {
 	case <-time.After(g.cfg.duration):
@@ -312,6 +323,19 @@ func (g *loadGen) send(ctx context.Context, s *sender, offset time.Duration) {
 		})
 		g.sent.Add(uint64(len(legs)))
 	}
+}
+
+// startCPUProfile profiles this process into path until stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: --cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("loadgen: --cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // point is the counters at one moment.

@@ -66,8 +66,9 @@ type Config struct {
 	// IPv4Only gathers IPv4 candidates alone (a load generator on the
 	// server's host: one socket per leg, fewer ICE checks).
 	IPv4Only bool
-	// CountOnly makes legs count the packets they receive and keep no
-	// audio: Capture is always silence (load generators).
+	// CountOnly makes legs count the packets they receive, from their
+	// clear RTP headers, and neither decrypt nor keep audio: Capture is
+	// always silence (load generators; a duplicate is counted twice).
 	CountOnly bool
 	// NoReports makes legs send no RTCP sender reports (load
 	// generators).

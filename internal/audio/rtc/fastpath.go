@@ -16,12 +16,12 @@ import (
 // into the jitter buffer there), and what the leg sends goes straight to
 // the socket: pion's mux, the candidate's reading goroutine and the
 // agent's buffer are left out, two goroutine hand-offs a packet each way.
-// STUN and DTLS still take pion's path, and so does one media packet in
-// every quarter of Config.DisconnectedAfter: pion's agent counts a peer
-// as present from what it receives, so it must keep seeing some media
-// from a peer that sends no ICE checks of its own (an ICE-lite peer's
-// full-ICE caller checks, but a browser's consent checks may come only
-// every few seconds).
+// STUN and DTLS still take pion's path. pion's agent counts a peer as
+// present from what it receives: an offering leg's agent (full ICE) checks
+// the pair every Config.KeepAlive and hears the answers, but an answering
+// one (ICE-lite) only waits for the peer's checks, which a browser may
+// send only every few seconds; so an answering leg's agent also gets a
+// copy of one media packet every quarter of Config.DisconnectedAfter.
 
 // routes is one shared port's connected legs by their peer's address, for
 // the port's sockets' Intercept.
@@ -112,16 +112,14 @@ func (l *Leg) unroute() {
 	l.direct.Store(nil)
 }
 
-// receiveFast takes a packet from the socket's reading goroutine; false
-// hands it to pion's path instead (the agent's periodic sample).
+// receiveFast takes a packet from the socket's reading goroutine. It
+// returns false for the agent's periodic sample, which it has taken all
+// the same: pion's path then brings the leg a duplicate, which SRTP's
+// replay check drops (taking the sample on pion's path alone would let a
+// later packet overtake it, a gap in the sequence).
 func (l *Leg) receiveFast(b []byte, from netip.AddrPort, c *udpbatch.Conn) bool {
 	keys := l.keys.Load()
 	if keys == nil {
-		return false
-	}
-	now := time.Now().UnixNano()
-	if now-l.sampled.Load() >= int64(l.engine.sampleEvery) {
-		l.sampled.Store(now)
 		return false
 	}
 	if d := l.direct.Load(); d == nil || d.conn != c || d.to != from {
@@ -129,5 +127,13 @@ func (l *Leg) receiveFast(b []byte, from netip.AddrPort, c *udpbatch.Conn) bool 
 	}
 	l.stats.fast.Add(1)
 	l.receive(keys, b)
+	if !l.local.lite {
+		return true // a full agent's own keepalive checks show it the peer
+	}
+	now := time.Now().UnixNano()
+	if now-l.sampled.Load() >= int64(l.engine.sampleEvery) {
+		l.sampled.Store(now)
+		return false
+	}
 	return true
 }

@@ -354,9 +354,16 @@ func (l *Leg) receive(keys *srtpKeys, b []byte) (first bool) {
 		_, _ = keys.dec.DecryptRTCP(in.plain[:0], b, nil)
 		return false
 	}
-	p, err := keys.dec.DecryptRTP(in.plain[:0], b, &in.hdr)
-	if err != nil || in.pkt.Unmarshal(p) != nil || in.pkt.PayloadType != 0 {
-		return false
+	if l.count {
+		// A counting leg reads the clear RTP header and decrypts nothing.
+		if _, err := in.pkt.Header.Unmarshal(b); err != nil || in.pkt.PayloadType != 0 {
+			return false
+		}
+	} else {
+		p, err := keys.dec.DecryptRTP(in.plain[:0], b, &in.hdr)
+		if err != nil || in.pkt.Unmarshal(p) != nil || in.pkt.PayloadType != 0 {
+			return false
+		}
 	}
 	pkt := &in.pkt
 	if !in.seqs.started {
