@@ -208,6 +208,7 @@ func (e *Engine) Burst(send func()) {
 func (e *Engine) agentOptions(lite bool, mux ice.UDPMux) []ice.AgentOption {
 	opts := []ice.AgentOption{
 		ice.WithNet(e.hostNet()),
+		ice.WithIPFilter(usableIP),
 		ice.WithNetworkTypes(e.networks),
 		ice.WithCandidateTypes([]ice.CandidateType{ice.CandidateTypeHost}),
 		ice.WithMulticastDNSMode(ice.MulticastDNSModeDisabled),
@@ -232,6 +233,12 @@ func (e *Engine) agentOptions(lite bool, mux ice.UDPMux) []ice.AgentOption {
 	}
 	return opts
 }
+
+// usableIP leaves out IPv6 link-local addresses: they reach only the
+// local link and need a zone, and pion never offers them as candidates,
+// but without the filter it still opens (and reads) a socket on them for
+// every leg.
+func usableIP(ip net.IP) bool { return !ip.IsLinkLocalUnicast() }
 
 // netLifetime is how long legs share one reading of the host's network
 // interfaces.

@@ -3,6 +3,7 @@ package rtc
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -476,5 +477,19 @@ func TestReportDue(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestUsableIP(t *testing.T) {
+	for _, tt := range []struct {
+		ip   string
+		want bool
+	}{
+		{"192.0.2.2", true}, {"127.0.0.1", true}, {"fd00::2", true}, {"2001:db8::1", true},
+		{"fe80::fc:ff:fe00:1", false}, {"169.254.1.1", false},
+	} {
+		if got := usableIP(net.ParseIP(tt.ip)); got != tt.want {
+			t.Errorf("usableIP(%s) = %v, want %v", tt.ip, got, tt.want)
+		}
 	}
 }

@@ -53,7 +53,8 @@ func (e *Engine) openShared() (*sharedPorts, error) {
 			ice.UDPMuxFromPortWithLogger(e.logs.NewLogger("ice-mux")),
 			ice.UDPMuxFromPortWithReadBufferSize(sharedSocketBuffer),
 			ice.UDPMuxFromPortWithWriteBufferSize(sharedSocketBuffer),
-			ice.UDPMuxFromPortWithNet(network)}
+			ice.UDPMuxFromPortWithNet(network),
+			ice.UDPMuxFromPortWithIPFilter(usableIP)}
 		if e.cfg.Loopback {
 			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
 		}
