@@ -519,7 +519,9 @@ func (l *Leg) transmit(keys *srtpKeys, b []byte) error {
 // Jitter is the leg's jitter buffer's counts.
 func (l *Leg) Jitter() audio.JitterStats { return l.jitter.Stats() }
 
-// Close ends the leg: it tells the peer (DTLS close_notify), closes the ICE
+// Close ends the leg: it drops its keys, so nothing more is sent or
+// received, closes the DTLS connection if it still has one (before the
+// peer's first media: the peer then gets a close_notify), closes the ICE
 // agent and its sockets, and waits for the leg's goroutines.
 func (l *Leg) Close() error {
 	l.mu.Lock()
@@ -531,6 +533,9 @@ func (l *Leg) Close() error {
 	l.onState = nil
 	d := l.dtls
 	l.mu.Unlock()
+	// Without keys nothing more is sent or received, whichever path a
+	// packet is on (the fast path may still hold the leg for a moment).
+	l.keys.Store(nil)
 	l.cancel()
 	l.stats.open.Add(-1)
 	var errs []error
