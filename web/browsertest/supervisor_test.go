@@ -82,6 +82,12 @@ func TestSupervisorMutesAParticipant(t *testing.T) {
 	// The supervisor mutes the agent herself; the agent sees who did it.
 	sup.click(card(id) + ` button[data-action="mute-participant"][data-raw="8:acs:alice"]`)
 	agent.waitJS("the agent told she was muted by the supervisor", `document.querySelector('`+card(id)+`').textContent.includes('Microphone muted by sue')`)
+	// The dashboard's button now says so too; wait for it before the next
+	// click, which its new width would otherwise shift under the pointer.
+	sup.waitJS("the agent shown muted on the dashboard", `(() => {
+		const b = document.querySelector('`+card(id)+` button[data-action="mute-participant"][data-raw="8:acs:alice"]');
+		return b && b.textContent.includes('Agent muted');
+	})()`)
 
 	// The supervisor ends the call for everyone; the agent sees why.
 	sup.click(card(id) + ` button[data-action="end-all"]`)
