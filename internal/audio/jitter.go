@@ -21,8 +21,8 @@ const jitterRing = 4096
 // Push and Pop may run on different goroutines.
 type JitterBuffer struct {
 	mu       sync.Mutex
-	target   uint32 // samples of delay to build
-	samples  [jitterRing]int16
+	target   uint32           // samples of delay to build
+	samples  [jitterRing]byte // µ-law, as it came: half the memory of PCM
 	valid    [jitterRing]bool
 	playout  uint32 // RTP timestamp of the next sample to play
 	newest   uint32 // RTP timestamp just past the newest sample
@@ -83,7 +83,7 @@ func (j *JitterBuffer) PushUlaw(ts uint32, payload []byte) {
 			continue // the part of a straddling packet already played
 		}
 		k := (ts + uint32(i)) % jitterRing
-		j.samples[k] = ulawDecode[b]
+		j.samples[k] = b
 		j.valid[k] = true
 	}
 	if e := ts + uint32(len(payload)); int32(e-j.newest) > 0 {
@@ -141,7 +141,7 @@ func (j *JitterBuffer) take(f *Frame) bool {
 	for i := range f {
 		k := (j.playout + uint32(i)) % jitterRing
 		if j.valid[k] {
-			f[i], j.valid[k], got = j.samples[k], false, true
+			f[i], j.valid[k], got = ulawDecode[j.samples[k]], false, true
 		} else {
 			f[i] = 0
 		}

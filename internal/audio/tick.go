@@ -249,19 +249,31 @@ func (m *Mixer) forget(rawID string, id *identity) {
 	}
 }
 
-// echoLine is one echo bot leg: it plays back what it hears, delayed.
+// echoLine is one echo bot leg: it plays back what it hears, delayed. It
+// keeps the delay in µ-law, half the memory of PCM and exact for what came
+// from a WebRTC leg (µ-law already).
 type echoLine struct {
-	frames []Frame
+	frames [][FrameSamples]byte
 	pos    int
+	out1   Frame // the frame out returned, decoded
 }
 
-func newEchoLine(delay int) *echoLine { return &echoLine{frames: make([]Frame, delay)} }
+func newEchoLine(delay int) *echoLine {
+	e := &echoLine{frames: make([][FrameSamples]byte, delay)}
+	for i := range e.frames {
+		e.frames[i] = ulawSilence
+	}
+	return e
+}
 
 // out is the frame heard delay ticks ago.
-func (e *echoLine) out() *Frame { return &e.frames[e.pos] }
+func (e *echoLine) out() *Frame {
+	DecodeUlaw(&e.out1, e.frames[e.pos][:])
+	return &e.out1
+}
 
 // push stores this tick's frame in place of the one out returned.
 func (e *echoLine) push(f *Frame) {
-	e.frames[e.pos] = *f
+	EncodeUlaw(e.frames[e.pos][:], f)
 	e.pos = (e.pos + 1) % len(e.frames)
 }
