@@ -10,7 +10,8 @@
 // (ICE, its transport mux, the SRTP session, the track reader) and every
 // sent one through its interceptor chain and SRTP session; a Leg reads its
 // transport on one goroutine that decrypts straight into the jitter buffer,
-// and encrypts and writes on the sender's.
+// and encrypts and writes on the sender's. On shared sockets a connected
+// leg's media skips pion's ICE layer altogether (fastpath.go).
 package rtc
 
 import (
@@ -234,10 +235,10 @@ func (e *Engine) agentOptions(lite bool, mux ice.UDPMux) []ice.AgentOption {
 	return opts
 }
 
-// usableIP leaves out IPv6 link-local addresses: they reach only the
-// local link and need a zone, and pion never offers them as candidates,
-// but without the filter it still opens (and reads) a socket on them for
-// every leg.
+// usableIP leaves out link-local addresses (fe80::/10, 169.254.0.0/16):
+// they reach only the local link (IPv6 ones need a zone too), and pion
+// never offers IPv6 ones as candidates, but without the filter it still
+// opens (and reads) a socket on them for every leg.
 func usableIP(ip net.IP) bool { return !ip.IsLinkLocalUnicast() }
 
 // netLifetime is how long legs share one reading of the host's network

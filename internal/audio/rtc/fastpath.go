@@ -32,10 +32,10 @@ type routes struct {
 
 func newRoutes() *routes { return &routes{legs: map[netip.AddrPort]*Leg{}} }
 
-// take is the sockets' Intercept: SRTP and SRTCP (RFC 7983: first byte
-// 128-191) from a routed peer go to its leg.
+// take is the sockets' Intercept: SRTP and SRTCP from a routed peer go
+// to its leg.
 func (r *routes) take(b []byte, from netip.AddrPort, c *udpbatch.Conn) bool {
-	if len(b) < 12 || b[0] < 128 || b[0] > 191 {
+	if !isRTP(b) {
 		return false
 	}
 	r.mu.RLock()

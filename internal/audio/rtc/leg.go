@@ -29,8 +29,11 @@ type State = ice.ConnectionState
 //
 // Once connected a leg has one goroutine of its own, which reads the ICE
 // transport and decrypts RTP straight into the jitter buffer; sending
-// encrypts and writes on the sender's goroutine. pion's ICE agent and DTLS
-// connection keep theirs. All of them end with Close.
+// encrypts and writes on the sender's goroutine. On shared sockets, once
+// media flows, the socket's reading goroutine decrypts the leg's packets
+// instead, and the leg writes to the socket itself (fastpath.go). pion's
+// ICE agent and DTLS connection keep their goroutines. All of them end
+// with Close.
 type Leg struct {
 	engine *Engine
 	stats  *engineStats
@@ -329,7 +332,7 @@ func (l *Leg) read(conn *ice.Conn, pipe *dtlsPipe) {
 		case n == 0:
 		case b[0] >= 20 && b[0] <= 63:
 			pipe.push(b)
-		case b[0] >= 128 && b[0] <= 191 && n >= 12:
+		case isRTP(b):
 			keys := l.keys.Load()
 			if keys == nil {
 				continue
@@ -343,6 +346,10 @@ func (l *Leg) read(conn *ice.Conn, pipe *dtlsPipe) {
 		}
 	}
 }
+
+// isRTP tells RTP and RTCP from DTLS and STUN on a shared transport: a
+// first byte of 128-191 (RFC 7983), and at least an RTP header's length.
+func isRTP(b []byte) bool { return len(b) >= 12 && b[0] >= 128 && b[0] <= 191 }
 
 // receive decrypts an SRTP packet into the jitter buffer, or checks and
 // drops an SRTCP one; first tells that it was the peer's first RTP.

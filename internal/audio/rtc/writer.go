@@ -78,14 +78,17 @@ func (w *writers) run() {
 		f   outFrame // the frame being sent, here so it is not allocated
 	)
 	held := false // the batch group, while there are legs to write
+	write := func(l *Leg) {
+		if !held {
+			w.batches.Hold()
+			held = true
+		}
+		l.flush(&pkt, &f)
+	}
 	for {
 		select {
 		case l := <-w.queue:
-			if !held {
-				w.batches.Hold()
-				held = true
-			}
-			l.flush(&pkt, &f)
+			write(l)
 			continue
 		default:
 		}
@@ -96,9 +99,7 @@ func (w *writers) run() {
 		idle.Reset(writerIdle)
 		select {
 		case l := <-w.queue:
-			w.batches.Hold()
-			held = true
-			l.flush(&pkt, &f)
+			write(l)
 		case <-idle.C:
 			w.running.Add(-1)
 			// A leg queued just as this writer gave up must not wait for
