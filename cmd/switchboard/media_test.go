@@ -409,7 +409,21 @@ func freeUDPPorts(t *testing.T, n int) uint16 {
 // without hanging up; after ICE notices and the grace period passes, its
 // call ends with 410 on both sides.
 func TestVanishedPeerEndsCallsWith410(t *testing.T) {
-	m := startMediaServer(t, MediaConfig{Grace: 500 * time.Millisecond})
+	for _, tt := range []struct {
+		name  string
+		media MediaConfig
+	}{
+		{"a socket per leg", MediaConfig{Grace: 500 * time.Millisecond}},
+		// Media takes the fast path there, past the ICE agent, which must
+		// still notice the peer is gone.
+		{"shared ports", MediaConfig{Grace: 500 * time.Millisecond, SharedPort: freeUDPPorts(t, 2), SharedPorts: 2}},
+	} {
+		t.Run(tt.name, func(t *testing.T) { vanishedPeerEndsCallWith410(t, tt.media) })
+	}
+}
+
+func vanishedPeerEndsCallWith410(t *testing.T, media MediaConfig) {
+	m := startMediaServer(t, media)
 	base := "http://" + m.Addr
 	aliceToken := mint(t, "alice", calls.RoleAgent)
 	next, _ := openEvents(t, m.Addr, aliceToken)
