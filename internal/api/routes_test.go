@@ -262,6 +262,21 @@ func TestCallRoutes(t *testing.T) {
 	}
 }
 
+// TestEchoBotAsUserID: the Calling SDK's samples call the echo bot as
+// {"communicationUserId": "8:echo123"}; that is the echo bot, which
+// answers at once, not a user nobody is connected as (480).
+func TestEchoBotAsUserID(t *testing.T) {
+	s := newServer(t, serverOptions{})
+	alice := s.token("alice", calls.RoleAgent)
+	for _, id := range []map[string]any{{"communicationUserId": "8:echo123"}, {"id": "8:echo123"}} {
+		var c calls.Call
+		s.do("POST", "/api/calls", alice, map[string]any{"participants": []any{id}}, http.StatusCreated, &c)
+		if c.State != calls.StateConnected || len(c.RemoteParticipants) != 1 || c.RemoteParticipants[0].RawID != "8:echo123" {
+			t.Fatalf("call to %v: %s with %+v, want Connected with 8:echo123", id, c.State, c.RemoteParticipants)
+		}
+	}
+}
+
 func TestHealth(t *testing.T) {
 	down := errors.New("postgres is down")
 	ready := down

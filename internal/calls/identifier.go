@@ -205,8 +205,12 @@ func (id *Identifier) UnmarshalJSON(b []byte) error {
 	}
 	var out Identifier
 	switch {
+	case j.CommunicationUserID != nil && strings.HasPrefix(*j.CommunicationUserID, "8:"):
+		// Already a raw id, as the Calling SDK's samples write the echo
+		// bot: {"communicationUserId": "8:echo123"} is 8:echo123.
+		return id.parseRaw(*j.CommunicationUserID)
 	case j.CommunicationUserID != nil:
-		out = CommunicationUser(strings.TrimPrefix(*j.CommunicationUserID, "8:acs:"))
+		out = CommunicationUser(*j.CommunicationUserID)
 	case j.PhoneNumber != nil:
 		out = PhoneNumber(*j.PhoneNumber)
 	case j.MicrosoftTeamsUserID != nil:
