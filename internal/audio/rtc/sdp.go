@@ -54,7 +54,7 @@ func parseRemote(desc, kind string) (*remoteDesc, error) {
 			if n, err := strconv.Atoi(pt); err != nil || n < 0 || n > 127 {
 				return nil, fmt.Errorf("%w: a=%s names payload type %q, not 0-127", ErrBadSDP, a.Key, pt)
 			}
-			pcmu = pcmu || (a.Key == "rtpmap" && pt == "0" && strings.EqualFold(rest, "PCMU/8000"))
+			pcmu = pcmu || (a.Key == "rtpmap" && pt == "0" && isPCMU(rest))
 		}
 		// Payload type 0 is PCMU without an rtpmap too (RFC 3551).
 		pcmu = pcmu || (m.MediaName.Port.Value != 0 && slices.Contains(m.MediaName.Formats, "0") && !hasRtpmap(m, "0"))
@@ -90,6 +90,16 @@ func parseRemote(desc, kind string) (*remoteDesc, error) {
 		return nil, fmt.Errorf("%w: the %s has no DTLS fingerprint (a=fingerprint)", ErrBadSDP, kind)
 	}
 	return r, nil
+}
+
+// isPCMU says whether an rtpmap's encoding (after the payload type) is
+// PCMU: "PCMU/8000", or with its channel count, "PCMU/8000/1" (RFC 4566
+// allows it, and pion writes it for a codec registered with one channel).
+// The name is case-insensitive (RFC 4855).
+func isPCMU(encoding string) bool {
+	name, rest, _ := strings.Cut(strings.TrimSpace(encoding), "/")
+	clock, channels, _ := strings.Cut(rest, "/")
+	return strings.EqualFold(name, "PCMU") && clock == "8000" && (channels == "" || channels == "1")
 }
 
 func hasRtpmap(m *sdp.MediaDescription, pt string) bool {
