@@ -109,7 +109,19 @@ func newHTTPS(cfg TLSConfig, log *slog.Logger, acmeHTTP *http.Client) (*httpsSet
 	conf := mgr.TLSConfig()
 	conf.MinVersion = tls.VersionTLS12
 	log.Info("HTTPS certificates by ACME", "domains", cfg.ACMEDomains, "directory", cfg.ACMEDirectory, "cache", dir)
-	return &httpsSetup{tls: conf, wrapHTTP: mgr.HTTPHandler}, nil
+	wrap := func(redirect http.Handler) http.Handler {
+		h := mgr.HTTPHandler(redirect)
+		// The host policy sees the name alone: HTTP-01 comes to port 80,
+		// but a proxy or a test may put another port in Host.
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if host, _, err := net.SplitHostPort(r.Host); err == nil {
+				r = r.Clone(r.Context())
+				r.Host = host
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	return &httpsSetup{tls: conf, wrapHTTP: wrap}, nil
 }
 
 // certFile serves a certificate and key from files, and reloads them when
