@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -259,6 +260,105 @@ func TestHTTPS(t *testing.T) {
 				t.Fatalf("still serving serial %d 10 s after the files changed", serial)
 			}
 			time.Sleep(100 * time.Millisecond)
+		}
+	})
+}
+
+// TestClientsOverHTTPS: phone and loadgen take an https:// --url and
+// trust the server's CA with --ca-cert; without it they refuse the server.
+// The phone answers through a wss:// event stream too.
+func TestClientsOverHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, caFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "ca.pem")
+	ca := newTestCA(t)
+	ca.issue(t, 1, certFile, keyFile)
+	writeFile(t, caFile, ca.pem)
+	m := &Main{
+		Config: Config{
+			Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute,
+			Media: MediaConfig{Grace: time.Minute},
+			TLS:   TLSConfig{CertFile: certFile, KeyFile: keyFile},
+		},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	base := "https://" + m.Addr
+
+	t.Run("phone calls the echo bot", func(t *testing.T) {
+		var out, errOut strings.Builder
+		code := run(context.Background(), []string{
+			"phone", "--url", base, "--ca-cert", caFile, "--token", mint(t, "customer", calls.RoleCaller),
+			"--call", "8:echo123", "--duration", "500ms",
+		}, &out, &errOut, env(nil))
+		if code != 0 || !strings.Contains(out.String(), "in call") {
+			t.Fatalf("phone exited %d: %s%s", code, out.String(), errOut.String())
+		}
+	})
+
+	t.Run("phone without the CA is refused", func(t *testing.T) {
+		var errOut strings.Builder
+		code := run(context.Background(), []string{
+			"phone", "--url", base, "--token", mint(t, "customer", calls.RoleCaller), "--call", "8:echo123", "--duration", "500ms",
+		}, io.Discard, &errOut, env(nil))
+		if code == 0 || !strings.Contains(errOut.String(), "certificate") {
+			t.Fatalf("phone exited %d: %s; want a certificate error", code, errOut.String())
+		}
+	})
+
+	t.Run("phone answers", func(t *testing.T) {
+		var out, errOut syncBuffer
+		done := make(chan int, 1)
+		go func() {
+			done <- run(context.Background(), []string{
+				"phone", "--url", base, "--ca-cert", caFile, "--token", mint(t, "bob", calls.RoleAgent),
+				"--answer", "--duration", "3s",
+			}, &out, &errOut, env(nil))
+		}()
+		// Call bob until his phone's event stream is open (before, a
+		// call to him ends at once with 480).
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool()}}}
+		alice := mint(t, "alice", calls.RoleAgent)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			req, _ := http.NewRequest(http.MethodPost, base+"/api/calls", strings.NewReader(`{"participants":[{"communicationUserId":"bob"}]}`))
+			req.Header.Set("Authorization", "Bearer "+alice)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var call struct{ State string }
+			err = json.NewDecoder(resp.Body).Decode(&call)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode >= 300 {
+				t.Fatalf("POST /api/calls: %d %v", resp.StatusCode, err)
+			}
+			if call.State != "Disconnected" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("bob's phone did not connect its event stream within 10 s: %s", errOut.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if code := <-done; code != 0 || !strings.Contains(out.String(), "in call") {
+			t.Fatalf("phone exited %d: %s%s", code, out.String(), errOut.String())
+		}
+	})
+
+	t.Run("loadgen", func(t *testing.T) {
+		var out, errs strings.Builder
+		args := []string{"--url", base, "--ca-cert", caFile, "--admin-key", testAdminKey, "--legs", "1", "--ramp", "0s",
+			"--warmup", "100ms", "--duration", "500ms", "--json"}
+		if err := loadgen(context.Background(), args, &out, &errs, func(string) string { return "" }); err != nil {
+			t.Fatalf("loadgen: %v\n%s", err, errs.String())
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		var sum LoadgenSummary
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil || sum.Connected != 1 {
+			t.Fatalf("summary %q (%v): want 1 leg connected", lines[len(lines)-1], err)
 		}
 	})
 }
