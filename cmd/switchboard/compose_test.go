@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,19 +19,7 @@ import (
 // (the one Docker Compose uses) and checks the deployment has what the
 // switchboard needs.
 func TestComposeFile(t *testing.T) {
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
-		cli.WithWorkingDirectory(root), cli.WithEnv([]string{}), cli.WithName("switchboard"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := opts.LoadProject(context.Background())
-	if err != nil {
-		t.Fatalf("docker-compose.yml does not load: %v", err)
-	}
+	root, p := loadCompose(t, nil)
 
 	pg, err := p.GetService("postgres")
 	if err != nil {
@@ -54,6 +44,8 @@ func TestComposeFile(t *testing.T) {
 	}
 	if len(sb.Ports) == 0 || sb.Ports[0].Target != 8080 {
 		t.Errorf("switchboard does not publish port 8080: %+v", sb.Ports)
+	} else if sb.Ports[0].HostIP != "127.0.0.1" {
+		t.Errorf("plain HTTP on 8080 is published on %q, not only on loopback (other machines must come through Caddy's HTTPS)", sb.Ports[0].HostIP)
 	}
 	// WebRTC media: the UDP port every leg shares is published as it is,
 	// and the candidates carry an address browsers reach.
@@ -113,6 +105,78 @@ func TestComposeFile(t *testing.T) {
 	}
 }
 
+// loadCompose loads docker-compose.yml, as docker compose would with the
+// given shell environment.
+func loadCompose(t *testing.T, environ []string) (root string, p *types.Project) {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "docker-compose.yml")},
+		cli.WithWorkingDirectory(root), cli.WithEnv(environ), cli.WithName("switchboard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err = opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("docker-compose.yml does not load: %v", err)
+	}
+	return root, p
+}
+
+// TestComposeCaddy: compose serves the console over HTTPS through Caddy,
+// which publishes 80 and 443, reads the committed Caddyfile, keeps its
+// certificates and internal CA on a named volume, and is told the address
+// and domain to serve.
+func TestComposeCaddy(t *testing.T) {
+	root, p := loadCompose(t, []string{"SWITCHBOARD_DOMAIN=pbx.example.com", "SWITCHBOARD_PUBLIC_IP=192.0.2.10"})
+	c, err := p.GetService("caddy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(c.Image, "caddy:2") {
+		t.Errorf("caddy runs image %q, want caddy:2", c.Image)
+	}
+	if _, ok := c.DependsOn["switchboard"]; !ok {
+		t.Errorf("caddy does not start after the switchboard: %+v", c.DependsOn)
+	}
+	published := map[string]bool{}
+	for _, pc := range c.Ports {
+		if pc.Protocol == "tcp" && pc.HostIP == "" {
+			published[pc.Published+":"+strconv.FormatUint(uint64(pc.Target), 10)] = true
+		}
+	}
+	for _, want := range []string{"80:80", "443:443"} {
+		if !published[want] {
+			t.Errorf("caddy does not publish %s/tcp on every address: %+v", want, c.Ports)
+		}
+	}
+	mounted := false
+	for _, v := range c.Volumes {
+		if v.Type == types.VolumeTypeBind && v.Source == filepath.Join(root, "deploy", "Caddyfile") && v.Target == "/etc/caddy/Caddyfile" {
+			mounted = true
+		}
+	}
+	if !mounted {
+		t.Errorf("caddy does not read deploy/Caddyfile: %+v", c.Volumes)
+	}
+	if !mountsNamedVolume(p, c, "/data") {
+		t.Errorf("caddy keeps its certificates and CA outside a named volume: %+v", c.Volumes)
+	}
+	for k, want := range map[string]string{"SWITCHBOARD_DOMAIN": "pbx.example.com", "SWITCHBOARD_PUBLIC_IP": "192.0.2.10"} {
+		if v := c.Environment[k]; v == nil || *v != want {
+			t.Errorf("caddy gets %s=%v, want %s", k, v, want)
+		}
+	}
+	// Without a domain, Caddy still gets a name to serve (an empty one
+	// would make the Caddyfile invalid).
+	_, p = loadCompose(t, nil)
+	if c, _ := p.GetService("caddy"); c.Environment["SWITCHBOARD_DOMAIN"] == nil || *c.Environment["SWITCHBOARD_DOMAIN"] == "" {
+		t.Errorf("without SWITCHBOARD_DOMAIN caddy gets %v", c.Environment["SWITCHBOARD_DOMAIN"])
+	}
+}
+
 func atoi(t *testing.T, s string) uint32 {
 	t.Helper()
 	n, err := strconv.ParseUint(s, 10, 16)
@@ -145,5 +209,103 @@ func TestDockerfileSpoolDir(t *testing.T) {
 	}
 	if !strings.Contains(string(df), "USER switchboard") {
 		t.Error("the image runs as root")
+	}
+}
+
+// TestCaddyfile runs Caddy on deploy/Caddyfile with the environment compose
+// gives it: the file is valid, the LAN address gets a certificate from
+// Caddy's internal CA, a domain gets a public one, and both proxy to the
+// switchboard's port in compose. It needs Debian's caddy (.ci/run installs
+// it) and skips without it.
+func TestCaddyfile(t *testing.T) {
+	caddy, err := exec.LookPath("caddy")
+	if err != nil {
+		t.Skip("caddy is not installed (apt-get install caddy): the Caddyfile is not checked")
+	}
+	for _, tt := range []struct {
+		name     string
+		environ  []string
+		internal []string // served from Caddy's own CA
+		public   []string // served with a public certificate
+	}{
+		{"a LAN without a domain", []string{"SWITCHBOARD_PUBLIC_IP=192.0.2.10"}, []string{"192.0.2.10"}, nil},
+		{"a public domain", []string{"SWITCHBOARD_PUBLIC_IP=192.0.2.10", "SWITCHBOARD_DOMAIN=pbx.example.com"}, []string{"192.0.2.10"}, []string{"pbx.example.com"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			root, p := loadCompose(t, tt.environ)
+			c, err := p.GetService("caddy")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sb, err := p.GetService("switchboard")
+			if err != nil {
+				t.Fatal(err)
+			}
+			home := t.TempDir()
+			environ := []string{"HOME=" + home, "XDG_DATA_HOME=" + home, "XDG_CONFIG_HOME=" + home}
+			for k, v := range c.Environment {
+				if v != nil {
+					environ = append(environ, k+"="+*v)
+				}
+			}
+			caddyfile := filepath.Join(root, "deploy", "Caddyfile")
+			caddyCmd := func(args ...string) []byte {
+				cmd := exec.Command(caddy, append(args, "--config", caddyfile, "--adapter", "caddyfile")...)
+				cmd.Env = environ
+				var stderr strings.Builder
+				cmd.Stderr = &stderr
+				out, err := cmd.Output()
+				if err != nil {
+					t.Fatalf("caddy %s: %v\n%s%s", args[0], err, out, stderr.String())
+				}
+				return out
+			}
+			caddyCmd("validate")
+
+			var cfg struct {
+				Apps struct {
+					HTTP struct {
+						Servers map[string]json.RawMessage
+					}
+					TLS struct {
+						Automation struct {
+							Policies []struct {
+								Subjects []string
+								Issuers  []struct{ Module string }
+							}
+						}
+					}
+				}
+			}
+			adapted := caddyCmd("adapt")
+			if err := json.Unmarshal(adapted, &cfg); err != nil {
+				t.Fatalf("caddy adapt: %v\n%s", err, adapted)
+			}
+			issuer := map[string]string{}
+			for _, pol := range cfg.Apps.TLS.Automation.Policies {
+				for _, s := range pol.Subjects {
+					issuer[s] = "public"
+					for _, is := range pol.Issuers {
+						if is.Module == "internal" {
+							issuer[s] = "internal"
+						}
+					}
+				}
+			}
+			for _, name := range tt.internal {
+				if issuer[name] != "internal" {
+					t.Errorf("%s is served with a %q certificate, want one from Caddy's internal CA", name, issuer[name])
+				}
+			}
+			for _, name := range tt.public {
+				if issuer[name] != "public" {
+					t.Errorf("%s is served with a %q certificate, want a public one", name, issuer[name])
+				}
+			}
+			_, port, _ := strings.Cut(*sb.Environment["SWITCHBOARD_ADDR"], ":")
+			if want := `"dial":"switchboard:` + port + `"`; strings.Count(string(adapted), want) != 2 {
+				t.Errorf("both sites should proxy to %s:\n%s", want, adapted)
+			}
+		})
 	}
 }

@@ -19,6 +19,8 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	fs.SetOutput(stderr)
 	base := fs.String("url", "http://127.0.0.1:8080", "the switchboard's base URL")
 	tok := fs.String("token", getenv("SWITCHBOARD_TOKEN"), "the identity's token (env SWITCHBOARD_TOKEN)")
+	var ca string
+	caCertFlag(fs, &ca, getenv)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -32,9 +34,15 @@ func events(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return fmt.Errorf("--url %q is not an http(s) URL", *base)
 	}
+	tlsConf, err := clientTLS(ca)
+	if err != nil {
+		return err
+	}
+	dialer := *websocket.DefaultDialer
+	dialer.TLSClientConfig = tlsConf
 	u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
 	u.Path = "/api/events"
-	conn, resp, err := websocket.DefaultDialer.DialContext(ctx, u.String(), http.Header{"Authorization": {"Bearer " + *tok}})
+	conn, resp, err := dialer.DialContext(ctx, u.String(), http.Header{"Authorization": {"Bearer " + *tok}})
 	if err != nil {
 		if resp != nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))

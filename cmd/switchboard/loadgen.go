@@ -28,7 +28,7 @@ import (
 // loadgenConfig is what `switchboard loadgen` reads from its flags.
 type loadgenConfig struct {
 	base, adminKey, call, prefix, statsURL string
-	cpuProfile                             string
+	cpuProfile, caCert                     string
 	legs, setup, senders, sockets          int
 	ramp, warmup, duration                 time.Duration
 	jsonOut                                bool
@@ -81,6 +81,7 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	fs.StringVar(&cfg.statsURL, "stats-url", "", "the server's debug listener (serve --debug-addr), as http://127.0.0.1:6060: report its media stats")
 	fs.IntVar(&cfg.senders, "senders", runtime.GOMAXPROCS(0), "sender goroutines")
 	fs.IntVar(&cfg.sockets, "sockets", 0, "share this many UDP ports among the callers, reading and writing in batches; 0 gives each caller sockets of its own. Callers on one port must reach the server on different ports: serve with --udp-port over at least legs/sockets ports, or with a socket per leg")
+	caCertFlag(fs, &cfg.caCert, getenv)
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the summary as one JSON line")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile over the measured window to this file")
 	if err := fs.Parse(args); err != nil {
@@ -145,9 +146,13 @@ func newLoadGen(cfg loadgenConfig, log *slog.Logger) (*loadGen, error) {
 	if err != nil {
 		return nil, err
 	}
+	tlsConf, err := clientTLS(cfg.caCert)
+	if err != nil {
+		return nil, errors.Join(err, engine.Close())
+	}
 	g := &loadGen{
 		cfg: cfg, log: log, engine: engine, tokens: api.NewTokens(cfg.adminKey, nil),
-		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.setup}},
+		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.setup, TLSClientConfig: tlsConf}},
 	}
 	tone := audio.NewTone(400, -20)
 	var f audio.Frame

@@ -207,6 +207,9 @@ func TestRun(t *testing.T) {
 		{"serve with a bad flag", []string{"serve", "--nope"}, nil, 2, "", "flag provided but not defined"},
 		{"serve with a bad duration", []string{"serve", "--ring-timeout", "soon"}, nil, 1, "", "ring-timeout"},
 		{"serve on a Postgres that is not there", []string{"serve", "--addr", "127.0.0.1:0"}, map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/x?sslmode=disable&connect_timeout=2"}, 1, "", "Postgres"},
+		{"serve with a certificate that is not there", []string{"serve", "--addr", "127.0.0.1:0", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"}, nil, 1, "", "--tls-cert: stat /nonexistent/cert.pem: no such file"},
+		{"serve with a key that is not a key", []string{"serve", "--addr", "127.0.0.1:0", "--tls-cert", "main_test.go", "--tls-key", "main_test.go"}, nil, 1, "", "load --tls-cert main_test.go and --tls-key main_test.go"},
+		{"serve with --tls-cert alone", []string{"serve", "--tls-cert", "c.pem"}, nil, 1, "", "--tls-cert and --tls-key go together"},
 		{"migrate without a database", []string{"migrate"}, nil, 1, "", "DATABASE_URL"},
 	}
 	for _, tt := range tests {
@@ -274,6 +277,24 @@ func TestServeFlags(t *testing.T) {
 			}
 			return nil
 		}},
+		{"HTTPS from the environment", nil, map[string]string{"SWITCHBOARD_TLS_CERT": "c.pem", "SWITCHBOARD_TLS_KEY": "k.pem", "SWITCHBOARD_HTTP_ADDR": ":80"}, func(c Config) error {
+			if t := c.TLS; !t.On() || t.CertFile != "c.pem" || t.KeyFile != "k.pem" || t.HTTPAddr != ":80" {
+				return fmt.Errorf("%+v", t)
+			}
+			return nil
+		}},
+		{"ACME", []string{"--acme-domain", "a.example, b.example", "--acme-email", "ops@example.com"}, map[string]string{"SWITCHBOARD_ACME_CACHE": "/var/cache/acme"}, func(c Config) error {
+			if t := c.TLS; !t.On() || len(t.ACMEDomains) != 2 || t.ACMEDomains[1] != "b.example" || t.ACMEDirectory != "https://acme-v02.api.letsencrypt.org/directory" || t.ACMECache != "/var/cache/acme" || t.ACMEEmail != "ops@example.com" {
+				return fmt.Errorf("%+v", t)
+			}
+			return nil
+		}},
+		{"plain HTTP by default", nil, nil, func(c Config) error {
+			if c.TLS.On() || c.TLS.HTTPAddr != "" {
+				return fmt.Errorf("%+v", c.TLS)
+			}
+			return nil
+		}},
 		{"shared UDP ports", []string{"--udp-port", "40000-40007"}, nil, func(c Config) error {
 			if m := c.Media; m.SharedPort != 40000 || m.SharedPorts != 8 {
 				return fmt.Errorf("%+v", m)
@@ -299,6 +320,23 @@ func TestServeFlags(t *testing.T) {
 	} {
 		if _, err := parseServeFlags(args, io.Discard, env(nil)); err == nil {
 			t.Errorf("serve %v was accepted", args)
+		}
+	}
+	for _, tt := range []struct {
+		args    []string
+		env     map[string]string
+		wantErr string
+	}{
+		{[]string{"--tls-cert", "c.pem"}, nil, "--tls-cert and --tls-key go together"},
+		{[]string{"--tls-key", "k.pem"}, nil, "--tls-cert and --tls-key go together"},
+		{nil, map[string]string{"SWITCHBOARD_TLS_CERT": "c.pem"}, "--tls-cert and --tls-key go together"},
+		{[]string{"--acme-domain", "a.example", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, nil, "not both"},
+		{[]string{"--http-addr", ":80"}, nil, "--http-addr redirects to HTTPS: it needs --tls-cert or --acme-domain"},
+		{[]string{"--acme-domain", "a.example", "--acme-directory", ""}, nil, "--acme-directory is empty"},
+	} {
+		_, err := parseServeFlags(tt.args, io.Discard, env(tt.env))
+		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("serve %v %v: %v, want an error saying %q", tt.args, tt.env, err, tt.wantErr)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/audio"
@@ -27,6 +28,8 @@ func phoneCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	dial := fs.String("call", "", "call this identity by raw id (8:acs:alice, 8:echo123, 4:+14255550123)")
 	answer := fs.Bool("answer", false, "wait for an incoming call and accept it")
 	duration := fs.Duration("duration", 0, "hang up after this long (0: at Ctrl-C)")
+	var ca string
+	caCertFlag(fs, &ca, getenv)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -43,7 +46,14 @@ func phoneCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	case *tone < 0 || *tone >= audio.SampleRate/2:
 		return fmt.Errorf("--tone %v: want a frequency below %d Hz", *tone, audio.SampleRate/2)
 	}
+	tlsConf, err := clientTLS(ca)
+	if err != nil {
+		return err
+	}
 	opts := phone.Options{}
+	if tlsConf != nil {
+		opts.HTTP = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: tlsConf}}
+	}
 	switch {
 	case *tone > 0:
 		opts.Mic = audio.NewTone(*tone, -20)

@@ -36,6 +36,7 @@ type Config struct {
 	ResumeLastHeld bool
 	AllowedOrigins []string
 	Media          MediaConfig
+	TLS            TLSConfig
 	LogLevel       slog.Level
 	LogJSON        bool
 	ShutdownGrace  time.Duration
@@ -62,6 +63,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.BoolVar(&cfg.LogJSON, "log-json", env("SWITCHBOARD_LOG_JSON", "") == "true", "log JSON lines instead of text (env SWITCHBOARD_LOG_JSON=true)")
 	grace := fs.String("shutdown-grace", env("SWITCHBOARD_SHUTDOWN_GRACE", "10s"), "how long shutdown may take (env SWITCHBOARD_SHUTDOWN_GRACE)")
 	finishMedia := mediaFlags(fs, &cfg.Media, env)
+	finishTLS := tlsFlags(fs, &cfg.TLS, env)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -84,6 +86,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	if err := finishMedia(); err != nil {
 		return cfg, err
 	}
+	if err := finishTLS(); err != nil {
+		return cfg, err
+	}
 	for _, o := range strings.Split(*origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
@@ -101,8 +106,15 @@ type Main struct {
 	// Store, when set, is used instead of the store Config selects (tests).
 	Store calls.Store
 
+	// ACMEHTTPClient, when set, is the HTTP client of the ACME client
+	// (tests: one that trusts a local ACME server).
+	ACMEHTTPClient *http.Client
+
 	// Addr is the address the server listens on, once Run returned.
 	Addr string
+	// HTTPAddr is the address of the plain HTTP listener that redirects
+	// to HTTPS, once Run returned; empty when there is none.
+	HTTPAddr string
 
 	store       calls.Store
 	hub         *api.Hub
@@ -110,6 +122,9 @@ type Main struct {
 	api         *api.Server
 	http        *http.Server
 	serveDone   chan error
+	// redirect is the plain HTTP listener when HTTPS is on.
+	redirect     *http.Server
+	redirectDone chan error
 
 	mixer     *audio.Mixer
 	attacher  *rtc.Attacher
@@ -122,6 +137,13 @@ type Main struct {
 // Run starts the service and returns once it listens.
 func (m *Main) Run(ctx context.Context) error {
 	log := m.Logger
+	var https *httpsSetup
+	if m.Config.TLS.On() {
+		var err error
+		if https, err = newHTTPS(m.Config.TLS, log, m.ACMEHTTPClient); err != nil {
+			return err
+		}
+	}
 	if err := m.openStore(ctx); err != nil {
 		return err
 	}
@@ -180,8 +202,40 @@ func (m *Main) Run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	m.serveDone = make(chan error, 1)
-	go func() { m.serveDone <- m.http.Serve(ln) }()
-	log.Info("switchboard listening", "addr", m.Addr, "version", versionString())
+	scheme := "http"
+	if https != nil {
+		scheme = "https"
+		m.http.TLSConfig = https.tls
+		go func() { m.serveDone <- m.http.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { m.serveDone <- m.http.Serve(ln) }()
+	}
+	log.Info("switchboard listening", "addr", m.Addr, "scheme", scheme, "version", versionString())
+	if https != nil && m.Config.TLS.HTTPAddr != "" {
+		if err := m.startRedirect(https); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startRedirect starts the plain HTTP listener: redirects to HTTPS, and
+// ACME HTTP-01 challenges.
+func (m *Main) startRedirect(https *httpsSetup) error {
+	ln, err := net.Listen("tcp", m.Config.TLS.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on --http-addr %s: %w", m.Config.TLS.HTTPAddr, err)
+	}
+	m.HTTPAddr = ln.Addr().String()
+	_, port, _ := net.SplitHostPort(m.Addr)
+	m.redirect = &http.Server{
+		Handler:           https.wrapHTTP(redirectToHTTPS(port)),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	m.redirectDone = make(chan error, 1)
+	go func() { m.redirectDone <- m.redirect.Serve(ln) }()
+	m.Logger.Info("redirecting plain HTTP to HTTPS", "addr", m.HTTPAddr)
 	return nil
 }
 
@@ -224,6 +278,14 @@ func (m *Main) Close(ctx context.Context) error {
 	}
 	m.closed = true
 	var errs []error
+	if m.redirect != nil {
+		if err := m.redirect.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http redirect shutdown: %w", err))
+		}
+		if err := <-m.redirectDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, fmt.Errorf("http redirect serve: %w", err))
+		}
+	}
 	if m.http != nil {
 		if err := m.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))

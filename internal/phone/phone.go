@@ -151,7 +151,11 @@ func (p *Phone) Answer(ctx context.Context) (string, error) {
 	}
 	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
 	u.Path = "/api/events"
-	conn, _, err := websocket.DefaultDialer.DialContext(ctx, u.String(), http.Header{"Authorization": {"Bearer " + p.token}})
+	dialer := *websocket.DefaultDialer
+	if t, ok := p.opts.HTTP.Transport.(*http.Transport); ok {
+		dialer.TLSClientConfig = t.TLSClientConfig // the API client's trust
+	}
+	conn, _, err := dialer.DialContext(ctx, u.String(), http.Header{"Authorization": {"Bearer " + p.token}})
 	if err != nil {
 		return "", fmt.Errorf("phone: event stream: %w", err)
 	}

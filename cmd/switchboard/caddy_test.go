@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+// TestCaddyProxy runs Caddy on deploy/Caddyfile, with the environment
+// compose gives it, in front of a real switchboard, as docker compose
+// does (on free ports instead of 80 and 443): a client that trusts Caddy's
+// internal root gets the API and a wss:// event stream through it, by the
+// LAN address (no server name, as browsers send for an address), and
+// plain HTTP redirects to HTTPS. It needs Debian's caddy (.ci/run installs
+// it) and skips without it.
+func TestCaddyProxy(t *testing.T) {
+	caddy, err := exec.LookPath("caddy")
+	if err != nil {
+		t.Skip("caddy is not installed (apt-get install caddy): the compose HTTPS proxy is not tried")
+	}
+	m := &Main{
+		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+
+	root, p := loadCompose(t, []string{"SWITCHBOARD_PUBLIC_IP=127.0.0.1"})
+	svc, err := p.GetService("caddy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	httpsPort, httpPort := closedPort(t), closedPort(t)
+	environ := []string{
+		"HOME=" + home, "XDG_DATA_HOME=" + home, "XDG_CONFIG_HOME=" + home,
+		"SWITCHBOARD_UPSTREAM=" + m.Addr, "CADDY_ADMIN=off",
+		"CADDY_HTTPS_PORT=" + strconv.Itoa(httpsPort), "CADDY_HTTP_PORT=" + strconv.Itoa(httpPort),
+	}
+	for k, v := range svc.Environment {
+		if v != nil {
+			environ = append(environ, k+"="+*v)
+		}
+	}
+	var caddyLog syncBuffer
+	cmd := exec.Command(caddy, "run", "--config", filepath.Join(root, "deploy", "Caddyfile"), "--adapter", "caddyfile")
+	cmd.Env, cmd.Stdout, cmd.Stderr = environ, &caddyLog, &caddyLog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("caddy's log:\n%s", caddyLog.String())
+		}
+	})
+
+	// Caddy makes its CA and the address's certificate at start.
+	rootFile := filepath.Join(home, "caddy", "pki", "authorities", "local", "root.crt")
+	site := "https://127.0.0.1:" + strconv.Itoa(httpsPort)
+	var client *http.Client
+	var tlsConf *tls.Config
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if pemData, err := os.ReadFile(rootFile); err == nil {
+			pool := x509.NewCertPool()
+			if pool.AppendCertsFromPEM(pemData) {
+				tlsConf = &tls.Config{RootCAs: pool}
+				client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}}
+				resp, err := client.Get(site + "/healthz")
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						t.Fatalf("GET /healthz through Caddy: %d", resp.StatusCode)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("GET /healthz through Caddy: %v", err)
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("caddy wrote no root certificate at %s within 30 s", rootFile)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// The event stream, as the console opens it: Origin is the page's.
+	dialer := websocket.Dialer{TLSClientConfig: tlsConf, HandshakeTimeout: 10 * time.Second}
+	conn, _, err := dialer.Dial("wss://127.0.0.1:"+strconv.Itoa(httpsPort)+"/api/events", http.Header{
+		"Authorization": {"Bearer " + mint(t, "alice", calls.RoleAgent)},
+		"Origin":        {site},
+	})
+	if err != nil {
+		t.Fatalf("wss through Caddy: %v", err)
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var ev map[string]any
+	if err := conn.ReadJSON(&ev); err != nil || ev["type"] != "snapshot" {
+		t.Fatalf("first event through Caddy %v, %v; want the snapshot", ev, err)
+	}
+
+	// Plain HTTP redirects to HTTPS, same host and path. (Caddy names no
+	// port, which is right for compose's 443.)
+	resp, err := noRedirects.Get("http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)) + "/history?x=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode/100 != 3 || err != nil || loc.Scheme != "https" || loc.Hostname() != "127.0.0.1" || loc.RequestURI() != "/history?x=1" {
+		t.Errorf("plain HTTP through Caddy: %d Location %q, want a redirect to https://127.0.0.1/history?x=1", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
