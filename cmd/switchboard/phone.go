@@ -27,6 +27,8 @@ func phoneCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	dial := fs.String("call", "", "call this identity by raw id (8:acs:alice, 8:echo123, 4:+14255550123)")
 	answer := fs.Bool("answer", false, "wait for an incoming call and accept it")
 	duration := fs.Duration("duration", 0, "hang up after this long (0: at Ctrl-C)")
+	relay := fs.Bool("relay", false, "send media through the switchboard's TURN relay only (GET /api/media/ice-servers), as a client behind a strict NAT would")
+	tcpOnly := fs.Bool("tcp", false, "send nothing over UDP: ICE-TCP to the switchboard's media port, or TURN over TCP with --relay, as a client behind a firewall that drops UDP would")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -43,7 +45,7 @@ func phoneCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	case *tone < 0 || *tone >= audio.SampleRate/2:
 		return fmt.Errorf("--tone %v: want a frequency below %d Hz", *tone, audio.SampleRate/2)
 	}
-	opts := phone.Options{}
+	opts := phone.Options{ICEServers: true, Relay: *relay, TCPOnly: *tcpOnly}
 	switch {
 	case *tone > 0:
 		opts.Mic = audio.NewTone(*tone, -20)
