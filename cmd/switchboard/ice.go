@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -151,14 +152,19 @@ type iceDirectory struct {
 }
 
 // newICEDirectory picks the relay's public host: the first public IP, or
-// the relay's own address when it listens on one that is not loopback.
+// the relay's own address when it listens on one. A loopback address is
+// none (compose's default public IP, 127.0.0.1): the name a client used
+// to reach the API is then the better guess.
 func newICEDirectory(turn *turnserver.Server, turnAddr string, publicIPs []string, ttl time.Duration, external []ExternalICEServer) *iceDirectory {
 	d := &iceDirectory{turn: turn, ttl: ttl, external: external}
-	if len(publicIPs) > 0 {
-		d.publicHost = publicIPs[0]
-	} else if host, _, err := net.SplitHostPort(turnAddr); err == nil {
-		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() && !ip.IsLoopback() {
-			d.publicHost = host
+	candidates := publicIPs
+	if host, _, err := net.SplitHostPort(turnAddr); err == nil {
+		candidates = append(slices.Clip(candidates), host)
+	}
+	for _, c := range candidates {
+		if ip := net.ParseIP(c); ip != nil && !ip.IsUnspecified() && !ip.IsLoopback() {
+			d.publicHost = c
+			break
 		}
 	}
 	return d

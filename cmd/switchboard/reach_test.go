@@ -145,6 +145,7 @@ func TestICEServersEndpoint(t *testing.T) {
 		{"detected from the Host header", nil, "switchboard.example.com:8443", "switchboard.example.com"},
 		{"an address in the Host header", nil, "192.0.2.10:8080", "192.0.2.10"},
 		{"the public address wins", []string{"203.0.113.7"}, "switchboard.example.com", "203.0.113.7"},
+		{"a loopback public address is no public address", []string{"127.0.0.1"}, "192.0.2.10:8080", "192.0.2.10"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
