@@ -79,36 +79,43 @@ func TestReachEchoBot(t *testing.T) {
 			if tt.wantType == ice.CandidateTypeRelay && m.turn.Allocations() == 0 {
 				t.Error("the embedded relay has no allocation")
 			}
-			running := make(chan struct{})
-			runCtx, stop := context.WithCancel(ctx)
-			go func() { defer close(running); p.Run(runCtx) }()
-			defer func() { stop(); <-running }()
-			if _, err := p.Call(ctx, "8:echo123"); err != nil {
-				t.Fatal(err)
-			}
-			// The bot plays the tone back one second later: wait for 40
-			// frames of it (most of a second's worth).
-			for {
-				heard := p.Heard()
-				withTone := 0
-				for _, h := range heard {
-					if audio.ToneLevel(&h.Frame, 600) > toneLevel {
-						withTone++
-					}
-				}
-				if withTone >= 40 {
-					t.Logf("%d of %d frames heard carry the echo", withTone, len(heard))
-					break
-				}
-				if ctx.Err() != nil || len(heard) > 500 {
-					t.Fatalf("%d of %d frames heard carry the echo; want 40", withTone, len(heard))
-				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(100 * time.Millisecond):
-				}
-			}
+			hearEcho(t, ctx, p)
 		})
+	}
+}
+
+// hearEcho runs the phone, speaking 600 Hz, and calls the echo bot: it
+// must hear the tone back.
+func hearEcho(t *testing.T, ctx context.Context, p *phone.Phone) {
+	t.Helper()
+	running := make(chan struct{})
+	runCtx, stop := context.WithCancel(ctx)
+	go func() { defer close(running); p.Run(runCtx) }()
+	defer func() { stop(); <-running }()
+	if _, err := p.Call(ctx, "8:echo123"); err != nil {
+		t.Fatal(err)
+	}
+	// The bot plays the tone back one second later: wait for 40 frames
+	// of it (most of a second's worth).
+	for {
+		heard := p.Heard()
+		withTone := 0
+		for _, h := range heard {
+			if audio.ToneLevel(&h.Frame, 600) > toneLevel {
+				withTone++
+			}
+		}
+		if withTone >= 40 {
+			t.Logf("%d of %d frames heard carry the echo", withTone, len(heard))
+			return
+		}
+		if ctx.Err() != nil || len(heard) > 500 {
+			t.Fatalf("%d of %d frames heard carry the echo; want 40", withTone, len(heard))
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond): // polling what the phone heard
+		}
 	}
 }
 
