@@ -203,7 +203,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		e.tcpAddr = ln.Addr()
 		e.tcp = ice.NewTCPMuxDefault(ice.TCPMuxParams{
 			Listener: ln, Logger: e.logs.NewLogger("ice-tcp"),
-			ReadBufferSize: 64, WriteBufferSize: 64 << 10,
+			ReadBufferSize: 16, WriteBufferSize: 64 << 10,
 			// A peer that connects must send its first check at once.
 			FirstStunBindTimeout: 10 * time.Second,
 		})
