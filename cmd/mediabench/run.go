@@ -31,11 +31,14 @@ type benchConfig struct {
 	setup             int
 	udpPort           string // serve --udp-port: legs on shared sockets; empty is a socket per leg
 	sockets           int    // loadgen --sockets
+	// relay adds, at each leg count, the switchboard with its embedded
+	// TURN relay and every caller relayed through it (loadgen --relay).
+	relay bool
 }
 
 // result is one measured run, the baseline's or the switchboard's.
 type result struct {
-	Kind      string  `json:"kind"` // "udp" or "switchboard"
+	Kind      string  `json:"kind"` // "udp", "switchboard" or "relayed"
 	Legs      int     `json:"legs"`
 	Connected int     `json:"connected"`
 	Seconds   float64 `json:"seconds"`
@@ -78,6 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.warmup, "warmup", 3*time.Second, "wait after the last leg connects")
 	fs.DurationVar(&cfg.window, "window", 20*time.Second, "the measured window")
 	fs.StringVar(&cfg.udpPort, "udp-port", "", "serve --udp-port: the UDP port, as 45000, or ports, as 45000-45031, the switchboard's legs share; empty gives each leg sockets of its own")
+	fs.BoolVar(&cfg.relay, "relay", false, "also run the switchboard with its embedded TURN relay (serve --turn-addr) and every caller relayed through it (loadgen --relay), beside the same legs direct")
 	fs.IntVar(&cfg.sockets, "loadgen-sockets", 0, "loadgen --sockets: UDP ports the callers share; 0 gives each caller sockets of its own")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -94,16 +98,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("finding this binary: %w", err)
 	}
 	cfg.self = self
+	kinds := []string{"udp", "switchboard"}
+	if cfg.relay {
+		kinds = append(kinds, "relayed")
+	}
 	var results []result
 	for _, n := range cfg.legs {
-		for _, kind := range []string{"udp", "switchboard"} {
+		for _, kind := range kinds {
 			la := loadavg()
 			fmt.Fprintf(stderr, "mediabench: %s, %d legs; loadavg %s\n", kind, n, la)
 			var r result
 			if kind == "udp" {
 				r, err = runUDP(ctx, cfg, n, stderr)
 			} else {
-				r, err = runSwitchboard(ctx, cfg, n, stderr)
+				r, err = runSwitchboard(ctx, cfg, n, kind == "relayed", stderr)
 			}
 			if err != nil {
 				return fmt.Errorf("%s at %d legs: %w", kind, n, err)
@@ -117,11 +125,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout, "| legs | switchboard CPU/packet | UDP baseline CPU/packet | ratio | late ticks (max late) | mixer busy/tick | lost up / down (dropped) | RSS per leg | server CPU | loadgen CPU | loadavg before |")
 	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|")
-	for i := 0; i+1 < len(results); i += 2 {
+	step := len(kinds)
+	for i := 0; i+1 < len(results); i += step {
 		u, s := results[i], results[i+1]
 		fmt.Fprintf(stdout, "| %d (%d connected) | %.2f µs | %.2f µs | %.1f× | %d (%.1f ms) | %.2f ms | %d / %d (%d) | %.0f KiB | %.0f%% | %.0f%% | %s |\n",
 			s.Legs, s.Connected, s.PerPacket, u.PerPacket, s.PerPacket/u.PerPacket, s.Late, s.MaxLate, s.MixerBusy, s.LostUp, s.LostDown, s.Dropped,
 			s.RSSPerLeg, 100*s.ServerCPU/s.Seconds, 100*s.LoadCPU/s.Seconds, s.LoadAvg)
+	}
+	if cfg.relay {
+		fmt.Fprintln(stdout)
+		fmt.Fprintln(stdout, "| legs | relayed CPU/packet | direct CPU/packet | ratio | late ticks (max late) | lost up / down | relayed RSS per leg | server CPU relayed / direct | loadavg before (relayed) |")
+		fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|")
+		for i := 0; i+2 < len(results); i += step {
+			d, r := results[i+1], results[i+2]
+			fmt.Fprintf(stdout, "| %d (%d connected) | %.2f µs | %.2f µs | %.2f× | %d (%.1f ms) | %d / %d | %.0f KiB | %.0f%% / %.0f%% | %s |\n",
+				r.Legs, r.Connected, r.PerPacket, d.PerPacket, r.PerPacket/d.PerPacket, r.Late, r.MaxLate, r.LostUp, r.LostDown,
+				r.RSSPerLeg, 100*r.ServerCPU/r.Seconds, 100*d.ServerCPU/d.Seconds, r.LoadAvg)
+		}
 	}
 	return nil
 }
@@ -218,14 +238,21 @@ type loadgenSummary struct {
 	} `json:"window"`
 }
 
-// runSwitchboard measures the switchboard at n legs.
-func runSwitchboard(ctx context.Context, cfg benchConfig, n int, stderr io.Writer) (result, error) {
+// runSwitchboard measures the switchboard at n legs; relayed, through its
+// embedded TURN relay (whose CPU is the server process's too).
+func runSwitchboard(ctx context.Context, cfg benchConfig, n int, relayed bool, stderr io.Writer) (result, error) {
 	r := result{Kind: "switchboard", Legs: n}
 	addr, debug := freeAddr(), freeAddr()
 	const key = "mediabench-admin-key"
 	args := []string{"serve", "--addr", addr, "--debug-addr", debug, "--log-level", "error"}
 	if cfg.udpPort != "" {
 		args = append(args, "--udp-port", cfg.udpPort)
+	}
+	var relay []string
+	if relayed {
+		r.Kind = "relayed"
+		args = append(args, "--turn-addr", freeAddr())
+		relay = []string{"--relay"}
 	}
 	srv := exec.CommandContext(ctx, cfg.switchboard, args...)
 	srv.Env = append(os.Environ(), "SWITCHBOARD_ADMIN_KEY="+key, "DATABASE_URL=")
@@ -248,6 +275,7 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, stderr io.Write
 	lg := exec.CommandContext(ctx, cfg.switchboard, "loadgen", "--url", "http://"+addr, "--legs", strconv.Itoa(n),
 		"--ramp", ramp.String(), "--setup", strconv.Itoa(cfg.setup), "--warmup", cfg.warmup.String(),
 		"--duration", cfg.window.String(), "--sockets", strconv.Itoa(cfg.sockets), "--json")
+	lg.Args = append(lg.Args, relay...)
 	lg.Env = append(os.Environ(), "SWITCHBOARD_ADMIN_KEY="+key)
 	var a, b mediaStats
 	var sum loadgenSummary

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,16 +50,32 @@ func TestComposeFile(t *testing.T) {
 	}
 	// WebRTC media: the UDP port every leg shares is published as it is,
 	// and the candidates carry an address browsers reach.
-	udp := map[uint32]bool{}
+	published := map[string]map[uint32]bool{"udp": {}, "tcp": {}}
 	for _, pc := range sb.Ports {
-		if pc.Protocol == "udp" && pc.Published == strconv.FormatUint(uint64(pc.Target), 10) {
-			udp[pc.Target] = true
+		proto := pc.Protocol
+		if proto == "" {
+			proto = "tcp"
+		}
+		if published[proto] != nil && pc.Published == strconv.FormatUint(uint64(pc.Target), 10) {
+			published[proto][pc.Target] = true
 		}
 	}
+	udp, tcp := published["udp"], published["tcp"]
 	if port := sb.Environment["SWITCHBOARD_UDP_PORT"]; port == nil {
 		t.Error("compose sets no SWITCHBOARD_UDP_PORT: WebRTC would use ports nobody published")
 	} else if !udp[atoi(t, *port)] {
 		t.Errorf("SWITCHBOARD_UDP_PORT=%s is not published as UDP: %+v", *port, sb.Ports)
+	} else if !tcp[atoi(t, *port)] {
+		t.Errorf("SWITCHBOARD_UDP_PORT=%s is not published as TCP for ICE-TCP: %+v", *port, sb.Ports)
+	}
+	// The embedded TURN relay listens on UDP and TCP, each published as it
+	// is (its URLs name the port it listens on).
+	if addr := sb.Environment["SWITCHBOARD_TURN_ADDR"]; addr == nil || *addr == "" {
+		t.Error("compose sets no SWITCHBOARD_TURN_ADDR: agents behind NAT or a UDP-dropping firewall get no audio")
+	} else if _, port, err := net.SplitHostPort(*addr); err != nil {
+		t.Errorf("SWITCHBOARD_TURN_ADDR=%s: %v", *addr, err)
+	} else if p := atoi(t, port); !udp[p] || !tcp[p] {
+		t.Errorf("SWITCHBOARD_TURN_ADDR=%s is not published as UDP and TCP: %+v", *addr, sb.Ports)
 	}
 	if ip := sb.Environment["SWITCHBOARD_PUBLIC_IP"]; ip == nil || *ip == "" {
 		t.Error("compose sets no SWITCHBOARD_PUBLIC_IP: candidates would carry the container's address")

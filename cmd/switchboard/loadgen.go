@@ -32,6 +32,7 @@ type loadgenConfig struct {
 	legs, setup, senders, sockets          int
 	ramp, warmup, duration                 time.Duration
 	jsonOut                                bool
+	relay                                  bool
 }
 
 // LoadgenWindow is what the load generator measured between its "window
@@ -83,6 +84,7 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	fs.IntVar(&cfg.sockets, "sockets", 0, "share this many UDP ports among the callers, reading and writing in batches; 0 gives each caller sockets of its own. Callers on one port must reach the server on different ports: serve with --udp-port over at least legs/sockets ports, or with a socket per leg")
 	caCertFlag(fs, &cfg.caCert, getenv)
 	fs.BoolVar(&cfg.jsonOut, "json", false, "print the summary as one JSON line")
+	fs.BoolVar(&cfg.relay, "relay", false, "callers send their media through the switchboard's TURN relay (serve --turn-addr) only")
 	fs.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile over the measured window to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -287,7 +289,7 @@ func (g *loadGen) caller(ctx context.Context, i int) (*phone.Phone, error) {
 	// A leg whose ICE never connects must not hold up the others.
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	p, err := phone.Connect(cctx, g.engine, g.cfg.base, tok.Token, phone.Options{HTTP: g.http})
+	p, err := phone.Connect(cctx, g.engine, g.cfg.base, tok.Token, phone.Options{HTTP: g.http, Relay: g.cfg.relay})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", user, err)
 	}

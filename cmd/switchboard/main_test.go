@@ -301,6 +301,54 @@ func TestServeFlags(t *testing.T) {
 			}
 			return nil
 		}},
+		{"ICE-TCP on the shared port", []string{"--udp-port", "40000-40007"}, nil, func(c Config) error {
+			if m := c.Media; !m.TCP || m.TCPPort != 40000 {
+				return fmt.Errorf("%+v", m)
+			}
+			return nil
+		}},
+		{"no ICE-TCP without a shared port", []string{"--udp-ports", "41000-41099"}, nil, func(c Config) error {
+			if m := c.Media; m.TCP {
+				return fmt.Errorf("%+v", m)
+			}
+			return nil
+		}},
+		{"ICE-TCP port given", nil, map[string]string{"SWITCHBOARD_TCP_PORT": "443"}, func(c Config) error {
+			if m := c.Media; !m.TCP || m.TCPPort != 443 {
+				return fmt.Errorf("%+v", m)
+			}
+			return nil
+		}},
+		{"ICE-TCP off", []string{"--udp-port", "40000", "--tcp-port", "off"}, nil, func(c Config) error {
+			if m := c.Media; m.TCP {
+				return fmt.Errorf("%+v", m)
+			}
+			return nil
+		}},
+		{"TURN", []string{"--turn-addr", "0.0.0.0:3478", "--turn-relay-ports", "49160-49199", "--turn-ttl", "30m"}, nil, func(c Config) error {
+			if i := c.Media.ICE; i.TURNAddr != "0.0.0.0:3478" || i.TURNRelayPortMin != 49160 || i.TURNRelayPortMax != 49199 || i.CredentialTTL != 30*time.Minute || i.TURNRealm != "switchboard" {
+				return fmt.Errorf("%+v", i)
+			}
+			return nil
+		}},
+		{"TURN off by default", nil, nil, func(c Config) error {
+			if i := c.Media.ICE; i.TURNAddr != "" || i.CredentialTTL != time.Hour || len(i.Servers) != 0 {
+				return fmt.Errorf("%+v", i)
+			}
+			return nil
+		}},
+		{"ICE servers: flags replace the environment's", []string{"--ice-servers", "stun:a.example", "--ice-servers", "turn:b.example,secret=s"}, map[string]string{"SWITCHBOARD_ICE_SERVERS": "stun:env.example"}, func(c Config) error {
+			if s := c.Media.ICE.Servers; len(s) != 2 || s[0].URLs[0] != "stun:a.example" || s[1].Secret != "s" {
+				return fmt.Errorf("%+v", s)
+			}
+			return nil
+		}},
+		{"ICE servers from the environment", nil, map[string]string{"SWITCHBOARD_ICE_SERVERS": "stun:a.example;turn:b.example,username=u,credential=p"}, func(c Config) error {
+			if s := c.Media.ICE.Servers; len(s) != 2 || s[1].Username != "u" {
+				return fmt.Errorf("%+v", s)
+			}
+			return nil
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -317,6 +365,8 @@ func TestServeFlags(t *testing.T) {
 		{"--udp-ports", "40100-40000"}, {"--udp-ports", "40000"},
 		{"--udp-port", "0"}, {"--udp-port", "70000"}, {"--udp-port", "40000-40099"},
 		{"--udp-port", "40007-40000"}, {"--udp-port", "40000-"}, {"--udp-port", "65535-65536"},
+		{"--tcp-port", "0"}, {"--tcp-port", "on"}, {"--turn-addr", "3478"}, {"--turn-relay-ports", "49199-49160"},
+		{"--turn-ttl", "0s"}, {"--ice-servers", "turn:a.example"},
 	} {
 		if _, err := parseServeFlags(args, io.Discard, env(nil)); err == nil {
 			t.Errorf("serve %v was accepted", args)

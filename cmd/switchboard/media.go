@@ -13,6 +13,7 @@ import (
 	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/audio/rtc"
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/turnserver"
 )
 
 // MediaConfig is the media plane's part of serve's configuration.
@@ -27,10 +28,16 @@ type MediaConfig struct {
 	// that WebRTC legs share (PortMin and PortMax are then unused).
 	SharedPort  uint16
 	SharedPorts int
-	Grace       time.Duration
-	HoldWAV     string
+	// TCP turns on ICE-TCP passive candidates on TCPPort (zero: a free
+	// port).
+	TCP     bool
+	TCPPort uint16
+	Grace   time.Duration
+	HoldWAV string
 	// DebugAddr, when set, serves pprof and GET /debug/media there.
 	DebugAddr string
+	// ICE is the embedded TURN relay and the external ICE servers.
+	ICE ICEConfig
 }
 
 // mediaFlags registers the media plane's flags; finish parses what flag
@@ -43,10 +50,15 @@ func mediaFlags(fs *flag.FlagSet, cfg *MediaConfig, env func(name, def string) s
 	publicIP := fs.String("public-ip", env("SWITCHBOARD_PUBLIC_IP", ""), "comma-separated public addresses to offer in WebRTC candidates instead of the host's (1:1 NAT, Docker) (env SWITCHBOARD_PUBLIC_IP)")
 	ports := fs.String("udp-ports", env("SWITCHBOARD_UDP_PORTS", ""), "UDP port range for WebRTC media, as 40000-40199; empty is any (env SWITCHBOARD_UDP_PORTS)")
 	shared := fs.String("udp-port", env("SWITCHBOARD_UDP_PORT", ""), "one UDP port every WebRTC leg shares, as 40000, or a few, as 40000-40007, that legs are spread over (instead of --udp-ports: sockets shared by every leg, reading and writing in batches); empty is off (env SWITCHBOARD_UDP_PORT)")
+	tcp := fs.String("tcp-port", env("SWITCHBOARD_TCP_PORT", ""), "the TCP port of WebRTC's ICE-TCP passive candidates, for browsers that cannot send UDP, as 40000; empty is --udp-port's first port, or off without --udp-port; off turns it off (env SWITCHBOARD_TCP_PORT)")
 	grace := fs.String("media-grace", env("SWITCHBOARD_MEDIA_GRACE", rtc.DefaultGrace.String()), "how long an audio endpoint whose peer vanished may come back before its calls end with 410 (env SWITCHBOARD_MEDIA_GRACE)")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("SWITCHBOARD_DEBUG_ADDR", ""), "serve pprof (/debug/pprof/, unauthenticated) and media stats (GET /debug/media, admin key) on this address, as 127.0.0.1:6060; empty is off (env SWITCHBOARD_DEBUG_ADDR)")
 	fs.StringVar(&cfg.HoldWAV, "hold-wav", env("SWITCHBOARD_HOLD_WAV", ""), "a WAV file the far side of a held call hears instead of the hold tone (env SWITCHBOARD_HOLD_WAV)")
+	finishICE := iceFlags(fs, &cfg.ICE, env)
 	return func() error {
+		if err := finishICE(); err != nil {
+			return err
+		}
 		for _, ip := range strings.Split(*publicIP, ",") {
 			if ip = strings.TrimSpace(ip); ip != "" {
 				cfg.PublicIPs = append(cfg.PublicIPs, ip)
@@ -76,6 +88,17 @@ func mediaFlags(fs *flag.FlagSet, cfg *MediaConfig, env func(name, def string) s
 				return fmt.Errorf("--udp-port %q is not a port like 40000 or a range of up to %d like 40000-40007", *shared, maxSharedPorts)
 			}
 			cfg.SharedPort, cfg.SharedPorts = uint16(a), int(b-a+1)
+		}
+		switch *tcp {
+		case "off":
+		case "":
+			cfg.TCP, cfg.TCPPort = cfg.SharedPort != 0, cfg.SharedPort
+		default:
+			p, err := strconv.ParseUint(*tcp, 10, 16)
+			if err != nil || p == 0 {
+				return fmt.Errorf("--tcp-port %q is not a port like 40000, or off", *tcp)
+			}
+			cfg.TCP, cfg.TCPPort = true, uint16(p)
 		}
 		for _, d := range cfg.Devices {
 			rawID, spec, err := splitDevice(d)
@@ -160,12 +183,16 @@ func (m *Main) startMedia() error {
 	engine, err := rtc.NewEngine(rtc.Config{
 		PublicIPs: cfg.PublicIPs, PortMin: cfg.PortMin, PortMax: cfg.PortMax,
 		Shared: cfg.SharedPort != 0, SharedPort: cfg.SharedPort, SharedPorts: cfg.SharedPorts,
+		TCP: cfg.TCP, TCPPort: cfg.TCPPort,
 		Logger: m.Logger,
 	})
 	if err != nil {
 		return err
 	}
 	m.engine = engine
+	if err := m.startTURN(); err != nil {
+		return err
+	}
 	m.attacher = rtc.NewAttacher(engine, m.mixer, cfg.Grace, m.switchboard.MediaLost, m.Logger)
 	for i, b := range cfg.Bindings {
 		who, spec := b.RawID, b.Spec
@@ -208,5 +235,32 @@ func (m *Main) stopMedia() error {
 	if m.engine != nil {
 		err = errors.Join(err, m.engine.Close())
 	}
+	if m.turn != nil {
+		err = errors.Join(err, m.turn.Close())
+	}
 	return err
+}
+
+// startTURN starts the embedded TURN relay (--turn-addr), if configured,
+// and the ICE server list clients get.
+func (m *Main) startTURN() error {
+	cfg := m.Config.Media
+	if cfg.ICE.TURNAddr != "" {
+		relayIP := ""
+		if len(cfg.PublicIPs) > 0 {
+			relayIP = cfg.PublicIPs[0]
+		}
+		t, err := turnserver.New(turnserver.Config{
+			Addr: cfg.ICE.TURNAddr, RelayIP: relayIP,
+			RelayPortMin: cfg.ICE.TURNRelayPortMin, RelayPortMax: cfg.ICE.TURNRelayPortMax,
+			Realm: cfg.ICE.TURNRealm, Secret: turnSecret(m.Config.AdminKey), TTL: cfg.ICE.CredentialTTL,
+			Logger: m.Logger,
+		})
+		if err != nil {
+			return fmt.Errorf("--turn-addr %s: %w", cfg.ICE.TURNAddr, err)
+		}
+		m.turn = t
+	}
+	m.ice = newICEDirectory(m.turn, cfg.ICE.TURNAddr, cfg.PublicIPs, cfg.ICE.CredentialTTL, cfg.ICE.Servers)
+	return nil
 }

@@ -30,6 +30,8 @@ func phoneCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	duration := fs.Duration("duration", 0, "hang up after this long (0: at Ctrl-C)")
 	var ca string
 	caCertFlag(fs, &ca, getenv)
+	relay := fs.Bool("relay", false, "send media through the switchboard's TURN relay only (GET /api/media/ice-servers), as a client behind a strict NAT would")
+	tcpOnly := fs.Bool("tcp", false, "send nothing over UDP: ICE-TCP to the switchboard's media port, or TURN over TCP with --relay, as a client behind a firewall that drops UDP would")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -50,7 +52,7 @@ func phoneCmd(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if err != nil {
 		return err
 	}
-	opts := phone.Options{}
+	opts := phone.Options{ICEServers: true, Relay: *relay, TCPOnly: *tcpOnly}
 	if tlsConf != nil {
 		opts.HTTP = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: tlsConf}}
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/holdpolicy"
 	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/turnserver"
 	"github.com/switchboard/switchboard/web"
 )
 
@@ -129,6 +130,8 @@ type Main struct {
 	mixer     *audio.Mixer
 	attacher  *rtc.Attacher
 	engine    *rtc.Engine
+	turn      *turnserver.Server // nil without --turn-addr
+	ice       *iceDirectory
 	stopMixer context.CancelFunc
 	mixerDone chan error
 	closed    bool
@@ -181,6 +184,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.api = api.New(api.Config{
 		Media:          m.attacher,
+		ICE:            m.ice,
 		Switchboard:    sb,
 		Hub:            m.hub,
 		Tokens:         api.NewTokens(m.Config.AdminKey, nil),

@@ -36,6 +36,7 @@ type serverOptions struct {
 	pingInterval time.Duration
 	ringTimeout  time.Duration
 	ready        func(context.Context) error
+	ice          api.ICEServers
 }
 
 func newServer(t *testing.T, opt serverOptions) *server {
@@ -55,6 +56,7 @@ func newServer(t *testing.T, opt serverOptions) *server {
 		Switchboard: sb, Hub: hub, Tokens: tokens, Ready: ready,
 		AllowedOrigins: []string{"https://console.example"},
 		PingInterval:   opt.pingInterval, WriteTimeout: 2 * time.Second,
+		ICE: opt.ice,
 	})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -51,4 +53,52 @@ func (s *Server) mediaWebRTC(c echo.Context) error {
 		return fmt.Errorf("attaching %s's WebRTC endpoint: %w", who, err)
 	}
 	return c.JSON(http.StatusOK, sdpBody{SDP: answer})
+}
+
+// ICEServer is one STUN or TURN server for a WebRTC agent, as a browser's
+// RTCIceServer: the URLs (stun:, turn:, turns:) and, for TURN, a username
+// and credential.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// ICEServers lists the ICE servers an identity's WebRTC agent may use,
+// with credentials minted for it. host is the name or address the client
+// reached the API by (the request's Host, without the port): the server's
+// address as the client sees it, for servers that run here and have no
+// public address configured.
+type ICEServers interface {
+	ICEServers(ctx context.Context, rawID, host string) ([]ICEServer, error)
+}
+
+type iceServersBody struct {
+	ICEServers []ICEServer `json:"iceServers"`
+}
+
+// mediaICEServers is GET /api/media/ice-servers: {"iceServers": [...]}
+// for the token holder, with fresh credentials ([] when none are set up).
+func (s *Server) mediaICEServers(c echo.Context) error {
+	body := iceServersBody{ICEServers: []ICEServer{}}
+	if s.cfg.ICE != nil {
+		who := sessionOf(c).Principal.Identifier.RawID()
+		list, err := s.cfg.ICE.ICEServers(c.Request().Context(), who, requestHost(c.Request()))
+		if err != nil {
+			return fmt.Errorf("listing %s's ICE servers: %w", who, err)
+		}
+		if list != nil {
+			body.ICEServers = list
+		}
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, body)
+}
+
+// requestHost is the host part of the request's Host header.
+func requestHost(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.Host); err == nil {
+		return host
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(r.Host, "["), "]")
 }

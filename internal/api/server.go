@@ -32,7 +32,10 @@ type Config struct {
 	Console fs.FS
 	// Media attaches WebRTC audio endpoints (POST /api/media/webrtc); nil
 	// answers 501.
-	Media   MediaAttacher
+	Media MediaAttacher
+	// ICE lists the STUN and TURN servers a client's WebRTC agent may use
+	// (GET /api/media/ice-servers); nil answers an empty list.
+	ICE     ICEServers
 	Logger  *slog.Logger
 	Version string
 
@@ -144,6 +147,7 @@ func (s *Server) routes() {
 	api.GET("/history/calls/:id", s.historyCall)
 
 	api.POST("/media/webrtc", s.mediaWebRTC)
+	api.GET("/media/ice-servers", s.mediaICEServers)
 
 	if s.cfg.Console != nil {
 		e.GET("/*", echo.WrapHandler(http.FileServerFS(s.cfg.Console)))

@@ -41,6 +41,15 @@ type Options struct {
 	KeepHeard bool
 	// HTTP is the client for API requests (default http.DefaultClient).
 	HTTP *http.Client
+	// ICEServers has the leg use the STUN and TURN servers the switchboard
+	// lists (GET /api/media/ice-servers) besides its host candidates.
+	ICEServers bool
+	// Relay has the leg use TURN relayed candidates alone (implies
+	// ICEServers): media goes through a relay.
+	Relay bool
+	// TCPOnly has the leg send nothing over UDP: ICE-TCP to the server's
+	// passive candidates, and TURN over TCP.
+	TCPOnly bool
 }
 
 // Phone is one identity's softphone.
@@ -64,7 +73,22 @@ func Connect(ctx context.Context, engine *rtc.Engine, base, token string, opts O
 		opts.HTTP = http.DefaultClient
 	}
 	p := &Phone{base: strings.TrimRight(base, "/"), token: token, opts: opts}
-	leg, offer, err := engine.Offer(ctx)
+	offerOpts := rtc.OfferOptions{Relay: opts.Relay, TCPOnly: opts.TCPOnly}
+	if opts.ICEServers || opts.Relay {
+		servers, err := p.ICEServers(ctx)
+		var apiErr *APIError
+		if errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound && !opts.Relay {
+			err = nil // a switchboard from before ICE servers: host candidates alone
+		}
+		if err != nil {
+			return nil, err
+		}
+		if opts.Relay && len(servers) == 0 {
+			return nil, errors.New("phone: relay only, but the switchboard lists no TURN server")
+		}
+		offerOpts.ICEServers = servers
+	}
+	leg, offer, err := engine.OfferWith(ctx, offerOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +111,26 @@ func Connect(ctx context.Context, engine *rtc.Engine, base, token string, opts O
 	}
 	p.leg = leg
 	return p, nil
+}
+
+// ICEServers fetches the STUN and TURN servers the switchboard lists for
+// the token holder, with fresh credentials.
+func (p *Phone) ICEServers(ctx context.Context) ([]rtc.ICEServer, error) {
+	var body struct {
+		ICEServers []struct {
+			URLs       []string `json:"urls"`
+			Username   string   `json:"username"`
+			Credential string   `json:"credential"`
+		} `json:"iceServers"`
+	}
+	if err := p.do(ctx, http.MethodGet, "/api/media/ice-servers", nil, &body); err != nil {
+		return nil, fmt.Errorf("phone: fetching the ICE servers: %w", err)
+	}
+	servers := make([]rtc.ICEServer, 0, len(body.ICEServers))
+	for _, s := range body.ICEServers {
+		servers = append(servers, rtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	return servers, nil
 }
 
 // Leg is the phone's WebRTC leg.

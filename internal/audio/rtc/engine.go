@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +29,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/logging"
+	"github.com/pion/stun/v4"
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
 
@@ -54,6 +57,12 @@ type Config struct {
 	Shared      bool
 	SharedPort  uint16
 	SharedPorts int
+	// TCP makes answers offer ICE-TCP passive candidates (RFC 6544) on
+	// one TCP port, TCPPort (zero: a free port), for peers that cannot
+	// send UDP: a TCP connection per leg, told apart by ICE credentials,
+	// over which media takes pion's path (the fast path is UDP's).
+	TCP     bool
+	TCPPort uint16
 	// Loopback offers 127.0.0.1 too (tests, a browser on the same host).
 	Loopback bool
 	// DisconnectedAfter is how long without an answer from the peer before
@@ -88,7 +97,9 @@ type Engine struct {
 	sampleEvery time.Duration
 	logs        logging.LoggerFactory
 	networks    []ice.NetworkType
-	shared      *sharedPorts // nil without Shared
+	shared      *sharedPorts       // nil without Shared
+	tcp         *ice.TCPMuxDefault // nil without TCP
+	tcpAddr     net.Addr
 
 	certMu sync.Mutex
 	cert   *certificate // new legs' DTLS certificate
@@ -183,16 +194,35 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if _, err := e.certificate(); err != nil {
 		return nil, err
 	}
-	// The shared sockets are opened last: nothing after them can fail.
+	// The sockets are opened last: nothing after them can fail.
+	if cfg.TCP {
+		ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(int(cfg.TCPPort))))
+		if err != nil {
+			return nil, fmt.Errorf("rtc: ICE-TCP port %d: %w", cfg.TCPPort, err)
+		}
+		e.tcpAddr = ln.Addr()
+		e.tcp = ice.NewTCPMuxDefault(ice.TCPMuxParams{
+			Listener: ln, Logger: e.logs.NewLogger("ice-tcp"),
+			ReadBufferSize: 16, WriteBufferSize: 64 << 10,
+			// A peer that connects must send its first check at once.
+			FirstStunBindTimeout: 10 * time.Second,
+		})
+	}
 	if cfg.Shared {
 		shared, err := e.openShared()
 		if err != nil {
+			if e.tcp != nil {
+				_ = e.tcp.Close()
+			}
 			return nil, err
 		}
 		e.shared = shared
 	}
 	return e, nil
 }
+
+// TCPAddr is where the engine takes ICE-TCP (Config.TCP); nil without.
+func (e *Engine) TCPAddr() net.Addr { return e.tcpAddr }
 
 // Burst runs send, which sends on many legs at once (Leg.Send, as a load
 // generator's clock does), and has what it wrote on shared sockets leave
@@ -206,18 +236,50 @@ func (e *Engine) Burst(send func()) {
 // agentOptions are the ICE settings of a new leg. An answering leg is
 // ICE-lite (RFC 8445 section 2.5): it answers the peer's checks and sends
 // none of its own, as media servers do.
-func (e *Engine) agentOptions(lite bool, mux ice.UDPMux) []ice.AgentOption {
+func (e *Engine) agentOptions(lite bool, mux ice.UDPMux, o OfferOptions) ([]ice.AgentOption, error) {
+	networks, types := e.networks, []ice.CandidateType{ice.CandidateTypeHost}
+	if lite && e.tcp != nil {
+		networks = append(slices.Clip(networks), ice.NetworkTypeTCP4)
+		if !e.cfg.IPv4Only {
+			networks = append(networks, ice.NetworkTypeTCP6)
+		}
+	}
 	opts := []ice.AgentOption{
 		ice.WithNet(e.hostNet()),
 		ice.WithIPFilter(usableIP),
-		ice.WithNetworkTypes(e.networks),
-		ice.WithCandidateTypes([]ice.CandidateType{ice.CandidateTypeHost}),
 		ice.WithMulticastDNSMode(ice.MulticastDNSModeDisabled),
 		ice.WithDisconnectedTimeout(e.cfg.DisconnectedAfter),
 		ice.WithFailedTimeout(e.cfg.FailedAfter),
 		ice.WithKeepaliveInterval(e.cfg.KeepAlive),
 		ice.WithLoggerFactory(e.logs),
 		ice.WithICELite(lite),
+	}
+	if len(o.ICEServers) > 0 {
+		urls, err := o.urls()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, ice.WithUrls(urls))
+		types = append(types, ice.CandidateTypeServerReflexive, ice.CandidateTypeRelay)
+	}
+	if o.TCPOnly {
+		// ICE-TCP active candidates come with the answer's passive ones,
+		// whatever the candidate types.
+		networks = []ice.NetworkType{ice.NetworkTypeTCP4}
+		if len(o.ICEServers) > 0 {
+			// Relayed candidates are UDP at the relay, which is reached
+			// over TCP; no UDP host or server reflexive ones.
+			networks = []ice.NetworkType{ice.NetworkTypeUDP4, ice.NetworkTypeTCP4}
+			types = []ice.CandidateType{ice.CandidateTypeRelay}
+			opts = append(opts, ice.WithTURNTransportProtocols([]ice.NetworkType{ice.NetworkTypeTCP4}))
+		}
+	}
+	if o.Relay {
+		types = []ice.CandidateType{ice.CandidateTypeRelay}
+	}
+	opts = append(opts, ice.WithNetworkTypes(networks), ice.WithCandidateTypes(types))
+	if lite && e.tcp != nil {
+		opts = append(opts, ice.WithTCPMux(e.tcp))
 	}
 	if e.cfg.Loopback {
 		opts = append(opts, ice.WithIncludeLoopback())
@@ -232,7 +294,7 @@ func (e *Engine) agentOptions(lite bool, mux ice.UDPMux) []ice.AgentOption {
 	} else if e.cfg.PortMin != 0 || e.cfg.PortMax != 0 {
 		opts = append(opts, ice.WithPortRange(e.cfg.PortMin, e.cfg.PortMax))
 	}
-	return opts
+	return opts, nil
 }
 
 // usableIP leaves out link-local addresses (fe80::/10, 169.254.0.0/16):
@@ -287,13 +349,20 @@ func (e *Engine) certificate() (*certificate, error) {
 	return e.cert, nil
 }
 
-// Close closes the shared sockets (Config.Shared), after the legs that
-// use them are closed. An engine without them needs no Close.
+// Close closes the shared sockets (Config.Shared) and the ICE-TCP port
+// (Config.TCP), after the legs that use them are closed. An engine without
+// them needs no Close.
 func (e *Engine) Close() error {
-	if e.shared == nil {
-		return nil
+	var errs []error
+	if e.tcp != nil {
+		if err := e.tcp.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("rtc: closing the ICE-TCP port: %w", err))
+		}
 	}
-	return e.shared.close()
+	if e.shared != nil {
+		errs = append(errs, e.shared.close())
+	}
+	return errors.Join(errs...)
 }
 
 // ErrBadSDP wraps what is wrong with a peer's session description.
@@ -307,7 +376,7 @@ func (e *Engine) Answer(ctx context.Context, offer string) (*Leg, string, error)
 	if err != nil {
 		return nil, "", err
 	}
-	l, err := e.newLeg(true, peerAddrs(r))
+	l, err := e.newLeg(true, peerAddrs(r), OfferOptions{})
 	if err != nil {
 		return nil, "", err
 	}
@@ -322,7 +391,50 @@ func (e *Engine) Answer(ctx context.Context, offer string) (*Leg, string, error)
 // Offer makes a leg that offers (the calling side) and returns its offer;
 // finish it with Leg.Accept and the peer's answer.
 func (e *Engine) Offer(ctx context.Context) (*Leg, string, error) {
-	l, err := e.newLeg(false, nil)
+	return e.OfferWith(ctx, OfferOptions{})
+}
+
+// ICEServer is a STUN or TURN server, as a browser's RTCIceServer: URLs
+// (stun:, turn:, turns:) and, for TURN, a username and credential.
+type ICEServer struct {
+	URLs                 []string
+	Username, Credential string
+}
+
+// OfferOptions are an offering leg's ways to reach its peer besides its
+// host candidates.
+type OfferOptions struct {
+	// ICEServers are STUN and TURN servers: the leg gathers server
+	// reflexive and relayed candidates from them too.
+	ICEServers []ICEServer
+	// Relay gathers relayed candidates only: media goes through TURN.
+	Relay bool
+	// TCPOnly sends nothing over UDP (a peer behind a firewall that drops
+	// it): ICE-TCP active to the answer's passive candidates, and TURN
+	// over TCP.
+	TCPOnly bool
+}
+
+func (o OfferOptions) urls() ([]*stun.URI, error) {
+	var urls []*stun.URI
+	for _, s := range o.ICEServers {
+		for _, raw := range s.URLs {
+			u, err := stun.ParseURI(raw)
+			if err != nil {
+				return nil, fmt.Errorf("rtc: ICE server %q: %w", raw, err)
+			}
+			if u.Scheme == stun.SchemeTypeTURN || u.Scheme == stun.SchemeTypeTURNS {
+				u.Username, u.Password = s.Username, s.Credential
+			}
+			urls = append(urls, u)
+		}
+	}
+	return urls, nil
+}
+
+// OfferWith is Offer with ICE servers, or relay or TCP only.
+func (e *Engine) OfferWith(ctx context.Context, o OfferOptions) (*Leg, string, error) {
+	l, err := e.newLeg(false, nil, o)
 	if err != nil {
 		return nil, "", err
 	}

@@ -69,8 +69,8 @@ type direct struct {
 // agent's selected pair. It is called once the first media has arrived
 // through the agent, and again when the selected pair changes.
 func (l *Leg) route(remote ice.Candidate) {
-	if l.port == nil || remote == nil {
-		return
+	if l.port == nil || remote == nil || remote.NetworkType().IsTCP() {
+		return // ICE-TCP: pion's path
 	}
 	ip, err := netip.ParseAddr(remote.Address())
 	if err != nil {

@@ -47,6 +47,8 @@ type Leg struct {
 	// nil when the leg has sockets of its own.
 	port  *sharedPort
 	peers []netip.AddrPort
+	// tcpOnly: the leg gathers no UDP candidates (OfferOptions.TCPOnly).
+	tcpOnly bool
 	// The fast path (fastpath.go): the peer address the leg is routed
 	// from (under mu; zero when it is not), where it sends, and when the
 	// last packet went to the ICE agent instead (Unix ns).
@@ -127,7 +129,7 @@ type recvState struct {
 }
 
 // newLeg makes a leg whose peer, if known, offered candidates at peers.
-func (e *Engine) newLeg(lite bool, peers []netip.AddrPort) (*Leg, error) {
+func (e *Engine) newLeg(lite bool, peers []netip.AddrPort, o OfferOptions) (*Leg, error) {
 	cert, err := e.certificate()
 	if err != nil {
 		return nil, err
@@ -138,7 +140,11 @@ func (e *Engine) newLeg(lite bool, peers []netip.AddrPort) (*Leg, error) {
 		port = e.shared.take(peers)
 		mux = port.mux
 	}
-	agent, err := ice.NewAgentWithOptions(e.agentOptions(lite, mux)...)
+	opts, err := e.agentOptions(lite, mux, o)
+	var agent *ice.Agent
+	if err == nil {
+		agent, err = ice.NewAgentWithOptions(opts...)
+	}
 	if err != nil {
 		if port != nil {
 			e.shared.release(port, peers)
@@ -152,6 +158,7 @@ func (e *Engine) newLeg(lite bool, peers []netip.AddrPort) (*Leg, error) {
 		ctx: ctx, cancel: cancel, connected: make(chan struct{}),
 		port: port, peers: peers,
 	}
+	l.tcpOnly = o.TCPOnly
 	l.local = localDesc{fingerprint: cert.fingerprint, lite: lite, ssrc: rand.Uint32()}
 	l.pkt.Header = rtp.Header{
 		Version: 2, PayloadType: 0, SSRC: l.local.ssrc,
@@ -206,7 +213,7 @@ func (l *Leg) gather(ctx context.Context) error {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(cands) == 0 {
+	if len(cands) == 0 && !l.tcpOnly { // ICE-TCP active candidates come with the answer's
 		return errors.New("rtc: no ICE candidates: no usable network address")
 	}
 	ufrag, pwd, err := l.agent.GetLocalUserCredentials()
@@ -521,6 +528,17 @@ func (l *Leg) transmit(keys *srtpKeys, b []byte) error {
 	}
 	_, err := keys.conn.Write(b)
 	return err
+}
+
+// SelectedPair is the candidate pair the leg's media takes (which
+// transport, and whether through a relay); an error before ICE selected
+// one.
+func (l *Leg) SelectedPair() (*ice.CandidatePair, error) {
+	pair, err := l.agent.GetSelectedCandidatePair()
+	if err == nil && pair == nil {
+		err = errors.New("rtc: no candidate pair selected yet")
+	}
+	return pair, err
 }
 
 // Jitter is the leg's jitter buffer's counts.
