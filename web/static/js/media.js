@@ -109,7 +109,11 @@ export class BrowserAudio {
       phase('asking for relay servers…');
       const iceServers = await fetchIceServers();
       if (g !== this.gen) return false;
-      pc = new RTCPeerConnection({ iceServers });
+      try {
+        pc = new RTCPeerConnection({ iceServers });
+      } catch {
+        pc = new RTCPeerConnection(); // servers the browser refuses: host candidates still work on a LAN
+      }
       this.pc = pc;
       for (const track of this.stream.getAudioTracks()) pc.addTrack(track, this.stream);
       pc.ontrack = (e) => {
@@ -353,12 +357,7 @@ export class AudioPanel {
     }
     el.addEventListener('change', (e) => {
       if (e.target.name === 'audio-mode') {
-        this.mode = e.target.value;
-        const host = this.mode === 'host';
-        el.querySelector('.browser-audio').hidden = host;
-        el.querySelector('.host-audio').hidden = !host;
-        if (host) this.disconnect();
-        this.changed();
+        this.setMode(e.target.value);
       } else if (e.target === this.mic) {
         this.audio.setMic(this.mic.value);
       } else if (e.target === this.speaker) {
@@ -374,7 +373,23 @@ export class AudioPanel {
     });
     this.testBtn.addEventListener('click', () => this.test());
     this.fillDevices();
+    if (localStorage.getItem(MODE_KEY) === 'host') {
+      el.querySelector('input[name="audio-mode"][value="host"]').checked = true;
+      this.setMode('host');
+    }
     this.draw();
+  }
+
+  // setMode chooses where the agent's audio goes: 'browser' or 'host' (a
+  // device on the switchboard's machine), remembered in this browser.
+  setMode(mode) {
+    this.mode = mode;
+    localStorage.setItem(MODE_KEY, mode);
+    const host = mode === 'host';
+    this.element.querySelector('.browser-audio').hidden = host;
+    this.element.querySelector('.host-audio').hidden = !host;
+    if (host) this.disconnect();
+    this.changed();
   }
 
   // resume attaches browser audio again when this tab had it before a
@@ -554,7 +569,8 @@ export class AudioPanel {
   }
 }
 
-const WANT_KEY = 'switchboard.browserAudio';
+const WANT_KEY = 'switchboard.browserAudio'; // sessionStorage: this tab had browser audio
+const MODE_KEY = 'switchboard.audioMode'; // localStorage: 'browser' or 'host'
 const ECHO_BOT = '8:echo123';
 const TEST_CONNECT_MS = 15000;
 const TEST_LISTEN_MS = 8000;
