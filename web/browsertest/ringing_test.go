@@ -100,6 +100,7 @@ func TestConsoleRingsOutsideTheTab(t *testing.T) {
 		tc.end(c, id)
 		page.waitJS("quiet after: "+tc.name, quiet)
 	}
+	evalJS[bool](page, `(localStorage.clear(), true)`) // nothing remembered for a later test on the same port
 	// The first call was answered, so the agent is in it (on hold from
 	// dana's side, who called again); the others ended.
 	var list []calls.Call

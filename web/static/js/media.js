@@ -36,6 +36,7 @@ export class BrowserAudio {
     this.gen = 0; // grows with every attach and disconnect: late answers of older ones are dropped
     this.attempt = 0;
     this.attaches = 0; // successful attaches since the page loaded
+    this.playBlocked = false; // the browser will not play sound before a click
     this.timer = null; // the next retry
     this.downTimer = null; // how long an interruption may last
     const why = insecureReason();
@@ -120,6 +121,7 @@ export class BrowserAudio {
         if (this.pc !== pc) return;
         this.remoteStream = e.streams[0] || new MediaStream([e.track]);
         this.audio.srcObject = this.remoteStream;
+        this.play();
         this.onChange(this);
       };
       pc.onconnectionstatechange = () => this.pcState(pc);
@@ -146,6 +148,31 @@ export class BrowserAudio {
       else this.retry(msg);
       return false;
     }
+  }
+
+  // play starts the speaker. A browser may refuse to play sound until the
+  // user has clicked in the page (a reload re-attached the audio by
+  // itself): then playBlocked is set and the next click plays.
+  play() {
+    const p = this.audio.play();
+    if (!p || !p.catch) return;
+    p.then(() => {
+      if (this.playBlocked) {
+        this.playBlocked = false;
+        this.onChange(this);
+      }
+    }).catch((e) => {
+      if (e.name !== 'NotAllowedError' || !this.audio.srcObject) return;
+      this.playBlocked = true;
+      this.onChange(this);
+      const again = () => {
+        document.removeEventListener('pointerdown', again, true);
+        document.removeEventListener('keydown', again, true);
+        if (this.audio.srcObject) this.play();
+      };
+      document.addEventListener('pointerdown', again, true);
+      document.addEventListener('keydown', again, true);
+    });
   }
 
   pcState(pc) {
@@ -197,6 +224,7 @@ export class BrowserAudio {
     this.stream = null;
     this.remoteStream = null;
     this.audio.srcObject = null;
+    this.playBlocked = false;
     this.attaches = 0;
     if (!quiet && this.available) this.set('off', '');
   }
@@ -410,16 +438,11 @@ export class AudioPanel {
     this.audio.disconnect();
   }
 
-  // up says whether the audio is up, or is not the browser's to carry.
-  get up() {
-    return this.mode === 'host' || this.audio.status === 'connected';
-  }
-
   // pill is what the status pill says about audio: '' when it is up.
   pill() {
     if (this.mode === 'host') return '';
     switch (this.audio.status) {
-      case 'connected': return '';
+      case 'connected': return this.audio.playBlocked ? 'Audio silent — click the page to hear it' : '';
       case 'off': return 'Audio: not attached';
       case 'connecting': return 'Audio connecting…';
       case 'reconnecting': return 'Audio down — reconnecting';
@@ -545,7 +568,7 @@ export class AudioPanel {
     const words = {
       off: 'Browser audio is off.',
       connecting: `Connecting browser audio: ${a.detail}`,
-      connected: 'Browser audio is connected.',
+      connected: a.playBlocked ? 'Browser audio is connected, but the browser plays no sound until you click in the page.' : 'Browser audio is connected.',
       reconnecting: `Browser audio is down and reconnecting by itself: ${a.detail}`,
       failed: `Browser audio is not connected: ${a.detail}`,
       unavailable: 'Browser audio is not available on this page.',
