@@ -332,7 +332,7 @@ class App {
         break;
       case 'open':
         text = audio || 'Live';
-        pill = audio ? (audioOff ? 'audio-off' : 'audio-down') : 'live';
+        pill = !audio ? 'live' : audioOff ? 'audio-off' : a === 'connecting' ? 'audio-connecting' : 'audio-down';
         break;
       default: text = status;
     }
