@@ -206,6 +206,7 @@ func TestConsoleAudioHealsAfterRestart(t *testing.T) {
 	t.Logf("lost audio leg: Live again and the echo heard %v after the pill said it was down", time.Since(lost).Round(time.Millisecond))
 
 	// The switchboard stops: the pill says the events are down.
+	stopped := time.Now()
 	srv.stop()
 	page.waitJS("the pill to say the events are down", `document.body.dataset.pill === 'events-down'`)
 	if p := page.pill(); !strings.HasPrefix(p, "Events") {
@@ -217,6 +218,7 @@ func TestConsoleAudioHealsAfterRestart(t *testing.T) {
 	// a new call (the restart ended the old one).
 	srv.start()
 	started := time.Now()
+	down := started.Sub(stopped)
 	page.waitJS("events and audio back", `document.body.dataset.conn === 'open' && document.body.dataset.audio === 'connected'`)
 	attached := time.Since(started)
 	page.waitPill("Live")
@@ -225,7 +227,7 @@ func TestConsoleAudioHealsAfterRestart(t *testing.T) {
 	after := page.waitHeard("the echo after the restart", 10*time.Second-time.Since(started))
 	back := time.Since(started)
 	t.Logf("received level: %.3f before, %.3f after the lost leg, %.4f after the restart before a call, %.3f in the new echo call", before, healed, silent, after)
-	t.Logf("restart: events and audio attached %v after the server started, the echo heard %v after (load %s)", attached.Round(time.Millisecond), back.Round(time.Millisecond), loadAverage())
+	t.Logf("restart: the server down for %v; events and audio attached %v after it started, the echo heard %v after (load %s)", down.Round(time.Millisecond), attached.Round(time.Millisecond), back.Round(time.Millisecond), loadAverage())
 	if silent >= heardLevel {
 		t.Errorf("the page hears level %.3f with no call: the echo measurement proves nothing", silent)
 	}
