@@ -1,8 +1,11 @@
 // Audio through the browser: one WebRTC connection to the switchboard
 // (POST /api/media/webrtc {"sdp": offer} -> {"sdp": answer}, no trickle:
-// ICE candidates are gathered before the offer is posted), with a choice
-// of microphone and speaker. The alternative is the switchboard host's own
-// audio device (serve --device), which needs nothing from the browser.
+// ICE candidates are gathered before the offer is posted, with the relay
+// servers of GET /api/media/ice-servers), with a choice of microphone and
+// speaker. The console's connection heals itself: it attaches again, with
+// backoff, when it fails, stays interrupted, or the switchboard may have
+// lost it. The alternative is the switchboard host's own audio device
+// (serve --device), which needs nothing from the browser.
 
 import { get, post, describe, ApiError } from './api.js';
 import { LevelMeter, dB } from './sound.js';
