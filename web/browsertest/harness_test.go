@@ -34,6 +34,12 @@ const chromiumPath = "/usr/bin/chromium"
 
 const adminKey = "browser-test-admin-key"
 
+// insecureHost resolves to 127.0.0.1 in the tests' browser
+// (--host-resolver-rules) without being localhost, so a page opened by it
+// is not a secure context, as the console opened from another machine
+// over http:// is not.
+const insecureHost = "switchboard.test"
+
 // waitLimit bounds every wait on the page: generous, because the suite runs
 // under -race on two cores.
 const waitLimit = 20 * time.Second
@@ -68,6 +74,9 @@ func startBrowser() {
 		// the media test's caller speaks with them.
 		chromedp.Flag("use-fake-device-for-media-stream", true),
 		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		// A name that is not localhost for the loopback server: a page
+		// opened by it is not a secure context (insecureHost).
+		chromedp.Flag("host-resolver-rules", "MAP "+insecureHost+" 127.0.0.1"),
 	)
 	bctx, bcancel := chromedp.NewContext(actx)
 	// The first run starts the browser with a blank tab that lives as long
@@ -264,6 +273,27 @@ func newMediaServer(t *testing.T) *server {
 
 func startServer(t *testing.T, queueSize int, media bool) *server {
 	t.Helper()
+	tokens := api.NewTokens(adminKey, nil)
+	st := newStack(t, tokens, queueSize, media)
+	ts := httptest.NewServer(st.handler)
+	t.Cleanup(func() {
+		st.close()
+		ts.Close()
+	})
+	return &server{t: t, url: ts.URL, sb: st.sb, tokens: tokens, mixer: st.mixer}
+}
+
+// stack is a server's parts without its listener: the switchboard, its
+// media plane when it has one, and the API's handler.
+type stack struct {
+	sb      *calls.Switchboard
+	mixer   *audio.Mixer
+	handler http.Handler
+	close   func() // stops it as a shutdown does: calls end, then media, then the API
+}
+
+func newStack(t *testing.T, tokens *api.Tokens, queueSize int, media bool) *stack {
+	t.Helper()
 	st := store.NewMemory()
 	hub := api.NewHub(nil, queueSize)
 	quiet := slog.New(slog.DiscardHandler)
@@ -304,7 +334,6 @@ func startServer(t *testing.T, queueSize int, media bool) *server {
 			<-done // the mixer closes every endpoint before Run returns
 		}
 	}
-	tokens := api.NewTokens(adminKey, nil)
 	acfg := api.Config{
 		Switchboard: sb, Hub: hub, Tokens: tokens, Ready: st.Ready,
 		Console: web.Console(), WriteTimeout: 2 * time.Second,
@@ -313,14 +342,11 @@ func startServer(t *testing.T, queueSize int, media bool) *server {
 		acfg.Media = attacher
 	}
 	srv := api.New(acfg)
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
+	return &stack{sb: sb, mixer: mixer, handler: srv.Handler(), close: func() {
 		_ = sb.Close(context.Background())
 		stopMedia()
 		srv.Close()
-		ts.Close()
-	})
-	return &server{t: t, url: ts.URL, sb: sb, tokens: tokens, mixer: mixer}
+	}}
 }
 
 // token mints a token for a Communication Services user.

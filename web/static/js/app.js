@@ -9,6 +9,8 @@ import { AgentView, agentShortcuts } from './views/agent.js';
 import { SupervisorView, supervisorShortcuts } from './views/supervisor.js';
 import { HistoryView } from './views/history.js';
 import { AudioPanel } from './media.js';
+import { Ringer } from './ringing.js';
+import { unlockOnGesture } from './sound.js';
 
 const $ = (sel) => document.querySelector(sel);
 const MAX_ERRORS = 5;
@@ -49,11 +51,15 @@ class App {
     this.perf = null;
     this.ended = false;
     this.audioPanel = null;
+    this.ringer = null;
+    this.conn = 'signin'; // the event connection's status
+    this.baseTitle = document.title; // the title when nothing rings
   }
 
   // start signs in with the token kept for the tab, if any.
   async start() {
     takeURLParams();
+    unlockOnGesture();
     if (session.perf) this.perf = newPerf();
     whenUnauthorized(() => {
       if (this.me) this.expire(); // a signed-in session's token stopped working
@@ -89,7 +95,8 @@ class App {
     this.me = me;
     this.ended = false;
     this.model = new Model(me.rawId);
-    this.audioPanel = this.audioPanel || new AudioPanel();
+    this.ringer = this.ringer || new Ringer((id) => this.openRinging(id));
+    this.audioPanel = this.audioPanel || new AudioPanel(() => this.drawPill(), this.ringer.settings);
     this.live = me.role === 'supervisor' ? new SupervisorView(this) : new AgentView(this);
     this.history = null;
     document.body.dataset.role = me.role;
@@ -106,6 +113,7 @@ class App {
     });
     this.stream.start();
     this.route();
+    if (this.audioMatters()) this.audioPanel.resume();
   }
 
   signOut() {
@@ -117,7 +125,9 @@ class App {
   stop() {
     if (this.stream) this.stream.stop();
     this.stream = null;
-    if (this.audioPanel) this.audioPanel.audio.disconnect();
+    if (this.audioPanel) this.audioPanel.disconnect();
+    if (this.ringer) this.ringer.stop();
+    this.setTitle('Switchboard');
     this.me = null;
     this.view = null;
     $('#nav').hidden = true;
@@ -189,13 +199,13 @@ class App {
       this.history = new HistoryView(this);
       this.view = this.history;
       this.history.mount(main, id);
-      document.title = 'History · Switchboard';
+      this.setTitle('History · Switchboard');
       return;
     }
     this.view = this.live;
     this.live.cards.clear();
     this.live.mount(main);
-    document.title = (this.me.role === 'supervisor' ? 'Supervisor' : 'Calls') + ' · Switchboard';
+    this.setTitle((this.me.role === 'supervisor' ? 'Supervisor' : 'Calls') + ' · Switchboard');
     this.render();
   }
 
@@ -245,21 +255,44 @@ class App {
     chip.textContent = ringing ? `${ringing} ringing${this.me.role === 'supervisor' ? '' : ' — A to accept'}` : '';
     if (this.view === this.live && this.live.primary) patch(this.live.primary, this.live.view());
     document.body.dataset.synced = this.model.synced ? 'true' : 'false';
+    this.ringer.update(this.model.incomingOf(this.me.rawId).map((ic) => {
+      const c = ic.callerInfo || {};
+      return { id: ic.id, name: partyName(c.displayName, rawOfIdentifier(c.identifier)) };
+    }));
+    this.setTitle(this.baseTitle);
+    this.audioPanel.setBusy(this.model.activeOf(this.me.rawId)
+      ? 'You are on a call: the test call would put it on hold. Hold or end it first.' : '');
+  }
+
+  // setTitle sets the tab's title; while calls ring, the title says so.
+  setTitle(base) {
+    this.baseTitle = base;
+    const ringing = this.me && this.ringer ? this.ringer.title() : '';
+    document.title = ringing || base;
+  }
+
+  // openRinging brings a ringing call into view and focus (its
+  // notification was clicked).
+  openRinging(id) {
+    if (location.hash !== '#/calls') location.hash = '#/calls';
+    requestAnimationFrame(() => {
+      const target = document.querySelector(`button[data-action="accept"][data-call="${CSS.escape(id)}"]`) || $('#main');
+      target.focus();
+      target.scrollIntoView({ block: 'nearest' });
+    });
+  }
+
+  // audioMatters says whether the signed-in identity's audio is this
+  // console's business: agents have the Audio panel, supervisors do not.
+  audioMatters() {
+    return !!this.me && this.me.role !== 'supervisor';
   }
 
   setConn(status, detail) {
+    const was = this.conn;
+    this.conn = status;
     document.body.dataset.conn = status;
     if (this.stream) document.body.dataset.reconnects = String(this.stream.reconnects);
-    const el = $('#conn');
-    const words = {
-      signin: '',
-      connecting: 'Connecting…',
-      open: 'Live',
-      reconnecting: 'Reconnecting…',
-      expired: 'Signed out',
-    };
-    el.textContent = words[status] || status;
-    el.className = 'conn conn-' + status;
     const banner = $('#banner');
     if (status === 'reconnecting') {
       banner.hidden = false;
@@ -270,6 +303,47 @@ class App {
       banner.textContent = '';
       $('#main').removeAttribute('aria-busy');
     }
+    // The event connection is back after a drop: the switchboard may have
+    // restarted and lost the audio leg while the browser's side still
+    // looks connected, so the audio attaches again too.
+    if (status === 'open' && was === 'reconnecting' && this.audioMatters()) {
+      this.audioPanel.audio.kick('the connection to the switchboard came back');
+    }
+    this.drawPill();
+  }
+
+  // drawPill says in the top bar whether the console is live: "Live" only
+  // when the event connection and the audio are both up; otherwise which
+  // one is down. Its accessible name is its text.
+  drawPill() {
+    const status = this.conn;
+    const audio = this.audioMatters() && this.audioPanel ? this.audioPanel.pill() : '';
+    const a = this.audioPanel ? this.audioPanel.audio.status : 'off';
+    const audioOff = a === 'off' || a === 'unavailable';
+    let text = '';
+    let pill = status;
+    switch (status) {
+      case 'signin': break;
+      case 'connecting': text = 'Connecting…'; break;
+      case 'expired': text = 'Signed out'; break;
+      case 'reconnecting':
+        text = audio && a === 'reconnecting' ? 'Events and audio reconnecting…' : 'Events reconnecting…';
+        pill = 'events-down';
+        break;
+      case 'open':
+        text = audio || 'Live';
+        pill = !audio ? 'live' : audioOff ? 'audio-off' : a === 'connecting' ? 'audio-connecting' : 'audio-down';
+        break;
+      default: text = status;
+    }
+    const el = $('#conn');
+    el.textContent = text;
+    if (text) el.setAttribute('aria-label', text);
+    else el.removeAttribute('aria-label');
+    el.className = 'conn conn-' + pill;
+    document.body.dataset.pill = pill;
+    if (this.audioMatters() && this.audioPanel) document.body.dataset.audio = this.audioPanel.mode === 'host' ? 'host' : this.audioPanel.audio.status;
+    else delete document.body.dataset.audio;
   }
 
   // act runs a request and shows its failure in words; it answers whether

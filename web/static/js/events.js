@@ -4,6 +4,8 @@
 
 import { get, ApiError } from './api.js';
 
+const RETRY_MAX_MS = 3000;
+
 export class EventStream {
   // handlers: onEvent(ev, arrivedAt), onStatus(status, detail), onExpired().
   // status is 'connecting', 'open' or 'reconnecting'.
@@ -73,10 +75,12 @@ export class EventStream {
   }
 
   // retry reconnects after a backoff, once the token is known to be valid:
-  // a websocket refused for a bad token only says 1006.
+  // a websocket refused for a bad token only says 1006. The backoff stops
+  // growing at 3 s: a restarted switchboard has its consoles (and, through
+  // them, their audio) back within a few seconds of answering again.
   retry(why) {
     this.attempt++;
-    const delay = Math.min(5000, 250 * 2 ** (this.attempt - 1)) * (0.75 + Math.random() / 2);
+    const delay = Math.min(RETRY_MAX_MS, 250 * 2 ** (this.attempt - 1)) * (0.75 + Math.random() / 2);
     this.h.onStatus('reconnecting', `${why}; reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${this.attempt})`);
     this.timer = setTimeout(async () => {
       if (this.stopped) return;
