@@ -61,9 +61,9 @@ func newTestCA(t *testing.T) *testCA {
 	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
 }
 
-// issue writes a server certificate for 127.0.0.1 and localhost, with
-// this serial number, to certFile and keyFile.
-func (ca *testCA) issue(t *testing.T, serial int64, certFile, keyFile string) {
+// issue writes a server certificate for 127.0.0.1, localhost and any
+// more addresses, with this serial number, to certFile and keyFile.
+func (ca *testCA) issue(t *testing.T, serial int64, certFile, keyFile string, more ...net.IP) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -73,7 +73,7 @@ func (ca *testCA) issue(t *testing.T, serial int64, certFile, keyFile string) {
 		SerialNumber: big.NewInt(serial),
 		Subject:      pkix.Name{CommonName: "switchboard"},
 		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		IPAddresses:  append([]net.IP{net.IPv4(127, 0, 0, 1)}, more...),
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,

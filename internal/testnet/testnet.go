@@ -109,13 +109,28 @@ func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.C
 // only TCP out would. It skips the test without nftables.
 func (h *Host) DropUDP(t testing.TB) {
 	t.Helper()
+	h.Drop(t, `oifname != "lo" meta l4proto udp`)
+}
+
+// DropTCPPort makes the host's firewall drop the TCP connections it opens
+// to port on another host.
+func (h *Host) DropTCPPort(t testing.TB, port uint16) {
+	t.Helper()
+	h.Drop(t, fmt.Sprintf(`oifname != "lo" tcp dport %d`, port))
+}
+
+// Drop adds a rule to the host's firewall that drops what it sends and
+// match (an nftables match, as `meta l4proto udp`) selects. It skips the
+// test without nftables.
+func (h *Host) Drop(t testing.TB, match string) {
+	t.Helper()
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("skipping: nftables' nft is not installed (apt-get install -y nftables)")
 	}
 	for _, rule := range []string{
 		"add table inet sbtest",
 		"add chain inet sbtest out { type filter hook output priority 0 ; policy accept ; }",
-		`add rule inet sbtest out oifname != "lo" meta l4proto udp drop`,
+		"add rule inet sbtest out " + match + " drop",
 	} {
 		cmd := exec.Command("ip", append([]string{"netns", "exec", h.Name, "nft"}, strings.Fields(rule)...)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
