@@ -6,8 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -252,27 +250,10 @@ func (m *Main) startTURN() error {
 		if len(cfg.PublicIPs) > 0 {
 			relayIP = cfg.PublicIPs[0]
 		}
-		// The relay carries media to this switchboard alone: to its own
-		// addresses and its public ones, at its media ports when they are
-		// fixed.
-		var publicIPs []net.IP
-		for _, ip := range cfg.PublicIPs {
-			if p := net.ParseIP(ip); p != nil {
-				publicIPs = append(publicIPs, p)
-			}
-		}
-		peerPortMin, peerPortMax := cfg.PortMin, cfg.PortMax
-		if cfg.SharedPort != 0 {
-			peerPortMin, peerPortMax = cfg.SharedPort, cfg.SharedPort+uint16(max(cfg.SharedPorts, 1)-1)
-		}
 		t, err := turnserver.New(turnserver.Config{
 			Addr: cfg.ICE.TURNAddr, RelayIP: relayIP,
 			RelayPortMin: cfg.ICE.TURNRelayPortMin, RelayPortMax: cfg.ICE.TURNRelayPortMax,
 			Realm: cfg.ICE.TURNRealm, Secret: turnSecret(m.Config.AdminKey), TTL: cfg.ICE.CredentialTTL,
-			PeerIP: func(ip net.IP) bool {
-				return turnserver.OwnAddress(ip) || slices.ContainsFunc(publicIPs, ip.Equal)
-			},
-			PeerPortMin: peerPortMin, PeerPortMax: peerPortMax,
 			Logger: m.Logger,
 		})
 		if err != nil {

@@ -39,17 +39,8 @@ type Config struct {
 	// Secret signs credentials; empty is a random one for this process.
 	Secret string
 	// TTL is how long a credential is valid (default 1 h).
-	TTL time.Duration
-	// PeerIP says whether the relay may carry datagrams to and from a
-	// peer at this address (TURN permits peers by address). Nil: this
-	// host's own addresses only, so that the relay reaches the
-	// switchboard's media and cannot be used to reach other hosts.
-	PeerIP func(net.IP) bool
-	// PeerPortMin and PeerPortMax bound the peer ports the relay sends
-	// to (the switchboard's media ports), so that a user of the relay
-	// cannot reach the host's other UDP services; zero is any.
-	PeerPortMin, PeerPortMax uint16
-	Logger                   *slog.Logger
+	TTL    time.Duration
+	Logger *slog.Logger
 }
 
 // DefaultTTL is how long credentials are valid unless Config.TTL says.
@@ -81,12 +72,6 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("turn: secret: %w", err)
 		}
 		cfg.Secret = hex.EncodeToString(b)
-	}
-	if cfg.PeerIP == nil {
-		cfg.PeerIP = OwnAddress
-	}
-	if cfg.PeerPortMin > cfg.PeerPortMax {
-		return nil, fmt.Errorf("turn: peer port range %d-%d: the first port is above the last", cfg.PeerPortMin, cfg.PeerPortMax)
 	}
 	if (cfg.RelayPortMin == 0) != (cfg.RelayPortMax == 0) {
 		return nil, errors.New("turn: a relay port range needs both ends")
@@ -123,13 +108,13 @@ func New(cfg Config) (*Server, error) {
 		gen = &turn.RelayAddressGeneratorPortRange{RelayAddress: relayIP, Address: relayHost,
 			MinPort: cfg.RelayPortMin, MaxPort: cfg.RelayPortMax}
 	}
-	gen = &trackingGenerator{RelayAddressGenerator: gen, t: s.tracked, peerPort: s.peerPort}
+	gen = &trackingGenerator{RelayAddressGenerator: gen, t: s.tracked}
 	logs := pionLogs{cfg.Logger.With("pion", "turn")}
 	s.turn, err = turn.NewServer(turn.ServerConfig{
 		Realm:             cfg.Realm,
 		AuthHandler:       turn.LongTermTURNRESTAuthHandler(cfg.Secret, logs.NewLogger("turn-auth")),
-		PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: &trackedPacketConn{PacketConn: udp, t: s.tracked}, RelayAddressGenerator: gen, PermissionHandler: s.permit}},
-		ListenerConfigs:   []turn.ListenerConfig{{Listener: s.tcp, RelayAddressGenerator: gen, PermissionHandler: s.permit}},
+		PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: &trackedPacketConn{PacketConn: udp, t: s.tracked}, RelayAddressGenerator: gen}},
+		ListenerConfigs:   []turn.ListenerConfig{{Listener: s.tcp, RelayAddressGenerator: gen}},
 		LoggerFactory:     logs,
 	})
 	if err != nil {
@@ -140,36 +125,6 @@ func New(cfg Config) (*Server, error) {
 	s.tracked.reading.Add(1) // the UDP listener's reading loop
 	cfg.Logger.Info("TURN relay listening", "addr", s.Addr(), "relay_ip", relayIP.String(), "realm", cfg.Realm)
 	return s, nil
-}
-
-// permit is the relay's permission check: a client may have datagrams
-// relayed only to and from the peers cfg.PeerIP allows.
-func (s *Server) permit(client net.Addr, peer net.IP) bool {
-	if s.cfg.PeerIP(peer) {
-		return true
-	}
-	s.cfg.Logger.Warn("TURN relay refused a peer that is not this switchboard", "client", client.String(), "peer", peer.String())
-	return false
-}
-
-// peerPort says whether the relay may send to a peer at this port.
-func (s *Server) peerPort(port int) bool {
-	return s.cfg.PeerPortMin == 0 || (port >= int(s.cfg.PeerPortMin) && port <= int(s.cfg.PeerPortMax))
-}
-
-// OwnAddress says whether ip is an address of one of this host's
-// interfaces.
-func OwnAddress(ip net.IP) bool {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return false
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
-			return true
-		}
-	}
-	return false
 }
 
 // listen opens UDP and TCP on addr; with port 0, one port free for both.
@@ -355,12 +310,10 @@ func (c *trackedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	return n, addr, err
 }
 
-// trackingGenerator keeps the relay sockets it makes, to close them, and
-// makes them send only to the peer ports the relay allows.
+// trackingGenerator keeps the relay sockets it makes, to close them.
 type trackingGenerator struct {
 	turn.RelayAddressGenerator
-	t        *tracker
-	peerPort func(int) bool
+	t *tracker
 }
 
 func (g *trackingGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
@@ -374,7 +327,7 @@ func (g *trackingGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig)
 		_ = c.Close()
 		return nil, nil, net.ErrClosed
 	}
-	r := &trackedRelay{PacketConn: c, t: g.t, peerPort: g.peerPort}
+	r := &trackedRelay{PacketConn: c, t: g.t}
 	g.t.relays[r] = struct{}{}
 	return r, addr, nil
 }
@@ -383,19 +336,7 @@ func (g *trackingGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig)
 // the allocation closes it.
 type trackedRelay struct {
 	net.PacketConn
-	t        *tracker
-	peerPort func(int) bool
-}
-
-// errPeerPort refuses a datagram to a port outside the switchboard's media
-// ports.
-var errPeerPort = errors.New("turn: the relay sends only to the switchboard's media ports")
-
-func (r *trackedRelay) WriteTo(b []byte, addr net.Addr) (int, error) {
-	if u, ok := addr.(*net.UDPAddr); !ok || !r.peerPort(u.Port) {
-		return 0, errPeerPort
-	}
-	return r.PacketConn.WriteTo(b, addr)
+	t *tracker
 }
 
 func (r *trackedRelay) Close() error {

@@ -128,62 +128,6 @@ func TestRelay(t *testing.T) {
 	}
 }
 
-// TestRelaysOnlyToTheSwitchboard: the relay is no open proxy. It permits
-// peers at this host's own addresses only (or those Config.PeerIP allows),
-// and sends only to the media ports it was given.
-func TestRelaysOnlyToTheSwitchboard(t *testing.T) {
-	peer := echoPeer(t).(*net.UDPAddr)
-	port := uint16(peer.Port)
-	tests := []struct {
-		name   string
-		cfg    Config
-		to     net.Addr
-		permit bool // CreatePermission succeeds
-		relays bool // the datagram comes back
-	}{
-		{"a media port of this host", Config{PeerPortMin: port, PeerPortMax: port}, peer, true, true},
-		{"another port of this host", Config{PeerPortMin: port + 1, PeerPortMax: port + 1}, peer, true, false},
-		{"another host", Config{}, &net.UDPAddr{IP: net.ParseIP("198.51.100.7"), Port: 40000}, false, false},
-		{"an address the operator allows", Config{PeerIP: func(ip net.IP) bool { return ip.Equal(net.ParseIP("198.51.100.7")) }}, &net.UDPAddr{IP: net.ParseIP("198.51.100.7"), Port: 40000}, true, false},
-		{"this host when the operator allows another", Config{PeerIP: func(ip net.IP) bool { return ip.Equal(net.ParseIP("198.51.100.7")) }}, peer, false, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := start(t, tt.cfg)
-			user, pass, err := s.Credentials("8:acs:alice")
-			if err != nil {
-				t.Fatal(err)
-			}
-			relay, err := client(t, s, "udp", user, pass).Allocate()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer relay.Close()
-			// WriteTo asks for a permission first, and fails when refused.
-			_, err = relay.WriteTo([]byte("hello"), tt.to)
-			if permitted := err == nil; permitted != tt.permit {
-				t.Fatalf("permission to %v: err %v, want permitted %v", tt.to, err, tt.permit)
-			}
-			if !tt.permit {
-				return
-			}
-			buf := make([]byte, 64)
-			got := false
-			for range 5 {
-				_, _ = relay.WriteTo([]byte("hello"), tt.to)
-				_ = relay.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-				if _, _, err := relay.ReadFrom(buf); err == nil {
-					got = true
-					break
-				}
-			}
-			if got != tt.relays {
-				t.Fatalf("relayed to %v and back: %v, want %v", tt.to, got, tt.relays)
-			}
-		})
-	}
-}
-
 // TestRefusesBadCredentials: the relay allocates for none but fresh
 // credentials signed with its own secret.
 func TestRefusesBadCredentials(t *testing.T) {
