@@ -21,6 +21,8 @@ import (
 
 	"github.com/pion/logging"
 	"github.com/pion/turn/v5"
+
+	"github.com/switchboard/switchboard/internal/audio/udpbatch"
 )
 
 // Config sets up a Server.
@@ -58,6 +60,7 @@ type Server struct {
 	cfg     Config
 	turn    *turn.Server
 	udp     *net.UDPConn
+	udpConn *udpbatch.Conn // udp, batching
 	tcp     net.Listener
 	tracked *tracker
 }
@@ -103,6 +106,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, udp: udp, tracked: &tracker{conns: map[*trackedConn]struct{}{}, relays: map[*trackedRelay]struct{}{}}}
+	// Every client's datagrams arrive on the one UDP listener: it reads
+	// them in batches (recvmmsg) and its writes, the relayed media going
+	// back to the clients, leave in batches (sendmmsg).
+	s.udpConn = udpbatch.New(udp, nil)
 	s.tcp = &trackingListener{Listener: tcp, t: s.tracked}
 	relayHost := "0.0.0.0"
 	if listenIP != nil && !listenIP.IsUnspecified() {
@@ -127,12 +134,12 @@ func New(cfg Config) (*Server, error) {
 	s.turn, err = turn.NewServer(turn.ServerConfig{
 		Realm:             cfg.Realm,
 		AuthHandler:       turn.LongTermTURNRESTAuthHandler(cfg.Secret, logs.NewLogger("turn-auth")),
-		PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: &trackedPacketConn{PacketConn: udp, t: s.tracked}, RelayAddressGenerator: gen, PermissionHandler: permit}},
+		PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: &trackedPacketConn{PacketConn: s.udpConn, t: s.tracked}, RelayAddressGenerator: gen, PermissionHandler: permit}},
 		ListenerConfigs:   []turn.ListenerConfig{{Listener: s.tcp, RelayAddressGenerator: gen, PermissionHandler: permit}},
 		LoggerFactory:     logs,
 	})
 	if err != nil {
-		_ = udp.Close()
+		_ = s.udpConn.Close()
 		_ = tcp.Close()
 		return nil, fmt.Errorf("turn: %w", err)
 	}
