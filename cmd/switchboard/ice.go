@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -205,4 +207,43 @@ func turnSecret(adminKey string) string {
 	mac := hmac.New(sha256.New, []byte(adminKey))
 	mac.Write([]byte("switchboard TURN credentials"))
 	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// mediaPeers is where the embedded relay may send: the media plane's own
+// addresses (the host's and the public ones) on its UDP ports (the shared
+// ports, or the --udp-ports range; any port when legs take any). The
+// relay's only legitimate peer is this switchboard's media; a token holder
+// must not reach other hosts or the host's other services through it.
+func mediaPeers(cfg MediaConfig, log *slog.Logger) func(netip.AddrPort) bool {
+	ips := map[netip.Addr]bool{}
+	for _, p := range cfg.PublicIPs {
+		if ip, err := netip.ParseAddr(p); err == nil {
+			ips[ip.Unmap()] = true
+		}
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		log.Warn("TURN relay: reading the host's addresses; it relays to the public addresses alone", "err", err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				ips[ip.Unmap()] = true
+			}
+		}
+	}
+	lo, hi := uint16(1), uint16(65535)
+	switch {
+	case cfg.SharedPort != 0:
+		lo, hi = cfg.SharedPort, cfg.SharedPort+uint16(max(cfg.SharedPorts, 1)-1)
+	case cfg.PortMin != 0 || cfg.PortMax != 0:
+		lo, hi = max(cfg.PortMin, 1), cfg.PortMax
+		if hi == 0 {
+			hi = 65535
+		}
+	}
+	return func(p netip.AddrPort) bool {
+		// Port 0: a permission, which names no port.
+		return ips[p.Addr().Unmap()] && (p.Port() == 0 || (p.Port() >= lo && p.Port() <= hi))
+	}
 }

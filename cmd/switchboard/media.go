@@ -254,7 +254,7 @@ func (m *Main) startTURN() error {
 			Addr: cfg.ICE.TURNAddr, RelayIP: relayIP,
 			RelayPortMin: cfg.ICE.TURNRelayPortMin, RelayPortMax: cfg.ICE.TURNRelayPortMax,
 			Realm: cfg.ICE.TURNRealm, Secret: turnSecret(m.Config.AdminKey), TTL: cfg.ICE.CredentialTTL,
-			Logger: m.Logger,
+			AllowPeer: mediaPeers(cfg, m.Logger), Logger: m.Logger,
 		})
 		if err != nil {
 			return fmt.Errorf("--turn-addr %s: %w", cfg.ICE.TURNAddr, err)

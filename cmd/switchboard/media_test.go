@@ -327,22 +327,24 @@ func TestPhoneCallsTheEchoBot(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
 		media MediaConfig
+		args  []string // the phone's own
 	}{
-		{"a socket per leg", MediaConfig{Grace: time.Minute}},
-		{"one shared port", MediaConfig{Grace: time.Minute, SharedPort: freeUDPPort(t)}},
+		{"a socket per leg", MediaConfig{Grace: time.Minute}, nil},
+		{"one shared port", MediaConfig{Grace: time.Minute, SharedPort: freeUDPPort(t)}, nil},
+		{"through the TURN relay over TCP", MediaConfig{Grace: time.Minute, ICE: ICEConfig{TURNAddr: "127.0.0.1:0", CredentialTTL: time.Hour}}, []string{"--relay", "--tcp"}},
 	} {
-		t.Run(tt.name, func(t *testing.T) { phoneCallsTheEchoBot(t, tt.media) })
+		t.Run(tt.name, func(t *testing.T) { phoneCallsTheEchoBot(t, tt.media, tt.args...) })
 	}
 }
 
-func phoneCallsTheEchoBot(t *testing.T, media MediaConfig) {
+func phoneCallsTheEchoBot(t *testing.T, media MediaConfig, args ...string) {
 	m := startMediaServer(t, media)
 	recording := filepath.Join(t.TempDir(), "echo.wav")
 	var out, errOut bytes.Buffer
-	code := run(context.Background(), []string{
+	code := run(context.Background(), append([]string{
 		"phone", "--url", "http://" + m.Addr, "--token", mint(t, "customer", calls.RoleCaller),
 		"--tone", "600", "--call", "8:echo123", "--record", recording, "--duration", "2500ms",
-	}, &out, &errOut, env(nil))
+	}, args...), &out, &errOut, env(nil))
 	if code != 0 {
 		t.Fatalf("phone exited %d: %s%s", code, out.String(), errOut.String())
 	}

@@ -6,8 +6,10 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -237,5 +239,34 @@ func TestParseICEServers(t *testing.T) {
 		if _, err := parseICEServers(in); err == nil {
 			t.Errorf("%q was accepted", in)
 		}
+	}
+}
+
+func TestMediaPeers(t *testing.T) {
+	pub := "203.0.113.7"
+	tests := []struct {
+		name string
+		cfg  MediaConfig
+		peer string
+		want bool
+	}{
+		{"shared port on loopback", MediaConfig{SharedPort: 40000, SharedPorts: 2}, "127.0.0.1:40001", true},
+		{"past the shared ports", MediaConfig{SharedPort: 40000, SharedPorts: 2}, "127.0.0.1:40002", false},
+		{"the database's port", MediaConfig{SharedPort: 40000}, "127.0.0.1:5432", false},
+		{"public address", MediaConfig{SharedPort: 40000, PublicIPs: []string{pub}}, pub + ":40000", true},
+		{"another host", MediaConfig{SharedPort: 40000}, "198.51.100.1:40000", false},
+		{"permission for the host", MediaConfig{SharedPort: 40000}, "127.0.0.1:0", true},
+		{"permission for another host", MediaConfig{SharedPort: 40000}, "198.51.100.1:0", false},
+		{"port range", MediaConfig{PortMin: 41000, PortMax: 41099}, "127.0.0.1:41099", true},
+		{"outside the port range", MediaConfig{PortMin: 41000, PortMax: 41099}, "127.0.0.1:41100", false},
+		{"any port", MediaConfig{}, "127.0.0.1:5432", true},
+		{"any port, another host", MediaConfig{}, "198.51.100.1:5432", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := mediaPeers(tt.cfg, slog.New(slog.DiscardHandler))(netip.MustParseAddrPort(tt.peer)); got != tt.want {
+				t.Errorf("%s: %v, want %v", tt.peer, got, tt.want)
+			}
+		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/pion/logging"
 	"github.com/pion/turn/v5"
+
+	"github.com/switchboard/switchboard/internal/audio/udpbatch"
 )
 
 // Config sets up a Server.
@@ -39,8 +42,14 @@ type Config struct {
 	// Secret signs credentials; empty is a random one for this process.
 	Secret string
 	// TTL is how long a credential is valid (default 1 h).
-	TTL    time.Duration
-	Logger *slog.Logger
+	TTL time.Duration
+	// AllowPeer, when set, is where relayed packets may go: a relay whose
+	// only peer is the switchboard's own media port must not let a token
+	// holder reach other hosts or the host's other services. Packets to
+	// other peers are dropped, and permissions for addresses it refuses
+	// on every port are refused. nil lets any peer through.
+	AllowPeer func(netip.AddrPort) bool
+	Logger    *slog.Logger
 }
 
 // DefaultTTL is how long credentials are valid unless Config.TTL says.
@@ -51,6 +60,7 @@ type Server struct {
 	cfg     Config
 	turn    *turn.Server
 	udp     *net.UDPConn
+	udpConn *udpbatch.Conn // udp, batching
 	tcp     net.Listener
 	tracked *tracker
 }
@@ -96,6 +106,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, udp: udp, tracked: &tracker{conns: map[*trackedConn]struct{}{}, relays: map[*trackedRelay]struct{}{}}}
+	// Every client's datagrams arrive on the one UDP listener: it reads
+	// them in batches (recvmmsg) and its writes, the relayed media going
+	// back to the clients, leave in batches (sendmmsg).
+	s.udpConn = udpbatch.New(udp, nil)
 	s.tcp = &trackingListener{Listener: tcp, t: s.tracked}
 	relayHost := "0.0.0.0"
 	if listenIP != nil && !listenIP.IsUnspecified() {
@@ -108,17 +122,24 @@ func New(cfg Config) (*Server, error) {
 		gen = &turn.RelayAddressGeneratorPortRange{RelayAddress: relayIP, Address: relayHost,
 			MinPort: cfg.RelayPortMin, MaxPort: cfg.RelayPortMax}
 	}
-	gen = &trackingGenerator{RelayAddressGenerator: gen, t: s.tracked}
+	gen = &trackingGenerator{RelayAddressGenerator: gen, t: s.tracked, allow: cfg.AllowPeer}
+	var permit turn.PermissionHandler
+	if cfg.AllowPeer != nil {
+		permit = func(_ net.Addr, peer net.IP) bool {
+			ip, ok := netip.AddrFromSlice(peer)
+			return ok && cfg.AllowPeer(netip.AddrPortFrom(ip.Unmap(), 0))
+		}
+	}
 	logs := pionLogs{cfg.Logger.With("pion", "turn")}
 	s.turn, err = turn.NewServer(turn.ServerConfig{
 		Realm:             cfg.Realm,
 		AuthHandler:       turn.LongTermTURNRESTAuthHandler(cfg.Secret, logs.NewLogger("turn-auth")),
-		PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: &trackedPacketConn{PacketConn: udp, t: s.tracked}, RelayAddressGenerator: gen}},
-		ListenerConfigs:   []turn.ListenerConfig{{Listener: s.tcp, RelayAddressGenerator: gen}},
+		PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: &trackedPacketConn{PacketConn: s.udpConn, t: s.tracked}, RelayAddressGenerator: gen, PermissionHandler: permit}},
+		ListenerConfigs:   []turn.ListenerConfig{{Listener: s.tcp, RelayAddressGenerator: gen, PermissionHandler: permit}},
 		LoggerFactory:     logs,
 	})
 	if err != nil {
-		_ = udp.Close()
+		_ = s.udpConn.Close()
 		_ = tcp.Close()
 		return nil, fmt.Errorf("turn: %w", err)
 	}
@@ -310,10 +331,23 @@ func (c *trackedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	return n, addr, err
 }
 
-// trackingGenerator keeps the relay sockets it makes, to close them.
+// trackingGenerator keeps the relay sockets it makes, to close them, and
+// makes UDP relays only: TCP allocations (RFC 6062) would let a client
+// open TCP connections from this host, and media needs none.
 type trackingGenerator struct {
 	turn.RelayAddressGenerator
-	t *tracker
+	t     *tracker
+	allow func(netip.AddrPort) bool
+}
+
+var errNoTCPRelay = errors.New("turn: TCP relays are not offered")
+
+func (g *trackingGenerator) AllocateListener(turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
+	return nil, nil, errNoTCPRelay
+}
+
+func (g *trackingGenerator) AllocateConn(turn.AllocateConnConfig) (net.Conn, error) {
+	return nil, errNoTCPRelay
 }
 
 func (g *trackingGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
@@ -327,7 +361,7 @@ func (g *trackingGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig)
 		_ = c.Close()
 		return nil, nil, net.ErrClosed
 	}
-	r := &trackedRelay{PacketConn: c, t: g.t}
+	r := &trackedRelay{PacketConn: c, t: g.t, allow: g.allow}
 	g.t.relays[r] = struct{}{}
 	return r, addr, nil
 }
@@ -336,7 +370,24 @@ func (g *trackingGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig)
 // the allocation closes it.
 type trackedRelay struct {
 	net.PacketConn
-	t *tracker
+	t     *tracker
+	allow func(netip.AddrPort) bool
+}
+
+// WriteTo relays a client's packet to a peer that AllowPeer lets through;
+// others are dropped as if sent.
+func (r *trackedRelay) WriteTo(b []byte, to net.Addr) (int, error) {
+	if r.allow != nil {
+		u, ok := to.(*net.UDPAddr)
+		if !ok {
+			return len(b), nil
+		}
+		ap := u.AddrPort()
+		if !r.allow(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())) {
+			return len(b), nil
+		}
+	}
+	return r.PacketConn.WriteTo(b, to)
 }
 
 func (r *trackedRelay) Close() error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -265,5 +266,51 @@ func TestCloseStopsEverything(t *testing.T) {
 	}
 	for _, c := range clients {
 		c.Close()
+	}
+}
+
+// TestAllowPeer: the relay carries packets to the peers AllowPeer lets
+// through and no others, refuses permissions for addresses it refuses on
+// every port, and makes no TCP relays.
+func TestAllowPeer(t *testing.T) {
+	media := echoPeer(t)
+	other := echoPeer(t)
+	mediaPort := uint16(media.(*net.UDPAddr).Port)
+	s := start(t, Config{AllowPeer: func(p netip.AddrPort) bool {
+		return p.Addr() == netip.MustParseAddr("127.0.0.1") && (p.Port() == 0 || p.Port() == mediaPort)
+	}})
+	user, pass, _ := s.Credentials("alice")
+	c := client(t, s, "udp", user, pass)
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	echoes := func(peer net.Addr) bool {
+		buf := make([]byte, 1500)
+		for range 10 {
+			if _, err := relay.WriteTo([]byte("ping"), peer); err != nil {
+				t.Fatal(err)
+			}
+			_ = relay.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if n, _, err := relay.ReadFrom(buf); err == nil && string(buf[:n]) == "ping" {
+				return true
+			}
+		}
+		return false
+	}
+	if !echoes(media) {
+		t.Error("nothing relayed to the allowed peer")
+	}
+	if echoes(other) {
+		t.Error("relayed to a port AllowPeer refuses")
+	}
+	if err := c.CreatePermission(&net.UDPAddr{IP: net.IPv4(192, 0, 2, 99), Port: 9}); err == nil {
+		t.Error("a permission for an address AllowPeer refuses was granted")
+	}
+	tc := client(t, s, "tcp", user, pass)
+	if alloc, err := tc.AllocateTCP(); err == nil {
+		alloc.Close()
+		t.Error("a TCP relay was allocated")
 	}
 }

@@ -3,8 +3,10 @@
 // trickle, RTP and RTCP on one transport, RTCP sender reports, and nothing
 // else a voice leg needs. A Leg is one media session with one audio stream
 // each way. The server answers browsers and softphones with it as an
-// ICE-lite endpoint; the softphone and the load generator offer with it as
-// full ICE agents.
+// ICE-lite endpoint, on UDP and, with Config.TCP, on ICE-TCP passive
+// candidates for peers that cannot send UDP; the softphone and the load
+// generator offer with it as full ICE agents, with STUN and TURN servers
+// when given (OfferOptions).
 //
 // A PeerConnection passes every received packet through four goroutines
 // (ICE, its transport mux, the SRTP session, the track reader) and every

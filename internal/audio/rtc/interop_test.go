@@ -2,6 +2,7 @@ package rtc
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,21 +12,68 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/switchboard/switchboard/internal/audio"
+	"github.com/switchboard/switchboard/internal/turnserver"
 )
 
 // TestPeerConnectionCallsALeg has a full pion PeerConnection, as a browser
 // would, offer Opus and PCMU with trickle-less ICE to an engine: the answer
 // (ICE-lite, PCMU only) connects, and a tone crosses each way.
 func TestPeerConnectionCallsALeg(t *testing.T) {
-	e := testEngine(t)
+	relay, err := turnserver.New(turnserver.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	user, pass, err := relay.Credentials("browser")
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaRelay := func(transport string) webrtc.Configuration {
+		return webrtc.Configuration{ICETransportPolicy: webrtc.ICETransportPolicyRelay, ICEServers: []webrtc.ICEServer{{
+			URLs: []string{"turn:" + relay.Addr() + "?transport=" + transport}, Username: user, Credential: pass,
+		}}}
+	}
+	tcpEngine, err := NewEngine(Config{Loopback: true, Shared: true, TCP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeEngine(t, tcpEngine)
+	tests := []struct {
+		name     string
+		engine   *Engine
+		cfg      webrtc.Configuration
+		networks []webrtc.NetworkType
+		// want is the PeerConnection's selected pair: its local
+		// candidate's type and the pair's transport.
+		wantType  webrtc.ICECandidateType
+		wantProto webrtc.ICEProtocol
+	}{
+		{"UDP", testEngine(t), webrtc.Configuration{}, nil, webrtc.ICECandidateTypeHost, webrtc.ICEProtocolUDP},
+		{"TURN over UDP", testEngine(t), viaRelay("udp"), nil, webrtc.ICECandidateTypeRelay, webrtc.ICEProtocolUDP},
+		{"TURN over TCP", testEngine(t), viaRelay("tcp"), nil, webrtc.ICECandidateTypeRelay, webrtc.ICEProtocolUDP},
+		// A PeerConnection that may not use UDP reaches the leg's ICE-TCP
+		// passive candidate from an active one of its own.
+		{"ICE-TCP", tcpEngine, webrtc.Configuration{}, []webrtc.NetworkType{webrtc.NetworkTypeTCP4}, webrtc.ICECandidateTypeHost, webrtc.ICEProtocolTCP},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			peerConnectionCallsALeg(t, tt.engine, tt.cfg, tt.networks, tt.wantType, tt.wantProto)
+		})
+	}
+}
+
+func peerConnectionCallsALeg(t *testing.T, e *Engine, cfg webrtc.Configuration, networks []webrtc.NetworkType, wantType webrtc.ICECandidateType, wantProto webrtc.ICEProtocol) {
 	codecs := &webrtc.MediaEngine{}
 	if err := codecs.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
 	}
 	var se webrtc.SettingEngine
 	se.SetIncludeLoopbackCandidate(true)
+	if networks != nil {
+		se.SetNetworkTypes(networks)
+	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(codecs), webrtc.WithSettingEngine(se))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := api.NewPeerConnection(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +139,13 @@ func TestPeerConnectionCallsALeg(t *testing.T) {
 	case <-leg.Connected():
 	case <-time.After(10 * time.Second):
 		t.Fatal("the leg did not connect in 10 s")
+	}
+	pair, err := sender.Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		t.Fatalf("no selected pair: %v", err)
+	}
+	if pair.Local.Typ != wantType || pair.Local.Protocol != wantProto {
+		t.Errorf("selected pair %s; want a local %s candidate over %s", pair, wantType, wantProto)
 	}
 
 	up, down := audio.NewTone(400, -20), audio.NewTone(800, -20)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -204,23 +205,28 @@ func (l *Leg) gather(ctx context.Context) error {
 	if err := l.agent.GatherCandidates(); err != nil {
 		return fmt.Errorf("rtc: gathering ICE candidates: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.engine.cfg.GatherTimeout)
-	defer cancel()
+	timeout := time.NewTimer(l.engine.cfg.GatherTimeout)
+	defer timeout.Stop()
 	select {
 	case <-done:
 	case <-ctx.Done():
 		return fmt.Errorf("rtc: gathering ICE candidates: %w", ctx.Err())
+	case <-timeout.C:
+		// A STUN or TURN server that does not answer holds gathering up:
+		// the description goes with what was gathered by then.
+		l.engine.cfg.Logger.Debug("rtc: ICE gathering timed out; offering what was gathered")
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(cands) == 0 && !l.tcpOnly { // ICE-TCP active candidates come with the answer's
-		return errors.New("rtc: no ICE candidates: no usable network address")
+	got := slices.Clone(cands)       // later ones are not in the description
+	if len(got) == 0 && !l.tcpOnly { // ICE-TCP active candidates come with the answer's
+		return errors.New("rtc: no ICE candidates: no usable network address, or no STUN or TURN server answered in time")
 	}
 	ufrag, pwd, err := l.agent.GetLocalUserCredentials()
 	if err != nil {
 		return fmt.Errorf("rtc: ICE credentials: %w", err)
 	}
-	l.local.candidates, l.local.ufrag, l.local.pwd = cands, ufrag, pwd
+	l.local.candidates, l.local.ufrag, l.local.pwd = got, ufrag, pwd
 	return nil
 }
 
