@@ -95,7 +95,7 @@ export class AgentView {
           h('p', { class: 'summary', id: 'active-summary', role: 'status' },
             active ? ['Active: ', h('strong', null, callTitle(active))] : 'No active call',
             held ? ` · ${held} on hold` : ''),
-          list.length > 9 ? h('form', { class: 'goto', 'data-action': 'goto-call' },
+          Math.max(0, ...this.numbers.values()) > 9 ? h('form', { class: 'goto', 'data-action': 'goto-call' },
             h('label', { for: 'goto-n' }, 'Go to call'),
             h('input', { id: 'goto-n', name: 'n', type: 'number', min: '1', inputmode: 'numeric', required: true, 'aria-keyshortcuts': 'g' }),
             h('button', { type: 'submit' }, 'Go')) : null),
@@ -308,7 +308,7 @@ export class AgentView {
     };
     keys.g = () => {
       const input = document.getElementById('goto-n');
-      if (!input) return this.app.say('You have fewer than ten calls: press 1 to 9.');
+      if (!input) return this.app.say('No call has a number past 9: press 1 to 9.');
       input.focus();
     };
     for (let n = 1; n <= 9; n++) keys[String(n)] = () => this.goTo(n);

@@ -1,0 +1,203 @@
+package browsertest_test
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+// The agent's console as the walk-through used it, on a laptop (1280x800)
+// and on a phone (390x844): the call just accepted takes the focus; the
+// active call comes first and is fully in view; a call keeps its number
+// while it lives, and calls past the ninth are reached from the keyboard;
+// talk time leaves out time on hold; errors speak plainly and stay in
+// view; "End for everyone" asks first; every button's accessible name
+// holds its visible words; on the phone the top bar is one row and every
+// control at least 44 px square.
+func TestAgentConsoleWalkThrough(t *testing.T) {
+	srv := newServer(t, 0)
+	alice := srv.token("alice", "Alice Agent", calls.RoleAgent)
+	callers := make([]string, 12)
+	for i := range callers {
+		callers[i] = srv.mint(calls.PhoneNumber(phone(i)), fmt.Sprintf("Caller %d", i+1), calls.RoleCaller)
+	}
+
+	page := newTab(t, srv)
+	page.do("laptop size", chromedp.EmulateViewport(1280, 800))
+	page.open("/?token=" + alice)
+	page.waitLive()
+
+	// Accepted with a click: the focus moves to the call.
+	srv.call(callers[0], "8:acs:alice")
+	ids := []string{srv.incoming(alice, "4:"+phone(0))}
+	page.waitJS("the first call ringing", `document.querySelector('button[data-action="accept"][data-call="`+ids[0]+`"]') !== null`)
+	page.click(`button[data-action="accept"][data-call="` + ids[0] + `"]`)
+	page.waitJS("the focus on the call just accepted", `(() => {
+		const c = document.activeElement && document.activeElement.closest('li.call-card');
+		return c && c.dataset.callId === '`+ids[0]+`' && c.classList.contains('is-active');
+	})()`)
+
+	// Ten calls: each accepted holds the one before.
+	for i := 1; i < 10; i++ {
+		srv.call(callers[i], "8:acs:alice")
+		ids = append(ids, srv.accept(alice, "4:"+phone(i)))
+	}
+	page.waitJS("ten calls, the last one active", `document.querySelectorAll('li.call-card').length === 10 && document.querySelector('`+card(ids[9])+`.is-active') !== null`)
+	wantPinned(t, page, ids[9])
+	wantNumbers(t, page, map[string]int{ids[0]: 1, ids[1]: 2, ids[3]: 4, ids[9]: 10})
+
+	// Call 2 ends: call 4 stays call 4, and 4 makes it active.
+	srv.do(http.MethodPost, "/api/calls/"+callerCall(t, srv, callers[1])+"/hangup", callers[1], nil, http.StatusOK, nil)
+	page.waitJS("call 2 gone", `document.querySelector('`+card(ids[1])+`') === null`)
+	wantNumbers(t, page, map[string]int{ids[3]: 4, ids[9]: 10})
+	page.key("4")
+	page.waitJS("call 4 active", `document.querySelector('`+card(ids[3])+`.is-active') !== null`)
+	wantPinned(t, page, ids[3])
+
+	// Call 10 from the keyboard: g, the number, Enter.
+	page.key("g")
+	page.waitJS("the go-to field focused", `document.activeElement && document.activeElement.id === 'goto-n'`)
+	page.key("10\r")
+	page.waitJS("call 10 active", `document.querySelector('`+card(ids[9])+`.is-active') !== null`)
+
+	// A new call takes the number call 2 left.
+	srv.call(callers[10], "8:acs:alice")
+	ids = append(ids, srv.accept(alice, "4:"+phone(10)))
+	page.waitJS("the new call", `document.querySelector('`+card(ids[10])+`.is-active') !== null`)
+	wantNumbers(t, page, map[string]int{ids[10]: 2, ids[3]: 4, ids[9]: 10})
+
+	// Talk time leaves out time on hold: call 4 was held, then active,
+	// then held again; its talk time stands still and is short of its
+	// total by the time on hold.
+	page.waitJS("talk time short of total time by the holds", `(() => {
+		const secs = (s) => s.split(':').reduce((a, b) => a * 60 + Number(b), 0);
+		const c = document.querySelector('`+card(ids[0])+`');
+		const talk = c && c.querySelector('.talk-time');
+		const total = c && c.querySelector('.total-time');
+		return talk && total && talk.localName === 'span' && secs(total.textContent) - secs(talk.textContent) >= 2;
+	})()`)
+
+	// Every button's accessible name holds the words it shows.
+	wantNamesHoldText(t, page)
+
+	// An error in plain words, still in view when the page is scrolled.
+	page.setValue("#new-call-to", "+14255550999")
+	page.click(`form[data-action="start-call"] button[type="submit"]`)
+	page.waitJS("the error in plain words", `(() => {
+		const e = document.querySelector('#errors li');
+		return e && e.textContent.includes('needs a caller id') && !/alternateCallerId|alternate_caller_id|HTTP/.test(e.textContent);
+	})()`)
+	scroll(page, `0, document.body.scrollHeight`)
+	page.waitJS("the error in view after scrolling", `(() => {
+		const r = document.querySelector('#errors li').getBoundingClientRect();
+		return window.scrollY > 0 && r.top >= 0 && r.bottom <= window.innerHeight;
+	})()`)
+	page.click(`#errors li button`)
+
+	// End for everyone asks first: Cancel keeps the call.
+	active := card(ids[10])
+	scroll(page, `0, 0`)
+	page.click(active + ` button[data-action="confirm-end-all"]`)
+	page.waitJS("the confirmation", `document.getElementById('confirm').open && document.activeElement.id === 'confirm-cancel'`)
+	page.click(`#confirm-cancel`)
+	page.waitJS("the dialog closed", `!document.getElementById('confirm').open`)
+	if c := srv.getCall(alice, ids[10]); c.State == calls.StateDisconnected {
+		t.Fatalf("the call ended although the agent canceled")
+	}
+	page.click(active + ` button[data-action="confirm-end-all"]`)
+	page.waitJS("the confirmation again", `document.getElementById('confirm').open`)
+	page.click(`#confirm-ok`)
+	page.waitJS("the call ended for everyone", `document.querySelector('`+active+`') === null`)
+	page.key("3")
+	page.waitJS("call 3 active", `document.querySelector('`+card(ids[2])+`.is-active') !== null`)
+
+	// On a phone, with a call ringing too.
+	srv.call(callers[11], "8:acs:alice")
+	srv.incoming(alice, "4:"+phone(11))
+	page.do("phone size", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	page.waitJS("the ringing call", `document.querySelector('.incoming-card') !== null`)
+	scroll(page, `0, 0`)
+	page.waitJS("a one-row top bar and nothing wider than the screen", `(() => {
+		const bar = document.querySelector('.topbar');
+		const tops = [...bar.children].filter((e) => e.getClientRects().length && getComputedStyle(e).position !== 'absolute')
+			.map((e) => e.getBoundingClientRect());
+		return innerWidth === 390 && bar.getBoundingClientRect().height <= 64 && tops.every((r) => r.top < tops[0].bottom && r.right <= innerWidth)
+			&& document.documentElement.scrollWidth <= innerWidth;
+	})()`)
+	wantPinned(t, page, ids[2])
+	small := evalJS[[]string](page, `[...document.querySelectorAll('.topbar a, .topbar button, main button, main a[href], main summary, main select, main input:not([type="checkbox"]):not([type="radio"])')]
+		.filter((e) => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden')
+		.map((e) => [e, e.getBoundingClientRect()])
+		.filter(([, r]) => r.width < 44 || r.height < 44)
+		.map(([e, r]) => e.localName + ' "' + (e.textContent || e.id).trim().slice(0, 30) + '" ' + Math.round(r.width) + 'x' + Math.round(r.height))`)
+	if len(small) > 0 {
+		t.Errorf("touch targets smaller than 44x44 px on a phone: %q", small)
+	}
+	wantNamesHoldText(t, page)
+	page.waitJS("the timers ticking", `document.querySelector('`+card(ids[0])+` .total-time').textContent !== '0:00'`)
+	page.screenshot("agent-phone")
+}
+
+func phone(i int) string { return fmt.Sprintf("+1425555%04d", 3000+i) }
+
+// callerCall is the one call of a caller.
+func callerCall(t *testing.T, srv *server, token string) string {
+	t.Helper()
+	var list []calls.Call
+	srv.do(http.MethodGet, "/api/calls", token, nil, http.StatusOK, &list)
+	if len(list) != 1 {
+		t.Fatalf("the caller has %d calls, want 1", len(list))
+	}
+	return list[0].ID
+}
+
+// wantPinned checks the active call is the first card and wholly inside
+// the window with the page scrolled to the top.
+func wantPinned(t *testing.T, page *tab, id string) {
+	t.Helper()
+	scroll(page, `0, 0`)
+	page.waitJS("call "+id+" first and fully in view", `(() => {
+		const first = document.querySelector('li.call-card');
+		if (!first || first.dataset.callId !== '`+id+`' || !first.classList.contains('is-active')) return false;
+		const r = first.getBoundingClientRect();
+		return r.top >= 0 && r.left >= 0 && r.bottom <= innerHeight && r.right <= innerWidth;
+	})()`)
+}
+
+// wantNumbers checks the calls' numbers, as shown on their cards.
+func wantNumbers(t *testing.T, page *tab, want map[string]int) {
+	t.Helper()
+	for id, n := range want {
+		page.waitJS(fmt.Sprintf("call %s numbered %d", id, n), `(() => {
+			const c = document.querySelector('`+card(id)+`');
+			return c && c.dataset.n === '`+fmt.Sprint(n)+`' && c.querySelector('.card-n').textContent === '`+fmt.Sprint(n)+`';
+		})()`)
+	}
+}
+
+// wantNamesHoldText checks every visible button's accessible name contains
+// the words it shows (WCAG 2.5.3), shortcut hints aside.
+func wantNamesHoldText(t *testing.T, page *tab) {
+	t.Helper()
+	bad := evalJS[[]string](page, `[...document.querySelectorAll('button')].filter((b) => b.getClientRects().length).map((b) => {
+		const c = b.cloneNode(true);
+		c.querySelectorAll('[aria-hidden="true"]').forEach((k) => k.remove());
+		const norm = (s) => s.replace(/\s+/g, ' ').trim().toLowerCase();
+		const text = norm(c.textContent);
+		const name = norm(b.getAttribute('aria-label') || (b.getAttribute('aria-labelledby') ? '' : b.textContent));
+		return text && !name.includes(text) ? text + ' / ' + name : null;
+	}).filter(Boolean)`)
+	if len(bad) > 0 {
+		t.Errorf("buttons whose accessible name lacks their visible text (text / name): %q", bad)
+	}
+}
+
+// scroll scrolls the page to x, y (JavaScript expressions).
+func scroll(page *tab, xy string) {
+	page.t.Helper()
+	evalJS[bool](page, `(window.scrollTo(`+xy+`), true)`)
+}
