@@ -3,6 +3,7 @@ package browsertest_test
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -200,4 +201,159 @@ func wantNamesHoldText(t *testing.T, page *tab) {
 func scroll(page *tab, xy string) {
 	page.t.Helper()
 	evalJS[bool](page, `(window.scrollTo(`+xy+`), true)`)
+}
+
+// What a supervisor does reaches the agent in words with the supervisor's
+// name: a participant removed from a group call, the other side of a 1:1
+// call removed (not "the other side hung up"), a call ended for everyone.
+// The dashboard puts the most urgent agent first (a call ringing, then the
+// longest hold) and an agent's calls can be hidden.
+func TestSupervisorActionsInWords(t *testing.T) {
+	srv := newServer(t, 0)
+	alice := srv.token("alice", "Alice Agent", calls.RoleAgent)
+	dana := srv.token("dana", "Dana Whitfield", calls.RoleAgent)
+	erin := srv.token("erin", "Erin Agent", calls.RoleAgent)
+	carol := srv.token("carol", "Carol Agent", calls.RoleAgent)
+	sam := srv.token("sam", "Sam Reyes", calls.RoleSupervisor)
+	bob := srv.mint(calls.PhoneNumber("+14255550100"), "Bob Customer", calls.RoleCaller)
+	for _, tok := range []string{dana, erin, carol} {
+		srv.connect(tok)
+	}
+
+	agent := newTab(t, srv)
+	agent.open("/?token=" + alice)
+	agent.waitLive()
+
+	// A group call; Sam removes Dana from it.
+	var group calls.Call
+	srv.do(http.MethodPost, "/api/calls", alice, map[string]any{"participants": []calls.Identifier{
+		calls.CommunicationUser("dana"), calls.CommunicationUser("erin"),
+	}}, http.StatusCreated, &group)
+	srv.accept(dana, "8:acs:alice")
+	srv.accept(erin, "8:acs:alice")
+	agent.waitJS("the group call with both", `(() => {
+		const c = document.querySelector('`+card(group.ID)+`');
+		return c && c.querySelectorAll('li.participant').length === 2;
+	})()`)
+	srv.do(http.MethodDelete, "/api/calls/"+group.ID+"/participants/"+url.PathEscape("8:acs:dana"), sam, nil, http.StatusOK, nil)
+	agent.waitJS("the removal in words on the card", `document.querySelector('`+card(group.ID)+` .notice').textContent === 'Sam Reyes removed Dana Whitfield'`)
+
+	// A 1:1 call; Sam removes the customer: the agent reads a removal.
+	srv.call(bob, "8:acs:alice")
+	one := srv.accept(alice, "4:+14255550100")
+	agent.waitJS("the 1:1 call", `document.querySelector('`+card(one)+`') !== null`)
+	srv.do(http.MethodDelete, "/api/calls/"+one+"/participants/"+url.PathEscape("4:+14255550100"), sam, nil, http.StatusOK, nil)
+	agent.waitJS("the 1:1 removal in words", `(() => {
+		const e = document.querySelector('.ended-call[data-call-id="`+one+`"]');
+		return e && e.textContent.includes('Sam Reyes removed Bob Customer') && !/hung up/i.test(e.textContent);
+	})()`)
+
+	// Erin gets two calls (one held), Carol one ringing.
+	gina := srv.mint(calls.PhoneNumber("+14255550124"), "Gina Caller", calls.RoleCaller)
+	hank := srv.mint(calls.PhoneNumber("+14255550125"), "Hank Caller", calls.RoleCaller)
+	frank := srv.mint(calls.PhoneNumber("+14255550123"), "Frank Caller", calls.RoleCaller)
+
+	sup := newTab(t, srv)
+	sup.do("laptop size", chromedp.EmulateViewport(1280, 800))
+	sup.open("/?token=" + sam)
+	sup.waitLive()
+
+	// Sam ends the group call for everyone, once he confirms.
+	sup.waitJS("the group call on the dashboard", `document.querySelector('`+card(group.ID)+`') !== null`)
+	sup.click(card(group.ID) + ` button[data-action="confirm-end-all"]`)
+	sup.waitJS("the confirmation", `document.getElementById('confirm').open`)
+	sup.click(`#confirm-ok`)
+	agent.waitJS("the end in words with Sam's name", `(() => {
+		const e = document.querySelector('.ended-call[data-call-id="`+group.ID+`"]');
+		return e && e.textContent.includes('Sam Reyes ended the call for everyone');
+	})()`)
+
+	srv.call(gina, "8:acs:erin")
+	srv.accept(erin, "4:+14255550124")
+	srv.call(hank, "8:acs:erin")
+	srv.accept(erin, "4:+14255550125")
+	srv.call(frank, "8:acs:carol")
+	srv.incoming(carol, "4:+14255550123")
+	sup.waitJS("ringing first, then the longest hold", `(() => {
+		const order = [...document.querySelectorAll('li.agent')].map((a) => a.dataset.agent);
+		return order[0] === '8:acs:carol' && order[1] === '8:acs:erin';
+	})()`)
+	sup.screenshot("supervisor-urgent")
+
+	// Erin's calls hidden and shown again.
+	erinHide := `li.agent[data-agent="8:acs:erin"] button[data-action="toggle-agent"]`
+	sup.click(erinHide)
+	sup.waitJS("erin's calls hidden", `(() => {
+		const a = document.querySelector('li.agent[data-agent="8:acs:erin"]');
+		const b = a.querySelector('button[data-action="toggle-agent"]');
+		return !a.querySelector('li.call-card') && b.getAttribute('aria-expanded') === 'false' && b.textContent === 'Show calls'
+			&& a.textContent.includes('1 on hold');
+	})()`)
+	sup.click(erinHide)
+	sup.waitJS("erin's calls shown", `document.querySelectorAll('li.agent[data-agent="8:acs:erin"] li.call-card').length === 2`)
+	wantNamesHoldText(t, sup)
+	wantNamesHoldText(t, agent)
+}
+
+// History, for a supervisor: a call between two agents is one row naming
+// both by display name; "removed" and "ended for everyone" are filters; a
+// live call's row changes when the call ends, from the event stream.
+func TestHistoryConversationsOnceAndLive(t *testing.T) {
+	srv := newServer(t, 0)
+	alice := srv.token("alice", "Alice Agent", calls.RoleAgent)
+	carol := srv.token("carol", "Carol Agent", calls.RoleAgent)
+	sue := srv.token("sue", "Sue Supervisor", calls.RoleSupervisor)
+	bob := srv.mint(calls.PhoneNumber("+14255550100"), "Bob Customer", calls.RoleCaller)
+	srv.connect(alice)
+	srv.connect(carol)
+
+	// Three calls from Alice to Carol: Alice hangs up; Sue removes Carol;
+	// Sue ends one for everyone.
+	conv := func() (calls.Call, string) {
+		c := srv.call(alice, "8:acs:carol")
+		return c, srv.accept(carol, "8:acs:alice")
+	}
+	hungUp, _ := conv()
+	srv.do(http.MethodPost, "/api/calls/"+hungUp.ID+"/hangup", alice, nil, http.StatusOK, nil)
+	_, carolsRemoved := conv()
+	srv.do(http.MethodPost, "/api/calls/"+carolsRemoved+"/hangup", sue, nil, http.StatusOK, nil) // ends Alice's side too
+	endedAll, _ := conv()
+	srv.do(http.MethodPost, "/api/calls/"+endedAll.ID+"/hangup", sue, map[string]any{"forEveryone": true}, http.StatusOK, nil)
+	// A live call from a customer.
+	srv.call(bob, "8:acs:alice")
+	live := srv.accept(alice, "4:+14255550100")
+
+	page := newTab(t, srv)
+	page.open("/?token=" + sue + "#/history")
+	page.waitLive()
+	page.waitJS("every conversation once, agents by name", `(() => {
+		const rows = [...document.querySelectorAll('.history-table tbody tr[data-call-id]')];
+		const ids = rows.map((r) => r.dataset.serverCallId);
+		const row = rows.find((r) => r.dataset.serverCallId === '`+hungUp.ServerCallID+`');
+		return rows.length === 4 && new Set(ids).size === 4 && row && row.dataset.callId === '`+hungUp.ID+`'
+			&& row.querySelector('.agents').textContent === 'Alice Agent → Carol Agent' && !/8:acs:/.test(document.querySelector('.history-table tbody').textContent);
+	})()`)
+	page.waitJS("the live call's row", `document.querySelector('tr[data-call-id="`+live+`"][data-live="true"]') !== null`)
+
+	// The customer hangs up: the row shows it without a new search.
+	srv.do(http.MethodPost, "/api/calls/"+callerCall(t, srv, bob)+"/hangup", bob, nil, http.StatusOK, nil)
+	page.waitJS("the live row ended", `(() => {
+		const r = document.querySelector('tr[data-call-id="`+live+`"]');
+		return r && !r.dataset.live && r.querySelector('.outcome').textContent.includes('The other side hung up') && /^\d+:\d\d$/.test(r.querySelector('.length').textContent);
+	})()`)
+
+	for _, tc := range []struct {
+		outcome string
+		want    string
+	}{
+		{"0/5300", carolsRemoved},
+		{"0/4097", endedAll.ID},
+	} {
+		page.setValue("#f-code", tc.outcome)
+		page.click(`#history-filter button[type="submit"]`)
+		page.waitJS("the calls with outcome "+tc.outcome, `(() => {
+			const ids = [...document.querySelectorAll('.history-table tbody tr[data-call-id]')].map((r) => r.dataset.callId);
+			return !document.querySelector('#history-results .muted-text') && ids.length === 1 && ids[0] === '`+tc.want+`';
+		})()`)
+	}
 }

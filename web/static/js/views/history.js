@@ -216,7 +216,10 @@ export class HistoryView {
   refresh() {
     if (!this.page) return;
     const m = this.app.model;
-    let changed = false;
+    // Names and who is an agent come with the snapshot, maybe after the page.
+    const known = `${m.synced} ${m.agents.size} ${m.names.size}`;
+    let changed = known !== this.known;
+    this.known = known;
     for (const [i, c] of this.page.items.entries()) {
       if (c.endTime) continue;
       const ended = m.ended.find((e) => e.id === c.id);
