@@ -113,6 +113,7 @@ func TestAgentConsoleWalkThrough(t *testing.T) {
 	page.waitJS("the confirmation again", `document.getElementById('confirm').open`)
 	page.click(`#confirm-ok`)
 	page.waitJS("the call ended for everyone", `document.querySelector('`+active+`') === null`)
+	page.waitJS("the focus on a call again, not lost", `document.activeElement && document.activeElement.closest('li.call-card') === document.querySelector('li.call-card')`)
 	page.key("3")
 	page.waitJS("call 3 active", `document.querySelector('`+card(ids[2])+`.is-active') !== null`)
 

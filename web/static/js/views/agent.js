@@ -117,17 +117,21 @@ export class AgentView {
     const accepted = list.find((c) => this.ringing.has(c.id));
     this.ringing = new Set(this.model.incomingOf(this.app.me.rawId).map((ic) => ic.id));
     const before = document.activeElement;
+    const wasHere = before && this.primary.contains(before);
     queueMicrotask(() => {
       const now = document.activeElement;
       const idle = !now || now === document.body || now === document.getElementById('main');
+      const card = (id) => this.primary.querySelector(id ? `li.call-card[data-call-id="${CSS.escape(id)}"] > article` : 'li.call-card > article');
       if (accepted && (idle || (now && now.closest('.incoming')))) {
-        const art = this.primary.querySelector(`li.call-card[data-call-id="${CSS.escape(accepted.id)}"] > article`);
+        const art = card(accepted.id);
         if (art) {
           art.focus();
           return;
         }
       }
-      if (idle && before && before !== now && before.isConnected && this.primary.contains(before)) before.focus({ preventScroll: true });
+      if (!idle || !wasHere || before === now) return;
+      if (before.isConnected) before.focus({ preventScroll: true }); // its card moved
+      else if (card()) card().focus({ preventScroll: true }); // its call ended: the active call (first)
     });
   }
 

@@ -95,9 +95,12 @@ export function speaking(p) {
     : h('span', { class: 'speaking', 'aria-hidden': 'true' });
 }
 
-export function flags(call) {
+// flags are the call's muted states; own says the viewer is the call's
+// agent (who reads "your microphone").
+export function flags(call, own = true) {
   const out = [];
-  if (call.isMuted) out.push(h('span', { class: 'flag' }, call._mutedBy ? `${call._mutedByName || shortRaw(call._mutedBy)} muted your microphone` : 'Microphone muted'));
+  const by = call._mutedBy ? call._mutedByName || shortRaw(call._mutedBy) : '';
+  if (call.isMuted) out.push(h('span', { class: 'flag' }, by ? (own ? `${by} muted your microphone` : `Microphone muted by ${by}`) : 'Microphone muted'));
   if (call.isIncomingAudioMuted) out.push(h('span', { class: 'flag' }, 'Incoming audio muted'));
   return out.length ? h('p', { class: 'flags' }, out) : null;
 }

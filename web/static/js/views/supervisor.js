@@ -161,7 +161,7 @@ export class SupervisorView {
           stateBadge(call)),
         h('p', { class: 'muted-text' }, callKindLine(call)),
         timing(call),
-        flags(call),
+        flags(call, !overseeing),
         notice(call),
         participantRows(call, { overseeing }),
         h('div', { class: 'actions' },
