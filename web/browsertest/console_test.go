@@ -131,14 +131,7 @@ func TestAgentConsoleWalkThrough(t *testing.T) {
 			&& document.documentElement.scrollWidth <= innerWidth;
 	})()`)
 	wantPinned(t, page, ids[2])
-	small := evalJS[[]string](page, `[...document.querySelectorAll('.topbar a, .topbar button, main button, main a[href], main summary, main select, main input:not([type="checkbox"]):not([type="radio"])')]
-		.filter((e) => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden')
-		.map((e) => [e, e.getBoundingClientRect()])
-		.filter(([, r]) => r.width < 44 || r.height < 44)
-		.map(([e, r]) => e.localName + ' "' + (e.textContent || e.id).trim().slice(0, 30) + '" ' + Math.round(r.width) + 'x' + Math.round(r.height))`)
-	if len(small) > 0 {
-		t.Errorf("touch targets smaller than 44x44 px on a phone: %q", small)
-	}
+	wantTouchTargets(t, page)
 	wantNamesHoldText(t, page)
 	page.waitJS("the timers ticking", `(document.querySelector('`+card(ids[0])+` .total-time') || {}).textContent > '0:00'`)
 	page.screenshot("agent-phone")
@@ -178,6 +171,21 @@ func wantNumbers(t *testing.T, page *tab, want map[string]int) {
 			const c = document.querySelector('`+card(id)+`');
 			return c && c.dataset.n === '`+fmt.Sprint(n)+`' && c.querySelector('.card-n').textContent === '`+fmt.Sprint(n)+`';
 		})()`)
+	}
+}
+
+// wantTouchTargets checks, on a phone, that nothing is wider than the
+// screen and every control a finger presses is at least 44x44 px.
+func wantTouchTargets(t *testing.T, page *tab) {
+	t.Helper()
+	page.waitJS("nothing wider than the screen", `document.documentElement.scrollWidth <= innerWidth`)
+	small := evalJS[[]string](page, `[...document.querySelectorAll('.topbar a, .topbar button, main button, main a[href], main summary, main select, main input:not([type="checkbox"]):not([type="radio"])')]
+		.filter((e) => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden')
+		.map((e) => [e, e.getBoundingClientRect()])
+		.filter(([, r]) => r.width < 44 || r.height < 44)
+		.map(([e, r]) => e.localName + ' "' + (e.textContent || e.id).trim().slice(0, 30) + '" ' + Math.round(r.width) + 'x' + Math.round(r.height))`)
+	if len(small) > 0 {
+		t.Errorf("touch targets smaller than 44x44 px on a phone: %q", small)
 	}
 }
 
@@ -275,9 +283,10 @@ func TestSupervisorActionsInWords(t *testing.T) {
 	srv.accept(erin, "4:+14255550125")
 	srv.call(frank, "8:acs:carol")
 	srv.incoming(carol, "4:+14255550123")
-	sup.waitJS("ringing first, then the longest hold", `(() => {
+	sup.waitJS("ringing first, then the longest hold; an agent's active call first", `(() => {
 		const order = [...document.querySelectorAll('li.agent')].map((a) => a.dataset.agent);
-		return order[0] === '8:acs:carol' && order[1] === '8:acs:erin';
+		const first = document.querySelector('li.agent[data-agent="8:acs:erin"] li.call-card');
+		return order[0] === '8:acs:carol' && order[1] === '8:acs:erin' && first && first.classList.contains('is-active');
 	})()`)
 	sup.screenshot("supervisor-urgent")
 
@@ -294,6 +303,10 @@ func TestSupervisorActionsInWords(t *testing.T) {
 	sup.waitJS("erin's calls shown", `document.querySelectorAll('li.agent[data-agent="8:acs:erin"] li.call-card').length === 2`)
 	wantNamesHoldText(t, sup)
 	wantNamesHoldText(t, agent)
+
+	// The dashboard on a phone.
+	sup.do("phone size", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	wantTouchTargets(t, sup)
 }
 
 // History, for a supervisor: a call between two agents is one row naming

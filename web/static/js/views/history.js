@@ -186,7 +186,9 @@ export class HistoryView {
           h('th', { scope: 'col' }, 'Length'),
           h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Timeline')))),
         h('tbody', null, rows.length ? rows.map((g) => this.row(g))
-          : h('tr', null, h('td', { colspan: this.supervisor ? 7 : 6 }, 'No call matches these filters.')))) : null,
+          : h('tr', null, h('td', { colspan: this.supervisor ? 7 : 6 }, page.items.length
+            ? 'The calls of this page are on the newer page already (each call once, with both agents).'
+            : 'No call matches these filters.')))) : null,
       page ? h('nav', { class: 'pager', 'aria-label': 'History pages' },
         h('button', { type: 'button', 'data-action': 'history-newer', disabled: n <= 1 || this.loading }, '← Newer'),
         h('button', { type: 'button', 'data-action': 'history-older', disabled: !page.nextCursor || this.loading }, 'Older →')) : null,

@@ -134,7 +134,8 @@ export class SupervisorView {
               button('Accept', 'accept', { call: ic.id }, { cls: 'primary-btn', context: `call from ${from}` }), ' ',
               button('Decline', 'reject', { call: ic.id }, { cls: 'danger-btn', context: `call from ${from}` })] : null);
         })) : null,
-        list.length ? h('ol', { class: 'call-grid compact', id: `${hid}-calls`, hidden: collapsed }, collapsed ? [] : list.map((c) => this.card(c, a))) : null));
+        list.length ? h('ol', { class: 'call-grid compact', id: `${hid}-calls`, hidden: collapsed },
+          collapsed ? [] : list.slice().sort((x, y) => y.isActive - x.isActive).map((c) => this.card(c, a))) : null));
   }
 
   card(call, agent) {
