@@ -14,7 +14,8 @@ import (
 // The agent's console as the walk-through used it, on a laptop (1280x800)
 // and on a phone (390x844): the call just accepted takes the focus; the
 // active call comes first and is fully in view; a call keeps its number
-// while it lives, and calls past the ninth are reached from the keyboard;
+// while it lives (a reload too), and calls past the ninth are reached from
+// the keyboard;
 // talk time leaves out time on hold; errors speak plainly and stay in
 // view; "End for everyone" asks first; every button's accessible name
 // holds its visible words; on the phone the top bar is one row and every
@@ -69,6 +70,9 @@ func TestAgentConsoleWalkThrough(t *testing.T) {
 	srv.call(callers[10], "8:acs:alice")
 	ids = append(ids, srv.accept(alice, "4:"+phone(10)))
 	page.waitJS("the new call", `document.querySelector('`+card(ids[10])+`.is-active') !== null`)
+	wantNumbers(t, page, map[string]int{ids[10]: 2, ids[3]: 4, ids[9]: 10})
+	page.do("reload", chromedp.Reload())
+	page.waitLive()
 	wantNumbers(t, page, map[string]int{ids[10]: 2, ids[3]: 4, ids[9]: 10})
 
 	// Talk time leaves out time on hold: call 4 was held, then active,

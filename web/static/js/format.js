@@ -189,7 +189,7 @@ export const errorText = {
   invalid_phone_number: 'That phone number is not valid. Write it with + and the country code, for example +14255550123.',
   invalid_group_id: 'That group id is not valid. A group id looks like 6f0b0e3c-8d43-4e2a-9a43-7c1c64b1c0de; anything else is joined as a room.',
   alternate_caller_id_required: 'Calling a phone number needs a caller id: type the number to show the callee (for example +14255550100) in "Caller id".',
-  unauthorized: 'Your sign-in is not valid any more. Sign in again with a new token.',
+  unauthorized: 'The token is not valid: it is mistyped, expired or revoked. Sign in with a new token.',
   forbidden: 'Your role does not allow this.',
   operation_not_supported_for_identity: 'This cannot be done for this kind of participant.',
   call_not_found: 'The call is not there any more: it may just have ended.',

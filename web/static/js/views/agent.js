@@ -11,6 +11,17 @@ import {
   button, reasonNote, stateBadge, timing, flags, participantRows, endedCard, rules, tick, notice, confirmEndAll,
 } from './common.js';
 
+const NUMBERS_KEY = 'switchboard.callNumbers';
+
+function loadNumbers() {
+  try {
+    const v = JSON.parse(sessionStorage.getItem(NUMBERS_KEY) || '[]');
+    return Array.isArray(v) ? v.filter((e) => Array.isArray(e) && typeof e[0] === 'string' && Number.isInteger(e[1])) : [];
+  } catch {
+    return [];
+  }
+}
+
 export const agentShortcuts = [
   ['a', 'Accept the ringing call'],
   ['d', 'Decline the ringing call'],
@@ -29,7 +40,9 @@ export class AgentView {
     this.app = app;
     this.model = app.model;
     this.cards = new Map(); // call id -> {v, n, vnode}
-    this.numbers = new Map(); // call id -> its number while it lives
+    // call id -> its number while it lives; kept for the tab, so that a
+    // reload does not renumber the calls.
+    this.numbers = new Map(loadNumbers());
     this.ringing = new Set(); // ids of the calls ringing at the last draw
   }
 
@@ -53,8 +66,15 @@ export class AgentView {
   // number gives each of the calls a number that stays while the call
   // lives: a new call takes the lowest number free.
   number(list) {
+    if (!this.model.synced) return; // before the snapshot every call seems gone
     const live = new Set(list.map((c) => c.id));
-    for (const id of this.numbers.keys()) if (!live.has(id)) this.numbers.delete(id);
+    let changed = false;
+    for (const id of this.numbers.keys()) {
+      if (!live.has(id)) {
+        this.numbers.delete(id);
+        changed = true;
+      }
+    }
     const used = new Set(this.numbers.values());
     let next = 1;
     for (const c of list) {
@@ -62,7 +82,9 @@ export class AgentView {
       while (used.has(next)) next++;
       this.numbers.set(c.id, next);
       used.add(next);
+      changed = true;
     }
+    if (changed) sessionStorage.setItem(NUMBERS_KEY, JSON.stringify([...this.numbers]));
   }
 
   // callNumbered answers the living call with number n.
