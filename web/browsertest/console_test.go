@@ -281,6 +281,16 @@ func TestSupervisorActionsInWords(t *testing.T) {
 		return e && e.textContent.includes('Sam Reyes ended the call for everyone');
 	})()`)
 
+	// Sam removes Alice herself from a call, from the dashboard.
+	srv.call(bob, "8:acs:alice")
+	mine := srv.accept(alice, "4:+14255550100")
+	sup.waitJS("alice's new call on the dashboard", `document.querySelector('`+card(mine)+` button[data-action="hangup"]') !== null`)
+	sup.click(card(mine) + ` button[data-action="hangup"]`)
+	agent.waitJS("the agent told Sam removed her", `(() => {
+		const e = document.querySelector('.ended-call[data-call-id="`+mine+`"]');
+		return e && e.textContent.includes('Sam Reyes removed you from the call');
+	})()`)
+
 	srv.call(gina, "8:acs:erin")
 	srv.accept(erin, "4:+14255550124")
 	srv.call(hank, "8:acs:erin")
