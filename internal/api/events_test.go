@@ -348,3 +348,21 @@ func TestSnapshotThenEvents(t *testing.T) {
 		}
 	}
 }
+
+// A supervisor's action reaches the agent with the supervisor's name from
+// her token, so that the console can say who ended the call.
+func TestSupervisorActorNamed(t *testing.T) {
+	s := newServer(t, serverOptions{})
+	alice, bob := s.token("alice", calls.RoleAgent), s.token("bob", calls.RoleAgent)
+	sup := s.token("sue", calls.RoleSupervisor)
+	st := s.connect(alice)
+	s.connect(bob)
+	var a calls.Call
+	s.do("POST", "/api/calls", alice, map[string]any{"participants": []any{identityJSON("bob")}}, http.StatusCreated, &a)
+	s.do("POST", "/api/calls/"+a.ID+"/hangup", sup, map[string]any{"forEveryone": true}, http.StatusOK, nil)
+	ev := st.waitFor(calls.EventCallEnded, a.ID)
+	want := calls.Actor{Kind: calls.ActorSupervisor, RawID: "8:acs:sue", DisplayName: "Test supervisor"}
+	if ev.Actor == nil || *ev.Actor != want {
+		t.Errorf("callEnded actor = %+v, want %+v", ev.Actor, want)
+	}
+}

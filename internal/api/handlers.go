@@ -305,6 +305,13 @@ func parseFilter(c echo.Context) (calls.CallFilter, error) {
 		}
 		f.EndCode = &code
 	}
+	if v := q.Get("endSubCode"); v != "" {
+		sub, err := strconv.Atoi(v)
+		if err != nil {
+			return f, calls.Errorf(calls.CodeInvalidRequest, "endSubCode must be a number")
+		}
+		f.EndSubCode = &sub
+	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {

@@ -111,6 +111,7 @@ type event struct {
 	At      time.Time       `json:"at"`
 	AgentID string          `json:"agentId"`
 	CallID  string          `json:"callId"`
+	Actor   *calls.Actor    `json:"actor"`
 	Data    json.RawMessage `json:"data"`
 }
 

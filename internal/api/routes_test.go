@@ -244,6 +244,10 @@ func TestCallRoutes(t *testing.T) {
 	if len(page.Items) == 0 {
 		t.Fatal("history is empty")
 	}
+	s.do("GET", "/api/history/calls?endCode=0&endSubCode=4097", sup, nil, http.StatusOK, &page)
+	if len(page.Items) != 1 || page.Items[0].ID != a.ID {
+		t.Errorf("calls ended for everyone: %+v, want only %s", page.Items, a.ID)
+	}
 	var h calls.CallHistory
 	s.do("GET", "/api/history/calls/"+b.ID, sup, nil, http.StatusOK, &h)
 	var supMuted bool

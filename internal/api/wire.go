@@ -234,6 +234,10 @@ func appendEvent(b []byte, ev *calls.Event) ([]byte, error) {
 			b = append(b, `,"rawId":`...)
 			b = appendJSONString(b, ev.Actor.RawID)
 		}
+		if ev.Actor.DisplayName != "" {
+			b = append(b, `,"displayName":`...)
+			b = appendJSONString(b, ev.Actor.DisplayName)
+		}
 		b = append(b, '}')
 	}
 	b = append(b, `,"data":`...)

@@ -35,7 +35,7 @@ func TestWireFields(t *testing.T) {
 		{calls.EndReason{}, 3},
 		{calls.EndpointDetail{}, 1},
 		{calls.Identifier{}, 4},
-		{calls.Actor{}, 2},
+		{calls.Actor{}, 3},
 		{calls.Event{}, 7},
 		{calls.StateChangedData{}, 3},
 		{calls.ConnectionStateData{}, 3},
@@ -122,7 +122,7 @@ func randEvent(r *rand.Rand) calls.Event {
 		Type: calls.EventType(randString(r)), At: randTime(r), AgentID: randString(r), CallID: randString(r),
 	}
 	if r.IntN(3) > 0 {
-		ev.Actor = &calls.Actor{Kind: calls.ActorKind(randString(r)), RawID: randString(r)}
+		ev.Actor = &calls.Actor{Kind: calls.ActorKind(randString(r)), RawID: randString(r), DisplayName: randString(r)}
 	}
 	switch r.IntN(6) {
 	case 0:

@@ -464,8 +464,8 @@ func TestMuting(t *testing.T) {
 	for _, ev := range f.Publisher.Events("8:acs:bob") {
 		if ev.Type == calls.EventMutedByOthers {
 			by = ev.Data.(calls.MutedByOthersData).By
-			if ev.Actor == nil || ev.Actor.Kind != calls.ActorSupervisor {
-				t.Errorf("mutedByOthers actor = %+v, want the supervisor", ev.Actor)
+			if ev.Actor == nil || ev.Actor.Kind != calls.ActorSupervisor || ev.Actor.DisplayName != sup.DisplayName {
+				t.Errorf("mutedByOthers actor = %+v, want the supervisor with her name %q", ev.Actor, sup.DisplayName)
 			}
 		}
 	}

@@ -37,6 +37,10 @@ const (
 type Actor struct {
 	Kind  ActorKind `json:"kind"`
 	RawID string    `json:"rawId,omitempty"`
+	// DisplayName is the name the actor's token carries, for a supervisor
+	// or another party, so that a console can say who did it. Stores may
+	// drop it: a timeline's actor is its rawId.
+	DisplayName string `json:"displayName,omitempty"`
 }
 
 // Event is one change, addressed to the identity whose view it changes

@@ -27,6 +27,7 @@ type CallFilter struct {
 	From, To    time.Time // startTime in [From, To)
 	Direction   Direction // Incoming or Outgoing
 	EndCode     *int      // callEndReason.code
+	EndSubCode  *int      // callEndReason.subCode (0/4097 ended for everyone, 0/5300 removed)
 	Participant string    // a remote participant's rawId
 	Limit       int       // 1 to MaxHistoryLimit; 0 means DefaultHistoryLimit
 	Cursor      string    // opaque, from CallPage.NextCursor

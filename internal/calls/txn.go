@@ -140,9 +140,9 @@ func (tx *txn) actorFor(owner *party) *Actor {
 	case tx.actor.Identifier.hasRawID(owner.id):
 		a = &Actor{Kind: ActorAgent, RawID: owner.id}
 	case tx.actor.Role == RoleSupervisor && !tx.isMember(owner, tx.actor.Identifier.RawID()):
-		a = &Actor{Kind: ActorSupervisor, RawID: tx.actor.Identifier.RawID()}
+		a = &Actor{Kind: ActorSupervisor, RawID: tx.actor.Identifier.RawID(), DisplayName: tx.actor.DisplayName}
 	default:
-		a = &Actor{Kind: ActorRemote, RawID: tx.actor.Identifier.RawID()}
+		a = &Actor{Kind: ActorRemote, RawID: tx.actor.Identifier.RawID(), DisplayName: tx.actor.DisplayName}
 	}
 	tx.actorOwner, tx.actorLast = owner, a
 	return a

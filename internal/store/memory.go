@@ -228,6 +228,9 @@ func matches(c *calls.Call, f *calls.CallFilter) bool {
 	if f.EndCode != nil && (c.CallEndReason == nil || c.CallEndReason.Code != *f.EndCode) {
 		return false
 	}
+	if f.EndSubCode != nil && (c.CallEndReason == nil || c.CallEndReason.SubCode != *f.EndSubCode) {
+		return false
+	}
 	if f.Participant != "" && !slices.ContainsFunc(c.RemoteParticipants, func(p calls.Participant) bool {
 		return p.RawID == f.Participant
 	}) {

@@ -135,6 +135,13 @@ func historyQuery(f *calls.CallFilter, after *position, n int) (query string, ar
 		}
 		where = append(where, "c.end_code = "+arg(*code))
 	}
+	if f.EndSubCode != nil {
+		sub := int32Ptr(*f.EndSubCode)
+		if sub == nil {
+			return "", nil, false
+		}
+		where = append(where, "c.end_subcode = "+arg(*sub))
+	}
 	if after != nil {
 		t := time.Unix(after.sec, int64(after.nsec)).UTC()
 		switch {

@@ -8,9 +8,10 @@ import (
 )
 
 // A supervisor sees the agents' calls live, mutes a participant of an
-// agent's 1:1 call (which the agent itself may not), and the agent's page
-// shows it; controls the contract forbids are disabled with the reason;
-// ending a call for everyone reaches the agent with its end reason.
+// agent's 1:1 call (which the agent itself may not: no such control on the
+// agent's card), and the agent's page shows it; controls the contract
+// forbids are disabled with the reason in words; ending a call for
+// everyone, once confirmed, reaches the agent with the supervisor's name.
 func TestSupervisorMutesAParticipant(t *testing.T) {
 	srv := newServer(t, 0)
 	alice := srv.token("alice", "Alice Agent", calls.RoleAgent)
@@ -24,20 +25,22 @@ func TestSupervisorMutesAParticipant(t *testing.T) {
 	id := srv.accept(alice, "4:+14255550100")
 	agent.waitJS("the call active", `document.querySelector('`+card(id)+`.is-active') !== null`)
 
-	// The agent may not mute the other side of a 1:1 call: disabled, and
-	// the reason is there for eyes and screen readers.
-	agent.waitJS("the agent's mute control disabled with its reason", `(() => {
-		const b = document.querySelector('`+card(id)+` button[data-action="mute-participant"][data-raw="4:+14255550100"]');
-		const why = b && document.getElementById(b.getAttribute('aria-describedby'));
-		return b.disabled && why && why.textContent.includes('not_supported_in_one_to_one');
+	// The agent may not mute the other side of a 1:1 call: the card has no
+	// such control, and no contract words or raw ids but the number.
+	agent.waitJS("the agent's 1:1 card without a mute control or jargon", `(() => {
+		const c = document.querySelector('`+card(id)+`');
+		const t = c && c.textContent;
+		return c && !c.querySelector('button[data-action="mute-participant"]') && t.includes('+14255550100')
+			&& !/oneToOne|not_supported|contract|8:acs:|4:\+/.test(t);
 	})()`)
 
 	// A room cannot be ended for everyone.
 	var room calls.Call
 	srv.do(http.MethodPost, "/api/calls/join", alice, map[string]string{"roomId": "standup"}, http.StatusCreated, &room)
 	agent.waitJS("end for everyone disabled in the room", `(() => {
-		const b = document.querySelector('`+card(room.ID)+` button[data-action="end-all"]');
-		return b && b.disabled && document.querySelector('`+card(room.ID)+`').textContent.includes('not_supported_in_rooms');
+		const b = document.querySelector('`+card(room.ID)+` button[data-action="confirm-end-all"]');
+		const t = b && document.querySelector('`+card(room.ID)+`').textContent;
+		return b && b.disabled && t.includes('A room cannot be ended for everyone') && !t.includes('not_supported');
 	})()`)
 	srv.do(http.MethodPost, "/api/calls/"+id+"/resume", alice, nil, http.StatusOK, nil)
 
@@ -81,7 +84,7 @@ func TestSupervisorMutesAParticipant(t *testing.T) {
 
 	// The supervisor mutes the agent herself; the agent sees who did it.
 	sup.click(card(id) + ` button[data-action="mute-participant"][data-raw="8:acs:alice"]`)
-	agent.waitJS("the agent told she was muted by the supervisor", `document.querySelector('`+card(id)+`').textContent.includes('Microphone muted by sue')`)
+	agent.waitJS("the agent told she was muted by the supervisor", `document.querySelector('`+card(id)+`').textContent.includes('Sue Supervisor muted your microphone')`)
 	// The dashboard's button now says so too; wait for it before the next
 	// click, which its new width would otherwise shift under the pointer.
 	sup.waitJS("the agent shown muted on the dashboard", `(() => {
@@ -89,11 +92,14 @@ func TestSupervisorMutesAParticipant(t *testing.T) {
 		return b && b.textContent.includes('Agent muted');
 	})()`)
 
-	// The supervisor ends the call for everyone; the agent sees why.
-	sup.click(card(id) + ` button[data-action="end-all"]`)
+	// The supervisor ends the call for everyone, after saying so in the
+	// confirmation; the agent sees who did it.
+	sup.click(card(id) + ` button[data-action="confirm-end-all"]`)
+	sup.waitJS("the confirmation", `document.getElementById('confirm').open && document.getElementById('confirm-text').textContent.includes('Bob Customer')`)
+	sup.click(`#confirm-ok`)
 	agent.waitJS("the end reason on the agent's page", `(() => {
 		const e = document.querySelector('.ended-list');
-		return e && e.textContent.includes('Ended for everyone (0/4097)') && !document.querySelector('`+card(id)+`');
+		return e && e.textContent.includes('Sue Supervisor ended the call for everyone') && !document.querySelector('`+card(id)+`');
 	})()`)
 	sup.waitJS("the call gone from the dashboard", `!document.querySelector('`+card(id)+`')`)
 }

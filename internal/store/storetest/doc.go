@@ -14,7 +14,7 @@
 //   - History is newest first: start time descending, then id descending
 //     (bytewise, so a SQL store orders ids with the C collation).
 //   - Filters combine with AND; From is inclusive, To exclusive; a call
-//     without an end reason never matches an EndCode filter.
+//     without an end reason never matches an EndCode or EndSubCode filter.
 //   - Pages follow a keyset cursor with no duplicates or gaps, even when
 //     calls share a start time or newer calls arrive between pages;
 //     NextCursor is empty on the last page, and Items is never nil.

@@ -174,19 +174,20 @@ func filterFixture(t *testing.T, s calls.Store) {
 		dir   calls.Direction
 		start time.Time
 		code  int // -1: still live
+		sub   int
 		parts []string
 	}
 	specs := []spec{
-		{"call-01", agentA, calls.Incoming, at(0, 0), 0, []string{p1}},
-		{"call-02", agentA, calls.Outgoing, at(1, 0), 480, []string{p2}},
-		{"call-03", agentB, calls.Incoming, at(2, 0), 0, []string{p1, p3}},
-		{"call-04", agentB, calls.Outgoing, at(3, 0), -1, []string{p2}},
-		{"call-05", agentA, calls.Incoming, at(4, 0), 603, []string{p3}},
-		{"call-06", agentA, calls.Outgoing, at(5, 0), -1, []string{p1, p2}},
-		{"call-07", agentB, calls.Incoming, at(6, 0), 480, []string{p1}},
-		{"call-08", agentA, calls.Incoming, at(7, 0), 0, nil},
-		{"call-09", agentB, calls.Outgoing, at(8, 0), 603, []string{p3}},
-		{"call-10", agentA, calls.Outgoing, at(9, 0), 480, []string{p1, p3}},
+		{"call-01", agentA, calls.Incoming, at(0, 0), 0, 0, []string{p1}},
+		{"call-02", agentA, calls.Outgoing, at(1, 0), 480, 0, []string{p2}},
+		{"call-03", agentB, calls.Incoming, at(2, 0), 0, 4097, []string{p1, p3}},
+		{"call-04", agentB, calls.Outgoing, at(3, 0), -1, 0, []string{p2}},
+		{"call-05", agentA, calls.Incoming, at(4, 0), 603, 0, []string{p3}},
+		{"call-06", agentA, calls.Outgoing, at(5, 0), -1, 0, []string{p1, p2}},
+		{"call-07", agentB, calls.Incoming, at(6, 0), 480, 0, []string{p1}},
+		{"call-08", agentA, calls.Incoming, at(7, 0), 0, 5300, nil},
+		{"call-09", agentB, calls.Outgoing, at(8, 0), 603, 0, []string{p3}},
+		{"call-10", agentA, calls.Outgoing, at(9, 0), 480, 0, []string{p1, p3}},
 	}
 	var first, second []calls.Record
 	for _, sp := range specs {
@@ -198,7 +199,9 @@ func filterFixture(t *testing.T, s calls.Store) {
 		early := newCall(sp.id, sp.agent, sp.dir, sp.start)
 		early.State, early.IsActive, early.ConnectedTime = calls.StateConnecting, false, nil
 		first = append(first, calls.Record{Call: early})
-		second = append(second, calls.Record{Call: ended(c, sp.code)})
+		done := ended(c, sp.code)
+		done.CallEndReason.SubCode = sp.sub
+		second = append(second, calls.Record{Call: done})
 	}
 	record(t, s, first...)
 	record(t, s, second...)
@@ -234,6 +237,10 @@ func testFilters(t *testing.T, newStore func(*testing.T) calls.Store) {
 		{"end code 480", calls.CallFilter{EndCode: code(480)}, []string{"call-10", "call-07", "call-02"}},
 		{"end code 603", calls.CallFilter{EndCode: code(603)}, []string{"call-09", "call-05"}},
 		{"end code nobody has", calls.CallFilter{EndCode: code(999)}, nil},
+		{"ended for everyone (0/4097)", calls.CallFilter{EndCode: code(0), EndSubCode: code(4097)}, []string{"call-03"}},
+		{"removed (0/5300)", calls.CallFilter{EndCode: code(0), EndSubCode: code(5300)}, []string{"call-08"}},
+		{"sub code 0 of any code", calls.CallFilter{EndSubCode: code(0)}, []string{"call-10", "call-09", "call-07", "call-05", "call-02", "call-01"}},
+		{"sub code nobody has", calls.CallFilter{EndSubCode: code(-3)}, nil},
 
 		{"participant 1", calls.CallFilter{Participant: p1}, []string{"call-10", "call-07", "call-06", "call-03", "call-01"}},
 		{"participant 2", calls.CallFilter{Participant: p2}, []string{"call-06", "call-04", "call-02"}},

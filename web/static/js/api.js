@@ -1,6 +1,8 @@
 // The HTTP side of the contract: the token kept for the tab, requests, and
 // the server's errors as words.
 
+import { errorText } from './format.js';
+
 const TOKEN_KEY = 'switchboard.token';
 const PERF_KEY = 'switchboard.perf';
 
@@ -92,11 +94,16 @@ export const get = (path) => request('GET', path);
 export const post = (path, body) => request('POST', path, body === undefined ? {} : body);
 export const del = (path) => request('DELETE', path);
 
-// describe is an error in words: the server's message, then its code.
+// describe is an error in plain words: a sentence for each of the
+// contract's codes (the server's message may name request fields, such as
+// alternateCallerId, which mean nothing to an agent), else the server's
+// message.
 export function describe(err) {
   if (err instanceof ApiError) {
-    const status = err.status ? `, HTTP ${err.status}` : '';
-    return `${err.message} (${err.code}${status})`;
+    const text = errorText[err.code];
+    if (text) return text;
+    if (/^http_5/.test(err.code)) return `The switchboard answered with an error (${err.status}). Try again in a moment.`;
+    return err.message;
   }
   return err && err.message ? err.message : String(err);
 }

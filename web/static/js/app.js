@@ -4,7 +4,7 @@ import { session, takeURLParams, get, post, del, esc, describe, whenUnauthorized
 import { EventStream } from './events.js';
 import { Model } from './state.js';
 import { patch } from './dom.js';
-import { since, partyName, rawOfIdentifier, callTitle, endReasonText, shortRaw } from './format.js';
+import { since, partyName, rawOfIdentifier, callTitle, endWords, actorName, shortRaw } from './format.js';
 import { AgentView, agentShortcuts } from './views/agent.js';
 import { SupervisorView, supervisorShortcuts } from './views/supervisor.js';
 import { HistoryView } from './views/history.js';
@@ -224,9 +224,9 @@ class App {
       const raw = rawOfIdentifier(c.identifier);
       this.say(`Incoming call from ${partyName(c.displayName, raw)} ${shortRaw(raw)}. Press A to accept, D to decline.`);
     } else if (ev.type === 'mutedByOthers') {
-      this.say(`${shortRaw(d.by)} muted your microphone.`);
+      this.say(`${actorName(ev.actor && ev.actor.rawId === d.by ? ev.actor : { rawId: d.by }, this.model.names)} muted your microphone.`);
     } else if (ev.type === 'callEnded' && d.call) {
-      this.say(`The call with ${callTitle(d.call)} ended: ${endReasonText(d.callEndReason)}.`);
+      this.say(`The call with ${callTitle(d.call)} ended: ${endWords(d.call, d.callEndReason, ev.actor, this.model.names)}.`);
     }
   }
 
@@ -254,6 +254,7 @@ class App {
     chip.hidden = !ringing;
     chip.textContent = ringing ? `${ringing} ringing${this.me.role === 'supervisor' ? '' : ' — A to accept'}` : '';
     if (this.view === this.live && this.live.primary) patch(this.live.primary, this.live.view());
+    else if (this.view && this.view.refresh) this.view.refresh();
     document.body.dataset.synced = this.model.synced ? 'true' : 'false';
     this.ringer.update(this.model.incomingOf(this.me.rawId).map((ic) => {
       const c = ic.callerInfo || {};

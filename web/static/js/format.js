@@ -90,6 +90,14 @@ export const participantStateText = {
 
 export const kindText = { oneToOne: '1:1 call', group: 'Group call', room: 'Room' };
 
+// callKindLine is the line under a card's title: which way the call went
+// and, unless it is the usual 1:1 call, what kind it is.
+export function callKindLine(call) {
+  const dir = call.direction === 'Outgoing' ? 'Outgoing' : 'Incoming';
+  if (call.kind === 'oneToOne' || !call.kind) return `${dir} call`;
+  return `${kindText[call.kind] || 'Call'} · ${dir.toLowerCase()}`;
+}
+
 // endReasons are the contract's end reasons, in words.
 export const endReasons = [
   { code: 0, subCode: 0, text: 'hung up' },
@@ -104,14 +112,39 @@ export const endReasons = [
   { code: 503, subCode: 1, text: 'the switchboard was shut down' },
 ];
 
+// endCodes are the history's outcome filter: a code, or code/subCode.
 export const endCodes = [
   { code: 0, text: 'normal end' },
+  { code: '0/4097', text: 'ended for everyone' },
+  { code: '0/5300', text: 'removed from the call' },
   { code: 410, text: 'media lost' },
   { code: 480, text: 'no answer / not connected' },
   { code: 487, text: 'canceled' },
   { code: 503, text: 'switchboard stopped' },
   { code: 603, text: 'declined' },
 ];
+
+// actorName is who caused an event, as people read it: the name the
+// actor's token carries, else a name learned from calls, else its id.
+export function actorName(actor, names) {
+  if (!actor) return '';
+  return actor.displayName || (names && names.get(actor.rawId)) || shortRaw(actor.rawId) || 'The switchboard';
+}
+
+// endWords says how a call ended, naming who ended it when someone from
+// outside the call did (a supervisor): "Sam Reyes ended the call for
+// everyone", "Sam Reyes removed Bob" (the other side of a 1:1 call), "Sam
+// Reyes removed you from the call". Otherwise the end reason in words.
+export function endWords(call, reason, actor, names) {
+  const r = reason || {};
+  if (actor && (actor.kind === 'supervisor' || actor.kind === 'remote') && r.code === 0) {
+    const who = actorName(actor, names);
+    if (r.subCode === 4097) return `${who} ended the call for everyone`;
+    if (r.subCode === 5300) return `${who} removed you from the call`;
+    if (r.subCode === 5000 && actor.kind === 'supervisor') return `${who} removed ${callTitle(call)}`;
+  }
+  return endReasonText(reason);
+}
 
 export function endReasonText(r) {
   if (!r) return '';
@@ -146,3 +179,27 @@ export function dateTime(iso) {
   const d = new Date(iso);
   return `${d.toLocaleDateString()} ${clockTime(iso)}`;
 }
+
+// errorText says in plain words what went wrong, from the contract's error
+// code; the server's own message (which may name request fields) is used
+// only for a code the console does not know.
+export const errorText = {
+  invalid_request: 'The switchboard could not use what was sent. Check what you typed and try again.',
+  invalid_identifier: 'That is not someone the switchboard can call. Type a user name (alice), a phone number (+14255550123) or a raw id (8:acs:alice).',
+  invalid_phone_number: 'That phone number is not valid. Write it with + and the country code, for example +14255550123.',
+  invalid_group_id: 'That group id is not valid. A group id looks like 6f0b0e3c-8d43-4e2a-9a43-7c1c64b1c0de; anything else is joined as a room.',
+  alternate_caller_id_required: 'Calling a phone number needs a caller id: type the number to show the callee (for example +14255550100) in "Caller id".',
+  unauthorized: 'The token is not valid: it is mistyped, expired or revoked. Sign in with a new token.',
+  forbidden: 'Your role does not allow this.',
+  operation_not_supported_for_identity: 'This cannot be done for this kind of participant.',
+  call_not_found: 'The call is not there any more: it may just have ended.',
+  participant_not_found: 'That participant is not in the call any more.',
+  not_found: 'The switchboard does not know this.',
+  invalid_state: 'The call changed before this could happen (it may have just been answered, held or ended). Look at the call and try again.',
+  not_supported_in_one_to_one: 'That is not possible in a 1:1 call; only a supervisor can mute the other side.',
+  not_supported_in_rooms: 'A room cannot be ended for everyone; leave it instead.',
+  unavailable: 'The switchboard cannot do this right now (its history store may be out of reach). Try again in a moment.',
+  internal: 'Something went wrong inside the switchboard. Try again; if it happens again, tell your administrator.',
+  rate_limited: 'Too many attempts. Wait a minute, then try again.',
+  network_error: 'The switchboard could not be reached. Check the network, then try again.',
+};

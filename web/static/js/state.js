@@ -3,6 +3,8 @@
 // folds one event in; every call it changes gets a new version number, so
 // views can reuse what they drew for calls that did not change.
 
+import { actorName, shortRaw } from './format.js';
+
 const MAX_ENDED = 20;
 
 export class Model {
@@ -59,6 +61,9 @@ export class Model {
         ended.state = 'Disconnected';
         ended.isActive = false;
         ended._at = ev.at;
+        ended._actor = ev.actor || null;
+        ended.endTime = ended.endTime || ev.at;
+        if (ended.remoteParticipants === undefined && call) ended.remoteParticipants = call.remoteParticipants;
         this.touch(ended);
         this.calls.delete(ev.callId);
         this.ended.unshift(ended);
@@ -71,10 +76,17 @@ export class Model {
     if (!call) return;
     switch (ev.type) {
       case 'stateChanged': {
+        const wasHeld = isHold(call.state);
         call.state = d.state;
         call.isActive = d.isActive;
         if (d.state === 'LocalHold') call.heldTime = call.heldTime || ev.at;
         else call.heldTime = null;
+        // Talk time leaves out time on hold: add up each hold as it ends.
+        if (!wasHeld && isHold(d.state)) call._holdStart = ev.at;
+        if (wasHeld && !isHold(d.state) && call._holdStart) {
+          call._heldMs = (call._heldMs || 0) + Math.max(0, Date.parse(ev.at) - Date.parse(call._holdStart));
+          call._holdStart = null;
+        }
         if (d.state === 'Connected' && !call.connectedTime) call.connectedTime = ev.at;
         const a = this.agents.get(ev.agentId);
         if (a) {
@@ -100,6 +112,7 @@ export class Model {
         break;
       case 'mutedByOthers':
         call._mutedBy = d.by;
+        call._mutedByName = (ev.actor && ev.actor.rawId === d.by && ev.actor.displayName) || '';
         break;
       case 'isSpeakingChanged': {
         const p = participant(call, d.participant);
@@ -121,6 +134,12 @@ export class Model {
           else list.push({ ...p });
         }
         call.remoteParticipants = list;
+        // Someone from outside the call (a supervisor) removed a
+        // participant: the card says who removed whom.
+        if (ev.actor && ev.actor.kind === 'supervisor' && (d.removed || []).length) {
+          const who = d.removed.map((p) => p.displayName || this.names.get(p.rawId) || shortRaw(p.rawId)).join(', ');
+          call._notice = `${actorName(ev.actor, this.names)} removed ${who}`;
+        }
         break;
       }
       default:
@@ -131,6 +150,9 @@ export class Model {
 
   addCall(c) {
     const call = { ...c, remoteParticipants: (c.remoteParticipants || []).map((p) => ({ ...p })) };
+    // Holds before the snapshot are not known; the one in progress is.
+    call._heldMs = 0;
+    call._holdStart = isHold(call.state) ? call.heldTime || null : null;
     for (const p of call.remoteParticipants) if (p.displayName) this.names.set(p.rawId, p.displayName);
     this.touch(call);
     this.calls.set(call.id, call);
@@ -160,6 +182,10 @@ export class Model {
     this.ended = this.ended.filter((c) => c.id !== id);
     this.version++;
   }
+}
+
+function isHold(state) {
+  return state === 'LocalHold' || state === 'RemoteHold';
 }
 
 function participant(call, raw) {

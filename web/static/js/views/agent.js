@@ -1,19 +1,33 @@
 // The agent's view: ringing calls, every call as a card (the active one
-// unmistakable, held ones with how long they have been held), recently ended
-// calls with their end reason, and forms to call and join.
+// first and unmistakable, held ones with how long they have been held),
+// recently ended calls with their end reason, and forms to call and join.
+// A call keeps its number (its shortcut) from when it appears until it
+// ends: ending call 2 leaves call 4 number 4.
 
 import { h } from '../dom.js';
-import { post, del, esc } from '../api.js';
-import { parseIdentifier, partyName, rawOfIdentifier, shortRaw, isPhoneRaw, callTitle, kindText } from '../format.js';
+import { post, esc } from '../api.js';
+import { parseIdentifier, partyName, rawOfIdentifier, shortRaw, isPhoneRaw, callTitle, kindText, callKindLine } from '../format.js';
 import {
-  button, reasonNote, stateBadge, timing, flags, participantRows, endedCard, rules, tick, kindLabel,
+  button, reasonNote, stateBadge, timing, flags, participantRows, endedCard, rules, tick, notice, confirmEndAll,
 } from './common.js';
+
+const NUMBERS_KEY = 'switchboard.callNumbers';
+
+function loadNumbers() {
+  try {
+    const v = JSON.parse(sessionStorage.getItem(NUMBERS_KEY) || '[]');
+    return Array.isArray(v) ? v.filter((e) => Array.isArray(e) && typeof e[0] === 'string' && Number.isInteger(e[1])) : [];
+  } catch {
+    return [];
+  }
+}
 
 export const agentShortcuts = [
   ['a', 'Accept the ringing call'],
   ['d', 'Decline the ringing call'],
   ['s', 'Swap: resume the call held last (holds the active one)'],
   ['1 – 9', 'Make call number N active'],
+  ['g', 'Go to call number N (any number, for calls past the ninth)'],
   ['h', 'Hold the active call'],
   ['m', 'Mute or unmute your microphone'],
   ['i', 'Mute or unmute incoming audio'],
@@ -26,6 +40,10 @@ export class AgentView {
     this.app = app;
     this.model = app.model;
     this.cards = new Map(); // call id -> {v, n, vnode}
+    // call id -> its number while it lives; kept for the tab, so that a
+    // reload does not renumber the calls.
+    this.numbers = new Map(loadNumbers());
+    this.ringing = new Set(); // ids of the calls ringing at the last draw
   }
 
   // mount draws the parts that do not follow events once; render() draws
@@ -45,13 +63,50 @@ export class AgentView {
     root.append(layout);
   }
 
+  // number gives each of the calls a number that stays while the call
+  // lives: a new call takes the lowest number free.
+  number(list) {
+    if (!this.model.synced) return; // before the snapshot every call seems gone
+    const live = new Set(list.map((c) => c.id));
+    let changed = false;
+    for (const id of this.numbers.keys()) {
+      if (!live.has(id)) {
+        this.numbers.delete(id);
+        changed = true;
+      }
+    }
+    const used = new Set(this.numbers.values());
+    let next = 1;
+    for (const c of list) {
+      if (this.numbers.has(c.id)) continue;
+      while (used.has(next)) next++;
+      this.numbers.set(c.id, next);
+      used.add(next);
+      changed = true;
+    }
+    if (changed) sessionStorage.setItem(NUMBERS_KEY, JSON.stringify([...this.numbers]));
+  }
+
+  // callNumbered answers the living call with number n.
+  callNumbered(n) {
+    const me = this.app.me.rawId;
+    this.number(this.model.callsOf(me));
+    for (const [id, k] of this.numbers) if (k === n) return this.model.calls.get(id) || null;
+    return null;
+  }
+
   view() {
     const me = this.app.me.rawId;
     const model = this.model;
     const incoming = model.incomingOf(me);
     const list = model.callsOf(me);
+    this.number(list);
     const active = list.find((c) => c.isActive);
     const held = list.filter((c) => c.state === 'LocalHold').length;
+    // The active call first, then the others by number.
+    const ordered = list.slice().sort((a, b) => (b.isActive - a.isActive) || (this.numbers.get(a.id) - this.numbers.get(b.id)));
+    this.keepFocus(list);
+    const mine = model.ended.filter((c) => c.agentId === me || !c.agentId);
     return [
       incoming.length ? h('section', { class: 'incoming', 'aria-labelledby': 'incoming-h' },
         h('h2', { id: 'incoming-h' }, incoming.length === 1 ? 'Incoming call' : `Incoming calls (${incoming.length})`),
@@ -61,29 +116,59 @@ export class AgentView {
           h('h2', { id: 'calls-h' }, `Your calls (${list.length})`),
           h('p', { class: 'summary', id: 'active-summary', role: 'status' },
             active ? ['Active: ', h('strong', null, callTitle(active))] : 'No active call',
-            held ? ` · ${held} on hold` : '')),
+            held ? ` · ${held} on hold` : ''),
+          Math.max(0, ...this.numbers.values()) > 9 ? h('form', { class: 'goto', 'data-action': 'goto-call' },
+            h('label', { for: 'goto-n' }, 'Go to call'),
+            h('input', { id: 'goto-n', name: 'n', type: 'number', min: '1', inputmode: 'numeric', required: true, 'aria-keyshortcuts': 'g' }),
+            h('button', { type: 'submit' }, 'Go')) : null),
         list.length
-          ? h('ol', { class: 'call-grid' }, list.map((c, i) => this.card(c, i + 1)))
+          ? h('ol', { class: 'call-grid' }, ordered.map((c) => this.card(c, this.numbers.get(c.id))))
           : h('p', { class: 'empty' }, 'No calls. Incoming calls appear here; place one with New call.')),
-      model.ended.some((c) => c.agentId === me || !c.agentId) ? h('section', { class: 'ended', 'aria-labelledby': 'ended-h' },
+      mine.length ? h('section', { class: 'ended', 'aria-labelledby': 'ended-h' },
         h('div', { class: 'section-head' },
           h('h2', { id: 'ended-h' }, 'Recently ended'),
-          button('Clear', 'clear-ended', {}, { label: 'Clear recently ended calls' })),
-        h('ul', { class: 'ended-list' }, model.ended.filter((c) => c.agentId === me || !c.agentId).map((c) => endedCard(c, { dismiss: true })))) : null,
+          button('Clear', 'clear-ended', {}, { context: 'recently ended calls' })),
+        h('ul', { class: 'ended-list' }, mine.map((c) => endedCard(c, { dismiss: true, names: model.names })))) : null,
     ];
+  }
+
+  // keepFocus runs after this draw is on the page: a call just accepted
+  // takes the focus (unless the agent is busy elsewhere, in a form), and a
+  // card the draw moved (the active call goes first) keeps it.
+  keepFocus(list) {
+    const accepted = list.find((c) => this.ringing.has(c.id));
+    this.ringing = new Set(this.model.incomingOf(this.app.me.rawId).map((ic) => ic.id));
+    const before = document.activeElement;
+    const wasHere = before && this.primary.contains(before);
+    queueMicrotask(() => {
+      const now = document.activeElement;
+      const idle = !now || now === document.body || now === document.getElementById('main');
+      const card = (id) => this.primary.querySelector(id ? `li.call-card[data-call-id="${CSS.escape(id)}"] > article` : 'li.call-card > article');
+      if (accepted && (idle || (now && now.closest('.incoming')))) {
+        const art = card(accepted.id);
+        if (art) {
+          art.focus();
+          return;
+        }
+      }
+      if (!idle || !wasHere || before === now) return;
+      if (before.isConnected) before.focus({ preventScroll: true }); // its card moved
+      else if (card()) card().focus({ preventScroll: true }); // its call ended: the active call (first)
+    });
   }
 
   incomingCard(ic, first) {
     const caller = ic.callerInfo || {};
     const raw = rawOfIdentifier(caller.identifier);
     const name = partyName(caller.displayName, raw);
+    const number = isPhoneRaw(raw) ? shortRaw(raw) : '';
     return h('li', { key: ic.id, class: 'incoming-card', 'aria-label': `Incoming call from ${name}` },
-      h('p', { class: 'caller' }, h('strong', { class: 'caller-name' }, name), ' ',
-        h('span', { class: 'caller-number' }, isPhoneRaw(raw) ? shortRaw(raw) : raw)),
-      h('p', { class: 'muted-text' }, kindText[ic.kind] || ic.kind, ' · ringing for ', tick(ic.startTime)),
+      h('p', { class: 'caller' }, h('strong', { class: 'caller-name', title: raw }, name), ' ',
+        number && number !== name ? h('span', { class: 'caller-number' }, number) : null),
+      h('p', { class: 'muted-text' }, ic.kind === 'oneToOne' ? 'Ringing for ' : `${kindText[ic.kind] || 'Call'} · ringing for `, tick(ic.startTime)),
       h('div', { class: 'actions' },
-        button('Accept', 'accept', { call: ic.id }, { cls: 'primary-btn', label: `Accept call from ${name}`, kbd: first ? 'A' : null, keys: first ? 'a' : null }),
-        button('Decline', 'reject', { call: ic.id }, { cls: 'danger-btn', label: `Decline call from ${name}`, kbd: first ? 'D' : null, keys: first ? 'd' : null })));
+        button('Accept', 'accept', { call: ic.id }, { cls: 'primary-btn', context: `call from ${name}`, kbd: first ? 'A' : null, keys: first ? 'a' : null }),
+        button('Decline', 'reject', { call: ic.id }, { cls: 'danger-btn', context: `call from ${name}`, kbd: first ? 'D' : null, keys: first ? 'd' : null })));
   }
 
   card(call, n) {
@@ -100,33 +185,36 @@ export class AgentView {
     const endAllReason = rules.endForEveryone(call);
     const endAllId = `endall-reason-${id}`;
     const addReason = rules.addParticipant(call);
+    const context = `call ${n}, ${title}`;
     const cls = 'call-card' + (call.isActive ? ' is-active' : '') + (call.state === 'LocalHold' ? ' is-held' : '');
     const main = [];
     if (call.state === 'LocalHold') {
-      main.push(button('Resume', 'resume', { call: id }, { cls: 'primary-btn', label: `Resume the call with ${title} (holds the active call)`, kbd: n <= 9 ? String(n) : null }));
+      main.push(button('Resume', 'resume', { call: id }, { cls: 'primary-btn', context: `${context} (holds the active call)`, kbd: n <= 9 ? String(n) : null }));
     } else if (call.isActive || call.state === 'RemoteHold') {
-      main.push(button('Hold', 'hold', { call: id }, { label: `Hold the call with ${title}`, kbd: call.isActive ? 'H' : null }));
+      main.push(button('Hold', 'hold', { call: id }, { context, kbd: call.isActive ? 'H' : null }));
     }
     main.push(
-      button(call.isMuted ? 'Unmute mic' : 'Mute mic', call.isMuted ? 'unmute' : 'mute', { call: id }, { pressed: call.isMuted, label: `Microphone muted in the call with ${title}`, kbd: call.isActive ? 'M' : null }),
-      button(call.isIncomingAudioMuted ? 'Unmute speaker' : 'Mute speaker', call.isIncomingAudioMuted ? 'unmute-incoming' : 'mute-incoming', { call: id }, { pressed: call.isIncomingAudioMuted, label: `Incoming audio muted in the call with ${title}`, kbd: call.isActive ? 'I' : null }),
-      button('Hang up', 'hangup', { call: id }, { cls: 'danger-btn', label: `Hang up the call with ${title}`, kbd: call.isActive ? 'X' : null }),
-      button('End for everyone', 'end-all', { call: id }, { cls: 'danger-btn', label: `End the call with ${title} for everyone`, reason: endAllReason, reasonId: endAllId }),
+      button(call.isMuted ? 'Unmute mic' : 'Mute mic', call.isMuted ? 'unmute' : 'mute', { call: id }, { on: call.isMuted, context, kbd: call.isActive ? 'M' : null }),
+      button(call.isIncomingAudioMuted ? 'Unmute speaker' : 'Mute speaker', call.isIncomingAudioMuted ? 'unmute-incoming' : 'mute-incoming', { call: id }, { on: call.isIncomingAudioMuted, context, kbd: call.isActive ? 'I' : null }),
+      button('Hang up', 'hangup', { call: id }, { cls: 'danger-btn', context, kbd: call.isActive ? 'X' : null }),
+      button('End for everyone', 'confirm-end-all', { call: id }, { cls: 'danger-btn', context, reason: endAllReason, reasonId: endAllId }),
     );
-    return h('li', { key: id, class: cls, 'data-call-id': id, 'data-state': call.state, 'aria-current': call.isActive ? 'true' : null },
-      h('article', { 'aria-labelledby': `title-${id}` },
+    const group = call.kind !== 'oneToOne';
+    return h('li', { key: id, class: cls, 'data-call-id': id, 'data-n': String(n), 'data-state': call.state, 'aria-current': call.isActive ? 'true' : null },
+      h('article', { 'aria-labelledby': `n-${id} title-${id}`, tabindex: '-1' },
         h('header', { class: 'card-head' },
-          h('span', { class: 'card-n', 'aria-hidden': 'true' }, String(n)),
+          h('span', { class: 'card-n', id: `n-${id}`, 'aria-label': `Call ${n}:` }, String(n)),
           h('h3', { id: `title-${id}`, class: 'card-title' }, title),
           stateBadge(call)),
-        h('p', { class: 'muted-text' }, `${call.direction} · ${kindLabel(call)}`),
+        h('p', { class: 'muted-text' }, callKindLine(call)),
         timing(call),
         flags(call),
+        notice(call),
         h('div', { class: 'actions' }, main),
         reasonNote(endAllId, endAllReason),
         participantRows(call, { overseeing: false }),
         h('details', { class: 'more' },
-          h('summary', null, 'Add participant, mute all'),
+          h('summary', null, group ? 'Add participant, mute all' : 'Add participant'),
           h('form', { 'data-action': 'add-participant', 'data-call': id, class: 'inline-form' },
             h('label', { for: `add-${id}` }, 'User or phone number'),
             h('input', { id: `add-${id}`, name: 'who', autocomplete: 'off', placeholder: 'carol or +14255550123', required: true, disabled: !!addReason }),
@@ -134,7 +222,7 @@ export class AgentView {
             h('input', { id: `add-cid-${id}`, name: 'callerId', autocomplete: 'off', placeholder: '+14255550100', disabled: !!addReason }),
             h('button', { type: 'submit', disabled: !!addReason, title: addReason || null }, 'Add')),
           addReason ? h('p', { class: 'reason' }, addReason) : null,
-          button('Mute all others', 'mute-all', { call: id }, { reason: rules.muteOthers(call, false), reasonId: `mute-reason-${id}` }))));
+          group ? button('Mute all others', 'mute-all', { call: id }, { context, reason: rules.muteOthers(call, false), reasonId: `mute-reason-${id}` }) : null)));
   }
 
   newCallForm() {
@@ -177,6 +265,9 @@ export class AgentView {
       const body = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id) ? { groupId: id } : { roomId: id };
       const ok = await this.app.act('Join', () => post('/api/calls/join', body));
       if (ok) form.reset();
+    } else if (action === 'goto-call') {
+      const n = Number(f.get('n'));
+      if (this.goTo(n)) form.reset();
     } else if (action === 'add-participant') {
       const call = form.dataset.call;
       const ok = await this.app.act('Add participant', () => post(`/api/calls/${esc(call)}/participants`, {
@@ -190,8 +281,10 @@ export class AgentView {
   actions() {
     const m = this.model;
     return {
-      accept: (d) => this.app.act('Accept', () => post(`/api/incoming-calls/${esc(d.call)}/accept`)),
-      reject: (d) => this.app.act('Decline', () => post(`/api/incoming-calls/${esc(d.call)}/reject`)),
+      'confirm-end-all': async (d) => {
+        const c = m.calls.get(d.call);
+        if (c && await confirmEndAll(c)) this.app.callAction('end-all', d.call);
+      },
       'clear-ended': () => {
         m.ended = m.ended.filter((c) => c.agentId && c.agentId !== this.app.me.rawId);
         m.version++;
@@ -239,16 +332,32 @@ export class AgentView {
       x: () => call('Hang up', () => 'hangup'),
       n: () => document.getElementById('new-call-to').focus(),
     };
-    for (let n = 1; n <= 9; n++) {
-      keys[String(n)] = () => {
-        const c = this.model.callsOf(me())[n - 1];
-        if (!c) return this.app.say(`There is no call number ${n}.`);
-        if (c.isActive) return this.app.say(`Call ${n} is already active.`);
-        if (c.state !== 'LocalHold') return this.app.say(`Call ${n} cannot be resumed: it is ${c.state}.`);
-        this.app.callAction('resume', c.id);
-      };
-    }
+    keys.g = () => {
+      const input = document.getElementById('goto-n');
+      if (!input) return this.app.say('No call has a number past 9: press 1 to 9.');
+      input.focus();
+    };
+    for (let n = 1; n <= 9; n++) keys[String(n)] = () => this.goTo(n);
     return keys;
+  }
+
+  // goTo makes call number n active; it answers whether it could.
+  goTo(n) {
+    const c = this.callNumbered(n);
+    if (!c) {
+      this.app.say(`There is no call number ${n}.`);
+      return false;
+    }
+    if (c.isActive) {
+      this.app.say(`Call ${n} is already active.`);
+      return true;
+    }
+    if (c.state !== 'LocalHold') {
+      this.app.say(`Call ${n} cannot be resumed yet: it is ${(c.state || '').toLowerCase()}.`);
+      return false;
+    }
+    this.app.callAction('resume', c.id);
+    return true;
   }
 }
 

@@ -1,10 +1,13 @@
-// Call history: filters (agent, time range, direction, end code,
-// participant), pages through nextCursor, and one call's timeline.
+// Call history: filters (agent, time range, direction, outcome,
+// participant), pages through nextCursor, and one call's timeline. A call
+// between two agents is one conversation with a view per agent: a
+// supervisor sees it once, with both agents. Live rows follow the event
+// stream: a call that ends while shown gets its end and length.
 
 import { h, patch } from '../dom.js';
 import { get, esc, describe } from '../api.js';
 import {
-  rawIdOf, callTitle, dateTime, clockTime, endReasonText, endCodes, duration, partyName, participantStateText, kindText, callStateText,
+  rawIdOf, callTitle, dateTime, clockTime, endReasonText, endCodes, duration, partyName, participantStateText, kindText, callStateText, since,
 } from '../format.js';
 
 export class HistoryView {
@@ -19,11 +22,12 @@ export class HistoryView {
     this.query = null;
     this.seq = 0;
     this.detailSeq = 0;
+    this.pageServerIds = []; // per page shown, the serverCallIds on it
   }
 
   mount(root, callId) {
     root.innerHTML = '';
-    const codes = endCodes.map((c) => `<option value="${c.code}">${c.code} – ${c.text}</option>`).join('');
+    const codes = endCodes.map((c) => `<option value="${c.code}">${c.text.charAt(0).toUpperCase() + c.text.slice(1)} (${c.code})</option>`).join('');
     const wrap = document.createElement('div');
     wrap.className = 'history';
     wrap.innerHTML = `
@@ -35,7 +39,7 @@ export class HistoryView {
         <div><label for="f-to">To</label><input id="f-to" name="to" type="datetime-local" step="1"></div>
         <div><label for="f-direction">Direction</label>
           <select id="f-direction" name="direction"><option value="">Any</option><option>Incoming</option><option>Outgoing</option></select></div>
-        <div><label for="f-code">End code</label>
+        <div><label for="f-code">Outcome</label>
           <select id="f-code" name="endCode"><option value="">Any</option>${codes}</select></div>
         <div><label for="f-participant">Participant</label>
           <input id="f-participant" name="participant" autocomplete="off" placeholder="bob or +14255550123"></div>
@@ -84,9 +88,15 @@ export class HistoryView {
       const v = f.get(k);
       if (v) q.set(k, new Date(v).toISOString());
     }
-    for (const k of ['direction', 'endCode', 'limit']) {
+    for (const k of ['direction', 'limit']) {
       const v = f.get(k);
       if (v) q.set(k, v);
+    }
+    const outcome = String(f.get('endCode') || '');
+    if (outcome) {
+      const [code, sub] = outcome.split('/');
+      q.set('endCode', code);
+      if (sub !== undefined) q.set('endSubCode', sub);
     }
     this.query = q;
     await this.load(['']);
@@ -112,20 +122,61 @@ export class HistoryView {
     if (page) {
       this.page = page;
       this.cursors = cursors;
+      this.pageServerIds.length = cursors.length - 1;
+      this.pageServerIds.push(new Set(page.items.map((c) => c.serverCallId).filter(Boolean)));
     }
     this.error = error;
     this.loading = false;
     this.draw();
   }
 
+  // nameOf is an identity's display name, as the console knows it.
+  nameOf(raw) {
+    const m = this.app.model;
+    const a = m.agents.get(raw);
+    if (raw === this.app.me.rawId) return partyName(this.app.me.displayName, raw);
+    return partyName((a && a.displayName) || m.names.get(raw), raw);
+  }
+
+  // rows groups a page's calls into conversations: every identity's view
+  // of one call (same serverCallId) is one row, shown through an agent's
+  // view (the one who placed it, when both are agents), listing the agents.
+  // A conversation already on the newer page is not shown again.
+  rows(items) {
+    const before = this.pageServerIds[this.cursors.length - 2];
+    const agents = this.app.model.agents;
+    const rank = (c) => (agents.has(c.agentId) || c.agentId === this.app.me.rawId ? 0 : 2) + (c.direction === 'Outgoing' ? 0 : 1);
+    const groups = new Map();
+    const out = [];
+    for (const c of items) {
+      const key = c.serverCallId || c.id;
+      if (before && c.serverCallId && before.has(c.serverCallId)) continue;
+      let g = groups.get(key);
+      if (!g) {
+        g = { main: c, views: [] };
+        groups.set(key, g);
+        out.push(g);
+      } else if (rank(c) < rank(g.main)) {
+        g.main = c;
+      }
+      g.views.push(c);
+    }
+    for (const g of out) {
+      const staff = g.views.filter((c) => rank(c) < 2);
+      g.agents = (staff.length ? staff : g.views).sort((a, b) => rank(a) - rank(b)).map((c) => c.agentId);
+    }
+    return out;
+  }
+
   draw() {
     const page = this.page;
     const n = this.cursors.length;
+    const rows = page ? this.rows(page.items) : [];
     patch(this.results, [
       this.error ? h('p', { class: 'error', role: 'alert' }, this.error) : null,
       this.loading ? h('p', { class: 'muted-text' }, 'Loading…') : null,
       page ? h('table', { class: 'history-table' },
-        h('caption', null, `Calls, newest first — page ${n}`, page.items.length ? ` (${page.items.length})` : ''),
+        h('caption', null, `Calls, newest first — page ${n}`, rows.length ? ` (${rows.length})` : ''),
         h('thead', null, h('tr', null,
           h('th', { scope: 'col' }, 'Started'),
           this.supervisor ? h('th', { scope: 'col' }, 'Agent') : null,
@@ -134,19 +185,57 @@ export class HistoryView {
           h('th', { scope: 'col' }, 'Outcome'),
           h('th', { scope: 'col' }, 'Length'),
           h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Timeline')))),
-        h('tbody', null, page.items.length ? page.items.map((c) => h('tr', { key: c.id, 'data-call-id': c.id },
-          h('td', null, dateTime(c.startTime)),
-          this.supervisor ? h('td', null, c.agentId) : null,
-          h('td', null, c.direction),
-          h('td', null, callTitle(c)),
-          h('td', null, c.callEndReason ? endReasonText(c.callEndReason) : callStateText[c.state] || c.state),
-          h('td', null, c.endTime ? duration(Date.parse(c.endTime) - Date.parse(c.startTime)) : 'live'),
-          h('td', null, h('a', { href: `#/history/${encodeURIComponent(c.id)}`, 'aria-label': `Timeline of the call with ${callTitle(c)} at ${dateTime(c.startTime)}` }, 'Timeline'))))
-          : h('tr', null, h('td', { colspan: this.supervisor ? 7 : 6 }, 'No call matches these filters.')))) : null,
+        h('tbody', null, rows.length ? rows.map((g) => this.row(g))
+          : h('tr', null, h('td', { colspan: this.supervisor ? 7 : 6 }, page.items.length
+            ? 'The calls of this page are on the newer page already (each call once, with both agents).'
+            : 'No call matches these filters.')))) : null,
       page ? h('nav', { class: 'pager', 'aria-label': 'History pages' },
         h('button', { type: 'button', 'data-action': 'history-newer', disabled: n <= 1 || this.loading }, '← Newer'),
         h('button', { type: 'button', 'data-action': 'history-older', disabled: !page.nextCursor || this.loading }, 'Older →')) : null,
     ]);
+  }
+
+  row(g) {
+    const c = g.main;
+    const agents = g.agents.map((a) => this.nameOf(a));
+    // Between two agents, "with" is the other agent, not the agent again.
+    const withWho = g.agents.length > 1 ? agents.filter((_, i) => g.agents[i] !== c.agentId).join(', ') : callTitle(c);
+    const live = !c.endTime;
+    return h('tr', { key: c.id, 'data-call-id': c.id, 'data-server-call-id': c.serverCallId || null, 'data-live': live ? 'true' : null },
+      h('td', null, dateTime(c.startTime)),
+      this.supervisor ? h('td', { class: 'agents' }, agents.join(' → ')) : null,
+      h('td', null, g.agents.length > 1 ? 'Between agents' : c.direction),
+      h('td', null, withWho),
+      h('td', { class: 'outcome' }, c.callEndReason ? endReasonText(c.callEndReason) : live ? `Live · ${callStateText[c.state] || c.state}` : callStateText[c.state] || c.state),
+      h('td', { class: 'length' }, live
+        ? h('time', { datetime: c.startTime, 'data-since': c.startTime, 'data-live-text': true }, since(c.startTime))
+        : duration(Date.parse(c.endTime) - Date.parse(c.startTime))),
+      h('td', null, h('a', { href: `#/history/${encodeURIComponent(c.id)}`, 'aria-label': `Timeline: call with ${withWho} at ${dateTime(c.startTime)}` }, 'Timeline')));
+  }
+
+  // refresh brings live rows in line with the event stream: a call that
+  // ended, or changed state, since the page was loaded.
+  refresh() {
+    if (!this.page) return;
+    const m = this.app.model;
+    // Names and who is an agent come with the snapshot, maybe after the page.
+    const known = `${m.synced} ${m.agents.size} ${m.names.size}`;
+    let changed = known !== this.known;
+    this.known = known;
+    for (const [i, c] of this.page.items.entries()) {
+      if (c.endTime) continue;
+      const ended = m.ended.find((e) => e.id === c.id);
+      const now = ended || m.calls.get(c.id);
+      if (!now) continue;
+      if (ended) {
+        this.page.items[i] = { ...c, state: 'Disconnected', callEndReason: ended.callEndReason, endTime: ended.endTime || ended._at };
+        changed = true;
+      } else if (now.state !== c.state) {
+        this.page.items[i] = { ...c, state: now.state };
+        changed = true;
+      }
+    }
+    if (changed) this.draw();
   }
 
   async open(id) {
@@ -178,7 +267,7 @@ export class HistoryView {
         h('a', { href: '#/history', class: 'button-link' }, 'Close')),
       h('dl', { class: 'facts' },
         h('dt', null, 'Call id'), h('dd', null, h('code', null, c.id)),
-        h('dt', null, 'Agent'), h('dd', null, c.agentId),
+        h('dt', null, 'Agent'), h('dd', null, this.nameOf(c.agentId), ' ', h('span', { class: 'muted-text' }, c.agentId)),
         h('dt', null, 'Kind'), h('dd', null, kindText[c.kind] || c.kind, ' · ', c.direction),
         h('dt', null, 'Started'), h('dd', null, dateTime(c.startTime)),
         h('dt', null, 'Ended'), h('dd', null, c.endTime ? `${dateTime(c.endTime)} — ${endReasonText(c.callEndReason)}` : 'still live')),
@@ -191,7 +280,7 @@ export class HistoryView {
         h('time', { datetime: t.at }, clockTime(t.at, true)), ' ',
         h('strong', null, t.type), ' ',
         h('span', null, summarize(t)),
-        t.actor ? h('span', { class: 'muted-text' }, ` — by ${t.actor.kind}${t.actor.rawId ? ' ' + t.actor.rawId : ''}`) : '')))));
+        t.actor ? h('span', { class: 'muted-text' }, ` — by ${t.actor.kind}${t.actor.rawId ? ' ' + (t.actor.displayName || this.nameOf(t.actor.rawId)) : ''}`) : '')))));
   }
 
   actions() {

@@ -1,10 +1,12 @@
 // The supervisor's view: every agent (and supervisor) the switchboard knows,
 // each with its calls live: states, the active call, time on hold, who is
-// speaking; mute and remove participants and end calls anywhere.
+// speaking; mute and remove participants and end calls anywhere. Agents are
+// ordered by urgency: a call ringing longest first, then the longest hold,
+// then by name; each agent's calls can be collapsed.
 
 import { h } from '../dom.js';
-import { partyName, rawOfIdentifier, shortRaw, callTitle, isPhoneRaw } from '../format.js';
-import { button, reasonNote, stateBadge, timing, flags, participantRows, endedCard, rules, tick, kindLabel } from './common.js';
+import { partyName, rawOfIdentifier, shortRaw, callTitle, isPhoneRaw, callKindLine } from '../format.js';
+import { button, reasonNote, stateBadge, timing, flags, participantRows, endedCard, rules, tick, notice, confirmEndAll } from './common.js';
 
 export const supervisorShortcuts = [
   ['/', 'Filter agents'],
@@ -17,6 +19,7 @@ export class SupervisorView {
     this.cards = new Map();
     this.filter = '';
     this.showOffline = false;
+    this.collapsed = new Set(); // rawIds of agents whose calls are hidden
   }
 
   mount(root) {
@@ -40,14 +43,30 @@ export class SupervisorView {
   }
 
   // agents answers every identity to show: known agents, and anyone with
-  // calls, sorted by name.
+  // calls, the most urgent first: a call ringing (the longest ringing
+  // first), then a call on hold (the longest held first), then by name.
   agents() {
     const m = this.model;
     const byId = new Map();
     for (const a of m.agents.values()) byId.set(a.rawId, a);
     for (const c of m.calls.values()) if (!byId.has(c.agentId)) byId.set(c.agentId, { rawId: c.agentId, connectionState: 'Disconnected' });
     for (const c of m.incoming.values()) if (!byId.has(c.agentId)) byId.set(c.agentId, { rawId: c.agentId, connectionState: 'Disconnected' });
-    return [...byId.values()].sort((a, b) => this.nameOf(a.rawId).localeCompare(this.nameOf(b.rawId)));
+    const ringSince = new Map();
+    for (const ic of m.incoming.values()) {
+      const t = ringSince.get(ic.agentId);
+      if (!t || ic.startTime < t) ringSince.set(ic.agentId, ic.startTime);
+    }
+    const heldSince = new Map();
+    for (const c of m.calls.values()) {
+      if (c.state !== 'LocalHold' || !c.heldTime) continue;
+      const t = heldSince.get(c.agentId);
+      if (!t || c.heldTime < t) heldSince.set(c.agentId, c.heldTime);
+    }
+    const rank = (a) => (ringSince.has(a.rawId) ? 0 : heldSince.has(a.rawId) ? 1 : 2);
+    const since = (a) => ringSince.get(a.rawId) || heldSince.get(a.rawId) || '';
+    return [...byId.values()].sort((a, b) => rank(a) - rank(b)
+      || (since(a) < since(b) ? -1 : since(a) > since(b) ? 1 : 0)
+      || this.nameOf(a.rawId).localeCompare(this.nameOf(b.rawId)));
   }
 
   view() {
@@ -75,7 +94,7 @@ export class SupervisorView {
         : h('p', { class: 'empty' }, this.filter ? 'No agent matches the filter.' : 'No agent is connected.'),
       m.ended.length ? h('section', { class: 'ended', 'aria-labelledby': 'sup-ended-h' },
         h('h2', { id: 'sup-ended-h' }, 'Recently ended'),
-        h('ul', { class: 'ended-list' }, m.ended.map((c) => endedCard(c, { prefix: `${this.nameOf(c.agentId)}: ` })))) : null,
+        h('ul', { class: 'ended-list' }, m.ended.map((c) => endedCard(c, { prefix: `${this.nameOf(c.agentId)}: `, names: m.names })))) : null,
     ];
   }
 
@@ -89,28 +108,34 @@ export class SupervisorView {
     const list = m.callsOf(a.rawId);
     const ringing = m.incomingOf(a.rawId);
     const active = list.find((c) => c.isActive);
+    const held = list.filter((c) => c.state === 'LocalHold').length;
     const name = this.nameOf(a.rawId);
     const online = a.connectionState === 'Connected';
     const hid = `agent-${a.rawId.replace(/[^A-Za-z0-9_-]/g, '_')}`;
-    return h('li', { key: a.rawId, class: 'agent' + (online ? '' : ' offline'), 'data-agent': a.rawId },
+    const collapsed = this.collapsed.has(a.rawId);
+    return h('li', { key: a.rawId, class: 'agent' + (online ? '' : ' offline') + (collapsed ? ' collapsed' : ''), 'data-agent': a.rawId },
       h('section', { 'aria-labelledby': hid },
         h('header', { class: 'agent-head' },
-          h('h2', { id: hid }, name),
-          h('span', { class: 'p-raw' }, a.rawId),
-          a.role ? h('span', { class: 'role' }, a.role) : null,
+          h('h2', { id: hid, title: a.rawId }, name),
+          a.role && a.role !== 'agent' ? h('span', { class: 'role' }, a.role) : null,
           h('span', { class: online ? 'badge online' : 'badge offline' }, online ? 'Connected' : 'Disconnected'),
           h('span', { class: 'agent-active' }, active ? ['Active: ', h('strong', null, callTitle(active))] : 'No active call'),
-          h('span', { class: 'muted-text' }, `${list.length} call${list.length === 1 ? '' : 's'}`)),
+          h('span', { class: 'muted-text' }, `${list.length} call${list.length === 1 ? '' : 's'}`, held ? ` · ${held} on hold` : '', ringing.length ? ` · ${ringing.length} ringing` : ''),
+          list.length ? h('button', {
+            type: 'button', class: 'collapse-btn', 'data-action': 'toggle-agent', 'data-agent': a.rawId,
+            'aria-expanded': collapsed ? 'false' : 'true', 'aria-controls': `${hid}-calls`, 'aria-label': `${collapsed ? 'Show calls' : 'Hide calls'}: ${name}`,
+          }, collapsed ? 'Show calls' : 'Hide calls') : null),
         ringing.length ? h('ul', { class: 'ringing-list' }, ringing.map((ic) => {
           const raw = rawOfIdentifier(ic.callerInfo && ic.callerInfo.identifier);
           const from = partyName(ic.callerInfo && ic.callerInfo.displayName, raw);
-          return h('li', { key: ic.id }, 'Ringing: ', h('strong', null, from), ' ',
-            isPhoneRaw(raw) ? shortRaw(raw) : raw, ' · for ', tick(ic.startTime),
+          return h('li', { key: ic.id }, 'Ringing: ', h('strong', { title: raw }, from), ' ',
+            isPhoneRaw(raw) ? shortRaw(raw) : '', ' · for ', tick(ic.startTime),
             a.rawId === this.app.me.rawId ? [' ',
-              button('Accept', 'accept', { call: ic.id }, { cls: 'primary-btn', label: `Accept call from ${from}` }), ' ',
-              button('Decline', 'reject', { call: ic.id }, { cls: 'danger-btn', label: `Decline call from ${from}` })] : null);
+              button('Accept', 'accept', { call: ic.id }, { cls: 'primary-btn', context: `call from ${from}` }), ' ',
+              button('Decline', 'reject', { call: ic.id }, { cls: 'danger-btn', context: `call from ${from}` })] : null);
         })) : null,
-        list.length ? h('ol', { class: 'call-grid compact' }, list.map((c) => this.card(c, a))) : null));
+        list.length ? h('ol', { class: 'call-grid compact', id: `${hid}-calls`, hidden: collapsed },
+          collapsed ? [] : list.slice().sort((x, y) => y.isActive - x.isActive).map((c) => this.card(c, a))) : null));
   }
 
   card(call, agent) {
@@ -129,28 +154,40 @@ export class SupervisorView {
     const endAllReason = rules.endForEveryone(call);
     const endAllId = `endall-reason-${id}`;
     const cls = 'call-card' + (call.isActive ? ' is-active' : '') + (call.state === 'LocalHold' ? ' is-held' : '');
+    const context = `${agentName}'s call with ${title}`;
     return h('li', { key: id, class: cls, 'data-call-id': id, 'data-state': call.state, 'aria-current': call.isActive ? 'true' : null },
       h('article', { 'aria-labelledby': `title-${id}` },
         h('header', { class: 'card-head' },
           h('h3', { id: `title-${id}`, class: 'card-title' }, title),
           stateBadge(call)),
-        h('p', { class: 'muted-text' }, `${call.direction} · ${kindLabel(call)}`),
+        h('p', { class: 'muted-text' }, callKindLine(call)),
         timing(call),
-        flags(call),
+        flags(call, !overseeing),
+        notice(call),
         participantRows(call, { overseeing }),
         h('div', { class: 'actions' },
           overseeing ? [
             button(call.isMuted ? 'Agent muted' : 'Mute agent', 'mute-participant', { call: id, raw: call.agentId }, {
-              label: `Mute ${agentName} in the call with ${title}`, reason: call.isMuted ? 'The agent is muted already' : '',
+              context, reason: call.isMuted ? 'The agent is muted already' : '',
             }),
-            button('Remove agent', 'hangup', { call: id }, { label: `Remove ${agentName} from the call with ${title}` }),
-          ] : button('Hang up', 'hangup', { call: id }, { label: `Hang up your call with ${title}` }),
-          button('End for everyone', 'end-all', { call: id }, { cls: 'danger-btn', label: `End the call with ${title} for everyone`, reason: endAllReason, reasonId: endAllId })),
+            button('Remove agent', 'hangup', { call: id }, { context }),
+          ] : button('Hang up', 'hangup', { call: id }, { context: `your call with ${title}` }),
+          button('End for everyone', 'confirm-end-all', { call: id }, { cls: 'danger-btn', context, reason: endAllReason, reasonId: endAllId })),
         reasonNote(endAllId, endAllReason)));
   }
 
   actions() {
-    return {};
+    return {
+      'toggle-agent': (d) => {
+        if (this.collapsed.has(d.agent)) this.collapsed.delete(d.agent);
+        else this.collapsed.add(d.agent);
+        this.app.schedule();
+      },
+      'confirm-end-all': async (d) => {
+        const c = this.model.calls.get(d.call);
+        if (c && await confirmEndAll(c, this.nameOf(c.agentId))) this.app.callAction('end-all', d.call);
+      },
+    };
   }
 
   keys() {
