@@ -384,4 +384,10 @@ func TestHistoryConversationsOnceAndLive(t *testing.T) {
 			return !document.querySelector('#history-results .muted-text') && ids.length === 1 && ids[0] === '`+tc.want+`';
 		})()`)
 	}
+
+	// On a phone the table scrolls inside itself, not the page.
+	page.do("phone size", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	page.do("reload on the phone", chromedp.Reload())
+	page.waitJS("the history table", `document.querySelector('.history-table tbody tr[data-call-id]') !== null`)
+	page.waitJS("nothing wider than the screen", `innerWidth === 390 && document.documentElement.scrollWidth <= innerWidth`)
 }

@@ -175,7 +175,7 @@ export class HistoryView {
     patch(this.results, [
       this.error ? h('p', { class: 'error', role: 'alert' }, this.error) : null,
       this.loading ? h('p', { class: 'muted-text' }, 'Loading…') : null,
-      page ? h('table', { class: 'history-table' },
+      page ? h('div', { class: 'table-scroll' }, h('table', { class: 'history-table' },
         h('caption', null, `Calls, newest first — page ${n}`, rows.length ? ` (${rows.length})` : ''),
         h('thead', null, h('tr', null,
           h('th', { scope: 'col' }, 'Started'),
@@ -188,7 +188,7 @@ export class HistoryView {
         h('tbody', null, rows.length ? rows.map((g) => this.row(g))
           : h('tr', null, h('td', { colspan: this.supervisor ? 7 : 6 }, page.items.length
             ? 'The calls of this page are on the newer page already (each call once, with both agents).'
-            : 'No call matches these filters.')))) : null,
+            : 'No call matches these filters.'))))) : null,
       page ? h('nav', { class: 'pager', 'aria-label': 'History pages' },
         h('button', { type: 'button', 'data-action': 'history-newer', disabled: n <= 1 || this.loading }, '← Newer'),
         h('button', { type: 'button', 'data-action': 'history-older', disabled: !page.nextCursor || this.loading }, 'Older →')) : null,
