@@ -182,7 +182,7 @@ func wantNumbers(t *testing.T, page *tab, want map[string]int) {
 // screen and every control a finger presses is at least 44x44 px.
 func wantTouchTargets(t *testing.T, page *tab) {
 	t.Helper()
-	page.waitJS("nothing wider than the screen", `document.documentElement.scrollWidth <= innerWidth`)
+	page.waitJS("nothing wider than the 390 px screen", `innerWidth === 390 && document.documentElement.scrollWidth <= innerWidth`)
 	small := evalJS[[]string](page, `[...document.querySelectorAll('.topbar a, .topbar button, main button, main a[href], main summary, main select, main input:not([type="checkbox"]):not([type="radio"])')]
 		.filter((e) => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden')
 		.map((e) => [e, e.getBoundingClientRect()])
