@@ -370,6 +370,15 @@ func TestHistoryConversationsOnceAndLive(t *testing.T) {
 		return r && !r.dataset.live && r.querySelector('.outcome').textContent.includes('The other side hung up') && /^\d+:\d\d$/.test(r.querySelector('.length').textContent);
 	})()`)
 
+	// The agent filter takes a display name.
+	page.setValue("#f-agent", "carol agent")
+	page.click(`#history-filter button[type="submit"]`)
+	page.waitJS("carol's calls", `(() => {
+		const rows = [...document.querySelectorAll('.history-table tbody tr[data-call-id]')];
+		return !document.querySelector('#history-results .muted-text') && rows.length === 3 && rows.every((r) => r.querySelector('.agents').textContent === 'Carol Agent');
+	})()`)
+	page.setValue("#f-agent", "")
+
 	for _, tc := range []struct {
 		outcome string
 		want    string
