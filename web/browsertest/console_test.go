@@ -182,7 +182,7 @@ func wantNumbers(t *testing.T, page *tab, want map[string]int) {
 // screen and every control a finger presses is at least 44x44 px.
 func wantTouchTargets(t *testing.T, page *tab) {
 	t.Helper()
-	page.waitJS("nothing wider than the screen", `document.documentElement.scrollWidth <= innerWidth`)
+	page.waitJS("nothing wider than the 390 px screen", `innerWidth === 390 && document.documentElement.scrollWidth <= innerWidth`)
 	small := evalJS[[]string](page, `[...document.querySelectorAll('.topbar a, .topbar button, main button, main a[href], main summary, main select, main input:not([type="checkbox"]):not([type="radio"])')]
 		.filter((e) => e.getClientRects().length && getComputedStyle(e).visibility !== 'hidden')
 		.map((e) => [e, e.getBoundingClientRect()])
@@ -370,6 +370,15 @@ func TestHistoryConversationsOnceAndLive(t *testing.T) {
 		return r && !r.dataset.live && r.querySelector('.outcome').textContent.includes('The other side hung up') && /^\d+:\d\d$/.test(r.querySelector('.length').textContent);
 	})()`)
 
+	// The agent filter takes a display name.
+	page.setValue("#f-agent", "carol agent")
+	page.click(`#history-filter button[type="submit"]`)
+	page.waitJS("carol's calls", `(() => {
+		const rows = [...document.querySelectorAll('.history-table tbody tr[data-call-id]')];
+		return !document.querySelector('#history-results .muted-text') && rows.length === 3 && rows.every((r) => r.querySelector('.agents').textContent === 'Carol Agent');
+	})()`)
+	page.setValue("#f-agent", "")
+
 	for _, tc := range []struct {
 		outcome string
 		want    string
@@ -384,4 +393,10 @@ func TestHistoryConversationsOnceAndLive(t *testing.T) {
 			return !document.querySelector('#history-results .muted-text') && ids.length === 1 && ids[0] === '`+tc.want+`';
 		})()`)
 	}
+
+	// On a phone the table scrolls inside itself, not the page.
+	page.do("phone size", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	page.do("reload on the phone", chromedp.Reload())
+	page.waitJS("the history table", `document.querySelector('.history-table tbody tr[data-call-id]') !== null`)
+	page.waitJS("nothing wider than the screen", `innerWidth === 390 && document.documentElement.scrollWidth <= innerWidth`)
 }

@@ -34,7 +34,7 @@ export class HistoryView {
       <h2 id="history-h">Call history</h2>
       <form id="history-filter" class="filter-grid" aria-labelledby="history-h">
         ${this.supervisor ? `<div><label for="f-agent">Agent</label>
-          <input id="f-agent" name="agent" autocomplete="off" placeholder="alice or 8:acs:alice" list="known-agents"></div>` : ''}
+          <input id="f-agent" name="agent" autocomplete="off" placeholder="Alice Agent, alice or 8:acs:alice" list="known-agents"></div>` : ''}
         <div><label for="f-from">From</label><input id="f-from" name="from" type="datetime-local" step="1"></div>
         <div><label for="f-to">To</label><input id="f-to" name="to" type="datetime-local" step="1"></div>
         <div><label for="f-direction">Direction</label>
@@ -63,8 +63,8 @@ export class HistoryView {
     const dl = wrap.querySelector('#known-agents');
     for (const a of this.app.model.agents.values()) {
       const o = document.createElement('option');
-      o.value = a.rawId;
-      o.label = a.displayName || a.rawId;
+      o.value = a.displayName || a.rawId;
+      o.label = a.rawId;
       dl.append(o);
     }
     this.search(form);
@@ -75,7 +75,7 @@ export class HistoryView {
     const f = new FormData(form);
     const q = new URLSearchParams();
     try {
-      const agent = rawIdOf(f.get('agent'));
+      const agent = this.agentOf(String(f.get('agent') || ''));
       if (agent) q.set('agent', agent);
       const participant = rawIdOf(f.get('participant'));
       if (participant) q.set('participant', participant);
@@ -130,6 +130,15 @@ export class HistoryView {
     this.draw();
   }
 
+  // agentOf is the rawId of the agent typed in the filter: a display name
+  // the console knows, a user id or a raw id.
+  agentOf(text) {
+    const t = text.trim().toLowerCase();
+    if (!t) return '';
+    for (const a of this.app.model.agents.values()) if ((a.displayName || '').toLowerCase() === t) return a.rawId;
+    return rawIdOf(text);
+  }
+
   // nameOf is an identity's display name, as the console knows it.
   nameOf(raw) {
     const m = this.app.model;
@@ -175,7 +184,7 @@ export class HistoryView {
     patch(this.results, [
       this.error ? h('p', { class: 'error', role: 'alert' }, this.error) : null,
       this.loading ? h('p', { class: 'muted-text' }, 'Loading…') : null,
-      page ? h('table', { class: 'history-table' },
+      page ? h('div', { class: 'table-scroll' }, h('table', { class: 'history-table' },
         h('caption', null, `Calls, newest first — page ${n}`, rows.length ? ` (${rows.length})` : ''),
         h('thead', null, h('tr', null,
           h('th', { scope: 'col' }, 'Started'),
@@ -188,7 +197,7 @@ export class HistoryView {
         h('tbody', null, rows.length ? rows.map((g) => this.row(g))
           : h('tr', null, h('td', { colspan: this.supervisor ? 7 : 6 }, page.items.length
             ? 'The calls of this page are on the newer page already (each call once, with both agents).'
-            : 'No call matches these filters.')))) : null,
+            : 'No call matches these filters.'))))) : null,
       page ? h('nav', { class: 'pager', 'aria-label': 'History pages' },
         h('button', { type: 'button', 'data-action': 'history-newer', disabled: n <= 1 || this.loading }, '← Newer'),
         h('button', { type: 'button', 'data-action': 'history-older', disabled: !page.nextCursor || this.loading }, 'Older →')) : null,
