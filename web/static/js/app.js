@@ -339,8 +339,13 @@ class App {
     }
     const el = $('#conn');
     el.textContent = text;
-    if (text) el.setAttribute('aria-label', text);
-    else el.removeAttribute('aria-label');
+    if (text) {
+      el.setAttribute('aria-label', text);
+      el.title = text; // a phone's narrow top bar may cut the text short
+    } else {
+      el.removeAttribute('aria-label');
+      el.removeAttribute('title');
+    }
     el.className = 'conn conn-' + pill;
     document.body.dataset.pill = pill;
     if (this.audioMatters() && this.audioPanel) document.body.dataset.audio = this.audioPanel.mode === 'host' ? 'host' : this.audioPanel.audio.status;
