@@ -252,7 +252,13 @@ class App {
     const ringing = this.model.incomingOf(this.me.rawId).length;
     const chip = $('#ringing-chip');
     chip.hidden = !ringing;
-    chip.textContent = ringing ? `${ringing} ringing${this.me.role === 'supervisor' ? '' : ' — A to accept'}` : '';
+    chip.textContent = ringing ? `${ringing} ringing` : '';
+    if (ringing && this.me.role !== 'supervisor') {
+      const hint = document.createElement('span');
+      hint.className = 'chip-hint';
+      hint.textContent = ' — A to accept';
+      chip.append(hint);
+    }
     if (this.view === this.live && this.live.primary) patch(this.live.primary, this.live.view());
     else if (this.view && this.view.refresh) this.view.refresh();
     document.body.dataset.synced = this.model.synced ? 'true' : 'false';
@@ -337,8 +343,12 @@ class App {
         break;
       default: text = status;
     }
+    // A phone's one-row top bar shows a word or two (CSS, data-short);
+    // the full text stays the pill's accessible name and title.
+    const short = { live: 'Live', 'events-down': 'Offline', 'audio-off': 'No audio', 'audio-connecting': 'Audio…', 'audio-down': 'No audio' };
     const el = $('#conn');
     el.textContent = text;
+    el.dataset.short = short[pill] || text;
     if (text) {
       el.setAttribute('aria-label', text);
       el.title = text; // a phone's narrow top bar may cut the text short
