@@ -263,6 +263,19 @@ func authHandler(secret string, log logging.LeveledLogger) turn.AuthHandler {
 // Allocations is how many relayed allocations are open.
 func (s *Server) Allocations() int { return s.turn.AllocationCount() }
 
+// Stats is what a relay did so far.
+type Stats struct {
+	Allocations int `json:"allocations"`
+	// UDP is the UDP listener's datagrams and system calls (every
+	// client's packets over UDP, each way).
+	UDP udpbatch.Stats `json:"udp"`
+}
+
+// Stats returns the relay's counts.
+func (s *Server) Stats() Stats {
+	return Stats{Allocations: s.Allocations(), UDP: s.udpConn.Stats()}
+}
+
 // Close stops the relay: its listeners, its TCP connections and its
 // allocations' relay sockets, and waits for the goroutines reading them.
 func (s *Server) Close() error {
