@@ -68,6 +68,10 @@ type result struct {
 	// shared sockets (zero with a socket per leg).
 	PerRead  float64 `json:"datagramsPerRead,omitempty"`
 	PerWrite float64 `json:"datagramsPerWrite,omitempty"`
+	// TURNPerRead and TURNPerWrite are the same on the embedded TURN
+	// relay's UDP listener (relayed runs).
+	TURNPerRead  float64 `json:"turnDatagramsPerRead,omitempty"`
+	TURNPerWrite float64 `json:"turnDatagramsPerWrite,omitempty"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -225,6 +229,11 @@ type mediaStats struct {
 			Read, ReadCalls, Written, WriteCalls uint64
 		}
 	} `json:"legs"`
+	TURN *struct {
+		UDP struct {
+			Read, ReadCalls, Written, WriteCalls uint64
+		} `json:"udp"`
+	} `json:"turn"`
 }
 
 // loadgenSummary is the part of loadgen --json's summary used here.
@@ -309,6 +318,15 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, relayed bool, s
 	}
 	if calls := sb.WriteCalls - sa.WriteCalls; calls > 0 {
 		r.PerWrite = float64(sb.Written-sa.Written) / float64(calls)
+	}
+	if a.TURN != nil && b.TURN != nil {
+		ta, tb := a.TURN.UDP, b.TURN.UDP
+		if calls := tb.ReadCalls - ta.ReadCalls; calls > 0 {
+			r.TURNPerRead = float64(tb.Read-ta.Read) / float64(calls)
+		}
+		if calls := tb.WriteCalls - ta.WriteCalls; calls > 0 {
+			r.TURNPerWrite = float64(tb.Written-ta.Written) / float64(calls)
+		}
 	}
 	if r.Connected > 0 {
 		r.RSSPerLeg = float64(r.RSSLoaded-r.RSSIdle) / float64(r.Connected)

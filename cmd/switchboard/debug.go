@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/audio/rtc"
+	"github.com/switchboard/switchboard/internal/turnserver"
 )
 
 // MediaStats is GET /debug/media on the debug listener: what the media
@@ -34,12 +35,14 @@ type MediaStats struct {
 		System float64 `json:"systemSec"`
 	} `json:"cpu"`
 	MaxRSS int64 `json:"maxRssBytes"`
+	// TURN is the embedded relay's, with --turn-addr.
+	TURN *turnserver.Stats `json:"turn,omitempty"`
 }
 
 // startDebug serves the debug listener until ctx ends: GET /debug/media
 // (the admin key as a bearer token) and net/http/pprof under
 // /debug/pprof/ (no authentication: bind it to loopback).
-func startDebug(ctx context.Context, addr, adminKey string, mixer *audio.Mixer, engine *rtc.Engine, log *slog.Logger) error {
+func startDebug(ctx context.Context, addr, adminKey string, mixer *audio.Mixer, engine *rtc.Engine, relay *turnserver.Server, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("--debug-addr %s: %w", addr, err)
@@ -60,7 +63,7 @@ func startDebug(ctx context.Context, addr, adminKey string, mixer *audio.Mixer, 
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		if err := json.NewEncoder(w).Encode(mediaStats(mixer, engine)); err != nil {
+		if err := json.NewEncoder(w).Encode(mediaStats(mixer, engine, relay)); err != nil {
 			log.Debug("writing media stats", "err", err)
 		}
 	})
@@ -75,13 +78,17 @@ func startDebug(ctx context.Context, addr, adminKey string, mixer *audio.Mixer, 
 	return nil
 }
 
-func mediaStats(mixer *audio.Mixer, engine *rtc.Engine) MediaStats {
+func mediaStats(mixer *audio.Mixer, engine *rtc.Engine, relay *turnserver.Server) MediaStats {
 	var s MediaStats
 	ms := mixer.Stats()
 	s.Mixer.Ticks, s.Mixer.Late = ms.Ticks, ms.Late
 	s.Mixer.MaxLate = float64(ms.MaxLate) / float64(time.Millisecond)
 	s.Mixer.Busy = float64(ms.Busy) / float64(time.Millisecond)
 	s.Legs = engine.Stats()
+	if relay != nil {
+		t := relay.Stats()
+		s.TURN = &t
+	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		s.CPU.User = time.Duration(ru.Utime.Nano()).Seconds()

@@ -205,7 +205,7 @@ func (m *Main) startMedia() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if cfg.DebugAddr != "" {
-		if err := startDebug(ctx, cfg.DebugAddr, m.Config.AdminKey, m.mixer, engine, m.Logger); err != nil {
+		if err := startDebug(ctx, cfg.DebugAddr, m.Config.AdminKey, m.mixer, engine, m.turn, m.Logger); err != nil {
 			cancel()
 			return err
 		}

@@ -33,9 +33,15 @@ var callerHz = []float64{400, 600, 800}
 // startMediaServer runs the real program with its media plane on port 0.
 func startMediaServer(t *testing.T, media MediaConfig) *Main {
 	t.Helper()
+	return startMediaServerLogging(t, media, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startMediaServerLogging is startMediaServer with its log going to log.
+func startMediaServerLogging(t *testing.T, media MediaConfig, log *slog.Logger) *Main {
+	t.Helper()
 	m := &Main{
 		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute, Media: media},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
+		Logger: log, Stdout: io.Discard,
 		Store: store.NewMemory(),
 	}
 	if err := m.Run(context.Background()); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha1"
@@ -12,6 +13,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,29 +37,32 @@ func TestReachEchoBot(t *testing.T) {
 		// candidate's: the one to the relay).
 		wantType  ice.CandidateType
 		wantProto string
+		// wantPath is how the server's log says the media travels.
+		wantPath string
 	}{
 		{"TURN over UDP", func(*testing.T) MediaConfig {
 			return MediaConfig{Grace: time.Minute, ICE: ICEConfig{TURNAddr: "127.0.0.1:0"}}
-		}, phone.Options{Relay: true}, ice.CandidateTypeRelay, "udp"},
+		}, phone.Options{Relay: true}, ice.CandidateTypeRelay, "udp", "udp relay"},
 		{"TURN over TCP", func(*testing.T) MediaConfig {
 			return MediaConfig{Grace: time.Minute, ICE: ICEConfig{TURNAddr: "127.0.0.1:0"}}
-		}, phone.Options{Relay: true, TCPOnly: true}, ice.CandidateTypeRelay, "tcp"},
+		}, phone.Options{Relay: true, TCPOnly: true}, ice.CandidateTypeRelay, "tcp", "udp relay"},
 		{"TURN over UDP to a shared port", func(t *testing.T) MediaConfig {
 			return MediaConfig{Grace: time.Minute, SharedPort: freeUDPPort(t), ICE: ICEConfig{TURNAddr: "127.0.0.1:0"}}
-		}, phone.Options{Relay: true}, ice.CandidateTypeRelay, "udp"},
+		}, phone.Options{Relay: true}, ice.CandidateTypeRelay, "udp", "udp relay"},
 		{"ICE-TCP to the shared port", func(t *testing.T) MediaConfig {
 			p := freeUDPTCPPort(t)
 			return MediaConfig{Grace: time.Minute, SharedPort: p, TCP: true, TCPPort: p}
-		}, phone.Options{TCPOnly: true}, ice.CandidateTypeHost, "tcp"},
+		}, phone.Options{TCPOnly: true}, ice.CandidateTypeHost, "tcp", "tcp prflx"},
 		{"ICE-TCP without shared ports", func(*testing.T) MediaConfig {
 			return MediaConfig{Grace: time.Minute, TCP: true}
-		}, phone.Options{TCPOnly: true}, ice.CandidateTypeHost, "tcp"},
+		}, phone.Options{TCPOnly: true}, ice.CandidateTypeHost, "tcp", "tcp prflx"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			media := tt.media(t)
 			media.ICE.CredentialTTL = time.Hour
-			m := startMediaServer(t, media)
+			log := &syncBuffer{}
+			m := startMediaServerLogging(t, media, slog.New(slog.NewTextHandler(log, nil)))
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			opts := tt.opts
@@ -82,8 +87,33 @@ func TestReachEchoBot(t *testing.T) {
 				t.Error("the embedded relay has no allocation")
 			}
 			hearEcho(t, ctx, p)
+			// The server says how the media travels (the phone's relayed
+			// candidate, or its ICE-TCP one, unsignalled: peer reflexive).
+			want := `msg="audio endpoint connected" identity=8:acs:customer path="` + tt.wantPath + `"`
+			if !strings.Contains(log.String(), want) {
+				t.Errorf("the server's log does not say %s:\n%s", want, log.String())
+			}
 		})
 	}
+}
+
+// syncBuffer is a log's buffer that goroutines write to while a test
+// reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // hearEcho runs the phone, speaking 600 Hz, and calls the echo bot: it

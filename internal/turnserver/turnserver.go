@@ -7,7 +7,10 @@
 package turnserver
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha1" //nolint:gosec // TURN REST credentials are HMAC-SHA1 (coturn's and pion's)
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,6 +23,7 @@ import (
 	"time"
 
 	"github.com/pion/logging"
+	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
 
 	"github.com/switchboard/switchboard/internal/audio/udpbatch"
@@ -133,7 +137,7 @@ func New(cfg Config) (*Server, error) {
 	logs := pionLogs{cfg.Logger.With("pion", "turn")}
 	s.turn, err = turn.NewServer(turn.ServerConfig{
 		Realm:             cfg.Realm,
-		AuthHandler:       turn.LongTermTURNRESTAuthHandler(cfg.Secret, logs.NewLogger("turn-auth")),
+		AuthHandler:       authHandler(cfg.Secret, logs.NewLogger("turn-auth")),
 		PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: &trackedPacketConn{PacketConn: s.udpConn, t: s.tracked}, RelayAddressGenerator: gen, PermissionHandler: permit}},
 		ListenerConfigs:   []turn.ListenerConfig{{Listener: s.tcp, RelayAddressGenerator: gen, PermissionHandler: permit}},
 		LoggerFactory:     logs,
@@ -233,8 +237,44 @@ func Credentials(secret, identity string, ttl time.Duration) (username, password
 	return username, password, nil
 }
 
+// authHandler checks TURN REST credentials: an allocation needs one that
+// has not expired; the requests that keep an allocation up (refreshes,
+// permissions, channels) take one past its expiry, as long as it is
+// genuine: a call must not lose its relay when the credential it started
+// with expires (TTL), and those requests come only from the 5-tuple the
+// allocation was made on with a fresh credential.
+func authHandler(secret string, log logging.LeveledLogger) turn.AuthHandler {
+	fresh := turn.LongTermTURNRESTAuthHandler(secret, log)
+	return func(ra *turn.RequestAttributes) (string, []byte, bool) {
+		if ra.Method == stun.MethodAllocate {
+			return fresh(ra)
+		}
+		expiry, user, _ := strings.Cut(ra.Username, ":")
+		if _, err := strconv.ParseInt(expiry, 10, 64); err != nil {
+			return "", nil, false
+		}
+		mac := hmac.New(sha1.New, []byte(secret))
+		mac.Write([]byte(ra.Username))
+		password := base64.StdEncoding.EncodeToString(mac.Sum(nil))
+		return user, turn.GenerateAuthKey(ra.Username, ra.Realm, password), true
+	}
+}
+
 // Allocations is how many relayed allocations are open.
 func (s *Server) Allocations() int { return s.turn.AllocationCount() }
+
+// Stats is what a relay did so far.
+type Stats struct {
+	Allocations int `json:"allocations"`
+	// UDP is the UDP listener's datagrams and system calls (every
+	// client's packets over UDP, each way).
+	UDP udpbatch.Stats `json:"udp"`
+}
+
+// Stats returns the relay's counts.
+func (s *Server) Stats() Stats {
+	return Stats{Allocations: s.Allocations(), UDP: s.udpConn.Stats()}
+}
 
 // Close stops the relay: its listeners, its TCP connections and its
 // allocations' relay sockets, and waits for the goroutines reading them.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
 	"go.uber.org/goleak"
 )
@@ -312,5 +313,42 @@ func TestAllowPeer(t *testing.T) {
 	if alloc, err := tc.AllocateTCP(); err == nil {
 		alloc.Close()
 		t.Error("a TCP relay was allocated")
+	}
+}
+
+// TestExpiryKeepsAllocations: a credential that expires while its
+// allocation lives still refreshes it and its permissions (a call keeps
+// its relay past the TTL), but makes no new allocation.
+func TestExpiryKeepsAllocations(t *testing.T) {
+	s := start(t, Config{TTL: time.Second})
+	peer := echoPeer(t)
+	user, pass, err := s.Credentials("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client(t, s, "udp", user, pass)
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	expiry, _, _ := strings.Cut(user, ":")
+	var at int64
+	fmt.Sscan(expiry, &at)
+	for time.Now().Unix() <= at { // until the credential has expired
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := c.CreatePermission(peer); err != nil {
+		t.Errorf("an allocation's permission was refused once its credential expired: %v", err)
+	}
+	if _, err := client(t, s, "udp", user, pass).Allocate(); err == nil {
+		t.Error("an expired credential made a new allocation")
+	}
+	// Past its expiry a credential must still be genuine: the key the
+	// relay expects for a forged one is not the one its holder has.
+	forged, forgedPass, _ := Credentials("another secret", "alice", -time.Minute)
+	_, key, ok := authHandler("the relay's secret", nil)(&turn.RequestAttributes{Username: forged, Realm: "r", Method: stun.MethodRefresh})
+	if ok && bytes.Equal(key, turn.GenerateAuthKey(forged, "r", forgedPass)) {
+		t.Error("a forged credential would refresh an allocation")
 	}
 }

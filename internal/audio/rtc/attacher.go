@@ -34,9 +34,10 @@ type Attacher struct {
 }
 
 type attached struct {
-	rawID string
-	leg   *Leg
-	lost  *time.Timer // running while the peer is away
+	rawID     string
+	leg       *Leg
+	lost      *time.Timer // running while the peer is away
+	connected bool        // ICE connected once
 }
 
 // NewAttacher attaches legs of engine to mixer. grace <= 0 is DefaultGrace.
@@ -91,6 +92,10 @@ func (a *Attacher) iceState(at *attached, s State) {
 			at.lost = time.AfterFunc(a.grace, func() { a.expire(at) })
 		}
 	case ice.ConnectionStateConnected, ice.ConnectionStateCompleted:
+		if !at.connected {
+			at.connected = true
+			a.log.Info("audio endpoint connected", "identity", at.rawID, "path", at.leg.Path())
+		}
 		if at.lost != nil {
 			at.lost.Stop()
 			at.lost = nil

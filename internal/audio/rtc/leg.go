@@ -547,6 +547,17 @@ func (l *Leg) SelectedPair() (*ice.CandidatePair, error) {
 	return pair, err
 }
 
+// Path says how the leg's media travels, for logs: the transport and the
+// peer's candidate type, as "udp host", "tcp prflx" (ICE-TCP) or "udp
+// relay" (through the peer's TURN server); "none" before ICE connects.
+func (l *Leg) Path() string {
+	pair, err := l.SelectedPair()
+	if err != nil {
+		return "none"
+	}
+	return pair.Remote.NetworkType().NetworkShort() + " " + pair.Remote.Type().String()
+}
+
 // Jitter is the leg's jitter buffer's counts.
 func (l *Leg) Jitter() audio.JitterStats { return l.jitter.Stats() }
 
