@@ -59,6 +59,10 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if c.Response().Committed {
 			return
 		}
+		if he, ok := errors.AsType[*echo.HTTPError](err); ok && he.Code == http.StatusMethodNotAllowed &&
+			c.Path() == consoleRoute && isAPIPath(c.Request().URL.Path) {
+			err = errNoRoute // not a method the console lacks: no route at all
+		}
 		code, msg := classify(err)
 		status, ok := statusOf[code]
 		if !ok {

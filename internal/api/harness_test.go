@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -38,6 +39,7 @@ type serverOptions struct {
 	ready        func(context.Context) error
 	ice          api.ICEServers
 	writeTimeout time.Duration // default 2 s
+	console      fs.FS
 	limits       api.HubLimits
 }
 
@@ -62,7 +64,7 @@ func newServer(t *testing.T, opt serverOptions) *server {
 		Switchboard: sb, Hub: hub, Tokens: tokens, Ready: ready,
 		AllowedOrigins: []string{"https://console.example"},
 		PingInterval:   opt.pingInterval, WriteTimeout: opt.writeTimeout,
-		ICE: opt.ice,
+		ICE: opt.ice, Console: opt.console,
 	})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {

@@ -2,6 +2,7 @@ package calls_test
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"testing"
 
@@ -374,6 +375,30 @@ func TestRules(t *testing.T) {
 			_, err := f.JoinCall(ctx, alice, calls.JoinRequest{GroupID: "not-a-guid"})
 			return err
 		}, calls.CodeInvalidGroupID},
+		{"empty group id", func(t *testing.T, f *callstest.Fixture) error {
+			_, err := f.JoinCall(ctx, alice, joinJSON(t, `{"groupId": ""}`))
+			return err
+		}, calls.CodeInvalidGroupID},
+		{"empty room id", func(t *testing.T, f *callstest.Fixture) error {
+			_, err := f.JoinCall(ctx, alice, joinJSON(t, `{"roomId": ""}`))
+			return err
+		}, calls.CodeInvalidIdentifier},
+		{"group id and room id", func(t *testing.T, f *callstest.Fixture) error {
+			_, err := f.JoinCall(ctx, alice, joinJSON(t, `{"groupId": "", "roomId": "room1"}`))
+			return err
+		}, calls.CodeInvalidRequest},
+		{"neither group id nor room id", func(t *testing.T, f *callstest.Fixture) error {
+			_, err := f.JoinCall(ctx, alice, joinJSON(t, `{}`))
+			return err
+		}, calls.CodeInvalidRequest},
+		{"list the calls of a malformed identity", func(t *testing.T, f *callstest.Fixture) error {
+			_, err := f.ListCalls(ctx, sup, "8:acs:")
+			return err
+		}, calls.CodeInvalidIdentifier},
+		{"an agent reads the history of a malformed identity", func(t *testing.T, f *callstest.Fixture) error {
+			_, err := f.History(ctx, alice, calls.CallFilter{AgentID: "8:acs:"})
+			return err
+		}, calls.CodeInvalidIdentifier},
 		{"mute a participant in a 1:1 call", func(t *testing.T, f *callstest.Fixture) error {
 			c := mustCall(t)(f.StartCall(ctx, alice, to(calls.Principal{Identifier: calls.EchoBot})))
 			_, err := f.MuteParticipant(ctx, alice, c.ID, calls.EchoBot.RawID())
@@ -437,6 +462,16 @@ func TestRules(t *testing.T) {
 			wantCode(t, tt.do(t, f), tt.want)
 		})
 	}
+}
+
+// joinJSON decodes a join request as the API does.
+func joinJSON(t *testing.T, body string) calls.JoinRequest {
+	t.Helper()
+	var req calls.JoinRequest
+	if err := json.Unmarshal([]byte(body), &req); err != nil {
+		t.Fatal(err)
+	}
+	return req
 }
 
 func TestMuting(t *testing.T) {
