@@ -44,7 +44,10 @@ type client struct {
 	seq       uint64      // the last seq given
 	queue     chan []byte // encoded events: the n-th carries seq n
 	maxQueued int         // bytes the queue may hold
-	queued    atomic.Int64
+	// queued counts the bytes of the queued events but the snapshot, the
+	// first: that one may be large (a supervisor's), and is not falling
+	// behind.
+	queued atomic.Int64
 	closing   bool
 	drain     bool   // write what is queued before closing
 	final     []byte // a last frame, written after the queue
@@ -55,6 +58,7 @@ type client struct {
 	stopped   chan struct{} // closed when the writer has exited
 
 	// the writer's own
+	taken   uint64 // how many events it took from the queue
 	written uint64 // the seq of the last event taken from the queue
 	prefix  []byte // scratch for a frame's {"seq":N,
 }
@@ -86,7 +90,9 @@ func (c *client) enqueue(body []byte) {
 	c.seq++
 	select {
 	case c.queue <- body:
-		c.queued.Add(int64(len(body)))
+		if c.seq > 1 {
+			c.queued.Add(int64(len(body)))
+		}
 	default:
 		c.tooSlowLocked()
 	}
@@ -101,7 +107,9 @@ func (c *client) tooSlowLocked() {
 
 // take is the writer taking an event off the queue.
 func (c *client) take(body []byte) []byte {
-	c.queued.Add(-int64(len(body)))
+	if c.taken++; c.taken > 1 {
+		c.queued.Add(-int64(len(body)))
+	}
 	return body
 }
 
