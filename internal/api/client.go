@@ -47,7 +47,7 @@ type client struct {
 	// queued counts the bytes of the queued events but the snapshot, the
 	// first: that one may be large (a supervisor's), and is not falling
 	// behind.
-	queued atomic.Int64
+	queued    atomic.Int64
 	closing   bool
 	drain     bool   // write what is queued before closing
 	final     []byte // a last frame, written after the queue
