@@ -38,6 +38,7 @@ type Config struct {
 	AllowedOrigins []string
 	Media          MediaConfig
 	TLS            TLSConfig
+	Limits         LimitsConfig
 	LogLevel       slog.Level
 	LogJSON        bool
 	ShutdownGrace  time.Duration
@@ -65,6 +66,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	grace := fs.String("shutdown-grace", env("SWITCHBOARD_SHUTDOWN_GRACE", "10s"), "how long shutdown may take (env SWITCHBOARD_SHUTDOWN_GRACE)")
 	finishMedia := mediaFlags(fs, &cfg.Media, env)
 	finishTLS := tlsFlags(fs, &cfg.TLS, env)
+	finishLimits := limitFlags(fs, &cfg.Limits, env)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -88,6 +90,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 		return cfg, err
 	}
 	if err := finishTLS(); err != nil {
+		return cfg, err
+	}
+	if err := finishLimits(); err != nil {
 		return cfg, err
 	}
 	for _, o := range strings.Split(*origins, ",") {
@@ -161,6 +166,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	m.hub = api.NewHub(log, 0)
+	m.hub.SetLimits(m.Config.Limits.hubLimits())
 	mixer, err := m.newMixer()
 	if err != nil {
 		return err
@@ -200,11 +206,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", m.Config.Addr, err)
 	}
 	m.Addr = ln.Addr().String()
-	m.http = &http.Server{
-		Handler:           m.api.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	m.http = newHTTPServer(m.api.Handler(), m.Config.Limits, log)
 	m.serveDone = make(chan error, 1)
 	scheme := "http"
 	if https != nil {
@@ -232,11 +234,7 @@ func (m *Main) startRedirect(https *httpsSetup) error {
 	}
 	m.HTTPAddr = ln.Addr().String()
 	_, port, _ := net.SplitHostPort(m.Addr)
-	m.redirect = &http.Server{
-		Handler:           https.wrapHTTP(redirectToHTTPS(port)),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
-	}
+	m.redirect = newHTTPServer(https.wrapHTTP(redirectToHTTPS(port)), m.Config.Limits, m.Logger)
 	m.redirectDone = make(chan error, 1)
 	go func() { m.redirectDone <- m.redirect.Serve(ln) }()
 	m.Logger.Info("redirecting plain HTTP to HTTPS", "addr", m.HTTPAddr)

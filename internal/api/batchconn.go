@@ -2,6 +2,8 @@ package api
 
 import (
 	"bufio"
+	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
@@ -11,8 +13,10 @@ import (
 // batchConn is an event connection's network connection. Between start and
 // flush, what the websocket library writes (whole frames, under its own
 // write lock) is kept and then written with one system call, so several
-// queued events cost one write instead of one each. Outside a batch it
-// writes through.
+// queued events cost one write instead of one each. What a flush could not
+// write before its deadline is kept and goes first at the next flush, so a
+// client too slow to read can still be sent a close frame after whole
+// frames. Outside a batch it writes through.
 type batchConn struct {
 	net.Conn
 
@@ -20,7 +24,12 @@ type batchConn struct {
 	batching bool
 	buf      []byte
 	deadline time.Time // the write deadline asked for during the batch
+	// cut is set when a write through failed part way: the stream may end
+	// in the middle of a frame, and nothing more is written.
+	cut bool
 }
+
+var errStreamCut = errors.New("websocket: an earlier write was cut short")
 
 // maxBatchBuf is the largest buffer kept between batches.
 const maxBatchBuf = 64 << 10
@@ -32,7 +41,18 @@ func (b *batchConn) Write(p []byte) (int, error) {
 		b.buf = append(b.buf, p...)
 		return len(p), nil
 	}
-	return b.Conn.Write(p)
+	if b.cut {
+		return 0, errStreamCut
+	}
+	if len(b.buf) > 0 { // frames must not pass what a flush kept
+		b.buf = append(b.buf, p...)
+		return len(p), nil
+	}
+	n, err := b.Conn.Write(p)
+	if err != nil && n > 0 {
+		b.cut = true
+	}
+	return n, err
 }
 
 func (b *batchConn) SetWriteDeadline(t time.Time) error {
@@ -52,12 +72,17 @@ func (b *batchConn) start() {
 	b.mu.Unlock()
 }
 
-// flush writes what was kept since start, under the last write deadline
-// asked for, and writes through again.
+// flush writes what was kept since start (after what an earlier flush
+// could not write), under the last write deadline asked for, and writes
+// through again. When the write fails, what it did not write is kept.
 func (b *batchConn) flush() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.batching = false
+	if b.cut {
+		b.buf = b.buf[:0]
+		return errStreamCut
+	}
 	if len(b.buf) == 0 {
 		return nil
 	}
@@ -66,15 +91,20 @@ func (b *batchConn) flush() error {
 		err = b.Conn.SetWriteDeadline(b.deadline)
 		b.deadline = time.Time{}
 	}
+	n := 0
 	if err == nil {
-		_, err = b.Conn.Write(b.buf)
+		n, err = b.Conn.Write(b.buf)
+	}
+	if err != nil {
+		b.buf = b.buf[:copy(b.buf, b.buf[n:])]
+		return err
 	}
 	if cap(b.buf) > maxBatchBuf {
 		b.buf = nil
 	} else {
 		b.buf = b.buf[:0]
 	}
-	return err
+	return nil
 }
 
 // batchingWriter hands the websocket upgrader a batchConn when it hijacks
@@ -89,6 +119,23 @@ func (w *batchingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	limitSendBuffer(nc)
 	w.conn = &batchConn{Conn: nc}
 	return w.conn, brw, nil
+}
+
+// sendBuffer is the kernel's send buffer of an event connection (Linux
+// doubles it). Without it the kernel grows the buffer to megabytes for a
+// client that stopped reading; events are small, and a client too slow
+// for them is closed by its queue's limit and write deadline anyway.
+const sendBuffer = 128 << 10
+
+// limitSendBuffer sets the send buffer of a TCP connection, under TLS too.
+func limitSendBuffer(nc net.Conn) {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(sendBuffer)
+	}
 }

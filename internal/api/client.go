@@ -1,8 +1,11 @@
 package api
 
 import (
+	"errors"
 	"log/slog"
+	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -40,6 +43,11 @@ type client struct {
 	mu        sync.Mutex
 	seq       uint64      // the last seq given
 	queue     chan []byte // encoded events: the n-th carries seq n
+	maxQueued int         // bytes the queue may hold
+	// queued counts the bytes of the queued events but the snapshot, the
+	// first: that one may be large (a supervisor's), and is not falling
+	// behind.
+	queued    atomic.Int64
 	closing   bool
 	drain     bool   // write what is queued before closing
 	final     []byte // a last frame, written after the queue
@@ -50,6 +58,7 @@ type client struct {
 	stopped   chan struct{} // closed when the writer has exited
 
 	// the writer's own
+	taken   uint64 // how many events it took from the queue
 	written uint64 // the seq of the last event taken from the queue
 	prefix  []byte // scratch for a frame's {"seq":N,
 }
@@ -58,27 +67,50 @@ func newClient(h *Hub, conn *websocket.Conn, batch *batchConn, s Session, t wsTi
 	return &client{
 		hub: h, conn: conn, batch: batch, agentID: s.Identifier.RawID(), supervisor: s.Role == calls.RoleSupervisor,
 		tokenID: s.TokenID, timings: t, log: log,
-		queue: make(chan []byte, h.queueSize), done: make(chan struct{}), stopped: make(chan struct{}),
+		queue: make(chan []byte, h.queueSize), maxQueued: h.queueBytes(),
+		done: make(chan struct{}), stopped: make(chan struct{}),
 	}
 }
 
 // enqueue adds an encoded event to the queue with the next seq; a client
-// that fell too far behind is closed instead. The queue holds the shared
-// encoding: the writer adds the seq as it writes, counting, since every seq
-// given is queued in order until the client closes.
+// that fell too far behind (its queue full in events, or past its bytes
+// with something queued) is closed with 1013 instead. The queue holds the
+// shared encoding: the writer adds the seq as it writes, counting, since
+// every seq given is queued in order until the client closes.
 func (c *client) enqueue(body []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
 		return
 	}
+	if q := c.queued.Load(); q > 0 && q+int64(len(body)) > int64(c.maxQueued) {
+		c.tooSlowLocked()
+		return
+	}
 	c.seq++
 	select {
 	case c.queue <- body:
+		if c.seq > 1 {
+			c.queued.Add(int64(len(body)))
+		}
 	default:
-		c.log.Warn("websocket client too slow: closing it", "queued", len(c.queue))
-		c.stopLocked(closeTryAgainLater, "too far behind: reconnect for a fresh snapshot", false)
+		c.tooSlowLocked()
 	}
+}
+
+// tooSlowLocked closes a client whose queue is full, without writing what
+// is queued: the writer takes no more once it is asked to close.
+func (c *client) tooSlowLocked() {
+	c.stopLocked(closeTryAgainLater, "too far behind: reconnect for a fresh snapshot", false)
+	c.log.Warn("websocket client too slow: closing it", "queued_events", len(c.queue), "queued_bytes", c.queued.Load(), "limit_bytes", c.maxQueued)
+}
+
+// take is the writer taking an event off the queue.
+func (c *client) take(body []byte) []byte {
+	if c.taken++; c.taken > 1 {
+		c.queued.Add(-int64(len(body)))
+	}
+	return body
 }
 
 // expire tells the client its token is no longer valid and closes it.
@@ -115,6 +147,12 @@ func (c *client) stopLocked(code int, text string, drain bool) {
 	close(c.done)
 }
 
+func (c *client) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
 func (c *client) wasExpired() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -122,6 +160,8 @@ func (c *client) wasExpired() bool {
 }
 
 // writeLoop is the writer goroutine: events in order, pings, and the close.
+// A write the client does not take within the write deadline closes it with
+// 1013, as a queue that grew too long does.
 func (c *client) writeLoop() {
 	defer close(c.stopped)
 	defer c.conn.Close()
@@ -129,35 +169,66 @@ func (c *client) writeLoop() {
 	defer ping.Stop()
 	for {
 		select {
+		case <-c.done: // a close asked for goes before what is queued
+			c.writeClose()
+			return
+		default:
+		}
+		select {
 		case body := <-c.queue:
-			if err := c.writeEvents(body); err != nil {
+			if err := c.writeEvents(c.take(body), false); err != nil {
+				c.writeFailed(err)
 				return
 			}
 		case <-ping.C:
-			if err := c.write(websocket.PingMessage, nil); err != nil {
+			if err := c.send(func() error { return c.conn.WriteMessage(websocket.PingMessage, nil) }); err != nil {
+				c.writeFailed(err)
 				return
 			}
 		case <-c.done:
-			c.mu.Lock()
-			drain, final, code, text := c.drain, c.final, c.closeCode, c.closeText
-			c.mu.Unlock()
-			for drain {
-				select {
-				case body := <-c.queue:
-					if c.writeEvents(body) != nil {
-						return
-					}
-				default:
-					drain = false
-				}
-			}
-			if final != nil && c.write(websocket.TextMessage, final) != nil {
-				return
-			}
-			_ = c.write(websocket.CloseMessage, websocket.FormatCloseMessage(code, text))
+			c.writeClose()
 			return
 		}
 	}
+}
+
+// writeClose writes what the close asks for: what is queued when it
+// drains, a last frame, and the close frame.
+func (c *client) writeClose() {
+	c.mu.Lock()
+	drain, final, code, text := c.drain, c.final, c.closeCode, c.closeText
+	c.mu.Unlock()
+	for drain {
+		select {
+		case body := <-c.queue:
+			if c.writeEvents(c.take(body), true) != nil {
+				return
+			}
+		default:
+			drain = false
+		}
+	}
+	if final != nil && c.send(func() error { return c.conn.WriteMessage(websocket.TextMessage, final) }) != nil {
+		return
+	}
+	_ = c.send(func() error {
+		return c.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(code, text))
+	})
+}
+
+// writeFailed ends a connection whose write failed. A write that timed out
+// left the connection whole, with what the client did not take kept: the
+// client is told 1013 after it, within one more write deadline.
+func (c *client) writeFailed(err error) {
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || c.batch == nil {
+		return
+	}
+	c.mu.Lock()
+	c.stopLocked(closeTryAgainLater, "too slow to read its events: reconnect for a fresh snapshot", false)
+	c.mu.Unlock()
+	c.log.Warn("websocket client too slow: closing it", "write_timeout", c.timings.write)
+	c.writeClose()
 }
 
 // maxBatch bounds how many queued events one network write carries.
@@ -165,23 +236,25 @@ const maxBatch = 64
 
 // writeEvents writes first and, when more are queued, up to maxBatch
 // events in one network write: each its own websocket message, with its
-// seq.
-func (c *client) writeEvents(first []byte) error {
-	if err := c.conn.SetWriteDeadline(time.Now().Add(c.timings.write)); err != nil {
+// seq. Unless draining, it takes no more once the client is asked to close.
+func (c *client) writeEvents(first []byte, draining bool) error {
+	return c.send(func() error {
+		err := c.writeEvent(first)
+		for n := 1; err == nil && n < maxBatch && len(c.queue) > 0 && (draining || !c.stopping()); n++ {
+			err = c.writeEvent(c.take(<-c.queue))
+		}
 		return err
+	})
+}
+
+// stopping reports whether the client was asked to close.
+func (c *client) stopping() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
 	}
-	if c.batch == nil || len(c.queue) == 0 {
-		return c.writeEvent(first)
-	}
-	c.batch.start()
-	err := c.writeEvent(first)
-	for n := 1; err == nil && n < maxBatch && len(c.queue) > 0; n++ {
-		err = c.writeEvent(<-c.queue)
-	}
-	if ferr := c.batch.flush(); err == nil {
-		err = ferr
-	}
-	return err
 }
 
 // writeEvent writes one queued event as a message, adding its seq.
@@ -201,11 +274,23 @@ func (c *client) writeEvent(body []byte) error {
 	return w.Close()
 }
 
-func (c *client) write(kind int, data []byte) error {
+// send runs the writes of write under one write deadline. With a batchConn
+// they go out in one network write, and whatever the network did not take
+// before the deadline stays first in line, so the stream is never cut in
+// the middle of a frame.
+func (c *client) send(write func() error) error {
 	if err := c.conn.SetWriteDeadline(time.Now().Add(c.timings.write)); err != nil {
 		return err
 	}
-	return c.conn.WriteMessage(kind, data)
+	if c.batch == nil {
+		return write()
+	}
+	c.batch.start()
+	err := write()
+	if ferr := c.batch.flush(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 // readLoop reads until the connection fails or closes: the console sends

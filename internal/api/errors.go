@@ -36,6 +36,7 @@ var statusOf = map[calls.Code]int{
 	calls.CodeNotSupportedInOneToOne:           http.StatusConflict,
 	calls.CodeNotSupportedInRooms:              http.StatusConflict,
 	codePayloadTooLarge:                        http.StatusRequestEntityTooLarge,
+	codeTooManyConnections:                     http.StatusTooManyRequests,
 	calls.CodeInternal:                         http.StatusInternalServerError,
 	codeNotImplemented:                         http.StatusNotImplemented,
 	calls.CodeUnavailable:                      http.StatusServiceUnavailable,
@@ -57,6 +58,10 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
+		}
+		if he, ok := errors.AsType[*echo.HTTPError](err); ok && he.Code == http.StatusMethodNotAllowed &&
+			c.Path() == consoleRoute && isAPIPath(c.Request().URL.Path) {
+			err = errNoRoute // not a method the console lacks: no route at all
 		}
 		code, msg := classify(err)
 		status, ok := statusOf[code]

@@ -20,12 +20,18 @@ func (s *Server) events(c echo.Context) error {
 	if !s.checkOrigin(c.Request()) {
 		return calls.Errorf(calls.CodeForbidden, "origin %q may not open the event stream", c.Request().Header.Get("Origin"))
 	}
+	log := s.log.With("agent_id", sess.Identifier.RawID())
+	release, err := s.cfg.Hub.admit(sess.Identifier.RawID())
+	if err != nil {
+		log.Warn("event connection refused", "remote", c.Request().RemoteAddr, "err", err)
+		return err
+	}
+	defer release()
 	bw := &batchingWriter{ResponseWriter: c.Response()}
 	conn, err := s.upgrader.Upgrade(bw, c.Request(), nil)
 	if err != nil {
 		return nil // the upgrader has answered
 	}
-	log := s.log.With("agent_id", sess.Identifier.RawID())
 	cl := newClient(s.cfg.Hub, conn, bw.conn, sess, s.timings, log)
 
 	detach, err := s.cfg.Switchboard.Attach(c.Request().Context(), sess.Principal, func(snap calls.Snapshot) {

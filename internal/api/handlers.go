@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -87,8 +88,18 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readyz says whether the store is reachable: only ok or not ready, unless
+// the request carries the admin key, which gets the store's own words
+// (they name its database, host and spool).
 func (s *Server) readyz(c echo.Context) error {
-	if err := s.cfg.Ready(c.Request().Context()); err != nil {
+	err := s.cfg.Ready(c.Request().Context())
+	if key := bearer(c.Request()); key == "" || !s.cfg.Tokens.IsAdmin(key) {
+		if err != nil {
+			return c.String(http.StatusServiceUnavailable, "not ready\n")
+		}
+		return c.String(http.StatusOK, "ok\n")
+	}
+	if err != nil {
 		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: errorDetail{
 			Code: calls.CodeUnavailable, Message: "the store is not ready: " + err.Error(),
 		}})
@@ -169,7 +180,11 @@ func (s *Server) joinCall(c echo.Context) error {
 }
 
 func (s *Server) listCalls(c echo.Context) error {
-	list, err := s.cfg.Switchboard.ListCalls(c.Request().Context(), sessionOf(c).Principal, c.QueryParam("agent"))
+	q, err := queryParams(c)
+	if err != nil {
+		return err
+	}
+	list, err := s.cfg.Switchboard.ListCalls(c.Request().Context(), sessionOf(c).Principal, q.Get("agent"))
 	if err != nil {
 		return err
 	}
@@ -279,9 +294,45 @@ func (s *Server) history(c echo.Context) error {
 	return c.JSON(http.StatusOK, page)
 }
 
+// identifierParams are the query parameters that hold a rawId.
+var identifierParams = map[string]bool{"agent": true, "participant": true}
+
+// queryParams parses the query string strictly: a malformed escape is a
+// 400 naming its parameter (invalid_identifier for one that holds a rawId),
+// where url.ParseQuery, and so echo, would drop the parameter and answer as
+// if it had not been given.
+func queryParams(c echo.Context) (url.Values, error) {
+	q := url.Values{}
+	for rest := c.Request().URL.RawQuery; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, "&")
+		if part == "" {
+			continue
+		}
+		rawKey, rawValue, _ := strings.Cut(part, "=")
+		key, err := url.QueryUnescape(rawKey)
+		if err != nil {
+			return nil, calls.Errorf(calls.CodeInvalidRequest, "malformed query parameter %q", rawKey)
+		}
+		value, err := url.QueryUnescape(rawValue)
+		if err != nil {
+			code := calls.CodeInvalidRequest
+			if identifierParams[key] {
+				code = calls.CodeInvalidIdentifier
+			}
+			return nil, calls.Errorf(code, "%s: malformed escape in %q", key, rawValue)
+		}
+		q.Add(key, value)
+	}
+	return q, nil
+}
+
 // parseFilter reads the history query parameters.
 func parseFilter(c echo.Context) (calls.CallFilter, error) {
-	q := c.QueryParams()
+	q, err := queryParams(c)
+	if err != nil {
+		return calls.CallFilter{}, err
+	}
 	f := calls.CallFilter{
 		AgentID: q.Get("agent"), Direction: calls.Direction(q.Get("direction")),
 		Participant: q.Get("participant"), Cursor: q.Get("cursor"),

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -37,12 +38,19 @@ type serverOptions struct {
 	ringTimeout  time.Duration
 	ready        func(context.Context) error
 	ice          api.ICEServers
+	writeTimeout time.Duration // default 2 s
+	console      fs.FS
+	limits       api.HubLimits
 }
 
 func newServer(t *testing.T, opt serverOptions) *server {
 	t.Helper()
 	st := store.NewMemory()
 	hub := api.NewHub(nil, opt.queueSize)
+	hub.SetLimits(opt.limits)
+	if opt.writeTimeout == 0 {
+		opt.writeTimeout = 2 * time.Second
+	}
 	sb, err := calls.New(calls.Config{Store: st, Publisher: hub, NewID: uuid.NewString, RingTimeout: opt.ringTimeout})
 	if err != nil {
 		t.Fatal(err)
@@ -55,8 +63,8 @@ func newServer(t *testing.T, opt serverOptions) *server {
 	srv := api.New(api.Config{
 		Switchboard: sb, Hub: hub, Tokens: tokens, Ready: ready,
 		AllowedOrigins: []string{"https://console.example"},
-		PingInterval:   opt.pingInterval, WriteTimeout: 2 * time.Second,
-		ICE: opt.ice,
+		PingInterval:   opt.pingInterval, WriteTimeout: opt.writeTimeout,
+		ICE: opt.ice, Console: opt.console,
 	})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {

@@ -11,8 +11,9 @@ import (
 // Hub delivers events to websocket clients: each identity's events to its
 // own connections, and supervised events to every supervisor. It
 // implements calls.Publisher: Publish encodes an event once and never
-// blocks; a client whose queue is full is closed, and reconnects to a fresh
-// snapshot.
+// blocks; a client whose queue is full (in events or in bytes) is closed
+// with 1013, and reconnects to a fresh snapshot. It also counts the open
+// connections against HubLimits.
 type Hub struct {
 	log       *slog.Logger
 	queueSize int
@@ -21,6 +22,9 @@ type Hub struct {
 	byAgent     map[string]map[*client]struct{}
 	supervisors map[*client]struct{}
 	closed      bool
+	limits      HubLimits
+	open        map[string]int // admitted connections by identity
+	openTotal   int
 }
 
 var _ calls.Publisher = (*Hub)(nil)
@@ -36,7 +40,10 @@ func NewHub(log *slog.Logger, queueSize int) *Hub {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Hub{log: log, queueSize: queueSize, byAgent: map[string]map[*client]struct{}{}, supervisors: map[*client]struct{}{}}
+	return &Hub{
+		log: log, queueSize: queueSize, byAgent: map[string]map[*client]struct{}{}, supervisors: map[*client]struct{}{},
+		limits: HubLimits{QueueBytes: DefaultQueueBytes}, open: map[string]int{},
+	}
 }
 
 // encodeEvent encodes ev as it goes on the wire, without its seq, which
@@ -144,13 +151,18 @@ func (h *Hub) Close() {
 	}
 }
 
-// Clients counts the open connections.
+// Clients counts the open connections that take events: one being closed
+// is not counted.
 func (h *Hub) Clients() int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	n := 0
 	for _, set := range h.byAgent {
-		n += len(set)
+		for c := range set {
+			if !c.isClosing() {
+				n++
+			}
+		}
 	}
 	return n
 }

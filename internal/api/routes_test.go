@@ -286,9 +286,9 @@ func TestHealth(t *testing.T) {
 	ready := down
 	s := newServer(t, serverOptions{ready: func(context.Context) error { return ready }})
 	s.do("GET", "/healthz", "", nil, http.StatusOK, nil)
-	s.wantError("GET", "/readyz", "", nil, http.StatusServiceUnavailable, calls.CodeUnavailable)
+	s.wantError("GET", "/readyz", adminKey, nil, http.StatusServiceUnavailable, calls.CodeUnavailable)
 	ready = nil
-	s.do("GET", "/readyz", "", nil, http.StatusOK, nil)
+	s.do("GET", "/readyz", adminKey, nil, http.StatusOK, nil)
 	s.do("GET", "/api/me", s.token("alice", calls.RoleAgent), nil, http.StatusOK, nil)
 	s.wantError("POST", "/api/media/webrtc", s.token("alice", calls.RoleAgent), map[string]any{"sdp": "v=0"}, http.StatusNotImplemented, "not_implemented")
 }

@@ -150,9 +150,45 @@ func (s *Server) routes() {
 	api.GET("/media/ice-servers", s.mediaICEServers)
 
 	if s.cfg.Console != nil {
-		e.GET("/*", echo.WrapHandler(http.FileServerFS(s.cfg.Console)))
+		e.GET(consoleRoute, consoleFiles(s.cfg.Console))
 	}
 }
+
+// consoleRoute takes every path no other route takes, for the console.
+const consoleRoute = "/*"
+
+// consoleFiles serves the console, but no path under /api/: those are
+// routes, and one that does not exist answers not_found in the error
+// format (one that exists for other methods, method_not_allowed).
+func consoleFiles(console fs.FS) echo.HandlerFunc {
+	files := echo.WrapHandler(http.FileServerFS(console))
+	return func(c echo.Context) error {
+		if p := c.Request().URL.Path; isAPIPath(p) {
+			if routedOtherwise(c.Echo(), p) {
+				return calls.Errorf(codeMethodNotAllowed, "method not allowed on this route")
+			}
+			return errNoRoute
+		}
+		return files(c)
+	}
+}
+
+// routedOtherwise reports whether a route other than the console's takes
+// path for a method besides GET.
+func routedOtherwise(e *echo.Echo, path string) bool {
+	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		c := e.NewContext(nil, nil)
+		e.Router().Find(m, path, c)
+		if p := c.Path(); p != "" && p != consoleRoute {
+			return true
+		}
+	}
+	return false
+}
+
+func isAPIPath(p string) bool { return p == "/api" || strings.HasPrefix(p, "/api/") }
+
+var errNoRoute = calls.Errorf(calls.CodeNotFound, "no such route")
 
 // authed registers routes that need a token. (Group-level middleware would
 // also run for unknown routes and hide 405s behind 404s.)

@@ -20,7 +20,7 @@ const issuer = "switchboard"
 // Token lifetimes.
 const (
 	DefaultTokenTTL = time.Hour
-	MaxTokenTTL     = 7 * 24 * time.Hour
+	MaxTokenTTL     = 30 * 24 * time.Hour // ttlSeconds 2,592,000
 )
 
 // Tokens mints and verifies the bearer tokens: JWTs signed with HS256 by a
@@ -73,7 +73,7 @@ type TokenRequest struct {
 	Identity    calls.Identifier `json:"identity"`
 	DisplayName string           `json:"displayName"`
 	Role        calls.Role       `json:"role"`
-	TTLSeconds  int              `json:"ttlSeconds"`
+	TTLSeconds  int              `json:"ttlSeconds"` // 1 to 2,592,000; 0 (absent): an hour
 }
 
 // Minted is a new token.
@@ -100,7 +100,8 @@ func (r TokenRequest) Validate() error {
 	if r.Identity == calls.EchoBot {
 		return calls.Errorf(calls.CodeInvalidIdentifier, "8:echo123 is the built-in echo bot")
 	}
-	if r.TTLSeconds < 0 || time.Duration(r.TTLSeconds)*time.Second > MaxTokenTTL {
+	// Compared in seconds: a huge ttlSeconds times time.Second overflows.
+	if r.TTLSeconds < 0 || r.TTLSeconds > int(MaxTokenTTL/time.Second) {
 		return calls.Errorf(calls.CodeInvalidRequest, "ttlSeconds must be 1 to %d", int(MaxTokenTTL/time.Second))
 	}
 	if len(r.DisplayName) > 256 {

@@ -103,21 +103,24 @@ func (p *party) status() AgentStatus {
 // ListCalls answers the principal's live calls; a supervisor's answer is
 // every agent's and supervisor's, or one identity's with agent set.
 // Errors: forbidden (an agent asking for another's calls),
-// invalid_identifier.
+// invalid_identifier or invalid_phone_number (a malformed agent, checked
+// first).
 func (s *Switchboard) ListCalls(ctx context.Context, p Principal, agent string) ([]Call, error) {
 	const op = "list calls"
 	pt, err := s.identify(p)
 	if err != nil {
 		return nil, withOp(op, err)
 	}
+	if agent != "" {
+		if _, err := ParseRawID(agent); err != nil {
+			return nil, withOp(op, err)
+		}
+	}
 	var targets []*party
 	switch {
 	case agent != "" && agent != pt.id:
 		if p.Role != RoleSupervisor {
 			return nil, withOp(op, Errorf(CodeForbidden, "only supervisors see other identities' calls"))
-		}
-		if _, err := ParseRawID(agent); err != nil {
-			return nil, withOp(op, err)
 		}
 		s.mu.RLock()
 		if q := s.parties[agent]; q != nil {
@@ -181,7 +184,9 @@ func (s *Switchboard) ListIncoming(ctx context.Context, p Principal) ([]Incoming
 
 // History answers a page of call history: an agent's own calls, or, for a
 // supervisor, anyone's. Errors: forbidden (callers; an agent asking for
-// another's), invalid_request (a malformed cursor or limit).
+// another's), invalid_request (a malformed cursor or limit),
+// invalid_identifier or invalid_phone_number (a malformed agent or
+// participant).
 func (s *Switchboard) History(ctx context.Context, p Principal, f CallFilter) (CallPage, error) {
 	const op = "history"
 	if err := s.mayReadHistory(p, &f.AgentID); err != nil {
@@ -229,13 +234,13 @@ func (s *Switchboard) mayReadHistory(p Principal, agent *string) error {
 	if err := p.Identifier.Validate(); err != nil {
 		return err
 	}
+	if *agent != "" {
+		if _, err := ParseRawID(*agent); err != nil {
+			return err
+		}
+	}
 	switch p.Role {
 	case RoleSupervisor:
-		if *agent != "" {
-			if _, err := ParseRawID(*agent); err != nil {
-				return err
-			}
-		}
 		return nil
 	case RoleAgent:
 		self := p.Identifier.RawID()

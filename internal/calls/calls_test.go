@@ -2,6 +2,7 @@ package calls_test
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"testing"
 
@@ -342,86 +343,115 @@ func TestRules(t *testing.T) {
 	alt := calls.PhoneNumber("+14255550100")
 	tests := []struct {
 		name string
-		do   func(f *callstest.Fixture) error
+		do   func(t *testing.T, f *callstest.Fixture) error
 		want calls.Code
 	}{
-		{"teams user calls an ACS user", func(f *callstest.Fixture) error {
+		{"teams user calls an ACS user", func(t *testing.T, f *callstest.Fixture) error {
 			_, err := f.StartCall(ctx, teams, to(bob))
 			return err
 		}, calls.CodeOperationNotSupportedForIdentity},
-		{"teams user joins a group", func(f *callstest.Fixture) error {
+		{"teams user joins a group", func(t *testing.T, f *callstest.Fixture) error {
 			_, err := f.JoinCall(ctx, teams, calls.JoinRequest{GroupID: "6f0b0e3c-8d43-4e2a-9a43-7c1c64b1c0de"})
 			return err
 		}, calls.CodeOperationNotSupportedForIdentity},
-		{"teams user joins a room", func(f *callstest.Fixture) error {
+		{"teams user joins a room", func(t *testing.T, f *callstest.Fixture) error {
 			_, err := f.JoinCall(ctx, teams, calls.JoinRequest{RoomID: "room1"})
 			return err
 		}, calls.CodeOperationNotSupportedForIdentity},
-		{"teams user adds an ACS user", func(f *callstest.Fixture) error {
-			c, err := f.StartCall(ctx, teams, to(calls.Principal{Identifier: calls.EchoBot}))
-			if err != nil {
-				return err
-			}
-			_, err = f.AddParticipant(ctx, teams, c.ID, calls.AddParticipantRequest{Identifier: bob.Identifier})
+		{"teams user adds an ACS user", func(t *testing.T, f *callstest.Fixture) error {
+			c := mustCall(t)(f.StartCall(ctx, teams, to(calls.Principal{Identifier: calls.EchoBot})))
+			_, err := f.AddParticipant(ctx, teams, c.ID, calls.AddParticipantRequest{Identifier: bob.Identifier})
 			return err
 		}, calls.CodeOperationNotSupportedForIdentity},
-		{"phone number without alternateCallerId", func(f *callstest.Fixture) error {
+		{"phone number without alternateCallerId", func(t *testing.T, f *callstest.Fixture) error {
 			_, err := f.StartCall(ctx, alice, calls.StartCallRequest{Participants: []calls.Identifier{phone}})
 			return err
 		}, calls.CodeAlternateCallerIDRequired},
-		{"malformed phone number", func(f *callstest.Fixture) error {
+		{"malformed phone number", func(t *testing.T, f *callstest.Fixture) error {
 			_, err := f.StartCall(ctx, alice, calls.StartCallRequest{Participants: []calls.Identifier{calls.PhoneNumber("+0123")}, AlternateCallerID: &alt})
 			return err
 		}, calls.CodeInvalidPhoneNumber},
-		{"malformed group id", func(f *callstest.Fixture) error {
+		{"malformed group id", func(t *testing.T, f *callstest.Fixture) error {
 			_, err := f.JoinCall(ctx, alice, calls.JoinRequest{GroupID: "not-a-guid"})
 			return err
 		}, calls.CodeInvalidGroupID},
-		{"mute a participant in a 1:1 call", func(f *callstest.Fixture) error {
-			c, _ := f.StartCall(ctx, alice, to(calls.Principal{Identifier: calls.EchoBot}))
+		{"empty group id", func(t *testing.T, f *callstest.Fixture) error {
+			_, err := f.JoinCall(ctx, alice, joinJSON(t, `{"groupId": ""}`))
+			return err
+		}, calls.CodeInvalidGroupID},
+		{"empty room id", func(t *testing.T, f *callstest.Fixture) error {
+			_, err := f.JoinCall(ctx, alice, joinJSON(t, `{"roomId": ""}`))
+			return err
+		}, calls.CodeInvalidIdentifier},
+		{"group id and room id", func(t *testing.T, f *callstest.Fixture) error {
+			_, err := f.JoinCall(ctx, alice, joinJSON(t, `{"groupId": "", "roomId": "room1"}`))
+			return err
+		}, calls.CodeInvalidRequest},
+		{"neither group id nor room id", func(t *testing.T, f *callstest.Fixture) error {
+			_, err := f.JoinCall(ctx, alice, joinJSON(t, `{}`))
+			return err
+		}, calls.CodeInvalidRequest},
+		{"list the calls of a malformed identity", func(t *testing.T, f *callstest.Fixture) error {
+			_, err := f.ListCalls(ctx, sup, "8:acs:")
+			return err
+		}, calls.CodeInvalidIdentifier},
+		{"an agent reads the history of a malformed identity", func(t *testing.T, f *callstest.Fixture) error {
+			_, err := f.History(ctx, alice, calls.CallFilter{AgentID: "8:acs:"})
+			return err
+		}, calls.CodeInvalidIdentifier},
+		{"mute a participant in a 1:1 call", func(t *testing.T, f *callstest.Fixture) error {
+			c := mustCall(t)(f.StartCall(ctx, alice, to(calls.Principal{Identifier: calls.EchoBot})))
 			_, err := f.MuteParticipant(ctx, alice, c.ID, calls.EchoBot.RawID())
 			return err
 		}, calls.CodeNotSupportedInOneToOne},
-		{"mute all in a 1:1 call", func(f *callstest.Fixture) error {
-			c, _ := f.StartCall(ctx, alice, to(calls.Principal{Identifier: calls.EchoBot}))
+		{"mute all in a 1:1 call", func(t *testing.T, f *callstest.Fixture) error {
+			c := mustCall(t)(f.StartCall(ctx, alice, to(calls.Principal{Identifier: calls.EchoBot})))
 			_, err := f.MuteAll(ctx, alice, c.ID)
 			return err
 		}, calls.CodeNotSupportedInOneToOne},
-		{"end a room for everyone", func(f *callstest.Fixture) error {
-			c, _ := f.JoinCall(ctx, alice, calls.JoinRequest{RoomID: "room1"})
+		{"end a room for everyone", func(t *testing.T, f *callstest.Fixture) error {
+			c := mustCall(t)(f.JoinCall(ctx, alice, calls.JoinRequest{RoomID: "room1"}))
 			_, err := f.HangUp(ctx, alice, c.ID, true)
 			return err
 		}, calls.CodeNotSupportedInRooms},
-		{"another agent's call", func(f *callstest.Fixture) error {
-			c, _ := f.StartCall(ctx, alice, to(calls.Principal{Identifier: calls.EchoBot}))
+		{"another agent's call", func(t *testing.T, f *callstest.Fixture) error {
+			// Bob is a known agent with a call of his own, and alice's call
+			// is live: only its owner decides who may touch it.
+			mustCall(t)(f.StartCall(ctx, bob, to(calls.Principal{Identifier: calls.EchoBot})))
+			c := mustCall(t)(f.StartCall(ctx, alice, to(calls.Principal{Identifier: calls.EchoBot})))
+			wantState(t, f, alice, c.ID, calls.StateConnected)
 			_, err := f.Hold(ctx, bob, c.ID)
+			// The answer does not reveal the call: the same as an unknown id.
+			_, unknown := f.Hold(ctx, bob, "no-such-call")
+			if calls.ErrorCode(err) != calls.ErrorCode(unknown) {
+				t.Errorf("another agent's call: code %s; an unknown call: code %s", calls.ErrorCode(err), calls.ErrorCode(unknown))
+			}
+			wantState(t, f, alice, c.ID, calls.StateConnected)
 			return err
 		}, calls.CodeCallNotFound},
-		{"resume a Connected call", func(f *callstest.Fixture) error {
-			c, _ := f.StartCall(ctx, alice, to(calls.Principal{Identifier: calls.EchoBot}))
+		{"resume a Connected call", func(t *testing.T, f *callstest.Fixture) error {
+			c := mustCall(t)(f.StartCall(ctx, alice, to(calls.Principal{Identifier: calls.EchoBot})))
 			_, err := f.Resume(ctx, alice, c.ID)
 			return err
 		}, calls.CodeInvalidState},
-		{"accept twice", func(f *callstest.Fixture) error {
+		{"accept twice", func(t *testing.T, f *callstest.Fixture) error {
 			f.Connect(t, bob)
-			_, _ = f.StartCall(ctx, alice, to(bob))
-			in, _ := f.ListIncoming(ctx, bob)
-			if _, err := f.Accept(ctx, bob, in[0].ID); err != nil {
-				return err
-			}
-			_, err := f.Accept(ctx, bob, in[0].ID)
+			mustCall(t)(f.StartCall(ctx, alice, to(bob)))
+			in := incoming(t, f, bob)
+			mustCall(t)(f.Accept(ctx, bob, in.ID))
+			_, err := f.Accept(ctx, bob, in.ID)
 			return err
 		}, calls.CodeInvalidState},
-		{"supervisor holds another agent's call", func(f *callstest.Fixture) error {
-			c, _ := f.StartCall(ctx, alice, to(calls.Principal{Identifier: calls.EchoBot}))
+		{"supervisor holds another agent's call", func(t *testing.T, f *callstest.Fixture) error {
+			c := mustCall(t)(f.StartCall(ctx, alice, to(calls.Principal{Identifier: calls.EchoBot})))
 			_, err := f.Hold(ctx, sup, c.ID)
 			return err
 		}, calls.CodeForbidden},
-		{"caller reads history", func(f *callstest.Fixture) error {
+		{"caller reads history", func(t *testing.T, f *callstest.Fixture) error {
 			_, err := f.History(ctx, calls.Principal{Identifier: calls.CommunicationUser("x"), Role: calls.RoleCaller}, calls.CallFilter{})
 			return err
 		}, calls.CodeForbidden},
-		{"agent reads another's history", func(f *callstest.Fixture) error {
+		{"agent reads another's history", func(t *testing.T, f *callstest.Fixture) error {
 			_, err := f.History(ctx, alice, calls.CallFilter{AgentID: "8:acs:bob"})
 			return err
 		}, calls.CodeForbidden},
@@ -429,9 +459,19 @@ func TestRules(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := callstest.New(t, calls.Config{})
-			wantCode(t, tt.do(f), tt.want)
+			wantCode(t, tt.do(t, f), tt.want)
 		})
 	}
+}
+
+// joinJSON decodes a join request as the API does.
+func joinJSON(t *testing.T, body string) calls.JoinRequest {
+	t.Helper()
+	var req calls.JoinRequest
+	if err := json.Unmarshal([]byte(body), &req); err != nil {
+		t.Fatal(err)
+	}
+	return req
 }
 
 func TestMuting(t *testing.T) {

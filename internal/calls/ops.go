@@ -2,6 +2,7 @@ package calls
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 
 	"github.com/switchboard/switchboard/internal/holdpolicy"
@@ -17,6 +18,28 @@ type StartCallRequest struct {
 type JoinRequest struct {
 	GroupID string `json:"groupId,omitempty"`
 	RoomID  string `json:"roomId,omitempty"`
+	// hasGroupID and hasRoomID say the JSON named them, empty or not:
+	// "groupId": "" is a malformed groupId, not a missing one.
+	hasGroupID, hasRoomID bool
+}
+
+// UnmarshalJSON decodes the request, noting which ids it names.
+func (r *JoinRequest) UnmarshalJSON(b []byte) error {
+	var j struct {
+		GroupID *string `json:"groupId"`
+		RoomID  *string `json:"roomId"`
+	}
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*r = JoinRequest{}
+	if j.GroupID != nil {
+		r.GroupID, r.hasGroupID = *j.GroupID, true
+	}
+	if j.RoomID != nil {
+		r.RoomID, r.hasRoomID = *j.RoomID, true
+	}
+	return nil
 }
 
 // AddParticipantRequest is POST /api/calls/{id}/participants.
@@ -205,10 +228,11 @@ func (tx *txn) afterInvite(caller *leg) {
 func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest) (Call, error) {
 	const op = "join call"
 	var key string
+	group, room := req.hasGroupID || req.GroupID != "", req.hasRoomID || req.RoomID != ""
 	switch {
-	case (req.GroupID == "") == (req.RoomID == ""):
+	case group == room:
 		return Call{}, withOp(op, Errorf(CodeInvalidRequest, "join needs exactly one of groupId and roomId"))
-	case req.GroupID != "":
+	case group:
 		if err := ValidateGroupID(req.GroupID); err != nil {
 			return Call{}, withOp(op, err)
 		}
