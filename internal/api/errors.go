@@ -36,6 +36,7 @@ var statusOf = map[calls.Code]int{
 	calls.CodeNotSupportedInOneToOne:           http.StatusConflict,
 	calls.CodeNotSupportedInRooms:              http.StatusConflict,
 	codePayloadTooLarge:                        http.StatusRequestEntityTooLarge,
+	codeRateLimited:                            http.StatusTooManyRequests,
 	calls.CodeInternal:                         http.StatusInternalServerError,
 	codeNotImplemented:                         http.StatusNotImplemented,
 	calls.CodeUnavailable:                      http.StatusServiceUnavailable,
