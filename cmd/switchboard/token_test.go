@@ -66,6 +66,15 @@ func TestGeneratedAdminKeyKept(t *testing.T) {
 	if status, raw := request(t, "GET", "http://"+second.Addr+"/api/me", minted.Token, ""); status != http.StatusOK {
 		t.Errorf("a token of the first run on the second: %d %s", status, raw)
 	}
+
+	// switchboard token finds the kept key in the data directory.
+	var out, errOut strings.Builder
+	if code := run(context.Background(), []string{"token", "--user", "carol", "--data-dir", dir}, &out, &errOut, env(nil)); code != 0 {
+		t.Fatalf("token --data-dir: exit %d: %s", code, errOut.String())
+	}
+	if status, raw := request(t, "GET", "http://"+second.Addr+"/api/me", strings.TrimSpace(out.String()), ""); status != http.StatusOK {
+		t.Errorf("a token minted with the kept key: %d %s", status, raw)
+	}
 }
 
 // A token revoked on the Postgres store stays revoked after the
