@@ -18,11 +18,10 @@ import (
 
 const issuer = "switchboard"
 
-// Token lifetimes. MaxTokenTTL is the one bound on ttlSeconds (30 days):
-// no token lives longer, so no revocation needs to be kept longer.
+// Token lifetimes.
 const (
 	DefaultTokenTTL = time.Hour
-	MaxTokenTTL     = 30 * 24 * time.Hour
+	MaxTokenTTL     = 30 * 24 * time.Hour // ttlSeconds 2,592,000
 )
 
 // Tokens mints and verifies the bearer tokens: JWTs signed with HS256 by a
@@ -96,7 +95,7 @@ type TokenRequest struct {
 	Identity    calls.Identifier `json:"identity"`
 	DisplayName string           `json:"displayName"`
 	Role        calls.Role       `json:"role"`
-	TTLSeconds  int              `json:"ttlSeconds"`
+	TTLSeconds  int              `json:"ttlSeconds"` // 1 to 2,592,000; 0 (absent): an hour
 }
 
 // Minted is a new token.
@@ -123,6 +122,7 @@ func (r TokenRequest) Validate() error {
 	if r.Identity == calls.EchoBot {
 		return calls.Errorf(calls.CodeInvalidIdentifier, "8:echo123 is the built-in echo bot")
 	}
+	// Compared in seconds: a huge ttlSeconds times time.Second overflows.
 	if r.TTLSeconds < 0 || r.TTLSeconds > int(MaxTokenTTL/time.Second) {
 		return calls.Errorf(calls.CodeInvalidRequest, "ttlSeconds must be 1 to %d", int(MaxTokenTTL/time.Second))
 	}
@@ -256,7 +256,7 @@ func (t *Tokens) verify(token string) (Session, error) {
 }
 
 // Revoke makes the token with this id invalid for as long as any token
-// can live (MaxTokenTTL from now: the id alone does not tell the token's
+// can live (MaxTokenTTL, the one bound on every token's life, from now: the id alone does not tell the token's
 // expiry). It takes effect at once; with a store, the revocation is
 // written there before Revoke returns. When that write fails the token is
 // still revoked until the process stops, and the error (CodeUnavailable)
