@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -36,6 +37,7 @@ type Config struct {
 	DatabaseURL    string
 	SpoolDir       string
 	DataDir        string
+	TrustedProxies []netip.Prefix
 	AdminKey       string
 	RingTimeout    time.Duration
 	ResumeLastHeld bool
@@ -64,6 +66,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	fs.StringVar(&cfg.Addr, "addr", env("SWITCHBOARD_ADDR", "127.0.0.1:8080"), "address to listen on (env SWITCHBOARD_ADDR)")
 	ring := fs.String("ring-timeout", env("SWITCHBOARD_RING_TIMEOUT", calls.DefaultRingTimeout.String()), "how long an incoming call rings before it ends with 480 (env SWITCHBOARD_RING_TIMEOUT)")
 	fs.BoolVar(&cfg.ResumeLastHeld, "resume-last-held", env("SWITCHBOARD_RESUME_LAST_HELD", "") == "true", "when the active call ends, resume the call held last (env SWITCHBOARD_RESUME_LAST_HELD=true)")
+	proxies := fs.String("trusted-proxies", env("SWITCHBOARD_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client, for the limit on failed credentials (env SWITCHBOARD_TRUSTED_PROXIES)")
 	origins := fs.String("allowed-origins", env("SWITCHBOARD_ALLOWED_ORIGINS", ""), "comma-separated browser origins, besides the server's own, that may open the event stream (env SWITCHBOARD_ALLOWED_ORIGINS)")
 	level := fs.String("log-level", env("SWITCHBOARD_LOG_LEVEL", "info"), "debug, info, warn or error (env SWITCHBOARD_LOG_LEVEL)")
 	fs.BoolVar(&cfg.LogJSON, "log-json", env("SWITCHBOARD_LOG_JSON", "") == "true", "log JSON lines instead of text (env SWITCHBOARD_LOG_JSON=true)")
@@ -94,6 +97,20 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	}
 	if err := finishTLS(); err != nil {
 		return cfg, err
+	}
+	for _, p := range strings.Split(*proxies, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return cfg, fmt.Errorf("--trusted-proxies: %q is neither an address nor a CIDR prefix", p)
+			}
+			prefix = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen())
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, prefix.Masked())
 	}
 	for _, o := range strings.Split(*origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -194,6 +211,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Tokens:         tokens,
 		Ready:          m.store.Ready,
 		AllowedOrigins: m.Config.AllowedOrigins,
+		TrustedProxies: m.Config.TrustedProxies,
 		Console:        web.Console(),
 		Logger:         log,
 		Version:        versionString(),

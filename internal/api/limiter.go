@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,8 +114,9 @@ func (l *failureLimiter) size() int {
 
 // clientAddress is who a request is limited as: the connection's remote
 // IP address, and for IPv6 its /64 network (one host usually has all of
-// it).
-func clientAddress(r *http.Request) string {
+// it). When the connection comes from a trusted proxy, the client is the
+// last address X-Forwarded-For names that is not a trusted proxy itself.
+func clientAddress(r *http.Request, trusted []netip.Prefix) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
@@ -124,11 +126,36 @@ func clientAddress(r *http.Request) string {
 		return host
 	}
 	ip = ip.Unmap()
+	if isTrusted(ip, trusted) {
+		var hops []string
+		for _, v := range r.Header.Values("X-Forwarded-For") {
+			hops = append(hops, strings.Split(v, ",")...)
+		}
+		for i := len(hops) - 1; i >= 0; i-- {
+			hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				break
+			}
+			ip = hop.Unmap()
+			if !isTrusted(ip, trusted) {
+				break
+			}
+		}
+	}
 	if ip.Is6() {
 		p, _ := ip.Prefix(64)
 		return p.String()
 	}
 	return ip.String()
+}
+
+func isTrusted(ip netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // rateLimited is the answer past the limit; Retry-After is set besides.

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -38,16 +39,33 @@ func TestFailureLimiterForgets(t *testing.T) {
 }
 
 func TestClientAddress(t *testing.T) {
-	tests := []struct{ remote, want string }{
-		{"192.0.2.7:51234", "192.0.2.7"},
-		{"[::ffff:192.0.2.7]:51234", "192.0.2.7"},
-		{"[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"},
-		{"[2001:db8:1:2:ffff::1]:443", "2001:db8:1:2::/64"},
-		{"not an address", "not an address"},
+	proxies := []netip.Prefix{netip.MustParsePrefix("172.18.0.0/16"), netip.MustParsePrefix("127.0.0.1/32")}
+	tests := []struct {
+		name, remote string
+		xff          []string
+		trusted      []netip.Prefix
+		want         string
+	}{
+		{"IPv4", "192.0.2.7:51234", nil, nil, "192.0.2.7"},
+		{"IPv4 in IPv6", "[::ffff:192.0.2.7]:51234", nil, nil, "192.0.2.7"},
+		{"IPv6: its /64", "[2001:db8:1:2:3:4:5:6]:443", nil, nil, "2001:db8:1:2::/64"},
+		{"IPv6: the same /64", "[2001:db8:1:2:ffff::1]:443", nil, nil, "2001:db8:1:2::/64"},
+		{"not an address", "not an address", nil, nil, "not an address"},
+		{"X-Forwarded-For from an untrusted peer is ignored", "192.0.2.7:1", []string{"198.51.100.1"}, proxies, "192.0.2.7"},
+		{"X-Forwarded-For ignored without trusted proxies", "172.18.0.3:1", []string{"198.51.100.1"}, nil, "172.18.0.3"},
+		{"a trusted proxy's client", "172.18.0.3:1", []string{"198.51.100.1"}, proxies, "198.51.100.1"},
+		{"the last untrusted hop, not what the client claims", "172.18.0.3:1", []string{"203.0.113.9, 198.51.100.1"}, proxies, "198.51.100.1"},
+		{"through two trusted proxies", "127.0.0.1:1", []string{"203.0.113.9", "198.51.100.1, 172.18.0.9"}, proxies, "198.51.100.1"},
+		{"a malformed hop stops the walk", "172.18.0.3:1", []string{"198.51.100.1, junk"}, proxies, "172.18.0.3"},
+		{"a trusted proxy without the header", "172.18.0.3:1", nil, proxies, "172.18.0.3"},
 	}
 	for _, tt := range tests {
-		if got := clientAddress(&http.Request{RemoteAddr: tt.remote}); got != tt.want {
-			t.Errorf("clientAddress(%q) = %q, want %q", tt.remote, got, tt.want)
+		r := &http.Request{RemoteAddr: tt.remote, Header: http.Header{}}
+		for _, v := range tt.xff {
+			r.Header.Add("X-Forwarded-For", v)
+		}
+		if got := clientAddress(r, tt.trusted); got != tt.want {
+			t.Errorf("%s: clientAddress = %q, want %q", tt.name, got, tt.want)
 		}
 	}
 }

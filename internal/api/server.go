@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -49,6 +50,9 @@ type Config struct {
 	// DefaultFailureEvery).
 	FailureBurst int
 	FailureEvery time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client, for the failure limit.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the HTTP API: routes, auth and the event stream.
@@ -214,7 +218,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 // logged with the address, never with the credentials.
 func (s *Server) limitFailures(c echo.Context, what string, check func() error) error {
 	r := c.Request()
-	client := clientAddress(r)
+	client := clientAddress(r, s.cfg.TrustedProxies)
 	if wait := s.failures.blocked(client); wait > 0 {
 		s.log.Debug("credentials refused unchecked: too many failures", "client", client, "what", what,
 			"method", r.Method, "path", r.URL.Path, "retry_after", wait.Round(time.Second))
