@@ -247,3 +247,34 @@ func TestFailureLimit(t *testing.T) {
 		})
 	}
 }
+
+// failingRevocations loads nothing and cannot write.
+type failingRevocations struct{}
+
+func (failingRevocations) RevokeToken(context.Context, string, time.Time) error {
+	return calls.Errorf(calls.CodeUnavailable, "the database does not answer")
+}
+
+func (failingRevocations) FindRevokedTokens(context.Context, time.Time) ([]calls.RevokedToken, error) {
+	return []calls.RevokedToken{}, nil
+}
+
+// When the store cannot keep a revocation, the token is revoked anyway in
+// the running process, and the error says the revocation was not saved.
+func TestRevokeWhenTheStoreFails(t *testing.T) {
+	tokens := api.NewTokens(adminKey, nil)
+	if err := tokens.Persist(context.Background(), failingRevocations{}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := tokens.Mint(apiTokenRequest("alice", calls.RoleAgent, 60))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tokens.Revoke(context.Background(), m.ID)
+	if calls.ErrorCode(err) != calls.CodeUnavailable || !strings.Contains(calls.ErrorMessage(err), "revoke it again") {
+		t.Errorf("Revoke = %v, want unavailable, saying to revoke again", err)
+	}
+	if _, err := tokens.Verify(m.Token); err == nil {
+		t.Error("the token still verifies")
+	}
+}
