@@ -13,10 +13,13 @@ RUN CGO_ENABLED=1 go build -tags portaudio -trimpath -ldflags "-s -w" -o /out/sw
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends libportaudio2 ca-certificates && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/switchboard --create-home switchboard \
- && install -d -o switchboard -g switchboard /var/lib/switchboard/spool
+ && install -d -o switchboard -g switchboard /var/lib/switchboard/spool \
+ && install -d -m 0700 -o switchboard -g switchboard /var/lib/switchboard/data
 COPY --from=build /out/switchboard /usr/local/bin/switchboard
 USER switchboard
 ENV SWITCHBOARD_ADDR=0.0.0.0:8080
+# --data-dir: the generated admin key when SWITCHBOARD_ADMIN_KEY is unset.
+ENV SWITCHBOARD_DATA_DIR=/var/lib/switchboard/data
 EXPOSE 8080 40000/udp
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/switchboard"]

@@ -252,7 +252,7 @@ type loadgenSummary struct {
 func runSwitchboard(ctx context.Context, cfg benchConfig, n int, relayed bool, stderr io.Writer) (result, error) {
 	r := result{Kind: "switchboard", Legs: n}
 	addr, debug := freeAddr(), freeAddr()
-	const key = "mediabench-admin-key"
+	const key = "mediabench-admin-key-0123456789abcdefgh"
 	args := []string{"serve", "--addr", addr, "--debug-addr", debug, "--log-level", "error"}
 	if cfg.udpPort != "" {
 		args = append(args, "--udp-port", cfg.udpPort)

@@ -86,6 +86,9 @@ func TestComposeFile(t *testing.T) {
 	if !mountsNamedVolume(p, sb, "/var/lib/switchboard/spool") {
 		t.Errorf("the spool is not on a named volume: %+v", sb.Volumes)
 	}
+	if !mountsNamedVolume(p, sb, "/var/lib/switchboard/data") {
+		t.Errorf("the data directory (the generated admin key) is not on a named volume: %+v", sb.Volumes)
+	}
 	dbURL := sb.Environment["DATABASE_URL"]
 	if dbURL == nil || !strings.Contains(*dbURL, "@postgres:5432/") {
 		t.Errorf("DATABASE_URL does not point at the postgres service: %v", dbURL)
@@ -119,6 +122,12 @@ func TestComposeFile(t *testing.T) {
 	example, err := os.ReadFile(filepath.Join(root, "switchboard.env.example"))
 	if err != nil || !strings.Contains(string(example), "SWITCHBOARD_ADMIN_KEY=") {
 		t.Errorf("switchboard.env.example does not show SWITCHBOARD_ADMIN_KEY: %v", err)
+	}
+	// A key the example sets must be one serve accepts (empty: generated).
+	for line := range strings.Lines(string(example)) {
+		if key, ok := strings.CutPrefix(strings.TrimSpace(line), "SWITCHBOARD_ADMIN_KEY="); ok && key != "" && len(key) < MinAdminKeyLength {
+			t.Errorf("switchboard.env.example sets an admin key of %d characters, which serve refuses", len(key))
+		}
 	}
 }
 
@@ -223,6 +232,10 @@ func TestDockerfileSpoolDir(t *testing.T) {
 	}
 	if !strings.Contains(string(df), "install -d -o switchboard -g switchboard /var/lib/switchboard/spool") {
 		t.Error("the runtime image does not create /var/lib/switchboard/spool for the switchboard user")
+	}
+	if !strings.Contains(string(df), "install -d -m 0700 -o switchboard -g switchboard /var/lib/switchboard/data") ||
+		!strings.Contains(string(df), "ENV SWITCHBOARD_DATA_DIR=/var/lib/switchboard/data") {
+		t.Error("the runtime image does not create /var/lib/switchboard/data for the switchboard user and point --data-dir at it")
 	}
 	if !strings.Contains(string(df), "USER switchboard") {
 		t.Error("the image runs as root")

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,7 +25,7 @@ import (
 	"github.com/switchboard/switchboard/internal/store"
 )
 
-const testAdminKey = "e2e-admin-key"
+const testAdminKey = "e2e-admin-key-0123456789abcdefghij"
 
 // TestMain lets the test binary be the switchboard process itself, for the
 // tests that send it signals.
@@ -201,12 +204,14 @@ func TestRun(t *testing.T) {
 		{"token", []string{"token", "--user", "alice"}, map[string]string{"SWITCHBOARD_ADMIN_KEY": testAdminKey}, 0, "eyJ", ""},
 		{"token with a link", []string{"token", "--user", "alice", "--url", "http://127.0.0.1:8080"}, map[string]string{"SWITCHBOARD_ADMIN_KEY": testAdminKey}, 0, "http://127.0.0.1:8080/?token=eyJ", ""},
 		{"token without the admin key", []string{"token", "--user", "alice"}, nil, 1, "", "admin key"},
-		{"token with two identities", []string{"token", "--user", "a", "--teams", "b", "--admin-key", "k"}, nil, 1, "", "exactly one"},
-		{"token with a bad role", []string{"token", "--user", "a", "--role", "root", "--admin-key", "k"}, nil, 1, "", "role"},
-		{"token for a phone caller", []string{"token", "--phone", "+14255550123", "--role", "caller", "--admin-key", "k"}, nil, 0, "eyJ", ""},
+		{"token with two identities", []string{"token", "--user", "a", "--teams", "b", "--admin-key", testAdminKey}, nil, 1, "", "exactly one"},
+		{"token with a bad role", []string{"token", "--user", "a", "--role", "root", "--admin-key", testAdminKey}, nil, 1, "", "role"},
+		{"token for a phone caller", []string{"token", "--phone", "+14255550123", "--role", "caller", "--admin-key", testAdminKey}, nil, 0, "eyJ", ""},
 		{"serve with a bad flag", []string{"serve", "--nope"}, nil, 2, "", "flag provided but not defined"},
 		{"serve with a bad duration", []string{"serve", "--ring-timeout", "soon"}, nil, 1, "", "ring-timeout"},
-		{"serve on a Postgres that is not there", []string{"serve", "--addr", "127.0.0.1:0"}, map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/x?sslmode=disable&connect_timeout=2"}, 1, "", "Postgres"},
+		{"serve on a Postgres that is not there", []string{"serve", "--addr", "127.0.0.1:0"}, map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/x?sslmode=disable&connect_timeout=2", "SWITCHBOARD_ADMIN_KEY": testAdminKey}, 1, "", "Postgres"},
+		{"serve with a bad trusted proxy", []string{"serve", "--trusted-proxies", "caddy"}, nil, 1, "", `--trusted-proxies: "caddy" is neither an address nor a CIDR prefix`},
+		{"serve with a short admin key", []string{"serve", "--addr", "127.0.0.1:0"}, map[string]string{"SWITCHBOARD_ADMIN_KEY": "change-me"}, 1, "", "SWITCHBOARD_ADMIN_KEY is 9 characters long; it must be at least 32: make one with `openssl rand -base64 32`"},
 		{"serve with a certificate that is not there", []string{"serve", "--addr", "127.0.0.1:0", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"}, nil, 1, "", "--tls-cert: stat /nonexistent/cert.pem: no such file"},
 		{"serve with a key that is not a key", []string{"serve", "--addr", "127.0.0.1:0", "--tls-cert", "main_test.go", "--tls-key", "main_test.go"}, nil, 1, "", "load --tls-cert main_test.go and --tls-key main_test.go"},
 		{"serve with --tls-cert alone", []string{"serve", "--tls-cert", "c.pem"}, nil, 1, "", "--tls-cert and --tls-key go together"},
@@ -215,7 +220,9 @@ func TestRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			code := run(context.Background(), tt.args, &out, &errOut, env(tt.env))
+			vars := map[string]string{"SWITCHBOARD_DATA_DIR": t.TempDir()} // never ./switchboard-data
+			maps.Copy(vars, tt.env)
+			code := run(context.Background(), tt.args, &out, &errOut, env(vars))
 			if code != tt.wantCode {
 				t.Fatalf("exit code %d, want %d; stderr %s", code, tt.wantCode, errOut.String())
 			}
@@ -292,6 +299,19 @@ func TestServeFlags(t *testing.T) {
 		{"plain HTTP by default", nil, nil, func(c Config) error {
 			if c.TLS.On() || c.TLS.HTTPAddr != "" {
 				return fmt.Errorf("%+v", c.TLS)
+			}
+			return nil
+		}},
+		{"data directory", nil, nil, func(c Config) error {
+			if c.DataDir != DefaultDataDir || len(c.TrustedProxies) != 0 {
+				return fmt.Errorf("%+v", c)
+			}
+			return nil
+		}},
+		{"data directory and trusted proxies from the environment", nil, map[string]string{"SWITCHBOARD_DATA_DIR": "/var/lib/sb", "SWITCHBOARD_TRUSTED_PROXIES": "172.16.0.0/12, 127.0.0.1,::1,10.1.2.3/8"}, func(c Config) error {
+			want := []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12"), netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("10.0.0.0/8")}
+			if c.DataDir != "/var/lib/sb" || !slices.Equal(c.TrustedProxies, want) {
+				return fmt.Errorf("%+v", c)
 			}
 			return nil
 		}},

@@ -8,9 +8,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -32,6 +36,8 @@ type Config struct {
 	Addr           string
 	DatabaseURL    string
 	SpoolDir       string
+	DataDir        string
+	TrustedProxies []netip.Prefix
 	AdminKey       string
 	RingTimeout    time.Duration
 	ResumeLastHeld bool
@@ -57,9 +63,11 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	}
 	cfg := Config{DatabaseURL: getenv("DATABASE_URL"), AdminKey: getenv("SWITCHBOARD_ADMIN_KEY")}
 	fs.StringVar(&cfg.SpoolDir, "spool-dir", env("SWITCHBOARD_SPOOL_DIR", ""), "where history waiting for Postgres is spooled during an outage (env SWITCHBOARD_SPOOL_DIR; default: the user cache directory)")
+	fs.StringVar(&cfg.DataDir, "data-dir", env("SWITCHBOARD_DATA_DIR", DefaultDataDir), "where the switchboard keeps its files, such as the generated admin key (env SWITCHBOARD_DATA_DIR)")
 	fs.StringVar(&cfg.Addr, "addr", env("SWITCHBOARD_ADDR", "127.0.0.1:8080"), "address to listen on (env SWITCHBOARD_ADDR)")
 	ring := fs.String("ring-timeout", env("SWITCHBOARD_RING_TIMEOUT", calls.DefaultRingTimeout.String()), "how long an incoming call rings before it ends with 480 (env SWITCHBOARD_RING_TIMEOUT)")
 	fs.BoolVar(&cfg.ResumeLastHeld, "resume-last-held", env("SWITCHBOARD_RESUME_LAST_HELD", "") == "true", "when the active call ends, resume the call held last (env SWITCHBOARD_RESUME_LAST_HELD=true)")
+	proxies := fs.String("trusted-proxies", env("SWITCHBOARD_TRUSTED_PROXIES", ""), "comma-separated addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client, for the limit on failed credentials (env SWITCHBOARD_TRUSTED_PROXIES)")
 	origins := fs.String("allowed-origins", env("SWITCHBOARD_ALLOWED_ORIGINS", ""), "comma-separated browser origins, besides the server's own, that may open the event stream (env SWITCHBOARD_ALLOWED_ORIGINS)")
 	level := fs.String("log-level", env("SWITCHBOARD_LOG_LEVEL", "info"), "debug, info, warn or error (env SWITCHBOARD_LOG_LEVEL)")
 	fs.BoolVar(&cfg.LogJSON, "log-json", env("SWITCHBOARD_LOG_JSON", "") == "true", "log JSON lines instead of text (env SWITCHBOARD_LOG_JSON=true)")
@@ -94,6 +102,20 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	}
 	if err := finishLimits(); err != nil {
 		return cfg, err
+	}
+	for _, p := range strings.Split(*proxies, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return cfg, fmt.Errorf("--trusted-proxies: %q is neither an address nor a CIDR prefix", p)
+			}
+			prefix = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen())
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, prefix.Masked())
 	}
 	for _, o := range strings.Split(*origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -152,17 +174,16 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := m.adminKey(); err != nil {
+		return err
+	}
 	if err := m.openStore(ctx); err != nil {
 		return err
 	}
 
-	if m.Config.AdminKey == "" {
-		key, err := newAdminKey()
-		if err != nil {
-			return err
-		}
-		m.Config.AdminKey = key
-		fmt.Fprintf(m.Stdout, "SWITCHBOARD_ADMIN_KEY was not set; this run's admin key is:\n\n    %s\n\n", key)
+	tokens := api.NewTokens(m.Config.AdminKey, nil)
+	if err := tokens.Persist(ctx, m.store); err != nil {
+		return err
 	}
 
 	m.hub = api.NewHub(log, 0)
@@ -193,9 +214,10 @@ func (m *Main) Run(ctx context.Context) error {
 		ICE:            m.ice,
 		Switchboard:    sb,
 		Hub:            m.hub,
-		Tokens:         api.NewTokens(m.Config.AdminKey, nil),
+		Tokens:         tokens,
 		Ready:          m.store.Ready,
 		AllowedOrigins: m.Config.AllowedOrigins,
+		TrustedProxies: m.Config.TrustedProxies,
 		Console:        web.Console(),
 		Logger:         log,
 		Version:        versionString(),
@@ -351,10 +373,84 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	return nil
 }
 
-func newAdminKey() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("generate admin key: %w", err)
+// DefaultDataDir is --data-dir's default, relative to the working
+// directory.
+const DefaultDataDir = "switchboard-data"
+
+// MinAdminKeyLength is the shortest admin key serve accepts.
+const MinAdminKeyLength = 32
+
+// adminKeyFile is the generated admin key's file in --data-dir.
+const adminKeyFile = "admin-key"
+
+// adminKey checks SWITCHBOARD_ADMIN_KEY, or without one takes the key kept
+// in --data-dir, generating and keeping it (and printing it once) on the
+// first start, so that restarts keep the key and the tokens it signed.
+func (m *Main) adminKey() error {
+	if key := m.Config.AdminKey; key != "" {
+		if len(key) < MinAdminKeyLength {
+			return fmt.Errorf("SWITCHBOARD_ADMIN_KEY is %d characters long; it must be at least %d: "+
+				"make one with `openssl rand -base64 32`, or unset it and the switchboard generates one and keeps it in %s",
+				len(key), MinAdminKeyLength, filepath.Join(m.Config.DataDir, adminKeyFile))
+		}
+		return nil
 	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
+	key, created, err := loadAdminKey(m.Config.DataDir)
+	if err != nil {
+		return err
+	}
+	m.Config.AdminKey = key
+	path := filepath.Join(m.Config.DataDir, adminKeyFile)
+	if created {
+		fmt.Fprintf(m.Stdout, "SWITCHBOARD_ADMIN_KEY was not set; the admin key generated and kept in %s is:\n\n    %s\n\n", path, key)
+		return nil
+	}
+	m.Logger.Info("SWITCHBOARD_ADMIN_KEY is not set: using the admin key kept in the data directory", "file", path)
+	return nil
+}
+
+// loadAdminKey reads the admin key kept in dir, or generates one and
+// writes it there (the directory 0700, the file 0600); created says which.
+func loadAdminKey(dir string) (key string, created bool, err error) {
+	if dir == "" {
+		dir = DefaultDataDir
+	}
+	path := filepath.Join(dir, adminKeyFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		key = strings.TrimSpace(string(b))
+		if len(key) < MinAdminKeyLength {
+			return "", false, fmt.Errorf("the admin key in %s is %d characters long, shorter than %d: delete the file to have a new one generated", path, len(key), MinAdminKeyLength)
+		}
+		return key, false, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", false, fmt.Errorf("read the admin key: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", false, fmt.Errorf("generate admin key: %w", err)
+	}
+	key = base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", false, fmt.Errorf("create the data directory for the admin key: %w", err)
+	}
+	// O_EXCL: of two switchboards starting at once on one data directory,
+	// the second fails here rather than overwrite the first's key.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", false, fmt.Errorf("keep the admin key: %w", err)
+	}
+	_, err = f.WriteString(key + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return "", false, fmt.Errorf("keep the admin key: %w", err)
+	}
+	return key, true, nil
 }

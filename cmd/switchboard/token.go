@@ -1,11 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/api"
@@ -23,7 +27,8 @@ func token(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	role := fs.String("role", "agent", "agent, supervisor or caller")
 	name := fs.String("name", "", "the display name (default: the id)")
 	ttl := fs.Duration("ttl", api.DefaultTokenTTL, "how long the token is valid")
-	adminKey := fs.String("admin-key", getenv("SWITCHBOARD_ADMIN_KEY"), "the server's admin key (env SWITCHBOARD_ADMIN_KEY)")
+	adminKey := fs.String("admin-key", getenv("SWITCHBOARD_ADMIN_KEY"), "the server's admin key (env SWITCHBOARD_ADMIN_KEY; default: the key serve generated and keeps in --data-dir)")
+	dataDir := fs.String("data-dir", cmp.Or(getenv("SWITCHBOARD_DATA_DIR"), DefaultDataDir), "serve's data directory, for the admin key it generated (env SWITCHBOARD_DATA_DIR)")
 	base := fs.String("url", "", "also print the console link for the token, on this base URL (e.g. http://127.0.0.1:8080)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -43,7 +48,11 @@ func token(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 		return errors.New("token needs exactly one of --user, --teams and --phone")
 	}
 	if *adminKey == "" {
-		return errors.New("token needs the server's admin key: set SWITCHBOARD_ADMIN_KEY or --admin-key")
+		b, err := os.ReadFile(filepath.Join(*dataDir, adminKeyFile))
+		if err != nil {
+			return fmt.Errorf("token needs the server's admin key: set SWITCHBOARD_ADMIN_KEY or --admin-key, or point --data-dir at the directory where serve keeps the key it generated (%w)", err)
+		}
+		*adminKey = strings.TrimSpace(string(b))
 	}
 	if *ttl <= 0 || *ttl%time.Second != 0 {
 		return fmt.Errorf("--ttl %s must be a positive number of seconds", *ttl)

@@ -32,6 +32,7 @@ var statusOf = map[calls.Code]int{
 	calls.CodeParticipantNotFound:              http.StatusNotFound,
 	calls.CodeNotFound:                         http.StatusNotFound,
 	codeMethodNotAllowed:                       http.StatusMethodNotAllowed,
+	codeRateLimited:                            http.StatusTooManyRequests,
 	calls.CodeInvalidState:                     http.StatusConflict,
 	calls.CodeNotSupportedInOneToOne:           http.StatusConflict,
 	calls.CodeNotSupportedInRooms:              http.StatusConflict,

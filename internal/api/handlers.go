@@ -111,13 +111,20 @@ func (s *Server) version(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"version": s.cfg.Version})
 }
 
-// admin checks the request carries the admin key.
+// admin checks the request carries the admin key; wrong keys count
+// against the client's failure limit.
 func (s *Server) admin(c echo.Context) error {
 	key := bearer(c.Request())
-	if key == "" || !s.cfg.Tokens.IsAdmin(key) {
-		return calls.Errorf(calls.CodeUnauthorized, "minting and revoking tokens needs the admin key")
+	errNoKey := calls.Errorf(calls.CodeUnauthorized, "minting and revoking tokens needs the admin key")
+	if key == "" {
+		return errNoKey
 	}
-	return nil
+	return s.limitFailures(c, "admin key", func() error {
+		if !s.cfg.Tokens.IsAdmin(key) {
+			return errNoKey
+		}
+		return nil
+	})
 }
 
 func (s *Server) mintToken(c echo.Context) error {
@@ -140,11 +147,34 @@ func (s *Server) revokeToken(c echo.Context) error {
 		return err
 	}
 	id := c.Param("id")
-	if err := s.cfg.Tokens.Revoke(id); err != nil {
+	err := s.cfg.Tokens.Revoke(c.Request().Context(), id)
+	if err != nil && calls.ErrorCode(err) == calls.CodeInvalidRequest {
 		return err
 	}
-	s.cfg.Hub.closeToken(id)
+	s.cfg.Hub.closeToken(id) // revoked in this process even when saving failed
+	if err != nil {
+		return err
+	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// refreshToken answers a new token for the bearer token's identity, display
+// name and role, as long-lived as the old one was given.
+func (s *Server) refreshToken(c echo.Context) error {
+	token := bearer(c.Request())
+	if token == "" {
+		return calls.Errorf(calls.CodeUnauthorized, "refreshing a token needs that token as the bearer token")
+	}
+	var minted Minted
+	err := s.limitFailures(c, "token", func() error {
+		var err error
+		minted, err = s.cfg.Tokens.Refresh(token)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, minted)
 }
 
 func (s *Server) me(c echo.Context) error {

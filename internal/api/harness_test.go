@@ -20,7 +20,7 @@ import (
 	"github.com/switchboard/switchboard/internal/store"
 )
 
-const adminKey = "test-admin-key"
+const adminKey = "test-admin-key-0123456789abcdefghij"
 
 // server is the real API on a real listener.
 type server struct {

@@ -311,7 +311,7 @@ func TestTokenCache(t *testing.T) {
 		t.Fatal("an expired token verified from the cache")
 	}
 	now = now.Add(-61 * time.Second)
-	if err := tokens.Revoke(m.ID); err != nil {
+	if err := tokens.Revoke(context.Background(), m.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tokens.Verify(m.Token); err == nil {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -43,6 +44,15 @@ type Config struct {
 	WriteTimeout  time.Duration // default 5 s
 	MaxFrameBytes int64         // default 4 KiB
 	MaxBodyBytes  int64         // default 64 KiB
+
+	// Failed admin keys and tokens allowed per client address: a burst,
+	// then one every FailureEvery (defaults DefaultFailureBurst and
+	// DefaultFailureEvery).
+	FailureBurst int
+	FailureEvery time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client, for the failure limit.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the HTTP API: routes, auth and the event stream.
@@ -52,6 +62,7 @@ type Server struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 	timings  wsTimings
+	failures *failureLimiter
 }
 
 // GCPercent is the collector setting (GOGC) switchboard serve runs with
@@ -85,7 +96,8 @@ func New(cfg Config) *Server {
 	if cfg.Ready == nil {
 		cfg.Ready = func(context.Context) error { return nil }
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, timings: wsTimings{ping: cfg.PingInterval, write: cfg.WriteTimeout}}
+	s := &Server{cfg: cfg, log: cfg.Logger, timings: wsTimings{ping: cfg.PingInterval, write: cfg.WriteTimeout},
+		failures: newFailureLimiter(cfg.FailureBurst, cfg.FailureEvery, nil)}
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  1024,
 		WriteBufferSize: 4096,
@@ -118,6 +130,7 @@ func (s *Server) routes() {
 
 	e.POST("/api/tokens", s.mintToken)
 	e.DELETE("/api/tokens/:id", s.revokeToken)
+	e.POST("/api/tokens/refresh", s.refreshToken)
 
 	api := &authed{g: e.Group("/api"), mw: s.authenticate}
 	api.GET("/me", s.me)
@@ -221,12 +234,40 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if token == "" {
 			return calls.Errorf(calls.CodeUnauthorized, "a bearer token is required")
 		}
-		sess, err := s.cfg.Tokens.Verify(token)
+		var sess Session
+		err := s.limitFailures(c, "token", func() error {
+			var err error
+			sess, err = s.cfg.Tokens.Verify(token)
+			return err
+		})
 		if err != nil {
 			return err
 		}
 		return next(&sessionContext{Context: c, sess: sess})
 	}
+}
+
+// limitFailures runs check, which verifies the credentials (what: "token"
+// or "admin key") the request presents, unless its client address failed
+// too often lately: then it answers 429 rate_limited with Retry-After
+// without checking. A failed check counts against the address and is
+// logged with the address, never with the credentials.
+func (s *Server) limitFailures(c echo.Context, what string, check func() error) error {
+	r := c.Request()
+	client := clientAddress(r, s.cfg.TrustedProxies)
+	if wait := s.failures.blocked(client); wait > 0 {
+		s.log.Debug("credentials refused unchecked: too many failures", "client", client, "what", what,
+			"method", r.Method, "path", r.URL.Path, "retry_after", wait.Round(time.Second))
+		return rateLimited(c.Response(), wait)
+	}
+	err := check()
+	if err == nil {
+		return nil
+	}
+	blocked := s.failures.fail(client)
+	s.log.Warn("authentication failed", "client", client, "what", what, "method", r.Method, "path", r.URL.Path,
+		"rate_limited", blocked)
+	return err
 }
 
 func bearer(r *http.Request) string {

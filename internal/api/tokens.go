@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -25,11 +26,14 @@ const (
 
 // Tokens mints and verifies the bearer tokens: JWTs signed with HS256 by a
 // key derived from the admin key, so rotating the admin key revokes every
-// token. Revocations are kept in memory until the token would have expired.
+// token. Revocations are checked from memory; with a store (Persist) they
+// are also written there, and loaded from it at start, so they outlive a
+// restart. Each is kept until the token would have expired.
 type Tokens struct {
 	adminKey []byte
 	signing  []byte
 	now      func() time.Time
+	store    calls.TokenRevocations // nil: revocations live in memory only
 
 	mu      sync.Mutex
 	revoked map[string]time.Time // jti → expiry
@@ -53,6 +57,24 @@ func NewTokens(adminKey string, now func() time.Time) *Tokens {
 		adminKey: []byte(adminKey), signing: mac.Sum(nil), now: now,
 		revoked: map[string]time.Time{}, verified: map[string]Session{},
 	}
+}
+
+// Persist loads the unexpired revocations st keeps, and has Revoke write
+// every later one there. Call it once, before serving requests.
+func (t *Tokens) Persist(ctx context.Context, st calls.TokenRevocations) error {
+	revoked, err := st.FindRevokedTokens(ctx, t.now())
+	if err != nil {
+		return fmt.Errorf("load token revocations: %w", err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.store = st
+	for _, r := range revoked {
+		if r.ExpiresAt.After(t.revoked[r.ID]) {
+			t.revoked[r.ID] = r.ExpiresAt
+		}
+	}
+	return nil
 }
 
 // IsAdmin reports whether key is the admin key, in constant time.
@@ -119,6 +141,10 @@ func (t *Tokens) Mint(r TokenRequest) (Minted, error) {
 	if r.TTLSeconds > 0 {
 		ttl = time.Duration(r.TTLSeconds) * time.Second
 	}
+	return t.mint(r, ttl)
+}
+
+func (t *Tokens) mint(r TokenRequest, ttl time.Duration) (Minted, error) {
 	now := t.now()
 	exp := now.Add(ttl).Truncate(time.Second)
 	ident, err := json.Marshal(r.Identity)
@@ -144,10 +170,30 @@ func (t *Tokens) Mint(r TokenRequest) (Minted, error) {
 	return Minted{Token: signed, ExpiresAt: exp, ID: c.ID, Identity: r.Identity, Role: r.Role}, nil
 }
 
+// Refresh mints a new token for a valid (unexpired, unrevoked) token's
+// identity, display name and role, which lives as long as the old one was
+// given (its expiry less its issue time, at most MaxTokenTTL). The old
+// token stays valid until it expires or is revoked.
+func (t *Tokens) Refresh(token string) (Minted, error) {
+	sess, err := t.Verify(token)
+	if err != nil {
+		return Minted{}, err
+	}
+	ttl := sess.ExpiresAt.Sub(sess.IssuedAt).Round(time.Second)
+	switch {
+	case ttl <= 0: // no issue time
+		ttl = DefaultTokenTTL
+	case ttl > MaxTokenTTL:
+		ttl = MaxTokenTTL
+	}
+	return t.mint(TokenRequest{Identity: sess.Identifier, DisplayName: sess.DisplayName, Role: sess.Role}, ttl)
+}
+
 // Session is a verified token.
 type Session struct {
 	calls.Principal
 	TokenID   string
+	IssuedAt  time.Time
 	ExpiresAt time.Time
 }
 
@@ -198,28 +244,49 @@ func (t *Tokens) verify(token string) (Session, error) {
 	if t.IsRevoked(c.ID) {
 		return Session{}, errBadToken
 	}
-	return Session{
+	sess := Session{
 		Principal: calls.Principal{Identifier: id, DisplayName: c.DisplayName, Role: c.Role},
 		TokenID:   c.ID,
 		ExpiresAt: c.ExpiresAt.Time,
-	}, nil
+	}
+	if c.IssuedAt != nil {
+		sess.IssuedAt = c.IssuedAt.Time
+	}
+	return sess, nil
 }
 
 // Revoke makes the token with this id invalid for as long as any token
-// can live.
-func (t *Tokens) Revoke(id string) error {
+// can live (MaxTokenTTL, the one bound on every token's life, from now: the id alone does not tell the token's
+// expiry). It takes effect at once; with a store, the revocation is
+// written there before Revoke returns. When that write fails the token is
+// still revoked until the process stops, and the error (CodeUnavailable)
+// says so: revoking again is safe.
+func (t *Tokens) Revoke(ctx context.Context, id string) error {
 	if _, err := uuid.Parse(id); err != nil {
 		return calls.Errorf(calls.CodeInvalidRequest, "token id %q is not a token id", id)
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	now := t.now()
 	for jti, exp := range t.revoked {
 		if exp.Before(now) {
 			delete(t.revoked, jti)
 		}
 	}
-	t.revoked[id] = now.Add(MaxTokenTTL)
+	exp := now.Add(MaxTokenTTL).Truncate(time.Second)
+	if exp.After(t.revoked[id]) {
+		t.revoked[id] = exp
+	}
+	st := t.store
+	t.mu.Unlock()
+	if st == nil {
+		return nil
+	}
+	if err := st.RevokeToken(ctx, id, exp); err != nil {
+		return &calls.Error{
+			Code: calls.CodeUnavailable, Op: "revoke token", Err: err,
+			Message: "the token is revoked, but saving the revocation failed, so a restart would forget it: revoke it again",
+		}
+	}
 	return nil
 }
 

@@ -59,9 +59,35 @@ type CallHistory struct {
 	Timeline []TimelineEntry `json:"timeline"`
 }
 
-// Store keeps history. The embedded store keeps it in memory; the Postgres
-// store keeps it for good. Both pass one test suite.
+// RevokedToken is a revoked token's id and the time it would have expired,
+// after which its revocation need not be kept.
+type RevokedToken struct {
+	ID        string
+	ExpiresAt time.Time
+}
+
+// TokenRevocations keeps the revoked tokens, so that a revoked token stays
+// revoked across a restart.
+type TokenRevocations interface {
+	// RevokeToken keeps the revocation of the token with this id until
+	// expiresAt. It has been written when it returns (a store that keeps
+	// history for good keeps it for good); revoking an id again keeps the
+	// later expiry. A store that cannot write now answers an error (an
+	// *Error with CodeUnavailable, or one that wraps the context's error
+	// when ctx ended), and the caller may retry.
+	RevokeToken(ctx context.Context, id string, expiresAt time.Time) error
+	// FindRevokedTokens answers every revocation whose expiresAt is after
+	// now, in no particular order; never nil on success. Revocations that
+	// have expired may be forgotten at any time. Errors as RevokeToken's.
+	FindRevokedTokens(ctx context.Context, now time.Time) ([]RevokedToken, error)
+}
+
+// Store keeps history and token revocations. The embedded store keeps them
+// in memory; the Postgres store keeps them for good. Both pass one test
+// suite.
 type Store interface {
+	TokenRevocations
+
 	// Record queues changes for writing. The switchboard calls it while it
 	// holds the locks of the calls' identities, so records of one call
 	// arrive in order. It must not block on I/O. The store may keep the

@@ -17,6 +17,11 @@
 //     writes to a database at a time; migrations (package migrations,
 //     goose) take an advisory lock.
 //
+// Both also keep token revocations (calls.TokenRevocations), so that a
+// revoked token stays revoked across a restart: Memory in memory, Postgres
+// in the revoked_tokens table, written at once rather than queued, since
+// DELETE /api/tokens/{id} answers only once the revocation is kept.
+//
 // History is eventually consistent with the calls: a change queued but not
 // yet written (normally some milliseconds, longer during an outage) is not
 // in FindCalls or FindCallByID yet.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/switchboard/switchboard/internal/calls"
 )
@@ -30,8 +31,9 @@ type Memory struct {
 	mu      sync.RWMutex
 	closed  bool
 	byID    map[string]*entry
-	all     index             // every call
-	byAgent map[string]*index // each agent's calls
+	all     index                // every call
+	byAgent map[string]*index    // each agent's calls
+	revoked map[string]time.Time // token id → when its revocation expires
 }
 
 var _ calls.Store = (*Memory)(nil)
@@ -48,6 +50,7 @@ func NewMemory() *Memory {
 	return &Memory{
 		byID:    make(map[string]*entry),
 		byAgent: make(map[string]*index),
+		revoked: make(map[string]time.Time),
 	}
 }
 
@@ -287,6 +290,50 @@ func (m *Memory) Close(ctx context.Context) error {
 	m.closed = true
 	m.byID, m.all, m.byAgent = nil, index{}, nil
 	return nil
+}
+
+// RevokeToken keeps the revocation in memory, with the later of its
+// expiries when revoked again, and forgets the revocations that expired
+// before expiresAt less a day. Errors: a closed store CodeUnavailable.
+func (m *Memory) RevokeToken(ctx context.Context, id string, expiresAt time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("revoke token: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errClosed()
+	}
+	if expiresAt.After(m.revoked[id]) {
+		m.revoked[id] = expiresAt
+	}
+	forget := expiresAt.Add(-24 * time.Hour)
+	for jti, exp := range m.revoked {
+		if exp.Before(forget) {
+			delete(m.revoked, jti)
+		}
+	}
+	return nil
+}
+
+// FindRevokedTokens answers the revocations that expire after now.
+// Errors: a closed store CodeUnavailable.
+func (m *Memory) FindRevokedTokens(ctx context.Context, now time.Time) ([]calls.RevokedToken, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("find revoked tokens: %w", err)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, errClosed()
+	}
+	out := make([]calls.RevokedToken, 0, len(m.revoked))
+	for id, exp := range m.revoked {
+		if exp.After(now) {
+			out = append(out, calls.RevokedToken{ID: id, ExpiresAt: exp})
+		}
+	}
+	return out, nil
 }
 
 func errClosed() *calls.Error {

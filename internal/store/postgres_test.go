@@ -32,6 +32,12 @@ func TestPostgres(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) calls.Store {
 		return mustOpenPostgres(t, testDatabaseURL(t), PostgresOptions{})
 	})
+	storetest.RunDurable(t, func(t *testing.T) func(t *testing.T) calls.Store {
+		url, spool := testDatabaseURL(t), t.TempDir()
+		return func(t *testing.T) calls.Store {
+			return mustOpenPostgres(t, url, PostgresOptions{SpoolDir: spool})
+		}
+	})
 }
 
 // testDatabaseURL answers the URL of a fresh, empty schema, dropped when

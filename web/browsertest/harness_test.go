@@ -32,7 +32,7 @@ import (
 // browser of their own.
 const chromiumPath = "/usr/bin/chromium"
 
-const adminKey = "browser-test-admin-key"
+const adminKey = "browser-test-admin-key-0123456789abcdef"
 
 // insecureHost resolves to 127.0.0.1 in the tests' browser
 // (--host-resolver-rules) without being localhost, so a page opened by it

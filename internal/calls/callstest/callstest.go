@@ -97,6 +97,14 @@ func (s *Store) FindCallByID(_ context.Context, id string) (calls.CallHistory, e
 	return calls.CallHistory{}, calls.Errorf(calls.CodeCallNotFound, "no call %q", id)
 }
 
+// RevokeToken keeps nothing and answers nil.
+func (s *Store) RevokeToken(context.Context, string, time.Time) error { return nil }
+
+// FindRevokedTokens answers none.
+func (s *Store) FindRevokedTokens(context.Context, time.Time) ([]calls.RevokedToken, error) {
+	return []calls.RevokedToken{}, nil
+}
+
 // Ready answers nil.
 func (s *Store) Ready(context.Context) error { return nil }
 

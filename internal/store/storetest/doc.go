@@ -22,6 +22,11 @@
 //     CodeCallNotFound, a cancelled context an error that wraps
 //     context.Canceled.
 //   - Close may be called twice; Ready fails after it.
+//   - Token revocations: FindRevokedTokens answers those expiring after
+//     now (never nil), the later expiry when an id was revoked twice;
+//     after Close both methods answer CodeUnavailable. A store that keeps
+//     history for good also runs RunDurable: its revocations survive
+//     reopening the store.
 //
 // The suite compares what it reads back through JSON (times in UTC, nil and
 // empty slices alike), so a store that keeps calls and event data as JSON

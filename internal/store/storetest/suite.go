@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) calls.Store) {
 		{"CanceledContext", testCanceledContext},
 		{"Ready", testReady},
 		{"Close", testClose},
+		{"Revocations", testRevocations},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore) })

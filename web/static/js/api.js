@@ -22,6 +22,19 @@ export const session = {
   },
 };
 
+// tokenLife is a token's issue and expiry times (ms since the epoch, the
+// server's clock), read from the token itself; null when it does not say.
+export function tokenLife(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(atob(part));
+    if (typeof claims.iat !== 'number' || typeof claims.exp !== 'number' || claims.exp <= claims.iat) return null;
+    return { issuedAt: claims.iat * 1000, expiresAt: claims.exp * 1000 };
+  } catch {
+    return null;
+  }
+}
+
 // takeURLParams moves ?token= (the link `switchboard token --url` prints)
 // and ?perf= into sessionStorage and out of the address bar, so the token
 // does not linger in the history or on screen.

@@ -1,6 +1,6 @@
 // The console: sign-in, the event stream, the views, shortcuts, errors.
 
-import { session, takeURLParams, get, post, del, esc, describe, whenUnauthorized } from './api.js';
+import { session, takeURLParams, tokenLife, get, post, del, esc, describe, whenUnauthorized, ApiError } from './api.js';
 import { EventStream } from './events.js';
 import { Model } from './state.js';
 import { patch } from './dom.js';
@@ -14,6 +14,8 @@ import { unlockOnGesture } from './sound.js';
 
 const $ = (sel) => document.querySelector(sel);
 const MAX_ERRORS = 5;
+// The token is refreshed when this share of its life has passed.
+const REFRESH_AT = 0.8;
 
 // The requests behind the buttons both live views share.
 const callRequests = {
@@ -54,6 +56,7 @@ class App {
     this.ringer = null;
     this.conn = 'signin'; // the event connection's status
     this.baseTitle = document.title; // the title when nothing rings
+    this.refreshTimer = null;
   }
 
   // start signs in with the token kept for the tab, if any.
@@ -112,8 +115,44 @@ class App {
       onExpired: () => this.expire(),
     });
     this.stream.start();
+    this.scheduleRefresh(session.token, false);
     this.route();
     if (this.audioMatters()) this.audioPanel.resume();
+  }
+
+  // scheduleRefresh refreshes the token (POST /api/tokens/refresh) when
+  // REFRESH_AT of its life has passed, keeps the new one for the tab and
+  // moves the event stream to it, so a signed-in console outlives its
+  // first token. A token just received is timed from now (no clock skew);
+  // one of unknown age from its expiry by this browser's clock.
+  scheduleRefresh(token, fresh) {
+    clearTimeout(this.refreshTimer);
+    const life = tokenLife(token);
+    if (!life) return;
+    const span = life.expiresAt - life.issuedAt;
+    let delay = REFRESH_AT * span;
+    if (!fresh) delay = Math.min(delay, life.expiresAt - Date.now() - (1 - REFRESH_AT) * span);
+    this.refreshTimer = setTimeout(() => this.refresh(token, 0), Math.max(0, delay));
+  }
+
+  async refresh(token, attempt) {
+    if (!this.me || session.token !== token) return;
+    let minted;
+    try {
+      minted = await post('/api/tokens/refresh');
+    } catch (e) {
+      // 401 ends the session (whenUnauthorized); other failures retry
+      // while the token lasts.
+      if (!(e instanceof ApiError) || e.status !== 401) {
+        this.refreshTimer = setTimeout(() => this.refresh(token, attempt + 1), Math.min(500 * 2 ** attempt, 5000));
+      }
+      return;
+    }
+    if (!this.me || session.token !== token) return;
+    session.set(minted.token);
+    if (this.stream) this.stream.useToken(minted.token);
+    document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
+    this.scheduleRefresh(minted.token, true);
   }
 
   signOut() {
@@ -123,6 +162,7 @@ class App {
   }
 
   stop() {
+    clearTimeout(this.refreshTimer);
     if (this.stream) this.stream.stop();
     this.stream = null;
     if (this.audioPanel) this.audioPanel.disconnect();

@@ -19,6 +19,7 @@ export class EventStream {
     this.reconnects = 0;
     this.lastSeq = 0;
     this.timer = null;
+    this.retiring = null; // the connection a refreshed token replaces
   }
 
   start() {
@@ -30,6 +31,24 @@ export class EventStream {
     this.stopped = true;
     clearTimeout(this.timer);
     if (this.ws) this.ws.close(1000, 'signed out');
+    this.retire();
+  }
+
+  // useToken moves the stream to a refreshed token: a connection opens
+  // with it, and the old one closes once the new one has its snapshot, so
+  // the identity stays connected throughout.
+  useToken(token) {
+    this.token = token;
+    if (this.stopped) return;
+    this.retire();
+    this.retiring = this.ws;
+    clearTimeout(this.timer);
+    this.open();
+  }
+
+  retire() {
+    if (this.retiring) this.retiring.close(1000, 'token refreshed');
+    this.retiring = null;
   }
 
   open() {
@@ -38,6 +57,7 @@ export class EventStream {
     this.ws = ws;
     this.lastSeq = 0;
     ws.onmessage = (m) => {
+      if (this.ws !== ws) return; // a connection being retired
       const arrived = performance.now();
       let ev;
       try {
@@ -54,6 +74,7 @@ export class EventStream {
       }
       this.lastSeq = ev.seq;
       if (ev.type === 'snapshot') {
+        this.retire();
         this.attempt = 0;
         this.h.onStatus('open', '');
       }
