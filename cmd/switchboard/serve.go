@@ -38,6 +38,7 @@ type Config struct {
 	AllowedOrigins []string
 	Media          MediaConfig
 	TLS            TLSConfig
+	Ops            OpsConfig
 	LogLevel       slog.Level
 	LogJSON        bool
 	ShutdownGrace  time.Duration
@@ -65,6 +66,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	grace := fs.String("shutdown-grace", env("SWITCHBOARD_SHUTDOWN_GRACE", "10s"), "how long shutdown may take (env SWITCHBOARD_SHUTDOWN_GRACE)")
 	finishMedia := mediaFlags(fs, &cfg.Media, env)
 	finishTLS := tlsFlags(fs, &cfg.TLS, env)
+	opsFlags(fs, &cfg.Ops, env)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -116,6 +118,9 @@ type Main struct {
 	// HTTPAddr is the address of the plain HTTP listener that redirects
 	// to HTTPS, once Run returned; empty when there is none.
 	HTTPAddr string
+	// DebugAddr is the debug listener's address (--debug-addr), once Run
+	// returned; empty when there is none.
+	DebugAddr string
 
 	store       calls.Store
 	hub         *api.Hub
@@ -161,6 +166,8 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	m.hub = api.NewHub(log, 0)
+	info := buildInfo()
+	metrics := m.newMetrics(info)
 	mixer, err := m.newMixer()
 	if err != nil {
 		return err
@@ -168,7 +175,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.mixer = mixer
 	sb, err := calls.New(calls.Config{
 		Store:       m.store,
-		Publisher:   m.hub,
+		Publisher:   metrics.Publisher(m.hub),
 		Media:       m.mixer,
 		NewID:       uuid.NewString,
 		RingTimeout: m.Config.RingTimeout,
@@ -192,7 +199,11 @@ func (m *Main) Run(ctx context.Context) error {
 		AllowedOrigins: m.Config.AllowedOrigins,
 		Console:        web.Console(),
 		Logger:         log,
-		Version:        versionString(),
+		Build:          info,
+		Observer:       metrics,
+		Metrics:        metrics.Handler(),
+		MetricsPublic:  m.Config.Ops.MetricsPublic,
+		AccessLog:      accessLog(m.Config.Ops, log),
 	})
 
 	ln, err := net.Listen("tcp", m.Config.Addr)
@@ -214,7 +225,8 @@ func (m *Main) Run(ctx context.Context) error {
 	} else {
 		go func() { m.serveDone <- m.http.Serve(ln) }()
 	}
-	log.Info("switchboard listening", "addr", m.Addr, "scheme", scheme, "version", versionString())
+	log.Info("switchboard listening", "addr", m.Addr, "scheme", scheme, "version", info.Version,
+		"revision", info.Revision, "revision_time", info.Time, "modified", info.Modified)
 	if https != nil && m.Config.TLS.HTTPAddr != "" {
 		if err := m.startRedirect(https); err != nil {
 			return err
