@@ -109,3 +109,14 @@ func accessLog(cfg OpsConfig, log *slog.Logger) *slog.Logger {
 	}
 	return log.With("log", "access")
 }
+
+// serverURL is the client commands' default --url: SWITCHBOARD_URL, or
+// the address serve listens on by default.
+func serverURL(getenv func(string) string) string {
+	if u := getenv("SWITCHBOARD_URL"); u != "" {
+		return u
+	}
+	return "http://127.0.0.1:8080"
+}
+
+const urlUsage = "the switchboard's base URL (env SWITCHBOARD_URL)"

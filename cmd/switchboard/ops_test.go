@@ -373,3 +373,49 @@ func TestHealthcheck(t *testing.T) {
 		})
 	}
 }
+
+// TestClientsReadSwitchboardURL: without --url, the client commands take
+// the switchboard's address from SWITCHBOARD_URL.
+func TestClientsReadSwitchboardURL(t *testing.T) {
+	m, _ := startOps(t, Config{})
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	goneHost := strings.TrimPrefix(gone.URL, "http://")
+	alice := mint(t, "alice", calls.RoleAgent)
+	for _, tt := range []struct {
+		name string
+		args []string
+		url  string
+		code int
+		out  string // in stdout
+		err  string // in stderr
+	}{
+		{"token prints the console link", []string{"token", "--user", "alice", "--admin-key", testAdminKey}, "http://" + m.Addr, 0, "http://" + m.Addr + "/?token=eyJ", ""},
+		{"events", []string{"events", "--token", alice}, gone.URL, 1, "", goneHost},
+		{"phone", []string{"phone", "--token", alice, "--duration", "1s"}, gone.URL, 1, "", goneHost},
+		{"loadgen", []string{"loadgen", "--admin-key", testAdminKey, "--legs", "1", "--ramp", "0s", "--duration", "1s"}, gone.URL, 1, "", goneHost},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			var out, errOut bytes.Buffer
+			code := run(ctx, tt.args, &out, &errOut, env(map[string]string{"SWITCHBOARD_URL": tt.url}))
+			if code != tt.code || !strings.Contains(out.String(), tt.out) || !strings.Contains(errOut.String(), tt.err) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d, %q in stdout and %q in stderr", code, out.String(), errOut.String(), tt.code, tt.out, tt.err)
+			}
+		})
+	}
+	// And events reaches a live switchboard by it.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lines := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"events", "--token", alice}, lines, io.Discard, env(map[string]string{"SWITCHBOARD_URL": "http://" + m.Addr}))
+	}()
+	waitFor(t, "events to print the snapshot", func() bool { return strings.Contains(lines.String(), `"type":"snapshot"`) })
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("events exited %d", code)
+	}
+}
