@@ -18,6 +18,18 @@ import (
 	"github.com/switchboard/switchboard/internal/phone"
 )
 
+// checkedClient is the HTTP client of this package's end-to-end tests
+// (post, request, get): every answer it gets is checked against the
+// OpenAPI description, and one the description does not allow fails the
+// request.
+var checkedClient = func() *http.Client {
+	spec, err := apitest.NewOpenAPI(api.OpenAPI)
+	if err != nil {
+		panic(err)
+	}
+	return &http.Client{Transport: spec.Transport(nil)}
+}()
+
 // apiClient sends requests to a running switchboard through a client
 // whose every answer is checked against the OpenAPI description.
 type apiClient struct {
