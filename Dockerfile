@@ -8,7 +8,15 @@ RUN apt-get update && apt-get install -y --no-install-recommends portaudio19-dev
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=1 go build -tags portaudio -trimpath -ldflags "-s -w" -o /out/switchboard ./cmd/switchboard && /out/switchboard version
+# The version and commit the binary reports (switchboard version, /version,
+# the log at start) come from git when the build context holds the
+# repository's .git, or from these build arguments
+# (docker build --build-arg VERSION=v1.2.3 --build-arg VCS_REVISION=...).
+ARG VERSION=""
+ARG VCS_REVISION=""
+ARG VCS_TIME=""
+ARG VCS_MODIFIED=""
+RUN CGO_ENABLED=1 go build -tags portaudio -trimpath -buildvcs=false -ldflags "-s -w $(sh scripts/version-ldflags)" -o /out/switchboard ./cmd/switchboard && /out/switchboard version
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends libportaudio2 ca-certificates && rm -rf /var/lib/apt/lists/* \

@@ -339,3 +339,51 @@ func TestCaddyfile(t *testing.T) {
 		})
 	}
 }
+
+// TestComposeHealthCheck: the switchboard service has a health check that
+// runs the image's own binary (the image has no curl) against the port
+// SWITCHBOARD_ADDR listens on, and that command, pointed at a running
+// switchboard, passes.
+func TestComposeHealthCheck(t *testing.T) {
+	_, p := loadCompose(t, nil)
+	sb, err := p.GetService("switchboard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := sb.HealthCheck
+	if hc == nil || len(hc.Test) < 3 || hc.Test[0] != "CMD" || hc.Test[1] != "switchboard" || hc.Test[2] != "healthcheck" {
+		t.Fatalf("switchboard's health check is not [CMD switchboard healthcheck ...]: %+v", hc)
+	}
+	if hc.Disable || hc.Interval == nil || hc.Timeout == nil || hc.Retries == nil {
+		t.Errorf("the health check has no interval, timeout or retries: %+v", hc)
+	}
+	args := append([]string(nil), hc.Test[2:]...)
+	addr := sb.Environment["SWITCHBOARD_ADDR"]
+	if addr == nil {
+		t.Fatal("SWITCHBOARD_ADDR is not set in compose")
+	}
+	_, port, err := net.SplitHostPort(*addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The URL it asks, on the running switchboard's address instead.
+	m, _ := startOps(t, Config{})
+	found := false
+	for i := range args {
+		if args[i] == "--url" && i+1 < len(args) {
+			want := "http://127.0.0.1:" + port + "/healthz"
+			if args[i+1] != want {
+				t.Errorf("the health check asks %s, want %s", args[i+1], want)
+			}
+			args[i+1] = "http://" + m.Addr + "/healthz"
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("the health check names no --url: %v", hc.Test)
+	}
+	var out, errOut strings.Builder
+	if code := run(context.Background(), args, &out, &errOut, env(nil)); code != 0 {
+		t.Fatalf("%v exited %d: %s", args, code, errOut.String())
+	}
+}

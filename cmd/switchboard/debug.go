@@ -40,33 +40,31 @@ type MediaStats struct {
 }
 
 // startDebug serves the debug listener until ctx ends: GET /debug/media
-// (the admin key as a bearer token) and net/http/pprof under
-// /debug/pprof/ (no authentication: bind it to loopback).
-func startDebug(ctx context.Context, addr, adminKey string, mixer *audio.Mixer, engine *rtc.Engine, relay *turnserver.Server, log *slog.Logger) error {
+// and net/http/pprof under /debug/pprof/, both behind the admin key as a
+// bearer token.
+// It answers the address it listens on.
+func startDebug(ctx context.Context, addr, adminKey string, mixer *audio.Mixer, engine *rtc.Engine, relay *turnserver.Server, log *slog.Logger) (string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("--debug-addr %s: %w", addr, err)
+		return "", fmt.Errorf("--debug-addr %s: %w", addr, err)
 	}
 	if host, _, _ := net.SplitHostPort(ln.Addr().String()); !net.ParseIP(host).IsLoopback() {
-		log.Warn("the debug listener serves pprof without authentication on a non-loopback address", "addr", ln.Addr().String())
+		log.Warn("the debug listener (pprof, media stats; the admin key is required) listens on a non-loopback address", "addr", ln.Addr().String())
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("GET /debug/media", func(w http.ResponseWriter, r *http.Request) {
-		want := "Bearer " + adminKey
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
-			http.Error(w, "the admin key is required", http.StatusUnauthorized)
-			return
-		}
+	admin := func(h http.HandlerFunc) http.HandlerFunc { return requireAdmin(adminKey, h) }
+	mux.HandleFunc("GET /debug/pprof/", admin(pprof.Index))
+	mux.HandleFunc("GET /debug/pprof/cmdline", admin(pprof.Cmdline))
+	mux.HandleFunc("GET /debug/pprof/profile", admin(pprof.Profile))
+	mux.HandleFunc("GET /debug/pprof/symbol", admin(pprof.Symbol))
+	mux.HandleFunc("POST /debug/pprof/symbol", admin(pprof.Symbol))
+	mux.HandleFunc("GET /debug/pprof/trace", admin(pprof.Trace))
+	mux.HandleFunc("GET /debug/media", admin(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if err := json.NewEncoder(w).Encode(mediaStats(mixer, engine, relay)); err != nil {
 			log.Debug("writing media stats", "err", err)
 		}
-	})
+	}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -75,7 +73,22 @@ func startDebug(ctx context.Context, addr, adminKey string, mixer *audio.Mixer, 
 	}()
 	context.AfterFunc(ctx, func() { _ = srv.Close() })
 	log.Info("debug listener (pprof, media stats)", "addr", ln.Addr().String())
-	return nil
+	return ln.Addr().String(), nil
+}
+
+// requireAdmin answers 401 unless the request carries the admin key as a
+// bearer token. go tool pprof sends no headers: fetch a profile with curl
+// -H "Authorization: Bearer KEY" and give pprof the file.
+func requireAdmin(adminKey string, h http.HandlerFunc) http.HandlerFunc {
+	want := []byte("Bearer " + adminKey)
+	return func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			http.Error(w, "the admin key is required (Authorization: Bearer <admin key>)", http.StatusUnauthorized)
+			return
+		}
+		h(w, r)
+	}
 }
 
 func mediaStats(mixer *audio.Mixer, engine *rtc.Engine, relay *turnserver.Server) MediaStats {

@@ -17,7 +17,7 @@ import (
 func events(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("events", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	base := fs.String("url", "http://127.0.0.1:8080", "the switchboard's base URL")
+	base := fs.String("url", serverURL(getenv), urlUsage)
 	tok := fs.String("token", getenv("SWITCHBOARD_TOKEN"), "the identity's token (env SWITCHBOARD_TOKEN)")
 	var ca string
 	caCertFlag(fs, &ca, getenv)

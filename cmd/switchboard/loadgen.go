@@ -70,7 +70,7 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg loadgenConfig
-	fs.StringVar(&cfg.base, "url", "http://127.0.0.1:8080", "the switchboard's base URL")
+	fs.StringVar(&cfg.base, "url", serverURL(getenv), urlUsage)
 	fs.StringVar(&cfg.adminKey, "admin-key", getenv("SWITCHBOARD_ADMIN_KEY"), "the server's admin key, to mint the callers' tokens (env SWITCHBOARD_ADMIN_KEY)")
 	fs.IntVar(&cfg.legs, "legs", 100, "how many callers (WebRTC legs)")
 	fs.DurationVar(&cfg.ramp, "ramp", 10*time.Second, "spread the callers' connections over this long")

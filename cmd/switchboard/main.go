@@ -5,6 +5,7 @@
 //	switchboard token     mint a token with the admin key
 //	switchboard events    print an identity's event stream
 //	switchboard migrate   apply the Postgres migrations
+//	switchboard healthcheck  ask a switchboard's /healthz (the container's health check)
 //	switchboard version   print the version
 //
 // This package only parses configuration and wires the packages together.
@@ -18,12 +19,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = ""
 
 func main() {
 	ctx, stop := signalContext()
@@ -49,6 +46,7 @@ commands:
   migrate   apply the Postgres migrations (DATABASE_URL) and exit
   phone     a WebRTC softphone: attach, dial or answer, play a tone or WAV, record
   loadgen   load the media plane with many lightweight WebRTC callers
+  healthcheck  ask a switchboard's /healthz; exits 1 unless it answers 200
   version   print the version
 
 Run 'switchboard <command> -h' for a command's flags.
@@ -74,8 +72,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = phoneCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "loadgen":
 		err = loadgen(ctx, args[1:], stdout, stderr, getenv)
+	case "healthcheck":
+		err = healthcheck(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintln(stdout, "switchboard", versionString())
+		fmt.Fprintln(stdout, "switchboard", buildInfo())
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -96,17 +96,3 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 
 // errUsage marks an error the flag package has already explained.
 var errUsage = errors.New("usage")
-
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return "dev-" + s.Value[:12]
-			}
-		}
-	}
-	return "dev"
-}

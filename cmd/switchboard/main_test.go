@@ -74,7 +74,7 @@ func post(t *testing.T, url, token, body string) map[string]any {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := checkedClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,7 +52,7 @@ func mediaFlags(fs *flag.FlagSet, cfg *MediaConfig, env func(name, def string) s
 	shared := fs.String("udp-port", env("SWITCHBOARD_UDP_PORT", ""), "one UDP port every WebRTC leg shares, as 40000, or a few, as 40000-40007, that legs are spread over (instead of --udp-ports: sockets shared by every leg, reading and writing in batches); empty is off (env SWITCHBOARD_UDP_PORT)")
 	tcp := fs.String("tcp-port", env("SWITCHBOARD_TCP_PORT", ""), "the TCP port of WebRTC's ICE-TCP passive candidates, for browsers that cannot send UDP, as 40000; empty is --udp-port's first port, or off without --udp-port; off turns it off (env SWITCHBOARD_TCP_PORT)")
 	grace := fs.String("media-grace", env("SWITCHBOARD_MEDIA_GRACE", rtc.DefaultGrace.String()), "how long an audio endpoint whose peer vanished may come back before its calls end with 410 (env SWITCHBOARD_MEDIA_GRACE)")
-	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("SWITCHBOARD_DEBUG_ADDR", ""), "serve pprof (/debug/pprof/, unauthenticated) and media stats (GET /debug/media, admin key) on this address, as 127.0.0.1:6060; empty is off (env SWITCHBOARD_DEBUG_ADDR)")
+	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("SWITCHBOARD_DEBUG_ADDR", ""), "serve pprof (/debug/pprof/) and media stats (GET /debug/media), both behind the admin key, on this address, as 127.0.0.1:6060; empty is off (env SWITCHBOARD_DEBUG_ADDR)")
 	fs.StringVar(&cfg.HoldWAV, "hold-wav", env("SWITCHBOARD_HOLD_WAV", ""), "a WAV file the far side of a held call hears instead of the hold tone (env SWITCHBOARD_HOLD_WAV)")
 	finishICE := iceFlags(fs, &cfg.ICE, env)
 	return func() error {
@@ -205,10 +205,12 @@ func (m *Main) startMedia() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if cfg.DebugAddr != "" {
-		if err := startDebug(ctx, cfg.DebugAddr, m.Config.AdminKey, m.mixer, engine, m.turn, m.Logger); err != nil {
+		addr, err := startDebug(ctx, cfg.DebugAddr, m.Config.AdminKey, m.mixer, engine, m.turn, m.Logger)
+		if err != nil {
 			cancel()
 			return err
 		}
+		m.DebugAddr = addr
 	}
 	m.stopMixer = cancel
 	m.mixerDone = make(chan error, 1)

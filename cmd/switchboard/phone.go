@@ -20,7 +20,7 @@ import (
 func phoneCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("phone", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	base := fs.String("url", "http://127.0.0.1:8080", "the switchboard's base URL")
+	base := fs.String("url", serverURL(getenv), urlUsage)
 	tok := fs.String("token", getenv("SWITCHBOARD_TOKEN"), "the identity's token (env SWITCHBOARD_TOKEN)")
 	tone := fs.Float64("tone", 0, "speak a sine tone of this frequency in Hz")
 	wav := fs.String("wav", "", "speak this WAV file, looped")

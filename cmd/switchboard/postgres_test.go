@@ -58,7 +58,7 @@ func request(t *testing.T, method, url, token, body string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := checkedClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

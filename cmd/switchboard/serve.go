@@ -45,6 +45,7 @@ type Config struct {
 	Media          MediaConfig
 	TLS            TLSConfig
 	Limits         LimitsConfig
+	Ops            OpsConfig
 	LogLevel       slog.Level
 	LogJSON        bool
 	ShutdownGrace  time.Duration
@@ -75,6 +76,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	finishMedia := mediaFlags(fs, &cfg.Media, env)
 	finishTLS := tlsFlags(fs, &cfg.TLS, env)
 	finishLimits := limitFlags(fs, &cfg.Limits, env)
+	opsFlags(fs, &cfg.Ops, env)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -143,6 +145,9 @@ type Main struct {
 	// HTTPAddr is the address of the plain HTTP listener that redirects
 	// to HTTPS, once Run returned; empty when there is none.
 	HTTPAddr string
+	// DebugAddr is the debug listener's address (--debug-addr), once Run
+	// returned; empty when there is none.
+	DebugAddr string
 
 	store       calls.Store
 	hub         *api.Hub
@@ -188,6 +193,8 @@ func (m *Main) Run(ctx context.Context) error {
 
 	m.hub = api.NewHub(log, 0)
 	m.hub.SetLimits(m.Config.Limits.hubLimits())
+	info := buildInfo()
+	metrics := m.newMetrics(info)
 	mixer, err := m.newMixer()
 	if err != nil {
 		return err
@@ -195,7 +202,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.mixer = mixer
 	sb, err := calls.New(calls.Config{
 		Store:       m.store,
-		Publisher:   m.hub,
+		Publisher:   metrics.Publisher(m.hub),
 		Media:       m.mixer,
 		NewID:       uuid.NewString,
 		RingTimeout: m.Config.RingTimeout,
@@ -220,7 +227,11 @@ func (m *Main) Run(ctx context.Context) error {
 		TrustedProxies: m.Config.TrustedProxies,
 		Console:        web.Console(),
 		Logger:         log,
-		Version:        versionString(),
+		Build:          info,
+		Observer:       metrics,
+		Metrics:        metrics.Handler(),
+		MetricsPublic:  m.Config.Ops.MetricsPublic,
+		AccessLog:      accessLog(m.Config.Ops, log),
 	})
 
 	ln, err := net.Listen("tcp", m.Config.Addr)
@@ -238,7 +249,8 @@ func (m *Main) Run(ctx context.Context) error {
 	} else {
 		go func() { m.serveDone <- m.http.Serve(ln) }()
 	}
-	log.Info("switchboard listening", "addr", m.Addr, "scheme", scheme, "version", versionString())
+	log.Info("switchboard listening", "addr", m.Addr, "scheme", scheme, "version", info.Version,
+		"revision", info.Revision, "revision_time", info.Time, "modified", info.Modified)
 	if https != nil && m.Config.TLS.HTTPAddr != "" {
 		if err := m.startRedirect(https); err != nil {
 			return err

@@ -29,7 +29,7 @@ func token(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	ttl := fs.Duration("ttl", api.DefaultTokenTTL, "how long the token is valid")
 	adminKey := fs.String("admin-key", getenv("SWITCHBOARD_ADMIN_KEY"), "the server's admin key (env SWITCHBOARD_ADMIN_KEY; default: the key serve generated and keeps in --data-dir)")
 	dataDir := fs.String("data-dir", cmp.Or(getenv("SWITCHBOARD_DATA_DIR"), DefaultDataDir), "serve's data directory, for the admin key it generated (env SWITCHBOARD_DATA_DIR)")
-	base := fs.String("url", "", "also print the console link for the token, on this base URL (e.g. http://127.0.0.1:8080)")
+	base := fs.String("url", getenv("SWITCHBOARD_URL"), "also print the console link for the token, on this base URL (e.g. http://127.0.0.1:8080) (env SWITCHBOARD_URL)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err

@@ -108,7 +108,7 @@ func (s *Server) readyz(c echo.Context) error {
 }
 
 func (s *Server) version(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"version": s.cfg.Version})
+	return c.JSON(http.StatusOK, s.cfg.Build)
 }
 
 // admin checks the request carries the admin key; wrong keys count

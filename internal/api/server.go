@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/switchboard/switchboard/internal/buildinfo"
 	"github.com/switchboard/switchboard/internal/calls"
 )
 
@@ -36,9 +37,19 @@ type Config struct {
 	Media MediaAttacher
 	// ICE lists the STUN and TURN servers a client's WebRTC agent may use
 	// (GET /api/media/ice-servers); nil answers an empty list.
-	ICE     ICEServers
-	Logger  *slog.Logger
-	Version string
+	ICE    ICEServers
+	Logger *slog.Logger
+	// Build is the running build, answered by GET /version.
+	Build buildinfo.Info
+	// AccessLog, when set, logs every answered request (method, route,
+	// status, duration, client address, identity; never a token).
+	AccessLog *slog.Logger
+	// Observer, when set, is told of every answered request (metrics).
+	Observer RequestObserver
+	// Metrics, when set, serves GET /metrics, behind the admin key unless
+	// MetricsPublic.
+	Metrics       http.Handler
+	MetricsPublic bool
 
 	PingInterval  time.Duration // default 20 s
 	WriteTimeout  time.Duration // default 5 s
@@ -111,6 +122,9 @@ func New(cfg Config) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	if cfg.AccessLog != nil || cfg.Observer != nil {
+		e.Use(s.access)
+	}
 	e.Use(middleware.BodyLimit(sizeString(cfg.MaxBodyBytes)))
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true}))
 	s.echo = e
@@ -127,6 +141,10 @@ func (s *Server) routes() {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/version", s.version)
+	if s.cfg.Metrics != nil {
+		e.GET("/metrics", s.metrics)
+	}
+	e.GET("/api/openapi.yaml", s.openAPI)
 
 	e.POST("/api/tokens", s.mintToken)
 	e.DELETE("/api/tokens/:id", s.revokeToken)
@@ -243,6 +261,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		noteIdentity(c, sess)
 		return next(&sessionContext{Context: c, sess: sess})
 	}
 }

@@ -228,8 +228,12 @@ func (tb *tab) dump() string {
 	return "the page shows:\n" + s
 }
 
-// screenshot saves the viewport to docs/screenshots/<name>.png, which the
-// README links.
+// screenshot saves the viewport as <name>.png in the directory
+// SWITCHBOARD_SCREENSHOTS names, relative to the repository's root
+// (docs/screenshots regenerates the ones the README links:
+// SWITCHBOARD_SCREENSHOTS=docs/screenshots go test ./web/browsertest/),
+// and otherwise in the test's temporary directory, so that a test run
+// leaves the repository as it was.
 func (tb *tab) screenshot(name string) {
 	tb.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, waitLimit)
@@ -238,7 +242,14 @@ func (tb *tab) screenshot(name string) {
 	if err != nil {
 		tb.t.Fatalf("screenshot %s: %v", name, err)
 	}
-	path := filepath.Join("..", "..", "docs", "screenshots", name+".png")
+	dir := tb.t.TempDir()
+	if d := os.Getenv("SWITCHBOARD_SCREENSHOTS"); d != "" {
+		dir = d
+		if !filepath.IsAbs(d) {
+			dir = filepath.Join("..", "..", d)
+		}
+	}
+	path := filepath.Join(dir, name+".png")
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		tb.t.Fatalf("save screenshot: %v", err)
 	}
