@@ -63,9 +63,25 @@ func NewHost(t testing.TB) *Host {
 		_ = exec.Command("ip", "link", "delete", outer).Run()
 	})
 	bits := subnet.Bits()
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("netns", "add", h.Name)
+	run("link", "add", outer, "type", "veth", "peer", "name", inner)
+	// IPv4 only: an IPv6 link-local address would arrive a moment after
+	// the link comes up, and a browser on the host that sees it reports
+	// the network changed (net::ERR_NETWORK_CHANGED) and fails a page load.
+	for _, cmd := range []*exec.Cmd{
+		exec.Command("ip", "netns", "exec", h.Name, "sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 && echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6"),
+		exec.Command("sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/"+outer+"/disable_ipv6"),
+	} {
+		// A kernel without IPv6 has nothing to turn off.
+		_ = cmd.Run()
+	}
 	for _, args := range [][]string{
-		{"netns", "add", h.Name},
-		{"link", "add", outer, "type", "veth", "peer", "name", inner},
 		{"link", "set", inner, "netns", h.Name},
 		{"addr", "add", fmt.Sprintf("%s/%d", h.Peer, bits), "dev", outer},
 		{"link", "set", outer, "up"},

@@ -22,6 +22,11 @@ func TestHostReachesTheTestOverItsLink(t *testing.T) {
 		t.Fatalf("the namespace's addresses lack %s:\n%s", h.Addr, out)
 	}
 
+	// No IPv6 address turns up later to tell a browser the network changed.
+	if out, err := h.Command(ctx, "ip", "-6", "addr", "show").CombinedOutput(); err == nil && strings.Contains(string(out), "inet6") {
+		t.Errorf("the namespace has IPv6 addresses:\n%s", out)
+	}
+
 	// TCP from the host to a server of the test's, on the link.
 	ln, err := net.Listen("tcp", net.JoinHostPort(h.Peer.String(), "0"))
 	if err != nil {
