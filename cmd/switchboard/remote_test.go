@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/testnet"
+	"github.com/switchboard/switchboard/web/browsertest"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -70,24 +72,13 @@ func remoteBrowser(t *testing.T, h *testnet.Host, ca []byte) context.Context {
 		acancel()
 	})
 	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: pcProbe})
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: browsertest.RTCProbe})
 		return err
 	})); err != nil {
 		t.Fatalf("start Chromium on host %s: %v", h.Addr, err)
 	}
 	return ctx
 }
-
-// pcProbe runs before the page's scripts: it keeps every RTCPeerConnection
-// the page makes in window.__pcs, for the test to measure.
-const pcProbe = `(() => {
-	if (window.__pcs || !window.RTCPeerConnection) return;
-	const pcs = window.__pcs = [];
-	const Native = window.RTCPeerConnection;
-	window.RTCPeerConnection = class extends Native {
-		constructor(...args) { super(...args); pcs.push(this); }
-	};
-})()`
 
 // trustCA puts ca in the NSS database Chromium reads for the user whose
 // home is home.
@@ -259,7 +250,7 @@ func TestRemoteAgentOverHTTPS(t *testing.T) {
 			level := 0.0
 			deadline := time.Now().Add(20 * time.Second)
 			for level < remoteHeardLevel && time.Now().Before(deadline) {
-				level = evalPage[float64](t, ctx, receivedLevelJS)
+				level = evalPage[float64](t, ctx, fmt.Sprintf(browsertest.ReceivedLevelJS, 1200))
 			}
 			if level < remoteHeardLevel {
 				t.Fatalf("the page received level %.4f from the echo bot, want at least %.2f", level, remoteHeardLevel)
@@ -291,36 +282,10 @@ func TestRemoteAgentOverHTTPS(t *testing.T) {
 // returning the fake microphone's beeps is far above it.
 const remoteHeardLevel = 0.01
 
-// receivedLevelJS measures for 1.2 s the loudest level (RMS over about
-// 43 ms, full scale 1) of the audio the page's newest peer connection
-// receives; -1 when it receives no track.
-const receivedLevelJS = `(async () => {
-	const pc = window.__pcs[window.__pcs.length - 1];
-	const r = pc && pc.getReceivers().find((r) => r.track && r.track.kind === 'audio');
-	if (!r) return -1;
-	const ctx = window.__levelCtx || (window.__levelCtx = new AudioContext());
-	await ctx.resume();
-	const src = ctx.createMediaStreamSource(new MediaStream([r.track]));
-	const an = ctx.createAnalyser();
-	an.fftSize = 2048;
-	src.connect(an);
-	const buf = new Float32Array(an.fftSize);
-	let peak = 0;
-	for (const end = performance.now() + 1200; performance.now() < end;) {
-		an.getFloatTimeDomainData(buf);
-		let s = 0;
-		for (const v of buf) s += v * v;
-		peak = Math.max(peak, Math.sqrt(s / buf.length));
-		await new Promise((res) => setTimeout(res, 40));
-	}
-	src.disconnect();
-	return peak;
-})()`
-
 // selectedPairJS describes the candidate pair that carries the page's
 // newest peer connection, from getStats.
 const selectedPairJS = `(async () => {
-	const pc = window.__pcs[window.__pcs.length - 1];
+	const pc = window.__rtcProbe.pcs.at(-1);
 	const all = [...(await pc.getStats()).values()];
 	const byId = (id) => all.find((s) => s.id === id) || {};
 	const transport = all.find((s) => s.type === 'transport') || {};

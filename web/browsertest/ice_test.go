@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/api"
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/web/browsertest"
 )
 
 // The console asks GET /api/media/ice-servers (with its token) before each
@@ -48,7 +49,7 @@ func TestConsoleUsesTheICEServersAndRemembersTheAudio(t *testing.T) {
 	}
 
 	page := newTab(t, srv)
-	page.installProbe(rtcProbe)
+	page.installProbe(browsertest.RTCProbe)
 	page.open("/?token=" + alice)
 	page.waitLive()
 	if n := len(requests()); n != 0 {

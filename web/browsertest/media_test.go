@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/web/browsertest"
 )
 
 // The levels of the media test. Tone levels are Goertzel powers normalised
@@ -48,7 +49,7 @@ func TestBrowserCallerAudio(t *testing.T) {
 	customer := srv.mint(calls.PhoneNumber("+14255550142"), "Casey Customer", calls.RoleCaller)
 	caller := newTab(t, srv)
 	caller.do("install the peer connection probe", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: rtcProbe})
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: browsertest.RTCProbe})
 		return err
 	}))
 	caller.open("/call.html?to=" + aliceRaw + "&name=Support&token=" + customer)
@@ -322,21 +323,6 @@ func goertzel(s []float64, hz float64) float64 {
 	}
 	return (s1*s1 + s2*s2 - k*s1*s2) / (wsum * wsum / 4)
 }
-
-// rtcProbe runs in the page before the page's own scripts: it keeps every
-// RTCPeerConnection the page makes in window.__rtcProbe.pcs, so that the
-// test can listen to what the page receives. The page itself is unchanged.
-const rtcProbe = `(() => {
-	if (window.__rtcProbe || !window.RTCPeerConnection) return;
-	const probe = window.__rtcProbe = { pcs: [] };
-	const Native = window.RTCPeerConnection;
-	window.RTCPeerConnection = class extends Native {
-		constructor(...args) {
-			super(...args);
-			probe.pcs.push(this);
-		}
-	};
-})()`
 
 // meterWorklet runs on the page's audio thread: every 20 ms of what the
 // peer connection receives, it posts the level of the two tones over the

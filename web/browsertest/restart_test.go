@@ -16,6 +16,7 @@ import (
 	"github.com/switchboard/switchboard/internal/api"
 	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/web/browsertest"
 )
 
 // restartable is a media server that can be stopped and started again on
@@ -78,34 +79,6 @@ func (r *restartable) start() {
 	}
 }
 
-// receivedLevelJS measures, for ms milliseconds, the loudest level (RMS
-// over ~43 ms, full scale 1) of the audio the page's newest peer connection
-// receives, through a WebAudio graph of the test's own (rtcProbe keeps the
-// connections); -1 when it receives no track.
-const receivedLevelJS = `(async (ms) => {
-	const p = window.__rtcProbe;
-	const pc = p.pcs[p.pcs.length - 1];
-	const r = pc && pc.getReceivers().find((r) => r.track && r.track.kind === 'audio');
-	if (!r) return -1;
-	const ctx = p.levelCtx || (p.levelCtx = new AudioContext());
-	await ctx.resume();
-	const src = ctx.createMediaStreamSource(new MediaStream([r.track]));
-	const an = ctx.createAnalyser();
-	an.fftSize = 2048;
-	src.connect(an);
-	const buf = new Float32Array(an.fftSize);
-	let peak = 0;
-	for (const end = performance.now() + ms; performance.now() < end;) {
-		an.getFloatTimeDomainData(buf);
-		let s = 0;
-		for (const v of buf) s += v * v;
-		peak = Math.max(peak, Math.sqrt(s / buf.length));
-		await new Promise((res) => setTimeout(res, 40));
-	}
-	src.disconnect();
-	return peak;
-})(%d)`
-
 // heardLevel is a received level that is sound: the echo bot returning the
 // fake microphone's beeps is far above it, a call's silence far below.
 const heardLevel = 0.01
@@ -115,7 +88,7 @@ func (tb *tab) receivedLevel(ms int) float64 {
 	tb.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, waitLimit)
 	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[float64](fmt.Sprintf(receivedLevelJS, ms), chromedp.EvalAwaitPromise))
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[float64](fmt.Sprintf(browsertest.ReceivedLevelJS, ms), chromedp.EvalAwaitPromise))
 	if err != nil {
 		tb.t.Fatalf("measure the received level: %v", err)
 	}
@@ -170,7 +143,7 @@ func TestConsoleAudioHealsAfterRestart(t *testing.T) {
 	alice := srv.token("alice", "Alice Agent", calls.RoleAgent)
 
 	page := newTab(t, srv.server)
-	page.installProbe(rtcProbe)
+	page.installProbe(browsertest.RTCProbe)
 	page.open("/?token=" + alice)
 	page.waitLive()
 	page.waitPill("Audio: not attached")
