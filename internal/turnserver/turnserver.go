@@ -56,6 +56,9 @@ type Config struct {
 	Logger    *slog.Logger
 }
 
+// socketBuffer is the kernel buffer the UDP listener asks for each way.
+const socketBuffer = 4 << 20
+
 // DefaultTTL is how long credentials are valid unless Config.TTL says.
 const DefaultTTL = time.Hour
 
@@ -113,6 +116,11 @@ func New(cfg Config) (*Server, error) {
 	// Every client's datagrams arrive on the one UDP listener: it reads
 	// them in batches (recvmmsg) and its writes, the relayed media going
 	// back to the clients, leave in batches (sendmmsg).
+	// Its kernel buffers hold a burst of every client's packets while the
+	// reading goroutine waits for a core, as the media plane's shared
+	// sockets' do (the kernel caps them at net.core.rmem_max, wmem_max).
+	_ = udp.SetReadBuffer(socketBuffer)
+	_ = udp.SetWriteBuffer(socketBuffer)
 	s.udpConn = udpbatch.New(udp, nil)
 	s.tcp = &trackingListener{Listener: tcp, t: s.tracked}
 	relayHost := "0.0.0.0"
