@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -18,6 +19,10 @@ import (
 	"time"
 )
 
+// runSlack is how much longer than its phases a run may take (starting
+// processes, reading counters, closing legs) before it is stopped.
+const runSlack = 90 * time.Second
+
 // clockTicks is the kernel's USER_HZ: /proc/<pid>/stat counts CPU time in
 // it (getconf CLK_TCK says 100 on Linux).
 const clockTicks = 100
@@ -29,16 +34,24 @@ type benchConfig struct {
 	ramp              time.Duration
 	warmup, window    time.Duration
 	setup             int
-	udpPort           string // serve --udp-port: legs on shared sockets; empty is a socket per leg
-	sockets           int    // loadgen --sockets
+	setupTimeout      time.Duration // loadgen --setup-timeout
+	udpPort           string        // serve --udp-port: legs on shared sockets; empty is a socket per leg
+	sockets           int           // loadgen --sockets
 }
 
 // result is one measured run, the baseline's or the switchboard's.
 type result struct {
-	Kind      string  `json:"kind"` // "udp" or "switchboard"
-	Legs      int     `json:"legs"`
-	Connected int     `json:"connected"`
-	Seconds   float64 `json:"seconds"`
+	Kind      string `json:"kind"` // "udp" or "switchboard"
+	Legs      int    `json:"legs"`
+	Connected int    `json:"connected"`
+	Failed    int    `json:"failed"` // callers that did not set up
+	// Failures counts the failed callers by reason.
+	Failures map[string]int `json:"failures,omitempty"`
+	// Sockets is the load generator's --sockets.
+	Sockets int `json:"loadgenSockets,omitempty"`
+	// Error is why the run measured nothing, or less than it should.
+	Error   string  `json:"error,omitempty"`
+	Seconds float64 `json:"seconds"`
 	// ServerCPU is the server process's user+system CPU over the window.
 	ServerCPU float64 `json:"serverCpuSec"`
 	LoadCPU   float64 `json:"loadgenCpuSec"`
@@ -75,10 +88,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	legs := fs.String("legs", "250,500,1000", "leg counts, comma-separated")
 	fs.DurationVar(&cfg.ramp, "ramp", 0, "loadgen --ramp (default: 20 ms a leg)")
 	fs.IntVar(&cfg.setup, "setup", 8, "loadgen --setup")
+	fs.DurationVar(&cfg.setupTimeout, "setup-timeout", 20*time.Second, "loadgen --setup-timeout: one caller's set-up")
 	fs.DurationVar(&cfg.warmup, "warmup", 3*time.Second, "wait after the last leg connects")
 	fs.DurationVar(&cfg.window, "window", 20*time.Second, "the measured window")
 	fs.StringVar(&cfg.udpPort, "udp-port", "", "serve --udp-port: the UDP port, as 45000, or ports, as 45000-45031, the switchboard's legs share; empty gives each leg sockets of its own")
-	fs.IntVar(&cfg.sockets, "loadgen-sockets", 0, "loadgen --sockets: UDP ports the callers share; 0 gives each caller sockets of its own")
+	fs.IntVar(&cfg.sockets, "loadgen-sockets", 0, "loadgen --sockets: UDP ports the callers share; 0 gives each caller sockets of its own. With --udp-port over P ports, N legs need at least N/P (raised to that)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -94,7 +108,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("finding this binary: %w", err)
 	}
 	cfg.self = self
+	serverPorts := 0
+	if cfg.udpPort != "" {
+		if serverPorts, err = portCount(cfg.udpPort); err != nil {
+			return err
+		}
+	}
 	var results []result
+	failed := 0
 	for _, n := range cfg.legs {
 		for _, kind := range []string{"udp", "switchboard"} {
 			la := loadavg()
@@ -103,15 +124,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if kind == "udp" {
 				r, err = runUDP(ctx, cfg, n, stderr)
 			} else {
-				r, err = runSwitchboard(ctx, cfg, n, stderr)
-			}
-			if err != nil {
-				return fmt.Errorf("%s at %d legs: %w", kind, n, err)
+				c := cfg
+				// A shared port's mux tells legs apart by peer address: one
+				// loadgen socket reaches each server port with one leg.
+				if need := (n + serverPorts - 1) / max(serverPorts, 1); serverPorts > 0 && c.sockets > 0 && c.sockets < need {
+					fmt.Fprintf(stderr, "mediabench: %d loadgen sockets reach %d server ports with at most %d legs; using %d sockets\n",
+						c.sockets, serverPorts, c.sockets*serverPorts, need)
+					c.sockets = need
+				}
+				r, err = runSwitchboard(ctx, c, n, stderr)
+				r.Sockets = c.sockets
 			}
 			r.LoadAvg = la
+			if err != nil {
+				r.Error = err.Error()
+				failed++
+				fmt.Fprintf(stderr, "mediabench: %s at %d legs: %v\n", kind, n, err)
+			}
 			results = append(results, r)
 			b, _ := json.Marshal(r)
 			fmt.Fprintln(stdout, string(b))
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			break
 		}
 	}
 	fmt.Fprintln(stdout)
@@ -119,16 +157,44 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for i := 0; i+1 < len(results); i += 2 {
 		u, s := results[i], results[i+1]
-		fmt.Fprintf(stdout, "| %d (%d connected) | %.2f µs | %.2f µs | %.1f× | %d (%.1f ms) | %.2f ms | %d / %d (%d) | %.0f KiB | %.0f%% | %.0f%% | %s |\n",
-			s.Legs, s.Connected, s.PerPacket, u.PerPacket, s.PerPacket/u.PerPacket, s.Late, s.MaxLate, s.MixerBusy, s.LostUp, s.LostDown, s.Dropped,
+		legs := fmt.Sprintf("%d (%d connected, %d failed)", s.Legs, s.Connected, s.Failed)
+		if s.Packets == 0 || u.Packets == 0 {
+			fmt.Fprintf(stdout, "| %s | not measured: %s | | | | | | | | | %s |\n", legs, cmp.Or(s.Error, u.Error), s.LoadAvg)
+			continue
+		}
+		fmt.Fprintf(stdout, "| %s | %.2f µs | %.2f µs | %.1f× | %d (%.1f ms) | %.2f ms | %d / %d (%d) | %.0f KiB | %.0f%% | %.0f%% | %s |\n",
+			legs, s.PerPacket, u.PerPacket, s.PerPacket/u.PerPacket, s.Late, s.MaxLate, s.MixerBusy, s.LostUp, s.LostDown, s.Dropped,
 			s.RSSPerLeg, 100*s.ServerCPU/s.Seconds, 100*s.LoadCPU/s.Seconds, s.LoadAvg)
 	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d runs failed (see their error)", failed, len(results))
+	}
 	return nil
+}
+
+// portCount is how many ports serve --udp-port names: 45000 is one,
+// 45000-45031 thirty-two.
+func portCount(spec string) (int, error) {
+	first, last, ok := strings.Cut(spec, "-")
+	if !ok {
+		last = first
+	}
+	a, err1 := strconv.Atoi(strings.TrimSpace(first))
+	b, err2 := strconv.Atoi(strings.TrimSpace(last))
+	if err1 != nil || err2 != nil || a <= 0 || b < a {
+		return 0, fmt.Errorf("--udp-port %q: want a port, as 45000, or a range, as 45000-45031", spec)
+	}
+	return b - a + 1, nil
 }
 
 // runUDP measures the plain-UDP baseline at n legs.
 func runUDP(ctx context.Context, cfg benchConfig, n int, stderr io.Writer) (result, error) {
 	r := result{Kind: "udp", Legs: n, Connected: n}
+	ctx, cancel := context.WithTimeout(ctx, cfg.warmup+cfg.window+runSlack)
+	defer cancel()
 	srv := exec.CommandContext(ctx, cfg.self, "udp-server", "--legs", strconv.Itoa(n))
 	srv.Stderr = stderr
 	in, err := srv.StdinPipe()
@@ -209,8 +275,10 @@ type mediaStats struct {
 
 // loadgenSummary is the part of loadgen --json's summary used here.
 type loadgenSummary struct {
-	Connected int     `json:"connected"`
-	Setup     float64 `json:"setupSec"`
+	Connected int            `json:"connected"`
+	Failed    int            `json:"failed"`
+	Failures  map[string]int `json:"failures"`
+	Setup     float64        `json:"setupSec"`
 	Window    struct {
 		Sent     uint64 `json:"sent"`
 		Received uint64 `json:"received"`
@@ -221,6 +289,15 @@ type loadgenSummary struct {
 // runSwitchboard measures the switchboard at n legs.
 func runSwitchboard(ctx context.Context, cfg benchConfig, n int, stderr io.Writer) (result, error) {
 	r := result{Kind: "switchboard", Legs: n}
+	ramp := cfg.ramp
+	if ramp == 0 {
+		ramp = time.Duration(n) * 20 * time.Millisecond
+	}
+	// The load generator ends its set-up phase at --setup-limit (its
+	// default: the ramp plus a minute) and the run after the window; past
+	// that and some slack it is stopped.
+	ctx, cancel := context.WithTimeout(ctx, ramp+time.Minute+cfg.warmup+cfg.window+runSlack)
+	defer cancel()
 	addr, debug := freeAddr(), freeAddr()
 	const key = "mediabench-admin-key"
 	args := []string{"serve", "--addr", addr, "--debug-addr", debug, "--log-level", "error"}
@@ -241,14 +318,12 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, stderr io.Write
 	}
 	time.Sleep(time.Second)
 	r.RSSIdle = rssKiB(srv.Process.Pid)
-	ramp := cfg.ramp
-	if ramp == 0 {
-		ramp = time.Duration(n) * 20 * time.Millisecond
-	}
 	lg := exec.CommandContext(ctx, cfg.switchboard, "loadgen", "--url", "http://"+addr, "--legs", strconv.Itoa(n),
-		"--ramp", ramp.String(), "--setup", strconv.Itoa(cfg.setup), "--warmup", cfg.warmup.String(),
+		"--ramp", ramp.String(), "--setup", strconv.Itoa(cfg.setup), "--setup-timeout", cfg.setupTimeout.String(),
+		"--warmup", cfg.warmup.String(),
 		"--duration", cfg.window.String(), "--sockets", strconv.Itoa(cfg.sockets), "--json")
 	lg.Env = append(os.Environ(), "SWITCHBOARD_ADMIN_KEY="+key)
+	lg.WaitDelay = 10 * time.Second
 	var a, b mediaStats
 	var sum loadgenSummary
 	err := watch(ctx, lg, stderr, srv.Process.Pid, &r, func(start bool) error {
@@ -261,10 +336,10 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, stderr io.Write
 		}
 		return err
 	}, func(last []byte) error { return json.Unmarshal(last, &sum) })
+	r.Connected, r.Failed, r.Failures, r.SetupSec = sum.Connected, sum.Failed, sum.Failures, sum.Setup
 	if err != nil {
 		return r, err
 	}
-	r.Connected, r.SetupSec = sum.Connected, sum.Setup
 	r.Packets = (b.Legs.Received - a.Legs.Received) + (b.Legs.Sent - a.Legs.Sent)
 	r.PerPacket = r.ServerCPU * 1e6 / float64(r.Packets)
 	r.Late, r.MaxLate = b.Mixer.Late-a.Mixer.Late, b.Mixer.MaxLate
@@ -303,34 +378,36 @@ func watch(ctx context.Context, cmd *exec.Cmd, stderr io.Writer, server int, r *
 	var cpu0, load0 float64
 	var t0 time.Time
 	var last []byte
+	var markErr error
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		line := sc.Bytes()
 		switch {
 		case bytes.Contains(line, []byte("window start")):
-			if err := mark(true); err != nil {
-				return err
-			}
+			markErr = cmp.Or(markErr, mark(true))
 			t0, cpu0, load0 = time.Now(), cpuSec(server), cpuSec(cmd.Process.Pid)
 		case bytes.Contains(line, []byte("window end")):
 			r.ServerCPU, r.LoadCPU = cpuSec(server)-cpu0, cpuSec(cmd.Process.Pid)-load0
 			r.Seconds = time.Since(t0).Seconds()
 			r.RSSLoaded = rssKiB(server)
-			if err := mark(false); err != nil {
-				return err
-			}
+			markErr = cmp.Or(markErr, mark(false))
 		default:
 			fmt.Fprintf(stderr, "  %s\n", line)
 		}
 		last = append(last[:0], line...)
 	}
-	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("%s: %w", cmd.Path, err)
-	}
-	if t0.IsZero() {
+	// The load generator's summary is its last line even when it failed.
+	waitErr := cmd.Wait()
+	finalErr := final(last)
+	switch {
+	case waitErr != nil:
+		return fmt.Errorf("%s: %w", cmd.Path, waitErr)
+	case t0.IsZero():
 		return fmt.Errorf("%s never started its window", cmd.Path)
+	case markErr != nil:
+		return markErr
 	}
-	return final(last)
+	return finalErr
 }
 
 // cpuSec is a process's user+system CPU time from /proc/<pid>/stat.

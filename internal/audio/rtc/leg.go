@@ -135,7 +135,9 @@ func (e *Engine) newLeg(lite bool, peers []netip.AddrPort) (*Leg, error) {
 	var port *sharedPort
 	var mux ice.UDPMux
 	if e.shared != nil {
-		port = e.shared.take(peers)
+		if port, err = e.shared.take(peers); err != nil {
+			return nil, err
+		}
 		mux = port.mux
 	}
 	agent, err := ice.NewAgentWithOptions(e.agentOptions(lite, mux)...)

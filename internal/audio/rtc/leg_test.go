@@ -355,7 +355,7 @@ func TestSharedPortChoice(t *testing.T) {
 	type step struct {
 		peers   []netip.AddrPort
 		release int // >0: release the port step release-1 took, instead of taking
-		want    int // the port taken
+		want    int // the port taken; -1: refused (ErrNoSharedPort)
 	}
 	tests := []struct {
 		name  string
@@ -371,8 +371,9 @@ func TestSharedPortChoice(t *testing.T) {
 			{[]netip.AddrPort{a}, 0, 0}, {[]netip.AddrPort{a}, 0, 1},
 			{nil, 1, 0}, {[]netip.AddrPort{a}, 0, 0},
 		}},
-		{"every port taken: round robin", 2, []step{
-			{[]netip.AddrPort{a}, 0, 0}, {[]netip.AddrPort{a}, 0, 1}, {[]netip.AddrPort{a}, 0, 0},
+		{"every port taken: refused, and nothing counted", 2, []step{
+			{[]netip.AddrPort{a}, 0, 0}, {[]netip.AddrPort{a}, 0, 1}, {[]netip.AddrPort{a, c}, 0, -1},
+			{[]netip.AddrPort{c}, 0, 0}, {[]netip.AddrPort{c}, 0, 1},
 		}},
 	}
 	for _, tt := range tests {
@@ -387,7 +388,17 @@ func TestSharedPortChoice(t *testing.T) {
 					s.release(taken[st.release-1], tt.steps[st.release-1].peers)
 					continue
 				}
-				taken[i] = s.take(st.peers)
+				var err error
+				taken[i], err = s.take(st.peers)
+				if st.want < 0 {
+					if !errors.Is(err, ErrNoSharedPort) {
+						t.Fatalf("step %d (peers %v): port %v, err %v; want ErrNoSharedPort", i, st.peers, taken[i], err)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("step %d (peers %v): %v", i, st.peers, err)
+				}
 				if got := slices.Index(s.ports, taken[i]); got != st.want {
 					t.Fatalf("step %d (peers %v): port %d, want %d", i, st.peers, got, st.want)
 				}

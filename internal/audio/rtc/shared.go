@@ -69,15 +69,23 @@ func (e *Engine) openShared() (*sharedPorts, error) {
 	return s, nil
 }
 
+// ErrNoSharedPort is a new leg's refusal when every shared port already
+// has a leg from one of the peer's addresses: a port's mux tells its legs
+// apart by peer address alone, so the new leg's ICE checks would reach the
+// other leg and never connect. Only a peer that puts many legs on one
+// socket (a load generator) meets it; it needs more sockets of its own, or
+// the server more ports.
+var ErrNoSharedPort = errors.New("rtc: every shared UDP port already has a leg from this peer address")
+
 // take picks the port for a new leg whose peer offered candidates at
 // peers (none: the leg offers, and its peer's addresses are not known
 // yet): the next in turn that no leg from any of those addresses uses, as
 // the port's mux tells legs apart by peer address. If every port has one,
-// the next in turn. Give the port back with release.
-func (s *sharedPorts) take(peers []netip.AddrPort) *sharedPort {
+// it fails with ErrNoSharedPort. Give the port back with release.
+func (s *sharedPorts) take(peers []netip.AddrPort) (*sharedPort, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pick := s.ports[s.next%len(s.ports)]
+	var pick *sharedPort
 	for k := range s.ports {
 		p := s.ports[(s.next+k)%len(s.ports)]
 		if !p.uses(peers) {
@@ -85,11 +93,14 @@ func (s *sharedPorts) take(peers []netip.AddrPort) *sharedPort {
 			break
 		}
 	}
+	if pick == nil {
+		return nil, fmt.Errorf("%w (%d ports)", ErrNoSharedPort, len(s.ports))
+	}
 	s.next++
 	for _, a := range peers {
 		pick.peers[a]++
 	}
-	return pick
+	return pick, nil
 }
 
 func (p *sharedPort) uses(peers []netip.AddrPort) bool {
