@@ -138,7 +138,7 @@ func (e *Engine) newLeg(lite bool, peers []netip.AddrPort) (*Leg, error) {
 		if port, err = e.shared.take(peers); err != nil {
 			return nil, err
 		}
-		mux = port.mux
+		mux = port.muxFor(peers)
 	}
 	agent, err := ice.NewAgentWithOptions(e.agentOptions(lite, mux)...)
 	if err != nil {

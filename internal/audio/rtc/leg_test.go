@@ -305,6 +305,60 @@ func TestSharedPortsKeepLegsApart(t *testing.T) {
 	}
 }
 
+// TestSharedPortAnswersInTheOffersFamilies: on shared ports, a leg whose
+// peer offered IPv4 candidates alone gathers none on the host's IPv6
+// addresses (each candidate costs pion goroutines and buffers for the
+// leg's life), and one whose peer offered both gathers both.
+func TestSharedPortAnswersInTheOffersFamilies(t *testing.T) {
+	server, err := NewEngine(Config{Loopback: true, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeEngine(t, server)
+	hostV6 := false
+	for _, a := range server.shared.ports[0].mux.GetListenAddresses() {
+		if u, ok := a.(*net.UDPAddr); ok && u.IP.To4() == nil {
+			hostV6 = true
+		}
+	}
+	for _, tt := range []struct {
+		name     string
+		ipv4Only bool
+		wantV6   bool
+	}{
+		{"an IPv4 offer", true, false},
+		{"a dual-stack offer", false, hostV6},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			client, err := NewEngine(Config{Loopback: true, IPv4Only: tt.ipv4Only})
+			if err != nil {
+				t.Fatal(err)
+			}
+			caller, callee, answer := pairAcross(t, client, server)
+			defer caller.Close()
+			defer callee.Close()
+			r, err := parseRemote(answer, "answer")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v4, v6 int
+			for _, a := range peerAddrs(r) {
+				if a.Addr().Is4() {
+					v4++
+				} else {
+					v6++
+				}
+			}
+			if v4 == 0 || (v6 > 0) != tt.wantV6 {
+				t.Errorf("the answer has %d IPv4 and %d IPv6 candidates; want IPv4 ones, and IPv6 ones: %v\n%s", v4, v6, tt.wantV6, answer)
+			}
+		})
+	}
+	if !hostV6 {
+		t.Log("this host has no usable IPv6 address: the dual-stack case shows nothing")
+	}
+}
+
 func closeEngine(t *testing.T, e *Engine) {
 	if err := e.Close(); err != nil {
 		t.Error(err)
