@@ -84,9 +84,15 @@ type Leg struct {
 	connOnce  sync.Once
 }
 
+// sendBufBytes is the size of a leg's sending buffers: a leg sends 20 ms
+// of PCMU (a 172-byte RTP packet, 188 bytes with SRTP's tag) and sender
+// reports of one reception report. A longer Send payload fails (counted
+// in SendErrors) rather than costing every leg 2.5 KB more.
+const sendBufBytes = 256
+
 // sendState is the sending side's buffers and RTCP sender counts.
 type sendState struct {
-	plain, cipher [1500]byte
+	plain, cipher [sendBufBytes]byte
 	hdr           rtp.Header // for srtp, which would allocate one a packet
 	packets       uint32
 	octets        uint32
