@@ -35,6 +35,7 @@ type benchConfig struct {
 	warmup, window    time.Duration
 	setup             int
 	setupTimeout      time.Duration // loadgen --setup-timeout
+	setupLimit        time.Duration // loadgen --setup-limit; 0: twice the ramp plus a minute
 	udpPort           string        // serve --udp-port: legs on shared sockets; empty is a socket per leg
 	sockets           int           // loadgen --sockets
 }
@@ -89,6 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.ramp, "ramp", 0, "loadgen --ramp (default: 20 ms a leg)")
 	fs.IntVar(&cfg.setup, "setup", 8, "loadgen --setup")
 	fs.DurationVar(&cfg.setupTimeout, "setup-timeout", 20*time.Second, "loadgen --setup-timeout: one caller's set-up")
+	fs.DurationVar(&cfg.setupLimit, "setup-limit", 0, "loadgen --setup-limit: the whole set-up phase (default: twice the ramp plus a minute)")
 	fs.DurationVar(&cfg.warmup, "warmup", 3*time.Second, "wait after the last leg connects")
 	fs.DurationVar(&cfg.window, "window", 20*time.Second, "the measured window")
 	fs.StringVar(&cfg.udpPort, "udp-port", "", "serve --udp-port: the UDP port, as 45000, or ports, as 45000-45031, the switchboard's legs share; empty gives each leg sockets of its own")
@@ -293,10 +295,13 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, stderr io.Write
 	if ramp == 0 {
 		ramp = time.Duration(n) * 20 * time.Millisecond
 	}
-	// The load generator ends its set-up phase at --setup-limit (its
-	// default: the ramp plus a minute) and the run after the window; past
-	// that and some slack it is stopped.
-	ctx, cancel := context.WithTimeout(ctx, ramp+time.Minute+cfg.warmup+cfg.window+runSlack)
+	// The load generator ends its set-up phase at --setup-limit and the
+	// run after the window; past that and some slack it is stopped.
+	limit := cfg.setupLimit
+	if limit == 0 {
+		limit = 2*ramp + time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit+cfg.warmup+cfg.window+runSlack)
 	defer cancel()
 	addr, debug := freeAddr(), freeAddr()
 	const key = "mediabench-admin-key"
@@ -319,7 +324,7 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, stderr io.Write
 	time.Sleep(time.Second)
 	r.RSSIdle = rssKiB(srv.Process.Pid)
 	lg := exec.CommandContext(ctx, cfg.switchboard, "loadgen", "--url", "http://"+addr, "--legs", strconv.Itoa(n),
-		"--ramp", ramp.String(), "--setup", strconv.Itoa(cfg.setup), "--setup-timeout", cfg.setupTimeout.String(),
+		"--ramp", ramp.String(), "--setup", strconv.Itoa(cfg.setup), "--setup-timeout", cfg.setupTimeout.String(), "--setup-limit", limit.String(),
 		"--warmup", cfg.warmup.String(),
 		"--duration", cfg.window.String(), "--sockets", strconv.Itoa(cfg.sockets), "--json")
 	lg.Env = append(os.Environ(), "SWITCHBOARD_ADMIN_KEY="+key)

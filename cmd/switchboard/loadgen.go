@@ -87,7 +87,7 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	fs.DurationVar(&cfg.ramp, "ramp", 10*time.Second, "spread the callers' connections over this long")
 	fs.IntVar(&cfg.setup, "setup", 8, "at most this many callers connecting at once")
 	fs.DurationVar(&cfg.setupTimeout, "setup-timeout", 20*time.Second, "a caller not attached, connected and in its call after this long counts as failed")
-	fs.DurationVar(&cfg.setupLimit, "setup-limit", 0, "end the set-up phase after this long, counting the callers not yet set up as failed (default: --ramp plus a minute)")
+	fs.DurationVar(&cfg.setupLimit, "setup-limit", 0, "end the set-up phase after this long, counting the callers not yet set up as failed (default: twice --ramp plus a minute)")
 	fs.DurationVar(&cfg.warmup, "warmup", 3*time.Second, "after the last caller connects, wait this long before the measured window")
 	fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "the measured window")
 	fs.StringVar(&cfg.call, "call", calls.EchoBot.RawID(), "each caller calls this raw id; empty: attach only, no call")
@@ -116,7 +116,7 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return errors.New("--setup-timeout must be positive, --setup-limit not negative")
 	}
 	if cfg.setupLimit == 0 {
-		cfg.setupLimit = cfg.ramp + time.Minute
+		cfg.setupLimit = defaultSetupLimit(cfg.ramp)
 	}
 	if _, err := url.Parse(cfg.base); err != nil {
 		return fmt.Errorf("--url %q: %w", cfg.base, err)
@@ -139,6 +139,11 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	g.close()
 	return err
 }
+
+// defaultSetupLimit is how long the set-up phase may last by default: on
+// a loaded host set-up falls behind the ramp (2,000 callers over 40 s took
+// over 100 s at a load average of 10), but a run must end.
+func defaultSetupLimit(ramp time.Duration) time.Duration { return 2*ramp + time.Minute }
 
 // loadGen is one run of the load generator.
 type loadGen struct {
