@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.switchboard, "switchboard", "switchboard", "the switchboard binary")
 	legs := fs.String("legs", "250,500,1000", "leg counts, comma-separated")
 	fs.DurationVar(&cfg.ramp, "ramp", 0, "loadgen --ramp (default: 20 ms a leg)")
-	fs.IntVar(&cfg.setup, "setup", 8, "loadgen --setup")
+	fs.IntVar(&cfg.setup, "setup", 32, "loadgen --setup")
 	fs.DurationVar(&cfg.setupTimeout, "setup-timeout", 20*time.Second, "loadgen --setup-timeout: one caller's set-up")
 	fs.DurationVar(&cfg.setupLimit, "setup-limit", 0, "loadgen --setup-limit: the whole set-up phase (default: twice the ramp plus a minute)")
 	fs.DurationVar(&cfg.warmup, "warmup", 3*time.Second, "wait after the last leg connects")

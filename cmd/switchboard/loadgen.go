@@ -85,7 +85,7 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	fs.StringVar(&cfg.adminKey, "admin-key", getenv("SWITCHBOARD_ADMIN_KEY"), "the server's admin key, to mint the callers' tokens (env SWITCHBOARD_ADMIN_KEY)")
 	fs.IntVar(&cfg.legs, "legs", 100, "how many callers (WebRTC legs)")
 	fs.DurationVar(&cfg.ramp, "ramp", 10*time.Second, "spread the callers' connections over this long")
-	fs.IntVar(&cfg.setup, "setup", 8, "at most this many callers connecting at once")
+	fs.IntVar(&cfg.setup, "setup", 32, "at most this many callers connecting at once (a caller takes about 200 ms to attach, connect and call, mostly waiting: 8 at a time set up at most about 37 a second)")
 	fs.DurationVar(&cfg.setupTimeout, "setup-timeout", 20*time.Second, "a caller not attached, connected and in its call after this long counts as failed")
 	fs.DurationVar(&cfg.setupLimit, "setup-limit", 0, "end the set-up phase after this long, counting the callers not yet set up as failed (default: twice --ramp plus a minute)")
 	fs.DurationVar(&cfg.warmup, "warmup", 3*time.Second, "after the last caller connects, wait this long before the measured window")
