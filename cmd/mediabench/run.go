@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -63,18 +64,25 @@ type result struct {
 	MaxLate   float64 `json:"maxLateMs"`
 	// LostDown is packets the callers missed (sequence gaps), LostUp what
 	// the server missed.
-	LostDown   uint64  `json:"lostDown"`
-	LostUp     uint64  `json:"lostUp"`
-	RSSIdle    int64   `json:"rssIdleKiB"`
-	RSSLoaded  int64   `json:"rssLoadedKiB"`
-	RSSPerLeg  float64 `json:"rssPerLegKiB"`
-	LoadAvg    string  `json:"loadavg"`
-	SetupSec   float64 `json:"setupSec"`
-	Refused    uint64  `json:"refused"`
-	Dropped    uint64  `json:"dropped"` // frames the server's writers dropped
-	MixerBusy  float64 `json:"mixerBusyMsPerTick"`
-	ClientSent uint64  `json:"clientSent"`
-	ClientRecv uint64  `json:"clientReceived"`
+	LostDown  uint64  `json:"lostDown"`
+	LostUp    uint64  `json:"lostUp"`
+	RSSIdle   int64   `json:"rssIdleKiB"`
+	RSSLoaded int64   `json:"rssLoadedKiB"`
+	RSSPerLeg float64 `json:"rssPerLegKiB"`
+	// HeapPerLeg and StackPerLeg are the switchboard's live heap (after a
+	// collection) and goroutine stacks at the window's end, less the idle
+	// server's, over the legs connected: steadier than RSS, which moves
+	// with where the collector stands. Goroutines is its goroutine count.
+	HeapPerLeg  float64 `json:"liveHeapPerLegKiB,omitempty"`
+	StackPerLeg float64 `json:"stackPerLegKiB,omitempty"`
+	Goroutines  int     `json:"goroutines,omitempty"`
+	LoadAvg     string  `json:"loadavg"`
+	SetupSec    float64 `json:"setupSec"`
+	Refused     uint64  `json:"refused"`
+	Dropped     uint64  `json:"dropped"` // frames the server's writers dropped
+	MixerBusy   float64 `json:"mixerBusyMsPerTick"`
+	ClientSent  uint64  `json:"clientSent"`
+	ClientRecv  uint64  `json:"clientReceived"`
 	// PerRead and PerWrite are the server's datagrams per system call on
 	// shared sockets (zero with a socket per leg).
 	PerRead  float64 `json:"datagramsPerRead,omitempty"`
@@ -155,7 +163,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintln(stdout)
-	fmt.Fprintln(stdout, "| legs | switchboard CPU/packet | UDP baseline CPU/packet | ratio | late ticks (max late) | mixer busy/tick | lost up / down (dropped) | RSS per leg | server CPU | loadgen CPU | loadavg before |")
+	fmt.Fprintln(stdout, "| legs | switchboard CPU/packet | UDP baseline CPU/packet | ratio | late ticks (max late) | mixer busy/tick | lost up / down (dropped) | RSS per leg (live heap + stacks) | server CPU | loadgen CPU | loadavg before |")
 	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for i := 0; i+1 < len(results); i += 2 {
 		u, s := results[i], results[i+1]
@@ -164,9 +172,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "| %s | not measured: %s | | | | | | | | | %s |\n", legs, cmp.Or(s.Error, u.Error), s.LoadAvg)
 			continue
 		}
-		fmt.Fprintf(stdout, "| %s | %.2f µs | %.2f µs | %.1f× | %d (%.1f ms) | %.2f ms | %d / %d (%d) | %.0f KiB | %.0f%% | %.0f%% | %s |\n",
+		fmt.Fprintf(stdout, "| %s | %.2f µs | %.2f µs | %.1f× | %d (%.1f ms) | %.2f ms | %d / %d (%d) | %.0f KiB (%.0f + %.0f) | %.0f%% | %.0f%% | %s |\n",
 			legs, s.PerPacket, u.PerPacket, s.PerPacket/u.PerPacket, s.Late, s.MaxLate, s.MixerBusy, s.LostUp, s.LostDown, s.Dropped,
-			s.RSSPerLeg, 100*s.ServerCPU/s.Seconds, 100*s.LoadCPU/s.Seconds, s.LoadAvg)
+			s.RSSPerLeg, s.HeapPerLeg, s.StackPerLeg, 100*s.ServerCPU/s.Seconds, 100*s.LoadCPU/s.Seconds, s.LoadAvg)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -323,6 +331,7 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, stderr io.Write
 	}
 	time.Sleep(time.Second)
 	r.RSSIdle = rssKiB(srv.Process.Pid)
+	idle, idleErr := heapStats(ctx, "http://"+debug)
 	lg := exec.CommandContext(ctx, cfg.switchboard, "loadgen", "--url", "http://"+addr, "--legs", strconv.Itoa(n),
 		"--ramp", ramp.String(), "--setup", strconv.Itoa(cfg.setup), "--setup-timeout", cfg.setupTimeout.String(), "--setup-limit", limit.String(),
 		"--warmup", cfg.warmup.String(),
@@ -364,6 +373,11 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, stderr io.Write
 	}
 	if r.Connected > 0 {
 		r.RSSPerLeg = float64(r.RSSLoaded-r.RSSIdle) / float64(r.Connected)
+		if loaded, err := heapStats(ctx, "http://"+debug); err == nil && idleErr == nil {
+			r.HeapPerLeg = float64(loaded.heap-idle.heap) / 1024 / float64(r.Connected)
+			r.StackPerLeg = float64(loaded.stack-idle.stack) / 1024 / float64(r.Connected)
+			r.Goroutines = loaded.goroutines
+		}
 	}
 	return r, nil
 }
@@ -413,6 +427,56 @@ func watch(ctx context.Context, cmd *exec.Cmd, stderr io.Writer, server int, r *
 		return markErr
 	}
 	return finalErr
+}
+
+// goStats is a Go process's memory, from its pprof endpoints.
+type goStats struct {
+	heap, stack int64 // bytes: live heap after a collection, and stacks
+	goroutines  int
+}
+
+// heapStats collects the switchboard's garbage (/debug/pprof/heap?gc=1)
+// and reads its HeapAlloc, its stacks and its goroutine count.
+func heapStats(ctx context.Context, base string) (goStats, error) {
+	var g goStats
+	get := func(path string) (string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		if err != nil {
+			return "", err
+		}
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	heap, err := get("/debug/pprof/heap?debug=1&gc=1")
+	if err != nil {
+		return g, fmt.Errorf("heap stats: %w", err)
+	}
+	for _, line := range strings.Split(heap, "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			g.heap, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+		if v, ok := strings.CutPrefix(line, "# Stack = "); ok {
+			inuse, _, _ := strings.Cut(v, " ")
+			g.stack, _ = strconv.ParseInt(inuse, 10, 64)
+		}
+	}
+	gor, err := get("/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return g, fmt.Errorf("goroutines: %w", err)
+	}
+	first, _, _ := strings.Cut(gor, "\n")
+	if v, ok := strings.CutPrefix(first, "goroutine profile: total "); ok {
+		g.goroutines, _ = strconv.Atoi(strings.TrimSpace(v))
+	}
+	if g.heap == 0 {
+		return g, errors.New("heap stats: no HeapAlloc in the heap profile")
+	}
+	return g, nil
 }
 
 // cpuSec is a process's user+system CPU time from /proc/<pid>/stat.
