@@ -33,16 +33,31 @@ type routes struct {
 func newRoutes() *routes { return &routes{legs: map[netip.AddrPort]*Leg{}} }
 
 // take is the sockets' Intercept: SRTP and SRTCP from a routed peer go
-// to its leg.
+// to its leg. A STUN message from a routed peer goes on to pion's agent,
+// which thereby hears its peer: the leg's next media sample for the agent
+// can wait (a peer that checks every second, as full ICE agents do, then
+// costs the agent's slow path no samples at all).
 func (r *routes) take(b []byte, from netip.AddrPort, c *udpbatch.Conn) bool {
-	if !isRTP(b) {
+	rtp := isRTP(b)
+	if !rtp && !isSTUN(b) {
 		return false
 	}
 	r.mu.RLock()
 	l := r.legs[from]
 	r.mu.RUnlock()
-	return l != nil && l.receiveFast(b, from, c)
+	switch {
+	case l == nil:
+		return false
+	case !rtp:
+		l.sampled.Store(time.Now().UnixNano())
+		return false
+	}
+	return l.receiveFast(b, from, c)
 }
+
+// isSTUN tells a STUN message by its first byte (0-3, RFC 7983) and the
+// length of its header.
+func isSTUN(b []byte) bool { return len(b) >= 20 && b[0] <= 3 }
 
 func (r *routes) add(peer netip.AddrPort, l *Leg) {
 	r.mu.Lock()
@@ -133,6 +148,7 @@ func (l *Leg) receiveFast(b []byte, from netip.AddrPort, c *udpbatch.Conn) bool 
 	now := time.Now().UnixNano()
 	if now-l.sampled.Load() >= int64(l.engine.sampleEvery) {
 		l.sampled.Store(now)
+		l.samples.Add(1)
 		return false
 	}
 	return true

@@ -53,6 +53,7 @@ type Leg struct {
 	routed  netip.AddrPort
 	direct  atomic.Pointer[direct]
 	sampled atomic.Int64
+	samples atomic.Uint64 // media packets passed to the agent (tests)
 
 	// keys is set once DTLS has finished; nil before.
 	keys atomic.Pointer[srtpKeys]

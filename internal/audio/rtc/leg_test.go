@@ -359,6 +359,57 @@ func TestSharedPortAnswersInTheOffersFamilies(t *testing.T) {
 	}
 }
 
+// TestFastPathSamplesOnlyForQuietPeers: an answering leg on the fast path
+// passes its ICE agent a media packet now and then so that the agent sees
+// its peer, but not while the peer's own ICE checks show it: a peer that
+// checks every 100 ms costs no samples, one that checks every 5 s one per
+// DisconnectedAfter/4 (250 ms here).
+func TestFastPathSamplesOnlyForQuietPeers(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		checks   time.Duration // the caller's ICE keepalive
+		min, max uint64        // samples in 1.5 s
+	}{
+		{"a peer that checks often", 100 * time.Millisecond, 0, 2},
+		{"a quiet peer", 5 * time.Second, 4, 8},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			server, err := NewEngine(Config{Loopback: true, IPv4Only: true, Shared: true, DisconnectedAfter: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeEngine(t, server)
+			client, err := NewEngine(Config{Loopback: true, IPv4Only: true, KeepAlive: tt.checks})
+			if err != nil {
+				t.Fatal(err)
+			}
+			caller, callee, _ := pairAcross(t, client, server)
+			defer caller.Close()
+			defer callee.Close()
+			payload := make([]byte, audio.FrameSamples)
+			tick := time.NewTicker(audio.FrameDuration)
+			defer tick.Stop()
+			// Until the leg is on the fast path, nothing is sampled.
+			deadline := time.Now().Add(5 * time.Second)
+			for server.Stats().Fast == 0 && time.Now().Before(deadline) {
+				<-tick.C
+				caller.Send(payload)
+			}
+			if server.Stats().Fast == 0 {
+				t.Fatal("no packet took the fast path")
+			}
+			from := callee.samples.Load()
+			for range 75 {
+				<-tick.C
+				caller.Send(payload)
+			}
+			if n := callee.samples.Load() - from; n < tt.min || n > tt.max {
+				t.Errorf("%d samples in 1.5 s, want %d-%d", n, tt.min, tt.max)
+			}
+		})
+	}
+}
+
 func closeEngine(t *testing.T, e *Engine) {
 	if err := e.Close(); err != nil {
 		t.Error(err)
