@@ -10,8 +10,8 @@ import (
 	"github.com/switchboard/switchboard/internal/audio/udpbatch"
 )
 
-// The media fast path. On shared sockets (Config.Shared), once a leg has
-// received its first media through the ICE agent, its SRTP and SRTCP go
+// The media fast path. On shared sockets (Config.Shared), once a leg's
+// DTLS handshake has made its keys, its SRTP and SRTCP go
 // straight from the socket's reading goroutine into the leg (decrypted
 // into the jitter buffer there), and what the leg sends goes straight to
 // the socket: pion's mux, the candidate's reading goroutine and the
@@ -81,8 +81,9 @@ type direct struct {
 }
 
 // route puts the leg on its port's fast path, to the peer of the ICE
-// agent's selected pair. It is called once the first media has arrived
-// through the agent, and again when the selected pair changes.
+// agent's selected pair. It is called once DTLS has made the keys (again
+// if the first media still came through the agent), and whenever the
+// selected pair changes.
 func (l *Leg) route(remote ice.Candidate) {
 	if l.port == nil || remote == nil {
 		return
@@ -141,7 +142,9 @@ func (l *Leg) receiveFast(b []byte, from netip.AddrPort, c *udpbatch.Conn) bool 
 		l.direct.Store(&direct{conn: c, to: from})
 	}
 	l.stats.fast.Add(1)
-	l.receive(keys, b)
+	if l.receive(keys, b) {
+		l.releaseDTLSLater() // the peer's first media: its handshake is done
+	}
 	if !l.local.lite {
 		return true // a full agent's own keepalive checks show it the peer
 	}

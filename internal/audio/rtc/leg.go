@@ -80,6 +80,7 @@ type Leg struct {
 	closed    bool
 	started   bool // connect is running or has run
 	dtls      *dtls.Conn
+	pipe      *dtlsPipe // what DTLS reads and writes on, once ICE is up
 	done      sync.WaitGroup
 	connected chan struct{}
 	connOnce  sync.Once
@@ -302,6 +303,9 @@ func (l *Leg) connect(controlling, client bool) {
 		return
 	}
 	pipe := newDTLSPipe(conn)
+	l.mu.Lock()
+	l.pipe = pipe
+	l.mu.Unlock()
 	l.done.Add(1)
 	go l.read(conn, pipe)
 	dconn, keys, err := handshake(l.ctx, pipe, client, l.cert, l.remote.fingerprint, l.engine.logs)
@@ -321,6 +325,14 @@ func (l *Leg) connect(controlling, client bool) {
 	l.keys.Store(keys)
 	l.mu.Unlock()
 	l.connOnce.Do(func() { close(l.connected) })
+	// On a shared port the peer's media takes the fast path from its
+	// first packet: until a leg is routed, its media goes through pion's
+	// mux, which copies each packet into an 8 KB buffer and queues it for
+	// the candidate's goroutine; while many legs set up on a busy host
+	// those queues held about 40 KB a leg.
+	if pair, err := l.agent.GetSelectedCandidatePair(); err == nil && pair != nil {
+		l.route(pair.Remote)
+	}
 }
 
 // read demultiplexes what arrives on the ICE transport (RFC 7983): DTLS
@@ -347,7 +359,7 @@ func (l *Leg) read(conn *ice.Conn, pipe *dtlsPipe) {
 				continue
 			}
 			if l.receive(keys, b) {
-				l.releaseDTLS(pipe)
+				l.releaseDTLS()
 				if pair, err := l.agent.GetSelectedCandidatePair(); err == nil && pair != nil {
 					l.route(pair.Remote)
 				}
@@ -433,9 +445,9 @@ func (s *seqCounter) add(seq uint16) (missed uint16, highest uint32, ahead bool)
 // and its buffers can go (about 45 KiB a leg). The pipe closes first, so
 // nothing is sent: the peer's DTLS stays up. The cost is that closing the
 // leg sends no close_notify; the peer notices from ICE instead.
-func (l *Leg) releaseDTLS(pipe *dtlsPipe) {
+func (l *Leg) releaseDTLS() {
 	l.mu.Lock()
-	d := l.dtls
+	d, pipe := l.dtls, l.pipe
 	l.dtls = nil
 	l.mu.Unlock()
 	if d == nil {
@@ -443,6 +455,19 @@ func (l *Leg) releaseDTLS(pipe *dtlsPipe) {
 	}
 	_ = pipe.Close()
 	_ = d.Close()
+}
+
+// releaseDTLSLater releases the DTLS connection on a goroutine of the
+// leg's: closing it waits for DTLS's goroutines, and the fast path calls
+// this on a shared socket's reading goroutine.
+func (l *Leg) releaseDTLSLater() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || l.dtls == nil {
+		return
+	}
+	l.done.Add(1)
+	go func() { defer l.done.Done(); l.releaseDTLS() }()
 }
 
 // OnState tells f every ICE connection state change (connected,
@@ -548,6 +573,7 @@ func (l *Leg) Close() error {
 	l.closed = true
 	l.onState = nil
 	d := l.dtls
+	l.dtls = nil
 	l.mu.Unlock()
 	// Without keys nothing more is sent or received, whichever path a
 	// packet is on (the fast path may still hold the leg for a moment).

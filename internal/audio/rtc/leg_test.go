@@ -406,6 +406,18 @@ func TestFastPathSamplesOnlyForQuietPeers(t *testing.T) {
 			if n := callee.samples.Load() - from; n < tt.min || n > tt.max {
 				t.Errorf("%d samples in 1.5 s, want %d-%d", n, tt.min, tt.max)
 			}
+			// The callee's media came by the fast path from the first
+			// packet on, and that let its DTLS connection go.
+			if s := server.Stats(); s.Fast < s.Received {
+				t.Errorf("%d of %d packets took the fast path; want all", s.Fast, s.Received)
+			}
+			released := func() bool { callee.mu.Lock(); defer callee.mu.Unlock(); return callee.dtls == nil }
+			for deadline := time.Now().Add(2 * time.Second); !released() && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !released() {
+				t.Error("the callee still holds its DTLS connection after the caller's media")
+			}
 		})
 	}
 }
