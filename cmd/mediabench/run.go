@@ -340,6 +340,8 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, stderr io.Write
 	lg.WaitDelay = 10 * time.Second
 	var a, b mediaStats
 	var sum loadgenSummary
+	var loaded goStats
+	loadedErr := errors.New("no window")
 	err := watch(ctx, lg, stderr, srv.Process.Pid, &r, func(start bool) error {
 		var s mediaStats
 		err := getJSON(ctx, "http://"+debug+"/debug/media", key, &s)
@@ -347,6 +349,8 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, stderr io.Write
 			a = s
 		} else {
 			b = s
+			// At the window's end, with every leg still carrying media.
+			loaded, loadedErr = heapStats(ctx, "http://"+debug)
 		}
 		return err
 	}, func(last []byte) error { return json.Unmarshal(last, &sum) })
@@ -373,7 +377,7 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, stderr io.Write
 	}
 	if r.Connected > 0 {
 		r.RSSPerLeg = float64(r.RSSLoaded-r.RSSIdle) / float64(r.Connected)
-		if loaded, err := heapStats(ctx, "http://"+debug); err == nil && idleErr == nil {
+		if loadedErr == nil && idleErr == nil {
 			r.HeapPerLeg = float64(loaded.heap-idle.heap) / 1024 / float64(r.Connected)
 			r.StackPerLeg = float64(loaded.stack-idle.stack) / 1024 / float64(r.Connected)
 			r.Goroutines = loaded.goroutines
