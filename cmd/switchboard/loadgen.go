@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,8 +33,11 @@ type loadgenConfig struct {
 	cpuProfile, caCert                     string
 	legs, setup, senders, sockets          int
 	ramp, warmup, duration                 time.Duration
-	jsonOut                                bool
-	relay                                  bool
+	// setupTimeout bounds one caller's set-up (attach, ICE and DTLS, the
+	// call); setupLimit the whole set-up phase.
+	setupTimeout, setupLimit time.Duration
+	jsonOut                  bool
+	relay                    bool
 }
 
 // LoadgenWindow is what the load generator measured between its "window
@@ -50,14 +55,21 @@ type LoadgenWindow struct {
 }
 
 // LoadgenSummary is the load generator's report (one JSON line with --json).
+// Every run ends with one, whatever went wrong.
 type LoadgenSummary struct {
-	Legs      int           `json:"legs"`
-	Connected int           `json:"connected"`
-	Failed    int           `json:"failed"`
-	Setup     float64       `json:"setupSec"` // the first leg's start to the last's call
-	Window    LoadgenWindow `json:"window"`
+	Legs      int `json:"legs"`
+	Connected int `json:"connected"`
+	// Failed counts the callers that did not set up (Legs is Connected
+	// plus Failed); Failures, how many failed for each reason.
+	Failed   int            `json:"failed"`
+	Failures map[string]int `json:"failures,omitempty"`
+	Setup    float64        `json:"setupSec"` // the first leg's start to the last's call
+	Window   LoadgenWindow  `json:"window"`
 	// Total is every packet since the first leg connected.
 	Total LoadgenWindow `json:"total"`
+	// Interrupted tells that the run was stopped (a signal) before its
+	// window ended: Window and Total cover what was measured.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // loadgen loads the media plane: many lightweight pion callers, each
@@ -74,7 +86,9 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	fs.StringVar(&cfg.adminKey, "admin-key", getenv("SWITCHBOARD_ADMIN_KEY"), "the server's admin key, to mint the callers' tokens (env SWITCHBOARD_ADMIN_KEY)")
 	fs.IntVar(&cfg.legs, "legs", 100, "how many callers (WebRTC legs)")
 	fs.DurationVar(&cfg.ramp, "ramp", 10*time.Second, "spread the callers' connections over this long")
-	fs.IntVar(&cfg.setup, "setup", 8, "at most this many callers connecting at once")
+	fs.IntVar(&cfg.setup, "setup", 32, "at most this many callers connecting at once (a caller takes about 200 ms to attach, connect and call, mostly waiting: 8 at a time set up at most about 37 a second)")
+	fs.DurationVar(&cfg.setupTimeout, "setup-timeout", 20*time.Second, "a caller not attached, connected and in its call after this long counts as failed")
+	fs.DurationVar(&cfg.setupLimit, "setup-limit", 0, "end the set-up phase after this long, counting the callers not yet set up as failed (default: twice --ramp plus a minute)")
 	fs.DurationVar(&cfg.warmup, "warmup", 3*time.Second, "after the last caller connects, wait this long before the measured window")
 	fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "the measured window")
 	fs.StringVar(&cfg.call, "call", calls.EchoBot.RawID(), "each caller calls this raw id; empty: attach only, no call")
@@ -101,6 +115,11 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return errors.New("--sockets must not be negative")
 	case cfg.duration <= 0 || cfg.ramp < 0 || cfg.warmup < 0:
 		return errors.New("--duration must be positive, --ramp and --warmup not negative")
+	case cfg.setupTimeout <= 0 || cfg.setupLimit < 0:
+		return errors.New("--setup-timeout must be positive, --setup-limit not negative")
+	}
+	if cfg.setupLimit == 0 {
+		cfg.setupLimit = defaultSetupLimit(cfg.ramp)
 	}
 	if _, err := url.Parse(cfg.base); err != nil {
 		return fmt.Errorf("--url %q: %w", cfg.base, err)
@@ -111,15 +130,23 @@ func loadgen(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return err
 	}
 	sum, err := g.run(ctx, stdout)
-	if err != nil {
-		return err
-	}
+	// The report comes first, whatever happened; closing 2,000 legs
+	// takes a moment.
 	if cfg.jsonOut {
-		return json.NewEncoder(stdout).Encode(sum)
+		if jerr := json.NewEncoder(stdout).Encode(sum); jerr != nil {
+			err = errors.Join(err, jerr)
+		}
+	} else {
+		printSummary(stdout, sum)
 	}
-	printSummary(stdout, sum)
-	return nil
+	g.close()
+	return err
 }
+
+// defaultSetupLimit is how long the set-up phase may last by default: on
+// a loaded host set-up falls behind the ramp (2,000 callers over 40 s took
+// over 100 s at a load average of 10), but a run must end.
+func defaultSetupLimit(ramp time.Duration) time.Duration { return 2*ramp + time.Minute }
 
 // loadGen is one run of the load generator.
 type loadGen struct {
@@ -132,6 +159,8 @@ type loadGen struct {
 
 	sent    atomic.Uint64
 	senders []*sender
+	sending sync.WaitGroup
+	phones  []*phone.Phone // the callers connected
 }
 
 // sender sends one packet every 20 ms on each of its legs.
@@ -170,41 +199,49 @@ func newLoadGen(cfg loadgenConfig, log *slog.Logger) (*loadGen, error) {
 	return g, nil
 }
 
+// run connects the callers and measures the window. It returns the
+// summary in every case; the error tells why the run did not measure what
+// it should (interrupted, or no caller connected).
 func (g *loadGen) run(ctx context.Context, stdout io.Writer) (LoadgenSummary, error) {
 	sum := LoadgenSummary{Legs: g.cfg.legs}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
+	sendCtx, stopSending := context.WithCancel(context.Background())
+	defer func() { stopSending(); g.sending.Wait() }()
 	for k, s := range g.senders {
-		wg.Add(1)
+		g.sending.Add(1)
 		offset := time.Duration(k) * audio.FrameDuration / time.Duration(len(g.senders))
-		go func() { defer wg.Done(); g.send(ctx, s, offset) }()
+		go func() { defer g.sending.Done(); g.send(sendCtx, s, offset) }()
 	}
-	var phones []*phone.Phone
-	defer func() {
-		cancel()
-		wg.Wait()
-		for _, p := range phones {
-			_ = p.Close()
-		}
-	}()
 
 	start := time.Now()
-	phones, failed := g.connect(ctx)
-	sum.Connected, sum.Failed = len(phones), failed
+	sum.Failures = g.connect(ctx)
+	sum.Connected = len(g.phones)
+	for _, n := range sum.Failures {
+		sum.Failed += n
+	}
 	sum.Setup = time.Since(start).Seconds()
-	if ctx.Err() != nil {
+	if sum.Connected == 0 {
+		if ctx.Err() != nil {
+			sum.Interrupted = true
+			return sum, fmt.Errorf("loadgen: %w", ctx.Err())
+		}
+		return sum, fmt.Errorf("loadgen: none of %d callers connected", g.cfg.legs)
+	}
+	fmt.Fprintf(stdout, "loadgen: %d of %d callers connected (%d failed) in %.1f s\n", sum.Connected, g.cfg.legs, sum.Failed, sum.Setup)
+	total0 := g.snapshot(ctx)
+	// interrupted measures up to now and says so.
+	interrupted := func(w0 point) (LoadgenSummary, error) {
+		sum.Interrupted = true
+		w1 := g.snapshot(context.Background())
+		if !w0.at.IsZero() {
+			sum.Window = w1.minus(w0)
+		}
+		sum.Total = w1.minus(total0)
 		return sum, fmt.Errorf("loadgen: %w", ctx.Err())
 	}
-	if len(phones) == 0 {
-		return sum, errors.New("loadgen: no caller connected")
-	}
-	fmt.Fprintf(stdout, "loadgen: %d of %d callers connected in %.1f s\n", len(phones), g.cfg.legs, sum.Setup)
-	total0 := g.snapshot(ctx)
 	select {
 	case <-time.After(g.cfg.warmup):
 	case <-ctx.Done():
-		return sum, fmt.Errorf("loadgen: %w", ctx.Err())
+		return interrupted(point{})
 	}
 	w0 := g.snapshot(ctx)
 	if g.cfg.cpuProfile != "" {
@@ -218,7 +255,7 @@ func (g *loadGen) run(ctx context.Context, stdout io.Writer) (LoadgenSummary, er
 	select {
 	case <-time.After(g.cfg.duration):
 	case <-ctx.Done():
-		return sum, fmt.Errorf("loadgen: %w", ctx.Err())
+		return interrupted(w0)
 	}
 	fmt.Fprintln(stdout, "loadgen: window end")
 	w1 := g.snapshot(ctx)
@@ -227,18 +264,61 @@ func (g *loadGen) run(ctx context.Context, stdout io.Writer) (LoadgenSummary, er
 	return sum, nil
 }
 
+// closeTimeout bounds closing the callers at the end of a run.
+const closeTimeout = 30 * time.Second
+
+// close ends the callers' legs, a few at a time; a run ends even if some
+// never finish closing.
+func (g *loadGen) close() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		slots := make(chan struct{}, 16)
+		for _, p := range g.phones {
+			slots <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				_ = p.Close()
+			}()
+		}
+		wg.Wait()
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeTimeout):
+		g.log.Warn("some callers did not close in time", "after", closeTimeout)
+	}
+	_ = g.engine.Close()
+}
+
 // connect attaches the callers, spread over the ramp, and puts each in its
-// call; it returns those that made it.
-func (g *loadGen) connect(ctx context.Context) ([]*phone.Phone, int) {
+// call. A caller gets --setup-timeout; the whole phase --setup-limit, after
+// which the callers still setting up are stopped and those not started
+// are not. Those that made it are g.phones; it returns how many failed,
+// by reason.
+func (g *loadGen) connect(ctx context.Context) map[string]int {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.setupLimit)
+	defer cancel()
 	var (
-		mu     sync.Mutex
-		phones []*phone.Phone
-		failed int
-		wg     sync.WaitGroup
+		mu       sync.Mutex
+		failures = map[string]int{}
+		wg       sync.WaitGroup
 	)
+	fail := func(i int, reason string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		failures[reason]++
+		if n := failures[reason]; n <= 3 {
+			g.log.Warn("a caller failed", "caller", i+1, "err", err)
+		}
+	}
 	slots := make(chan struct{}, g.cfg.setup)
 	every := g.cfg.ramp / time.Duration(g.cfg.legs)
 	next := time.Now()
+	started := 0
 	for i := range g.cfg.legs {
 		if d := time.Until(next); d > 0 {
 			select {
@@ -254,21 +334,19 @@ func (g *loadGen) connect(ctx context.Context) ([]*phone.Phone, int) {
 		if ctx.Err() != nil {
 			break
 		}
+		started++
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
 			p, err := g.caller(ctx, i)
-			mu.Lock()
-			defer mu.Unlock()
 			if err != nil {
-				failed++
-				if failed <= 5 {
-					g.log.Warn("a caller failed", "caller", i+1, "err", err)
-				}
+				fail(i, failureReason(err), err)
 				return
 			}
-			phones = append(phones, p)
+			mu.Lock()
+			defer mu.Unlock()
+			g.phones = append(g.phones, p)
 			s := g.senders[i%len(g.senders)]
 			s.mu.Lock()
 			s.legs = append(s.legs, p.Leg())
@@ -276,20 +354,39 @@ func (g *loadGen) connect(ctx context.Context) ([]*phone.Phone, int) {
 		}()
 	}
 	wg.Wait()
-	return phones, failed
+	if n := g.cfg.legs - started; n > 0 {
+		reason := "not started: the set-up limit passed"
+		if ctx.Err() == context.Canceled {
+			reason = "not started: interrupted"
+		}
+		failures[reason] += n
+	}
+	return failures
 }
 
-// caller connects caller i and places its call.
+// failureReason is what a caller's error says without the caller's name,
+// so that the summary can count callers by it.
+func failureReason(err error) string {
+	msg := err.Error()
+	if _, rest, ok := strings.Cut(msg, ": "); ok {
+		msg = rest
+	}
+	if len(msg) > 160 {
+		msg = msg[:160] + "…"
+	}
+	return msg
+}
+
+// caller connects caller i and places its call, within --setup-timeout.
 func (g *loadGen) caller(ctx context.Context, i int) (*phone.Phone, error) {
 	user := fmt.Sprintf("%s%d", g.cfg.prefix, i+1)
 	tok, err := g.tokens.Mint(api.TokenRequest{Identity: calls.CommunicationUser(user), DisplayName: user, Role: calls.RoleCaller})
 	if err != nil {
 		return nil, fmt.Errorf("minting %s's token: %w", user, err)
 	}
-	// A leg whose ICE never connects must not hold up the others.
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.setupTimeout)
 	defer cancel()
-	p, err := phone.Connect(cctx, g.engine, g.cfg.base, tok.Token, phone.Options{HTTP: g.http, Relay: g.cfg.relay})
+	p, err := phone.Connect(ctx, g.engine, g.cfg.base, tok.Token, phone.Options{HTTP: g.http, Relay: g.cfg.relay})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", user, err)
 	}
@@ -411,11 +508,25 @@ func (g *loadGen) serverStats(ctx context.Context) (MediaStats, error) {
 
 func printSummary(w io.Writer, s LoadgenSummary) {
 	fmt.Fprintf(w, "callers: %d of %d connected (%d failed) in %.1f s\n", s.Connected, s.Legs, s.Failed, s.Setup)
+	reasons := make([]string, 0, len(s.Failures))
+	for r := range s.Failures {
+		reasons = append(reasons, r)
+	}
+	slices.SortFunc(reasons, func(a, b string) int { return cmp.Or(s.Failures[b]-s.Failures[a], strings.Compare(a, b)) })
+	for _, r := range reasons {
+		fmt.Fprintf(w, "  %d failed: %s\n", s.Failures[r], r)
+	}
+	if s.Interrupted {
+		fmt.Fprintln(w, "interrupted: the figures cover what was measured before")
+	}
 	for _, part := range []struct {
 		name string
 		w    LoadgenWindow
 	}{{"window", s.Window}, {"total", s.Total}} {
 		win := part.w
+		if win.Seconds == 0 {
+			continue // not measured
+		}
 		fmt.Fprintf(w, "%s (%.1f s): callers sent %d packets (%.0f/s), received %d (%.0f/s), lost %d\n",
 			part.name, win.Seconds, win.Sent, float64(win.Sent)/win.Seconds, win.Received, float64(win.Received)/win.Seconds, win.Lost)
 		if sv := win.Server; sv != nil {

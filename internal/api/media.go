@@ -49,6 +49,9 @@ func (s *Server) mediaWebRTC(c echo.Context) error {
 	if errors.Is(err, rtc.ErrBadSDP) {
 		return calls.Errorf(calls.CodeInvalidRequest, "sdp: %v", err)
 	}
+	if errors.Is(err, rtc.ErrNoSharedPort) {
+		return calls.Errorf(calls.CodeUnavailable, "%v: connect from another socket", err)
+	}
 	if err != nil {
 		return fmt.Errorf("attaching %s's WebRTC endpoint: %w", who, err)
 	}

@@ -23,9 +23,9 @@ type JitterBuffer struct {
 	mu       sync.Mutex
 	target   uint32           // samples of delay to build
 	samples  [jitterRing]byte // µ-law, as it came: half the memory of PCM
-	valid    [jitterRing]bool
-	playout  uint32 // RTP timestamp of the next sample to play
-	newest   uint32 // RTP timestamp just past the newest sample
+	valid    ringBits         // which samples hold audio
+	playout  uint32           // RTP timestamp of the next sample to play
+	newest   uint32           // RTP timestamp just past the newest sample
 	started  bool
 	rebuffer bool
 	stats    JitterStats
@@ -38,6 +38,20 @@ type JitterStats struct {
 	Skipped   uint64 // frames dropped to catch up
 	Underruns uint64 // frames played with no sample at all
 	Resyncs   uint64 // timestamp jumps that restarted the buffer
+}
+
+// ringBits is one bit per sample of the ring: an eighth of the memory of
+// a bool each, with a jitter buffer per leg.
+type ringBits [jitterRing / 64]uint64
+
+func (b *ringBits) set(k uint32) { b[k/64] |= 1 << (k % 64) }
+
+// take clears bit k and tells whether it was set.
+func (b *ringBits) take(k uint32) bool {
+	w, bit := &b[k/64], uint64(1)<<(k%64)
+	was := *w&bit != 0
+	*w &^= bit
+	return was
 }
 
 // NewJitterBuffer makes a buffer that plays targetFrames frames behind the
@@ -84,7 +98,7 @@ func (j *JitterBuffer) PushUlaw(ts uint32, payload []byte) {
 		}
 		k := (ts + uint32(i)) % jitterRing
 		j.samples[k] = b
-		j.valid[k] = true
+		j.valid.set(k)
 	}
 	if e := ts + uint32(len(payload)); int32(e-j.newest) > 0 {
 		j.newest = e
@@ -100,7 +114,7 @@ func (j *JitterBuffer) restart(ts uint32) {
 }
 
 func (j *JitterBuffer) clear() {
-	j.valid = [jitterRing]bool{}
+	j.valid = ringBits{}
 }
 
 // Pop writes the next frame into f and reports whether it held any sample
@@ -140,8 +154,8 @@ func (j *JitterBuffer) take(f *Frame) bool {
 	got := false
 	for i := range f {
 		k := (j.playout + uint32(i)) % jitterRing
-		if j.valid[k] {
-			f[i], j.valid[k], got = ulawDecode[j.samples[k]], false, true
+		if j.valid.take(k) {
+			f[i], got = ulawDecode[j.samples[k]], true
 		} else {
 			f[i] = 0
 		}

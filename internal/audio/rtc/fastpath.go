@@ -10,8 +10,8 @@ import (
 	"github.com/switchboard/switchboard/internal/audio/udpbatch"
 )
 
-// The media fast path. On shared sockets (Config.Shared), once a leg has
-// received its first media through the ICE agent, its SRTP and SRTCP go
+// The media fast path. On shared sockets (Config.Shared), once a leg's
+// DTLS handshake has made its keys, its SRTP and SRTCP go
 // straight from the socket's reading goroutine into the leg (decrypted
 // into the jitter buffer there), and what the leg sends goes straight to
 // the socket: pion's mux, the candidate's reading goroutine and the
@@ -33,16 +33,31 @@ type routes struct {
 func newRoutes() *routes { return &routes{legs: map[netip.AddrPort]*Leg{}} }
 
 // take is the sockets' Intercept: SRTP and SRTCP from a routed peer go
-// to its leg.
+// to its leg. A STUN message from a routed peer goes on to pion's agent,
+// which thereby hears its peer: the leg's next media sample for the agent
+// can wait (a peer that checks every second, as full ICE agents do, then
+// costs the agent's slow path no samples at all).
 func (r *routes) take(b []byte, from netip.AddrPort, c *udpbatch.Conn) bool {
-	if !isRTP(b) {
+	rtp := isRTP(b)
+	if !rtp && !isSTUN(b) {
 		return false
 	}
 	r.mu.RLock()
 	l := r.legs[from]
 	r.mu.RUnlock()
-	return l != nil && l.receiveFast(b, from, c)
+	switch {
+	case l == nil:
+		return false
+	case !rtp:
+		l.sampled.Store(time.Now().UnixNano())
+		return false
+	}
+	return l.receiveFast(b, from, c)
 }
+
+// isSTUN tells a STUN message by its first byte (0-3, RFC 7983) and the
+// length of its header.
+func isSTUN(b []byte) bool { return len(b) >= 20 && b[0] <= 3 }
 
 func (r *routes) add(peer netip.AddrPort, l *Leg) {
 	r.mu.Lock()
@@ -66,8 +81,9 @@ type direct struct {
 }
 
 // route puts the leg on its port's fast path, to the peer of the ICE
-// agent's selected pair. It is called once the first media has arrived
-// through the agent, and again when the selected pair changes.
+// agent's selected pair. It is called once DTLS has made the keys (again
+// if the first media still came through the agent), and whenever the
+// selected pair changes.
 func (l *Leg) route(remote ice.Candidate) {
 	if l.port == nil || remote == nil || remote.NetworkType().IsTCP() {
 		return // ICE-TCP: pion's path
@@ -126,13 +142,16 @@ func (l *Leg) receiveFast(b []byte, from netip.AddrPort, c *udpbatch.Conn) bool 
 		l.direct.Store(&direct{conn: c, to: from})
 	}
 	l.stats.fast.Add(1)
-	l.receive(keys, b)
+	if l.receive(keys, b) {
+		l.releaseDTLSLater() // the peer's first media: its handshake is done
+	}
 	if !l.local.lite {
 		return true // a full agent's own keepalive checks show it the peer
 	}
 	now := time.Now().UnixNano()
 	if now-l.sampled.Load() >= int64(l.engine.sampleEvery) {
 		l.sampled.Store(now)
+		l.samples.Add(1)
 		return false
 	}
 	return true

@@ -56,6 +56,7 @@ type Leg struct {
 	routed  netip.AddrPort
 	direct  atomic.Pointer[direct]
 	sampled atomic.Int64
+	samples atomic.Uint64 // media packets passed to the agent (tests)
 
 	// keys is set once DTLS has finished; nil before.
 	keys atomic.Pointer[srtpKeys]
@@ -82,14 +83,21 @@ type Leg struct {
 	closed    bool
 	started   bool // connect is running or has run
 	dtls      *dtls.Conn
+	pipe      *dtlsPipe // what DTLS reads and writes on, once ICE is up
 	done      sync.WaitGroup
 	connected chan struct{}
 	connOnce  sync.Once
 }
 
+// sendBufBytes is the size of a leg's sending buffers: a leg sends 20 ms
+// of PCMU (a 172-byte RTP packet, 188 bytes with SRTP's tag) and sender
+// reports of one reception report. A longer Send payload fails (counted
+// in SendErrors) rather than costing every leg 2.5 KB more.
+const sendBufBytes = 256
+
 // sendState is the sending side's buffers and RTCP sender counts.
 type sendState struct {
-	plain, cipher [1500]byte
+	plain, cipher [sendBufBytes]byte
 	hdr           rtp.Header // for srtp, which would allocate one a packet
 	packets       uint32
 	octets        uint32
@@ -138,8 +146,10 @@ func (e *Engine) newLeg(lite bool, peers []netip.AddrPort, o OfferOptions) (*Leg
 	var port *sharedPort
 	var mux ice.UDPMux
 	if e.shared != nil {
-		port = e.shared.take(peers)
-		mux = port.mux
+		if port, err = e.shared.take(peers); err != nil {
+			return nil, err
+		}
+		mux = port.muxFor(peers)
 	}
 	opts, err := e.agentOptions(lite, mux, o)
 	var agent *ice.Agent
@@ -306,6 +316,9 @@ func (l *Leg) connect(controlling, client bool) {
 		return
 	}
 	pipe := newDTLSPipe(conn)
+	l.mu.Lock()
+	l.pipe = pipe
+	l.mu.Unlock()
 	l.done.Add(1)
 	go l.read(conn, pipe)
 	dconn, keys, err := handshake(l.ctx, pipe, client, l.cert, l.remote.fingerprint, l.engine.logs)
@@ -325,6 +338,14 @@ func (l *Leg) connect(controlling, client bool) {
 	l.keys.Store(keys)
 	l.mu.Unlock()
 	l.connOnce.Do(func() { close(l.connected) })
+	// On a shared port the peer's media takes the fast path from its
+	// first packet: until a leg is routed, its media goes through pion's
+	// mux, which copies each packet into an 8 KB buffer and queues it for
+	// the candidate's goroutine; while many legs set up on a busy host
+	// those queues held about 40 KB a leg.
+	if pair, err := l.agent.GetSelectedCandidatePair(); err == nil && pair != nil {
+		l.route(pair.Remote)
+	}
 }
 
 // read demultiplexes what arrives on the ICE transport (RFC 7983): DTLS
@@ -351,7 +372,7 @@ func (l *Leg) read(conn *ice.Conn, pipe *dtlsPipe) {
 				continue
 			}
 			if l.receive(keys, b) {
-				l.releaseDTLS(pipe)
+				l.releaseDTLS()
 				if pair, err := l.agent.GetSelectedCandidatePair(); err == nil && pair != nil {
 					l.route(pair.Remote)
 				}
@@ -437,9 +458,9 @@ func (s *seqCounter) add(seq uint16) (missed uint16, highest uint32, ahead bool)
 // and its buffers can go (about 45 KiB a leg). The pipe closes first, so
 // nothing is sent: the peer's DTLS stays up. The cost is that closing the
 // leg sends no close_notify; the peer notices from ICE instead.
-func (l *Leg) releaseDTLS(pipe *dtlsPipe) {
+func (l *Leg) releaseDTLS() {
 	l.mu.Lock()
-	d := l.dtls
+	d, pipe := l.dtls, l.pipe
 	l.dtls = nil
 	l.mu.Unlock()
 	if d == nil {
@@ -447,6 +468,19 @@ func (l *Leg) releaseDTLS(pipe *dtlsPipe) {
 	}
 	_ = pipe.Close()
 	_ = d.Close()
+}
+
+// releaseDTLSLater releases the DTLS connection on a goroutine of the
+// leg's: closing it waits for DTLS's goroutines, and the fast path calls
+// this on a shared socket's reading goroutine.
+func (l *Leg) releaseDTLSLater() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || l.dtls == nil {
+		return
+	}
+	l.done.Add(1)
+	go func() { defer l.done.Done(); l.releaseDTLS() }()
 }
 
 // OnState tells f every ICE connection state change (connected,
@@ -574,6 +608,7 @@ func (l *Leg) Close() error {
 	l.closed = true
 	l.onState = nil
 	d := l.dtls
+	l.dtls = nil
 	l.mu.Unlock()
 	// Without keys nothing more is sent or received, whichever path a
 	// packet is on (the fast path may still hold the leg for a moment).

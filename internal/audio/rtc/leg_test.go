@@ -305,6 +305,123 @@ func TestSharedPortsKeepLegsApart(t *testing.T) {
 	}
 }
 
+// TestSharedPortAnswersInTheOffersFamilies: on shared ports, a leg whose
+// peer offered IPv4 candidates alone gathers none on the host's IPv6
+// addresses (each candidate costs pion goroutines and buffers for the
+// leg's life), and one whose peer offered both gathers both.
+func TestSharedPortAnswersInTheOffersFamilies(t *testing.T) {
+	server, err := NewEngine(Config{Loopback: true, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeEngine(t, server)
+	hostV6 := false
+	for _, a := range server.shared.ports[0].mux.GetListenAddresses() {
+		if u, ok := a.(*net.UDPAddr); ok && u.IP.To4() == nil {
+			hostV6 = true
+		}
+	}
+	for _, tt := range []struct {
+		name     string
+		ipv4Only bool
+		wantV6   bool
+	}{
+		{"an IPv4 offer", true, false},
+		{"a dual-stack offer", false, hostV6},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			client, err := NewEngine(Config{Loopback: true, IPv4Only: tt.ipv4Only})
+			if err != nil {
+				t.Fatal(err)
+			}
+			caller, callee, answer := pairAcross(t, client, server)
+			defer caller.Close()
+			defer callee.Close()
+			r, err := parseRemote(answer, "answer")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v4, v6 int
+			for _, a := range peerAddrs(r) {
+				if a.Addr().Is4() {
+					v4++
+				} else {
+					v6++
+				}
+			}
+			if v4 == 0 || (v6 > 0) != tt.wantV6 {
+				t.Errorf("the answer has %d IPv4 and %d IPv6 candidates; want IPv4 ones, and IPv6 ones: %v\n%s", v4, v6, tt.wantV6, answer)
+			}
+		})
+	}
+	if !hostV6 {
+		t.Log("this host has no usable IPv6 address: the dual-stack case shows nothing")
+	}
+}
+
+// TestFastPathSamplesOnlyForQuietPeers: an answering leg on the fast path
+// passes its ICE agent a media packet now and then so that the agent sees
+// its peer, but not while the peer's own ICE checks show it: a peer that
+// checks every 100 ms costs no samples, one that checks every 5 s one per
+// DisconnectedAfter/4 (250 ms here).
+func TestFastPathSamplesOnlyForQuietPeers(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		checks   time.Duration // the caller's ICE keepalive
+		min, max uint64        // samples in 1.5 s
+	}{
+		{"a peer that checks often", 100 * time.Millisecond, 0, 2},
+		{"a quiet peer", 5 * time.Second, 4, 8},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			server, err := NewEngine(Config{Loopback: true, IPv4Only: true, Shared: true, DisconnectedAfter: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeEngine(t, server)
+			client, err := NewEngine(Config{Loopback: true, IPv4Only: true, KeepAlive: tt.checks})
+			if err != nil {
+				t.Fatal(err)
+			}
+			caller, callee, _ := pairAcross(t, client, server)
+			defer caller.Close()
+			defer callee.Close()
+			payload := make([]byte, audio.FrameSamples)
+			tick := time.NewTicker(audio.FrameDuration)
+			defer tick.Stop()
+			// Until the leg is on the fast path, nothing is sampled.
+			deadline := time.Now().Add(5 * time.Second)
+			for server.Stats().Fast == 0 && time.Now().Before(deadline) {
+				<-tick.C
+				caller.Send(payload)
+			}
+			if server.Stats().Fast == 0 {
+				t.Fatal("no packet took the fast path")
+			}
+			from := callee.samples.Load()
+			for range 75 {
+				<-tick.C
+				caller.Send(payload)
+			}
+			if n := callee.samples.Load() - from; n < tt.min || n > tt.max {
+				t.Errorf("%d samples in 1.5 s, want %d-%d", n, tt.min, tt.max)
+			}
+			// The callee's media came by the fast path from the first
+			// packet on, and that let its DTLS connection go.
+			if s := server.Stats(); s.Fast < s.Received {
+				t.Errorf("%d of %d packets took the fast path; want all", s.Fast, s.Received)
+			}
+			released := func() bool { callee.mu.Lock(); defer callee.mu.Unlock(); return callee.dtls == nil }
+			for deadline := time.Now().Add(2 * time.Second); !released() && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !released() {
+				t.Error("the callee still holds its DTLS connection after the caller's media")
+			}
+		})
+	}
+}
+
 func closeEngine(t *testing.T, e *Engine) {
 	if err := e.Close(); err != nil {
 		t.Error(err)
@@ -355,7 +472,7 @@ func TestSharedPortChoice(t *testing.T) {
 	type step struct {
 		peers   []netip.AddrPort
 		release int // >0: release the port step release-1 took, instead of taking
-		want    int // the port taken
+		want    int // the port taken; -1: refused (ErrNoSharedPort)
 	}
 	tests := []struct {
 		name  string
@@ -371,8 +488,9 @@ func TestSharedPortChoice(t *testing.T) {
 			{[]netip.AddrPort{a}, 0, 0}, {[]netip.AddrPort{a}, 0, 1},
 			{nil, 1, 0}, {[]netip.AddrPort{a}, 0, 0},
 		}},
-		{"every port taken: round robin", 2, []step{
-			{[]netip.AddrPort{a}, 0, 0}, {[]netip.AddrPort{a}, 0, 1}, {[]netip.AddrPort{a}, 0, 0},
+		{"every port taken: refused, and nothing counted", 2, []step{
+			{[]netip.AddrPort{a}, 0, 0}, {[]netip.AddrPort{a}, 0, 1}, {[]netip.AddrPort{a, c}, 0, -1},
+			{[]netip.AddrPort{c}, 0, 0}, {[]netip.AddrPort{c}, 0, 1},
 		}},
 	}
 	for _, tt := range tests {
@@ -387,7 +505,17 @@ func TestSharedPortChoice(t *testing.T) {
 					s.release(taken[st.release-1], tt.steps[st.release-1].peers)
 					continue
 				}
-				taken[i] = s.take(st.peers)
+				var err error
+				taken[i], err = s.take(st.peers)
+				if st.want < 0 {
+					if !errors.Is(err, ErrNoSharedPort) {
+						t.Fatalf("step %d (peers %v): port %v, err %v; want ErrNoSharedPort", i, st.peers, taken[i], err)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("step %d (peers %v): %v", i, st.peers, err)
+				}
 				if got := slices.Index(s.ports, taken[i]); got != st.want {
 					t.Fatalf("step %d (peers %v): port %d, want %d", i, st.peers, got, st.want)
 				}

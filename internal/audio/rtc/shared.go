@@ -32,6 +32,61 @@ type sharedPort struct {
 	mux    *ice.MultiUDPMuxDefault
 	peers  map[netip.AddrPort]int // legs per peer address
 	routes *routes                // the fast path's legs (fastpath.go)
+	// v4 and v6 are the mux with its IPv4 or its IPv6 addresses alone.
+	v4, v6 ice.UDPMux
+}
+
+// muxFor is the port's mux for a leg whose peer offered candidates at
+// peers: only the local addresses of the peer's address families, when it
+// offered any. A leg gathers a candidate on every address its mux lists,
+// and each costs pion two goroutines and an 8 KB buffer for as long as the
+// leg lives; a peer with IPv4 addresses alone never uses an IPv6 one.
+func (p *sharedPort) muxFor(peers []netip.AddrPort) ice.UDPMux {
+	var v4, v6 bool
+	for _, a := range peers {
+		if a.Addr().Is4() {
+			v4 = true
+		} else {
+			v6 = true
+		}
+	}
+	switch {
+	case v4 && !v6 && p.v4 != nil:
+		return p.v4
+	case v6 && !v4 && p.v6 != nil:
+		return p.v6
+	}
+	return p.mux
+}
+
+// familyMux is a shared mux that lists only some of its local addresses.
+type familyMux struct {
+	*ice.MultiUDPMuxDefault
+	addrs []net.Addr
+}
+
+func (m familyMux) GetListenAddresses() []net.Addr { return m.addrs }
+
+// Close leaves the shared mux open: the engine closes it.
+func (familyMux) Close() error { return nil }
+
+// familyViews makes the v4 and v6 views of a port's mux; a family the
+// host has no address in gets none.
+func (p *sharedPort) familyViews() {
+	var v4, v6 []net.Addr
+	for _, a := range p.mux.GetListenAddresses() {
+		if u, ok := a.(*net.UDPAddr); ok && u.IP.To4() != nil {
+			v4 = append(v4, a)
+		} else {
+			v6 = append(v6, a)
+		}
+	}
+	if len(v4) > 0 {
+		p.v4 = familyMux{p.mux, v4}
+	}
+	if len(v6) > 0 {
+		p.v6 = familyMux{p.mux, v6}
+	}
 }
 
 // openShared opens the shared ports, each with one batching socket per
@@ -64,20 +119,29 @@ func (e *Engine) openShared() (*sharedPorts, error) {
 			return nil, fmt.Errorf("rtc: shared UDP port %d: %w", port, err)
 		}
 		sp.mux = mux
+		sp.familyViews()
 		s.ports = append(s.ports, sp)
 	}
 	return s, nil
 }
 
+// ErrNoSharedPort is a new leg's refusal when every shared port already
+// has a leg from one of the peer's addresses: a port's mux tells its legs
+// apart by peer address alone, so the new leg's ICE checks would reach the
+// other leg and never connect. Only a peer that puts many legs on one
+// socket (a load generator) meets it; it needs more sockets of its own, or
+// the server more ports.
+var ErrNoSharedPort = errors.New("rtc: every shared UDP port already has a leg from this peer address")
+
 // take picks the port for a new leg whose peer offered candidates at
 // peers (none: the leg offers, and its peer's addresses are not known
 // yet): the next in turn that no leg from any of those addresses uses, as
 // the port's mux tells legs apart by peer address. If every port has one,
-// the next in turn. Give the port back with release.
-func (s *sharedPorts) take(peers []netip.AddrPort) *sharedPort {
+// it fails with ErrNoSharedPort. Give the port back with release.
+func (s *sharedPorts) take(peers []netip.AddrPort) (*sharedPort, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pick := s.ports[s.next%len(s.ports)]
+	var pick *sharedPort
 	for k := range s.ports {
 		p := s.ports[(s.next+k)%len(s.ports)]
 		if !p.uses(peers) {
@@ -85,11 +149,14 @@ func (s *sharedPorts) take(peers []netip.AddrPort) *sharedPort {
 			break
 		}
 	}
+	if pick == nil {
+		return nil, fmt.Errorf("%w (%d ports)", ErrNoSharedPort, len(s.ports))
+	}
 	s.next++
 	for _, a := range peers {
 		pick.peers[a]++
 	}
-	return pick
+	return pick, nil
 }
 
 func (p *sharedPort) uses(peers []netip.AddrPort) bool {
