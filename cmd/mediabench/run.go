@@ -367,7 +367,7 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, relayed bool, s
 	}
 	time.Sleep(time.Second)
 	r.RSSIdle = rssKiB(srv.Process.Pid)
-	idle, idleErr := heapStats(ctx, "http://"+debug)
+	idle, idleErr := heapStats(ctx, "http://"+debug, key)
 	lg := exec.CommandContext(ctx, cfg.switchboard, "loadgen", "--url", "http://"+addr, "--legs", strconv.Itoa(n),
 		"--ramp", ramp.String(), "--setup", strconv.Itoa(cfg.setup), "--setup-timeout", cfg.setupTimeout.String(), "--setup-limit", limit.String(),
 		"--warmup", cfg.warmup.String(),
@@ -387,7 +387,7 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, relayed bool, s
 		} else {
 			b = s
 			// At the window's end, with every leg still carrying media.
-			loaded, loadedErr = heapStats(ctx, "http://"+debug)
+			loaded, loadedErr = heapStats(ctx, "http://"+debug, key)
 		}
 		return err
 	}, func(last []byte) error { return json.Unmarshal(last, &sum) })
@@ -487,19 +487,24 @@ type goStats struct {
 
 // heapStats collects the switchboard's garbage (/debug/pprof/heap?gc=1)
 // and reads its HeapAlloc, its stacks and its goroutine count.
-func heapStats(ctx context.Context, base string) (goStats, error) {
+func heapStats(ctx context.Context, base, adminKey string) (goStats, error) {
 	var g goStats
 	get := func(path string) (string, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 		if err != nil {
 			return "", err
 		}
+		// The debug listener's pprof wants the admin key.
+		req.Header.Set("Authorization", "Bearer "+adminKey)
 		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 		if err != nil {
 			return "", err
 		}
 		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("GET %s: %s", path, resp.Status)
+		}
 		return string(b), err
 	}
 	heap, err := get("/debug/pprof/heap?debug=1&gc=1")
