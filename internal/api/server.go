@@ -150,10 +150,8 @@ func (s *Server) routes() {
 	}
 	e.GET("/api/openapi.yaml", s.openAPI)
 	e.GET("/api/auth/config", s.authConfig)
-	if s.cfg.SignIn != nil {
-		e.GET(signInLoginPath, s.signInLogin)
-		e.GET(signInCallbackPath, s.signInCallback)
-	}
+	e.GET(signInLoginPath, s.signInLogin)
+	e.GET(signInCallbackPath, s.signInCallback)
 
 	e.POST("/api/tokens", s.mintToken)
 	e.DELETE("/api/tokens/:id", s.revokeToken)

@@ -39,7 +39,12 @@ func (s *Server) authConfig(c echo.Context) error {
 	return c.JSON(http.StatusOK, body)
 }
 
+var errNoSignIn = signInError{calls.Errorf(calls.CodeNotFound, "the sign-in with a company account is not configured on this switchboard")}
+
 func (s *Server) signInLogin(c echo.Context) error {
+	if s.cfg.SignIn == nil {
+		return errNoSignIn
+	}
 	if err := s.cfg.SignIn.Login(c.Response(), c.Request()); err != nil {
 		return signInError{err}
 	}
@@ -51,6 +56,9 @@ func (s *Server) signInLogin(c echo.Context) error {
 // stays out of logs and Referer headers. A refused sign-in counts against
 // the client address's failure limit.
 func (s *Server) signInCallback(c echo.Context) error {
+	if s.cfg.SignIn == nil {
+		return errNoSignIn
+	}
 	var p calls.Principal
 	err := s.limitFailures(c, "sign-in", func() error {
 		var err error

@@ -19,49 +19,8 @@ import (
 	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/oidcauth/oidcauthtest"
 )
-
-// testUser is a user of the in-process provider with any claims, whose ID
-// token the test may alter before it is signed.
-type testUser struct {
-	sub    string
-	claims map[string]any
-	alter  func(*mockoidc.IDTokenClaims)
-}
-
-func (u *testUser) ID() string { return u.sub }
-
-func (u *testUser) Userinfo([]string) ([]byte, error) {
-	return json.Marshal(map[string]string{"sub": u.sub})
-}
-
-func (u *testUser) Claims(_ []string, base *mockoidc.IDTokenClaims) (jwt.Claims, error) {
-	if u.alter != nil {
-		u.alter(base)
-	}
-	return idClaims{IDTokenClaims: base, extra: u.claims}, nil
-}
-
-// idClaims are an ID token's standard claims plus any others.
-type idClaims struct {
-	*mockoidc.IDTokenClaims
-	extra map[string]any
-}
-
-func (c idClaims) MarshalJSON() ([]byte, error) {
-	std, err := json.Marshal(c.IDTokenClaims)
-	if err != nil {
-		return nil, err
-	}
-	all := map[string]any{}
-	if err := json.Unmarshal(std, &all); err != nil {
-		return nil, err
-	}
-	for k, v := range c.extra {
-		all[k] = v
-	}
-	return json.Marshal(all)
-}
 
 // rig is a real OIDC provider (mockoidc, in process) and the handler
 // under test behind a real HTTP server whose callback answers the
@@ -78,11 +37,7 @@ type rig struct {
 
 func newRig(t *testing.T, tweak func(*Config)) *rig {
 	t.Helper()
-	op, err := mockoidc.Run()
-	if err != nil {
-		t.Fatalf("start the OIDC provider: %v", err)
-	}
-	t.Cleanup(func() { _ = op.Shutdown() })
+	op := oidcauthtest.Provider(t)
 	r := &rig{t: t, op: op}
 	cfg := Config{
 		Issuer: op.Issuer(), ClientID: op.ClientID, ClientSecret: op.ClientSecret,
@@ -99,6 +54,7 @@ func newRig(t *testing.T, tweak func(*Config)) *rig {
 	if tweak != nil {
 		tweak(&cfg)
 	}
+	var err error
 	r.h, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +194,7 @@ func TestSignIn(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRig(t, tt.cfg)
-			got, status := r.signIn(&testUser{sub: "sub-nested", claims: tt.claims, alter: tt.alter})
+			got, status := r.signIn(&oidcauthtest.User{Sub: "sub-nested", Extra: tt.claims, Alter: tt.alter})
 			if tt.wantCode != "" {
 				if status != http.StatusBadRequest || got["code"] != string(tt.wantCode) || !strings.Contains(got["err"], tt.wantWhy) {
 					t.Fatalf("got %d %v, want refused with %s because %q", status, got, tt.wantCode, tt.wantWhy)
@@ -255,7 +211,7 @@ func TestSignIn(t *testing.T) {
 	}
 }
 
-var agent = &testUser{sub: "s1", claims: map[string]any{"preferred_username": "alice", "switchboard_role": "agent"}}
+var agent = &oidcauthtest.User{Sub: "s1", Extra: map[string]any{"preferred_username": "alice", "switchboard_role": "agent"}}
 
 // TestCallbackState: the callback is refused unless the browser brings the
 // cookie of the sign-in it started, with its state, once, in time.
