@@ -81,6 +81,10 @@ func (cm claimMapping) principal(claims map[string]any) (calls.Principal, error)
 		return calls.Principal{}, calls.Errorf(calls.CodeForbidden,
 			"your account has no %s claim, which names you on the switchboard: ask your administrator", cm.identityClaim)
 	}
+	if v, ok := claims["email_verified"].(bool); ok && !v && cm.identityClaim == "email" {
+		return calls.Principal{}, calls.Errorf(calls.CodeForbidden,
+			"your account's email address is not verified at the provider, and it names you on the switchboard: verify it, or ask your administrator")
+	}
 	ident := calls.CommunicationUser(id)
 	if err := ident.Validate(); err != nil {
 		return calls.Principal{}, &calls.Error{Code: calls.CodeForbidden, Op: "sign in", Err: err,
