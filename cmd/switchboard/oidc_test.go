@@ -321,3 +321,30 @@ func TestOIDCFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestOIDCSignInRateLimited: refused callbacks count against the client
+// address's limit on failed credentials: past it, 429 with Retry-After.
+func TestOIDCSignInRateLimited(t *testing.T) {
+	r := startOIDC(t)
+	b := r.browser("")
+	for i := range api.DefaultFailureBurst + 1 {
+		resp, err := b.Get(r.base + "/auth/callback?code=guess&state=guess")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := http.StatusBadRequest
+		if i == api.DefaultFailureBurst {
+			want = http.StatusTooManyRequests
+		}
+		if resp.StatusCode != want {
+			t.Fatalf("callback %d: %d, want %d", i+1, resp.StatusCode, want)
+		}
+		if want == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+			t.Fatal("429 without Retry-After")
+		}
+	}
+	if !strings.Contains(r.logs.String(), "sign-in refused") {
+		t.Error("the refusals are not logged")
+	}
+}
