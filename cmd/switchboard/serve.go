@@ -46,6 +46,7 @@ type Config struct {
 	TLS            TLSConfig
 	Limits         LimitsConfig
 	Ops            OpsConfig
+	OIDC           OIDCConfig
 	LogLevel       slog.Level
 	LogJSON        bool
 	ShutdownGrace  time.Duration
@@ -77,6 +78,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	finishTLS := tlsFlags(fs, &cfg.TLS, env)
 	finishLimits := limitFlags(fs, &cfg.Limits, env)
 	opsFlags(fs, &cfg.Ops, env)
+	finishOIDC := oidcFlags(fs, &cfg.OIDC, env)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -103,6 +105,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 		return cfg, err
 	}
 	if err := finishLimits(); err != nil {
+		return cfg, err
+	}
+	if err := finishOIDC(); err != nil {
 		return cfg, err
 	}
 	for _, p := range strings.Split(*proxies, ",") {
@@ -216,6 +221,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.startMedia(); err != nil {
 		return err
 	}
+	signIn, err := m.newSignIn()
+	if err != nil {
+		return err
+	}
 	m.api = api.New(api.Config{
 		Media:          m.attacher,
 		ICE:            m.ice,
@@ -232,6 +241,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Metrics:        metrics.Handler(),
 		MetricsPublic:  m.Config.Ops.MetricsPublic,
 		AccessLog:      accessLog(m.Config.Ops, log),
+		SignIn:         signIn,
 	})
 
 	ln, err := net.Listen("tcp", m.Config.Addr)

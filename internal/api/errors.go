@@ -76,6 +76,9 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			_ = c.NoContent(status)
 			return
 		}
+		if _, ok := errors.AsType[signInError](err); ok && answerSignInPage(c, status, code, msg) {
+			return
+		}
 		_ = c.JSON(status, errorBody{Error: errorDetail{Code: code, Message: msg}})
 	}
 }

@@ -35,6 +35,10 @@ type Config struct {
 	// Media attaches WebRTC audio endpoints (POST /api/media/webrtc); nil
 	// answers 501.
 	Media MediaAttacher
+	// SignIn, when set, is the sign-in with a company account (OIDC):
+	// GET /auth/login and GET /auth/callback, which mints a token for who
+	// signed in; GET /api/auth/config tells the console it is there.
+	SignIn SignIn
 	// ICE lists the STUN and TURN servers a client's WebRTC agent may use
 	// (GET /api/media/ice-servers); nil answers an empty list.
 	ICE    ICEServers
@@ -145,6 +149,9 @@ func (s *Server) routes() {
 		e.GET("/metrics", s.metrics)
 	}
 	e.GET("/api/openapi.yaml", s.openAPI)
+	e.GET("/api/auth/config", s.authConfig)
+	e.GET(signInLoginPath, s.signInLogin)
+	e.GET(signInCallbackPath, s.signInCallback)
 
 	e.POST("/api/tokens", s.mintToken)
 	e.DELETE("/api/tokens/:id", s.revokeToken)

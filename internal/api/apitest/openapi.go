@@ -29,8 +29,13 @@ type OpenAPI struct {
 	seen map[string][]int // operationId → statuses seen, in order
 }
 
+// registerHTML has answers in text/html (the sign-in's refusal page)
+// checked as text.
+var registerHTML sync.Once
+
 // NewOpenAPI loads and validates the description.
 func NewOpenAPI(spec []byte) (*OpenAPI, error) {
+	registerHTML.Do(func() { openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.FileBodyDecoder) })
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(spec)
 	if err != nil {

@@ -35,9 +35,11 @@ export function tokenLife(token) {
   }
 }
 
-// takeURLParams moves ?token= (the link `switchboard token --url` prints)
-// and ?perf= into sessionStorage and out of the address bar, so the token
-// does not linger in the history or on screen.
+// takeURLParams moves ?token= (the link `switchboard token --url` prints),
+// #token= (where the sign-in with a company account lands: a fragment is
+// sent to no server and in no Referer) and ?perf= into sessionStorage and
+// out of the address bar, so the token does not linger in the history or
+// on screen.
 export function takeURLParams() {
   const url = new URL(location.href);
   let changed = false;
@@ -45,6 +47,12 @@ export function takeURLParams() {
   if (token) {
     session.set(token);
     url.searchParams.delete('token');
+    changed = true;
+  }
+  if (url.hash.startsWith('#token=')) {
+    const fragToken = new URLSearchParams(url.hash.slice(1)).get('token');
+    if (fragToken) session.set(fragToken);
+    url.hash = '';
     changed = true;
   }
   const perf = url.searchParams.get('perf');

@@ -195,6 +195,10 @@ class App {
           <p class="error" role="alert" id="expired-msg">Your token expired or was revoked (invalidToken), so the switchboard closed
           the connection. Calls you had keep going. Sign in with a new token to see them again.</p>`
         : '<h2 id="signin-h">Sign in</h2>'}
+        <div id="company-signin" class="stack-form" hidden>
+          <a id="company-signin-link" class="button-link primary-btn" href="/auth/login">Sign in with your company account</a>
+          <p class="hint">Or sign in with a token:</p>
+        </div>
         <form id="signin-form" class="stack-form">
           <label for="token">Token</label>
           <input id="token" name="token" type="password" autocomplete="off" spellcheck="false" required
@@ -213,6 +217,27 @@ class App {
       this.signIn(String(t));
     });
     main.querySelector('#token').focus();
+    this.offerCompanySignIn(main);
+  }
+
+  // offerCompanySignIn shows "Sign in with your company account" when the
+  // switchboard has an OIDC provider (GET /api/auth/config).
+  async offerCompanySignIn(main) {
+    let conf;
+    try {
+      const res = await fetch('/api/auth/config');
+      if (!res.ok) return;
+      conf = await res.json();
+    } catch {
+      return;
+    }
+    const box = main.querySelector('#company-signin');
+    if (!conf || !conf.oidc || !box) return;
+    const link = box.querySelector('#company-signin-link');
+    link.href = conf.loginUrl || '/auth/login';
+    box.hidden = false;
+    const input = main.querySelector('#token');
+    if (document.activeElement === input && !input.value) link.focus();
   }
 
   route() {
