@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -280,5 +282,50 @@ func TestSQLiteQueryPlans(t *testing.T) {
 				t.Errorf("%s (cursor %v): plan %q, want a walk of %s with no sort", tt.name, cursor != nil, p, tt.index)
 			}
 		}
+	}
+}
+
+// While another connection holds the file's write lock, writes fail and
+// are retried: Ready says the store is behind, nothing is lost, and once
+// the lock is gone everything is written and Ready is nil again.
+func TestSQLiteWritesRetried(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "history.db")
+	s := mustOpenSQLite(t, path, SQLiteOptions{BusyTimeout: 20 * time.Millisecond, RetryMin: 10 * time.Millisecond,
+		RetryMax: 50 * time.Millisecond, MaxLag: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	blocker, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close()
+	conn, err := blocker.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(t.Context(), `BEGIN EXCLUSIVE`); err != nil {
+		t.Fatal(err)
+	}
+	recs := conversation(10)
+	s.Record(recs...)
+	waitFor(t, "Ready to say the store is behind", func() bool {
+		return calls.ErrorCode(s.Ready(t.Context())) == calls.CodeUnavailable
+	})
+	if err := s.Ready(t.Context()); !strings.Contains(err.Error(), "behind") {
+		t.Errorf("Ready while writes fail = %v, want it to say the store is behind", err)
+	}
+	if _, err := conn.ExecContext(t.Context(), `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	mustFlushSQLite(t, s)
+	if err := s.Ready(t.Context()); err != nil {
+		t.Errorf("Ready after the lock is gone = %v, want nil", err)
+	}
+	ids := map[string]bool{}
+	for _, r := range recs {
+		ids[r.Call.ID] = true
+	}
+	page, err := s.FindCalls(t.Context(), calls.CallFilter{Limit: calls.MaxHistoryLimit})
+	if err != nil || len(page.Items) != len(ids) {
+		t.Errorf("FindCalls = %d calls, %v; want %d", len(page.Items), err, len(ids))
 	}
 }
