@@ -329,3 +329,26 @@ func TestSQLiteWritesRetried(t *testing.T) {
 		t.Errorf("FindCalls = %d calls, %v; want %d", len(page.Items), err, len(ids))
 	}
 }
+
+// Close with its context already ended (a shutdown out of grace) still
+// writes what is queued when the file takes it.
+func TestSQLiteCloseEndedContextWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "history.db")
+	s := mustOpenSQLite(t, path, SQLiteOptions{})
+	recs := conversation(50)
+	s.Record(recs...)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("Close(ended context) = %v, want nil", err)
+	}
+	s = mustOpenSQLite(t, path, SQLiteOptions{})
+	ids := map[string]bool{}
+	for _, r := range recs {
+		ids[r.Call.ID] = true
+	}
+	page, err := s.FindCalls(t.Context(), calls.CallFilter{Limit: calls.MaxHistoryLimit})
+	if err != nil || len(page.Items) != len(ids) {
+		t.Errorf("after Close(ended context) and reopening: %d calls, %v; want %d", len(page.Items), err, len(ids))
+	}
+}

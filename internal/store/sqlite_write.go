@@ -15,7 +15,7 @@ import (
 // run is the SQLite store's writer: it takes what Record queues and
 // writes it, a batch per transaction, as soon as it is queued, and keeps
 // the heartbeat. It returns, once Close was called, when everything is
-// written, or when ctx ends (Close's context ended while writes failed).
+// written, or when ctx ends (Close's context ended), after a last try.
 func (s *SQLite) run(ctx context.Context) {
 	var (
 		pending  []queued // taken from Record's queue, not yet written
@@ -60,6 +60,7 @@ func (s *SQLite) run(ctx context.Context) {
 			s.mu.Unlock()
 		}
 		if ctx.Err() != nil {
+			pending = s.lastTry(pending)
 			return
 		}
 		now := time.Now()
@@ -119,6 +120,28 @@ func (s *SQLite) run(ctx context.Context) {
 		}
 		sleep(beatAt.Sub(now))
 	}
+}
+
+// lastTry is the writer's last attempt, once Close's context ended: it
+// writes pending and what is queued, a batch at a time, until a write
+// fails (each waits for the file's lock for BusyTimeout at most), and
+// answers what is left.
+func (s *SQLite) lastTry(pending []queued) []queued {
+	s.mu.Lock()
+	pending = append(pending, s.queue...)
+	s.queue = nil
+	s.mu.Unlock()
+	for len(pending) > 0 {
+		n := min(len(pending), s.opt.BatchSize)
+		if err := s.writeBatch(context.Background(), pending[:n]); err != nil {
+			break
+		}
+		pending = pending[n:]
+		s.mu.Lock()
+		s.written += uint64(n)
+		s.mu.Unlock()
+	}
+	return pending
 }
 
 // stop ends the writer; lost changes were neither written nor can be.
