@@ -33,15 +33,11 @@ import (
 
 // Config is everything serve reads from flags and the environment.
 type Config struct {
-	Addr        string
-	DatabaseURL string
-	SpoolDir    string
-	DataDir     string
-	// HistoryStore "memory" keeps history in memory only; otherwise
-	// history goes to Postgres with DatabaseURL, else to the SQLite file
-	// in DataDir (with DataDir empty, as in a Main built by hand, to
-	// memory).
-	HistoryStore   string
+	Addr           string
+	DatabaseURL    string
+	SpoolDir       string
+	DataDir        string
+	HistoryStore   string // "memory", or "" (see openStore)
 	TrustedProxies []netip.Prefix
 	AdminKey       string
 	RingTimeout    time.Duration
@@ -287,10 +283,11 @@ func (m *Main) startRedirect(https *httpsSetup) error {
 // historyFile is the SQLite history's file in --data-dir.
 const historyFile = "history.db"
 
-// openStore opens the store Config selects: Postgres when DATABASE_URL is
-// set (migrated), else the SQLite file in the data directory, in both with
-// the calls a crash left live ended with 503; or memory (see
-// Config.HistoryStore).
+// openStore opens the store Config selects: memory when HistoryStore is
+// "memory" (or with neither DatabaseURL nor DataDir, as in a Main built by
+// hand), else Postgres when DATABASE_URL is set (migrated), else the
+// SQLite file in the data directory; on both, the calls a crash left live
+// are ended with 503.
 func (m *Main) openStore(ctx context.Context) error {
 	log := m.Logger
 	switch {
