@@ -26,7 +26,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends libportaudio2 c
 COPY --from=build /out/switchboard /usr/local/bin/switchboard
 USER switchboard
 ENV SWITCHBOARD_ADDR=0.0.0.0:8080
-# --data-dir: the generated admin key when SWITCHBOARD_ADMIN_KEY is unset.
+# --data-dir: the generated admin key when SWITCHBOARD_ADMIN_KEY is unset,
+# and history.db, the call history, when DATABASE_URL is unset.
 ENV SWITCHBOARD_DATA_DIR=/var/lib/switchboard/data
 EXPOSE 8080 40000/udp
 STOPSIGNAL SIGTERM

@@ -354,7 +354,9 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, relayed bool, s
 		relay = []string{"--relay"}
 	}
 	srv := exec.CommandContext(ctx, cfg.switchboard, args...)
-	srv.Env = append(os.Environ(), "SWITCHBOARD_ADMIN_KEY="+key, "DATABASE_URL=")
+	// History in memory: the figures are the media plane's, and no file is
+	// left behind.
+	srv.Env = append(os.Environ(), "SWITCHBOARD_ADMIN_KEY="+key, "DATABASE_URL=", "SWITCHBOARD_STORE=memory")
 	srv.Stderr, srv.Stdout = stderr, io.Discard
 	srv.Cancel = func() error { return srv.Process.Signal(syscall.SIGTERM) }
 	srv.WaitDelay = 30 * time.Second

@@ -302,8 +302,14 @@ func TestServeFlags(t *testing.T) {
 			}
 			return nil
 		}},
+		{"memory store", []string{"--store", "memory"}, nil, func(c Config) error {
+			if c.HistoryStore != "memory" {
+				return fmt.Errorf("%+v", c)
+			}
+			return nil
+		}},
 		{"data directory", nil, nil, func(c Config) error {
-			if c.DataDir != DefaultDataDir || len(c.TrustedProxies) != 0 {
+			if c.DataDir != DefaultDataDir || c.HistoryStore != "" || len(c.TrustedProxies) != 0 {
 				return fmt.Errorf("%+v", c)
 			}
 			return nil
@@ -398,6 +404,7 @@ func TestServeFlags(t *testing.T) {
 		wantErr string
 	}{
 		{[]string{"--tls-cert", "c.pem"}, nil, "--tls-cert and --tls-key go together"},
+		{[]string{"--store", "sqlite"}, nil, `--store "sqlite"`},
 		{[]string{"--tls-key", "k.pem"}, nil, "--tls-cert and --tls-key go together"},
 		{nil, map[string]string{"SWITCHBOARD_TLS_CERT": "c.pem"}, "--tls-cert and --tls-key go together"},
 		{[]string{"--acme-domain", "a.example", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, nil, "not both"},

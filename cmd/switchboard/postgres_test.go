@@ -232,7 +232,10 @@ func slicesIndex(s []string, v string) int {
 func startServe(t *testing.T, env ...string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), "SWITCHBOARD_TEST_RUN=serve --addr 127.0.0.1:0", "SWITCHBOARD_ADMIN_KEY="+testAdminKey), env...)
+	// A data directory of its own unless env names one: the history file
+	// is there without DATABASE_URL.
+	cmd.Env = append(append(os.Environ(), "SWITCHBOARD_TEST_RUN=serve --addr 127.0.0.1:0", "SWITCHBOARD_ADMIN_KEY="+testAdminKey,
+		"SWITCHBOARD_DATA_DIR="+t.TempDir()), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -37,6 +37,7 @@ type Config struct {
 	DatabaseURL    string
 	SpoolDir       string
 	DataDir        string
+	HistoryStore   string // "memory", or "" (see openStore)
 	TrustedProxies []netip.Prefix
 	AdminKey       string
 	RingTimeout    time.Duration
@@ -65,7 +66,8 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	}
 	cfg := Config{DatabaseURL: getenv("DATABASE_URL"), AdminKey: getenv("SWITCHBOARD_ADMIN_KEY")}
 	fs.StringVar(&cfg.SpoolDir, "spool-dir", env("SWITCHBOARD_SPOOL_DIR", ""), "where history waiting for Postgres is spooled during an outage (env SWITCHBOARD_SPOOL_DIR; default: the user cache directory)")
-	fs.StringVar(&cfg.DataDir, "data-dir", env("SWITCHBOARD_DATA_DIR", DefaultDataDir), "where the switchboard keeps its files, such as the generated admin key (env SWITCHBOARD_DATA_DIR)")
+	fs.StringVar(&cfg.DataDir, "data-dir", env("SWITCHBOARD_DATA_DIR", DefaultDataDir), "where the switchboard keeps its files: the generated admin key, and call history without DATABASE_URL (env SWITCHBOARD_DATA_DIR)")
+	fs.StringVar(&cfg.HistoryStore, "store", env("SWITCHBOARD_STORE", ""), "\"memory\" keeps call history in memory only, lost at exit (benchmarks); by default it goes to Postgres with DATABASE_URL, else to "+historyFile+" in --data-dir (env SWITCHBOARD_STORE)")
 	fs.StringVar(&cfg.Addr, "addr", env("SWITCHBOARD_ADDR", "127.0.0.1:8080"), "address to listen on (env SWITCHBOARD_ADDR)")
 	ring := fs.String("ring-timeout", env("SWITCHBOARD_RING_TIMEOUT", calls.DefaultRingTimeout.String()), "how long an incoming call rings before it ends with 480 (env SWITCHBOARD_RING_TIMEOUT)")
 	fs.BoolVar(&cfg.ResumeLastHeld, "resume-last-held", env("SWITCHBOARD_RESUME_LAST_HELD", "") == "true", "when the active call ends, resume the call held last (env SWITCHBOARD_RESUME_LAST_HELD=true)")
@@ -89,6 +91,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 		return cfg, fmt.Errorf("serve takes no arguments, got %q", fs.Args())
 	}
 	var err error
+	if cfg.HistoryStore != "" && cfg.HistoryStore != "memory" {
+		return cfg, fmt.Errorf("--store %q: the only choice is \"memory\" (leave it unset for Postgres or the SQLite file)", cfg.HistoryStore)
+	}
 	if cfg.RingTimeout, err = time.ParseDuration(*ring); err != nil || cfg.RingTimeout <= 0 {
 		return cfg, fmt.Errorf("--ring-timeout %q is not a positive duration", *ring)
 	}
@@ -285,15 +290,38 @@ func (m *Main) startRedirect(https *httpsSetup) error {
 	return nil
 }
 
-// openStore opens the store Config selects: Postgres when DATABASE_URL is
-// set (migrated, and with the calls a crash left live ended with 503), the
-// embedded store otherwise.
+// historyFile is the SQLite history's file in --data-dir.
+const historyFile = "history.db"
+
+// openStore opens the store Config selects: memory when HistoryStore is
+// "memory" (or with neither DatabaseURL nor DataDir, as in a Main built by
+// hand), else Postgres when DATABASE_URL is set (migrated), else the
+// SQLite file in the data directory; on both, the calls a crash left live
+// are ended with 503.
 func (m *Main) openStore(ctx context.Context) error {
 	log := m.Logger
 	switch {
 	case m.Store != nil:
 		m.store = m.Store
-	case m.Config.DatabaseURL != "":
+	case m.Config.HistoryStore == "memory" || (m.Config.DatabaseURL == "" && m.Config.DataDir == ""):
+		m.store = store.NewMemory()
+		log.Warn("call history is kept in memory only and lost when the switchboard stops")
+	case m.Config.DatabaseURL == "":
+		path := filepath.Join(m.Config.DataDir, historyFile)
+		sq, err := store.OpenSQLite(ctx, path, store.SQLiteOptions{Logger: log})
+		if err != nil {
+			return fmt.Errorf("open the history file: %w", err)
+		}
+		m.store = sq
+		n, err := sq.RecoverCrashed(ctx)
+		if err != nil {
+			return fmt.Errorf("end the calls a previous run left live: %w", err)
+		}
+		if n > 0 {
+			log.Warn("ended the calls a previous run left live (the switchboard had stopped without ending them)", "calls", n, "code", 503)
+		}
+		log.Info("call history goes to an SQLite file (set DATABASE_URL for Postgres)", "path", sq.Path())
+	default:
 		pg, err := store.OpenPostgres(ctx, m.Config.DatabaseURL, store.PostgresOptions{SpoolDir: m.Config.SpoolDir, Logger: log})
 		if err != nil {
 			return fmt.Errorf("open the Postgres store: %w", err)
@@ -307,9 +335,6 @@ func (m *Main) openStore(ctx context.Context) error {
 			log.Warn("ended the calls a previous run left live (the switchboard had stopped without ending them)", "calls", n, "code", 503)
 		}
 		log.Info("call history goes to Postgres")
-	default:
-		m.store = store.NewMemory()
-		log.Warn("running on the embedded store: call history is kept in memory and lost when the switchboard stops (set DATABASE_URL for Postgres)")
 	}
 	return nil
 }

@@ -81,7 +81,19 @@ func TestGeneratedAdminKeyKept(t *testing.T) {
 // switchboard is killed and started again; another token still works.
 func TestRevocationSurvivesRestartPostgres(t *testing.T) {
 	cluster := pgtest.Start(t)
-	env := []string{"DATABASE_URL=" + cluster.URL(), "SWITCHBOARD_SPOOL_DIR=" + t.TempDir(), "SWITCHBOARD_DATA_DIR=" + t.TempDir()}
+	revocationSurvivesRestart(t, "DATABASE_URL="+cluster.URL(), "SWITCHBOARD_SPOOL_DIR="+t.TempDir(), "SWITCHBOARD_DATA_DIR="+t.TempDir())
+}
+
+// The same on the embedded SQLite store.
+func TestRevocationSurvivesRestartSQLite(t *testing.T) {
+	revocationSurvivesRestart(t, "DATABASE_URL=", "SWITCHBOARD_DATA_DIR="+t.TempDir())
+}
+
+// revocationSurvivesRestart revokes a token on the switchboard serve runs
+// with env, kills it, starts it again, and checks the token is refused
+// and another one still works.
+func revocationSurvivesRestart(t *testing.T, env ...string) {
+	t.Helper()
 	cmd, addr := startServe(t, env...)
 	base := "http://" + addr
 	mintID := func(user string) (string, string) {

@@ -82,9 +82,9 @@ type TokenRevocations interface {
 	FindRevokedTokens(ctx context.Context, now time.Time) ([]RevokedToken, error)
 }
 
-// Store keeps history and token revocations. The embedded store keeps them
-// in memory; the Postgres store keeps them for good. Both pass one test
-// suite.
+// Store keeps history and token revocations. The memory store keeps them
+// in memory; the SQLite store (the default) and the Postgres store keep
+// them for good. All pass one test suite.
 type Store interface {
 	TokenRevocations
 

@@ -1,10 +1,16 @@
 // Package store keeps call history: the stores that implement calls.Store.
 //
-// It owns two implementations of one contract:
+// It owns three implementations of one contract:
 //
-//   - Memory, the embedded store: history lives in the process's memory and
-//     is lost when it exits. It needs nothing to run, so it is the default
-//     for development, demos and tests.
+//   - SQLite, the embedded default: history lives in one SQLite file (pure
+//     Go, modernc.org/sqlite) under the data directory and survives
+//     restarts. Record only queues; one writer goroutine commits what is
+//     queued, a batch per transaction (WAL, synchronous=NORMAL: a commit
+//     survives the process being killed). RecoverCrashed ends, with 503,
+//     the calls a crashed run left live. It needs nothing to run, so it is
+//     what `serve` uses without DATABASE_URL.
+//   - Memory: history lives in the process's memory and is lost when it
+//     exits; for tests and benchmarks.
 //   - Postgres, which keeps history for good. Record only queues; one
 //     writer goroutine writes batches (staged with COPY, merged so that an
 //     older view never overwrites a newer one, events keyed by the change
@@ -17,16 +23,16 @@
 //     writes to a database at a time; migrations (package migrations,
 //     goose) take an advisory lock.
 //
-// Both also keep token revocations (calls.TokenRevocations), so that a
-// revoked token stays revoked across a restart: Memory in memory, Postgres
-// in the revoked_tokens table, written at once rather than queued, since
+// All keep token revocations (calls.TokenRevocations), so that a revoked
+// token stays revoked across a restart: Memory in memory, SQLite and
+// Postgres in a revoked_tokens table, written at once rather than queued, since
 // DELETE /api/tokens/{id} answers only once the revocation is kept.
 //
 // History is eventually consistent with the calls: a change queued but not
 // yet written (normally some milliseconds, longer during an outage) is not
 // in FindCalls or FindCallByID yet.
 //
-// Both must pass the one test suite in package storetest, which is the
+// All must pass the one test suite in package storetest, which is the
 // executable form of the calls.Store contract: latest view of a call wins,
 // its timeline accumulates in the order it was recorded, history is newest
 // first (start time, then id, descending) and pages through an opaque keyset

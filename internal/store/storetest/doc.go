@@ -25,7 +25,8 @@
 //   - Token revocations: FindRevokedTokens answers those expiring after
 //     now (never nil), the later expiry when an id was revoked twice;
 //     after Close both methods answer CodeUnavailable. A store that keeps
-//     history for good also runs RunDurable: its revocations survive
+//     history for good also runs RunDurable: its revocations and its
+//     history (with what was recorded just before Close) survive
 //     reopening the store.
 //
 // The suite compares what it reads back through JSON (times in UTC, nil and

@@ -131,7 +131,8 @@ func testRevocations(t *testing.T, newStore func(*testing.T) calls.Store) {
 
 // RunDurable runs the part of the suite for stores that keep what they
 // are given for good (Postgres, a file): what one store wrote, the next
-// store opened on the same storage reads. newStorage prepares fresh, empty
+// store opened on the same storage reads (revocations, and history,
+// including what was recorded just before Close). newStorage prepares fresh, empty
 // storage for the test and answers how to open a store on it; the suite
 // closes each store it opens before opening the next.
 func RunDurable(t *testing.T, newStorage func(t *testing.T) (open func(t *testing.T) calls.Store)) {
@@ -151,5 +152,34 @@ func RunDurable(t *testing.T, newStorage func(t *testing.T) (open func(t *testin
 		if got := revocationsAt(t, s, now); !slices.Equal(got, want) {
 			t.Errorf("after a restart FindRevokedTokens = %v, want %v", got, want)
 		}
+	})
+	t.Run("HistorySurvivesRestart", func(t *testing.T) {
+		open := newStorage(t)
+		s := open(t)
+		live := newCall("call-001", agentA, calls.Incoming, at(0, 0), p1)
+		done := ended(newCall("call-002", agentB, calls.Outgoing, at(1, 0), p2), 487)
+		evs := []calls.Event{
+			event(live, calls.EventIncomingCall, at(0, 0), actor(calls.ActorRemote, p1), nil),
+			event(live, calls.EventStateChanged, at(0, 1), actor(calls.ActorAgent, agentA), calls.StateChangedData{State: calls.StateConnected}),
+		}
+		record(t, s, calls.Record{Call: live, Events: evs[:1]}, calls.Record{Call: done})
+		// Recorded but maybe not written yet: Close writes it.
+		s.Record(calls.Record{Call: live, Events: evs[1:]})
+		if err := s.Close(t.Context()); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		s = open(t)
+		defer func() { _ = s.Close(context.Background()) }()
+		page := findCalls(t, s, calls.CallFilter{})
+		if got, want := idsOf(page.Items), []string{"call-002", "call-001"}; !slices.Equal(got, want) {
+			t.Fatalf("after a restart FindCalls = %v, want %v", got, want)
+		}
+		checkCall(t, page.Items[0], done)
+		checkCall(t, page.Items[1], live)
+		h, err := s.FindCallByID(t.Context(), live.ID)
+		if err != nil {
+			t.Fatalf("after a restart FindCallByID: %v", err)
+		}
+		checkTimeline(t, h.Timeline, evs)
 	})
 }
