@@ -1,11 +1,13 @@
 package browsertest_test
 
 import (
+	"context"
 	"log/slog"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
 
 	"github.com/switchboard/switchboard/internal/api"
@@ -67,20 +69,42 @@ func TestSignInWithCompanyAccount(t *testing.T) {
 		const a = document.getElementById('company-signin-link');
 		return a && !document.getElementById('company-signin').hidden && a.textContent.includes('company account');
 	})()`)
+	page.screenshot("signin-company")
 	page.click("#company-signin-link")
+	afterNavigation(page, "the console back from the provider", `location.pathname === '/' && document.body.dataset.conn === 'open'`)
 	page.waitLive()
 	page.waitJS("who signed in", `document.getElementById('who').textContent.includes('Sue Supervisor (supervisor) · 8:acs:sue@example.com')`)
 	page.waitJS("the token kept for the tab, not in the address bar",
 		`!location.href.includes('token') && (sessionStorage.getItem('switchboard.token') || '').split('.').length === 3`)
-	page.screenshot("signin-company")
 
 	queue(&oidcauthtest.User{Sub: "s-2", Extra: map[string]any{"preferred_username": "eve", "groups": []string{"engineering"}}})
 	other := newTab(t, srv)
 	other.open("/")
 	other.waitJS("the company sign-in button", `!document.getElementById('company-signin').hidden`)
 	other.click("#company-signin-link")
-	other.waitJS("the refusal", `(() => {
+	afterNavigation(other, "the refusal", `(() => {
 		const p = document.getElementById('signin-refused');
 		return p && p.textContent.includes('no switchboard role') && document.body.innerText.includes('forbidden');
 	})()`)
+}
+
+// afterNavigation waits until the expression is truthy on the page a
+// navigation (a click on a link through redirects) leads to: while the
+// tab navigates, the old page's context is gone and evaluating fails, so
+// it tries again until the deadline.
+func afterNavigation(tb *tab, what, expr string) {
+	tb.t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	var last error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(tb.ctx, 2*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		last = err
+		time.Sleep(20 * time.Millisecond)
+	}
+	tb.t.Fatalf("waiting for %s: %v\n%s", what, last, tb.dump())
 }
