@@ -84,3 +84,35 @@ func invalidCursor(err error) *calls.Error {
 	e.Err = err
 	return e
 }
+
+// pageLimit is f's page size: calls.DefaultHistoryLimit for 0 or less,
+// cut to calls.MaxHistoryLimit. Every store pages history with it.
+func pageLimit(f calls.CallFilter) int {
+	if f.Limit <= 0 {
+		return calls.DefaultHistoryLimit
+	}
+	return min(f.Limit, calls.MaxHistoryLimit)
+}
+
+// cursorAfter is the position f's cursor names, or nil without a cursor.
+// A malformed cursor is CodeInvalidRequest.
+func cursorAfter(f calls.CallFilter) (*position, error) {
+	if f.Cursor == "" {
+		return nil, nil
+	}
+	pos, err := decodeCursor(f.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	return &pos, nil
+}
+
+// trimPage cuts a page read one call past limit (to learn whether more
+// follow) back to limit, and names where the next page starts; last holds
+// the position of each item read.
+func trimPage(page *calls.CallPage, last []position, limit int) {
+	if len(page.Items) > limit {
+		page.Items = page.Items[:limit]
+		page.NextCursor = encodeCursor(last[limit-1])
+	}
+}

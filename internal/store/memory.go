@@ -127,11 +127,7 @@ const scanChunk = 4096
 // of 0 or less means calls.DefaultHistoryLimit; one above
 // calls.MaxHistoryLimit is cut to it.
 func (m *Memory) FindCalls(ctx context.Context, f calls.CallFilter) (calls.CallPage, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = calls.DefaultHistoryLimit
-	}
-	limit = min(limit, calls.MaxHistoryLimit)
+	limit := pageLimit(f)
 
 	// Walk positions below upper (exclusive), newest first, down to from.
 	var upper position

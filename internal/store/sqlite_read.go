@@ -24,18 +24,10 @@ func (s *SQLite) FindCalls(ctx context.Context, f calls.CallFilter) (calls.CallP
 	if err := s.usable(ctx, op); err != nil {
 		return calls.CallPage{}, err
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = calls.DefaultHistoryLimit
-	}
-	limit = min(limit, calls.MaxHistoryLimit)
-	var after *position
-	if f.Cursor != "" {
-		pos, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return calls.CallPage{}, err
-		}
-		after = &pos
+	limit := pageLimit(f)
+	after, err := cursorAfter(f)
+	if err != nil {
+		return calls.CallPage{}, err
 	}
 	page := calls.CallPage{Items: []calls.Call{}}
 	query, args, ok := sqliteHistoryQuery(&f, after, limit+1)
@@ -67,10 +59,7 @@ func (s *SQLite) FindCalls(ctx context.Context, f calls.CallFilter) (calls.CallP
 	if err := rows.Err(); err != nil {
 		return calls.CallPage{}, sqliteError(op, err)
 	}
-	if len(page.Items) > limit {
-		page.Items = page.Items[:limit]
-		page.NextCursor = encodeCursor(last[limit-1])
-	}
+	trimPage(&page, last, limit)
 	return page, nil
 }
 
