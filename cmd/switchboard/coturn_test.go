@@ -11,8 +11,6 @@ import (
 
 	"github.com/pion/ice/v4"
 
-	"github.com/switchboard/switchboard/internal/audio"
-	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/phone"
 )
 
@@ -72,19 +70,8 @@ func TestCoturn(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			opts := tt.opts
-			opts.Mic, opts.KeepHeard = audio.NewTone(600, -20), true
-			p, err := phone.Connect(ctx, phoneEngine(t), "http://"+m.Addr, mint(t, "customer", calls.RoleCaller), opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
-			pair, err := p.Leg().SelectedPair()
-			if err != nil {
-				t.Fatal(err)
-			}
-			relay, ok := pair.Local.(*ice.CandidateRelay)
-			if !ok || relay.RelayProtocol() != tt.proto {
+			p, pair, proto := customerPhone(t, ctx, m.Addr, tt.opts)
+			if pair.Local.Type() != ice.CandidateTypeRelay || proto != tt.proto {
 				t.Fatalf("selected pair %s; want a relayed local candidate over %s", pair, tt.proto)
 			}
 			hearEcho(t, ctx, p)

@@ -63,21 +63,7 @@ func TestReachEchoBot(t *testing.T) {
 			m := startMediaServerLogging(t, media, slog.New(slog.NewTextHandler(log, nil)))
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			opts := tt.opts
-			opts.Mic, opts.KeepHeard = audio.NewTone(600, -20), true
-			p, err := phone.Connect(ctx, phoneEngine(t), "http://"+m.Addr, mint(t, "customer", calls.RoleCaller), opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
-			pair, err := p.Leg().SelectedPair()
-			if err != nil {
-				t.Fatal(err)
-			}
-			proto := pair.Local.NetworkType().NetworkShort()
-			if r, ok := pair.Local.(*ice.CandidateRelay); ok {
-				proto = r.RelayProtocol()
-			}
+			p, pair, proto := customerPhone(t, ctx, m.Addr, tt.opts)
 			if pair.Local.Type() != tt.wantType || proto != tt.wantProto {
 				t.Fatalf("selected pair %s (local over %s); want a local %s candidate over %s", pair, proto, tt.wantType, tt.wantProto)
 			}
@@ -93,6 +79,29 @@ func TestReachEchoBot(t *testing.T) {
 			}
 		})
 	}
+}
+
+// customerPhone connects a softphone for a caller, speaking 600 Hz and
+// keeping what it hears, to the switchboard at addr; it answers the phone
+// (closed when the test ends), the candidate pair its media took, and the
+// local candidate's transport (a relayed one's: the one to the relay).
+func customerPhone(t *testing.T, ctx context.Context, addr string, opts phone.Options) (*phone.Phone, *ice.CandidatePair, string) {
+	t.Helper()
+	opts.Mic, opts.KeepHeard = audio.NewTone(600, -20), true
+	p, err := phone.Connect(ctx, phoneEngine(t), "http://"+addr, mint(t, "customer", calls.RoleCaller), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	pair, err := p.Leg().SelectedPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proto := pair.Local.NetworkType().NetworkShort()
+	if r, ok := pair.Local.(*ice.CandidateRelay); ok {
+		proto = r.RelayProtocol()
+	}
+	return p, pair, proto
 }
 
 // hearEcho runs the phone, speaking 600 Hz, and calls the echo bot: it
