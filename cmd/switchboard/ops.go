@@ -64,7 +64,7 @@ func (m *Main) newMetrics(info buildinfo.Info) *metrics.Metrics {
 	if b, ok := m.store.(interface{ Backlog() store.Backlog }); ok {
 		cfg.Backlog = func() metrics.Backlog {
 			s := b.Backlog()
-			return metrics.Backlog{Memory: s.Memory, Spooled: s.Spooled}
+			return metrics.Backlog{Memory: s.Memory, Spooled: s.Spooled, Journal: s.Journal}
 		}
 	}
 	return metrics.New(cfg)

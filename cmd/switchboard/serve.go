@@ -33,10 +33,13 @@ import (
 
 // Config is everything serve reads from flags and the environment.
 type Config struct {
-	Addr           string
-	DatabaseURL    string
-	SpoolDir       string
-	DataDir        string
+	Addr        string
+	DatabaseURL string
+	SpoolDir    string
+	DataDir     string
+	// PostgresWait bounds how long start waits for Postgres to answer; 0
+	// waits until the switchboard is stopped.
+	PostgresWait   time.Duration
 	HistoryStore   string // "memory", or "" (see openStore)
 	TrustedProxies []netip.Prefix
 	AdminKey       string
@@ -65,7 +68,8 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 		return def
 	}
 	cfg := Config{DatabaseURL: getenv("DATABASE_URL"), AdminKey: getenv("SWITCHBOARD_ADMIN_KEY")}
-	fs.StringVar(&cfg.SpoolDir, "spool-dir", env("SWITCHBOARD_SPOOL_DIR", ""), "where history waiting for Postgres is spooled during an outage (env SWITCHBOARD_SPOOL_DIR; default: the user cache directory)")
+	fs.StringVar(&cfg.SpoolDir, "spool-dir", env("SWITCHBOARD_SPOOL_DIR", ""), "with Postgres, the journal's directory: every change is fsynced there before it is acknowledged, and waits there while Postgres is out of reach (env SWITCHBOARD_SPOOL_DIR; default: journal in --data-dir)")
+	pgWait := fs.String("postgres-wait", env("SWITCHBOARD_POSTGRES_WAIT", "0"), "how long start waits for Postgres to answer, retrying; 0 waits until stopped (env SWITCHBOARD_POSTGRES_WAIT)")
 	fs.StringVar(&cfg.DataDir, "data-dir", env("SWITCHBOARD_DATA_DIR", DefaultDataDir), "where the switchboard keeps its files: the generated admin key, and call history without DATABASE_URL (env SWITCHBOARD_DATA_DIR)")
 	fs.StringVar(&cfg.HistoryStore, "store", env("SWITCHBOARD_STORE", ""), "\"memory\" keeps call history in memory only, lost at exit (benchmarks); by default it goes to Postgres with DATABASE_URL, else to "+historyFile+" in --data-dir (env SWITCHBOARD_STORE)")
 	fs.StringVar(&cfg.Addr, "addr", env("SWITCHBOARD_ADDR", "127.0.0.1:8080"), "address to listen on (env SWITCHBOARD_ADDR)")
@@ -93,6 +97,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	var err error
 	if cfg.HistoryStore != "" && cfg.HistoryStore != "memory" {
 		return cfg, fmt.Errorf("--store %q: the only choice is \"memory\" (leave it unset for Postgres or the SQLite file)", cfg.HistoryStore)
+	}
+	if cfg.PostgresWait, err = time.ParseDuration(*pgWait); err != nil || cfg.PostgresWait < 0 {
+		return cfg, fmt.Errorf("--postgres-wait %q is not a duration of 0 or more", *pgWait)
 	}
 	if cfg.RingTimeout, err = time.ParseDuration(*ring); err != nil || cfg.RingTimeout <= 0 {
 		return cfg, fmt.Errorf("--ring-timeout %q is not a positive duration", *ring)
@@ -237,6 +244,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Hub:            m.hub,
 		Tokens:         tokens,
 		Ready:          m.store.Ready,
+		Durable:        m.store.Durable,
 		AllowedOrigins: m.Config.AllowedOrigins,
 		TrustedProxies: m.Config.TrustedProxies,
 		Console:        web.Console(),
@@ -322,7 +330,7 @@ func (m *Main) openStore(ctx context.Context) error {
 		}
 		log.Info("call history goes to an SQLite file (set DATABASE_URL for Postgres)", "path", sq.Path())
 	default:
-		pg, err := store.OpenPostgres(ctx, m.Config.DatabaseURL, store.PostgresOptions{SpoolDir: m.Config.SpoolDir, Logger: log})
+		pg, err := m.openPostgres(ctx)
 		if err != nil {
 			return fmt.Errorf("open the Postgres store: %w", err)
 		}
@@ -337,6 +345,43 @@ func (m *Main) openStore(ctx context.Context) error {
 		log.Info("call history goes to Postgres")
 	}
 	return nil
+}
+
+// openPostgres opens the Postgres store, its journal in SpoolDir (default:
+// journal in the data directory). While Postgres does not answer it tries
+// again, with backoff, until ctx ends or PostgresWait has passed: a
+// switchboard started beside its database (compose, a reboot) waits for
+// it rather than failing, and the journal an earlier run left is written
+// once it answers.
+func (m *Main) openPostgres(ctx context.Context) (*store.Postgres, error) {
+	spool := m.Config.SpoolDir
+	if spool == "" && m.Config.DataDir != "" {
+		spool = filepath.Join(m.Config.DataDir, "journal")
+	}
+	if m.Config.PostgresWait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.Config.PostgresWait)
+		defer cancel()
+	}
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		pg, err := store.OpenPostgres(ctx, m.Config.DatabaseURL, store.PostgresOptions{SpoolDir: spool, Logger: m.Logger})
+		if err == nil {
+			return pg, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		m.Logger.Warn("Postgres does not answer yet; trying again", "err", err, "attempt", attempt, "in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
 }
 
 // Close shuts down in the reverse order of start: no new requests, every

@@ -41,6 +41,8 @@ type serverOptions struct {
 	writeTimeout time.Duration // default 2 s
 	console      fs.FS
 	limits       api.HubLimits
+	durable      func(context.Context) error
+	durableWait  time.Duration
 }
 
 func newServer(t *testing.T, opt serverOptions) *server {
@@ -65,6 +67,7 @@ func newServer(t *testing.T, opt serverOptions) *server {
 		AllowedOrigins: []string{"https://console.example"},
 		PingInterval:   opt.pingInterval, WriteTimeout: opt.writeTimeout,
 		ICE: opt.ice, Console: opt.console,
+		Durable: opt.durable, DurableWait: opt.durableWait,
 	})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {

@@ -27,6 +27,12 @@ type Config struct {
 	Tokens      *Tokens
 	// Ready answers nil when the store is reachable (GET /readyz).
 	Ready func(ctx context.Context) error
+	// Durable returns once the changes made so far are on disk (the
+	// history store's Durable); every answer that may have changed a call
+	// waits for it, at most DurableWait (default DefaultDurableWait), and
+	// answers 503 unavailable when it fails. Nil: answers do not wait.
+	Durable     func(ctx context.Context) error
+	DurableWait time.Duration
 	// AllowedOrigins are the browser origins (scheme://host:port) that may
 	// open the event stream besides the server's own.
 	AllowedOrigins []string
@@ -108,6 +114,9 @@ func New(cfg Config) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 64 << 10
 	}
+	if cfg.DurableWait <= 0 {
+		cfg.DurableWait = DefaultDurableWait
+	}
 	if cfg.Ready == nil {
 		cfg.Ready = func(context.Context) error { return nil }
 	}
@@ -131,6 +140,9 @@ func New(cfg Config) *Server {
 	}
 	e.Use(middleware.BodyLimit(sizeString(cfg.MaxBodyBytes)))
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true}))
+	if cfg.Durable != nil {
+		e.Use(s.durableAnswers)
+	}
 	s.echo = e
 	s.routes()
 	return s

@@ -95,6 +95,11 @@ type Store interface {
 	// change them afterwards. History is eventually consistent: a record
 	// queued but not yet written may be missing from the queries below.
 	Record(recs ...Record)
+	// Durable returns once every change recorded before it would survive
+	// the process being killed at once (in the store's journal or file on
+	// disk), or with an error when ctx ends first or the store cannot
+	// keep them. The API acknowledges a change only after it.
+	Durable(ctx context.Context) error
 	// FindCalls answers a page of history, newest first. A malformed
 	// cursor is an *Error with CodeInvalidRequest.
 	FindCalls(ctx context.Context, f CallFilter) (CallPage, error)

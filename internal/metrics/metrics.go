@@ -38,7 +38,8 @@ type Media struct {
 // Backlog is how much history waits to be written, read at each scrape.
 type Backlog struct {
 	Memory  int // changes waiting in memory
-	Spooled int // changes waiting in the spool file
+	Spooled int // changes waiting in the journal only (let go from memory)
+	Journal int // changes in the journal not yet written, wherever else they are
 }
 
 // Config says where the figures read at scrape time come from; nil
@@ -224,7 +225,7 @@ var (
 	descReceived   = prometheus.NewDesc("switchboard_media_packets_received_total", "RTP packets received on WebRTC legs.", nil, nil)
 	descLost       = prometheus.NewDesc("switchboard_media_packets_lost_total", "Gaps in the sequence numbers of received RTP packets.", nil, nil)
 	descSent       = prometheus.NewDesc("switchboard_media_packets_sent_total", "RTP packets sent (or tried) on WebRTC legs.", nil, nil)
-	descBacklog    = prometheus.NewDesc("switchboard_store_queue_depth", "History changes waiting to be written, by where they wait (memory, spool).", []string{"place"}, nil)
+	descBacklog    = prometheus.NewDesc("switchboard_store_queue_depth", "History changes waiting to be written, by where they wait: memory, spool (the journal only), journal (all in the journal not yet written).", []string{"place"}, nil)
 )
 
 func (s *scraped) Describe(ch chan<- *prometheus.Desc) {
@@ -257,5 +258,6 @@ func (s *scraped) Collect(ch chan<- prometheus.Metric) {
 		b := s.cfg.Backlog()
 		ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(b.Memory), "memory")
 		ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(b.Spooled), "spool")
+		ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(b.Journal), "journal")
 	}
 }

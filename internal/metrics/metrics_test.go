@@ -22,7 +22,7 @@ func (p *nopPublisher) Publish(calls.Event) { p.n++ }
 func TestCallsByState(t *testing.T) {
 	m := New(Config{
 		Media:   func() Media { return Media{LegsOpen: 2, LateTicks: 3, DroppedFrames: 4} },
-		Backlog: func() Backlog { return Backlog{Memory: 5, Spooled: 6} },
+		Backlog: func() Backlog { return Backlog{Memory: 5, Spooled: 6, Journal: 11} },
 		Version: "v1", Revision: "abc",
 	})
 	next := &nopPublisher{}
@@ -49,6 +49,7 @@ func TestCallsByState(t *testing.T) {
 		`switchboard_media_dropped_frames_total`:                                                         4,
 		`switchboard_store_queue_depth{place="memory"}`:                                                  5,
 		`switchboard_store_queue_depth{place="spool"}`:                                                   6,
+		`switchboard_store_queue_depth{place="journal"}`:                                                 11,
 		`switchboard_build_info{revision="abc",version="v1"}`:                                            1,
 		`switchboard_http_request_duration_seconds_count{method="POST",route="/api/calls",status="201"}`: 1,
 	}

@@ -23,9 +23,9 @@ func TestPostgresBacklog(t *testing.T) {
 		p.Record(r)
 	}
 	var b Backlog
-	waitFor(t, "the backlog to spill to the spool", func() bool {
+	waitFor(t, "the backlog to be journaled and wait there", func() bool {
 		b = p.Backlog()
-		return b.Spooled > 0
+		return b.Spooled > 0 && b.Journal == len(during)
 	})
 	if b.Memory+b.Spooled != len(during) || b.Memory < 0 {
 		t.Errorf("backlog during the outage = %+v, want %d changes in all", b, len(during))

@@ -17,69 +17,83 @@ import (
 
 // Postgres is the store that keeps history for good, in Postgres.
 //
-// Writing never holds up a call operation. Record only takes the change
-// into a queue in memory, giving it its key (a version that grows with
-// every change, and from it each event's key); one writer goroutine, which
-// Close stops, encodes what is queued and writes it in batches, each batch
-// one transaction that COPYs rows in. While a batch is being written (by a
-// goroutine the writer starts and waits for), the writer encodes the next
-// changes, spills and reads the spool, so that the encoding and Postgres
-// work at once. A retried or replayed batch never doubles a row, and an
-// older view of a call never overwrites a newer one, so the order in which
-// batches reach Postgres changes nothing there.
+// Journal first. Record only takes the change into a queue in memory,
+// giving it its key (a version that grows with every change, and from it
+// each event's key), and never blocks on I/O. A journaler goroutine
+// encodes what is queued and appends it to a local journal file in
+// SpoolDir, with one fsync for all the changes that waited (group
+// commit); Durable returns once the changes recorded before it are there,
+// and the API acknowledges a change only then, so a kill at any moment
+// loses nothing acknowledged. The writer goroutine then writes the
+// journaled changes to Postgres in batches, each batch one transaction
+// that COPYs rows in, from memory (or, for those it let go of past
+// QueueSize, read back from the journal), and consumes them from the
+// journal once written. A retried or replayed batch never doubles a row,
+// and an older view of a call never overwrites a newer one, so a change
+// written twice (a crash between the write and the consume) changes
+// nothing.
 //
 // When Postgres is down or slow, the writer retries with exponential
-// backoff and jitter, and changes wait in memory; past QueueSize of them,
-// the writer spills them, in order, to an append-only, fsynced spool file in
-// SpoolDir, and writes the spool first when Postgres answers again. Close
-// writes what is waiting; when Postgres stays out of reach until Close's
-// context ends, it spools what remains. OpenPostgres replays a spool left by
-// an earlier run before anything else. So nothing Record took is lost on an
-// orderly stop; a crash loses what was only in memory. Ready says how far
-// behind the store is while it is.
+// backoff and jitter while the journal keeps the changes; OpenPostgres
+// writes what an earlier run left in it before anything else. Close
+// writes what is waiting, and leaves in the journal what Postgres did not
+// take before its context ended. Ready says how far behind the store is
+// while it is. An alive mark in SpoolDir, rewritten every 100 ms, dates a
+// crash for RecoverCrashed even when the database's heartbeat could not
+// be written.
 //
 // One switchboard uses a database at a time (RecoverCrashed and the change
 // versions rely on it), and one store uses a spool directory at a time.
 //
-// The store keeps the Call values and Events it is given until the writer
-// has encoded them, and the caller must not change them afterwards (the
-// switchboard hands over fresh views). Timeline Data comes back as
-// json.RawMessage.
+// The store keeps the Call values and Events it is given until the
+// journaler has encoded them, and the caller must not change them
+// afterwards (the switchboard hands over fresh views). Timeline Data comes
+// back as json.RawMessage.
 type Postgres struct {
 	pool  *pgxpool.Pool
 	opt   PostgresOptions
 	log   *slog.Logger
-	spool *spool // the writer's, once it runs
+	spool *spool // the journal
+	alive *aliveMark
 
 	// Set by OpenPostgres. Every version up to openVersion was given by an
-	// earlier run; lastBeat is that run's last heartbeat (zero: none).
+	// earlier run; lastBeat is when that run was last known alive (its
+	// heartbeat or its alive mark; zero: neither).
 	openVersion int64
 	lastBeat    time.Time
 
 	mu       sync.Mutex
 	closed   bool
-	queue    []queued      // taken by Record, not yet by the writer
-	version  int64         // the last version given
-	enqueued uint64        // changes Record took in this run
-	written  uint64        // of those, how many are in Postgres (or given up on)
-	flushTo  uint64        // Flush wants the changes up to here written at once
-	spooled  int           // changes in the spool file
-	oldest   time.Time     // when the oldest change the writer holds in memory was recorded
-	lastErr  error         // of the last write; nil after a success
-	failedAt time.Time     // when writes started failing
-	progress chan struct{} // closed and replaced when written grows or the writer stops
-	stopped  bool          // the writer has returned
+	queue    []queued // taken by Record, not yet by the journaler
+	version  int64    // the last version given
+	enqueued uint64   // changes Record took in this run
+	// journaled counts the changes of this run in the journal on disk;
+	// handoff holds them for the writer until it takes them.
+	journaled       uint64
+	handoff         []change
+	journalProgress chan struct{} // closed and replaced when journaled grows or the journaler stops
+	journalStopped  bool          // the journaler has returned
+	written         uint64        // of those, how many are in Postgres (or given up on)
+	flushTo         uint64        // Flush wants the changes up to here written at once
+	spooled         int           // changes in the journal only, not in memory
+	oldest          time.Time     // when the oldest change the writer holds in memory was recorded
+	lastErr         error         // of the last write; nil after a success
+	failedAt        time.Time     // when writes started failing
+	progress        chan struct{} // closed and replaced when written grows or the writer stops
+	stopped         bool          // the writer has returned
 
-	wake      chan struct{}      // nudges the writer; capacity 1
-	closing   chan struct{}      // closed by Close
-	done      chan struct{}      // closed when the writer returns
-	cancelRun context.CancelFunc // ends the writer's context
-	recoverMu sync.Mutex
-	recovered map[string]bool // calls RecoverCrashed ended
-	closeOnce sync.Once
-	teardown  sync.Once
-	runErr    error // the writer's, set before done closes
-	closeErr  error
+	wake        chan struct{}      // nudges the writer; capacity 1
+	journalWake chan struct{}      // nudges the journaler; capacity 1
+	closing     chan struct{}      // closed by Close
+	journalDone chan struct{}      // closed when the journaler returns
+	done        chan struct{}      // closed when the writer returns
+	cancelRun   context.CancelFunc // ends the writer's context
+	recoverMu   sync.Mutex
+	recovered   map[string]bool // calls RecoverCrashed ended
+	closeOnce   sync.Once
+	teardown    sync.Once
+	runErr      error // the writer's, set before done closes
+	closeErr    error
 }
 
 var _ calls.Store = (*Postgres)(nil)
@@ -93,16 +107,17 @@ type queued struct {
 
 // PostgresOptions tunes the Postgres store. Zero fields take the defaults.
 type PostgresOptions struct {
-	// SpoolDir is where changes wait on disk while Postgres is out of
-	// reach. Default: switchboard-spool in os.UserCacheDir.
+	// SpoolDir holds the journal, where every change is on disk before it
+	// is acknowledged and until it is in Postgres, and the alive mark.
+	// Default: switchboard-spool in os.UserCacheDir.
 	SpoolDir string
-	// QueueSize is how many changes the writer holds in memory (taken
-	// from Record, encoded or not, besides the batch being written) before
-	// it spills the oldest of them to the spool. Default 16384.
+	// QueueSize is how many journaled changes the writer holds in memory
+	// (besides the batch being written) before it lets the oldest go; they
+	// wait in the journal, and are read back from it. Default 16384.
 	QueueSize int
 	// BatchSize is how many changes the writer writes in one transaction,
-	// at most. Changes to the same call in a batch cost one write of its
-	// row. Default 4096.
+	// and the journaler appends with one fsync, at most. Changes to the
+	// same call in a batch cost one write of its row. Default 4096.
 	BatchSize int
 	// FlushInterval is how long a change may wait for others to share its
 	// batch. Default 20ms.
@@ -158,7 +173,8 @@ func (o PostgresOptions) withDefaults() (PostgresOptions, error) {
 
 // OpenPostgres opens the history store in the database at databaseURL: it
 // applies the migrations (see Migrate), connects, writes any changes an
-// earlier run left in the spool, and starts the writer. It fails when
+// earlier run left in the journal, and starts the journaler and the
+// writer. It fails when
 // Postgres cannot be reached; outages after it returns are the writer's to
 // ride out. The caller then calls RecoverCrashed once, before taking calls,
 // and Close when done.
@@ -186,15 +202,18 @@ func OpenPostgres(ctx context.Context, databaseURL string, opt PostgresOptions) 
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
 	p := &Postgres{
-		pool:      pool,
-		opt:       opt,
-		log:       log,
-		spool:     sp,
-		recovered: make(map[string]bool),
-		progress:  make(chan struct{}),
-		wake:      make(chan struct{}, 1),
-		closing:   make(chan struct{}),
-		done:      make(chan struct{}),
+		pool:            pool,
+		opt:             opt,
+		log:             log,
+		spool:           sp,
+		recovered:       make(map[string]bool),
+		progress:        make(chan struct{}),
+		journalProgress: make(chan struct{}),
+		wake:            make(chan struct{}, 1),
+		journalWake:     make(chan struct{}, 1),
+		closing:         make(chan struct{}),
+		journalDone:     make(chan struct{}),
+		done:            make(chan struct{}),
 	}
 	fail := func(err error) (*Postgres, error) {
 		sp.close()
@@ -208,18 +227,29 @@ func OpenPostgres(ctx context.Context, databaseURL string, opt PostgresOptions) 
 	if beat != nil {
 		p.lastBeat = *beat
 	}
+	alivePath := filepath.Join(opt.SpoolDir, aliveFile)
+	mark, err := readAlive(alivePath)
+	if err != nil {
+		return fail(err)
+	}
+	p.lastBeat = later(p.lastBeat, mark)
 	if err := p.replay(ctx); err != nil {
+		return fail(err)
+	}
+	if p.alive, err = startAlive(alivePath, log); err != nil {
 		return fail(err)
 	}
 	p.openVersion = p.version
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.cancelRun = cancel
+	go p.journal(runCtx)
 	go p.run(runCtx)
 	return p, nil
 }
 
-// Record takes changes for writing and returns at once; it never blocks on
-// I/O. Each change gets its version, one higher than any before. A record
+// Record takes changes for journaling and writing and returns at once; it
+// never blocks on I/O (Durable waits for the journal). Each change gets its
+// version, one higher than any before. A record
 // without a call id is ignored, and so is everything recorded after Close.
 func (p *Postgres) Record(recs ...calls.Record) {
 	now := time.Now()
@@ -239,8 +269,11 @@ func (p *Postgres) Record(recs ...calls.Record) {
 	}
 	n := len(p.queue)
 	p.mu.Unlock()
-	if n > 0 && (wasEmpty || n >= p.opt.BatchSize) {
-		p.nudge()
+	if n > 0 && wasEmpty {
+		select {
+		case p.journalWake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -269,7 +302,7 @@ func (p *Postgres) Flush(ctx context.Context) error {
 			return nil
 		}
 		if stopped {
-			return calls.Errorf(calls.CodeUnavailable, "the history store closed with %d changes not written to Postgres (spooled in %s)", target-written, p.opt.SpoolDir)
+			return calls.Errorf(calls.CodeUnavailable, "the history store closed with %d changes not written to Postgres (kept in the journal in %s)", target-written, p.opt.SpoolDir)
 		}
 		select {
 		case <-ch:
@@ -285,7 +318,7 @@ func (p *Postgres) Flush(ctx context.Context) error {
 
 // Ready answers nil when the store keeps up and Postgres answers. Otherwise
 // it answers a *calls.Error with CodeUnavailable: the store is closed, is
-// behind (changes spooled, writes failing while changes wait, or the oldest
+// behind (changes waiting in the journal only, writes failing while changes wait, or the oldest
 // change waiting older than MaxLag; the message says how far behind), or
 // Postgres does not answer.
 func (p *Postgres) Ready(ctx context.Context) error {
@@ -326,7 +359,7 @@ func (p *Postgres) behind() error {
 	if spooled == 0 && lastErr == nil && age <= p.opt.MaxLag {
 		return nil
 	}
-	msg := fmt.Sprintf("the history store is behind: %d changes not yet in Postgres (%d spooled to %s, %d in memory)",
+	msg := fmt.Sprintf("the history store is behind: %d changes not yet in Postgres (%d only in the journal in %s, %d in memory too)",
 		waiting, spooled, p.opt.SpoolDir, waiting-min(waiting, uint64(spooled)))
 	if age > 0 {
 		msg += fmt.Sprintf("; the oldest in memory waits for %s", age.Round(time.Millisecond))
@@ -339,9 +372,10 @@ func (p *Postgres) behind() error {
 	return e
 }
 
-// Close stops taking changes and writes those waiting. While Postgres is
-// out of reach, it retries until ctx ends, then spools what remains and
-// returns: the next OpenPostgres with the same SpoolDir writes it. Closing
+// Close stops taking changes, journals those queued and writes those
+// waiting. While Postgres is out of reach, it retries until ctx ends, then
+// returns, leaving what remains in the journal: the next OpenPostgres
+// with the same SpoolDir writes it. Closing
 // again waits for the first Close and answers the same.
 func (p *Postgres) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
@@ -353,11 +387,12 @@ func (p *Postgres) Close(ctx context.Context) error {
 	})
 	stop := context.AfterFunc(ctx, p.cancelRun)
 	defer stop()
+	<-p.journalDone
 	<-p.done
 	p.teardown.Do(func() {
 		p.cancelRun()
 		p.pool.Close()
-		p.closeErr = errors.Join(p.runErr, p.spool.close())
+		p.closeErr = errors.Join(p.runErr, p.alive.close(), p.spool.removeIfDone(), p.spool.close())
 	})
 	return p.closeErr
 }

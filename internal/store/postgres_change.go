@@ -13,7 +13,7 @@ import (
 )
 
 // change is one calls.Record as the Postgres store writes it, encoded once
-// by the writer: the call's row, its participants' rows and its events'
+// by the journaler: the call's row, its participants' rows and its events'
 // rows. Its key is given when the record is taken: the call's id and the
 // change's version, which grows with every record; an event's key adds its
 // place in the record. Writing a change again, from a retry or a replayed
@@ -21,6 +21,10 @@ import (
 type change struct {
 	version    int64
 	recordedAt time.Time // when Record took it, for Ready
+	// Where the journal holds it: the end of its frame, in the journal
+	// file's generation journalGen (see spool.consume).
+	journalEnd int64
+	journalGen uint64
 	call       callRow
 	parts      []partRow
 	events     []eventRow

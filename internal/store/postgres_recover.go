@@ -9,29 +9,32 @@ import (
 	"github.com/switchboard/switchboard/internal/calls"
 )
 
-// replay writes the changes an earlier run left in the spool, in order,
+// replay writes the changes an earlier run left in the journal, in order,
 // then removes it. When Postgres fails it, the spool stays as it is, for
 // the next start to replay (writing a change twice changes nothing).
 func (p *Postgres) replay(ctx context.Context) error {
 	if p.spool.empty() {
-		return nil
+		return p.spool.removeIfDone()
 	}
-	began, total := time.Now(), p.spool.unread
+	began, total := time.Now(), p.spool.pending()
 	for !p.spool.empty() {
-		payloads, ends, err := p.spool.read(p.opt.BatchSize)
+		payloads, ends, gen, err := p.spool.read(p.opt.BatchSize)
 		if err != nil {
 			return fmt.Errorf("replay the spool: %w", err)
 		}
-		batch, _ := decodeSpooled(payloads, p.spool.format, p.log)
+		batch, _ := decodeSpooled(payloads, p.spool.payloadFormat(), p.log)
 		for i := range batch {
 			p.version = max(p.version, batch[i].version)
 		}
 		if _, err := p.write(ctx, batch); err != nil {
 			return fmt.Errorf("replay the spool %s (kept for the next start): %w", p.spool.path, err)
 		}
-		if err := p.spool.consume(ends[len(ends)-1], len(ends)); err != nil {
+		if err := p.spool.consume(gen, ends[len(ends)-1], len(ends)); err != nil {
 			return fmt.Errorf("replay the spool: %w", err)
 		}
+	}
+	if err := p.spool.removeIfDone(); err != nil {
+		return fmt.Errorf("replay the spool: %w", err)
 	}
 	p.log.Info("history store: wrote the changes an earlier run spooled", "changes", total,
 		"path", p.spool.path, "duration", time.Since(began).Round(time.Millisecond))
@@ -41,7 +44,8 @@ func (p *Postgres) replay(ctx context.Context) error {
 // RecoverCrashed ends the calls an earlier run left live: the switchboard
 // that had them died without ending them. Each gets state Disconnected and
 // calls.ReasonSwitchboardDied (503/0), ending when the crash is best known
-// to have happened: the later of the earlier run's last heartbeat and the
+// to have happened: the later of the earlier run's last sign of life (its heartbeat
+// in the database, or its alive mark) and the
 // call's last event. Its participants still in it end likewise, and its
 // timeline gets a callEnded event caused by the system. It answers how
 // many calls it ended, once they are written.

@@ -53,8 +53,14 @@ func TestPostgresBurstThroughSpool(t *testing.T) {
 			p.Record(recs...) // all at once, as a burst
 			mustFlush(t, p)
 			checkStored(t, databaseURL, p, recs)
+			if n := p.Backlog().Journal; n != 0 {
+				t.Errorf("journal after the burst was written holds %d changes, want 0", n)
+			}
+			if err := p.Close(t.Context()); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := os.Stat(filepath.Join(spoolDir, spoolFile)); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("spool after the burst was written: %v, want it removed", err)
+				t.Errorf("journal after Close with the burst written: %v, want it removed", err)
 			}
 		})
 	}

@@ -4,41 +4,42 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"time"
 )
 
 // writer is the state of the Postgres store's writer goroutine.
 //
-// Changes move through it oldest first: the spool, then the batch in
-// flight, then pending (encoded), then raw (taken from Record's queue, not
-// yet encoded). While one goroutine writes a batch to Postgres (the
-// flight), the writer encodes the next changes, spills what does not fit
-// in memory and reads the spool, so that Postgres and the encoding work at
-// once. Only the writer touches this state; the flight's goroutine only
-// writes its batch, and the writer waits for it before it moves on from
-// the batch or returns.
+// Changes reach it journaled (see journal), oldest first, and it writes
+// them in that order: first those it let go of from memory (onDisk, read
+// back from the journal), then the batch in flight, then pending. While
+// one goroutine writes a batch to Postgres (the flight), the writer keeps
+// taking what the journaler hands over, so that it never holds more than
+// QueueSize changes in memory: past that it lets the oldest go, as they
+// are in the journal already. Once a batch is in Postgres its changes are
+// consumed from the journal. Only the writer touches this state; the
+// flight's goroutine only writes its batch, and the writer waits for it
+// before it moves on from the batch or returns.
 type writer struct {
 	*Postgres
-	taken    []queued // what take took from Record's queue last; raw is its tail
-	raw      []queued // taken, not yet encoded
-	pending  []change // encoded, oldest first
-	spare    []queued // Record's next queue
+	pending  []change // journaled, in memory, oldest first
+	spare    []change // the journaler's next handoff
+	onDisk   int      // changes older than pending and the flight, in the journal only
 	flight   *flight  // the batch being written; nil when none
 	failures int      // writes failed in a row
 	retryAt  time.Time
 	beatAt   time.Time
 	timer    *time.Timer
-	draining bool // Close was called: write everything, then return
+	draining bool // Close was called and everything is journaled: write it all, then return
 }
 
 // flight is a batch being written to Postgres by a goroutine of its own.
 type flight struct {
-	batch   []change
-	spooled bool    // read from the spool: batch[i] is frame at[i], ending at ends[at[i]]
-	at      []int   // see spooled
-	ends    []int64 // see spooled
-	result  chan flightResult
+	batch  []change
+	onDisk bool    // read from the journal: batch[i] is frame at[i], ending at ends[at[i]] in generation gen
+	at     []int   // see onDisk
+	ends   []int64 // see onDisk
+	gen    uint64  // see onDisk
+	result chan flightResult
 }
 
 // flightResult is what write answered for a flight's batch.
@@ -47,14 +48,10 @@ type flightResult struct {
 	err  error
 }
 
-// encodeChunk is how many changes the writer encodes between two looks
-// at the batch in flight.
-const encodeChunk = 1024
-
-// run is the writer: it takes what Record queues, writes it in batches,
-// spills to the spool what does not fit in memory, and keeps the heartbeat.
-// It returns, once Close was called, when everything is written, or when
-// ctx ends, after spooling what is left.
+// run is the writer: it takes what the journaler hands over, writes it in
+// batches, and keeps the heartbeat. It returns, once Close was called,
+// when everything is written, or when ctx ends (what is not written stays
+// in the journal, for the next start).
 func (p *Postgres) run(ctx context.Context) {
 	w := &writer{Postgres: p, beatAt: time.Now(), timer: time.NewTimer(time.Hour)}
 	w.timer.Stop()
@@ -62,20 +59,22 @@ func (p *Postgres) run(ctx context.Context) {
 	for {
 		if !w.draining {
 			select {
-			case <-p.closing:
-				// Record took its last change before Close closed this,
-				// so a take after this sees it.
+			case <-p.journalDone:
+				// The journaler handed over its last change before it
+				// closed this, so a take after this sees it.
 				w.draining = true
 			default:
 			}
 		}
 		w.take()
 		if ctx.Err() != nil {
-			w.spillAll()
+			if w.flight != nil {
+				w.land(ctx, true)
+			}
 			return
 		}
 		if w.flight != nil {
-			w.land(false)
+			w.land(ctx, false)
 		}
 		now := time.Now()
 		if w.flight == nil {
@@ -83,15 +82,11 @@ func (p *Postgres) run(ctx context.Context) {
 				w.launch(ctx)
 			}
 		}
-		if len(w.raw) > 0 {
-			w.encode(encodeChunk)
-			continue
-		}
 		if w.flight != nil {
-			w.land(true)
+			w.land(ctx, true)
 			continue
 		}
-		backlog := len(w.pending) > 0 || !p.spool.empty()
+		backlog := len(w.pending) > 0 || w.onDisk > 0
 		if !backlog && w.draining {
 			return
 		}
@@ -109,102 +104,73 @@ func (p *Postgres) run(ctx context.Context) {
 	}
 }
 
-// take moves what Record queued into raw, once raw is empty. Record's
-// queue and spare swap places, so that Record appends without allocating
-// once they have grown.
+// take moves what the journaler handed over into pending, then lets the
+// oldest in pending go while the writer holds more than QueueSize.
 func (w *writer) take() {
-	if len(w.raw) > 0 {
-		return
-	}
-	if w.taken != nil {
-		clear(w.taken)
-		if cap(w.taken) <= 2*w.opt.QueueSize {
-			w.spare = w.taken[:0]
-		}
-		w.taken = nil
-	}
 	w.mu.Lock()
-	q := w.queue
-	if len(q) > 0 {
-		w.queue, w.spare = w.spare[:0], nil
+	h := w.handoff
+	if len(h) > 0 {
+		w.handoff, w.spare = w.spare[:0], nil
 	}
 	w.mu.Unlock()
-	if len(q) == 0 {
+	if len(h) == 0 {
 		return
 	}
-	w.taken, w.raw = q, q
-	w.publish(0)
-}
-
-// encode encodes up to n changes of raw into pending, then spills the
-// oldest in pending while the writer holds more than QueueSize changes.
-func (w *writer) encode(n int) {
-	n = min(n, len(w.raw))
-	for i := range n {
-		q := &w.raw[i]
-		w.pending = append(w.pending, newChange(&q.rec, q.version, q.at, w.log))
+	w.pending = append(w.pending, h...)
+	clear(h)
+	if cap(h) <= 2*w.opt.QueueSize {
+		w.spare = h[:0]
 	}
-	clear(w.raw[:n])
-	w.raw = w.raw[n:]
-	if excess := len(w.pending) + len(w.raw) - w.opt.QueueSize; excess > 0 {
-		w.spill(min(excess, len(w.pending)))
+	if excess := len(w.pending) - w.opt.QueueSize; excess > 0 {
+		w.letGo(excess)
 	}
 	w.publish(0)
 }
 
-// spillAll ends the writer's work when its context ended: it waits for
-// the batch in flight, then spools everything still in memory.
-func (w *writer) spillAll() {
-	if w.flight != nil {
-		w.land(true)
-	}
-	for {
-		w.take()
-		if len(w.raw) == 0 {
-			break
-		}
-		w.encode(len(w.raw))
-	}
-	w.spill(len(w.pending))
+// letGo drops the n oldest changes in pending from memory: they are in the
+// journal, and are read back from there when their turn comes.
+func (w *writer) letGo(n int) {
+	clear(w.pending[:n])
+	w.pending = w.pending[n:]
+	w.onDisk += n
+	w.log.Debug("history store: changes wait in the journal only", "changes", n, "on_disk", w.onDisk)
 }
 
 // due says whether to start writing a batch now and, when not, how long
 // until one is due (0: when something else happens first). A batch is
-// due when it is full, or when nothing is left to encode and the batch's
-// oldest change has waited FlushInterval, or Flush or Close wants it.
+// due when it is full, or when its oldest change has waited
+// FlushInterval, or Flush or Close wants it, or changes wait on disk.
 func (w *writer) due(now time.Time) (bool, time.Duration) {
-	if w.spool.empty() && len(w.pending) == 0 {
+	if w.onDisk == 0 && len(w.pending) == 0 {
 		return false, 0
 	}
 	if now.Before(w.retryAt) {
 		return false, w.retryAt.Sub(now)
 	}
 	switch {
-	case w.spool.unread >= w.opt.BatchSize || (w.spool.empty() && len(w.pending) >= w.opt.BatchSize):
-		return true, 0
-	case len(w.raw) > 0:
-		return false, 0 // encode more first, to fill the batch
-	case !w.spool.empty() || w.draining || w.flushWanted():
+	case w.onDisk > 0 || len(w.pending) >= w.opt.BatchSize || w.draining || w.flushWanted():
 		return true, 0
 	}
 	wait := w.opt.FlushInterval - now.Sub(w.pending[0].recordedAt)
 	return wait <= 0, wait
 }
 
-// launch starts writing a batch: from the spool while it has changes,
-// which are older than those in memory, else from pending.
+// launch starts writing a batch: from the journal while changes wait only
+// there, which are older than those in memory, else from pending.
 func (w *writer) launch(ctx context.Context) {
 	f := &flight{result: make(chan flightResult, 1)}
-	if !w.spool.empty() {
-		payloads, ends, err := w.spool.read(w.opt.BatchSize)
+	if w.onDisk > 0 {
+		payloads, ends, gen, err := w.spool.read(min(w.opt.BatchSize, w.onDisk))
 		if err != nil {
-			aside, lost := w.spool.quarantine()
-			w.log.Error("history store: the spool cannot be read; its changes are lost", "err", err, "moved_to", aside, "changes", lost)
+			aside, _ := w.spool.quarantine()
+			w.log.Error("history store: the journal cannot be read; the changes only it held are lost", "err", err, "moved_to", aside, "changes", w.onDisk)
+			lost := w.onDisk
+			w.onDisk = 0
 			w.publish(lost)
 			return
 		}
-		f.batch, f.at = decodeSpooled(payloads, w.spool.format, w.log)
-		f.spooled, f.ends = true, ends
+		f.batch, f.at = decodeSpooled(payloads, w.spool.payloadFormat(), w.log)
+		f.onDisk, f.ends, f.gen = true, ends, gen
 	} else {
 		n := min(len(w.pending), w.opt.BatchSize)
 		f.batch = w.pending[:n:n]
@@ -218,14 +184,21 @@ func (w *writer) launch(ctx context.Context) {
 }
 
 // land settles the batch in flight once it is written or has failed:
-// waiting for that when wait is set, else only if it is over already.
-// Changes of a failed batch stay where they were (the spool) or go back
-// to the front of pending, to be written again.
-func (w *writer) land(wait bool) {
+// waiting for that when wait is set (but returning when the journaler
+// hands over more, to take it), else only if it is over already. Written
+// changes are consumed from the journal; those of a failed batch are
+// still there, and are read back from it first, to be written again.
+func (w *writer) land(ctx context.Context, wait bool) {
 	f := w.flight
 	var r flightResult
 	if wait {
-		r = <-f.result
+		select {
+		case r = <-f.result:
+		case <-w.wake:
+			return
+		case <-ctx.Done():
+			r = <-f.result // the flight ends with ctx
+		}
 	} else {
 		select {
 		case r = <-f.result:
@@ -234,22 +207,29 @@ func (w *writer) land(wait bool) {
 		}
 	}
 	w.flight = nil
-	if f.spooled {
+	if f.onDisk {
 		// Frames consumed: those before the first change not written.
 		n := len(f.ends)
 		if r.done < len(f.batch) {
 			n = f.at[r.done]
 		}
 		if n > 0 {
-			if err := w.spool.consume(f.ends[n-1], n); err != nil {
-				w.log.Error("history store: cannot remove the spool", "err", err)
+			if err := w.spool.consume(f.gen, f.ends[n-1], n); err != nil {
+				w.log.Error("history store: cannot cut back the journal", "err", err)
 			}
 		}
+		w.onDisk -= n
 		w.publish(n)
 	} else {
-		if r.done < len(f.batch) {
-			w.pending = slices.Concat(f.batch[r.done:], w.pending)
+		if r.done > 0 {
+			last := &f.batch[r.done-1]
+			if err := w.spool.consume(last.journalGen, last.journalEnd, r.done); err != nil {
+				w.log.Error("history store: cannot cut back the journal", "err", err)
+			}
 		}
+		// What failed is older than pending: it goes back to the journal's
+		// side, which the next batch reads first, in order.
+		w.onDisk += len(f.batch) - r.done
 		clear(f.batch)
 		w.publish(r.done)
 	}
@@ -258,15 +238,15 @@ func (w *writer) land(wait bool) {
 
 // sleep waits up to d for something to do.
 func (w *writer) sleep(ctx context.Context, d time.Duration) {
-	closing := w.closing
+	journalDone := w.journalDone
 	if w.draining {
-		closing = nil // closed: it would not wait
+		journalDone = nil // closed: it would not wait
 	}
 	w.timer.Reset(d)
 	defer w.timer.Stop()
 	select {
 	case <-w.wake:
-	case <-closing:
+	case <-journalDone:
 	case <-ctx.Done():
 	case <-w.timer.C:
 	}
@@ -320,49 +300,19 @@ func (w *writer) backoff() time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// spill moves the n oldest changes in pending to the spool, in order, in
-// format 2 (see appendSpoolFrame). When the spool cannot take them, they
-// stay in memory.
-func (w *writer) spill(n int) {
-	if n <= 0 {
-		return
-	}
-	buf := make([]byte, 0, n*1536)
-	offs := make([]int, n+1)
-	for i := range n {
-		offs[i] = len(buf)
-		buf = w.pending[i].appendSpoolFrame(buf)
-	}
-	offs[n] = len(buf)
-	payloads := make([][]byte, n)
-	for i := range payloads {
-		payloads[i] = buf[offs[i]:offs[i+1]]
-	}
-	if err := w.spool.append(payloads); err != nil {
-		w.log.Error("history store: cannot spill to the spool; keeping changes in memory", "err", err, "changes", n)
-		return
-	}
-	w.log.Debug("history store: spilled changes to the spool", "changes", n, "spooled", w.spool.unread)
-	clear(w.pending[:n])
-	w.pending = w.pending[n:]
-	w.publish(0)
-}
-
 // publish tells Flush and Ready where the writer is: done more changes are
 // in Postgres (or given up on).
 func (w *writer) publish(done int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.written += uint64(done)
-	w.spooled = w.spool.unread
+	w.spooled = w.onDisk
 	w.oldest = time.Time{}
 	switch f := w.flight; {
-	case f != nil && !f.spooled && len(f.batch) > 0:
+	case f != nil && !f.onDisk && len(f.batch) > 0:
 		w.oldest = f.batch[0].recordedAt
 	case len(w.pending) > 0:
 		w.oldest = w.pending[0].recordedAt
-	case len(w.raw) > 0:
-		w.oldest = w.raw[0].at
 	}
 	if done > 0 {
 		close(w.progress)
@@ -370,18 +320,18 @@ func (w *writer) publish(done int) {
 	}
 }
 
-// stop ends the writer: what is still in memory now could not be written
-// or spooled.
+// stop ends the writer. Everything journaled and not written stays in the
+// journal, for the next start; what the journaler could not take is lost.
 func (w *writer) stop() {
 	w.mu.Lock()
-	queued := len(w.queue)
+	lost := w.enqueued - w.journaled
 	w.mu.Unlock()
-	if n := len(w.pending) + len(w.raw) + queued; n > 0 {
-		w.log.Error("history store: closing with changes neither written nor spooled", "changes", n)
-		w.runErr = fmt.Errorf("close: %d changes could be neither written to Postgres nor spooled to %s", n, w.spool.path)
-	} else if !w.spool.empty() {
-		w.log.Warn("history store: closing with changes spooled; the next start writes them",
-			"changes", w.spool.unread, "path", w.spool.path)
+	if lost > 0 {
+		w.log.Error("history store: closing with changes neither written nor journaled", "changes", lost)
+		w.runErr = fmt.Errorf("close: %d changes could be neither written to Postgres nor journaled in %s", lost, w.spool.path)
+	} else if n := w.spool.pending(); n > 0 {
+		w.log.Warn("history store: closing with changes in the journal; the next start writes them",
+			"changes", n, "path", w.spool.path)
 	}
 	w.mu.Lock()
 	w.stopped = true

@@ -12,16 +12,20 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
-// spool is the Postgres store's overflow on local disk: an append-only file
-// of changes that did not fit in memory while Postgres was down or slow, or
-// that were still waiting when the store closed without reaching Postgres.
-// The changes in it are older than those the writer holds in memory (but
-// for a batch that failed while the writer spilled newer ones), and are
-// written to Postgres first, in file order. Once all of them are, the file
-// is removed.
+// spool is the Postgres store's journal on local disk: an append-only file
+// of every change the store took, written (and fsynced) before the change
+// is acknowledged and before it goes to Postgres, so that a crash at any
+// moment loses nothing acknowledged. The changes in it not yet in Postgres
+// are its unread frames, from off to end, in the order they were taken;
+// the writer writes them in that order (from memory while it still holds
+// them, else read back from here), and consumes them once they are in
+// Postgres. When none is left unread and the file has grown past
+// spoolResetBytes, it is cut back to its header; when the store closes
+// with none left, the file goes.
 //
 // The file is a header line, spoolHeader, then one frame per change: the
 // payload's length (4 bytes, big-endian), its CRC-32C (4 bytes, big-endian),
@@ -35,23 +39,32 @@ import (
 // written to Postgres is kept in memory only: after a restart the whole
 // file is written again, which changes nothing.
 //
-// A spool is used by one goroutine at a time: the writer, or OpenPostgres
-// and Close before and after it runs. One process uses a spool directory at
-// a time.
+// One goroutine appends (the journaler) while another reads and consumes
+// (the writer); mu guards the offsets, and an append writes and fsyncs
+// outside it. gen changes whenever the file is replaced (cut back, moved
+// aside), so that offsets taken before do not apply to the new one. One
+// process uses a spool directory at a time.
 type spool struct {
-	path   string
-	log    *slog.Logger
-	f      *os.File // nil while there is no file
-	end    int64    // end of the last whole frame
-	off    int64    // start of the first frame not yet in Postgres
-	unread int      // frames from off to end
-	format int      // of the file's payloads: spoolFormatJSON or spoolFormatBinary
+	path string
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	f         *os.File // nil while there is no file
+	end       int64    // end of the last whole frame
+	off       int64    // start of the first frame not yet in Postgres
+	unread    int      // frames from off to end
+	format    int      // of the file's payloads: spoolFormatJSON or spoolFormatBinary
+	gen       uint64   // changes when the file is replaced
+	appending bool     // an append writes beyond end, outside mu
 }
 
 const (
-	spoolFile   = "history.spool"
-	spoolHeader = "switchboard history spool 2\n" // format 2; see spoolHeaders
-	frameHeader = 8
+	spoolFile = "history.spool"
+	// spoolResetBytes is how large the file grows before, with every
+	// change in it written to Postgres, it is cut back to its header.
+	spoolResetBytes = 4 << 20
+	spoolHeader     = "switchboard history spool 2\n" // format 2; see spoolHeaders
+	frameHeader     = 8
 	// maxFrame bounds a frame's payload, so that a damaged length never
 	// makes the reader allocate gigabytes.
 	maxFrame = 64 << 20
@@ -179,7 +192,28 @@ func readFrame(r *bufio.Reader, buf []byte) ([]byte, int, error) {
 }
 
 // empty reports whether every change in the spool is in Postgres.
-func (s *spool) empty() bool { return s.unread == 0 }
+func (s *spool) empty() bool { return s.pending() == 0 }
+
+// pending is how many changes in the spool are not yet in Postgres.
+func (s *spool) pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unread
+}
+
+// payloadFormat is the format of the file's payloads.
+func (s *spool) payloadFormat() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.format
+}
+
+// generation is the file's current generation (see consume).
+func (s *spool) generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen
+}
 
 // append adds payloads at the end, in order, and returns once they are on
 // disk. On an error none of them counts.
@@ -187,36 +221,77 @@ func (s *spool) append(payloads [][]byte) error {
 	if len(payloads) == 0 {
 		return nil
 	}
+	var buf []byte
+	for _, p := range payloads {
+		start := openFrame(&buf)
+		buf = append(buf, p...)
+		sealFrame(buf, start)
+	}
+	_, _, err := s.appendFramed(buf, len(payloads))
+	return err
+}
+
+// openFrame starts a frame at the end of *buf, its header to be filled by
+// sealFrame once the payload follows it; it answers where the frame starts.
+func openFrame(buf *[]byte) int {
+	start := len(*buf)
+	*buf = append(*buf, make([]byte, frameHeader)...)
+	return start
+}
+
+// sealFrame fills the header of the frame that starts at start and runs
+// to the end of buf.
+func sealFrame(buf []byte, start int) {
+	payload := buf[start+frameHeader:]
+	binary.BigEndian.PutUint32(buf[start:], uint32(len(payload)))
+	binary.BigEndian.PutUint32(buf[start+4:], crc32.Checksum(payload, crcTable))
+}
+
+// errSpoolReplaced is an append that raced with the file being replaced;
+// it did not count, and may be tried again at once.
+var errSpoolReplaced = errors.New("the spool file was replaced during the append")
+
+// appendFramed adds n whole frames, buf, at the end and returns once they
+// are on disk, answering the offset where buf starts and the file's
+// generation, which locate each frame for consume. On an error none of
+// them counts. Appends must not run at once.
+func (s *spool) appendFramed(buf []byte, n int) (int64, uint64, error) {
+	if n == 0 {
+		return 0, 0, nil
+	}
+	s.mu.Lock()
 	if s.f == nil {
 		if err := s.create(); err != nil {
-			return err
+			s.mu.Unlock()
+			return 0, 0, err
 		}
 	}
-	size := 0
-	for _, p := range payloads {
-		size += frameHeader + len(p)
-	}
-	buf := make([]byte, 0, size)
-	for _, p := range payloads {
-		buf = binary.BigEndian.AppendUint32(buf, uint32(len(p)))
-		buf = binary.BigEndian.AppendUint32(buf, crc32.Checksum(p, crcTable))
-		buf = append(buf, p...)
-	}
-	_, err := s.f.WriteAt(buf, s.end)
+	f, start, gen := s.f, s.end, s.gen
+	s.appending = true
+	s.mu.Unlock()
+
+	_, err := f.WriteAt(buf, start)
 	if err == nil {
-		err = s.f.Sync()
+		err = f.Sync()
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appending = false
+	if s.gen != gen {
+		return 0, 0, errSpoolReplaced
 	}
 	if err != nil {
 		// Best effort: leave no partial frame for the next append to follow.
-		_ = s.f.Truncate(s.end)
-		return fmt.Errorf("append to spool: %w", err)
+		_ = f.Truncate(start)
+		return 0, 0, fmt.Errorf("append to spool: %w", err)
 	}
-	s.end += int64(len(buf))
-	s.unread += len(payloads)
-	return nil
+	s.end = start + int64(len(buf))
+	s.unread += n
+	return start, gen, nil
 }
 
-// create starts a new spool file.
+// create starts a new spool file. The caller holds mu.
 func (s *spool) create() error {
 	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -236,54 +311,84 @@ func (s *spool) create() error {
 	}
 	s.f, s.off, s.end, s.unread = f, int64(len(spoolHeader)), int64(len(spoolHeader)), 0
 	s.format = spoolFormatBinary
+	s.gen++
 	return nil
 }
 
 // read answers up to limit payloads from the first one not yet in Postgres,
-// in order, and each one's end offset, to pass to consume. A damaged frame
-// (the disk changed under us) is errDamagedFrame.
-func (s *spool) read(limit int) ([][]byte, []int64, error) {
-	if s.unread == 0 {
-		return nil, nil, nil
+// in order, each one's end offset and the file's generation, to pass to
+// consume. A damaged frame (the disk changed under us) is errDamagedFrame.
+func (s *spool) read(limit int) ([][]byte, []int64, uint64, error) {
+	s.mu.Lock()
+	f, off, end, unread, gen := s.f, s.off, s.end, s.unread, s.gen
+	s.mu.Unlock()
+	if unread == 0 {
+		return nil, nil, gen, nil
 	}
-	r := bufio.NewReaderSize(io.NewSectionReader(s.f, s.off, s.end-s.off), 64<<10)
-	n := min(limit, s.unread)
+	r := bufio.NewReaderSize(io.NewSectionReader(f, off, end-off), 64<<10)
+	n := min(limit, unread)
 	payloads := make([][]byte, 0, n)
 	ends := make([]int64, 0, n)
-	end := s.off
+	at := off
 	for range n {
 		p, size, err := readFrame(r, nil)
 		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, nil, fmt.Errorf("read spool %s at %d: %w", s.path, end, err)
+			return nil, nil, gen, fmt.Errorf("read spool %s at %d: %w", s.path, at, err)
 		}
-		end += int64(size)
+		at += int64(size)
 		payloads = append(payloads, p)
-		ends = append(ends, end)
+		ends = append(ends, at)
 	}
-	return payloads, ends, nil
+	return payloads, ends, gen, nil
 }
 
-// consume records that the n changes before off are in Postgres. When that
-// is all of them, the file goes.
-func (s *spool) consume(off int64, n int) error {
+// consume records that the n oldest changes not yet in Postgres, which end
+// at off in generation gen, now are. Offsets of an earlier generation are
+// of a file that is gone, and change nothing. When every change is in
+// Postgres and the file has grown past spoolResetBytes, it is cut back to
+// its header.
+func (s *spool) consume(gen uint64, off int64, n int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gen != s.gen || s.f == nil {
+		return nil
+	}
 	s.off = off
-	s.unread -= n
+	s.unread = max(0, s.unread-n)
+	if s.unread > 0 || s.appending || s.end < spoolResetBytes {
+		return nil
+	}
+	head := int64(len(spoolHeader))
+	if err := s.f.Truncate(head); err != nil {
+		return fmt.Errorf("cut back the spool: %w", err)
+	}
+	s.off, s.end = head, head
+	s.gen++
+	return nil
+}
+
+// removeIfDone deletes the file when every change in it is in Postgres.
+func (s *spool) removeIfDone() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.unread > 0 {
 		return nil
 	}
 	return s.remove()
 }
 
-// remove deletes the file, whatever is in it.
+// remove deletes the file, whatever is in it. The caller holds mu, or is
+// the only user.
 func (s *spool) remove() error {
 	if s.f == nil {
 		return nil
 	}
 	s.f.Close()
 	s.f, s.off, s.end, s.unread = nil, 0, 0, 0
+	s.gen++
 	if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove spool: %w", err)
 	}
@@ -296,12 +401,15 @@ func (s *spool) remove() error {
 // quarantine moves a spool that cannot be read aside, for a person to look
 // at, and starts afresh. It answers how many changes were in it, unread.
 func (s *spool) quarantine() (string, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	lost := s.unread
 	aside := fmt.Sprintf("%s.damaged-%d", s.path, time.Now().UnixNano())
 	if s.f != nil {
 		s.f.Close()
 	}
 	s.f, s.off, s.end, s.unread = nil, 0, 0, 0
+	s.gen++
 	if err := os.Rename(s.path, aside); err != nil {
 		s.log.Error("history spool: cannot move a damaged spool aside", "path", s.path, "err", err)
 		return s.path, lost
@@ -312,6 +420,8 @@ func (s *spool) quarantine() (string, int) {
 
 // close releases the file, leaving it on disk.
 func (s *spool) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.f == nil {
 		return nil
 	}

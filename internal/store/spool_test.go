@@ -39,7 +39,7 @@ func payloads(n int) [][]byte {
 // readAll reads every unread payload.
 func readAll(t *testing.T, s *spool) [][]byte {
 	t.Helper()
-	got, _, err := s.read(s.unread)
+	got, _, _, err := s.read(s.pending())
 	if err != nil {
 		t.Fatalf("read: %v", err)
 	}
@@ -63,11 +63,11 @@ func TestSpool(t *testing.T) {
 	if err := s.append(want[3:]); err != nil {
 		t.Fatal(err)
 	}
-	got, ends, err := s.read(2)
+	got, ends, gen, err := s.read(2)
 	if err != nil || !slices.EqualFunc(got, want[:2], bytes.Equal) {
 		t.Fatalf("read(2) = %q, %v; want %q", got, err, want[:2])
 	}
-	if err := s.consume(ends[1], 2); err != nil {
+	if err := s.consume(gen, ends[1], 2); err != nil {
 		t.Fatal(err)
 	}
 	if got := readAll(t, s); !slices.EqualFunc(got, want[2:], bytes.Equal) {
@@ -81,8 +81,11 @@ func TestSpool(t *testing.T) {
 	if got := readAll(t, s); !slices.EqualFunc(got, want, bytes.Equal) {
 		t.Errorf("reopened, read = %q, want %q", got, want)
 	}
-	_, ends, _ = s.read(s.unread)
-	if err := s.consume(ends[len(ends)-1], len(ends)); err != nil {
+	_, ends, gen, _ = s.read(s.pending())
+	if err := s.consume(gen, ends[len(ends)-1], len(ends)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.removeIfDone(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
@@ -187,7 +190,7 @@ func FuzzSpool(f *testing.F) {
 			return
 		}
 		defer s.close()
-		if _, _, err := s.read(s.unread); err != nil {
+		if _, _, _, err := s.read(s.pending()); err != nil {
 			t.Errorf("read what openSpool kept: %v", err)
 		}
 	})
@@ -411,5 +414,62 @@ func TestNewPartRows(t *testing.T) {
 	}
 	if b := rows[1]; b.rawID != "b" || b.position != 2 || b.displayName == nil || *b.displayName != "Bee" {
 		t.Errorf("row b = %+v, want position 2, named Bee", b)
+	}
+}
+
+// TestJournalCutBack: once every change in a journal past spoolResetBytes
+// is consumed, the file is cut back to its header and its generation
+// changes, so that offsets of the old file no longer apply; appends go on.
+func TestJournalCutBack(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, spoolFile)
+	s := mustOpenSpool(t, dir)
+	defer s.close()
+	big := bytes.Repeat([]byte("x"), 64<<10)
+	var all [][]byte
+	for range spoolResetBytes/len(big) + 1 {
+		all = append(all, big)
+	}
+	if err := s.append(all); err != nil {
+		t.Fatal(err)
+	}
+	_, ends, gen, err := s.read(len(all))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Consumed but one: the file stays as it is.
+	if err := s.consume(gen, ends[len(ends)-2], len(ends)-1); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := os.Stat(path); info.Size() < spoolResetBytes {
+		t.Fatalf("with a change unread the file is %d bytes, want it kept whole", info.Size())
+	}
+	if err := s.consume(gen, ends[len(ends)-1], 1); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(path)
+	if err != nil || info.Size() != int64(len(spoolHeader)) {
+		t.Fatalf("once all is consumed: %v, size %d; want the header alone (%d bytes)", err, info.Size(), len(spoolHeader))
+	}
+	if s.generation() == gen {
+		t.Errorf("the generation did not change with the cut")
+	}
+	// An offset of the old file changes nothing.
+	if err := s.append(payloads(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.consume(gen, ends[0], 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, s); !slices.EqualFunc(got, payloads(2), bytes.Equal) {
+		t.Errorf("after the cut, read = %q, want %q", got, payloads(2))
+	}
+	// A small journal, all consumed, is not cut: cutting costs a truncate.
+	_, ends, gen, _ = s.read(2)
+	if err := s.consume(gen, ends[1], 2); err != nil {
+		t.Fatal(err)
+	}
+	if s.generation() != gen {
+		t.Errorf("a small journal was cut back")
 	}
 }

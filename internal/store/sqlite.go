@@ -48,15 +48,17 @@ import (
 // fails to start rather than mistaking the first one's calls for crashed
 // ones.
 type SQLite struct {
-	path string
-	wdb  *sql.DB // the writer's: one connection
-	rdb  *sql.DB // readers'
-	lock *os.File
-	opt  SQLiteOptions
-	log  *slog.Logger
+	path  string
+	wdb   *sql.DB // the writer's: one connection
+	rdb   *sql.DB // readers'
+	lock  *os.File
+	alive *aliveMark // beside the file: path + ".alive"
+	opt   SQLiteOptions
+	log   *slog.Logger
 
 	// Set by OpenSQLite: every version up to openVersion was given by an
-	// earlier run; lastBeat is that run's last heartbeat (zero: none).
+	// earlier run; lastBeat is when that run was last known alive (its
+	// heartbeat or its alive mark; zero: neither).
 	openVersion int64
 	lastBeat    time.Time
 
@@ -210,6 +212,14 @@ func OpenSQLite(ctx context.Context, path string, opt SQLiteOptions) (*SQLite, e
 	if beat.Valid {
 		s.lastBeat = time.Unix(0, beat.Int64).UTC()
 	}
+	mark, err := readAlive(s.path + ".alive")
+	if err != nil {
+		return closeAll(err)
+	}
+	s.lastBeat = later(s.lastBeat, mark)
+	if s.alive, err = startAlive(s.path+".alive", s.log); err != nil {
+		return closeAll(err)
+	}
 	s.openVersion = s.version
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancelRun = cancel
@@ -252,6 +262,10 @@ func (s *SQLite) nudge() {
 	default:
 	}
 }
+
+// Durable returns once every change recorded before it is committed to
+// the file, which then survives the process being killed (see Flush).
+func (s *SQLite) Durable(ctx context.Context) error { return s.Flush(ctx) }
 
 // Flush returns once everything recorded before it is written, or with an
 // error when ctx ends first or the store closed with changes not written.
@@ -350,7 +364,7 @@ func (s *SQLite) Close(ctx context.Context) error {
 	<-s.done
 	s.teardown.Do(func() {
 		s.cancelRun()
-		s.closeErr = errors.Join(s.runErr, s.rdb.Close(), s.wdb.Close(), s.lock.Close())
+		s.closeErr = errors.Join(s.runErr, s.alive.close(), s.rdb.Close(), s.wdb.Close(), s.lock.Close())
 	})
 	return s.closeErr
 }
