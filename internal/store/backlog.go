@@ -4,7 +4,7 @@ package store
 // queue depth, for the metrics.
 type Backlog struct {
 	Memory  int // changes taken by Record, not yet written, and held in memory
-	Spooled int // changes waiting in the journal only (let go from memory)
+	Spooled int // changes waiting in the journal only (past QueueSize)
 	Journal int // changes in the journal not yet written, wherever else they are
 }
 

@@ -26,8 +26,8 @@ import (
 // and the API acknowledges a change only then, so a kill at any moment
 // loses nothing acknowledged. The writer goroutine then writes the
 // journaled changes to Postgres in batches, each batch one transaction
-// that COPYs rows in, from memory (or, for those it let go of past
-// QueueSize, read back from the journal), and consumes them from the
+// that COPYs rows in, from memory (or, for those that came while
+// QueueSize changes already waited, read back from the journal), and consumes them from the
 // journal once written. A retried or replayed batch never doubles a row,
 // and an older view of a call never overwrites a newer one, so a change
 // written twice (a crash between the write and the consume) changes
@@ -112,8 +112,8 @@ type PostgresOptions struct {
 	// Default: switchboard-spool in os.UserCacheDir.
 	SpoolDir string
 	// QueueSize is how many journaled changes the writer holds in memory
-	// (besides the batch being written) before it lets the oldest go; they
-	// wait in the journal, and are read back from it. Default 16384.
+	// (besides the batch being written); past that, newer changes wait in
+	// the journal only, and are read back from it. Default 16384.
 	QueueSize int
 	// BatchSize is how many changes the writer writes in one transaction,
 	// and the journaler appends with one fsync, at most. Changes to the

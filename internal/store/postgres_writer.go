@@ -4,26 +4,29 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
 // writer is the state of the Postgres store's writer goroutine.
 //
 // Changes reach it journaled (see journal), oldest first, and it writes
-// them in that order: first those it let go of from memory (onDisk, read
-// back from the journal), then the batch in flight, then pending. While
-// one goroutine writes a batch to Postgres (the flight), the writer keeps
-// taking what the journaler hands over, so that it never holds more than
-// QueueSize changes in memory: past that it lets the oldest go, as they
-// are in the journal already. Once a batch is in Postgres its changes are
-// consumed from the journal. Only the writer touches this state; the
+// them in that order: the batch in flight, then pending (in memory), then
+// onDisk, the newest, which it did not keep in memory as it already held
+// QueueSize changes there; they are read back from the journal when their
+// turn comes. While onDisk is not zero, what the journaler hands over
+// joins it (it is newer still), so that memory holds the oldest changes
+// and the journal the rest, in order. While one goroutine writes a batch
+// to Postgres (the flight), the writer keeps taking what the journaler
+// hands over. Once a batch is in Postgres its changes are consumed from
+// the journal. Only the writer touches this state; the
 // flight's goroutine only writes its batch, and the writer waits for it
 // before it moves on from the batch or returns.
 type writer struct {
 	*Postgres
 	pending  []change // journaled, in memory, oldest first
 	spare    []change // the journaler's next handoff
-	onDisk   int      // changes older than pending and the flight, in the journal only
+	onDisk   int      // changes newer than pending, in the journal only
 	flight   *flight  // the batch being written; nil when none
 	failures int      // writes failed in a row
 	retryAt  time.Time
@@ -104,8 +107,8 @@ func (p *Postgres) run(ctx context.Context) {
 	}
 }
 
-// take moves what the journaler handed over into pending, then lets the
-// oldest in pending go while the writer holds more than QueueSize.
+// take moves what the journaler handed over into pending, as far as
+// QueueSize allows; the rest waits in the journal only.
 func (w *writer) take() {
 	w.mu.Lock()
 	h := w.handoff
@@ -116,24 +119,20 @@ func (w *writer) take() {
 	if len(h) == 0 {
 		return
 	}
-	w.pending = append(w.pending, h...)
+	keep := 0
+	if w.onDisk == 0 {
+		keep = min(len(h), max(0, w.opt.QueueSize-len(w.pending)))
+	}
+	w.pending = append(w.pending, h[:keep]...)
+	if n := len(h) - keep; n > 0 {
+		w.onDisk += n
+		w.log.Debug("history store: changes wait in the journal only", "changes", n, "on_disk", w.onDisk)
+	}
 	clear(h)
 	if cap(h) <= 2*w.opt.QueueSize {
 		w.spare = h[:0]
 	}
-	if excess := len(w.pending) - w.opt.QueueSize; excess > 0 {
-		w.letGo(excess)
-	}
 	w.publish(0)
-}
-
-// letGo drops the n oldest changes in pending from memory: they are in the
-// journal, and are read back from there when their turn comes.
-func (w *writer) letGo(n int) {
-	clear(w.pending[:n])
-	w.pending = w.pending[n:]
-	w.onDisk += n
-	w.log.Debug("history store: changes wait in the journal only", "changes", n, "on_disk", w.onDisk)
 }
 
 // due says whether to start writing a batch now and, when not, how long
@@ -155,11 +154,15 @@ func (w *writer) due(now time.Time) (bool, time.Duration) {
 	return wait <= 0, wait
 }
 
-// launch starts writing a batch: from the journal while changes wait only
-// there, which are older than those in memory, else from pending.
+// launch starts writing a batch: from pending, which is older, else from
+// the journal.
 func (w *writer) launch(ctx context.Context) {
 	f := &flight{result: make(chan flightResult, 1)}
-	if w.onDisk > 0 {
+	if len(w.pending) > 0 {
+		n := min(len(w.pending), w.opt.BatchSize)
+		f.batch = w.pending[:n:n]
+		w.pending = w.pending[n:]
+	} else {
 		payloads, ends, gen, err := w.spool.read(min(w.opt.BatchSize, w.onDisk))
 		if err != nil {
 			aside, _ := w.spool.quarantine()
@@ -171,10 +174,6 @@ func (w *writer) launch(ctx context.Context) {
 		}
 		f.batch, f.at = decodeSpooled(payloads, w.spool.payloadFormat(), w.log)
 		f.onDisk, f.ends, f.gen = true, ends, gen
-	} else {
-		n := min(len(w.pending), w.opt.BatchSize)
-		f.batch = w.pending[:n:n]
-		w.pending = w.pending[n:]
 	}
 	w.flight = f
 	go func() {
@@ -186,8 +185,9 @@ func (w *writer) launch(ctx context.Context) {
 // land settles the batch in flight once it is written or has failed:
 // waiting for that when wait is set (but returning when the journaler
 // hands over more, to take it), else only if it is over already. Written
-// changes are consumed from the journal; those of a failed batch are
-// still there, and are read back from it first, to be written again.
+// changes are consumed from the journal; those of a failed batch go back
+// where they came from (the front of pending, or the journal), to be
+// written again first.
 func (w *writer) land(ctx context.Context, wait bool) {
 	f := w.flight
 	var r flightResult
@@ -227,9 +227,9 @@ func (w *writer) land(ctx context.Context, wait bool) {
 				w.log.Error("history store: cannot cut back the journal", "err", err)
 			}
 		}
-		// What failed is older than pending: it goes back to the journal's
-		// side, which the next batch reads first, in order.
-		w.onDisk += len(f.batch) - r.done
+		if r.done < len(f.batch) {
+			w.pending = slices.Concat(f.batch[r.done:], w.pending)
+		}
 		clear(f.batch)
 		w.publish(r.done)
 	}
