@@ -53,7 +53,13 @@ type Config struct {
 	// other peers are dropped, and permissions for addresses it refuses
 	// on every port are refused. nil lets any peer through.
 	AllowPeer func(netip.AddrPort) bool
-	Logger    *slog.Logger
+	// Local, when set, carries relayed packets between the allocations'
+	// relay sockets and this process's other sockets (the media plane's
+	// shared ports) in memory: a packet whose peer is registered with it
+	// goes to the peer's socket without the kernel, and the peer's
+	// packets come back the same way (see udpbatch.Local).
+	Local  *udpbatch.Local
+	Logger *slog.Logger
 }
 
 // socketBuffer is the kernel buffer the UDP listener asks for each way.
@@ -134,7 +140,7 @@ func New(cfg Config) (*Server, error) {
 		gen = &turn.RelayAddressGeneratorPortRange{RelayAddress: relayIP, Address: relayHost,
 			MinPort: cfg.RelayPortMin, MaxPort: cfg.RelayPortMax}
 	}
-	gen = &trackingGenerator{RelayAddressGenerator: gen, t: s.tracked, allow: cfg.AllowPeer}
+	gen = &trackingGenerator{RelayAddressGenerator: gen, t: s.tracked, allow: cfg.AllowPeer, local: cfg.Local}
 	var permit turn.PermissionHandler
 	if cfg.AllowPeer != nil {
 		permit = func(_ net.Addr, peer net.IP) bool {
@@ -277,11 +283,14 @@ type Stats struct {
 	// UDP is the UDP listener's datagrams and system calls (every
 	// client's packets over UDP, each way).
 	UDP udpbatch.Stats `json:"udp"`
+	// Local is what Config.Local carried in memory, both ways and for
+	// every user of it (the media plane's too).
+	Local udpbatch.LocalStats `json:"local"`
 }
 
 // Stats returns the relay's counts.
 func (s *Server) Stats() Stats {
-	return Stats{Allocations: s.Allocations(), UDP: s.udpConn.Stats()}
+	return Stats{Allocations: s.Allocations(), UDP: s.udpConn.Stats(), Local: s.cfg.Local.Stats()}
 }
 
 // Close stops the relay: its listeners, its TCP connections and its
@@ -386,6 +395,7 @@ type trackingGenerator struct {
 	turn.RelayAddressGenerator
 	t     *tracker
 	allow func(netip.AddrPort) bool
+	local *udpbatch.Local
 }
 
 var errNoTCPRelay = errors.New("turn: TCP relays are not offered")
@@ -411,6 +421,9 @@ func (g *trackingGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig)
 	}
 	r := &trackedRelay{PacketConn: c, t: g.t, allow: g.allow}
 	g.t.relays[r] = struct{}{}
+	if g.local != nil {
+		r.inMemory(g.local)
+	}
 	return r, addr, nil
 }
 
@@ -420,6 +433,15 @@ type trackedRelay struct {
 	net.PacketConn
 	t     *tracker
 	allow func(netip.AddrPort) bool
+	// With Config.Local (relay_local.go): the socket's address, what
+	// arrives for the allocation (in memory, or read from the socket by
+	// a goroutine of the relay's), and the registration's undoing.
+	local      *udpbatch.Local
+	self       netip.AddrPort
+	in         *inbox
+	unregister func()
+	lastFrom   netip.AddrPort // ReadFrom's last sender, and its net.Addr
+	lastAddr   net.Addr
 }
 
 // WriteTo relays a client's packet to a peer that AllowPeer lets through;
@@ -435,6 +457,11 @@ func (r *trackedRelay) WriteTo(b []byte, to net.Addr) (int, error) {
 			return len(b), nil
 		}
 	}
+	if r.local != nil {
+		if u, ok := to.(*net.UDPAddr); ok && r.local.Send(b, r.self, u.AddrPort()) {
+			return len(b), nil
+		}
+	}
 	return r.PacketConn.WriteTo(b, to)
 }
 
@@ -442,6 +469,10 @@ func (r *trackedRelay) Close() error {
 	r.t.mu.Lock()
 	delete(r.t.relays, r)
 	r.t.mu.Unlock()
+	if r.local != nil {
+		r.unregister()
+		r.in.close()
+	}
 	return r.PacketConn.Close()
 }
 
