@@ -48,6 +48,9 @@ func (r *routes) take(b []byte, from netip.AddrPort, c *udpbatch.Conn) bool {
 	switch {
 	case l == nil:
 		return false
+	case !rtp && l.released.Load():
+		l.answerCheck(b, from, c)
+		return true
 	case !rtp:
 		l.sampled.Store(time.Now().UnixNano())
 		return false
@@ -160,13 +163,20 @@ func (l *Leg) receiveFast(b []byte, from netip.AddrPort, c *udpbatch.Conn, local
 		l.direct.Store(&direct{conn: c, to: from})
 	}
 	l.stats.fast.Add(1)
-	if l.receive(keys, b) {
+	if l.receive(keys, b) && !l.local.lite {
 		l.releaseDTLSLater() // the peer's first media: its handshake is done
 	}
 	if !l.local.lite {
 		return true // a full agent's own keepalive checks show it the peer
 	}
 	now := time.Now().UnixNano()
+	if l.released.Load() {
+		l.heard.Store(now)
+		return true
+	}
+	// The peer's media: its handshake is done, and the agent can go
+	// (release.go), DTLS with it.
+	l.releaseICELater()
 	if now-l.sampled.Load() >= int64(l.engine.sampleEvery) {
 		if !local {
 			l.sampled.Store(now)
