@@ -1,9 +1,11 @@
 package turnserver
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/switchboard/switchboard/internal/audio/udpbatch"
 )
@@ -27,15 +29,15 @@ const inboxSlots = 64
 
 // inMemory registers the relay socket with local and starts its reading
 // goroutine. The caller holds the tracker's lock.
-func (r *trackedRelay) inMemory(local *udpbatch.Local) {
+func (r *trackedRelay) inMemory(local *udpbatch.Local, listener *trackedPacketConn) {
 	u, _ := r.PacketConn.LocalAddr().(*net.UDPAddr)
 	if u == nil {
 		return
 	}
-	r.local = local
+	r.local, r.listener = local, listener
 	r.self = netip.AddrPortFrom(u.AddrPort().Addr().Unmap(), u.AddrPort().Port())
 	r.in = newInbox()
-	r.unregister = local.Register(r.self, r.in.push)
+	r.unregister = local.Register(r.self, r.receive)
 	r.t.reading.Add(1)
 	go r.readSocket()
 }
@@ -148,3 +150,111 @@ func (q *inbox) close() {
 		close(q.done)
 	}
 }
+
+// Channels straight to the client. What the peer sends back would wait
+// in the inbox for the allocation's goroutine, which looks the peer's
+// channel up, frames the datagram as ChannelData (RFC 8656 section 12.4)
+// and writes it to the client on the UDP listener. A relay whose client
+// reaches it over the UDP listener with ChannelData does that itself, on
+// the peer's goroutine, once it has seen pion relay that client's
+// ChannelData to the peer: the listener notes the ChannelData message it
+// read last (its buffer, client and channel), and when pion's handling of
+// that very message (the same buffer) writes to the peer, the relay
+// learns the peer's channel and client. Each of the client's messages on
+// the channel renews it; one not renewed for channelFresh goes back to
+// the allocation's goroutine, as does anything over TCP.
+
+// channelFresh is how long a learned channel is used without the client
+// sending on it: a client keeps its channel bound (10 minutes) while it
+// uses it, and a call's media flows every 20 ms.
+const channelFresh = 30 * time.Second
+
+// channelData is a ChannelData message read from a client.
+type channelData struct {
+	data   *byte // where its data starts in the reader's buffer
+	from   netip.AddrPort
+	number uint16
+}
+
+// note keeps b as the last message read, if it is ChannelData (its first
+// two bits 01, RFC 8656 section 12.4).
+func (c *trackedPacketConn) note(b []byte, from net.Addr) {
+	var cd channelData
+	if u, ok := from.(*net.UDPAddr); ok && len(b) > 4 && b[0]&0xc0 == 0x40 {
+		ap := u.AddrPort()
+		cd = channelData{data: &b[4], from: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), number: binary.BigEndian.Uint16(b)}
+	}
+	c.lastMu.Lock()
+	c.last = cd
+	c.lastMu.Unlock()
+}
+
+// channelOf tells whether b is the data of the ChannelData message read
+// last, and if so from which client on which channel.
+func (c *trackedPacketConn) channelOf(b []byte) (channelData, bool) {
+	c.lastMu.Lock()
+	defer c.lastMu.Unlock()
+	if len(b) == 0 || c.last.data != &b[0] {
+		return channelData{}, false
+	}
+	return c.last, true
+}
+
+// peerChannel is the channel a relay's client uses to a peer, learned.
+type peerChannel struct {
+	peer   netip.AddrPort
+	client netip.AddrPort
+	number uint16
+	seen   time.Time
+}
+
+// learn notes the channel of b, which pion relays to peer, if b came in
+// ChannelData on the UDP listener.
+func (r *trackedRelay) learn(b []byte, peer netip.AddrPort) {
+	if r.listener == nil {
+		return
+	}
+	cd, ok := r.listener.channelOf(b)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	r.chMu.Lock()
+	defer r.chMu.Unlock()
+	if c := r.ch; c != nil && c.peer == peer && c.client == cd.from && c.number == cd.number {
+		c.seen = now
+		return
+	}
+	r.ch = &peerChannel{peer: peer, client: cd.from, number: cd.number, seen: now}
+}
+
+// receive takes a datagram the peer sent the relay in memory: straight to
+// the client on the learned channel, or into the inbox.
+func (r *trackedRelay) receive(b []byte, from netip.AddrPort) bool {
+	r.chMu.Lock()
+	c := r.ch
+	ok := c != nil && c.peer == from && time.Since(c.seen) < channelFresh
+	var client netip.AddrPort
+	var number uint16
+	if ok {
+		client, number = c.client, c.number
+	}
+	r.chMu.Unlock()
+	if !ok || len(b) > maxChannelData {
+		return r.in.push(b, from)
+	}
+	var msg [4 + maxChannelData]byte
+	binary.BigEndian.PutUint16(msg[0:], number)
+	binary.BigEndian.PutUint16(msg[2:], uint16(len(b)))
+	n := 4 + copy(msg[4:], b)
+	// Over UDP the message needs no padding (RFC 8656 section 12.5).
+	if _, err := r.listener.udp.WriteToAddrPort(msg[:n], client); err != nil {
+		return r.in.push(b, from)
+	}
+	r.t.direct.Add(1)
+	return true
+}
+
+// maxChannelData is the largest datagram sent straight to the client (a
+// media packet is about 200 bytes).
+const maxChannelData = 1500

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/logging"
@@ -140,7 +141,8 @@ func New(cfg Config) (*Server, error) {
 		gen = &turn.RelayAddressGeneratorPortRange{RelayAddress: relayIP, Address: relayHost,
 			MinPort: cfg.RelayPortMin, MaxPort: cfg.RelayPortMax}
 	}
-	gen = &trackingGenerator{RelayAddressGenerator: gen, t: s.tracked, allow: cfg.AllowPeer, local: cfg.Local}
+	listener := &trackedPacketConn{PacketConn: s.udpConn, t: s.tracked, udp: s.udpConn}
+	gen = &trackingGenerator{RelayAddressGenerator: gen, t: s.tracked, allow: cfg.AllowPeer, local: cfg.Local, listener: listener}
 	var permit turn.PermissionHandler
 	if cfg.AllowPeer != nil {
 		permit = func(_ net.Addr, peer net.IP) bool {
@@ -152,7 +154,7 @@ func New(cfg Config) (*Server, error) {
 	s.turn, err = turn.NewServer(turn.ServerConfig{
 		Realm:             cfg.Realm,
 		AuthHandler:       authHandler(cfg.Secret, logs.NewLogger("turn-auth")),
-		PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: &trackedPacketConn{PacketConn: s.udpConn, t: s.tracked}, RelayAddressGenerator: gen, PermissionHandler: permit}},
+		PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: listener, RelayAddressGenerator: gen, PermissionHandler: permit}},
 		ListenerConfigs:   []turn.ListenerConfig{{Listener: s.tcp, RelayAddressGenerator: gen, PermissionHandler: permit}},
 		LoggerFactory:     logs,
 	})
@@ -286,11 +288,15 @@ type Stats struct {
 	// Local is what Config.Local carried in memory, both ways and for
 	// every user of it (the media plane's too).
 	Local udpbatch.LocalStats `json:"local"`
+	// ChannelsDirect counts the peers' datagrams sent to the client on
+	// the peer's goroutine, not the allocation's (relay_local.go).
+	ChannelsDirect uint64 `json:"channelsDirect"`
 }
 
 // Stats returns the relay's counts.
 func (s *Server) Stats() Stats {
-	return Stats{Allocations: s.Allocations(), UDP: s.udpConn.Stats(), Local: s.cfg.Local.Stats()}
+	return Stats{Allocations: s.Allocations(), UDP: s.udpConn.Stats(), Local: s.cfg.Local.Stats(),
+		ChannelsDirect: s.tracked.direct.Load()}
 }
 
 // Close stops the relay: its listeners, its TCP connections and its
@@ -314,6 +320,7 @@ type tracker struct {
 	conns   map[*trackedConn]struct{}
 	relays  map[*trackedRelay]struct{}
 	reading sync.WaitGroup
+	direct  atomic.Uint64 // Stats.ChannelsDirect
 }
 
 func (t *tracker) closeAll() {
@@ -378,12 +385,19 @@ type trackedPacketConn struct {
 	net.PacketConn
 	t    *tracker
 	once sync.Once
+	udp  *udpbatch.Conn // PacketConn
+	// last is the ChannelData message read last (relay_local.go).
+	lastMu sync.Mutex
+	last   channelData
 }
 
 func (c *trackedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	n, addr, err := c.PacketConn.ReadFrom(b)
 	if err != nil && errors.Is(err, net.ErrClosed) {
 		c.once.Do(c.t.reading.Done)
+	}
+	if err == nil {
+		c.note(b[:n], addr)
 	}
 	return n, addr, err
 }
@@ -396,6 +410,9 @@ type trackingGenerator struct {
 	t     *tracker
 	allow func(netip.AddrPort) bool
 	local *udpbatch.Local
+	// listener is the UDP listener, whose clients' channels a relay
+	// with local learns (relay_local.go).
+	listener *trackedPacketConn
 }
 
 var errNoTCPRelay = errors.New("turn: TCP relays are not offered")
@@ -422,7 +439,7 @@ func (g *trackingGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig)
 	r := &trackedRelay{PacketConn: c, t: g.t, allow: g.allow}
 	g.t.relays[r] = struct{}{}
 	if g.local != nil {
-		r.inMemory(g.local)
+		r.inMemory(g.local, g.listener)
 	}
 	return r, addr, nil
 }
@@ -442,6 +459,11 @@ type trackedRelay struct {
 	unregister func()
 	lastFrom   netip.AddrPort // ReadFrom's last sender, and its net.Addr
 	lastAddr   net.Addr
+	// The channel learned from the UDP listener, to send the peer's
+	// datagrams to the client directly, and how many went so.
+	listener *trackedPacketConn
+	chMu     sync.Mutex
+	ch       *peerChannel
 }
 
 // WriteTo relays a client's packet to a peer that AllowPeer lets through;
@@ -459,6 +481,7 @@ func (r *trackedRelay) WriteTo(b []byte, to net.Addr) (int, error) {
 	}
 	if r.local != nil {
 		if u, ok := to.(*net.UDPAddr); ok && r.local.Send(b, r.self, u.AddrPort()) {
+			r.learn(b, u.AddrPort())
 			return len(b), nil
 		}
 	}

@@ -450,6 +450,20 @@ func TestRelayInMemory(t *testing.T) {
 				t.Errorf("the peer's socket got %q, which went in memory", got)
 			default:
 			}
+			// Over UDP the client's ChannelData teaches the relay its
+			// channel, and the peer's answers go to the client without
+			// the allocation's goroutine; over TCP they go through it.
+			direct := s.Stats().ChannelsDirect
+			for deadline := time.Now().Add(5 * time.Second); transport == "udp" && s.Stats().ChannelsDirect == direct; {
+				if time.Now().After(deadline) {
+					t.Fatal("no answer went to the client on its learned channel")
+				}
+				exchange("mem again", "re:mem again")
+				<-inMemory
+			}
+			if transport == "tcp" && s.Stats().ChannelsDirect != direct {
+				t.Error("an answer to a client over TCP went on a channel learned from the UDP listener")
+			}
 			after := local.Stats()
 			if carried := after.Carried - before.Carried; carried < 2 {
 				t.Errorf("carried %d datagrams in memory, want one each way", carried)
