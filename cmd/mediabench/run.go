@@ -94,6 +94,11 @@ type result struct {
 	// relay's UDP listener (relayed runs).
 	TURNPerRead  float64 `json:"turnDatagramsPerRead,omitempty"`
 	TURNPerWrite float64 `json:"turnDatagramsPerWrite,omitempty"`
+	// TURNInMemory is the relayed packets that went between the relay
+	// and the media port in memory, not through the kernel, each way;
+	// TURNThroughKernel those a receiver sent back to the kernel.
+	TURNInMemory      uint64 `json:"turnInMemory,omitempty"`
+	TURNThroughKernel uint64 `json:"turnThroughKernel,omitempty"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -309,6 +314,10 @@ type mediaStats struct {
 		UDP struct {
 			Read, ReadCalls, Written, WriteCalls uint64
 		} `json:"udp"`
+		Local struct {
+			Carried uint64 `json:"carried"`
+			Refused uint64 `json:"refused"`
+		} `json:"local"`
 	} `json:"turn"`
 }
 
@@ -422,6 +431,8 @@ func runSwitchboard(ctx context.Context, cfg benchConfig, n int, relayed bool, s
 		if calls := tb.WriteCalls - ta.WriteCalls; calls > 0 {
 			r.TURNPerWrite = float64(tb.Written-ta.Written) / float64(calls)
 		}
+		r.TURNInMemory = b.TURN.Local.Carried - a.TURN.Local.Carried
+		r.TURNThroughKernel = b.TURN.Local.Refused - a.TURN.Local.Refused
 	}
 	if r.Connected > 0 {
 		r.RSSPerLeg = float64(r.RSSLoaded-r.RSSIdle) / float64(r.Connected)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/audio/rtc"
+	"github.com/switchboard/switchboard/internal/audio/udpbatch"
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/turnserver"
 )
@@ -180,17 +181,23 @@ func (m *Main) newMixer() (*audio.Mixer, error) {
 // the configured devices. The switchboard must exist (speaking goes to it).
 func (m *Main) startMedia() error {
 	cfg := m.Config.Media
+	// The embedded relay hands packets for the shared media ports to
+	// their legs in memory, and takes theirs back the same way.
+	var local *udpbatch.Local
+	if cfg.ICE.TURNAddr != "" && cfg.SharedPort != 0 {
+		local = udpbatch.NewLocal()
+	}
 	engine, err := rtc.NewEngine(rtc.Config{
 		PublicIPs: cfg.PublicIPs, PortMin: cfg.PortMin, PortMax: cfg.PortMax,
 		Shared: cfg.SharedPort != 0, SharedPort: cfg.SharedPort, SharedPorts: cfg.SharedPorts,
-		TCP: cfg.TCP, TCPPort: cfg.TCPPort,
+		TCP: cfg.TCP, TCPPort: cfg.TCPPort, Local: local,
 		Logger: m.Logger,
 	})
 	if err != nil {
 		return err
 	}
 	m.engine = engine
-	if err := m.startTURN(); err != nil {
+	if err := m.startTURN(local); err != nil {
 		return err
 	}
 	m.attacher = rtc.NewAttacher(engine, m.mixer, cfg.Grace, m.switchboard.MediaLost, m.Logger)
@@ -244,8 +251,9 @@ func (m *Main) stopMedia() error {
 }
 
 // startTURN starts the embedded TURN relay (--turn-addr), if configured,
-// and the ICE server list clients get.
-func (m *Main) startTURN() error {
+// and the ICE server list clients get; local, if not nil, carries its
+// packets to and from the media ports in memory.
+func (m *Main) startTURN(local *udpbatch.Local) error {
 	cfg := m.Config.Media
 	if cfg.ICE.TURNAddr != "" {
 		relayIP := ""
@@ -256,7 +264,7 @@ func (m *Main) startTURN() error {
 			Addr: cfg.ICE.TURNAddr, RelayIP: relayIP,
 			RelayPortMin: cfg.ICE.TURNRelayPortMin, RelayPortMax: cfg.ICE.TURNRelayPortMax,
 			Realm: cfg.ICE.TURNRealm, Secret: turnSecret(m.Config.AdminKey), TTL: cfg.ICE.CredentialTTL,
-			AllowPeer: mediaPeers(cfg, m.Logger), Logger: m.Logger,
+			AllowPeer: mediaPeers(cfg, m.Logger), Local: local, Logger: m.Logger,
 		})
 		if err != nil {
 			return fmt.Errorf("--turn-addr %s: %w", cfg.ICE.TURNAddr, err)

@@ -37,23 +37,29 @@ func TestReachEchoBot(t *testing.T) {
 		wantProto string
 		// wantPath is how the server's log says the media travels.
 		wantPath string
+		// wantInMemory: the relay and the media port exchange the media
+		// in memory, not through the kernel.
+		wantInMemory bool
 	}{
 		{"TURN over UDP", func(*testing.T) MediaConfig {
 			return MediaConfig{Grace: time.Minute, ICE: ICEConfig{TURNAddr: "127.0.0.1:0"}}
-		}, phone.Options{Relay: true}, ice.CandidateTypeRelay, "udp", "udp relay"},
+		}, phone.Options{Relay: true}, ice.CandidateTypeRelay, "udp", "udp relay", false},
 		{"TURN over TCP", func(*testing.T) MediaConfig {
 			return MediaConfig{Grace: time.Minute, ICE: ICEConfig{TURNAddr: "127.0.0.1:0"}}
-		}, phone.Options{Relay: true, TCPOnly: true}, ice.CandidateTypeRelay, "tcp", "udp relay"},
+		}, phone.Options{Relay: true, TCPOnly: true}, ice.CandidateTypeRelay, "tcp", "udp relay", false},
 		{"TURN over UDP to a shared port", func(t *testing.T) MediaConfig {
 			return MediaConfig{Grace: time.Minute, SharedPort: freeUDPPort(t), ICE: ICEConfig{TURNAddr: "127.0.0.1:0"}}
-		}, phone.Options{Relay: true}, ice.CandidateTypeRelay, "udp", "udp relay"},
+		}, phone.Options{Relay: true}, ice.CandidateTypeRelay, "udp", "udp relay", true},
+		{"TURN over TCP to a shared port", func(t *testing.T) MediaConfig {
+			return MediaConfig{Grace: time.Minute, SharedPort: freeUDPPort(t), ICE: ICEConfig{TURNAddr: "127.0.0.1:0"}}
+		}, phone.Options{Relay: true, TCPOnly: true}, ice.CandidateTypeRelay, "tcp", "udp relay", true},
 		{"ICE-TCP to the shared port", func(t *testing.T) MediaConfig {
 			p := freeUDPTCPPort(t)
 			return MediaConfig{Grace: time.Minute, SharedPort: p, TCP: true, TCPPort: p}
-		}, phone.Options{TCPOnly: true}, ice.CandidateTypeHost, "tcp", "tcp prflx"},
+		}, phone.Options{TCPOnly: true}, ice.CandidateTypeHost, "tcp", "tcp prflx", false},
 		{"ICE-TCP without shared ports", func(*testing.T) MediaConfig {
 			return MediaConfig{Grace: time.Minute, TCP: true}
-		}, phone.Options{TCPOnly: true}, ice.CandidateTypeHost, "tcp", "tcp prflx"},
+		}, phone.Options{TCPOnly: true}, ice.CandidateTypeHost, "tcp", "tcp prflx", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,6 +77,17 @@ func TestReachEchoBot(t *testing.T) {
 				t.Error("the embedded relay has no allocation")
 			}
 			hearEcho(t, ctx, p)
+			// Relayed to a shared port, the relay hands the media to the
+			// leg in memory, and takes the leg's back the same way.
+			if tt.wantInMemory {
+				st := m.turn.Stats().Local
+				t.Logf("in memory: %d packets carried, %d sent back through the kernel", st.Carried, st.Refused)
+				if got := st.Carried; got < 80 {
+					t.Errorf("%d packets went between the relay and the media port in memory; want the call's media (at least 80)", got)
+				}
+			} else if m.turn != nil && m.turn.Stats().Local.Carried != 0 {
+				t.Errorf("packets went in memory without a shared media port")
+			}
 			// The server says how the media travels (the phone's relayed
 			// candidate, or its ICE-TCP one, unsignalled: peer reflexive).
 			want := `msg="audio endpoint connected" identity=8:acs:customer path="` + tt.wantPath + `"`

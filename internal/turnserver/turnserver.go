@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/logging"
@@ -53,7 +54,13 @@ type Config struct {
 	// other peers are dropped, and permissions for addresses it refuses
 	// on every port are refused. nil lets any peer through.
 	AllowPeer func(netip.AddrPort) bool
-	Logger    *slog.Logger
+	// Local, when set, carries relayed packets between the allocations'
+	// relay sockets and this process's other sockets (the media plane's
+	// shared ports) in memory: a packet whose peer is registered with it
+	// goes to the peer's socket without the kernel, and the peer's
+	// packets come back the same way (see udpbatch.Local).
+	Local  *udpbatch.Local
+	Logger *slog.Logger
 }
 
 // socketBuffer is the kernel buffer the UDP listener asks for each way.
@@ -134,7 +141,8 @@ func New(cfg Config) (*Server, error) {
 		gen = &turn.RelayAddressGeneratorPortRange{RelayAddress: relayIP, Address: relayHost,
 			MinPort: cfg.RelayPortMin, MaxPort: cfg.RelayPortMax}
 	}
-	gen = &trackingGenerator{RelayAddressGenerator: gen, t: s.tracked, allow: cfg.AllowPeer}
+	listener := &trackedPacketConn{PacketConn: s.udpConn, t: s.tracked, udp: s.udpConn}
+	gen = &trackingGenerator{RelayAddressGenerator: gen, t: s.tracked, allow: cfg.AllowPeer, local: cfg.Local, listener: listener}
 	var permit turn.PermissionHandler
 	if cfg.AllowPeer != nil {
 		permit = func(_ net.Addr, peer net.IP) bool {
@@ -146,7 +154,7 @@ func New(cfg Config) (*Server, error) {
 	s.turn, err = turn.NewServer(turn.ServerConfig{
 		Realm:             cfg.Realm,
 		AuthHandler:       authHandler(cfg.Secret, logs.NewLogger("turn-auth")),
-		PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: &trackedPacketConn{PacketConn: s.udpConn, t: s.tracked}, RelayAddressGenerator: gen, PermissionHandler: permit}},
+		PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: listener, RelayAddressGenerator: gen, PermissionHandler: permit}},
 		ListenerConfigs:   []turn.ListenerConfig{{Listener: s.tcp, RelayAddressGenerator: gen, PermissionHandler: permit}},
 		LoggerFactory:     logs,
 	})
@@ -277,11 +285,18 @@ type Stats struct {
 	// UDP is the UDP listener's datagrams and system calls (every
 	// client's packets over UDP, each way).
 	UDP udpbatch.Stats `json:"udp"`
+	// Local is what Config.Local carried in memory, both ways and for
+	// every user of it (the media plane's too).
+	Local udpbatch.LocalStats `json:"local"`
+	// ChannelsDirect counts the peers' datagrams sent to the client on
+	// the peer's goroutine, not the allocation's (relay_local.go).
+	ChannelsDirect uint64 `json:"channelsDirect"`
 }
 
 // Stats returns the relay's counts.
 func (s *Server) Stats() Stats {
-	return Stats{Allocations: s.Allocations(), UDP: s.udpConn.Stats()}
+	return Stats{Allocations: s.Allocations(), UDP: s.udpConn.Stats(), Local: s.cfg.Local.Stats(),
+		ChannelsDirect: s.tracked.direct.Load()}
 }
 
 // Close stops the relay: its listeners, its TCP connections and its
@@ -305,6 +320,7 @@ type tracker struct {
 	conns   map[*trackedConn]struct{}
 	relays  map[*trackedRelay]struct{}
 	reading sync.WaitGroup
+	direct  atomic.Uint64 // Stats.ChannelsDirect
 }
 
 func (t *tracker) closeAll() {
@@ -369,12 +385,19 @@ type trackedPacketConn struct {
 	net.PacketConn
 	t    *tracker
 	once sync.Once
+	udp  *udpbatch.Conn // PacketConn
+	// last is the ChannelData message read last (relay_local.go).
+	lastMu sync.Mutex
+	last   channelData
 }
 
 func (c *trackedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	n, addr, err := c.PacketConn.ReadFrom(b)
 	if err != nil && errors.Is(err, net.ErrClosed) {
 		c.once.Do(c.t.reading.Done)
+	}
+	if err == nil {
+		c.note(b[:n], addr)
 	}
 	return n, addr, err
 }
@@ -386,6 +409,10 @@ type trackingGenerator struct {
 	turn.RelayAddressGenerator
 	t     *tracker
 	allow func(netip.AddrPort) bool
+	local *udpbatch.Local
+	// listener is the UDP listener, whose clients' channels a relay
+	// with local learns (relay_local.go).
+	listener *trackedPacketConn
 }
 
 var errNoTCPRelay = errors.New("turn: TCP relays are not offered")
@@ -411,6 +438,9 @@ func (g *trackingGenerator) AllocatePacketConn(conf turn.AllocateListenerConfig)
 	}
 	r := &trackedRelay{PacketConn: c, t: g.t, allow: g.allow}
 	g.t.relays[r] = struct{}{}
+	if g.local != nil {
+		r.inMemory(g.local, g.listener)
+	}
 	return r, addr, nil
 }
 
@@ -420,6 +450,20 @@ type trackedRelay struct {
 	net.PacketConn
 	t     *tracker
 	allow func(netip.AddrPort) bool
+	// With Config.Local (relay_local.go): the socket's address, what
+	// arrives for the allocation (in memory, or read from the socket by
+	// a goroutine of the relay's), and the registration's undoing.
+	local      *udpbatch.Local
+	self       netip.AddrPort
+	in         *inbox
+	unregister func()
+	lastFrom   netip.AddrPort // ReadFrom's last sender, and its net.Addr
+	lastAddr   net.Addr
+	// The channel learned from the UDP listener, to send the peer's
+	// datagrams to the client directly, and how many went so.
+	listener *trackedPacketConn
+	chMu     sync.Mutex
+	ch       *peerChannel
 }
 
 // WriteTo relays a client's packet to a peer that AllowPeer lets through;
@@ -435,6 +479,12 @@ func (r *trackedRelay) WriteTo(b []byte, to net.Addr) (int, error) {
 			return len(b), nil
 		}
 	}
+	if r.local != nil {
+		if u, ok := to.(*net.UDPAddr); ok && r.local.Send(b, r.self, u.AddrPort()) {
+			r.learn(b, u.AddrPort())
+			return len(b), nil
+		}
+	}
 	return r.PacketConn.WriteTo(b, to)
 }
 
@@ -442,6 +492,10 @@ func (r *trackedRelay) Close() error {
 	r.t.mu.Lock()
 	delete(r.t.relays, r)
 	r.t.mu.Unlock()
+	if r.local != nil {
+		r.unregister()
+		r.in.close()
+	}
 	return r.PacketConn.Close()
 }
 

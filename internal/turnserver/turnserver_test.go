@@ -14,6 +14,8 @@ import (
 	"github.com/pion/stun/v4"
 	"github.com/pion/turn/v5"
 	"go.uber.org/goleak"
+
+	"github.com/switchboard/switchboard/internal/audio/udpbatch"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -350,5 +352,125 @@ func TestExpiryKeepsAllocations(t *testing.T) {
 	_, key, ok := authHandler("the relay's secret", nil)(&turn.RequestAttributes{Username: forged, Realm: "r", Method: stun.MethodRefresh})
 	if ok && bytes.Equal(key, turn.GenerateAuthKey(forged, "r", forgedPass)) {
 		t.Error("a forged credential would refresh an allocation")
+	}
+}
+
+// TestRelayInMemory: with Config.Local, a relayed datagram for a peer
+// registered there reaches it in memory, from the relay's address, and
+// the peer's answer in memory reaches the client; a datagram the peer's
+// receiver refuses goes through the kernel to the peer's socket, and its
+// answer through the kernel comes back too, over UDP and over TCP.
+func TestRelayInMemory(t *testing.T) {
+	local := udpbatch.NewLocal()
+	s := start(t, Config{Local: local})
+	// The peer: a real socket that echoes what the kernel brings it,
+	// registered with local, whose receiver answers "mem" datagrams in
+	// memory and refuses the rest.
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := netip.MustParseAddrPort(pc.LocalAddr().String())
+	byKernel := make(chan string, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			byKernel <- string(buf[:n])
+			_, _ = pc.WriteTo(buf[:n], from)
+		}
+	}()
+	t.Cleanup(func() { _ = pc.Close(); <-done })
+	inMemory := make(chan netip.AddrPort, 16)
+	unregister := local.Register(peer, func(b []byte, from netip.AddrPort) bool {
+		if !bytes.HasPrefix(b, []byte("mem")) {
+			return false
+		}
+		inMemory <- from
+		// Answer on another goroutine, as a media leg's writer does.
+		reply := append([]byte("re:"), b...)
+		go func() {
+			if !local.Send(reply, peer, from) {
+				t.Errorf("the relay refused the peer's answer in memory")
+			}
+		}()
+		return true
+	})
+	defer unregister()
+
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			before := local.Stats()
+			user, pass, _ := s.Credentials("alice")
+			relay, err := client(t, s, transport, user, pass).Allocate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer relay.Close()
+			relayed := netip.MustParseAddrPort(relay.LocalAddr().String())
+			exchange := func(send, want string) {
+				t.Helper()
+				buf := make([]byte, 1500)
+				deadline := time.Now().Add(5 * time.Second)
+				for {
+					if _, err := relay.WriteTo([]byte(send), net.UDPAddrFromAddrPort(peer)); err != nil {
+						t.Fatal(err)
+					}
+					_ = relay.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+					n, from, err := relay.ReadFrom(buf)
+					if err == nil {
+						if string(buf[:n]) != want || from.String() != peer.String() {
+							t.Fatalf("got %q from %v, want %q from %v", buf[:n], from, want, peer)
+						}
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("no answer to %q: %v", send, err)
+					}
+				}
+			}
+			exchange("by kernel "+transport, "by kernel "+transport)
+			if got := <-byKernel; got != "by kernel "+transport {
+				t.Fatalf("the peer's socket got %q", got)
+			}
+			for len(byKernel) > 0 { // the first datagram's resends, if any
+				<-byKernel
+			}
+			exchange("mem "+transport, "re:mem "+transport)
+			if from := <-inMemory; from != relayed {
+				t.Errorf("the peer got the datagram in memory from %v, want the relayed address %v", from, relayed)
+			}
+			select {
+			case got := <-byKernel:
+				t.Errorf("the peer's socket got %q, which went in memory", got)
+			default:
+			}
+			// Over UDP the client's ChannelData teaches the relay its
+			// channel, and the peer's answers go to the client without
+			// the allocation's goroutine; over TCP they go through it.
+			direct := s.Stats().ChannelsDirect
+			for deadline := time.Now().Add(5 * time.Second); transport == "udp" && s.Stats().ChannelsDirect == direct; {
+				if time.Now().After(deadline) {
+					t.Fatal("no answer went to the client on its learned channel")
+				}
+				exchange("mem again", "re:mem again")
+				<-inMemory
+			}
+			if transport == "tcp" && s.Stats().ChannelsDirect != direct {
+				t.Error("an answer to a client over TCP went on a channel learned from the UDP listener")
+			}
+			after := local.Stats()
+			if carried := after.Carried - before.Carried; carried < 2 {
+				t.Errorf("carried %d datagrams in memory, want one each way", carried)
+			}
+			if after.Refused == before.Refused {
+				t.Error("no datagram was refused, though one went through the kernel")
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package rtc
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -45,4 +46,87 @@ func TestSendingAllocatesNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReleasedLegsHoldLittle: an answering leg on a shared port whose
+// media flows has let its ICE agent go (release.go): it keeps no
+// goroutine, and little heap (its jitter buffer, SRTP contexts and
+// buffers). Measured as what closing the answering legs gives back, with
+// their callers left open.
+func TestReleasedLegsHoldLittle(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's shadow memory")
+	}
+	const legs = 40
+	server, err := NewEngine(Config{Loopback: true, IPv4Only: true, Shared: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeEngine(t, server)
+	client, err := NewEngine(Config{Loopback: true, IPv4Only: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var callers, callees []*Leg
+	defer func() {
+		for _, l := range callers {
+			l.Close()
+		}
+	}()
+	for range legs {
+		caller, callee, _ := pairAcross(t, client, server)
+		callers, callees = append(callers, caller), append(callees, callee)
+	}
+	payload := make([]byte, audio.FrameSamples)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		released := 0
+		for i, caller := range callers {
+			caller.Send(payload)
+			callees[i].Send(payload)
+			if callees[i].released.Load() {
+				released++
+			}
+		}
+		if released == legs {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d answering legs released their agents in 10 s", released, legs)
+		}
+		time.Sleep(audio.FrameDuration)
+	}
+	time.Sleep(200 * time.Millisecond) // the agents' goroutines end
+	open := measure()
+	for _, l := range callees {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	closed := measure()
+	goroutines := float64(open.goroutines-closed.goroutines) / legs
+	heap := float64(int64(open.heap)-int64(closed.heap)) / legs / 1024
+	t.Logf("an answering leg holds %.1f goroutines and %.1f KiB of heap", goroutines, heap)
+	if goroutines > 0.5 {
+		t.Errorf("an answering leg holds %.1f goroutines; want none", goroutines)
+	}
+	// Before the agent was released a leg held about 6 goroutines and
+	// 60-90 KiB of heap.
+	if heap > 32 {
+		t.Errorf("an answering leg holds %.1f KiB of heap; want at most 32", heap)
+	}
+}
+
+type usage struct {
+	goroutines int
+	heap       uint64
+}
+
+// measure is the process's goroutines and live heap after a collection.
+func measure() usage {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return usage{runtime.NumGoroutine(), m.HeapAlloc}
 }

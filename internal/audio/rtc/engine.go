@@ -85,7 +85,12 @@ type Config struct {
 	// NoReports makes legs send no RTCP sender reports (load
 	// generators).
 	NoReports bool
-	Logger    *slog.Logger
+	// Local, with Shared, carries datagrams between the shared sockets
+	// and other sockets of this process in memory (the embedded TURN
+	// relay's: see udpbatch.Local): a relayed leg's media reaches it, and
+	// leaves it, without going through the kernel.
+	Local  *udpbatch.Local
+	Logger *slog.Logger
 }
 
 // Engine makes legs that share one configuration.

@@ -48,11 +48,30 @@ func (r *routes) take(b []byte, from netip.AddrPort, c *udpbatch.Conn) bool {
 	switch {
 	case l == nil:
 		return false
+	case !rtp && l.released.Load():
+		l.answerCheck(b, from, c)
+		return true
 	case !rtp:
 		l.sampled.Store(time.Now().UnixNano())
 		return false
 	}
-	return l.receiveFast(b, from, c)
+	return l.receiveFast(b, from, c, false)
+}
+
+// takeLocal takes a packet another socket of this process (the embedded
+// TURN relay's allocation) sent to the socket c in memory (Config.Local),
+// as from: a routed peer's SRTP and SRTCP go to its leg, as take's do.
+// Everything else, and the ICE agent's periodic sample, goes back to the
+// sender, which sends it through the kernel; it then arrives through take
+// (the sample too: takeLocal leaves it due, so that take passes it on).
+func (r *routes) takeLocal(b []byte, from netip.AddrPort, c *udpbatch.Conn) bool {
+	if !isRTP(b) {
+		return false
+	}
+	r.mu.RLock()
+	l := r.legs[from]
+	r.mu.RUnlock()
+	return l != nil && l.receiveFast(b, from, c, true)
 }
 
 // isSTUN tells a STUN message by its first byte (0-3, RFC 7983) and the
@@ -132,8 +151,10 @@ func (l *Leg) unroute() {
 // returns false for the agent's periodic sample, which it has taken all
 // the same: pion's path then brings the leg a duplicate, which SRTP's
 // replay check drops (taking the sample on pion's path alone would let a
-// later packet overtake it, a gap in the sequence).
-func (l *Leg) receiveFast(b []byte, from netip.AddrPort, c *udpbatch.Conn) bool {
+// later packet overtake it, a gap in the sequence). A packet that came in
+// memory (local) does not count as the sample: the kernel's copy of it,
+// which the sender then sends, does.
+func (l *Leg) receiveFast(b []byte, from netip.AddrPort, c *udpbatch.Conn, local bool) bool {
 	keys := l.keys.Load()
 	if keys == nil {
 		return false
@@ -142,16 +163,25 @@ func (l *Leg) receiveFast(b []byte, from netip.AddrPort, c *udpbatch.Conn) bool 
 		l.direct.Store(&direct{conn: c, to: from})
 	}
 	l.stats.fast.Add(1)
-	if l.receive(keys, b) {
+	if l.receive(keys, b) && !l.local.lite {
 		l.releaseDTLSLater() // the peer's first media: its handshake is done
 	}
 	if !l.local.lite {
 		return true // a full agent's own keepalive checks show it the peer
 	}
 	now := time.Now().UnixNano()
+	if l.released.Load() {
+		l.heard.Store(now)
+		return true
+	}
+	// The peer's media: its handshake is done, and the agent can go
+	// (release.go), DTLS with it.
+	l.releaseICELater()
 	if now-l.sampled.Load() >= int64(l.engine.sampleEvery) {
-		l.sampled.Store(now)
-		l.samples.Add(1)
+		if !local {
+			l.sampled.Store(now)
+			l.samples.Add(1)
+		}
 		return false
 	}
 	return true

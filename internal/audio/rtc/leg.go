@@ -39,7 +39,8 @@ type Leg struct {
 	engine *Engine
 	stats  *engineStats
 	count  bool // CountOnly: no jitter buffer
-	agent  *ice.Agent
+	// agent is the leg's ICE agent; nil once released (release.go).
+	agent  atomic.Pointer[ice.Agent]
 	jitter *audio.JitterBuffer
 	cert   *certificate // the one local.fingerprint names
 	local  localDesc
@@ -57,6 +58,16 @@ type Leg struct {
 	direct  atomic.Pointer[direct]
 	sampled atomic.Int64
 	samples atomic.Uint64 // media packets passed to the agent (tests)
+	// Once the agent is released (release.go): when the peer was last
+	// heard (Unix ns), the timer that checks it, the state it last
+	// reported (under mu) and how the media travelled.
+	released  atomic.Bool
+	releasing atomic.Bool
+	heard     atomic.Int64
+	checks    atomic.Uint64 // binding requests answered once released (tests)
+	alive     *time.Timer
+	liveState State
+	path      string
 
 	// keys is set once DTLS has finished; nil before.
 	keys atomic.Pointer[srtpKeys]
@@ -165,10 +176,11 @@ func (e *Engine) newLeg(lite bool, peers []netip.AddrPort, o OfferOptions) (*Leg
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Leg{
 		engine: e, stats: &e.stats, count: e.cfg.CountOnly, writers: e.writers,
-		agent: agent, jitter: audio.NewJitterBuffer(e.cfg.JitterFrames), cert: cert,
+		jitter: audio.NewJitterBuffer(e.cfg.JitterFrames), cert: cert,
 		ctx: ctx, cancel: cancel, connected: make(chan struct{}),
 		port: port, peers: peers,
 	}
+	l.agent.Store(agent)
 	l.tcpOnly = o.TCPOnly
 	l.local = localDesc{fingerprint: cert.fingerprint, lite: lite, ssrc: rand.Uint32()}
 	l.pkt.Header = rtp.Header{
@@ -200,7 +212,8 @@ func (l *Leg) gather(ctx context.Context) error {
 		cands []string
 		done  = make(chan struct{})
 	)
-	err := l.agent.OnCandidate(func(c ice.Candidate) {
+	agent := l.agent.Load()
+	err := agent.OnCandidate(func(c ice.Candidate) {
 		mu.Lock()
 		defer mu.Unlock()
 		if c == nil {
@@ -212,7 +225,7 @@ func (l *Leg) gather(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("rtc: ICE agent: %w", err)
 	}
-	if err := l.agent.GatherCandidates(); err != nil {
+	if err := agent.GatherCandidates(); err != nil {
 		return fmt.Errorf("rtc: gathering ICE candidates: %w", err)
 	}
 	timeout := time.NewTimer(l.engine.cfg.GatherTimeout)
@@ -232,7 +245,7 @@ func (l *Leg) gather(ctx context.Context) error {
 	if len(got) == 0 && !l.tcpOnly { // ICE-TCP active candidates come with the answer's
 		return errors.New("rtc: no ICE candidates: no usable network address, or no STUN or TURN server answered in time")
 	}
-	ufrag, pwd, err := l.agent.GetLocalUserCredentials()
+	ufrag, pwd, err := agent.GetLocalUserCredentials()
 	if err != nil {
 		return fmt.Errorf("rtc: ICE credentials: %w", err)
 	}
@@ -281,7 +294,7 @@ func (l *Leg) start(r *remoteDesc, controlling bool) error {
 		if err != nil {
 			continue // mDNS, TCP and unknown kinds: checks find the way
 		}
-		_ = l.agent.AddRemoteCandidate(c) // one the agent cannot use: likewise
+		_ = l.agent.Load().AddRemoteCandidate(c) // one the agent cannot use: likewise
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -306,10 +319,11 @@ func (l *Leg) connect(controlling, client bool) {
 	defer l.done.Done()
 	var conn *ice.Conn
 	var err error
+	agent := l.agent.Load()
 	if controlling {
-		conn, err = l.agent.Dial(l.ctx, l.remote.ufrag, l.remote.pwd)
+		conn, err = agent.Dial(l.ctx, l.remote.ufrag, l.remote.pwd)
 	} else {
-		conn, err = l.agent.Accept(l.ctx, l.remote.ufrag, l.remote.pwd)
+		conn, err = agent.Accept(l.ctx, l.remote.ufrag, l.remote.pwd)
 	}
 	if err != nil {
 		l.engine.cfg.Logger.Debug("rtc: ICE did not connect", "err", err)
@@ -343,7 +357,7 @@ func (l *Leg) connect(controlling, client bool) {
 	// mux, which copies each packet into an 8 KB buffer and queues it for
 	// the candidate's goroutine; while many legs set up on a busy host
 	// those queues held about 40 KB a leg.
-	if pair, err := l.agent.GetSelectedCandidatePair(); err == nil && pair != nil {
+	if pair, err := agent.GetSelectedCandidatePair(); err == nil && pair != nil {
 		l.route(pair.Remote)
 	}
 }
@@ -373,8 +387,10 @@ func (l *Leg) read(conn *ice.Conn, pipe *dtlsPipe) {
 			}
 			if l.receive(keys, b) {
 				l.releaseDTLS()
-				if pair, err := l.agent.GetSelectedCandidatePair(); err == nil && pair != nil {
-					l.route(pair.Remote)
+				if a := l.agent.Load(); a != nil {
+					if pair, err := a.GetSelectedCandidatePair(); err == nil && pair != nil {
+						l.route(pair.Remote)
+					}
 				}
 			}
 		}
@@ -496,6 +512,9 @@ func (l *Leg) OnState(f func(State)) {
 func (l *Leg) Connected() <-chan struct{} { return l.connected }
 
 func (l *Leg) iceState(s State) {
+	if l.released.Load() {
+		return // the agent is going: the leg tells its own (release.go)
+	}
 	l.mu.Lock()
 	f := l.onState
 	l.mu.Unlock()
@@ -566,6 +585,9 @@ func (l *Leg) transmit(keys *srtpKeys, b []byte) error {
 		_, err := d.conn.WriteToAddrPort(b, d.to)
 		return err
 	}
+	if keys.conn == nil {
+		return errReleased // the agent is gone and the peer with it
+	}
 	_, err := keys.conn.Write(b)
 	return err
 }
@@ -574,7 +596,11 @@ func (l *Leg) transmit(keys *srtpKeys, b []byte) error {
 // transport, and whether through a relay); an error before ICE selected
 // one.
 func (l *Leg) SelectedPair() (*ice.CandidatePair, error) {
-	pair, err := l.agent.GetSelectedCandidatePair()
+	agent := l.agent.Load()
+	if agent == nil {
+		return nil, errReleased
+	}
+	pair, err := agent.GetSelectedCandidatePair()
 	if err == nil && pair == nil {
 		err = errors.New("rtc: no candidate pair selected yet")
 	}
@@ -585,6 +611,11 @@ func (l *Leg) SelectedPair() (*ice.CandidatePair, error) {
 // peer's candidate type, as "udp host", "tcp prflx" (ICE-TCP) or "udp
 // relay" (through the peer's TURN server); "none" before ICE connects.
 func (l *Leg) Path() string {
+	if l.released.Load() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.path
+	}
 	pair, err := l.SelectedPair()
 	if err != nil {
 		return "none"
@@ -609,6 +640,9 @@ func (l *Leg) Close() error {
 	l.onState = nil
 	d := l.dtls
 	l.dtls = nil
+	if l.alive != nil {
+		l.alive.Stop()
+	}
 	l.mu.Unlock()
 	// Without keys nothing more is sent or received, whichever path a
 	// packet is on (the fast path may still hold the leg for a moment).
@@ -621,8 +655,10 @@ func (l *Leg) Close() error {
 			errs = append(errs, fmt.Errorf("rtc: closing DTLS: %w", err))
 		}
 	}
-	if err := l.agent.Close(); err != nil && !errors.Is(err, ice.ErrClosed) {
-		errs = append(errs, fmt.Errorf("rtc: closing the ICE agent: %w", err))
+	if agent := l.agent.Load(); agent != nil {
+		if err := agent.Close(); err != nil && !errors.Is(err, ice.ErrClosed) {
+			errs = append(errs, fmt.Errorf("rtc: closing the ICE agent: %w", err))
+		}
 	}
 	if l.port != nil {
 		l.unroute()

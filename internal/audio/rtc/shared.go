@@ -34,6 +34,8 @@ type sharedPort struct {
 	routes *routes                // the fast path's legs (fastpath.go)
 	// v4 and v6 are the mux with its IPv4 or its IPv6 addresses alone.
 	v4, v6 ice.UDPMux
+	// unregister undoes the sockets' registrations with Config.Local.
+	unregister []func()
 }
 
 // muxFor is the port's mux for a leg whose peer offered candidates at
@@ -99,7 +101,7 @@ func (e *Engine) openShared() (*sharedPorts, error) {
 	s := &sharedPorts{}
 	for i := range e.cfg.SharedPorts {
 		sp := &sharedPort{peers: map[netip.AddrPort]int{}, routes: newRoutes()}
-		network := batchingNet{Net: std, group: e.batches, routes: sp.routes}
+		network := batchingNet{Net: std, group: e.batches, routes: sp.routes, local: e.cfg.Local, port: sp}
 		port := 0
 		if e.cfg.SharedPort != 0 {
 			port = int(e.cfg.SharedPort) + i
@@ -182,6 +184,9 @@ func (s *sharedPorts) release(p *sharedPort, peers []netip.AddrPort) {
 func (s *sharedPorts) close() error {
 	var errs []error
 	for _, p := range s.ports {
+		for _, f := range p.unregister {
+			f()
+		}
 		if err := p.mux.Close(); err != nil {
 			errs = append(errs, err)
 		}
@@ -199,8 +204,15 @@ type batchingNet struct {
 	*stdnet.Net
 	group  *udpbatch.Group
 	routes *routes
+	// local, when set, carries datagrams between the sockets and the
+	// process's other sockets (the TURN relay's) in memory; port keeps
+	// the registrations.
+	local *udpbatch.Local
+	port  *sharedPort
 }
 
+// ListenUDP opens one of the port's sockets; pion's mux opens them all
+// before the engine uses the port.
 func (n batchingNet) ListenUDP(network string, addr *net.UDPAddr) (transport.UDPConn, error) {
 	c, err := net.ListenUDP(network, addr)
 	if err != nil {
@@ -208,6 +220,11 @@ func (n batchingNet) ListenUDP(network string, addr *net.UDPAddr) (transport.UDP
 	}
 	bc := udpbatch.New(c, n.group)
 	bc.SetIntercept(n.routes.take)
+	if n.local != nil {
+		bc.SetLocal(n.local)
+		n.port.unregister = append(n.port.unregister, n.local.Register(bc.AddrPort(),
+			func(b []byte, from netip.AddrPort) bool { return n.routes.takeLocal(b, from, bc) }))
+	}
 	return bc, nil
 }
 

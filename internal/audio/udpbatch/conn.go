@@ -77,6 +77,8 @@ type Conn struct {
 	batch batcher
 	v4    bool
 	group *Group
+	self  netip.AddrPort        // the socket's own address
+	local atomic.Pointer[Local] // SetLocal
 
 	rmu       sync.Mutex
 	in        []ipv4.Message
@@ -110,6 +112,9 @@ func New(c *net.UDPConn, g *Group) *Conn {
 	v4 := local != nil && local.IP.To4() != nil
 	bc := &Conn{UDPConn: c, v4: v4, group: g, wake: make(chan struct{}, 1),
 		stop: make(chan struct{}), stopped: make(chan struct{})}
+	if local != nil {
+		bc.self = netip.AddrPortFrom(local.AddrPort().Addr().Unmap(), local.AddrPort().Port())
+	}
 	if v4 {
 		bc.batch = ipv4.NewPacketConn(c)
 	} else {
@@ -125,6 +130,14 @@ func New(c *net.UDPConn, g *Group) *Conn {
 	go bc.flusher()
 	return bc
 }
+
+// SetLocal makes writes to an address registered with l go to its
+// receiver in memory (a receiver that refuses one: through the kernel).
+// nil turns it off.
+func (c *Conn) SetLocal(l *Local) { c.local.Store(l) }
+
+// AddrPort is the socket's own address.
+func (c *Conn) AddrPort() netip.AddrPort { return c.self }
 
 // Intercept sees each datagram a read takes from the socket, before the
 // reader does, with the Conn it came in on; it returns true when it has
@@ -207,6 +220,9 @@ func (c *Conn) WriteTo(b []byte, to net.Addr) (int, error) {
 // flusher sends it. Like UDP itself, it reports no delivery failure: those
 // are counted in Stats.
 func (c *Conn) WriteToAddrPort(b []byte, to netip.AddrPort) (int, error) {
+	if l := c.local.Load(); l != nil && l.Send(b, c.self, to) {
+		return len(b), nil
+	}
 	c.wmu.Lock()
 	if c.closed {
 		c.wmu.Unlock()
