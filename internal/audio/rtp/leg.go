@@ -464,10 +464,10 @@ func (l *Leg) end(reason error) {
 		l.report(time.Now(), true)
 	}
 	l.gone.Store(true)
-	close(l.stop)
 	_ = l.rtpConn.Close()
 	_ = l.rtcpConn.Close()
 	l.engine.forget(l)
+	close(l.stop) // last: whoever sees Done finds the ports free
 	if errors.Is(reason, ErrSilence) {
 		l.log.Warn("rtp: the leg ends: nothing received from the peer", "timeout", l.engine.cfg.SilenceTimeout)
 	}

@@ -3,6 +3,7 @@ package rtp
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -23,6 +24,7 @@ func testEngine(t testing.TB, cfg Config) *Engine {
 		cfg.Ports = testPorts
 	}
 	cfg.ListenIP, cfg.PublicIP = "127.0.0.1", "127.0.0.1"
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	e, err := NewEngine(cfg)
 	if err != nil {
 		t.Fatal(err)
