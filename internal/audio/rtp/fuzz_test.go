@@ -2,8 +2,13 @@ package rtp
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/pion/rtcp"
+
+	"github.com/switchboard/switchboard/internal/audio"
 )
 
 // FuzzAnswer feeds offers through the path an INVITE's body takes. It must
@@ -40,5 +45,49 @@ func FuzzAnswer(f *testing.F) {
 		if _, err := parseOffer(answer); err != nil {
 			t.Fatalf("our answer does not parse: %v\n%s", err, answer)
 		}
+	})
+}
+
+// FuzzReceive feeds datagrams through the path a leg's sockets take, on
+// the RTP port (RTP, telephone-events, muxed RTCP) and the RTCP port. It
+// must never panic, and a digit it reports must be a DTMF digit.
+func FuzzReceive(f *testing.F) {
+	p := newPeer(f)
+	seed := func(pt uint8, payload []byte) []byte { return p.packet(pt, 1000, payload) }
+	f.Add(seed(0, make([]byte, 160)), false)
+	f.Add(seed(101, []byte{1, 0x8a, 0, 160}), false)
+	f.Add(seed(101, []byte{200, 0, 0}), false)
+	f.Add(seed(13, []byte{40}), false)
+	f.Add(seed(96, nil), false)
+	sr, _ := rtcp.Marshal([]rtcp.Packet{
+		&rtcp.SenderReport{SSRC: 1, NTPTime: 1 << 40, Reports: []rtcp.ReceptionReport{{SSRC: 2}}},
+		rtcp.NewCNAMESourceDescription(1, "peer"), &rtcp.Goodbye{Sources: []uint32{1}},
+	})
+	f.Add(sr, false)
+	f.Add(sr, true)
+	f.Add([]byte{0x80, 200, 0xff, 0xff, 0, 0, 0, 1}, true)
+	f.Add([]byte{0x90, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0xbe, 0xde, 0xff, 0xff}, false) // an extension past the end
+	f.Add([]byte{}, false)
+	e := testEngine(f, Config{})
+	l := mustLeg(f, e)
+	if _, err := l.Answer(p.offer("a=rtcp-mux\r\n")); err != nil {
+		f.Fatal(err)
+	}
+	from := netip.MustParseAddrPort(p.rtp.LocalAddr().String())
+	f.Fuzz(func(t *testing.T, b []byte, rtcpPort bool) {
+		l.receive(b, from, rtcpPort)
+		for {
+			select {
+			case d := <-l.DTMF():
+				if !strings.ContainsRune(dtmfDigits, d) {
+					t.Fatalf("digit %q", d)
+				}
+				continue
+			default:
+			}
+			break
+		}
+		var fr audio.Frame
+		l.Capture(&fr)
 	})
 }
