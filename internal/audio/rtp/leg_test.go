@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -460,5 +461,78 @@ func TestCloseReleasesEverything(t *testing.T) {
 			t.Fatalf("%d goroutines after Close, %d before", runtime.NumGoroutine(), before)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestDirectionGatesSending checks that a leg sends media exactly when the
+// agreed direction lets it: not to a peer that holds it (sendonly,
+// inactive, c=0.0.0.0), and still to a peer it holds itself (the peer
+// hears the hold audio). Play is synchronous, so the counts tell at once.
+func TestDirectionGatesSending(t *testing.T) {
+	e := testEngine(t, Config{})
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, l *Leg, p *peer)
+		sends bool
+	}{
+		{name: "sendrecv", sends: true},
+		{name: "the peer holds: sendonly", setup: answerTo("a=sendonly\r\n"), sends: false},
+		{name: "the peer holds: inactive", setup: answerTo("a=inactive\r\n"), sends: false},
+		{name: "the peer holds: c=0.0.0.0", setup: func(t *testing.T, l *Leg, p *peer) {
+			if _, err := l.Answer([]byte(strings.Replace(string(p.offer()), "c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0", 1))); err != nil {
+				t.Fatal(err)
+			}
+		}, sends: false},
+		{name: "the peer resumes", setup: func(t *testing.T, l *Leg, p *peer) {
+			answerTo("a=sendonly\r\n")(t, l, p)
+			answerTo("a=sendrecv\r\n")(t, l, p)
+		}, sends: true},
+		{name: "the leg holds the peer", setup: func(t *testing.T, l *Leg, p *peer) {
+			l.SetDirection(SendOnly)
+			offer, err := l.Offer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(offer), "a=sendonly") {
+				t.Errorf("a hold offer without a=sendonly:\n%s", offer)
+			}
+			answer := strings.Replace(string(p.offer()), "a=ptime:20", "a=recvonly", 1)
+			for range 2 { // a provisional answer, then the final one
+				if err := l.ApplyAnswer([]byte(answer)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := l.Direction(); got != SendOnly {
+				t.Errorf("Direction %v, want sendonly", got)
+			}
+		}, sends: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPeer(t)
+			l := p.answered(e)
+			if tt.setup != nil {
+				tt.setup(t, l, p)
+			}
+			var f audio.Frame
+			before := l.Stats().Sent
+			for range 3 {
+				l.Play(audio.Output{PCM: &f})
+			}
+			if sent := l.Stats().Sent - before; (sent == 3) != tt.sends || (sent != 0 && sent != 3) {
+				t.Errorf("sent %d of 3 frames; want all: %v", sent, tt.sends)
+			}
+		})
+	}
+}
+
+// answerTo makes a setup that answers the peer's re-INVITE with extra in
+// its audio section.
+func answerTo(extra string) func(t *testing.T, l *Leg, p *peer) {
+	return func(t *testing.T, l *Leg, p *peer) {
+		t.Helper()
+		if _, err := l.Answer(p.offer(extra)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
