@@ -72,6 +72,7 @@ type Leg struct {
 	dtmf    dtmfSender
 	out     pionrtp.Packet
 	payload [audio.FrameSamples]byte
+	event   [4]byte
 	buf     [1500]byte
 
 	heard  atomic.Int64 // when the last packet came (Unix ns)
@@ -344,7 +345,8 @@ func (l *Leg) Play(out audio.Output) {
 			return
 		}
 		p.PayloadType, p.Timestamp, p.Marker = uint8(eventPT), ev.ts, ev.first
-		p.Payload = ev.payload[:]
+		l.event = ev.payload
+		p.Payload = l.event[:]
 	} else if out.Ulaw != nil {
 		p.Payload = out.Ulaw
 	} else {
