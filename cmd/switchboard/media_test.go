@@ -548,3 +548,77 @@ func TestDeviceSpecs(t *testing.T) {
 		}
 	}
 }
+
+// TestDTMF: tones an agent sends on its active call reach the other side
+// (here the echo bot, which plays them back to the agent's device a
+// second later); on a held call, or with digits that are not DTMF, the
+// request fails in the contract's format and nothing is played.
+func TestDTMF(t *testing.T) {
+	if testing.Short() {
+		t.Skip("media end to end: about 4 s")
+	}
+	m := startMediaServer(t, MediaConfig{Grace: time.Minute})
+	base := "http://" + m.Addr
+	alice := mint(t, "alice", calls.RoleAgent)
+	device := audio.NewMemoryEndpoint(nil)
+	m.mixer.Attach(calls.CommunicationUser("alice").RawID(), device)
+	first := post(t, base+"/api/calls", alice, `{"participants": [{"id": "8:echo123"}]}`)
+	second := post(t, base+"/api/calls", alice, `{"participants": [{"id": "8:echo123"}]}`) // holds the first
+	id, held := second["id"].(string), first["id"].(string)
+
+	tests := []struct {
+		name, call, body string
+		status           int
+		code             calls.Code
+	}{
+		{"on the active call", id, `{"tones": "1#9"}`, http.StatusOK, ""},
+		{"lowercase a-d", id, `{"tones": "d"}`, http.StatusOK, ""},
+		{"on a held call", held, `{"tones": "5"}`, http.StatusConflict, calls.CodeInvalidState},
+		{"not DTMF", id, `{"tones": "12x"}`, http.StatusBadRequest, calls.CodeInvalidRequest},
+		{"none", id, `{"tones": ""}`, http.StatusBadRequest, calls.CodeInvalidRequest},
+		{"too many", id, `{"tones": "` + strings.Repeat("1", 33) + `"}`, http.StatusBadRequest, calls.CodeInvalidRequest},
+		{"no body", id, ``, http.StatusBadRequest, calls.CodeInvalidRequest},
+		{"unknown call", "nope", `{"tones": "1"}`, http.StatusNotFound, calls.CodeCallNotFound},
+	}
+	from := device.Played()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, code := postStatus(t, base+"/api/calls/"+tt.call+"/dtmf", alice, tt.body)
+			if status != tt.status || code != tt.code {
+				t.Errorf("POST dtmf %s: %d %q, want %d %q", tt.body, status, code, tt.status, tt.code)
+			}
+		})
+	}
+	// 4 digits of 160 ms, echoed a second later.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		frames, _ := device.Heard(from)
+		got := audio.HeardDTMF(frames)
+		if got == "1#9D" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alice heard %q echoed, want %q", got, "1#9D")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// postStatus sends a POST and answers its status and error code.
+func postStatus(t *testing.T, url, token, body string) (int, calls.Code) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := checkedClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e struct {
+		Error struct {
+			Code calls.Code `json:"code"`
+		} `json:"error"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	return resp.StatusCode, e.Error.Code
+}

@@ -15,7 +15,6 @@ import (
 const (
 	codeMethodNotAllowed calls.Code = "method_not_allowed"
 	codePayloadTooLarge  calls.Code = "payload_too_large"
-	codeNotImplemented   calls.Code = "not_implemented"
 )
 
 // statusOf is the one place error codes become HTTP statuses.
@@ -39,7 +38,7 @@ var statusOf = map[calls.Code]int{
 	codePayloadTooLarge:                        http.StatusRequestEntityTooLarge,
 	codeTooManyConnections:                     http.StatusTooManyRequests,
 	calls.CodeInternal:                         http.StatusInternalServerError,
-	codeNotImplemented:                         http.StatusNotImplemented,
+	calls.CodeNotImplemented:                   http.StatusNotImplemented,
 	calls.CodeUnavailable:                      http.StatusServiceUnavailable,
 }
 

@@ -258,6 +258,28 @@ func (s *Server) muteAction(do muteFunc, muted bool) echo.HandlerFunc {
 	})
 }
 
+// DTMFRequest is the body of POST /api/calls/{id}/dtmf.
+type DTMFRequest struct {
+	Tones string `json:"tones"`
+}
+
+// sendDTMF sends DTMF tones on the agent's active call.
+func (s *Server) sendDTMF(c echo.Context) error {
+	id, err := pathParam(c, "id")
+	if err != nil {
+		return err
+	}
+	var req DTMFRequest
+	if err := decode(c, &req, false); err != nil {
+		return err
+	}
+	call, err := s.cfg.Switchboard.SendDTMF(c.Request().Context(), sessionOf(c).Principal, id, req.Tones)
+	if err != nil {
+		return err
+	}
+	return writeCall(c, http.StatusOK, &call)
+}
+
 func (s *Server) addParticipant(c echo.Context) error {
 	id, err := pathParam(c, "id")
 	if err != nil {

@@ -32,7 +32,7 @@ type sdpBody struct {
 // answer}, ICE gathered.
 func (s *Server) mediaWebRTC(c echo.Context) error {
 	if s.cfg.Media == nil {
-		return calls.Errorf(codeNotImplemented, "this server runs without a media plane")
+		return calls.Errorf(calls.CodeNotImplemented, "this server runs without a media plane")
 	}
 	var body sdpBody
 	if err := decode(c, &body, false); err != nil {

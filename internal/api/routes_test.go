@@ -107,6 +107,8 @@ func TestErrorRows(t *testing.T) {
 		{"teams user joins a room", "POST", "/api/calls/join", teams, map[string]any{"roomId": "r"}, 403, calls.CodeOperationNotSupportedForIdentity},
 		{"teams user joins a group", "POST", "/api/calls/join", teams, map[string]any{"groupId": "6f0b0e3c-8d43-4e2a-9a43-7c1c64b1c0de"}, 403, calls.CodeOperationNotSupportedForIdentity},
 		{"mute a participant in 1:1", "POST", "/api/calls/" + one.ID + "/participants/8%3Aecho123/mute", alice, nil, 409, calls.CodeNotSupportedInOneToOne},
+		{"dtmf without a media plane", "POST", "/api/calls/" + one.ID + "/dtmf", alice, map[string]any{"tones": "1"}, 501, calls.CodeNotImplemented},
+		{"dtmf that is not DTMF", "POST", "/api/calls/" + one.ID + "/dtmf", alice, map[string]any{"tones": "x"}, 400, calls.CodeInvalidRequest},
 		{"mute all in 1:1", "POST", "/api/calls/" + one.ID + "/mute-all", alice, nil, 409, calls.CodeNotSupportedInOneToOne},
 		{"end a room for everyone", "POST", "/api/calls/" + room.ID + "/hangup", alice, map[string]any{"forEveryone": true}, 409, calls.CodeNotSupportedInRooms},
 		{"phone number without alternateCallerId", "POST", "/api/calls", alice, map[string]any{"participants": []any{map[string]any{"phoneNumber": "+14255550123"}}}, 400, calls.CodeAlternateCallerIDRequired},

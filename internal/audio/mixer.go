@@ -45,6 +45,7 @@ type Mixer struct {
 	mu      sync.Mutex
 	routes  map[string]calls.Route // newest route per conversation
 	attach  []attachment
+	tones   []toneRequest
 	retired []Endpoint // replaced or detached, for the closer
 	closed  bool
 	wake    chan struct{} // the closer's signal
@@ -64,6 +65,11 @@ type Mixer struct {
 	stats mixerStats
 }
 
+// toneRequest is SendTones' request, for the clock.
+type toneRequest struct {
+	serverCallID, rawID, digits string
+}
+
 type attachment struct {
 	rawID string
 	ep    Endpoint
@@ -78,6 +84,8 @@ type identity struct {
 	hasMic  bool
 	out     Frame
 	source  Source
+	dtmf    dtmfPlayer // digits it sends in band, in place of its microphone
+	toning  bool       // this tick's mic is a DTMF tone
 }
 
 type conv struct {
@@ -91,6 +99,7 @@ type member struct {
 	id                  *identity // nil for the echo bot
 	echo                *echoLine
 	contrib             *Frame // what it sent into the mix this tick
+	digitsOutOfBand     bool   // its endpoint took the last digits sent to it out of band
 	speaking            speakingDetector
 }
 
@@ -136,6 +145,17 @@ func (m *Mixer) SetRoute(r calls.Route) {
 	m.mu.Lock()
 	m.routes[r.ServerCallID] = r
 	m.mu.Unlock()
+}
+
+// SendTones plays DTMF digits from rawID into the conversation
+// serverCallID, from the next tick on: the others who hear rawID hear the
+// digits' tones in place of its microphone (160 ms a digit), but for
+// members whose endpoint is a DigitSink, which are handed the digits
+// instead. Digits outside calls.DTMFDigits are skipped.
+func (m *Mixer) SendTones(serverCallID, rawID, digits string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tones = append(m.tones, toneRequest{serverCallID: serverCallID, rawID: rawID, digits: digits})
 }
 
 // Attach makes ep the identity's audio endpoint from the next tick on,

@@ -18,6 +18,10 @@ func (m *Mixer) Tick() {
 		} else {
 			id.hasMic = false
 		}
+		if id.toning = id.dtmf.active(); id.toning {
+			id.dtmf.next(&id.mic)
+			id.hasMic = true
+		}
 	}
 	var speak []speakChange
 	for _, c := range m.convs {
@@ -66,7 +70,7 @@ var ulawSilence = func() (b [FrameSamples]byte) {
 // hears two others or more.
 func (m *Mixer) mixConv(c *conv, speak []speakChange) []speakChange {
 	var first, second *member // the first two senders
-	senders := 0
+	senders, toning := 0, false
 	for _, mb := range c.members {
 		mb.contrib = nil
 		var src *Frame
@@ -83,6 +87,7 @@ func (m *Mixer) mixConv(c *conv, speak []speakChange) []speakChange {
 			continue
 		}
 		mb.contrib = src
+		toning = toning || mb.id != nil && mb.id.toning
 		switch senders {
 		case 0:
 			first = mb
@@ -123,6 +128,23 @@ func (m *Mixer) mixConv(c *conv, speak []speakChange) []speakChange {
 			m.mix.mixInto(dst, mb.contrib)
 		}
 	}
+	if toning {
+		// Who takes digits out of band does not hear their tones.
+		plain := mixFor
+		mixFor = func(dst *Frame, mb *member) {
+			if !mb.digitsOutOfBand {
+				plain(dst, mb)
+				return
+			}
+			var s sum
+			for _, o := range c.members {
+				if o != mb && o.contrib != nil && !o.id.isToning() {
+					s.add(o.contrib)
+				}
+			}
+			s.mixInto(dst, nil)
+		}
+	}
 	held := false
 	for _, mb := range c.members {
 		held = held || mb.held
@@ -146,15 +168,20 @@ func (m *Mixer) mixConv(c *conv, speak []speakChange) []speakChange {
 	return speak
 }
 
-// applyPending takes the routes and endpoints other goroutines handed over.
+// isToning reports whether the identity (nil: the echo bot) sends DTMF
+// tones this tick.
+func (id *identity) isToning() bool { return id != nil && id.toning }
+
+// applyPending takes the routes, endpoints and tones other goroutines
+// handed over.
 func (m *Mixer) applyPending() {
 	m.mu.Lock()
-	if len(m.routes) == 0 && len(m.attach) == 0 {
+	if len(m.routes) == 0 && len(m.attach) == 0 && len(m.tones) == 0 {
 		m.mu.Unlock()
 		return
 	}
-	routes, attach := m.routes, m.attach
-	m.routes, m.attach = make(map[string]calls.Route, len(routes)), nil
+	routes, attach, tones := m.routes, m.attach, m.tones
+	m.routes, m.attach, m.tones = make(map[string]calls.Route, len(routes)), nil, nil
 	var retired []Endpoint
 	for _, a := range attach {
 		id := m.identity(a.rawID)
@@ -179,6 +206,35 @@ func (m *Mixer) applyPending() {
 	m.mu.Unlock()
 	for key, r := range routes {
 		m.applyRoute(key, r)
+	}
+	for _, t := range tones {
+		m.applyTones(t)
+	}
+}
+
+// applyTones starts playing a SendTones request's digits, and hands them
+// to the conversation's other members that take digits out of band.
+func (m *Mixer) applyTones(t toneRequest) {
+	c := m.convs[t.serverCallID]
+	if c == nil {
+		return
+	}
+	var from *identity
+	for _, mb := range c.members {
+		if mb.rawID == t.rawID {
+			from = mb.id
+		}
+	}
+	if from == nil {
+		return
+	}
+	from.dtmf.add(t.digits)
+	for _, mb := range c.members {
+		if mb.id == nil || mb.id == from {
+			continue
+		}
+		sink, ok := mb.id.ep.(DigitSink)
+		mb.digitsOutOfBand = ok && sink.QueueDigits(t.digits)
 	}
 }
 

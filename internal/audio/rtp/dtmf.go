@@ -75,6 +75,30 @@ func (l *Leg) SendDTMF(ctx context.Context, digit rune, d time.Duration) error {
 	}
 }
 
+// QueueDigits queues digits as RFC 4733 telephone-events of
+// DefaultDTMFDuration each, after those queued before, and returns at
+// once (audio.DigitSink: the mixer hands the leg the digits the others in
+// its call send). Digits that are not DTMF are skipped. It reports false,
+// queuing nothing, when the peer takes no telephone-events or the leg has
+// ended: the mixer then plays the digits to it in band.
+func (l *Leg) QueueDigits(digits string) bool {
+	l.mu.Lock()
+	ended, events := l.ended, l.known && l.remote.eventPT != noPT
+	l.mu.Unlock()
+	if ended || !events {
+		return false
+	}
+	samples := uint32(DefaultDTMFDuration / audio.FrameDuration * audio.FrameSamples)
+	l.sendMu.Lock()
+	defer l.sendMu.Unlock()
+	for _, d := range digits {
+		if i := strings.IndexRune(dtmfDigits, d); i >= 0 {
+			l.dtmf.queue = append(l.dtmf.queue, &dtmfReq{code: byte(i), samples: samples, done: make(chan struct{})})
+		}
+	}
+	return true
+}
+
 type dtmfReq struct {
 	code    byte
 	samples uint32 // the duration, in timestamp units

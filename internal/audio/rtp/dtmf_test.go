@@ -254,3 +254,46 @@ func TestSendDTMFErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestQueueDigits: the mixer's way in (audio.DigitSink) queues the digits
+// without waiting, and refuses, queuing nothing, when the peer took no
+// telephone-events or the leg has ended.
+func TestQueueDigits(t *testing.T) {
+	e := testEngine(t, Config{})
+	noEvents := strings.NewReplacer(" 0 8 101", " 0 8", "a=rtpmap:101 telephone-event/8000\r\n", "", "a=fmtp:101 0-16\r\n", "")
+	tests := []struct {
+		name       string
+		setup      func(t *testing.T) *Leg
+		digits     string
+		want       bool
+		wantQueued int
+	}{
+		{"digits", func(t *testing.T) *Leg { return newPeer(t).answered(e) }, "1#x9", true, 3},
+		{"no telephone-event", func(t *testing.T) *Leg {
+			l := mustLeg(t, e)
+			if _, err := l.Answer([]byte(noEvents.Replace(phoneOffer(30002)))); err != nil {
+				t.Fatal(err)
+			}
+			return l
+		}, "1", false, 0},
+		{"closed", func(t *testing.T) *Leg {
+			l := newPeer(t).answered(e)
+			l.Close()
+			return l
+		}, "1", false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := tt.setup(t)
+			if got := l.QueueDigits(tt.digits); got != tt.want {
+				t.Errorf("QueueDigits(%q) = %v, want %v", tt.digits, got, tt.want)
+			}
+			l.sendMu.Lock()
+			queued := len(l.dtmf.queue)
+			l.sendMu.Unlock()
+			if queued != tt.wantQueued {
+				t.Errorf("%d digits queued, want %d", queued, tt.wantQueued)
+			}
+		})
+	}
+}

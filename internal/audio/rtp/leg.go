@@ -513,3 +513,5 @@ func (l *Leg) control() {
 		}
 	}
 }
+
+var _ audio.DigitSink = (*Leg)(nil)

@@ -1,0 +1,64 @@
+package calls
+
+import (
+	"context"
+	"strings"
+)
+
+// DTMFDigits are the digits SendDTMF takes: the keypad's 0-9, * and #,
+// and the A-D column.
+const DTMFDigits = "0123456789*#ABCD"
+
+// maxDTMF bounds the digits of one SendDTMF.
+const maxDTMF = 32
+
+// Tones is the media plane's way to play DTMF into a conversation; the
+// Media of Config implements it to carry SendDTMF's digits.
+type Tones interface {
+	// SendTones plays digits from the member fromRawID to the others in
+	// the conversation serverCallID. Called under the member's locks; it
+	// must not block.
+	SendTones(serverCallID, fromRawID, digits string)
+}
+
+// ValidDTMF reports whether s is one to 32 DTMF digits.
+func ValidDTMF(s string) bool {
+	if s == "" || len(s) > maxDTMF {
+		return false
+	}
+	for i := range len(s) {
+		if !strings.ContainsRune(DTMFDigits, rune(s[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// SendDTMF sends digits on the principal's active call: the others in it
+// hear them (a phone as RFC 4733 telephone-events, the rest as tones).
+// Lowercase a-d are taken as A-D. Errors: invalid_request for anything but
+// one to 32 of DTMFDigits; call_not_found; invalid_state unless the call
+// is the agent's active (Connected) one; not_implemented without a media
+// plane that plays tones.
+func (s *Switchboard) SendDTMF(ctx context.Context, p Principal, id, digits string) (Call, error) {
+	digits = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'd' {
+			return r - 'a' + 'A'
+		}
+		return r
+	}, digits)
+	if !ValidDTMF(digits) {
+		return Call{}, withOp("send dtmf", Errorf(CodeInvalidRequest, "tones must be 1 to %d of %s", maxDTMF, DTMFDigits))
+	}
+	tones, ok := s.cfg.Media.(Tones)
+	if !ok {
+		return Call{}, withOp("send dtmf", Errorf(CodeNotImplemented, "this switchboard has no media plane to send tones"))
+	}
+	return s.callOp("send dtmf", p, id, ownOnly, func(tx *txn, l *leg) error {
+		if st := l.state(); st != StateConnected {
+			return Errorf(CodeInvalidState, "call %s is %s; tones go on the active call only", id, st)
+		}
+		tones.SendTones(l.conv.id, l.party.id, digits)
+		return nil
+	})
+}
