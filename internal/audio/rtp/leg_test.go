@@ -400,7 +400,7 @@ func TestTalkingKeepsALegUp(t *testing.T) {
 // checks that their goroutines and ports are gone.
 func TestCloseReleasesEverything(t *testing.T) {
 	before := runtime.NumGoroutine()
-	e := testEngine(t, Config{Ports: "47900-47905", ReportInterval: 20 * time.Millisecond})
+	e := testEngine(t, Config{Ports: "27900-27905", ReportInterval: 20 * time.Millisecond})
 	var legs []*Leg
 	var ports []int
 	for range 3 {
