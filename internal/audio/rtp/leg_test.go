@@ -536,3 +536,31 @@ func answerTo(extra string) func(t *testing.T, l *Leg, p *peer) {
 		}
 	}
 }
+
+// TestAllAddresses runs a leg on every address of the host (no ListenIP:
+// one IPv6 socket that takes IPv4 too) with an IPv4 peer, both ways.
+func TestAllAddresses(t *testing.T) {
+	e, err := NewEngine(Config{Ports: testPorts, PublicIP: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	p := newPeer(t)
+	l := p.answered(e)
+	var f audio.Frame
+	p.sendFrame(nil, legAddr(l), &f)
+	deadline := time.Now().Add(waitFor)
+	for l.Stats().Received == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the leg did not receive the peer's packet")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got, want := l.RemoteAddr().String(), p.rtp.LocalAddr().String(); got != want {
+		t.Errorf("latched to %s, want %s", got, want)
+	}
+	l.Play(audio.Output{PCM: &f})
+	if _, ok := readRTP(t, p.rtp); !ok {
+		t.Error("the peer did not receive the leg's packet")
+	}
+}
