@@ -260,8 +260,8 @@ func TestLatching(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 		}
-		if got := l.Stats().Ignored; got != s.ignored {
-			t.Errorf("%s: %d packets ignored, want %d", s.name, got, s.ignored)
+		if got, all := l.Stats().Ignored, e.Stats().Ignored; got != s.ignored || all != s.ignored {
+			t.Errorf("%s: %d packets ignored (engine: %d), want %d", s.name, got, all, s.ignored)
 		}
 		if got, want := l.RemoteAddr(), netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port(s.latchedTo))); got != want {
 			t.Errorf("%s: the leg sends to %v, want %v", s.name, got, want)
@@ -359,8 +359,8 @@ func TestSilenceTimeout(t *testing.T) {
 				if err := l.Err(); !errors.Is(err, ErrSilence) {
 					t.Errorf("Err %v, want ErrSilence", err)
 				}
-				if n := e.Open(); n != 0 {
-					t.Errorf("%d ports still held after the leg ended", n)
+				if s := e.Stats(); s.Open != 0 || s.Silenced != 1 || s.Opened != 1 {
+					t.Errorf("engine stats %+v; want no leg open, one opened and silenced", s)
 				}
 				if c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: l.Port()}); err != nil {
 					t.Errorf("the ended leg's port is still open: %v", err)
