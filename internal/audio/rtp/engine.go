@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -57,6 +58,8 @@ type Engine struct {
 	listen      net.IP
 	public      netip.Addr
 	log         *slog.Logger
+
+	stats engineStats
 
 	mu     sync.Mutex
 	used   map[int]bool // RTP ports of open legs
@@ -175,6 +178,7 @@ func (e *Engine) NewLeg(o LegOptions) (*Leg, error) {
 		return nil, ErrClosed
 	}
 	e.legs[l] = struct{}{}
+	e.stats.opened.Add(1)
 	e.mu.Unlock()
 	l.start()
 	return l, nil
@@ -235,6 +239,31 @@ func (e *Engine) Open() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return len(e.used)
+}
+
+type engineStats struct {
+	opened, silenced        atomic.Uint64
+	sent, received, ignored atomic.Uint64
+}
+
+// Stats is what an engine's legs did so far.
+type Stats struct {
+	Open     int    // legs holding ports now
+	Opened   uint64 // legs opened
+	Silenced uint64 // legs ended by the silence timeout
+	Sent     uint64 // RTP packets sent
+	Received uint64 // RTP packets taken from peers
+	// Ignored counts packets not taken: from a source other than the
+	// latched peer, of a payload type not negotiated, or unreadable.
+	Ignored uint64
+}
+
+// Stats returns the counts of every leg the engine opened.
+func (e *Engine) Stats() Stats {
+	return Stats{
+		Open: e.Open(), Opened: e.stats.opened.Load(), Silenced: e.stats.silenced.Load(),
+		Sent: e.stats.sent.Load(), Received: e.stats.received.Load(), Ignored: e.stats.ignored.Load(),
+	}
 }
 
 // Close closes every leg still open and opens no more.

@@ -364,6 +364,7 @@ func (l *Leg) Play(out audio.Output) {
 		return
 	}
 	l.sent.packets++
+	l.engine.stats.sent.Add(1)
 	l.sent.octets += uint32(len(p.Payload))
 }
 
@@ -401,7 +402,7 @@ func (l *Leg) receive(b []byte, from netip.AddrPort, rtcpPort bool) {
 	defer l.mu.Unlock()
 	p := &l.in
 	if l.ended || !l.known || p.Unmarshal(b) != nil {
-		l.recv.ignored++
+		l.ignore()
 		return
 	}
 	kind := 0
@@ -412,7 +413,7 @@ func (l *Leg) receive(b []byte, from netip.AddrPort, rtcpPort bool) {
 		kind = 2
 	case ptCN:
 	default:
-		l.recv.ignored++
+		l.ignore()
 		return
 	}
 	switch {
@@ -422,10 +423,11 @@ func (l *Leg) receive(b []byte, from netip.AddrPort, rtcpPort bool) {
 			l.log.Debug("rtp: latched to the peer's source", "from", from, "sdp", l.remote.rtp)
 		}
 	case from != l.latched:
-		l.recv.ignored++
+		l.ignore()
 		return
 	}
 	l.heard.Store(now.UnixNano())
+	l.engine.stats.received.Add(1)
 	if l.recv.add(p, now.Sub(l.started)) {
 		l.events = eventIn{} // a new stream
 	}
@@ -441,6 +443,12 @@ func (l *Leg) receive(b []byte, from netip.AddrPort, rtcpPort bool) {
 			}
 		}
 	}
+}
+
+// ignore counts a packet the leg did not take; its caller holds mu.
+func (l *Leg) ignore() {
+	l.recv.ignored++
+	l.engine.stats.ignored.Add(1)
 }
 
 // Close ends the leg: it sends an RTCP BYE, closes both ports (which go
@@ -471,6 +479,7 @@ func (l *Leg) end(reason error) {
 	l.engine.forget(l)
 	close(l.stop) // last: whoever sees Done finds the ports free
 	if errors.Is(reason, ErrSilence) {
+		l.engine.stats.silenced.Add(1)
 		l.log.Warn("rtp: the leg ends: nothing received from the peer", "timeout", l.engine.cfg.SilenceTimeout)
 	}
 }

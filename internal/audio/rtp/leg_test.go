@@ -260,8 +260,8 @@ func TestLatching(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 		}
-		if got := l.Stats().Ignored; got != s.ignored {
-			t.Errorf("%s: %d packets ignored, want %d", s.name, got, s.ignored)
+		if got, all := l.Stats().Ignored, e.Stats().Ignored; got != s.ignored || all != s.ignored {
+			t.Errorf("%s: %d packets ignored (engine: %d), want %d", s.name, got, all, s.ignored)
 		}
 		if got, want := l.RemoteAddr(), netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port(s.latchedTo))); got != want {
 			t.Errorf("%s: the leg sends to %v, want %v", s.name, got, want)
@@ -359,8 +359,8 @@ func TestSilenceTimeout(t *testing.T) {
 				if err := l.Err(); !errors.Is(err, ErrSilence) {
 					t.Errorf("Err %v, want ErrSilence", err)
 				}
-				if n := e.Open(); n != 0 {
-					t.Errorf("%d ports still held after the leg ended", n)
+				if s := e.Stats(); s.Open != 0 || s.Silenced != 1 || s.Opened != 1 {
+					t.Errorf("engine stats %+v; want no leg open, one opened and silenced", s)
 				}
 				if c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: l.Port()}); err != nil {
 					t.Errorf("the ended leg's port is still open: %v", err)
@@ -400,7 +400,7 @@ func TestTalkingKeepsALegUp(t *testing.T) {
 // checks that their goroutines and ports are gone.
 func TestCloseReleasesEverything(t *testing.T) {
 	before := runtime.NumGoroutine()
-	e := testEngine(t, Config{Ports: "47900-47905", ReportInterval: 20 * time.Millisecond})
+	e := testEngine(t, Config{Ports: "27900-27905", ReportInterval: 20 * time.Millisecond})
 	var legs []*Leg
 	var ports []int
 	for range 3 {
@@ -534,5 +534,33 @@ func answerTo(extra string) func(t *testing.T, l *Leg, p *peer) {
 		if _, err := l.Answer(p.offer(extra)); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestAllAddresses runs a leg on every address of the host (no ListenIP:
+// one IPv6 socket that takes IPv4 too) with an IPv4 peer, both ways.
+func TestAllAddresses(t *testing.T) {
+	e, err := NewEngine(Config{Ports: testPorts, PublicIP: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	p := newPeer(t)
+	l := p.answered(e)
+	var f audio.Frame
+	p.sendFrame(nil, legAddr(l), &f)
+	deadline := time.Now().Add(waitFor)
+	for l.Stats().Received == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the leg did not receive the peer's packet")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got, want := l.RemoteAddr().String(), p.rtp.LocalAddr().String(); got != want {
+		t.Errorf("latched to %s, want %s", got, want)
+	}
+	l.Play(audio.Output{PCM: &f})
+	if _, ok := readRTP(t, p.rtp); !ok {
+		t.Error("the peer did not receive the leg's packet")
 	}
 }

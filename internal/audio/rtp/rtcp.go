@@ -142,19 +142,19 @@ func (l *Leg) receiveRTCP(b []byte, from netip.AddrPort, rtcpPort bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.ended || !l.known {
-		l.recv.ignored++
+		l.ignore()
 		return
 	}
 	switch {
 	case rtcpPort && !l.latchedC.IsValid():
 		l.latchedC = from
 	case rtcpPort && from != l.latchedC, !rtcpPort && from != l.latched:
-		l.recv.ignored++
+		l.ignore()
 		return
 	}
 	pkts, err := rtcp.Unmarshal(b)
 	if err != nil {
-		l.recv.ignored++
+		l.ignore()
 		return
 	}
 	l.heard.Store(now.UnixNano())
