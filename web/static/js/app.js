@@ -32,13 +32,14 @@ const callRequests = {
   'mute-all': (id) => post(`/api/calls/${esc(id)}/mute-all`),
   'mute-participant': (id, raw) => post(`/api/calls/${esc(id)}/participants/${esc(raw)}/mute`),
   'remove-participant': (id, raw) => del(`/api/calls/${esc(id)}/participants/${esc(raw)}`),
+  dtmf: (id, digit) => post(`/api/calls/${esc(id)}/dtmf`, { tones: digit }),
 };
 
 const callWords = {
   accept: 'Accept', reject: 'Decline', hold: 'Hold', resume: 'Resume', mute: 'Mute', unmute: 'Unmute',
   'mute-incoming': 'Mute incoming audio', 'unmute-incoming': 'Unmute incoming audio', hangup: 'Hang up',
   'end-all': 'End for everyone', 'mute-all': 'Mute all', 'mute-participant': 'Mute participant',
-  'remove-participant': 'Remove participant',
+  'remove-participant': 'Remove participant', dtmf: 'Send tone',
 };
 
 class App {
@@ -469,7 +470,7 @@ class App {
     if (!b || b.disabled) return;
     const a = b.dataset.action;
     if (callRequests[a]) {
-      this.callAction(a, b.dataset.call, b.dataset.raw);
+      this.callAction(a, b.dataset.call, b.dataset.raw ?? b.dataset.digit);
       return;
     }
     const fn = (this.view && this.view.actions()[a]) || (this.live && this.live.actions()[a]);

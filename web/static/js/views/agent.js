@@ -213,6 +213,7 @@ export class AgentView {
         h('div', { class: 'actions' }, main),
         reasonNote(endAllId, endAllReason),
         participantRows(call, { overseeing: false }),
+        call.isActive ? keypad(id, context) : null,
         h('details', { class: 'more' },
           h('summary', null, group ? 'Add participant, mute all' : 'Add participant'),
           h('form', { 'data-action': 'add-participant', 'data-call': id, class: 'inline-form' },
@@ -361,3 +362,13 @@ export class AgentView {
   }
 }
 
+
+// keypad sends DTMF tones on the active call (a phone menu, a PIN): the
+// others hear each digit; a phone gets it as a telephone-event.
+function keypad(id, context) {
+  const keys = ['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#'];
+  return h('details', { class: 'more keypad' },
+    h('summary', null, 'Keypad'),
+    h('div', { class: 'keypad-grid', role: 'group', 'aria-label': `Keypad: ${context}` },
+      ...keys.map((k) => button(k, 'dtmf', { call: id, digit: k }, { context: `send tone ${k}, ${context}` }))));
+}
