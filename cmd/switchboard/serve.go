@@ -255,6 +255,7 @@ func (m *Main) Run(ctx context.Context) error {
 		MetricsPublic:  m.Config.Ops.MetricsPublic,
 		AccessLog:      accessLog(m.Config.Ops, log),
 		SignIn:         signIn,
+		Numbers:        numberRoutes(m.store),
 	})
 
 	ln, err := net.Listen("tcp", m.Config.Addr)
@@ -545,4 +546,13 @@ func loadAdminKey(dir string) (key string, created bool, err error) {
 		return "", false, fmt.Errorf("keep the admin key: %w", err)
 	}
 	return key, true, nil
+}
+
+// numberRoutes is the store's number routes, when it keeps them (every
+// store of package store does; a test's store may not).
+func numberRoutes(st calls.Store) calls.NumberRoutes {
+	if nr, ok := st.(calls.NumberRoutes); ok {
+		return nr
+	}
+	return nil
 }

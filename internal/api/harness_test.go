@@ -66,7 +66,7 @@ func newServer(t *testing.T, opt serverOptions) *server {
 		Switchboard: sb, Hub: hub, Tokens: tokens, Ready: ready,
 		AllowedOrigins: []string{"https://console.example"},
 		PingInterval:   opt.pingInterval, WriteTimeout: opt.writeTimeout,
-		ICE: opt.ice, Console: opt.console,
+		ICE: opt.ice, Console: opt.console, Numbers: st,
 		Durable: opt.durable, DurableWait: opt.durableWait,
 	})
 	ts := httptest.NewServer(srv.Handler())

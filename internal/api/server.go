@@ -47,8 +47,11 @@ type Config struct {
 	SignIn SignIn
 	// ICE lists the STUN and TURN servers a client's WebRTC agent may use
 	// (GET /api/media/ice-servers); nil answers an empty list.
-	ICE    ICEServers
-	Logger *slog.Logger
+	ICE ICEServers
+	// Numbers keeps the routes of phone numbers (PUT, GET and DELETE
+	// /api/numbers, admin key); nil answers 501.
+	Numbers calls.NumberRoutes
+	Logger  *slog.Logger
 	// Build is the running build, answered by GET /version.
 	Build buildinfo.Info
 	// AccessLog, when set, logs every answered request (method, route,
@@ -168,6 +171,9 @@ func (s *Server) routes() {
 	e.POST("/api/tokens", s.mintToken)
 	e.DELETE("/api/tokens/:id", s.revokeToken)
 	e.POST("/api/tokens/refresh", s.refreshToken)
+	e.GET("/api/numbers", s.listNumbers)
+	e.PUT("/api/numbers/:e164", s.putNumber)
+	e.DELETE("/api/numbers/:e164", s.deleteNumber)
 
 	api := &authed{g: e.Group("/api"), mw: s.authenticate}
 	api.GET("/me", s.me)

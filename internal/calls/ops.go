@@ -149,7 +149,12 @@ func (tx *txn) ring(l *leg) {
 // invalid_phone_number, alternate_caller_id_required,
 // operation_not_supported_for_identity.
 func (s *Switchboard) StartCall(ctx context.Context, p Principal, req StartCallRequest) (Call, error) {
-	const op = "start call"
+	return s.startCall(ctx, "start call", p, req, nil)
+}
+
+// startCall places the call; line, when set, makes the caller's leg a
+// phone's (StartPhoneCall).
+func (s *Switchboard) startCall(ctx context.Context, op string, p Principal, req StartCallRequest, line PhoneLine) (Call, error) {
 	if len(req.Participants) == 0 || len(req.Participants) > maxParticipants {
 		return Call{}, withOp(op, Errorf(CodeInvalidRequest, "a call needs 1 to %d participants", maxParticipants))
 	}
@@ -185,6 +190,7 @@ func (s *Switchboard) StartCall(ctx context.Context, p Principal, req StartCallR
 
 	self := CallerInfo{Identifier: p.Identifier, DisplayName: caller.displayName}
 	l := tx.newLeg(caller, c, Outgoing, self, phaseConnecting)
+	l.line = line
 	if err := tx.plan(l, holdpolicy.Start); err != nil {
 		return Call{}, withOp(op, err)
 	}

@@ -181,6 +181,7 @@ type leg struct {
 	endAt         time.Time
 	endReason     EndReason
 	ringTimer     Timer
+	line          PhoneLine // a phone's call from the phone network (StartPhoneCall)
 	seenBy        uint64 // the transaction that last saw the leg (txn.see)
 	seenAt        int    // where in that transaction's seen list
 }

@@ -168,7 +168,7 @@ func (tx *txn) isMember(owner *party, rawID string) bool {
 // transaction's scratch space (the policy keeps none of it).
 func (tx *txn) callsOf(p *party) []holdpolicy.Call {
 	out := tx.policy[:0]
-	for _, l := range p.legs {
+	for _, l := range policyLegs(p.legs) {
 		out = append(out, l.policyCall())
 	}
 	tx.policy = out
@@ -178,7 +178,7 @@ func (tx *txn) callsOf(p *party) []holdpolicy.Call {
 // plan asks the hold policy what action on l means for its party's calls,
 // and applies the transitions.
 func (tx *txn) plan(l *leg, action holdpolicy.Action) error {
-	if l.party.bot {
+	if l.party.bot || l.line != nil {
 		return nil
 	}
 	transitions, err := holdpolicy.Plan(tx.callsOf(l.party), action, l.id, tx.s.cfg.Policy)
@@ -277,7 +277,7 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 	}
 	c := l.conv
 	tx.touch(c)
-	if !l.party.bot {
+	if !l.party.bot && l.line == nil {
 		transitions, err := holdpolicy.Plan(tx.callsOf(l.party), holdpolicy.End, l.id, tx.s.cfg.Policy)
 		if err == nil && len(transitions) > 0 {
 			p, id := l.party, transitions[0].CallID
@@ -399,6 +399,7 @@ func (tx *txn) commit() {
 			tx.s.cfg.Publisher.Publish(ev)
 		}
 	}
+	tx.updateLines()
 	if tx.s.cfg.Media != nil {
 		for _, c := range tx.touched {
 			tx.s.cfg.Media.SetRoute(c.route())

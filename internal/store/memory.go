@@ -34,6 +34,7 @@ type Memory struct {
 	all     index                // every call
 	byAgent map[string]*index    // each agent's calls
 	revoked map[string]time.Time // token id → when its revocation expires
+	numbers map[string]calls.NumberRoute
 }
 
 var _ calls.Store = (*Memory)(nil)
@@ -51,6 +52,7 @@ func NewMemory() *Memory {
 		byID:    make(map[string]*entry),
 		byAgent: make(map[string]*index),
 		revoked: make(map[string]time.Time),
+		numbers: make(map[string]calls.NumberRoute),
 	}
 }
 

@@ -79,6 +79,16 @@ CREATE TABLE heartbeat (
 );
 INSERT INTO heartbeat (singleton) VALUES (1);
 `,
+	// 2: number routes (PUT /api/numbers/{e164}): a target's rawId or a
+	// queue's name, exactly one.
+	`
+CREATE TABLE number_routes (
+    number TEXT PRIMARY KEY,
+    target TEXT,
+    queue  TEXT,
+    CHECK ((target IS NULL) <> (queue IS NULL))
+) WITHOUT ROWID;
+`,
 }
 
 // migrateSQLite brings the file's schema up to date, one transaction per

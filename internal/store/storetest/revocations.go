@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -151,6 +152,29 @@ func RunDurable(t *testing.T, newStorage func(t *testing.T) (open func(t *testin
 		want := []calls.RevokedToken{rv(tokenA, now.Add(time.Hour))}
 		if got := revocationsAt(t, s, now); !slices.Equal(got, want) {
 			t.Errorf("after a restart FindRevokedTokens = %v, want %v", got, want)
+		}
+	})
+	t.Run("NumberRoutesSurviveRestart", func(t *testing.T) {
+		open := newStorage(t)
+		s := open(t)
+		alice := calls.CommunicationUser("alice")
+		want := []calls.NumberRoute{
+			{Number: "+14255550123", Target: &alice},
+			{Number: "+442071838750", Queue: "sales"},
+		}
+		for _, r := range want {
+			if err := numbersOf(t, s).PutNumberRoute(t.Context(), r); err != nil {
+				t.Fatalf("PutNumberRoute: %v", err)
+			}
+		}
+		if err := s.Close(t.Context()); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		s = open(t)
+		defer func() { _ = s.Close(context.Background()) }()
+		got, err := numbersOf(t, s).FindNumberRoutes(t.Context())
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("after a restart FindNumberRoutes = %+v, %v; want %+v", got, err, want)
 		}
 	})
 	t.Run("HistorySurvivesRestart", func(t *testing.T) {

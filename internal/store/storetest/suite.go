@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) calls.Store) {
 		{"Ready", testReady},
 		{"Close", testClose},
 		{"Revocations", testRevocations},
+		{"NumberRoutes", testNumberRoutes},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore) })

@@ -1,0 +1,94 @@
+package calls
+
+import (
+	"context"
+	"slices"
+)
+
+// PhoneLine is the far end of a call with the phone network, as the adapter
+// that carries it (package sip) sees the domain: the switchboard tells it
+// every change of the phone's own call (its leg), so that the adapter can
+// answer the INVITE (180 while it rings, 200 once it is Connected, the end
+// reason's code when it ends unanswered) or send BYE when it ends later.
+//
+// A phone leg takes no part in the single-active-call rule: every call
+// from the phone network is a phone of its own, however many share a
+// number. The rule applies to the agents it calls exactly as for any
+// other caller.
+type PhoneLine interface {
+	// Update hands over the phone's call as it stands after a change. The
+	// switchboard calls it under the call's locks, in the order of the
+	// changes, for every change that touched the call's conversation (the
+	// state may be unchanged); it must not block.
+	Update(c Call)
+}
+
+// PhoneCallRequest is a call from the phone network to one identity.
+type PhoneCallRequest struct {
+	// Caller is the phone: a phoneNumber identifier (P-Asserted-Identity or
+	// From) and the name it gave, if any.
+	Caller CallerInfo
+	// Callee is who the number is routed to.
+	Callee Identifier
+	// Line hears of every change of the phone's call.
+	Line PhoneLine
+}
+
+// StartPhoneCall places a call from the phone network to an identity: the
+// phone's call rings the callee as an incomingCall from a phoneNumber
+// participant, and ends as the callee's does (603 declined, 480 nobody
+// answered or nobody connected). The answer is the phone's call; its Line
+// has been told of it already. Errors: invalid_identifier,
+// invalid_phone_number, invalid_request, unavailable (shutting down).
+func (s *Switchboard) StartPhoneCall(ctx context.Context, req PhoneCallRequest) (Call, error) {
+	const op = "start phone call"
+	if req.Caller.Identifier.Kind != KindPhoneNumber {
+		return Call{}, withOp(op, Errorf(CodeInvalidPhoneNumber, "a call from the phone network comes from a phone number"))
+	}
+	if req.Line == nil {
+		return Call{}, withOp(op, Errorf(CodeInvalidRequest, "a phone call needs its line"))
+	}
+	p := Principal{Identifier: req.Caller.Identifier, DisplayName: req.Caller.DisplayName, Role: RoleCaller}
+	alt := req.Caller.Identifier
+	return s.startCall(ctx, op, p, StartCallRequest{Participants: []Identifier{req.Callee}, AlternateCallerID: &alt}, req.Line)
+}
+
+// EndPhoneCall ends a phone's call from the phone network's side: the
+// phone hung up (BYE: reason ReasonHungUp, the callee gets 0/5000) or gave
+// up before an answer (CANCEL: ReasonCanceled, the ringing callee gets 487
+// too). Ending an ended call does nothing. Errors: call_not_found (no such
+// phone call).
+func (s *Switchboard) EndPhoneCall(ctx context.Context, id string, reason EndReason) error {
+	const op = "end phone call"
+	l := s.lookupLeg(id)
+	if l == nil {
+		return nil // ended already
+	}
+	if l.line == nil {
+		return withOp(op, errCallNotFound(id))
+	}
+	actor := &Principal{Identifier: l.party.ident, Role: RoleCaller}
+	tx := s.begin(actor, []*party{l.party}, []*conversation{l.conv})
+	defer tx.done()
+	tx.endLeg(l, reason, ReasonRemoteHungUp)
+	return nil
+}
+
+// updateLines tells every phone line whose call the transaction touched
+// how that call stands now.
+func (tx *txn) updateLines() {
+	for i := range tx.seen {
+		if l := tx.seen[i].leg; l.line != nil {
+			l.line.Update(l.view(false))
+		}
+	}
+}
+
+// policyLegs is a party's calls that take part in the single-active-call
+// rule: all but phone legs.
+func policyLegs(legs []*leg) []*leg {
+	if !slices.ContainsFunc(legs, func(l *leg) bool { return l.line != nil }) {
+		return legs
+	}
+	return slices.DeleteFunc(slices.Clone(legs), func(l *leg) bool { return l.line != nil })
+}

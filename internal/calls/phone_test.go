@@ -1,0 +1,188 @@
+package calls_test
+
+import (
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/calls/callstest"
+)
+
+// line records what the switchboard tells a phone line.
+type line struct {
+	mu      sync.Mutex
+	updates []calls.Call
+}
+
+func (l *line) Update(c calls.Call) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.updates = append(l.updates, c)
+}
+
+// states is the sequence of distinct states the line was told.
+func (l *line) states() []calls.CallState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []calls.CallState
+	for _, c := range l.updates {
+		if len(out) == 0 || out[len(out)-1] != c.State {
+			out = append(out, c.State)
+		}
+	}
+	return out
+}
+
+func (l *line) last() calls.Call {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.updates[len(l.updates)-1]
+}
+
+var phone = calls.CallerInfo{Identifier: calls.PhoneNumber("+14255550123"), DisplayName: "Customer"}
+
+// TestPhoneCall: a call from the phone network rings the agent as an
+// incomingCall from a phoneNumber participant, and its line hears every
+// state until the end reason each way of ending gives.
+func TestPhoneCall(t *testing.T) {
+	tests := []struct {
+		name       string
+		connected  bool // the agent has an event connection
+		act        func(t *testing.T, f *callstest.Fixture, in calls.IncomingCall, phoneCall calls.Call)
+		wantStates []calls.CallState
+		wantPhone  calls.EndReason // the phone's call's end
+		wantAgent  *calls.EndReason
+	}{
+		{
+			name: "accepted, then the agent hangs up", connected: true,
+			act: func(t *testing.T, f *callstest.Fixture, in calls.IncomingCall, _ calls.Call) {
+				c := mustCall(t)(f.Accept(ctx, alice, in.ID))
+				if c.State != calls.StateConnected || len(c.RemoteParticipants) != 1 ||
+					c.RemoteParticipants[0].Identifier != phone.Identifier || c.RemoteParticipants[0].State != calls.ParticipantConnected {
+					t.Fatalf("accepted call = %+v, want Connected with the phone Connected", c)
+				}
+				mustCall(t)(f.HangUp(ctx, alice, in.ID, false))
+			},
+			wantStates: []calls.CallState{calls.StateRinging, calls.StateConnected, calls.StateDisconnected},
+			wantPhone:  calls.ReasonRemoteHungUp, wantAgent: &calls.ReasonHungUp,
+		},
+		{
+			name: "accepted, then the phone hangs up", connected: true,
+			act: func(t *testing.T, f *callstest.Fixture, in calls.IncomingCall, pc calls.Call) {
+				mustCall(t)(f.Accept(ctx, alice, in.ID))
+				if err := f.EndPhoneCall(ctx, pc.ID, calls.ReasonHungUp); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantStates: []calls.CallState{calls.StateRinging, calls.StateConnected, calls.StateDisconnected},
+			wantPhone:  calls.ReasonHungUp, wantAgent: &calls.ReasonRemoteHungUp,
+		},
+		{
+			name: "rejected", connected: true,
+			act: func(t *testing.T, f *callstest.Fixture, in calls.IncomingCall, _ calls.Call) {
+				mustCall(t)(f.Reject(ctx, alice, in.ID))
+			},
+			wantStates: []calls.CallState{calls.StateRinging, calls.StateDisconnected},
+			wantPhone:  calls.ReasonDeclined, wantAgent: &calls.ReasonDeclined,
+		},
+		{
+			name: "canceled", connected: true,
+			act: func(t *testing.T, f *callstest.Fixture, in calls.IncomingCall, pc calls.Call) {
+				if err := f.EndPhoneCall(ctx, pc.ID, calls.ReasonCanceled); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantStates: []calls.CallState{calls.StateRinging, calls.StateDisconnected},
+			wantPhone:  calls.ReasonCanceled, wantAgent: &calls.ReasonCanceled,
+		},
+		{
+			name: "nobody answers", connected: true,
+			act: func(t *testing.T, f *callstest.Fixture, in calls.IncomingCall, _ calls.Call) {
+				f.Clock.Advance(calls.DefaultRingTimeout)
+			},
+			wantStates: []calls.CallState{calls.StateRinging, calls.StateDisconnected},
+			wantPhone:  calls.ReasonNoAnswer, wantAgent: &calls.ReasonNoAnswer,
+		},
+		{
+			name:       "the agent is not connected",
+			wantStates: []calls.CallState{calls.StateDisconnected},
+			wantPhone:  calls.ReasonNotConnected,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := callstest.New(t, calls.Config{})
+			if tt.connected {
+				f.Connect(t, alice)
+			}
+			ln := &line{}
+			pc, err := f.StartPhoneCall(ctx, calls.PhoneCallRequest{Caller: phone, Callee: alice.Identifier, Line: ln})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var in calls.IncomingCall
+			if tt.connected {
+				in = incoming(t, f, alice)
+				if in.CallerInfo != phone {
+					t.Errorf("incoming call's caller = %+v, want %+v", in.CallerInfo, phone)
+				}
+			}
+			if tt.act != nil {
+				tt.act(t, f, in, pc)
+			}
+			if got := ln.states(); !slices.Equal(got, tt.wantStates) {
+				t.Errorf("line heard states %v, want %v", got, tt.wantStates)
+			}
+			if got := ln.last().CallEndReason; got == nil || got.Code != tt.wantPhone.Code || got.SubCode != tt.wantPhone.SubCode {
+				t.Errorf("phone's call ended %+v, want %+v", got, tt.wantPhone)
+			}
+			wantEnded(t, f, pc.ID, tt.wantPhone)
+			if tt.wantAgent != nil {
+				wantEnded(t, f, in.ID, *tt.wantAgent)
+			}
+		})
+	}
+}
+
+// TestPhoneCallsFromOneNumber: two calls from one number are two phones;
+// neither holds the other, while the agent's single-active-call rule
+// holds the first when it accepts the second.
+func TestPhoneCallsFromOneNumber(t *testing.T) {
+	f := callstest.New(t, calls.Config{})
+	f.Connect(t, alice)
+	f.Connect(t, bob)
+	l1, l2 := &line{}, &line{}
+	p1 := mustCall(t)(f.StartPhoneCall(ctx, calls.PhoneCallRequest{Caller: phone, Callee: alice.Identifier, Line: l1}))
+	in1 := incoming(t, f, alice)
+	mustCall(t)(f.Accept(ctx, alice, in1.ID))
+	p2 := mustCall(t)(f.StartPhoneCall(ctx, calls.PhoneCallRequest{Caller: phone, Callee: alice.Identifier, Line: l2}))
+	in, err := f.ListIncoming(ctx, alice)
+	if err != nil || len(in) != 1 {
+		t.Fatalf("ListIncoming = %v, %v; want the second call", in, err)
+	}
+	mustCall(t)(f.Accept(ctx, alice, in[0].ID))
+	wantState(t, f, alice, in1.ID, calls.StateLocalHold)
+	wantState(t, f, alice, in[0].ID, calls.StateConnected)
+	if got := l1.last().State; got != calls.StateRemoteHold {
+		t.Errorf("first phone's call: %s, want RemoteHold (the agent held it)", got)
+	}
+	if got := l2.last().State; got != calls.StateConnected {
+		t.Errorf("second phone's call: %s, want Connected", got)
+	}
+	if err := f.EndPhoneCall(ctx, p2.ID, calls.ReasonHungUp); err != nil {
+		t.Fatal(err)
+	}
+	if got := l1.last().State; got == calls.StateDisconnected {
+		t.Errorf("first phone's call ended with the second")
+	}
+	if err := f.EndPhoneCall(ctx, p1.ID, calls.ReasonHungUp); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.EndPhoneCall(ctx, p1.ID, calls.ReasonHungUp); err != nil {
+		t.Errorf("ending an ended phone call: %v, want nil", err)
+	}
+	if _, err := f.StartPhoneCall(ctx, calls.PhoneCallRequest{Caller: calls.CallerInfo{Identifier: bob.Identifier}, Callee: alice.Identifier, Line: &line{}}); calls.ErrorCode(err) != calls.CodeInvalidPhoneNumber {
+		t.Errorf("a phone call from a Communication Services user: %v, want invalid_phone_number", err)
+	}
+}
