@@ -19,7 +19,7 @@ type NumberRouteRequest struct {
 	Queue  *string           `json:"queue,omitempty"`
 }
 
-var errNoNumbers = calls.Errorf(codeNotImplemented, "this switchboard keeps no number routes")
+var errNoNumbers = calls.Errorf(calls.CodeNotImplemented, "this switchboard keeps no number routes")
 
 // numberParam is the {e164} of the path, validated: + is itself in a path,
 // and %2B is + too.
