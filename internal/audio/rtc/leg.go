@@ -134,8 +134,10 @@ func (s *sendState) reportDue(now time.Time, heard bool) bool {
 // inbound is what decrypting a packet needs; its mutex keeps the SRTP
 // context and the sequence counter to one packet at a time.
 type inbound struct {
-	mu    sync.Mutex
-	plain [1500]byte
+	mu sync.Mutex
+	// plain holds a decrypted packet: a PCMU packet and a receiver
+	// report fit; a larger packet is decrypted into a new buffer.
+	plain [sendBufBytes]byte
 	hdr   rtp.Header // for srtp, which would allocate one a packet
 	pkt   rtp.Packet
 	seqs  seqCounter

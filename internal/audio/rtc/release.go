@@ -69,6 +69,11 @@ func (l *Leg) releaseICE() {
 	l.heard.Store(time.Now().UnixNano())
 	l.alive = time.AfterFunc(l.engine.cfg.KeepAlive, l.checkAlive)
 	l.pipe = nil
+	// The descriptions were for setting up (the checks it answers need
+	// the leg's own ICE credentials alone): their strings hold on to the
+	// SDP they came from.
+	l.remote = nil
+	l.local.candidates = nil
 	// The keys without the agent's transport: sending goes to the
 	// socket alone (Leg.transmit).
 	k := *keys
