@@ -182,8 +182,8 @@ type leg struct {
 	endReason     EndReason
 	ringTimer     Timer
 	line          PhoneLine // a phone's call from the phone network (StartPhoneCall)
-	seenBy        uint64 // the transaction that last saw the leg (txn.see)
-	seenAt        int    // where in that transaction's seen list
+	seenBy        uint64    // the transaction that last saw the leg (txn.see)
+	seenAt        int       // where in that transaction's seen list
 }
 
 // policyCall is the leg as the hold policy sees it.
