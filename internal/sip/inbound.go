@@ -17,6 +17,10 @@ import (
 // ReasonPhoneHungUp is how a phone's own call ends when the phone sends BYE.
 var ReasonPhoneHungUp = calls.EndReason{Code: 0, SubCode: 0, Message: "the phone hung up"}
 
+// ReasonNoAck is how a phone's call ends when the phone never acknowledges
+// the switchboard's 200 (RFC 3261 13.3.1.4: 64*T1 of retransmissions).
+var ReasonNoAck = calls.EndReason{Code: 408, SubCode: 0, Message: "the phone did not acknowledge the answer"}
+
 // byeTimeout bounds waiting for the answer to a BYE we send.
 const byeTimeout = 5 * time.Second
 
@@ -215,8 +219,12 @@ func (in *inbound) ring(answer []byte) bool {
 					return false
 				case c.ConnectedTime != nil:
 					if err := in.ds.RespondSDP(answer); err != nil {
+						reason := ReasonNoAck
+						if errors.Is(context.Cause(in.ds.Context()), sip.ErrTransactionCanceled) {
+							reason = calls.ReasonCanceled // CANCEL crossed the answer
+						}
 						in.log.Warn("sip: the answer was not acknowledged", "err", err)
-						_ = in.s.cfg.Switchboard.EndPhoneCall(context.Background(), in.callID, calls.ReasonMediaLost)
+						_ = in.s.cfg.Switchboard.EndPhoneCall(context.Background(), in.callID, reason)
 						return false
 					}
 					return true
