@@ -108,6 +108,13 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	defer s.handlers.Done()
 	log := s.log.With("sip_call_id", callIDOf(req), "source", req.Source())
+	if _, trunk := s.gate.trunkOf(req); !trunk {
+		if a, ok := sourceAddr(req); !ok || !s.limit.allow(a) {
+			log.Warn("sip: INVITE refused: too many from this address")
+			respond(tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
+			return
+		}
+	}
 
 	switch v, _ := s.gate.check(req); v {
 	case challenge:

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -48,13 +49,20 @@ type Config struct {
 	Logger *slog.Logger
 	// Resolver resolves trunk host names; default net.DefaultResolver.
 	Resolver *net.Resolver
+	// INVITEs from addresses that are no trunk's are limited per address:
+	// InviteBurst, then one every InviteEvery (defaults
+	// DefaultInviteBurst and DefaultInviteEvery); past the limit they
+	// are answered 503 with Retry-After.
+	InviteBurst int
+	InviteEvery time.Duration
 }
 
 // Server is the switchboard's SIP user agent.
 type Server struct {
-	cfg  Config
-	log  *slog.Logger
-	gate *gate
+	cfg   Config
+	log   *slog.Logger
+	gate  *gate
+	limit *sourceLimit
 	ua   *sipgo.UserAgent
 	srv  *sipgo.Server
 	udp  *sipgo.DialogUA
@@ -96,7 +104,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "sip"), gate: g, dialogs: map[string]*inbound{}}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "sip"), gate: g, dialogs: map[string]*inbound{},
+		limit: newSourceLimit(cfg.InviteBurst, cfg.InviteEvery)}
 	if err := s.listen(); err != nil {
 		return nil, err
 	}

@@ -60,6 +60,12 @@ type harness struct {
 // on a free port of 127.0.0.1, with the trunks given.
 func newHarness(t *testing.T, trunks ...string) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil, trunks...)
+}
+
+// newHarnessWith is newHarness with changes to the server's Config.
+func newHarnessWith(t *testing.T, change func(*sip.Config), trunks ...string) *harness {
+	t.Helper()
 	if _, err := exec.LookPath("sipp"); err != nil {
 		t.Skip("sipp is not installed (Debian package sip-tester)")
 	}
@@ -75,11 +81,15 @@ func newHarness(t *testing.T, trunks ...string) *harness {
 		ts = append(ts, tr)
 	}
 	target := alice.Identifier
-	srv, err := sip.New(t.Context(), sip.Config{
+	cfg := sip.Config{
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Addr:   "127.0.0.1:0", Trunks: ts, Switchboard: f.Switchboard,
 		Numbers: routes{routed: {Number: routed, Target: &target}},
-	})
+	}
+	if change != nil {
+		change(&cfg)
+	}
+	srv, err := sip.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,5 +406,48 @@ func TestMalformed(t *testing.T) {
 	}
 	if recs := h.f.Store.Records(""); len(recs) != 0 {
 		t.Errorf("malformed requests made calls: %+v", recs)
+	}
+}
+
+// TestInviteFlood: INVITEs from an address that is no trunk's are limited:
+// past the burst they are answered 503 with Retry-After, and none makes a
+// call; a trunk's INVITEs are not limited.
+func TestInviteFlood(t *testing.T) {
+	const burst = 5
+	h := newHarnessWith(t, func(c *sip.Config) {
+		c.InviteBurst, c.InviteEvery = burst, time.Hour // no refill within the test
+	}, "carrier=sip:127.0.0.2")
+	invite := func(i int) string {
+		return "INVITE sip:" + routed + "@" + h.srv.Addr() + " SIP/2.0\r\n" +
+			"Via: SIP/2.0/UDP SENDER;rport;branch=z9hG4bK-flood" + strconv.Itoa(i) + "\r\n" +
+			"From: <sip:" + customer + "@127.0.0.1>;tag=f" + strconv.Itoa(i) + "\r\n" +
+			"To: <sip:" + routed + "@" + h.srv.Addr() + ">\r\n" +
+			"Call-ID: flood-" + strconv.Itoa(i) + "\r\nCSeq: 1 INVITE\r\n" +
+			"Contact: <sip:" + customer + "@SENDER>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	}
+	var got []string
+	for i := range burst + 3 {
+		got = append(got, exchange(t, h.srv.Addr(), invite(i)))
+	}
+	for i, line := range got {
+		want := "SIP/2.0 403 Forbidden"
+		if i >= burst {
+			want = "SIP/2.0 503 Service Unavailable"
+		}
+		if line != want {
+			t.Errorf("INVITE %d answered %q, want %q", i+1, line, want)
+		}
+	}
+	if recs := h.f.Store.Records(""); len(recs) != 0 {
+		t.Errorf("a flood made calls: %+v", recs)
+	}
+
+	trusted := newHarnessWith(t, func(c *sip.Config) { c.InviteBurst, c.InviteEvery = 1, time.Hour }, "carrier=sip:127.0.0.1")
+	for i := range 3 {
+		msg := strings.Replace(invite(i), h.srv.Addr(), trusted.srv.Addr(), -1)
+		msg = strings.Replace(msg, "sip:"+routed, "sip:"+unrouted, -1)
+		if line := exchange(t, trusted.srv.Addr(), msg); line != "SIP/2.0 404 Not Found" {
+			t.Errorf("trunk's INVITE %d answered %q, want 404 (not limited)", i+1, line)
+		}
 	}
 }

@@ -106,10 +106,8 @@ const (
 // with an Authorization that answers one of our challenges with a trunk's
 // credentials. It answers the trunk's name when allowed.
 func (g *gate) check(req *sip.Request) (verdict, string) {
-	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
-		if name, ok := g.trusted[ap.Addr().Unmap()]; ok {
-			return allowed, name
-		}
+	if name, ok := g.trunkOf(req); ok {
+		return allowed, name
 	}
 	h := req.GetHeader("Authorization")
 	if h == nil {
@@ -142,6 +140,25 @@ func (g *gate) check(req *sip.Request) (verdict, string) {
 		}
 	}
 	return forbidden, ""
+}
+
+// sourceAddr is the address a request came from.
+func sourceAddr(req *sip.Request) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ap.Addr().Unmap(), true
+}
+
+// trunkOf answers the name of the trunk whose address req came from.
+func (g *gate) trunkOf(req *sip.Request) (string, bool) {
+	a, ok := sourceAddr(req)
+	if !ok {
+		return "", false
+	}
+	name, ok := g.trusted[a]
+	return name, ok
 }
 
 // canChallenge reports whether some trunk has credentials to answer with.
