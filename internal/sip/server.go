@@ -63,10 +63,10 @@ type Server struct {
 	log   *slog.Logger
 	gate  *gate
 	limit *sourceLimit
-	ua   *sipgo.UserAgent
-	srv  *sipgo.Server
-	udp  *sipgo.DialogUA
-	tcp  *sipgo.DialogUA
+	ua    *sipgo.UserAgent
+	srv   *sipgo.Server
+	udp   *sipgo.DialogUA
+	tcp   *sipgo.DialogUA
 
 	pc   net.PacketConn
 	ln   net.Listener
