@@ -216,6 +216,8 @@ func TestRun(t *testing.T) {
 		{"serve with a key that is not a key", []string{"serve", "--addr", "127.0.0.1:0", "--tls-cert", "main_test.go", "--tls-key", "main_test.go"}, nil, 1, "", "load --tls-cert main_test.go and --tls-key main_test.go"},
 		{"serve with --tls-cert alone", []string{"serve", "--tls-cert", "c.pem"}, nil, 1, "", "--tls-cert and --tls-key go together"},
 		{"migrate without a database", []string{"migrate"}, nil, 1, "", "DATABASE_URL"},
+		{"serve with a malformed trunk", []string{"serve", "--sip-addr", "127.0.0.1:0", "--sip-trunk", "carrier"}, nil, 1, "", "--sip-trunk"},
+		{"serve with a trunk and no SIP address", []string{"serve", "--sip-trunk", "carrier=sip:10.0.0.1"}, nil, 1, "", "--sip-trunk needs --sip-addr"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -299,6 +301,19 @@ func TestServeFlags(t *testing.T) {
 		{"plain HTTP by default", nil, nil, func(c Config) error {
 			if c.TLS.On() || c.TLS.HTTPAddr != "" {
 				return fmt.Errorf("%+v", c.TLS)
+			}
+			return nil
+		}},
+		{"SIP", []string{"--sip-addr", "0.0.0.0:5060", "--sip-trunk", "carrier=sip:u:p@sip.example:5080", "--sip-trunk", "pbx=sip:10.0.0.2"}, nil, func(c Config) error {
+			if s := c.SIP; s.Addr != "0.0.0.0:5060" || len(s.Trunks) != 2 || s.Trunks[0].Host != "sip.example" || s.Trunks[0].Port != 5080 ||
+				s.Trunks[0].User != "u" || s.Trunks[0].Password != "p" || s.Trunks[1].Port != 5060 {
+				return fmt.Errorf("%+v", s)
+			}
+			return nil
+		}},
+		{"SIP from the environment", nil, map[string]string{"SWITCHBOARD_SIP_ADDR": ":5060", "SWITCHBOARD_SIP_TRUNKS": "a=sip:10.0.0.1 b=sip:10.0.0.2"}, func(c Config) error {
+			if s := c.SIP; s.Addr != ":5060" || len(s.Trunks) != 2 || s.Trunks[1].Name != "b" {
+				return fmt.Errorf("%+v", s)
 			}
 			return nil
 		}},

@@ -26,6 +26,7 @@ import (
 	"github.com/switchboard/switchboard/internal/audio/rtc"
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/holdpolicy"
+	"github.com/switchboard/switchboard/internal/sip"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/turnserver"
 	"github.com/switchboard/switchboard/web"
@@ -51,6 +52,7 @@ type Config struct {
 	Limits         LimitsConfig
 	Ops            OpsConfig
 	OIDC           OIDCConfig
+	SIP            SIPConfig
 	LogLevel       slog.Level
 	LogJSON        bool
 	ShutdownGrace  time.Duration
@@ -85,6 +87,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	finishLimits := limitFlags(fs, &cfg.Limits, env)
 	opsFlags(fs, &cfg.Ops, env)
 	finishOIDC := oidcFlags(fs, &cfg.OIDC, env)
+	finishSIP := sipFlags(fs, &cfg.SIP, env)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -120,6 +123,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 		return cfg, err
 	}
 	if err := finishOIDC(); err != nil {
+		return cfg, err
+	}
+	if err := finishSIP(); err != nil {
 		return cfg, err
 	}
 	for _, p := range strings.Split(*proxies, ",") {
@@ -165,6 +171,9 @@ type Main struct {
 	// DebugAddr is the debug listener's address (--debug-addr), once Run
 	// returned; empty when there is none.
 	DebugAddr string
+	// SIPAddr is where SIP listens (--sip-addr), once Run returned; empty
+	// when it does not.
+	SIPAddr string
 
 	store       calls.Store
 	hub         *api.Hub
@@ -183,6 +192,7 @@ type Main struct {
 	ice       *iceDirectory
 	stopMixer context.CancelFunc
 	mixerDone chan error
+	sip       *sip.Server // nil without --sip-addr
 	closed    bool
 }
 
@@ -280,7 +290,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return m.startSIP(ctx)
 }
 
 // startRedirect starts the plain HTTP listener: redirects to HTTPS, and
@@ -410,6 +420,9 @@ func (m *Main) Close(ctx context.Context) error {
 		if err := <-m.serveDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, fmt.Errorf("http serve: %w", err))
 		}
+	}
+	if err := m.stopSIP(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if m.switchboard != nil {
 		if err := m.switchboard.Close(ctx); err != nil {

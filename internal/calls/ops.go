@@ -128,12 +128,16 @@ func (tx *txn) invite(callee *party, c *conversation, info CallerInfo) *leg {
 // ring makes an invited leg ring, answers it (a bot) or ends it at once
 // (nobody there to answer).
 func (tx *txn) ring(l *leg) {
+	dial := tx.dialsOut(l)
 	switch {
 	case l.party.bot:
 		tx.goLive(l)
-	case !reachable(l.party):
+	case !reachable(l.party) && !dial:
 		tx.endLeg(l, ReasonNotConnected, ReasonNotConnected)
 	default:
+		if dial {
+			l.line = tx.s.cfg.Phones.Dial(l.view(false))
+		}
 		id, s := l.id, tx.s
 		s.work.Add(1)
 		l.ringTimer = s.cfg.Clock.AfterFunc(s.cfg.RingTimeout, func() {

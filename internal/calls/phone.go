@@ -70,8 +70,88 @@ func (s *Switchboard) EndPhoneCall(ctx context.Context, id string, reason EndRea
 	actor := &Principal{Identifier: l.party.ident, Role: RoleCaller}
 	tx := s.begin(actor, []*party{l.party}, []*conversation{l.conv})
 	defer tx.done()
-	tx.endLeg(l, reason, ReasonRemoteHungUp)
+	peer := ReasonRemoteHungUp
+	if l.phase != phaseLive {
+		peer = reason // never answered: the others end for the same reason (busy, declined, canceled)
+	}
+	tx.endLeg(l, reason, peer)
 	return nil
+}
+
+// PhoneNetwork places calls to phone numbers (package sip, through a
+// trunk).
+type PhoneNetwork interface {
+	// Dial starts a call to a phone: c is the phone's call (its AgentID
+	// the number's rawId, its CallerInfo the caller id to present, the
+	// caller's alternateCallerId). The switchboard calls it under the
+	// call's locks; it must not block. It answers the line that hears
+	// the call's changes from then on (its end: the caller gave up, the
+	// ring timeout, a hang-up); the network reports back with
+	// PhoneProgress, PhoneAnswered and EndPhoneCall (the SIP status as
+	// the end reason's code: 486, 404, 408, 480, 487, 603, 503).
+	Dial(c Call) PhoneLine
+}
+
+// dialsOut reports whether an invited leg is a phone the phone network
+// calls: a phone number no connected identity holds, with a network to
+// call it through.
+func (tx *txn) dialsOut(l *leg) bool {
+	return tx.s.cfg.Phones != nil && l.party.ident.Kind == KindPhoneNumber && !reachable(l.party)
+}
+
+// onPhone runs fn on a phone call's leg under its locks, with the phone
+// as the actor. Errors: call_not_found.
+func (s *Switchboard) onPhone(op, id string, fn func(tx *txn, l *leg) error) error {
+	l := s.lookupLeg(id)
+	if l == nil || l.line == nil {
+		return withOp(op, errCallNotFound(id))
+	}
+	actor := &Principal{Identifier: l.party.ident, Role: RoleCaller}
+	tx := s.begin(actor, []*party{l.party}, []*conversation{l.conv})
+	defer tx.done()
+	if l.phase == phaseEnded {
+		return withOp(op, errCallNotFound(id))
+	}
+	return withOp(op, fn(tx, l))
+}
+
+// PhoneProgress says a phone called out rings (180: early false) or plays
+// early media (183 with SDP: early true); the caller's call is then
+// EarlyMedia and the phone an EarlyMedia participant. Errors:
+// call_not_found, invalid_state (answered already).
+func (s *Switchboard) PhoneProgress(ctx context.Context, id string, early bool) error {
+	return s.onPhone("phone progress", id, func(tx *txn, l *leg) error {
+		if l.phase != phaseIncoming {
+			return Errorf(CodeInvalidState, "call %s is %s, not ringing", id, l.state())
+		}
+		if early && !l.early {
+			tx.touch(l.conv)
+			l.early = true
+		}
+		return nil
+	})
+}
+
+// PhoneAnswered says a phone called out answered (200): the phone and its
+// caller are Connected, and the caller's active call is held as the
+// single-active-call rule says. Errors: call_not_found, invalid_state
+// (answered already).
+func (s *Switchboard) PhoneAnswered(ctx context.Context, id string) error {
+	return s.onPhone("phone answered", id, func(tx *txn, l *leg) error {
+		if l.phase != phaseIncoming {
+			return Errorf(CodeInvalidState, "call %s is %s, not ringing", id, l.state())
+		}
+		tx.touch(l.conv)
+		l.early = false
+		tx.goLive(l)
+		for _, m := range l.conv.members {
+			if m.direction == Outgoing && m.phase != phaseLive {
+				tx.goLive(m)
+			}
+		}
+		tx.settle(l)
+		return nil
+	})
 }
 
 // updateLines tells every phone line whose call the transaction touched

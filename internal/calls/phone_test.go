@@ -186,3 +186,128 @@ func TestPhoneCallsFromOneNumber(t *testing.T) {
 		t.Errorf("a phone call from a Communication Services user: %v, want invalid_phone_number", err)
 	}
 }
+
+// network is a calls.PhoneNetwork that keeps the lines it dialed.
+type network struct {
+	mu    sync.Mutex
+	calls []calls.Call
+	lines []*line
+}
+
+func (n *network) Dial(c calls.Call) calls.PhoneLine {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	l := &line{}
+	n.calls = append(n.calls, c)
+	n.lines = append(n.lines, l)
+	return l
+}
+
+func (n *network) dialed(t *testing.T) (calls.Call, *line) {
+	t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.calls) != 1 {
+		t.Fatalf("dialed %d calls, want 1", len(n.calls))
+	}
+	return n.calls[0], n.lines[0]
+}
+
+// TestPhoneCallOut: an agent's call to a phone number leaves through the
+// phone network with the alternateCallerId as caller id; the network's
+// progress, answer and failures become the agent's states and end
+// reasons, and the agent's hang-up or the ring timeout reach the line.
+func TestPhoneCallOut(t *testing.T) {
+	busy := calls.EndReason{Code: 486, Message: "busy"}
+	tests := []struct {
+		name       string
+		act        func(t *testing.T, f *callstest.Fixture, agentCall, phoneCall string)
+		wantAgent  []calls.CallState
+		agentEnd   *calls.EndReason
+		phoneEnd   *calls.EndReason
+		phoneHeard calls.CallState // the last state the line heard
+	}{
+		{
+			name: "early media, answered, the phone hangs up",
+			act: func(t *testing.T, f *callstest.Fixture, ac, pc string) {
+				if err := f.PhoneProgress(ctx, pc, true); err != nil {
+					t.Fatal(err)
+				}
+				wantState(t, f, alice, ac, calls.StateEarlyMedia)
+				if err := f.PhoneAnswered(ctx, pc); err != nil {
+					t.Fatal(err)
+				}
+				c := get(t, f, alice, ac)
+				if c.State != calls.StateConnected || c.RemoteParticipants[0].State != calls.ParticipantConnected {
+					t.Fatalf("answered call %+v, want Connected with the phone Connected", c)
+				}
+				if err := f.PhoneAnswered(ctx, pc); calls.ErrorCode(err) != calls.CodeInvalidState {
+					t.Errorf("answering twice: %v, want invalid_state", err)
+				}
+				if err := f.EndPhoneCall(ctx, pc, calls.ReasonHungUp); err != nil {
+					t.Fatal(err)
+				}
+			},
+			agentEnd: &calls.ReasonRemoteHungUp, phoneEnd: &calls.ReasonHungUp, phoneHeard: calls.StateDisconnected,
+		},
+		{
+			name: "busy",
+			act: func(t *testing.T, f *callstest.Fixture, ac, pc string) {
+				if err := f.PhoneProgress(ctx, pc, false); err != nil {
+					t.Fatal(err)
+				}
+				if err := f.EndPhoneCall(ctx, pc, busy); err != nil {
+					t.Fatal(err)
+				}
+			},
+			agentEnd: &busy, phoneEnd: &busy, phoneHeard: calls.StateDisconnected,
+		},
+		{
+			name: "the agent hangs up before the answer",
+			act: func(t *testing.T, f *callstest.Fixture, ac, pc string) {
+				mustCall(t)(f.HangUp(ctx, alice, ac, false))
+			},
+			agentEnd: &calls.ReasonHungUp, phoneEnd: &calls.ReasonCanceled, phoneHeard: calls.StateDisconnected,
+		},
+		{
+			name: "nobody answers",
+			act: func(t *testing.T, f *callstest.Fixture, ac, pc string) {
+				f.Clock.Advance(calls.DefaultRingTimeout)
+			},
+			agentEnd: &calls.ReasonNoAnswer, phoneEnd: &calls.ReasonNoAnswer, phoneHeard: calls.StateDisconnected,
+		},
+		{
+			name: "answered, the agent hangs up",
+			act: func(t *testing.T, f *callstest.Fixture, ac, pc string) {
+				if err := f.PhoneAnswered(ctx, pc); err != nil {
+					t.Fatal(err)
+				}
+				mustCall(t)(f.HangUp(ctx, alice, ac, false))
+			},
+			agentEnd: &calls.ReasonHungUp, phoneEnd: &calls.ReasonRemoteHungUp, phoneHeard: calls.StateDisconnected,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			net := &network{}
+			f := callstest.New(t, calls.Config{Phones: net})
+			f.Connect(t, alice)
+			alt := calls.PhoneNumber("+14255550100")
+			ac := mustCall(t)(f.StartCall(ctx, alice, calls.StartCallRequest{
+				Participants: []calls.Identifier{phone.Identifier}, AlternateCallerID: &alt}))
+			if ac.State != calls.StateRinging {
+				t.Errorf("the agent's call is %s, want Ringing", ac.State)
+			}
+			pc, ln := net.dialed(t)
+			if pc.AgentID != phone.Identifier.RawID() || pc.CallerInfo.Identifier != alt {
+				t.Errorf("dialed %s from %+v, want %s from %s", pc.AgentID, pc.CallerInfo, phone.Identifier.RawID(), alt.RawID())
+			}
+			tt.act(t, f, ac.ID, pc.ID)
+			wantEnded(t, f, ac.ID, *tt.agentEnd)
+			wantEnded(t, f, pc.ID, *tt.phoneEnd)
+			if got := ln.last().State; got != tt.phoneHeard {
+				t.Errorf("the line last heard %s, want %s", got, tt.phoneHeard)
+			}
+		})
+	}
+}

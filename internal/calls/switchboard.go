@@ -19,6 +19,10 @@ type Config struct {
 	Publisher Publisher
 	// Media is the media plane; nil runs without one.
 	Media Media
+	// Phones places calls to phone numbers that no connected identity
+	// holds (package sip, through a trunk); nil ends them with 480 as
+	// for anyone not connected.
+	Phones PhoneNetwork
 	// Clock defaults to SystemClock.
 	Clock Clock
 	// NewID returns a fresh unique id for calls and conversations.
@@ -181,9 +185,10 @@ type leg struct {
 	endAt         time.Time
 	endReason     EndReason
 	ringTimer     Timer
-	line          PhoneLine // a phone's call from the phone network (StartPhoneCall)
-	seenBy        uint64 // the transaction that last saw the leg (txn.see)
-	seenAt        int    // where in that transaction's seen list
+	line          PhoneLine // a phone's call with the phone network (StartPhoneCall, PhoneNetwork.Dial)
+	early         bool      // a phone called out plays early media (183)
+	seenBy        uint64    // the transaction that last saw the leg (txn.see)
+	seenAt        int       // where in that transaction's seen list
 }
 
 // policyCall is the leg as the hold policy sees it.
@@ -209,7 +214,12 @@ func (l *leg) state() CallState {
 	switch l.phase {
 	case phaseConnecting:
 		return StateConnecting
-	case phaseRinging, phaseIncoming:
+	case phaseRinging:
+		if slices.ContainsFunc(l.conv.members, func(m *leg) bool { return m.early && m.phase == phaseIncoming }) {
+			return StateEarlyMedia
+		}
+		return StateRinging
+	case phaseIncoming:
 		return StateRinging
 	case phaseEnded:
 		return StateDisconnected
@@ -228,6 +238,9 @@ func (l *leg) participantState() ParticipantState {
 	case phaseConnecting, phaseRinging:
 		return ParticipantConnecting
 	case phaseIncoming:
+		if l.early {
+			return ParticipantEarlyMedia
+		}
 		return ParticipantRinging
 	case phaseEnded:
 		return ParticipantDisconnected

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/switchboard/switchboard/internal/sip"
+)
+
+// SIPConfig is the phone network's part of serve's configuration.
+type SIPConfig struct {
+	// Addr is where SIP listens, UDP and TCP; empty is off.
+	Addr   string
+	Trunks []sip.Trunk
+}
+
+// trunkFlags collects repeated --sip-trunk flags.
+type trunkFlags []string
+
+func (t *trunkFlags) String() string { return strings.Join(*t, ",") }
+
+func (t *trunkFlags) Set(v string) error {
+	*t = append(*t, v)
+	return nil
+}
+
+func sipFlags(fs *flag.FlagSet, cfg *SIPConfig, env func(name, def string) string) (finish func() error) {
+	fs.StringVar(&cfg.Addr, "sip-addr", env("SWITCHBOARD_SIP_ADDR", ""), "listen for SIP on this address, UDP and TCP, as 0.0.0.0:5060; empty is off (env SWITCHBOARD_SIP_ADDR)")
+	var trunks trunkFlags
+	fs.Var(&trunks, "sip-trunk", "a carrier trunk, NAME=sip:USER:PASSWORD@HOST:PORT, repeatable: calls from HOST are trusted, others may authenticate with USER and PASSWORD (env SWITCHBOARD_SIP_TRUNKS, space-separated)")
+	return func() error {
+		if len(trunks) == 0 {
+			trunks = strings.Fields(env("SWITCHBOARD_SIP_TRUNKS", ""))
+		}
+		for _, s := range trunks {
+			t, err := sip.ParseTrunk(s)
+			if err != nil {
+				return fmt.Errorf("--sip-trunk: %w", err)
+			}
+			cfg.Trunks = append(cfg.Trunks, t)
+		}
+		if len(cfg.Trunks) > 0 && cfg.Addr == "" {
+			return errors.New("--sip-trunk needs --sip-addr to listen on")
+		}
+		return nil
+	}
+}
+
+// startSIP starts the SIP user agent when --sip-addr is set.
+func (m *Main) startSIP(ctx context.Context) error {
+	if m.Config.SIP.Addr == "" {
+		return nil
+	}
+	numbers := numberRoutes(m.store)
+	if numbers == nil {
+		return errors.New("--sip-addr: the store keeps no number routes")
+	}
+	srv, err := sip.New(ctx, sip.Config{
+		Addr:        m.Config.SIP.Addr,
+		Trunks:      m.Config.SIP.Trunks,
+		Switchboard: m.switchboard,
+		Numbers:     numbers,
+		Logger:      m.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	m.sip = srv
+	m.SIPAddr = srv.Addr()
+	return nil
+}
+
+// stopSIP ends the calls with the phone network (BYE, or 503 before an
+// answer) and stops listening.
+func (m *Main) stopSIP(ctx context.Context) error {
+	if m.sip == nil {
+		return nil
+	}
+	if err := m.sip.Close(ctx); err != nil {
+		return fmt.Errorf("sip: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/sip"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// TestSIPInbound boots the real program with --sip-addr and a trunk, routes
+// a number through the API, and has sipp call it as a carrier: the agent
+// hears an incomingCall from the caller's phone number on its event stream,
+// and the call's end reason is on the stream and in history.
+func TestSIPInbound(t *testing.T) {
+	if _, err := exec.LookPath("sipp"); err != nil {
+		t.Skip("sipp is not installed (Debian package sip-tester)")
+	}
+	tests := []struct {
+		name     string
+		scenario string
+		accept   bool
+		code     float64
+		sub      float64
+	}{
+		{name: "answered, then the carrier hangs up", scenario: "carrier_hangs_up.xml", accept: true, code: 0, sub: 5000},
+		{name: "canceled before the answer", scenario: "cancel.xml", code: 487},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			trunk, err := sip.ParseTrunk("carrier=sip:127.0.0.1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			history := store.NewMemory()
+			m := &Main{
+				Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute,
+					SIP: SIPConfig{Addr: "127.0.0.1:0", Trunks: []sip.Trunk{trunk}}},
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
+				Store: openMemory{history},
+			}
+			if err := m.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = m.Close(context.Background()) })
+			if m.SIPAddr == "" {
+				t.Fatal("Main.SIPAddr is empty with --sip-addr set")
+			}
+			req, _ := http.NewRequest(http.MethodPut, "http://"+m.Addr+"/api/numbers/+14255550100",
+				strings.NewReader(`{"target": {"communicationUserId": "alice"}}`))
+			req.Header.Set("Authorization", "Bearer "+testAdminKey)
+			resp, err := checkedClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("PUT /api/numbers: %d", resp.StatusCode)
+			}
+
+			alice := mint(t, "alice", calls.RoleAgent)
+			next, _ := openEvents(t, m.Addr, alice)
+			if ev, err := next(); err != nil || ev["type"] != "snapshot" {
+				t.Fatalf("first event %v, %v", ev, err)
+			}
+			carrier := runSipp(t, tt.scenario, "+14255550100", m.SIPAddr)
+			var id string
+			for id == "" {
+				ev, err := next()
+				if err != nil {
+					t.Fatalf("no incomingCall: %v", err)
+				}
+				if ev["type"] != "incomingCall" {
+					continue
+				}
+				in := ev["data"].(map[string]any)["incomingCall"].(map[string]any)
+				from := in["callerInfo"].(map[string]any)["identifier"].(map[string]any)
+				if from["phoneNumber"] != "+14255550123" {
+					t.Errorf("incoming call from %v, want phoneNumber +14255550123", from)
+				}
+				id = in["id"].(string)
+			}
+			if tt.accept {
+				call := post(t, "http://"+m.Addr+"/api/incoming-calls/"+id+"/accept", alice, "")
+				if call["state"] != "Connected" {
+					t.Errorf("accepted call is %v, want Connected", call["state"])
+				}
+			}
+			wantReason(t, waitCallEnded(t, next, id), tt.code, tt.sub)
+			carrier()
+			h, err := history.FindCallByID(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := h.Call.CallEndReason; r == nil || float64(r.Code) != tt.code || float64(r.SubCode) != tt.sub {
+				t.Errorf("history has %+v, want %v/%v", r, tt.code, tt.sub)
+			}
+			if ps := h.Call.RemoteParticipants; len(ps) != 1 || ps[0].RawID != "4:+14255550123" {
+				t.Errorf("history's participants %+v, want the phone number", ps)
+			}
+		})
+	}
+}
+
+// runSipp runs one call of a scenario of internal/sip/testdata/sipp against
+// addr; the function it answers waits for sipp and fails the test when the
+// scenario did not play through.
+func runSipp(t *testing.T, scenario, number, addr string) func() {
+	t.Helper()
+	dir := t.TempDir()
+	xml, err := os.ReadFile(filepath.Join("..", "..", "internal", "sip", "testdata", "sipp", scenario))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, scenario), xml, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := func() string {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		return strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, "sipp", "-sf", scenario, "-m", "1", "-s", number, "-t", "u1",
+		"-i", "127.0.0.1", "-p", port(), "-mp", port(), "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err", addr)
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := cmd.Wait(); err != nil {
+			logs, _ := filepath.Glob(filepath.Join(dir, "*errors.log"))
+			var b []byte
+			for _, l := range logs {
+				c, _ := os.ReadFile(l)
+				b = append(b, c...)
+			}
+			t.Fatalf("sipp failed (%v): %s", err, b)
+		}
+	}
+}
+
+// openMemory is a memory store whose Close leaves it readable, with its
+// number routes.
+type openMemory struct{ *store.Memory }
+
+func (openMemory) Close(context.Context) error { return nil }

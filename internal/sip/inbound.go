@@ -1,0 +1,390 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+// ReasonPhoneHungUp is how a phone's own call ends when the phone sends BYE.
+var ReasonPhoneHungUp = calls.EndReason{Code: 0, SubCode: 0, Message: "the phone hung up"}
+
+// ReasonNoAck is how a phone's call ends when the phone never acknowledges
+// the switchboard's 200 (RFC 3261 13.3.1.4: 64*T1 of retransmissions).
+var ReasonNoAck = calls.EndReason{Code: 408, SubCode: 0, Message: "the phone did not acknowledge the answer"}
+
+// byeTimeout bounds waiting for the answer to a BYE we send.
+const byeTimeout = 5 * time.Second
+
+// allowMethods is what the server answers in Allow headers.
+const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+
+// line is a calls.PhoneLine: it queues the phone's call as the switchboard
+// tells it, for the INVITE's handler to act on in order.
+type line struct {
+	mu      sync.Mutex
+	pending []calls.Call
+	ready   chan struct{} // a token when pending is not empty
+}
+
+func newLine() *line { return &line{ready: make(chan struct{}, 1)} }
+
+// Update queues c; it never blocks.
+func (l *line) Update(c calls.Call) {
+	l.mu.Lock()
+	if n := len(l.pending); n > 0 && l.pending[n-1].State == c.State {
+		l.pending[n-1] = c // the same state again: keep the latest
+	} else {
+		l.pending = append(l.pending, c)
+	}
+	l.mu.Unlock()
+	select {
+	case l.ready <- struct{}{}:
+	default:
+	}
+}
+
+// next answers the oldest change queued, or false when there is none.
+func (l *line) next() (calls.Call, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.pending) == 0 {
+		return calls.Call{}, false
+	}
+	c := l.pending[0]
+	l.pending = l.pending[1:]
+	if len(l.pending) > 0 {
+		select {
+		case l.ready <- struct{}{}: // more to take: stay ready
+		default:
+		}
+	}
+	return c, true
+}
+
+// inbound is one call from the phone network, from its INVITE to its end.
+type inbound struct {
+	s      *Server
+	ds     *sipgo.DialogServerSession
+	line   *line
+	leg    MediaLeg
+	callID string
+	log    *slog.Logger
+
+	mu         sync.Mutex
+	remoteDone bool // the phone sent BYE
+}
+
+// respond answers req outside any dialog.
+func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, headers ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range headers {
+		res.AppendHeader(h)
+	}
+	_ = tx.Respond(res)
+}
+
+// onInvite handles an INVITE from its arrival to the call's end: the
+// handler runs as long as the call does.
+func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if to := req.To(); to != nil {
+		if tag, ok := to.Params.Get("tag"); ok && tag != "" {
+			// A re-INVITE (hold, a new address): not supported yet.
+			respond(tx, req, 488, "Not Acceptable Here")
+			return
+		}
+	}
+	if !s.track() {
+		respond(tx, req, 503, "Service Unavailable")
+		return
+	}
+	defer s.handlers.Done()
+	log := s.log.With("sip_call_id", callIDOf(req), "source", req.Source())
+	if _, trunk := s.gate.trunkOf(req); !trunk {
+		if a, ok := sourceAddr(req); !ok || !s.limit.allow(a) {
+			log.Warn("sip: INVITE refused: too many from this address")
+			respond(tx, req, 503, "Service Unavailable", sip.NewHeader("Retry-After", "5"))
+			return
+		}
+	}
+
+	switch v, _ := s.gate.check(req); v {
+	case challenge:
+		respond(tx, req, 401, "Unauthorized", s.gate.challengeHeader())
+		return
+	case forbidden:
+		log.Warn("sip: INVITE refused: not from a trunk and not authenticated")
+		respond(tx, req, 403, "Forbidden")
+		return
+	}
+	number, ok := calledNumber(req)
+	if !ok {
+		respond(tx, req, 404, "Not Found")
+		return
+	}
+	route, err := s.cfg.Numbers.FindNumberRoute(s.ctx, number)
+	switch {
+	case calls.ErrorCode(err) == calls.CodeNotFound:
+		log.Info("sip: INVITE to an unrouted number", "number", number)
+		respond(tx, req, 404, "Not Found")
+		return
+	case err != nil:
+		log.Warn("sip: number routes unavailable", "number", number, "err", err)
+		respond(tx, req, 503, "Service Unavailable")
+		return
+	case route.Target == nil:
+		log.Info("sip: INVITE to a number routed to a queue; queues are not served yet", "number", number, "queue", route.Queue)
+		respond(tx, req, 480, "Temporarily Unavailable")
+		return
+	}
+	caller, ok := callerOf(req)
+	if !ok {
+		respond(tx, req, 433, "Anonymity Disallowed")
+		return
+	}
+
+	dua := s.udp
+	if strings.EqualFold(req.Transport(), "TCP") {
+		dua = s.tcp
+	}
+	ds, err := dua.ReadInvite(req, tx)
+	if err != nil {
+		respond(tx, req, 400, "Bad Request")
+		return
+	}
+	defer ds.Close()
+	_ = ds.Respond(100, "Trying", nil)
+
+	leg, err := s.cfg.Media.NewLeg(s.ctx, caller.Identifier)
+	if err != nil {
+		log.Warn("sip: no media leg", "err", err)
+		_ = ds.Respond(503, "Service Unavailable", nil)
+		return
+	}
+	answer, err := leg.Answer(req.Body())
+	if err != nil {
+		_ = leg.Close()
+		log.Info("sip: offer refused", "err", err)
+		_ = ds.Respond(488, "Not Acceptable Here", nil, sip.NewHeader("Warning", `304 switchboard "PCMU only"`))
+		return
+	}
+	in := &inbound{s: s, ds: ds, line: newLine(), leg: leg, log: log}
+	defer func() { _ = leg.Close() }()
+	call, err := s.cfg.Switchboard.StartPhoneCall(s.ctx, calls.PhoneCallRequest{Caller: caller, Callee: *route.Target, Line: in.line})
+	if err != nil {
+		code, reason := 500, "Server Internal Error"
+		switch calls.ErrorCode(err) {
+		case calls.CodeUnavailable:
+			code, reason = 503, "Service Unavailable"
+		case calls.CodeInvalidIdentifier, calls.CodeInvalidPhoneNumber, calls.CodeOperationNotSupportedForIdentity,
+			calls.CodeAlternateCallerIDRequired, calls.CodeInvalidRequest:
+			code, reason = 404, "Not Found"
+		}
+		log.Warn("sip: the switchboard refused the call", "err", err)
+		_ = ds.Respond(code, reason, nil)
+		return
+	}
+	in.callID = call.ID
+	leg.Attach(call)
+	in.log = log.With("call_id", call.ID, "agent_id", route.Target.RawID(), "caller", caller.Identifier.RawID())
+	s.mu.Lock()
+	s.dialogs[ds.ID] = in
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.dialogs, ds.ID)
+		s.mu.Unlock()
+	}()
+	in.log.Info("sip: call from the phone network", "number", number)
+	if in.ring(answer) {
+		in.live()
+	}
+}
+
+// ring answers the INVITE as the phone's call goes: 180 while it rings,
+// 200 with the answer once it is answered (true), or the end reason's
+// status when it ends first (false).
+func (in *inbound) ring(answer []byte) bool {
+	rang := false
+	for {
+		select {
+		case <-in.line.ready:
+			if c, ok := in.line.next(); ok {
+				switch {
+				case c.State == calls.StateDisconnected:
+					code := endStatus(c.CallEndReason)
+					in.log.Info("sip: call ended before an answer", "status", code)
+					_ = in.ds.Respond(code, reasonPhrase(code), nil)
+					return false
+				case c.ConnectedTime != nil:
+					if err := in.ds.RespondSDP(answer); err != nil {
+						reason := ReasonNoAck
+						if errors.Is(context.Cause(in.ds.Context()), sip.ErrTransactionCanceled) {
+							reason = calls.ReasonCanceled // CANCEL crossed the answer
+						}
+						in.log.Warn("sip: the answer was not acknowledged", "err", err)
+						_ = in.s.cfg.Switchboard.EndPhoneCall(context.Background(), in.callID, reason)
+						return false
+					}
+					return true
+				case c.State == calls.StateRinging && !rang:
+					rang = true
+					_ = in.ds.Respond(180, "Ringing", nil)
+				}
+			}
+		case <-in.ds.Context().Done():
+			// CANCEL (the transaction layer answered 487) or the
+			// transaction's end.
+			_ = in.s.cfg.Switchboard.EndPhoneCall(context.Background(), in.callID, calls.ReasonCanceled)
+			return false
+		case <-in.s.ctx.Done():
+			_ = in.s.cfg.Switchboard.EndPhoneCall(context.Background(), in.callID, calls.ReasonShutdown)
+			_ = in.ds.Respond(503, "Service Unavailable", nil)
+			return false
+		}
+	}
+}
+
+// live waits for the answered call's end: BYE from the phone (onBye ends
+// the phone's call), or the call ending in the switchboard, which sends
+// BYE.
+func (in *inbound) live() {
+	for {
+		select {
+		case <-in.line.ready:
+			if c, ok := in.line.next(); ok {
+				if c.State == calls.StateDisconnected {
+					in.hangUp()
+					return
+				}
+			}
+		case <-in.ds.Context().Done():
+			// BYE from the phone: onBye ended the call; wait for its end.
+			in.mu.Lock()
+			remote := in.remoteDone
+			in.mu.Unlock()
+			if !remote {
+				_ = in.s.cfg.Switchboard.EndPhoneCall(context.Background(), in.callID, ReasonPhoneHungUp)
+			}
+			return
+		case <-in.s.ctx.Done():
+			_ = in.s.cfg.Switchboard.EndPhoneCall(context.Background(), in.callID, calls.ReasonShutdown)
+			in.hangUp()
+			return
+		}
+	}
+}
+
+// hangUp sends BYE, unless the phone already did.
+func (in *inbound) hangUp() {
+	in.mu.Lock()
+	remote := in.remoteDone
+	in.mu.Unlock()
+	if remote {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
+	defer cancel()
+	if err := in.ds.Bye(ctx); err != nil {
+		in.log.Warn("sip: BYE failed", "err", err)
+	}
+}
+
+func (s *Server) dialogOf(req *sip.Request) *inbound {
+	id, err := sip.DialogIDFromRequestUAS(req)
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dialogs[id]
+}
+
+func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	if in := s.dialogOf(req); in != nil {
+		_ = in.ds.ReadAck(req, tx)
+	}
+}
+
+func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	in := s.dialogOf(req)
+	if in == nil {
+		respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	in.mu.Lock()
+	in.remoteDone = true
+	in.mu.Unlock()
+	if err := in.ds.ReadBye(req, tx); err != nil {
+		if errors.Is(err, sipgo.ErrDialogInvalidCseq) {
+			respond(tx, req, 500, "Server Internal Error")
+			return
+		}
+		in.log.Warn("sip: BYE", "err", err)
+	}
+	_ = s.cfg.Switchboard.EndPhoneCall(context.Background(), in.callID, ReasonPhoneHungUp)
+}
+
+// onCancel answers a CANCEL that matched no INVITE in progress (the
+// transaction layer answers the ones that do, with 200 and 487).
+func (s *Server) onCancel(req *sip.Request, tx sip.ServerTransaction) {
+	respond(tx, req, 481, "Call/Transaction Does Not Exist")
+}
+
+func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	respond(tx, req, 200, "OK", sip.NewHeader("Allow", allowMethods), sip.NewHeader("Accept", "application/sdp"))
+}
+
+// onNoRoute answers any other method: 405 with what is allowMethods.
+func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
+	respond(tx, req, 405, "Method Not Allowed", sip.NewHeader("Allow", allowMethods))
+}
+
+// endStatus is the SIP status an unanswered call ends with: its end
+// reason's code when it is one, else 480.
+func endStatus(r *calls.EndReason) int {
+	if r != nil && r.Code >= 300 && r.Code < 700 {
+		return r.Code
+	}
+	return 480
+}
+
+// reasonPhrase is the usual phrase of a status.
+func reasonPhrase(code int) string {
+	switch code {
+	case 404:
+		return "Not Found"
+	case 408:
+		return "Request Timeout"
+	case 410:
+		return "Gone"
+	case 480:
+		return "Temporarily Unavailable"
+	case 486:
+		return "Busy Here"
+	case 487:
+		return "Request Terminated"
+	case 488:
+		return "Not Acceptable Here"
+	case 503:
+		return "Service Unavailable"
+	case 603:
+		return "Decline"
+	}
+	return "Call Ended"
+}
+
+func callIDOf(req *sip.Request) string {
+	if h := req.CallID(); h != nil {
+		return h.Value()
+	}
+	return ""
+}

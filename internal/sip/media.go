@@ -1,0 +1,120 @@
+package sip
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+// MediaLeg is the audio of one call with the phone network: plain RTP,
+// negotiated by SDP offer and answer. Package audio/rtp provides it; this
+// package only carries its SDP in INVITEs and their answers.
+type MediaLeg interface {
+	// Answer takes the phone's SDP offer and returns the leg's answer. An
+	// offer the leg cannot take (no PCMU) is an error, which the INVITE
+	// is answered 488 for.
+	Answer(offer []byte) ([]byte, error)
+	// Offer returns an SDP offer, for a call the switchboard places or a
+	// re-INVITE it sends.
+	Offer() ([]byte, error)
+	// ApplyAnswer takes the far end's answer to Offer.
+	ApplyAnswer(answer []byte) error
+	// Attach binds the leg to the phone's call in the switchboard (its
+	// id), once the call exists, so that the media plane carries that
+	// call's audio through it.
+	Attach(call calls.Call)
+	// Close stops the leg and releases its ports. Closing twice does
+	// nothing.
+	Close() error
+}
+
+// Media opens media legs.
+type Media interface {
+	// NewLeg opens a leg for a call with phone.
+	NewLeg(ctx context.Context, phone calls.Identifier) (MediaLeg, error)
+}
+
+// ErrNoCommonCodec is what a leg answers to an offer without PCMU; legs of
+// other packages may answer their own error, which is answered 488 too.
+var ErrNoCommonCodec = errors.New("sip: the offer has no PCMU (payload 0 or an rtpmap of PCMU/8000)")
+
+// NoMedia is the Media of a switchboard without an RTP engine: its legs
+// check that an offer takes PCMU and answer it with an inactive stream on
+// the discard port, so that signalling works end to end while no audio
+// flows.
+type NoMedia struct {
+	// Host is the address the answers name (c=); default 127.0.0.1.
+	Host string
+}
+
+// NewLeg answers a leg that carries no audio.
+func (m NoMedia) NewLeg(context.Context, calls.Identifier) (MediaLeg, error) {
+	host := m.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return &noLeg{host: host}, nil
+}
+
+type noLeg struct{ host string }
+
+func (l *noLeg) Answer(offer []byte) ([]byte, error) {
+	if !offersPCMU(offer) {
+		return nil, ErrNoCommonCodec
+	}
+	return l.sdp("inactive"), nil
+}
+
+func (l *noLeg) Offer() ([]byte, error)     { return l.sdp("inactive"), nil }
+func (l *noLeg) ApplyAnswer(a []byte) error { return nil }
+func (l *noLeg) Attach(calls.Call)          {}
+func (l *noLeg) Close() error               { return nil }
+
+func (l *noLeg) sdp(direction string) []byte {
+	return fmt.Appendf(nil, "v=0\r\no=switchboard 1 1 IN IP4 %s\r\ns=switchboard\r\nc=IN IP4 %s\r\nt=0 0\r\n"+
+		"m=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=%s\r\n", l.host, l.host, direction)
+}
+
+// offersPCMU reports whether an SDP offer's first audio stream takes PCMU:
+// payload type 0, or a dynamic type whose rtpmap says PCMU/8000.
+func offersPCMU(offer []byte) bool {
+	var formats []string
+	rtpmap := map[string]string{}
+	inAudio := false
+	sc := bufio.NewScanner(bytes.NewReader(offer))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case strings.HasPrefix(line, "m="):
+			if formats != nil {
+				inAudio = false
+				continue
+			}
+			fields := strings.Fields(line[2:])
+			inAudio = len(fields) >= 4 && fields[0] == "audio" && fields[1] != "0" && strings.HasPrefix(fields[2], "RTP/")
+			if inAudio {
+				formats = fields[3:]
+			}
+		case inAudio && strings.HasPrefix(line, "a=rtpmap:"):
+			pt, enc, ok := strings.Cut(line[len("a=rtpmap:"):], " ")
+			if ok {
+				rtpmap[pt] = strings.ToUpper(enc)
+			}
+		}
+	}
+	for _, f := range formats {
+		enc, mapped := rtpmap[f]
+		if f == "0" && (!mapped || strings.HasPrefix(enc, "PCMU/8000")) {
+			return true
+		}
+		if mapped && strings.HasPrefix(enc, "PCMU/8000") {
+			return true
+		}
+	}
+	return false
+}
