@@ -181,8 +181,20 @@ func TestOpenAPIFlows(t *testing.T) {
 	c.do(http.MethodPost, "/api/calls/join", alice, map[string]string{"groupId": "not-a-guid"}, http.StatusBadRequest, nil)
 	var room callBody
 	c.do(http.MethodPost, "/api/calls/join", alice, map[string]string{"roomId": "standup"}, http.StatusCreated, &room)
+	// DTMF on the active call (the room), not on a held one.
+	c.do(http.MethodPost, "/api/calls/"+room.ID+"/dtmf", alice, map[string]string{"tones": "12#"}, http.StatusOK, nil)
+	c.do(http.MethodPost, "/api/calls/"+id+"/dtmf", alice, map[string]string{"tones": "1"}, http.StatusConflict, nil)
+	c.do(http.MethodPost, "/api/calls/"+room.ID+"/dtmf", alice, map[string]string{"tones": "x"}, http.StatusBadRequest, nil)
 	c.do(http.MethodPost, "/api/calls/"+room.ID+"/hangup", alice, map[string]bool{"forEveryone": true}, http.StatusConflict, nil)
 	c.do(http.MethodPost, "/api/calls/"+id+"/hangup", alice, map[string]bool{"forEveryone": true}, http.StatusOK, nil)
+
+	// Number routes (admin key).
+	number := "/api/numbers/" + url.PathEscape("+14255550100")
+	c.do(http.MethodPut, number, testAdminKey, map[string]any{"target": map[string]string{"communicationUserId": "alice"}}, http.StatusOK, nil)
+	c.do(http.MethodPut, "/api/numbers/12", testAdminKey, map[string]any{"target": map[string]string{"communicationUserId": "alice"}}, http.StatusBadRequest, nil)
+	c.do(http.MethodPut, number, alice, map[string]any{"target": map[string]string{"communicationUserId": "alice"}}, http.StatusUnauthorized, nil)
+	c.do(http.MethodGet, "/api/numbers", testAdminKey, nil, http.StatusOK, nil)
+	c.do(http.MethodDelete, number, testAdminKey, nil, http.StatusNoContent, nil)
 
 	// History.
 	c.do(http.MethodGet, "/api/history/calls?limit=5", sup, nil, http.StatusOK, nil)
