@@ -24,6 +24,7 @@ import (
 	"github.com/switchboard/switchboard/internal/api"
 	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/audio/rtc"
+	"github.com/switchboard/switchboard/internal/audio/rtp"
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/holdpolicy"
 	"github.com/switchboard/switchboard/internal/sip"
@@ -193,6 +194,7 @@ type Main struct {
 	stopMixer context.CancelFunc
 	mixerDone chan error
 	sip       *sip.Server // nil without --sip-addr
+	rtp       *rtp.Engine // the phone calls' RTP legs; nil without --sip-addr
 	closed    bool
 }
 

@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/switchboard/switchboard/internal/audio/rtp"
 	"github.com/switchboard/switchboard/internal/sip"
 )
 
@@ -15,6 +17,11 @@ type SIPConfig struct {
 	// Addr is where SIP listens, UDP and TCP; empty is off.
 	Addr   string
 	Trunks []sip.Trunk
+	// RTPPorts is the UDP port range of the calls' RTP legs.
+	RTPPorts string
+	// SilenceTimeout ends a phone call whose far end sends nothing for
+	// this long (410); negative: never.
+	SilenceTimeout time.Duration
 }
 
 // trunkFlags collects repeated --sip-trunk flags.
@@ -29,6 +36,8 @@ func (t *trunkFlags) Set(v string) error {
 
 func sipFlags(fs *flag.FlagSet, cfg *SIPConfig, env func(name, def string) string) (finish func() error) {
 	fs.StringVar(&cfg.Addr, "sip-addr", env("SWITCHBOARD_SIP_ADDR", ""), "listen for SIP on this address, UDP and TCP, as 0.0.0.0:5060; empty is off (env SWITCHBOARD_SIP_ADDR)")
+	fs.StringVar(&cfg.RTPPorts, "rtp-ports", env("SWITCHBOARD_RTP_PORTS", rtp.DefaultPorts), "the UDP port range of phone calls' RTP, a pair per call (env SWITCHBOARD_RTP_PORTS)")
+	silence := fs.String("rtp-silence-timeout", env("SWITCHBOARD_RTP_SILENCE_TIMEOUT", "30s"), "end a phone call with 410 when its far end sends nothing for this long; 0 never (env SWITCHBOARD_RTP_SILENCE_TIMEOUT)")
 	var trunks trunkFlags
 	fs.Var(&trunks, "sip-trunk", "a carrier trunk, NAME=sip:USER:PASSWORD@HOST:PORT, repeatable: calls from HOST are trusted, others may authenticate with USER and PASSWORD (env SWITCHBOARD_SIP_TRUNKS, space-separated)")
 	return func() error {
@@ -45,6 +54,14 @@ func sipFlags(fs *flag.FlagSet, cfg *SIPConfig, env func(name, def string) strin
 		if len(cfg.Trunks) > 0 && cfg.Addr == "" {
 			return errors.New("--sip-trunk needs --sip-addr to listen on")
 		}
+		d, err := time.ParseDuration(*silence)
+		if err != nil || d < 0 {
+			return fmt.Errorf("--rtp-silence-timeout %q is not a duration of 0 or more", *silence)
+		}
+		cfg.SilenceTimeout = d
+		if d == 0 {
+			cfg.SilenceTimeout = -1 // never
+		}
 		return nil
 	}
 }
@@ -58,16 +75,32 @@ func (m *Main) startSIP(ctx context.Context) error {
 	if numbers == nil {
 		return errors.New("--sip-addr: the store keeps no number routes")
 	}
+	var publicIP string
+	if ips := m.Config.Media.PublicIPs; len(ips) > 0 {
+		publicIP = ips[0]
+	}
+	engine, err := rtp.NewEngine(rtp.Config{
+		Ports:          m.Config.SIP.RTPPorts,
+		PublicIP:       publicIP,
+		SilenceTimeout: m.Config.SIP.SilenceTimeout,
+		Logger:         m.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("--rtp-ports: %w", err)
+	}
 	srv, err := sip.New(ctx, sip.Config{
 		Addr:        m.Config.SIP.Addr,
 		Trunks:      m.Config.SIP.Trunks,
 		Switchboard: m.switchboard,
 		Numbers:     numbers,
+		Media:       &phoneMedia{engine: engine, mixer: m.mixer, sb: m.switchboard, log: m.Logger},
 		Logger:      m.Logger,
 	})
 	if err != nil {
+		_ = engine.Close()
 		return err
 	}
+	m.rtp = engine
 	m.sip = srv
 	m.SIPAddr = srv.Addr()
 	return nil
@@ -79,7 +112,11 @@ func (m *Main) stopSIP(ctx context.Context) error {
 	if m.sip == nil {
 		return nil
 	}
-	if err := m.sip.Close(ctx); err != nil {
+	err := m.sip.Close(ctx)
+	if m.rtp != nil {
+		_ = m.rtp.Close()
+	}
+	if err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
 	return nil

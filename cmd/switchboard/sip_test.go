@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/sip"
 	"github.com/switchboard/switchboard/internal/store"
@@ -117,9 +118,14 @@ func TestSIPInbound(t *testing.T) {
 // runSipp runs one call of a scenario of internal/sip/testdata/sipp against
 // addr; the function it answers waits for sipp and fails the test when the
 // scenario did not play through.
-func runSipp(t *testing.T, scenario, number, addr string) func() {
+func runSipp(t *testing.T, scenario, number, addr string, files ...sippFile) func() {
 	t.Helper()
 	dir := t.TempDir()
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	xml, err := os.ReadFile(filepath.Join("..", "..", "internal", "sip", "testdata", "sipp", scenario))
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +163,91 @@ func runSipp(t *testing.T, scenario, number, addr string) func() {
 			t.Fatalf("sipp failed (%v): %s", err, b)
 		}
 	}
+}
+
+// sippFile is a file a scenario reads (an RTP stream), put beside it.
+type sippFile struct {
+	name string
+	data []byte
+}
+
+// TestSIPInboundAudio: a carrier calls in and talks (sipp streams a 1 kHz
+// tone as RTP PCMU): the agent hears it through the real RTP leg and the
+// mixer while the call is active, and not once the agent starts another
+// call, which holds it; the carrier's BYE then ends the call 0/5000.
+func TestSIPInboundAudio(t *testing.T) {
+	if _, err := exec.LookPath("sipp"); err != nil {
+		t.Skip("sipp is not installed (Debian package sip-tester)")
+	}
+	trunk, err := sip.ParseTrunk("carrier=sip:127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	history := store.NewMemory()
+	m := &Main{
+		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute,
+			Media: MediaConfig{Grace: time.Minute},
+			SIP:   SIPConfig{Addr: "127.0.0.1:0", Trunks: []sip.Trunk{trunk}, RTPPorts: "27950-27999"}},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
+		Store: openMemory{history},
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	req, _ := http.NewRequest(http.MethodPut, "http://"+m.Addr+"/api/numbers/+14255550100",
+		strings.NewReader(`{"target": {"communicationUserId": "alice"}}`))
+	req.Header.Set("Authorization", "Bearer "+testAdminKey)
+	resp, err := checkedClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	alice := mint(t, "alice", calls.RoleAgent)
+	device := audio.NewMemoryEndpoint(nil)
+	m.mixer.Attach(calls.CommunicationUser("alice").RawID(), device)
+	next, _ := openEvents(t, m.Addr, alice)
+	if ev, err := next(); err != nil || ev["type"] != "snapshot" {
+		t.Fatalf("first event %v, %v", ev, err)
+	}
+
+	// Two seconds of a 1 kHz tone at -20 dBov, as µ-law; sipp loops it.
+	var tone []byte
+	src := audio.NewTone(1000, -20)
+	for range 100 {
+		var f audio.Frame
+		var b [audio.FrameSamples]byte
+		src.Next(&f)
+		audio.EncodeUlaw(b[:], &f)
+		tone = append(tone, b[:]...)
+	}
+	carrier := runSipp(t, "carrier_talks.xml", "+14255550100", m.SIPAddr, sippFile{"tone1k.ulaw", tone})
+	id := waitIncoming(t, next)
+	post(t, "http://"+m.Addr+"/api/incoming-calls/"+id+"/accept", alice, "")
+
+	hears := func(from int) (tone, frames int) {
+		heard, _ := device.Heard(from)
+		for i := range heard {
+			if audio.ToneLevel(&heard[i], 1000) > toneLevel {
+				tone++
+			}
+		}
+		return tone, len(heard)
+	}
+	from := device.Played()
+	time.Sleep(1200 * time.Millisecond)
+	if n, of := hears(from); n < of/2 {
+		t.Errorf("while the phone call is active, alice heard its tone in %d of %d frames, want most", n, of)
+	}
+	post(t, "http://"+m.Addr+"/api/calls", alice, `{"participants": [{"id": "8:echo123"}]}`) // holds the phone call
+	time.Sleep(100 * time.Millisecond)                                                       // the switch, and the jitter buffer's tail
+	from = device.Played()
+	time.Sleep(1 * time.Second)
+	if n, of := hears(from); n != 0 {
+		t.Errorf("with the phone call on hold, alice heard its tone in %d of %d frames, want none", n, of)
+	}
+	wantReason(t, waitCallEnded(t, next, id), 0, 5000)
+	carrier()
 }
 
 // openMemory is a memory store whose Close leaves it readable, with its
