@@ -15,7 +15,7 @@ import (
 
 // Config sets up an Engine.
 type Config struct {
-	// Ports is the UDP port range legs take their ports from, "40000-40999"
+	// Ports is the UDP port range legs take their ports from, "41000-41999"
 	// (the default): each leg takes an even port for RTP and the odd one
 	// after it for RTCP.
 	Ports string
@@ -39,7 +39,7 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultPorts          = "40000-40999"
+	DefaultPorts          = "41000-41999"
 	DefaultSilenceTimeout = 30 * time.Second
 	DefaultReportInterval = 5 * time.Second
 )
@@ -122,7 +122,7 @@ func parsePorts(s string) (first, last int, err error) {
 	hi, err2 := strconv.Atoi(strings.TrimSpace(b))
 	switch {
 	case !ok || err1 != nil || err2 != nil:
-		return 0, 0, fmt.Errorf("rtp: port range %q: want FIRST-LAST, as 40000-40999", s)
+		return 0, 0, fmt.Errorf("rtp: port range %q: want FIRST-LAST, as 41000-41999", s)
 	case lo < 1 || hi > 65535 || lo > hi:
 		return 0, 0, fmt.Errorf("rtp: port range %q: want 1 <= FIRST <= LAST <= 65535", s)
 	}
