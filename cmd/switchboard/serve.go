@@ -193,6 +193,7 @@ type Main struct {
 	stopMixer context.CancelFunc
 	mixerDone chan error
 	sip       *sip.Server // nil without --sip-addr
+	phones    *sip.Later  // the switchboard's phone network, with --sip-addr
 	closed    bool
 }
 
@@ -227,10 +228,16 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.mixer = mixer
+	var phones calls.PhoneNetwork
+	if m.Config.SIP.Addr != "" {
+		m.phones = &sip.Later{}
+		phones = m.phones
+	}
 	sb, err := calls.New(calls.Config{
 		Store:       m.store,
 		Publisher:   metrics.Publisher(m.hub),
 		Media:       m.mixer,
+		Phones:      phones,
 		NewID:       uuid.NewString,
 		RingTimeout: m.Config.RingTimeout,
 		Policy:      holdpolicy.Options{ResumeLastHeld: m.Config.ResumeLastHeld},

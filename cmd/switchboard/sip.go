@@ -69,6 +69,7 @@ func (m *Main) startSIP(ctx context.Context) error {
 		return err
 	}
 	m.sip = srv
+	m.phones.Set(srv)
 	m.SIPAddr = srv.Addr()
 	return nil
 }

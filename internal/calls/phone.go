@@ -64,12 +64,12 @@ func (s *Switchboard) EndPhoneCall(ctx context.Context, id string, reason EndRea
 	if l == nil {
 		return nil // ended already
 	}
-	if l.line == nil {
-		return withOp(op, errCallNotFound(id))
-	}
 	actor := &Principal{Identifier: l.party.ident, Role: RoleCaller}
 	tx := s.begin(actor, []*party{l.party}, []*conversation{l.conv})
 	defer tx.done()
+	if l.line == nil { // under the locks: Dial's line is set in the transaction that dials
+		return withOp(op, errCallNotFound(id))
+	}
 	peer := ReasonRemoteHungUp
 	if l.phase != phaseLive {
 		peer = reason // never answered: the others end for the same reason (busy, declined, canceled)
@@ -103,13 +103,13 @@ func (tx *txn) dialsOut(l *leg) bool {
 // as the actor. Errors: call_not_found.
 func (s *Switchboard) onPhone(op, id string, fn func(tx *txn, l *leg) error) error {
 	l := s.lookupLeg(id)
-	if l == nil || l.line == nil {
+	if l == nil {
 		return withOp(op, errCallNotFound(id))
 	}
 	actor := &Principal{Identifier: l.party.ident, Role: RoleCaller}
 	tx := s.begin(actor, []*party{l.party}, []*conversation{l.conv})
 	defer tx.done()
-	if l.phase == phaseEnded {
+	if l.line == nil || l.phase == phaseEnded {
 		return withOp(op, errCallNotFound(id))
 	}
 	return withOp(op, fn(tx, l))

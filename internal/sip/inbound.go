@@ -315,6 +315,15 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	if out := s.outOf(req); out != nil {
+		out.mu.Lock()
+		out.remote = true
+		out.mu.Unlock()
+		if err := out.dcs.ReadBye(req, tx); err != nil {
+			out.log.Warn("sip: BYE", "err", err)
+		}
+		return // live sees the dialog end and ends the call
+	}
 	in := s.dialogOf(req)
 	if in == nil {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist")
