@@ -170,12 +170,12 @@ func (o *outbound) answered() bool {
 	if err := o.leg.ApplyAnswer(o.dcs.InviteResponse.Body()); err != nil {
 		o.log.Info("sip: answer SDP refused", "err", err)
 	}
+	o.s.mu.Lock()
+	o.s.outs[o.dcs.ID] = o // before the ACK: the phone may hang up as soon as it has it
+	o.s.mu.Unlock()
 	if err := o.dcs.Ack(context.Background()); err != nil {
 		o.log.Warn("sip: ACK failed", "err", err)
 	}
-	o.s.mu.Lock()
-	o.s.outs[o.dcs.ID] = o
-	o.s.mu.Unlock()
 	if err := o.s.cfg.Switchboard.PhoneAnswered(context.Background(), o.call.ID); err != nil {
 		o.hangUp()
 		o.forget()

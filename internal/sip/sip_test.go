@@ -500,6 +500,13 @@ func TestOutbound(t *testing.T) {
 			},
 			agent: calls.ReasonHungUp, phone: calls.ReasonRemoteHungUp,
 		},
+		{
+			name: "200, then the carrier hangs up", scenario: "answers_then_hangs_up.xml",
+			act: func(h *harness, call string) {
+				h.waitState(alice.Identifier.RawID(), call, calls.StateConnected)
+			},
+			agent: calls.ReasonRemoteHungUp, phone: sip.ReasonPhoneHungUp,
+		},
 		{name: "busy: 486", scenario: "answers_busy.xml", agent: busy, phone: busy},
 		{name: "no such number: 404", scenario: "answers_404.xml", agent: notFound, phone: notFound},
 		{
