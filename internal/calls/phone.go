@@ -3,6 +3,7 @@ package calls
 import (
 	"context"
 	"slices"
+	"time"
 )
 
 // PhoneLine is the far end of a call with the phone network, as the adapter
@@ -171,4 +172,31 @@ func policyLegs(legs []*leg) []*leg {
 		return legs
 	}
 	return slices.DeleteFunc(slices.Clone(legs), func(l *leg) bool { return l.line != nil })
+}
+
+// PhoneHold says the phone put the call on hold (a re-INVITE with
+// sendonly or inactive: held true) or took it off hold (sendrecv). The
+// other side of a 1:1 call is then RemoteHold; when the phone resumes
+// while that agent has another active call, the agent's call goes to
+// LocalHold, exactly as when a WebRTC caller resumes. Errors:
+// call_not_found, invalid_state (not answered).
+func (s *Switchboard) PhoneHold(ctx context.Context, id string, held bool) error {
+	return s.onPhone("phone hold", id, func(tx *txn, l *leg) error {
+		if l.phase != phaseLive {
+			return Errorf(CodeInvalidState, "call %s is %s, not answered", id, l.state())
+		}
+		if l.holding == held {
+			return nil
+		}
+		tx.touch(l.conv)
+		l.holding = held
+		if held {
+			l.heldSeq = tx.s.heldSeq.Add(1)
+			l.heldAt = tx.now
+		} else {
+			l.heldAt = time.Time{}
+			tx.settle(nil)
+		}
+		return nil
+	})
 }

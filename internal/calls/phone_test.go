@@ -311,3 +311,33 @@ func TestPhoneCallOut(t *testing.T) {
 		})
 	}
 }
+
+// TestPhoneHold: a phone holding its call puts the agent's side in
+// RemoteHold; resuming while the agent talks on another call puts it in
+// LocalHold, as the single-active-call rule says.
+func TestPhoneHold(t *testing.T) {
+	f := callstest.New(t, calls.Config{})
+	f.Connect(t, alice)
+	f.Connect(t, bob)
+	ln := &line{}
+	pc := mustCall(t)(f.StartPhoneCall(ctx, calls.PhoneCallRequest{Caller: phone, Callee: alice.Identifier, Line: ln}))
+	in := incoming(t, f, alice)
+	mustCall(t)(f.Accept(ctx, alice, in.ID))
+	if err := f.PhoneHold(ctx, pc.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, f, alice, in.ID, calls.StateRemoteHold)
+	if got := get(t, f, alice, in.ID).RemoteParticipants[0].State; got != calls.ParticipantHold {
+		t.Errorf("the phone participant is %s, want Hold", got)
+	}
+	// alice takes another call while the phone holds.
+	other, _ := connect(t, f, bob, alice)
+	_ = other
+	if err := f.PhoneHold(ctx, pc.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, f, alice, in.ID, calls.StateLocalHold)
+	if err := f.PhoneHold(ctx, "nope", true); calls.ErrorCode(err) != calls.CodeCallNotFound {
+		t.Errorf("PhoneHold of no call: %v, want call_not_found", err)
+	}
+}

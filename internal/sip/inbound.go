@@ -97,8 +97,7 @@ func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if to := req.To(); to != nil {
 		if tag, ok := to.Params.Get("tag"); ok && tag != "" {
-			// A re-INVITE (hold, a new address): not supported yet.
-			respond(tx, req, 488, "Not Acceptable Here")
+			s.reinvite(req, tx) // in a dialog: hold, resume, a new address
 			return
 		}
 	}

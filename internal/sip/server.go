@@ -26,6 +26,8 @@ type Switchboard interface {
 	PhoneProgress(ctx context.Context, id string, early bool) error
 	// PhoneAnswered says a phone called out answered.
 	PhoneAnswered(ctx context.Context, id string) error
+	// PhoneHold says the phone held (true) or resumed its call.
+	PhoneHold(ctx context.Context, id string, held bool) error
 }
 
 // Numbers finds where calls to a number go (a store's calls.NumberRoutes).

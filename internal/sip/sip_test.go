@@ -277,6 +277,15 @@ func TestInbound(t *testing.T) {
 			agent: calls.ReasonRemoteHungUp, phone: sip.ReasonPhoneHungUp,
 		},
 		{
+			name: "answered, the phone holds and resumes, then hangs up", scenario: "carrier_holds.xml", transport: "u1",
+			act: func(h *harness, in calls.IncomingCall) {
+				callstest.Must[calls.Call](h.t)(h.f.Accept(context.Background(), alice, in.ID))
+				h.waitState(alice.Identifier.RawID(), in.ID, calls.StateRemoteHold)
+				h.waitState(alice.Identifier.RawID(), in.ID, calls.StateConnected)
+			},
+			agent: calls.ReasonRemoteHungUp, phone: sip.ReasonPhoneHungUp,
+		},
+		{
 			name: "answered, the agent hangs up", scenario: "agent_hangs_up.xml", transport: "u1",
 			act: func(h *harness, in calls.IncomingCall) {
 				callstest.Must[calls.Call](h.t)(h.f.Accept(context.Background(), alice, in.ID))
