@@ -3,9 +3,13 @@ package sip
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/switchboard/switchboard/internal/calls"
 )
 
 // directions are SDP's stream directions.
@@ -118,4 +122,68 @@ func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	res.AppendHeader(&contact)
 	_ = tx.Respond(res)
+}
+
+// dialog is what a call's dialog (either side's) offers for requests in
+// it.
+type dialog interface {
+	Do(ctx context.Context, req *sip.Request) (*sip.Response, error)
+	WriteRequest(req *sip.Request) error
+}
+
+// holdTimeout bounds a re-INVITE the switchboard sends.
+const holdTimeout = 10 * time.Second
+
+// sendHold tells the phone the agent held the call (a re-INVITE with
+// sendonly: the phone hears the hold audio and need not send) or resumed
+// it (sendrecv).
+func sendHold(d dialog, target sip.Uri, leg MediaLeg, held bool, log *slog.Logger) {
+	offer, err := leg.Offer()
+	if err != nil {
+		log.Warn("sip: no offer for the re-INVITE", "err", err)
+		return
+	}
+	dir := "sendrecv"
+	if held {
+		dir = "sendonly"
+	}
+	req := sip.NewRequest(sip.INVITE, target)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(withDirection(offer, dir))
+	ctx, cancel := context.WithTimeout(context.Background(), holdTimeout)
+	defer cancel()
+	res, err := d.Do(ctx, req)
+	if err != nil {
+		log.Warn("sip: re-INVITE failed", "held", held, "err", err)
+		return
+	}
+	if !res.IsSuccess() {
+		log.Info("sip: re-INVITE refused", "held", held, "status", res.StatusCode)
+		return
+	}
+	if err := leg.ApplyAnswer(res.Body()); err != nil {
+		log.Info("sip: re-INVITE answer refused", "err", err)
+	}
+	ack := sip.NewRequest(sip.ACK, target)
+	ack.AppendHeader(sip.NewHeader("Content-Length", "0"))
+	if err := d.WriteRequest(ack); err != nil {
+		log.Warn("sip: ACK of the re-INVITE failed", "err", err)
+	}
+}
+
+// holdTracker turns the phone's call's states into re-INVITEs: the agent
+// holding the call makes it RemoteHold for the phone.
+type holdTracker struct{ held bool }
+
+// change answers whether a re-INVITE is due for state c, and which.
+func (h *holdTracker) change(state calls.CallState) (send, held bool) {
+	switch {
+	case state == calls.StateRemoteHold && !h.held:
+		h.held = true
+		return true, true
+	case state == calls.StateConnected && h.held:
+		h.held = false
+		return true, false
+	}
+	return false, false
 }

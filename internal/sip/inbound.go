@@ -256,6 +256,7 @@ func (in *inbound) ring(answer []byte) bool {
 // the phone's call), or the call ending in the switchboard, which sends
 // BYE.
 func (in *inbound) live() {
+	var hold holdTracker
 	for {
 		select {
 		case <-in.line.ready:
@@ -263,6 +264,9 @@ func (in *inbound) live() {
 				if c.State == calls.StateDisconnected {
 					in.hangUp()
 					return
+				}
+				if send, held := hold.change(c.State); send {
+					sendHold(in.ds, in.ds.InviteRequest.Contact().Address, in.leg, held, in.log)
 				}
 			}
 		case <-in.ds.Context().Done():

@@ -194,12 +194,22 @@ func (o *outbound) forget() {
 // ending in the switchboard, which sends BYE.
 func (o *outbound) live() {
 	defer o.forget()
+	var hold holdTracker
 	for {
 		select {
 		case <-o.line.ready:
-			if c, ok := o.line.next(); ok && c.State == calls.StateDisconnected {
+			c, ok := o.line.next()
+			if !ok {
+				continue
+			}
+			if c.State == calls.StateDisconnected {
 				o.hangUp()
 				return
+			}
+			if send, held := hold.change(c.State); send {
+				if contact := o.dcs.InviteResponse.Contact(); contact != nil {
+					sendHold(o.dcs, contact.Address, o.leg, held, o.log)
+				}
 			}
 		case <-o.dcs.Context().Done():
 			o.end(ReasonPhoneHungUp)

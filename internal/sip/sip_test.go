@@ -286,6 +286,17 @@ func TestInbound(t *testing.T) {
 			agent: calls.ReasonRemoteHungUp, phone: sip.ReasonPhoneHungUp,
 		},
 		{
+			name: "answered, the agent holds and resumes, then hangs up", scenario: "agent_holds.xml", transport: "u1",
+			act: func(h *harness, in calls.IncomingCall) {
+				ctx := context.Background()
+				callstest.Must[calls.Call](h.t)(h.f.Accept(ctx, alice, in.ID))
+				callstest.Must[calls.Call](h.t)(h.f.Hold(ctx, alice, in.ID))
+				callstest.Must[calls.Call](h.t)(h.f.Resume(ctx, alice, in.ID))
+				callstest.Must[calls.Call](h.t)(h.f.HangUp(ctx, alice, in.ID, false))
+			},
+			agent: calls.ReasonHungUp, phone: calls.ReasonRemoteHungUp,
+		},
+		{
 			name: "answered, the agent hangs up", scenario: "agent_hangs_up.xml", transport: "u1",
 			act: func(h *harness, in calls.IncomingCall) {
 				callstest.Must[calls.Call](h.t)(h.f.Accept(context.Background(), alice, in.ID))
