@@ -3,6 +3,7 @@ package calls
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -196,6 +197,38 @@ func (s *Switchboard) PhoneHold(ctx context.Context, id string, held bool) error
 		} else {
 			l.heldAt = time.Time{}
 			tx.settle(nil)
+		}
+		return nil
+	})
+}
+
+// UnmuteTones is what a muted phone keys to unmute itself.
+const UnmuteTones = "*6"
+
+// maxToneMemory bounds the tones kept of a phone call, to find UnmuteTones.
+const maxToneMemory = 8
+
+// PhoneTones hands over DTMF tones a phone keyed (RFC 4733 or SIP INFO),
+// in order. When its last tones are *6 and it is muted, it is unmuted, and
+// the others see isMutedChanged with the phone as the actor. Errors:
+// call_not_found.
+func (s *Switchboard) PhoneTones(ctx context.Context, id, tones string) error {
+	return s.onPhone("phone tones", id, func(tx *txn, l *leg) error {
+		for _, t := range tones {
+			if !strings.ContainsRune("0123456789*#ABCD", t) {
+				continue
+			}
+			l.tones = append(l.tones, byte(t))
+			if len(l.tones) > maxToneMemory {
+				l.tones = l.tones[len(l.tones)-maxToneMemory:]
+			}
+			if strings.HasSuffix(string(l.tones), UnmuteTones) {
+				l.tones = l.tones[:0]
+				if l.muted && l.phase == phaseLive {
+					tx.touch(l.conv)
+					l.muted = false
+				}
+			}
 		}
 		return nil
 	})

@@ -25,7 +25,7 @@ var ReasonNoAck = calls.EndReason{Code: 408, SubCode: 0, Message: "the phone did
 const byeTimeout = 5 * time.Second
 
 // allowMethods is what the server answers in Allow headers.
-const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
 
 // line is a calls.PhoneLine: it queues the phone's call as the switchboard
 // tells it, for the INVITE's handler to act on in order.

@@ -28,6 +28,8 @@ type Switchboard interface {
 	PhoneAnswered(ctx context.Context, id string) error
 	// PhoneHold says the phone held (true) or resumed its call.
 	PhoneHold(ctx context.Context, id string, held bool) error
+	// PhoneTones hands over DTMF tones the phone keyed (*6 unmutes it).
+	PhoneTones(ctx context.Context, id, tones string) error
 }
 
 // Numbers finds where calls to a number go (a store's calls.NumberRoutes).
@@ -164,6 +166,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	srv.OnBye(s.onBye)
 	srv.OnCancel(s.onCancel)
 	srv.OnOptions(s.onOptions)
+	srv.OnInfo(s.onInfo)
 	srv.OnNoRoute(s.onNoRoute)
 
 	s.ctx, s.cancel = context.WithCancel(context.Background())

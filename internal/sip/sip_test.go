@@ -297,6 +297,30 @@ func TestInbound(t *testing.T) {
 			agent: calls.ReasonHungUp, phone: calls.ReasonRemoteHungUp,
 		},
 		{
+			name: "muted by a supervisor, the phone keys *6 by SIP INFO", scenario: "phone_unmutes.xml", transport: "u1",
+			act: func(h *harness, in calls.IncomingCall) {
+				ctx := context.Background()
+				callstest.Must[calls.Call](h.t)(h.f.Accept(ctx, alice, in.ID))
+				if _, err := h.f.MuteParticipant(ctx, callstest.Supervisor("sue"), in.ID, "4:"+customer); err != nil {
+					h.t.Fatal(err)
+				}
+				// The hold and resume re-INVITEs tell sipp the phone is muted by now.
+				callstest.Must[calls.Call](h.t)(h.f.Hold(ctx, alice, in.ID))
+				callstest.Must[calls.Call](h.t)(h.f.Resume(ctx, alice, in.ID))
+				for {
+					ev := h.next(alice.Identifier.RawID(), calls.EventIsMutedChanged)
+					if d := ev.Data.(calls.MutedData); d.Participant == "4:"+customer && !d.IsMuted {
+						if ev.Actor == nil || ev.Actor.RawID != "4:"+customer {
+							h.t.Errorf("unmuted by %+v, want the phone itself", ev.Actor)
+						}
+						break
+					}
+				}
+				callstest.Must[calls.Call](h.t)(h.f.HangUp(ctx, alice, in.ID, false))
+			},
+			agent: calls.ReasonHungUp, phone: calls.ReasonRemoteHungUp,
+		},
+		{
 			name: "answered, the agent hangs up", scenario: "agent_hangs_up.xml", transport: "u1",
 			act: func(h *harness, in calls.IncomingCall) {
 				callstest.Must[calls.Call](h.t)(h.f.Accept(context.Background(), alice, in.ID))
