@@ -195,6 +195,7 @@ type Main struct {
 	mixerDone chan error
 	sip       *sip.Server // nil without --sip-addr
 	rtp       *rtp.Engine // the phone calls' RTP legs; nil without --sip-addr
+	phones    *sip.Later  // the switchboard's phone network, with --sip-addr
 	closed    bool
 }
 
@@ -229,10 +230,16 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.mixer = mixer
+	var phones calls.PhoneNetwork
+	if m.Config.SIP.Addr != "" {
+		m.phones = &sip.Later{}
+		phones = m.phones
+	}
 	sb, err := calls.New(calls.Config{
 		Store:       m.store,
 		Publisher:   metrics.Publisher(m.hub),
 		Media:       m.mixer,
+		Phones:      phones,
 		NewID:       uuid.NewString,
 		RingTimeout: m.Config.RingTimeout,
 		Policy:      holdpolicy.Options{ResumeLastHeld: m.Config.ResumeLastHeld},

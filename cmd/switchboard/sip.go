@@ -102,6 +102,7 @@ func (m *Main) startSIP(ctx context.Context) error {
 	}
 	m.rtp = engine
 	m.sip = srv
+	m.phones.Set(srv)
 	m.SIPAddr = srv.Addr()
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -120,6 +119,25 @@ func TestSIPInbound(t *testing.T) {
 // scenario did not play through.
 func runSipp(t *testing.T, scenario, number, addr string, files ...sippFile) func() {
 	t.Helper()
+	return sippRun(t, scenario, files, "-s", number, "-p", sippPort(t), addr)
+}
+
+// sippPort is a UDP port that was free a moment ago, for sipp.
+func sippPort(t *testing.T) string {
+	t.Helper()
+	return strconv.Itoa(int(freeUDPPort(t)))
+}
+
+// sippWith runs one call of a scenario with these arguments.
+func sippWith(t *testing.T, scenario string, args ...string) func() {
+	t.Helper()
+	return sippRun(t, scenario, nil, args...)
+}
+
+// sippRun runs one call of a scenario with these arguments, the files it
+// reads beside it.
+func sippRun(t *testing.T, scenario string, files []sippFile, args ...string) func() {
+	t.Helper()
 	dir := t.TempDir()
 	for _, f := range files {
 		if err := os.WriteFile(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
@@ -133,18 +151,10 @@ func runSipp(t *testing.T, scenario, number, addr string, files ...sippFile) fun
 	if err := os.WriteFile(filepath.Join(dir, scenario), xml, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := func() string {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pc.Close()
-		return strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, "sipp", "-sf", scenario, "-m", "1", "-s", number, "-t", "u1",
-		"-i", "127.0.0.1", "-p", port(), "-mp", port(), "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err", addr)
+	cmd := exec.CommandContext(ctx, "sipp", append([]string{"-sf", scenario, "-m", "1", "-t", "u1",
+		"-i", "127.0.0.1", "-mp", sippPort(t), "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err"}, args...)...)
 	cmd.Dir = dir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -255,3 +265,46 @@ func TestSIPInboundAudio(t *testing.T) {
 type openMemory struct{ *store.Memory }
 
 func (openMemory) Close(context.Context) error { return nil }
+
+// TestSIPOutbound: an agent's call to a phone number through the API leaves
+// through the trunk (sipp as the carrier, answering 486), and the call
+// ends with 486 on the stream and in history.
+func TestSIPOutbound(t *testing.T) {
+	if _, err := exec.LookPath("sipp"); err != nil {
+		t.Skip("sipp is not installed (Debian package sip-tester)")
+	}
+	port := sippPort(t)
+	trunk, err := sip.ParseTrunk("carrier=sip:127.0.0.1:" + port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	history := store.NewMemory()
+	m := &Main{
+		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute,
+			SIP: SIPConfig{Addr: "127.0.0.1:0", Trunks: []sip.Trunk{trunk}}},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
+		Store: openMemory{history},
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	carrier := sippWith(t, "answers_busy.xml", "-p", port)
+	alice := mint(t, "alice", calls.RoleAgent)
+	next, _ := openEvents(t, m.Addr, alice)
+	if _, err := next(); err != nil {
+		t.Fatal(err)
+	}
+	call := post(t, "http://"+m.Addr+"/api/calls", alice,
+		`{"participants": [{"phoneNumber": "+14255550123"}], "alternateCallerId": {"phoneNumber": "+14255550100"}}`)
+	id := call["id"].(string)
+	wantReason(t, waitCallEnded(t, next, id), 486, 0)
+	carrier()
+	h, err := history.FindCallByID(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := h.Call.CallEndReason; r == nil || r.Code != 486 {
+		t.Errorf("history has %+v, want 486", r)
+	}
+}

@@ -3,6 +3,8 @@ package calls
 import (
 	"context"
 	"slices"
+	"strings"
+	"time"
 )
 
 // PhoneLine is the far end of a call with the phone network, as the adapter
@@ -64,12 +66,12 @@ func (s *Switchboard) EndPhoneCall(ctx context.Context, id string, reason EndRea
 	if l == nil {
 		return nil // ended already
 	}
-	if l.line == nil {
-		return withOp(op, errCallNotFound(id))
-	}
 	actor := &Principal{Identifier: l.party.ident, Role: RoleCaller}
 	tx := s.begin(actor, []*party{l.party}, []*conversation{l.conv})
 	defer tx.done()
+	if l.line == nil { // under the locks: Dial's line is set in the transaction that dials
+		return withOp(op, errCallNotFound(id))
+	}
 	peer := ReasonRemoteHungUp
 	if l.phase != phaseLive {
 		peer = reason // never answered: the others end for the same reason (busy, declined, canceled)
@@ -103,13 +105,13 @@ func (tx *txn) dialsOut(l *leg) bool {
 // as the actor. Errors: call_not_found.
 func (s *Switchboard) onPhone(op, id string, fn func(tx *txn, l *leg) error) error {
 	l := s.lookupLeg(id)
-	if l == nil || l.line == nil {
+	if l == nil {
 		return withOp(op, errCallNotFound(id))
 	}
 	actor := &Principal{Identifier: l.party.ident, Role: RoleCaller}
 	tx := s.begin(actor, []*party{l.party}, []*conversation{l.conv})
 	defer tx.done()
-	if l.phase == phaseEnded {
+	if l.line == nil || l.phase == phaseEnded {
 		return withOp(op, errCallNotFound(id))
 	}
 	return withOp(op, fn(tx, l))
@@ -171,4 +173,63 @@ func policyLegs(legs []*leg) []*leg {
 		return legs
 	}
 	return slices.DeleteFunc(slices.Clone(legs), func(l *leg) bool { return l.line != nil })
+}
+
+// PhoneHold says the phone put the call on hold (a re-INVITE with
+// sendonly or inactive: held true) or took it off hold (sendrecv). The
+// other side of a 1:1 call is then RemoteHold; when the phone resumes
+// while that agent has another active call, the agent's call goes to
+// LocalHold, exactly as when a WebRTC caller resumes. Errors:
+// call_not_found, invalid_state (not answered).
+func (s *Switchboard) PhoneHold(ctx context.Context, id string, held bool) error {
+	return s.onPhone("phone hold", id, func(tx *txn, l *leg) error {
+		if l.phase != phaseLive {
+			return Errorf(CodeInvalidState, "call %s is %s, not answered", id, l.state())
+		}
+		if l.holding == held {
+			return nil
+		}
+		tx.touch(l.conv)
+		l.holding = held
+		if held {
+			l.heldSeq = tx.s.heldSeq.Add(1)
+			l.heldAt = tx.now
+		} else {
+			l.heldAt = time.Time{}
+			tx.settle(nil)
+		}
+		return nil
+	})
+}
+
+// UnmuteTones is what a muted phone keys to unmute itself.
+const UnmuteTones = "*6"
+
+// maxToneMemory bounds the tones kept of a phone call, to find UnmuteTones.
+const maxToneMemory = 8
+
+// PhoneTones hands over DTMF tones a phone keyed (RFC 4733 or SIP INFO),
+// in order. When its last tones are *6 and it is muted, it is unmuted, and
+// the others see isMutedChanged with the phone as the actor. Errors:
+// call_not_found.
+func (s *Switchboard) PhoneTones(ctx context.Context, id, tones string) error {
+	return s.onPhone("phone tones", id, func(tx *txn, l *leg) error {
+		for _, t := range tones {
+			if !strings.ContainsRune("0123456789*#ABCD", t) {
+				continue
+			}
+			l.tones = append(l.tones, byte(t))
+			if len(l.tones) > maxToneMemory {
+				l.tones = l.tones[len(l.tones)-maxToneMemory:]
+			}
+			if strings.HasSuffix(string(l.tones), UnmuteTones) {
+				l.tones = l.tones[:0]
+				if l.muted && l.phase == phaseLive {
+					tx.touch(l.conv)
+					l.muted = false
+				}
+			}
+		}
+		return nil
+	})
 }

@@ -311,3 +311,88 @@ func TestPhoneCallOut(t *testing.T) {
 		})
 	}
 }
+
+// TestPhoneHold: a phone holding its call puts the agent's side in
+// RemoteHold; resuming while the agent talks on another call puts it in
+// LocalHold, as the single-active-call rule says.
+func TestPhoneHold(t *testing.T) {
+	f := callstest.New(t, calls.Config{})
+	f.Connect(t, alice)
+	f.Connect(t, bob)
+	ln := &line{}
+	pc := mustCall(t)(f.StartPhoneCall(ctx, calls.PhoneCallRequest{Caller: phone, Callee: alice.Identifier, Line: ln}))
+	in := incoming(t, f, alice)
+	mustCall(t)(f.Accept(ctx, alice, in.ID))
+	if err := f.PhoneHold(ctx, pc.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, f, alice, in.ID, calls.StateRemoteHold)
+	if got := get(t, f, alice, in.ID).RemoteParticipants[0].State; got != calls.ParticipantHold {
+		t.Errorf("the phone participant is %s, want Hold", got)
+	}
+	// alice takes another call while the phone holds.
+	other, _ := connect(t, f, bob, alice)
+	_ = other
+	if err := f.PhoneHold(ctx, pc.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	wantState(t, f, alice, in.ID, calls.StateLocalHold)
+	if err := f.PhoneHold(ctx, "nope", true); calls.ErrorCode(err) != calls.CodeCallNotFound {
+		t.Errorf("PhoneHold of no call: %v, want call_not_found", err)
+	}
+}
+
+// TestPhoneUnmutes: a phone muted by a supervisor keys *6 and is unmuted,
+// with itself as the actor of the change; *6 when not muted, or other
+// tones, change nothing.
+func TestPhoneUnmutes(t *testing.T) {
+	f := callstest.New(t, calls.Config{})
+	f.Connect(t, alice)
+	pc := mustCall(t)(f.StartPhoneCall(ctx, calls.PhoneCallRequest{Caller: phone, Callee: alice.Identifier, Line: &line{}}))
+	in := incoming(t, f, alice)
+	mustCall(t)(f.Accept(ctx, alice, in.ID))
+	muted := func() bool { return get(t, f, alice, in.ID).RemoteParticipants[0].IsMuted }
+	tests := []struct {
+		name  string
+		mute  bool
+		tones []string // handed over one string at a time
+		want  bool     // muted afterwards
+	}{
+		{name: "*6 unmutes", mute: true, tones: []string{"*6"}, want: false},
+		{name: "*6 across two reports", mute: true, tones: []string{"12*", "6"}, want: false},
+		{name: "other tones do not", mute: true, tones: []string{"6*", "#", "*7"}, want: true},
+		{name: "*6 when not muted does nothing", tones: []string{"*6"}, want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.mute {
+				if _, err := f.MuteParticipant(ctx, sup, in.ID, phone.Identifier.RawID()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.Publisher.Reset()
+			for _, tones := range tt.tones {
+				if err := f.PhoneTones(ctx, pc.ID, tones); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := muted(); got != tt.want {
+				t.Fatalf("muted = %v, want %v", got, tt.want)
+			}
+			if tt.mute && !tt.want {
+				var actor *calls.Actor
+				for _, ev := range f.Publisher.Events(alice.Identifier.RawID()) {
+					if ev.Type == calls.EventIsMutedChanged {
+						actor = ev.Actor
+					}
+				}
+				if actor == nil || actor.RawID != phone.Identifier.RawID() {
+					t.Errorf("isMutedChanged actor %+v, want the phone", actor)
+				}
+			}
+			if tt.want {
+				_ = f.PhoneTones(ctx, pc.ID, "*6") // leave it unmuted for the next case
+			}
+		})
+	}
+}

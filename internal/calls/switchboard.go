@@ -187,6 +187,7 @@ type leg struct {
 	ringTimer     Timer
 	line          PhoneLine // a phone's call with the phone network (StartPhoneCall, PhoneNetwork.Dial)
 	early         bool      // a phone called out plays early media (183)
+	tones         []byte    // a phone's last DTMF tones, for *6
 	seenBy        uint64    // the transaction that last saw the leg (txn.see)
 	seenAt        int       // where in that transaction's seen list
 }

@@ -35,8 +35,8 @@ func sippMessages(tb testing.TB) [][]byte {
 		}
 		for _, m := range cdata.FindAllStringSubmatch(string(b), -1) {
 			text := strings.TrimSpace(m[1])
-			if strings.HasPrefix(text, "SIP/2.0") {
-				continue // a response sipp sends: built from the request it answers
+			if strings.HasPrefix(text, "SIP/2.0") || strings.Contains(text, "[$") {
+				continue // a response sipp sends, or a request built from what it received
 			}
 			var lines []string
 			for _, l := range strings.Split(text, "\n") {

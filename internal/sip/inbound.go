@@ -25,7 +25,7 @@ var ReasonNoAck = calls.EndReason{Code: 408, SubCode: 0, Message: "the phone did
 const byeTimeout = 5 * time.Second
 
 // allowMethods is what the server answers in Allow headers.
-const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
 
 // line is a calls.PhoneLine: it queues the phone's call as the switchboard
 // tells it, for the INVITE's handler to act on in order.
@@ -97,8 +97,7 @@ func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if to := req.To(); to != nil {
 		if tag, ok := to.Params.Get("tag"); ok && tag != "" {
-			// A re-INVITE (hold, a new address): not supported yet.
-			respond(tx, req, 488, "Not Acceptable Here")
+			s.reinvite(req, tx) // in a dialog: hold, resume, a new address
 			return
 		}
 	}
@@ -257,6 +256,7 @@ func (in *inbound) ring(answer []byte) bool {
 // the phone's call), or the call ending in the switchboard, which sends
 // BYE.
 func (in *inbound) live() {
+	var hold holdTracker
 	for {
 		select {
 		case <-in.line.ready:
@@ -264,6 +264,9 @@ func (in *inbound) live() {
 				if c.State == calls.StateDisconnected {
 					in.hangUp()
 					return
+				}
+				if send, held := hold.change(c.State); send {
+					sendHold(in.ds, in.ds.InviteRequest.Contact().Address, in.leg, held, in.log)
 				}
 			}
 		case <-in.ds.Context().Done():
@@ -315,6 +318,15 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	if out := s.outOf(req); out != nil {
+		out.mu.Lock()
+		out.remote = true
+		out.mu.Unlock()
+		if err := out.dcs.ReadBye(req, tx); err != nil {
+			out.log.Warn("sip: BYE", "err", err)
+		}
+		return // live sees the dialog end and ends the call
+	}
 	in := s.dialogOf(req)
 	if in == nil {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist")

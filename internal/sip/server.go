@@ -22,6 +22,14 @@ type Switchboard interface {
 	StartPhoneCall(ctx context.Context, req calls.PhoneCallRequest) (calls.Call, error)
 	// EndPhoneCall ends a phone's call from the network's side.
 	EndPhoneCall(ctx context.Context, id string, reason calls.EndReason) error
+	// PhoneProgress says a phone called out rings or plays early media.
+	PhoneProgress(ctx context.Context, id string, early bool) error
+	// PhoneAnswered says a phone called out answered.
+	PhoneAnswered(ctx context.Context, id string) error
+	// PhoneHold says the phone held (true) or resumed its call.
+	PhoneHold(ctx context.Context, id string, held bool) error
+	// PhoneTones hands over DTMF tones the phone keyed (*6 unmutes it).
+	PhoneTones(ctx context.Context, id, tones string) error
 }
 
 // Numbers finds where calls to a number go (a store's calls.NumberRoutes).
@@ -71,13 +79,15 @@ type Server struct {
 	pc   net.PacketConn
 	ln   net.Listener
 	addr string
+	host string // the address named in Contact and From headers
 
 	ctx    context.Context // ends when the server closes
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	closed  bool
-	dialogs map[string]*inbound // by dialog id
+	dialogs map[string]*inbound  // by dialog id
+	outs    map[string]*outbound // calls out, by dialog id once answered
 
 	handlers sync.WaitGroup // calls in progress (INVITE handlers)
 	serving  sync.WaitGroup // the UDP and TCP serving loops
@@ -104,7 +114,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "sip"), gate: g, dialogs: map[string]*inbound{},
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "sip"), gate: g, dialogs: map[string]*inbound{}, outs: map[string]*outbound{},
 		limit: newSourceLimit(cfg.InviteBurst, cfg.InviteEvery)}
 	if err := s.listen(); err != nil {
 		return nil, err
@@ -120,6 +130,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.cfg.Media = NoMedia{Host: host}
 	}
 	portNum, _ := strconv.Atoi(port)
+	s.host = host
 
 	libLog := s.log.With("library", "sipgo")
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("switchboard"), sipgo.WithUserAgentHostname(host),
@@ -155,6 +166,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	srv.OnBye(s.onBye)
 	srv.OnCancel(s.onCancel)
 	srv.OnOptions(s.onOptions)
+	srv.OnInfo(s.onInfo)
 	srv.OnNoRoute(s.onNoRoute)
 
 	s.ctx, s.cancel = context.WithCancel(context.Background())

@@ -70,7 +70,8 @@ func newHarnessWith(t *testing.T, change func(*sip.Config), trunks ...string) *h
 		t.Skip("sipp is not installed (Debian package sip-tester)")
 	}
 	ev := &events{ch: make(chan calls.Event, 4096)}
-	f := callstest.New(t, calls.Config{Publisher: ev})
+	later := &sip.Later{}
+	f := callstest.New(t, calls.Config{Publisher: ev, Phones: later})
 	f.Connect(t, alice)
 	var ts []sip.Trunk
 	for _, s := range trunks {
@@ -82,7 +83,7 @@ func newHarnessWith(t *testing.T, change func(*sip.Config), trunks ...string) *h
 	}
 	target := alice.Identifier
 	cfg := sip.Config{
-		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: testLogLevel()})),
 		Addr:   "127.0.0.1:0", Trunks: ts, Switchboard: f.Switchboard,
 		Numbers: routes{routed: {Number: routed, Target: &target}},
 	}
@@ -93,6 +94,7 @@ func newHarnessWith(t *testing.T, change func(*sip.Config), trunks ...string) *h
 	if err != nil {
 		t.Fatal(err)
 	}
+	later.Set(srv)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -139,7 +141,22 @@ type sipp struct {
 // startSipp runs one call of scenario to number over transport (u1 or t1).
 func (h *harness) startSipp(scenario, number, transport string) *sipp {
 	h.t.Helper()
+	return h.sipp(scenario, "-s", number, "-t", transport, "-p", strconv.Itoa(freePort(h.t)), h.srv.Addr())
+}
+
+// startCarrier runs sipp as a carrier answering one call on port.
+func (h *harness) startCarrier(scenario string, port int) *sipp {
+	h.t.Helper()
+	return h.sipp(scenario, "-t", "u1", "-p", strconv.Itoa(port))
+}
+
+func (h *harness) sipp(scenario string, args ...string) *sipp {
+	h.t.Helper()
 	s := &sipp{dir: h.t.TempDir()}
+	if os.Getenv("SIP_TEST_DEBUG") != "" {
+		s.dir, _ = os.MkdirTemp("", "sipp-") // kept for reading
+		h.t.Logf("sipp runs in %s", s.dir)
+	}
 	xml, err := os.ReadFile(filepath.Join("testdata", "sipp", scenario))
 	if err != nil {
 		h.t.Fatal(err)
@@ -150,11 +167,9 @@ func (h *harness) startSipp(scenario, number, transport string) *sipp {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	h.t.Cleanup(cancel)
 	s.cmd = exec.CommandContext(ctx, "sipp",
-		"-sf", scenario, "-trace_err", "-trace_msg",
-		"-m", "1", "-s", number, "-t", transport,
-		"-i", "127.0.0.1", "-p", strconv.Itoa(freePort(h.t)), "-mp", strconv.Itoa(freePort(h.t)),
-		"-timeout", "30s", "-timeout_error", "-nostdin",
-		h.srv.Addr())
+		append([]string{"-sf", scenario, "-trace_err", "-trace_msg", "-m", "1",
+			"-i", "127.0.0.1", "-mp", strconv.Itoa(freePort(h.t)),
+			"-timeout", "30s", "-timeout_error", "-nostdin"}, args...)...)
 	s.cmd.Dir = s.dir
 	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
 	if err := s.cmd.Start(); err != nil {
@@ -260,6 +275,50 @@ func TestInbound(t *testing.T) {
 				callstest.Must[calls.Call](h.t)(h.f.Accept(context.Background(), alice, in.ID))
 			},
 			agent: calls.ReasonRemoteHungUp, phone: sip.ReasonPhoneHungUp,
+		},
+		{
+			name: "answered, the phone holds and resumes, then hangs up", scenario: "carrier_holds.xml", transport: "u1",
+			act: func(h *harness, in calls.IncomingCall) {
+				callstest.Must[calls.Call](h.t)(h.f.Accept(context.Background(), alice, in.ID))
+				h.waitState(alice.Identifier.RawID(), in.ID, calls.StateRemoteHold)
+				h.waitState(alice.Identifier.RawID(), in.ID, calls.StateConnected)
+			},
+			agent: calls.ReasonRemoteHungUp, phone: sip.ReasonPhoneHungUp,
+		},
+		{
+			name: "answered, the agent holds and resumes, then hangs up", scenario: "agent_holds.xml", transport: "u1",
+			act: func(h *harness, in calls.IncomingCall) {
+				ctx := context.Background()
+				callstest.Must[calls.Call](h.t)(h.f.Accept(ctx, alice, in.ID))
+				callstest.Must[calls.Call](h.t)(h.f.Hold(ctx, alice, in.ID))
+				callstest.Must[calls.Call](h.t)(h.f.Resume(ctx, alice, in.ID))
+				callstest.Must[calls.Call](h.t)(h.f.HangUp(ctx, alice, in.ID, false))
+			},
+			agent: calls.ReasonHungUp, phone: calls.ReasonRemoteHungUp,
+		},
+		{
+			name: "muted by a supervisor, the phone keys *6 by SIP INFO", scenario: "phone_unmutes.xml", transport: "u1",
+			act: func(h *harness, in calls.IncomingCall) {
+				ctx := context.Background()
+				callstest.Must[calls.Call](h.t)(h.f.Accept(ctx, alice, in.ID))
+				if _, err := h.f.MuteParticipant(ctx, callstest.Supervisor("sue"), in.ID, "4:"+customer); err != nil {
+					h.t.Fatal(err)
+				}
+				// The hold and resume re-INVITEs tell sipp the phone is muted by now.
+				callstest.Must[calls.Call](h.t)(h.f.Hold(ctx, alice, in.ID))
+				callstest.Must[calls.Call](h.t)(h.f.Resume(ctx, alice, in.ID))
+				for {
+					ev := h.next(alice.Identifier.RawID(), calls.EventIsMutedChanged)
+					if d := ev.Data.(calls.MutedData); d.Participant == "4:"+customer && !d.IsMuted {
+						if ev.Actor == nil || ev.Actor.RawID != "4:"+customer {
+							h.t.Errorf("unmuted by %+v, want the phone itself", ev.Actor)
+						}
+						break
+					}
+				}
+				callstest.Must[calls.Call](h.t)(h.f.HangUp(ctx, alice, in.ID, false))
+			},
+			agent: calls.ReasonHungUp, phone: calls.ReasonRemoteHungUp,
 		},
 		{
 			name: "answered, the agent hangs up", scenario: "agent_hangs_up.xml", transport: "u1",
@@ -450,4 +509,103 @@ func TestInviteFlood(t *testing.T) {
 			t.Errorf("trunk's INVITE %d answered %q, want 404 (not limited)", i+1, line)
 		}
 	}
+}
+
+// waitState waits until the agent's call is in state.
+func (h *harness) waitState(agent, call string, state calls.CallState) {
+	h.t.Helper()
+	for {
+		ev := h.next(agent, calls.EventStateChanged)
+		if d := ev.Data.(calls.StateChangedData); ev.CallID == call && d.State == state {
+			return
+		}
+	}
+}
+
+// TestOutbound: an agent calls a phone number; the call leaves through the
+// trunk (sipp as the carrier) with the alternateCallerId in From and
+// P-Asserted-Identity (sipp checks), and the carrier's answers become the
+// agent's states and end reasons.
+func TestOutbound(t *testing.T) {
+	busy, notFound := calls.EndReason{Code: 486}, calls.EndReason{Code: 404}
+	tests := []struct {
+		name     string
+		scenario string
+		act      func(h *harness, call string)
+		agent    calls.EndReason
+		phone    calls.EndReason
+	}{
+		{
+			name: "180, 183 with early media, 200; the agent hangs up", scenario: "answers_early.xml",
+			act: func(h *harness, call string) {
+				h.waitState(alice.Identifier.RawID(), call, calls.StateEarlyMedia)
+				h.waitState(alice.Identifier.RawID(), call, calls.StateConnected)
+				callstest.Must[calls.Call](h.t)(h.f.HangUp(context.Background(), alice, call, false))
+			},
+			agent: calls.ReasonHungUp, phone: calls.ReasonRemoteHungUp,
+		},
+		{
+			name: "200, then the carrier hangs up", scenario: "answers_then_hangs_up.xml",
+			act: func(h *harness, call string) {
+				h.waitState(alice.Identifier.RawID(), call, calls.StateConnected)
+			},
+			agent: calls.ReasonRemoteHungUp, phone: sip.ReasonPhoneHungUp,
+		},
+		{name: "busy: 486", scenario: "answers_busy.xml", agent: busy, phone: busy},
+		{name: "no such number: 404", scenario: "answers_404.xml", agent: notFound, phone: notFound},
+		{
+			name: "the agent gives up while it rings: CANCEL", scenario: "answers_ringing.xml",
+			act: func(h *harness, call string) {
+				callstest.Must[calls.Call](h.t)(h.f.HangUp(context.Background(), alice, call, false))
+			},
+			agent: calls.ReasonHungUp, phone: calls.ReasonCanceled,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			port := freePort(t)
+			h := newHarness(t, "carrier=sip:127.0.0.1:"+strconv.Itoa(port))
+			carrier := h.startCarrier(tt.scenario, port)
+			alt := calls.PhoneNumber(routed)
+			c := callstest.Must[calls.Call](t)(h.f.StartCall(context.Background(), alice, calls.StartCallRequest{
+				Participants: []calls.Identifier{calls.PhoneNumber(customer)}, AlternateCallerID: &alt}))
+			if tt.act != nil {
+				tt.act(h, c.ID)
+			}
+			for {
+				if ev := h.next(alice.Identifier.RawID(), calls.EventCallEnded); ev.CallID == c.ID {
+					break
+				}
+			}
+			carrier.wait(t)
+			h.wantEnded(c.ID, tt.agent)
+			pc := h.phoneCallOut(c.ID)
+			h.wantEnded(pc.ID, tt.phone)
+		})
+	}
+}
+
+// phoneCallOut is the phone's call in the conversation of the agent's
+// call to it.
+func (h *harness) phoneCallOut(agentCall string) calls.Call {
+	h.t.Helper()
+	var server string
+	for _, r := range h.f.Store.Records(agentCall) {
+		server = r.Call.ServerCallID
+	}
+	for _, r := range h.f.Store.Records("") {
+		if r.Call.ServerCallID == server && r.Call.AgentID == calls.PhoneNumber(customer).RawID() {
+			return h.lastRecord(r.Call.ID)
+		}
+	}
+	h.t.Fatalf("no phone call beside %s", agentCall)
+	return calls.Call{}
+}
+
+// testLogLevel is warn, or debug with SIP_TEST_DEBUG set.
+func testLogLevel() slog.Level {
+	if os.Getenv("SIP_TEST_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
 }

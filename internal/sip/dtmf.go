@@ -1,0 +1,57 @@
+package sip
+
+import (
+	"context"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// infoTones reads the tones of a SIP INFO body: application/dtmf-relay
+// ("Signal=5", one per line) or application/dtmf (the tone itself). It
+// answers false for another type of body.
+func infoTones(contentType string, body []byte) (string, bool) {
+	ct := strings.ToLower(strings.TrimSpace(strings.Split(contentType, ";")[0]))
+	var tones strings.Builder
+	switch ct {
+	case "application/dtmf-relay":
+		for _, line := range strings.Split(string(body), "\n") {
+			k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+			if ok && strings.EqualFold(strings.TrimSpace(k), "signal") {
+				tones.WriteString(strings.ToUpper(strings.TrimSpace(v)))
+			}
+		}
+	case "application/dtmf":
+		tones.WriteString(strings.ToUpper(strings.TrimSpace(string(body))))
+	default:
+		return "", false
+	}
+	return tones.String(), true
+}
+
+// onInfo takes DTMF tones a phone sends by SIP INFO in a call's dialog.
+func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
+	var callID string
+	if in := s.dialogOf(req); in != nil {
+		callID = in.callID
+	} else if out := s.outOf(req); out != nil {
+		callID = out.call.ID
+	} else {
+		respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	contentType := ""
+	if h := req.ContentType(); h != nil {
+		contentType = h.Value()
+	}
+	tones, ok := infoTones(contentType, req.Body())
+	if !ok {
+		respond(tx, req, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
+		return
+	}
+	if err := s.cfg.Switchboard.PhoneTones(context.Background(), callID, tones); err != nil {
+		respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	respond(tx, req, 200, "OK")
+}

@@ -1,0 +1,189 @@
+package sip
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+// directions are SDP's stream directions.
+var directions = []string{"sendrecv", "sendonly", "recvonly", "inactive"}
+
+// direction is an SDP's audio direction: the last direction attribute (a
+// media-level one follows the session-level one), sendrecv when there is
+// none; a connection address of 0.0.0.0 (RFC 2543 hold) is inactive.
+func direction(sdp []byte) string {
+	dir := "sendrecv"
+	for _, line := range strings.Split(string(sdp), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "c=IN IP4 0.0.0.0" {
+			return "inactive"
+		}
+		for _, d := range directions {
+			if line == "a="+d {
+				dir = d
+			}
+		}
+	}
+	return dir
+}
+
+// holds reports whether an offer puts the call on hold: the far end will
+// not receive (sendonly or inactive).
+func holds(offer []byte) bool {
+	d := direction(offer)
+	return d == "sendonly" || d == "inactive"
+}
+
+// mirrored is the direction that answers dir.
+func mirrored(dir string) string {
+	switch dir {
+	case "sendonly":
+		return "recvonly"
+	case "recvonly":
+		return "sendonly"
+	}
+	return dir
+}
+
+// withDirection sets an SDP's direction attributes to dir.
+func withDirection(sdp []byte, dir string) []byte {
+	var out bytes.Buffer
+	set := false
+	for _, line := range strings.SplitAfter(string(sdp), "\n") {
+		trimmed := strings.TrimSpace(line)
+		isDir := false
+		for _, d := range directions {
+			if trimmed == "a="+d {
+				isDir = true
+			}
+		}
+		if isDir {
+			out.WriteString("a=" + dir + "\r\n")
+			set = true
+			continue
+		}
+		out.WriteString(line)
+	}
+	if !set {
+		if out.Len() > 0 && !bytes.HasSuffix(out.Bytes(), []byte("\n")) {
+			out.WriteString("\r\n")
+		}
+		out.WriteString("a=" + dir + "\r\n")
+	}
+	return out.Bytes()
+}
+
+// reinvite answers a re-INVITE in a call's dialog: the phone holds the
+// call (sendonly, inactive) or resumes it (sendrecv); the media leg
+// answers the new offer, with the direction that mirrors it.
+func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
+	var (
+		leg    MediaLeg
+		callID string
+	)
+	if in := s.dialogOf(req); in != nil {
+		leg, callID = in.leg, in.callID
+	} else if out := s.outOf(req); out != nil {
+		leg, callID = out.leg, out.call.ID
+	} else {
+		respond(tx, req, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	offer := req.Body()
+	if len(offer) == 0 {
+		respond(tx, req, 488, "Not Acceptable Here") // offerless re-INVITEs are not supported
+		return
+	}
+	answer, err := leg.Answer(offer)
+	if err != nil {
+		respond(tx, req, 488, "Not Acceptable Here")
+		return
+	}
+	if d := direction(answer); d == "sendrecv" {
+		answer = withDirection(answer, mirrored(direction(offer)))
+	}
+	if err := s.cfg.Switchboard.PhoneHold(context.Background(), callID, holds(offer)); err != nil {
+		s.log.Info("sip: re-INVITE refused", "call_id", callID, "err", err)
+		respond(tx, req, 491, "Request Pending")
+		return
+	}
+	res := sip.NewResponseFromRequest(req, 200, "OK", answer)
+	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	contact := s.udp.ContactHDR
+	if strings.EqualFold(req.Transport(), "TCP") {
+		contact = s.tcp.ContactHDR
+	}
+	res.AppendHeader(&contact)
+	_ = tx.Respond(res)
+}
+
+// dialog is what a call's dialog (either side's) offers for requests in
+// it.
+type dialog interface {
+	Do(ctx context.Context, req *sip.Request) (*sip.Response, error)
+	WriteRequest(req *sip.Request) error
+}
+
+// holdTimeout bounds a re-INVITE the switchboard sends.
+const holdTimeout = 10 * time.Second
+
+// sendHold tells the phone the agent held the call (a re-INVITE with
+// sendonly: the phone hears the hold audio and need not send) or resumed
+// it (sendrecv).
+func sendHold(d dialog, target sip.Uri, leg MediaLeg, held bool, log *slog.Logger) {
+	offer, err := leg.Offer()
+	if err != nil {
+		log.Warn("sip: no offer for the re-INVITE", "err", err)
+		return
+	}
+	dir := "sendrecv"
+	if held {
+		dir = "sendonly"
+	}
+	req := sip.NewRequest(sip.INVITE, target)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(withDirection(offer, dir))
+	ctx, cancel := context.WithTimeout(context.Background(), holdTimeout)
+	defer cancel()
+	res, err := d.Do(ctx, req)
+	if err != nil {
+		log.Warn("sip: re-INVITE failed", "held", held, "err", err)
+		return
+	}
+	if !res.IsSuccess() {
+		log.Info("sip: re-INVITE refused", "held", held, "status", res.StatusCode)
+		return
+	}
+	if err := leg.ApplyAnswer(res.Body()); err != nil {
+		log.Info("sip: re-INVITE answer refused", "err", err)
+	}
+	ack := sip.NewRequest(sip.ACK, target)
+	ack.AppendHeader(sip.NewHeader("Content-Length", "0"))
+	if err := d.WriteRequest(ack); err != nil {
+		log.Warn("sip: ACK of the re-INVITE failed", "err", err)
+	}
+}
+
+// holdTracker turns the phone's call's states into re-INVITEs: the agent
+// holding the call makes it RemoteHold for the phone.
+type holdTracker struct{ held bool }
+
+// change answers whether a re-INVITE is due for state c, and which.
+func (h *holdTracker) change(state calls.CallState) (send, held bool) {
+	switch {
+	case state == calls.StateRemoteHold && !h.held:
+		h.held = true
+		return true, true
+	case state == calls.StateConnected && h.held:
+		h.held = false
+		return true, false
+	}
+	return false, false
+}
