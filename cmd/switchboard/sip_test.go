@@ -184,7 +184,8 @@ type sippFile struct {
 // TestSIPInboundAudio: a carrier calls in and talks (sipp streams a 1 kHz
 // tone as RTP PCMU): the agent hears it through the real RTP leg and the
 // mixer while the call is active, and not once the agent starts another
-// call, which holds it; the carrier's BYE then ends the call 0/5000.
+// call, which holds it (the phone gets a re-INVITE with sendonly); the
+// carrier's BYE then ends the call 0/5000.
 func TestSIPInboundAudio(t *testing.T) {
 	if _, err := exec.LookPath("sipp"); err != nil {
 		t.Skip("sipp is not installed (Debian package sip-tester)")
