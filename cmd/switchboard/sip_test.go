@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -259,6 +261,135 @@ func TestSIPInboundAudio(t *testing.T) {
 	}
 	wantReason(t, waitCallEnded(t, next, id), 0, 5000)
 	carrier()
+}
+
+// TestSIPPhoneUnmutesByRFC4733: a phone muted by a supervisor keys *6 as
+// RFC 4733 telephone-events on its RTP (sipp replays a capture the test
+// writes, rfc4733Capture): the real RTP leg hands the digits to the switchboard, which
+// unmutes the phone, and the agent sees isMutedChanged with the phone as
+// the actor.
+func TestSIPPhoneUnmutesByRFC4733(t *testing.T) {
+	if _, err := exec.LookPath("sipp"); err != nil {
+		t.Skip("sipp is not installed (Debian package sip-tester)")
+	}
+	trunk, err := sip.ParseTrunk("carrier=sip:127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &Main{
+		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute,
+			Media: MediaConfig{Grace: time.Minute},
+			SIP:   SIPConfig{Addr: "127.0.0.1:0", Trunks: []sip.Trunk{trunk}, RTPPorts: "27900-27949"}},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
+		Store: openMemory{store.NewMemory()},
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	req, _ := http.NewRequest(http.MethodPut, "http://"+m.Addr+"/api/numbers/+14255550100",
+		strings.NewReader(`{"target": {"communicationUserId": "alice"}}`))
+	req.Header.Set("Authorization", "Bearer "+testAdminKey)
+	resp, err := checkedClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	alice, sup := mint(t, "alice", calls.RoleAgent), mint(t, "sue", calls.RoleSupervisor)
+	next, _ := openEvents(t, m.Addr, alice)
+	if ev, err := next(); err != nil || ev["type"] != "snapshot" {
+		t.Fatalf("first event %v, %v", ev, err)
+	}
+	carrier := runSipp(t, "phone_unmutes_rtp.xml", "+14255550100", m.SIPAddr, sippFile{"star6.pcap", rfc4733Capture("*6")})
+	id := waitIncoming(t, next)
+	post(t, "http://"+m.Addr+"/api/incoming-calls/"+id+"/accept", alice, "")
+	post(t, "http://"+m.Addr+"/api/calls/"+id+"/participants/"+url.PathEscape("4:+14255550123")+"/mute", sup, "")
+	for {
+		ev, err := next()
+		if err != nil {
+			t.Fatalf("no isMutedChanged unmuting the phone: %v", err)
+		}
+		if ev["type"] != "isMutedChanged" {
+			continue
+		}
+		d := ev["data"].(map[string]any)
+		if d["isMuted"] == true {
+			continue
+		}
+		if actor, _ := ev["actor"].(map[string]any); actor == nil || actor["rawId"] != "4:+14255550123" {
+			t.Errorf("the phone was unmuted by %v, want the phone itself", ev["actor"])
+		}
+		break
+	}
+	wantReason(t, waitCallEnded(t, next, id), 0, 5000)
+	carrier()
+}
+
+// rfc4733Capture is a pcap file (Ethernet, IPv4, UDP) of RTP packets
+// keying digits as RFC 4733 telephone-events (payload type 101), for sipp's
+// play_pcap_audio, which sends them from its media port to the peer's
+// (the captures sipp ships are of one digit each, all with the same SSRC
+// and earlier timestamps for later digits, so no two make a sequence).
+// Each digit: three updates 20 ms apart, then three end packets; 100 ms
+// between digits.
+func rfc4733Capture(digits string) []byte {
+	le, be := binary.LittleEndian, binary.BigEndian
+	out := le.AppendUint32(nil, 0xa1b2c3d4)
+	out = le.AppendUint16(out, 2)
+	out = le.AppendUint16(out, 4)
+	out = le.AppendUint32(out, 0) // thiszone
+	out = le.AppendUint32(out, 0) // sigfigs
+	out = le.AppendUint32(out, 65535)
+	out = le.AppendUint32(out, 1) // Ethernet
+	at := time.Duration(0)
+	seq, ts := uint16(1000), uint32(16000)
+	for _, d := range digits {
+		code := byte(strings.IndexRune("0123456789*#ABCD", d))
+		for i := range 6 {
+			dur := uint16(160 * min(i+1, 4))
+			flags := byte(10) // volume
+			if i >= 3 {
+				flags |= 0x80 // end
+			}
+			rtp := []byte{0x80, 101}
+			if i == 0 {
+				rtp[1] |= 0x80 // marker: a new event
+			}
+			rtp = be.AppendUint16(rtp, seq)
+			rtp = be.AppendUint32(rtp, ts)
+			rtp = be.AppendUint32(rtp, 0x5ca1ab1e)
+			rtp = append(rtp, code, flags)
+			rtp = be.AppendUint16(rtp, dur)
+			udp := be.AppendUint16(nil, 40000)
+			udp = be.AppendUint16(udp, 40002)
+			udp = be.AppendUint16(udp, uint16(8+len(rtp)))
+			udp = be.AppendUint16(udp, 0)
+			udp = append(udp, rtp...)
+			ip := []byte{0x45, 0}
+			ip = be.AppendUint16(ip, uint16(20+len(udp)))
+			ip = append(ip, 0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1)
+			var sum uint32
+			for i := 0; i < 20; i += 2 {
+				sum += uint32(be.Uint16(ip[i:]))
+			}
+			for sum > 0xffff {
+				sum = sum&0xffff + sum>>16
+			}
+			be.PutUint16(ip[10:], ^uint16(sum))
+			frame := append(make([]byte, 12), 0x08, 0x00)
+			frame = append(append(frame, ip...), udp...)
+			out = le.AppendUint32(out, uint32(at/time.Second))
+			out = le.AppendUint32(out, uint32(at%time.Second/time.Microsecond))
+			out = le.AppendUint32(out, uint32(len(frame)))
+			out = le.AppendUint32(out, uint32(len(frame)))
+			out = append(out, frame...)
+			seq++
+			at += 20 * time.Millisecond
+		}
+		ts += 1600
+		at += 100 * time.Millisecond
+	}
+	return out
 }
 
 // openMemory is a memory store whose Close leaves it readable, with its

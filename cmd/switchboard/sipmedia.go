@@ -14,8 +14,9 @@ import (
 
 // phoneMedia carries the audio of calls with the phone network: each call's
 // plain RTP leg (package rtp) becomes the phone's endpoint in the mixer
-// once the call exists, and a leg whose peer falls silent ends the call
-// with 410. It is sip.Media, wired here so that the SIP and media adapters
+// once the call exists, the digits the phone keys (RFC 4733) go to the
+// switchboard (*6 unmutes it), and a leg whose peer falls silent ends the
+// call with 410. It is sip.Media, wired here so that the SIP and media adapters
 // do not import each other.
 type phoneMedia struct {
 	engine *rtp.Engine
@@ -47,8 +48,9 @@ type phoneLeg struct {
 	watching chan struct{} // closed when the silence watcher returns
 }
 
-// Attach makes the leg the phone's audio endpoint and watches it: when
-// the phone sends nothing for the silence timeout, its call ends with 410.
+// Attach makes the leg the phone's audio endpoint and watches it: the
+// digits the phone keys go to the switchboard, and when the phone sends
+// nothing for the silence timeout, its call ends with 410.
 func (l *phoneLeg) Attach(c calls.Call) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -61,11 +63,22 @@ func (l *phoneLeg) Attach(c calls.Call) {
 	go l.watch(c.ID)
 }
 
-// watch ends the call when the leg ends by itself (silence); it returns
-// when the leg ends, for whatever reason.
+// watch hands the phone's digits to the switchboard, and ends the call
+// when the leg ends by itself (silence); it returns when the leg ends, for
+// whatever reason.
 func (l *phoneLeg) watch(callID string) {
 	defer close(l.watching)
-	<-l.Done()
+	digits := l.DTMF()
+	for done := false; !done; {
+		select {
+		case d := <-digits:
+			if err := l.media.sb.PhoneTones(context.Background(), callID, string(d)); err != nil {
+				l.media.log.Debug("sip: the phone's digit went nowhere", "call_id", callID, "err", err)
+			}
+		case <-l.Done():
+			done = true
+		}
+	}
 	if !errors.Is(l.Err(), rtp.ErrSilence) {
 		return
 	}
