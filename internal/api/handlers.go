@@ -312,6 +312,19 @@ func (s *Server) hangUp(c echo.Context) error {
 	})(c)
 }
 
+// sendTones sends DTMF tones on the agent's active call.
+func (s *Server) sendTones(c echo.Context) error {
+	var req struct {
+		Tones string `json:"tones"`
+	}
+	if err := decode(c, &req, false); err != nil {
+		return err
+	}
+	return s.callAction(func(ctx context.Context, p calls.Principal, id string) (calls.Call, error) {
+		return s.cfg.Switchboard.SendTones(ctx, p, id, req.Tones)
+	})(c)
+}
+
 func (s *Server) history(c echo.Context) error {
 	f, err := parseFilter(c)
 	if err != nil {

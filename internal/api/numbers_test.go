@@ -84,3 +84,39 @@ func TestNumberRoutes(t *testing.T) {
 		t.Fatalf("GET /api/numbers after DELETE = %v, want +14255550123 alone", list)
 	}
 }
+
+// TestSendTones: POST /api/calls/{id}/dtmf answers the call when it is the
+// agent's active call, and the contract's errors otherwise.
+func TestSendTones(t *testing.T) {
+	s := newServer(t, serverOptions{})
+	alice, bob := s.token("alice", calls.RoleAgent), s.token("bob", calls.RoleAgent)
+	var c calls.Call
+	s.do(http.MethodPost, "/api/calls", alice, map[string]any{"participants": []any{map[string]any{"id": "8:echo123"}}}, http.StatusCreated, &c)
+	tests := []struct {
+		name   string
+		token  string
+		body   any
+		status int
+		code   calls.Code
+	}{
+		{name: "tones", token: alice, body: map[string]any{"tones": "123#*"}, status: http.StatusOK},
+		{name: "no tones", token: alice, body: map[string]any{"tones": ""}, status: http.StatusBadRequest, code: calls.CodeInvalidRequest},
+		{name: "not a tone", token: alice, body: map[string]any{"tones": "12x"}, status: http.StatusBadRequest, code: calls.CodeInvalidRequest},
+		{name: "another agent's call", token: bob, body: map[string]any{"tones": "1"}, status: http.StatusNotFound, code: calls.CodeCallNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.code != "" {
+				s.wantError(http.MethodPost, "/api/calls/"+c.ID+"/dtmf", tt.token, tt.body, tt.status, tt.code)
+				return
+			}
+			var got calls.Call
+			s.do(http.MethodPost, "/api/calls/"+c.ID+"/dtmf", tt.token, tt.body, tt.status, &got)
+			if got.ID != c.ID || got.State != calls.StateConnected {
+				t.Errorf("answer %+v, want the Connected call", got)
+			}
+		})
+	}
+	s.do(http.MethodPost, "/api/calls/"+c.ID+"/hold", alice, nil, http.StatusOK, nil)
+	s.wantError(http.MethodPost, "/api/calls/"+c.ID+"/dtmf", alice, map[string]any{"tones": "1"}, http.StatusConflict, calls.CodeInvalidState)
+}

@@ -194,6 +194,7 @@ func (s *Server) routes() {
 	api.POST("/calls/:id/participants/:rawId/mute", s.muteParticipant)
 	api.POST("/calls/:id/mute-all", s.callAction(s.cfg.Switchboard.MuteAll))
 	api.POST("/calls/:id/hangup", s.hangUp)
+	api.POST("/calls/:id/dtmf", s.sendTones)
 
 	api.GET("/incoming-calls", s.listIncoming)
 	api.POST("/incoming-calls/:id/accept", s.callAction(s.cfg.Switchboard.Accept))

@@ -233,3 +233,37 @@ func (s *Switchboard) PhoneTones(ctx context.Context, id, tones string) error {
 		return nil
 	})
 }
+
+// ToneLine is a PhoneLine that can send DTMF tones to its phone (RFC 4733
+// on its RTP leg, or SIP INFO).
+type ToneLine interface {
+	PhoneLine
+	// SendTones queues tones for the phone; it must not block.
+	SendTones(tones string)
+}
+
+// maxTones bounds the tones one request may send.
+const maxTones = 64
+
+// SendTones sends DTMF tones on the agent's active call
+// (POST /api/calls/{id}/dtmf): every phone in its conversation whose line
+// can send tones gets them. The answer is the call. Errors:
+// invalid_request (no tones, more than 64, or one not of 0-9 * # A-D),
+// call_not_found, invalid_state (not the active call).
+func (s *Switchboard) SendTones(ctx context.Context, p Principal, id, tones string) (Call, error) {
+	tones = strings.ToUpper(tones)
+	if tones == "" || len(tones) > maxTones || strings.Trim(tones, "0123456789*#ABCD") != "" {
+		return Call{}, withOp("send tones", Errorf(CodeInvalidRequest, "tones are 1 to %d of 0-9 * # A-D", maxTones))
+	}
+	return s.callOp("send tones", p, id, ownOnly, func(tx *txn, l *leg) error {
+		if l.state() != StateConnected {
+			return Errorf(CodeInvalidState, "call %s is %s: tones go on the active call", id, l.state())
+		}
+		for _, m := range l.conv.members {
+			if tl, ok := m.line.(ToneLine); ok && m != l && m.phase == phaseLive {
+				tl.SendTones(tones)
+			}
+		}
+		return nil
+	})
+}

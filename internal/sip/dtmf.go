@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -54,4 +55,37 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	respond(tx, req, 200, "OK")
+}
+
+// toneSender is what a MediaLeg offers when it sends DTMF itself (RFC 4733
+// telephone-events); without it tones go by SIP INFO.
+type toneSender interface {
+	SendDTMF(tones string) error
+}
+
+// sendTones sends tones to the phone: on the media leg when it can, else
+// one SIP INFO (application/dtmf-relay) per tone, in order.
+func sendTones(d dialog, target sip.Uri, leg MediaLeg, tones string, log *slog.Logger) {
+	if ts, ok := leg.(toneSender); ok {
+		if err := ts.SendDTMF(tones); err != nil {
+			log.Warn("sip: DTMF on the media leg failed", "err", err)
+		}
+		return
+	}
+	for _, t := range tones {
+		req := sip.NewRequest(sip.INFO, target)
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/dtmf-relay"))
+		req.SetBody([]byte("Signal=" + string(t) + "\r\nDuration=160\r\n"))
+		ctx, cancel := context.WithTimeout(context.Background(), holdTimeout)
+		res, err := d.Do(ctx, req)
+		cancel()
+		if err != nil {
+			log.Warn("sip: INFO failed", "err", err)
+			return
+		}
+		if !res.IsSuccess() {
+			log.Info("sip: INFO refused", "status", res.StatusCode)
+			return
+		}
+	}
 }

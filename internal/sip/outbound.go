@@ -211,6 +211,10 @@ func (o *outbound) live() {
 					sendHold(o.dcs, contact.Address, o.leg, held, o.log)
 				}
 			}
+		case tones := <-o.line.tones:
+			if contact := o.dcs.InviteResponse.Contact(); contact != nil {
+				sendTones(o.dcs, contact.Address, o.leg, tones, o.log)
+			}
 		case <-o.dcs.Context().Done():
 			o.end(ReasonPhoneHungUp)
 			return

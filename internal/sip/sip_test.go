@@ -321,6 +321,14 @@ func TestInbound(t *testing.T) {
 			agent: calls.ReasonHungUp, phone: calls.ReasonRemoteHungUp,
 		},
 		{
+			name: "answered, the agent sends DTMF by SIP INFO", scenario: "agent_sends_tones.xml", transport: "u1",
+			act: func(h *harness, in calls.IncomingCall) {
+				callstest.Must[calls.Call](h.t)(h.f.Accept(context.Background(), alice, in.ID))
+				callstest.Must[calls.Call](h.t)(h.f.SendTones(context.Background(), alice, in.ID, "1#"))
+			},
+			agent: calls.ReasonRemoteHungUp, phone: sip.ReasonPhoneHungUp,
+		},
+		{
 			name: "answered, the agent hangs up", scenario: "agent_hangs_up.xml", transport: "u1",
 			act: func(h *harness, in calls.IncomingCall) {
 				callstest.Must[calls.Call](h.t)(h.f.Accept(context.Background(), alice, in.ID))
