@@ -337,6 +337,14 @@ func TestInbound(t *testing.T) {
 			agent: calls.ReasonHungUp, phone: calls.ReasonRemoteHungUp,
 		},
 		{
+			name: "answered over TCP, the agent hangs up", scenario: "agent_hangs_up.xml", transport: "t1",
+			act: func(h *harness, in calls.IncomingCall) {
+				callstest.Must[calls.Call](h.t)(h.f.Accept(context.Background(), alice, in.ID))
+				callstest.Must[calls.Call](h.t)(h.f.HangUp(context.Background(), alice, in.ID, false))
+			},
+			agent: calls.ReasonHungUp, phone: calls.ReasonRemoteHungUp,
+		},
+		{
 			name: "rejected: 603", scenario: "fails_603.xml", transport: "u1",
 			act: func(h *harness, in calls.IncomingCall) {
 				callstest.Must[calls.Call](h.t)(h.f.Reject(context.Background(), alice, in.ID))
