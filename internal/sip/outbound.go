@@ -87,7 +87,12 @@ func (o *outbound) run() {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dcs, err := s.udp.WriteInvite(ctx, req)
+	dua := s.udp
+	if o.trunk.TCP {
+		dua = s.tcp
+		req.SetTransport("TCP")
+	}
+	dcs, err := dua.WriteInvite(ctx, req)
 	if err != nil {
 		o.log.Warn("sip: INVITE not sent", "err", err)
 		o.end(calls.EndReason{Code: 503, Message: "the trunk cannot be reached"})

@@ -144,10 +144,11 @@ func (h *harness) startSipp(scenario, number, transport string) *sipp {
 	return h.sipp(scenario, "-s", number, "-t", transport, "-p", strconv.Itoa(freePort(h.t)), h.srv.Addr())
 }
 
-// startCarrier runs sipp as a carrier answering one call on port.
-func (h *harness) startCarrier(scenario string, port int) *sipp {
+// startCarrier runs sipp as a carrier answering one call on port, over
+// transport (u1 or t1).
+func (h *harness) startCarrier(scenario string, port int, transport string) *sipp {
 	h.t.Helper()
-	return h.sipp(scenario, "-t", "u1", "-p", strconv.Itoa(port))
+	return h.sipp(scenario, "-t", transport, "-p", strconv.Itoa(port))
 }
 
 func (h *harness) sipp(scenario string, args ...string) *sipp {
@@ -547,10 +548,18 @@ func TestOutbound(t *testing.T) {
 	tests := []struct {
 		name     string
 		scenario string
+		tcp      bool
 		act      func(h *harness, call string)
 		agent    calls.EndReason
 		phone    calls.EndReason
 	}{
+		{
+			name: "over TCP: 200, then the carrier hangs up", scenario: "answers_then_hangs_up.xml", tcp: true,
+			act: func(h *harness, call string) {
+				h.waitState(alice.Identifier.RawID(), call, calls.StateConnected)
+			},
+			agent: calls.ReasonRemoteHungUp, phone: sip.ReasonPhoneHungUp,
+		},
 		{
 			name: "180, 183 with early media, 200; the agent hangs up", scenario: "answers_early.xml",
 			act: func(h *harness, call string) {
@@ -580,8 +589,15 @@ func TestOutbound(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			port := freePort(t)
-			h := newHarness(t, "carrier=sip:127.0.0.1:"+strconv.Itoa(port))
-			carrier := h.startCarrier(tt.scenario, port)
+			trunk, transport := "carrier=sip:127.0.0.1:"+strconv.Itoa(port), "u1"
+			if tt.tcp {
+				trunk, transport = trunk+";transport=tcp", "t1"
+			}
+			h := newHarness(t, trunk)
+			carrier := h.startCarrier(tt.scenario, port, transport)
+			if tt.tcp {
+				waitListening(t, "127.0.0.1:"+strconv.Itoa(port))
+			}
 			alt := calls.PhoneNumber(routed)
 			c := callstest.Must[calls.Call](t)(h.f.StartCall(context.Background(), alice, calls.StartCallRequest{
 				Participants: []calls.Identifier{calls.PhoneNumber(customer)}, AlternateCallerID: &alt}))
@@ -624,4 +640,22 @@ func testLogLevel() slog.Level {
 		return slog.LevelDebug
 	}
 	return slog.LevelWarn
+}
+
+// waitListening waits until something accepts TCP connections on addr
+// (sipp, once started): readiness, not a speed check.
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on %s: %v", addr, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
