@@ -58,7 +58,8 @@ func (s *Switchboard) StartPhoneCall(ctx context.Context, req PhoneCallRequest) 
 // EndPhoneCall ends a phone's call from the phone network's side: the
 // phone hung up (BYE: reason ReasonHungUp, the callee gets 0/5000) or gave
 // up before an answer (CANCEL: ReasonCanceled, the ringing callee gets 487
-// too). Ending an ended call does nothing. Errors: call_not_found (no such
+// too). A failure (code 400 and up: 410 media lost, 486 busy, 503) ends
+// the other side of a 1:1 call with the same reason. Ending an ended call does nothing. Errors: call_not_found (no such
 // phone call).
 func (s *Switchboard) EndPhoneCall(ctx context.Context, id string, reason EndReason) error {
 	const op = "end phone call"
@@ -73,8 +74,10 @@ func (s *Switchboard) EndPhoneCall(ctx context.Context, id string, reason EndRea
 		return withOp(op, errCallNotFound(id))
 	}
 	peer := ReasonRemoteHungUp
-	if l.phase != phaseLive {
-		peer = reason // never answered: the others end for the same reason (busy, declined, canceled)
+	if l.phase != phaseLive || reason.Code >= 400 {
+		// Never answered (busy, declined, canceled), or a failure (media
+		// lost, shutdown): the others end for the same reason.
+		peer = reason
 	}
 	tx.endLeg(l, reason, peer)
 	return nil

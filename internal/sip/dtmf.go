@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -58,17 +59,46 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // toneSender is what a MediaLeg offers when it sends DTMF itself (RFC 4733
-// telephone-events); without it tones go by SIP INFO.
+// telephone-events, as package audio/rtp's Leg does); without it tones go
+// by SIP INFO.
 type toneSender interface {
-	SendDTMF(tones string) error
+	SendDTMF(ctx context.Context, digit rune, d time.Duration) error
+}
+
+// toneDuration is how long each tone the switchboard sends lasts.
+const toneDuration = 160 * time.Millisecond
+
+// legEvents are what a MediaLeg may report by itself (package audio/rtp's
+// Leg does): its end (silence past the timeout: the call ends 410) and the
+// digits the phone sends (RFC 4733).
+type legEvents struct {
+	done   <-chan struct{}
+	digits <-chan rune
+}
+
+func eventsOf(leg MediaLeg) legEvents {
+	var ev legEvents
+	if d, ok := leg.(interface{ Done() <-chan struct{} }); ok {
+		ev.done = d.Done()
+	}
+	if d, ok := leg.(interface{ DTMF() <-chan rune }); ok {
+		ev.digits = d.DTMF()
+	}
+	return ev
 }
 
 // sendTones sends tones to the phone: on the media leg when it can, else
 // one SIP INFO (application/dtmf-relay) per tone, in order.
 func sendTones(d dialog, target sip.Uri, leg MediaLeg, tones string, log *slog.Logger) {
 	if ts, ok := leg.(toneSender); ok {
-		if err := ts.SendDTMF(tones); err != nil {
-			log.Warn("sip: DTMF on the media leg failed", "err", err)
+		for _, t := range tones {
+			ctx, cancel := context.WithTimeout(context.Background(), holdTimeout)
+			err := ts.SendDTMF(ctx, t, toneDuration)
+			cancel()
+			if err != nil {
+				log.Warn("sip: DTMF on the media leg failed", "err", err)
+				return
+			}
 		}
 		return
 	}

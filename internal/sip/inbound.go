@@ -269,8 +269,18 @@ func (in *inbound) ring(answer []byte) bool {
 // BYE.
 func (in *inbound) live() {
 	var hold holdTracker
+	ev := eventsOf(in.leg)
 	for {
 		select {
+		case <-ev.done:
+			ev.done = nil
+			_ = in.s.cfg.Switchboard.EndPhoneCall(context.Background(), in.callID, calls.ReasonMediaLost)
+		case d, ok := <-ev.digits:
+			if !ok {
+				ev.digits = nil
+				continue
+			}
+			_ = in.s.cfg.Switchboard.PhoneTones(context.Background(), in.callID, string(d))
 		case <-in.line.ready:
 			if c, ok := in.line.next(); ok {
 				if c.State == calls.StateDisconnected {

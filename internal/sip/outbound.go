@@ -200,8 +200,18 @@ func (o *outbound) forget() {
 func (o *outbound) live() {
 	defer o.forget()
 	var hold holdTracker
+	ev := eventsOf(o.leg)
 	for {
 		select {
+		case <-ev.done:
+			ev.done = nil
+			o.end(calls.ReasonMediaLost)
+		case d, ok := <-ev.digits:
+			if !ok {
+				ev.digits = nil
+				continue
+			}
+			_ = o.s.cfg.Switchboard.PhoneTones(context.Background(), o.call.ID, string(d))
 		case <-o.line.ready:
 			c, ok := o.line.next()
 			if !ok {

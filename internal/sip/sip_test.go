@@ -659,3 +659,55 @@ func waitListening(t *testing.T, addr string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// eventLeg is a media leg that reports digits and its end, as package
+// audio/rtp's legs do, driven by the test.
+type eventLeg struct {
+	sip.MediaLeg
+	done   chan struct{}
+	digits chan rune
+}
+
+func (l *eventLeg) Done() <-chan struct{} { return l.done }
+func (l *eventLeg) DTMF() <-chan rune     { return l.digits }
+
+// eventMedia hands out one eventLeg per call, on a channel.
+type eventMedia struct{ legs chan *eventLeg }
+
+func (m eventMedia) NewLeg(ctx context.Context, phone calls.Identifier) (sip.MediaLeg, error) {
+	base, err := sip.NoMedia{}.NewLeg(ctx, phone)
+	if err != nil {
+		return nil, err
+	}
+	l := &eventLeg{MediaLeg: base, done: make(chan struct{}), digits: make(chan rune, 4)}
+	m.legs <- l
+	return l, nil
+}
+
+// TestMediaLegEvents: digits the media leg reports (RFC 4733) reach the
+// switchboard (*6 unmutes a muted phone), and a leg that ends by itself
+// (silence) ends the call with 410 and a BYE.
+func TestMediaLegEvents(t *testing.T) {
+	media := eventMedia{legs: make(chan *eventLeg, 1)}
+	h := newHarnessWith(t, func(c *sip.Config) { c.Media = media }, "carrier=sip:127.0.0.1")
+	run := h.startSipp("agent_hangs_up.xml", routed, "u1")
+	in := h.incoming()
+	leg := <-media.legs
+	ctx := context.Background()
+	callstest.Must[calls.Call](t)(h.f.Accept(ctx, alice, in.ID))
+	if _, err := h.f.MuteParticipant(ctx, callstest.Supervisor("sue"), in.ID, "4:"+customer); err != nil {
+		t.Fatal(err)
+	}
+	leg.digits <- '*'
+	leg.digits <- '6'
+	for {
+		ev := h.next(alice.Identifier.RawID(), calls.EventIsMutedChanged)
+		if d := ev.Data.(calls.MutedData); d.Participant == "4:"+customer && !d.IsMuted {
+			break
+		}
+	}
+	close(leg.done)
+	h.next(alice.Identifier.RawID(), calls.EventCallEnded)
+	run.wait(t)
+	h.wantEnded(in.ID, calls.ReasonMediaLost)
+}
