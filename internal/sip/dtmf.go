@@ -51,11 +51,10 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
 		return
 	}
-	if err := s.cfg.Switchboard.PhoneTones(context.Background(), callID, tones); err != nil {
-		respond(tx, req, 481, "Call/Transaction Does Not Exist")
-		return
-	}
+	// Answered before the switchboard acts on the tones, so that the
+	// answer is out before anything the tones cause (a BYE after *6).
 	respond(tx, req, 200, "OK")
+	_ = s.cfg.Switchboard.PhoneTones(context.Background(), callID, tones)
 }
 
 // toneSender is what a MediaLeg offers when it sends DTMF itself (RFC 4733
