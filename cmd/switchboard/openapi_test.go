@@ -121,6 +121,15 @@ func TestOpenAPIFlows(t *testing.T) {
 	c.do(http.MethodGet, "/api/me", doomed.Token, nil, http.StatusUnauthorized, nil)
 	c.do(http.MethodGet, "/api/me", alice, nil, http.StatusOK, nil)
 	c.do(http.MethodGet, "/api/auth/config", "", nil, http.StatusOK, nil)
+
+	// Number routes.
+	c.do(http.MethodPut, "/api/numbers/+14255550100", testAdminKey, map[string]any{"target": map[string]string{"communicationUserId": "alice"}}, http.StatusOK, nil)
+	c.do(http.MethodPut, "/api/numbers/+14255550101", testAdminKey, map[string]any{"queue": "sales"}, http.StatusOK, nil)
+	c.do(http.MethodPut, "/api/numbers/555", testAdminKey, map[string]any{"queue": "sales"}, http.StatusBadRequest, nil)
+	c.do(http.MethodGet, "/api/numbers", testAdminKey, nil, http.StatusOK, nil)
+	c.do(http.MethodGet, "/api/numbers", alice, nil, http.StatusUnauthorized, nil)
+	c.do(http.MethodDelete, "/api/numbers/+14255550101", testAdminKey, nil, http.StatusNoContent, nil)
+	c.do(http.MethodDelete, "/api/numbers/+14255550101", testAdminKey, nil, http.StatusNotFound, nil)
 	c.do(http.MethodGet, "/auth/login", "", nil, http.StatusNotFound, nil)
 	skip := []string{"events"} // a websocket: its 101 never reaches an HTTP client
 	// The sign-in's successes need a provider: TestOIDCSignIn drives them
@@ -155,6 +164,8 @@ func TestOpenAPIFlows(t *testing.T) {
 	for _, action := range []string{"hold", "resume", "mute", "unmute", "mute-incoming-audio", "unmute-incoming-audio"} {
 		c.do(http.MethodPost, "/api/calls/"+id+"/"+action, alice, nil, http.StatusOK, nil)
 	}
+	c.do(http.MethodPost, "/api/calls/"+id+"/dtmf", alice, map[string]string{"tones": "1#"}, http.StatusOK, nil)
+	c.do(http.MethodPost, "/api/calls/"+id+"/dtmf", alice, map[string]string{"tones": "x"}, http.StatusBadRequest, nil)
 	c.do(http.MethodPost, "/api/calls/"+id+"/resume", alice, nil, http.StatusConflict, nil)
 	c.do(http.MethodPost, "/api/calls/"+id+"/mute-all", alice, nil, http.StatusConflict, nil)
 	c.do(http.MethodGet, "/api/calls", alice, nil, http.StatusOK, nil)

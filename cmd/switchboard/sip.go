@@ -93,7 +93,7 @@ func (m *Main) startSIP(ctx context.Context) error {
 		Trunks:      m.Config.SIP.Trunks,
 		Switchboard: m.switchboard,
 		Numbers:     numbers,
-		Media:       &phoneMedia{engine: engine, mixer: m.mixer, sb: m.switchboard, log: m.Logger},
+		Media:       &phoneMedia{engine: engine, mixer: m.mixer, log: m.Logger},
 		Logger:      m.Logger,
 	})
 	if err != nil {

@@ -58,7 +58,8 @@ func (s *Switchboard) StartPhoneCall(ctx context.Context, req PhoneCallRequest) 
 // EndPhoneCall ends a phone's call from the phone network's side: the
 // phone hung up (BYE: reason ReasonHungUp, the callee gets 0/5000) or gave
 // up before an answer (CANCEL: ReasonCanceled, the ringing callee gets 487
-// too). Ending an ended call does nothing. Errors: call_not_found (no such
+// too). A failure (code 400 and up: 410 media lost, 486 busy, 503) ends
+// the other side of a 1:1 call with the same reason. Ending an ended call does nothing. Errors: call_not_found (no such
 // phone call).
 func (s *Switchboard) EndPhoneCall(ctx context.Context, id string, reason EndReason) error {
 	const op = "end phone call"
@@ -73,8 +74,10 @@ func (s *Switchboard) EndPhoneCall(ctx context.Context, id string, reason EndRea
 		return withOp(op, errCallNotFound(id))
 	}
 	peer := ReasonRemoteHungUp
-	if l.phase != phaseLive {
-		peer = reason // never answered: the others end for the same reason (busy, declined, canceled)
+	if l.phase != phaseLive || reason.Code >= 400 {
+		// Never answered (busy, declined, canceled), or a failure (media
+		// lost, shutdown): the others end for the same reason.
+		peer = reason
 	}
 	tx.endLeg(l, reason, peer)
 	return nil
@@ -228,6 +231,43 @@ func (s *Switchboard) PhoneTones(ctx context.Context, id, tones string) error {
 					tx.touch(l.conv)
 					l.muted = false
 				}
+			}
+		}
+		return nil
+	})
+}
+
+// ToneLine is a PhoneLine that can send DTMF tones to its phone (RFC 4733
+// on its RTP leg, or SIP INFO).
+type ToneLine interface {
+	PhoneLine
+	// SendTones queues tones for the phone; it must not block.
+	SendTones(tones string)
+}
+
+// maxTones bounds the tones one request may send.
+const maxTones = 64
+
+// SendTones sends DTMF tones on the agent's active call to the phones in
+// its conversation only, by their lines (RFC 4733 on the RTP leg, else SIP
+// INFO). The API's POST /api/calls/{id}/dtmf uses SendDTMF instead, which
+// plays them through the media plane to every other party (phones get
+// RFC 4733 there too); this way is kept for a SIP peer that takes
+// neither events nor in-band tones, and is to be folded into SendDTMF. The answer is the call. Errors:
+// invalid_request (no tones, more than 64, or one not of 0-9 * # A-D),
+// call_not_found, invalid_state (not the active call).
+func (s *Switchboard) SendTones(ctx context.Context, p Principal, id, tones string) (Call, error) {
+	tones = strings.ToUpper(tones)
+	if tones == "" || len(tones) > maxTones || strings.Trim(tones, "0123456789*#ABCD") != "" {
+		return Call{}, withOp("send tones", Errorf(CodeInvalidRequest, "tones are 1 to %d of 0-9 * # A-D", maxTones))
+	}
+	return s.callOp("send tones", p, id, ownOnly, func(tx *txn, l *leg) error {
+		if l.state() != StateConnected {
+			return Errorf(CodeInvalidState, "call %s is %s: tones go on the active call", id, l.state())
+		}
+		for _, m := range l.conv.members {
+			if tl, ok := m.line.(ToneLine); ok && m != l && m.phase == phaseLive {
+				tl.SendTones(tones)
 			}
 		}
 		return nil

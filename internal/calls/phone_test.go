@@ -2,6 +2,7 @@ package calls_test
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -394,5 +395,46 @@ func TestPhoneUnmutes(t *testing.T) {
 				_ = f.PhoneTones(ctx, pc.ID, "*6") // leave it unmuted for the next case
 			}
 		})
+	}
+}
+
+// toneLine is a line that keeps the tones it is asked to send.
+type toneLine struct {
+	line
+	sent []string
+}
+
+func (l *toneLine) SendTones(tones string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sent = append(l.sent, tones)
+}
+
+// TestSendTones: tones on the agent's active call reach the phone's line;
+// malformed tones and a call that is not active are refused.
+func TestSendTones(t *testing.T) {
+	f := callstest.New(t, calls.Config{})
+	f.Connect(t, alice)
+	ln := &toneLine{}
+	mustCall(t)(f.StartPhoneCall(ctx, calls.PhoneCallRequest{Caller: phone, Callee: alice.Identifier, Line: ln}))
+	in := incoming(t, f, alice)
+	if _, err := f.SendTones(ctx, alice, in.ID, "1"); calls.ErrorCode(err) != calls.CodeInvalidState {
+		t.Errorf("tones on a ringing call: %v, want invalid_state", err)
+	}
+	mustCall(t)(f.Accept(ctx, alice, in.ID))
+	for _, bad := range []string{"", "12x", strings.Repeat("1", 65)} {
+		if _, err := f.SendTones(ctx, alice, in.ID, bad); calls.ErrorCode(err) != calls.CodeInvalidRequest {
+			t.Errorf("tones %q: %v, want invalid_request", bad, err)
+		}
+	}
+	mustCall(t)(f.SendTones(ctx, alice, in.ID, "12*#a"))
+	mustCall(t)(f.Hold(ctx, alice, in.ID))
+	if _, err := f.SendTones(ctx, alice, in.ID, "3"); calls.ErrorCode(err) != calls.CodeInvalidState {
+		t.Errorf("tones on a held call: %v, want invalid_state", err)
+	}
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	if !slices.Equal(ln.sent, []string{"12*#A"}) {
+		t.Errorf("the line was sent %q, want [12*#A]", ln.sent)
 	}
 }

@@ -33,9 +33,21 @@ type line struct {
 	mu      sync.Mutex
 	pending []calls.Call
 	ready   chan struct{} // a token when pending is not empty
+	tones   chan string   // DTMF tones to send to the phone
 }
 
-func newLine() *line { return &line{ready: make(chan struct{}, 1)} }
+var _ calls.ToneLine = (*line)(nil)
+
+func newLine() *line { return &line{ready: make(chan struct{}, 1), tones: make(chan string, 16)} }
+
+// SendTones queues tones for the phone (calls.ToneLine); past 16 requests
+// waiting, more are dropped rather than block the switchboard.
+func (l *line) SendTones(tones string) {
+	select {
+	case l.tones <- tones:
+	default:
+	}
+}
 
 // Update queues c; it never blocks.
 func (l *line) Update(c calls.Call) {
@@ -257,8 +269,18 @@ func (in *inbound) ring(answer []byte) bool {
 // BYE.
 func (in *inbound) live() {
 	var hold holdTracker
+	ev := eventsOf(in.leg)
 	for {
 		select {
+		case <-ev.done:
+			ev.done = nil
+			_ = in.s.cfg.Switchboard.EndPhoneCall(context.Background(), in.callID, calls.ReasonMediaLost)
+		case d, ok := <-ev.digits:
+			if !ok {
+				ev.digits = nil
+				continue
+			}
+			_ = in.s.cfg.Switchboard.PhoneTones(context.Background(), in.callID, string(d))
 		case <-in.line.ready:
 			if c, ok := in.line.next(); ok {
 				if c.State == calls.StateDisconnected {
@@ -269,6 +291,8 @@ func (in *inbound) live() {
 					sendHold(in.ds, in.ds.InviteRequest.Contact().Address, in.leg, held, in.log)
 				}
 			}
+		case tones := <-in.line.tones:
+			sendTones(in.ds, in.ds.InviteRequest.Contact().Address, in.leg, tones, in.log)
 		case <-in.ds.Context().Done():
 			// BYE from the phone: onBye ended the call; wait for its end.
 			in.mu.Lock()

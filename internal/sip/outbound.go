@@ -87,7 +87,12 @@ func (o *outbound) run() {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dcs, err := s.udp.WriteInvite(ctx, req)
+	dua := s.udp
+	if o.trunk.TCP {
+		dua = s.tcp
+		req.SetTransport("TCP")
+	}
+	dcs, err := dua.WriteInvite(ctx, req)
 	if err != nil {
 		o.log.Warn("sip: INVITE not sent", "err", err)
 		o.end(calls.EndReason{Code: 503, Message: "the trunk cannot be reached"})
@@ -195,8 +200,18 @@ func (o *outbound) forget() {
 func (o *outbound) live() {
 	defer o.forget()
 	var hold holdTracker
+	ev := eventsOf(o.leg)
 	for {
 		select {
+		case <-ev.done:
+			ev.done = nil
+			o.end(calls.ReasonMediaLost)
+		case d, ok := <-ev.digits:
+			if !ok {
+				ev.digits = nil
+				continue
+			}
+			_ = o.s.cfg.Switchboard.PhoneTones(context.Background(), o.call.ID, string(d))
 		case <-o.line.ready:
 			c, ok := o.line.next()
 			if !ok {
@@ -210,6 +225,10 @@ func (o *outbound) live() {
 				if contact := o.dcs.InviteResponse.Contact(); contact != nil {
 					sendHold(o.dcs, contact.Address, o.leg, held, o.log)
 				}
+			}
+		case tones := <-o.line.tones:
+			if contact := o.dcs.InviteResponse.Contact(); contact != nil {
+				sendTones(o.dcs, contact.Address, o.leg, tones, o.log)
 			}
 		case <-o.dcs.Context().Done():
 			o.end(ReasonPhoneHungUp)

@@ -144,10 +144,11 @@ func (h *harness) startSipp(scenario, number, transport string) *sipp {
 	return h.sipp(scenario, "-s", number, "-t", transport, "-p", strconv.Itoa(freePort(h.t)), h.srv.Addr())
 }
 
-// startCarrier runs sipp as a carrier answering one call on port.
-func (h *harness) startCarrier(scenario string, port int) *sipp {
+// startCarrier runs sipp as a carrier answering one call on port, over
+// transport (u1 or t1).
+func (h *harness) startCarrier(scenario string, port int, transport string) *sipp {
 	h.t.Helper()
-	return h.sipp(scenario, "-t", "u1", "-p", strconv.Itoa(port))
+	return h.sipp(scenario, "-t", transport, "-p", strconv.Itoa(port))
 }
 
 func (h *harness) sipp(scenario string, args ...string) *sipp {
@@ -321,7 +322,23 @@ func TestInbound(t *testing.T) {
 			agent: calls.ReasonHungUp, phone: calls.ReasonRemoteHungUp,
 		},
 		{
+			name: "answered, the agent sends DTMF by SIP INFO", scenario: "agent_sends_tones.xml", transport: "u1",
+			act: func(h *harness, in calls.IncomingCall) {
+				callstest.Must[calls.Call](h.t)(h.f.Accept(context.Background(), alice, in.ID))
+				callstest.Must[calls.Call](h.t)(h.f.SendTones(context.Background(), alice, in.ID, "1#"))
+			},
+			agent: calls.ReasonRemoteHungUp, phone: sip.ReasonPhoneHungUp,
+		},
+		{
 			name: "answered, the agent hangs up", scenario: "agent_hangs_up.xml", transport: "u1",
+			act: func(h *harness, in calls.IncomingCall) {
+				callstest.Must[calls.Call](h.t)(h.f.Accept(context.Background(), alice, in.ID))
+				callstest.Must[calls.Call](h.t)(h.f.HangUp(context.Background(), alice, in.ID, false))
+			},
+			agent: calls.ReasonHungUp, phone: calls.ReasonRemoteHungUp,
+		},
+		{
+			name: "answered over TCP, the agent hangs up", scenario: "agent_hangs_up.xml", transport: "t1",
 			act: func(h *harness, in calls.IncomingCall) {
 				callstest.Must[calls.Call](h.t)(h.f.Accept(context.Background(), alice, in.ID))
 				callstest.Must[calls.Call](h.t)(h.f.HangUp(context.Background(), alice, in.ID, false))
@@ -531,10 +548,18 @@ func TestOutbound(t *testing.T) {
 	tests := []struct {
 		name     string
 		scenario string
+		tcp      bool
 		act      func(h *harness, call string)
 		agent    calls.EndReason
 		phone    calls.EndReason
 	}{
+		{
+			name: "over TCP: 200, then the carrier hangs up", scenario: "answers_then_hangs_up.xml", tcp: true,
+			act: func(h *harness, call string) {
+				h.waitState(alice.Identifier.RawID(), call, calls.StateConnected)
+			},
+			agent: calls.ReasonRemoteHungUp, phone: sip.ReasonPhoneHungUp,
+		},
 		{
 			name: "180, 183 with early media, 200; the agent hangs up", scenario: "answers_early.xml",
 			act: func(h *harness, call string) {
@@ -564,8 +589,15 @@ func TestOutbound(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			port := freePort(t)
-			h := newHarness(t, "carrier=sip:127.0.0.1:"+strconv.Itoa(port))
-			carrier := h.startCarrier(tt.scenario, port)
+			trunk, transport := "carrier=sip:127.0.0.1:"+strconv.Itoa(port), "u1"
+			if tt.tcp {
+				trunk, transport = trunk+";transport=tcp", "t1"
+			}
+			h := newHarness(t, trunk)
+			carrier := h.startCarrier(tt.scenario, port, transport)
+			if tt.tcp {
+				waitListening(t, "127.0.0.1:"+strconv.Itoa(port))
+			}
 			alt := calls.PhoneNumber(routed)
 			c := callstest.Must[calls.Call](t)(h.f.StartCall(context.Background(), alice, calls.StartCallRequest{
 				Participants: []calls.Identifier{calls.PhoneNumber(customer)}, AlternateCallerID: &alt}))
@@ -608,4 +640,74 @@ func testLogLevel() slog.Level {
 		return slog.LevelDebug
 	}
 	return slog.LevelWarn
+}
+
+// waitListening waits until something accepts TCP connections on addr
+// (sipp, once started): readiness, not a speed check.
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on %s: %v", addr, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// eventLeg is a media leg that reports digits and its end, as package
+// audio/rtp's legs do, driven by the test.
+type eventLeg struct {
+	sip.MediaLeg
+	done   chan struct{}
+	digits chan rune
+}
+
+func (l *eventLeg) Done() <-chan struct{} { return l.done }
+func (l *eventLeg) DTMF() <-chan rune     { return l.digits }
+
+// eventMedia hands out one eventLeg per call, on a channel.
+type eventMedia struct{ legs chan *eventLeg }
+
+func (m eventMedia) NewLeg(ctx context.Context, phone calls.Identifier) (sip.MediaLeg, error) {
+	base, err := sip.NoMedia{}.NewLeg(ctx, phone)
+	if err != nil {
+		return nil, err
+	}
+	l := &eventLeg{MediaLeg: base, done: make(chan struct{}), digits: make(chan rune, 4)}
+	m.legs <- l
+	return l, nil
+}
+
+// TestMediaLegEvents: digits the media leg reports (RFC 4733) reach the
+// switchboard (*6 unmutes a muted phone), and a leg that ends by itself
+// (silence) ends the call with 410 and a BYE.
+func TestMediaLegEvents(t *testing.T) {
+	media := eventMedia{legs: make(chan *eventLeg, 1)}
+	h := newHarnessWith(t, func(c *sip.Config) { c.Media = media }, "carrier=sip:127.0.0.1")
+	run := h.startSipp("agent_hangs_up.xml", routed, "u1")
+	in := h.incoming()
+	leg := <-media.legs
+	ctx := context.Background()
+	callstest.Must[calls.Call](t)(h.f.Accept(ctx, alice, in.ID))
+	if _, err := h.f.MuteParticipant(ctx, callstest.Supervisor("sue"), in.ID, "4:"+customer); err != nil {
+		t.Fatal(err)
+	}
+	leg.digits <- '*'
+	leg.digits <- '6'
+	for {
+		ev := h.next(alice.Identifier.RawID(), calls.EventIsMutedChanged)
+		if d := ev.Data.(calls.MutedData); d.Participant == "4:"+customer && !d.IsMuted {
+			break
+		}
+	}
+	close(leg.done)
+	h.next(alice.Identifier.RawID(), calls.EventCallEnded)
+	run.wait(t)
+	h.wantEnded(in.ID, calls.ReasonMediaLost)
 }

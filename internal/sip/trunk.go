@@ -28,6 +28,8 @@ type Trunk struct {
 	Password string
 	Host     string
 	Port     int
+	// TCP: calls out go over TCP (;transport=tcp on the URI), else UDP.
+	TCP bool
 }
 
 // String is the trunk as the flag writes it, without its password.
@@ -36,7 +38,8 @@ func (t Trunk) String() string {
 }
 
 // ParseTrunk reads NAME=sip:USER:PASSWORD@HOST:PORT; USER:PASSWORD@ and
-// :PORT (5060) may be left out.
+// :PORT (5060) may be left out, and ;transport=tcp sends calls out over
+// TCP.
 func ParseTrunk(s string) (Trunk, error) {
 	name, uri, ok := strings.Cut(s, "=")
 	if !ok || name == "" || strings.ContainsAny(name, " \t/") {
@@ -47,6 +50,17 @@ func ParseTrunk(s string) (Trunk, error) {
 		return Trunk{}, fmt.Errorf("sip trunk %s: %q is not a sip: URI with a host (sip:USER:PASSWORD@HOST:PORT)", name, uri)
 	}
 	t := Trunk{Name: name, User: u.User, Password: u.Password, Host: u.Host, Port: u.Port}
+	if u.UriParams != nil {
+		if tr, ok := u.UriParams.Get("transport"); ok {
+			switch strings.ToLower(tr) {
+			case "tcp":
+				t.TCP = true
+			case "udp":
+			default:
+				return Trunk{}, fmt.Errorf("sip trunk %s: transport %q: udp or tcp", name, tr)
+			}
+		}
+	}
 	if t.Port == 0 {
 		t.Port = 5060
 	}
