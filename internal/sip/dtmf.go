@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -33,11 +34,14 @@ func infoTones(contentType string, body []byte) (string, bool) {
 
 // onInfo takes DTMF tones a phone sends by SIP INFO in a call's dialog.
 func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
-	var callID string
+	var (
+		callID string
+		order  *sync.Mutex
+	)
 	if in := s.dialogOf(req); in != nil {
-		callID = in.callID
+		callID, order = in.callID, &in.infoMu
 	} else if out := s.outOf(req); out != nil {
-		callID = out.call.ID
+		callID, order = out.call.ID, &out.infoMu
 	} else {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
@@ -52,7 +56,11 @@ func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	// Answered before the switchboard acts on the tones, so that the
-	// answer is out before anything the tones cause (a BYE after *6).
+	// answer is out before anything the tones cause (a BYE after *6); the
+	// call's INFOs take turns, so their tones arrive in order although
+	// each request has a goroutine of its own.
+	order.Lock()
+	defer order.Unlock()
 	respond(tx, req, 200, "OK")
 	_ = s.cfg.Switchboard.PhoneTones(context.Background(), callID, tones)
 }

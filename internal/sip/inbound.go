@@ -92,7 +92,8 @@ type inbound struct {
 	log    *slog.Logger
 
 	mu         sync.Mutex
-	remoteDone bool // the phone sent BYE
+	remoteDone bool       // the phone sent BYE
+	infoMu     sync.Mutex // INFOs take turns
 }
 
 // respond answers req outside any dialog.

@@ -29,7 +29,8 @@ type outbound struct {
 	log    *slog.Logger
 	dcs    *sipgo.DialogClientSession
 	mu     sync.Mutex
-	remote bool // the phone sent BYE
+	remote bool       // the phone sent BYE
+	infoMu sync.Mutex // INFOs take turns
 }
 
 // Dial implements calls.PhoneNetwork: it sends the INVITE through the
