@@ -356,7 +356,11 @@ func TestSupervisorActorNamed(t *testing.T) {
 	alice, bob := s.token("alice", calls.RoleAgent), s.token("bob", calls.RoleAgent)
 	sup := s.token("sue", calls.RoleSupervisor)
 	st := s.connect(alice)
-	s.connect(bob)
+	// Bob is online once his snapshot came: a call to him before that
+	// would end at once (480), and the hang-up find no call.
+	if ev := s.connect(bob).next(); ev.Type != calls.EventSnapshot {
+		t.Fatalf("bob's first event is %s, want the snapshot", ev.Type)
+	}
 	var a calls.Call
 	s.do("POST", "/api/calls", alice, map[string]any{"participants": []any{identityJSON("bob")}}, http.StatusCreated, &a)
 	s.do("POST", "/api/calls/"+a.ID+"/hangup", sup, map[string]any{"forEveryone": true}, http.StatusOK, nil)
