@@ -86,7 +86,7 @@ func TestErrorRows(t *testing.T) {
 	s := newServer(t, serverOptions{})
 	alice, bob := s.token("alice", calls.RoleAgent), s.token("bob", calls.RoleAgent)
 	teams := s.tokenFor(map[string]any{"microsoftTeamsUserId": "t1"}, calls.RoleAgent, 3600)
-	s.connect(bob)
+	s.connect(bob).next() // the snapshot: bob is online
 	echo := map[string]any{"participants": []any{map[string]any{"id": "8:echo123"}}}
 	var one calls.Call
 	s.do("POST", "/api/calls", alice, echo, http.StatusCreated, &one)
@@ -180,8 +180,8 @@ func TestCallRoutes(t *testing.T) {
 	s := newServer(t, serverOptions{})
 	alice, bob, carol := s.token("alice", calls.RoleAgent), s.token("bob", calls.RoleAgent), s.token("carol", calls.RoleAgent)
 	sup := s.token("sue", calls.RoleSupervisor)
-	s.connect(bob)
-	s.connect(carol)
+	s.connect(bob).next() // the snapshots: both are online
+	s.connect(carol).next()
 	gid := map[string]any{"groupId": "6f0b0e3c-8d43-4e2a-9a43-7c1c64b1c0de"}
 	var a, b calls.Call
 	s.do("POST", "/api/calls/join", alice, gid, http.StatusCreated, &a)
