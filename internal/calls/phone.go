@@ -218,7 +218,7 @@ const maxToneMemory = 8
 func (s *Switchboard) PhoneTones(ctx context.Context, id, tones string) error {
 	return s.onPhone("phone tones", id, func(tx *txn, l *leg) error {
 		for _, t := range tones {
-			if !strings.ContainsRune("0123456789*#ABCD", t) {
+			if !strings.ContainsRune(DTMFDigits, t) {
 				continue
 			}
 			l.tones = append(l.tones, byte(t))
@@ -253,12 +253,12 @@ const maxTones = 64
 // INFO). The API's POST /api/calls/{id}/dtmf uses SendDTMF instead, which
 // plays them through the media plane to every other party (phones get
 // RFC 4733 there too); this way is kept for a SIP peer that takes
-// neither events nor in-band tones, and is to be folded into SendDTMF. The answer is the call. Errors:
-// invalid_request (no tones, more than 64, or one not of 0-9 * # A-D),
+// neither events nor in-band tones, and is to be folded into SendDTMF.
+// The answer is the call. Errors: invalid_request (no tones, more than 64, or one not of 0-9 * # A-D),
 // call_not_found, invalid_state (not the active call).
 func (s *Switchboard) SendTones(ctx context.Context, p Principal, id, tones string) (Call, error) {
 	tones = strings.ToUpper(tones)
-	if tones == "" || len(tones) > maxTones || strings.Trim(tones, "0123456789*#ABCD") != "" {
+	if tones == "" || len(tones) > maxTones || strings.Trim(tones, DTMFDigits) != "" {
 		return Call{}, withOp("send tones", Errorf(CodeInvalidRequest, "tones are 1 to %d of 0-9 * # A-D", maxTones))
 	}
 	return s.callOp("send tones", p, id, ownOnly, func(tx *txn, l *leg) error {
