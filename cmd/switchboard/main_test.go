@@ -70,7 +70,9 @@ func openEvents(t *testing.T, addr, token string) (func() (map[string]any, error
 	}, conn
 }
 
-func post(t *testing.T, url, token, body string) map[string]any {
+// postResponse sends a POST with the token through the checking client;
+// the caller closes the answer's body.
+func postResponse(t *testing.T, url, token, body string) *http.Response {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -78,6 +80,13 @@ func post(t *testing.T, url, token, body string) map[string]any {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return resp
+}
+
+// post sends a POST that must succeed and answers its JSON body.
+func post(t *testing.T, url, token, body string) map[string]any {
+	t.Helper()
+	resp := postResponse(t, url, token, body)
 	defer resp.Body.Close()
 	var out map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {

@@ -607,12 +607,7 @@ func TestDTMF(t *testing.T) {
 // postStatus sends a POST and answers its status and error code.
 func postStatus(t *testing.T, url, token, body string) (int, calls.Code) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := checkedClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := postResponse(t, url, token, body)
 	defer resp.Body.Close()
 	var e struct {
 		Error struct {

@@ -42,41 +42,9 @@ func TestSIPInbound(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			trunk, err := sip.ParseTrunk("carrier=sip:127.0.0.1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			history := store.NewMemory()
-			m := &Main{
-				Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute,
-					SIP: SIPConfig{Addr: "127.0.0.1:0", Trunks: []sip.Trunk{trunk}}},
-				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
-				Store: openMemory{history},
-			}
-			if err := m.Run(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = m.Close(context.Background()) })
-			if m.SIPAddr == "" {
-				t.Fatal("Main.SIPAddr is empty with --sip-addr set")
-			}
-			req, _ := http.NewRequest(http.MethodPut, "http://"+m.Addr+"/api/numbers/+14255550100",
-				strings.NewReader(`{"target": {"communicationUserId": "alice"}}`))
-			req.Header.Set("Authorization", "Bearer "+testAdminKey)
-			resp, err := checkedClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("PUT /api/numbers: %d", resp.StatusCode)
-			}
-
-			alice := mint(t, "alice", calls.RoleAgent)
-			next, _ := openEvents(t, m.Addr, alice)
-			if ev, err := next(); err != nil || ev["type"] != "snapshot" {
-				t.Fatalf("first event %v, %v", ev, err)
-			}
+			m, history := startSIPSwitchboard(t, "carrier=sip:127.0.0.1", "")
+			routeNumber(t, m, "+14255550100", "alice")
+			alice, next := online(t, m, "alice", calls.RoleAgent)
 			carrier := runSipp(t, tt.scenario, "+14255550100", m.SIPAddr)
 			var id string
 			for id == "" {
@@ -192,37 +160,11 @@ func TestSIPInboundAudio(t *testing.T) {
 	if _, err := exec.LookPath("sipp"); err != nil {
 		t.Skip("sipp is not installed (Debian package sip-tester)")
 	}
-	trunk, err := sip.ParseTrunk("carrier=sip:127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	history := store.NewMemory()
-	m := &Main{
-		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute,
-			Media: MediaConfig{Grace: time.Minute},
-			SIP:   SIPConfig{Addr: "127.0.0.1:0", Trunks: []sip.Trunk{trunk}, RTPPorts: "27950-27999"}},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
-		Store: openMemory{history},
-	}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close(context.Background()) })
-	req, _ := http.NewRequest(http.MethodPut, "http://"+m.Addr+"/api/numbers/+14255550100",
-		strings.NewReader(`{"target": {"communicationUserId": "alice"}}`))
-	req.Header.Set("Authorization", "Bearer "+testAdminKey)
-	resp, err := checkedClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	alice := mint(t, "alice", calls.RoleAgent)
+	m, _ := startSIPSwitchboard(t, "carrier=sip:127.0.0.1", "27950-27999")
+	routeNumber(t, m, "+14255550100", "alice")
 	device := audio.NewMemoryEndpoint(nil)
 	m.mixer.Attach(calls.CommunicationUser("alice").RawID(), device)
-	next, _ := openEvents(t, m.Addr, alice)
-	if ev, err := next(); err != nil || ev["type"] != "snapshot" {
-		t.Fatalf("first event %v, %v", ev, err)
-	}
+	alice, next := online(t, m, "alice", calls.RoleAgent)
 
 	// Two seconds of a 1 kHz tone at -20 dBov, as µ-law; sipp loops it.
 	var tone []byte
@@ -272,34 +214,10 @@ func TestSIPPhoneUnmutesByRFC4733(t *testing.T) {
 	if _, err := exec.LookPath("sipp"); err != nil {
 		t.Skip("sipp is not installed (Debian package sip-tester)")
 	}
-	trunk, err := sip.ParseTrunk("carrier=sip:127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &Main{
-		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute,
-			Media: MediaConfig{Grace: time.Minute},
-			SIP:   SIPConfig{Addr: "127.0.0.1:0", Trunks: []sip.Trunk{trunk}, RTPPorts: "27900-27949"}},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
-		Store: openMemory{store.NewMemory()},
-	}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close(context.Background()) })
-	req, _ := http.NewRequest(http.MethodPut, "http://"+m.Addr+"/api/numbers/+14255550100",
-		strings.NewReader(`{"target": {"communicationUserId": "alice"}}`))
-	req.Header.Set("Authorization", "Bearer "+testAdminKey)
-	resp, err := checkedClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	alice, sup := mint(t, "alice", calls.RoleAgent), mint(t, "sue", calls.RoleSupervisor)
-	next, _ := openEvents(t, m.Addr, alice)
-	if ev, err := next(); err != nil || ev["type"] != "snapshot" {
-		t.Fatalf("first event %v, %v", ev, err)
-	}
+	m, _ := startSIPSwitchboard(t, "carrier=sip:127.0.0.1", "27900-27949")
+	routeNumber(t, m, "+14255550100", "alice")
+	alice, next := online(t, m, "alice", calls.RoleAgent)
+	sup := mint(t, "sue", calls.RoleSupervisor)
 	carrier := runSipp(t, "phone_unmutes_rtp.xml", "+14255550100", m.SIPAddr, sippFile{"star6.pcap", rfc4733Capture("*6")})
 	id := waitIncoming(t, next)
 	post(t, "http://"+m.Addr+"/api/incoming-calls/"+id+"/accept", alice, "")
@@ -392,6 +310,62 @@ func rfc4733Capture(digits string) []byte {
 	return out
 }
 
+// startSIPSwitchboard runs the real program with --sip-addr on a free
+// port, one trunk (as --sip-trunk takes it) and its RTP legs on rtpPorts
+// (empty: the default range), its history in a memory store, answered
+// too, that outlives Close.
+func startSIPSwitchboard(t *testing.T, trunk, rtpPorts string) (*Main, *store.Memory) {
+	t.Helper()
+	tr, err := sip.ParseTrunk(trunk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	history := store.NewMemory()
+	m := &Main{
+		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute,
+			Media: MediaConfig{Grace: time.Minute},
+			SIP:   SIPConfig{Addr: "127.0.0.1:0", Trunks: []sip.Trunk{tr}, RTPPorts: rtpPorts}},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
+		Store: openMemory{history},
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	if m.SIPAddr == "" {
+		t.Fatal("Main.SIPAddr is empty with --sip-addr set")
+	}
+	return m, history
+}
+
+// routeNumber routes calls to number to a user, through the API.
+func routeNumber(t *testing.T, m *Main, number, user string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, "http://"+m.Addr+"/api/numbers/"+number,
+		strings.NewReader(`{"target": {"communicationUserId": "`+user+`"}}`))
+	req.Header.Set("Authorization", "Bearer "+testAdminKey)
+	resp, err := checkedClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT /api/numbers/%s: %d", number, resp.StatusCode)
+	}
+}
+
+// online mints a token for user and opens its event stream, answering
+// the token and the stream once its snapshot came (so calls reach it).
+func online(t *testing.T, m *Main, user string, role calls.Role) (string, func() (map[string]any, error)) {
+	t.Helper()
+	token := mint(t, user, role)
+	next, _ := openEvents(t, m.Addr, token)
+	if ev, err := next(); err != nil || ev["type"] != "snapshot" {
+		t.Fatalf("%s's first event %v, %v", user, ev, err)
+	}
+	return token, next
+}
+
 // openMemory is a memory store whose Close leaves it readable, with its
 // number routes.
 type openMemory struct{ *store.Memory }
@@ -406,27 +380,9 @@ func TestSIPOutbound(t *testing.T) {
 		t.Skip("sipp is not installed (Debian package sip-tester)")
 	}
 	port := sippPort(t)
-	trunk, err := sip.ParseTrunk("carrier=sip:127.0.0.1:" + port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	history := store.NewMemory()
-	m := &Main{
-		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute,
-			SIP: SIPConfig{Addr: "127.0.0.1:0", Trunks: []sip.Trunk{trunk}}},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
-		Store: openMemory{history},
-	}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	m, history := startSIPSwitchboard(t, "carrier=sip:127.0.0.1:"+port, "")
 	carrier := sippWith(t, "answers_busy.xml", "-p", port)
-	alice := mint(t, "alice", calls.RoleAgent)
-	next, _ := openEvents(t, m.Addr, alice)
-	if _, err := next(); err != nil {
-		t.Fatal(err)
-	}
+	alice, next := online(t, m, "alice", calls.RoleAgent)
 	call := post(t, "http://"+m.Addr+"/api/calls", alice,
 		`{"participants": [{"phoneNumber": "+14255550123"}], "alternateCallerId": {"phoneNumber": "+14255550100"}}`)
 	id := call["id"].(string)
