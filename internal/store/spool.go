@@ -208,29 +208,6 @@ func (s *spool) payloadFormat() int {
 	return s.format
 }
 
-// generation is the file's current generation (see consume).
-func (s *spool) generation() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.gen
-}
-
-// append adds payloads at the end, in order, and returns once they are on
-// disk. On an error none of them counts.
-func (s *spool) append(payloads [][]byte) error {
-	if len(payloads) == 0 {
-		return nil
-	}
-	var buf []byte
-	for _, p := range payloads {
-		start := openFrame(&buf)
-		buf = append(buf, p...)
-		sealFrame(buf, start)
-	}
-	_, _, err := s.appendFramed(buf, len(payloads))
-	return err
-}
-
 // openFrame starts a frame at the end of *buf, its header to be filled by
 // sealFrame once the payload follows it; it answers where the frame starts.
 func openFrame(buf *[]byte) int {

@@ -473,3 +473,29 @@ func TestJournalCutBack(t *testing.T) {
 		t.Errorf("a small journal was cut back")
 	}
 }
+
+// Helpers for the tests alone: the store itself appends framed batches
+// (appendFramed) and learns generations from appendFramed and read.
+
+// generation is the file's current generation (see consume).
+func (s *spool) generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen
+}
+
+// append adds payloads at the end, in order, and returns once they are on
+// disk. On an error none of them counts.
+func (s *spool) append(payloads [][]byte) error {
+	if len(payloads) == 0 {
+		return nil
+	}
+	var buf []byte
+	for _, p := range payloads {
+		start := openFrame(&buf)
+		buf = append(buf, p...)
+		sealFrame(buf, start)
+	}
+	_, _, err := s.appendFramed(buf, len(payloads))
+	return err
+}
