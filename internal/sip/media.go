@@ -1,12 +1,12 @@
 package sip
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/pion/sdp/v3"
 
 	"github.com/switchboard/switchboard/internal/calls"
 )
@@ -80,40 +80,38 @@ func (l *noLeg) sdp(direction string) []byte {
 		"m=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=%s\r\n", l.host, l.host, direction)
 }
 
-// offersPCMU reports whether an SDP offer's first audio stream takes PCMU:
-// payload type 0, or a dynamic type whose rtpmap says PCMU/8000.
-func offersPCMU(offer []byte) bool {
-	var formats []string
-	rtpmap := map[string]string{}
-	inAudio := false
-	sc := bufio.NewScanner(bytes.NewReader(offer))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case strings.HasPrefix(line, "m="):
-			if formats != nil {
-				inAudio = false
-				continue
-			}
-			fields := strings.Fields(line[2:])
-			inAudio = len(fields) >= 4 && fields[0] == "audio" && fields[1] != "0" && strings.HasPrefix(fields[2], "RTP/")
-			if inAudio {
-				formats = fields[3:]
-			}
-		case inAudio && strings.HasPrefix(line, "a=rtpmap:"):
-			pt, enc, ok := strings.Cut(line[len("a=rtpmap:"):], " ")
-			if ok {
-				rtpmap[pt] = strings.ToUpper(enc)
-			}
+// offersPCMU reports whether an SDP offer has an audio stream over plain
+// RTP (RTP/AVP or RTP/AVPF, port not 0) that takes PCMU: payload type 0
+// without an rtpmap, or any type whose rtpmap says PCMU/8000. pion/sdp
+// parses; anything it refuses, or panics on, takes nothing.
+func offersPCMU(offer []byte) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
 		}
+	}()
+	var sd sdp.SessionDescription
+	if sd.Unmarshal(offer) != nil {
+		return false
 	}
-	for _, f := range formats {
-		enc, mapped := rtpmap[f]
-		if f == "0" && (!mapped || strings.HasPrefix(enc, "PCMU/8000")) {
-			return true
+	for _, m := range sd.MediaDescriptions {
+		mn := m.MediaName
+		proto := strings.ToUpper(strings.Join(mn.Protos, "/"))
+		if mn.Media != "audio" || mn.Port.Value <= 0 || mn.Port.Value > 65535 || (proto != "RTP/AVP" && proto != "RTP/AVPF") {
+			continue
 		}
-		if mapped && strings.HasPrefix(enc, "PCMU/8000") {
-			return true
+		rtpmap := map[string]string{}
+		for _, a := range m.Attributes {
+			if a.Key == "rtpmap" {
+				pt, enc, _ := strings.Cut(a.Value, " ")
+				rtpmap[pt] = strings.ToUpper(strings.TrimSpace(enc))
+			}
+		}
+		for _, f := range mn.Formats {
+			enc, mapped := rtpmap[f]
+			if (f == "0" && !mapped) || strings.HasPrefix(enc, "PCMU/8000") {
+				return true
+			}
 		}
 	}
 	return false
