@@ -2,6 +2,7 @@ package audio
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/go-audio/wav"
@@ -79,7 +80,13 @@ func readWAVFrames(path string) ([]Frame, error) {
 		return nil, err
 	}
 	defer f.Close()
-	d := wav.NewDecoder(f)
+	return decodeWAVFrames(f, path)
+}
+
+// decodeWAVFrames decodes a whole PCM WAV file (named path in errors) into
+// 8 kHz mono frames, the last one padded with silence.
+func decodeWAVFrames(r io.ReadSeeker, path string) ([]Frame, error) {
+	d := wav.NewDecoder(r)
 	if !d.IsValidFile() {
 		return nil, fmt.Errorf("%s: not a PCM WAV file", path)
 	}

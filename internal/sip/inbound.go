@@ -270,6 +270,7 @@ func (in *inbound) ring(answer []byte) bool {
 // BYE.
 func (in *inbound) live() {
 	var hold holdTracker
+	var mute muteTracker
 	ev := eventsOf(in.leg)
 	for {
 		select {
@@ -291,6 +292,7 @@ func (in *inbound) live() {
 				if send, held := hold.change(c.State); send {
 					sendHold(in.ds, in.ds.InviteRequest.Contact().Address, in.leg, held, in.log)
 				}
+				mute.follow(c, in.leg)
 			}
 		case tones := <-in.line.tones:
 			sendTones(in.ds, in.ds.InviteRequest.Contact().Address, in.leg, tones, in.log)

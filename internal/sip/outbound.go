@@ -201,6 +201,7 @@ func (o *outbound) forget() {
 func (o *outbound) live() {
 	defer o.forget()
 	var hold holdTracker
+	var mute muteTracker
 	ev := eventsOf(o.leg)
 	for {
 		select {
@@ -227,6 +228,7 @@ func (o *outbound) live() {
 					sendHold(o.dcs, contact.Address, o.leg, held, o.log)
 				}
 			}
+			mute.follow(c, o.leg)
 		case tones := <-o.line.tones:
 			if contact := o.dcs.InviteResponse.Contact(); contact != nil {
 				sendTones(o.dcs, contact.Address, o.leg, tones, o.log)
