@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/audio/rtp"
 	"github.com/switchboard/switchboard/internal/sip"
 )
@@ -22,6 +23,10 @@ type SIPConfig struct {
 	// SilenceTimeout ends a phone call whose far end sends nothing for
 	// this long (410); negative: never.
 	SilenceTimeout time.Duration
+	// MutedPrompt is a WAV file a phone muted by others hears in place of
+	// the built-in "You are muted. To unmute, press star 6."; empty is the
+	// built-in one.
+	MutedPrompt string
 }
 
 // trunkFlags collects repeated --sip-trunk flags.
@@ -38,6 +43,7 @@ func sipFlags(fs *flag.FlagSet, cfg *SIPConfig, env func(name, def string) strin
 	fs.StringVar(&cfg.Addr, "sip-addr", env("SWITCHBOARD_SIP_ADDR", ""), "listen for SIP on this address, UDP and TCP, as 0.0.0.0:5060; empty is off (env SWITCHBOARD_SIP_ADDR)")
 	fs.StringVar(&cfg.RTPPorts, "rtp-ports", env("SWITCHBOARD_RTP_PORTS", rtp.DefaultPorts), "the UDP port range of phone calls' RTP, a pair per call (env SWITCHBOARD_RTP_PORTS)")
 	silence := fs.String("rtp-silence-timeout", env("SWITCHBOARD_RTP_SILENCE_TIMEOUT", "30s"), "end a phone call with 410 when its far end sends nothing for this long; 0 never (env SWITCHBOARD_RTP_SILENCE_TIMEOUT)")
+	fs.StringVar(&cfg.MutedPrompt, "sip-muted-prompt", env("SWITCHBOARD_SIP_MUTED_PROMPT", ""), "a WAV file (16-bit PCM, any rate) a phone muted by others hears, saying that *6 unmutes it; empty is the built-in English one (env SWITCHBOARD_SIP_MUTED_PROMPT)")
 	var trunks trunkFlags
 	fs.Var(&trunks, "sip-trunk", "a carrier trunk, NAME=sip:USER:PASSWORD@HOST:PORT, repeatable: calls from HOST are trusted, others may authenticate with USER and PASSWORD (env SWITCHBOARD_SIP_TRUNKS, space-separated)")
 	return func() error {
@@ -75,6 +81,14 @@ func (m *Main) startSIP(ctx context.Context) error {
 	if numbers == nil {
 		return errors.New("--sip-addr: the store keeps no number routes")
 	}
+	muted := audio.MutedPrompt()
+	if path := m.Config.SIP.MutedPrompt; path != "" {
+		p, err := audio.LoadPromptWAV(path)
+		if err != nil {
+			return fmt.Errorf("--sip-muted-prompt: %w", err)
+		}
+		muted = p
+	}
 	var publicIP string
 	if ips := m.Config.Media.PublicIPs; len(ips) > 0 {
 		publicIP = ips[0]
@@ -93,7 +107,7 @@ func (m *Main) startSIP(ctx context.Context) error {
 		Trunks:      m.Config.SIP.Trunks,
 		Switchboard: m.switchboard,
 		Numbers:     numbers,
-		Media:       &phoneMedia{engine: engine, mixer: m.mixer, log: m.Logger},
+		Media:       &phoneMedia{engine: engine, mixer: m.mixer, muted: muted, log: m.Logger},
 		Logger:      m.Logger,
 	})
 	if err != nil {

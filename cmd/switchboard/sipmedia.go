@@ -12,13 +12,15 @@ import (
 )
 
 // phoneMedia carries the audio of calls with the phone network: each call's
-// plain RTP leg (package rtp) becomes the phone's endpoint in the mixer
-// once the call exists. It is sip.Media, wired here so that the SIP and
-// media adapters do not import each other.
+// plain RTP leg (package rtp) becomes that call's own endpoint in the
+// mixer once the call exists. It is sip.Media, wired here so that the SIP
+// and media adapters do not import each other.
 type phoneMedia struct {
 	engine *rtp.Engine
 	mixer  *audio.Mixer
-	log    *slog.Logger
+	// muted is what a phone muted by others hears (it unmutes with *6).
+	muted *audio.Prompt
+	log   *slog.Logger
 }
 
 var _ sip.Media = (*phoneMedia)(nil)
@@ -29,31 +31,46 @@ func (p *phoneMedia) NewLeg(_ context.Context, phone calls.Identifier) (sip.Medi
 	if err != nil {
 		return nil, err
 	}
-	return &phoneLeg{Leg: leg, media: p, rawID: phone.RawID()}, nil
+	return &phoneLeg{Leg: leg, media: p}, nil
 }
 
-// phoneLeg is one call's RTP leg as the SIP layer holds it. The SIP layer
-// reads the leg's own end (silence: 410) and the phone's digits (RFC 4733)
-// from the rtp.Leg it embeds.
+// phoneLeg is one call's RTP leg as the SIP layer holds it and the mixer
+// plays it. The SIP layer reads the leg's own end (silence: 410) and the
+// phone's digits (RFC 4733) from the rtp.Leg it embeds; the mixer captures
+// from that leg and plays through Play, which speaks prompts over the
+// call's audio.
 type phoneLeg struct {
 	*rtp.Leg
-	media *phoneMedia
-	rawID string
+	media     *phoneMedia
+	announcer audio.Announcer
 
-	mu       sync.Mutex
-	attached bool
-	closed   bool
+	mu     sync.Mutex
+	callID string // the call whose endpoint it is, once attached
+	closed bool
 }
 
-// Attach makes the leg the phone's audio endpoint in the mixer.
-func (l *phoneLeg) Attach(calls.Call) {
+// Attach makes the leg its call's own audio endpoint in the mixer (a call
+// with the phone network has one: calls.MediaMember.OwnEndpoint), so that
+// two calls from one number are two phones.
+func (l *phoneLeg) Attach(c calls.Call) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed || l.attached {
+	if l.closed || l.callID != "" {
 		return
 	}
-	l.attached = true
-	l.media.mixer.Attach(l.rawID, l.Leg)
+	l.callID = c.ID
+	l.media.mixer.Attach(c.ID, l)
+}
+
+// Play plays the mixer's frame for the phone with any prompt spoken over
+// it. It runs on the mixer's clock.
+func (l *phoneLeg) Play(out audio.Output) {
+	l.Leg.Play(l.announcer.Over(out))
+}
+
+// MutedByOthers tells the phone it was muted and that *6 unmutes it.
+func (l *phoneLeg) MutedByOthers() {
+	l.announcer.Say(l.media.muted)
 }
 
 // Close closes the leg and detaches it from the mixer. Closing twice does
@@ -65,11 +82,11 @@ func (l *phoneLeg) Close() error {
 		return nil
 	}
 	l.closed = true
-	attached := l.attached
+	callID := l.callID
 	l.mu.Unlock()
 	err := l.Leg.Close()
-	if attached {
-		l.media.mixer.Detach(l.rawID, l.Leg)
+	if callID != "" {
+		l.media.mixer.Detach(callID, l)
 	}
 	return err
 }

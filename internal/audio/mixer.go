@@ -95,6 +95,7 @@ type conv struct {
 
 type member struct {
 	rawID, callID       string
+	key                 string // its endpoint's: rawID, or callID when the call has its own
 	send, receive, held bool
 	id                  *identity // nil for the echo bot
 	echo                *echoLine
@@ -159,7 +160,9 @@ func (m *Mixer) SendTones(serverCallID, rawID, digits string) {
 }
 
 // Attach makes ep the identity's audio endpoint from the next tick on,
-// replacing (and closing) the one it had.
+// replacing (and closing) the one it had. A call with an endpoint of its
+// own (calls.MediaMember.OwnEndpoint: a phone line) attaches it under its
+// call id in place of a raw id.
 func (m *Mixer) Attach(rawID string, ep Endpoint) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -244,3 +244,46 @@ func TestMixerEndpoints(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+// Two calls from one phone number are two phones: each call with its own
+// endpoint (a phone line) is heard and hears on its own, though both
+// carry the same raw id.
+func TestMixerCallsWithTheirOwnEndpoints(t *testing.T) {
+	m := NewMixer(MixerConfig{})
+	const phone = "4:+15550100"
+	agents := map[string]*MemoryEndpoint{"alice": NewMemoryEndpoint(NewTone(voices["alice"], -20)), "bob": NewMemoryEndpoint(NewTone(voices["bob"], -20))}
+	phones := map[string]*MemoryEndpoint{"phone-a": NewMemoryEndpoint(NewTone(voices["carol"], -20)), "phone-b": NewMemoryEndpoint(NewTone(voices["dave"], -20))}
+	for agent, line := range map[string]string{"alice": "phone-a", "bob": "phone-b"} {
+		m.Attach(callstest.Agent(agent).Identifier.RawID(), agents[agent])
+		m.Attach(line, phones[line])
+		m.SetRoute(calls.Route{ServerCallID: "conv-" + agent, Kind: calls.OneToOne, Members: []calls.MediaMember{
+			{RawID: callstest.Agent(agent).Identifier.RawID(), CallID: agent + "-call", Send: true, Receive: true},
+			{RawID: phone, CallID: line, Send: true, Receive: true, OwnEndpoint: true},
+		}})
+	}
+	m.Tick()
+	tests := []struct {
+		name string
+		ep   *MemoryEndpoint
+		want string // whose voice
+	}{
+		{"alice", agents["alice"], "carol"},
+		{"bob", agents["bob"], "dave"},
+		{"phone-a", phones["phone-a"], "alice"},
+		{"phone-b", phones["phone-b"], "bob"},
+	}
+	for _, tt := range tests {
+		f, src := last(tt.ep)
+		tone, ok := Dominant(f, 1e-4, allTones...)
+		if src != SourceCall || !ok || allTones[tone] != voices[tt.want] {
+			t.Errorf("%s hears %s (tone %d, %v), want %v Hz", tt.name, src, tone, ok, voices[tt.want])
+		}
+	}
+	// One phone hangs up: the other's call goes on.
+	m.SetRoute(calls.Route{ServerCallID: "conv-alice"})
+	m.Detach("phone-a", phones["phone-a"])
+	m.Tick()
+	if f, src := last(phones["phone-b"]); src != SourceCall || f.RMS() == 0 {
+		t.Errorf("phone-b hears %s (rms %.0f) once phone-a is gone, want bob", src, f.RMS())
+	}
+}

@@ -75,13 +75,6 @@ func (a *Announcer) Say(p *Prompt) {
 	a.queue = append(a.queue, p)
 }
 
-// Speaking reports whether a prompt is playing or waiting.
-func (a *Announcer) Speaking() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.queue) > 0
-}
-
 // Over returns out with the current prompt frame mixed in (summed and
 // clipped), and moves the prompt on by a frame; with no prompt it returns
 // out as it is. The frame it returns is valid until the next call.

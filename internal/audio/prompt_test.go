@@ -68,8 +68,8 @@ func TestAnnouncer(t *testing.T) {
 					t.Errorf("frame %d: source %v, want %v", i, got.Source, o.Source)
 				}
 			}
-			if a.Speaking() {
-				t.Error("still speaking after every prompt played")
+			if got := a.Over(Output{PCM: &Frame{}}); got.PCM[0] != 0 {
+				t.Errorf("a frame after every prompt played: %d, want the silence it was given", got.PCM[0])
 			}
 		})
 	}

@@ -261,11 +261,14 @@ func (m *Mixer) applyRoute(key string, r calls.Route) {
 	for _, rm := range r.Members {
 		mb := prev[rm.CallID]
 		if mb == nil {
-			mb = &member{rawID: rm.RawID, callID: rm.CallID}
+			mb = &member{rawID: rm.RawID, callID: rm.CallID, key: rm.RawID}
+			if rm.OwnEndpoint {
+				mb.key = rm.CallID
+			}
 			if rm.RawID == m.cfg.EchoBot && m.cfg.EchoBot != "" {
 				mb.echo = newEchoLine(m.cfg.EchoDelay)
 			} else {
-				mb.id = m.identity(rm.RawID)
+				mb.id = m.identity(mb.key)
 				mb.id.members++
 			}
 		}
@@ -279,12 +282,13 @@ func (m *Mixer) applyRoute(key string, r calls.Route) {
 	m.convs[key] = c
 }
 
-// identity returns the identity's state, creating it.
-func (m *Mixer) identity(rawID string) *identity {
-	id := m.ids[rawID]
+// identity returns the state of the endpoint attached under key (a raw
+// id, or a call's id for a call with its own endpoint), creating it.
+func (m *Mixer) identity(key string) *identity {
+	id := m.ids[key]
 	if id == nil {
 		id = &identity{}
-		m.ids[rawID] = id
+		m.ids[key] = id
 	}
 	return id
 }
@@ -295,13 +299,13 @@ func (m *Mixer) leave(mb *member) {
 		return
 	}
 	mb.id.members--
-	m.forget(mb.rawID, mb.id)
+	m.forget(mb.key, mb.id)
 }
 
 // forget drops an identity with neither endpoint nor calls.
-func (m *Mixer) forget(rawID string, id *identity) {
+func (m *Mixer) forget(key string, id *identity) {
 	if id.ep == nil && id.members <= 0 {
-		delete(m.ids, rawID)
+		delete(m.ids, key)
 	}
 }
 

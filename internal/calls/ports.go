@@ -125,6 +125,11 @@ type MediaMember struct {
 	// Held: it put the call on hold; in a 1:1 call the other side hears
 	// the hold tone.
 	Held bool
+	// OwnEndpoint: the call has an audio endpoint of its own, attached
+	// under CallID rather than RawID. A call with the phone network is
+	// one: two calls from one number are two phones, not one identity's
+	// two calls.
+	OwnEndpoint bool
 }
 
 // Route is how audio flows in one conversation after a change.

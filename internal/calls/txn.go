@@ -427,6 +427,8 @@ func (c *conversation) route() Route {
 			Send:    active && !m.muted,
 			Receive: active && !m.incomingMuted,
 			Held:    m.phase == phaseLive && m.holding,
+
+			OwnEndpoint: m.line != nil,
 		})
 	}
 	return r
