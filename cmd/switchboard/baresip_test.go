@@ -186,8 +186,9 @@ type baresip struct {
 	rec     string // sndfile's directory
 
 	mu     sync.Mutex
-	out    bytes.Buffer // stdout and stderr: the SIP trace, its log
-	events []map[string]any
+	out    bytes.Buffer     // stdout and stderr: the SIP trace, its log
+	events []map[string]any // ctrl_tcp's events and answers
+	sent   int              // commands sent
 	ctrl   net.Conn
 }
 
@@ -218,19 +219,18 @@ func startBaresip(t *testing.T, user string) *baresip {
 		t.Fatal(err)
 	}
 	tone := filepath.Join(dir, "tone.wav")
-	if err := os.WriteFile(tone, toneWAV(phoneHz, 10*time.Second), 0o644); err != nil {
+	if err := os.WriteFile(tone, toneWAV(phoneHz, 30*time.Second), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctrlAddr := freeTCPAddr(t)
 	config := strings.Join([]string{
 		"poll_method epoll",
 		"sip_listen " + b.sipAddr,
-		"audio_player alsa,null",
+		"audio_player",
 		"audio_source aufile," + tone,
 		"audio_alert",
 		"module_path " + modules,
 		"module g711.so",
-		"module alsa.so",
 		"module aufile.so",
 		"module sndfile.so",
 		"module account.so",
@@ -340,12 +340,33 @@ func (b *baresip) readCtrl() {
 	}
 }
 
-// command sends a command (as menu names them: dial, hangup) by ctrl_tcp.
+// command runs a command (as menu names them: dial, hangup) by ctrl_tcp
+// and waits for baresip's answer, which must be ok.
 func (b *baresip) command(t *testing.T, command, params string) {
 	t.Helper()
-	msg, _ := json.Marshal(map[string]string{"command": command, "params": params, "token": command})
+	b.mu.Lock()
+	b.sent++
+	token := command + "-" + strconv.Itoa(b.sent)
+	b.mu.Unlock()
+	msg, _ := json.Marshal(map[string]string{"command": command, "params": params, "token": token})
 	if _, err := fmt.Fprintf(b.ctrl, "%d:%s,", len(msg), msg); err != nil {
 		t.Fatalf("baresip %s: %v", command, err)
+	}
+	var answer map[string]any
+	if !within(10*time.Second, func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, m := range b.events {
+			if m["response"] == true && m["token"] == token {
+				answer = m
+			}
+		}
+		return answer != nil
+	}) {
+		t.Fatalf("baresip did not answer %s in 10 s", command)
+	}
+	if answer["ok"] != true {
+		t.Fatalf("baresip %s %s: %v", command, params, answer)
 	}
 }
 
