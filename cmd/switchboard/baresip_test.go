@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,8 +113,10 @@ func historyCall(t *testing.T, m *Main, token, id string) map[string]any {
 }
 
 // TestSIPBaresipCallsIn: baresip dials a number routed to an agent; the
-// agent accepts, each side hears the other's tone, and baresip hangs up:
-// the call ends 0/5000 (the phone hung up), on the stream and in history.
+// agent accepts and each side hears the other's tone. The phone holds the
+// call (RemoteHold) and resumes it; muted by a supervisor, it keys *6 and
+// is unmuted. baresip hangs up: the call ends 0/5000 (the phone hung up),
+// on the stream and in history.
 func TestSIPBaresipCallsIn(t *testing.T) {
 	phone := startBaresip(t, "+14255550123")
 	m, _ := startSIPSwitchboard(t, "phone=sip:127.0.0.1", "28050-28099")
@@ -136,6 +139,34 @@ func TestSIPBaresipCallsIn(t *testing.T) {
 		t.Fatal("alice did not hear the phone's tone in most frames of a second")
 	}
 	phone.waitHeard(t, "alice's tone", agentHz, 25)
+
+	// The phone holds the call and resumes it.
+	url := "http://" + m.Addr + "/api/calls/" + id
+	phone.command(t, "hold", "")
+	waitState(t, url, alice, "RemoteHold")
+	phone.command(t, "resume", "")
+	waitState(t, url, alice, "Connected")
+	if !hearsTone(device, phoneHz) {
+		t.Fatal("once the phone resumed, alice did not hear its tone in most frames of a second")
+	}
+
+	// Muted by a supervisor, the phone keys *6 (RFC 4733) and is unmuted.
+	sup := mint(t, "sue", calls.RoleSupervisor)
+	post(t, url+"/participants/"+neturl.PathEscape("4:+14255550123")+"/mute", sup, "")
+	phone.command(t, "sndcode", "*6")
+	for {
+		ev, err := next()
+		if err != nil {
+			t.Fatalf("no isMutedChanged unmuting the phone: %v", err)
+		}
+		if ev["type"] != "isMutedChanged" || ev["data"].(map[string]any)["isMuted"] == true {
+			continue
+		}
+		if actor, _ := ev["actor"].(map[string]any); actor == nil || actor["rawId"] != "4:+14255550123" {
+			t.Errorf("the phone was unmuted by %v, want the phone itself", ev["actor"])
+		}
+		break
+	}
 
 	phone.command(t, "hangup", "")
 	wantReason(t, waitCallEnded(t, next, id), 0, 5000)
