@@ -114,7 +114,7 @@ func historyCall(t *testing.T, m *Main, token, id string) map[string]any {
 
 // TestSIPBaresipCallsIn: baresip dials a number routed to an agent; the
 // agent accepts and each side hears the other's tone. The phone holds the
-// call (RemoteHold) and resumes it; muted by a supervisor, it keys *6 and
+// call (RemoteHold: the agent hears the hold tone) and resumes it; muted by a supervisor, it keys *6 and
 // is unmuted. baresip hangs up: the call ends 0/5000 (the phone hung up),
 // on the stream and in history.
 func TestSIPBaresipCallsIn(t *testing.T) {
@@ -144,6 +144,15 @@ func TestSIPBaresipCallsIn(t *testing.T) {
 	url := "http://" + m.Addr + "/api/calls/" + id
 	phone.command(t, "hold", "")
 	waitState(t, url, alice, "RemoteHold")
+	from := device.Played()
+	var held int
+	if !within(8*time.Second, func() bool {
+		heard, _ := device.Heard(from)
+		held = countTone(heard, audio.HoldToneHz)
+		return held >= 15 // one beep
+	}) {
+		t.Fatalf("with the call held by the phone, alice heard the hold tone in %d frames, want 15 or more", held)
+	}
 	phone.command(t, "resume", "")
 	waitState(t, url, alice, "Connected")
 	if !hearsTone(device, phoneHz) {
