@@ -35,26 +35,26 @@ func TestSIPCallsBaresip(t *testing.T) {
 	device := audio.NewMemoryEndpoint(audio.NewTone(agentHz, -20))
 	m.mixer.Attach(calls.CommunicationUser("alice").RawID(), device)
 	alice, next := online(t, m, "alice", calls.RoleAgent)
-	base := "http://" + m.Addr + "/api/calls/"
+	base := "http://" + m.Addr + "/api/calls"
 
-	call := post(t, base[:len(base)-1], alice, `{"participants": [{"phoneNumber": "+14255550123"}], "alternateCallerId": {"phoneNumber": "+14255550100"}}`)
+	call := post(t, base, alice, `{"participants": [{"phoneNumber": "+14255550123"}], "alternateCallerId": {"phoneNumber": "+14255550100"}}`)
 	id := call["id"].(string)
-	waitState(t, base+id, alice, "Connected")
+	waitState(t, base+"/"+id, alice, "Connected")
 	phone.waitEvent(t, "CALL_ESTABLISHED", 1)
 	if !hearsTone(device, phoneHz) {
 		t.Fatal("with the phone call active, alice did not hear the phone's tone in most frames of a second")
 	}
 	phone.waitHeard(t, "alice's tone", agentHz, 25)
 
-	post(t, base+id+"/hold", alice, "")
-	waitState(t, base+id, alice, "LocalHold")
+	post(t, base+"/"+id+"/hold", alice, "")
+	waitState(t, base+"/"+id, alice, "LocalHold")
 	if !within(5*time.Second, func() bool { return phone.reinvites("a=sendonly") >= 1 }) {
 		t.Fatal("holding the call sent the phone no re-INVITE with a=sendonly")
 	}
 	phone.waitHeard(t, "the hold tone", audio.HoldToneHz, 15) // one beep is 15 frames
 
-	post(t, base+id+"/resume", alice, "")
-	waitState(t, base+id, alice, "Connected")
+	post(t, base+"/"+id+"/resume", alice, "")
+	waitState(t, base+"/"+id, alice, "Connected")
 	if !within(5*time.Second, func() bool { return phone.reinvites("a=sendrecv") >= 1 }) {
 		t.Fatal("resuming the call sent the phone no re-INVITE with a=sendrecv")
 	}
@@ -63,8 +63,8 @@ func TestSIPCallsBaresip(t *testing.T) {
 	}
 
 	// A second call holds the phone's: alice hears it no more.
-	echo := post(t, base[:len(base)-1], alice, `{"participants": [{"id": "8:echo123"}]}`)["id"].(string)
-	waitState(t, base+id, alice, "LocalHold")
+	echo := post(t, base, alice, `{"participants": [{"id": "8:echo123"}]}`)["id"].(string)
+	waitState(t, base+"/"+id, alice, "LocalHold")
 	from := device.Played()
 	if !within(5*time.Second, func() bool { return phone.reinvites("a=sendonly") >= 2 }) {
 		t.Fatal("the second call sent the phone no re-INVITE with a=sendonly")
@@ -79,8 +79,8 @@ func TestSIPCallsBaresip(t *testing.T) {
 		t.Errorf("with the phone call held by the second call, alice heard the phone's tone in %d of %d frames, want none", n, len(heard)-5)
 	}
 
-	post(t, base+echo+"/hangup", alice, `{"forEveryone": true}`)
-	post(t, base+id+"/hangup", alice, `{"forEveryone": true}`)
+	post(t, base+"/"+echo+"/hangup", alice, `{"forEveryone": true}`)
+	post(t, base+"/"+id+"/hangup", alice, `{"forEveryone": true}`)
 	phone.waitEvent(t, "CALL_CLOSED", 1)
 	reasons := map[string]map[string]any{}
 	for len(reasons) < 2 {
