@@ -26,7 +26,7 @@ func TestSIPPhoneHearsItIsMuted(t *testing.T) {
 	if _, err := exec.LookPath("sipp"); err != nil {
 		t.Skip("sipp is not installed (Debian package sip-tester)")
 	}
-	m, _ := startSIPSwitchboard(t, "carrier=sip:127.0.0.1", "28050-28099")
+	m, _ := startSIPSwitchboard(t, "carrier=sip:127.0.0.1", "28150-28199")
 	routeNumber(t, m, "+14255550100", "alice")
 	alice, next := online(t, m, "alice", calls.RoleAgent)
 	sup := mint(t, "sue", calls.RoleSupervisor)
@@ -119,7 +119,7 @@ func TestSIPTwoPhonesOneNumber(t *testing.T) {
 	if _, err := exec.LookPath("sipp"); err != nil {
 		t.Skip("sipp is not installed (Debian package sip-tester)")
 	}
-	m, _ := startSIPSwitchboard(t, "carrier=sip:127.0.0.1", "28100-28149")
+	m, _ := startSIPSwitchboard(t, "carrier=sip:127.0.0.1", "28200-28249")
 	agents := []struct {
 		name, number string
 		hz           float64
