@@ -33,10 +33,11 @@ const (
 // route set, and a stranger gets 403 from Kamailio without reaching the
 // switchboard.
 func TestKamailio(t *testing.T) {
-	for _, bin := range []string{"kamailio", "sipp"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s is not installed (Debian packages kamailio, sip-tester)", bin)
-		}
+	if _, err := exec.LookPath("sipp"); err != nil {
+		t.Skip("sipp is not installed (Debian package sip-tester)")
+	}
+	if kamailioBin() == "" {
+		t.Skip("kamailio is not installed (Debian package kamailio)")
 	}
 	proxy := kamProxyIP + ":" + strconv.Itoa(int(freeUDPPort(t)))
 	carrierPort := sippPort(t)
@@ -70,7 +71,7 @@ func TestKamailio(t *testing.T) {
 	}{
 		{name: "the carrier calls in, the agent answers, the carrier hangs up", scenario: "proxied_carrier_hangs_up.xml", accept: true, code: 0, sub: 5000},
 		{name: "the carrier calls in, the agent answers and hangs up", scenario: "proxied_agent_hangs_up.xml", accept: true, hangUp: true, code: 0, sub: 0},
-		{name: "the carrier calls in and cancels before the answer", scenario: "cancel.xml", code: 487},
+		{name: "the carrier calls in and cancels before the answer", scenario: "proxied_cancel.xml", code: 487},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			carrier := sippWith(t, tt.scenario, "-s", "+14255550100", "-i", kamCarrierIP, "-p", sippPort(t), proxy)
@@ -103,6 +104,17 @@ func TestKamailio(t *testing.T) {
 	})
 }
 
+// kamailioBin is Kamailio's path: on PATH, or in /usr/sbin (where Debian
+// puts it, and which a user's PATH may lack); "" when it is not installed.
+func kamailioBin() string {
+	for _, p := range []string{"kamailio", "/usr/sbin/kamailio"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	return ""
+}
+
 // startKamailio runs Kamailio in the foreground with the repository's
 // configuration, listening on listen (UDP), with the carrier's and the
 // switchboard's URIs; it returns once Kamailio answers an OPTIONS from
@@ -115,7 +127,7 @@ func startKamailio(t *testing.T, listen, carrier, switchboard string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("kamailio", "-f", cfg, "-DD", "-E", "-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"),
+	cmd := exec.Command(kamailioBin(), "-f", cfg, "-DD", "-E", "-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"),
 		"-w", dir, "-m", "32", "-M", "4",
 		"-A", "LISTEN=udp:"+listen, "-A", `CARRIER="`+carrier+`"`, "-A", `SWITCHBOARD="`+switchboard+`"`)
 	var log bytes.Buffer
