@@ -28,7 +28,8 @@ const (
 
 // TestKamailio runs deploy/kamailio/kamailio.cfg in a real Kamailio between
 // a carrier (sipp) and the real program, as the README tells operators to:
-// the carrier's calls reach the agent through it (and its CANCEL), the
+// the carrier's calls reach the agent through it (and its CANCEL) for the
+// numbers it takes (NUMBERS; others get 404 from Kamailio), the
 // agent's calls reach the carrier, either side hangs up along the recorded
 // route set, and a stranger gets 403 from Kamailio without reaching the
 // switchboard.
@@ -42,7 +43,7 @@ func TestKamailio(t *testing.T) {
 	proxy := kamProxyIP + ":" + strconv.Itoa(int(freeUDPPort(t)))
 	carrierPort := sippPort(t)
 	m, history := startSIPSwitchboard(t, "kamailio=sip:"+proxy, "")
-	startKamailio(t, proxy, "sip:"+kamCarrierIP+":"+carrierPort, "sip:"+m.SIPAddr)
+	startKamailio(t, proxy, "sip:"+kamCarrierIP+":"+carrierPort, "sip:"+m.SIPAddr, `NUMBERS="^[+]?1425555"`)
 	routeNumber(t, m, "+14255550100", "alice")
 	alice, next := online(t, m, "alice", calls.RoleAgent)
 
@@ -57,10 +58,14 @@ func TestKamailio(t *testing.T) {
 		}
 	}
 
-	// Run in order on one event stream: the stranger's call comes first, so
-	// the agent's next incomingCall must be the carrier's.
+	// Run in order on one event stream: the stranger's call and the one
+	// Kamailio refuses come first, so the agent's next incomingCall must be
+	// the carrier's.
 	t.Run("a stranger gets 403 from Kamailio", func(t *testing.T) {
 		sippWith(t, "stranger_403.xml", "-s", "+14255550100", "-i", kamStrangerIP, "-p", sippPort(t), proxy)()
+	})
+	t.Run("the carrier calls a number not in NUMBERS: 404 from Kamailio", func(t *testing.T) {
+		sippWith(t, "proxied_fails_404.xml", "-s", "+442071838750", "-i", kamCarrierIP, "-p", sippPort(t), proxy)()
 	})
 	for _, tt := range []struct {
 		name      string
@@ -117,19 +122,23 @@ func kamailioBin() string {
 
 // startKamailio runs Kamailio in the foreground with the repository's
 // configuration, listening on listen (UDP), with the carrier's and the
-// switchboard's URIs; it returns once Kamailio answers an OPTIONS from
-// the switchboard's address, and stops it when the test ends (printing its
-// log when the test failed).
-func startKamailio(t *testing.T, listen, carrier, switchboard string) {
+// switchboard's URIs and any other defines (as -A takes them); it returns
+// once Kamailio answers an OPTIONS from the switchboard's address, and
+// stops it when the test ends (printing its log when the test failed).
+func startKamailio(t *testing.T, listen, carrier, switchboard string, defines ...string) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, err := filepath.Abs(filepath.Join("..", "..", "deploy", "kamailio", "kamailio.cfg"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(kamailioBin(), "-f", cfg, "-DD", "-E", "-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"),
+	args := []string{"-f", cfg, "-DD", "-E", "-Y", dir, "-P", filepath.Join(dir, "kamailio.pid"),
 		"-w", dir, "-m", "32", "-M", "4",
-		"-A", "LISTEN=udp:"+listen, "-A", `CARRIER="`+carrier+`"`, "-A", `SWITCHBOARD="`+switchboard+`"`)
+		"-A", "LISTEN=udp:" + listen, "-A", `CARRIER="` + carrier + `"`, "-A", `SWITCHBOARD="` + switchboard + `"`}
+	for _, d := range defines {
+		args = append(args, "-A", d)
+	}
+	cmd := exec.Command(kamailioBin(), args...)
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
