@@ -26,6 +26,7 @@ func sippMessages(tb testing.TB) [][]byte {
 		"[local_ip]": "127.0.0.1", "[local_port]": "5070", "[transport]": "UDP",
 		"[media_ip]": "127.0.0.1", "[media_port]": "6000", "[local_ip_type]": "4", "[media_ip_type]": "4",
 		"[call_id]": "1-1@127.0.0.1", "[pid]": "1", "[call_number]": "1", "[next_url]": "sip:switchboard@127.0.0.1:5060",
+		"[routes]": "Route: <sip:127.0.0.2;lr>", // scenarios through a proxy
 	}
 	var out [][]byte
 	for _, f := range files {
