@@ -30,7 +30,14 @@ type Trunk struct {
 	Port     int
 	// TCP: calls out go over TCP (;transport=tcp on the URI), else UDP.
 	TCP bool
+	// Register is the expiry the switchboard asks for when it registers
+	// with the trunk (;register[=SECONDS] on the URI, DefaultRegister
+	// without a value); 0 is no registration.
+	Register time.Duration
 }
+
+// DefaultRegister is the expiry of ;register without a value.
+const DefaultRegister = time.Hour
 
 // String is the trunk as the flag writes it, without its password.
 func (t Trunk) String() string {
@@ -38,8 +45,8 @@ func (t Trunk) String() string {
 }
 
 // ParseTrunk reads NAME=sip:USER:PASSWORD@HOST:PORT; USER:PASSWORD@ and
-// :PORT (5060) may be left out, and ;transport=tcp sends calls out over
-// TCP.
+// :PORT (5060) may be left out, ;transport=tcp sends calls out over TCP,
+// and ;register[=SECONDS] registers with the trunk.
 func ParseTrunk(s string) (Trunk, error) {
 	name, uri, ok := strings.Cut(s, "=")
 	if !ok || name == "" || strings.ContainsAny(name, " \t/") {
@@ -58,6 +65,16 @@ func ParseTrunk(s string) (Trunk, error) {
 			case "udp":
 			default:
 				return Trunk{}, fmt.Errorf("sip trunk %s: transport %q: udp or tcp", name, tr)
+			}
+		}
+		if v, ok := u.UriParams.Get("register"); ok {
+			t.Register = DefaultRegister
+			if v != "" {
+				sec, err := strconv.Atoi(v)
+				if err != nil || sec <= 0 {
+					return Trunk{}, fmt.Errorf("sip trunk %s: register=%q: want a number of seconds over 0", name, v)
+				}
+				t.Register = time.Duration(sec) * time.Second
 			}
 		}
 	}

@@ -1,6 +1,9 @@
 package sip
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestParseTrunk(t *testing.T) {
 	tests := []struct {
@@ -11,6 +14,10 @@ func TestParseTrunk(t *testing.T) {
 		{in: "carrier=sip:u:p@sip.example:5080", want: Trunk{Name: "carrier", User: "u", Password: "p", Host: "sip.example", Port: 5080}},
 		{in: "pbx=sip:10.0.0.2", want: Trunk{Name: "pbx", Host: "10.0.0.2", Port: 5060}},
 		{in: "pbx=sip:10.0.0.2:5070;transport=tcp", want: Trunk{Name: "pbx", Host: "10.0.0.2", Port: 5070, TCP: true}},
+		{in: "carrier=sip:u:p@10.0.0.2;register", want: Trunk{Name: "carrier", User: "u", Password: "p", Host: "10.0.0.2", Port: 5060, Register: DefaultRegister}},
+		{in: "carrier=sip:u:p@10.0.0.2;transport=tcp;register=600", want: Trunk{Name: "carrier", User: "u", Password: "p", Host: "10.0.0.2", Port: 5060, TCP: true, Register: 600 * time.Second}},
+		{in: "carrier=sip:10.0.0.2;register=soon", wantErr: true},
+		{in: "carrier=sip:10.0.0.2;register=0", wantErr: true},
 		{in: "carrier", wantErr: true},
 		{in: "=sip:10.0.0.2", wantErr: true},
 		{in: "carrier=http://x", wantErr: true},
