@@ -396,3 +396,26 @@ func TestSIPOutbound(t *testing.T) {
 		t.Errorf("history has %+v, want 486", r)
 	}
 }
+
+// TestSIPOfferRefused: the real RTP legs refuse an offer that is not SDP
+// with 400 and a valid one without PCMU with 488 (sipp checks the status),
+// and neither rings anyone.
+func TestSIPOfferRefused(t *testing.T) {
+	if _, err := exec.LookPath("sipp"); err != nil {
+		t.Skip("sipp is not installed (Debian package sip-tester)")
+	}
+	for _, scenario := range []string{"fails_400.xml", "fails_488.xml"} {
+		t.Run(scenario, func(t *testing.T) {
+			m, history := startSIPSwitchboard(t, "carrier=sip:127.0.0.1", "")
+			routeNumber(t, m, "+14255550100", "alice")
+			runSipp(t, scenario, "+14255550100", m.SIPAddr)()
+			page, err := history.FindCalls(context.Background(), calls.CallFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Items) != 0 {
+				t.Errorf("a refused offer made calls: %+v", page.Items)
+			}
+		})
+	}
+}

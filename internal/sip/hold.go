@@ -103,7 +103,8 @@ func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	answer, err := leg.Answer(offer)
 	if err != nil {
-		respond(tx, req, 488, "Not Acceptable Here")
+		code, reason, headers := offerRefused(err)
+		respond(tx, req, code, reason, headers...)
 		return
 	}
 	if d := direction(answer); d == "sendrecv" {

@@ -185,7 +185,8 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if err != nil {
 		_ = leg.Close()
 		log.Info("sip: offer refused", "err", err)
-		_ = ds.Respond(488, "Not Acceptable Here", nil, sip.NewHeader("Warning", `304 switchboard "PCMU only"`))
+		code, reason, headers := offerRefused(err)
+		_ = ds.Respond(code, reason, nil, headers...)
 		return
 	}
 	in := &inbound{s: s, ds: ds, line: newLine(), leg: leg, log: log}
@@ -385,6 +386,15 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 // onNoRoute answers any other method: 405 with what is allowMethods.
 func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
 	respond(tx, req, 405, "Method Not Allowed", sip.NewHeader("Allow", allowMethods))
+}
+
+// offerRefused is the answer to an offer a media leg refused: 400 for one
+// that is not SDP, else 488 (no PCMU).
+func offerRefused(err error) (int, string, []sip.Header) {
+	if errors.Is(err, ErrBadSDP) {
+		return 400, "Bad Request", []sip.Header{sip.NewHeader("Warning", `399 switchboard "the offer is not valid SDP"`)}
+	}
+	return 488, "Not Acceptable Here", []sip.Header{sip.NewHeader("Warning", `304 switchboard "PCMU only"`)}
 }
 
 // endStatus is the SIP status an unanswered call ends with: its end

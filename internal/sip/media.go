@@ -16,8 +16,9 @@ import (
 // package only carries its SDP in INVITEs and their answers.
 type MediaLeg interface {
 	// Answer takes the phone's SDP offer and returns the leg's answer. An
-	// offer the leg cannot take (no PCMU) is an error, which the INVITE
-	// is answered 488 for.
+	// offer that is not SDP is an error wrapping ErrBadSDP, which the
+	// INVITE is answered 400 for; any other error (no PCMU:
+	// ErrNoCommonCodec) is answered 488.
 	Answer(offer []byte) ([]byte, error)
 	// Offer returns an SDP offer, for a call the switchboard places or a
 	// re-INVITE it sends.
@@ -39,9 +40,15 @@ type Media interface {
 	NewLeg(ctx context.Context, phone calls.Identifier) (MediaLeg, error)
 }
 
-// ErrNoCommonCodec is what a leg answers to an offer without PCMU; legs of
-// other packages may answer their own error, which is answered 488 too.
-var ErrNoCommonCodec = errors.New("sip: the offer has no PCMU (payload 0 or an rtpmap of PCMU/8000)")
+// Errors of MediaLeg.Answer. Legs of other packages wrap ErrBadSDP for an
+// offer they cannot parse (answered 400); any other error of theirs is
+// answered 488, as ErrNoCommonCodec is.
+var (
+	// ErrBadSDP: the offer does not parse as SDP.
+	ErrBadSDP = errors.New("sip: the offer is not a valid session description")
+	// ErrNoCommonCodec: a valid offer without PCMU.
+	ErrNoCommonCodec = errors.New("sip: the offer has no PCMU (payload 0 or an rtpmap of PCMU/8000)")
+)
 
 // NoMedia is the Media of a switchboard without an RTP engine: its legs
 // check that an offer takes PCMU and answer it with an inactive stream on
@@ -64,7 +71,11 @@ func (m NoMedia) NewLeg(context.Context, calls.Identifier) (MediaLeg, error) {
 type noLeg struct{ host string }
 
 func (l *noLeg) Answer(offer []byte) ([]byte, error) {
-	if !offersPCMU(offer) {
+	pcmu, err := offersPCMU(offer)
+	if err != nil {
+		return nil, err
+	}
+	if !pcmu {
 		return nil, ErrNoCommonCodec
 	}
 	return l.sdp("inactive"), nil
@@ -83,16 +94,17 @@ func (l *noLeg) sdp(direction string) []byte {
 // offersPCMU reports whether an SDP offer has an audio stream over plain
 // RTP (RTP/AVP or RTP/AVPF, port not 0) that takes PCMU: payload type 0
 // without an rtpmap, or any type whose rtpmap says PCMU/8000. pion/sdp
-// parses; anything it refuses, or panics on, takes nothing.
-func offersPCMU(offer []byte) (ok bool) {
+// parses; anything it refuses, or panics on, is an error wrapping
+// ErrBadSDP.
+func offersPCMU(offer []byte) (ok bool, err error) {
 	defer func() {
-		if recover() != nil {
-			ok = false
+		if r := recover(); r != nil {
+			ok, err = false, fmt.Errorf("%w: the parser crashed: %v", ErrBadSDP, r)
 		}
 	}()
 	var sd sdp.SessionDescription
-	if sd.Unmarshal(offer) != nil {
-		return false
+	if err := sd.Unmarshal(offer); err != nil {
+		return false, fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
 	for _, m := range sd.MediaDescriptions {
 		mn := m.MediaName
@@ -110,9 +122,9 @@ func offersPCMU(offer []byte) (ok bool) {
 		for _, f := range mn.Formats {
 			enc, mapped := rtpmap[f]
 			if (f == "0" && !mapped) || strings.HasPrefix(enc, "PCMU/8000") {
-				return true
+				return true, nil
 			}
 		}
 	}
-	return false
+	return false, nil
 }

@@ -398,6 +398,7 @@ func TestInboundRefused(t *testing.T) {
 	}{
 		{name: "unrouted number: 404", trunk: "carrier=sip:127.0.0.1", scenario: "fails_404.xml", number: unrouted},
 		{name: "no PCMU in the offer: 488", trunk: "carrier=sip:127.0.0.1", scenario: "fails_488.xml", number: routed},
+		{name: "an offer that is not SDP: 400", trunk: "carrier=sip:127.0.0.1", scenario: "fails_400.xml", number: routed},
 		{name: "not a trunk, no credentials to challenge for: 403", trunk: "carrier=sip:127.0.0.2", scenario: "fails_403.xml", number: routed},
 	}
 	for _, tt := range tests {
