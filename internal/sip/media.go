@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/pion/sdp/v3"
 
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/sdpaudio"
 )
 
 // MediaLeg is the audio of one call with the phone network: plain RTP,
@@ -91,10 +91,9 @@ func (l *noLeg) sdp(direction string) []byte {
 		"m=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=%s\r\n", l.host, l.host, direction)
 }
 
-// offersPCMU reports whether an SDP offer has an audio stream over plain
-// RTP (RTP/AVP or RTP/AVPF, port not 0) that takes PCMU: payload type 0
-// without an rtpmap, or any type whose rtpmap says PCMU/8000. pion/sdp
-// parses; anything it refuses, or panics on, is an error wrapping
+// offersPCMU reports whether an SDP offer has an audio stream the
+// switchboard takes (package sdpaudio's rule: plain RTP with PCMU).
+// pion/sdp parses; anything it refuses, or panics on, is an error wrapping
 // ErrBadSDP.
 func offersPCMU(offer []byte) (ok bool, err error) {
 	defer func() {
@@ -106,25 +105,5 @@ func offersPCMU(offer []byte) (ok bool, err error) {
 	if err := sd.Unmarshal(offer); err != nil {
 		return false, fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
-	for _, m := range sd.MediaDescriptions {
-		mn := m.MediaName
-		proto := strings.ToUpper(strings.Join(mn.Protos, "/"))
-		if mn.Media != "audio" || mn.Port.Value <= 0 || mn.Port.Value > 65535 || (proto != "RTP/AVP" && proto != "RTP/AVPF") {
-			continue
-		}
-		rtpmap := map[string]string{}
-		for _, a := range m.Attributes {
-			if a.Key == "rtpmap" {
-				pt, enc, _ := strings.Cut(a.Value, " ")
-				rtpmap[pt] = strings.ToUpper(strings.TrimSpace(enc))
-			}
-		}
-		for _, f := range mn.Formats {
-			enc, mapped := rtpmap[f]
-			if (f == "0" && !mapped) || strings.HasPrefix(enc, "PCMU/8000") {
-				return true, nil
-			}
-		}
-	}
-	return false, nil
+	return sdpaudio.Takes(&sd), nil
 }
