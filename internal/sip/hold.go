@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -41,48 +40,9 @@ func holds(offer []byte) bool {
 	return d == "sendonly" || d == "inactive"
 }
 
-// mirrored is the direction that answers dir.
-func mirrored(dir string) string {
-	switch dir {
-	case "sendonly":
-		return "recvonly"
-	case "recvonly":
-		return "sendonly"
-	}
-	return dir
-}
-
-// withDirection sets an SDP's direction attributes to dir.
-func withDirection(sdp []byte, dir string) []byte {
-	var out bytes.Buffer
-	set := false
-	for _, line := range strings.SplitAfter(string(sdp), "\n") {
-		trimmed := strings.TrimSpace(line)
-		isDir := false
-		for _, d := range directions {
-			if trimmed == "a="+d {
-				isDir = true
-			}
-		}
-		if isDir {
-			out.WriteString("a=" + dir + "\r\n")
-			set = true
-			continue
-		}
-		out.WriteString(line)
-	}
-	if !set {
-		if out.Len() > 0 && !bytes.HasSuffix(out.Bytes(), []byte("\n")) {
-			out.WriteString("\r\n")
-		}
-		out.WriteString("a=" + dir + "\r\n")
-	}
-	return out.Bytes()
-}
-
 // reinvite answers a re-INVITE in a call's dialog: the phone holds the
 // call (sendonly, inactive) or resumes it (sendrecv); the media leg
-// answers the new offer, with the direction that mirrors it.
+// answers the new offer (its direction answers the offer's).
 func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 	var (
 		leg    MediaLeg
@@ -106,9 +66,6 @@ func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 		code, reason, headers := offerRefused(err)
 		respond(tx, req, code, reason, headers...)
 		return
-	}
-	if d := direction(answer); d == "sendrecv" {
-		answer = withDirection(answer, mirrored(direction(offer)))
 	}
 	if err := s.cfg.Switchboard.PhoneHold(context.Background(), callID, holds(offer)); err != nil {
 		s.log.Info("sip: re-INVITE refused", "call_id", callID, "err", err)
@@ -135,22 +92,19 @@ type dialog interface {
 // holdTimeout bounds a re-INVITE the switchboard sends.
 const holdTimeout = 10 * time.Second
 
-// sendHold tells the phone the agent held the call (a re-INVITE with
-// sendonly: the phone hears the hold audio and need not send) or resumed
-// it (sendrecv).
+// sendHold tells the phone the agent held the call (a re-INVITE whose
+// offer, the leg's own, is sendonly: the phone hears the hold audio and
+// need not send) or resumed it (sendrecv).
 func sendHold(d dialog, target sip.Uri, leg MediaLeg, held bool, log *slog.Logger) {
+	leg.Hold(held)
 	offer, err := leg.Offer()
 	if err != nil {
 		log.Warn("sip: no offer for the re-INVITE", "err", err)
 		return
 	}
-	dir := "sendrecv"
-	if held {
-		dir = "sendonly"
-	}
 	req := sip.NewRequest(sip.INVITE, target)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(withDirection(offer, dir))
+	req.SetBody(offer)
 	ctx, cancel := context.WithTimeout(context.Background(), holdTimeout)
 	defer cancel()
 	res, err := d.Do(ctx, req)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/pion/sdp/v3"
 
@@ -25,6 +26,11 @@ type MediaLeg interface {
 	Offer() ([]byte, error)
 	// ApplyAnswer takes the far end's answer to Offer.
 	ApplyAnswer(answer []byte) error
+	// Hold sets the direction of the leg's next offers: sendonly when
+	// held (the phone hears the hold audio and need not send), sendrecv
+	// when not. The re-INVITE that tells the phone carries the next
+	// Offer, whose o= version has risen.
+	Hold(held bool)
 	// Attach binds the leg to the phone's call in the switchboard (its
 	// id), once the call exists, so that the media plane carries that
 	// call's audio through it.
@@ -68,7 +74,14 @@ func (m NoMedia) NewLeg(context.Context, calls.Identifier) (MediaLeg, error) {
 	return &noLeg{host: host}, nil
 }
 
-type noLeg struct{ host string }
+type noLeg struct {
+	host string
+
+	mu      sync.Mutex
+	dir     string // of offers: inactive until Hold says otherwise
+	last    string // the direction of the last description
+	version uint64 // o=, which rises with each change
+}
 
 func (l *noLeg) Answer(offer []byte) ([]byte, error) {
 	pcmu, err := offersPCMU(offer)
@@ -81,14 +94,43 @@ func (l *noLeg) Answer(offer []byte) ([]byte, error) {
 	return l.sdp("inactive"), nil
 }
 
-func (l *noLeg) Offer() ([]byte, error)     { return l.sdp("inactive"), nil }
+func (l *noLeg) Offer() ([]byte, error) {
+	l.mu.Lock()
+	dir := l.dir
+	l.mu.Unlock()
+	if dir == "" {
+		dir = "inactive"
+	}
+	return l.sdp(dir), nil
+}
+
+func (l *noLeg) Hold(held bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dir = "sendrecv"
+	if held {
+		l.dir = "sendonly"
+	}
+}
+
 func (l *noLeg) ApplyAnswer(a []byte) error { return nil }
 func (l *noLeg) Attach(calls.Call)          {}
 func (l *noLeg) Close() error               { return nil }
 
+// sdp describes the leg with direction; the version rises when the
+// direction changes (RFC 3264 section 8).
 func (l *noLeg) sdp(direction string) []byte {
-	return fmt.Appendf(nil, "v=0\r\no=switchboard 1 1 IN IP4 %s\r\ns=switchboard\r\nc=IN IP4 %s\r\nt=0 0\r\n"+
-		"m=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=%s\r\n", l.host, l.host, direction)
+	l.mu.Lock()
+	if l.version == 0 {
+		l.version = 1
+	} else if direction != l.last {
+		l.version++
+	}
+	l.last = direction
+	version := l.version
+	l.mu.Unlock()
+	return fmt.Appendf(nil, "v=0\r\no=switchboard 1 %d IN IP4 %s\r\ns=switchboard\r\nc=IN IP4 %s\r\nt=0 0\r\n"+
+		"m=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=%s\r\n", version, l.host, l.host, direction)
 }
 
 // offersPCMU reports whether an SDP offer has an audio stream the

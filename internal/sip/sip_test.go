@@ -712,3 +712,59 @@ func TestMediaLegEvents(t *testing.T) {
 	run.wait(t)
 	h.wantEnded(in.ID, calls.ReasonMediaLost)
 }
+
+// TestHoldOffers: the agent holding and resuming a phone's call sends
+// re-INVITEs whose offers are the media leg's own (sipp checks sendonly,
+// then sendrecv), and the o= version of the switchboard's descriptions
+// rises with each: the answer, the hold, the resume.
+func TestHoldOffers(t *testing.T) {
+	h := newHarness(t, "carrier=sip:127.0.0.1")
+	run := h.startSipp("agent_holds.xml", routed, "u1")
+	in := h.incoming()
+	ctx := context.Background()
+	callstest.Must[calls.Call](t)(h.f.Accept(ctx, alice, in.ID))
+	callstest.Must[calls.Call](t)(h.f.Hold(ctx, alice, in.ID))
+	callstest.Must[calls.Call](t)(h.f.Resume(ctx, alice, in.ID))
+	callstest.Must[calls.Call](t)(h.f.HangUp(ctx, alice, in.ID, false))
+	h.next(alice.Identifier.RawID(), calls.EventCallEnded)
+	run.wait(t)
+	versions := run.originVersions(t, "switchboard")
+	if len(versions) != 3 {
+		t.Fatalf("the switchboard's o= versions %v, want 3 (answer, hold, resume)", versions)
+	}
+	for i := 1; i < len(versions); i++ {
+		if versions[i] <= versions[i-1] {
+			t.Errorf("o= versions %v: the re-INVITE %d did not raise it", versions, i)
+		}
+	}
+}
+
+// originVersions reads sipp's message trace for the session versions of
+// the o= lines of user's descriptions, in the order sipp received them
+// (sipp logs a retransmission again: repeats are dropped).
+func (s *sipp) originVersions(t *testing.T, user string) []uint64 {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(s.dir, "*_messages.log"))
+	if len(files) != 1 {
+		t.Fatalf("sipp's message trace: %v", files)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint64
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(strings.TrimSpace(line))
+		if len(f) < 3 || f[0] != "o="+user || seen[line] {
+			continue
+		}
+		seen[line] = true
+		v, err := strconv.ParseUint(f[2], 10, 64)
+		if err != nil {
+			t.Fatalf("o= line %q: %v", line, err)
+		}
+		out = append(out, v)
+	}
+	return out
+}

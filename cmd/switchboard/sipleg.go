@@ -16,6 +16,16 @@ func (l *phoneLeg) Answer(offer []byte) ([]byte, error) {
 	return answer, sipSDPError(err)
 }
 
+// Hold makes the leg's next offers sendonly (held: the phone hears the
+// hold audio) or sendrecv.
+func (l *phoneLeg) Hold(held bool) {
+	d := rtp.SendRecv
+	if held {
+		d = rtp.SendOnly
+	}
+	l.Leg.SetDirection(d)
+}
+
 // sipSDPError wraps an rtp SDP error in the sip package's, keeping both.
 func sipSDPError(err error) error {
 	switch {
