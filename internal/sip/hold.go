@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,7 +59,15 @@ func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	offer := req.Body()
 	if len(offer) == 0 {
-		respond(tx, req, 488, "Not Acceptable Here") // offerless re-INVITEs are not supported
+		// No offer: the 200 carries the leg's, the ACK the answer.
+		ours, err := leg.Offer()
+		if err != nil {
+			s.log.Warn("sip: no offer for an offerless re-INVITE", "call_id", callID, "err", err)
+			respond(tx, req, 500, "Server Internal Error")
+			return
+		}
+		s.awaitAnswer(req, pendingAnswer{leg: leg, callID: callID, offered: direction(ours)})
+		s.respondSDP(tx, req, ours)
 		return
 	}
 	answer, err := leg.Answer(offer)
@@ -72,7 +81,12 @@ func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 491, "Request Pending")
 		return
 	}
-	res := sip.NewResponseFromRequest(req, 200, "OK", answer)
+	s.respondSDP(tx, req, answer)
+}
+
+// respondSDP answers a re-INVITE 200 with a description.
+func (s *Server) respondSDP(tx sip.ServerTransaction, req *sip.Request, sdp []byte) {
+	res := sip.NewResponseFromRequest(req, 200, "OK", sdp)
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	contact := s.udp.ContactHDR
 	if strings.EqualFold(req.Transport(), "TCP") {
@@ -80,6 +94,72 @@ func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	res.AppendHeader(&contact)
 	_ = tx.Respond(res)
+}
+
+// pendingAnswer is a re-INVITE whose 200 offered: its ACK answers.
+type pendingAnswer struct {
+	leg     MediaLeg
+	callID  string
+	offered string // the offer's direction
+}
+
+// ackWait bounds how long an offer in a 200 waits for its ACK (64*T1 of
+// RFC 3261's default T1).
+const ackWait = 32 * time.Second
+
+// awaitAnswer notes that req's ACK carries the answer to p's offer.
+func (s *Server) awaitAnswer(req *sip.Request, p pendingAnswer) {
+	key, ok := ackKey(req)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	s.answers[key] = p
+	s.mu.Unlock()
+	time.AfterFunc(ackWait, func() {
+		s.mu.Lock()
+		delete(s.answers, key)
+		s.mu.Unlock()
+	})
+}
+
+// ackAnswer applies the answer an ACK carries to the offer of a
+// re-INVITE's 200, if it is one's. An answer that says the phone will not
+// receive, to an offer that let it, is the phone holding the call; one
+// that lets it receive resumes it.
+func (s *Server) ackAnswer(ack *sip.Request) {
+	key, ok := ackKey(ack)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	p, ok := s.answers[key]
+	delete(s.answers, key)
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	answer := ack.Body()
+	if err := p.leg.ApplyAnswer(answer); err != nil {
+		s.log.Info("sip: the answer in a re-INVITE's ACK was refused", "call_id", p.callID, "err", err)
+		return
+	}
+	if p.offered != "sendrecv" {
+		return // the answer cannot say whether the phone holds
+	}
+	if err := s.cfg.Switchboard.PhoneHold(context.Background(), p.callID, holds(answer)); err != nil {
+		s.log.Info("sip: hold by an ACK's answer refused", "call_id", p.callID, "err", err)
+	}
+}
+
+// ackKey names an INVITE transaction by what its ACK repeats: Call-ID and
+// CSeq number.
+func ackKey(req *sip.Request) (string, bool) {
+	id, cseq := req.CallID(), req.CSeq()
+	if id == nil || cseq == nil {
+		return "", false
+	}
+	return id.Value() + " " + strconv.FormatUint(uint64(cseq.SeqNo), 10), true
 }
 
 // dialog is what a call's dialog (either side's) offers for requests in

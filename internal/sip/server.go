@@ -86,8 +86,9 @@ type Server struct {
 
 	mu      sync.Mutex
 	closed  bool
-	dialogs map[string]*inbound  // by dialog id
-	outs    map[string]*outbound // calls out, by dialog id once answered
+	dialogs map[string]*inbound      // by dialog id
+	outs    map[string]*outbound     // calls out, by dialog id once answered
+	answers map[string]pendingAnswer // offers in re-INVITEs' 200s, by ackKey
 
 	regs []*registrar // trunks with ;register, set in New
 
@@ -116,7 +117,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "sip"), gate: g, dialogs: map[string]*inbound{}, outs: map[string]*outbound{},
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "sip"), gate: g, dialogs: map[string]*inbound{}, outs: map[string]*outbound{}, answers: map[string]pendingAnswer{},
 		limit: newSourceLimit(cfg.InviteBurst, cfg.InviteEvery)}
 	if err := s.listen(); err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -272,6 +273,20 @@ func TestInbound(t *testing.T) {
 		},
 		{
 			name: "answered over TCP, the carrier hangs up", scenario: "carrier_hangs_up.xml", transport: "t1",
+			act: func(h *harness, in calls.IncomingCall) {
+				callstest.Must[calls.Call](h.t)(h.f.Accept(context.Background(), alice, in.ID))
+			},
+			agent: calls.ReasonRemoteHungUp, phone: sip.ReasonPhoneHungUp,
+		},
+		{
+			name: "delayed offer: the 200 offers, the ACK answers", scenario: "delayed_offer.xml", transport: "u1",
+			act: func(h *harness, in calls.IncomingCall) {
+				callstest.Must[calls.Call](h.t)(h.f.Accept(context.Background(), alice, in.ID))
+			},
+			agent: calls.ReasonRemoteHungUp, phone: sip.ReasonPhoneHungUp,
+		},
+		{
+			name: "delayed offer over TCP", scenario: "delayed_offer.xml", transport: "t1",
 			act: func(h *harness, in calls.IncomingCall) {
 				callstest.Must[calls.Call](h.t)(h.f.Accept(context.Background(), alice, in.ID))
 			},
@@ -767,4 +782,38 @@ func (s *sipp) originVersions(t *testing.T, user string) []uint64 {
 		out = append(out, v)
 	}
 	return out
+}
+
+// sendrecvMedia's legs are NoMedia's, but offer sendrecv (as an RTP leg
+// does), with a version that rises with each offer.
+type sendrecvMedia struct{}
+
+type sendrecvLeg struct {
+	sip.MediaLeg
+	version atomic.Uint64
+}
+
+func (sendrecvMedia) NewLeg(ctx context.Context, phone calls.Identifier) (sip.MediaLeg, error) {
+	base, err := sip.NoMedia{}.NewLeg(ctx, phone)
+	return &sendrecvLeg{MediaLeg: base}, err
+}
+
+func (l *sendrecvLeg) Offer() ([]byte, error) {
+	return fmt.Appendf(nil, "v=0\r\no=switchboard 1 %d IN IP4 127.0.0.1\r\ns=switchboard\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
+		"m=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n", l.version.Add(1)), nil
+}
+
+// TestOfferlessReinvite: the phone holds and resumes by re-INVITEs without
+// SDP; each 200 carries the leg's offer (sipp checks it), and each ACK's
+// answer (sendonly, then sendrecv) holds and resumes the agent's side.
+func TestOfferlessReinvite(t *testing.T) {
+	h := newHarnessWith(t, func(c *sip.Config) { c.Media = sendrecvMedia{} }, "carrier=sip:127.0.0.1")
+	run := h.startSipp("carrier_holds_offerless.xml", routed, "u1")
+	in := h.incoming()
+	callstest.Must[calls.Call](t)(h.f.Accept(context.Background(), alice, in.ID))
+	h.waitState(alice.Identifier.RawID(), in.ID, calls.StateRemoteHold)
+	h.waitState(alice.Identifier.RawID(), in.ID, calls.StateConnected)
+	h.next(alice.Identifier.RawID(), calls.EventCallEnded)
+	run.wait(t)
+	h.wantEnded(in.ID, calls.ReasonRemoteHungUp)
 }
