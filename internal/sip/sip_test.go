@@ -817,3 +817,23 @@ func TestOfferlessReinvite(t *testing.T) {
 	run.wait(t)
 	h.wantEnded(in.ID, calls.ReasonRemoteHungUp)
 }
+
+// TestOutboundByPrefix: a call out leaves through the trunk whose
+// ;prefix= matches its number, not the first trunk (sipp, as that trunk's
+// carrier, answers 486).
+func TestOutboundByPrefix(t *testing.T) {
+	port, elsewhere := freePort(t), freePort(t)
+	h := newHarness(t, "other=sip:127.0.0.1:"+strconv.Itoa(elsewhere),
+		"us=sip:127.0.0.1:"+strconv.Itoa(port)+";prefix=+44,+1425")
+	carrier := h.startCarrier("answers_busy.xml", port, "u1")
+	alt := calls.PhoneNumber(routed)
+	c := callstest.Must[calls.Call](t)(h.f.StartCall(context.Background(), alice, calls.StartCallRequest{
+		Participants: []calls.Identifier{calls.PhoneNumber(customer)}, AlternateCallerID: &alt}))
+	for {
+		if ev := h.next(alice.Identifier.RawID(), calls.EventCallEnded); ev.CallID == c.ID {
+			break
+		}
+	}
+	carrier.wait(t)
+	h.wantEnded(c.ID, calls.EndReason{Code: 486})
+}
