@@ -45,7 +45,7 @@ func sipFlags(fs *flag.FlagSet, cfg *SIPConfig, env func(name, def string) strin
 	silence := fs.String("rtp-silence-timeout", env("SWITCHBOARD_RTP_SILENCE_TIMEOUT", "30s"), "end a phone call with 410 when its far end sends nothing for this long; 0 never (env SWITCHBOARD_RTP_SILENCE_TIMEOUT)")
 	fs.StringVar(&cfg.MutedPrompt, "sip-muted-prompt", env("SWITCHBOARD_SIP_MUTED_PROMPT", ""), "a WAV file (16-bit PCM, any rate) a phone muted by others hears, saying that *6 unmutes it; empty is the built-in English one (env SWITCHBOARD_SIP_MUTED_PROMPT)")
 	var trunks trunkFlags
-	fs.Var(&trunks, "sip-trunk", "a carrier trunk, NAME=sip:USER:PASSWORD@HOST:PORT, repeatable: calls from HOST are trusted, others may authenticate with USER and PASSWORD (env SWITCHBOARD_SIP_TRUNKS, space-separated)")
+	fs.Var(&trunks, "sip-trunk", "a carrier trunk, NAME=sip:USER:PASSWORD@HOST:PORT[;transport=tcp][;register[=SECONDS]][;prefix=+NN,...], repeatable: calls from HOST are trusted, others may authenticate with USER and PASSWORD; calls out take the trunk with the longest matching prefix (env SWITCHBOARD_SIP_TRUNKS, space-separated)")
 	return func() error {
 		if len(trunks) == 0 {
 			trunks = strings.Fields(env("SWITCHBOARD_SIP_TRUNKS", ""))

@@ -39,6 +39,9 @@ func TestSIPInbound(t *testing.T) {
 	}{
 		{name: "answered, then the carrier hangs up", scenario: "carrier_hangs_up.xml", accept: true, code: 0, sub: 5000},
 		{name: "canceled before the answer", scenario: "cancel.xml", code: 487},
+		{name: "delayed offer: the RTP leg offers in the 200, the ACK answers", scenario: "delayed_offer.xml", accept: true, code: 0, sub: 5000},
+		{name: "delayed offer, no answer in the ACK: BYE, 488", scenario: "delayed_offer_no_answer.xml", accept: true, code: 488},
+		{name: "re-INVITEs without SDP: the RTP leg offers, the ACKs hold and resume", scenario: "carrier_holds_offerless.xml", accept: true, code: 0, sub: 5000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -394,5 +397,28 @@ func TestSIPOutbound(t *testing.T) {
 	}
 	if r := h.Call.CallEndReason; r == nil || r.Code != 486 {
 		t.Errorf("history has %+v, want 486", r)
+	}
+}
+
+// TestSIPOfferRefused: the real RTP legs refuse an offer that is not SDP
+// with 400 and a valid one without PCMU with 488 (sipp checks the status),
+// and neither rings anyone.
+func TestSIPOfferRefused(t *testing.T) {
+	if _, err := exec.LookPath("sipp"); err != nil {
+		t.Skip("sipp is not installed (Debian package sip-tester)")
+	}
+	for _, scenario := range []string{"fails_400.xml", "fails_488.xml"} {
+		t.Run(scenario, func(t *testing.T) {
+			m, history := startSIPSwitchboard(t, "carrier=sip:127.0.0.1", "")
+			routeNumber(t, m, "+14255550100", "alice")
+			runSipp(t, scenario, "+14255550100", m.SIPAddr)()
+			page, err := history.FindCalls(context.Background(), calls.CallFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Items) != 0 {
+				t.Errorf("a refused offer made calls: %+v", page.Items)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -91,7 +92,7 @@ func FuzzMessage(f *testing.F) {
 		if c, ok := callerOf(req); ok && c.Identifier.Validate() != nil {
 			t.Fatalf("caller %+v is not a valid phone number", c)
 		}
-		offersPCMU(req.Body())
+		_, _ = offersPCMU(req.Body())
 	})
 }
 
@@ -103,8 +104,12 @@ func FuzzOffer(f *testing.F) {
 	f.Add([]byte("v=0\r\nm=video 5000 RTP/AVP 96\r\nm=audio 6000 RTP/AVP 97\r\na=rtpmap:97 pcmu/8000/1\r\n"))
 	f.Add([]byte("m= audio 00 RTP/ 0")) // CI found the hand-written parser taking this
 	f.Fuzz(func(t *testing.T, offer []byte) {
-		if offersPCMU(offer) && !strings.Contains(string(offer), "m=audio") {
+		ok, err := offersPCMU(offer)
+		if ok && !strings.Contains(string(offer), "m=audio") {
 			t.Fatalf("an offer without an audio stream was taken: %q", offer)
+		}
+		if err != nil && (ok || !errors.Is(err, ErrBadSDP)) {
+			t.Fatalf("offersPCMU = %v, %v: an error must be ErrBadSDP and take nothing", ok, err)
 		}
 	})
 }

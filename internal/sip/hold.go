@@ -1,9 +1,9 @@
 package sip
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,48 +41,9 @@ func holds(offer []byte) bool {
 	return d == "sendonly" || d == "inactive"
 }
 
-// mirrored is the direction that answers dir.
-func mirrored(dir string) string {
-	switch dir {
-	case "sendonly":
-		return "recvonly"
-	case "recvonly":
-		return "sendonly"
-	}
-	return dir
-}
-
-// withDirection sets an SDP's direction attributes to dir.
-func withDirection(sdp []byte, dir string) []byte {
-	var out bytes.Buffer
-	set := false
-	for _, line := range strings.SplitAfter(string(sdp), "\n") {
-		trimmed := strings.TrimSpace(line)
-		isDir := false
-		for _, d := range directions {
-			if trimmed == "a="+d {
-				isDir = true
-			}
-		}
-		if isDir {
-			out.WriteString("a=" + dir + "\r\n")
-			set = true
-			continue
-		}
-		out.WriteString(line)
-	}
-	if !set {
-		if out.Len() > 0 && !bytes.HasSuffix(out.Bytes(), []byte("\n")) {
-			out.WriteString("\r\n")
-		}
-		out.WriteString("a=" + dir + "\r\n")
-	}
-	return out.Bytes()
-}
-
 // reinvite answers a re-INVITE in a call's dialog: the phone holds the
 // call (sendonly, inactive) or resumes it (sendrecv); the media leg
-// answers the new offer, with the direction that mirrors it.
+// answers the new offer (its direction answers the offer's).
 func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 	var (
 		leg    MediaLeg
@@ -98,23 +59,34 @@ func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	offer := req.Body()
 	if len(offer) == 0 {
-		respond(tx, req, 488, "Not Acceptable Here") // offerless re-INVITEs are not supported
+		// No offer: the 200 carries the leg's, the ACK the answer.
+		ours, err := leg.Offer()
+		if err != nil {
+			s.log.Warn("sip: no offer for an offerless re-INVITE", "call_id", callID, "err", err)
+			respond(tx, req, 500, "Server Internal Error")
+			return
+		}
+		s.awaitAnswer(req, pendingAnswer{leg: leg, callID: callID, offered: direction(ours)})
+		s.respondSDP(tx, req, ours)
 		return
 	}
 	answer, err := leg.Answer(offer)
 	if err != nil {
-		respond(tx, req, 488, "Not Acceptable Here")
+		code, reason, headers := offerRefused(err)
+		respond(tx, req, code, reason, headers...)
 		return
-	}
-	if d := direction(answer); d == "sendrecv" {
-		answer = withDirection(answer, mirrored(direction(offer)))
 	}
 	if err := s.cfg.Switchboard.PhoneHold(context.Background(), callID, holds(offer)); err != nil {
 		s.log.Info("sip: re-INVITE refused", "call_id", callID, "err", err)
 		respond(tx, req, 491, "Request Pending")
 		return
 	}
-	res := sip.NewResponseFromRequest(req, 200, "OK", answer)
+	s.respondSDP(tx, req, answer)
+}
+
+// respondSDP answers a re-INVITE 200 with a description.
+func (s *Server) respondSDP(tx sip.ServerTransaction, req *sip.Request, sdp []byte) {
+	res := sip.NewResponseFromRequest(req, 200, "OK", sdp)
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	contact := s.udp.ContactHDR
 	if strings.EqualFold(req.Transport(), "TCP") {
@@ -122,6 +94,72 @@ func (s *Server) reinvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	res.AppendHeader(&contact)
 	_ = tx.Respond(res)
+}
+
+// pendingAnswer is a re-INVITE whose 200 offered: its ACK answers.
+type pendingAnswer struct {
+	leg     MediaLeg
+	callID  string
+	offered string // the offer's direction
+}
+
+// ackWait bounds how long an offer in a 200 waits for its ACK (64*T1 of
+// RFC 3261's default T1).
+const ackWait = 32 * time.Second
+
+// awaitAnswer notes that req's ACK carries the answer to p's offer.
+func (s *Server) awaitAnswer(req *sip.Request, p pendingAnswer) {
+	key, ok := ackKey(req)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	s.answers[key] = p
+	s.mu.Unlock()
+	time.AfterFunc(ackWait, func() {
+		s.mu.Lock()
+		delete(s.answers, key)
+		s.mu.Unlock()
+	})
+}
+
+// ackAnswer applies the answer an ACK carries to the offer of a
+// re-INVITE's 200, if it is one's. An answer that says the phone will not
+// receive, to an offer that let it, is the phone holding the call; one
+// that lets it receive resumes it.
+func (s *Server) ackAnswer(ack *sip.Request) {
+	key, ok := ackKey(ack)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	p, ok := s.answers[key]
+	delete(s.answers, key)
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	answer := ack.Body()
+	if err := p.leg.ApplyAnswer(answer); err != nil {
+		s.log.Info("sip: the answer in a re-INVITE's ACK was refused", "call_id", p.callID, "err", err)
+		return
+	}
+	if p.offered != "sendrecv" {
+		return // the answer cannot say whether the phone holds
+	}
+	if err := s.cfg.Switchboard.PhoneHold(context.Background(), p.callID, holds(answer)); err != nil {
+		s.log.Info("sip: hold by an ACK's answer refused", "call_id", p.callID, "err", err)
+	}
+}
+
+// ackKey names an INVITE transaction by what its ACK repeats: Call-ID and
+// CSeq number.
+func ackKey(req *sip.Request) (string, bool) {
+	id, cseq := req.CallID(), req.CSeq()
+	if id == nil || cseq == nil {
+		return "", false
+	}
+	return id.Value() + " " + strconv.FormatUint(uint64(cseq.SeqNo), 10), true
 }
 
 // dialog is what a call's dialog (either side's) offers for requests in
@@ -134,22 +172,19 @@ type dialog interface {
 // holdTimeout bounds a re-INVITE the switchboard sends.
 const holdTimeout = 10 * time.Second
 
-// sendHold tells the phone the agent held the call (a re-INVITE with
-// sendonly: the phone hears the hold audio and need not send) or resumed
-// it (sendrecv).
+// sendHold tells the phone the agent held the call (a re-INVITE whose
+// offer, the leg's own, is sendonly: the phone hears the hold audio and
+// need not send) or resumed it (sendrecv).
 func sendHold(d dialog, target sip.Uri, leg MediaLeg, held bool, log *slog.Logger) {
+	leg.Hold(held)
 	offer, err := leg.Offer()
 	if err != nil {
 		log.Warn("sip: no offer for the re-INVITE", "err", err)
 		return
 	}
-	dir := "sendrecv"
-	if held {
-		dir = "sendonly"
-	}
 	req := sip.NewRequest(sip.INVITE, target)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(withDirection(offer, dir))
+	req.SetBody(offer)
 	ctx, cancel := context.WithTimeout(context.Background(), holdTimeout)
 	defer cancel()
 	res, err := d.Do(ctx, req)

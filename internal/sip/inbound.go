@@ -21,6 +21,10 @@ var ReasonPhoneHungUp = calls.EndReason{Code: 0, SubCode: 0, Message: "the phone
 // the switchboard's 200 (RFC 3261 13.3.1.4: 64*T1 of retransmissions).
 var ReasonNoAck = calls.EndReason{Code: 408, SubCode: 0, Message: "the phone did not acknowledge the answer"}
 
+// ReasonBadAckAnswer ends a call whose ACK did not carry an acceptable
+// answer to the switchboard's offer (a delayed-offer INVITE's).
+var ReasonBadAckAnswer = calls.EndReason{Code: 488, SubCode: 0, Message: "the phone's answer in the ACK was refused"}
+
 // byeTimeout bounds waiting for the answer to a BYE we send.
 const byeTimeout = 5 * time.Second
 
@@ -90,8 +94,11 @@ type inbound struct {
 	leg    MediaLeg
 	callID string
 	log    *slog.Logger
+	// delayed: the INVITE had no offer; the 200 offers, the ACK answers.
+	delayed bool
 
 	mu         sync.Mutex
+	ackBody    []byte     // the body of the last ACK
 	remoteDone bool       // the phone sent BYE
 	infoMu     sync.Mutex // INFOs take turns
 }
@@ -181,14 +188,23 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		_ = ds.Respond(503, "Service Unavailable", nil)
 		return
 	}
-	answer, err := leg.Answer(req.Body())
+	// The 200 carries the leg's answer, or its offer when the INVITE has
+	// none (delayed offer: the ACK answers).
+	delayed := len(req.Body()) == 0
+	var answer []byte
+	if delayed {
+		answer, err = leg.Offer()
+	} else {
+		answer, err = leg.Answer(req.Body())
+	}
 	if err != nil {
 		_ = leg.Close()
-		log.Info("sip: offer refused", "err", err)
-		_ = ds.Respond(488, "Not Acceptable Here", nil, sip.NewHeader("Warning", `304 switchboard "PCMU only"`))
+		log.Info("sip: offer refused", "err", err, "delayed_offer", delayed)
+		code, reason, headers := offerRefused(err)
+		_ = ds.Respond(code, reason, nil, headers...)
 		return
 	}
-	in := &inbound{s: s, ds: ds, line: newLine(), leg: leg, log: log}
+	in := &inbound{s: s, ds: ds, line: newLine(), leg: leg, log: log, delayed: delayed}
 	defer func() { _ = leg.Close() }()
 	call, err := s.cfg.Switchboard.StartPhoneCall(s.ctx, calls.PhoneCallRequest{Caller: caller, Callee: *route.Target, Line: in.line})
 	if err != nil {
@@ -246,6 +262,9 @@ func (in *inbound) ring(answer []byte) bool {
 						_ = in.s.cfg.Switchboard.EndPhoneCall(context.Background(), in.callID, reason)
 						return false
 					}
+					if in.delayed {
+						return in.ackAnswered()
+					}
 					return true
 				case c.State == calls.StateRinging && !rang:
 					rang = true
@@ -263,6 +282,22 @@ func (in *inbound) ring(answer []byte) bool {
 			return false
 		}
 	}
+}
+
+// ackAnswered applies the answer the ACK carried to a delayed offer; a
+// missing or refused one ends the call with BYE (RFC 3261 section
+// 13.3.1.4).
+func (in *inbound) ackAnswered() bool {
+	in.mu.Lock()
+	answer := in.ackBody
+	in.mu.Unlock()
+	if err := in.leg.ApplyAnswer(answer); err != nil {
+		in.log.Info("sip: the answer in the ACK was refused", "err", err)
+		_ = in.s.cfg.Switchboard.EndPhoneCall(context.Background(), in.callID, ReasonBadAckAnswer)
+		in.hangUp()
+		return false
+	}
+	return true
 }
 
 // live waits for the answered call's end: BYE from the phone (onBye ends
@@ -339,7 +374,11 @@ func (s *Server) dialogOf(req *sip.Request) *inbound {
 }
 
 func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	s.ackAnswer(req) // a re-INVITE's, when its 200 offered
 	if in := s.dialogOf(req); in != nil {
+		in.mu.Lock()
+		in.ackBody = req.Body()
+		in.mu.Unlock()
 		_ = in.ds.ReadAck(req, tx)
 	}
 }
@@ -385,6 +424,15 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 // onNoRoute answers any other method: 405 with what is allowMethods.
 func (s *Server) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
 	respond(tx, req, 405, "Method Not Allowed", sip.NewHeader("Allow", allowMethods))
+}
+
+// offerRefused is the answer to an offer a media leg refused: 400 for one
+// that is not SDP, else 488 (no PCMU).
+func offerRefused(err error) (int, string, []sip.Header) {
+	if errors.Is(err, ErrBadSDP) {
+		return 400, "Bad Request", []sip.Header{sip.NewHeader("Warning", `399 switchboard "the offer is not valid SDP"`)}
+	}
+	return 488, "Not Acceptable Here", []sip.Header{sip.NewHeader("Warning", `304 switchboard "PCMU only"`)}
 }
 
 // endStatus is the SIP status an unanswered call ends with: its end

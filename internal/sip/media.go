@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"sync"
 
 	"github.com/pion/sdp/v3"
 
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/sdpaudio"
 )
 
 // MediaLeg is the audio of one call with the phone network: plain RTP,
@@ -16,14 +17,20 @@ import (
 // package only carries its SDP in INVITEs and their answers.
 type MediaLeg interface {
 	// Answer takes the phone's SDP offer and returns the leg's answer. An
-	// offer the leg cannot take (no PCMU) is an error, which the INVITE
-	// is answered 488 for.
+	// offer that is not SDP is an error wrapping ErrBadSDP, which the
+	// INVITE is answered 400 for; any other error (no PCMU:
+	// ErrNoCommonCodec) is answered 488.
 	Answer(offer []byte) ([]byte, error)
 	// Offer returns an SDP offer, for a call the switchboard places or a
 	// re-INVITE it sends.
 	Offer() ([]byte, error)
 	// ApplyAnswer takes the far end's answer to Offer.
 	ApplyAnswer(answer []byte) error
+	// Hold sets the direction of the leg's next offers: sendonly when
+	// held (the phone hears the hold audio and need not send), sendrecv
+	// when not. The re-INVITE that tells the phone carries the next
+	// Offer, whose o= version has risen.
+	Hold(held bool)
 	// Attach binds the leg to the phone's call in the switchboard (its
 	// id), once the call exists, so that the media plane carries that
 	// call's audio through it.
@@ -39,9 +46,15 @@ type Media interface {
 	NewLeg(ctx context.Context, phone calls.Identifier) (MediaLeg, error)
 }
 
-// ErrNoCommonCodec is what a leg answers to an offer without PCMU; legs of
-// other packages may answer their own error, which is answered 488 too.
-var ErrNoCommonCodec = errors.New("sip: the offer has no PCMU (payload 0 or an rtpmap of PCMU/8000)")
+// Errors of MediaLeg.Answer. Legs of other packages wrap ErrBadSDP for an
+// offer they cannot parse (answered 400); any other error of theirs is
+// answered 488, as ErrNoCommonCodec is.
+var (
+	// ErrBadSDP: the offer does not parse as SDP.
+	ErrBadSDP = errors.New("sip: the offer is not a valid session description")
+	// ErrNoCommonCodec: a valid offer without PCMU.
+	ErrNoCommonCodec = errors.New("sip: the offer has no PCMU (payload 0 or an rtpmap of PCMU/8000)")
+)
 
 // NoMedia is the Media of a switchboard without an RTP engine: its legs
 // check that an offer takes PCMU and answer it with an inactive stream on
@@ -61,58 +74,78 @@ func (m NoMedia) NewLeg(context.Context, calls.Identifier) (MediaLeg, error) {
 	return &noLeg{host: host}, nil
 }
 
-type noLeg struct{ host string }
+type noLeg struct {
+	host string
+
+	mu      sync.Mutex
+	dir     string // of offers: inactive until Hold says otherwise
+	last    string // the direction of the last description
+	version uint64 // o=, which rises with each change
+}
 
 func (l *noLeg) Answer(offer []byte) ([]byte, error) {
-	if !offersPCMU(offer) {
+	pcmu, err := offersPCMU(offer)
+	if err != nil {
+		return nil, err
+	}
+	if !pcmu {
 		return nil, ErrNoCommonCodec
 	}
 	return l.sdp("inactive"), nil
 }
 
-func (l *noLeg) Offer() ([]byte, error)     { return l.sdp("inactive"), nil }
+func (l *noLeg) Offer() ([]byte, error) {
+	l.mu.Lock()
+	dir := l.dir
+	l.mu.Unlock()
+	if dir == "" {
+		dir = "inactive"
+	}
+	return l.sdp(dir), nil
+}
+
+func (l *noLeg) Hold(held bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dir = "sendrecv"
+	if held {
+		l.dir = "sendonly"
+	}
+}
+
 func (l *noLeg) ApplyAnswer(a []byte) error { return nil }
 func (l *noLeg) Attach(calls.Call)          {}
 func (l *noLeg) Close() error               { return nil }
 
+// sdp describes the leg with direction; the version rises when the
+// direction changes (RFC 3264 section 8).
 func (l *noLeg) sdp(direction string) []byte {
-	return fmt.Appendf(nil, "v=0\r\no=switchboard 1 1 IN IP4 %s\r\ns=switchboard\r\nc=IN IP4 %s\r\nt=0 0\r\n"+
-		"m=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=%s\r\n", l.host, l.host, direction)
+	l.mu.Lock()
+	if l.version == 0 {
+		l.version = 1
+	} else if direction != l.last {
+		l.version++
+	}
+	l.last = direction
+	version := l.version
+	l.mu.Unlock()
+	return fmt.Appendf(nil, "v=0\r\no=switchboard 1 %d IN IP4 %s\r\ns=switchboard\r\nc=IN IP4 %s\r\nt=0 0\r\n"+
+		"m=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=%s\r\n", version, l.host, l.host, direction)
 }
 
-// offersPCMU reports whether an SDP offer has an audio stream over plain
-// RTP (RTP/AVP or RTP/AVPF, port not 0) that takes PCMU: payload type 0
-// without an rtpmap, or any type whose rtpmap says PCMU/8000. pion/sdp
-// parses; anything it refuses, or panics on, takes nothing.
-func offersPCMU(offer []byte) (ok bool) {
+// offersPCMU reports whether an SDP offer has an audio stream the
+// switchboard takes (package sdpaudio's rule: plain RTP with PCMU).
+// pion/sdp parses; anything it refuses, or panics on, is an error wrapping
+// ErrBadSDP.
+func offersPCMU(offer []byte) (ok bool, err error) {
 	defer func() {
-		if recover() != nil {
-			ok = false
+		if r := recover(); r != nil {
+			ok, err = false, fmt.Errorf("%w: the parser crashed: %v", ErrBadSDP, r)
 		}
 	}()
 	var sd sdp.SessionDescription
-	if sd.Unmarshal(offer) != nil {
-		return false
+	if err := sd.Unmarshal(offer); err != nil {
+		return false, fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
-	for _, m := range sd.MediaDescriptions {
-		mn := m.MediaName
-		proto := strings.ToUpper(strings.Join(mn.Protos, "/"))
-		if mn.Media != "audio" || mn.Port.Value <= 0 || mn.Port.Value > 65535 || (proto != "RTP/AVP" && proto != "RTP/AVPF") {
-			continue
-		}
-		rtpmap := map[string]string{}
-		for _, a := range m.Attributes {
-			if a.Key == "rtpmap" {
-				pt, enc, _ := strings.Cut(a.Value, " ")
-				rtpmap[pt] = strings.ToUpper(strings.TrimSpace(enc))
-			}
-		}
-		for _, f := range mn.Formats {
-			enc, mapped := rtpmap[f]
-			if (f == "0" && !mapped) || strings.HasPrefix(enc, "PCMU/8000") {
-				return true
-			}
-		}
-	}
-	return false
+	return sdpaudio.Takes(&sd), nil
 }

@@ -16,7 +16,8 @@ import (
 
 var _ calls.PhoneNetwork = (*Server)(nil)
 
-// ReasonNoTrunk ends a call to a phone number when no trunk is configured.
+// ReasonNoTrunk ends a call to a phone number when no trunk takes it (none
+// is configured, or all have prefixes and none matches).
 var ReasonNoTrunk = calls.EndReason{Code: 503, SubCode: 0, Message: "no SIP trunk to call phone numbers through"}
 
 // outbound is one call to the phone network, from its INVITE to its end.
@@ -34,7 +35,8 @@ type outbound struct {
 }
 
 // Dial implements calls.PhoneNetwork: it sends the INVITE through the
-// first trunk, in the background.
+// trunk for the number (the longest ;prefix= that matches, else the first
+// trunk without prefixes), in the background.
 func (s *Server) Dial(c calls.Call) calls.PhoneLine {
 	ln := newLine()
 	if !s.track() {
@@ -54,12 +56,13 @@ func (o *outbound) end(reason calls.EndReason) {
 func (o *outbound) run() {
 	s := o.s
 	defer s.handlers.Done()
-	if len(s.cfg.Trunks) == 0 {
+	number := strings.TrimPrefix(o.call.AgentID, "4:")
+	trunk, ok := trunkFor(s.cfg.Trunks, number)
+	if !ok {
 		o.end(ReasonNoTrunk)
 		return
 	}
-	o.trunk = s.cfg.Trunks[0]
-	number := strings.TrimPrefix(o.call.AgentID, "4:")
+	o.trunk = trunk
 	from := o.call.CallerInfo.Identifier.ID
 	leg, err := s.cfg.Media.NewLeg(s.ctx, calls.PhoneNumber(number))
 	if err != nil {

@@ -86,8 +86,11 @@ type Server struct {
 
 	mu      sync.Mutex
 	closed  bool
-	dialogs map[string]*inbound  // by dialog id
-	outs    map[string]*outbound // calls out, by dialog id once answered
+	dialogs map[string]*inbound      // by dialog id
+	outs    map[string]*outbound     // calls out, by dialog id once answered
+	answers map[string]pendingAnswer // offers in re-INVITEs' 200s, by ackKey
+
+	regs []*registrar // trunks with ;register, set in New
 
 	handlers sync.WaitGroup // calls in progress (INVITE handlers)
 	serving  sync.WaitGroup // the UDP and TCP serving loops
@@ -114,7 +117,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "sip"), gate: g, dialogs: map[string]*inbound{}, outs: map[string]*outbound{},
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "sip"), gate: g, dialogs: map[string]*inbound{}, outs: map[string]*outbound{}, answers: map[string]pendingAnswer{},
 		limit: newSourceLimit(cfg.InviteBurst, cfg.InviteEvery)}
 	if err := s.listen(); err != nil {
 		return nil, err
@@ -183,6 +186,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			s.log.Error("sip: serving TCP ended", "err", err)
 		}
 	}()
+	s.startRegistrations()
 	s.log.Info("SIP listening", "addr", s.addr, "udp", true, "tcp", true, "trunks", len(cfg.Trunks))
 	return s, nil
 }
@@ -233,7 +237,8 @@ func outboundHost() string {
 func (s *Server) Addr() string { return s.addr }
 
 // Close stops taking requests, ends the calls in progress (503 before an
-// answer, BYE after) and waits for them until ctx ends.
+// answer, BYE after), unregisters from the trunks it registered with, and
+// waits for all that until ctx ends.
 func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
@@ -248,11 +253,13 @@ func (s *Server) Close(ctx context.Context) error {
 		s.handlers.Wait()
 		close(done)
 	}()
-	var err error
+	err := s.stopRegistrations(ctx)
 	select {
 	case <-done:
 	case <-ctx.Done():
-		err = ctx.Err()
+		if err == nil {
+			err = ctx.Err()
+		}
 	}
 	s.closeListeners()
 	if cerr := s.ua.Close(); cerr != nil && err == nil {

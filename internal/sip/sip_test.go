@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -278,6 +279,20 @@ func TestInbound(t *testing.T) {
 			agent: calls.ReasonRemoteHungUp, phone: sip.ReasonPhoneHungUp,
 		},
 		{
+			name: "delayed offer: the 200 offers, the ACK answers", scenario: "delayed_offer.xml", transport: "u1",
+			act: func(h *harness, in calls.IncomingCall) {
+				callstest.Must[calls.Call](h.t)(h.f.Accept(context.Background(), alice, in.ID))
+			},
+			agent: calls.ReasonRemoteHungUp, phone: sip.ReasonPhoneHungUp,
+		},
+		{
+			name: "delayed offer over TCP", scenario: "delayed_offer.xml", transport: "t1",
+			act: func(h *harness, in calls.IncomingCall) {
+				callstest.Must[calls.Call](h.t)(h.f.Accept(context.Background(), alice, in.ID))
+			},
+			agent: calls.ReasonRemoteHungUp, phone: sip.ReasonPhoneHungUp,
+		},
+		{
 			name: "answered, the phone holds and resumes, then hangs up", scenario: "carrier_holds.xml", transport: "u1",
 			act: func(h *harness, in calls.IncomingCall) {
 				callstest.Must[calls.Call](h.t)(h.f.Accept(context.Background(), alice, in.ID))
@@ -398,6 +413,7 @@ func TestInboundRefused(t *testing.T) {
 	}{
 		{name: "unrouted number: 404", trunk: "carrier=sip:127.0.0.1", scenario: "fails_404.xml", number: unrouted},
 		{name: "no PCMU in the offer: 488", trunk: "carrier=sip:127.0.0.1", scenario: "fails_488.xml", number: routed},
+		{name: "an offer that is not SDP: 400", trunk: "carrier=sip:127.0.0.1", scenario: "fails_400.xml", number: routed},
 		{name: "not a trunk, no credentials to challenge for: 403", trunk: "carrier=sip:127.0.0.2", scenario: "fails_403.xml", number: routed},
 	}
 	for _, tt := range tests {
@@ -710,4 +726,114 @@ func TestMediaLegEvents(t *testing.T) {
 	h.next(alice.Identifier.RawID(), calls.EventCallEnded)
 	run.wait(t)
 	h.wantEnded(in.ID, calls.ReasonMediaLost)
+}
+
+// TestHoldOffers: the agent holding and resuming a phone's call sends
+// re-INVITEs whose offers are the media leg's own (sipp checks sendonly,
+// then sendrecv), and the o= version of the switchboard's descriptions
+// rises with each: the answer, the hold, the resume.
+func TestHoldOffers(t *testing.T) {
+	h := newHarness(t, "carrier=sip:127.0.0.1")
+	run := h.startSipp("agent_holds.xml", routed, "u1")
+	in := h.incoming()
+	ctx := context.Background()
+	callstest.Must[calls.Call](t)(h.f.Accept(ctx, alice, in.ID))
+	callstest.Must[calls.Call](t)(h.f.Hold(ctx, alice, in.ID))
+	callstest.Must[calls.Call](t)(h.f.Resume(ctx, alice, in.ID))
+	callstest.Must[calls.Call](t)(h.f.HangUp(ctx, alice, in.ID, false))
+	h.next(alice.Identifier.RawID(), calls.EventCallEnded)
+	run.wait(t)
+	versions := run.originVersions(t, "switchboard")
+	if len(versions) != 3 {
+		t.Fatalf("the switchboard's o= versions %v, want 3 (answer, hold, resume)", versions)
+	}
+	for i := 1; i < len(versions); i++ {
+		if versions[i] <= versions[i-1] {
+			t.Errorf("o= versions %v: the re-INVITE %d did not raise it", versions, i)
+		}
+	}
+}
+
+// originVersions reads sipp's message trace for the session versions of
+// the o= lines of user's descriptions, in the order sipp received them
+// (sipp logs a retransmission again: repeats are dropped).
+func (s *sipp) originVersions(t *testing.T, user string) []uint64 {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(s.dir, "*_messages.log"))
+	if len(files) != 1 {
+		t.Fatalf("sipp's message trace: %v", files)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint64
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(strings.TrimSpace(line))
+		if len(f) < 3 || f[0] != "o="+user || seen[line] {
+			continue
+		}
+		seen[line] = true
+		v, err := strconv.ParseUint(f[2], 10, 64)
+		if err != nil {
+			t.Fatalf("o= line %q: %v", line, err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// sendrecvMedia's legs are NoMedia's, but offer sendrecv (as an RTP leg
+// does), with a version that rises with each offer.
+type sendrecvMedia struct{}
+
+type sendrecvLeg struct {
+	sip.MediaLeg
+	version atomic.Uint64
+}
+
+func (sendrecvMedia) NewLeg(ctx context.Context, phone calls.Identifier) (sip.MediaLeg, error) {
+	base, err := sip.NoMedia{}.NewLeg(ctx, phone)
+	return &sendrecvLeg{MediaLeg: base}, err
+}
+
+func (l *sendrecvLeg) Offer() ([]byte, error) {
+	return fmt.Appendf(nil, "v=0\r\no=switchboard 1 %d IN IP4 127.0.0.1\r\ns=switchboard\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
+		"m=audio 9 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n", l.version.Add(1)), nil
+}
+
+// TestOfferlessReinvite: the phone holds and resumes by re-INVITEs without
+// SDP; each 200 carries the leg's offer (sipp checks it), and each ACK's
+// answer (sendonly, then sendrecv) holds and resumes the agent's side.
+func TestOfferlessReinvite(t *testing.T) {
+	h := newHarnessWith(t, func(c *sip.Config) { c.Media = sendrecvMedia{} }, "carrier=sip:127.0.0.1")
+	run := h.startSipp("carrier_holds_offerless.xml", routed, "u1")
+	in := h.incoming()
+	callstest.Must[calls.Call](t)(h.f.Accept(context.Background(), alice, in.ID))
+	h.waitState(alice.Identifier.RawID(), in.ID, calls.StateRemoteHold)
+	h.waitState(alice.Identifier.RawID(), in.ID, calls.StateConnected)
+	h.next(alice.Identifier.RawID(), calls.EventCallEnded)
+	run.wait(t)
+	h.wantEnded(in.ID, calls.ReasonRemoteHungUp)
+}
+
+// TestOutboundByPrefix: a call out leaves through the trunk whose
+// ;prefix= matches its number, not the first trunk (sipp, as that trunk's
+// carrier, answers 486).
+func TestOutboundByPrefix(t *testing.T) {
+	port, elsewhere := freePort(t), freePort(t)
+	h := newHarness(t, "other=sip:127.0.0.1:"+strconv.Itoa(elsewhere),
+		"us=sip:127.0.0.1:"+strconv.Itoa(port)+";prefix=+44,+1425")
+	carrier := h.startCarrier("answers_busy.xml", port, "u1")
+	alt := calls.PhoneNumber(routed)
+	c := callstest.Must[calls.Call](t)(h.f.StartCall(context.Background(), alice, calls.StartCallRequest{
+		Participants: []calls.Identifier{calls.PhoneNumber(customer)}, AlternateCallerID: &alt}))
+	for {
+		if ev := h.next(alice.Identifier.RawID(), calls.EventCallEnded); ev.CallID == c.ID {
+			break
+		}
+	}
+	carrier.wait(t)
+	h.wantEnded(c.ID, calls.EndReason{Code: 486})
 }

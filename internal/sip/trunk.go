@@ -30,7 +30,19 @@ type Trunk struct {
 	Port     int
 	// TCP: calls out go over TCP (;transport=tcp on the URI), else UDP.
 	TCP bool
+	// Register is the expiry the switchboard asks for when it registers
+	// with the trunk (;register[=SECONDS] on the URI, DefaultRegister
+	// without a value); 0 is no registration.
+	Register time.Duration
+	// Prefixes are the E.164 prefixes ("+44") of the numbers called out
+	// through this trunk (;prefix=+44,+33 on the URI, repeatable): a call
+	// goes through the trunk with the longest prefix of its number, else
+	// the first trunk without prefixes.
+	Prefixes []string
 }
+
+// DefaultRegister is the expiry of ;register without a value.
+const DefaultRegister = time.Hour
 
 // String is the trunk as the flag writes it, without its password.
 func (t Trunk) String() string {
@@ -38,18 +50,25 @@ func (t Trunk) String() string {
 }
 
 // ParseTrunk reads NAME=sip:USER:PASSWORD@HOST:PORT; USER:PASSWORD@ and
-// :PORT (5060) may be left out, and ;transport=tcp sends calls out over
-// TCP.
+// :PORT (5060) may be left out, ;transport=tcp sends calls out over TCP,
+// ;register[=SECONDS] registers with the trunk, and ;prefix=+NN (comma-
+// separated or repeated) names the numbers it takes calls out to.
 func ParseTrunk(s string) (Trunk, error) {
 	name, uri, ok := strings.Cut(s, "=")
 	if !ok || name == "" || strings.ContainsAny(name, " \t/") {
 		return Trunk{}, fmt.Errorf("sip trunk %q: want NAME=sip:USER:PASSWORD@HOST:PORT", s)
 	}
+	uri, prefixes := cutPrefixes(uri)
+	for _, p := range prefixes {
+		if !validPrefix(p) {
+			return Trunk{}, fmt.Errorf("sip trunk %s: prefix %q: want + and 1 to 15 digits", name, p)
+		}
+	}
 	var u sip.Uri
 	if err := sip.ParseUri(uri, &u); err != nil || (u.Scheme != "sip" && u.Scheme != "sips") || u.Host == "" {
 		return Trunk{}, fmt.Errorf("sip trunk %s: %q is not a sip: URI with a host (sip:USER:PASSWORD@HOST:PORT)", name, uri)
 	}
-	t := Trunk{Name: name, User: u.User, Password: u.Password, Host: u.Host, Port: u.Port}
+	t := Trunk{Name: name, User: u.User, Password: u.Password, Host: u.Host, Port: u.Port, Prefixes: prefixes}
 	if u.UriParams != nil {
 		if tr, ok := u.UriParams.Get("transport"); ok {
 			switch strings.ToLower(tr) {
@@ -58,6 +77,16 @@ func ParseTrunk(s string) (Trunk, error) {
 			case "udp":
 			default:
 				return Trunk{}, fmt.Errorf("sip trunk %s: transport %q: udp or tcp", name, tr)
+			}
+		}
+		if v, ok := u.UriParams.Get("register"); ok {
+			t.Register = DefaultRegister
+			if v != "" {
+				sec, err := strconv.Atoi(v)
+				if err != nil || sec <= 0 {
+					return Trunk{}, fmt.Errorf("sip trunk %s: register=%q: want a number of seconds over 0", name, v)
+				}
+				t.Register = time.Duration(sec) * time.Second
 			}
 		}
 	}
@@ -71,6 +100,62 @@ func ParseTrunk(s string) (Trunk, error) {
 		return Trunk{}, fmt.Errorf("sip trunk %s: give both a user and a password, or neither", name)
 	}
 	return t, nil
+}
+
+// cutPrefixes takes the ;prefix= parameters out of a trunk's URI (sipgo
+// keeps only the last of a repeated parameter), splitting their values at
+// commas. Parameters follow the host, after any user part's @.
+func cutPrefixes(uri string) (string, []string) {
+	at := strings.LastIndex(uri, "@") + 1
+	parts := strings.Split(uri[at:], ";")
+	kept := parts[:1]
+	var prefixes []string
+	for _, p := range parts[1:] {
+		k, v, _ := strings.Cut(p, "=")
+		if !strings.EqualFold(k, "prefix") {
+			kept = append(kept, p)
+			continue
+		}
+		prefixes = append(prefixes, strings.Split(v, ",")...)
+	}
+	return uri[:at] + strings.Join(kept, ";"), prefixes
+}
+
+// validPrefix: + and 1 to 15 digits.
+func validPrefix(p string) bool {
+	digits, ok := strings.CutPrefix(p, "+")
+	if !ok || len(digits) == 0 || len(digits) > 15 {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// trunkFor chooses the trunk a call out to number (E.164) goes through:
+// the one with the longest prefix of number (the first such trunk on a
+// tie), else the first trunk without prefixes; false when none fits.
+func trunkFor(trunks []Trunk, number string) (Trunk, bool) {
+	best, bestLen := -1, 0
+	for i, t := range trunks {
+		for _, p := range t.Prefixes {
+			if len(p) > bestLen && strings.HasPrefix(number, p) {
+				best, bestLen = i, len(p)
+			}
+		}
+	}
+	if best >= 0 {
+		return trunks[best], true
+	}
+	for _, t := range trunks {
+		if len(t.Prefixes) == 0 {
+			return t, true
+		}
+	}
+	return Trunk{}, false
 }
 
 // gate decides who may call in: the trunks' addresses, and whoever answers

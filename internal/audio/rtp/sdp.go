@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/pion/sdp/v3"
+
+	"github.com/switchboard/switchboard/internal/sdpaudio"
 )
 
 // Errors a session description can earn. The SIP layer answers ErrBadSDP
@@ -73,7 +75,7 @@ func (d Direction) answerTo(offered Direction) Direction {
 // Payload types this leg offers: PCMU is static (RFC 3551), and 101 is
 // the usual choice for telephone-event.
 const (
-	ptPCMU        = 0
+	ptPCMU        = sdpaudio.PCMU
 	ptCN          = 13 // comfort noise: accepted and dropped
 	ptEventOffer  = 101
 	noPT          = -1
@@ -172,7 +174,7 @@ func unmarshal(b []byte, kind string) (sd *sdp.SessionDescription, err error) {
 	}
 	for _, m := range sd.MediaDescriptions {
 		for _, f := range m.MediaName.Formats {
-			if _, ok := payloadType(f); !ok && isRTPProto(m.MediaName.Protos) {
+			if _, ok := sdpaudio.PayloadType(f); !ok && isRTPProto(m.MediaName.Protos) {
 				return nil, fmt.Errorf("%w: payload type %q is not 0-127", ErrBadSDP, f)
 			}
 		}
@@ -183,56 +185,26 @@ func unmarshal(b []byte, kind string) (sd *sdp.SessionDescription, err error) {
 	return sd, nil
 }
 
-func payloadType(s string) (uint8, bool) {
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n > 127 {
-		return 0, false
-	}
-	return uint8(n), true
-}
-
 // isRTPProto tells an RTP profile, whose formats are payload types.
 func isRTPProto(protos []string) bool { return slices.Contains(protos, "RTP") }
 
-// plainRTP tells the profiles this leg speaks: RTP without SRTP.
-func plainRTP(protos []string) bool {
-	p := strings.Join(protos, "/")
-	return strings.EqualFold(p, "RTP/AVP") || strings.EqualFold(p, "RTP/AVPF")
-}
-
 // takeAudio reads one media section as this leg's stream, if it is audio
-// over plain RTP that takes PCMU.
+// that the switchboard takes (package sdpaudio's rule: plain RTP with
+// PCMU).
 func takeAudio(sd *sdp.SessionDescription, m *sdp.MediaDescription) (remoteMedia, bool) {
+	pcmu, ok := sdpaudio.PCMUType(m)
+	if !ok {
+		return remoteMedia{}, false
+	}
 	mn := m.MediaName
-	if mn.Media != "audio" || mn.Port.Value == 0 || !plainRTP(mn.Protos) {
-		return remoteMedia{}, false
-	}
-	r := remoteMedia{eventPT: noPT, dir: SendRecv}
-	rtpmaps := map[string]string{}
-	for _, a := range m.Attributes {
-		if a.Key == "rtpmap" {
-			pt, enc, _ := strings.Cut(a.Value, " ")
-			rtpmaps[pt] = strings.TrimSpace(enc)
-		}
-	}
-	pcmu := noPT
+	r := remoteMedia{audioPT: pcmu, eventPT: noPT, dir: SendRecv}
+	rtpmaps := sdpaudio.Rtpmaps(m)
 	for _, f := range mn.Formats {
-		pt, ok := payloadType(f)
-		if !ok {
-			continue
-		}
-		enc, mapped := rtpmaps[f]
-		switch {
-		case pcmu == noPT && (isCodec(enc, "PCMU") || (pt == ptPCMU && !mapped)):
-			pcmu = int(pt)
-		case r.eventPT == noPT && isCodec(enc, "telephone-event"):
+		if pt, ok := sdpaudio.PayloadType(f); ok && sdpaudio.IsCodec(rtpmaps[f], "telephone-event") {
 			r.eventPT = int(pt)
+			break
 		}
 	}
-	if pcmu == noPT {
-		return remoteMedia{}, false
-	}
-	r.audioPT = uint8(pcmu)
 	// Media-level attributes win over session-level ones.
 	r.dir = SendRecv
 	for _, attrs := range [][]sdp.Attribute{sd.Attributes, m.Attributes} {
@@ -290,14 +262,6 @@ func takeAudio(sd *sdp.SessionDescription, m *sdp.MediaDescription) (remoteMedia
 		r.rtcp = r.rtp
 	}
 	return r, true
-}
-
-// isCodec tells whether an rtpmap encoding ("PCMU/8000", "PCMU/8000/1")
-// is name at 8 kHz, mono. Names are case-insensitive (RFC 4855).
-func isCodec(enc, name string) bool {
-	n, rest, _ := strings.Cut(enc, "/")
-	clock, channels, _ := strings.Cut(rest, "/")
-	return strings.EqualFold(n, name) && clock == "8000" && (channels == "" || channels == "1")
 }
 
 // localMedia is what a leg's descriptions say.
