@@ -197,7 +197,7 @@ func legsRun(t *testing.T, n int, window time.Duration) (phase, string) {
 	ph.dropped = dropped[1] - dropped[0]
 	ticks := m1.Ticks - m0.Ticks
 	mixer := fmt.Sprintf("%d ticks, %d late (over 5 ms), latest start %v late (whole run), busy %v per tick",
-		ticks, m1.Late-m0.Late, m1.MaxLate.Round(10*time.Microsecond), ((m1.Busy-m0.Busy)/time.Duration(max(ticks, 1))).Round(time.Microsecond))
+		ticks, m1.Late-m0.Late, m1.MaxLate.Round(10*time.Microsecond), ((m1.Busy - m0.Busy) / time.Duration(max(ticks, 1))).Round(time.Microsecond))
 	return ph, mixer
 }
 
