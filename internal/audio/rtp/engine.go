@@ -159,7 +159,11 @@ type LegOptions struct {
 
 // NewLeg opens a leg on the next free port pair of the range. Its
 // goroutines run until Close (or until it ends by itself).
-func (e *Engine) NewLeg(o LegOptions) (*Leg, error) {
+func (e *Engine) NewLeg(o LegOptions) (*Leg, error) { return e.newLeg(o, true) }
+
+// newLeg opens a leg; tests hold its writer back (writer false) to fill
+// its queue, and start it with startWriter.
+func (e *Engine) newLeg(o LegOptions, writer bool) (*Leg, error) {
 	rtpConn, rtcpConn, port, err := e.bind()
 	if err != nil {
 		return nil, err
@@ -181,6 +185,9 @@ func (e *Engine) NewLeg(o LegOptions) (*Leg, error) {
 	e.stats.opened.Add(1)
 	e.mu.Unlock()
 	l.start()
+	if writer {
+		l.startWriter()
+	}
 	return l, nil
 }
 
@@ -244,6 +251,7 @@ func (e *Engine) Open() int {
 type engineStats struct {
 	opened, silenced        atomic.Uint64
 	sent, received, ignored atomic.Uint64
+	dropped                 atomic.Uint64
 }
 
 // Stats is what an engine's legs did so far.
@@ -256,6 +264,9 @@ type Stats struct {
 	// Ignored counts packets not taken: from a source other than the
 	// latched peer, of a payload type not negotiated, or unreadable.
 	Ignored uint64
+	// Dropped counts packets that waited for a leg's writer and were
+	// dropped, the oldest of a full queue, by the mixer's next frames.
+	Dropped uint64
 }
 
 // Stats returns the counts of every leg the engine opened.
@@ -263,6 +274,7 @@ func (e *Engine) Stats() Stats {
 	return Stats{
 		Open: e.Open(), Opened: e.stats.opened.Load(), Silenced: e.stats.silenced.Load(),
 		Sent: e.stats.sent.Load(), Received: e.stats.received.Load(), Ignored: e.stats.ignored.Load(),
+		Dropped: e.stats.dropped.Load(),
 	}
 }
 

@@ -27,10 +27,11 @@ var ErrSilence = errors.New("rtp: nothing received from the peer within the sile
 // audio.Endpoint: Capture plays out its jitter buffer, Play sends a frame.
 //
 // A leg owns an even UDP port for RTP and the odd one after it for RTCP
-// (unused when the peer takes rtcp-mux), and three goroutines: a reader
-// per port and one that sends reports and watches for silence. All of
-// them end, and the ports go back to the engine, when the leg ends: on
-// Close, or by itself on silence (Done, Err).
+// (unused when the peer takes rtcp-mux), and four goroutines: a reader
+// per port, a writer that sends what Play queued, and one that sends
+// reports and watches for silence. All of them end, and the ports go back
+// to the engine, when the leg ends: on Close, or by itself on silence
+// (Done, Err).
 //
 // Media is symmetric (RFC 4961): the leg sends to the address the peer's
 // description names until the peer's first packet arrives, then to where
@@ -64,20 +65,20 @@ type Leg struct {
 	ended     bool
 	err       error
 
-	// The sending side: Play, SendDTMF and reports.
+	// The sending side: Play, SendDTMF, the writer and reports.
 	sendMu  sync.Mutex
 	seq     uint16
 	ts      uint32 // the next frame's RTP timestamp
-	sent    sendStats
+	queue   sendQueue
 	dtmf    dtmfSender
 	out     pionrtp.Packet
 	payload [audio.FrameSamples]byte
 	event   [4]byte
-	buf     [1500]byte
 
 	heard  atomic.Int64 // when the last packet came (Unix ns)
 	gone   atomic.Bool  // ended: Play and Capture do nothing
 	kick   chan struct{}
+	ready  chan struct{} // a token: packets wait for the writer
 	stop   chan struct{} // closed when the leg ends
 	digits chan rune
 	wg     sync.WaitGroup
@@ -95,6 +96,9 @@ type LegStats struct {
 	// of payload types not negotiated, or before the peer's description.
 	Ignored uint64
 	Lost    uint64 // gaps in the peer's sequence numbers
+	// Dropped counts packets Play queued that the writer never sent: the
+	// oldest of a full queue (the writer fell behind the mixer's clock).
+	Dropped uint64
 }
 
 // digitQueue is how many received digits wait for the reader of DTMF.
@@ -106,7 +110,7 @@ func newLeg(e *Engine, rtpConn, rtcpConn *net.UDPConn, port int, log *slog.Logge
 		jitter: audio.NewJitterBuffer(e.cfg.JitterFrames),
 		ssrc:   rand.Uint32(), sessionID: rand.Uint64() >> 2, started: time.Now(),
 		seq: uint16(rand.Uint32()), ts: rand.Uint32(),
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), digits: make(chan rune, digitQueue),
+		kick: make(chan struct{}, 1), ready: make(chan struct{}, 1), stop: make(chan struct{}), digits: make(chan rune, digitQueue),
 	}
 	l.cname = "switchboard-" + randomHex()
 	l.local.version = 1
@@ -127,6 +131,11 @@ func (l *Leg) start() {
 	go l.read(l.rtpConn, false)
 	go l.read(l.rtcpConn, true)
 	go l.control()
+}
+
+func (l *Leg) startWriter() {
+	l.wg.Add(1)
+	go l.write()
 }
 
 // Port is the leg's RTP port (RTCP is the next one).
@@ -303,11 +312,11 @@ func (l *Leg) DTMF() <-chan rune { return l.digits }
 // Stats returns the leg's counts.
 func (l *Leg) Stats() LegStats {
 	l.sendMu.Lock()
-	sent := l.sent.packets
+	sent, dropped := l.queue.sent.packets, l.queue.dropped
 	l.sendMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return LegStats{Sent: uint64(sent), Received: l.recv.total, Ignored: l.recv.ignored, Lost: uint64(l.recv.lost())}
+	return LegStats{Sent: uint64(sent), Received: l.recv.total, Ignored: l.recv.ignored, Lost: uint64(l.recv.lost()), Dropped: dropped}
 }
 
 // Jitter is the leg's jitter buffer's counts.
@@ -326,6 +335,10 @@ func (l *Leg) Capture(f *audio.Frame) bool {
 // queued in its place. It sends nothing while the agreed direction says
 // the leg does not send, or before it knows where to; the RTP clock runs
 // on all the same. One clock calls it.
+//
+// Play makes no system call: it queues the packet for the leg's writer
+// goroutine, which sends it. A queue of four packets that the writer has
+// not taken loses its oldest (LegStats.Dropped).
 func (l *Leg) Play(out audio.Output) {
 	if l.gone.Load() {
 		return
@@ -355,17 +368,23 @@ func (l *Leg) Play(out audio.Output) {
 	if !sending || !dest.IsValid() {
 		return
 	}
-	n, err := p.MarshalTo(l.buf[:])
+	q := &l.queue
+	before := q.dropped
+	s := q.next()
+	n, err := p.MarshalTo(s.buf[:])
 	if err != nil {
 		return
 	}
 	l.seq++
-	if _, err := l.rtpConn.WriteToUDPAddrPort(l.buf[:n], dest); err != nil {
-		return
+	s.dest, s.n, s.payload = dest, n, len(p.Payload)
+	q.n++
+	if q.dropped != before {
+		l.engine.stats.dropped.Add(1)
 	}
-	l.sent.packets++
-	l.engine.stats.sent.Add(1)
-	l.sent.octets += uint32(len(p.Payload))
+	select {
+	case l.ready <- struct{}{}:
+	default: // the writer has a token already
+	}
 }
 
 // read takes the datagrams of one of the leg's sockets until it closes.

@@ -467,7 +467,8 @@ func TestCloseReleasesEverything(t *testing.T) {
 // TestDirectionGatesSending checks that a leg sends media exactly when the
 // agreed direction lets it: not to a peer that holds it (sendonly,
 // inactive, c=0.0.0.0), and still to a peer it holds itself (the peer
-// hears the hold audio). Play is synchronous, so the counts tell at once.
+// hears the hold audio). Play queues for the leg's writer: the counts
+// tell once its queue is empty.
 func TestDirectionGatesSending(t *testing.T) {
 	e := testEngine(t, Config{})
 	tests := []struct {
@@ -519,6 +520,7 @@ func TestDirectionGatesSending(t *testing.T) {
 			for range 3 {
 				l.Play(audio.Output{PCM: &f})
 			}
+			written(t, l)
 			if sent := l.Stats().Sent - before; (sent == 3) != tt.sends || (sent != 0 && sent != 3) {
 				t.Errorf("sent %d of 3 frames; want all: %v", sent, tt.sends)
 			}
@@ -562,5 +564,24 @@ func TestAllAddresses(t *testing.T) {
 	l.Play(audio.Output{PCM: &f})
 	if _, ok := readRTP(t, p.rtp); !ok {
 		t.Error("the peer did not receive the leg's packet")
+	}
+}
+
+// written waits until the leg's writer has sent (or failed to send)
+// every packet Play queued.
+func written(t testing.TB, l *Leg) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		l.sendMu.Lock()
+		done := l.queue.n == 0 && !l.queue.writing
+		l.sendMu.Unlock()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the leg's writer did not send what Play queued")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

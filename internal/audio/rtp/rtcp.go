@@ -104,7 +104,7 @@ func (s *recvStats) block(now time.Time) []rtcp.ReceptionReport {
 // when it ends.
 func (l *Leg) report(now time.Time, bye bool) {
 	l.sendMu.Lock()
-	packets, octets, ts := l.sent.packets, l.sent.octets, l.ts
+	packets, octets, ts := l.queue.sent.packets, l.queue.sent.octets, l.ts
 	l.sendMu.Unlock()
 	l.mu.Lock()
 	blocks := l.recv.block(now)
