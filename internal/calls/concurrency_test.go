@@ -121,9 +121,22 @@ func checkViews(t *testing.T, list []calls.Call) {
 // test ends); every view a supervisor gets, which shows everyone at one
 // moment, agrees with the hold policy and has at most one Connected call
 // per agent; so does the end; and the events, replayed, never show two
-// and end where the state ends.
+// and end where the state ends. With ResumeLastHeld, ends also start
+// follow-up operations (resuming the call held last) that race the rest.
 func TestCrossAgentStress(t *testing.T) {
-	f := callstest.New(t, calls.Config{})
+	for _, tc := range []struct {
+		name   string
+		policy holdpolicy.Options
+	}{
+		{"default policy", holdpolicy.Options{}},
+		{"resume last held", holdpolicy.Options{ResumeLastHeld: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { crossAgentStress(t, tc.policy) })
+	}
+}
+
+func crossAgentStress(t *testing.T, policy holdpolicy.Options) {
+	f := callstest.New(t, calls.Config{Policy: policy})
 	agents := []calls.Principal{alice, bob, carol, dave, callstest.Agent("erin"), callstest.Agent("frank")}
 	for _, p := range agents {
 		f.Connect(t, p)
