@@ -9,8 +9,9 @@ import (
 // Attach opens an event connection for the principal: the identity is
 // Connected (and can receive calls) while at least one is open. register
 // runs with the connection's snapshot while the switchboard holds its live
-// state (it must not block), and must subscribe the connection to events before it returns:
-// no event is lost or repeated between the snapshot and the stream. Detach
+// state (it must not block), and must subscribe the connection to events
+// before it returns: no event is lost or repeated between the snapshot and
+// the stream. Detach
 // closes the connection; reason (such as "invalidToken") is told when the
 // identity's last connection closes.
 func (s *Switchboard) Attach(ctx context.Context, p Principal, register func(Snapshot)) (detach func(reason string), err error) {
