@@ -19,6 +19,8 @@
 // revision it saw of each key (local receive time + TTL), as a Change with
 // Expired set. The server's own removal may lag that timer a little, so an
 // Acquire right after an expiry event can still answer ErrHeld: retry.
+// The bucket's watch can go quiet across a NATS restart; Watch notices
+// (see its doc) and restarts it.
 //
 // A node that cannot reach NATS keeps trying to renew; it reports a lease
 // lost (Lost) when the bucket refuses the renewal (another node wrote the

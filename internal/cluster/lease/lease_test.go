@@ -340,6 +340,13 @@ func TestLeaseSurvivesNATSRestart(t *testing.T) {
 	if err := a.Acquire(ctx, id); err != nil {
 		t.Fatal(err)
 	}
+	w, err := b.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := next(t, w); c.Node != "node-a" {
+		t.Fatalf("first change %+v, want node-a's lease", c)
+	}
 	_, jsT := natstest.Connect(t, srv.URL())
 	kv, err := jsT.KeyValue(ctx, "leases")
 	if err != nil {
@@ -375,4 +382,76 @@ func TestLeaseSurvivesNATSRestart(t *testing.T) {
 	if err := b.Acquire(ctx, id); !errors.Is(err, lease.ErrHeld) {
 		t.Fatalf("b.Acquire after the restart: %v, want ErrHeld", err)
 	}
+	// b's watch goes on across the restart: it sees a renewal made after it.
+	after, err := kv.Get(ctx, lease.Key(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		c := next(t, w)
+		if c.Expired || c.Node != "node-a" {
+			t.Fatalf("change %+v across the restart, want renewals by node-a", c)
+		}
+		if c.Revision > after.Revision() {
+			break
+		}
+	}
+}
+
+// TestTakeOverOwnEarlierLease: a node that restarts under the same name
+// takes its earlier run's lease at once, without waiting for it to expire.
+func TestTakeOverOwnEarlierLease(t *testing.T) {
+	servers(t, func(t *testing.T, url string) {
+		bucket := mustBucket(t, url)
+		nc, js := natstest.Connect(t, url)
+		first := mustNodeJS(t, js, bucket, "node-a")
+		ctx := ctxT(t)
+		const id = "agent:judy"
+		if err := first.Acquire(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		nc.Close() // the first run dies without releasing
+		again := mustNode(t, url, bucket, "node-a")
+		if err := again.Acquire(ctx, id); err != nil {
+			t.Fatalf("the same node's new run: Acquire = %v, want nil", err)
+		}
+		other := mustNode(t, url, bucket, "node-b")
+		if err := other.Acquire(ctx, id); !errors.Is(err, lease.ErrHeld) {
+			t.Fatalf("another node: Acquire = %v, want ErrHeld", err)
+		}
+	})
+}
+
+func TestWatchSeesAcquireAndRelease(t *testing.T) {
+	servers(t, func(t *testing.T, url string) {
+		bucket := mustBucket(t, url)
+		a, b := mustNode(t, url, bucket, "node-a"), mustNode(t, url, bucket, "node-b")
+		ctx := ctxT(t)
+		if err := a.Acquire(ctx, "agent:old"); err != nil {
+			t.Fatal(err)
+		}
+		w, err := b.Watch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := next(t, w); c.Identity != "agent:old" || c.Node != "node-a" {
+			t.Fatalf("initial change %+v, want agent:old held by node-a", c)
+		}
+		if err := a.Release(ctx, "agent:old"); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Acquire(ctx, "agent:new"); err != nil {
+			t.Fatal(err)
+		}
+		want := []Change{{Identity: "agent:old"}, {Identity: "agent:new", Node: "node-b"}}
+		for _, wc := range want {
+			c := next(t, w)
+			for c.Node == "node-a" { // a renewal before the release
+				c = next(t, w)
+			}
+			if c.Identity != wc.Identity || c.Node != wc.Node || c.Expired {
+				t.Fatalf("change %+v, want %+v", c, wc)
+			}
+		}
+	})
 }
