@@ -367,6 +367,22 @@ func TestRestartLosesNothingAcknowledged(t *testing.T) {
 	ctx := ctxT(t)
 	const id, total = "agent:restart", 300
 
+	// A follower across the restart: its ordered consumer starts again
+	// after the last event it saw.
+	var (
+		followMu sync.Mutex
+		followed []uint64
+	)
+	f, err := l.Follow(ctx, eventlog.All, func(e eventlog.Entry) {
+		followMu.Lock()
+		followed = append(followed, e.Seq)
+		followMu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+
 	acked := map[uint64]string{}
 	restarted := make(chan struct{})
 	done := make(chan error, 1)
@@ -429,6 +445,27 @@ func TestRestartLosesNothingAcknowledged(t *testing.T) {
 		}
 		if want := fmt.Sprintf("ev-%d", i); string(e.Payload) != want {
 			t.Fatalf("entry %d is %q, want %q", i, e.Payload, want)
+		}
+	}
+	for {
+		followMu.Lock()
+		n := len(followed)
+		seqs := slices.Clone(followed)
+		followMu.Unlock()
+		if n >= total {
+			want := make([]uint64, 0, total)
+			for _, e := range got {
+				want = append(want, e.Seq)
+			}
+			if !slices.Equal(seqs, want) {
+				t.Fatalf("followed %v, want %v", seqs, want)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the follower saw %d of %d events", n, total)
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
