@@ -100,7 +100,8 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Log, error)
 	if cfg.Storage == 0 {
 		cfg.Storage = jetstream.FileStorage
 	}
-	if cfg.MaxAge < 0 || cfg.Duplicates < 0 || strings.ContainsAny(cfg.Subject, "*> ") {
+	if cfg.MaxAge < 0 || cfg.Duplicates < 0 || strings.ContainsAny(cfg.Subject, "*> \t\r\n") ||
+		strings.HasPrefix(cfg.Subject, ".") || strings.HasSuffix(cfg.Subject, ".") {
 		return nil, fmt.Errorf("eventlog: open: MaxAge %v, Duplicates %v, Subject %q: %w", cfg.MaxAge, cfg.Duplicates, cfg.Subject, ErrInvalid)
 	}
 	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{

@@ -469,3 +469,21 @@ func TestRestartLosesNothingAcknowledged(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenRejectsBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  eventlog.Config
+	}{
+		{"negative MaxAge", eventlog.Config{MaxAge: -time.Second}},
+		{"negative Duplicates", eventlog.Config{Duplicates: -time.Second}},
+		{"wildcard subject", eventlog.Config{Subject: "sb.*"}},
+		{"subject with a space", eventlog.Config{Subject: "sb events"}},
+		{"subject ending in a dot", eventlog.Config{Subject: "sb."}},
+	} {
+		// Checked before any request: no server is needed.
+		if _, err := eventlog.Open(context.Background(), nil, tc.cfg); !errors.Is(err, eventlog.ErrInvalid) {
+			t.Errorf("%s: Open = %v, want ErrInvalid", tc.name, err)
+		}
+	}
+}

@@ -15,6 +15,10 @@ import (
 // DefaultTTL is a lease's life without renewal when Config.TTL is zero.
 const DefaultTTL = 3 * time.Second
 
+// MinTTL is the shortest TTL: the bucket's duplicate window is the TTL,
+// and JetStream's shortest is 100 ms.
+const MinTTL = 100 * time.Millisecond
+
 var (
 	// ErrHeld is wrapped by Acquire's *HeldError when another node holds a
 	// live lease on the identity.
@@ -45,7 +49,9 @@ type Config struct {
 	// Bucket is the key-value bucket's name; it is created when missing,
 	// and its MaxAge set to TTL when it exists.
 	Bucket string
-	// Node is this node's name, written as each lease's value.
+	// Node is this node's name, written as each lease's value. It must be
+	// unique among live processes: a process takes over the leases its
+	// Node name holds, as a restarted node takes its earlier run's.
 	Node string
 	// TTL is how long a lease lives without renewal (DefaultTTL when 0).
 	// Leases are renewed every TTL/3.
@@ -100,8 +106,8 @@ type Leases struct {
 
 // New opens (creating or updating) the bucket and starts the renewer.
 func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Leases, error) {
-	if cfg.Bucket == "" || cfg.Node == "" || cfg.TTL < 0 {
-		return nil, fmt.Errorf("lease: new: bucket, node and a non-negative TTL are required: %w", ErrInvalid)
+	if cfg.Bucket == "" || cfg.Node == "" || cfg.TTL < 0 || (cfg.TTL > 0 && cfg.TTL < MinTTL) {
+		return nil, fmt.Errorf("lease: new: bucket %q, node %q and a TTL of at least %v are required: %w", cfg.Bucket, cfg.Node, MinTTL, ErrInvalid)
 	}
 	if cfg.TTL == 0 {
 		cfg.TTL = DefaultTTL

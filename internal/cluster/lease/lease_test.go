@@ -455,3 +455,20 @@ func TestWatchSeesAcquireAndRelease(t *testing.T) {
 		}
 	})
 }
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  lease.Config
+	}{
+		{"no bucket", lease.Config{Node: "a"}},
+		{"no node", lease.Config{Bucket: "b"}},
+		{"negative TTL", lease.Config{Bucket: "b", Node: "a", TTL: -time.Second}},
+		{"TTL below the minimum", lease.Config{Bucket: "b", Node: "a", TTL: time.Millisecond}},
+	} {
+		// Checked before any request: no server is needed.
+		if _, err := lease.New(context.Background(), nil, tc.cfg); !errors.Is(err, lease.ErrInvalid) {
+			t.Errorf("%s: New = %v, want ErrInvalid", tc.name, err)
+		}
+	}
+}
