@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 )
 
 // DefaultTTL is a lease's life without renewal when Config.TTL is zero.
@@ -319,21 +320,32 @@ func (l *Leases) renewAll() {
 		ids[id] = h
 	}
 	l.mu.Unlock()
+	// Renewals in flight at once: one connection carries them all, so a
+	// pass over many leases takes a few round trips, not one per lease.
+	var g errgroup.Group
+	g.SetLimit(renewConcurrency)
 	for id, h := range ids {
 		if l.ctx.Err() != nil {
-			return
+			break
 		}
-		if l.renew(id, h) {
-			continue
-		}
-		l.mu.Lock()
-		if l.held[id] == h {
-			delete(l.held, id)
-		}
-		l.mu.Unlock()
-		l.report(id)
+		g.Go(func() error {
+			if l.renew(id, h) {
+				return nil
+			}
+			l.mu.Lock()
+			if l.held[id] == h {
+				delete(l.held, id)
+			}
+			l.mu.Unlock()
+			l.report(id)
+			return nil
+		})
 	}
+	_ = g.Wait() // the goroutines report failures on Lost, never as errors
 }
+
+// renewConcurrency bounds the renewals in flight.
+const renewConcurrency = 64
 
 // renew rewrites one lease; false means it is lost.
 func (l *Leases) renew(identity string, h *held) bool {
