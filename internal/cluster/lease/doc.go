@@ -8,7 +8,8 @@
 // (identities contain ':' and other characters that KV keys forbid), whose
 // value is the owning node's name. Acquire creates the key only when it is
 // absent (KV Create, which expects revision 0); a renewer goroutine rewrites
-// every held key each TTL/3 with KV Update at the last revision it wrote,
+// every held key each TTL/3 (up to 64 at once) with KV Update at the last
+// revision it wrote,
 // so a renewal fails the moment another node has written the key. Release
 // deletes the key at that revision.
 //
