@@ -9,9 +9,8 @@
 // value is the owning node's name. Acquire creates the key only when it is
 // absent (KV Create, which expects revision 0); a renewer goroutine rewrites
 // every held key each TTL/3 (up to 64 at once) with KV Update at the last
-// revision it wrote,
-// so a renewal fails the moment another node has written the key. Release
-// deletes the key at that revision.
+// revision it wrote, so a renewal fails the moment another node has
+// written the key. Release deletes the key at that revision.
 //
 // Expiry. NATS 2.9 has no per-key TTL, so the bucket's MaxAge is the TTL:
 // the server drops a lease that has not been renewed for TTL, and another
