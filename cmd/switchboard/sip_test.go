@@ -319,15 +319,25 @@ func rfc4733Capture(digits string) []byte {
 // too, that outlives Close.
 func startSIPSwitchboard(t *testing.T, trunk, rtpPorts string) (*Main, *store.Memory) {
 	t.Helper()
-	tr, err := sip.ParseTrunk(trunk)
-	if err != nil {
-		t.Fatal(err)
+	return startSIPTrunks(t, rtpPorts, trunk)
+}
+
+// startSIPTrunks is startSIPSwitchboard with any number of trunks.
+func startSIPTrunks(t *testing.T, rtpPorts string, trunks ...string) (*Main, *store.Memory) {
+	t.Helper()
+	var trs []sip.Trunk
+	for _, trunk := range trunks {
+		tr, err := sip.ParseTrunk(trunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trs = append(trs, tr)
 	}
 	history := store.NewMemory()
 	m := &Main{
 		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute,
 			Media: MediaConfig{Grace: time.Minute},
-			SIP:   SIPConfig{Addr: "127.0.0.1:0", Trunks: []sip.Trunk{tr}, RTPPorts: rtpPorts}},
+			SIP:   SIPConfig{Addr: "127.0.0.1:0", Trunks: trs, RTPPorts: rtpPorts}},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
 		Store: openMemory{history},
 	}
