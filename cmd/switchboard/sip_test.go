@@ -39,6 +39,7 @@ func TestSIPInbound(t *testing.T) {
 	}{
 		{name: "answered, then the carrier hangs up", scenario: "carrier_hangs_up.xml", accept: true, code: 0, sub: 5000},
 		{name: "canceled before the answer", scenario: "cancel.xml", code: 487},
+		{name: "the carrier hangs up before it acknowledges the answer", scenario: "bye_before_ack.xml", accept: true, code: 0, sub: 5000},
 		{name: "delayed offer: the RTP leg offers in the 200, the ACK answers", scenario: "delayed_offer.xml", accept: true, code: 0, sub: 5000},
 		{name: "delayed offer, no answer in the ACK: BYE, 488", scenario: "delayed_offer_no_answer.xml", accept: true, code: 488},
 		{name: "re-INVITEs without SDP: the RTP leg offers, the ACKs hold and resume", scenario: "carrier_holds_offerless.xml", accept: true, code: 0, sub: 5000},
