@@ -14,7 +14,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -168,34 +167,6 @@ func TestMainShutdown(t *testing.T) {
 type stillOpen struct{ calls.Store }
 
 func (stillOpen) Close(context.Context) error { return nil }
-
-// TestSIGTERM runs the switchboard as a real process, places a call and
-// sends SIGTERM: the process exits 0, and the call ends 503/1 on the
-// agent's stream.
-func TestSIGTERM(t *testing.T) {
-	cmd, addr := startServe(t)
-	alice := mint(t, "alice", calls.RoleAgent)
-	next, _ := openEvents(t, addr, alice)
-	if _, err := next(); err != nil {
-		t.Fatal(err)
-	}
-	id := post(t, "http://"+addr+"/api/calls", alice, `{"participants":[{"id":"8:echo123"}]}`)["id"].(string)
-
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	wantReason(t, waitCallEnded(t, next, id), 503, 1)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("switchboard exited with %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("switchboard did not exit within 15 s of SIGTERM")
-	}
-}
 
 func TestRun(t *testing.T) {
 	tests := []struct {
