@@ -75,6 +75,9 @@ func TestDrain(t *testing.T) {
 			if status, raw := get(t, base+"/readyz", ""); status != http.StatusServiceUnavailable || string(raw) != "not ready\n" {
 				t.Errorf("GET /readyz while draining: %d %q, want 503 not ready", status, raw)
 			}
+			if status, raw := get(t, base+"/readyz", testAdminKey); status != http.StatusServiceUnavailable || errorCode(raw) != calls.CodeDraining {
+				t.Errorf("GET /readyz with the admin key while draining: %d %s, want 503 draining", status, raw)
+			}
 			if status, _ := get(t, base+"/healthz", ""); status != http.StatusOK {
 				t.Errorf("GET /healthz while draining: %d, want 200", status)
 			}

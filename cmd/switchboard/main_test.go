@@ -189,6 +189,7 @@ func TestRun(t *testing.T) {
 		{"token for a phone caller", []string{"token", "--phone", "+14255550123", "--role", "caller", "--admin-key", testAdminKey}, nil, 0, "eyJ", ""},
 		{"serve with a bad flag", []string{"serve", "--nope"}, nil, 2, "", "flag provided but not defined"},
 		{"serve with a bad duration", []string{"serve", "--ring-timeout", "soon"}, nil, 1, "", "ring-timeout"},
+		{"serve with a negative drain grace", []string{"serve", "--drain-grace", "-1s"}, nil, 1, "", `--drain-grace "-1s" is not a duration of 0 or more`},
 		{"serve on a Postgres that is not there", []string{"serve", "--addr", "127.0.0.1:0", "--postgres-wait", "1s"}, map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/x?sslmode=disable&connect_timeout=2", "SWITCHBOARD_ADMIN_KEY": testAdminKey}, 1, "", "Postgres"},
 		{"serve with a bad trusted proxy", []string{"serve", "--trusted-proxies", "caddy"}, nil, 1, "", `--trusted-proxies: "caddy" is neither an address nor a CIDR prefix`},
 		{"serve with a short admin key", []string{"serve", "--addr", "127.0.0.1:0"}, map[string]string{"SWITCHBOARD_ADMIN_KEY": "change-me"}, 1, "", "SWITCHBOARD_ADMIN_KEY is 9 characters long; it must be at least 32: make one with `openssl rand -base64 32`"},
@@ -243,7 +244,8 @@ func TestServeFlags(t *testing.T) {
 		want func(Config) error
 	}{
 		{"defaults", nil, nil, func(c Config) error {
-			if c.Addr != "127.0.0.1:8080" || c.RingTimeout != calls.DefaultRingTimeout || c.ResumeLastHeld {
+			if c.Addr != "127.0.0.1:8080" || c.RingTimeout != calls.DefaultRingTimeout || c.ResumeLastHeld ||
+				c.DrainGrace != 30*time.Second || c.ShutdownGrace != 10*time.Second {
 				return fmt.Errorf("%+v", c)
 			}
 			return nil
@@ -257,6 +259,18 @@ func TestServeFlags(t *testing.T) {
 		{"flags win over the environment", []string{"--addr", ":9001", "--ring-timeout", "7s"}, map[string]string{"SWITCHBOARD_ADDR": ":9000"}, func(c Config) error {
 			if c.Addr != ":9001" || c.RingTimeout != 7*time.Second {
 				return fmt.Errorf("%+v", c)
+			}
+			return nil
+		}},
+		{"drain grace", []string{"--drain-grace", "0"}, map[string]string{"SWITCHBOARD_DRAIN_GRACE": "2m"}, func(c Config) error {
+			if c.DrainGrace != 0 {
+				return fmt.Errorf("DrainGrace %s, want 0 (the flag wins)", c.DrainGrace)
+			}
+			return nil
+		}},
+		{"drain grace from the environment", nil, map[string]string{"SWITCHBOARD_DRAIN_GRACE": "2m"}, func(c Config) error {
+			if c.DrainGrace != 2*time.Minute {
+				return fmt.Errorf("DrainGrace %s, want 2m", c.DrainGrace)
 			}
 			return nil
 		}},

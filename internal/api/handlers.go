@@ -88,9 +88,10 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz says whether the store is reachable: only ok or not ready, unless
-// the request carries the admin key, which gets the store's own words
-// (they name its database, host and spool).
+// readyz says whether the store is reachable (and the node not draining,
+// see Config.Ready): only ok or not ready, unless the request carries the
+// admin key, which gets the store's own words (they name its database,
+// host and spool), or draining.
 func (s *Server) readyz(c echo.Context) error {
 	err := s.cfg.Ready(c.Request().Context())
 	if key := bearer(c.Request()); key == "" || !s.cfg.Tokens.IsAdmin(key) {
@@ -98,6 +99,9 @@ func (s *Server) readyz(c echo.Context) error {
 			return c.String(http.StatusServiceUnavailable, "not ready\n")
 		}
 		return c.String(http.StatusOK, "ok\n")
+	}
+	if calls.ErrorCode(err) == calls.CodeDraining {
+		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: errorDetail{Code: calls.CodeDraining, Message: calls.ErrorMessage(err)}})
 	}
 	if err != nil {
 		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: errorDetail{

@@ -25,7 +25,8 @@ type Config struct {
 	Switchboard *calls.Switchboard
 	Hub         *Hub
 	Tokens      *Tokens
-	// Ready answers nil when the store is reachable (GET /readyz).
+	// Ready answers nil when the store is reachable (GET /readyz), and a
+	// *calls.Error with CodeDraining while the node drains.
 	Ready func(ctx context.Context) error
 	// Durable returns once the changes made so far are on disk (the
 	// history store's Durable); every answer that may have changed a call
