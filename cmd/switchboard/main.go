@@ -31,8 +31,10 @@ func main() {
 }
 
 // signalContext is done at the first SIGINT or SIGTERM, which starts a
-// graceful shutdown (serve drains: see endNow); its stop function releases
-// the signals.
+// graceful shutdown (serve drains); the second ends serve's drain at once
+// (endNow), and the third kills the process, whatever the command. Its
+// stop function releases the signals and stops the goroutine that counts
+// them.
 func signalContext() (context.Context, context.CancelFunc) {
 	sigs := make(chan os.Signal, 3)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)

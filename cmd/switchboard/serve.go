@@ -430,7 +430,11 @@ func (m *Main) ready(ctx context.Context) error {
 func (m *Main) Drain(ctx context.Context) error {
 	n, idle := m.switchboard.Drain()
 	start := time.Now()
-	m.Logger.Info("draining: taking no new calls, waiting for the live ones to end", "calls", n)
+	attrs := []any{"calls", n}
+	if d, ok := ctx.Deadline(); ok {
+		attrs = append(attrs, "grace", time.Until(d).Round(time.Second))
+	}
+	m.Logger.Info("draining: taking no new calls, waiting for the live ones to end", attrs...)
 	select {
 	case <-idle:
 		m.Logger.Info("drained: no call is left", "took", time.Since(start).Round(time.Millisecond))
