@@ -81,9 +81,9 @@ func TestDrain(t *testing.T) {
 			if status, _ := get(t, base+"/healthz", ""); status != http.StatusOK {
 				t.Errorf("GET /healthz while draining: %d, want 200", status)
 			}
-			for op, want := range map[string]string{"hold": "LocalHold", "resume": "Connected"} {
-				if c := post(t, base+"/api/calls/"+aliceCall+"/"+op, alice, ""); c["state"] != want {
-					t.Errorf("%s while draining: the call is %v, want %s", op, c["state"], want)
+			for _, step := range []struct{ op, want string }{{"hold", "LocalHold"}, {"resume", "Connected"}} {
+				if c := post(t, base+"/api/calls/"+aliceCall+"/"+step.op, alice, ""); c["state"] != step.want {
+					t.Errorf("%s while draining: the call is %v, want %s", step.op, c["state"], step.want)
 				}
 			}
 			select {
