@@ -4,14 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/store"
@@ -186,34 +191,98 @@ func TestSIGTERM(t *testing.T) {
 }
 
 // TestSIGTERMDrainGrace: the drain grace passes with a call live; the
-// call ends 503/1, the process exits 0, and the SQLite history keeps the
-// reason.
+// call ends 503/1, the process exits 0, and history keeps the reason: in
+// the SQLite file, and in Postgres when SWITCHBOARD_TEST_DATABASE_URL
+// names one.
 func TestSIGTERMDrainGrace(t *testing.T) {
-	dir := t.TempDir()
-	cmd, addr := startServe(t, "SWITCHBOARD_DRAIN_GRACE=1s", "SWITCHBOARD_DATA_DIR="+dir)
-	alice := mint(t, "alice", calls.RoleAgent)
-	next, _ := openEvents(t, addr, alice)
-	if _, err := next(); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		// open answers the serve's environment for its store, and a
+		// function opening that store once serve exited.
+		open func(t *testing.T) ([]string, func() (calls.Store, error))
+	}{
+		{"sqlite", func(t *testing.T) ([]string, func() (calls.Store, error)) {
+			dir := t.TempDir()
+			return []string{"SWITCHBOARD_DATA_DIR=" + dir}, func() (calls.Store, error) {
+				return store.OpenSQLite(context.Background(), filepath.Join(dir, historyFile), store.SQLiteOptions{})
+			}
+		}},
+		{"postgres", func(t *testing.T) ([]string, func() (calls.Store, error)) {
+			url := freshSchema(t)
+			spool := t.TempDir()
+			return []string{"DATABASE_URL=" + url, "SWITCHBOARD_SPOOL_DIR=" + spool}, func() (calls.Store, error) {
+				return store.OpenPostgres(context.Background(), url, store.PostgresOptions{SpoolDir: spool})
+			}
+		}},
 	}
-	id := post(t, "http://"+addr+"/api/calls", alice, `{"participants":[{"id":"8:echo123"}]}`)["id"].(string)
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env, open := tt.open(t)
+			cmd, addr := startServe(t, append(env, "SWITCHBOARD_DRAIN_GRACE=1s")...)
+			alice := mint(t, "alice", calls.RoleAgent)
+			next, _ := openEvents(t, addr, alice)
+			if _, err := next(); err != nil {
+				t.Fatal(err)
+			}
+			id := post(t, "http://"+addr+"/api/calls", alice, `{"participants":[{"id":"8:echo123"}]}`)["id"].(string)
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			wantReason(t, waitCallEnded(t, next, id), 503, 1)
+			waitExit(t, cmd)
+			history, err := open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer history.Close(context.Background())
+			h, err := history.FindCallByID(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := h.Call.CallEndReason; r == nil || *r != calls.ReasonShutdown {
+				t.Errorf("history has %+v, want %+v", r, calls.ReasonShutdown)
+			}
+		})
 	}
-	wantReason(t, waitCallEnded(t, next, id), 503, 1)
-	waitExit(t, cmd)
-	history, err := store.OpenSQLite(context.Background(), filepath.Join(dir, historyFile), store.SQLiteOptions{})
+}
+
+// freshSchema answers the URL of a new schema in the database
+// SWITCHBOARD_TEST_DATABASE_URL names, dropped when t ends; without one it
+// skips t.
+func freshSchema(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("SWITCHBOARD_TEST_DATABASE_URL")
+	if base == "" {
+		t.Skip("SWITCHBOARD_TEST_DATABASE_URL is not set")
+	}
+	u, err := url.Parse(base)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("SWITCHBOARD_TEST_DATABASE_URL: %v", err)
 	}
-	defer history.Close(context.Background())
-	h, err := history.FindCallByID(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
+	schema := fmt.Sprintf("sbdrain_%d", time.Now().UnixNano())
+	do := func(sql string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, sql)
+		return err
 	}
-	if r := h.Call.CallEndReason; r == nil || *r != calls.ReasonShutdown {
-		t.Errorf("history has %+v, want %+v", r, calls.ReasonShutdown)
+	if err := do("CREATE SCHEMA " + schema); err != nil {
+		t.Fatalf("create schema: %v", err)
 	}
+	t.Cleanup(func() {
+		if err := do("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // waitNotReady asks /readyz until it answers 503: the drain has begun.
