@@ -203,7 +203,7 @@ func TestSIGTERMDrainGrace(t *testing.T) {
 	}{
 		{"sqlite", func(t *testing.T) ([]string, func() (calls.Store, error)) {
 			dir := t.TempDir()
-			return []string{"SWITCHBOARD_DATA_DIR=" + dir}, func() (calls.Store, error) {
+			return []string{"DATABASE_URL=", "SWITCHBOARD_STORE=", "SWITCHBOARD_DATA_DIR=" + dir}, func() (calls.Store, error) {
 				return store.OpenSQLite(context.Background(), filepath.Join(dir, historyFile), store.SQLiteOptions{})
 			}
 		}},

@@ -282,6 +282,7 @@ func (m *Main) Run(ctx context.Context) error {
 		AccessLog:      accessLog(m.Config.Ops, log),
 		SignIn:         signIn,
 		Numbers:        numberRoutes(m.store),
+		Trunks:         m.trunkStatus(),
 	})
 
 	ln, err := net.Listen("tcp", m.Config.Addr)

@@ -43,6 +43,7 @@ type serverOptions struct {
 	limits       api.HubLimits
 	durable      func(context.Context) error
 	durableWait  time.Duration
+	trunks       func() []api.TrunkStatus
 }
 
 func newServer(t *testing.T, opt serverOptions) *server {
@@ -67,7 +68,7 @@ func newServer(t *testing.T, opt serverOptions) *server {
 		AllowedOrigins: []string{"https://console.example"},
 		PingInterval:   opt.pingInterval, WriteTimeout: opt.writeTimeout,
 		ICE: opt.ice, Console: opt.console, Numbers: st,
-		Durable: opt.durable, DurableWait: opt.durableWait,
+		Durable: opt.durable, DurableWait: opt.durableWait, Trunks: opt.trunks,
 	})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
