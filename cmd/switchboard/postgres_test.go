@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -282,60 +281,7 @@ func startServe(t *testing.T, env ...string) (*exec.Cmd, string) {
 // at the next start those calls show 503 in history.
 func TestKilledWithLiveCalls(t *testing.T) {
 	cluster := pgtest.Start(t)
-	spool := t.TempDir()
-	env := []string{"DATABASE_URL=" + cluster.URL(), "SWITCHBOARD_SPOOL_DIR=" + spool}
-	cmd, addr := startServe(t, env...)
-	base := "http://" + addr
-	alice := mint(t, "alice", calls.RoleAgent)
-	var ids []string
-	for range 3 {
-		status, raw := request(t, "POST", base+"/api/calls", alice, `{"participants":[{"id":"8:echo123"}]}`)
-		var c calls.Call
-		if status != http.StatusCreated || json.Unmarshal(raw, &c) != nil {
-			t.Fatalf("start call: %d %s", status, raw)
-		}
-		ids = append(ids, c.ID)
-	}
-	// Wait until history shows the calls: they are in Postgres.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, raw := request(t, "GET", base+"/api/history/calls", alice, "")
-		var page calls.CallPage
-		_ = json.Unmarshal(raw, &page)
-		if len(page.Items) == len(ids) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("history has %s, want %d calls", raw, len(ids))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	killedAt := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
-
-	_, addr = startServe(t, env...)
-	base = "http://" + addr
-	for _, id := range ids {
-		status, raw := request(t, "GET", base+"/api/history/calls/"+id, alice, "")
-		var h calls.CallHistory
-		if status != http.StatusOK || json.Unmarshal(raw, &h) != nil {
-			t.Fatalf("history of %s: %d %s", id, status, raw)
-		}
-		r := h.Call.CallEndReason
-		if h.Call.State != calls.StateDisconnected || r == nil || r.Code != 503 || r.SubCode != 0 {
-			t.Fatalf("call %s after the crash: %s %+v, want Disconnected 503/0", id, h.Call.State, r)
-		}
-		if h.Call.EndTime == nil || h.Call.EndTime.After(killedAt) || killedAt.Sub(*h.Call.EndTime) > 30*time.Second {
-			t.Errorf("call %s ended at %v; it was killed at %v", id, h.Call.EndTime, killedAt)
-		}
-	}
-	// The live-call routes no longer know them.
-	if status, _ := request(t, "GET", base+"/api/calls/"+ids[0], alice, ""); status != http.StatusNotFound {
-		t.Errorf("GET the crashed call: %d, want 404", status)
-	}
+	testKilledWithLiveCalls(t, "DATABASE_URL="+cluster.URL(), "SWITCHBOARD_SPOOL_DIR="+t.TempDir())
 }
 
 // TestMigrateCommand: switchboard migrate applies the migrations to an

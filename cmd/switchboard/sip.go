@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/api"
 	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/audio/rtp"
 	"github.com/switchboard/switchboard/internal/sip"
@@ -119,6 +120,22 @@ func (m *Main) startSIP(ctx context.Context) error {
 	m.phones.Set(srv)
 	m.SIPAddr = srv.Addr()
 	return nil
+}
+
+// trunkStatus is what /readyz lists of the SIP trunks: nil without
+// --sip-addr (no trunks in the answer), none before the SIP server starts.
+func (m *Main) trunkStatus() func() []api.TrunkStatus {
+	if m.phones == nil {
+		return nil
+	}
+	return func() []api.TrunkStatus {
+		trunks := m.phones.Trunks()
+		out := make([]api.TrunkStatus, 0, len(trunks))
+		for _, t := range trunks {
+			out = append(out, api.TrunkStatus{Name: t.Name, State: t.State, Error: t.Error})
+		}
+		return out
+	}
 }
 
 // stopSIP ends the calls with the phone network (BYE, or 503 before an

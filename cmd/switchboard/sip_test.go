@@ -39,6 +39,7 @@ func TestSIPInbound(t *testing.T) {
 	}{
 		{name: "answered, then the carrier hangs up", scenario: "carrier_hangs_up.xml", accept: true, code: 0, sub: 5000},
 		{name: "canceled before the answer", scenario: "cancel.xml", code: 487},
+		{name: "the carrier hangs up before it acknowledges the answer", scenario: "bye_before_ack.xml", accept: true, code: 0, sub: 5000},
 		{name: "delayed offer: the RTP leg offers in the 200, the ACK answers", scenario: "delayed_offer.xml", accept: true, code: 0, sub: 5000},
 		{name: "delayed offer, no answer in the ACK: BYE, 488", scenario: "delayed_offer_no_answer.xml", accept: true, code: 488},
 		{name: "re-INVITEs without SDP: the RTP leg offers, the ACKs hold and resume", scenario: "carrier_holds_offerless.xml", accept: true, code: 0, sub: 5000},
@@ -319,15 +320,25 @@ func rfc4733Capture(digits string) []byte {
 // too, that outlives Close.
 func startSIPSwitchboard(t *testing.T, trunk, rtpPorts string) (*Main, *store.Memory) {
 	t.Helper()
-	tr, err := sip.ParseTrunk(trunk)
-	if err != nil {
-		t.Fatal(err)
+	return startSIPTrunks(t, rtpPorts, trunk)
+}
+
+// startSIPTrunks is startSIPSwitchboard with any number of trunks.
+func startSIPTrunks(t *testing.T, rtpPorts string, trunks ...string) (*Main, *store.Memory) {
+	t.Helper()
+	var trs []sip.Trunk
+	for _, trunk := range trunks {
+		tr, err := sip.ParseTrunk(trunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trs = append(trs, tr)
 	}
 	history := store.NewMemory()
 	m := &Main{
 		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute,
 			Media: MediaConfig{Grace: time.Minute},
-			SIP:   SIPConfig{Addr: "127.0.0.1:0", Trunks: []sip.Trunk{tr}, RTPPorts: rtpPorts}},
+			SIP:   SIPConfig{Addr: "127.0.0.1:0", Trunks: trs, RTPPorts: rtpPorts}},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
 		Store: openMemory{history},
 	}

@@ -10,6 +10,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/api"
 	"github.com/switchboard/switchboard/internal/calls"
 )
 
@@ -88,11 +89,14 @@ func TestAnswers(t *testing.T) {
 }
 
 // TestReadyzLeaksNothing: without the admin key /readyz answers only ok or
-// not ready; with it, the store's own words.
+// not ready; with it, the store's own words, and when ready the SIP
+// trunks, a failed one among them.
 func TestReadyzLeaksNothing(t *testing.T) {
 	secret := errors.New("postgres user=switchboard dbname=calls host=db.internal: spool /var/spool/switchboard is full")
 	var ready error
-	s := newServer(t, serverOptions{ready: func(context.Context) error { return ready }})
+	trunks := []api.TrunkStatus{{Name: "carrier", State: "failed", Error: "sip: REGISTER with carrier: 403 Forbidden"}}
+	s := newServer(t, serverOptions{ready: func(context.Context) error { return ready },
+		trunks: func() []api.TrunkStatus { return trunks }})
 	alice := s.token("alice", calls.RoleAgent)
 
 	get := func(key string) (int, string, string) {
@@ -137,6 +141,9 @@ func TestReadyzLeaksNothing(t *testing.T) {
 		}
 		if tt.ready != nil && !strings.Contains(body, "db.internal") {
 			t.Errorf("%s: %q, want the store's words", tt.name, body)
+		}
+		if tt.ready == nil && !strings.Contains(body, `"trunks":[{"name":"carrier","state":"failed","error":"sip: REGISTER with carrier: 403 Forbidden"}]`) {
+			t.Errorf("%s: %q, want the failed trunk", tt.name, body)
 		}
 	}
 }

@@ -88,9 +88,27 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz says whether the store is reachable: only ok or not ready, unless
-// the request carries the admin key, which gets the store's own words
-// (they name its database, host and spool).
+// TrunkStatus is one SIP trunk's state, as GET /readyz lists it to the
+// admin key: name and state (registered, registering, failed,
+// unregistered, or static for a trunk that does not register), and
+// with failed the last REGISTER's error.
+type TrunkStatus struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+}
+
+// readyBody is /readyz's answer to the admin key when ready; trunks only
+// with SIP (Config.Trunks), then always a list.
+type readyBody struct {
+	Status string        `json:"status"`
+	Trunks []TrunkStatus `json:"trunks,omitzero"`
+}
+
+// readyz says whether the store is reachable and the node not draining
+// (see Config.Ready): only ok or not ready, unless the request carries the
+// admin key, which gets the store's own words (they name its database,
+// host and spool) or draining, and, when ready, the SIP trunks' states.
 func (s *Server) readyz(c echo.Context) error {
 	err := s.cfg.Ready(c.Request().Context())
 	if key := bearer(c.Request()); key == "" || !s.cfg.Tokens.IsAdmin(key) {
@@ -99,12 +117,22 @@ func (s *Server) readyz(c echo.Context) error {
 		}
 		return c.String(http.StatusOK, "ok\n")
 	}
+	if calls.ErrorCode(err) == calls.CodeDraining {
+		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: errorDetail{Code: calls.CodeDraining, Message: calls.ErrorMessage(err)}})
+	}
 	if err != nil {
 		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: errorDetail{
 			Code: calls.CodeUnavailable, Message: "the store is not ready: " + err.Error(),
 		}})
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	body := readyBody{Status: "ready"}
+	if s.cfg.Trunks != nil {
+		body.Trunks = s.cfg.Trunks()
+		if body.Trunks == nil {
+			body.Trunks = []TrunkStatus{}
+		}
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 func (s *Server) version(c echo.Context) error {

@@ -45,6 +45,7 @@ type serverOptions struct {
 	durable      func(context.Context) error
 	durableWait  time.Duration
 	retention    api.Retention // of the hub's MemoryLog (zero: the default)
+	trunks       func() []api.TrunkStatus
 }
 
 func newServer(t *testing.T, opt serverOptions) *server {
@@ -70,7 +71,7 @@ func newServer(t *testing.T, opt serverOptions) *server {
 		AllowedOrigins: []string{"https://console.example"},
 		PingInterval:   opt.pingInterval, WriteTimeout: opt.writeTimeout,
 		ICE: opt.ice, Console: opt.console, Numbers: st,
-		Durable: opt.durable, DurableWait: opt.durableWait,
+		Durable: opt.durable, DurableWait: opt.durableWait, Trunks: opt.trunks,
 	})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {

@@ -25,8 +25,13 @@ type Config struct {
 	Switchboard *calls.Switchboard
 	Hub         *Hub
 	Tokens      *Tokens
-	// Ready answers nil when the store is reachable (GET /readyz).
+	// Ready answers nil when the store is reachable (GET /readyz), and a
+	// *calls.Error with CodeDraining while the node drains.
 	Ready func(ctx context.Context) error
+	// Trunks, when set, reports the SIP trunks' states, which GET /readyz
+	// lists to the admin key (informational: a failed trunk leaves the
+	// switchboard ready). Nil, as without SIP: /readyz has no trunks.
+	Trunks func() []TrunkStatus
 	// Durable returns once the changes made so far are on disk (the
 	// history store's Durable); every answer that may have changed a call
 	// waits for it, at most DurableWait (default DefaultDurableWait), and

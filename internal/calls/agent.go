@@ -8,21 +8,18 @@ import (
 
 // Attach opens an event connection for the principal: the identity is
 // Connected (and can receive calls) while at least one is open. register
-// runs with the connection's snapshot while everything the snapshot shows is
-// locked, and must subscribe the connection to events before it returns:
-// no event is lost or repeated between the snapshot and the stream. Detach
+// runs with the connection's snapshot while the switchboard holds its live
+// state (it must not block), and must subscribe the connection to events
+// before it returns: no event is lost or repeated between the snapshot and
+// the stream. Detach
 // closes the connection; reason (such as "invalidToken") is told when the
 // identity's last connection closes.
 func (s *Switchboard) Attach(ctx context.Context, p Principal, register func(Snapshot)) (detach func(reason string), err error) {
-	pt, err := s.identify(p)
+	tx := s.begin(&p)
+	pt, err := tx.identify(p)
 	if err != nil {
+		tx.unlock()
 		return nil, withOp("attach", err)
-	}
-	var tx *txn
-	if p.Role == RoleSupervisor {
-		tx = s.beginAll(&p)
-	} else {
-		tx = s.begin(&p, []*party{pt}, nil)
 	}
 	refresh(pt, p)
 	pt.seen = true
@@ -36,7 +33,7 @@ func (s *Switchboard) Attach(ctx context.Context, p Principal, register func(Sna
 
 	var once bool
 	return func(reason string) {
-		tx := s.begin(&p, []*party{pt}, nil)
+		tx := s.begin(&p)
 		defer tx.done()
 		if once {
 			return
@@ -57,13 +54,13 @@ func (tx *txn) connectionEvent(pt *party, from, to ConnectionState, reason strin
 	}
 }
 
-// snapshot is what a connection sees when it opens; the transaction holds
-// the locks of everything it shows.
+// snapshot is what a connection sees when it opens: pt's calls, or with
+// all every supervised identity's, in the order of their rawIds.
 func (tx *txn) snapshot(pt *party, all bool) Snapshot {
 	snap := Snapshot{ConnectionState: Connected, Calls: []Call{}, IncomingCalls: []IncomingCall{}}
 	parties := []*party{pt}
 	if all {
-		parties = tx.parties
+		parties = tx.s.sortedParties()
 		snap.Agents = []AgentStatus{}
 	}
 	for _, q := range parties {
@@ -107,7 +104,9 @@ func (p *party) status() AgentStatus {
 // first).
 func (s *Switchboard) ListCalls(ctx context.Context, p Principal, agent string) ([]Call, error) {
 	const op = "list calls"
-	pt, err := s.identify(p)
+	tx := s.begin(&p)
+	defer tx.unlock()
+	pt, err := tx.identify(p)
 	if err != nil {
 		return nil, withOp(op, err)
 	}
@@ -122,35 +121,24 @@ func (s *Switchboard) ListCalls(ctx context.Context, p Principal, agent string) 
 		if p.Role != RoleSupervisor {
 			return nil, withOp(op, Errorf(CodeForbidden, "only supervisors see other identities' calls"))
 		}
-		s.mu.RLock()
 		if q := s.parties[agent]; q != nil {
 			targets = append(targets, q)
 		}
-		s.mu.RUnlock()
 	case agent == "" && p.Role == RoleSupervisor:
-		s.mu.RLock()
-		for _, q := range s.parties {
-			targets = append(targets, q)
-		}
-		s.mu.RUnlock()
-		slices.SortFunc(targets, func(a, b *party) int { return strings.Compare(a.id, b.id) })
+		targets = s.sortedParties()
 	default:
 		targets = []*party{pt}
 	}
 	out := []Call{}
 	for _, q := range targets {
-		if q.bot {
+		if q.bot || q != pt && !q.supervised() {
 			continue
 		}
-		tx := s.begin(&p, []*party{q}, nil)
-		if q == pt || q.supervised() {
-			for _, l := range q.legs {
-				if l.listed {
-					out = append(out, l.view(false))
-				}
+		for _, l := range q.legs {
+			if l.listed {
+				out = append(out, l.view(false))
 			}
 		}
-		tx.unlock()
 	}
 	return out, nil
 }
@@ -167,12 +155,12 @@ func (s *Switchboard) GetCall(ctx context.Context, p Principal, id string) (Call
 
 // ListIncoming answers the calls ringing for the principal.
 func (s *Switchboard) ListIncoming(ctx context.Context, p Principal) ([]IncomingCall, error) {
-	pt, err := s.identify(p)
+	tx := s.begin(&p)
+	defer tx.unlock()
+	pt, err := tx.identify(p)
 	if err != nil {
 		return nil, withOp("list incoming calls", err)
 	}
-	tx := s.begin(&p, []*party{pt}, nil)
-	defer tx.unlock()
 	out := []IncomingCall{}
 	for _, l := range pt.legs {
 		if l.phase == phaseIncoming {
@@ -255,49 +243,80 @@ func (s *Switchboard) mayReadHistory(p Principal, agent *string) error {
 
 // endEveryCall ends every call of the identity with reason; in a 1:1 call
 // the other side ends with it too. Nothing resumes afterwards.
-func (s *Switchboard) endEveryCall(pt *party, reason EndReason) {
-	for {
-		// Lock the identity's conversations, and so their other members,
-		// as its snapshot names them; if a call appeared meanwhile, start
-		// again.
-		var convs []*conversation
-		for _, l := range *pt.legsSnap.Load() {
-			convs = append(convs, l.conv)
-		}
-		tx := s.begin(nil, []*party{pt}, convs)
-		if slices.ContainsFunc(pt.legs, func(l *leg) bool { return !slices.Contains(tx.convs, l.conv) }) {
-			tx.done()
-			continue
-		}
-		for _, l := range slices.Clone(pt.legs) {
-			tx.endLeg(l, reason, reason)
-		}
-		tx.after = nil
-		tx.done()
-		return
+func (tx *txn) endEveryCall(pt *party, reason EndReason) {
+	for _, l := range slices.Clone(pt.legs) {
+		tx.endLeg(l, reason, reason)
 	}
+	tx.after = nil
+}
+
+// sortedParties is every party, in the order of their rawIds.
+func (s *Switchboard) sortedParties() []*party {
+	out := make([]*party, 0, len(s.parties))
+	for _, q := range s.parties {
+		out = append(out, q)
+	}
+	slices.SortFunc(out, func(a, b *party) int { return strings.Compare(a.id, b.id) })
+	return out
+}
+
+// Drain readies the switchboard to stop: from now on it refuses what would
+// start a call (StartCall, StartPhoneCall, AddParticipant, and JoinCall of
+// a group call or room nobody is in) with CodeDraining, while everything
+// on the calls it has goes on as before (accept, hold, resume, mute, DTMF,
+// hang up). It answers how many calls identities have now, ringing ones
+// included, and a channel closed once none is left (closed already when
+// none is). Calling it again answers the calls left and the same channel;
+// Close ends whatever is left.
+func (s *Switchboard) Drain() (calls int, idle <-chan struct{}) {
+	tx := s.begin(nil)
+	defer tx.unlock()
+	if !s.draining {
+		s.draining = true
+		s.idle = make(chan struct{})
+		s.drained = s.idle
+		if len(s.legs) == 0 {
+			close(s.idle)
+			s.idle = nil
+		}
+	}
+	for _, l := range s.legs {
+		if !l.party.bot {
+			calls++
+		}
+	}
+	return calls, s.drained
+}
+
+// Draining reports whether Drain was called: the switchboard takes no new
+// calls.
+func (s *Switchboard) Draining() bool {
+	tx := s.begin(nil)
+	defer tx.unlock()
+	return s.draining
 }
 
 // Close ends every live call with 503/1 (the switchboard was shut down),
 // waits for timers and follow-ups in flight, and refuses new operations.
 // The store is the caller's to close afterwards, so these ends are kept.
 func (s *Switchboard) Close(ctx context.Context) error {
-	s.mu.Lock()
+	tx := s.begin(nil)
 	if s.closed {
-		s.mu.Unlock()
+		tx.unlock()
 		return nil
 	}
 	s.closed = true
-	parties := make([]*party, 0, len(s.parties))
-	for _, p := range s.parties {
-		parties = append(parties, p)
-	}
-	s.mu.Unlock()
+	parties := s.sortedParties()
+	tx.done()
+	// One transaction per identity: each stays small, and nothing new can
+	// start once closed is set.
 	for _, p := range parties {
 		if p.bot {
 			continue
 		}
-		s.endEveryCall(p, ReasonShutdown)
+		tx := s.begin(nil)
+		tx.endEveryCall(p, ReasonShutdown)
+		tx.done()
 	}
 	done := make(chan struct{})
 	go func() {

@@ -7,11 +7,14 @@ import (
 
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/calls/callstest"
+	"github.com/switchboard/switchboard/internal/holdpolicy"
 )
 
 // checkEventsOneActive replays every identity's events in the order they
 // were published and fails if any identity ever had two Connected calls.
-func checkEventsOneActive(t *testing.T, f *callstest.Fixture) {
+// It answers, per identity, whether each call it still knows of is
+// Connected by the events.
+func checkEventsOneActive(t *testing.T, f *callstest.Fixture) map[string]map[string]bool {
 	t.Helper()
 	active := map[string]map[string]bool{}
 	for _, ev := range f.Publisher.Events("") {
@@ -43,6 +46,7 @@ func checkEventsOneActive(t *testing.T, f *callstest.Fixture) {
 			t.Fatalf("after %s on %s, %s had %d Connected calls", ev.Type, ev.CallID, ev.AgentID, n)
 		}
 	}
+	return active
 }
 
 // TestRacingResumes: two requests racing to resume two held calls of one
@@ -71,12 +75,69 @@ func TestRacingResumes(t *testing.T) {
 	}
 }
 
-// TestCrossAgentStress: agents who share calls hold, resume, mute, call
-// and hang up at once. Nothing deadlocks (the test ends), and no agent
-// ever has two Connected calls, neither in the end nor in its events.
+// policyState is how package holdpolicy sees a call from its view: live,
+// held by its own identity (HeldTime), held by the other side of a 1:1
+// call (that participant is on Hold).
+func policyState(c calls.Call) holdpolicy.State {
+	live := c.State == calls.StateConnected || c.State == calls.StateLocalHold || c.State == calls.StateRemoteHold
+	pc := holdpolicy.Call{ID: c.ID, Live: live, HeldByAgent: c.HeldTime != nil}
+	if c.Kind == calls.OneToOne && len(c.RemoteParticipants) == 1 {
+		pc.HeldByRemote = c.RemoteParticipants[0].State == calls.ParticipantHold
+	}
+	return pc.State()
+}
+
+// checkViews checks calls, one consistent view of several identities'
+// calls, against the hold policy: each call's state is the one the policy
+// gives its holds, and no identity has more than one Connected call.
+func checkViews(t *testing.T, list []calls.Call) {
+	t.Helper()
+	active := map[string]string{}
+	for _, c := range list {
+		want := map[holdpolicy.State]calls.CallState{
+			holdpolicy.Connected: calls.StateConnected, holdpolicy.LocalHold: calls.StateLocalHold,
+			holdpolicy.RemoteHold: calls.StateRemoteHold,
+		}
+		st := policyState(c)
+		if w, ok := want[st]; ok && c.State != w {
+			t.Errorf("%s's call %s is %s; by its holds the policy says %s", c.AgentID, c.ID, c.State, st)
+		}
+		if c.IsActive != (c.State == calls.StateConnected) {
+			t.Errorf("%s's call %s is %s with isActive %v", c.AgentID, c.ID, c.State, c.IsActive)
+		}
+		if st != holdpolicy.Connected {
+			continue
+		}
+		if other, ok := active[c.AgentID]; ok {
+			t.Errorf("%s has two Connected calls at once: %s and %s", c.AgentID, other, c.ID)
+		}
+		active[c.AgentID] = c.ID
+	}
+}
+
+// TestCrossAgentStress: agents who share calls place, accept, reject,
+// hold, resume, mute and hang up at once, two goroutines per agent, while
+// supervisors list everyone's calls and attach. Nothing deadlocks (the
+// test ends); every view a supervisor gets, which shows everyone at one
+// moment, agrees with the hold policy and has at most one Connected call
+// per agent; so does the end; and the events, replayed, never show two
+// and end where the state ends. With ResumeLastHeld, ends also start
+// follow-up operations (resuming the call held last) that race the rest.
 func TestCrossAgentStress(t *testing.T) {
-	f := callstest.New(t, calls.Config{})
-	agents := []calls.Principal{alice, bob, carol, dave}
+	for _, tc := range []struct {
+		name   string
+		policy holdpolicy.Options
+	}{
+		{"default policy", holdpolicy.Options{}},
+		{"resume last held", holdpolicy.Options{ResumeLastHeld: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { crossAgentStress(t, tc.policy) })
+	}
+}
+
+func crossAgentStress(t *testing.T, policy holdpolicy.Options) {
+	f := callstest.New(t, calls.Config{Policy: policy})
+	agents := []calls.Principal{alice, bob, carol, dave, callstest.Agent("erin"), callstest.Agent("frank")}
 	for _, p := range agents {
 		f.Connect(t, p)
 	}
@@ -86,13 +147,18 @@ func TestCrossAgentStress(t *testing.T) {
 			connect(t, f, a, b)
 		}
 	}
-	ops := 1500
+	ops := 600
 	if testing.Short() {
-		ops = 300
+		ops = 150
 	}
-	var wg sync.WaitGroup
-	for w, p := range agents {
-		wg.Go(func() {
+	var (
+		wg      sync.WaitGroup
+		working sync.WaitGroup
+		stop    = make(chan struct{})
+	)
+	for w := range 2 * len(agents) {
+		p := agents[w%len(agents)]
+		working.Go(func() {
 			r := rand.New(rand.NewPCG(uint64(w), 7))
 			for range ops {
 				list, err := f.ListCalls(ctx, p, "")
@@ -100,13 +166,19 @@ func TestCrossAgentStress(t *testing.T) {
 					t.Errorf("list: %v", err)
 					return
 				}
-				if len(list) == 0 || r.IntN(20) == 0 {
-					peer := agents[r.IntN(len(agents))]
-					if peer.Identifier != p.Identifier {
-						_, _ = f.StartCall(ctx, p, to(peer))
+				checkViews(t, list)
+				if in, _ := f.ListIncoming(ctx, p); len(in) > 0 && r.IntN(3) > 0 {
+					c := in[r.IntN(len(in))]
+					if r.IntN(5) == 0 {
+						_, _ = f.Reject(ctx, p, c.ID)
+					} else {
+						_, _ = f.Accept(ctx, p, c.ID)
 					}
-					if in, _ := f.ListIncoming(ctx, p); len(in) > 0 {
-						_, _ = f.Accept(ctx, p, in[r.IntN(len(in))].ID)
+					continue
+				}
+				if len(list) == 0 || r.IntN(10) == 0 {
+					if peer := agents[r.IntN(len(agents))]; peer.Identifier != p.Identifier {
+						_, _ = f.StartCall(ctx, p, to(peer))
 					}
 					continue
 				}
@@ -114,9 +186,9 @@ func TestCrossAgentStress(t *testing.T) {
 				switch r.IntN(10) {
 				case 0:
 					_, _ = f.HangUp(ctx, p, c.ID, false)
-				case 1, 2:
+				case 1:
 					_, _ = f.SetMuted(ctx, p, c.ID, r.IntN(2) == 0)
-				case 3, 4, 5:
+				case 2, 3, 4:
 					_, _ = f.Hold(ctx, p, c.ID)
 				default:
 					_, _ = f.Resume(ctx, p, c.ID)
@@ -124,11 +196,48 @@ func TestCrossAgentStress(t *testing.T) {
 			}
 		})
 	}
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			list, err := f.ListCalls(ctx, sup, "")
+			if err != nil {
+				t.Errorf("supervisor list: %v", err)
+				return
+			}
+			checkViews(t, list)
+			detach, err := f.Attach(ctx, sup, func(snap calls.Snapshot) { checkViews(t, snap.Calls) })
+			if err != nil {
+				t.Errorf("supervisor attach: %v", err)
+				return
+			}
+			detach("")
+		}
+	})
+	working.Wait()
+	close(stop)
 	wg.Wait()
-	for _, p := range agents {
-		if n := activeCalls(t, f, p); n > 1 {
-			t.Errorf("%s has %d active calls", p.Identifier, n)
+
+	final, err := f.ListCalls(ctx, sup, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkViews(t, final)
+	replayed := checkEventsOneActive(t, f)
+	for _, c := range final {
+		if (c.State == calls.StateConnected) != replayed[c.AgentID][c.ID] {
+			t.Errorf("%s's call %s is %s, but its events say Connected=%v", c.AgentID, c.ID, c.State, replayed[c.AgentID][c.ID])
+		}
+		delete(replayed[c.AgentID], c.ID)
+	}
+	for agent, a := range replayed {
+		for id, on := range a {
+			if on {
+				t.Errorf("%s's call %s is Connected by its events but not live", agent, id)
+			}
 		}
 	}
-	checkEventsOneActive(t, f)
 }

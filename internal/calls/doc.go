@@ -7,12 +7,41 @@
 // its own id, as each client of the Calling SDK has its own Call; the legs
 // of one conversation share a serverCallId.
 //
-// An operation runs: plan (package holdpolicy decides the holds) → apply
-// to the in-memory state under the locks of everyone concerned → hand the
-// change to the store's queue, the event publisher and the media plane →
-// release the locks. Events are not written by hand: each operation records
-// how the calls it touches looked before, and the difference becomes the
-// events, so the event stream and the state cannot disagree.
+// The live state (identities, their calls, the conversations they share,
+// rooms) has one owner: Switchboard.live, one mutex per Switchboard. Every
+// operation is one transaction, in the same shape:
+//
+//	tx := s.begin(actor)   // take the live state; tx.now is the operation's time
+//	defer tx.done()        // commit, release, run the follow-ups
+//	pt, err := tx.identify(p)
+//	l := s.legs[id]        // look up and check; an error changes nothing
+//	tx.plan(l, action)     // package holdpolicy decides the holds; apply them
+//	tx.goLive(l), tx.endLeg(l, …), tx.touch(c) then a field …
+//	tx.settle(l)           // enforce the rule on calls that became Connected
+//
+// done hands the change to the store's queue, the event publisher, the
+// phone lines and the media plane while the state is still held, so
+// everyone sees changes in the order they happened and no observer sees
+// two Connected calls of one identity; then it releases the state and runs
+// tx.after (follow-ups that are operations of their own, such as resuming
+// the call held last). Events are not written by hand: each operation
+// records how the calls it touches looked before (touch, see), and the
+// difference becomes the events, so the event stream and the state cannot
+// disagree.
+//
+// Nothing waits under the live state: no I/O, no channel a slow reader can
+// fill. The store only queues (the API awaits durability afterwards, with
+// Store.Durable); the publisher, media plane and phone lines take a change
+// and return; none may call back into the Switchboard from inside such a
+// call (the mutex is not reentrant: report back from a goroutine, as
+// package sip does). Timers and follow-ups begin operations of their own.
+// An operation holds the state for microseconds, and holds all
+// of it, so it may read and change any identity or conversation without
+// planning which ones first. A new feature (queues, transfer, listen and
+// whisper) is a new operation of this shape: more state owned by live, and
+// rules as pure functions beside holdpolicy. One owner per node is also
+// the shape a cluster needs, where every operation about an identity runs
+// on the node that owns it.
 //
 // The package owns the rules and nothing else: it does no I/O of its own
 // and imports only the standard library and holdpolicy. Store, Publisher,

@@ -16,8 +16,8 @@ const maxDTMF = 32
 // Media of Config implements it to carry SendDTMF's digits.
 type Tones interface {
 	// SendTones plays digits from the member fromRawID to the others in
-	// the conversation serverCallID. Called under the member's locks; it
-	// must not block.
+	// the conversation serverCallID. Called while the switchboard holds
+	// its live state; it must not block.
 	SendTones(serverCallID, fromRawID, digits string)
 }
 

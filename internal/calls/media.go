@@ -5,14 +5,9 @@ package calls
 // other sides; in group calls and rooms the others go on. The media plane
 // calls it; an unknown identity or one without calls is a no-op.
 func (s *Switchboard) MediaLost(rawID string) {
-	if s.isClosed() {
-		return
+	tx := s.begin(nil)
+	defer tx.done()
+	if pt := s.parties[rawID]; pt != nil && !pt.bot && !s.closed {
+		tx.endEveryCall(pt, ReasonMediaLost)
 	}
-	s.mu.RLock()
-	pt := s.parties[rawID]
-	s.mu.RUnlock()
-	if pt == nil || pt.bot {
-		return
-	}
-	s.endEveryCall(pt, ReasonMediaLost)
 }

@@ -48,20 +48,18 @@ type AddParticipantRequest struct {
 	AlternateCallerID *Identifier `json:"alternateCallerId,omitempty"`
 }
 
-// identify returns the principal's party, refreshing its name and role.
-func (s *Switchboard) identify(p Principal) (*party, error) {
-	if s.isClosed() {
+// identify returns the principal's party, creating it.
+func (tx *txn) identify(p Principal) (*party, error) {
+	if tx.s.closed {
 		return nil, errClosed
 	}
 	if err := p.Identifier.Validate(); err != nil {
 		return nil, err
 	}
-	pt := s.lookupParty(p.Identifier)
-	return pt, nil
+	return tx.party(p.Identifier), nil
 }
 
-// refresh records the principal's name and role on its party; the party
-// must be locked.
+// refresh records the principal's name and role on its party.
 func refresh(pt *party, p Principal) {
 	if p.DisplayName != "" {
 		pt.displayName = p.DisplayName
@@ -97,7 +95,7 @@ func checkCallee(caller Identifier, callee Identifier, alt *Identifier) error {
 }
 
 // reachable reports whether a call to the party can ring: a bot, or an
-// identity with an open event connection. The party must be locked.
+// identity with an open event connection.
 func reachable(p *party) bool { return p.bot || p.conns > 0 }
 
 // newLeg creates a leg of party in conversation c and registers it.
@@ -108,14 +106,12 @@ func (tx *txn) newLeg(pt *party, c *conversation, dir Direction, info CallerInfo
 	}
 	tx.touch(c)
 	tx.seeNew(l)
-	c.setMembers(append(slices.Clone(c.members), l))
+	c.members = append(c.members, l)
 	c.all = append(c.all, l)
 	if !pt.bot {
-		pt.setLegs(append(slices.Clone(pt.legs), l))
+		pt.legs = append(pt.legs, l)
 	}
-	tx.s.mu.Lock()
 	tx.s.legs[l.id] = l
-	tx.s.mu.Unlock()
 	return l
 }
 
@@ -151,7 +147,7 @@ func (tx *txn) ring(l *leg) {
 // It holds the caller's active call in the same step. A callee nobody
 // answers for ends with 480. Errors: invalid_request, invalid_identifier,
 // invalid_phone_number, alternate_caller_id_required,
-// operation_not_supported_for_identity.
+// operation_not_supported_for_identity, draining.
 func (s *Switchboard) StartCall(ctx context.Context, p Principal, req StartCallRequest) (Call, error) {
 	return s.startCall(ctx, "start call", p, req, nil)
 }
@@ -172,25 +168,25 @@ func (s *Switchboard) startCall(ctx context.Context, op string, p Principal, req
 		}
 		seen[callee.RawID()] = true
 	}
-	caller, err := s.identify(p)
+	tx := s.begin(&p)
+	defer tx.done()
+	caller, err := tx.identify(p)
 	if err != nil {
 		return Call{}, withOp(op, err)
 	}
+	if s.draining {
+		return Call{}, withOp(op, errDraining)
+	}
 	callees := make([]*party, 0, len(req.Participants))
 	for _, id := range req.Participants {
-		callees = append(callees, s.lookupParty(id))
+		callees = append(callees, tx.party(id))
 	}
-
-	tx := s.begin(&p, append([]*party{caller}, callees...), nil)
-	defer tx.done()
 	refresh(caller, p)
 	kind := OneToOne
 	if len(callees) > 1 {
 		kind = Group
 	}
 	c := &conversation{id: s.cfg.NewID(), kind: kind}
-	c.setMembers(nil)
-	tx.lockNew(c)
 
 	self := CallerInfo{Identifier: p.Identifier, DisplayName: caller.displayName}
 	l := tx.newLeg(caller, c, Outgoing, self, phaseConnecting)
@@ -234,7 +230,8 @@ func (tx *txn) afterInvite(caller *leg) {
 // JoinCall starts or joins a group call (by GUID) or a room, holding the
 // agent's active call in the same step. Errors: invalid_request,
 // invalid_group_id, invalid_identifier, invalid_state (already in it),
-// operation_not_supported_for_identity.
+// operation_not_supported_for_identity, draining (a group call or room
+// nobody is in).
 func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest) (Call, error) {
 	const op = "join call"
 	var key string
@@ -256,22 +253,22 @@ func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest
 	if p.Identifier.Kind == KindTeamsUser {
 		return Call{}, withOp(op, Errorf(CodeOperationNotSupportedForIdentity, "a Teams user cannot join a room or a group call by groupId"))
 	}
-	pt, err := s.identify(p)
+	tx := s.begin(&p)
+	defer tx.done()
+	pt, err := tx.identify(p)
 	if err != nil {
 		return Call{}, withOp(op, err)
 	}
-	for {
-		c := s.findOrCreateRoom(key, req)
-		tx := s.begin(&p, []*party{pt}, []*conversation{c})
-		if c.closed {
-			tx.unlock() // emptied and dropped while we waited: find it again
-			continue
-		}
-		refresh(pt, p)
-		call, err := tx.join(pt, c, p)
-		tx.done()
-		return call, withOp(op, err)
+	if s.draining && s.rooms[key] == nil {
+		return Call{}, withOp(op, errDraining) // a join that would start a call
 	}
+	refresh(pt, p)
+	c := tx.findOrCreateRoom(key, req)
+	call, err := tx.join(pt, c, p)
+	if err != nil && len(c.members) == 0 && s.rooms[key] == c {
+		delete(s.rooms, key) // made for this join, which failed
+	}
+	return call, withOp(op, err)
 }
 
 func (tx *txn) join(pt *party, c *conversation, p Principal) (Call, error) {
@@ -287,9 +284,8 @@ func (tx *txn) join(pt *party, c *conversation, p Principal) (Call, error) {
 	return l.view(false), nil
 }
 
-func (s *Switchboard) findOrCreateRoom(key string, req JoinRequest) *conversation {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (tx *txn) findOrCreateRoom(key string, req JoinRequest) *conversation {
+	s := tx.s
 	if c := s.rooms[key]; c != nil {
 		return c
 	}
@@ -297,7 +293,6 @@ func (s *Switchboard) findOrCreateRoom(key string, req JoinRequest) *conversatio
 	if req.RoomID != "" {
 		c.kind = Room
 	}
-	c.setMembers(nil)
 	s.rooms[key] = c
 	return c
 }
@@ -310,19 +305,18 @@ const (
 	ownOrOversee               // also a supervisor
 )
 
-// onCall runs fn on the leg id under the locks its conversation needs,
-// after checking the principal may touch it. Another identity's call is
-// call_not_found, unless the principal is a supervisor and the operation
-// is one supervisors may do (else forbidden).
-//
-// extra are more identities the operation changes (one it invites), locked
-// with the call's.
-func (s *Switchboard) onCall(p Principal, id string, acc access, fn func(tx *txn, l *leg) error, extra ...*party) error {
-	pt, err := s.identify(p)
+// onCall runs fn on the leg id in a transaction, after checking the
+// principal may touch it. Another identity's call is call_not_found, unless
+// the principal is a supervisor and the operation is one supervisors may do
+// (else forbidden).
+func (s *Switchboard) onCall(p Principal, id string, acc access, fn func(tx *txn, l *leg) error) error {
+	tx := s.begin(&p)
+	defer tx.done()
+	pt, err := tx.identify(p)
 	if err != nil {
 		return err
 	}
-	l := s.lookupLeg(id)
+	l := s.legs[id]
 	if l == nil {
 		return errCallNotFound(id)
 	}
@@ -335,12 +329,7 @@ func (s *Switchboard) onCall(p Principal, id string, acc access, fn func(tx *txn
 			return Errorf(CodeForbidden, "supervisors may mute or remove participants and end calls, not operate another identity's call")
 		}
 	}
-	tx := s.begin(&p, append([]*party{pt, l.party}, extra...), []*conversation{l.conv})
-	defer tx.done()
 	refresh(pt, p)
-	if l.phase == phaseEnded {
-		return errCallNotFound(id)
-	}
 	return fn(tx, l)
 }
 
@@ -509,15 +498,18 @@ func (s *Switchboard) MuteAll(ctx context.Context, p Principal, id string) (Call
 // group call. The answer is the participant as it stands (Disconnected with
 // 480 when nobody is there to answer). Errors: call_not_found,
 // invalid_identifier, invalid_phone_number, alternate_caller_id_required,
-// operation_not_supported_for_identity, invalid_state.
+// operation_not_supported_for_identity, invalid_state, draining.
 func (s *Switchboard) AddParticipant(ctx context.Context, p Principal, id string, req AddParticipantRequest) (Participant, error) {
 	const op = "add participant"
 	if err := checkCallee(p.Identifier, req.Identifier, req.AlternateCallerID); err != nil {
 		return Participant{}, withOp(op, err)
 	}
-	callee := s.lookupParty(req.Identifier)
 	var out Participant
 	err := s.onCall(p, id, ownOnly, func(tx *txn, l *leg) error {
+		if s.draining {
+			return errDraining // the invitee's call would be a new one
+		}
+		callee := tx.party(req.Identifier)
 		if l.phase != phaseLive {
 			return Errorf(CodeInvalidState, "call %s is %s: participants are added to a live call", id, l.state())
 		}
@@ -536,7 +528,7 @@ func (s *Switchboard) AddParticipant(ctx context.Context, p Principal, id string
 		tx.ring(m)
 		out = m.participant()
 		return nil
-	}, callee)
+	})
 	return out, withOp(op, err)
 }
 
@@ -594,13 +586,9 @@ func (s *Switchboard) HangUp(ctx context.Context, p Principal, id string, forEve
 
 // ringTimeout ends a call nobody answered (480).
 func (s *Switchboard) ringTimeout(id string) {
-	l := s.lookupLeg(id)
-	if l == nil || s.isClosed() {
-		return
-	}
-	tx := s.begin(nil, []*party{l.party}, []*conversation{l.conv})
+	tx := s.begin(nil)
 	defer tx.done()
-	if l.phase == phaseIncoming {
+	if l := s.legs[id]; l != nil && !s.closed && l.phase == phaseIncoming {
 		tx.endLeg(l, ReasonNoAnswer, ReasonNoAnswer)
 	}
 }
@@ -608,13 +596,10 @@ func (s *Switchboard) ringTimeout(id string) {
 // resumeAfterEnd resumes the call an identity held last, when its policy
 // says so and it has no active call by now.
 func (s *Switchboard) resumeAfterEnd(pt *party, id string) {
-	l := s.lookupLeg(id)
-	if l == nil || l.party != pt || s.isClosed() {
-		return
-	}
-	tx := s.begin(nil, []*party{pt}, []*conversation{l.conv})
+	tx := s.begin(nil)
 	defer tx.done()
-	if l.phase == phaseEnded || slices.ContainsFunc(pt.legs, func(m *leg) bool { return m.state() == StateConnected }) {
+	l := s.legs[id]
+	if l == nil || l.party != pt || s.closed || slices.ContainsFunc(pt.legs, func(m *leg) bool { return m.state() == StateConnected }) {
 		return
 	}
 	if err := tx.plan(l, holdpolicy.Resume); err == nil {
@@ -625,13 +610,9 @@ func (s *Switchboard) resumeAfterEnd(pt *party, id string) {
 // ReportSpeaking is how the media plane says an identity started or stopped
 // speaking in a call (isSpeakingChanged to the others).
 func (s *Switchboard) ReportSpeaking(callID string, speaking bool) {
-	l := s.lookupLeg(callID)
-	if l == nil {
-		return
-	}
-	tx := s.begin(nil, []*party{l.party}, []*conversation{l.conv})
+	tx := s.begin(nil)
 	defer tx.done()
-	if l.phase != phaseEnded && l.speaking != speaking {
+	if l := s.legs[callID]; l != nil && l.speaking != speaking {
 		tx.touch(l.conv)
 		l.speaking = speaking
 	}

@@ -19,7 +19,7 @@ import (
 // other caller.
 type PhoneLine interface {
 	// Update hands over the phone's call as it stands after a change. The
-	// switchboard calls it under the call's locks, in the order of the
+	// switchboard calls it while it holds the live state, in the order of the
 	// changes, for every change that touched the call's conversation (the
 	// state may be unchanged); it must not block.
 	Update(c Call)
@@ -41,7 +41,8 @@ type PhoneCallRequest struct {
 // participant, and ends as the callee's does (603 declined, 480 nobody
 // answered or nobody connected). The answer is the phone's call; its Line
 // has been told of it already. Errors: invalid_identifier,
-// invalid_phone_number, invalid_request, unavailable (shutting down).
+// invalid_phone_number, invalid_request, unavailable (shutting down),
+// draining.
 func (s *Switchboard) StartPhoneCall(ctx context.Context, req PhoneCallRequest) (Call, error) {
 	const op = "start phone call"
 	if req.Caller.Identifier.Kind != KindPhoneNumber {
@@ -63,16 +64,16 @@ func (s *Switchboard) StartPhoneCall(ctx context.Context, req PhoneCallRequest) 
 // phone call).
 func (s *Switchboard) EndPhoneCall(ctx context.Context, id string, reason EndReason) error {
 	const op = "end phone call"
-	l := s.lookupLeg(id)
+	tx := s.begin(nil)
+	defer tx.done()
+	l := s.legs[id]
 	if l == nil {
 		return nil // ended already
 	}
-	actor := &Principal{Identifier: l.party.ident, Role: RoleCaller}
-	tx := s.begin(actor, []*party{l.party}, []*conversation{l.conv})
-	defer tx.done()
-	if l.line == nil { // under the locks: Dial's line is set in the transaction that dials
+	if l.line == nil { // Dial's line is set in the transaction that dials
 		return withOp(op, errCallNotFound(id))
 	}
+	tx.actor = &Principal{Identifier: l.party.ident, Role: RoleCaller}
 	peer := ReasonRemoteHungUp
 	if l.phase != phaseLive || reason.Code >= 400 {
 		// Never answered (busy, declined, canceled), or a failure (media
@@ -88,8 +89,8 @@ func (s *Switchboard) EndPhoneCall(ctx context.Context, id string, reason EndRea
 type PhoneNetwork interface {
 	// Dial starts a call to a phone: c is the phone's call (its AgentID
 	// the number's rawId, its CallerInfo the caller id to present, the
-	// caller's alternateCallerId). The switchboard calls it under the
-	// call's locks; it must not block. It answers the line that hears
+	// caller's alternateCallerId). The switchboard calls it while it holds
+	// the live state; it must not block. It answers the line that hears
 	// the call's changes from then on (its end: the caller gave up, the
 	// ring timeout, a hang-up); the network reports back with
 	// PhoneProgress, PhoneAnswered and EndPhoneCall (the SIP status as
@@ -104,19 +105,16 @@ func (tx *txn) dialsOut(l *leg) bool {
 	return tx.s.cfg.Phones != nil && l.party.ident.Kind == KindPhoneNumber && !reachable(l.party)
 }
 
-// onPhone runs fn on a phone call's leg under its locks, with the phone
+// onPhone runs fn on a phone call's leg in a transaction, with the phone
 // as the actor. Errors: call_not_found.
 func (s *Switchboard) onPhone(op, id string, fn func(tx *txn, l *leg) error) error {
-	l := s.lookupLeg(id)
-	if l == nil {
-		return withOp(op, errCallNotFound(id))
-	}
-	actor := &Principal{Identifier: l.party.ident, Role: RoleCaller}
-	tx := s.begin(actor, []*party{l.party}, []*conversation{l.conv})
+	tx := s.begin(nil)
 	defer tx.done()
-	if l.line == nil || l.phase == phaseEnded {
+	l := s.legs[id]
+	if l == nil || l.line == nil {
 		return withOp(op, errCallNotFound(id))
 	}
+	tx.actor = &Principal{Identifier: l.party.ident, Role: RoleCaller}
 	return withOp(op, fn(tx, l))
 }
 
@@ -195,7 +193,8 @@ func (s *Switchboard) PhoneHold(ctx context.Context, id string, held bool) error
 		tx.touch(l.conv)
 		l.holding = held
 		if held {
-			l.heldSeq = tx.s.heldSeq.Add(1)
+			tx.s.heldSeq++
+			l.heldSeq = tx.s.heldSeq
 			l.heldAt = tx.now
 		} else {
 			l.heldAt = time.Time{}

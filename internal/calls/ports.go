@@ -8,9 +8,8 @@ import (
 // Publisher delivers events to whoever watches them (the websocket hub).
 type Publisher interface {
 	// Publish hands over one event. The switchboard calls it while it holds
-	// the locks of the identities the event concerns, so events of one
-	// identity arrive in the order their changes happened. It must not
-	// block: a watcher that cannot keep up is dropped, never waited for.
+	// the live state, so events arrive in the order their changes
+	// happened. It must not block (it delays every operation): a watcher that cannot keep up is dropped, never waited for.
 	Publish(ev Event)
 }
 
@@ -89,8 +88,8 @@ type Store interface {
 	TokenRevocations
 
 	// Record queues changes for writing. The switchboard calls it while it
-	// holds the locks of the calls' identities, so records of one call
-	// arrive in order. It must not block on I/O. The store may keep the
+	// holds the live state, so records arrive in the order of the changes.
+	// It must not block on I/O. The store may keep the
 	// records it is given until they are written; the switchboard does not
 	// change them afterwards. History is eventually consistent: a record
 	// queued but not yet written may be missing from the queries below.
@@ -141,8 +140,8 @@ type Route struct {
 
 // Media is the media plane: it carries audio as the routes say.
 type Media interface {
-	// SetRoute hands over a conversation's new routing. Called under the
-	// members' locks, in order; it must not block.
+	// SetRoute hands over a conversation's new routing. Called while the
+	// switchboard holds the live state, in order; it must not block.
 	SetRoute(r Route)
 }
 

@@ -7,34 +7,26 @@ import (
 	"github.com/switchboard/switchboard/internal/holdpolicy"
 )
 
-// txn is one operation in progress: it holds the locks, remembers how every
-// call it touches looked before, and on commit turns the difference into
-// events, store records and media routes.
+// txn is one operation in progress: it holds the live state, remembers how
+// every call it touches looked before, and on commit turns the difference
+// into events, store records and media routes. There is one at a time, so
+// the Switchboard keeps one and reuses it (and its scratch space); nothing
+// may keep a txn past its done.
 type txn struct {
-	s              *Switchboard
-	id             uint64     // tells this transaction's marks on legs from others'
-	actor          *Principal // nil: the system
-	now            time.Time
-	parties        []*party        // locked, in lock order
-	convs          []*conversation // locked
-	lp             lockPlan
-	registryLocked bool
+	s     *Switchboard
+	id    uint64     // tells this transaction's marks on legs from others'
+	actor *Principal // nil: the system
+	now   time.Time
 
 	touched  []*conversation
 	seen     []seenLeg        // legs in the order they were first seen
 	explicit map[*leg][]Event // events the diff cannot see (mutedByOthers)
-	after    []func()         // follow-ups to run once the locks are released
+	after    []func()         // follow-ups to run once the live state is released
 
 	parts      []partView        // what the legViews' parts slices point into
 	policy     []holdpolicy.Call // scratch for the hold policy's input
 	actorOwner *party            // the last actorFor answer, for reuse
 	actorLast  *Actor
-
-	// first backing arrays, so that a small operation allocates little
-	touchedBuf [4]*conversation
-	seenBuf    [8]seenLeg
-	partsBuf   [8]partView
-	policyBuf  [16]holdpolicy.Call
 }
 
 // seenLeg is a leg the transaction saw, with how it looked before.
@@ -44,38 +36,24 @@ type seenLeg struct {
 	fresh  bool // the leg is new in this transaction
 }
 
-func newTxn(s *Switchboard, actor *Principal, lp lockPlan) *txn {
-	tx := &txn{
+// reset readies the transaction for a new operation, keeping its scratch
+// space.
+func (tx *txn) reset(s *Switchboard, id uint64, actor *Principal) {
+	clear(tx.touched)
+	clear(tx.seen)
+	clear(tx.parts)
+	clear(tx.explicit)
+	*tx = txn{
 		// Microseconds: what Postgres keeps, so every store answers alike.
-		s: s, id: s.txnSeq.Add(1), actor: actor, now: s.cfg.Clock.Now().Truncate(time.Microsecond),
-		parties: lp.parties, convs: lp.convs, lp: lp,
-	}
-	tx.touched = tx.touchedBuf[:0]
-	tx.seen = tx.seenBuf[:0]
-	tx.parts = tx.partsBuf[:0]
-	tx.policy = tx.policyBuf[:0]
-	return tx
-}
-
-func (tx *txn) unlock() {
-	if tx.registryLocked {
-		tx.s.mu.RUnlock()
-		tx.registryLocked = false
-	}
-	for _, c := range tx.convs {
-		c.mu.Unlock()
-	}
-	for _, p := range tx.parties {
-		p.mu.Unlock()
+		s: s, id: id, actor: actor, now: s.cfg.Clock.Now().Truncate(time.Microsecond),
+		touched: tx.touched[:0], seen: tx.seen[:0], explicit: tx.explicit,
+		parts: tx.parts[:0], policy: tx.policy[:0],
 	}
 }
 
-// lockNew locks a conversation nobody else can see yet and keeps it in the
-// transaction.
-func (tx *txn) lockNew(c *conversation) {
-	c.mu.Lock()
-	tx.convs = append(tx.convs, c)
-}
+// unlock releases the live state without committing: for an operation
+// that changed nothing.
+func (tx *txn) unlock() { tx.s.live.Unlock() }
 
 // touch must be called before anything of c changes: it records how each
 // member's call looks now.
@@ -199,7 +177,8 @@ func (tx *txn) apply(p *party, transitions []holdpolicy.Transition) {
 		tx.touch(l.conv)
 		l.holding = tr.Hold
 		if tr.Hold {
-			l.heldSeq = tx.s.heldSeq.Add(1)
+			tx.s.heldSeq++
+			l.heldSeq = tx.s.heldSeq
 			l.heldAt = tx.now
 		} else {
 			l.heldAt = time.Time{}
@@ -235,10 +214,6 @@ func (tx *txn) settle(first *leg) {
 		for _, l := range became {
 			done[l] = true
 			if l.state() != StateConnected {
-				continue
-			}
-			if !tx.lp.hasParty(l.party) {
-				tx.s.log.Error("calls: settle reached an unlocked identity", "agent_id", l.party.id, "call_id", l.id)
 				continue
 			}
 			_ = tx.plan(l, holdpolicy.RemoteLive)
@@ -280,8 +255,8 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 	if !l.party.bot && l.line == nil {
 		transitions, err := holdpolicy.Plan(tx.callsOf(l.party), holdpolicy.End, l.id, tx.s.cfg.Policy)
 		if err == nil && len(transitions) > 0 {
-			p, id := l.party, transitions[0].CallID
-			tx.after = append(tx.after, func() { tx.s.resumeAfterEnd(p, id) })
+			s, p, id := tx.s, l.party, transitions[0].CallID
+			tx.after = append(tx.after, func() { s.resumeAfterEnd(p, id) })
 		}
 	}
 	wasPending := l.phase != phaseLive
@@ -290,13 +265,15 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 	l.endAt = tx.now
 	l.endReason = reason
 	tx.stopRinging(l)
-	c.setMembers(slices.DeleteFunc(slices.Clone(c.members), func(m *leg) bool { return m == l }))
+	c.members = slices.DeleteFunc(c.members, func(m *leg) bool { return m == l })
 	if !l.party.bot {
-		l.party.setLegs(slices.DeleteFunc(slices.Clone(l.party.legs), func(m *leg) bool { return m == l }))
+		l.party.legs = slices.DeleteFunc(l.party.legs, func(m *leg) bool { return m == l })
 	}
-	tx.s.mu.Lock()
 	delete(tx.s.legs, l.id)
-	tx.s.mu.Unlock()
+	if len(tx.s.legs) == 0 && tx.s.idle != nil {
+		close(tx.s.idle) // the drain's last call ended
+		tx.s.idle = nil
+	}
 
 	remaining := c.members
 	switch {
@@ -326,11 +303,9 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 	if len(c.members) == 0 && !c.closed {
 		c.closed = true
 		if key := c.registryKey(); key != "" {
-			tx.s.mu.Lock()
 			if tx.s.rooms[key] == c {
 				delete(tx.s.rooms, key)
 			}
-			tx.s.mu.Unlock()
 		}
 	}
 }
@@ -345,7 +320,7 @@ func peerReason(peer EndReason, other *leg) EndReason {
 }
 
 // commit hands the transaction's changes to the store, the publisher and
-// the media plane, in that order, while the locks are still held.
+// the media plane, in that order, while it still holds the live state.
 func (tx *txn) commit() {
 	n := 0
 	for i := range tx.seen {
@@ -407,11 +382,14 @@ func (tx *txn) commit() {
 	}
 }
 
-// done commits, releases the locks and runs the follow-ups.
+// done commits, releases the live state and runs the follow-ups. The
+// transaction is another operation's from the moment it is released.
 func (tx *txn) done() {
 	tx.commit()
+	after := tx.after
+	tx.after = nil
 	tx.unlock()
-	for _, f := range tx.after {
+	for _, f := range after {
 		f()
 	}
 }

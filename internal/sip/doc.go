@@ -8,7 +8,9 @@
 // number has none), and each call's INVITE dialog: 100 and 180 while the
 // agent's phone rings, 200 with the SDP answer once it is answered, the
 // end reason's SIP status when it ends unanswered (603 declined, 480
-// nobody answered, 487 canceled), and BYE either way once it is live.
+// nobody answered, 487 canceled), and BYE either way once it is live
+// (the phone's BYE also before its ACK of the 200). Trunks with ;register
+// are kept registered; Server.Trunks reports every trunk's state.
 //
 // Calls themselves belong to package calls: an inbound INVITE becomes
 // calls.Switchboard.StartPhoneCall with a calls.PhoneLine that hears every

@@ -103,6 +103,11 @@ type inbound struct {
 	infoMu     sync.Mutex // INFOs take turns
 }
 
+// drainRetryAfter is the Retry-After, in seconds, of the 503 that refuses
+// a call while the switchboard drains: about as long as it takes to stop
+// and come back.
+const drainRetryAfter = "60"
+
 // respond answers req outside any dialog.
 func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, headers ...sip.Header) {
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
@@ -209,15 +214,21 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	call, err := s.cfg.Switchboard.StartPhoneCall(s.ctx, calls.PhoneCallRequest{Caller: caller, Callee: *route.Target, Line: in.line})
 	if err != nil {
 		code, reason := 500, "Server Internal Error"
+		var headers []sip.Header
 		switch calls.ErrorCode(err) {
 		case calls.CodeUnavailable:
 			code, reason = 503, "Service Unavailable"
+		case calls.CodeDraining:
+			// RFC 3261 21.5.4: the carrier or proxy sends no new call here
+			// for that long, and tries another node at once (RFC 3263).
+			code, reason = 503, "Service Unavailable"
+			headers = append(headers, sip.NewHeader("Retry-After", drainRetryAfter))
 		case calls.CodeInvalidIdentifier, calls.CodeInvalidPhoneNumber, calls.CodeOperationNotSupportedForIdentity,
 			calls.CodeAlternateCallerIDRequired, calls.CodeInvalidRequest:
 			code, reason = 404, "Not Found"
 		}
 		log.Warn("sip: the switchboard refused the call", "err", err)
-		_ = ds.Respond(code, reason, nil)
+		_ = ds.Respond(code, reason, nil, headers...)
 		return
 	}
 	in.callID = call.ID
@@ -254,12 +265,7 @@ func (in *inbound) ring(answer []byte) bool {
 					return false
 				case c.ConnectedTime != nil:
 					if err := in.ds.RespondSDP(answer); err != nil {
-						reason := ReasonNoAck
-						if errors.Is(context.Cause(in.ds.Context()), sip.ErrTransactionCanceled) {
-							reason = calls.ReasonCanceled // CANCEL crossed the answer
-						}
-						in.log.Warn("sip: the answer was not acknowledged", "err", err)
-						_ = in.s.cfg.Switchboard.EndPhoneCall(context.Background(), in.callID, reason)
+						in.unacknowledged(err)
 						return false
 					}
 					if in.delayed {
@@ -282,6 +288,27 @@ func (in *inbound) ring(answer []byte) bool {
 			return false
 		}
 	}
+}
+
+// unacknowledged ends the call whose 200 was not acknowledged: the phone
+// hung up first (BYE before its ACK, which onBye answered 200), CANCEL
+// crossed the answer, or no ACK came in 64*T1.
+func (in *inbound) unacknowledged(err error) {
+	in.mu.Lock()
+	remote := in.remoteDone
+	in.mu.Unlock()
+	reason := ReasonNoAck
+	switch {
+	case remote:
+		reason = ReasonPhoneHungUp
+		in.log.Info("sip: the phone hung up before it acknowledged the answer")
+	case errors.Is(context.Cause(in.ds.Context()), sip.ErrTransactionCanceled):
+		reason = calls.ReasonCanceled
+		in.log.Info("sip: CANCEL crossed the answer")
+	default:
+		in.log.Warn("sip: the answer was not acknowledged", "err", err)
+	}
+	_ = in.s.cfg.Switchboard.EndPhoneCall(context.Background(), in.callID, reason)
 }
 
 // ackAnswered applies the answer the ACK carried to a delayed offer; a
@@ -398,17 +425,24 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist")
 		return
 	}
-	in.mu.Lock()
-	in.remoteDone = true
-	in.mu.Unlock()
+	// remoteDone before ReadBye ends the dialog: ring and live, woken by
+	// its end, must see the phone hung up.
+	in.setRemoteDone(true)
 	if err := in.ds.ReadBye(req, tx); err != nil {
 		if errors.Is(err, sipgo.ErrDialogInvalidCseq) {
+			in.setRemoteDone(false) // not this dialog's BYE: it goes on
 			respond(tx, req, 500, "Server Internal Error")
 			return
 		}
 		in.log.Warn("sip: BYE", "err", err)
 	}
 	_ = s.cfg.Switchboard.EndPhoneCall(context.Background(), in.callID, ReasonPhoneHungUp)
+}
+
+func (in *inbound) setRemoteDone(done bool) {
+	in.mu.Lock()
+	in.remoteDone = done
+	in.mu.Unlock()
 }
 
 // onCancel answers a CANCEL that matched no INVITE in progress (the

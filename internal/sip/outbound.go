@@ -285,6 +285,15 @@ var _ calls.PhoneNetwork = (*Later)(nil)
 // Set makes srv the network.
 func (l *Later) Set(srv *Server) { l.srv.Store(srv) }
 
+// Trunks reports the server's trunks (Server.Trunks), none before there
+// is a server.
+func (l *Later) Trunks() []TrunkStatus {
+	if srv := l.srv.Load(); srv != nil {
+		return srv.Trunks()
+	}
+	return nil
+}
+
 // Dial dials through the server, once there is one.
 func (l *Later) Dial(c calls.Call) calls.PhoneLine {
 	if srv := l.srv.Load(); srv != nil {

@@ -290,3 +290,53 @@ func (s *Server) Registrations() []Registration {
 	}
 	return out
 }
+
+// TrunkStatus is one trunk as an operator sees it (GET /readyz with the
+// admin key).
+type TrunkStatus struct {
+	Name  string
+	State string // one of the Trunk states below
+	// Error is why the last REGISTER failed, with TrunkFailed.
+	Error string
+}
+
+// The states of a trunk in TrunkStatus.
+const (
+	// TrunkStatic: the trunk has no ;register; there is nothing to keep.
+	TrunkStatic = "static"
+	// TrunkRegistering: the first REGISTER has had no answer yet.
+	TrunkRegistering = "registering"
+	// TrunkRegistered: the carrier's grant runs.
+	TrunkRegistered = "registered"
+	// TrunkFailed: the last REGISTER failed; it is retried with a backoff.
+	TrunkFailed = "failed"
+	// TrunkUnregistered: the carrier's grant ran out, or Close
+	// unregistered.
+	TrunkUnregistered = "unregistered"
+)
+
+// Trunks reports every trunk's state, in the order of the trunks.
+func (s *Server) Trunks() []TrunkStatus {
+	now := time.Now()
+	out := make([]TrunkStatus, 0, len(s.cfg.Trunks))
+	regs := s.regs
+	for _, t := range s.cfg.Trunks {
+		st := TrunkStatus{Name: t.Name, State: TrunkStatic}
+		if t.Register > 0 && len(regs) > 0 {
+			reg := regs[0].snapshot()
+			regs = regs[1:]
+			switch {
+			case reg.LastError != "":
+				st.State, st.Error = TrunkFailed, reg.LastError
+			case reg.Until.After(now):
+				st.State = TrunkRegistered
+			case reg.Registered == 0:
+				st.State = TrunkRegistering
+			default:
+				st.State = TrunkUnregistered
+			}
+		}
+		out = append(out, st)
+	}
+	return out
+}

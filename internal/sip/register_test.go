@@ -36,6 +36,9 @@ func TestRegister(t *testing.T) {
 			if reg.Trunk != "carrier" || reg.LastError != "" || time.Until(reg.Until) < 30*time.Minute {
 				t.Errorf("after the refresh: %+v, want carrier registered for an hour", reg)
 			}
+			if trs := h.srv.Trunks(); len(trs) != 1 || trs[0] != (sip.TrunkStatus{Name: "carrier", State: sip.TrunkRegistered}) {
+				t.Errorf("Trunks() after the refresh = %+v, want carrier registered", trs)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if err := h.srv.Close(ctx); err != nil {
@@ -44,6 +47,9 @@ func TestRegister(t *testing.T) {
 			carrier.wait(t) // it saw the unregistering
 			if regs := h.srv.Registrations(); len(regs) != 1 || !regs[0].Until.IsZero() {
 				t.Errorf("after Close: %+v, want unregistered", regs)
+			}
+			if trs := h.srv.Trunks(); len(trs) != 1 || trs[0].State != sip.TrunkUnregistered {
+				t.Errorf("Trunks() after Close = %+v, want carrier unregistered", trs)
 			}
 		})
 	}

@@ -122,14 +122,27 @@ func (h *harness) next(agent string, typ calls.EventType) calls.Event {
 	}
 }
 
+// freePort is a port of 127.0.0.1 that was free a moment ago for both UDP
+// and TCP, as sipp over TCP binds both: a port free for UDP alone may
+// still be held by a TCP connection (TIME_WAIT), and sipp then cannot
+// bind it.
 func freePort(t *testing.T) int {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return port
+		}
 	}
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port
+	t.Fatal("no port free for both UDP and TCP")
+	return 0
 }
 
 // sipp is one run of sipp, as a carrier, against the server.

@@ -7,15 +7,18 @@ import (
 	"time"
 )
 
+// aliveCase is one alive mark a crash may leave.
+type aliveCase struct {
+	name    string
+	mark    func(t *testing.T, path string, beat time.Time)
+	liveEnd func(beat time.Time) time.Time
+}
+
 // aliveCases are the alive marks a crash may leave, for the recovery
 // tests of both stores: each sets the mark at path for a crash whose
 // database heartbeat is at beat, and says when a call live at the crash
 // ends.
-var aliveCases = []struct {
-	name    string
-	mark    func(t *testing.T, path string, beat time.Time)
-	liveEnd func(beat time.Time) time.Time
-}{
+var aliveCases = []aliveCase{
 	{
 		name:    "no alive mark: the heartbeat dates the crash",
 		mark:    func(t *testing.T, path string, _ time.Time) { removeAlive(t, path) },

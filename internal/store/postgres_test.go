@@ -143,12 +143,12 @@ func testLogger(tb testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-// mustFlush waits for p to write what was recorded.
-func mustFlush(tb testing.TB, p *Postgres) {
+// mustFlush waits for the store s to write what was recorded.
+func mustFlush(tb testing.TB, s interface{ Flush(context.Context) error }) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := p.Flush(ctx); err != nil {
+	if err := s.Flush(ctx); err != nil {
 		tb.Fatalf("Flush: %v", err)
 	}
 }
