@@ -227,9 +227,14 @@ func TestReplayOwnStreamOnly(t *testing.T) {
 		marker(s, "8:acs:alice", fmt.Sprint("alice-", i))
 	}
 	aliceEvents := readUntil(a, "alice-4")
+	waitClients(t, s, 1)
 	for i, since := range []uint64{aliceEvents[0].Seq - 1, aliceEvents[2].Seq} {
 		st := s.connectSince(bob, since)
 		st.started = false
+		// The upgrade is answered before the stream is subscribed to: an
+		// event before that would be in neither the replay nor a snapshot's
+		// follow-up, so the marker waits for it.
+		waitClients(t, s, 2)
 		end := fmt.Sprint("bob-end-", i)
 		marker(s, "8:acs:bob", end)
 		for _, ev := range readUntil(st, end) {
@@ -238,6 +243,7 @@ func TestReplayOwnStreamOnly(t *testing.T) {
 			}
 		}
 		_ = st.conn.Close()
+		waitClients(t, s, 1)
 	}
 
 	// A supervised event of bob's is in the supervisors' stream; alice,
@@ -248,6 +254,7 @@ func TestReplayOwnStreamOnly(t *testing.T) {
 	supSeq := readUntil(sup, "bob-sup")
 	st := s.connectSince(alice, supSeq[len(supSeq)-1].Seq-1)
 	st.started = false
+	waitClients(t, s, 3)
 	marker(s, "8:acs:alice", "alice-end")
 	for _, ev := range readUntil(st, "alice-end") {
 		if ev.AgentID != "8:acs:alice" {
