@@ -26,6 +26,7 @@ import (
 	"github.com/switchboard/switchboard/internal/audio/rtc"
 	"github.com/switchboard/switchboard/internal/audio/rtp"
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/cluster"
 	"github.com/switchboard/switchboard/internal/holdpolicy"
 	"github.com/switchboard/switchboard/internal/sip"
 	"github.com/switchboard/switchboard/internal/store"
@@ -54,6 +55,7 @@ type Config struct {
 	Ops            OpsConfig
 	OIDC           OIDCConfig
 	SIP            SIPConfig
+	Cluster        ClusterConfig
 	LogLevel       slog.Level
 	LogJSON        bool
 	ShutdownGrace  time.Duration
@@ -89,6 +91,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	opsFlags(fs, &cfg.Ops, env)
 	finishOIDC := oidcFlags(fs, &cfg.OIDC, env)
 	finishSIP := sipFlags(fs, &cfg.SIP, env)
+	finishCluster := clusterFlags(fs, &cfg.Cluster, env)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -127,6 +130,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 		return cfg, err
 	}
 	if err := finishSIP(); err != nil {
+		return cfg, err
+	}
+	if err := finishCluster(); err != nil {
 		return cfg, err
 	}
 	for _, p := range strings.Split(*proxies, ",") {
@@ -193,9 +199,10 @@ type Main struct {
 	ice       *iceDirectory
 	stopMixer context.CancelFunc
 	mixerDone chan error
-	sip       *sip.Server // nil without --sip-addr
-	rtp       *rtp.Engine // the phone calls' RTP legs; nil without --sip-addr
-	phones    *sip.Later  // the switchboard's phone network, with --sip-addr
+	sip       *sip.Server   // nil without --sip-addr
+	rtp       *rtp.Engine   // the phone calls' RTP legs; nil without --sip-addr
+	phones    *sip.Later    // the switchboard's phone network, with --sip-addr
+	cluster   *cluster.Node // nil without --cluster
 	closed    bool
 }
 
@@ -256,6 +263,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := m.joinCluster(ctx); err != nil {
+		return err
+	}
 	m.api = api.New(api.Config{
 		Media:          m.attacher,
 		ICE:            m.ice,
@@ -276,7 +286,11 @@ func (m *Main) Run(ctx context.Context) error {
 		SignIn:         signIn,
 		Numbers:        numberRoutes(m.store),
 		Trunks:         m.trunkStatus(),
+		Forward:        m.forwarder(),
 	})
+	if err := m.serveForwarded(); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", m.Config.Addr)
 	if err != nil {
@@ -405,9 +419,10 @@ func (m *Main) openPostgres(ctx context.Context) (*store.Postgres, error) {
 	}
 }
 
-// Close shuts down in the reverse order of start: no new requests, every
-// live call ended (503/1) with its events sent, event connections closed,
-// the store flushed.
+// Close shuts down in the reverse order of start: no new requests (nor
+// forwarded ones), every live call ended (503/1) with its events sent,
+// event connections closed, the cluster left (leases released), the store
+// flushed.
 // Calling it again does nothing.
 func (m *Main) Close(ctx context.Context) error {
 	if m.closed {
@@ -431,6 +446,11 @@ func (m *Main) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("http serve: %w", err))
 		}
 	}
+	if m.cluster != nil {
+		if err := m.cluster.StopServing(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := m.stopSIP(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -444,6 +464,12 @@ func (m *Main) Close(ctx context.Context) error {
 	}
 	if m.api != nil {
 		m.api.Close()
+	}
+	if m.cluster != nil {
+		// After the calls ended: the identities are free for other nodes.
+		if err := m.cluster.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if m.store != nil {
 		if err := m.store.Close(ctx); err != nil {
