@@ -65,7 +65,7 @@ func ValidateURL(raw string) error {
 	for _, part := range strings.Split(raw, ",") {
 		u, err := url.Parse(strings.TrimSpace(part))
 		if err != nil {
-			return fmt.Errorf("cluster: NATS URL %q: %w", part, ErrInvalid)
+			return fmt.Errorf("cluster: NATS URL %q: want nats://HOST:PORT: %w", part, ErrInvalid)
 		}
 		switch u.Scheme {
 		case "nats", "tls":
