@@ -7,11 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -46,14 +49,27 @@ func newTestCluster(t *testing.T) *testCluster {
 	return c
 }
 
-// start boots a node on port 0; it is closed when the test ends.
+// start boots a node on port 0 with a history of its own in memory; it is
+// closed when the test ends.
 func (c *testCluster) start(id string) *Main {
+	c.t.Helper()
+	return c.startOn(id, "")
+}
+
+// startOn boots a node whose history is in the Postgres at databaseURL, or
+// in memory when it is empty.
+func (c *testCluster) startOn(id, databaseURL string) *Main {
 	c.t.Helper()
 	cfg := c.cfg
 	cfg.NodeID = id
 	m := &Main{
 		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute, Cluster: cfg},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard, Store: store.NewMemory(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
+	}
+	if databaseURL == "" {
+		m.Store = store.NewMemory()
+	} else {
+		m.Config.DatabaseURL, m.Config.DataDir = databaseURL, c.t.TempDir()
 	}
 	if err := m.Run(context.Background()); err != nil {
 		_ = m.Close(context.Background())
@@ -302,5 +318,69 @@ func TestClusterRefusesForgedRequests(t *testing.T) {
 	bob := mint(t, "bob", calls.RoleAgent)
 	if status, body, _ := send(t, a, "GET", "/api/me", bob, ""); status != http.StatusOK {
 		t.Fatalf("GET /api/me on a: %d %s", status, body)
+	}
+}
+
+// TestClusterSharedPostgres: a node that joins a cluster whose nodes
+// share its Postgres does not end their live calls at start (on one node,
+// calls left live at start are a crashed run's and are ended).
+func TestClusterSharedPostgres(t *testing.T) {
+	base := os.Getenv("SWITCHBOARD_TEST_DATABASE_URL")
+	if base == "" {
+		t.Skip("SWITCHBOARD_TEST_DATABASE_URL is not set")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	schema := strings.ReplaceAll(natstest.Name(t, "sbcluster_"), "-", "")
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE") })
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+
+	c := newTestCluster(t)
+	a := c.startOn("a", u.String())
+	alice := mint(t, "alice", calls.RoleAgent)
+	status, body, _ := send(t, a, "POST", "/api/calls", alice, `{"participants":[{"id":"8:echo123"}]}`)
+	if status != http.StatusCreated {
+		t.Fatalf("POST /api/calls on a: %d %s", status, body)
+	}
+	var call calls.Call
+	if err := json.Unmarshal([]byte(body), &call); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the call is in Postgres, where b would see it.
+	for {
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+schema+".calls WHERE id = $1", call.ID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the call never reached Postgres")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	b := c.startOn("b", u.String())
+	var ended *time.Time
+	if err := conn.QueryRow(ctx, "SELECT end_time FROM "+schema+".calls WHERE id = $1", call.ID).Scan(&ended); err != nil || ended != nil {
+		t.Fatalf("a's live call after b started: end_time %v, %v; want still live", ended, err)
+	}
+	if status, got, _ := send(t, b, "GET", "/api/calls/"+call.ID, alice, ""); status != http.StatusOK || !strings.Contains(got, `"Connected"`) {
+		t.Fatalf("GET the call via b: %d %s", status, got)
 	}
 }

@@ -340,7 +340,7 @@ const historyFile = "history.db"
 // "memory" (or with neither DatabaseURL nor DataDir, as in a Main built by
 // hand), else Postgres when DATABASE_URL is set (migrated), else the
 // SQLite file in the data directory; on both, the calls a crash left live
-// are ended with 503.
+// are ended with 503 (on Postgres, not in a cluster, whose nodes share it).
 func (m *Main) openStore(ctx context.Context) error {
 	log := m.Logger
 	switch {
@@ -370,6 +370,14 @@ func (m *Main) openStore(ctx context.Context) error {
 			return fmt.Errorf("open the Postgres store: %w", err)
 		}
 		m.store = pg
+		log.Info("call history goes to Postgres")
+		if m.Config.Cluster.On() {
+			// The other nodes' live calls are in the same tables and
+			// would look crashed: ending a dead node's calls is a later
+			// phase's (issue 14).
+			log.Warn("in a cluster, calls left live in Postgres are not ended at start: they may be another node's")
+			return nil
+		}
 		n, err := pg.RecoverCrashed(ctx)
 		if err != nil {
 			return fmt.Errorf("end the calls a previous run left live: %w", err)
@@ -377,7 +385,6 @@ func (m *Main) openStore(ctx context.Context) error {
 		if n > 0 {
 			log.Warn("ended the calls a previous run left live (the switchboard had stopped without ending them)", "calls", n, "code", 503)
 		}
-		log.Info("call history goes to Postgres")
 	}
 	return nil
 }
