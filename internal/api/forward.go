@@ -120,6 +120,9 @@ func (s *Server) route(c echo.Context, sess Session, next echo.HandlerFunc) erro
 		return &calls.Error{Code: calls.CodeUnavailable, Op: "forward to the identity's node", Err: err,
 			Message: fmt.Sprintf("node %s, which serves this identity, did not answer; try again", owner)}
 	}
+	if held, ok := c.Response().Writer.(*heldAnswer); ok {
+		held.forwarded = true // the owner waited for its store: this one has nothing to wait for
+	}
 	h := c.Response().Header()
 	for k, v := range resp.Header {
 		if k != "Content-Length" {

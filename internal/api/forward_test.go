@@ -95,3 +95,20 @@ func TestForwardRetriesOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardedAnswerNotHeldByEntryStore: a change the owner made and
+// answered is answered as is: the entry node's history store, which did
+// not record it, does not hold it back (here it could never say a change
+// is on disk).
+func TestForwardedAnswerNotHeldByEntryStore(t *testing.T) {
+	owner := newServer(t, serverOptions{})
+	fw := &movingOwner{owners: []string{"owner"}, nodes: map[string]*api.Server{"owner": owner.api}}
+	entry := newServer(t, serverOptions{forward: fw,
+		durable: func(context.Context) error { return errors.New("the entry's disk is full") }})
+	token := entry.token("dora", calls.RoleAgent)
+	var call calls.Call
+	entry.do(http.MethodPost, "/api/calls", token, map[string]any{"participants": []map[string]string{{"id": "8:echo123"}}}, http.StatusCreated, &call)
+	if call.ID == "" || len(fw.asked) != 1 {
+		t.Fatalf("call %+v, forwarded to %v", call, fw.asked)
+	}
+}

@@ -187,11 +187,22 @@ func (n *Node) ID() string { return n.cfg.Node }
 // Owner answers the node that handles identity's requests: "" for this
 // node, which then holds the lease (acquired now if no node held it), else
 // the owning node's id.
+//
+// An identity another node owns costs one read of the bucket; a free one,
+// a read and a create.
 func (n *Node) Owner(ctx context.Context, identity string) (string, error) {
 	if n.leases.Held(identity) {
 		return "", nil
 	}
-	err := n.leases.Acquire(ctx, identity)
+	owner, err := n.leases.Owner(ctx, identity)
+	switch {
+	case err == nil && owner != n.cfg.Node:
+		return owner, nil
+	case err != nil && !errors.Is(err, lease.ErrNoOwner):
+		return "", fmt.Errorf("cluster: owner of %q: %w", identity, err)
+	}
+	// Free, or held by this node's earlier run: take it.
+	err = n.leases.Acquire(ctx, identity)
 	if err == nil {
 		n.log.Debug("acquired an identity", "identity", identity)
 		return "", nil
