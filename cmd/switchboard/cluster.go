@@ -129,6 +129,16 @@ func (f clusterForwarder) Forward(ctx context.Context, node string, req api.Forw
 	}
 	resp, err := f.node.Forward(ctx, node, cluster.Request{Method: req.Method, Target: req.Target,
 		Header: req.Header, Body: req.Body, Client: req.Client, Principal: principal})
+	if err != nil || resp.NotOwner != "" {
+		// The remembered owner was wrong, or did not answer: ask the
+		// bucket next time.
+		f.node.Forget(req.Session.Identifier.RawID())
+	}
+	if errors.Is(err, cluster.ErrNoListener) {
+		// It ran nothing, and cannot serve the identity: as good as
+		// not the owner (the API asks the bucket again, once).
+		return api.ForwardResponse{NotOwner: node}, nil
+	}
 	if err != nil {
 		return api.ForwardResponse{}, err
 	}

@@ -195,6 +195,9 @@ func TestClusterOwnerGone(t *testing.T) {
 	if status, body, _ := send(t, a, "GET", "/api/me", alice, ""); status != http.StatusOK {
 		t.Fatalf("GET /api/me on a: %d %s", status, body)
 	}
+	if status, body, _ := send(t, b, "GET", "/api/me", alice, ""); status != http.StatusOK { // b remembers a owns alice
+		t.Fatalf("GET /api/me via b: %d %s", status, body)
+	}
 	if err := a.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}

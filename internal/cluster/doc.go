@@ -5,7 +5,8 @@
 //
 // A Node answers Owner(identity): "" when this node handles the identity's
 // requests (it holds the lease, or just acquired it because no node did),
-// else the owning node's id. Forward sends a Request to a node's subject,
+// else the owning node's id (remembered for a third of the lease's life;
+// Forget drops it when a forward shows it stale). Forward sends a Request to a node's subject,
 // SubjectPrefix.node.<id>.http, and waits for its Response; Serve answers
 // the requests sent to this node's subject with a Handler (the HTTP API).
 //

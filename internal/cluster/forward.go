@@ -52,6 +52,10 @@ var (
 	// ErrUnavailable is wrapped by Forward when the node did not answer:
 	// no node listens on its subject, or it did not answer in time.
 	ErrUnavailable = errors.New("cluster: node unavailable")
+	// ErrNoListener is wrapped by Forward, with ErrUnavailable, when no
+	// node listens on the node's subject: it stopped (or never was), and
+	// ran nothing.
+	ErrNoListener = errors.New("cluster: no node listens")
 	// ErrStopped is answered by Serve after StopServing or Close.
 	ErrStopped = errors.New("cluster: node stopped")
 )
@@ -97,7 +101,9 @@ func (n *Node) Forward(ctx context.Context, node string, req Request) (Response,
 	defer cancel()
 	reply, err := n.nc.RequestMsgWithContext(ctx, msg)
 	switch {
-	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+	case errors.Is(err, nats.ErrNoResponders):
+		return Response{}, fmt.Errorf("cluster: forward %s %s to node %s: %w: %w", req.Method, req.Target, node, ErrUnavailable, ErrNoListener)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 		return Response{}, fmt.Errorf("cluster: forward %s %s to node %s: %w: %w", req.Method, req.Target, node, ErrUnavailable, err)
 	case err != nil:
 		return Response{}, fmt.Errorf("cluster: forward %s %s to node %s: %w", req.Method, req.Target, node, err)

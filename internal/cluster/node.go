@@ -47,6 +47,9 @@ type Config struct {
 	// MaxInFlight bounds the forwarded requests served at once
 	// (DefaultMaxInFlight when 0); more wait for a slot.
 	MaxInFlight int
+	// OwnerCacheFor is how long Owner remembers another node's lease
+	// (a third of LeaseTTL when 0; negative: not at all).
+	OwnerCacheFor time.Duration
 	// ReconnectWait is the first wait before reconnecting to NATS; it
 	// doubles up to 5 s (250 ms when 0).
 	ReconnectWait time.Duration
@@ -98,6 +101,7 @@ type Node struct {
 	log    *slog.Logger
 	nc     *nats.Conn
 	leases *lease.Leases
+	owners *ownerCache
 
 	stop context.CancelFunc // ends the lost-lease logger and served requests
 	ctx  context.Context
@@ -173,7 +177,15 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	runCtx, stop := context.WithCancel(context.Background())
-	n := &Node{cfg: cfg, log: log, nc: nc, leases: leases, ctx: runCtx, stop: stop,
+	ttl := cfg.LeaseTTL
+	if ttl == 0 {
+		ttl = lease.DefaultTTL
+	}
+	if cfg.OwnerCacheFor == 0 {
+		cfg.OwnerCacheFor = ttl / 3
+	}
+	owners := &ownerCache{ttl: cfg.OwnerCacheFor, entries: map[string]cachedOwner{}, now: time.Now}
+	n := &Node{cfg: cfg, log: log, nc: nc, leases: leases, owners: owners, ctx: runCtx, stop: stop,
 		slots: make(chan struct{}, cfg.MaxInFlight)}
 	n.wg.Add(1)
 	go n.logLost()
@@ -188,15 +200,23 @@ func (n *Node) ID() string { return n.cfg.Node }
 // node, which then holds the lease (acquired now if no node held it), else
 // the owning node's id.
 //
-// An identity another node owns costs one read of the bucket; a free one,
-// a read and a create.
+// An identity another node owns costs one read of the bucket, remembered
+// for a third of the lease's life (OwnerCacheFor) unless Forget is called;
+// a free one, a read and a create. A remembered owner can be stale: a
+// forward to it then answers that it is not the owner (or times out, when
+// it died, as it would until its lease expired anyway), and the caller
+// Forgets and asks again.
 func (n *Node) Owner(ctx context.Context, identity string) (string, error) {
 	if n.leases.Held(identity) {
 		return "", nil
 	}
+	if owner, ok := n.owners.get(identity); ok {
+		return owner, nil
+	}
 	owner, err := n.leases.Owner(ctx, identity)
 	switch {
 	case err == nil && owner != n.cfg.Node:
+		n.owners.put(identity, owner)
 		return owner, nil
 	case err != nil && !errors.Is(err, lease.ErrNoOwner):
 		return "", fmt.Errorf("cluster: owner of %q: %w", identity, err)
@@ -212,6 +232,65 @@ func (n *Node) Owner(ctx context.Context, identity string) (string, error) {
 	}
 	return "", fmt.Errorf("cluster: owner of %q: %w", identity, err)
 }
+
+// Forget drops the owner Owner remembers for identity.
+func (n *Node) Forget(identity string) { n.owners.forget(identity) }
+
+// ownerCache remembers which node owns identities this node does not,
+// briefly.
+type ownerCache struct {
+	mu      sync.Mutex
+	ttl     time.Duration
+	entries map[string]cachedOwner
+	now     func() time.Time
+}
+
+type cachedOwner struct {
+	node  string
+	until time.Time
+}
+
+func (c *ownerCache) get(identity string) (string, bool) {
+	if c.ttl <= 0 {
+		return "", false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[identity]
+	if !ok || c.now().After(e.until) {
+		return "", false
+	}
+	return e.node, true
+}
+
+func (c *ownerCache) put(identity, node string) {
+	if c.ttl <= 0 {
+		return
+	}
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= maxCachedOwners {
+		for id, e := range c.entries { // drop what expired; if nothing did, start over
+			if now.After(e.until) {
+				delete(c.entries, id)
+			}
+		}
+		if len(c.entries) >= maxCachedOwners {
+			clear(c.entries)
+		}
+	}
+	c.entries[identity] = cachedOwner{node: node, until: now.Add(c.ttl)}
+}
+
+func (c *ownerCache) forget(identity string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, identity)
+}
+
+// maxCachedOwners bounds the owner cache.
+const maxCachedOwners = 100_000
 
 // logLost logs each lease this node lost (another node took it, or it
 // expired while NATS was out of reach). Phase 1 only says so: the calls of

@@ -109,8 +109,13 @@ func TestOwner(t *testing.T) {
 	if err := a.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// b remembers a for a while, until told to forget.
+	if got, err := b.Owner(ctx, "8:acs:alice"); err != nil || got != "a" {
+		t.Fatalf("after a closed, b.Owner(alice) = %q, %v; want a, remembered", got, err)
+	}
+	b.Forget("8:acs:alice")
 	if got, err := b.Owner(ctx, "8:acs:alice"); err != nil || got != "" {
-		t.Fatalf("after a closed, b.Owner(alice) = %q, %v; want b itself", got, err)
+		t.Fatalf("after a closed and b forgot, b.Owner(alice) = %q, %v; want b itself", got, err)
 	}
 }
 
@@ -207,7 +212,8 @@ func TestForwardToDeadNode(t *testing.T) {
 	for _, node := range []string{"gone", "silent"} {
 		t.Run(node, func(t *testing.T) {
 			_, err := b.Forward(ctxT(t), node, Request{Method: "GET", Target: "/api/me", Principal: json.RawMessage(`{}`)})
-			if !errors.Is(err, ErrUnavailable) || (node == "silent") != errors.Is(err, context.DeadlineExceeded) {
+			if !errors.Is(err, ErrUnavailable) || (node == "silent") != errors.Is(err, context.DeadlineExceeded) ||
+				(node == "gone") != errors.Is(err, ErrNoListener) {
 				t.Fatalf("forward to %s: %v, want ErrUnavailable", node, err)
 			}
 		})
