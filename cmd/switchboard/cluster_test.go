@@ -174,6 +174,20 @@ func TestClusterForwards(t *testing.T) {
 		t.Fatalf("first event on a: %v, %v", ev, err)
 	}
 
+	// Carol's first contact is her event stream on B: B takes her, and
+	// her requests reaching A go to B.
+	carol := mint(t, "carol", calls.RoleAgent)
+	nextCarol, _ := openEvents(t, b.Addr, carol)
+	if ev, err := nextCarol(); err != nil || ev["type"] != "snapshot" {
+		t.Fatalf("carol's first event on b: %v, %v", ev, err)
+	}
+	if status, body, _ := send(t, a, "POST", "/api/calls", carol, `{"participants":[{"id":"8:echo123"}]}`); status != http.StatusCreated {
+		t.Fatalf("POST /api/calls of carol via a: %d %s", status, body)
+	}
+	if ev, err := nextCarol(); err != nil || ev["type"] == "snapshot" || ev["callId"] == nil {
+		t.Fatalf("carol's stream on b after her call started via a: %v, %v; want the call's event", ev, err)
+	}
+
 	// Bob's first request reaches C: C owns him, and B forwards to C.
 	bob := mint(t, "bob", calls.RoleAgent)
 	if status, body, _ := send(t, cc, "POST", "/api/calls", bob, `{"participants":[{"id":"8:echo123"}]}`); status != http.StatusCreated {
