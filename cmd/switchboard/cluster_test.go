@@ -401,3 +401,33 @@ func TestClusterSharedPostgres(t *testing.T) {
 		t.Fatalf("GET the call via b: %d %s", status, got)
 	}
 }
+
+// TestClusterNATSRestart: NATS restarts under two nodes; they reconnect,
+// and a request reaching the node that does not own its identity is
+// answered by the owner again, with the same answer as before.
+func TestClusterNATSRestart(t *testing.T) {
+	srv := natstest.Start(t)
+	c := &testCluster{t: t, url: srv.URL(), cfg: ClusterConfig{URL: srv.URL(), LeaseBucket: "leases", LeaseTTL: 5 * time.Second, // longer than the restart: a stays the owner
+		SubjectPrefix: "sb", ForwardTimeout: time.Second}}
+	a, b := c.start("a"), c.start("b")
+	alice := mint(t, "alice", calls.RoleAgent)
+	if status, body, _ := send(t, a, "POST", "/api/calls", alice, `{"participants":[{"id":"8:echo123"}]}`); status != http.StatusCreated {
+		t.Fatalf("POST /api/calls on a: %d %s", status, body)
+	}
+	_, want, _ := send(t, a, "GET", "/api/calls", alice, "")
+	if status, got, _ := send(t, b, "GET", "/api/calls", alice, ""); status != http.StatusOK || got != want {
+		t.Fatalf("via b before the restart: %d %s, want %s", status, got, want)
+	}
+	srv.Restart()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		status, got, _ := send(t, b, "GET", "/api/calls", alice, "")
+		if status == http.StatusOK && got == want {
+			break
+		}
+		if status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("via b after the restart: %d %s, want %s", status, got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
