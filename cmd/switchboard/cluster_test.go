@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -143,8 +144,9 @@ func TestClusterForwards(t *testing.T) {
 		{"POST", "/api/calls/no-such-call/hold", "", http.StatusNotFound},
 		{"POST", "/api/calls", `{"participants":`, http.StatusBadRequest},
 		{"DELETE", "/api/calls", "", http.StatusMethodNotAllowed},
+		{"POST", "/api/calls", `{"participants":[{"id":"8:echo123"}],"x":"` + strings.Repeat("x", 70<<10) + `"}`, http.StatusRequestEntityTooLarge},
 	} {
-		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+		t.Run(tt.method+" "+tt.path+" "+strconv.Itoa(tt.status), func(t *testing.T) {
 			wantStatus, want, _ := send(t, a, tt.method, tt.path, alice, tt.body)
 			if wantStatus != tt.status {
 				t.Fatalf("on a: %d %s, want %d", wantStatus, want, tt.status)
