@@ -53,11 +53,10 @@ var (
 )
 
 // Statements that merge the staged calls and participants. A call's row
-// changes only for a newer version, and an ended call never comes back to
-// life: a live view does not overwrite an ended one whatever its version
-// (a dead node's journal, replayed after a surviving node ended its calls,
-// holds live views that may be newer). The staged calls are the node's
-// given as $1. A call's participants follow its row, and a participant's
+// changes only for a view that wins over it (see newerView): a newer one,
+// but an ended call never comes back to life (a dead node's journal,
+// replayed after a surviving node ended its calls, holds live views that
+// may be newer). The staged calls are the node's given as $1. A call's participants follow its row, and a participant's
 // row is written only when it changed. The calls the merge applied are
 // noted in a narrow table of their own: marking the staged rows instead
 // rewrote every staged view.
@@ -75,7 +74,7 @@ WITH up AS (
         state = excluded.state, start_time = excluded.start_time, end_time = excluded.end_time,
         end_code = excluded.end_code, end_subcode = excluded.end_subcode,
         end_message = excluded.end_message, view = excluded.view
-    WHERE c.version < excluded.version AND (c.end_time IS NULL OR excluded.end_time IS NOT NULL)
+    WHERE (c.end_time IS NOT NULL, c.version) < (excluded.end_time IS NOT NULL, excluded.version)
     RETURNING c.id, c.start_time
 )
 INSERT INTO switchboard_stage_applied (id, start_time) SELECT id, start_time FROM up`
@@ -133,7 +132,7 @@ func (p *Postgres) writeIn(ctx context.Context, tx pgx.Tx, batch []change, merge
 	nEvents := 0
 	for i := range batch {
 		c := &batch[i]
-		if j, ok := newest[c.call.id]; !ok || batch[j].version < c.version {
+		if j, ok := newest[c.call.id]; !ok || newerView(batch[j].call.end != nil, batch[j].version, c.call.end != nil, c.version) {
 			newest[c.call.id] = i
 		}
 		maxVersion = max(maxVersion, c.version)
@@ -190,6 +189,18 @@ func (p *Postgres) writeIn(ctx context.Context, tx pgx.Tx, batch []change, merge
 		}
 	}
 	return nil
+}
+
+// newerView reports whether a call's view b (ended or not, of version vb)
+// wins over its view a: views are ordered by whether the call has ended,
+// then by version. An ended call therefore stays ended whatever live view
+// comes later, and the view kept does not depend on the order views are
+// written in. All the stores keep views by this rule.
+func newerView(endedA bool, va int64, endedB bool, vb int64) bool {
+	if endedA != endedB {
+		return endedB
+	}
+	return va < vb
 }
 
 // eventSource feeds a batch's events to COPY, keyed by call, version and
