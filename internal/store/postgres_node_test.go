@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -119,6 +120,38 @@ func TestRecoverNode(t *testing.T) {
 	}
 	if n := queryInt(t, databaseURL, `SELECT count(*) FROM call_events WHERE type = 'callEnded'`); n != 2 {
 		t.Errorf("callEnded events = %d, want 2", n)
+	}
+}
+
+// A node's restart ends its own calls left live, never another live
+// node's.
+func TestRecoverCrashedOwnNodeOnly(t *testing.T) {
+	databaseURL := testDatabaseURL(t)
+	spoolB := t.TempDir()
+	a := mustOpenPostgres(t, databaseURL, PostgresOptions{Node: "a"})
+	b := mustOpenPostgres(t, databaseURL, PostgresOptions{Node: "b", SpoolDir: spoolB})
+	a.Record(nodeCall("a-live", calls.StateConnected, tBase, tBase.Add(time.Minute)))
+	b.Record(nodeCall("b-live", calls.StateConnected, tBase, tBase.Add(time.Minute)))
+	mustFlush(t, a)
+	mustFlush(t, b)
+	if err := b.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	heartbeat := tBase.Add(time.Hour)
+	mustExec(t, databaseURL, `UPDATE switchboard_heartbeat SET at = $1 WHERE node = 'b'`, heartbeat)
+	removeAlive(t, filepath.Join(spoolB, aliveFile))
+
+	restarted := mustOpenPostgres(t, databaseURL, PostgresOptions{Node: "b", SpoolDir: spoolB})
+	if n, err := restarted.RecoverCrashed(t.Context()); n != 1 || err != nil {
+		t.Fatalf("RecoverCrashed of the restarted b = %d, %v; want 1, nil", n, err)
+	}
+	checkCrashEnded(t, databaseURL, restarted, "b-live", heartbeat)
+	h, err := restarted.FindCallByID(t.Context(), "a-live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Call.State != calls.StateConnected || h.Call.EndTime != nil {
+		t.Errorf("a-live after b's recovery = %s, end %v; want Connected, live: a is alive", h.Call.State, h.Call.EndTime)
 	}
 }
 

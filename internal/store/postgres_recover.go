@@ -84,7 +84,10 @@ func (p *Postgres) RecoverCrashed(ctx context.Context) (int, error) {
 // are written.
 //
 // Deciding that node is dead is the caller's: RecoverNode ends whatever
-// node has live, and never touches another node's calls. It is
+// node has live, and never touches another node's calls (a node wrongly
+// taken for dead would go on adding events to its calls, but their views
+// stay ended). RecoverNode(ctx, "") ends what a single switchboard left
+// live before the deployment became a cluster of named nodes. It is
 // idempotent: the calls are ended in one transaction that locks them, so
 // nodes recovering the same dead node together end each call once, with
 // one callEnded event, and a later call (or the dead node's own
