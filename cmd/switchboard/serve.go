@@ -56,7 +56,10 @@ type Config struct {
 	SIP            SIPConfig
 	LogLevel       slog.Level
 	LogJSON        bool
-	ShutdownGrace  time.Duration
+	// DrainGrace is how long a node that was told to stop waits for its
+	// live calls to end, taking no new ones; 0 ends them at once.
+	DrainGrace    time.Duration
+	ShutdownGrace time.Duration
 }
 
 // parseServeFlags reads serve's flags; each falls back to an environment
@@ -82,7 +85,8 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	origins := fs.String("allowed-origins", env("SWITCHBOARD_ALLOWED_ORIGINS", ""), "comma-separated browser origins, besides the server's own, that may open the event stream (env SWITCHBOARD_ALLOWED_ORIGINS)")
 	level := fs.String("log-level", env("SWITCHBOARD_LOG_LEVEL", "info"), "debug, info, warn or error (env SWITCHBOARD_LOG_LEVEL)")
 	fs.BoolVar(&cfg.LogJSON, "log-json", env("SWITCHBOARD_LOG_JSON", "") == "true", "log JSON lines instead of text (env SWITCHBOARD_LOG_JSON=true)")
-	grace := fs.String("shutdown-grace", env("SWITCHBOARD_SHUTDOWN_GRACE", "10s"), "how long shutdown may take (env SWITCHBOARD_SHUTDOWN_GRACE)")
+	drain := fs.String("drain-grace", env("SWITCHBOARD_DRAIN_GRACE", "30s"), "at the first SIGTERM or SIGINT, how long the switchboard takes no new calls and waits for the live ones to end before it ends them (503/1); 0 ends them at once (env SWITCHBOARD_DRAIN_GRACE)")
+	grace := fs.String("shutdown-grace", env("SWITCHBOARD_SHUTDOWN_GRACE", "10s"), "how long shutdown may take once the drain is over (env SWITCHBOARD_SHUTDOWN_GRACE)")
 	finishMedia := mediaFlags(fs, &cfg.Media, env)
 	finishTLS := tlsFlags(fs, &cfg.TLS, env)
 	finishLimits := limitFlags(fs, &cfg.Limits, env)
@@ -107,6 +111,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	}
 	if cfg.RingTimeout, err = time.ParseDuration(*ring); err != nil || cfg.RingTimeout <= 0 {
 		return cfg, fmt.Errorf("--ring-timeout %q is not a positive duration", *ring)
+	}
+	if cfg.DrainGrace, err = time.ParseDuration(*drain); err != nil || cfg.DrainGrace < 0 {
+		return cfg, fmt.Errorf("--drain-grace %q is not a duration of 0 or more", *drain)
 	}
 	if cfg.ShutdownGrace, err = time.ParseDuration(*grace); err != nil || cfg.ShutdownGrace <= 0 {
 		return cfg, fmt.Errorf("--shutdown-grace %q is not a positive duration", *grace)
@@ -262,7 +269,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Switchboard:    sb,
 		Hub:            m.hub,
 		Tokens:         tokens,
-		Ready:          m.store.Ready,
+		Ready:          m.ready,
 		Durable:        m.store.Durable,
 		AllowedOrigins: m.Config.AllowedOrigins,
 		TrustedProxies: m.Config.TrustedProxies,
@@ -405,6 +412,45 @@ func (m *Main) openPostgres(ctx context.Context) (*store.Postgres, error) {
 	}
 }
 
+// ready answers nil when the node takes new calls: it is not draining and
+// its store is reachable (GET /readyz, so that a load balancer sends new
+// work elsewhere while it drains).
+func (m *Main) ready(ctx context.Context) error {
+	if m.switchboard.Draining() {
+		return calls.Errorf(calls.CodeDraining, "the switchboard is draining before it stops")
+	}
+	return m.store.Ready(ctx)
+}
+
+// Drain readies the node to stop: it takes no new calls (POST /api/calls,
+// joins that would start a call, added participants and SIP INVITEs are
+// refused with draining, /readyz answers 503), while everything on the
+// calls it has goes on, and it waits until none is left or ctx ends (the
+// drain grace, a second signal). Close then ends the calls left with 503/1.
+// It answers ctx's error when calls were left.
+func (m *Main) Drain(ctx context.Context) error {
+	n, idle := m.switchboard.Drain()
+	start := time.Now()
+	attrs := []any{"calls", n}
+	if d, ok := ctx.Deadline(); ok {
+		attrs = append(attrs, "grace", time.Until(d).Round(time.Second))
+	}
+	m.Logger.Info("draining: taking no new calls, waiting for the live ones to end", attrs...)
+	select {
+	case <-idle:
+		m.Logger.Info("drained: no call is left", "took", time.Since(start).Round(time.Millisecond))
+		return nil
+	case <-ctx.Done():
+		if n, _ = m.switchboard.Drain(); n == 0 {
+			m.Logger.Info("drained: no call is left", "took", time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		m.Logger.Warn("drain over with calls left: they end with 503/1", "calls", n,
+			"took", time.Since(start).Round(time.Millisecond), "why", context.Cause(ctx))
+		return ctx.Err()
+	}
+}
+
 // Close shuts down in the reverse order of start: no new requests, every
 // live call ended (503/1) with its events sent, event connections closed,
 // the store flushed.
@@ -475,7 +521,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down: ending live calls", "grace", cfg.ShutdownGrace)
+		drainCtx, cancel := context.WithTimeoutCause(endNow(ctx), cfg.DrainGrace,
+			fmt.Errorf("the drain grace (%s) passed", cfg.DrainGrace))
+		_ = m.Drain(drainCtx)
+		cancel()
+		log.Info("shutting down", "grace", cfg.ShutdownGrace)
 	case err := <-m.serveDone:
 		m.serveDone <- err
 		log.Error("http server stopped", "err", err)
