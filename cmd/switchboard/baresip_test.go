@@ -252,7 +252,7 @@ func startBaresip(t *testing.T, user string) *baresip {
 	}
 	dir := t.TempDir()
 	b := &baresip{
-		sipAddr: "127.0.0.1:" + strconv.Itoa(int(freeUDPPort(t))),
+		sipAddr: "127.0.0.1:" + strconv.Itoa(int(freeUDPTCPPort(t))),
 		rec:     filepath.Join(dir, "rec"),
 	}
 	if err := os.Mkdir(b.rec, 0o755); err != nil {

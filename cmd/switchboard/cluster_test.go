@@ -340,9 +340,9 @@ func TestClusterRefusesForgedRequests(t *testing.T) {
 	}
 }
 
-// TestClusterSharedPostgres: a node that joins a cluster whose nodes
-// share its Postgres does not end their live calls at start (on one node,
-// calls left live at start are a crashed run's and are ended).
+// TestClusterSharedPostgres: a node records its calls as its own in the
+// Postgres the cluster shares, and a node that joins does not end the
+// others' live calls at start (only its own earlier run's).
 func TestClusterSharedPostgres(t *testing.T) {
 	base := os.Getenv("SWITCHBOARD_TEST_DATABASE_URL")
 	if base == "" {
@@ -393,6 +393,10 @@ func TestClusterSharedPostgres(t *testing.T) {
 			t.Fatal("the call never reached Postgres")
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+	var node string
+	if err := conn.QueryRow(ctx, "SELECT node FROM "+schema+".calls WHERE id = $1", call.ID).Scan(&node); err != nil || node != "a" {
+		t.Fatalf("the call's node in Postgres: %q, %v; want a", node, err)
 	}
 	b := c.startOn("b", u.String())
 	var ended *time.Time

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -117,6 +118,11 @@ func TestComposeFile(t *testing.T) {
 		if !asked[k] {
 			t.Errorf("compose sets %s, which serve does not read", k)
 		}
+	}
+	// Docker's SIGKILL comes only after the drain and the shutdown.
+	if sb.StopGracePeriod == nil || time.Duration(*sb.StopGracePeriod) <= cfg.DrainGrace+cfg.ShutdownGrace {
+		t.Errorf("switchboard's stop_grace_period %v is not longer than its drain grace (%s) and shutdown grace (%s)",
+			sb.StopGracePeriod, cfg.DrainGrace, cfg.ShutdownGrace)
 	}
 
 	example, err := os.ReadFile(filepath.Join(root, "switchboard.env.example"))

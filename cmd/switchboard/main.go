@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 )
 
@@ -30,11 +31,57 @@ func main() {
 }
 
 // signalContext is done at the first SIGINT or SIGTERM, which starts a
-// graceful shutdown; a second signal kills the process.
+// graceful shutdown (serve drains); the second ends serve's drain at once
+// (endNow), and the third kills the process, whatever the command. Its
+// stop function releases the signals and stops the goroutine that counts
+// them.
 func signalContext() (context.Context, context.CancelFunc) {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	context.AfterFunc(ctx, stop)
-	return ctx, stop
+	sigs := make(chan os.Signal, 3)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	first, cancelFirst := context.WithCancelCause(context.Background())
+	second, cancelSecond := context.WithCancelCause(context.Background())
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 1; n <= 2; n++ {
+			var sig os.Signal
+			select {
+			case sig = <-sigs:
+			case <-quit:
+				return
+			}
+			if n == 1 {
+				cancelFirst(fmt.Errorf("signal %v", sig))
+				continue
+			}
+			cancelSecond(fmt.Errorf("a second signal (%v)", sig))
+			signal.Stop(sigs) // the third kills the process
+		}
+	}()
+	var once sync.Once
+	return context.WithValue(first, endNowKey{}, second), func() {
+		once.Do(func() {
+			signal.Stop(sigs)
+			close(quit)
+			<-done
+			cancelFirst(context.Canceled)
+			cancelSecond(context.Canceled)
+		})
+	}
+}
+
+// endNowKey is the context key of signalContext's second signal.
+type endNowKey struct{}
+
+// endNow answers a context done at the second SIGINT or SIGTERM of a
+// context from signalContext, which ends serve's drain at once; a third
+// kills the process. Any other context's is never done.
+func endNow(ctx context.Context) context.Context {
+	if second, ok := ctx.Value(endNowKey{}).(context.Context); ok {
+		return second
+	}
+	return context.Background()
 }
 
 const usage = `usage: switchboard <command> [flags]

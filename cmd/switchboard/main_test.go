@@ -14,7 +14,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -169,34 +168,6 @@ type stillOpen struct{ calls.Store }
 
 func (stillOpen) Close(context.Context) error { return nil }
 
-// TestSIGTERM runs the switchboard as a real process, places a call and
-// sends SIGTERM: the process exits 0, and the call ends 503/1 on the
-// agent's stream.
-func TestSIGTERM(t *testing.T) {
-	cmd, addr := startServe(t)
-	alice := mint(t, "alice", calls.RoleAgent)
-	next, _ := openEvents(t, addr, alice)
-	if _, err := next(); err != nil {
-		t.Fatal(err)
-	}
-	id := post(t, "http://"+addr+"/api/calls", alice, `{"participants":[{"id":"8:echo123"}]}`)["id"].(string)
-
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	wantReason(t, waitCallEnded(t, next, id), 503, 1)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("switchboard exited with %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("switchboard did not exit within 15 s of SIGTERM")
-	}
-}
-
 func TestRun(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -218,6 +189,7 @@ func TestRun(t *testing.T) {
 		{"token for a phone caller", []string{"token", "--phone", "+14255550123", "--role", "caller", "--admin-key", testAdminKey}, nil, 0, "eyJ", ""},
 		{"serve with a bad flag", []string{"serve", "--nope"}, nil, 2, "", "flag provided but not defined"},
 		{"serve with a bad duration", []string{"serve", "--ring-timeout", "soon"}, nil, 1, "", "ring-timeout"},
+		{"serve with a negative drain grace", []string{"serve", "--drain-grace", "-1s"}, nil, 1, "", `--drain-grace "-1s" is not a duration of 0 or more`},
 		{"serve on a Postgres that is not there", []string{"serve", "--addr", "127.0.0.1:0", "--postgres-wait", "1s"}, map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/x?sslmode=disable&connect_timeout=2", "SWITCHBOARD_ADMIN_KEY": testAdminKey}, 1, "", "Postgres"},
 		{"serve with a bad trusted proxy", []string{"serve", "--trusted-proxies", "caddy"}, nil, 1, "", `--trusted-proxies: "caddy" is neither an address nor a CIDR prefix`},
 		{"serve with a short admin key", []string{"serve", "--addr", "127.0.0.1:0"}, map[string]string{"SWITCHBOARD_ADMIN_KEY": "change-me"}, 1, "", "SWITCHBOARD_ADMIN_KEY is 9 characters long; it must be at least 32: make one with `openssl rand -base64 32`"},
@@ -272,7 +244,8 @@ func TestServeFlags(t *testing.T) {
 		want func(Config) error
 	}{
 		{"defaults", nil, nil, func(c Config) error {
-			if c.Addr != "127.0.0.1:8080" || c.RingTimeout != calls.DefaultRingTimeout || c.ResumeLastHeld {
+			if c.Addr != "127.0.0.1:8080" || c.RingTimeout != calls.DefaultRingTimeout || c.ResumeLastHeld ||
+				c.DrainGrace != 30*time.Second || c.ShutdownGrace != 10*time.Second {
 				return fmt.Errorf("%+v", c)
 			}
 			return nil
@@ -286,6 +259,18 @@ func TestServeFlags(t *testing.T) {
 		{"flags win over the environment", []string{"--addr", ":9001", "--ring-timeout", "7s"}, map[string]string{"SWITCHBOARD_ADDR": ":9000"}, func(c Config) error {
 			if c.Addr != ":9001" || c.RingTimeout != 7*time.Second {
 				return fmt.Errorf("%+v", c)
+			}
+			return nil
+		}},
+		{"drain grace", []string{"--drain-grace", "0"}, map[string]string{"SWITCHBOARD_DRAIN_GRACE": "2m"}, func(c Config) error {
+			if c.DrainGrace != 0 {
+				return fmt.Errorf("DrainGrace %s, want 0 (the flag wins)", c.DrainGrace)
+			}
+			return nil
+		}},
+		{"drain grace from the environment", nil, map[string]string{"SWITCHBOARD_DRAIN_GRACE": "2m"}, func(c Config) error {
+			if c.DrainGrace != 2*time.Minute {
+				return fmt.Errorf("DrainGrace %s, want 2m", c.DrainGrace)
 			}
 			return nil
 		}},

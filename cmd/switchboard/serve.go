@@ -58,7 +58,10 @@ type Config struct {
 	Cluster        ClusterConfig
 	LogLevel       slog.Level
 	LogJSON        bool
-	ShutdownGrace  time.Duration
+	// DrainGrace is how long a node that was told to stop waits for its
+	// live calls to end, taking no new ones; 0 ends them at once.
+	DrainGrace    time.Duration
+	ShutdownGrace time.Duration
 }
 
 // parseServeFlags reads serve's flags; each falls back to an environment
@@ -84,7 +87,8 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	origins := fs.String("allowed-origins", env("SWITCHBOARD_ALLOWED_ORIGINS", ""), "comma-separated browser origins, besides the server's own, that may open the event stream (env SWITCHBOARD_ALLOWED_ORIGINS)")
 	level := fs.String("log-level", env("SWITCHBOARD_LOG_LEVEL", "info"), "debug, info, warn or error (env SWITCHBOARD_LOG_LEVEL)")
 	fs.BoolVar(&cfg.LogJSON, "log-json", env("SWITCHBOARD_LOG_JSON", "") == "true", "log JSON lines instead of text (env SWITCHBOARD_LOG_JSON=true)")
-	grace := fs.String("shutdown-grace", env("SWITCHBOARD_SHUTDOWN_GRACE", "10s"), "how long shutdown may take (env SWITCHBOARD_SHUTDOWN_GRACE)")
+	drain := fs.String("drain-grace", env("SWITCHBOARD_DRAIN_GRACE", "30s"), "at the first SIGTERM or SIGINT, how long the switchboard takes no new calls and waits for the live ones to end before it ends them (503/1); 0 ends them at once (env SWITCHBOARD_DRAIN_GRACE)")
+	grace := fs.String("shutdown-grace", env("SWITCHBOARD_SHUTDOWN_GRACE", "10s"), "how long shutdown may take once the drain is over (env SWITCHBOARD_SHUTDOWN_GRACE)")
 	finishMedia := mediaFlags(fs, &cfg.Media, env)
 	finishTLS := tlsFlags(fs, &cfg.TLS, env)
 	finishLimits := limitFlags(fs, &cfg.Limits, env)
@@ -110,6 +114,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	}
 	if cfg.RingTimeout, err = time.ParseDuration(*ring); err != nil || cfg.RingTimeout <= 0 {
 		return cfg, fmt.Errorf("--ring-timeout %q is not a positive duration", *ring)
+	}
+	if cfg.DrainGrace, err = time.ParseDuration(*drain); err != nil || cfg.DrainGrace < 0 {
+		return cfg, fmt.Errorf("--drain-grace %q is not a duration of 0 or more", *drain)
 	}
 	if cfg.ShutdownGrace, err = time.ParseDuration(*grace); err != nil || cfg.ShutdownGrace <= 0 {
 		return cfg, fmt.Errorf("--shutdown-grace %q is not a positive duration", *grace)
@@ -272,7 +279,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Switchboard:    sb,
 		Hub:            m.hub,
 		Tokens:         tokens,
-		Ready:          m.store.Ready,
+		Ready:          m.ready,
 		Durable:        m.store.Durable,
 		AllowedOrigins: m.Config.AllowedOrigins,
 		TrustedProxies: m.Config.TrustedProxies,
@@ -340,7 +347,8 @@ const historyFile = "history.db"
 // "memory" (or with neither DatabaseURL nor DataDir, as in a Main built by
 // hand), else Postgres when DATABASE_URL is set (migrated), else the
 // SQLite file in the data directory; on both, the calls a crash left live
-// are ended with 503 (on Postgres, not in a cluster, whose nodes share it).
+// are ended with 503 (on Postgres, in a cluster, only this node's: each
+// node's calls record it).
 func (m *Main) openStore(ctx context.Context) error {
 	log := m.Logger
 	switch {
@@ -370,14 +378,9 @@ func (m *Main) openStore(ctx context.Context) error {
 			return fmt.Errorf("open the Postgres store: %w", err)
 		}
 		m.store = pg
-		log.Info("call history goes to Postgres")
-		if m.Config.Cluster.On() {
-			// The other nodes' live calls are in the same tables and
-			// would look crashed: ending a dead node's calls is a later
-			// phase's (issue 14).
-			log.Warn("in a cluster, calls left live in Postgres are not ended at start: they may be another node's")
-			return nil
-		}
+		log.Info("call history goes to Postgres", "node", m.Config.Cluster.NodeID)
+		// Only this node's calls: in a cluster, the others' are live on
+		// their nodes.
 		n, err := pg.RecoverCrashed(ctx)
 		if err != nil {
 			return fmt.Errorf("end the calls a previous run left live: %w", err)
@@ -407,7 +410,7 @@ func (m *Main) openPostgres(ctx context.Context) (*store.Postgres, error) {
 	}
 	wait := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		pg, err := store.OpenPostgres(ctx, m.Config.DatabaseURL, store.PostgresOptions{SpoolDir: spool, Logger: m.Logger})
+		pg, err := store.OpenPostgres(ctx, m.Config.DatabaseURL, store.PostgresOptions{Node: m.Config.Cluster.NodeID, SpoolDir: spool, Logger: m.Logger})
 		if err == nil {
 			return pg, nil
 		}
@@ -423,6 +426,45 @@ func (m *Main) openPostgres(ctx context.Context) (*store.Postgres, error) {
 			return nil, err
 		}
 		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// ready answers nil when the node takes new calls: it is not draining and
+// its store is reachable (GET /readyz, so that a load balancer sends new
+// work elsewhere while it drains).
+func (m *Main) ready(ctx context.Context) error {
+	if m.switchboard.Draining() {
+		return calls.Errorf(calls.CodeDraining, "the switchboard is draining before it stops")
+	}
+	return m.store.Ready(ctx)
+}
+
+// Drain readies the node to stop: it takes no new calls (POST /api/calls,
+// joins that would start a call, added participants and SIP INVITEs are
+// refused with draining, /readyz answers 503), while everything on the
+// calls it has goes on, and it waits until none is left or ctx ends (the
+// drain grace, a second signal). Close then ends the calls left with 503/1.
+// It answers ctx's error when calls were left.
+func (m *Main) Drain(ctx context.Context) error {
+	n, idle := m.switchboard.Drain()
+	start := time.Now()
+	attrs := []any{"calls", n}
+	if d, ok := ctx.Deadline(); ok {
+		attrs = append(attrs, "grace", time.Until(d).Round(time.Second))
+	}
+	m.Logger.Info("draining: taking no new calls, waiting for the live ones to end", attrs...)
+	select {
+	case <-idle:
+		m.Logger.Info("drained: no call is left", "took", time.Since(start).Round(time.Millisecond))
+		return nil
+	case <-ctx.Done():
+		if n, _ = m.switchboard.Drain(); n == 0 {
+			m.Logger.Info("drained: no call is left", "took", time.Since(start).Round(time.Millisecond))
+			return nil
+		}
+		m.Logger.Warn("drain over with calls left: they end with 503/1", "calls", n,
+			"took", time.Since(start).Round(time.Millisecond), "why", context.Cause(ctx))
+		return ctx.Err()
 	}
 }
 
@@ -508,7 +550,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down: ending live calls", "grace", cfg.ShutdownGrace)
+		drainCtx, cancel := context.WithTimeoutCause(endNow(ctx), cfg.DrainGrace,
+			fmt.Errorf("the drain grace (%s) passed", cfg.DrainGrace))
+		_ = m.Drain(drainCtx)
+		cancel()
+		log.Info("shutting down", "grace", cfg.ShutdownGrace)
 	case err := <-m.serveDone:
 		m.serveDone <- err
 		log.Error("http server stopped", "err", err)

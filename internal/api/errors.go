@@ -40,6 +40,7 @@ var statusOf = map[calls.Code]int{
 	calls.CodeInternal:                         http.StatusInternalServerError,
 	calls.CodeNotImplemented:                   http.StatusNotImplemented,
 	calls.CodeUnavailable:                      http.StatusServiceUnavailable,
+	calls.CodeDraining:                         http.StatusServiceUnavailable,
 	codeWrongNode:                              http.StatusServiceUnavailable,
 }
 

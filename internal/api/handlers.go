@@ -105,10 +105,10 @@ type readyBody struct {
 	Trunks []TrunkStatus `json:"trunks,omitzero"`
 }
 
-// readyz says whether the store is reachable: only ok or not ready, unless
-// the request carries the admin key, which gets the store's own words
-// (they name its database, host and spool) and, when ready, the SIP
-// trunks' states.
+// readyz says whether the store is reachable and the node not draining
+// (see Config.Ready): only ok or not ready, unless the request carries the
+// admin key, which gets the store's own words (they name its database,
+// host and spool) or draining, and, when ready, the SIP trunks' states.
 func (s *Server) readyz(c echo.Context) error {
 	err := s.cfg.Ready(c.Request().Context())
 	if key := bearer(c.Request()); key == "" || !s.cfg.Tokens.IsAdmin(key) {
@@ -116,6 +116,9 @@ func (s *Server) readyz(c echo.Context) error {
 			return c.String(http.StatusServiceUnavailable, "not ready\n")
 		}
 		return c.String(http.StatusOK, "ok\n")
+	}
+	if calls.ErrorCode(err) == calls.CodeDraining {
+		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: errorDetail{Code: calls.CodeDraining, Message: calls.ErrorMessage(err)}})
 	}
 	if err != nil {
 		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: errorDetail{

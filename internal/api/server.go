@@ -25,7 +25,8 @@ type Config struct {
 	Switchboard *calls.Switchboard
 	Hub         *Hub
 	Tokens      *Tokens
-	// Ready answers nil when the store is reachable (GET /readyz).
+	// Ready answers nil when the store is reachable (GET /readyz), and a
+	// *calls.Error with CodeDraining while the node drains.
 	Ready func(ctx context.Context) error
 	// Trunks, when set, reports the SIP trunks' states, which GET /readyz
 	// lists to the admin key (informational: a failed trunk leaves the

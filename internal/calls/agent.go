@@ -260,6 +260,42 @@ func (s *Switchboard) sortedParties() []*party {
 	return out
 }
 
+// Drain readies the switchboard to stop: from now on it refuses what would
+// start a call (StartCall, StartPhoneCall, AddParticipant, and JoinCall of
+// a group call or room nobody is in) with CodeDraining, while everything
+// on the calls it has goes on as before (accept, hold, resume, mute, DTMF,
+// hang up). It answers how many calls identities have now, ringing ones
+// included, and a channel closed once none is left (closed already when
+// none is). Calling it again answers the calls left and the same channel;
+// Close ends whatever is left.
+func (s *Switchboard) Drain() (calls int, idle <-chan struct{}) {
+	tx := s.begin(nil)
+	defer tx.unlock()
+	if !s.draining {
+		s.draining = true
+		s.idle = make(chan struct{})
+		s.drained = s.idle
+		if len(s.legs) == 0 {
+			close(s.idle)
+			s.idle = nil
+		}
+	}
+	for _, l := range s.legs {
+		if !l.party.bot {
+			calls++
+		}
+	}
+	return calls, s.drained
+}
+
+// Draining reports whether Drain was called: the switchboard takes no new
+// calls.
+func (s *Switchboard) Draining() bool {
+	tx := s.begin(nil)
+	defer tx.unlock()
+	return s.draining
+}
+
 // Close ends every live call with 503/1 (the switchboard was shut down),
 // waits for timers and follow-ups in flight, and refuses new operations.
 // The store is the caller's to close afterwards, so these ends are kept.

@@ -26,6 +26,7 @@ const (
 	CodeNotSupportedInOneToOne           Code = "not_supported_in_one_to_one"
 	CodeNotSupportedInRooms              Code = "not_supported_in_rooms"
 	CodeUnavailable                      Code = "unavailable"
+	CodeDraining                         Code = "draining"
 	CodeNotImplemented                   Code = "not_implemented"
 	CodeInternal                         Code = "internal"
 )

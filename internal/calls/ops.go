@@ -147,7 +147,7 @@ func (tx *txn) ring(l *leg) {
 // It holds the caller's active call in the same step. A callee nobody
 // answers for ends with 480. Errors: invalid_request, invalid_identifier,
 // invalid_phone_number, alternate_caller_id_required,
-// operation_not_supported_for_identity.
+// operation_not_supported_for_identity, draining.
 func (s *Switchboard) StartCall(ctx context.Context, p Principal, req StartCallRequest) (Call, error) {
 	return s.startCall(ctx, "start call", p, req, nil)
 }
@@ -173,6 +173,9 @@ func (s *Switchboard) startCall(ctx context.Context, op string, p Principal, req
 	caller, err := tx.identify(p)
 	if err != nil {
 		return Call{}, withOp(op, err)
+	}
+	if s.draining {
+		return Call{}, withOp(op, errDraining)
 	}
 	callees := make([]*party, 0, len(req.Participants))
 	for _, id := range req.Participants {
@@ -227,7 +230,8 @@ func (tx *txn) afterInvite(caller *leg) {
 // JoinCall starts or joins a group call (by GUID) or a room, holding the
 // agent's active call in the same step. Errors: invalid_request,
 // invalid_group_id, invalid_identifier, invalid_state (already in it),
-// operation_not_supported_for_identity.
+// operation_not_supported_for_identity, draining (a group call or room
+// nobody is in).
 func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest) (Call, error) {
 	const op = "join call"
 	var key string
@@ -254,6 +258,9 @@ func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest
 	pt, err := tx.identify(p)
 	if err != nil {
 		return Call{}, withOp(op, err)
+	}
+	if s.draining && s.rooms[key] == nil {
+		return Call{}, withOp(op, errDraining) // a join that would start a call
 	}
 	refresh(pt, p)
 	c := tx.findOrCreateRoom(key, req)
@@ -491,7 +498,7 @@ func (s *Switchboard) MuteAll(ctx context.Context, p Principal, id string) (Call
 // group call. The answer is the participant as it stands (Disconnected with
 // 480 when nobody is there to answer). Errors: call_not_found,
 // invalid_identifier, invalid_phone_number, alternate_caller_id_required,
-// operation_not_supported_for_identity, invalid_state.
+// operation_not_supported_for_identity, invalid_state, draining.
 func (s *Switchboard) AddParticipant(ctx context.Context, p Principal, id string, req AddParticipantRequest) (Participant, error) {
 	const op = "add participant"
 	if err := checkCallee(p.Identifier, req.Identifier, req.AlternateCallerID); err != nil {
@@ -499,6 +506,9 @@ func (s *Switchboard) AddParticipant(ctx context.Context, p Principal, id string
 	}
 	var out Participant
 	err := s.onCall(p, id, ownOnly, func(tx *txn, l *leg) error {
+		if s.draining {
+			return errDraining // the invitee's call would be a new one
+		}
 		callee := tx.party(req.Identifier)
 		if l.phase != phaseLive {
 			return Errorf(CodeInvalidState, "call %s is %s: participants are added to a live call", id, l.state())

@@ -41,7 +41,8 @@ type PhoneCallRequest struct {
 // participant, and ends as the callee's does (603 declined, 480 nobody
 // answered or nobody connected). The answer is the phone's call; its Line
 // has been told of it already. Errors: invalid_identifier,
-// invalid_phone_number, invalid_request, unavailable (shutting down).
+// invalid_phone_number, invalid_request, unavailable (shutting down),
+// draining.
 func (s *Switchboard) StartPhoneCall(ctx context.Context, req PhoneCallRequest) (Call, error) {
 	const op = "start phone call"
 	if req.Caller.Identifier.Kind != KindPhoneNumber {

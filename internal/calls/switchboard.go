@@ -61,9 +61,14 @@ type Switchboard struct {
 	legs    map[string]*leg
 	rooms   map[string]*conversation // "g:"+groupId or "r:"+roomId
 	closed  bool
-	heldSeq uint64 // orders holds, for the policy's "held last"
-	txnSeq  uint64 // numbers transactions, from 1
-	tx      txn    // the transaction in progress, reused: there is one at a time
+	// draining refuses new calls (Drain); drained is closed once no call
+	// is left after that, and idle is drained until then.
+	draining bool
+	drained  chan struct{}
+	idle     chan struct{}
+	heldSeq  uint64 // orders holds, for the policy's "held last"
+	txnSeq   uint64 // numbers transactions, from 1
+	tx       txn    // the transaction in progress, reused: there is one at a time
 
 	work sync.WaitGroup // timers and follow-ups in flight
 }
@@ -244,7 +249,10 @@ func (tx *txn) party(id Identifier) *party {
 	return p
 }
 
-var errClosed = Errorf(CodeUnavailable, "the switchboard is shutting down")
+var (
+	errClosed   = Errorf(CodeUnavailable, "the switchboard is shutting down")
+	errDraining = Errorf(CodeDraining, "the switchboard is draining before it stops: it takes no new calls (try another node, or again once it is back)")
+)
 
 // begin starts an operation: it takes the live state and returns the
 // transaction that holds it, until done (or unlock, for one that changed

@@ -270,6 +270,10 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 		l.party.legs = slices.DeleteFunc(l.party.legs, func(m *leg) bool { return m == l })
 	}
 	delete(tx.s.legs, l.id)
+	if len(tx.s.legs) == 0 && tx.s.idle != nil {
+		close(tx.s.idle) // the drain's last call ended
+		tx.s.idle = nil
+	}
 
 	remaining := c.members
 	switch {

@@ -103,6 +103,11 @@ type inbound struct {
 	infoMu     sync.Mutex // INFOs take turns
 }
 
+// drainRetryAfter is the Retry-After, in seconds, of the 503 that refuses
+// a call while the switchboard drains: about as long as it takes to stop
+// and come back.
+const drainRetryAfter = "60"
+
 // respond answers req outside any dialog.
 func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string, headers ...sip.Header) {
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
@@ -209,15 +214,21 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	call, err := s.cfg.Switchboard.StartPhoneCall(s.ctx, calls.PhoneCallRequest{Caller: caller, Callee: *route.Target, Line: in.line})
 	if err != nil {
 		code, reason := 500, "Server Internal Error"
+		var headers []sip.Header
 		switch calls.ErrorCode(err) {
 		case calls.CodeUnavailable:
 			code, reason = 503, "Service Unavailable"
+		case calls.CodeDraining:
+			// RFC 3261 21.5.4: the carrier or proxy sends no new call here
+			// for that long, and tries another node at once (RFC 3263).
+			code, reason = 503, "Service Unavailable"
+			headers = append(headers, sip.NewHeader("Retry-After", drainRetryAfter))
 		case calls.CodeInvalidIdentifier, calls.CodeInvalidPhoneNumber, calls.CodeOperationNotSupportedForIdentity,
 			calls.CodeAlternateCallerIDRequired, calls.CodeInvalidRequest:
 			code, reason = 404, "Not Found"
 		}
 		log.Warn("sip: the switchboard refused the call", "err", err)
-		_ = ds.Respond(code, reason, nil)
+		_ = ds.Respond(code, reason, nil, headers...)
 		return
 	}
 	in.callID = call.ID

@@ -1,0 +1,145 @@
+package calls_test
+
+import (
+	"testing"
+
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/calls/callstest"
+)
+
+// TestDrainRefusesNewCalls: once draining, what would start a call is
+// refused with draining, and nothing was made of it; what acts on the
+// calls there are goes on.
+func TestDrainRefusesNewCalls(t *testing.T) {
+	const room = "standup"
+	tests := []struct {
+		name string
+		// do runs after Drain, with a's and b's 1:1 call live, b's call
+		// ringing from carol, and dave in the room.
+		do   func(f *callstest.Fixture, ac, bIn string) error
+		want calls.Code // "" succeeds
+	}{
+		{"start a call", func(f *callstest.Fixture, _, _ string) error {
+			_, err := f.StartCall(ctx, alice, to(dave))
+			return err
+		}, calls.CodeDraining},
+		{"start a call to a phone", func(f *callstest.Fixture, _, _ string) error {
+			_, err := f.StartPhoneCall(ctx, calls.PhoneCallRequest{
+				Caller: calls.CallerInfo{Identifier: calls.PhoneNumber("+14255550123")},
+				Callee: alice.Identifier, Line: lineFunc(func(calls.Call) {}),
+			})
+			return err
+		}, calls.CodeDraining},
+		{"join a room nobody is in", func(f *callstest.Fixture, _, _ string) error {
+			_, err := f.JoinCall(ctx, alice, calls.JoinRequest{RoomID: "empty-room"})
+			return err
+		}, calls.CodeDraining},
+		{"join a room with someone in it", func(f *callstest.Fixture, _, _ string) error {
+			_, err := f.JoinCall(ctx, carol, calls.JoinRequest{RoomID: room})
+			return err
+		}, ""},
+		{"add a participant", func(f *callstest.Fixture, ac, _ string) error {
+			_, err := f.AddParticipant(ctx, alice, ac, calls.AddParticipantRequest{Identifier: dave.Identifier})
+			return err
+		}, calls.CodeDraining},
+		{"hold, then resume", func(f *callstest.Fixture, ac, _ string) error {
+			if _, err := f.Hold(ctx, alice, ac); err != nil {
+				return err
+			}
+			_, err := f.Resume(ctx, alice, ac)
+			return err
+		}, ""},
+		{"mute", func(f *callstest.Fixture, ac, _ string) error {
+			_, err := f.SetMuted(ctx, alice, ac, true)
+			return err
+		}, ""},
+		{"accept a call that rang before", func(f *callstest.Fixture, _, bIn string) error {
+			_, err := f.Accept(ctx, bob, bIn)
+			return err
+		}, ""},
+		{"hang up", func(f *callstest.Fixture, ac, _ string) error {
+			_, err := f.HangUp(ctx, alice, ac, false)
+			return err
+		}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := callstest.New(t, calls.Config{})
+			for _, p := range []calls.Principal{alice, bob, carol, dave} {
+				f.Connect(t, p)
+			}
+			ac, _ := connect(t, f, alice, bob)
+			mustCall(t)(f.StartCall(ctx, carol, to(bob)))
+			bIn := incoming(t, f, bob).ID
+			mustCall(t)(f.JoinCall(ctx, dave, calls.JoinRequest{RoomID: room}))
+
+			if n, _ := f.Drain(); n != 5 {
+				t.Errorf("Drain answers %d calls, want 5 (alice's and bob's, carol's and bob's ringing one, dave's)", n)
+			}
+			if !f.Draining() {
+				t.Error("Draining() = false after Drain")
+			}
+			before, _ := f.ListCalls(ctx, sup, "")
+			err := tt.do(f, ac.ID, bIn)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("error %v while draining, want none", err)
+				}
+				return
+			}
+			wantCode(t, err, tt.want)
+			after, _ := f.ListCalls(ctx, sup, "")
+			if len(after) != len(before) {
+				t.Errorf("a refused operation changed the calls: %d before, %d after", len(before), len(after))
+			}
+		})
+	}
+}
+
+// TestDrainIdle: Drain's channel closes when the last call ends (the echo
+// bot's leg with it), and at once when there is none.
+func TestDrainIdle(t *testing.T) {
+	f := callstest.New(t, calls.Config{})
+	f.Connect(t, alice)
+	f.Connect(t, bob)
+	ac, _ := connect(t, f, alice, bob)
+	echo := mustCall(t)(f.StartCall(ctx, alice, calls.StartCallRequest{Participants: []calls.Identifier{calls.EchoBot}}))
+
+	n, idle := f.Drain()
+	if n != 3 {
+		t.Errorf("Drain answers %d calls, want 3 (the echo bot's leg is not one)", n)
+	}
+	for _, id := range []string{ac.ID, echo.ID} {
+		select {
+		case <-idle:
+			t.Fatalf("idle before call %s ended", id)
+		default:
+		}
+		mustCall(t)(f.HangUp(ctx, alice, id, false))
+	}
+	select {
+	case <-idle:
+	default:
+		t.Fatal("idle still open once every call ended")
+	}
+	if n, again := f.Drain(); n != 0 || again != idle {
+		t.Errorf("Drain again answers %d calls and another channel, want 0 and the same", n)
+	}
+	wantEnded(t, f, ac.ID, calls.ReasonHungUp)
+
+	g := callstest.New(t, calls.Config{})
+	if _, idle := g.Drain(); idle == nil {
+		t.Fatal("Drain answers a nil channel")
+	} else {
+		select {
+		case <-idle:
+		default:
+			t.Fatal("Drain with no call: idle is not closed")
+		}
+	}
+}
+
+// lineFunc is a calls.PhoneLine that hands each update to a function.
+type lineFunc func(calls.Call)
+
+func (f lineFunc) Update(c calls.Call) { f(c) }
