@@ -71,11 +71,13 @@ func (r Retention) withDefaults() Retention {
 	return r
 }
 
-// MemoryLog is an EventLog in memory, for one switchboard process. Its seqs
-// start at the microsecond it was made (so a restarted switchboard's seqs
-// are past the last one's, and a client's old seq answers ErrGone), and a
-// stream begun again after it was forgotten starts where the log's count of
-// all events stands, which is at least where it ended.
+// MemoryLog is an EventLog in memory, for one switchboard process. A
+// stream begins at the later of the clock's microsecond and the log's count
+// of all events (which starts at the microsecond the log was made): so a
+// restarted switchboard's seqs, and another node's for an identity that
+// moved there, are past the earlier ones, and a client's old seq answers
+// ErrGone; and a stream begun again after it was forgotten starts at least
+// where it ended.
 type MemoryLog struct {
 	ret Retention
 	now func() time.Time
@@ -117,7 +119,14 @@ func NewMemoryLog(ret Retention, now func() time.Time) *MemoryLog {
 func (l *MemoryLog) stream(name string, now time.Time) *memStream {
 	s := l.streams[name]
 	if s == nil {
-		s = &memStream{last: l.all.Load(), created: now}
+		// A stream begins at the later of the log's count and the clock's
+		// microsecond. In a cluster an identity's stream begins again on the
+		// node that takes it over; its new seqs then start past any seq the
+		// earlier node gave out (that node's count stays far behind its
+		// clock), so a client's old seq answers ErrGone, not wrong events.
+		start := max(l.all.Load(), uint64(now.UnixMicro()))
+		l.all.Store(start)
+		s = &memStream{last: start, created: now}
 		l.streams[name] = s
 	}
 	return s

@@ -122,3 +122,23 @@ func TestMemoryLogAge(t *testing.T) {
 		t.Fatalf("the old seq on a restarted log: %v, want ErrGone", err)
 	}
 }
+
+// TestMemoryLogAnotherNode: two nodes' logs made in the same microsecond
+// (compose starts them together). An identity's events go to node A's log,
+// then the identity moves to node B, whose log begins its stream a second
+// later and takes events there: a client's last seq from A is not in B's
+// window, so B answers ErrGone (a snapshot), never B's events as if they
+// were the ones the client missed.
+func TestMemoryLogAnotherNode(t *testing.T) {
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	ret := api.Retention{MaxAge: time.Minute, MaxEvents: 100}
+	a, b := api.NewMemoryLog(ret, c.now), api.NewMemoryLog(ret, c.now)
+	seqs := mustAppend(t, a, "alice", 20)
+	c.t = c.t.Add(time.Second)
+	mustAppend(t, b, "alice", 30)
+	for _, since := range []uint64{seqs[0], seqs[10], seqs[19]} {
+		if got, err := b.Since("alice", since); !errors.Is(err, api.ErrGone) {
+			t.Errorf("B.Since(alice, %d from A) = %d events, %v; want ErrGone", since, len(got), err)
+		}
+	}
+}
