@@ -378,6 +378,24 @@ func TestServeFlags(t *testing.T) {
 			}
 			return nil
 		}},
+		{"cluster from the environment, flags win", []string{"--node-id", "n2"}, map[string]string{"SWITCHBOARD_CLUSTER": "nats://127.0.0.1:4222", "SWITCHBOARD_NODE_ID": "n1"}, func(c Config) error {
+			if cl := c.Cluster; !cl.On() || cl.URL != "nats://127.0.0.1:4222" || cl.NodeID != "n2" {
+				return fmt.Errorf("%+v", cl)
+			}
+			return nil
+		}},
+		{"cluster node id defaults to the hostname", []string{"--cluster", "nats://127.0.0.1:4222"}, nil, func(c Config) error {
+			if host, _ := os.Hostname(); c.Cluster.NodeID != host || host == "" {
+				return fmt.Errorf("node id %q, hostname %q", c.Cluster.NodeID, host)
+			}
+			return nil
+		}},
+		{"no cluster by default", nil, nil, func(c Config) error {
+			if c.Cluster.On() || c.Cluster.NodeID != "" {
+				return fmt.Errorf("%+v", c.Cluster)
+			}
+			return nil
+		}},
 		{"ICE servers from the environment", nil, map[string]string{"SWITCHBOARD_ICE_SERVERS": "stun:a.example;turn:b.example,username=u,credential=p"}, func(c Config) error {
 			if s := c.Media.ICE.Servers; len(s) != 2 || s[1].Username != "u" {
 				return fmt.Errorf("%+v", s)
@@ -419,6 +437,10 @@ func TestServeFlags(t *testing.T) {
 		{[]string{"--acme-domain", "a.example", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, nil, "not both"},
 		{[]string{"--http-addr", ":80"}, nil, "--http-addr redirects to HTTPS: it needs --tls-cert or --acme-domain"},
 		{[]string{"--acme-domain", "a.example", "--acme-directory", ""}, nil, "--acme-directory is empty"},
+		{[]string{"--cluster", "http://127.0.0.1:4222"}, nil, "--cluster"},
+		{[]string{"--cluster", "127.0.0.1:4222"}, nil, "nats://"},
+		{nil, map[string]string{"SWITCHBOARD_CLUSTER": "nats://h:4222", "SWITCHBOARD_NODE_ID": "a.b"}, "--node-id"},
+		{[]string{"--node-id", "a"}, nil, "--node-id needs --cluster"},
 	} {
 		_, err := parseServeFlags(tt.args, io.Discard, env(tt.env))
 		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {

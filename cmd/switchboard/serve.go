@@ -26,6 +26,7 @@ import (
 	"github.com/switchboard/switchboard/internal/audio/rtc"
 	"github.com/switchboard/switchboard/internal/audio/rtp"
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/cluster"
 	"github.com/switchboard/switchboard/internal/holdpolicy"
 	"github.com/switchboard/switchboard/internal/sip"
 	"github.com/switchboard/switchboard/internal/store"
@@ -54,6 +55,7 @@ type Config struct {
 	Ops            OpsConfig
 	OIDC           OIDCConfig
 	SIP            SIPConfig
+	Cluster        ClusterConfig
 	LogLevel       slog.Level
 	LogJSON        bool
 	// DrainGrace is how long a node that was told to stop waits for its
@@ -93,6 +95,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	opsFlags(fs, &cfg.Ops, env)
 	finishOIDC := oidcFlags(fs, &cfg.OIDC, env)
 	finishSIP := sipFlags(fs, &cfg.SIP, env)
+	finishCluster := clusterFlags(fs, &cfg.Cluster, env)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -134,6 +137,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 		return cfg, err
 	}
 	if err := finishSIP(); err != nil {
+		return cfg, err
+	}
+	if err := finishCluster(); err != nil {
 		return cfg, err
 	}
 	for _, p := range strings.Split(*proxies, ",") {
@@ -200,9 +206,10 @@ type Main struct {
 	ice       *iceDirectory
 	stopMixer context.CancelFunc
 	mixerDone chan error
-	sip       *sip.Server // nil without --sip-addr
-	rtp       *rtp.Engine // the phone calls' RTP legs; nil without --sip-addr
-	phones    *sip.Later  // the switchboard's phone network, with --sip-addr
+	sip       *sip.Server   // nil without --sip-addr
+	rtp       *rtp.Engine   // the phone calls' RTP legs; nil without --sip-addr
+	phones    *sip.Later    // the switchboard's phone network, with --sip-addr
+	cluster   *cluster.Node // nil without --cluster
 	closed    bool
 }
 
@@ -263,6 +270,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := m.joinCluster(ctx); err != nil {
+		return err
+	}
 	m.api = api.New(api.Config{
 		Media:          m.attacher,
 		ICE:            m.ice,
@@ -283,7 +293,11 @@ func (m *Main) Run(ctx context.Context) error {
 		SignIn:         signIn,
 		Numbers:        numberRoutes(m.store),
 		Trunks:         m.trunkStatus(),
+		Forward:        m.forwarder(),
 	})
+	if err := m.serveForwarded(); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", m.Config.Addr)
 	if err != nil {
@@ -333,7 +347,8 @@ const historyFile = "history.db"
 // "memory" (or with neither DatabaseURL nor DataDir, as in a Main built by
 // hand), else Postgres when DATABASE_URL is set (migrated), else the
 // SQLite file in the data directory; on both, the calls a crash left live
-// are ended with 503.
+// are ended with 503 (on Postgres, in a cluster, only this node's: each
+// node's calls record it).
 func (m *Main) openStore(ctx context.Context) error {
 	log := m.Logger
 	switch {
@@ -363,6 +378,9 @@ func (m *Main) openStore(ctx context.Context) error {
 			return fmt.Errorf("open the Postgres store: %w", err)
 		}
 		m.store = pg
+		log.Info("call history goes to Postgres", "node", m.Config.Cluster.NodeID)
+		// Only this node's calls: in a cluster, the others' are live on
+		// their nodes.
 		n, err := pg.RecoverCrashed(ctx)
 		if err != nil {
 			return fmt.Errorf("end the calls a previous run left live: %w", err)
@@ -370,7 +388,6 @@ func (m *Main) openStore(ctx context.Context) error {
 		if n > 0 {
 			log.Warn("ended the calls a previous run left live (the switchboard had stopped without ending them)", "calls", n, "code", 503)
 		}
-		log.Info("call history goes to Postgres")
 	}
 	return nil
 }
@@ -393,7 +410,7 @@ func (m *Main) openPostgres(ctx context.Context) (*store.Postgres, error) {
 	}
 	wait := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		pg, err := store.OpenPostgres(ctx, m.Config.DatabaseURL, store.PostgresOptions{SpoolDir: spool, Logger: m.Logger})
+		pg, err := store.OpenPostgres(ctx, m.Config.DatabaseURL, store.PostgresOptions{Node: m.Config.Cluster.NodeID, SpoolDir: spool, Logger: m.Logger})
 		if err == nil {
 			return pg, nil
 		}
@@ -451,9 +468,10 @@ func (m *Main) Drain(ctx context.Context) error {
 	}
 }
 
-// Close shuts down in the reverse order of start: no new requests, every
-// live call ended (503/1) with its events sent, event connections closed,
-// the store flushed.
+// Close shuts down in the reverse order of start: no new requests (nor
+// forwarded ones), every live call ended (503/1) with its events sent,
+// event connections closed, the cluster left (leases released), the store
+// flushed.
 // Calling it again does nothing.
 func (m *Main) Close(ctx context.Context) error {
 	if m.closed {
@@ -477,6 +495,11 @@ func (m *Main) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("http serve: %w", err))
 		}
 	}
+	if m.cluster != nil {
+		if err := m.cluster.StopServing(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := m.stopSIP(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -490,6 +513,12 @@ func (m *Main) Close(ctx context.Context) error {
 	}
 	if m.api != nil {
 		m.api.Close()
+	}
+	if m.cluster != nil {
+		// After the calls ended: the identities are free for other nodes.
+		if err := m.cluster.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if m.store != nil {
 		if err := m.store.Close(ctx); err != nil {

@@ -47,7 +47,7 @@ func (s *Server) durableAnswers(next echo.HandlerFunc) echo.HandlerFunc {
 		res.Writer = held
 		err := next(c)
 		res.Writer = direct
-		if err != nil || held.status >= http.StatusBadRequest || !res.Committed {
+		if err != nil || held.status >= http.StatusBadRequest || !res.Committed || held.forwarded {
 			held.release()
 			return err
 		}
@@ -74,6 +74,9 @@ type heldAnswer struct {
 	http.ResponseWriter
 	status int
 	body   bytes.Buffer
+	// forwarded says another node answered (a cluster's owner), and had
+	// its own history store make the change durable first.
+	forwarded bool
 }
 
 func (h *heldAnswer) WriteHeader(status int) {

@@ -41,6 +41,7 @@ var statusOf = map[calls.Code]int{
 	calls.CodeNotImplemented:                   http.StatusNotImplemented,
 	calls.CodeUnavailable:                      http.StatusServiceUnavailable,
 	calls.CodeDraining:                         http.StatusServiceUnavailable,
+	codeWrongNode:                              http.StatusServiceUnavailable,
 }
 
 // errorBody is the contract's error format.

@@ -30,6 +30,7 @@ type server struct {
 	hub    *api.Hub
 	tokens *api.Tokens
 	store  *store.Memory
+	api    *api.Server
 }
 
 type serverOptions struct {
@@ -44,6 +45,7 @@ type serverOptions struct {
 	durable      func(context.Context) error
 	durableWait  time.Duration
 	trunks       func() []api.TrunkStatus
+	forward      api.Forwarder
 }
 
 func newServer(t *testing.T, opt serverOptions) *server {
@@ -69,6 +71,7 @@ func newServer(t *testing.T, opt serverOptions) *server {
 		PingInterval:   opt.pingInterval, WriteTimeout: opt.writeTimeout,
 		ICE: opt.ice, Console: opt.console, Numbers: st,
 		Durable: opt.durable, DurableWait: opt.durableWait, Trunks: opt.trunks,
+		Forward: opt.forward,
 	})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
@@ -76,7 +79,7 @@ func newServer(t *testing.T, opt serverOptions) *server {
 		srv.Close()
 		ts.Close()
 	})
-	return &server{t: t, url: ts.URL, sb: sb, hub: hub, tokens: tokens, store: st}
+	return &server{t: t, url: ts.URL, sb: sb, hub: hub, tokens: tokens, store: st, api: srv}
 }
 
 // token mints a token through the API.

@@ -82,6 +82,10 @@ type Config struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
 	// the client, for the failure limit.
 	TrustedProxies []netip.Prefix
+	// Forward, when set, sends each authenticated request whose identity
+	// another node owns to that node (a cluster); nil runs every request
+	// here.
+	Forward Forwarder
 }
 
 // Server is the HTTP API: routes, auth and the event stream.
@@ -273,9 +277,16 @@ type sessionContext struct {
 func sessionOf(c echo.Context) Session { return c.(*sessionContext).sess }
 
 // authenticate verifies the bearer token (or, for the event stream only,
-// the access_token query parameter a browser websocket must use).
+// the access_token query parameter a browser websocket must use). In a
+// cluster it then runs the request here or forwards it to the node that
+// owns its identity (route); a request forwarded here carries its session
+// instead of a token (routeForwarded).
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if f := forwardedOf(c.Request().Context()); f != nil {
+			noteIdentity(c, f.sess)
+			return s.routeForwarded(c, f, next)
+		}
 		token := bearer(c.Request())
 		if token == "" && c.Path() == "/api/events" {
 			token = c.QueryParam("access_token")
@@ -293,6 +304,9 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		noteIdentity(c, sess)
+		if s.cfg.Forward != nil {
+			return s.route(c, sess, next)
+		}
 		return next(&sessionContext{Context: c, sess: sess})
 	}
 }

@@ -19,9 +19,13 @@
 //     fsynced, checksummed spool file of binary frames (spool_frame.go;
 //     spools of the earlier JSON format are still read) that survives a
 //     restart; Ready says how far behind the store is. RecoverCrashed
-//     ends, with 503, the calls a crashed run left live. One switchboard
-//     writes to a database at a time; migrations (package migrations,
-//     goose) take an advisory lock.
+//     ends, with 503, the calls a crashed run left live. Several
+//     switchboards may share a database as the nodes of a cluster, each
+//     with its own node id (PostgresOptions.Node; "" for a single one):
+//     each call records its node, each node keeps its own heartbeat row,
+//     RecoverCrashed ends only the node's own calls, and RecoverNode lets
+//     a surviving node end a dead node's, once however many survivors
+//     try. Migrations (package migrations, goose) take an advisory lock.
 //
 // All keep token revocations (calls.TokenRevocations), so that a revoked
 // token stays revoked across a restart: Memory in memory, SQLite and
@@ -33,7 +37,8 @@
 // in FindCalls or FindCallByID yet.
 //
 // All must pass the one test suite in package storetest, which is the
-// executable form of the calls.Store contract: latest view of a call wins,
+// executable form of the calls.Store contract: latest view of a call wins
+// (but an ended call stays ended),
 // its timeline accumulates in the order it was recorded, history is newest
 // first (start time, then id, descending) and pages through an opaque keyset
 // cursor without duplicates or gaps.

@@ -82,18 +82,24 @@ func (m *Memory) record(r *calls.Record) {
 	pos := positionOf(c.StartTime, c.ID)
 	e := m.byID[c.ID]
 	switch {
+	case e != nil && e.call.EndTime != nil && c.EndTime == nil:
+		// An ended call stays ended (see newerView): a live view of it
+		// adds its events only.
 	case e == nil:
 		e = &entry{pos: pos}
 		m.byID[c.ID] = e
 		m.index(e, c.AgentID)
-	case e.pos != pos || e.call.AgentID != c.AgentID:
-		// The switchboard does not change a call's start or agent, but if
-		// it ever does, the indexes follow.
-		m.unindex(e)
-		e.pos = pos
-		m.index(e, c.AgentID)
+		e.call = *c
+	default:
+		if e.pos != pos || e.call.AgentID != c.AgentID {
+			// The switchboard does not change a call's start or agent, but
+			// if it ever does, the indexes follow.
+			m.unindex(e)
+			e.pos = pos
+			m.index(e, c.AgentID)
+		}
+		e.call = *c
 	}
-	e.call = *c
 	for i := range r.Events {
 		ev := &r.Events[i]
 		e.timeline = append(e.timeline, calls.TimelineEntry{

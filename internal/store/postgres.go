@@ -42,8 +42,12 @@ import (
 // crash for RecoverCrashed even when the database's heartbeat could not
 // be written.
 //
-// One switchboard uses a database at a time (RecoverCrashed and the change
-// versions rely on it), and one store uses a spool directory at a time.
+// Several switchboards may share a database as the nodes of a cluster,
+// each with its own PostgresOptions.Node: every call records the node that
+// runs it, and every node keeps its own heartbeat row. RecoverCrashed ends
+// only this node's calls; RecoverNode lets a surviving node end a dead
+// node's. A single switchboard is node "". Each node uses its own spool
+// directory, and one store uses a spool directory at a time.
 //
 // The store keeps the Call values and Events it is given until the
 // journaler has encoded them, and the caller must not change them
@@ -56,9 +60,9 @@ type Postgres struct {
 	spool *spool // the journal
 	alive *aliveMark
 
-	// Set by OpenPostgres. Every version up to openVersion was given by an
-	// earlier run; lastBeat is when that run was last known alive (its
-	// heartbeat or its alive mark; zero: neither).
+	// Set by OpenPostgres. Every version of this node up to openVersion
+	// was given by an earlier run; lastBeat is when that run was last
+	// known alive (its heartbeat or its alive mark; zero: neither).
 	openVersion int64
 	lastBeat    time.Time
 
@@ -88,8 +92,6 @@ type Postgres struct {
 	journalDone chan struct{}      // closed when the journaler returns
 	done        chan struct{}      // closed when the writer returns
 	cancelRun   context.CancelFunc // ends the writer's context
-	recoverMu   sync.Mutex
-	recovered   map[string]bool // calls RecoverCrashed ended
 	closeOnce   sync.Once
 	teardown    sync.Once
 	runErr      error // the writer's, set before done closes
@@ -107,6 +109,12 @@ type queued struct {
 
 // PostgresOptions tunes the Postgres store. Zero fields take the defaults.
 type PostgresOptions struct {
+	// Node names this switchboard among those that share the database
+	// (the nodes of a cluster; each must have its own). Its calls are
+	// recorded as its, its heartbeat is its own row, and RecoverCrashed
+	// ends only its calls. Default "": a single switchboard, and the
+	// calls written before nodes were recorded.
+	Node string
 	// SpoolDir holds the journal, where every change is on disk before it
 	// is acknowledged and until it is in Postgres, and the alive mark.
 	// Default: switchboard-spool in os.UserCacheDir.
@@ -206,7 +214,6 @@ func OpenPostgres(ctx context.Context, databaseURL string, opt PostgresOptions) 
 		opt:             opt,
 		log:             log,
 		spool:           sp,
-		recovered:       make(map[string]bool),
 		progress:        make(chan struct{}),
 		journalProgress: make(chan struct{}),
 		wake:            make(chan struct{}, 1),
@@ -220,13 +227,11 @@ func OpenPostgres(ctx context.Context, databaseURL string, opt PostgresOptions) 
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
-	var beat *time.Time
-	if err := pool.QueryRow(ctx, `SELECT at, max_version FROM switchboard_heartbeat`).Scan(&beat, &p.version); err != nil {
-		return fail(fmt.Errorf("read heartbeat: %w", err))
+	beat, err := p.openHeartbeat(ctx)
+	if err != nil {
+		return fail(err)
 	}
-	if beat != nil {
-		p.lastBeat = *beat
-	}
+	p.lastBeat = beat
 	alivePath := filepath.Join(opt.SpoolDir, aliveFile)
 	mark, err := readAlive(alivePath)
 	if err != nil {
@@ -245,6 +250,25 @@ func OpenPostgres(ctx context.Context, databaseURL string, opt PostgresOptions) 
 	go p.journal(runCtx)
 	go p.run(runCtx)
 	return p, nil
+}
+
+// openHeartbeat makes sure this node has its heartbeat row, and answers
+// the time it holds (zero: never written). It starts the versions above
+// the highest any node wrote.
+func (p *Postgres) openHeartbeat(ctx context.Context) (time.Time, error) {
+	if _, err := p.pool.Exec(ctx, `INSERT INTO switchboard_heartbeat (node) VALUES ($1) ON CONFLICT DO NOTHING`, p.opt.Node); err != nil {
+		return time.Time{}, fmt.Errorf("heartbeat of node %q: %w", p.opt.Node, err)
+	}
+	var beat *time.Time
+	if err := p.pool.QueryRow(ctx, `
+SELECT (SELECT at FROM switchboard_heartbeat WHERE node = $1), max(max_version) FROM switchboard_heartbeat`,
+		p.opt.Node).Scan(&beat, &p.version); err != nil {
+		return time.Time{}, fmt.Errorf("read heartbeat of node %q: %w", p.opt.Node, err)
+	}
+	if beat == nil {
+		return time.Time{}, nil
+	}
+	return *beat, nil
 }
 
 // Record takes changes for journaling and writing and returns at once; it

@@ -3,8 +3,12 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/switchboard/switchboard/internal/calls"
 )
@@ -41,73 +45,187 @@ func (p *Postgres) replay(ctx context.Context) error {
 	return nil
 }
 
-// RecoverCrashed ends the calls an earlier run left live: the switchboard
-// that had them died without ending them. Each gets state Disconnected and
-// calls.ReasonSwitchboardDied (503/0), ending when the crash is best known
-// to have happened: the later of the earlier run's last sign of life (its heartbeat
-// in the database, or its alive mark) and the
-// call's last event. Its participants still in it end likewise, and its
-// timeline gets a callEnded event caused by the system. It answers how
-// many calls it ended, once they are written.
+// RecoverCrashed ends the calls an earlier run of this node left live:
+// the switchboard that had them died without ending them. Each gets state
+// Disconnected and calls.ReasonSwitchboardDied (503/0), ending when the
+// crash is best known to have happened: the later of the earlier run's
+// last sign of life (its heartbeat in the database, or its alive mark)
+// and the call's last event. Its participants still in it end likewise,
+// and its timeline gets a callEnded event caused by the system. It
+// answers how many calls it ended, once they are written.
 //
-// Call it once, after OpenPostgres and before taking calls. It relies on
-// one switchboard per database: another one's live calls would look
-// crashed. Calls recorded by this store are never touched. Errors: a
-// closed store or Postgres out of reach is CodeUnavailable (calls already
-// recorded as ended are written later, or spooled).
+// Call it once, after OpenPostgres and before taking calls. It ends only
+// the calls of this node (PostgresOptions.Node) that an earlier run
+// recorded: other nodes' calls, and those recorded by this store, are
+// never touched. A call that a surviving node ended meanwhile
+// (RecoverNode) is not ended again. Errors: a closed store or Postgres out
+// of reach is CodeUnavailable, and nothing was ended.
 func (p *Postgres) RecoverCrashed(ctx context.Context) (int, error) {
 	const op = "recover crashed calls"
 	if err := p.usable(ctx, op); err != nil {
 		return 0, err
 	}
-	rows, err := p.pool.Query(ctx, `
-SELECT c.view, (SELECT max(e.at) FROM call_events e WHERE e.call_id = c.id)
-FROM calls c
-WHERE c.end_time IS NULL AND c.version <= $1
-ORDER BY c.start_time, c.id`, p.openVersion)
+	n, err := p.recover(ctx, op, p.opt.Node, p.openVersion, func(pgx.Tx) (time.Time, error) { return p.lastBeat, nil })
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		p.log.Warn("history store: ended the calls a crash left live", "calls", n,
+			"node", p.opt.Node, "last_heartbeat", p.lastBeat)
+	}
+	return n, nil
+}
+
+// RecoverNode ends the live calls of node, another node of the cluster
+// that died (its lease lapsed): as RecoverCrashed does for this node's own
+// after a restart, each ends with calls.ReasonSwitchboardDied (503/0) at
+// the later of node's last heartbeat in the database (see NodeAlive) and
+// the call's last event. It answers how many calls it ended, once they
+// are written.
+//
+// Deciding that node is dead is the caller's: RecoverNode ends whatever
+// node has live, and never touches another node's calls (a node wrongly
+// taken for dead would go on adding events to its calls, but their views
+// stay ended). RecoverNode(ctx, "") ends what a single switchboard left
+// live before the deployment became a cluster of named nodes. It is
+// idempotent: the calls are ended in one transaction that locks them, so
+// nodes recovering the same dead node together end each call once, with
+// one callEnded event, and a later call (or the dead node's own
+// RecoverCrashed when it restarts) finds nothing left to do. Should the
+// dead node's journal be replayed later (it restarts), its changes to these
+// calls add their events but never make an ended call live again.
+//
+// Errors: node is this store's own node is CodeInvalidRequest; a closed
+// store or Postgres out of reach is CodeUnavailable, and nothing was
+// ended.
+func (p *Postgres) RecoverNode(ctx context.Context, node string) (int, error) {
+	const op = "recover a dead node's calls"
+	if node == p.opt.Node {
+		return 0, &calls.Error{Code: calls.CodeInvalidRequest, Op: op,
+			Message: fmt.Sprintf("node %q is this node: its calls are live here", node)}
+	}
+	if err := p.usable(ctx, op); err != nil {
+		return 0, err
+	}
+	var beat time.Time
+	n, err := p.recover(ctx, op, node, math.MaxInt64, func(tx pgx.Tx) (time.Time, error) {
+		var at *time.Time
+		err := tx.QueryRow(ctx, `SELECT at FROM switchboard_heartbeat WHERE node = $1`, node).Scan(&at)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return time.Time{}, nil // no heartbeat: the calls' own times date the end
+		case err != nil:
+			return time.Time{}, err
+		case at != nil:
+			beat = *at
+		}
+		return beat, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		p.log.Warn("history store: ended the calls of a dead node", "calls", n, "node", node,
+			"last_heartbeat", beat)
+	}
+	return n, nil
+}
+
+// NodeAlive answers when node last showed it was alive in the database:
+// its heartbeat, which its store writes every HeartbeatInterval and with
+// every batch it writes. The zero time means node has started but not
+// written its heartbeat yet. Errors: a node that never used this database
+// is CodeNotFound; a closed store or Postgres out of reach is
+// CodeUnavailable.
+func (p *Postgres) NodeAlive(ctx context.Context, node string) (time.Time, error) {
+	const op = "read a node's heartbeat"
+	if err := p.usable(ctx, op); err != nil {
+		return time.Time{}, err
+	}
+	var at *time.Time
+	err := p.pool.QueryRow(ctx, `SELECT at FROM switchboard_heartbeat WHERE node = $1`, node).Scan(&at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, &calls.Error{Code: calls.CodeNotFound, Op: op,
+			Message: fmt.Sprintf("no node %q has used this database", node)}
+	}
+	if err != nil {
+		return time.Time{}, dbError(op, err)
+	}
+	if at == nil {
+		return time.Time{}, nil
+	}
+	return at.UTC(), nil
+}
+
+// recover ends node's live calls of versions up to upTo in one
+// transaction, dated by the beat it reads in it, and answers how many.
+// The calls are locked (in history order, so that recoverers never
+// deadlock) and a call another transaction ended meanwhile drops out, so
+// each is ended once. The ended views get versions above the calls' own
+// and this store's, so that they win over what the node had written.
+func (p *Postgres) recover(ctx context.Context, op, node string, upTo int64, lastBeat func(pgx.Tx) (time.Time, error)) (int, error) {
+	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return 0, dbError(op, err)
 	}
-	var recs []calls.Record
+	defer tx.Rollback(ctx) // after Commit it does nothing; before it, its error is moot
+	beat, err := lastBeat(tx)
+	if err != nil {
+		return 0, dbError(op, err)
+	}
+	rows, err := tx.Query(ctx, `
+SELECT c.view, c.version, (SELECT max(e.at) FROM call_events e WHERE e.call_id = c.id)
+FROM calls c
+WHERE c.node = $1 AND c.end_time IS NULL AND c.version <= $2
+ORDER BY c.start_time, c.id
+FOR UPDATE OF c`, node, upTo)
+	if err != nil {
+		return 0, dbError(op, err)
+	}
+	type live struct {
+		rec     calls.Record
+		version int64
+	}
+	var found []live
 	for rows.Next() {
 		var (
-			view []byte
-			last *time.Time
+			view    []byte
+			version int64
+			last    *time.Time
 		)
-		if err := rows.Scan(&view, &last); err != nil {
+		if err := rows.Scan(&view, &version, &last); err != nil {
 			rows.Close()
 			return 0, dbError(op, err)
 		}
 		var c calls.Call
 		if err := json.Unmarshal(view, &c); err != nil {
-			p.log.Error("history store: cannot read a live call to end it", "err", err)
+			p.log.Error("history store: cannot read a live call to end it", "node", node, "err", err)
 			continue
 		}
-		recs = append(recs, crashed(c, crashTime(p.lastBeat, last, &c)))
+		found = append(found, live{crashed(c, crashTime(beat, last, &c)), version})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return 0, dbError(op, err)
 	}
-	p.recoverMu.Lock()
-	defer p.recoverMu.Unlock()
-	fresh := recs[:0]
-	for _, r := range recs {
-		if !p.recovered[r.Call.ID] {
-			p.recovered[r.Call.ID] = true
-			fresh = append(fresh, r)
-		}
-	}
-	if len(fresh) == 0 {
+	if len(found) == 0 {
 		return 0, nil
 	}
-	p.Record(fresh...)
-	if err := p.Flush(ctx); err != nil {
-		return 0, &calls.Error{Code: calls.CodeUnavailable, Op: op, Message: "the ended calls are not written yet", Err: err}
+	now := time.Now()
+	batch := make([]change, len(found))
+	p.mu.Lock()
+	for i := range found {
+		p.version = max(p.version+1, now.UnixNano(), found[i].version+1)
+		batch[i] = newChange(&found[i].rec, p.version, now, p.log)
 	}
-	p.log.Warn("history store: ended the calls a crash left live", "calls", len(fresh),
-		"last_heartbeat", p.lastBeat)
-	return len(fresh), nil
+	p.mu.Unlock()
+	if err := p.writeIn(ctx, tx, batch, false, node); err != nil {
+		return 0, dbError(op, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, dbError(op, err)
+	}
+	return len(found), nil
 }
 
 // crashTime is when a call is best known to have ended in a crash: the

@@ -53,25 +53,28 @@ var (
 )
 
 // Statements that merge the staged calls and participants. A call's row
-// changes only for a newer version; its participants follow its row, and a
-// participant's row is written only when it changed. The calls the merge
-// applied are noted in a narrow table of their own: marking the staged rows
-// instead rewrote every staged view.
+// changes only for a view that wins over it (see newerView): a newer one,
+// but an ended call never comes back to life (a dead node's journal,
+// replayed after a surviving node ended its calls, holds live views that
+// may be newer). The staged calls are the node's given as $1. A call's participants follow its row, and a participant's
+// row is written only when it changed. The calls the merge applied are
+// noted in a narrow table of their own: marking the staged rows instead
+// rewrote every staged view.
 const (
 	mergeCalls = `
 WITH up AS (
-    INSERT INTO calls AS c (id, version, server_call_id, agent_id, direction, kind, state,
+    INSERT INTO calls AS c (id, version, node, server_call_id, agent_id, direction, kind, state,
                             start_time, end_time, end_code, end_subcode, end_message, view)
-    SELECT id, version, server_call_id, agent_id, direction, kind, state,
+    SELECT id, version, $1, server_call_id, agent_id, direction, kind, state,
            start_time, end_time, end_code, end_subcode, end_message, view
     FROM switchboard_stage_calls
     ON CONFLICT (id) DO UPDATE SET
-        version = excluded.version, server_call_id = excluded.server_call_id,
+        version = excluded.version, node = excluded.node, server_call_id = excluded.server_call_id,
         agent_id = excluded.agent_id, direction = excluded.direction, kind = excluded.kind,
         state = excluded.state, start_time = excluded.start_time, end_time = excluded.end_time,
         end_code = excluded.end_code, end_subcode = excluded.end_subcode,
         end_message = excluded.end_message, view = excluded.view
-    WHERE c.version < excluded.version
+    WHERE (c.end_time IS NOT NULL, c.version) < (excluded.end_time IS NOT NULL, excluded.version)
     RETURNING c.id, c.start_time
 )
 INSERT INTO switchboard_stage_applied (id, start_time) SELECT id, start_time FROM up`
@@ -98,24 +101,38 @@ WHERE (p.position, p.display_name, p.state, p.is_muted, p.end_code, p.end_subcod
     IS DISTINCT FROM (excluded.position, excluded.display_name, excluded.state, excluded.is_muted,
                       excluded.end_code, excluded.end_subcode, excluded.end_message, excluded.start_time)`
 	beatWithVersion = `
-UPDATE switchboard_heartbeat SET at = $1, max_version = greatest(max_version, $2)`
+UPDATE switchboard_heartbeat SET at = $1, max_version = greatest(max_version, $2) WHERE node = $3`
 	mergeEvents = `
 INSERT INTO call_events (call_id, version, idx, type, at, actor_kind, actor_raw_id, data)
 SELECT call_id, version, idx, type, at, actor_kind, actor_raw_id, data FROM switchboard_stage_events
 ON CONFLICT DO NOTHING`
 )
 
-// writeTx writes batch in one transaction. Each call's newest view in the
-// batch is staged and merged; events are copied straight into call_events,
-// or, when merge is set, staged and merged so that rows already there are
-// skipped.
+// writeTx writes batch, this node's changes, in one transaction.
 func (p *Postgres) writeTx(ctx context.Context, batch []change, merge bool) error {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) // after Commit it does nothing; before it, its error is moot
+	if err := p.writeIn(ctx, tx, batch, merge, p.opt.Node); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// writeIn writes batch, changes to the calls of node, in tx. Each call's
+// newest view in the batch is staged and merged; events are copied
+// straight into call_events, or, when merge is set, staged and merged so
+// that rows already there are skipped. This node's heartbeat notes the
+// time and the batch's highest version.
+func (p *Postgres) writeIn(ctx context.Context, tx pgx.Tx, batch []change, merge bool, node string) error {
 	newest := make(map[string]int, len(batch))
 	var maxVersion int64
 	nEvents := 0
 	for i := range batch {
 		c := &batch[i]
-		if j, ok := newest[c.call.id]; !ok || batch[j].version < c.version {
+		if j, ok := newest[c.call.id]; !ok || newerView(batch[j].call.end != nil, batch[j].version, c.call.end != nil, c.version) {
 			newest[c.call.id] = i
 		}
 		maxVersion = max(maxVersion, c.version)
@@ -128,13 +145,7 @@ func (p *Postgres) writeTx(ctx context.Context, batch []change, merge bool) erro
 		nParts += len(batch[i].parts)
 	}
 
-	tx, err := p.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(ctx) // after Commit it does nothing; before it, its error is moot
-
-	_, err = tx.CopyFrom(ctx, pgx.Identifier{"switchboard_stage_calls"}, stageCallColumns,
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"switchboard_stage_calls"}, stageCallColumns,
 		pgx.CopyFromSlice(len(views), func(i int) ([]any, error) {
 			c := &views[i].call
 			return []any{c.id, views[i].version, c.serverCallID, c.agentID, c.direction, c.kind, c.state,
@@ -156,10 +167,10 @@ func (p *Postgres) writeTx(ctx context.Context, batch []change, merge bool) erro
 		}
 	}
 	b := &pgx.Batch{}
-	b.Queue(mergeCalls)
+	b.Queue(mergeCalls, node)
 	b.Queue(deleteParticipants)
 	b.Queue(upsertParticipants)
-	b.Queue(beatWithVersion, micro(time.Now()), maxVersion)
+	b.Queue(beatWithVersion, micro(time.Now()), maxVersion, p.opt.Node)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return err
 	}
@@ -177,7 +188,19 @@ func (p *Postgres) writeTx(ctx context.Context, batch []change, merge bool) erro
 			}
 		}
 	}
-	return tx.Commit(ctx)
+	return nil
+}
+
+// newerView reports whether a call's view b (ended or not, of version vb)
+// wins over its view a: views are ordered by whether the call has ended,
+// then by version. An ended call therefore stays ended whatever live view
+// comes later, and the view kept does not depend on the order views are
+// written in. All the stores keep views by this rule.
+func newerView(endedA bool, va int64, endedB bool, vb int64) bool {
+	if endedA != endedB {
+		return endedB
+	}
+	return va < vb
 }
 
 // eventSource feeds a batch's events to COPY, keyed by call, version and

@@ -346,7 +346,7 @@ func (w *writer) heartbeat(ctx context.Context) {
 	w.beatAt = time.Now().Add(w.opt.HeartbeatInterval)
 	ctx, cancel := context.WithTimeout(ctx, w.opt.WriteTimeout)
 	defer cancel()
-	if _, err := w.pool.Exec(ctx, `UPDATE switchboard_heartbeat SET at = $1`, micro(time.Now())); err != nil {
+	if _, err := w.pool.Exec(ctx, `UPDATE switchboard_heartbeat SET at = $1 WHERE node = $2`, micro(time.Now()), w.opt.Node); err != nil {
 		w.log.Debug("history store: heartbeat failed", "err", err)
 	}
 }

@@ -46,7 +46,9 @@ import (
 // a file beside it ("<path>.lock") that the operating system releases when
 // the process dies, so a second switchboard on the same data directory
 // fails to start rather than mistaking the first one's calls for crashed
-// ones.
+// ones. It is therefore always a single node: unlike the Postgres store it
+// records no node per call and has no RecoverNode. It keeps views by the
+// same rule, though: an ended call stays ended (see newerView).
 type SQLite struct {
 	path  string
 	wdb   *sql.DB // the writer's: one connection

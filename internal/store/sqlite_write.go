@@ -168,7 +168,7 @@ ON CONFLICT (id) DO UPDATE SET
     version = excluded.version, agent_id = excluded.agent_id, direction = excluded.direction,
     start_ns = excluded.start_ns, end_ns = excluded.end_ns, end_code = excluded.end_code,
     end_subcode = excluded.end_subcode, view = excluded.view
-WHERE calls.version < excluded.version`
+WHERE (calls.end_ns IS NOT NULL, calls.version) < (excluded.end_ns IS NOT NULL, excluded.version)`
 	// The participants of a call's view, given as a JSON array of raw ids:
 	// those no longer in it go, new ones come, and a moved start follows.
 	sqliteDeleteParticipants = `
@@ -185,14 +185,15 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
 // writeBatch writes batch in one transaction: each call's newest view in
-// the batch (a view never overwrites a newer one), its participants, and
+// the batch (a view never overwrites a newer one, nor a live view an ended
+// one: see newerView), its participants, and
 // every event, keyed so that writing a change twice changes nothing.
 func (s *SQLite) writeBatch(ctx context.Context, batch []queued) error {
 	newest := make(map[string]int, len(batch))
 	var maxVersion int64
 	for i := range batch {
 		q := &batch[i]
-		if j, ok := newest[q.rec.Call.ID]; !ok || batch[j].version < q.version {
+		if j, ok := newest[q.rec.Call.ID]; !ok || newerView(batch[j].rec.Call.EndTime != nil, batch[j].version, q.rec.Call.EndTime != nil, q.version) {
 			newest[q.rec.Call.ID] = i
 		}
 		maxVersion = max(maxVersion, q.version)

@@ -10,7 +10,10 @@
 // what its doc comments leave implicit:
 //
 //   - Recording a call again replaces its view and appends the new events to
-//     its timeline, in the order recorded, with their actors.
+//     its timeline, in the order recorded, with their actors; but a call
+//     that ended stays ended: a live view recorded after an ended one
+//     (a dead node's journal replayed after another node ended its calls)
+//     adds its events only.
 //   - History is newest first: start time descending, then id descending
 //     (bytewise, so a SQL store orders ids with the C collation).
 //   - Filters combine with AND; From is inclusive, To exclusive; a call

@@ -136,6 +136,28 @@ func testRecord(t *testing.T, newStore func(*testing.T) calls.Store) {
 			wantTimeline: []calls.Event{evIncoming},
 		},
 		{
+			name: "an ended call stays ended: a later live view adds its events only",
+			batches: [][]calls.Record{
+				{{Call: ringing, Events: []calls.Event{evIncoming}}},
+				{{Call: done, Events: []calls.Event{evEnded}}},
+				{{Call: live, Events: []calls.Event{evAccepted}}},
+			},
+			id:           "call-001",
+			wantCall:     done,
+			wantTimeline: []calls.Event{evIncoming, evEnded, evAccepted},
+		},
+		{
+			name: "an ended call stays ended, in one batch",
+			batches: [][]calls.Record{{
+				{Call: ringing, Events: []calls.Event{evIncoming}},
+				{Call: done, Events: []calls.Event{evEnded}},
+				{Call: live, Events: []calls.Event{evAccepted}},
+			}},
+			id:           "call-001",
+			wantCall:     done,
+			wantTimeline: []calls.Event{evIncoming, evEnded, evAccepted},
+		},
+		{
 			name:     "without any events",
 			batches:  [][]calls.Record{{{Call: other}}},
 			id:       "call-002",

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/cluster"
+)
+
+// ClusterConfig is the cluster's part of serve's configuration; without a
+// URL the switchboard runs alone.
+type ClusterConfig struct {
+	// URL is the NATS server (--cluster).
+	URL string
+	// NodeID names this node (--node-id; the hostname by default).
+	NodeID string
+
+	// Tests only (no flags): the lease bucket, the leases' life, the
+	// subjects' prefix and the forwarding timeout; zero is the default.
+	LeaseBucket    string
+	LeaseTTL       time.Duration
+	SubjectPrefix  string
+	ForwardTimeout time.Duration
+}
+
+// On says whether the switchboard joins a cluster.
+func (c ClusterConfig) On() bool { return c.URL != "" }
+
+func clusterFlags(fs *flag.FlagSet, cfg *ClusterConfig, env func(name, def string) string) (finish func() error) {
+	fs.StringVar(&cfg.URL, "cluster", env("SWITCHBOARD_CLUSTER", ""), "join a cluster of switchboards through this NATS server (JetStream on), nats://HOST:PORT; they share one Postgres (env SWITCHBOARD_CLUSTER)")
+	fs.StringVar(&cfg.NodeID, "node-id", env("SWITCHBOARD_NODE_ID", ""), "this node's id in the cluster, unique among its nodes; default: the hostname (env SWITCHBOARD_NODE_ID)")
+	return func() error {
+		if !cfg.On() {
+			if cfg.NodeID != "" {
+				return errors.New("--node-id needs --cluster")
+			}
+			return nil
+		}
+		if err := cluster.ValidateURL(cfg.URL); err != nil {
+			return fmt.Errorf("--cluster %q: %w", cfg.URL, err)
+		}
+		if cfg.NodeID == "" {
+			host, err := os.Hostname()
+			if err != nil || host == "" {
+				return fmt.Errorf("--node-id is empty and the hostname cannot stand in for it (%v): set --node-id", err)
+			}
+			cfg.NodeID = host
+		}
+		if err := cluster.ValidateNodeID(cfg.NodeID); err != nil {
+			return fmt.Errorf("--node-id %q: %w", cfg.NodeID, err)
+		}
+		return nil
+	}
+}
+
+// clusterSecret signs forwarded requests: derived from the admin key,
+// which every node of a cluster shares (its tokens must verify anywhere).
+func clusterSecret(adminKey string) []byte {
+	mac := hmac.New(sha256.New, []byte(adminKey))
+	mac.Write([]byte("switchboard cluster forwarding v1"))
+	return mac.Sum(nil)
+}
+
+// joinCluster connects this node to the cluster, with --cluster.
+func (m *Main) joinCluster(ctx context.Context) error {
+	c := m.Config.Cluster
+	if !c.On() {
+		return nil
+	}
+	if m.Config.DatabaseURL == "" && m.Store == nil {
+		m.Logger.Warn("a cluster's nodes should share one Postgres (DATABASE_URL): this node keeps its own call history")
+	}
+	node, err := cluster.Join(ctx, cluster.Config{
+		URL: c.URL, Node: c.NodeID, Secret: clusterSecret(m.Config.AdminKey),
+		LeaseBucket: c.LeaseBucket, LeaseTTL: c.LeaseTTL, SubjectPrefix: c.SubjectPrefix,
+		ForwardTimeout: c.ForwardTimeout, Logger: m.Logger,
+	})
+	if err != nil {
+		return fmt.Errorf("join the cluster: %w", err)
+	}
+	m.cluster = node
+	return nil
+}
+
+// forwarder is the API's Forwarder on the cluster, or nil without one.
+func (m *Main) forwarder() api.Forwarder {
+	if m.cluster == nil {
+		return nil
+	}
+	return clusterForwarder{m.cluster}
+}
+
+// serveForwarded starts answering the requests other nodes forward here.
+func (m *Main) serveForwarded() error {
+	if m.cluster == nil {
+		return nil
+	}
+	return m.cluster.Serve(func(ctx context.Context, req cluster.Request) cluster.Response {
+		var sess api.Session
+		if err := json.Unmarshal(req.Principal, &sess); err != nil {
+			return cluster.Response{Refused: "malformed principal: " + err.Error()}
+		}
+		resp := m.api.ServeForwarded(ctx, api.ForwardRequest{Method: req.Method, Target: req.Target,
+			Header: req.Header, Body: req.Body, Client: req.Client, Session: sess})
+		return cluster.Response{Status: resp.Status, Header: resp.Header, Body: resp.Body, NotOwner: resp.NotOwner}
+	})
+}
+
+// clusterForwarder adapts the cluster node to the API's Forwarder.
+type clusterForwarder struct{ node *cluster.Node }
+
+func (f clusterForwarder) Owner(ctx context.Context, identity string) (string, error) {
+	return f.node.Owner(ctx, identity)
+}
+
+func (f clusterForwarder) Forward(ctx context.Context, node string, req api.ForwardRequest) (api.ForwardResponse, error) {
+	principal, err := json.Marshal(req.Session)
+	if err != nil {
+		return api.ForwardResponse{}, fmt.Errorf("encode the principal: %w", err)
+	}
+	resp, err := f.node.Forward(ctx, node, cluster.Request{Method: req.Method, Target: req.Target,
+		Header: req.Header, Body: req.Body, Client: req.Client, Principal: principal})
+	if err != nil || resp.NotOwner != "" {
+		// The remembered owner was wrong, or did not answer: ask the
+		// bucket next time.
+		f.node.Forget(req.Session.Identifier.RawID())
+	}
+	if errors.Is(err, cluster.ErrNoListener) {
+		// It ran nothing, and cannot serve the identity: as good as
+		// not the owner (the API asks the bucket again, once).
+		return api.ForwardResponse{NotOwner: node}, nil
+	}
+	if err != nil {
+		return api.ForwardResponse{}, err
+	}
+	return api.ForwardResponse{Status: resp.Status, Header: http.Header(resp.Header), Body: resp.Body, NotOwner: resp.NotOwner}, nil
+}

@@ -1,0 +1,229 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+// Forwarder carries requests to the node that owns their identity, in a
+// cluster (cmd/switchboard wires internal/cluster to it). Nil in Config:
+// every request runs here.
+type Forwarder interface {
+	// Owner answers the node that handles identity's requests: "" for
+	// this node (which holds the identity's lease from then on, acquiring
+	// it when no node held it), else the owning node's id.
+	Owner(ctx context.Context, identity string) (string, error)
+	// Forward runs req on node and answers its response. It answers an
+	// error when the node could not be asked or did not answer.
+	Forward(ctx context.Context, node string, req ForwardRequest) (ForwardResponse, error)
+}
+
+// ForwardRequest is an authenticated request on its way to the node that
+// owns its identity: the verified session travels, never the token.
+type ForwardRequest struct {
+	Method string
+	// Target is the path and query.
+	Target  string
+	Header  http.Header
+	Body    []byte
+	Client  string
+	Session Session
+}
+
+// ForwardResponse is the owner's answer.
+type ForwardResponse struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	// NotOwner, when set, says the node did not run the request because it
+	// no longer owns the identity; it names the owner it knows of.
+	NotOwner string
+}
+
+// codeWrongNode answers an event stream opened on a node that does not own
+// its identity (events across nodes are a later phase).
+const codeWrongNode calls.Code = "wrong_node"
+
+// OwnerHeader names the owning node on a wrong_node answer.
+const OwnerHeader = "X-Switchboard-Owner"
+
+// forwardedHeaders are the request headers a forwarded request keeps
+// (never Authorization: the session travels instead).
+var forwardedHeaders = []string{"Content-Type", "Accept"}
+
+// forwarded marks a request that another node forwarded here: its session
+// was verified there. Only ServeForwarded puts it in a request's context,
+// so no HTTP client can.
+type forwarded struct {
+	sess     Session
+	notOwner string // set when this node no longer owns the identity
+}
+
+type forwardedKey struct{}
+
+// route runs a verified request here when this node owns its identity, or
+// forwards it to the owner and writes the owner's answer unchanged.
+func (s *Server) route(c echo.Context, sess Session, next echo.HandlerFunc) error {
+	fw := s.cfg.Forward
+	req := c.Request()
+	ctx := req.Context()
+	identity := sess.Identifier.RawID()
+	owner, err := fw.Owner(ctx, identity)
+	if err != nil {
+		return &calls.Error{Code: calls.CodeUnavailable, Op: "find the identity's node", Err: err,
+			Message: "this node cannot tell which node serves this identity now; try again"}
+	}
+	if owner == "" {
+		return next(&sessionContext{Context: c, sess: sess})
+	}
+	if c.Path() == "/api/events" {
+		return wrongNode(c, owner)
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		if isTooLarge(err) {
+			return errTooLarge
+		}
+		return calls.Errorf(calls.CodeInvalidRequest, "the request body could not be read")
+	}
+	freq := ForwardRequest{Method: req.Method, Target: req.URL.RequestURI(), Header: http.Header{},
+		Body: body, Client: req.RemoteAddr, Session: sess}
+	for _, h := range forwardedHeaders {
+		if v := req.Header.Values(h); len(v) > 0 {
+			freq.Header[h] = v
+		}
+	}
+	resp, err := fw.Forward(ctx, owner, freq)
+	if err == nil && resp.NotOwner != "" {
+		// The lease moved since we read it: read the owner again, once.
+		if owner, err = fw.Owner(ctx, identity); err == nil {
+			if owner == "" {
+				req.Body = io.NopCloser(bytes.NewReader(body))
+				return next(&sessionContext{Context: c, sess: sess})
+			}
+			resp, err = fw.Forward(ctx, owner, freq)
+			if err == nil && resp.NotOwner != "" {
+				err = fmt.Errorf("node %s does not own %s either", owner, identity)
+			}
+		}
+	}
+	if err != nil {
+		return &calls.Error{Code: calls.CodeUnavailable, Op: "forward to the identity's node", Err: err,
+			Message: fmt.Sprintf("node %s, which serves this identity, did not answer; try again", owner)}
+	}
+	if held, ok := c.Response().Writer.(*heldAnswer); ok {
+		held.forwarded = true // the owner waited for its store: this one has nothing to wait for
+	}
+	h := c.Response().Header()
+	for k, v := range resp.Header {
+		if k != "Content-Length" {
+			h[k] = v
+		}
+	}
+	c.Response().WriteHeader(resp.Status)
+	_, err = c.Response().Write(resp.Body)
+	return err
+}
+
+// wrongNode refuses an event stream on a node that does not own its
+// identity, naming the owner.
+func wrongNode(c echo.Context, owner string) error {
+	c.Response().Header().Set(OwnerHeader, owner)
+	c.Response().Header().Set("Retry-After", "1")
+	return calls.Errorf(codeWrongNode,
+		"this identity is served by node %s: open the event stream there (events across nodes come in a later phase)", owner)
+}
+
+// routeForwarded runs a request another node forwarded here, unless this
+// node no longer owns its identity: then it runs nothing and says so.
+func (s *Server) routeForwarded(c echo.Context, f *forwarded, next echo.HandlerFunc) error {
+	if s.cfg.Forward != nil {
+		owner, err := s.cfg.Forward.Owner(c.Request().Context(), f.sess.Identifier.RawID())
+		if err != nil {
+			return &calls.Error{Code: calls.CodeUnavailable, Op: "find the identity's node", Err: err,
+				Message: "this node cannot tell which node serves this identity now; try again"}
+		}
+		if owner != "" {
+			f.notOwner = owner
+			return calls.Errorf(codeWrongNode, "this identity is served by node %s", owner)
+		}
+	}
+	return next(&sessionContext{Context: c, sess: f.sess})
+}
+
+// ServeForwarded runs a request another node forwarded here through this
+// server's routes and middleware, as the session it carries (verified by
+// the entry node: the caller must trust where req came from). A request
+// that is not an authenticated API route, or whose session is not valid,
+// is answered with an error, never run.
+func (s *Server) ServeForwarded(ctx context.Context, req ForwardRequest) ForwardResponse {
+	refuse := func(msg string) ForwardResponse {
+		body, _ := json.Marshal(errorBody{Error: errorDetail{Code: calls.CodeInvalidRequest, Message: msg}})
+		return ForwardResponse{Status: http.StatusBadRequest, Body: body,
+			Header: http.Header{"Content-Type": {echo.MIMEApplicationJSON}}}
+	}
+	if !strings.HasPrefix(req.Target, "/api/") || strings.HasPrefix(req.Target, "/api/events") {
+		return refuse("a forwarded request must name an API route other than the event stream")
+	}
+	if err := req.Session.Identifier.Validate(); err != nil || !req.Session.Role.Valid() {
+		return refuse("a forwarded request must carry a valid identity and role")
+	}
+	f := &forwarded{sess: req.Session}
+	r, err := http.NewRequestWithContext(context.WithValue(ctx, forwardedKey{}, f), req.Method, req.Target, bytes.NewReader(req.Body))
+	if err != nil {
+		return refuse("malformed forwarded request: " + err.Error())
+	}
+	for _, h := range forwardedHeaders {
+		if v := req.Header[h]; len(v) > 0 {
+			r.Header[h] = v
+		}
+	}
+	r.RemoteAddr = req.Client
+	r.RequestURI = req.Target
+	rec := &recorder{header: http.Header{}}
+	s.echo.ServeHTTP(rec, r)
+	if f.notOwner != "" {
+		return ForwardResponse{NotOwner: f.notOwner}
+	}
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	return ForwardResponse{Status: rec.status, Header: rec.header, Body: rec.body.Bytes()}
+}
+
+// forwardedOf answers the forwarded mark of a request, or nil.
+func forwardedOf(ctx context.Context) *forwarded {
+	f, _ := ctx.Value(forwardedKey{}).(*forwarded)
+	return f
+}
+
+// recorder keeps a forwarded request's answer.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.body.Write(b)
+}

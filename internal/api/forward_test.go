@@ -1,0 +1,114 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+// movingOwner is a Forwarder whose leases move while a request is on its
+// way (a race real leases give too rarely to test): Owner answers owners
+// in turn, the last one repeating; Forward runs the request on the node's
+// server, and a node it does not know answers that it is not the owner.
+type movingOwner struct {
+	mu     sync.Mutex
+	owners []string
+	err    error
+	nodes  map[string]*api.Server
+	asked  []string
+}
+
+func (m *movingOwner) Owner(context.Context, string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return "", m.err
+	}
+	o := m.owners[0]
+	if len(m.owners) > 1 {
+		m.owners = m.owners[1:]
+	}
+	return o, nil
+}
+
+func (m *movingOwner) Forward(ctx context.Context, node string, req api.ForwardRequest) (api.ForwardResponse, error) {
+	m.mu.Lock()
+	m.asked = append(m.asked, node)
+	srv := m.nodes[node]
+	m.mu.Unlock()
+	if srv == nil {
+		return api.ForwardResponse{NotOwner: "?"}, nil
+	}
+	return srv.ServeForwarded(ctx, req), nil
+}
+
+// TestForwardRetriesOnce: when the owner a request was forwarded to no
+// longer owns its identity, the entry node reads the owner again and
+// forwards once more, or runs the request itself when the identity is now
+// its own; a second miss, or no owner known, is 503.
+func TestForwardRetriesOnce(t *testing.T) {
+	owner := newServer(t, serverOptions{})
+	for _, tt := range []struct {
+		name   string
+		owners []string
+		err    error
+		status int
+		code   calls.Code
+		asked  []string
+		ranOn  string // "owner" or "entry": where the call was started
+	}{
+		{name: "moved to another node", owners: []string{"gone", "owner"}, status: http.StatusCreated, asked: []string{"gone", "owner"}, ranOn: "owner"},
+		{name: "moved here", owners: []string{"gone", ""}, status: http.StatusCreated, asked: []string{"gone"}, ranOn: "entry"},
+		{name: "moved twice", owners: []string{"gone", "gone again"}, status: http.StatusServiceUnavailable, code: calls.CodeUnavailable, asked: []string{"gone", "gone again"}},
+		{name: "owner unknown", err: errors.New("NATS is out of reach"), status: http.StatusServiceUnavailable, code: calls.CodeUnavailable},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fw := &movingOwner{owners: tt.owners, err: tt.err, nodes: map[string]*api.Server{"owner": owner.api}}
+			entry := newServer(t, serverOptions{forward: fw})
+			user := "user-" + strings.ReplaceAll(tt.name, " ", "-")
+			token := entry.token(user, calls.RoleAgent)
+			body := map[string]any{"participants": []map[string]string{{"id": "8:echo123"}}}
+			if tt.code != "" {
+				entry.wantError(http.MethodPost, "/api/calls", token, body, tt.status, tt.code)
+			} else {
+				entry.do(http.MethodPost, "/api/calls", token, body, tt.status, nil)
+			}
+			if len(fw.asked) != len(tt.asked) || (len(tt.asked) > 0 && fw.asked[len(fw.asked)-1] != tt.asked[len(tt.asked)-1]) {
+				t.Errorf("forwarded to %v, want %v", fw.asked, tt.asked)
+			}
+			p := calls.Principal{Identifier: calls.CommunicationUser(user), Role: calls.RoleAgent}
+			for _, n := range []struct {
+				name string
+				srv  *server
+			}{{"owner", owner}, {"entry", entry}} {
+				list, err := n.srv.sb.ListCalls(context.Background(), p, "")
+				if want := map[bool]int{true: 1, false: 0}[n.name == tt.ranOn]; err != nil || len(list) != want {
+					t.Errorf("%s has %d calls of %s (%v), want %d", n.name, len(list), user, err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestForwardedAnswerNotHeldByEntryStore: a change the owner made and
+// answered is answered as is: the entry node's history store, which did
+// not record it, does not hold it back (here it could never say a change
+// is on disk).
+func TestForwardedAnswerNotHeldByEntryStore(t *testing.T) {
+	owner := newServer(t, serverOptions{})
+	fw := &movingOwner{owners: []string{"owner"}, nodes: map[string]*api.Server{"owner": owner.api}}
+	entry := newServer(t, serverOptions{forward: fw,
+		durable: func(context.Context) error { return errors.New("the entry's disk is full") }})
+	token := entry.token("dora", calls.RoleAgent)
+	var call calls.Call
+	entry.do(http.MethodPost, "/api/calls", token, map[string]any{"participants": []map[string]string{{"id": "8:echo123"}}}, http.StatusCreated, &call)
+	if call.ID == "" || len(fw.asked) != 1 {
+		t.Fatalf("call %+v, forwarded to %v", call, fw.asked)
+	}
+}

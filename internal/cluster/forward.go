@@ -1,0 +1,201 @@
+package cluster
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Request is an HTTP request forwarded to the node that owns its identity.
+type Request struct {
+	// From is the entry node's id.
+	From   string `json:"from"`
+	Method string `json:"method"`
+	// Target is the request's path and query, as /api/calls?agent=x.
+	Target string              `json:"target"`
+	Header map[string][]string `json:"header,omitempty"`
+	Body   []byte              `json:"body,omitempty"`
+	// Client is the client's address as the entry node saw it (logs).
+	Client string `json:"client,omitempty"`
+	// Principal is who the entry node verified the request is from,
+	// encoded by the API; never a token.
+	Principal json.RawMessage `json:"principal"`
+}
+
+// Response is the owner's answer, written back unchanged by the entry node.
+type Response struct {
+	Status int                 `json:"status"`
+	Header map[string][]string `json:"header,omitempty"`
+	Body   []byte              `json:"body,omitempty"`
+	// NotOwner, when set, says the node no longer owns the identity (its
+	// lease moved): the request was not run. It names the owner the node
+	// knows of, or is "?" when it knows none.
+	NotOwner string `json:"notOwner,omitempty"`
+	// Refused, when set, says the request was not run because it was
+	// malformed or not signed with the cluster's secret.
+	Refused string `json:"refused,omitempty"`
+}
+
+// Handler serves a forwarded request. ctx ends when the node stops.
+type Handler func(ctx context.Context, req Request) Response
+
+var (
+	// ErrRefused is wrapped by Forward when the owner refused the request.
+	ErrRefused = errors.New("cluster: forwarded request refused")
+	// ErrUnavailable is wrapped by Forward when the node did not answer:
+	// no node listens on its subject, or it did not answer in time.
+	ErrUnavailable = errors.New("cluster: node unavailable")
+	// ErrNoListener is wrapped by Forward, with ErrUnavailable, when no
+	// node listens on the node's subject: it stopped (or never was), and
+	// ran nothing.
+	ErrNoListener = errors.New("cluster: no node listens")
+	// ErrStopped is answered by Serve after StopServing or Close.
+	ErrStopped = errors.New("cluster: node stopped")
+)
+
+// signatureHeader carries the hex HMAC-SHA256 of subject, NUL, data.
+const signatureHeader = "Sb-Signature"
+
+func (n *Node) sign(subject string, data []byte) string {
+	mac := hmac.New(sha256.New, n.cfg.Secret)
+	mac.Write([]byte(subject))
+	mac.Write([]byte{0})
+	mac.Write(data)
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+func (n *Node) signed(msg *nats.Msg) bool {
+	if len(n.cfg.Secret) == 0 {
+		return true
+	}
+	got, err := hex.DecodeString(msg.Header.Get(signatureHeader))
+	if err != nil {
+		return false
+	}
+	want, _ := hex.DecodeString(n.sign(msg.Subject, msg.Data))
+	return hmac.Equal(got, want)
+}
+
+// Forward sends req to node and answers its Response. A node that does not
+// answer within the ForwardTimeout (or before ctx ends) gives an error
+// wrapping ErrUnavailable; a refusal, one wrapping ErrRefused.
+func (n *Node) Forward(ctx context.Context, node string, req Request) (Response, error) {
+	req.From = n.cfg.Node
+	data, err := json.Marshal(req)
+	if err != nil {
+		return Response{}, fmt.Errorf("cluster: forward to %s: encode: %w", node, err)
+	}
+	msg := nats.NewMsg(n.subject(node))
+	msg.Data = data
+	if len(n.cfg.Secret) > 0 {
+		msg.Header.Set(signatureHeader, n.sign(msg.Subject, data))
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
+	defer cancel()
+	reply, err := n.nc.RequestMsgWithContext(ctx, msg)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return Response{}, fmt.Errorf("cluster: forward %s %s to node %s: %w: %w", req.Method, req.Target, node, ErrUnavailable, ErrNoListener)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return Response{}, fmt.Errorf("cluster: forward %s %s to node %s: %w: %w", req.Method, req.Target, node, ErrUnavailable, err)
+	case err != nil:
+		return Response{}, fmt.Errorf("cluster: forward %s %s to node %s: %w", req.Method, req.Target, node, err)
+	}
+	var resp Response
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return Response{}, fmt.Errorf("cluster: forward to node %s: malformed answer: %w", node, err)
+	}
+	if resp.Refused != "" {
+		return resp, fmt.Errorf("cluster: forward to node %s: %w: %s", node, ErrRefused, resp.Refused)
+	}
+	return resp, nil
+}
+
+// Serve answers the requests forwarded to this node with h, up to
+// MaxInFlight at once, until StopServing or Close.
+func (n *Node) Serve(h Handler) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped || n.closed {
+		return ErrStopped
+	}
+	if n.sub != nil {
+		return fmt.Errorf("cluster: already serving")
+	}
+	sub, err := n.nc.Subscribe(n.subject(n.cfg.Node), func(msg *nats.Msg) { n.take(msg, h) })
+	if err != nil {
+		return fmt.Errorf("cluster: serve %s: %w", n.subject(n.cfg.Node), err)
+	}
+	n.sub = sub
+	// Once the server has the subscription, forwards find this node.
+	if err := n.nc.Flush(); err != nil {
+		return fmt.Errorf("cluster: serve %s: %w", n.subject(n.cfg.Node), err)
+	}
+	return nil
+}
+
+// take runs one forwarded request on its own goroutine once a slot is
+// free; NATS's delivery waits meanwhile, which bounds the queue.
+func (n *Node) take(msg *nats.Msg, h Handler) {
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return
+	}
+	n.served.Add(1)
+	n.mu.Unlock()
+	select {
+	case n.slots <- struct{}{}:
+	case <-n.ctx.Done():
+		n.served.Done()
+		return
+	}
+	go func() {
+		defer func() { <-n.slots; n.served.Done() }()
+		n.respond(msg, n.serveOne(msg, h))
+	}()
+}
+
+// serveOne checks and decodes a forwarded request and runs it.
+func (n *Node) serveOne(msg *nats.Msg, h Handler) Response {
+	if !n.signed(msg) {
+		n.log.Warn("refused a forwarded request: not signed with the cluster's secret", "reply", msg.Reply)
+		return Response{Refused: "not signed with the cluster's secret"}
+	}
+	var req Request
+	if err := json.Unmarshal(msg.Data, &req); err != nil {
+		n.log.Warn("refused a malformed forwarded request", "err", err)
+		return Response{Refused: "malformed request: " + err.Error()}
+	}
+	if req.Method == "" || req.Target == "" || len(req.Principal) == 0 {
+		n.log.Warn("refused a forwarded request without a method, target or principal", "from", req.From)
+		return Response{Refused: "a method, a target and a principal are required"}
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.ForwardTimeout)
+	defer cancel()
+	start := time.Now()
+	resp := h(ctx, req)
+	n.log.Debug("served a forwarded request", "from", req.From, "method", req.Method, "status", resp.Status,
+		"not_owner", resp.NotOwner, "duration", time.Since(start))
+	return resp
+}
+
+func (n *Node) respond(msg *nats.Msg, resp Response) {
+	if msg.Reply == "" {
+		return
+	}
+	data, err := json.Marshal(resp)
+	if err == nil {
+		err = msg.Respond(data)
+	}
+	if err != nil {
+		n.log.Warn("could not answer a forwarded request", "err", err)
+	}
+}

@@ -1,0 +1,359 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchboard/switchboard/internal/cluster/lease"
+)
+
+// Defaults of Config's zero fields.
+const (
+	DefaultLeaseBucket    = "switchboard_leases"
+	DefaultSubjectPrefix  = "sb"
+	DefaultForwardTimeout = 5 * time.Second
+	// DefaultMaxInFlight bounds the forwarded requests a node runs at once.
+	DefaultMaxInFlight = 256
+)
+
+// Config is how a node joins the cluster.
+type Config struct {
+	// URL is the NATS server, nats://HOST:PORT (several, comma-separated,
+	// for a NATS cluster).
+	URL string
+	// Node is this node's id, unique among live nodes.
+	Node string
+	// Secret, when set, signs the requests this node forwards and is
+	// required of the requests it serves (see the package doc).
+	Secret []byte
+	// LeaseBucket is the key-value bucket of identity leases
+	// (DefaultLeaseBucket when empty); LeaseTTL their life (lease.DefaultTTL).
+	LeaseBucket string
+	LeaseTTL    time.Duration
+	// SubjectPrefix starts every subject (DefaultSubjectPrefix when empty).
+	SubjectPrefix string
+	// ForwardTimeout bounds a forwarded request's round trip
+	// (DefaultForwardTimeout when 0).
+	ForwardTimeout time.Duration
+	// MaxInFlight bounds the forwarded requests served at once
+	// (DefaultMaxInFlight when 0); more wait for a slot.
+	MaxInFlight int
+	// OwnerCacheFor is how long Owner remembers another node's lease
+	// (a third of LeaseTTL when 0; negative: not at all).
+	OwnerCacheFor time.Duration
+	// ReconnectWait is the first wait before reconnecting to NATS; it
+	// doubles up to 5 s (250 ms when 0).
+	ReconnectWait time.Duration
+	Logger        *slog.Logger
+}
+
+// ErrInvalid is answered for a bad Config.
+var ErrInvalid = errors.New("cluster: invalid configuration")
+
+// ValidateURL checks a --cluster value: one or more nats:// (or tls://)
+// URLs with a host, comma-separated.
+func ValidateURL(raw string) error {
+	if strings.TrimSpace(raw) == "" {
+		return fmt.Errorf("cluster: empty NATS URL: %w", ErrInvalid)
+	}
+	for _, part := range strings.Split(raw, ",") {
+		u, err := url.Parse(strings.TrimSpace(part))
+		if err != nil {
+			return fmt.Errorf("cluster: NATS URL %q: want nats://HOST:PORT: %w", part, ErrInvalid)
+		}
+		switch u.Scheme {
+		case "nats", "tls":
+		default:
+			return fmt.Errorf("cluster: NATS URL %q: the scheme must be nats:// or tls://: %w", part, ErrInvalid)
+		}
+		if u.Hostname() == "" || u.Path != "" && u.Path != "/" {
+			return fmt.Errorf("cluster: NATS URL %q: want nats://HOST:PORT: %w", part, ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// ValidateNodeID checks a node id: not empty, and usable as one NATS
+// subject token (no whitespace, '.', '*' or '>').
+func ValidateNodeID(id string) error {
+	if id == "" {
+		return fmt.Errorf("cluster: empty node id: %w", ErrInvalid)
+	}
+	if strings.ContainsAny(id, ".*> \t\r\n") {
+		return fmt.Errorf("cluster: node id %q may not contain whitespace, '.', '*' or '>': %w", id, ErrInvalid)
+	}
+	return nil
+}
+
+// Node is this process's membership of the cluster: its NATS connection,
+// its leases and the forwarded requests it serves.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	nc     *nats.Conn
+	leases *lease.Leases
+	owners *ownerCache
+
+	stop context.CancelFunc // ends the lost-lease logger and served requests
+	ctx  context.Context
+	wg   sync.WaitGroup // the lost-lease logger
+
+	served sync.WaitGroup // the forwarded requests being served
+
+	mu      sync.Mutex
+	sub     *nats.Subscription
+	slots   chan struct{}
+	stopped bool
+	closed  bool
+}
+
+// Join connects to NATS (reconnecting forever, with backoff, once
+// connected) and opens the lease bucket.
+func Join(ctx context.Context, cfg Config) (*Node, error) {
+	if err := ValidateURL(cfg.URL); err != nil {
+		return nil, err
+	}
+	if err := ValidateNodeID(cfg.Node); err != nil {
+		return nil, err
+	}
+	if cfg.LeaseBucket == "" {
+		cfg.LeaseBucket = DefaultLeaseBucket
+	}
+	if cfg.SubjectPrefix == "" {
+		cfg.SubjectPrefix = DefaultSubjectPrefix
+	}
+	if cfg.ForwardTimeout <= 0 {
+		cfg.ForwardTimeout = DefaultForwardTimeout
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.ReconnectWait <= 0 {
+		cfg.ReconnectWait = 250 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	log := cfg.Logger.With("node", cfg.Node)
+	first := cfg.ReconnectWait
+	nc, err := nats.Connect(cfg.URL,
+		nats.Name("switchboard "+cfg.Node),
+		nats.MaxReconnects(-1),
+		nats.CustomReconnectDelay(func(attempts int) time.Duration {
+			d := first
+			for range min(attempts, 8) {
+				d *= 2
+			}
+			return min(d, 5*time.Second)
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("disconnected from NATS; reconnecting", "err", err)
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("reconnected to NATS", "server", c.ConnectedUrlRedacted())
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { log.Debug("NATS connection closed") }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: connect to NATS at %s: %w", cfg.URL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("cluster: jetstream: %w", err)
+	}
+	leases, err := lease.New(ctx, js, lease.Config{Bucket: cfg.LeaseBucket, Node: cfg.Node, TTL: cfg.LeaseTTL, Logger: cfg.Logger})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	ttl := cfg.LeaseTTL
+	if ttl == 0 {
+		ttl = lease.DefaultTTL
+	}
+	if cfg.OwnerCacheFor == 0 {
+		cfg.OwnerCacheFor = ttl / 3
+	}
+	owners := &ownerCache{ttl: cfg.OwnerCacheFor, entries: map[string]cachedOwner{}, now: time.Now}
+	n := &Node{cfg: cfg, log: log, nc: nc, leases: leases, owners: owners, ctx: runCtx, stop: stop,
+		slots: make(chan struct{}, cfg.MaxInFlight)}
+	n.wg.Add(1)
+	go n.logLost()
+	log.Info("joined the cluster", "nats", nc.ConnectedUrlRedacted(), "lease_bucket", cfg.LeaseBucket)
+	return n, nil
+}
+
+// ID is this node's id.
+func (n *Node) ID() string { return n.cfg.Node }
+
+// Owner answers the node that handles identity's requests: "" for this
+// node, which then holds the lease (acquired now if no node held it), else
+// the owning node's id.
+//
+// An identity another node owns costs one read of the bucket, remembered
+// for a third of the lease's life (OwnerCacheFor) unless Forget is called;
+// a free one, a read and a create. A remembered owner can be stale: a
+// forward to it then answers that it is not the owner (or times out, when
+// it died, as it would until its lease expired anyway), and the caller
+// Forgets and asks again.
+func (n *Node) Owner(ctx context.Context, identity string) (string, error) {
+	if n.leases.Held(identity) {
+		return "", nil
+	}
+	if owner, ok := n.owners.get(identity); ok {
+		return owner, nil
+	}
+	owner, err := n.leases.Owner(ctx, identity)
+	switch {
+	case err == nil && owner != n.cfg.Node:
+		n.owners.put(identity, owner)
+		return owner, nil
+	case err != nil && !errors.Is(err, lease.ErrNoOwner):
+		return "", fmt.Errorf("cluster: owner of %q: %w", identity, err)
+	}
+	// Free, or held by this node's earlier run: take it.
+	err = n.leases.Acquire(ctx, identity)
+	if err == nil {
+		n.log.Debug("acquired an identity", "identity", identity)
+		return "", nil
+	}
+	if he, ok := errors.AsType[*lease.HeldError](err); ok {
+		return he.Node, nil
+	}
+	return "", fmt.Errorf("cluster: owner of %q: %w", identity, err)
+}
+
+// Forget drops the owner Owner remembers for identity.
+func (n *Node) Forget(identity string) { n.owners.forget(identity) }
+
+// ownerCache remembers which node owns identities this node does not,
+// briefly.
+type ownerCache struct {
+	mu      sync.Mutex
+	ttl     time.Duration
+	entries map[string]cachedOwner
+	now     func() time.Time
+}
+
+type cachedOwner struct {
+	node  string
+	until time.Time
+}
+
+func (c *ownerCache) get(identity string) (string, bool) {
+	if c.ttl <= 0 {
+		return "", false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[identity]
+	if !ok || c.now().After(e.until) {
+		return "", false
+	}
+	return e.node, true
+}
+
+func (c *ownerCache) put(identity, node string) {
+	if c.ttl <= 0 {
+		return
+	}
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= maxCachedOwners {
+		for id, e := range c.entries { // drop what expired; if nothing did, start over
+			if now.After(e.until) {
+				delete(c.entries, id)
+			}
+		}
+		if len(c.entries) >= maxCachedOwners {
+			clear(c.entries)
+		}
+	}
+	c.entries[identity] = cachedOwner{node: node, until: now.Add(c.ttl)}
+}
+
+func (c *ownerCache) forget(identity string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, identity)
+}
+
+// maxCachedOwners bounds the owner cache.
+const maxCachedOwners = 100_000
+
+// logLost logs each lease this node lost (another node took it, or it
+// expired while NATS was out of reach). Phase 1 only says so: the calls of
+// a lost identity stay here until they end.
+func (n *Node) logLost() {
+	defer n.wg.Done()
+	for {
+		select {
+		case id := <-n.leases.Lost():
+			n.log.Warn("lost the lease on an identity; its next requests go to its new owner", "identity", id)
+		case <-n.ctx.Done():
+			return
+		}
+	}
+}
+
+// subject is the subject of node's forwarded HTTP requests.
+func (n *Node) subject(node string) string {
+	return n.cfg.SubjectPrefix + ".node." + node + ".http"
+}
+
+// StopServing stops taking forwarded requests and waits for those being
+// served (or ctx). Close calls it.
+func (n *Node) StopServing(ctx context.Context) error {
+	n.mu.Lock()
+	sub := n.sub
+	n.sub, n.stopped = nil, true
+	n.mu.Unlock()
+	var err error
+	if sub != nil {
+		if uerr := sub.Unsubscribe(); uerr != nil && !errors.Is(uerr, nats.ErrConnectionClosed) {
+			err = fmt.Errorf("cluster: stop serving: %w", uerr)
+		}
+	}
+	done := make(chan struct{})
+	go func() { n.served.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		n.stop() // cancel what is still running
+		err = errors.Join(err, fmt.Errorf("cluster: forwarded requests still running: %w", ctx.Err()))
+	}
+	return err
+}
+
+// Close stops serving, releases every lease (the identities are free for
+// other nodes at once) and closes the NATS connection. Calling it again
+// does nothing.
+func (n *Node) Close(ctx context.Context) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.mu.Unlock()
+	err := n.StopServing(ctx)
+	if lerr := n.leases.Close(ctx); lerr != nil {
+		err = errors.Join(err, fmt.Errorf("cluster: release leases: %w", lerr))
+	}
+	n.stop()
+	n.wg.Wait()
+	n.nc.Close()
+	n.log.Info("left the cluster")
+	return err
+}
