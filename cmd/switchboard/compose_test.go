@@ -97,7 +97,7 @@ func TestComposeFile(t *testing.T) {
 		t.Errorf("DATABASE_URL does not point at the postgres service: %v", dbURL)
 	}
 
-	cfg := checkServeEnv(t, sb, nil)
+	cfg := checkServeEnv(t, sb)
 	if cfg.Addr != "0.0.0.0:8080" || cfg.DatabaseURL == "" {
 		t.Errorf("serve reads %+v from the compose environment", cfg)
 	}
@@ -116,9 +116,9 @@ func TestComposeFile(t *testing.T) {
 }
 
 // checkServeEnv checks that every variable compose gives the service is
-// one serve reads, or one of extra, and that together they parse; it
-// answers what serve makes of them.
-func checkServeEnv(t *testing.T, sb types.ServiceConfig, extra map[string]bool) Config {
+// one serve reads, and that together they parse; it answers what serve
+// makes of them.
+func checkServeEnv(t *testing.T, sb types.ServiceConfig) Config {
 	t.Helper()
 	env := map[string]string{}
 	for k, v := range sb.Environment {
@@ -135,7 +135,7 @@ func checkServeEnv(t *testing.T, sb types.ServiceConfig, extra map[string]bool) 
 		t.Fatalf("serve rejects %s's compose environment: %v", sb.Name, err)
 	}
 	for k := range env {
-		if !asked[k] && !extra[k] {
+		if !asked[k] {
 			t.Errorf("compose sets %s on %s, which serve does not read", k, sb.Name)
 		}
 	}
@@ -505,12 +505,6 @@ func TestComposeHealthCheck(t *testing.T) {
 	}
 }
 
-// clusterEnv are the variables of serve's cluster wiring (--cluster and
-// --node-id, issue 14) that the cluster's nodes get: names serve reads, so
-// that checkServeEnv accepts them also on a tree where serve does not ask
-// for them yet.
-var clusterEnv = map[string]bool{"SWITCHBOARD_CLUSTER": true, "SWITCHBOARD_NODE_ID": true}
-
 // clusterNodes are the cluster profile's switchboards.
 var clusterNodes = []string{"switchboard-1", "switchboard-2", "switchboard-3"}
 
@@ -698,7 +692,10 @@ func TestComposeCluster(t *testing.T) {
 			if !slices.Equal(sb.HealthCheck.Test, single.HealthCheck.Test) {
 				t.Errorf("%s's health check is %v, not the single switchboard's %v", name, sb.HealthCheck.Test, single.HealthCheck.Test)
 			}
-			cfg := checkServeEnv(t, sb, clusterEnv)
+			cfg := checkServeEnv(t, sb)
+			if !cfg.Cluster.On() || cfg.Cluster.NodeID != *sb.Environment["SWITCHBOARD_NODE_ID"] {
+				t.Errorf("serve reads the cluster %+v from %s's environment", cfg.Cluster, name)
+			}
 			checkStopGrace(t, sb, cfg)
 			if sb.StopSignal != "SIGTERM" {
 				t.Errorf("%s is stopped with %q, not SIGTERM (which drains it)", name, sb.StopSignal)
