@@ -33,6 +33,11 @@ type LimitsConfig struct {
 	// default).
 	WSPerIdentity int
 	WSTotal       int
+
+	// EventRetention is how long and how many of each event stream's
+	// recent events are kept, for a client that reconnects with sinceSeq
+	// (0: api.DefaultRetention's).
+	EventRetention api.Retention
 }
 
 // Defaults of LimitsConfig.
@@ -78,8 +83,16 @@ func (l LimitsConfig) hubLimits() api.HubLimits {
 func limitFlags(fs *flag.FlagSet, cfg *LimitsConfig, env func(name, def string) string) (finish func() error) {
 	per := fs.String("max-websockets-per-identity", env("SWITCHBOARD_MAX_WEBSOCKETS_PER_IDENTITY", strconv.Itoa(defaultWSPerIdentity)), "how many event connections (websockets) one identity may hold open; past it GET /api/events answers 429 too_many_connections (env SWITCHBOARD_MAX_WEBSOCKETS_PER_IDENTITY)")
 	total := fs.String("max-websockets", env("SWITCHBOARD_MAX_WEBSOCKETS", strconv.Itoa(defaultWSTotal)), "how many event connections (websockets) may be open in all; past it GET /api/events answers 503 unavailable (env SWITCHBOARD_MAX_WEBSOCKETS)")
+	age := fs.String("event-retention", env("SWITCHBOARD_EVENT_RETENTION", api.DefaultRetention.MaxAge.String()), "how long each event stream's events are kept for clients that reconnect with GET /api/events?sinceSeq=N; a client away longer gets a fresh snapshot (env SWITCHBOARD_EVENT_RETENTION)")
+	count := fs.String("event-retention-events", env("SWITCHBOARD_EVENT_RETENTION_EVENTS", strconv.Itoa(api.DefaultRetention.MaxEvents)), "how many of each event stream's events are kept for clients that reconnect (env SWITCHBOARD_EVENT_RETENTION_EVENTS)")
 	return func() error {
 		var err error
+		if cfg.EventRetention.MaxAge, err = time.ParseDuration(*age); err != nil || cfg.EventRetention.MaxAge <= 0 {
+			return fmt.Errorf("--event-retention %q is not a positive duration", *age)
+		}
+		if cfg.EventRetention.MaxEvents, err = strconv.Atoi(*count); err != nil || cfg.EventRetention.MaxEvents < 1 {
+			return fmt.Errorf("--event-retention-events %q is not a positive number", *count)
+		}
 		if cfg.WSPerIdentity, err = strconv.Atoi(*per); err != nil || cfg.WSPerIdentity < 1 {
 			return fmt.Errorf("--max-websockets-per-identity %q is not a positive number", *per)
 		}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/api"
 )
 
 // TestHTTPTimeouts boots the real program with short limits: idle and
@@ -135,6 +137,34 @@ func TestLimitFlags(t *testing.T) {
 		}
 		if err == nil && (cfg.Limits.WSPerIdentity != tt.per || cfg.Limits.WSTotal != tt.tot) {
 			t.Errorf("%v %v: caps %d per identity, %d in all; want %d, %d", tt.args, tt.env, cfg.Limits.WSPerIdentity, cfg.Limits.WSTotal, tt.per, tt.tot)
+		}
+	}
+}
+
+// TestEventRetentionFlags: how long and how many events are kept for
+// replay come from flags or the environment, and are checked.
+func TestEventRetentionFlags(t *testing.T) {
+	tests := []struct {
+		args      []string
+		env       map[string]string
+		want      api.Retention
+		wantError bool
+	}{
+		{nil, nil, api.DefaultRetention, false},
+		{[]string{"--event-retention", "30s", "--event-retention-events", "50"}, nil, api.Retention{MaxAge: 30 * time.Second, MaxEvents: 50}, false},
+		{nil, map[string]string{"SWITCHBOARD_EVENT_RETENTION": "1h", "SWITCHBOARD_EVENT_RETENTION_EVENTS": "7"}, api.Retention{MaxAge: time.Hour, MaxEvents: 7}, false},
+		{[]string{"--event-retention", "0s"}, nil, api.Retention{}, true},
+		{[]string{"--event-retention", "soon"}, nil, api.Retention{}, true},
+		{[]string{"--event-retention-events", "0"}, nil, api.Retention{}, true},
+	}
+	for _, tt := range tests {
+		cfg, err := parseServeFlags(tt.args, io.Discard, env(tt.env))
+		if (err != nil) != tt.wantError {
+			t.Errorf("%v %v: error %v, want error: %v", tt.args, tt.env, err, tt.wantError)
+			continue
+		}
+		if err == nil && cfg.Limits.EventRetention != tt.want {
+			t.Errorf("%v %v: retention %+v, want %+v", tt.args, tt.env, cfg.Limits.EventRetention, tt.want)
 		}
 	}
 }

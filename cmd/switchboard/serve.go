@@ -237,6 +237,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	m.hub = api.NewHub(log, 0)
 	m.hub.SetLimits(m.Config.Limits.hubLimits())
+	m.hub.SetEventLog(api.NewMemoryLog(m.Config.Limits.EventRetention, nil))
 	info := buildInfo()
 	metrics := m.newMetrics(info)
 	mixer, err := m.newMixer()

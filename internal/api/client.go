@@ -41,13 +41,14 @@ type client struct {
 	log        *slog.Logger
 
 	mu        sync.Mutex
-	seq       uint64      // the last seq given
-	queue     chan []byte // encoded events: the n-th carries seq n
-	maxQueued int         // bytes the queue may hold
-	// queued counts the bytes of the queued events but the snapshot, the
-	// first: that one may be large (a supervisor's), and is not falling
+	seq       uint64        // the seq of the last event queued
+	queue     chan outgoing // encoded events in seq order
+	maxQueued int           // bytes the queue may hold
+	// queued counts the bytes of the queued events but the first, the
+	// snapshot: that one may be large (a supervisor's), and is not falling
 	// behind.
 	queued    atomic.Int64
+	enqueued  uint64 // how many events were queued
 	closing   bool
 	drain     bool   // write what is queued before closing
 	final     []byte // a last frame, written after the queue
@@ -58,39 +59,72 @@ type client struct {
 	stopped   chan struct{} // closed when the writer has exited
 
 	// the writer's own
-	taken   uint64 // how many events it took from the queue
-	written uint64 // the seq of the last event taken from the queue
-	prefix  []byte // scratch for a frame's {"seq":N,
+	taken  uint64 // how many events it took from the queue
+	prefix []byte // scratch for a frame's {"seq":N,
+}
+
+// outgoing is a queued event: the shared encoding and its seq in the
+// client's stream.
+type outgoing struct {
+	seq  uint64
+	body []byte
 }
 
 func newClient(h *Hub, conn *websocket.Conn, batch *batchConn, s Session, t wsTimings, log *slog.Logger) *client {
 	return &client{
 		hub: h, conn: conn, batch: batch, agentID: s.Identifier.RawID(), supervisor: s.Role == calls.RoleSupervisor,
 		tokenID: s.TokenID, timings: t, log: log,
-		queue: make(chan []byte, h.queueSize), maxQueued: h.queueBytes(),
+		queue: make(chan outgoing, h.queueSize), maxQueued: h.queueBytes(),
 		done: make(chan struct{}), stopped: make(chan struct{}),
 	}
 }
 
-// enqueue adds an encoded event to the queue with the next seq; a client
-// that fell too far behind (its queue full in events, or past its bytes
-// with something queued) is closed with 1013 instead. The queue holds the
-// shared encoding: the writer adds the seq as it writes, counting, since
-// every seq given is queued in order until the client closes.
-func (c *client) enqueue(body []byte) {
+// start sets the seq the client's first event follows: the first it is
+// given must carry prev+1.
+func (c *client) start(prev uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq = prev
+}
+
+// fits reports whether the events would fit the client's empty queue, in
+// events and in bytes.
+func (c *client) fits(events []Entry) bool {
+	if len(events) >= cap(c.queue) {
+		return false
+	}
+	n := 0
+	for _, e := range events {
+		n += len(e.Payload)
+	}
+	return n <= c.maxQueued
+}
+
+// enqueue adds an encoded event to the queue with its seq, which must
+// follow the last one queued; a client that fell too far behind (its
+// queue full in events, or past its bytes with something queued) is
+// closed with 1013 instead, as is one whose stream skipped seqs (its log
+// forgot it). The queue holds the shared encoding: the writer adds the seq
+// as it writes.
+func (c *client) enqueue(seq uint64, body []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
+		return
+	}
+	if seq != c.seq+1 {
+		c.stopLocked(closeTryAgainLater, "events were missed: reconnect", false)
+		c.log.Warn("websocket client's stream skipped seqs: closing it", "seq", seq, "want", c.seq+1)
 		return
 	}
 	if q := c.queued.Load(); q > 0 && q+int64(len(body)) > int64(c.maxQueued) {
 		c.tooSlowLocked()
 		return
 	}
-	c.seq++
+	c.seq = seq
 	select {
-	case c.queue <- body:
-		if c.seq > 1 {
+	case c.queue <- outgoing{seq: seq, body: body}:
+		if c.enqueued++; c.enqueued > 1 {
 			c.queued.Add(int64(len(body)))
 		}
 	default:
@@ -101,19 +135,21 @@ func (c *client) enqueue(body []byte) {
 // tooSlowLocked closes a client whose queue is full, without writing what
 // is queued: the writer takes no more once it is asked to close.
 func (c *client) tooSlowLocked() {
-	c.stopLocked(closeTryAgainLater, "too far behind: reconnect for a fresh snapshot", false)
+	c.stopLocked(closeTryAgainLater, "too far behind: reconnect", false)
 	c.log.Warn("websocket client too slow: closing it", "queued_events", len(c.queue), "queued_bytes", c.queued.Load(), "limit_bytes", c.maxQueued)
 }
 
 // take is the writer taking an event off the queue.
-func (c *client) take(body []byte) []byte {
+func (c *client) take(ev outgoing) outgoing {
 	if c.taken++; c.taken > 1 {
-		c.queued.Add(-int64(len(body)))
+		c.queued.Add(-int64(len(ev.body)))
 	}
-	return body
+	return ev
 }
 
 // expire tells the client its token is no longer valid and closes it.
+// That last frame is the connection's own, not its stream's: its seq
+// follows the last event's, and no other connection is sent it.
 func (c *client) expire() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -225,7 +261,7 @@ func (c *client) writeFailed(err error) {
 		return
 	}
 	c.mu.Lock()
-	c.stopLocked(closeTryAgainLater, "too slow to read its events: reconnect for a fresh snapshot", false)
+	c.stopLocked(closeTryAgainLater, "too slow to read its events: reconnect", false)
 	c.mu.Unlock()
 	c.log.Warn("websocket client too slow: closing it", "write_timeout", c.timings.write)
 	c.writeClose()
@@ -237,7 +273,7 @@ const maxBatch = 64
 // writeEvents writes first and, when more are queued, up to maxBatch
 // events in one network write: each its own websocket message, with its
 // seq. Unless draining, it takes no more once the client is asked to close.
-func (c *client) writeEvents(first []byte, draining bool) error {
+func (c *client) writeEvents(first outgoing, draining bool) error {
 	return c.send(func() error {
 		err := c.writeEvent(first)
 		for n := 1; err == nil && n < maxBatch && len(c.queue) > 0 && (draining || !c.stopping()); n++ {
@@ -258,17 +294,16 @@ func (c *client) stopping() bool {
 }
 
 // writeEvent writes one queued event as a message, adding its seq.
-func (c *client) writeEvent(body []byte) error {
-	c.written++
+func (c *client) writeEvent(ev outgoing) error {
 	w, err := c.conn.NextWriter(websocket.TextMessage)
 	if err != nil {
 		return err
 	}
-	c.prefix = appendSeq(c.prefix[:0], c.written, len(body) > 2)
+	c.prefix = appendSeq(c.prefix[:0], ev.seq, len(ev.body) > 2)
 	if _, err := w.Write(c.prefix); err != nil {
 		return err
 	}
-	if _, err := w.Write(body[1:]); err != nil {
+	if _, err := w.Write(ev.body[1:]); err != nil {
 		return err
 	}
 	return w.Close()

@@ -17,14 +17,16 @@ func TestQueueBytes(t *testing.T) {
 	c := newClient(h, nil, nil, Session{}, wsTimings{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	event := bytes.Repeat([]byte("x"), 1<<10)
 
-	c.enqueue(bytes.Repeat([]byte("s"), 64<<10)) // the snapshot
+	c.enqueue(1, bytes.Repeat([]byte("s"), 64<<10)) // the snapshot
+	seq := uint64(1)
 	for range limit / len(event) {
-		c.enqueue(event)
+		seq++
+		c.enqueue(seq, event)
 	}
 	if c.isClosing() {
 		t.Fatalf("closed with %d bytes of events queued behind the snapshot, the limit is %d", limit, limit)
 	}
-	c.enqueue(event)
+	c.enqueue(seq+1, event)
 	if !c.isClosing() || c.closeCode != closeTryAgainLater {
 		t.Fatalf("past the limit: closing %v with %d, want 1013", c.isClosing(), c.closeCode)
 	}

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -11,7 +13,9 @@ import (
 )
 
 // events is GET /api/events: the identity's event connection. The first
-// message is the snapshot; every message carries the connection's seq.
+// message is the snapshot, or, when sinceSeq names an event its stream
+// still holds, the first event after it (see Hub.subscribe); every message
+// carries its seq in the stream.
 func (s *Server) events(c echo.Context) error {
 	sess := sessionOf(c)
 	if !websocket.IsWebSocketUpgrade(c.Request()) {
@@ -19,6 +23,10 @@ func (s *Server) events(c echo.Context) error {
 	}
 	if !s.checkOrigin(c.Request()) {
 		return calls.Errorf(calls.CodeForbidden, "origin %q may not open the event stream", c.Request().Header.Get("Origin"))
+	}
+	since, resume, err := sinceSeq(c.QueryParams())
+	if err != nil {
+		return err
 	}
 	log := s.log.With("agent_id", sess.Identifier.RawID())
 	release, err := s.cfg.Hub.admit(sess.Identifier.RawID())
@@ -35,17 +43,18 @@ func (s *Server) events(c echo.Context) error {
 	cl := newClient(s.cfg.Hub, conn, bw.conn, sess, s.timings, log)
 
 	detach, err := s.cfg.Switchboard.Attach(c.Request().Context(), sess.Principal, func(snap calls.Snapshot) {
-		body, err := encodeEvent(calls.Event{
-			Type: calls.EventSnapshot, At: time.Now(), AgentID: cl.agentID, Data: snap,
+		resumed, err := s.cfg.Hub.subscribe(cl, resume, since, func() ([]byte, error) {
+			return encodeEvent(calls.Event{
+				Type: calls.EventSnapshot, At: time.Now(), AgentID: cl.agentID, Data: snap,
+			})
 		})
 		if err != nil {
-			log.Error("encode snapshot", "err", err)
+			log.Error("subscribe to events", "err", err)
 			cl.finish(websocketInternalError, "internal error")
 			return
 		}
-		cl.enqueue(body)
-		if !s.cfg.Hub.add(cl) {
-			cl.finish(closeGoingAway, "the switchboard is shutting down")
+		if resume {
+			log.Debug("event connection resumed", "since_seq", since, "replayed", resumed)
 		}
 	})
 	if err != nil {
@@ -70,3 +79,20 @@ func (s *Server) events(c echo.Context) error {
 }
 
 const websocketInternalError = 1011
+
+// sinceSeq reads the sinceSeq query parameter: the seq of the last event a
+// reconnecting client saw.
+func sinceSeq(q url.Values) (seq uint64, ok bool, err error) {
+	v, ok := q["sinceSeq"]
+	if !ok {
+		return 0, false, nil
+	}
+	if len(v) != 1 {
+		return 0, false, calls.Errorf(calls.CodeInvalidRequest, "sinceSeq is given %d times: give it once", len(v))
+	}
+	seq, err = strconv.ParseUint(v[0], 10, 64)
+	if err != nil {
+		return 0, false, calls.Errorf(calls.CodeInvalidRequest, "sinceSeq %q is not a seq (a whole number of 0 or more)", v[0])
+	}
+	return seq, true, nil
+}

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -44,6 +45,7 @@ type serverOptions struct {
 	limits       api.HubLimits
 	durable      func(context.Context) error
 	durableWait  time.Duration
+	retention    api.Retention // of the hub's MemoryLog (zero: the default)
 	trunks       func() []api.TrunkStatus
 	forward      api.Forwarder
 }
@@ -53,6 +55,7 @@ func newServer(t *testing.T, opt serverOptions) *server {
 	st := store.NewMemory()
 	hub := api.NewHub(nil, opt.queueSize)
 	hub.SetLimits(opt.limits)
+	hub.SetEventLog(api.NewMemoryLog(opt.retention, nil))
 	if opt.writeTimeout == 0 {
 		opt.writeTimeout = 2 * time.Second
 	}
@@ -139,7 +142,10 @@ type stream struct {
 	done   chan struct{}
 	err    error
 	mu     sync.Mutex
-	seq    uint64
+	seq    uint64 // the last seq read
+	// started is set once the first message was read (or, resuming, once
+	// seq is sinceSeq).
+	started bool
 }
 
 func (s *server) wsURL(path string) string { return "ws" + strings.TrimPrefix(s.url, "http") + path }
@@ -153,6 +159,20 @@ func (s *server) connect(token string) *stream {
 		s.t.Fatalf("dial events: %v (status %v)", err, statusOf(resp))
 	}
 	return s.stream(conn)
+}
+
+// connectSince opens the event stream resuming after seq: its first
+// message must be a snapshot or carry seq+1.
+func (s *server) connectSince(token string, seq uint64) *stream {
+	s.t.Helper()
+	h := http.Header{"Authorization": {"Bearer " + token}}
+	conn, resp, err := websocket.DefaultDialer.Dial(s.wsURL(fmt.Sprintf("/api/events?sinceSeq=%d", seq)), h)
+	if err != nil {
+		s.t.Fatalf("dial events since %d: %v (status %v)", seq, err, statusOf(resp))
+	}
+	st := s.stream(conn)
+	st.seq = seq
+	return st
 }
 
 func statusOf(resp *http.Response) int {
@@ -205,6 +225,12 @@ func (st *stream) next() event {
 	case <-time.After(5 * time.Second):
 		st.t.Fatal("no event within 5 s")
 	}
+	// A connection's first message, the snapshot, carries its stream's
+	// seq, whatever it is; a resumed one's continues from sinceSeq.
+	if !st.started && ev.Type == calls.EventSnapshot {
+		st.seq = ev.Seq - 1
+	}
+	st.started = true
 	st.seq++
 	if ev.Seq != st.seq {
 		st.t.Fatalf("event %s has seq %d, want %d", ev.Type, ev.Seq, st.seq)

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"errors"
+	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -12,19 +15,30 @@ import (
 // own connections, and supervised events to every supervisor. It
 // implements calls.Publisher: Publish encodes an event once and never
 // blocks; a client whose queue is full (in events or in bytes) is closed
-// with 1013, and reconnects to a fresh snapshot. It also counts the open
-// connections against HubLimits.
+// with 1013, and reconnects. It also counts the open connections against
+// HubLimits.
+//
+// Every event goes to streams: its identity's (AgentStream) and, when
+// supervised, the one all supervisors share (SupervisorStream). An
+// EventLog gives each event its seq in the stream and holds the recent
+// ones, so that a client that reconnects with the last seq it saw is sent
+// what it missed (see subscribe). An agent's connection follows its
+// identity's stream, a supervisor's the supervisors' stream.
 type Hub struct {
 	log       *slog.Logger
 	queueSize int
+	events    EventLog
+	// locks serialize each stream's appends with the subscribes to it, so
+	// that a client subscribing gets every event exactly once: from the
+	// log or live. Streams share them by a hash of their names.
+	locks [streamLocks]sync.Mutex
 
-	mu          sync.RWMutex
-	byAgent     map[string]map[*client]struct{}
-	supervisors map[*client]struct{}
-	closed      bool
-	limits      HubLimits
-	open        map[string]int // admitted connections by identity
-	openTotal   int
+	mu        sync.RWMutex
+	subs      map[string]map[*client]struct{} // by stream
+	closed    bool
+	limits    HubLimits
+	open      map[string]int // admitted connections by identity
+	openTotal int
 }
 
 var _ calls.Publisher = (*Hub)(nil)
@@ -32,7 +46,10 @@ var _ calls.Publisher = (*Hub)(nil)
 // DefaultQueueSize is how many events a client may fall behind by.
 const DefaultQueueSize = 1024
 
+const streamLocks = 64
+
 // NewHub returns a Hub; queueSize bounds each client's queue (0: default).
+// It keeps events in a MemoryLog with DefaultRetention until SetEventLog.
 func NewHub(log *slog.Logger, queueSize int) *Hub {
 	if queueSize <= 0 {
 		queueSize = DefaultQueueSize
@@ -41,14 +58,19 @@ func NewHub(log *slog.Logger, queueSize int) *Hub {
 		log = slog.Default()
 	}
 	return &Hub{
-		log: log, queueSize: queueSize, byAgent: map[string]map[*client]struct{}{}, supervisors: map[*client]struct{}{},
+		log: log, queueSize: queueSize, events: NewMemoryLog(DefaultRetention, nil),
+		subs:   map[string]map[*client]struct{}{},
 		limits: HubLimits{QueueBytes: DefaultQueueBytes}, open: map[string]int{},
 	}
 }
 
+// SetEventLog sets where the hub keeps recent events; call it before the
+// hub takes events.
+func (h *Hub) SetEventLog(l EventLog) { h.events = l }
+
 // encodeEvent encodes ev as it goes on the wire, without its seq, which
-// each connection adds. It runs once per event: the result is shared by
-// every connection that gets it and never changed.
+// each stream adds. It runs once per event: the result is shared by every
+// stream and connection that gets it and never changed.
 func encodeEvent(ev calls.Event) ([]byte, error) {
 	buf := getBuf()
 	defer putBuf(buf)
@@ -60,61 +82,126 @@ func encodeEvent(ev calls.Event) ([]byte, error) {
 	return append([]byte(nil), b...), nil
 }
 
-// Publish sends ev to the connections that may see it. It encodes the
-// event once, and not at all when nobody may see it.
+// Publish appends ev to its streams and sends it to their connections. It
+// encodes the event once.
 func (h *Hub) Publish(ev calls.Event) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	own := h.byAgent[ev.AgentID]
-	if len(own) == 0 && (!ev.Supervised || len(h.supervisors) == 0) {
-		return
-	}
 	body, err := encodeEvent(ev)
 	if err != nil {
 		h.log.Error("hub: encode event", "type", ev.Type, "call_id", ev.CallID, "err", err)
 		return
 	}
-	for c := range own {
-		c.enqueue(body)
-	}
+	h.deliver(AgentStream(ev.AgentID), body)
 	if ev.Supervised {
-		for c := range h.supervisors {
-			if c.agentID != ev.AgentID {
-				c.enqueue(body)
-			}
-		}
+		h.deliver(SupervisorStream, body)
 	}
 }
 
-// add subscribes c; it reports false once the hub is closed.
-func (h *Hub) add(c *client) bool {
+// deliver appends body to the stream and queues it, with its seq, for the
+// stream's connections.
+func (h *Hub) deliver(stream string, body []byte) {
+	l := h.lockFor(stream)
+	l.Lock()
+	defer l.Unlock()
+	seq, err := h.events.Append(stream, body)
+	if err != nil {
+		// The event cannot be given a seq, so no connection may have it:
+		// each will find the gap when it reconnects.
+		h.log.Error("hub: append event", "stream", stream, "err", err)
+		h.closeStream(stream, "events were lost: reconnect")
+		return
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for c := range h.subs[stream] {
+		c.enqueue(seq, body)
+	}
+}
+
+func (h *Hub) lockFor(stream string) *sync.Mutex {
+	f := fnv.New32a()
+	_, _ = f.Write([]byte(stream))
+	return &h.locks[f.Sum32()%streamLocks]
+}
+
+// closeStream closes the stream's connections with 1013.
+func (h *Hub) closeStream(stream, why string) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for c := range h.subs[stream] {
+		c.finish(closeTryAgainLater, why)
+	}
+}
+
+// streamOf is the stream a connection follows.
+func streamOf(c *client) string {
+	if c.supervisor {
+		return SupervisorStream
+	}
+	return AgentStream(c.agentID)
+}
+
+// subscribe starts c on its stream: with the events after since when
+// resume is set and the log still holds all of them (and they fit c's
+// queue), else with the snapshot made by snapshot, which carries the
+// stream's last seq. The stream's appends wait meanwhile, so c gets each
+// later event exactly once. It reports whether c resumed; c is finished
+// when the hub is closed or the log fails.
+func (h *Hub) subscribe(c *client, resume bool, since uint64, snapshot func() ([]byte, error)) (resumed bool, err error) {
+	stream := streamOf(c)
+	l := h.lockFor(stream)
+	l.Lock()
+	defer l.Unlock()
+	if resume {
+		missed, err := h.events.Since(stream, since)
+		switch {
+		case errors.Is(err, ErrGone):
+		case err != nil:
+			return false, fmt.Errorf("replay %s after %d: %w", stream, since, err)
+		case c.fits(missed):
+			c.start(since)
+			for _, e := range missed {
+				c.enqueue(e.Seq, e.Payload)
+			}
+			resumed = true
+		}
+	}
+	if !resumed {
+		last, err := h.events.Last(stream)
+		if err != nil {
+			return false, fmt.Errorf("last seq of %s: %w", stream, err)
+		}
+		body, err := snapshot()
+		if err != nil {
+			return false, err
+		}
+		c.start(last - 1)
+		c.enqueue(last, body)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return false
+		c.finish(closeGoingAway, "the switchboard is shutting down")
+		return resumed, nil
 	}
-	set := h.byAgent[c.agentID]
+	set := h.subs[stream]
 	if set == nil {
 		set = map[*client]struct{}{}
-		h.byAgent[c.agentID] = set
+		h.subs[stream] = set
 	}
 	set[c] = struct{}{}
-	if c.supervisor {
-		h.supervisors[c] = struct{}{}
-	}
-	return true
+	return resumed, nil
 }
 
 func (h *Hub) remove(c *client) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if set := h.byAgent[c.agentID]; set != nil {
+	stream := streamOf(c)
+	if set := h.subs[stream]; set != nil {
 		delete(set, c)
 		if len(set) == 0 {
-			delete(h.byAgent, c.agentID)
+			delete(h.subs, stream)
 		}
 	}
-	delete(h.supervisors, c)
 }
 
 // closeToken ends every connection that uses the token id, telling it the
@@ -122,7 +209,7 @@ func (h *Hub) remove(c *client) {
 func (h *Hub) closeToken(tokenID string) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	for _, set := range h.byAgent {
+	for _, set := range h.subs {
 		for c := range set {
 			if c.tokenID == tokenID {
 				c.expire()
@@ -137,7 +224,7 @@ func (h *Hub) Close() {
 	h.mu.Lock()
 	h.closed = true
 	var all []*client
-	for _, set := range h.byAgent {
+	for _, set := range h.subs {
 		for c := range set {
 			all = append(all, c)
 		}
@@ -157,7 +244,7 @@ func (h *Hub) Clients() int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	n := 0
-	for _, set := range h.byAgent {
+	for _, set := range h.subs {
 		for c := range set {
 			if !c.isClosing() {
 				n++

@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -70,8 +71,9 @@ func wantRefused(t *testing.T, s *server, token string, status int, code calls.C
 }
 
 // slowClient opens an event connection that the test reads only when it
-// chooses; it returns the connection after reading the snapshot.
-func slowClient(t *testing.T, s *server, token string) *websocket.Conn {
+// chooses; it returns the connection after reading the snapshot, and the
+// snapshot's seq.
+func slowClient(t *testing.T, s *server, token string) (*websocket.Conn, int) {
 	t.Helper()
 	conn, _, err := websocket.DefaultDialer.Dial(s.wsURL("/api/events"), http.Header{"Authorization": {"Bearer " + token}})
 	if err != nil {
@@ -79,10 +81,15 @@ func slowClient(t *testing.T, s *server, token string) *websocket.Conn {
 	}
 	t.Cleanup(func() { conn.Close() })
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, _, err := conn.ReadMessage(); err != nil {
+	_, msg, err := conn.ReadMessage()
+	if err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
-	return conn
+	var snap struct{ Seq int }
+	if err := json.Unmarshal(msg, &snap); err != nil {
+		t.Fatalf("snapshot %q: %v", msg, err)
+	}
+	return conn, snap.Seq
 }
 
 // padded is an event of about 1 KiB for alice.
@@ -94,9 +101,9 @@ func padded() calls.Event {
 }
 
 // readToClose reads the connection to its close: the events (seq after
-// the snapshot's 1, one by one) and the close error. It returns how many
+// the snapshot's, one by one) and the close error. It returns how many
 // events came and the largest.
-func readToClose(t *testing.T, conn *websocket.Conn) (events, largest int, closeErr error) {
+func readToClose(t *testing.T, conn *websocket.Conn, snapSeq int) (events, largest int, closeErr error) {
 	t.Helper()
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
@@ -109,8 +116,8 @@ func readToClose(t *testing.T, conn *websocket.Conn) (events, largest int, close
 			t.Fatalf("event %q: %v", msg, err)
 		}
 		events++
-		if ev.Seq != events+1 {
-			t.Fatalf("event has seq %d, want %d", ev.Seq, events+1)
+		if ev.Seq != snapSeq+events {
+			t.Fatalf("event has seq %d, want %d", ev.Seq, snapSeq+events)
 		}
 		largest = max(largest, len(msg))
 	}
@@ -124,7 +131,7 @@ func TestSlowClientQueueBytes(t *testing.T) {
 	const limit = 64 << 10
 	s := newServer(t, serverOptions{limits: api.HubLimits{QueueBytes: limit}, writeTimeout: 10 * time.Second})
 	tok := s.token("alice", calls.RoleAgent)
-	slow := slowClient(t, s, tok)
+	slow, snapSeq := slowClient(t, s, tok)
 	live := s.connect(tok)
 	live.next()
 	waitClients(t, s, 2)
@@ -141,14 +148,14 @@ func TestSlowClientQueueBytes(t *testing.T) {
 		published++
 		live.next()
 	}
-	got, size, err := readToClose(t, slow)
+	got, size, err := readToClose(t, slow, snapSeq)
 	wantCloseCode(t, err, websocket.CloseTryAgainLater)
 	lost := published - got
 	t.Logf("published %d events of %d bytes; the slow client read %d, lost %d", published, size, got, lost)
 	// What was queued when the limit was passed is lost (the client
 	// reconnects to a fresh snapshot), and the event that passed it: about
 	// the limit, never more. An event's body is its frame without the seq.
-	if body := size - len(`{"seq":123456,`); lost*body > limit+body || lost*size < limit-2*size {
+	if body := size - len(fmt.Sprintf(`{"seq":%d,`, snapSeq+got)); lost*body > limit+body || lost*size < limit-2*size {
 		t.Errorf("the slow client lost %d events of about %d bytes, want about %d bytes", lost, body, limit)
 	}
 	// The other connection of the identity goes on.
@@ -165,7 +172,7 @@ func TestSlowClientQueueBytes(t *testing.T) {
 func TestSlowClientWriteDeadline(t *testing.T) {
 	const writeTimeout = time.Second
 	s := newServer(t, serverOptions{queueSize: 1 << 16, limits: api.HubLimits{QueueBytes: 64 << 20}, writeTimeout: writeTimeout})
-	slow := slowClient(t, s, s.token("alice", calls.RoleAgent))
+	slow, snapSeq := slowClient(t, s, s.token("alice", calls.RoleAgent))
 	waitClients(t, s, 1)
 
 	// 4 MiB: more than the kernel's buffers of the two ends hold (the
@@ -179,7 +186,7 @@ func TestSlowClientWriteDeadline(t *testing.T) {
 	if waited := time.Since(last); waited > 5*writeTimeout {
 		t.Errorf("closed %v after the last event, want about the write deadline (%v)", waited, writeTimeout)
 	}
-	got, size, err := readToClose(t, slow)
+	got, size, err := readToClose(t, slow, snapSeq)
 	wantCloseCode(t, err, websocket.CloseTryAgainLater)
 	t.Logf("published %d events of %d bytes; the slow client read %d", published, size, got)
 	if got >= published {

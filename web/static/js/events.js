@@ -1,6 +1,10 @@
 // The event stream: one websocket to /api/events, reopened with backoff when
-// it drops (each new connection starts with a fresh snapshot), and closed for
-// good when the server says the token is no longer valid.
+// it drops, and closed for good when the server says the token is no longer
+// valid. A reopened connection passes the last seq it applied as sinceSeq:
+// the server replays the events missed since (the first message is not a
+// snapshot, and carries sinceSeq+1), or, when it no longer holds them,
+// starts over with a fresh snapshot. Either way nothing is reloaded but
+// what the server sends.
 
 import { get, ApiError } from './api.js';
 
@@ -17,7 +21,7 @@ export class EventStream {
     this.expired = false;
     this.attempt = 0;
     this.reconnects = 0;
-    this.lastSeq = 0;
+    this.lastSeq = null; // the seq of the last event applied, once a snapshot came
     this.timer = null;
     this.retiring = null; // the connection a refreshed token replaces
   }
@@ -35,8 +39,9 @@ export class EventStream {
   }
 
   // useToken moves the stream to a refreshed token: a connection opens
-  // with it, and the old one closes once the new one has its snapshot, so
-  // the identity stays connected throughout.
+  // with it, resuming where the old one is, and the old one closes once the
+  // new one is open (resuming) or has its snapshot, so the identity stays
+  // connected throughout.
   useToken(token) {
     this.token = token;
     if (this.stopped) return;
@@ -53,9 +58,16 @@ export class EventStream {
 
   open() {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(`${scheme}//${location.host}/api/events?access_token=${encodeURIComponent(this.token)}`);
+    const resume = this.lastSeq !== null;
+    const since = resume ? `&sinceSeq=${this.lastSeq}` : '';
+    const ws = new WebSocket(`${scheme}//${location.host}/api/events?access_token=${encodeURIComponent(this.token)}${since}`);
     this.ws = ws;
-    this.lastSeq = 0;
+    let first = true;
+    // A resumed connection may have nothing to replay: it is live once open.
+    ws.onopen = () => {
+      if (this.ws !== ws || !resume) return;
+      this.live();
+    };
     ws.onmessage = (m) => {
       if (this.ws !== ws) return; // a connection being retired
       const arrived = performance.now();
@@ -67,20 +79,22 @@ export class EventStream {
         ws.close(4000, 'bad event');
         return;
       }
-      if (ev.seq !== this.lastSeq + 1) {
-        this.h.onStatus('reconnecting', `events were missed (seq ${ev.seq} after ${this.lastSeq}); reconnecting for a fresh snapshot`);
+      // A connection's snapshot carries its stream's seq, whatever it is;
+      // every other message must follow the last one applied.
+      const snapshot = first && ev.type === 'snapshot';
+      first = false;
+      if (!snapshot && (this.lastSeq === null || ev.seq !== this.lastSeq + 1)) {
+        this.h.onStatus('reconnecting', `events were missed (seq ${ev.seq} after ${this.lastSeq}); reconnecting`);
         ws.close(4000, 'seq gap');
         return;
       }
-      this.lastSeq = ev.seq;
-      if (ev.type === 'snapshot') {
-        this.retire();
-        this.attempt = 0;
-        this.h.onStatus('open', '');
-      }
       if (ev.type === 'connectionStateChanged' && ev.data && ev.data.reason === 'invalidToken' && ev.agentId === this.h.self()) {
+        // The connection's own last word, not its stream's: not resumed from.
         this.expired = true;
+      } else {
+        this.lastSeq = ev.seq;
       }
+      if (snapshot) this.live();
       this.h.onEvent(ev, arrived);
     };
     ws.onclose = (e) => {
@@ -93,6 +107,13 @@ export class EventStream {
       const why = e.reason ? `${e.reason} (${e.code})` : `the connection closed (${e.code})`;
       this.retry(why);
     };
+  }
+
+  // live marks the current connection as the one in use.
+  live() {
+    this.retire();
+    this.attempt = 0;
+    this.h.onStatus('open', '');
   }
 
   // retry reconnects after a backoff, once the token is known to be valid:
