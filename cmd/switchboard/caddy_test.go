@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -131,5 +133,171 @@ func TestCaddyProxy(t *testing.T) {
 	loc, err := url.Parse(resp.Header.Get("Location"))
 	if resp.StatusCode/100 != 3 || err != nil || loc.Scheme != "https" || loc.Hostname() != "127.0.0.1" || loc.RequestURI() != "/history?x=1" {
 		t.Errorf("plain HTTP through Caddy: %d Location %q, want a redirect to https://127.0.0.1/history?x=1", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// TestCaddyClusterProxy runs Caddy on deploy/Caddyfile.cluster in front of
+// three real switchboards, as the compose profile cluster does (on free
+// ports, the upstreams named by SWITCHBOARD_UPSTREAMS): requests are spread
+// over the three, a wss:// event stream passes through, and once a node
+// drains (its /readyz answers 503) Caddy sends it nothing new. It needs
+// Debian's caddy (.ci/run installs it) and skips without it.
+func TestCaddyClusterProxy(t *testing.T) {
+	caddy, err := exec.LookPath("caddy")
+	if err != nil {
+		t.Skip("caddy is not installed (apt-get install caddy): the cluster's HTTPS entry is not tried")
+	}
+	var nodes []*Main
+	var logs []*syncBuffer
+	var upstreams []string
+	for range 3 {
+		var log syncBuffer
+		m := &Main{
+			Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute, Ops: OpsConfig{AccessLog: true}},
+			Logger: slog.New(slog.NewTextHandler(&log, nil)), Stdout: io.Discard,
+		}
+		if err := m.Run(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Close(context.Background()) })
+		nodes, logs, upstreams = append(nodes, m), append(logs, &log), append(upstreams, m.Addr)
+	}
+	// served counts the requests for /version each node answered.
+	served := func() []int {
+		var n []int
+		for _, l := range logs {
+			n = append(n, strings.Count(l.String(), "route=/version"))
+		}
+		return n
+	}
+
+	root, p := loadCompose(t, []string{"SWITCHBOARD_PUBLIC_IP=127.0.0.1"}, "cluster")
+	svc, err := p.GetService("caddy-cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	httpsPort, httpPort := closedPort(t), closedPort(t)
+	environ := []string{
+		"HOME=" + home, "XDG_DATA_HOME=" + home, "XDG_CONFIG_HOME=" + home,
+		"SWITCHBOARD_UPSTREAMS=" + strings.Join(upstreams, " "), "CADDY_ADMIN=off",
+		"CADDY_HTTPS_PORT=" + strconv.Itoa(httpsPort), "CADDY_HTTP_PORT=" + strconv.Itoa(httpPort),
+	}
+	for k, v := range svc.Environment {
+		if v != nil {
+			environ = append(environ, k+"="+*v)
+		}
+	}
+	var caddyLog syncBuffer
+	cmd := exec.Command(caddy, "run", "--config", filepath.Join(root, "deploy", "Caddyfile.cluster"), "--adapter", "caddyfile")
+	cmd.Env, cmd.Stdout, cmd.Stderr = environ, &caddyLog, &caddyLog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("caddy's log:\n%s", caddyLog.String())
+		}
+	})
+
+	// Caddy makes its CA and the address's certificate at start.
+	rootFile := filepath.Join(home, "caddy", "pki", "authorities", "local", "root.crt")
+	site := "https://127.0.0.1:" + strconv.Itoa(httpsPort)
+	var client *http.Client
+	var tlsConf *tls.Config
+	get := func(path string) (int, error) {
+		resp, err := client.Get(site + path)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if pemData, err := os.ReadFile(rootFile); err == nil {
+			pool := x509.NewCertPool()
+			if pool.AppendCertsFromPEM(pemData) {
+				tlsConf = &tls.Config{RootCAs: pool}
+				client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}}
+				if _, err := get("/healthz"); err == nil {
+					break
+				} else if time.Now().After(deadline) {
+					t.Fatalf("GET /healthz through Caddy: %v", err)
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("caddy wrote no root certificate at %s within 30 s", rootFile)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Every node gets requests.
+	for i := 0; ; i++ {
+		if code, err := get("/version"); err != nil || code != http.StatusOK {
+			t.Fatalf("GET /version through Caddy: %d %v", code, err)
+		}
+		if !slices.Contains(served(), 0) {
+			break
+		}
+		if i == 300 {
+			t.Fatalf("after 300 requests the nodes answered %v: Caddy does not spread them", served())
+		}
+	}
+
+	// The first node drains: once Caddy's health check has seen its
+	// /readyz answer 503, it gets nothing new, and the others take all.
+	if err := nodes[0].Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs[0].String(), "route=/readyz status=503") {
+		if time.Now().After(deadline) {
+			t.Fatal("30 s after the first node began draining Caddy has not asked its /readyz")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Caddy marks it down once it has read that answer: 10 requests in a
+	// row answered elsewhere.
+	for quiet := 0; quiet < 10; {
+		before := served()[0]
+		if code, err := get("/version"); err != nil || code != http.StatusOK {
+			t.Fatalf("GET /version through Caddy while a node drains: %d %v", code, err)
+		}
+		if quiet++; served()[0] != before {
+			quiet = 0
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after the first node began draining Caddy still sends it requests (%v)", served())
+		}
+	}
+	before := served()
+	for range 60 {
+		if code, err := get("/version"); err != nil || code != http.StatusOK {
+			t.Fatalf("GET /version through Caddy while a node drains: %d %v", code, err)
+		}
+	}
+	if after := served(); after[0] != before[0] {
+		t.Errorf("60 requests while the first node drains were answered %v (before %v): the draining node still gets some", after, before)
+	}
+
+	// The event stream, as the console opens it, through the cluster's
+	// entry.
+	dialer := websocket.Dialer{TLSClientConfig: tlsConf, HandshakeTimeout: 10 * time.Second}
+	conn, _, err := dialer.Dial("wss://127.0.0.1:"+strconv.Itoa(httpsPort)+"/api/events", http.Header{
+		"Authorization": {"Bearer " + mint(t, "alice", calls.RoleAgent)},
+		"Origin":        {site},
+	})
+	if err != nil {
+		t.Fatalf("wss through Caddy: %v", err)
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var ev map[string]any
+	if err := conn.ReadJSON(&ev); err != nil || ev["type"] != "snapshot" {
+		t.Fatalf("first event through Caddy %v, %v; want the snapshot", ev, err)
 	}
 }
