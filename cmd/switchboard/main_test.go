@@ -193,6 +193,7 @@ func TestRun(t *testing.T) {
 		{"serve on a Postgres that is not there", []string{"serve", "--addr", "127.0.0.1:0", "--postgres-wait", "1s"}, map[string]string{"DATABASE_URL": "postgres://nobody@127.0.0.1:1/x?sslmode=disable&connect_timeout=2", "SWITCHBOARD_ADMIN_KEY": testAdminKey}, 1, "", "Postgres"},
 		{"serve with a bad trusted proxy", []string{"serve", "--trusted-proxies", "caddy"}, nil, 1, "", `--trusted-proxies: "caddy" is neither an address nor a CIDR prefix`},
 		{"serve with a short admin key", []string{"serve", "--addr", "127.0.0.1:0"}, map[string]string{"SWITCHBOARD_ADMIN_KEY": "change-me"}, 1, "", "SWITCHBOARD_ADMIN_KEY is 9 characters long; it must be at least 32: make one with `openssl rand -base64 32`"},
+		{"serve a cluster without an admin key", []string{"serve", "--addr", "127.0.0.1:0", "--cluster", "nats://127.0.0.1:1", "--node-id", "a"}, nil, 1, "", "--cluster needs SWITCHBOARD_ADMIN_KEY, the same on every node"},
 		{"serve with a certificate that is not there", []string{"serve", "--addr", "127.0.0.1:0", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"}, nil, 1, "", "--tls-cert: stat /nonexistent/cert.pem: no such file"},
 		{"serve with a key that is not a key", []string{"serve", "--addr", "127.0.0.1:0", "--tls-cert", "main_test.go", "--tls-key", "main_test.go"}, nil, 1, "", "load --tls-cert main_test.go and --tls-key main_test.go"},
 		{"serve with --tls-cert alone", []string{"serve", "--tls-cert", "c.pem"}, nil, 1, "", "--tls-cert and --tls-key go together"},

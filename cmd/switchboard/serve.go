@@ -591,6 +591,13 @@ func (m *Main) adminKey() error {
 		}
 		return nil
 	}
+	if m.Config.Cluster.On() {
+		// Every node signs and checks forwarded requests with a key derived
+		// from the admin key, and admin requests may reach any node: a key
+		// generated per node would split the cluster.
+		return fmt.Errorf("--cluster needs SWITCHBOARD_ADMIN_KEY, the same on every node: " +
+			"make one with `openssl rand -base64 32` and give it to each node (compose: switchboard.env)")
+	}
 	key, created, err := loadAdminKey(m.Config.DataDir)
 	if err != nil {
 		return err
