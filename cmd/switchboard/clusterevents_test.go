@@ -111,7 +111,7 @@ func TestClusterSupervisors(t *testing.T) {
 
 	// NATS traffic per event relayed, from node A's event connection:
 	// a call of alice's held and resumed many times.
-	statsBefore, relayedBefore := a.events.conn.Stats(), a.events.relay.Stats().Appended
+	statsBefore, relayBefore := a.events.conn.Stats(), a.events.relay.Stats()
 	call2 := post(t, "http://"+a.Addr+"/api/calls", alice, `{"participants":[{"id":"8:echo123"}]}`)["id"].(string)
 	const rounds = 50
 	for range rounds {
@@ -124,14 +124,15 @@ func TestClusterSupervisors(t *testing.T) {
 	}
 	// Sue's node has it, so A appended it; A's own follower may still
 	// be reading.
-	after, relayed := a.events.conn.Stats(), a.events.relay.Stats().Appended-relayedBefore
+	after, relayAfter := a.events.conn.Stats(), a.events.relay.Stats()
+	relayed, payload := relayAfter.Appended-relayBefore.Appended, relayAfter.Bytes-relayBefore.Bytes
 	if relayed < 2*rounds {
 		t.Fatalf("%d events relayed for %d holds and resumes", relayed, 2*rounds)
 	}
 	out, outBytes := after.OutMsgs-statsBefore.OutMsgs, after.OutBytes-statsBefore.OutBytes
 	in, inBytes := after.InMsgs-statsBefore.InMsgs, after.InBytes-statsBefore.InBytes
-	t.Logf("node a relayed %d events: per event %.2f messages out (%.0f bytes), %.2f in (%.0f bytes)",
-		relayed, float64(out)/float64(relayed), float64(outBytes)/float64(relayed),
+	t.Logf("node a relayed %d events of %.0f bytes on average: per event %.2f messages out (%.0f bytes), %.2f in (%.0f bytes)",
+		relayed, float64(payload)/float64(relayed), float64(out)/float64(relayed), float64(outBytes)/float64(relayed),
 		float64(in)/float64(relayed), float64(inBytes)/float64(relayed))
 	if st := a.events.relay.Stats(); st.Dropped != 0 || st.Failed != 0 {
 		t.Errorf("relay of a: %+v", st)

@@ -92,6 +92,7 @@ type Relay struct {
 	dropped  atomic.Uint64
 	failed   atomic.Uint64
 	appended atomic.Uint64
+	bytes    atomic.Uint64
 }
 
 // Start follows the log, answers snapshot requests and starts the workers.
@@ -184,6 +185,7 @@ func (r *Relay) append(it item) {
 		_, err := r.cfg.Log.Append(ctx, it.identity, it.body, opts...)
 		if err == nil {
 			r.appended.Add(1)
+			r.bytes.Add(uint64(len(it.body)))
 			return
 		}
 		if ctx.Err() != nil {
@@ -284,12 +286,13 @@ func (r *Relay) Snapshots(ctx context.Context) (snaps []calls.Snapshot, release 
 	}
 }
 
-// Stats counts the events appended, dropped (queue full) and failed.
-type Stats struct{ Appended, Dropped, Failed uint64 }
+// Stats counts the events appended (and their payloads' bytes), dropped
+// (queue full) and failed.
+type Stats struct{ Appended, Bytes, Dropped, Failed uint64 }
 
 // Stats answers the counts so far.
 func (r *Relay) Stats() Stats {
-	return Stats{Appended: r.appended.Load(), Dropped: r.dropped.Load(), Failed: r.failed.Load()}
+	return Stats{Appended: r.appended.Load(), Bytes: r.bytes.Load(), Dropped: r.dropped.Load(), Failed: r.failed.Load()}
 }
 
 // Close stops taking events, appends those queued (until ctx ends), then
