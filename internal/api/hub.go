@@ -90,6 +90,13 @@ func (h *Hub) DeliverRemote(identity string, supervised bool, body []byte) {
 	}
 }
 
+// LostRemote closes the supervisors' connections with 1013: another
+// node's events were lost on their way here, and they start over from a
+// snapshot.
+func (h *Hub) LostRemote() {
+	h.closeStream(SupervisorStream, "events of another node were lost: reconnect")
+}
+
 // encodeEvent encodes ev as it goes on the wire, without its seq, which
 // each stream adds. It runs once per event: the result is shared by every
 // stream and connection that gets it and never changed.

@@ -7,8 +7,12 @@
 // JetStream stream, a subject per identity) with the node's id in the
 // Sb-Node header. A bounded queue per worker takes the events; workers
 // are chosen by identity, so one identity's events keep their order. When
-// a queue is full the event is dropped for the other nodes (counted and
-// logged); this node's own connections have it already.
+// a queue is full, or an append fails for AppendTimeout, the event is
+// lost for the other nodes (counted and logged); this node's own
+// connections have it already. Each event carries its worker's count of
+// the events it was given (Sb-Relay-Count, dropped ones included), so a
+// follower finds the gap and tells its Sink (LostRemote: the hub closes
+// its supervisors' connections, which start over from a snapshot).
 //
 // Following. Each node follows the whole log (eventlog.Follow(All), an
 // ordered consumer) and hands every other node's event to its Sink (the

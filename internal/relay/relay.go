@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,10 @@ import (
 const (
 	NodeHeader       = "Sb-Node"
 	SupervisedHeader = "Sb-Supervised"
+	// CountHeader is <epoch>.<worker>.<n>: the worker's count of the
+	// events it was given since the relay started at epoch, dropped ones
+	// included, so that a follower finds a lost one by the gap.
+	CountHeader = "Sb-Relay-Count"
 )
 
 // Defaults for a zero Config.
@@ -36,6 +41,10 @@ const (
 // Sink takes the other nodes' events: the hub's DeliverRemote.
 type Sink interface {
 	DeliverRemote(identity string, supervised bool, body []byte)
+	// LostRemote is told that some other node's events will never come
+	// (it dropped or failed to append them): the supervisors' connections
+	// start over from a snapshot.
+	LostRemote()
 }
 
 // Config is a relay's configuration.
@@ -65,6 +74,14 @@ type item struct {
 	identity   string
 	supervised bool
 	body       []byte
+	count      string // CountHeader's value
+}
+
+// queue is one worker's: n counts the events given to it.
+type queue struct {
+	mu sync.Mutex
+	n  uint64
+	c  chan item
 }
 
 // Relay publishes this node's events and follows the others'. Close stops
@@ -72,7 +89,8 @@ type item struct {
 type Relay struct {
 	cfg    Config
 	log    *slog.Logger
-	queues []chan item
+	queues []*queue
+	epoch  string         // when the relay started, for CountHeader
 	wg     sync.WaitGroup // the workers
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -82,8 +100,10 @@ type Relay struct {
 	sub      *nats.Subscription
 
 	// hold is held while a supervisor's connection gathers snapshots:
-	// the other nodes' events wait for it.
+	// the other nodes' events wait for it. It also guards counts.
 	hold sync.Mutex
+	// counts is the last count followed per node, epoch and worker.
+	counts map[string]uint64
 
 	closeOnce sync.Once
 	mu        sync.RWMutex // guards closed against Relay
@@ -118,7 +138,8 @@ func Start(cfg Config) (*Relay, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	r := &Relay{cfg: cfg, log: cfg.Logger.With("node", cfg.Node)}
+	r := &Relay{cfg: cfg, log: cfg.Logger.With("node", cfg.Node), counts: map[string]uint64{},
+		epoch: strconv.FormatInt(time.Now().UnixNano(), 36)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 
 	// The follower lives until Close, not until ctx ends.
@@ -134,11 +155,11 @@ func Start(cfg Config) (*Relay, error) {
 		r.cancel()
 		return nil, fmt.Errorf("relay: answer snapshots on %s: %w", cfg.SnapshotSubject, err)
 	}
-	r.queues = make([]chan item, cfg.Workers)
+	r.queues = make([]*queue, cfg.Workers)
 	for i := range r.queues {
-		r.queues[i] = make(chan item, cfg.QueueSize)
+		r.queues[i] = &queue{c: make(chan item, cfg.QueueSize)}
 		r.wg.Add(1)
-		go r.work(r.queues[i])
+		go r.work(r.queues[i].c)
 	}
 	return r, nil
 }
@@ -152,8 +173,14 @@ func (r *Relay) Relay(identity string, supervised bool, body []byte) {
 	}
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(identity))
+	w := h.Sum32() % uint32(len(r.queues))
+	q := r.queues[w]
+	q.mu.Lock() // the counts go in the queue in order
+	defer q.mu.Unlock()
+	q.n++
+	count := r.epoch + "." + strconv.FormatUint(uint64(w), 10) + "." + strconv.FormatUint(q.n, 10)
 	select {
-	case r.queues[h.Sum32()%uint32(len(r.queues))] <- item{identity, supervised, body}:
+	case q.c <- item{identity, supervised, body, count}:
 	default:
 		if n := r.dropped.Add(1); n&(n-1) == 0 { // 1, 2, 4, 8, …
 			r.log.Warn("relay: queue full: an event is lost to the other nodes", "agent_id", identity, "dropped", n)
@@ -177,6 +204,7 @@ func (r *Relay) append(it item) {
 	id := r.cfg.Node + "-" + strconv.FormatUint(r.msgIDs.Add(1), 36)
 	opts := []eventlog.AppendOption{
 		eventlog.WithMsgID(id), eventlog.WithHeader(NodeHeader, r.cfg.Node),
+		eventlog.WithHeader(CountHeader, it.count),
 	}
 	if it.supervised {
 		opts = append(opts, eventlog.WithHeader(SupervisedHeader, "true"))
@@ -200,14 +228,37 @@ func (r *Relay) append(it item) {
 	}
 }
 
-// follow hands another node's event to the sink.
+// follow hands another node's event to the sink, after telling it of a
+// gap in the node's counts.
 func (r *Relay) follow(e eventlog.Entry) {
-	if e.Header.Get(NodeHeader) == r.cfg.Node {
+	node := e.Header.Get(NodeHeader)
+	if node == r.cfg.Node {
 		return
 	}
 	r.hold.Lock()
 	defer r.hold.Unlock()
+	if key, n, ok := splitCount(node, e.Header.Get(CountHeader)); ok {
+		if last, seen := r.counts[key]; seen && n > last+1 {
+			r.log.Warn("relay: another node's events were lost", "from", node, "lost", n-last-1)
+			r.cfg.Sink.LostRemote()
+		}
+		r.counts[key] = n
+	}
 	r.cfg.Sink.DeliverRemote(e.Identity, e.Header.Get(SupervisedHeader) == "true", e.Payload)
+}
+
+// splitCount reads CountHeader's value: the key of its node, epoch and
+// worker, and its count.
+func splitCount(node, v string) (key string, n uint64, ok bool) {
+	i := strings.LastIndexByte(v, '.')
+	if i < 0 {
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(v[i+1:], 10, 64)
+	if err != nil {
+		return "", 0, false
+	}
+	return node + "/" + v[:i], n, true
 }
 
 // snapshotRequest is what Snapshots sends.
@@ -302,7 +353,7 @@ func (r *Relay) Close(ctx context.Context) error {
 		r.mu.Lock()
 		r.closed = true
 		for _, q := range r.queues {
-			close(q)
+			close(q.c)
 		}
 		r.mu.Unlock()
 		done := make(chan struct{})

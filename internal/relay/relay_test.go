@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard/switchboard/internal/calls"
@@ -26,9 +27,16 @@ type delivered struct {
 
 // sink records what a relay delivers.
 type sink struct {
-	mu  sync.Mutex
-	got []delivered
-	c   chan struct{}
+	mu   sync.Mutex
+	got  []delivered
+	lost []int // len(got) at each LostRemote
+	c    chan struct{}
+}
+
+func (s *sink) LostRemote() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lost = append(s.lost, len(s.got))
 }
 
 func newSink() *sink { return &sink{c: make(chan struct{}, 100)} }
@@ -58,8 +66,8 @@ func (s *sink) wait(t *testing.T, n int) []delivered {
 	}
 }
 
-// startNode starts a relay for node on its own connection.
-func startNode(t *testing.T, url, stream, node string, snap calls.Snapshot) (*relay.Relay, *sink) {
+// openLog opens the test's event log on a connection of its own.
+func openLog(t *testing.T, url, stream string) (*eventlog.Log, *nats.Conn) {
 	t.Helper()
 	nc, js := natstest.Connect(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
@@ -68,6 +76,13 @@ func startNode(t *testing.T, url, stream, node string, snap calls.Snapshot) (*re
 	if err != nil {
 		t.Fatal(err)
 	}
+	return l, nc
+}
+
+// startNode starts a relay for node on its own connection.
+func startNode(t *testing.T, url, stream, node string, snap calls.Snapshot) (*relay.Relay, *sink) {
+	t.Helper()
+	l, nc := openLog(t, url, stream)
 	s := newSink()
 	r, err := relay.Start(relay.Config{Node: node, Log: l, Conn: nc, SnapshotSubject: "sbtest." + stream + "_snapshot",
 		Sink: s, Snapshot: func() calls.Snapshot { return snap }})
@@ -78,11 +93,8 @@ func startNode(t *testing.T, url, stream, node string, snap calls.Snapshot) (*re
 	return r, s
 }
 
-// TestRelay: node a's events reach node b's sink in order with their
-// supervised flag, and never a's own; b gathers a's snapshot; a's events
-// wait while b's snapshot is held.
-func TestRelay(t *testing.T) {
-	url := natstest.SharedURL(t)
+// newStream answers a stream name deleted when the test ends.
+func newStream(t *testing.T, url string) string {
 	stream := natstest.Name(t, "sbtest_relay_")
 	_, js := natstest.Connect(t, url)
 	t.Cleanup(func() {
@@ -92,6 +104,39 @@ func TestRelay(t *testing.T) {
 			t.Errorf("delete stream: %v", err)
 		}
 	})
+	return stream
+}
+
+// TestRelayGap: a gap in another node's counts (events it dropped or
+// failed to append) is told to the sink before the next event; a new
+// epoch (the node restarted) or another worker is not a gap.
+func TestRelayGap(t *testing.T) {
+	url := natstest.SharedURL(t)
+	stream := newStream(t, url)
+	_, s := startNode(t, url, stream, "b", calls.Snapshot{})
+	l, _ := openLog(t, url, stream)
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	for _, count := range []string{"e1.0.1", "e1.0.2", "e1.1.7", "e1.0.4", "e2.0.1", "e1.1.8"} {
+		if _, err := l.Append(ctx, "8:acs:alice", []byte(count),
+			eventlog.WithHeader(relay.NodeHeader, "z"), eventlog.WithHeader(relay.CountHeader, count)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.wait(t, 6)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.lost) != 1 || s.lost[0] != 3 {
+		t.Fatalf("told of losses after events %v, want once after 3 (before e1.0.4)", s.lost)
+	}
+}
+
+// TestRelay: node a's events reach node b's sink in order with their
+// supervised flag, and never a's own; b gathers a's snapshot; a's events
+// wait while b's snapshot is held.
+func TestRelay(t *testing.T) {
+	url := natstest.SharedURL(t)
+	stream := newStream(t, url)
 	a, sinkA := startNode(t, url, stream, "a", calls.Snapshot{Agents: []calls.AgentStatus{{
 		Identifier: calls.CommunicationUser("alice"), RawID: "8:acs:alice", Role: calls.RoleAgent, ConnectionState: calls.Connected,
 	}}})
@@ -140,5 +185,8 @@ func TestRelay(t *testing.T) {
 	}
 	if got := sinkA.wait(t, 1); len(got) != 1 || got[0].identity != "8:acs:bob" {
 		t.Fatalf("a got %v, want bob's only (never its own)", got)
+	}
+	if sinkA.lost != nil || sinkB.lost != nil {
+		t.Fatalf("losses told: a %v, b %v", sinkA.lost, sinkB.lost)
 	}
 }
