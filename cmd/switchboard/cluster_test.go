@@ -47,6 +47,7 @@ func newTestCluster(t *testing.T) *testCluster {
 			t.Errorf("delete bucket: %v", err)
 		}
 	})
+	deleteEventStream(t, url, c.cfg.SubjectPrefix)
 	return c
 }
 

@@ -14,16 +14,17 @@ import (
 	"github.com/switchboard/switchboard/internal/cluster/natstest"
 )
 
-// deleteEventStream deletes the test cluster's event stream when the test
-// ends, after its nodes closed.
-func deleteEventStream(t *testing.T, c *testCluster) {
-	stream, _, _ := eventNames(c.cfg.SubjectPrefix)
-	t.Cleanup(func() {
-		_, js := natstest.Connect(t, c.url)
+// deleteEventStream deletes the event stream of a cluster whose subjects
+// start with prefix when the test ends (after its nodes closed, when it
+// is called before they start).
+func deleteEventStream(tb testing.TB, url, prefix string) {
+	stream, _, _ := eventNames(prefix)
+	tb.Cleanup(func() {
+		_, js := natstest.Connect(tb, url)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := js.DeleteStream(ctx, stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			t.Errorf("delete stream %s: %v", stream, err)
+			tb.Errorf("delete stream %s: %v", stream, err)
 		}
 	})
 }
@@ -49,7 +50,6 @@ func until(t *testing.T, next func() (map[string]any, error), typ, agentID strin
 // grow by one.
 func TestClusterSupervisors(t *testing.T) {
 	c := newTestCluster(t)
-	deleteEventStream(t, c)
 	a, b, cc := c.start("a"), c.start("b"), c.start("c")
 
 	alice, _ := online(t, a, "alice", calls.RoleAgent)
@@ -134,6 +134,36 @@ func TestClusterSupervisors(t *testing.T) {
 	t.Logf("node a relayed %d events of %.0f bytes on average: per event %.2f messages out (%.0f bytes), %.2f in (%.0f bytes)",
 		relayed, float64(payload)/float64(relayed), float64(out)/float64(relayed), float64(outBytes)/float64(relayed),
 		float64(in)/float64(relayed), float64(inBytes)/float64(relayed))
+	if st := a.events.relay.Stats(); st.Dropped != 0 || st.Failed != 0 {
+		t.Errorf("relay of a: %+v", st)
+	}
+}
+
+// TestClusterSupervisorsNATSRestart: after NATS restarts under two nodes,
+// a supervisor on node B still sees the events of an agent node A owns
+// (the ordered consumer follows again, the appends go through).
+func TestClusterSupervisorsNATSRestart(t *testing.T) {
+	srv := natstest.Start(t)
+	c := &testCluster{t: t, url: srv.URL(), cfg: ClusterConfig{URL: srv.URL(), LeaseBucket: "leases", LeaseTTL: 5 * time.Second, // longer than the restart
+		SubjectPrefix: "sb", ForwardTimeout: time.Second}}
+	a, b := c.start("a"), c.start("b")
+	alice, _ := online(t, a, "alice", calls.RoleAgent)
+	sue := mint(t, "sue", calls.RoleSupervisor)
+	if status, body, _ := send(t, b, "GET", "/api/me", sue, ""); status != http.StatusOK {
+		t.Fatalf("GET /api/me of sue on b: %d %s", status, body)
+	}
+	next, _ := openEvents(t, b.Addr, sue)
+	if ev, err := next(); err != nil || ev["type"] != "snapshot" {
+		t.Fatalf("sue's first event: %v, %v", ev, err)
+	}
+	srv.Restart()
+	// A call of alice's on A, once NATS is back or while it comes back
+	// (the relay retries its appends): sue on B sees it end.
+	id := post(t, "http://"+a.Addr+"/api/calls", alice, `{"participants":[{"id":"8:echo123"}]}`)["id"].(string)
+	post(t, "http://"+a.Addr+"/api/calls/"+id+"/hangup", alice, "")
+	if ev := until(t, next, "callEnded", "8:acs:alice"); ev["callId"] != id {
+		t.Fatalf("sue saw %v end, want %s", ev["callId"], id)
+	}
 	if st := a.events.relay.Stats(); st.Dropped != 0 || st.Failed != 0 {
 		t.Errorf("relay of a: %+v", st)
 	}
