@@ -31,7 +31,7 @@ const (
 
 // Defaults for a zero Config.
 const (
-	DefaultWorkers         = 4
+	DefaultWorkers         = 16
 	DefaultQueueSize       = 4096
 	DefaultAppendTimeout   = 5 * time.Second
 	DefaultSnapshotStall   = 50 * time.Millisecond

@@ -16,6 +16,9 @@ import (
 	"github.com/switchboard/switchboard/internal/relay"
 )
 
+// workers is the relays' (BenchmarkRelay sets it).
+var workers = relay.DefaultWorkers
+
 // guard bounds every wait: a failure guard, not a timing assertion.
 const guard = 30 * time.Second
 
@@ -67,7 +70,7 @@ func (s *sink) wait(t *testing.T, n int) []delivered {
 }
 
 // openLog opens the test's event log on a connection of its own.
-func openLog(t *testing.T, url, stream string) (*eventlog.Log, *nats.Conn) {
+func openLog(t testing.TB, url, stream string) (*eventlog.Log, *nats.Conn) {
 	t.Helper()
 	nc, js := natstest.Connect(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
@@ -80,12 +83,12 @@ func openLog(t *testing.T, url, stream string) (*eventlog.Log, *nats.Conn) {
 }
 
 // startNode starts a relay for node on its own connection.
-func startNode(t *testing.T, url, stream, node string, snap calls.Snapshot) (*relay.Relay, *sink) {
+func startNode(t testing.TB, url, stream, node string, snap calls.Snapshot) (*relay.Relay, *sink) {
 	t.Helper()
 	l, nc := openLog(t, url, stream)
 	s := newSink()
 	r, err := relay.Start(relay.Config{Node: node, Log: l, Conn: nc, SnapshotSubject: "sbtest." + stream + "_snapshot",
-		Sink: s, Snapshot: func() calls.Snapshot { return snap }})
+		Sink: s, Snapshot: func() calls.Snapshot { return snap }, QueueSize: 1 << 16, Workers: workers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,8 +96,14 @@ func startNode(t *testing.T, url, stream, node string, snap calls.Snapshot) (*re
 	return r, s
 }
 
+// startWith starts a relay for node with the sink.
+func startWith(l *eventlog.Log, nc *nats.Conn, node, stream string, s relay.Sink) (*relay.Relay, error) {
+	return relay.Start(relay.Config{Node: node, Log: l, Conn: nc, SnapshotSubject: "sbtest." + stream + "_snapshot",
+		Sink: s, Snapshot: func() calls.Snapshot { return calls.Snapshot{} }})
+}
+
 // newStream answers a stream name deleted when the test ends.
-func newStream(t *testing.T, url string) string {
+func newStream(t testing.TB, url string) string {
 	stream := natstest.Name(t, "sbtest_relay_")
 	_, js := natstest.Connect(t, url)
 	t.Cleanup(func() {
