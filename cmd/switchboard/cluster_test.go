@@ -43,8 +43,10 @@ func newTestCluster(t *testing.T) *testCluster {
 		_, js := natstest.Connect(t, url)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := js.DeleteKeyValue(ctx, c.cfg.LeaseBucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
-			t.Errorf("delete bucket: %v", err)
+		for _, b := range []string{c.cfg.LeaseBucket, c.cfg.LeaseBucket + "_nodes"} {
+			if err := js.DeleteKeyValue(ctx, b); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+				t.Errorf("delete bucket %s: %v", b, err)
+			}
 		}
 	})
 	return c

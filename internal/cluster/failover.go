@@ -1,0 +1,105 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/cluster/lease"
+)
+
+// Recoverer ends the live calls a dead node left in the shared history
+// (the store's RecoverNode). It must be idempotent: every surviving node
+// calls it for the same dead node.
+type Recoverer interface {
+	RecoverNode(ctx context.Context, node string) (int, error)
+}
+
+// nodeBucket is the bucket of node leases beside the identity leases'.
+func nodeBucket(leaseBucket string) string { return leaseBucket + "_nodes" }
+
+// watchNodes follows the node leases of every node and recovers the calls
+// of each node whose lease expired. A released node lease (a node that
+// stopped gracefully, after ending its calls itself) is left alone.
+func (n *Node) watchNodes(changes <-chan lease.Change) {
+	defer n.wg.Done()
+	for c := range changes {
+		switch {
+		case c.Identity == n.cfg.Node:
+			// This node's own lease: Lost says when it is gone.
+		case c.Expired:
+			n.log.Warn("a node's lease expired: the node is taken for dead", "dead_node", c.Identity)
+			n.wg.Add(1)
+			go n.recover(c.Identity)
+		case c.Node == "":
+			n.log.Info("a node left the cluster", "left_node", c.Identity)
+		default:
+			n.log.Debug("a node is in the cluster", "peer", c.Node)
+		}
+	}
+}
+
+// recover ends dead's live calls through Config.Recover, trying again
+// every lease TTL while the store cannot be reached, until it succeeds or
+// this node closes.
+func (n *Node) recover(dead string) {
+	defer n.wg.Done()
+	if n.cfg.Recover == nil {
+		n.log.Warn("no store to end a dead node's calls in", "dead_node", dead)
+		return
+	}
+	for attempt := 1; ; attempt++ {
+		began := time.Now()
+		ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+		ended, err := n.cfg.Recover.RecoverNode(ctx, dead)
+		cancel()
+		if err == nil {
+			n.log.Warn("ended a dead node's live calls", "dead_node", dead, "calls", ended,
+				"took", time.Since(began).Round(time.Millisecond))
+			return
+		}
+		if n.ctx.Err() != nil {
+			return
+		}
+		n.log.Error("ending a dead node's calls failed; trying again", "dead_node", dead, "attempt", attempt, "err", err)
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(n.ttl):
+		}
+	}
+}
+
+// watchFenced waits for this node's own node lease to be lost: the other
+// nodes may have taken this node for dead and ended its calls in the
+// history. It says so loudly, calls Config.OnFenced once (serve stops
+// taking new calls), and takes the node lease again, so that the others
+// do not recover this node a second time while it finishes its calls.
+func (n *Node) watchFenced() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.nodes.Lost():
+		}
+		n.log.Error("this node's lease expired: the other nodes take it for dead and may have ended its calls (503) in the history; it takes no new calls from now on and should be restarted")
+		if n.cfg.OnFenced != nil {
+			n.fenced.Do(n.cfg.OnFenced)
+		}
+		for {
+			ctx, cancel := context.WithTimeout(n.ctx, n.ttl)
+			err := n.nodes.Acquire(ctx, n.cfg.Node)
+			cancel()
+			if err == nil || errors.Is(err, lease.ErrClosed) || n.ctx.Err() != nil {
+				break
+			}
+			n.log.Warn("taking this node's lease again failed; retrying", "err", err)
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-time.After(n.ttl / 3):
+			}
+		}
+	}
+}
