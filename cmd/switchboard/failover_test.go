@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/cluster/natstest"
+)
+
+// TestClusterFailover: node A, a `serve --cluster` process of its own, is
+// killed with -9 while its agents have live calls. Node B (in this
+// process, on the same NATS and Postgres) ends exactly A's live calls with
+// 503/0, dated between A's last acknowledged change and the kill, and no
+// earlier than the kill less the heartbeat interval (with slack for a
+// loaded machine); B's own call is untouched and still answers; and A's
+// agent opens her event stream on B, Connected, once her lease lapses.
+// The times from the kill to the recovery and to Connected are logged,
+// not asserted (issue 14's target for Connected: under 5 s).
+//
+// NATS is a server of the test's own: the child runs with the default
+// lease bucket and subjects, which a shared server's other users may have.
+func TestClusterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills a real switchboard")
+	}
+	dbURL := freshSchema(t)
+	natsSrv := natstest.Start(t)
+	bin := buildSwitchboard(t)
+
+	a := &crashServer{t: t, bin: bin,
+		env: []string{"DATABASE_URL=" + dbURL, "SWITCHBOARD_STORE=", "SWITCHBOARD_ADMIN_KEY=" + testAdminKey},
+		args: []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(),
+			"--cluster", natsSrv.URL(), "--node-id", "fo-a"}}
+	a.start()
+	c := &testCluster{t: t, url: natsSrv.URL(), cfg: ClusterConfig{URL: natsSrv.URL(), ForwardTimeout: time.Second}}
+	b := c.startOn("fo-b", dbURL)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+
+	// A's agents: alice with two calls (the first on hold), carol with one.
+	alice, carol, bob := mint(t, "alice", calls.RoleAgent), mint(t, "carol", calls.RoleAgent), mint(t, "bob", calls.RoleAgent)
+	var onA []string
+	for _, token := range []string{alice, alice, carol} {
+		onA = append(onA, startCall(t, a.base, token))
+	}
+	lastAck := time.Now()
+	// B's agent: bob, with one call.
+	onB := startCall(t, "http://"+b.Addr, bob)
+
+	// Every call in Postgres, recorded with its node.
+	waitUntil(ctx, t, "the calls to reach Postgres", func() (bool, error) {
+		var n int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM calls WHERE end_time IS NULL AND node = ANY($1)`, []string{"fo-a", "fo-b"}).Scan(&n)
+		return n == len(onA)+1, err
+	})
+	// A quiet spell longer than the heartbeat bound, so that a call dated
+	// by its last event rather than by the heartbeat is caught.
+	time.Sleep(2 * time.Second)
+	killedAt := a.kill()
+
+	// A's agent reconnects to B: 503 wrong_node until her lease lapses.
+	var connectedAfter time.Duration
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ws, resp, err := websocket.DefaultDialer.Dial("ws://"+b.Addr+"/api/events", http.Header{"Authorization": {"Bearer " + alice}})
+		if err == nil {
+			var snap struct {
+				Type string
+				Data calls.Snapshot
+			}
+			_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+			err = ws.ReadJSON(&snap)
+			connectedAfter = time.Since(killedAt)
+			ws.Close()
+			if err != nil || snap.Type != "snapshot" || snap.Data.ConnectionState != calls.Connected {
+				t.Fatalf("alice's first event on b: %+v, %v; want a snapshot, Connected", snap, err)
+			}
+			break
+		}
+		if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("alice's event stream on b after a died: %v %+v; want 503 until her lease lapses", err, resp)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("alice could not open her event stream on b within 15 s of a's death")
+		}
+	}
+
+	// B ended exactly A's live calls, 503/0, at the kill.
+	var recoveredAfter time.Duration
+	waitUntil(ctx, t, "b to end a's calls", func() (bool, error) {
+		var n int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM calls WHERE node = 'fo-a' AND end_time IS NULL`).Scan(&n)
+		recoveredAfter = time.Since(killedAt)
+		return n == 0, err
+	})
+	const slack = 500 * time.Millisecond // a late heartbeat on a loaded machine
+	earliest := killedAt.Add(-clusterHeartbeat - slack)
+	rows, err := conn.Query(ctx, `SELECT id, node, end_time, end_code, end_subcode FROM calls ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type ended struct {
+		node          string
+		at            *time.Time
+		code, subcode *int
+	}
+	got := map[string]ended{}
+	for rows.Next() {
+		var id string
+		var e ended
+		if err := rows.Scan(&id, &e.node, &e.at, &e.code, &e.subcode); err != nil {
+			t.Fatal(err)
+		}
+		got[id] = e
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(onA)+1 {
+		t.Fatalf("%d calls in Postgres, want %d", len(got), len(onA)+1)
+	}
+	var worst time.Duration
+	for _, id := range onA {
+		e := got[id]
+		if e.at == nil || e.code == nil || *e.code != 503 || e.subcode == nil || *e.subcode != 0 {
+			t.Errorf("a's call %s: %+v; want ended 503/0", id, e)
+			continue
+		}
+		if e.at.Before(lastAck) || e.at.Before(earliest) || e.at.After(killedAt) {
+			t.Errorf("a's call %s ended at %v: want between the last change (%v) and the kill (%v), no earlier than %v",
+				id, e.at, lastAck, killedAt, earliest)
+		}
+		worst = max(worst, killedAt.Sub(*e.at))
+	}
+	if e := got[onB]; e.at != nil || e.node != "fo-b" {
+		t.Errorf("b's call after a's death: %+v; want live, on fo-b", e)
+	}
+	// The history says so too, and B's call still answers.
+	status, body := get(t, "http://"+b.Addr+"/api/history/calls/"+onA[0], alice)
+	if status != http.StatusOK || !strings.Contains(string(body), `"code":503`) {
+		t.Errorf("history of a's call via b: %d %s", status, body)
+	}
+	status, raw, _ := sendTo(t, "http://"+b.Addr, "POST", "/api/calls/"+onB+"/hold", bob, "")
+	if status != http.StatusOK || !strings.Contains(raw, `"LocalHold"`) {
+		t.Errorf("hold b's call after a's death: %d %s", status, raw)
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	t.Logf("kill -9 of a: its agent Connected on b after %v; its %d calls ended by b within %v (polled), dated up to %v before the kill; load average %s",
+		connectedAfter.Round(time.Millisecond), len(onA), recoveredAfter.Round(time.Millisecond), worst.Round(time.Millisecond),
+		strings.TrimSpace(string(load)))
+}
+
+// sendTo makes a request with token at base and answers the status, the
+// body and the headers, checked against the OpenAPI description.
+func sendTo(t *testing.T, base, method, path, token, body string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := checkedClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw), resp.Header
+}
+
+// waitUntil polls cond every 20 ms until it holds, failing t after 15 s.
+func waitUntil(ctx context.Context, t *testing.T, what string, cond func() (bool, error)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	for {
+		ok, err := cond()
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s did not happen within 15 s", what)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
