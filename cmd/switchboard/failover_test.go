@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -200,5 +202,58 @@ func waitUntil(ctx context.Context, t *testing.T, what string, cond func() (bool
 			t.Fatalf("%s did not happen within 15 s", what)
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// TestClusterGracefulStop: a node stopped with SIGTERM ends its calls
+// itself (503/1) and releases its leases as it stops: its agent's event
+// stream opens on another node at once, without waiting for the lease to
+// expire, and no node ends its calls as a dead node's.
+func TestClusterGracefulStop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stops a real switchboard")
+	}
+	dbURL := freshSchema(t)
+	natsSrv := natstest.Start(t)
+	bin := buildSwitchboard(t)
+	a := &crashServer{t: t, bin: bin,
+		env: []string{"DATABASE_URL=" + dbURL, "SWITCHBOARD_STORE=", "SWITCHBOARD_ADMIN_KEY=" + testAdminKey},
+		args: []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--drain-grace", "0",
+			"--cluster", natsSrv.URL(), "--node-id", "gs-a"}}
+	a.start()
+	c := &testCluster{t: t, url: natsSrv.URL(), cfg: ClusterConfig{URL: natsSrv.URL(), ForwardTimeout: time.Second}}
+	b := c.startOn("gs-b", dbURL)
+	alice := mint(t, "alice", calls.RoleAgent)
+	id := startCall(t, a.base, alice)
+
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not stop within 30 s of SIGTERM:\n%s", a.log.tail())
+	}
+	if a.cmd.ProcessState.ExitCode() != 0 {
+		t.Fatalf("serve exited with %d:\n%s", a.cmd.ProcessState.ExitCode(), a.log.tail())
+	}
+	// Her lease was released: the first try opens her stream on b.
+	next, _ := openEvents(t, b.Addr, alice)
+	if ev, err := next(); err != nil || ev["type"] != "snapshot" {
+		t.Fatalf("alice's first event on b: %v, %v", ev, err)
+	}
+	status, body := get(t, "http://"+b.Addr+"/api/history/calls/"+id, alice)
+	var h calls.CallHistory
+	if status != http.StatusOK || json.Unmarshal(body, &h) != nil {
+		t.Fatalf("history of a's call via b: %d %s", status, body)
+	}
+	ends := 0
+	for _, e := range h.Timeline {
+		if e.Type == calls.EventCallEnded {
+			ends++
+		}
+	}
+	if r := h.Call.CallEndReason; r == nil || *r != calls.ReasonShutdown || ends != 1 {
+		t.Fatalf("history of a's call via b: ended %+v with %d callEnded events; want %+v by a's own stop, once", r, ends, calls.ReasonShutdown)
 	}
 }
