@@ -22,8 +22,8 @@ import (
 // killed with -9 while its agents have live calls. Node B (in this
 // process, on the same NATS and Postgres) ends exactly A's live calls with
 // 503/0, dated between A's last acknowledged change and the kill, and no
-// earlier than the kill less the heartbeat interval (with slack for a
-// loaded machine); B's own call is untouched and still answers; and A's
+// earlier than a second before the kill (the 500 ms heartbeat, with slack
+// for a loaded machine); B's own call is untouched and still answers; and A's
 // agent opens her event stream on B, Connected, once her lease lapses.
 // The times from the kill to the recovery and to Connected are logged,
 // not asserted (issue 14's target for Connected: under 5 s).
@@ -109,8 +109,10 @@ func TestClusterFailover(t *testing.T) {
 		recoveredAfter = time.Since(killedAt)
 		return n == 0, err
 	})
-	const slack = 500 * time.Millisecond // a late heartbeat on a loaded machine
-	earliest := killedAt.Add(-clusterHeartbeat - slack)
+	// The README's bound (the 500 ms heartbeat), with as much again for a
+	// late heartbeat on a loaded machine; a literal, so that a longer
+	// heartbeat fails here.
+	earliest := killedAt.Add(-time.Second)
 	rows, err := conn.Query(ctx, `SELECT id, node, end_time, end_code, end_subcode FROM calls ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
