@@ -259,3 +259,25 @@ func TestClusterGracefulStop(t *testing.T) {
 		t.Fatalf("history of a's call via b: ended %+v with %d callEnded events; want %+v by a's own stop, once", r, ends, calls.ReasonShutdown)
 	}
 }
+
+// TestClusterFenced: a node that cannot renew its node lease for a TTL
+// (NATS out of reach longer than that) may have been taken for dead: it
+// takes no new calls from then on (/readyz 503, draining), while its live
+// call goes on.
+func TestClusterFenced(t *testing.T) {
+	srv := natstest.Start(t)
+	c := &testCluster{t: t, url: srv.URL(), cfg: ClusterConfig{URL: srv.URL(), LeaseBucket: "leases", LeaseTTL: time.Second,
+		SubjectPrefix: "sb", ForwardTimeout: time.Second}}
+	a := c.start("a")
+	alice := mint(t, "alice", calls.RoleAgent)
+	id := startCall(t, "http://"+a.Addr, alice)
+	srv.Shutdown()
+	waitNotReady(t, "http://"+a.Addr)
+	status, body, _ := send(t, a, "POST", "/api/calls", alice, `{"participants":[{"id":"8:echo123"}]}`)
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, `"draining"`) {
+		t.Fatalf("a new call on a fenced node: %d %s; want 503 draining", status, body)
+	}
+	if status, body, _ := send(t, a, "POST", "/api/calls/"+id+"/hold", alice, ""); status != http.StatusOK || !strings.Contains(body, `"LocalHold"`) {
+		t.Fatalf("hold the live call on a fenced node: %d %s", status, body)
+	}
+}

@@ -382,12 +382,19 @@ func (n *Node) Close(ctx context.Context) error {
 	n.closed = true
 	n.mu.Unlock()
 	err := n.StopServing(ctx)
-	if lerr := n.leases.Close(ctx); lerr != nil {
+	// A release that takes longer than a TTL is moot (the lease expired
+	// by then): each is bounded, so that a node with NATS out of reach
+	// stops without waiting for JetStream's timeouts.
+	idCtx, cancel := context.WithTimeout(ctx, n.ttl)
+	defer cancel()
+	if lerr := n.leases.Close(idCtx); lerr != nil {
 		err = errors.Join(err, fmt.Errorf("cluster: release leases: %w", lerr))
 	}
 	n.stop()
 	n.wg.Wait()
-	if lerr := n.nodes.Close(ctx); lerr != nil {
+	nodeCtx, cancelNode := context.WithTimeout(ctx, n.ttl)
+	defer cancelNode()
+	if lerr := n.nodes.Close(nodeCtx); lerr != nil {
 		err = errors.Join(err, fmt.Errorf("cluster: release the node lease: %w", lerr))
 	}
 	n.nc.Close()
