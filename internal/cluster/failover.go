@@ -21,16 +21,34 @@ func nodeBucket(leaseBucket string) string { return leaseBucket + "_nodes" }
 // watchNodes follows the node leases of every node and recovers the calls
 // of each node whose lease expired. A released node lease (a node that
 // stopped gracefully, after ending its calls itself) is left alone.
+//
+// A dead node that comes back (restarted with the same id) ends its
+// earlier run's calls at its own start, before it takes its node lease
+// again; its new calls must stay live. So a recovery still running (the
+// store out of reach) is cancelled when the node's lease reappears.
 func (n *Node) watchNodes(changes <-chan lease.Change) {
 	defer n.wg.Done()
+	recovering := map[string]context.CancelFunc{}
+	defer func() {
+		for _, cancel := range recovering {
+			cancel()
+		}
+	}()
 	for c := range changes {
+		if c.Identity == n.cfg.Node {
+			continue // this node's own lease: Lost says when it is gone
+		}
+		if cancel, ok := recovering[c.Identity]; ok {
+			cancel() // a newer change: the node is back, or gone again
+			delete(recovering, c.Identity)
+		}
 		switch {
-		case c.Identity == n.cfg.Node:
-			// This node's own lease: Lost says when it is gone.
 		case c.Expired:
 			n.log.Warn("a node's lease expired: the node is taken for dead", "dead_node", c.Identity)
+			ctx, cancel := context.WithCancel(n.ctx)
+			recovering[c.Identity] = cancel
 			n.wg.Add(1)
-			go n.recover(c.Identity)
+			go n.recover(ctx, c.Identity)
 		case c.Node == "":
 			n.log.Info("a node left the cluster", "left_node", c.Identity)
 		default:
@@ -40,9 +58,9 @@ func (n *Node) watchNodes(changes <-chan lease.Change) {
 }
 
 // recover ends dead's live calls through Config.Recover, trying again
-// every lease TTL while the store cannot be reached, until it succeeds or
-// this node closes.
-func (n *Node) recover(dead string) {
+// every lease TTL while the store cannot be reached, until it succeeds,
+// dead is back (watchNodes cancels ctx), or this node closes.
+func (n *Node) recover(ctx context.Context, dead string) {
 	defer n.wg.Done()
 	if n.cfg.Recover == nil {
 		n.log.Warn("no store to end a dead node's calls in", "dead_node", dead)
@@ -50,20 +68,21 @@ func (n *Node) recover(dead string) {
 	}
 	for attempt := 1; ; attempt++ {
 		began := time.Now()
-		ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
-		ended, err := n.cfg.Recover.RecoverNode(ctx, dead)
+		attemptCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		ended, err := n.cfg.Recover.RecoverNode(attemptCtx, dead)
 		cancel()
 		if err == nil {
 			n.log.Warn("ended a dead node's live calls", "dead_node", dead, "calls", ended,
 				"took", time.Since(began).Round(time.Millisecond))
 			return
 		}
-		if n.ctx.Err() != nil {
+		if ctx.Err() != nil {
+			n.log.Info("stopped ending a dead node's calls: it is back, and its start ends them, or this node stops", "dead_node", dead)
 			return
 		}
 		n.log.Error("ending a dead node's calls failed; trying again", "dead_node", dead, "attempt", attempt, "err", err)
 		select {
-		case <-n.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-time.After(n.ttl):
 		}

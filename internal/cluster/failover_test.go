@@ -87,3 +87,47 @@ func TestFailover(t *testing.T) {
 		}
 	}
 }
+
+// stuck is a Recoverer whose store never answers: each call waits until
+// its context ends.
+type stuck struct {
+	asked     chan string
+	cancelled chan string
+}
+
+func (s *stuck) RecoverNode(ctx context.Context, node string) (int, error) {
+	s.asked <- node
+	<-ctx.Done()
+	s.cancelled <- node
+	return 0, ctx.Err()
+}
+
+// TestFailoverNodeBack: a recovery still trying (the store out of reach)
+// is given up when the dead node comes back with the same id, since its
+// own start ended its earlier run's calls and its new ones must stay live.
+func TestFailoverNodeBack(t *testing.T) {
+	c := newTestCluster(t)
+	s := &stuck{asked: make(chan string, 10), cancelled: make(chan string, 10)}
+	c.joinWith(t, Config{Node: "b", Recover: s})
+	a := c.joinWith(t, Config{Node: "a"})
+	a.nc.Close() // a dies
+	select {
+	case <-s.asked:
+	case <-time.After(15 * time.Second):
+		t.Fatal("b did not try to recover a within 15 s")
+	}
+	c.joinWith(t, Config{Node: "a"}) // a restarts
+	select {
+	case node := <-s.cancelled:
+		if node != "a" {
+			t.Fatalf("cancelled the recovery of %q, want a", node)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("b still recovers a 15 s after it came back")
+	}
+	// No further attempt, a lease TTL and more later.
+	time.Sleep(1500 * time.Millisecond)
+	if len(s.asked) != 0 {
+		t.Fatalf("b tried again to recover a after it came back")
+	}
+}
