@@ -27,8 +27,10 @@
 // another node's node lease expires (it was killed, or lost NATS for a
 // whole TTL), each surviving node calls Config.Recover (the store's
 // RecoverNode, idempotent: several survivors racing end each call once),
-// retrying while the store is out of reach; a released node lease (a
-// graceful stop, whose calls were ended by their node) is left alone.
+// retrying while the store is out of reach, until the node's lease
+// reappears (it restarted, and its start ended its calls, or it was
+// fenced and still runs them); a released node lease (a graceful stop,
+// whose calls were ended by their node) is left alone.
 // The dead node's identity leases lapse within the same TTL, and its
 // agents' next requests, on any node, acquire them there. A node that
 // died before any running node saw its lease is not recovered here: its

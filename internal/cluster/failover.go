@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/cluster/lease"
@@ -24,7 +25,8 @@ func nodeBucket(leaseBucket string) string { return leaseBucket + "_nodes" }
 //
 // A dead node that comes back (restarted with the same id) ends its
 // earlier run's calls at its own start, before it takes its node lease
-// again; its new calls must stay live. So a recovery still running (the
+// again, and its new calls must stay live; a fenced node that takes its
+// lease again still runs its calls. So a recovery still running (the
 // store out of reach) is cancelled when the node's lease reappears.
 func (n *Node) watchNodes(changes <-chan lease.Change) {
 	defer n.wg.Done()
@@ -72,7 +74,11 @@ func (n *Node) recover(ctx context.Context, dead string) {
 		ended, err := n.cfg.Recover.RecoverNode(attemptCtx, dead)
 		cancel()
 		if err == nil {
-			n.log.Warn("ended a dead node's live calls", "dead_node", dead, "calls", ended,
+			level := slog.LevelWarn
+			if ended == 0 {
+				level = slog.LevelInfo // another survivor ended them, or there were none
+			}
+			n.log.Log(ctx, level, "ended a dead node's live calls", "dead_node", dead, "calls", ended,
 				"took", time.Since(began).Round(time.Millisecond))
 			return
 		}
