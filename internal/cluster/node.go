@@ -53,7 +53,13 @@ type Config struct {
 	// ReconnectWait is the first wait before reconnecting to NATS; it
 	// doubles up to 5 s (250 ms when 0).
 	ReconnectWait time.Duration
-	Logger        *slog.Logger
+	// Recover ends a dead node's live calls (see the package doc,
+	// "Failover"); nil: a dead node is only logged.
+	Recover Recoverer
+	// OnFenced is called once when this node's own node lease is lost
+	// while it runs (see the package doc); nil: only logged.
+	OnFenced func()
+	Logger   *slog.Logger
 }
 
 // ErrInvalid is answered for a bad Config.
@@ -101,11 +107,14 @@ type Node struct {
 	log    *slog.Logger
 	nc     *nats.Conn
 	leases *lease.Leases
+	nodes  *lease.Leases // this node's node lease, and the watch of every node's
 	owners *ownerCache
+	ttl    time.Duration
+	fenced sync.Once
 
-	stop context.CancelFunc // ends the lost-lease logger and served requests
+	stop context.CancelFunc // ends the lost-lease logger, the node watch, recoveries and served requests
 	ctx  context.Context
-	wg   sync.WaitGroup // the lost-lease logger
+	wg   sync.WaitGroup // the lost-lease logger, the node watch, recoveries, the fence watch
 
 	served sync.WaitGroup // the forwarded requests being served
 
@@ -176,7 +185,28 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 		nc.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	fail := func(err error) (*Node, error) {
+		_ = leases.Close(context.Background())
+		nc.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	nodes, err := lease.New(ctx, js, lease.Config{Bucket: nodeBucket(cfg.LeaseBucket), Node: cfg.Node, TTL: cfg.LeaseTTL, Logger: cfg.Logger})
+	if err != nil {
+		return fail(err)
+	}
+	// This node's lease on its own id; a process that restarts with the
+	// same id takes over its earlier run's.
+	if err := nodes.Acquire(ctx, cfg.Node); err != nil {
+		_ = nodes.Close(context.Background())
+		return fail(fmt.Errorf("take the node lease: %w", err))
+	}
 	runCtx, stop := context.WithCancel(context.Background())
+	changes, err := nodes.Watch(runCtx)
+	if err != nil {
+		stop()
+		_ = nodes.Close(context.Background())
+		return fail(fmt.Errorf("watch the node leases: %w", err))
+	}
 	ttl := cfg.LeaseTTL
 	if ttl == 0 {
 		ttl = lease.DefaultTTL
@@ -185,11 +215,14 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.OwnerCacheFor = ttl / 3
 	}
 	owners := &ownerCache{ttl: cfg.OwnerCacheFor, entries: map[string]cachedOwner{}, now: time.Now}
-	n := &Node{cfg: cfg, log: log, nc: nc, leases: leases, owners: owners, ctx: runCtx, stop: stop,
-		slots: make(chan struct{}, cfg.MaxInFlight)}
-	n.wg.Add(1)
+	n := &Node{cfg: cfg, log: log, nc: nc, leases: leases, nodes: nodes, owners: owners, ttl: ttl,
+		ctx: runCtx, stop: stop, slots: make(chan struct{}, cfg.MaxInFlight)}
+	n.wg.Add(3)
 	go n.logLost()
-	log.Info("joined the cluster", "nats", nc.ConnectedUrlRedacted(), "lease_bucket", cfg.LeaseBucket)
+	go n.watchNodes(changes)
+	go n.watchFenced()
+	log.Info("joined the cluster", "nats", nc.ConnectedUrlRedacted(), "lease_bucket", cfg.LeaseBucket,
+		"node_bucket", nodeBucket(cfg.LeaseBucket))
 	return n, nil
 }
 
@@ -337,8 +370,9 @@ func (n *Node) StopServing(ctx context.Context) error {
 }
 
 // Close stops serving, releases every lease (the identities are free for
-// other nodes at once) and closes the NATS connection. Calling it again
-// does nothing.
+// other nodes at once), then the node lease (a release, not an expiry: no
+// other node recovers this node's calls, which its caller ended) and
+// closes the NATS connection. Calling it again does nothing.
 func (n *Node) Close(ctx context.Context) error {
 	n.mu.Lock()
 	if n.closed {
@@ -348,11 +382,21 @@ func (n *Node) Close(ctx context.Context) error {
 	n.closed = true
 	n.mu.Unlock()
 	err := n.StopServing(ctx)
-	if lerr := n.leases.Close(ctx); lerr != nil {
+	// A release that takes longer than a TTL is moot (the lease expired
+	// by then): each is bounded, so that a node with NATS out of reach
+	// stops without waiting for JetStream's timeouts.
+	idCtx, cancel := context.WithTimeout(ctx, n.ttl)
+	defer cancel()
+	if lerr := n.leases.Close(idCtx); lerr != nil {
 		err = errors.Join(err, fmt.Errorf("cluster: release leases: %w", lerr))
 	}
 	n.stop()
 	n.wg.Wait()
+	nodeCtx, cancelNode := context.WithTimeout(ctx, n.ttl)
+	defer cancelNode()
+	if lerr := n.nodes.Close(nodeCtx); lerr != nil {
+		err = errors.Join(err, fmt.Errorf("cluster: release the node lease: %w", lerr))
+	}
 	n.nc.Close()
 	n.log.Info("left the cluster")
 	return err
