@@ -89,7 +89,7 @@ func (m *Main) joinCluster(ctx context.Context) error {
 	node, err := cluster.Join(ctx, cluster.Config{
 		URL: c.URL, Node: c.NodeID, Secret: clusterSecret(m.Config.AdminKey),
 		LeaseBucket: c.LeaseBucket, LeaseTTL: c.LeaseTTL, SubjectPrefix: c.SubjectPrefix,
-		ForwardTimeout: c.ForwardTimeout, Recover: recoverer, OnFenced: m.fenced, Logger: m.Logger,
+		ForwardTimeout: c.ForwardTimeout, Recover: recoverer, AliveWithin: 3 * clusterHeartbeat, OnFenced: m.fenced, Logger: m.Logger,
 	})
 	if err != nil {
 		return fmt.Errorf("join the cluster: %w", err)

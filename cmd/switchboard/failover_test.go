@@ -299,3 +299,52 @@ func TestClusterFenced(t *testing.T) {
 		t.Fatalf("hold the live call on a fenced node: %d %s", status, body)
 	}
 }
+
+// TestClusterNATSOutage: NATS goes away for several lease TTLs and comes
+// back, while Postgres stays up. Every node's leases lapse, but each node
+// keeps writing its heartbeat in Postgres, so no node takes another for
+// dead: no call is ended, no node is fenced, and the live calls answer
+// through any node once NATS is back.
+func TestClusterNATSOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("NATS out for several lease TTLs")
+	}
+	dbURL := freshSchema(t)
+	natsSrv := natstest.Start(t)
+	c := &testCluster{t: t, url: natsSrv.URL(), cfg: ClusterConfig{URL: natsSrv.URL(), LeaseBucket: "leases", LeaseTTL: time.Second,
+		SubjectPrefix: "sb", ForwardTimeout: time.Second}}
+	a, b := c.startOn("out-a", dbURL), c.startOn("out-b", dbURL)
+	alice, bob := mint(t, "alice", calls.RoleAgent), mint(t, "bob", calls.RoleAgent)
+	onA, onB := startCall(t, "http://"+a.Addr, alice), startCall(t, "http://"+b.Addr, bob)
+
+	natsSrv.Shutdown()
+	time.Sleep(4 * time.Second) // four TTLs: every lease has lapsed
+	natsSrv.Restart()
+	time.Sleep(3 * time.Second) // three TTLs more: time to take anyone for dead
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var ended int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM calls WHERE end_time IS NOT NULL`).Scan(&ended); err != nil {
+		t.Fatal(err)
+	}
+	if ended != 0 {
+		t.Fatalf("%d calls ended during a NATS outage, want 0", ended)
+	}
+	for _, m := range []*Main{a, b} {
+		if m.switchboard.Draining() {
+			t.Errorf("node %s is fenced (draining) after a NATS outage", m.Config.Cluster.NodeID)
+		}
+	}
+	for _, tc := range []struct{ token, id string }{{alice, onA}, {bob, onB}} {
+		waitUntil(ctx, t, "the call to answer hold through either node", func() (bool, error) {
+			status, body, _ := sendTo(t, "http://"+b.Addr, "POST", "/api/calls/"+tc.id+"/hold", tc.token, "")
+			return status == http.StatusOK && strings.Contains(body, `"LocalHold"`), nil
+		})
+	}
+}

@@ -11,9 +11,24 @@ import (
 
 // Recoverer ends the live calls a dead node left in the shared history
 // (the store's RecoverNode). It must be idempotent: every surviving node
-// calls it for the same dead node.
+// calls it for the same dead node. NodeAlive answers when a node last
+// wrote its heartbeat in the shared history (zero: never): a second sign
+// of life, apart from NATS, so that a NATS outage is not taken for a
+// node's death.
 type Recoverer interface {
 	RecoverNode(ctx context.Context, node string) (int, error)
+	NodeAlive(ctx context.Context, node string) (time.Time, error)
+}
+
+// heartbeatFresh reports whether node's heartbeat in the shared history is
+// younger than Config.AliveWithin: the node is alive, whatever NATS says.
+// An error (the store out of reach, a node that never wrote one) is not
+// fresh.
+func (n *Node) heartbeatFresh(ctx context.Context, node string) bool {
+	ctx, cancel := context.WithTimeout(ctx, n.ttl)
+	defer cancel()
+	at, err := n.cfg.Recover.NodeAlive(ctx, node)
+	return err == nil && !at.IsZero() && time.Since(at) < n.cfg.AliveWithin
 }
 
 // nodeBucket is the bucket of node leases beside the identity leases'.
@@ -68,7 +83,23 @@ func (n *Node) recover(ctx context.Context, dead string) {
 		n.log.Warn("no store to end a dead node's calls in", "dead_node", dead)
 		return
 	}
-	for attempt := 1; ; attempt++ {
+	for attempt, waited := 1, false; ; attempt++ {
+		if n.heartbeatFresh(ctx, dead) {
+			// Its lease lapsed but it still writes its heartbeat: it is cut
+			// off from NATS (or NATS restarted), not dead. Its calls are
+			// live; look again until it is back or its heartbeat stops.
+			if !waited {
+				n.log.Warn("a node's lease expired but its heartbeat is fresh: taken for alive, cut off from NATS; its calls are left alone",
+					"node", dead, "alive_within", n.cfg.AliveWithin)
+				waited = true
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(n.cfg.AliveWithin / 2):
+			}
+			continue
+		}
 		began := time.Now()
 		attemptCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		ended, err := n.cfg.Recover.RecoverNode(attemptCtx, dead)
@@ -108,9 +139,15 @@ func (n *Node) watchFenced() {
 			return
 		case <-n.nodes.Lost():
 		}
-		n.log.Error("this node's lease expired: the other nodes take it for dead and may have ended its calls (503) in the history; it takes no new calls from now on and should be restarted")
-		if n.cfg.OnFenced != nil {
-			n.fenced.Do(n.cfg.OnFenced)
+		if n.cfg.Recover != nil && n.heartbeatFresh(n.ctx, n.cfg.Node) {
+			// The others leave a node with a fresh heartbeat alone
+			// (recover): NATS was out, this node goes on as it was.
+			n.log.Warn("this node's lease expired (NATS out of reach?) but its heartbeat is fresh, so no node ends its calls: taking the lease again")
+		} else {
+			n.log.Error("this node's lease expired: the other nodes take it for dead and may have ended its calls (503) in the history; it takes no new calls from now on and should be restarted")
+			if n.cfg.OnFenced != nil {
+				n.fenced.Do(n.cfg.OnFenced)
+			}
 		}
 		for {
 			ctx, cancel := context.WithTimeout(n.ctx, n.ttl)

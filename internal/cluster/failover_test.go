@@ -8,13 +8,33 @@ import (
 )
 
 // recorder is a Recoverer that notes the nodes it was asked to recover.
+// Its heartbeats are those alive marks: a node in it has a fresh
+// heartbeat, as one cut off from NATS but not from Postgres does.
 type recorder struct {
 	mu    sync.Mutex
 	nodes []string
 	asked chan string
+	alive map[string]bool
 }
 
-func newRecorder() *recorder { return &recorder{asked: make(chan string, 10)} }
+func newRecorder() *recorder {
+	return &recorder{asked: make(chan string, 10), alive: map[string]bool{}}
+}
+
+func (r *recorder) NodeAlive(_ context.Context, node string) (time.Time, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.alive[node] {
+		return time.Now(), nil
+	}
+	return time.Time{}, nil
+}
+
+func (r *recorder) setAlive(node string, alive bool) {
+	r.mu.Lock()
+	r.alive[node] = alive
+	r.mu.Unlock()
+}
 
 func (r *recorder) RecoverNode(_ context.Context, node string) (int, error) {
 	r.mu.Lock()
@@ -95,6 +115,8 @@ type stuck struct {
 	cancelled chan string
 }
 
+func (s *stuck) NodeAlive(context.Context, string) (time.Time, error) { return time.Time{}, nil }
+
 func (s *stuck) RecoverNode(ctx context.Context, node string) (int, error) {
 	s.asked <- node
 	<-ctx.Done()
@@ -129,5 +151,36 @@ func TestFailoverNodeBack(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	if len(s.asked) != 0 {
 		t.Fatalf("b tried again to recover a after it came back")
+	}
+}
+
+// TestFailoverHeartbeatFresh: a node cut off from NATS whose heartbeat in
+// the shared history stays fresh (NATS out, Postgres up) is not taken for
+// dead: no survivor ends its calls and it is not fenced. Once its
+// heartbeat stops too, the survivors end its calls.
+func TestFailoverHeartbeatFresh(t *testing.T) {
+	c := newTestCluster(t)
+	rec := newRecorder()
+	rec.setAlive("a", true)
+	fenced := make(chan struct{}, 1)
+	c.joinWith(t, Config{Node: "b", Recover: rec})
+	a := c.joinWith(t, Config{Node: "a", Recover: rec, OnFenced: func() { fenced <- struct{}{} }})
+	a.nc.Close()
+	// Three lease TTLs (1 s in these tests): the lease lapsed long ago.
+	select {
+	case node := <-rec.asked:
+		t.Fatalf("%s was recovered while its heartbeat was fresh", node)
+	case <-fenced:
+		t.Fatal("a was fenced while its heartbeat was fresh")
+	case <-time.After(3 * time.Second):
+	}
+	rec.setAlive("a", false)
+	select {
+	case node := <-rec.asked:
+		if node != "a" {
+			t.Fatalf("recovered %q, want a", node)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("a was not recovered within 15 s of its heartbeat stopping")
 	}
 }

@@ -23,6 +23,9 @@ const (
 	DefaultForwardTimeout = 5 * time.Second
 	// DefaultMaxInFlight bounds the forwarded requests a node runs at once.
 	DefaultMaxInFlight = 256
+	// DefaultAliveWithin is Config.AliveWithin's default: three of the
+	// heartbeats a cluster node's store writes every 500 ms.
+	DefaultAliveWithin = 1500 * time.Millisecond
 )
 
 // Config is how a node joins the cluster.
@@ -56,6 +59,12 @@ type Config struct {
 	// Recover ends a dead node's live calls (see the package doc,
 	// "Failover"); nil: a dead node is only logged.
 	Recover Recoverer
+	// AliveWithin is how young a node's heartbeat in the shared history
+	// must be for the node to count as alive although its node lease
+	// lapsed (DefaultAliveWithin when 0). It must exceed the store's
+	// heartbeat interval, a write's latency and the nodes' clock skew (the
+	// heartbeat carries its writer's clock).
+	AliveWithin time.Duration
 	// OnFenced is called once when this node's own node lease is lost
 	// while it runs (see the package doc); nil: only logged.
 	OnFenced func()
@@ -146,6 +155,9 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
+	if cfg.AliveWithin <= 0 {
+		cfg.AliveWithin = DefaultAliveWithin
+	}
 	if cfg.ReconnectWait <= 0 {
 		cfg.ReconnectWait = 250 * time.Millisecond
 	}
@@ -218,7 +230,7 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: log, nc: nc, leases: leases, nodes: nodes, owners: owners, ttl: ttl,
 		ctx: runCtx, stop: stop, slots: make(chan struct{}, cfg.MaxInFlight)}
 	n.wg.Add(3)
-	go n.logLost()
+	go n.reclaimLost()
 	go n.watchNodes(changes)
 	go n.watchFenced()
 	log.Info("joined the cluster", "nats", nc.ConnectedUrlRedacted(), "lease_bucket", cfg.LeaseBucket,
@@ -325,17 +337,45 @@ func (c *ownerCache) forget(identity string) {
 // maxCachedOwners bounds the owner cache.
 const maxCachedOwners = 100_000
 
-// logLost logs each lease this node lost (another node took it, or it
-// expired while NATS was out of reach). Phase 1 only says so: the calls of
-// a lost identity stay here until they end.
-func (n *Node) logLost() {
+// reclaimLost takes back the identity leases this node lost while no
+// other node took them: a lease expires when its renewals fail for a TTL,
+// as they all do while NATS is out of reach or restarting, and this node
+// still holds those identities' calls. Each lost identity is tried again
+// every third of the TTL until this node holds it again, or another node
+// does (its next requests then go there; the calls it had here stay here
+// until they end).
+func (n *Node) reclaimLost() {
 	defer n.wg.Done()
+	lost := map[string]bool{}
+	tick := time.NewTicker(n.ttl / 3)
+	defer tick.Stop()
 	for {
 		select {
 		case id := <-n.leases.Lost():
-			n.log.Warn("lost the lease on an identity; its next requests go to its new owner", "identity", id)
+			if !lost[id] {
+				n.log.Warn("lost the lease on an identity; taking it back unless another node took it", "identity", id)
+			}
+			lost[id] = true
+			continue
+		case <-tick.C:
 		case <-n.ctx.Done():
 			return
+		}
+		for id := range lost {
+			ctx, cancel := context.WithTimeout(n.ctx, n.ttl)
+			err := n.leases.Acquire(ctx, id)
+			cancel()
+			var held *lease.HeldError
+			switch {
+			case err == nil:
+				n.log.Info("took back the lease on an identity", "identity", id)
+				delete(lost, id)
+			case errors.As(err, &held):
+				n.log.Warn("another node took the lease on an identity; its next requests go there", "identity", id, "owner", held.Node)
+				delete(lost, id)
+			case n.ctx.Err() != nil || errors.Is(err, lease.ErrClosed):
+				return
+			}
 		}
 	}
 }
