@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/api"
 	"github.com/switchboard/switchboard/internal/cluster"
+	"github.com/switchboard/switchboard/internal/store"
 )
 
 // ClusterConfig is the cluster's part of serve's configuration; without a
@@ -79,10 +80,16 @@ func (m *Main) joinCluster(ctx context.Context) error {
 	if m.Config.DatabaseURL == "" && m.Store == nil {
 		m.Logger.Warn("a cluster's nodes should share one Postgres (DATABASE_URL): this node keeps its own call history")
 	}
+	var recoverer cluster.Recoverer
+	if pg, ok := m.store.(*store.Postgres); ok {
+		recoverer = pg
+	} else {
+		m.Logger.Warn("without a shared Postgres, a dead node's calls are not ended by the others")
+	}
 	node, err := cluster.Join(ctx, cluster.Config{
 		URL: c.URL, Node: c.NodeID, Secret: clusterSecret(m.Config.AdminKey),
 		LeaseBucket: c.LeaseBucket, LeaseTTL: c.LeaseTTL, SubjectPrefix: c.SubjectPrefix,
-		ForwardTimeout: c.ForwardTimeout, Logger: m.Logger,
+		ForwardTimeout: c.ForwardTimeout, Recover: recoverer, AliveWithin: 3 * clusterHeartbeat, OnFenced: m.fenced, Logger: m.Logger,
 	})
 	if err != nil {
 		return fmt.Errorf("join the cluster: %w", err)
@@ -90,6 +97,23 @@ func (m *Main) joinCluster(ctx context.Context) error {
 	m.cluster = node
 	return nil
 }
+
+// fenced is called when this node's own node lease was lost while it ran:
+// the other nodes may have ended its calls in the history. It takes no new
+// calls from then on (as in a drain; /readyz answers 503, so a load
+// balancer sends new work elsewhere), and its live calls go on until they
+// end. A restart brings it back.
+func (m *Main) fenced() {
+	n, _ := m.switchboard.Drain()
+	m.Logger.Error("fenced: this node's lease expired, so the cluster takes it for dead; it takes no new calls until restarted", "calls", n)
+}
+
+// clusterHeartbeat is how often a cluster node's store writes its
+// heartbeat. A survivor dates a dead node's calls by the later of that
+// heartbeat and each call's last event (store.RecoverNode), so the recorded
+// end is at most this long (plus one write's latency) before the kill. It
+// costs each node two one-row UPDATEs a second.
+const clusterHeartbeat = 500 * time.Millisecond
 
 // forwarder is the API's Forwarder on the cluster, or nil without one.
 func (m *Main) forwarder() api.Forwarder {

@@ -43,8 +43,10 @@ func newTestCluster(t *testing.T) *testCluster {
 		_, js := natstest.Connect(t, url)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := js.DeleteKeyValue(ctx, c.cfg.LeaseBucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
-			t.Errorf("delete bucket: %v", err)
+		for _, b := range []string{c.cfg.LeaseBucket, c.cfg.LeaseBucket + "_nodes"} {
+			if err := js.DeleteKeyValue(ctx, b); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+				t.Errorf("delete bucket %s: %v", b, err)
+			}
 		}
 	})
 	deleteEventStream(t, url, c.cfg.SubjectPrefix)
@@ -86,18 +88,7 @@ func (c *testCluster) startOn(id, databaseURL string) *Main {
 // description.
 func send(t *testing.T, m *Main, method, path, token, body string) (int, string, http.Header) {
 	t.Helper()
-	req, _ := http.NewRequest(method, "http://"+m.Addr+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := checkedClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(raw), resp.Header
+	return sendTo(t, "http://"+m.Addr, method, path, token, body)
 }
 
 // TestClusterForwards: alice's requests reaching nodes B and C are

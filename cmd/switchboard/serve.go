@@ -416,7 +416,11 @@ func (m *Main) openPostgres(ctx context.Context) (*store.Postgres, error) {
 	}
 	wait := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		pg, err := store.OpenPostgres(ctx, m.Config.DatabaseURL, store.PostgresOptions{Node: m.Config.Cluster.NodeID, SpoolDir: spool, Logger: m.Logger})
+		opts := store.PostgresOptions{Node: m.Config.Cluster.NodeID, SpoolDir: spool, Logger: m.Logger}
+		if m.Config.Cluster.On() {
+			opts.HeartbeatInterval = clusterHeartbeat
+		}
+		pg, err := store.OpenPostgres(ctx, m.Config.DatabaseURL, opts)
 		if err == nil {
 			return pg, nil
 		}

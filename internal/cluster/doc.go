@@ -21,7 +21,30 @@
 // with a refusal, never running it. There is no replay protection beyond
 // NATS itself.
 //
+// Failover. Each node also holds a node lease on its own id, in a second
+// bucket (LeaseBucket + "_nodes", so that watching the nodes does not mean
+// watching every identity), and every node watches that bucket. When
+// another node's node lease expires (it was killed, or lost NATS for a
+// whole TTL), each surviving node calls Config.Recover (the store's
+// RecoverNode, idempotent: several survivors racing end each call once),
+// retrying while the store is out of reach, until the node's lease
+// reappears (it restarted, and its start ended its calls, or it was
+// fenced and still runs them); a released node lease (a graceful stop,
+// whose calls were ended by their node) is left alone.
+// The dead node's identity leases lapse within the same TTL, and its
+// agents' next requests, on any node, acquire them there. A node that
+// died before any running node saw its lease is not recovered here: its
+// own next start ends its calls (RecoverCrashed).
+//
+// Fencing. A node whose own node lease is lost while it runs (a partition
+// from NATS or a stall longer than the TTL) may have been taken for dead:
+// its calls may already be ended in the history. It logs an error, calls
+// Config.OnFenced once (serve drains: no new calls, /readyz 503) and takes
+// its node lease again so that it is not recovered twice. Its live calls go
+// on until they end; it should be restarted. A NATS outage longer than the
+// TTL fences every node alike.
+//
 // It must not: know HTTP routes or the domain's rules (the Handler does),
-// decide which identity a request belongs to (the API does), or recover a
-// dead node's calls (a later phase).
+// decide which identity a request belongs to (the API does), or decide
+// how a dead node's calls end (Recover does).
 package cluster

@@ -23,6 +23,9 @@ const (
 	DefaultForwardTimeout = 5 * time.Second
 	// DefaultMaxInFlight bounds the forwarded requests a node runs at once.
 	DefaultMaxInFlight = 256
+	// DefaultAliveWithin is Config.AliveWithin's default: three of the
+	// heartbeats a cluster node's store writes every 500 ms.
+	DefaultAliveWithin = 1500 * time.Millisecond
 )
 
 // Config is how a node joins the cluster.
@@ -53,7 +56,19 @@ type Config struct {
 	// ReconnectWait is the first wait before reconnecting to NATS; it
 	// doubles up to 5 s (250 ms when 0).
 	ReconnectWait time.Duration
-	Logger        *slog.Logger
+	// Recover ends a dead node's live calls (see the package doc,
+	// "Failover"); nil: a dead node is only logged.
+	Recover Recoverer
+	// AliveWithin is how young a node's heartbeat in the shared history
+	// must be for the node to count as alive although its node lease
+	// lapsed (DefaultAliveWithin when 0). It must exceed the store's
+	// heartbeat interval, a write's latency and the nodes' clock skew (the
+	// heartbeat carries its writer's clock).
+	AliveWithin time.Duration
+	// OnFenced is called once when this node's own node lease is lost
+	// while it runs (see the package doc); nil: only logged.
+	OnFenced func()
+	Logger   *slog.Logger
 }
 
 // ErrInvalid is answered for a bad Config.
@@ -101,11 +116,14 @@ type Node struct {
 	log    *slog.Logger
 	nc     *nats.Conn
 	leases *lease.Leases
+	nodes  *lease.Leases // this node's node lease, and the watch of every node's
 	owners *ownerCache
+	ttl    time.Duration
+	fenced sync.Once
 
-	stop context.CancelFunc // ends the lost-lease logger and served requests
+	stop context.CancelFunc // ends the lost-lease logger, the node watch, recoveries and served requests
 	ctx  context.Context
-	wg   sync.WaitGroup // the lost-lease logger
+	wg   sync.WaitGroup // the lost-lease logger, the node watch, recoveries, the fence watch
 
 	served sync.WaitGroup // the forwarded requests being served
 
@@ -136,6 +154,9 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.AliveWithin <= 0 {
+		cfg.AliveWithin = DefaultAliveWithin
 	}
 	if cfg.ReconnectWait <= 0 {
 		cfg.ReconnectWait = 250 * time.Millisecond
@@ -176,7 +197,28 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 		nc.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	fail := func(err error) (*Node, error) {
+		_ = leases.Close(context.Background())
+		nc.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	nodes, err := lease.New(ctx, js, lease.Config{Bucket: nodeBucket(cfg.LeaseBucket), Node: cfg.Node, TTL: cfg.LeaseTTL, Logger: cfg.Logger})
+	if err != nil {
+		return fail(err)
+	}
+	// This node's lease on its own id; a process that restarts with the
+	// same id takes over its earlier run's.
+	if err := nodes.Acquire(ctx, cfg.Node); err != nil {
+		_ = nodes.Close(context.Background())
+		return fail(fmt.Errorf("take the node lease: %w", err))
+	}
 	runCtx, stop := context.WithCancel(context.Background())
+	changes, err := nodes.Watch(runCtx)
+	if err != nil {
+		stop()
+		_ = nodes.Close(context.Background())
+		return fail(fmt.Errorf("watch the node leases: %w", err))
+	}
 	ttl := cfg.LeaseTTL
 	if ttl == 0 {
 		ttl = lease.DefaultTTL
@@ -185,11 +227,14 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.OwnerCacheFor = ttl / 3
 	}
 	owners := &ownerCache{ttl: cfg.OwnerCacheFor, entries: map[string]cachedOwner{}, now: time.Now}
-	n := &Node{cfg: cfg, log: log, nc: nc, leases: leases, owners: owners, ctx: runCtx, stop: stop,
-		slots: make(chan struct{}, cfg.MaxInFlight)}
-	n.wg.Add(1)
-	go n.logLost()
-	log.Info("joined the cluster", "nats", nc.ConnectedUrlRedacted(), "lease_bucket", cfg.LeaseBucket)
+	n := &Node{cfg: cfg, log: log, nc: nc, leases: leases, nodes: nodes, owners: owners, ttl: ttl,
+		ctx: runCtx, stop: stop, slots: make(chan struct{}, cfg.MaxInFlight)}
+	n.wg.Add(3)
+	go n.reclaimLost()
+	go n.watchNodes(changes)
+	go n.watchFenced()
+	log.Info("joined the cluster", "nats", nc.ConnectedUrlRedacted(), "lease_bucket", cfg.LeaseBucket,
+		"node_bucket", nodeBucket(cfg.LeaseBucket))
 	return n, nil
 }
 
@@ -292,17 +337,45 @@ func (c *ownerCache) forget(identity string) {
 // maxCachedOwners bounds the owner cache.
 const maxCachedOwners = 100_000
 
-// logLost logs each lease this node lost (another node took it, or it
-// expired while NATS was out of reach). Phase 1 only says so: the calls of
-// a lost identity stay here until they end.
-func (n *Node) logLost() {
+// reclaimLost takes back the identity leases this node lost while no
+// other node took them: a lease expires when its renewals fail for a TTL,
+// as they all do while NATS is out of reach or restarting, and this node
+// still holds those identities' calls. Each lost identity is tried again
+// every third of the TTL until this node holds it again, or another node
+// does (its next requests then go there; the calls it had here stay here
+// until they end).
+func (n *Node) reclaimLost() {
 	defer n.wg.Done()
+	lost := map[string]bool{}
+	tick := time.NewTicker(n.ttl / 3)
+	defer tick.Stop()
 	for {
 		select {
 		case id := <-n.leases.Lost():
-			n.log.Warn("lost the lease on an identity; its next requests go to its new owner", "identity", id)
+			if !lost[id] {
+				n.log.Warn("lost the lease on an identity; taking it back unless another node took it", "identity", id)
+			}
+			lost[id] = true
+			continue
+		case <-tick.C:
 		case <-n.ctx.Done():
 			return
+		}
+		for id := range lost {
+			ctx, cancel := context.WithTimeout(n.ctx, n.ttl)
+			err := n.leases.Acquire(ctx, id)
+			cancel()
+			var held *lease.HeldError
+			switch {
+			case err == nil:
+				n.log.Info("took back the lease on an identity", "identity", id)
+				delete(lost, id)
+			case errors.As(err, &held):
+				n.log.Warn("another node took the lease on an identity; its next requests go there", "identity", id, "owner", held.Node)
+				delete(lost, id)
+			case n.ctx.Err() != nil || errors.Is(err, lease.ErrClosed):
+				return
+			}
 		}
 	}
 }
@@ -337,8 +410,9 @@ func (n *Node) StopServing(ctx context.Context) error {
 }
 
 // Close stops serving, releases every lease (the identities are free for
-// other nodes at once) and closes the NATS connection. Calling it again
-// does nothing.
+// other nodes at once), then the node lease (a release, not an expiry: no
+// other node recovers this node's calls, which its caller ended) and
+// closes the NATS connection. Calling it again does nothing.
 func (n *Node) Close(ctx context.Context) error {
 	n.mu.Lock()
 	if n.closed {
@@ -348,11 +422,21 @@ func (n *Node) Close(ctx context.Context) error {
 	n.closed = true
 	n.mu.Unlock()
 	err := n.StopServing(ctx)
-	if lerr := n.leases.Close(ctx); lerr != nil {
+	// A release that takes longer than a TTL is moot (the lease expired
+	// by then): each is bounded, so that a node with NATS out of reach
+	// stops without waiting for JetStream's timeouts.
+	idCtx, cancel := context.WithTimeout(ctx, n.ttl)
+	defer cancel()
+	if lerr := n.leases.Close(idCtx); lerr != nil {
 		err = errors.Join(err, fmt.Errorf("cluster: release leases: %w", lerr))
 	}
 	n.stop()
 	n.wg.Wait()
+	nodeCtx, cancelNode := context.WithTimeout(ctx, n.ttl)
+	defer cancelNode()
+	if lerr := n.nodes.Close(nodeCtx); lerr != nil {
+		err = errors.Join(err, fmt.Errorf("cluster: release the node lease: %w", lerr))
+	}
 	n.nc.Close()
 	n.log.Info("left the cluster")
 	return err

@@ -59,8 +59,10 @@ func newTestCluster(t *testing.T) testCluster {
 		_, js := natstest.Connect(t, url)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := js.DeleteKeyValue(ctx, c.bucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
-			t.Errorf("delete bucket: %v", err)
+		for _, b := range []string{c.bucket, nodeBucket(c.bucket)} {
+			if err := js.DeleteKeyValue(ctx, b); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+				t.Errorf("delete bucket %s: %v", b, err)
+			}
 		}
 	})
 	return c
@@ -68,11 +70,19 @@ func newTestCluster(t *testing.T) testCluster {
 
 func (c testCluster) join(t *testing.T, node string, secret string) *Node {
 	t.Helper()
+	return c.joinWith(t, Config{Node: node, Secret: []byte(secret)})
+}
+
+// joinWith joins with cfg, whose URL, bucket, prefix, TTL, forward timeout
+// and logger are the test cluster's.
+func (c testCluster) joinWith(t *testing.T, cfg Config) *Node {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	n, err := Join(ctx, Config{URL: c.url, Node: node, Secret: []byte(secret), LeaseBucket: c.bucket,
-		LeaseTTL: time.Second, SubjectPrefix: c.prefix, ForwardTimeout: 500 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg.URL, cfg.LeaseBucket, cfg.SubjectPrefix = c.url, c.bucket, c.prefix
+	cfg.LeaseTTL, cfg.ForwardTimeout = time.Second, 500*time.Millisecond
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	n, err := Join(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,350 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/cluster/natstest"
+)
+
+// TestClusterFailover: node A, a `serve --cluster` process of its own, is
+// killed with -9 while its agents have live calls. The survivors B and C
+// (in this process, on the same NATS and Postgres, racing each other) end
+// exactly A's live calls with 503/0, once each, dated between A's last
+// acknowledged change and the kill and no earlier than a second before the
+// kill (the 500 ms heartbeat, with slack for a loaded machine); B's own
+// call is untouched and still answers; and A's agent opens her event
+// stream on B, Connected, once her lease lapses. The times from the kill
+// to the recovery and to Connected are logged, not asserted (issue 14's
+// target for Connected: under 5 s).
+//
+// NATS is a server of the test's own: the child runs with the default
+// lease bucket and subjects, which a shared server's other users may have.
+func TestClusterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills a real switchboard")
+	}
+	dbURL := freshSchema(t)
+	natsSrv := natstest.Start(t)
+	bin := buildSwitchboard(t)
+
+	a := &crashServer{t: t, bin: bin,
+		env: []string{"DATABASE_URL=" + dbURL, "SWITCHBOARD_STORE=", "SWITCHBOARD_ADMIN_KEY=" + testAdminKey},
+		args: []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(),
+			"--cluster", natsSrv.URL(), "--node-id", "fo-a"}}
+	a.start()
+	c := &testCluster{t: t, url: natsSrv.URL(), cfg: ClusterConfig{URL: natsSrv.URL(), ForwardTimeout: time.Second}}
+	b := c.startOn("fo-b", dbURL)
+	c.startOn("fo-c", dbURL) // a second survivor, racing b to end a's calls
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+
+	// A's agents: alice with two calls (the first on hold), carol with one.
+	alice, carol, bob := mint(t, "alice", calls.RoleAgent), mint(t, "carol", calls.RoleAgent), mint(t, "bob", calls.RoleAgent)
+	var onA []string
+	owners := map[string]string{} // call id → its agent's token
+	for _, token := range []string{alice, alice, carol} {
+		id := startCall(t, a.base, token)
+		onA = append(onA, id)
+		owners[id] = token
+	}
+	lastAck := time.Now()
+	// B's agent: bob, with one call.
+	onB := startCall(t, "http://"+b.Addr, bob)
+
+	// Every call in Postgres, recorded with its node.
+	waitUntil(ctx, t, "the calls to reach Postgres", func() (bool, error) {
+		var n int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM calls WHERE end_time IS NULL AND node = ANY($1)`, []string{"fo-a", "fo-b"}).Scan(&n)
+		return n == len(onA)+1, err
+	})
+	// A quiet spell longer than the heartbeat bound, so that a call dated
+	// by its last event rather than by the heartbeat is caught.
+	time.Sleep(2 * time.Second)
+	killedAt := a.kill()
+
+	// A's agent reconnects to B: 503 wrong_node until her lease lapses.
+	var connectedAfter time.Duration
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ws, resp, err := websocket.DefaultDialer.Dial("ws://"+b.Addr+"/api/events", http.Header{"Authorization": {"Bearer " + alice}})
+		if err == nil {
+			var snap struct {
+				Type string
+				Data calls.Snapshot
+			}
+			_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+			err = ws.ReadJSON(&snap)
+			connectedAfter = time.Since(killedAt)
+			ws.Close()
+			if err != nil || snap.Type != "snapshot" || snap.Data.ConnectionState != calls.Connected {
+				t.Fatalf("alice's first event on b: %+v, %v; want a snapshot, Connected", snap, err)
+			}
+			break
+		}
+		if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("alice's event stream on b after a died: %v %+v; want 503 until her lease lapses", err, resp)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("alice could not open her event stream on b within 15 s of a's death")
+		}
+	}
+
+	// B ended exactly A's live calls, 503/0, at the kill.
+	var recoveredAfter time.Duration
+	waitUntil(ctx, t, "b to end a's calls", func() (bool, error) {
+		var n int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM calls WHERE node = 'fo-a' AND end_time IS NULL`).Scan(&n)
+		recoveredAfter = time.Since(killedAt)
+		return n == 0, err
+	})
+	// The README's bound (the 500 ms heartbeat), with as much again for a
+	// late heartbeat on a loaded machine; a literal, so that a longer
+	// heartbeat fails here.
+	earliest := killedAt.Add(-time.Second)
+	rows, err := conn.Query(ctx, `SELECT id, node, end_time, end_code, end_subcode FROM calls ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type ended struct {
+		node          string
+		at            *time.Time
+		code, subcode *int
+	}
+	got := map[string]ended{}
+	for rows.Next() {
+		var id string
+		var e ended
+		if err := rows.Scan(&id, &e.node, &e.at, &e.code, &e.subcode); err != nil {
+			t.Fatal(err)
+		}
+		got[id] = e
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(onA)+1 {
+		t.Fatalf("%d calls in Postgres, want %d", len(got), len(onA)+1)
+	}
+	var worst time.Duration
+	for _, id := range onA {
+		e := got[id]
+		if e.at == nil || e.code == nil || *e.code != 503 || e.subcode == nil || *e.subcode != 0 {
+			t.Errorf("a's call %s: %+v; want ended 503/0", id, e)
+			continue
+		}
+		if e.at.Before(lastAck) || e.at.Before(earliest) || e.at.After(killedAt) {
+			t.Errorf("a's call %s ended at %v: want between the last change (%v) and the kill (%v), no earlier than %v",
+				id, e.at, lastAck, killedAt, earliest)
+		}
+		worst = max(worst, killedAt.Sub(*e.at))
+	}
+	if e := got[onB]; e.at != nil || e.node != "fo-b" {
+		t.Errorf("b's call after a's death: %+v; want live, on fo-b", e)
+	}
+	// The history says so too, with one callEnded event however many
+	// survivors raced; and B's call still answers.
+	for _, id := range onA {
+		status, body := get(t, "http://"+b.Addr+"/api/history/calls/"+id, owners[id])
+		var h calls.CallHistory
+		if status != http.StatusOK || json.Unmarshal(body, &h) != nil {
+			t.Fatalf("history of a's call %s via b: %d %s", id, status, body)
+		}
+		ends := 0
+		for _, e := range h.Timeline {
+			if e.Type == calls.EventCallEnded {
+				ends++
+			}
+		}
+		if r := h.Call.CallEndReason; r == nil || *r != calls.ReasonSwitchboardDied || ends != 1 {
+			t.Errorf("history of a's call %s: ended %+v with %d callEnded events; want %+v, once", id, r, ends, calls.ReasonSwitchboardDied)
+		}
+	}
+	status, raw, _ := sendTo(t, "http://"+b.Addr, "POST", "/api/calls/"+onB+"/hold", bob, "")
+	if status != http.StatusOK || !strings.Contains(raw, `"LocalHold"`) {
+		t.Errorf("hold b's call after a's death: %d %s", status, raw)
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	t.Logf("kill -9 of a: its agent Connected on b after %v; its %d calls ended by the survivors within %v (polled), dated up to %v before the kill; load average %s",
+		connectedAfter.Round(time.Millisecond), len(onA), recoveredAfter.Round(time.Millisecond), worst.Round(time.Millisecond),
+		strings.TrimSpace(string(load)))
+}
+
+// sendTo makes a request with token at base and answers the status, the
+// body and the headers, checked against the OpenAPI description.
+func sendTo(t *testing.T, base, method, path, token, body string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := checkedClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw), resp.Header
+}
+
+// waitUntil polls cond every 20 ms until it holds, failing t after 15 s.
+func waitUntil(ctx context.Context, t *testing.T, what string, cond func() (bool, error)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	for {
+		ok, err := cond()
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s did not happen within 15 s", what)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// TestClusterGracefulStop: a node stopped with SIGTERM ends its calls
+// itself (503/1) and releases its leases as it stops: its agent's event
+// stream opens on another node at once, without waiting for the lease to
+// expire, and no node ends its calls as a dead node's.
+func TestClusterGracefulStop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stops a real switchboard")
+	}
+	dbURL := freshSchema(t)
+	natsSrv := natstest.Start(t)
+	bin := buildSwitchboard(t)
+	a := &crashServer{t: t, bin: bin,
+		env: []string{"DATABASE_URL=" + dbURL, "SWITCHBOARD_STORE=", "SWITCHBOARD_ADMIN_KEY=" + testAdminKey},
+		args: []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--drain-grace", "0",
+			"--cluster", natsSrv.URL(), "--node-id", "gs-a"}}
+	a.start()
+	c := &testCluster{t: t, url: natsSrv.URL(), cfg: ClusterConfig{URL: natsSrv.URL(), ForwardTimeout: time.Second}}
+	b := c.startOn("gs-b", dbURL)
+	alice := mint(t, "alice", calls.RoleAgent)
+	id := startCall(t, a.base, alice)
+
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not stop within 30 s of SIGTERM:\n%s", a.log.tail())
+	}
+	if a.cmd.ProcessState.ExitCode() != 0 {
+		t.Fatalf("serve exited with %d:\n%s", a.cmd.ProcessState.ExitCode(), a.log.tail())
+	}
+	// Her lease was released: the first try opens her stream on b.
+	next, _ := openEvents(t, b.Addr, alice)
+	if ev, err := next(); err != nil || ev["type"] != "snapshot" {
+		t.Fatalf("alice's first event on b: %v, %v", ev, err)
+	}
+	status, body := get(t, "http://"+b.Addr+"/api/history/calls/"+id, alice)
+	var h calls.CallHistory
+	if status != http.StatusOK || json.Unmarshal(body, &h) != nil {
+		t.Fatalf("history of a's call via b: %d %s", status, body)
+	}
+	ends := 0
+	for _, e := range h.Timeline {
+		if e.Type == calls.EventCallEnded {
+			ends++
+		}
+	}
+	if r := h.Call.CallEndReason; r == nil || *r != calls.ReasonShutdown || ends != 1 {
+		t.Fatalf("history of a's call via b: ended %+v with %d callEnded events; want %+v by a's own stop, once", r, ends, calls.ReasonShutdown)
+	}
+}
+
+// TestClusterFenced: a node that cannot renew its node lease for a TTL
+// (NATS out of reach longer than that) may have been taken for dead: it
+// takes no new calls from then on (/readyz 503, draining), while its live
+// call goes on.
+func TestClusterFenced(t *testing.T) {
+	srv := natstest.Start(t)
+	c := &testCluster{t: t, url: srv.URL(), cfg: ClusterConfig{URL: srv.URL(), LeaseBucket: "leases", LeaseTTL: time.Second,
+		SubjectPrefix: "sb", ForwardTimeout: time.Second}}
+	a := c.start("a")
+	alice := mint(t, "alice", calls.RoleAgent)
+	id := startCall(t, "http://"+a.Addr, alice)
+	srv.Shutdown()
+	waitNotReady(t, "http://"+a.Addr)
+	status, body, _ := send(t, a, "POST", "/api/calls", alice, `{"participants":[{"id":"8:echo123"}]}`)
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, `"draining"`) {
+		t.Fatalf("a new call on a fenced node: %d %s; want 503 draining", status, body)
+	}
+	if status, body, _ := send(t, a, "POST", "/api/calls/"+id+"/hold", alice, ""); status != http.StatusOK || !strings.Contains(body, `"LocalHold"`) {
+		t.Fatalf("hold the live call on a fenced node: %d %s", status, body)
+	}
+}
+
+// TestClusterNATSOutage: NATS goes away for several lease TTLs and comes
+// back, while Postgres stays up. Every node's leases lapse, but each node
+// keeps writing its heartbeat in Postgres, so no node takes another for
+// dead: no call is ended, no node is fenced, and the live calls answer
+// through any node once NATS is back.
+func TestClusterNATSOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("NATS out for several lease TTLs")
+	}
+	dbURL := freshSchema(t)
+	natsSrv := natstest.Start(t)
+	c := &testCluster{t: t, url: natsSrv.URL(), cfg: ClusterConfig{URL: natsSrv.URL(), LeaseBucket: "leases", LeaseTTL: time.Second,
+		SubjectPrefix: "sb", ForwardTimeout: time.Second}}
+	a, b := c.startOn("out-a", dbURL), c.startOn("out-b", dbURL)
+	alice, bob := mint(t, "alice", calls.RoleAgent), mint(t, "bob", calls.RoleAgent)
+	onA, onB := startCall(t, "http://"+a.Addr, alice), startCall(t, "http://"+b.Addr, bob)
+
+	natsSrv.Shutdown()
+	time.Sleep(4 * time.Second) // four TTLs: every lease has lapsed
+	natsSrv.Restart()
+	time.Sleep(3 * time.Second) // three TTLs more: time to take anyone for dead
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var ended int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM calls WHERE end_time IS NOT NULL`).Scan(&ended); err != nil {
+		t.Fatal(err)
+	}
+	if ended != 0 {
+		t.Fatalf("%d calls ended during a NATS outage, want 0", ended)
+	}
+	for _, m := range []*Main{a, b} {
+		if m.switchboard.Draining() {
+			t.Errorf("node %s is fenced (draining) after a NATS outage", m.Config.Cluster.NodeID)
+		}
+	}
+	for _, tc := range []struct{ token, id string }{{alice, onA}, {bob, onB}} {
+		waitUntil(ctx, t, "the call to answer hold through either node", func() (bool, error) {
+			status, body, _ := sendTo(t, "http://"+b.Addr, "POST", "/api/calls/"+tc.id+"/hold", tc.token, "")
+			return status == http.StatusOK && strings.Contains(body, `"LocalHold"`), nil
+		})
+	}
+}
