@@ -33,6 +33,7 @@ func BenchmarkForward(b *testing.B) {
 			b.Errorf("delete bucket: %v", err)
 		}
 	})
+	deleteEventStream(b, url, cfg.SubjectPrefix)
 	start := func(id string) *Main {
 		c := cfg
 		c.NodeID = id

@@ -49,6 +49,7 @@ func newTestCluster(t *testing.T) *testCluster {
 			}
 		}
 	})
+	deleteEventStream(t, url, c.cfg.SubjectPrefix)
 	return c
 }
 

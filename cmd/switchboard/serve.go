@@ -206,10 +206,11 @@ type Main struct {
 	ice       *iceDirectory
 	stopMixer context.CancelFunc
 	mixerDone chan error
-	sip       *sip.Server   // nil without --sip-addr
-	rtp       *rtp.Engine   // the phone calls' RTP legs; nil without --sip-addr
-	phones    *sip.Later    // the switchboard's phone network, with --sip-addr
-	cluster   *cluster.Node // nil without --cluster
+	sip       *sip.Server    // nil without --sip-addr
+	rtp       *rtp.Engine    // the phone calls' RTP legs; nil without --sip-addr
+	phones    *sip.Later     // the switchboard's phone network, with --sip-addr
+	cluster   *cluster.Node  // nil without --cluster
+	events    *clusterEvents // nil without --cluster
 	closed    bool
 }
 
@@ -274,6 +275,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.joinCluster(ctx); err != nil {
 		return err
 	}
+	if err := m.startClusterEvents(ctx); err != nil {
+		return err
+	}
 	m.api = api.New(api.Config{
 		Media:          m.attacher,
 		ICE:            m.ice,
@@ -295,6 +299,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Numbers:        numberRoutes(m.store),
 		Trunks:         m.trunkStatus(),
 		Forward:        m.forwarder(),
+		Peers:          m.peers(),
 	})
 	if err := m.serveForwarded(); err != nil {
 		return err
@@ -518,6 +523,9 @@ func (m *Main) Close(ctx context.Context) error {
 	}
 	if m.api != nil {
 		m.api.Close()
+	}
+	if err := m.stopClusterEvents(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if m.cluster != nil {
 		// After the calls ended: the identities are free for other nodes.

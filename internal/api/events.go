@@ -42,7 +42,16 @@ func (s *Server) events(c echo.Context) error {
 	}
 	cl := newClient(s.cfg.Hub, conn, bw.conn, sess, s.timings, log)
 
+	var remote []calls.Snapshot
+	letPeersIn := func() {}
+	if s.cfg.Peers != nil && cl.supervisor {
+		// The other nodes' events wait until the connection is subscribed.
+		remote, letPeersIn = s.cfg.Peers.Snapshots(c.Request().Context())
+	}
 	detach, err := s.cfg.Switchboard.Attach(c.Request().Context(), sess.Principal, func(snap calls.Snapshot) {
+		if len(remote) > 0 {
+			snap = mergeSnapshots(snap, remote)
+		}
 		resumed, err := s.cfg.Hub.subscribe(cl, resume, since, func() ([]byte, error) {
 			return encodeEvent(calls.Event{
 				Type: calls.EventSnapshot, At: time.Now(), AgentID: cl.agentID, Data: snap,
@@ -57,6 +66,7 @@ func (s *Server) events(c echo.Context) error {
 			log.Debug("event connection resumed", "since_seq", since, "replayed", resumed)
 		}
 	})
+	letPeersIn()
 	if err != nil {
 		code, msg := classify(err)
 		cl.finish(closeTryAgainLater, string(code)+": "+msg)

@@ -28,6 +28,7 @@ type Hub struct {
 	log       *slog.Logger
 	queueSize int
 	events    EventLog
+	relay     Relay // nil: events stay on this node
 	// locks serialize each stream's appends with the subscribes to it, so
 	// that a client subscribing gets every event exactly once: from the
 	// log or live. Streams share them by a hash of their names.
@@ -68,6 +69,34 @@ func NewHub(log *slog.Logger, queueSize int) *Hub {
 // hub takes events.
 func (h *Hub) SetEventLog(l EventLog) { h.events = l }
 
+// Relay carries this node's events to the other nodes of a cluster.
+type Relay interface {
+	// Relay takes an encoded event of identity (Publish's encoding,
+	// without a seq), supervised when supervisors see it. It must not
+	// block: Publish runs under the switchboard's lock.
+	Relay(identity string, supervised bool, body []byte)
+}
+
+// SetRelay sets where the hub hands every event it publishes, for other
+// nodes; call it before the hub takes events.
+func (h *Hub) SetRelay(r Relay) { h.relay = r }
+
+// DeliverRemote delivers an event another node published (see Relay): to
+// this node's supervisors when it is supervised. An identity's own stream
+// is not fed: its connections open on its owner only.
+func (h *Hub) DeliverRemote(identity string, supervised bool, body []byte) {
+	if supervised {
+		h.deliver(SupervisorStream, body)
+	}
+}
+
+// LostRemote closes the supervisors' connections with 1013: another
+// node's events were lost on their way here, and they start over from a
+// snapshot.
+func (h *Hub) LostRemote() {
+	h.closeStream(SupervisorStream, "events of another node were lost: reconnect")
+}
+
 // encodeEvent encodes ev as it goes on the wire, without its seq, which
 // each stream adds. It runs once per event: the result is shared by every
 // stream and connection that gets it and never changed.
@@ -93,6 +122,9 @@ func (h *Hub) Publish(ev calls.Event) {
 	h.deliver(AgentStream(ev.AgentID), body)
 	if ev.Supervised {
 		h.deliver(SupervisorStream, body)
+	}
+	if h.relay != nil {
+		h.relay.Relay(ev.AgentID, ev.Supervised, body)
 	}
 }
 

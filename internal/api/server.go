@@ -86,6 +86,10 @@ type Config struct {
 	// another node owns to that node (a cluster); nil runs every request
 	// here.
 	Forward Forwarder
+	// Peers, when set, adds the other nodes' calls and agents to every
+	// supervisor's snapshot (a cluster; see Hub.DeliverRemote for their
+	// events).
+	Peers Peers
 }
 
 // Server is the HTTP API: routes, auth and the event stream.

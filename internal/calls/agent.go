@@ -330,3 +330,13 @@ func (s *Switchboard) Close(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// SupervisedSnapshot is what a supervisor's snapshot shows of this
+// switchboard (every supervised identity's calls and status) without
+// opening a connection: another node of a cluster merges it into its
+// supervisors' snapshots.
+func (s *Switchboard) SupervisedSnapshot() Snapshot {
+	tx := s.begin(nil)
+	defer tx.unlock()
+	return tx.snapshot(nil, true)
+}

@@ -65,6 +65,8 @@ type Entry struct {
 	RunStart bool
 	Time     time.Time
 	Payload  []byte
+	// Header holds the headers given with WithHeader (and the log's own).
+	Header nats.Header
 }
 
 // cursor is what Append knows of an identity's last event. mu serialises
@@ -144,7 +146,22 @@ func (l *Log) identityOf(subject string) (string, error) {
 // AppendOption changes one Append.
 type AppendOption func(*appendOpts)
 
-type appendOpts struct{ msgID string }
+type appendOpts struct {
+	msgID  string
+	header nats.Header
+}
+
+// WithHeader sends a header of the caller's with the event; readers find
+// it in Entry.Header. The log's own headers (Sb-Seq, Sb-Run-Start,
+// Nats-*) cannot be set.
+func WithHeader(key, value string) AppendOption {
+	return func(o *appendOpts) {
+		if o.header == nil {
+			o.header = nats.Header{}
+		}
+		o.header.Set(key, value)
+	}
+}
 
 // WithMsgID deduplicates the append by id (Nats-Msg-Id) within the
 // stream's duplicate window: an append repeated with the same id writes
@@ -176,6 +193,11 @@ func (l *Log) Append(ctx context.Context, identity string, payload []byte, opts 
 			}
 		}
 		msg := &nats.Msg{Subject: subject, Header: nats.Header{}, Data: payload}
+		for k, v := range o.header {
+			if k != SeqHeader && k != RunStartHeader && !strings.HasPrefix(k, "Nats-") {
+				msg.Header[k] = v
+			}
+		}
 		seq := c.seq + 1
 		msg.Header.Set(SeqHeader, strconv.FormatUint(seq, 10))
 		if c.streamSeq == 0 {
@@ -265,7 +287,7 @@ func (l *Log) entryOf(subject string, h nats.Header, streamSeq uint64, t time.Ti
 	}
 	return Entry{
 		Identity: id, Seq: seq, StreamSeq: streamSeq, Time: t, Payload: data,
-		RunStart: h.Get(RunStartHeader) == "true",
+		RunStart: h.Get(RunStartHeader) == "true", Header: h,
 	}, nil
 }
 

@@ -487,3 +487,33 @@ func TestOpenRejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestWithHeader: a caller's header reaches Since, Last and Follow; the
+// log's own headers cannot be overridden through it.
+func TestWithHeader(t *testing.T) {
+	url := natstest.SharedURL(t)
+	cfg := mustConfig(t, url)
+	l := mustOpen(t, url, cfg)
+	got := make(chan eventlog.Entry, 1)
+	f, err := l.Follow(ctxT(t), eventlog.All, func(e eventlog.Entry) { got <- e })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	seq := mustAppend(t, l, "alice", "x",
+		eventlog.WithHeader("Sb-Node", "a"), eventlog.WithHeader(eventlog.SeqHeader, "999"), eventlog.WithHeader("Nats-Msg-Id", "forged"))
+	followed := <-got
+	last, ok, err := l.Last(ctxT(t), "alice")
+	if err != nil || !ok {
+		t.Fatalf("Last: %v %v", ok, err)
+	}
+	since, err := l.Since(ctxT(t), "alice", 0)
+	if err != nil || len(since) != 1 {
+		t.Fatalf("Since: %v %v", since, err)
+	}
+	for name, e := range map[string]eventlog.Entry{"Follow": followed, "Last": last, "Since": since[0]} {
+		if e.Header.Get("Sb-Node") != "a" || e.Seq != seq || e.Header.Get("Nats-Msg-Id") == "forged" {
+			t.Errorf("%s: Sb-Node %q, seq %d (appended %d), Nats-Msg-Id %q", name, e.Header.Get("Sb-Node"), e.Seq, seq, e.Header.Get("Nats-Msg-Id"))
+		}
+	}
+}

@@ -1,0 +1,372 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/eventlog"
+)
+
+// Headers the relay adds to each event.
+const (
+	NodeHeader       = "Sb-Node"
+	SupervisedHeader = "Sb-Supervised"
+	// CountHeader is <epoch>.<worker>.<n>: the worker's count of the
+	// events it was given since the relay started at epoch, dropped ones
+	// included, so that a follower finds a lost one by the gap.
+	CountHeader = "Sb-Relay-Count"
+)
+
+// Defaults for a zero Config.
+const (
+	DefaultWorkers         = 16
+	DefaultQueueSize       = 4096
+	DefaultAppendTimeout   = 5 * time.Second
+	DefaultSnapshotStall   = 50 * time.Millisecond
+	DefaultSnapshotTimeout = time.Second
+)
+
+// Sink takes the other nodes' events: the hub's DeliverRemote.
+type Sink interface {
+	DeliverRemote(identity string, supervised bool, body []byte)
+	// LostRemote is told that some other node's events will never come
+	// (it dropped or failed to append them): the supervisors' connections
+	// start over from a snapshot.
+	LostRemote()
+}
+
+// Config is a relay's configuration.
+type Config struct {
+	// Node is this node's id.
+	Node string
+	// Log is the cluster's event log.
+	Log *eventlog.Log
+	// Conn carries the snapshot requests.
+	Conn *nats.Conn
+	// SnapshotSubject is where nodes answer snapshot requests.
+	SnapshotSubject string
+	// Sink takes the other nodes' events.
+	Sink Sink
+	// Snapshot is this node's supervised snapshot.
+	Snapshot func() calls.Snapshot
+
+	Workers         int           // appending goroutines (DefaultWorkers)
+	QueueSize       int           // events each worker may fall behind by (DefaultQueueSize)
+	AppendTimeout   time.Duration // per append, retries included (DefaultAppendTimeout)
+	SnapshotStall   time.Duration // DefaultSnapshotStall
+	SnapshotTimeout time.Duration // DefaultSnapshotTimeout
+	Logger          *slog.Logger
+}
+
+type item struct {
+	identity   string
+	supervised bool
+	body       []byte
+	count      string // CountHeader's value
+}
+
+// queue is one worker's: n counts the events given to it.
+type queue struct {
+	mu sync.Mutex
+	n  uint64
+	c  chan item
+}
+
+// Relay publishes this node's events and follows the others'. Close stops
+// it.
+type Relay struct {
+	cfg    Config
+	log    *slog.Logger
+	queues []*queue
+	epoch  string         // when the relay started, for CountHeader
+	wg     sync.WaitGroup // the workers
+	ctx    context.Context
+	cancel context.CancelFunc
+	msgIDs atomic.Uint64
+
+	follower *eventlog.Follower
+	sub      *nats.Subscription
+
+	// hold is held while a supervisor's connection gathers snapshots:
+	// the other nodes' events wait for it. It also guards counts.
+	hold sync.Mutex
+	// counts is the last count followed per node, epoch and worker.
+	counts map[string]uint64
+
+	closeOnce sync.Once
+	mu        sync.RWMutex // guards closed against Relay
+	closed    bool
+
+	dropped  atomic.Uint64
+	failed   atomic.Uint64
+	appended atomic.Uint64
+	bytes    atomic.Uint64
+}
+
+// Start follows the log, answers snapshot requests and starts the workers.
+func Start(cfg Config) (*Relay, error) {
+	if cfg.Node == "" || cfg.Log == nil || cfg.Conn == nil || cfg.Sink == nil || cfg.Snapshot == nil || cfg.SnapshotSubject == "" {
+		return nil, errors.New("relay: Node, Log, Conn, SnapshotSubject, Sink and Snapshot are required")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = DefaultQueueSize
+	}
+	if cfg.AppendTimeout <= 0 {
+		cfg.AppendTimeout = DefaultAppendTimeout
+	}
+	if cfg.SnapshotStall <= 0 {
+		cfg.SnapshotStall = DefaultSnapshotStall
+	}
+	if cfg.SnapshotTimeout <= 0 {
+		cfg.SnapshotTimeout = DefaultSnapshotTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	r := &Relay{cfg: cfg, log: cfg.Logger.With("node", cfg.Node), counts: map[string]uint64{},
+		epoch: strconv.FormatInt(time.Now().UnixNano(), 36)}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+
+	// The follower lives until Close, not until ctx ends.
+	f, err := cfg.Log.Follow(r.ctx, eventlog.All, r.follow)
+	if err != nil {
+		r.cancel()
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	r.follower = f
+	r.sub, err = cfg.Conn.Subscribe(cfg.SnapshotSubject, r.answer)
+	if err != nil {
+		f.Stop()
+		r.cancel()
+		return nil, fmt.Errorf("relay: answer snapshots on %s: %w", cfg.SnapshotSubject, err)
+	}
+	r.queues = make([]*queue, cfg.Workers)
+	for i := range r.queues {
+		r.queues[i] = &queue{c: make(chan item, cfg.QueueSize)}
+		r.wg.Add(1)
+		go r.work(r.queues[i].c)
+	}
+	return r, nil
+}
+
+// Relay queues an event for the other nodes; it never blocks.
+func (r *Relay) Relay(identity string, supervised bool, body []byte) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(identity))
+	w := h.Sum32() % uint32(len(r.queues))
+	q := r.queues[w]
+	q.mu.Lock() // the counts go in the queue in order
+	defer q.mu.Unlock()
+	q.n++
+	count := r.epoch + "." + strconv.FormatUint(uint64(w), 10) + "." + strconv.FormatUint(q.n, 10)
+	select {
+	case q.c <- item{identity, supervised, body, count}:
+	default:
+		if n := r.dropped.Add(1); n&(n-1) == 0 { // 1, 2, 4, 8, …
+			r.log.Warn("relay: queue full: an event is lost to the other nodes", "agent_id", identity, "dropped", n)
+		}
+	}
+}
+
+// work appends one queue's events, in order.
+func (r *Relay) work(q chan item) {
+	defer r.wg.Done()
+	for it := range q {
+		r.append(it)
+	}
+}
+
+// append appends one event, retrying with the same message id so that the
+// stream stores it once.
+func (r *Relay) append(it item) {
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.AppendTimeout)
+	defer cancel()
+	id := r.cfg.Node + "-" + strconv.FormatUint(r.msgIDs.Add(1), 36)
+	opts := []eventlog.AppendOption{
+		eventlog.WithMsgID(id), eventlog.WithHeader(NodeHeader, r.cfg.Node),
+		eventlog.WithHeader(CountHeader, it.count),
+	}
+	if it.supervised {
+		opts = append(opts, eventlog.WithHeader(SupervisedHeader, "true"))
+	}
+	for {
+		_, err := r.cfg.Log.Append(ctx, it.identity, it.body, opts...)
+		if err == nil {
+			r.appended.Add(1)
+			r.bytes.Add(uint64(len(it.body)))
+			return
+		}
+		if ctx.Err() != nil {
+			r.failed.Add(1)
+			r.log.Warn("relay: an event is lost to the other nodes", "agent_id", it.identity, "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// follow hands another node's event to the sink, after telling it of a
+// gap in the node's counts.
+func (r *Relay) follow(e eventlog.Entry) {
+	node := e.Header.Get(NodeHeader)
+	if node == r.cfg.Node {
+		return
+	}
+	r.hold.Lock()
+	defer r.hold.Unlock()
+	if key, n, ok := splitCount(node, e.Header.Get(CountHeader)); ok {
+		if last, seen := r.counts[key]; seen && n > last+1 {
+			r.log.Warn("relay: another node's events were lost", "from", node, "lost", n-last-1)
+			r.cfg.Sink.LostRemote()
+		}
+		r.counts[key] = n
+	}
+	r.cfg.Sink.DeliverRemote(e.Identity, e.Header.Get(SupervisedHeader) == "true", e.Payload)
+}
+
+// splitCount reads CountHeader's value: the key of its node, epoch and
+// worker, and its count.
+func splitCount(node, v string) (key string, n uint64, ok bool) {
+	i := strings.LastIndexByte(v, '.')
+	if i < 0 {
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(v[i+1:], 10, 64)
+	if err != nil {
+		return "", 0, false
+	}
+	return node + "/" + v[:i], n, true
+}
+
+// snapshotRequest is what Snapshots sends.
+type snapshotRequest struct {
+	From string `json:"from"`
+}
+
+// answer serves a snapshot request. To its own it answers at once with
+// nothing but its id, so that the requester's wait starts (see
+// Snapshots) even when no other node answers.
+func (r *Relay) answer(msg *nats.Msg) {
+	var req snapshotRequest
+	if err := json.Unmarshal(msg.Data, &req); err != nil || msg.Reply == "" {
+		return
+	}
+	reply := &nats.Msg{Subject: msg.Reply, Header: nats.Header{NodeHeader: []string{r.cfg.Node}}}
+	if req.From == r.cfg.Node {
+		if err := r.cfg.Conn.PublishMsg(reply); err != nil {
+			r.log.Warn("relay: answer own snapshot request", "err", err)
+		}
+		return
+	}
+	body, err := json.Marshal(r.cfg.Snapshot())
+	if err != nil {
+		r.log.Error("relay: encode snapshot", "err", err)
+		return
+	}
+	reply.Data = body
+	if err := r.cfg.Conn.PublishMsg(reply); err != nil {
+		r.log.Warn("relay: answer snapshot", "to", req.From, "err", err)
+	}
+}
+
+// Snapshots gathers the other nodes' supervised snapshots and holds their
+// events back until release is called (see api.Peers). A node that does
+// not answer in time is left out.
+func (r *Relay) Snapshots(ctx context.Context) (snaps []calls.Snapshot, release func()) {
+	r.hold.Lock()
+	release = sync.OnceFunc(r.hold.Unlock)
+	inbox := r.cfg.Conn.NewRespInbox()
+	replies := make(chan *nats.Msg, 64)
+	sub, err := r.cfg.Conn.ChanSubscribe(inbox, replies)
+	if err != nil {
+		r.log.Warn("relay: gather snapshots", "err", err)
+		return nil, release
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	req, _ := json.Marshal(snapshotRequest{From: r.cfg.Node})
+	if err := r.cfg.Conn.PublishRequest(r.cfg.SnapshotSubject, inbox, req); err != nil {
+		r.log.Warn("relay: gather snapshots", "err", err)
+		return nil, release
+	}
+	deadline := time.NewTimer(r.cfg.SnapshotTimeout)
+	defer deadline.Stop()
+	var stall <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return snaps, release
+		case <-deadline.C:
+			return snaps, release
+		case <-stall:
+			return snaps, release
+		case m := <-replies:
+			stall = time.After(r.cfg.SnapshotStall)
+			if m.Header.Get(NodeHeader) == r.cfg.Node || len(m.Data) == 0 {
+				continue // its own answer, or no responders (status 503)
+			}
+			var s calls.Snapshot
+			if err := json.Unmarshal(m.Data, &s); err != nil {
+				r.log.Warn("relay: a node's snapshot is malformed", "err", err)
+				continue
+			}
+			snaps = append(snaps, s)
+		}
+	}
+}
+
+// Stats counts the events appended (and their payloads' bytes), dropped
+// (queue full) and failed.
+type Stats struct{ Appended, Bytes, Dropped, Failed uint64 }
+
+// Stats answers the counts so far.
+func (r *Relay) Stats() Stats {
+	return Stats{Appended: r.appended.Load(), Bytes: r.bytes.Load(), Dropped: r.dropped.Load(), Failed: r.failed.Load()}
+}
+
+// Close stops taking events, appends those queued (until ctx ends), then
+// stops following and answering.
+func (r *Relay) Close(ctx context.Context) error {
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		for _, q := range r.queues {
+			close(q.c)
+		}
+		r.mu.Unlock()
+		done := make(chan struct{})
+		go func() { r.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			r.cancel()
+			<-done
+		}
+		r.cancel()
+		_ = r.sub.Unsubscribe()
+		r.follower.Stop()
+	})
+	return nil
+}
