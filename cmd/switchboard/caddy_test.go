@@ -45,66 +45,10 @@ func TestCaddyProxy(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = m.Close(context.Background()) })
 
-	root, p := loadCompose(t, []string{"SWITCHBOARD_PUBLIC_IP=127.0.0.1"})
-	svc, err := p.GetService("caddy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	home := t.TempDir()
-	httpsPort, httpPort := closedPort(t), closedPort(t)
-	environ := []string{
-		"HOME=" + home, "XDG_DATA_HOME=" + home, "XDG_CONFIG_HOME=" + home,
-		"SWITCHBOARD_UPSTREAM=" + m.Addr, "CADDY_ADMIN=off",
-		"CADDY_HTTPS_PORT=" + strconv.Itoa(httpsPort), "CADDY_HTTP_PORT=" + strconv.Itoa(httpPort),
-	}
-	for k, v := range svc.Environment {
-		if v != nil {
-			environ = append(environ, k+"="+*v)
-		}
-	}
-	var caddyLog syncBuffer
-	cmd := exec.Command(caddy, "run", "--config", filepath.Join(root, "deploy", "Caddyfile"), "--adapter", "caddyfile")
-	cmd.Env, cmd.Stdout, cmd.Stderr = environ, &caddyLog, &caddyLog
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("caddy's log:\n%s", caddyLog.String())
-		}
-	})
-
-	// Caddy makes its CA and the address's certificate at start.
-	rootFile := filepath.Join(home, "caddy", "pki", "authorities", "local", "root.crt")
-	site := "https://127.0.0.1:" + strconv.Itoa(httpsPort)
-	var client *http.Client
-	var tlsConf *tls.Config
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if pemData, err := os.ReadFile(rootFile); err == nil {
-			pool := x509.NewCertPool()
-			if pool.AppendCertsFromPEM(pemData) {
-				tlsConf = &tls.Config{RootCAs: pool}
-				client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}}
-				resp, err := client.Get(site + "/healthz")
-				if err == nil {
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK {
-						t.Fatalf("GET /healthz through Caddy: %d", resp.StatusCode)
-					}
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("GET /healthz through Caddy: %v", err)
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("caddy wrote no root certificate at %s within 30 s", rootFile)
-		}
-		time.Sleep(100 * time.Millisecond)
+	c := startCaddy(t, caddy, "caddy", "Caddyfile", "SWITCHBOARD_UPSTREAM="+m.Addr)
+	site, tlsConf, httpsPort, httpPort := c.site, c.tls, c.httpsPort, c.httpPort
+	if code, err := c.get("/healthz"); err != nil || code != http.StatusOK {
+		t.Fatalf("GET /healthz through Caddy: %d %v", code, err)
 	}
 
 	// The event stream, as the console opens it: Origin is the page's.
@@ -171,69 +115,8 @@ func TestCaddyClusterProxy(t *testing.T) {
 		return n
 	}
 
-	root, p := loadCompose(t, []string{"SWITCHBOARD_PUBLIC_IP=127.0.0.1"}, "cluster")
-	svc, err := p.GetService("caddy-cluster")
-	if err != nil {
-		t.Fatal(err)
-	}
-	home := t.TempDir()
-	httpsPort, httpPort := closedPort(t), closedPort(t)
-	environ := []string{
-		"HOME=" + home, "XDG_DATA_HOME=" + home, "XDG_CONFIG_HOME=" + home,
-		"SWITCHBOARD_UPSTREAMS=" + strings.Join(upstreams, " "), "CADDY_ADMIN=off",
-		"CADDY_HTTPS_PORT=" + strconv.Itoa(httpsPort), "CADDY_HTTP_PORT=" + strconv.Itoa(httpPort),
-	}
-	for k, v := range svc.Environment {
-		if v != nil {
-			environ = append(environ, k+"="+*v)
-		}
-	}
-	var caddyLog syncBuffer
-	cmd := exec.Command(caddy, "run", "--config", filepath.Join(root, "deploy", "Caddyfile.cluster"), "--adapter", "caddyfile")
-	cmd.Env, cmd.Stdout, cmd.Stderr = environ, &caddyLog, &caddyLog
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("caddy's log:\n%s", caddyLog.String())
-		}
-	})
-
-	// Caddy makes its CA and the address's certificate at start.
-	rootFile := filepath.Join(home, "caddy", "pki", "authorities", "local", "root.crt")
-	site := "https://127.0.0.1:" + strconv.Itoa(httpsPort)
-	var client *http.Client
-	var tlsConf *tls.Config
-	get := func(path string) (int, error) {
-		resp, err := client.Get(site + path)
-		if err != nil {
-			return 0, err
-		}
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if pemData, err := os.ReadFile(rootFile); err == nil {
-			pool := x509.NewCertPool()
-			if pool.AppendCertsFromPEM(pemData) {
-				tlsConf = &tls.Config{RootCAs: pool}
-				client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}}
-				if _, err := get("/healthz"); err == nil {
-					break
-				} else if time.Now().After(deadline) {
-					t.Fatalf("GET /healthz through Caddy: %v", err)
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("caddy wrote no root certificate at %s within 30 s", rootFile)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	c := startCaddy(t, caddy, "caddy-cluster", "Caddyfile.cluster", "SWITCHBOARD_UPSTREAMS="+strings.Join(upstreams, " "))
+	site, tlsConf, httpsPort, get := c.site, c.tls, c.httpsPort, c.get
 
 	// Every node gets requests.
 	for i := 0; ; i++ {
@@ -253,7 +136,7 @@ func TestCaddyClusterProxy(t *testing.T) {
 	if err := nodes[0].Drain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(logs[0].String(), "route=/readyz status=503") {
 		if time.Now().After(deadline) {
 			t.Fatal("30 s after the first node began draining Caddy has not asked its /readyz")
@@ -299,5 +182,87 @@ func TestCaddyClusterProxy(t *testing.T) {
 	var ev map[string]any
 	if err := conn.ReadJSON(&ev); err != nil || ev["type"] != "snapshot" {
 		t.Fatalf("first event through Caddy %v, %v; want the snapshot", ev, err)
+	}
+}
+
+// caddyProxy is a Caddy started by startCaddy, and a client that trusts
+// its internal root.
+type caddyProxy struct {
+	site                string // https://127.0.0.1:<httpsPort>
+	httpsPort, httpPort int
+	tls                 *tls.Config
+	client              *http.Client
+}
+
+// get fetches path through Caddy and answers the status.
+func (c *caddyProxy) get(path string) (int, error) {
+	resp, err := c.client.Get(c.site + path)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// startCaddy runs Caddy on deploy/<caddyfile> with the environment compose
+// gives service (with the cluster profile on, so either service is
+// there) and upstream, on free ports, and waits until its internal root is
+// written and /healthz answers through it (any status).
+func startCaddy(t *testing.T, caddy, service, caddyfile, upstream string) *caddyProxy {
+	t.Helper()
+	root, p := loadCompose(t, []string{"SWITCHBOARD_PUBLIC_IP=127.0.0.1"}, "cluster")
+	svc, err := p.GetService(service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	c := &caddyProxy{httpsPort: closedPort(t), httpPort: closedPort(t)}
+	c.site = "https://127.0.0.1:" + strconv.Itoa(c.httpsPort)
+	environ := []string{
+		"HOME=" + home, "XDG_DATA_HOME=" + home, "XDG_CONFIG_HOME=" + home,
+		upstream, "CADDY_ADMIN=off",
+		"CADDY_HTTPS_PORT=" + strconv.Itoa(c.httpsPort), "CADDY_HTTP_PORT=" + strconv.Itoa(c.httpPort),
+	}
+	for k, v := range svc.Environment {
+		if v != nil {
+			environ = append(environ, k+"="+*v)
+		}
+	}
+	var caddyLog syncBuffer
+	cmd := exec.Command(caddy, "run", "--config", filepath.Join(root, "deploy", caddyfile), "--adapter", "caddyfile")
+	cmd.Env, cmd.Stdout, cmd.Stderr = environ, &caddyLog, &caddyLog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("caddy's log:\n%s", caddyLog.String())
+		}
+	})
+
+	// Caddy makes its CA and the address's certificate at start.
+	rootFile := filepath.Join(home, "caddy", "pki", "authorities", "local", "root.crt")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if pemData, err := os.ReadFile(rootFile); err == nil {
+			pool := x509.NewCertPool()
+			if pool.AppendCertsFromPEM(pemData) {
+				c.tls = &tls.Config{RootCAs: pool}
+				c.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: c.tls}}
+				_, err := c.get("/healthz")
+				if err == nil {
+					return c
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("GET /healthz through Caddy: %v", err)
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("caddy wrote no root certificate at %s within 30 s", rootFile)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
