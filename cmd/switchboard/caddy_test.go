@@ -46,26 +46,12 @@ func TestCaddyProxy(t *testing.T) {
 	t.Cleanup(func() { _ = m.Close(context.Background()) })
 
 	c := startCaddy(t, caddy, "caddy", "Caddyfile", "SWITCHBOARD_UPSTREAM="+m.Addr)
-	site, tlsConf, httpsPort, httpPort := c.site, c.tls, c.httpsPort, c.httpPort
+	httpPort := c.httpPort
 	if code, err := c.get("/healthz"); err != nil || code != http.StatusOK {
 		t.Fatalf("GET /healthz through Caddy: %d %v", code, err)
 	}
 
-	// The event stream, as the console opens it: Origin is the page's.
-	dialer := websocket.Dialer{TLSClientConfig: tlsConf, HandshakeTimeout: 10 * time.Second}
-	conn, _, err := dialer.Dial("wss://127.0.0.1:"+strconv.Itoa(httpsPort)+"/api/events", http.Header{
-		"Authorization": {"Bearer " + mint(t, "alice", calls.RoleAgent)},
-		"Origin":        {site},
-	})
-	if err != nil {
-		t.Fatalf("wss through Caddy: %v", err)
-	}
-	defer conn.Close()
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var ev map[string]any
-	if err := conn.ReadJSON(&ev); err != nil || ev["type"] != "snapshot" {
-		t.Fatalf("first event through Caddy %v, %v; want the snapshot", ev, err)
-	}
+	c.wantSnapshot(t)
 
 	// Plain HTTP redirects to HTTPS, same host and path. (Caddy names no
 	// port, which is right for compose's 443.)
@@ -116,7 +102,7 @@ func TestCaddyClusterProxy(t *testing.T) {
 	}
 
 	c := startCaddy(t, caddy, "caddy-cluster", "Caddyfile.cluster", "SWITCHBOARD_UPSTREAMS="+strings.Join(upstreams, " "))
-	site, tlsConf, httpsPort, get := c.site, c.tls, c.httpsPort, c.get
+	get := c.get
 
 	// Every node gets requests.
 	for i := 0; ; i++ {
@@ -167,22 +153,8 @@ func TestCaddyClusterProxy(t *testing.T) {
 		t.Errorf("60 requests while the first node drains were answered %v (before %v): the draining node still gets some", after, before)
 	}
 
-	// The event stream, as the console opens it, through the cluster's
-	// entry.
-	dialer := websocket.Dialer{TLSClientConfig: tlsConf, HandshakeTimeout: 10 * time.Second}
-	conn, _, err := dialer.Dial("wss://127.0.0.1:"+strconv.Itoa(httpsPort)+"/api/events", http.Header{
-		"Authorization": {"Bearer " + mint(t, "alice", calls.RoleAgent)},
-		"Origin":        {site},
-	})
-	if err != nil {
-		t.Fatalf("wss through Caddy: %v", err)
-	}
-	defer conn.Close()
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var ev map[string]any
-	if err := conn.ReadJSON(&ev); err != nil || ev["type"] != "snapshot" {
-		t.Fatalf("first event through Caddy %v, %v; want the snapshot", ev, err)
-	}
+	// The event stream through the cluster's entry.
+	c.wantSnapshot(t)
 }
 
 // caddyProxy is a Caddy started by startCaddy, and a client that trusts
@@ -202,6 +174,26 @@ func (c *caddyProxy) get(path string) (int, error) {
 	}
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// wantSnapshot opens the event stream through Caddy as the console does
+// (wss://, Origin the page's) and wants the snapshot first.
+func (c *caddyProxy) wantSnapshot(t *testing.T) {
+	t.Helper()
+	dialer := websocket.Dialer{TLSClientConfig: c.tls, HandshakeTimeout: 10 * time.Second}
+	conn, _, err := dialer.Dial("wss://127.0.0.1:"+strconv.Itoa(c.httpsPort)+"/api/events", http.Header{
+		"Authorization": {"Bearer " + mint(t, "alice", calls.RoleAgent)},
+		"Origin":        {c.site},
+	})
+	if err != nil {
+		t.Fatalf("wss through Caddy: %v", err)
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var ev map[string]any
+	if err := conn.ReadJSON(&ev); err != nil || ev["type"] != "snapshot" {
+		t.Fatalf("first event through Caddy %v, %v; want the snapshot", ev, err)
+	}
 }
 
 // startCaddy runs Caddy on deploy/<caddyfile> with the environment compose
