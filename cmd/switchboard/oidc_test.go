@@ -215,7 +215,12 @@ func TestOIDCSignInRefused(t *testing.T) {
 		{name: "no role maps, as a page", accept: page, user: companyUser("eve", "engineering"), status: http.StatusForbidden, code: calls.CodeForbidden, inAnswer: "no switchboard role"},
 		{name: "tampered state", user: companyUser("mallory", "sb-supervisors"), mess: func(_ *http.Client, back *url.URL) {
 			q := back.Query()
-			q.Set("state", "A"+q.Get("state")[1:])
+			state := q.Get("state")
+			first := "A" // a character the state does not start with (1 in 64 did, and passed unchanged)
+			if state[0] == 'A' {
+				first = "B"
+			}
+			q.Set("state", first+state[1:])
 			back.RawQuery = q.Encode()
 		}, status: http.StatusBadRequest, code: calls.CodeInvalidRequest, inAnswer: "does not match"},
 		{name: "another audience", user: &oidcauthtest.User{Sub: "m", Extra: map[string]any{"preferred_username": "mallory", "groups": []string{"sb-supervisors"}},
