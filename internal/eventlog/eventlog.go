@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,8 +28,11 @@ const (
 	DefaultMaxAge  = 10 * time.Minute
 )
 
-// maxAttempts bounds Append's retries after "wrong last sequence".
-const maxAttempts = 16
+// maxAttempts bounds Append's retries after "wrong last sequence"; each
+// retry first waits a random time of up to a millisecond per attempt made,
+// so that writers on two nodes racing for one identity do not keep
+// colliding (CI saw 16 immediate retries lose in a row).
+const maxAttempts = 32
 
 var (
 	// ErrGone is answered by Since when the stream no longer holds every
@@ -186,7 +190,14 @@ func (l *Log) Append(ctx context.Context, identity string, payload []byte, opts 
 	c := l.cursorOf(identity)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for range maxAttempts {
+	for attempt := range maxAttempts {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return 0, fmt.Errorf("eventlog: append to %q: %w", identity, ctx.Err())
+			case <-time.After(time.Duration(rand.Int64N(int64(attempt) * int64(time.Millisecond)))):
+			}
+		}
 		if !c.known {
 			if err := l.load(ctx, c, subject); err != nil {
 				return 0, fmt.Errorf("eventlog: append to %q: %w", identity, err)
