@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"io"
@@ -130,11 +129,16 @@ func sippRun(t *testing.T, scenario string, files []sippFile, args ...string) fu
 	cmd := exec.CommandContext(ctx, "sipp", append([]string{"-sf", scenario, "-m", "1", "-t", "u1",
 		"-i", "127.0.0.1", "-mp", sippPort(t), "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err"}, args...)...)
 	cmd.Dir = dir
-	var out bytes.Buffer
+	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() { // say what sipp saw, even when the test gave up first
+			t.Logf("sipp's output (%s):\n%s", scenario, out.String())
+		}
+	})
 	return func() {
 		t.Helper()
 		if err := cmd.Wait(); err != nil {
