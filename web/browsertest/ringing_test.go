@@ -91,8 +91,13 @@ func TestConsoleRingsOutsideTheTab(t *testing.T) {
 		if n := evalJS[int](page, `window.__notes.created.length`); n != i+1 {
 			t.Fatalf("%s: %d notifications in all, want %d (one per ringing call)", tc.name, n, i+1)
 		}
-		if i == 0 {
-			// The notification, clicked, brings the call into focus.
+		if i < 2 {
+			// The notification, clicked, brings the call into focus: from
+			// the calls view, and from another view (history).
+			if i == 1 {
+				page.do("open the history", chromedp.Evaluate[chromedp.Void](`location.hash = '#/history'`))
+				page.waitJS("the history shown", `!!document.querySelector('#nav a[href="#/history"][aria-current="page"]')`)
+			}
 			page.do("focus elsewhere", chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur()`))
 			page.do("click the notification", chromedp.Evaluate[chromedp.Void](`window.__notes.created.at(-1).onclick()`))
 			page.waitJS("the Accept button focused", `document.activeElement && document.activeElement.dataset.action === 'accept' && document.activeElement.dataset.call === `+jsString(id))

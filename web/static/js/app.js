@@ -345,14 +345,22 @@ class App {
   }
 
   // openRinging brings a ringing call into view and focus (its
-  // notification was clicked).
+  // notification was clicked). The calls view is the default (no hash), so
+  // the hash is set only when another view shows, and then the focus moves
+  // once the hashchange handler has run: it focuses #main, and would take
+  // the focus back from the Accept button.
   openRinging(id) {
-    if (location.hash !== '#/calls') location.hash = '#/calls';
-    requestAnimationFrame(() => {
+    const focus = () => requestAnimationFrame(() => {
       const target = document.querySelector(`button[data-action="accept"][data-call="${CSS.escape(id)}"]`) || $('#main');
       target.focus();
       target.scrollIntoView({ block: 'nearest' });
     });
+    if ((location.hash || '#/calls') === '#/calls') {
+      focus();
+      return;
+    }
+    window.addEventListener('hashchange', focus, { once: true });
+    location.hash = '#/calls';
   }
 
   // audioMatters says whether the signed-in identity's audio is this
