@@ -125,18 +125,27 @@ func (tx *txn) invite(callee *party, c *conversation, info CallerInfo) *leg {
 // (nobody there to answer).
 func (tx *txn) ring(l *leg) {
 	dial := tx.dialsOut(l)
+	node := tx.peerNode(l)
 	switch {
 	case l.party.bot:
 		tx.goLive(l)
-	case !reachable(l.party) && !dial:
+	case !reachable(l.party) && !dial && node == "":
 		tx.endLeg(l, ReasonNotConnected, ReasonNotConnected)
 	default:
-		if dial {
+		timeout := tx.s.cfg.RingTimeout
+		switch {
+		case dial:
 			l.line = tx.s.cfg.Phones.Dial(l.view(false))
+		case node != "":
+			tx.standIn(l)
+			l.line = tx.s.cfg.Peers.Dial(l.view(false), node)
+			// The callee's node times the ringing out; this timer only
+			// ends a call whose node stopped answering.
+			timeout += peerRingGrace
 		}
 		id, s := l.id, tx.s
 		s.work.Add(1)
-		l.ringTimer = s.cfg.Clock.AfterFunc(s.cfg.RingTimeout, func() {
+		l.ringTimer = s.cfg.Clock.AfterFunc(timeout, func() {
 			defer s.work.Done()
 			s.ringTimeout(id)
 		})
@@ -149,12 +158,21 @@ func (tx *txn) ring(l *leg) {
 // invalid_phone_number, alternate_caller_id_required,
 // operation_not_supported_for_identity, draining.
 func (s *Switchboard) StartCall(ctx context.Context, p Principal, req StartCallRequest) (Call, error) {
-	return s.startCall(ctx, "start call", p, req, nil)
+	return s.startCall(ctx, "start call", p, req, placing{})
 }
 
-// startCall places the call; line, when set, makes the caller's leg a
-// phone's (StartPhoneCall).
-func (s *Switchboard) startCall(ctx context.Context, op string, p Principal, req StartCallRequest, line PhoneLine) (Call, error) {
+// placing is how a call is placed when its caller is not an identity of
+// this switchboard: a phone (StartPhoneCall) or an identity on another node
+// (StartPeerCall).
+type placing struct {
+	line         PhoneLine // the caller's line: its leg is a phone's, or a stand-in
+	standIn      bool      // the caller is on another node (a stand-in leg)
+	serverCallID string    // the conversation's id, when another node chose it
+	kind         Kind      // the conversation's kind, when another node chose it
+}
+
+// startCall places the call.
+func (s *Switchboard) startCall(ctx context.Context, op string, p Principal, req StartCallRequest, how placing) (Call, error) {
 	if len(req.Participants) == 0 || len(req.Participants) > maxParticipants {
 		return Call{}, withOp(op, Errorf(CodeInvalidRequest, "a call needs 1 to %d participants", maxParticipants))
 	}
@@ -168,8 +186,10 @@ func (s *Switchboard) startCall(ctx context.Context, op string, p Principal, req
 		}
 		seen[callee.RawID()] = true
 	}
+	located := s.locate(ctx, req.Participants)
 	tx := s.begin(&p)
 	defer tx.done()
+	tx.located = located
 	caller, err := tx.identify(p)
 	if err != nil {
 		return Call{}, withOp(op, err)
@@ -186,11 +206,20 @@ func (s *Switchboard) startCall(ctx context.Context, op string, p Principal, req
 	if len(callees) > 1 {
 		kind = Group
 	}
-	c := &conversation{id: s.cfg.NewID(), kind: kind}
+	if how.kind != "" {
+		kind = how.kind
+	}
+	c := &conversation{id: how.serverCallID, kind: kind}
+	if c.id == "" {
+		c.id = s.cfg.NewID()
+	}
 
 	self := CallerInfo{Identifier: p.Identifier, DisplayName: caller.displayName}
 	l := tx.newLeg(caller, c, Outgoing, self, phaseConnecting)
-	l.line = line
+	l.line = how.line
+	if how.standIn {
+		tx.standIn(l)
+	}
 	if err := tx.plan(l, holdpolicy.Start); err != nil {
 		return Call{}, withOp(op, err)
 	}
@@ -317,7 +346,7 @@ func (s *Switchboard) onCall(p Principal, id string, acc access, fn func(tx *txn
 		return err
 	}
 	l := s.legs[id]
-	if l == nil {
+	if l == nil || l.standIn {
 		return errCallNotFound(id)
 	}
 	own := l.party == pt
@@ -505,7 +534,9 @@ func (s *Switchboard) AddParticipant(ctx context.Context, p Principal, id string
 		return Participant{}, withOp(op, err)
 	}
 	var out Participant
+	located := s.locate(ctx, []Identifier{req.Identifier})
 	err := s.onCall(p, id, ownOnly, func(tx *txn, l *leg) error {
+		tx.located = located
 		if s.draining {
 			return errDraining // the invitee's call would be a new one
 		}

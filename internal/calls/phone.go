@@ -53,14 +53,16 @@ func (s *Switchboard) StartPhoneCall(ctx context.Context, req PhoneCallRequest) 
 	}
 	p := Principal{Identifier: req.Caller.Identifier, DisplayName: req.Caller.DisplayName, Role: RoleCaller}
 	alt := req.Caller.Identifier
-	return s.startCall(ctx, op, p, StartCallRequest{Participants: []Identifier{req.Callee}, AlternateCallerID: &alt}, req.Line)
+	return s.startCall(ctx, op, p, StartCallRequest{Participants: []Identifier{req.Callee}, AlternateCallerID: &alt}, placing{line: req.Line})
 }
 
 // EndPhoneCall ends a phone's call from the phone network's side: the
 // phone hung up (BYE: reason ReasonHungUp, the callee gets 0/5000) or gave
 // up before an answer (CANCEL: ReasonCanceled, the ringing callee gets 487
 // too). A failure (code 400 and up: 410 media lost, 486 busy, 503) ends
-// the other side of a 1:1 call with the same reason. Ending an ended call does nothing. Errors: call_not_found (no such
+// the other side of a 1:1 call with the same reason. Ending an ended call
+// does nothing. For a stand-in (peer.go), reason is the far stand-in's: the
+// reason this node's parties end with. Errors: call_not_found (no such
 // phone call).
 func (s *Switchboard) EndPhoneCall(ctx context.Context, id string, reason EndReason) error {
 	const op = "end phone call"
@@ -74,6 +76,10 @@ func (s *Switchboard) EndPhoneCall(ctx context.Context, id string, reason EndRea
 		return withOp(op, errCallNotFound(id))
 	}
 	tx.actor = &Principal{Identifier: l.party.ident, Role: RoleCaller}
+	if l.standIn {
+		tx.endStandIn(l, reason, nil)
+		return nil
+	}
 	peer := ReasonRemoteHungUp
 	if l.phase != phaseLive || reason.Code >= 400 {
 		// Never answered (busy, declined, canceled), or a failure (media
@@ -144,25 +150,33 @@ func (s *Switchboard) PhoneAnswered(ctx context.Context, id string) error {
 		if l.phase != phaseIncoming {
 			return Errorf(CodeInvalidState, "call %s is %s, not ringing", id, l.state())
 		}
-		tx.touch(l.conv)
-		l.early = false
-		tx.goLive(l)
-		for _, m := range l.conv.members {
-			if m.direction == Outgoing && m.phase != phaseLive {
-				tx.goLive(m)
-			}
-		}
-		tx.settle(l)
+		tx.answerLine(l)
 		return nil
 	})
 }
 
+// answerLine records that a line's far party answered: it and its caller
+// are Connected, and the rule settles who is active.
+func (tx *txn) answerLine(l *leg) {
+	tx.touch(l.conv)
+	l.early = false
+	tx.goLive(l)
+	for _, m := range l.conv.members {
+		if m.direction == Outgoing && m.phase != phaseLive {
+			tx.goLive(m)
+		}
+	}
+	tx.settle(l)
+}
+
 // updateLines tells every phone line whose call the transaction touched
-// how that call stands now.
+// how that call stands now. A stand-in's line is told the history view
+// (every participant, the ended ones with their end reasons), so that
+// PeerChangeOf sees how its party ended.
 func (tx *txn) updateLines() {
 	for i := range tx.seen {
 		if l := tx.seen[i].leg; l.line != nil {
-			l.line.Update(l.view(false))
+			l.line.Update(l.view(l.standIn))
 		}
 	}
 }
@@ -191,17 +205,23 @@ func (s *Switchboard) PhoneHold(ctx context.Context, id string, held bool) error
 			return nil
 		}
 		tx.touch(l.conv)
-		l.holding = held
-		if held {
-			tx.s.heldSeq++
-			l.heldSeq = tx.s.heldSeq
-			l.heldAt = tx.now
-		} else {
-			l.heldAt = time.Time{}
-			tx.settle(nil)
-		}
+		tx.holdLine(l, held)
 		return nil
 	})
+}
+
+// holdLine records that a line's far party held the call or resumed it;
+// on a resume, the rule settles who is active.
+func (tx *txn) holdLine(l *leg, held bool) {
+	l.holding = held
+	if held {
+		tx.s.heldSeq++
+		l.heldSeq = tx.s.heldSeq
+		l.heldAt = tx.now
+	} else {
+		l.heldAt = time.Time{}
+		tx.settle(nil)
+	}
 }
 
 // UnmuteTones is what a muted phone keys to unmute itself.

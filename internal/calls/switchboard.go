@@ -21,6 +21,9 @@ type Config struct {
 	// holds (package sip, through a trunk); nil ends them with 480 as
 	// for anyone not connected.
 	Phones PhoneNetwork
+	// Peers places calls to identities owned by other nodes of a cluster
+	// (package peercall); nil: there are no other nodes.
+	Peers PeerNetwork
 	// Clock defaults to SystemClock.
 	Clock Clock
 	// NewID returns a fresh unique id for calls and conversations.
@@ -169,7 +172,8 @@ type leg struct {
 	endAt         time.Time
 	endReason     EndReason
 	ringTimer     Timer
-	line          PhoneLine // a phone's call with the phone network (StartPhoneCall, PhoneNetwork.Dial)
+	line          PhoneLine // a phone's call with the phone network (StartPhoneCall, PhoneNetwork.Dial), or a stand-in's
+	standIn       bool      // stands in for a party on another node (peer.go): no history, no events, in no party's calls
 	early         bool      // a phone called out plays early media (183)
 	tones         []byte    // a phone's last DTMF tones, for *6
 	seenBy        uint64    // the transaction that last saw the leg (txn.see)

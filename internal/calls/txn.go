@@ -27,6 +27,7 @@ type txn struct {
 	policy     []holdpolicy.Call // scratch for the hold policy's input
 	actorOwner *party            // the last actorFor answer, for reuse
 	actorLast  *Actor
+	located    map[string]string // callees owned by other nodes: rawId → node (PeerNetwork.Locate)
 }
 
 // seenLeg is a leg the transaction saw, with how it looked before.
@@ -324,7 +325,7 @@ func peerReason(peer EndReason, other *leg) EndReason {
 func (tx *txn) commit() {
 	n := 0
 	for i := range tx.seen {
-		if !tx.seen[i].leg.party.bot {
+		if l := tx.seen[i].leg; !l.party.bot && !l.standIn {
 			n++
 		}
 	}
@@ -337,8 +338,8 @@ func (tx *txn) commit() {
 		for i := range tx.seen {
 			sl := &tx.seen[i]
 			l := sl.leg
-			if l.party.bot {
-				continue // a bot's own view is nobody's call: no events, no history
+			if l.party.bot || l.standIn {
+				continue // a bot's own view or a stand-in is nobody's call: no events, no history
 			}
 			var before *legView
 			if !sl.fresh {
