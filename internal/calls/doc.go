@@ -43,6 +43,12 @@
 // the shape a cluster needs, where every operation about an identity runs
 // on the node that owns it.
 //
+// A party outside this switchboard is a leg with a line: a phone
+// (phone.go, package sip) or, in a cluster, a stand-in for an identity
+// another node owns (peer.go, package peercall). Its state is what the line
+// reports; it takes no part in the single-active-call rule, which each
+// identity's own node applies.
+//
 // The package owns the rules and nothing else: it does no I/O of its own
 // and imports only the standard library and holdpolicy. Store, Publisher,
 // Media and Clock are the ports its adapters implement (packages store,
