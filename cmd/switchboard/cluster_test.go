@@ -429,3 +429,40 @@ func TestClusterNATSRestart(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestClusterRevocation: a token revoked on one node is refused by every
+// node, not only the one that revoked it.
+func TestClusterRevocation(t *testing.T) {
+	c := newTestCluster(t)
+	a, b, cc := c.start("a"), c.start("b"), c.start("c")
+	status, body, _ := send(t, a, "POST", "/api/tokens", testAdminKey, `{"identity":{"communicationUserId":"alice"},"role":"agent"}`)
+	if status != http.StatusCreated {
+		t.Fatalf("mint on a: %d %s", status, body)
+	}
+	var tok struct{ Token, ID string }
+	if err := json.Unmarshal([]byte(body), &tok); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*Main{a, b, cc} {
+		if status, body, _ := send(t, n, "GET", "/api/me", tok.Token, ""); status != http.StatusOK {
+			t.Fatalf("GET /api/me on %s before the revocation: %d %s", n.Config.Cluster.NodeID, status, body)
+		}
+	}
+	if status, body, _ := send(t, a, "DELETE", "/api/tokens/"+tok.ID, testAdminKey, ""); status != http.StatusNoContent {
+		t.Fatalf("revoke on a: %d %s", status, body)
+	}
+	for _, n := range []*Main{a, b, cc} {
+		// The other nodes hear of it over NATS, a moment later.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			status, body, _ := send(t, n, "GET", "/api/me", tok.Token, "")
+			if status == http.StatusUnauthorized && strings.Contains(body, `"unauthorized"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET /api/me on %s with the revoked token: %d %s, want 401 unauthorized", n.Config.Cluster.NodeID, status, body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}

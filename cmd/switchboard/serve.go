@@ -211,6 +211,7 @@ type Main struct {
 	phones    *sip.Later     // the switchboard's phone network, with --sip-addr
 	cluster   *cluster.Node  // nil without --cluster
 	events    *clusterEvents // nil without --cluster
+	tokens    *clusterTokens // nil without --cluster
 	closed    bool
 }
 
@@ -276,6 +277,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	if err := m.startClusterEvents(ctx); err != nil {
+		return err
+	}
+	if err := m.startClusterTokens(ctx, tokens); err != nil {
 		return err
 	}
 	m.api = api.New(api.Config{
@@ -523,6 +527,9 @@ func (m *Main) Close(ctx context.Context) error {
 	}
 	if m.api != nil {
 		m.api.Close()
+	}
+	if err := m.stopClusterTokens(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := m.stopClusterEvents(ctx); err != nil {
 		errs = append(errs, err)

@@ -60,21 +60,43 @@ func NewTokens(adminKey string, now func() time.Time) *Tokens {
 }
 
 // Persist loads the unexpired revocations st keeps, and has Revoke write
-// every later one there. Call it once, before serving requests.
+// every later one there. Call it before serving requests; calling it again
+// (a cluster wraps the store once it joined) replaces the store.
 func (t *Tokens) Persist(ctx context.Context, st calls.TokenRevocations) error {
+	t.mu.Lock()
+	t.store = st
+	t.mu.Unlock()
+	return t.Reload(ctx)
+}
+
+// Reload loads again the unexpired revocations the store keeps: in a
+// cluster, those other nodes made while this one did not hear of them.
+// Without a store it does nothing.
+func (t *Tokens) Reload(ctx context.Context) error {
+	t.mu.Lock()
+	st := t.store
+	t.mu.Unlock()
+	if st == nil {
+		return nil
+	}
 	revoked, err := st.FindRevokedTokens(ctx, t.now())
 	if err != nil {
 		return fmt.Errorf("load token revocations: %w", err)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.store = st
 	for _, r := range revoked {
-		if r.ExpiresAt.After(t.revoked[r.ID]) {
-			t.revoked[r.ID] = r.ExpiresAt
-		}
+		t.Learn(r.ID, r.ExpiresAt)
 	}
 	return nil
+}
+
+// Learn records a revocation made elsewhere (another node of a cluster,
+// which wrote it to the shared store): the token is refused from now on.
+func (t *Tokens) Learn(id string, expiresAt time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if expiresAt.After(t.revoked[id]) {
+		t.revoked[id] = expiresAt
+	}
 }
 
 // IsAdmin reports whether key is the admin key, in constant time.

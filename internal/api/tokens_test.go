@@ -82,6 +82,22 @@ func TestRevocationSurvivesRestart(t *testing.T) {
 	second.do("GET", "/api/me", kept.Token, nil, http.StatusOK, nil)
 }
 
+// Two APIs on one store stand for two nodes of a cluster: a revocation
+// made on one is refused by the other once it reloads the store (a node
+// that missed the revocation's message), and not before.
+func TestRevocationReload(t *testing.T) {
+	st := store.NewMemory()
+	one, two := newTokenServer(t, st, nil, 0), newTokenServer(t, st, nil, 0)
+	var tok struct{ Token, ID string }
+	one.do("POST", "/api/tokens", adminKey, map[string]any{"identity": identityJSON("alice"), "role": "agent"}, http.StatusCreated, &tok)
+	one.do("DELETE", "/api/tokens/"+tok.ID, adminKey, nil, http.StatusNoContent, nil)
+	two.do("GET", "/api/me", tok.Token, nil, http.StatusOK, nil)
+	if err := two.tokens.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	two.wantError("GET", "/api/me", tok.Token, nil, http.StatusUnauthorized, calls.CodeUnauthorized)
+}
+
 // ttlSeconds is 1 to 30 days; 0 or none is the default hour.
 func TestTokenTTLBounds(t *testing.T) {
 	s := newServer(t, serverOptions{})
