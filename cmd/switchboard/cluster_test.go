@@ -64,16 +64,26 @@ func (c *testCluster) start(id string) *Main {
 // in memory when it is empty.
 func (c *testCluster) startOn(id, databaseURL string) *Main {
 	c.t.Helper()
+	return c.startWith(id, func(cfg *Config) {
+		if databaseURL != "" {
+			cfg.DatabaseURL, cfg.DataDir = databaseURL, c.t.TempDir()
+		}
+	})
+}
+
+// startWith boots a node whose configuration edit changed (its history in
+// memory unless edit names a database).
+func (c *testCluster) startWith(id string, edit func(*Config)) *Main {
+	c.t.Helper()
 	cfg := c.cfg
 	cfg.NodeID = id
 	m := &Main{
 		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute, Cluster: cfg},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
 	}
-	if databaseURL == "" {
+	edit(&m.Config)
+	if m.Config.DatabaseURL == "" {
 		m.Store = store.NewMemory()
-	} else {
-		m.Config.DatabaseURL, m.Config.DataDir = databaseURL, c.t.TempDir()
 	}
 	if err := m.Run(context.Background()); err != nil {
 		_ = m.Close(context.Background())

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -70,10 +72,18 @@ func (m *Main) newSignIn() (api.SignIn, error) {
 	if !c.On() {
 		return nil, nil
 	}
+	var stateKey []byte
+	if m.Config.Cluster.On() {
+		// Every node derives the same key from the admin key they share, so
+		// a sign-in begun on one node finishes on any other.
+		mac := hmac.New(sha256.New, []byte(m.Config.AdminKey))
+		mac.Write([]byte("switchboard sign-in state key v1"))
+		stateKey = mac.Sum(nil)
+	}
 	h, err := oidcauth.New(oidcauth.Config{
 		Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: c.RedirectURL,
 		Scopes: c.Scopes, RoleClaim: c.RoleClaim, Roles: c.Roles, IdentityClaim: c.IdentityClaim,
-		Logger: m.Logger,
+		StateKey: stateKey, Logger: m.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("the sign-in with a company account: %w", err)

@@ -353,3 +353,31 @@ func TestOIDCSignInRateLimited(t *testing.T) {
 		t.Error("the refusals are not logged")
 	}
 }
+
+// TestClusterOIDCSignIn: a sign-in begun on one node of a cluster finishes
+// on another (behind one HTTPS entry, the provider's redirect may reach
+// any node): the nodes seal the sign-in state with one key, derived from
+// the admin key they share.
+func TestClusterOIDCSignIn(t *testing.T) {
+	op := oidcauthtest.Provider(t)
+	c := newTestCluster(t)
+	oidc := OIDCConfig{Issuer: op.Issuer(), ClientID: op.ClientID, ClientSecret: op.ClientSecret,
+		RoleClaim: "groups", Roles: oidcauth.RoleMap{calls.RoleAgent: {"sb-agents"}}}
+	withOIDC := func(cfg *Config) { cfg.OIDC = oidc }
+	a, b := c.startWith("a", withOIDC), c.startWith("b", withOIDC)
+	spec, err := apitest.NewOpenAPI(api.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &oidcRig{t: t, op: op, m: a, spec: spec, base: "http://" + a.Addr}
+	browser := r.browser("")
+	back := r.start(browser, companyUser("alice", "sb-agents"))
+	back.Host = b.Addr // the provider sends the browser back to the other node
+	status, loc, body := r.finish(browser, back)
+	if status != http.StatusSeeOther || !strings.HasPrefix(loc, "/#token=") {
+		t.Fatalf("callback on b for a sign-in begun on a: %d to %q %s", status, loc, body)
+	}
+	if status, body, _ := send(t, a, "GET", "/api/me", strings.TrimPrefix(loc, "/#token="), ""); status != http.StatusOK || !strings.Contains(body, "alice@example.com") {
+		t.Fatalf("GET /api/me on a with the token b made: %d %s", status, body)
+	}
+}

@@ -47,6 +47,10 @@ type Config struct {
 	// StateTTL is how long a sign-in may take at the provider (default 10
 	// minutes).
 	StateTTL time.Duration
+	// StateKey seals the sign-in state cookies: 32 bytes, the same on every
+	// node of a cluster, so that a sign-in begun on one node finishes on
+	// another. Empty: a random key made at start (one node).
+	StateKey []byte
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -103,7 +107,7 @@ func New(cfg Config) (*Handler, error) {
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
-	s, err := newSealer()
+	s, err := newSealer(cfg.StateKey)
 	if err != nil {
 		return nil, err
 	}

@@ -21,15 +21,22 @@ type loginState struct {
 	Expires  time.Time `json:"e"`
 }
 
-// sealer encrypts and authenticates login states (AES-256-GCM) with a key
-// made at start: a cookie cannot be read, forged or altered, and a
-// restart invalidates every sign-in in progress.
+// sealer encrypts and authenticates login states (AES-256-GCM): a cookie
+// cannot be read, forged or altered. With a key made at start, a restart
+// invalidates every sign-in in progress; with a key given (Config.StateKey,
+// shared by a cluster's nodes) any node can finish a sign-in another began.
 type sealer struct{ aead cipher.AEAD }
 
-func newSealer() (*sealer, error) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("make the sign-in state key: %w", err)
+// newSealer seals with key, or with a random key when key is empty.
+func newSealer(key []byte) (*sealer, error) {
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, fmt.Errorf("make the sign-in state key: %w", err)
+		}
+	}
+	if len(key) != 32 {
+		return nil, fmt.Errorf("the sign-in state key is %d bytes, want 32", len(key))
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
