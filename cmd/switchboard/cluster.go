@@ -81,15 +81,16 @@ func (m *Main) joinCluster(ctx context.Context) error {
 		m.Logger.Warn("a cluster's nodes should share one Postgres (DATABASE_URL): this node keeps its own call history")
 	}
 	var recoverer cluster.Recoverer
+	var liveCalls cluster.LiveCalls
 	if pg, ok := m.store.(*store.Postgres); ok {
-		recoverer = pg
+		recoverer, liveCalls = pg, pg
 	} else {
 		m.Logger.Warn("without a shared Postgres, a dead node's calls are not ended by the others")
 	}
 	node, err := cluster.Join(ctx, cluster.Config{
 		URL: c.URL, Node: c.NodeID, Secret: clusterSecret(m.Config.AdminKey),
 		LeaseBucket: c.LeaseBucket, LeaseTTL: c.LeaseTTL, SubjectPrefix: c.SubjectPrefix,
-		ForwardTimeout: c.ForwardTimeout, Recover: recoverer, AliveWithin: 3 * clusterHeartbeat, OnFenced: m.fenced, Logger: m.Logger,
+		ForwardTimeout: c.ForwardTimeout, Recover: recoverer, LiveCalls: liveCalls, AliveWithin: 3 * clusterHeartbeat, OnFenced: m.fenced, Logger: m.Logger,
 	})
 	if err != nil {
 		return fmt.Errorf("join the cluster: %w", err)

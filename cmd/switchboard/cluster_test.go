@@ -476,3 +476,55 @@ func TestClusterRevocation(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterLapsedLeaseStaysWithCalls: an identity whose lease lapsed
+// (NATS out of reach longer than the TTL) while its node still runs its
+// calls is not taken by the next node its requests reach: that node sends
+// them to the node with the calls, which takes the lease back. (Taking it
+// would split the identity: its calls on one node, its new requests on
+// another, answering call_not_found for the calls it has.)
+func TestClusterLapsedLeaseStaysWithCalls(t *testing.T) {
+	dbURL := freshSchema(t)
+	c := newTestCluster(t)
+	a, b := c.startOn("lapse-a", dbURL), c.startOn("lapse-b", dbURL)
+	alice := mint(t, "alice", calls.RoleAgent)
+	id := startCall(t, "http://"+a.Addr, alice)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	waitUntil(ctx, t, "alice's call in the shared history", func() (bool, error) {
+		var node string
+		err := conn.QueryRow(ctx, `SELECT node FROM calls WHERE id = $1 AND end_time IS NULL`, id).Scan(&node)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return false, nil
+		}
+		return node == "lapse-a", err
+	})
+
+	// Alice's lease lapses, as after a NATS outage: a's lease is gone from
+	// the bucket, and b gets alice's next request before a takes it back.
+	_, js := natstest.Connect(t, c.url)
+	kv, err := js.KeyValue(ctx, c.cfg.LeaseBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, lease.Key(calls.CommunicationUser("alice").RawID())); err != nil {
+		t.Fatal(err)
+	}
+	status, body, _ := send(t, b, "POST", "/api/calls/"+id+"/hold", alice, "")
+	if status != http.StatusOK || !strings.Contains(body, `"LocalHold"`) {
+		t.Fatalf("hold alice's call through b after her lease lapsed: %d %s, want 200 LocalHold (run by a)", status, body)
+	}
+	waitUntil(ctx, t, "a to own alice again", func() (bool, error) {
+		owner, err := a.cluster.Owner(ctx, calls.CommunicationUser("alice").RawID())
+		return err == nil && owner == "", nil
+	})
+	if owner, err := b.cluster.Owner(ctx, calls.CommunicationUser("alice").RawID()); err != nil || owner != "lapse-a" {
+		t.Fatalf("b says alice's node is %q (%v), want lapse-a", owner, err)
+	}
+}

@@ -20,6 +20,15 @@ type Recoverer interface {
 	NodeAlive(ctx context.Context, node string) (time.Time, error)
 }
 
+// LiveCalls tells which node runs an identity's live calls: the store's
+// LiveCallNode. A node about to take a free identity asks it first (see
+// Node.Owner).
+type LiveCalls interface {
+	// LiveCallNode answers another node with a live call of identity, or
+	// "" when there is none.
+	LiveCallNode(ctx context.Context, identity string) (string, error)
+}
+
 // heartbeatFresh reports whether node's heartbeat in the shared history is
 // younger than Config.AliveWithin: the node is alive, whatever NATS says.
 // An error (the store out of reach, a node that never wrote one) is not

@@ -59,6 +59,10 @@ type Config struct {
 	// Recover ends a dead node's live calls (see the package doc,
 	// "Failover"); nil: a dead node is only logged.
 	Recover Recoverer
+	// LiveCalls, when set, keeps an identity on the node that runs its
+	// live calls: before taking a free identity, a node asks it, and
+	// forwards to that node when it is alive (Owner).
+	LiveCalls LiveCalls
 	// AliveWithin is how young a node's heartbeat in the shared history
 	// must be for the node to count as alive although its node lease
 	// lapsed (DefaultAliveWithin when 0). It must exceed the store's
@@ -266,7 +270,12 @@ func (n *Node) Owner(ctx context.Context, identity string) (string, error) {
 	case err != nil && !errors.Is(err, lease.ErrNoOwner):
 		return "", fmt.Errorf("cluster: owner of %q: %w", identity, err)
 	}
-	// Free, or held by this node's earlier run: take it.
+	// Free, or held by this node's earlier run: take it, unless another
+	// node that is alive still runs its calls (its lease lapsed while
+	// NATS was out of reach, and that node has not taken it back yet).
+	if node := n.liveCallsElsewhere(ctx, identity); node != "" {
+		return node, nil
+	}
 	err = n.leases.Acquire(ctx, identity)
 	if err == nil {
 		n.log.Debug("acquired an identity", "identity", identity)
@@ -276,6 +285,27 @@ func (n *Node) Owner(ctx context.Context, identity string) (string, error) {
 		return he.Node, nil
 	}
 	return "", fmt.Errorf("cluster: owner of %q: %w", identity, err)
+}
+
+// liveCallsElsewhere answers the node that runs identity's live calls when
+// it is another node and alive (a fresh heartbeat), else "". Without
+// LiveCalls and a Recoverer, or when the store cannot answer, "".
+func (n *Node) liveCallsElsewhere(ctx context.Context, identity string) string {
+	if n.cfg.LiveCalls == nil || n.cfg.Recover == nil {
+		return ""
+	}
+	lctx, cancel := context.WithTimeout(ctx, n.ttl)
+	defer cancel()
+	node, err := n.cfg.LiveCalls.LiveCallNode(lctx, identity)
+	if err != nil {
+		n.log.Warn("cannot tell whether another node runs an identity's calls: taking it", "identity", identity, "err", err)
+		return ""
+	}
+	if node == "" || node == n.cfg.Node || !n.heartbeatFresh(ctx, node) {
+		return ""
+	}
+	n.log.Info("an identity whose lease lapsed has live calls on another node: sending it there", "identity", identity, "node", node)
+	return node
 }
 
 // Forget drops the owner Owner remembers for identity.

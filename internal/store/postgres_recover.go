@@ -276,3 +276,27 @@ func crashed(c calls.Call, at time.Time) calls.Record {
 		Supervised: true,
 	}}}
 }
+
+// LiveCallNode answers another node that has a live call of identity (its
+// rawId) in the shared history, the one of its latest such call, or "" when
+// no other node has one. A node about to take a free identity asks it: an
+// identity whose lease lapsed (NATS was out of reach) while its node still
+// runs its calls goes back to that node, rather than being split. Errors:
+// a closed store or Postgres out of reach is CodeUnavailable.
+func (p *Postgres) LiveCallNode(ctx context.Context, identity string) (string, error) {
+	const op = "find a node with live calls of an identity"
+	if err := p.usable(ctx, op); err != nil {
+		return "", err
+	}
+	var node string
+	err := p.pool.QueryRow(ctx, `SELECT node FROM calls
+		WHERE agent_id = $1 AND end_time IS NULL AND node <> $2
+		ORDER BY start_time DESC LIMIT 1`, identity, p.opt.Node).Scan(&node)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", dbError(op, err)
+	}
+	return node, nil
+}
