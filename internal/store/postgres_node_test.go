@@ -81,6 +81,16 @@ func TestRecoverNode(t *testing.T) {
 		}
 	}
 
+	// Each node sees the other's live calls of the agent, not its own.
+	for _, tc := range []struct {
+		s    *Postgres
+		want string
+	}{{a, "b"}, {b, "a"}} {
+		if got, err := tc.s.LiveCallNode(t.Context(), "8:acs:agent"); got != tc.want || err != nil {
+			t.Errorf("LiveCallNode on %s = %q, %v; want %q", tc.s.opt.Node, got, err, tc.want)
+		}
+	}
+
 	// a dies: it stops without ending its calls, last seen at heartbeat.
 	if err := a.Close(t.Context()); err != nil {
 		t.Fatal(err)
@@ -111,6 +121,9 @@ func TestRecoverNode(t *testing.T) {
 	}
 	if n, err := b.RecoverNode(t.Context(), "a"); n != 0 || err != nil {
 		t.Errorf("RecoverNode(a) again = %d, %v; want 0, nil", n, err)
+	}
+	if got, err := b.LiveCallNode(t.Context(), "8:acs:agent"); got != "" || err != nil {
+		t.Errorf("LiveCallNode on b after a's calls ended = %q, %v; want none", got, err)
 	}
 
 	// a restarts: its own recovery finds nothing left.
