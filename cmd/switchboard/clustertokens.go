@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,13 +19,20 @@ import (
 // Token revocations in a cluster. Every node verifies tokens from memory,
 // so a token revoked on one node must be refused by all: the revoking node
 // writes the revocation to the shared store, then publishes it on
-// <prefix>.revoked, and every node records what it hears there. A node
-// that missed a message (cut off from NATS at the time) catches up from
-// the store every revocationReload, and at once when NATS is back.
+// <prefix>.revoked, and every node records what it hears there and
+// confirms. The revoking node answers once every node in the cluster
+// confirmed (or revocationAckWait passed), so a token revoked is refused
+// everywhere from then on. A node that missed a message (cut off from
+// NATS at the time) catches up from the store every revocationReload, and
+// at once when NATS is back.
 
 // revocationReload is how often a cluster node loads the revocations again
 // from the shared store.
 const revocationReload = 10 * time.Second
+
+// revocationAckWait bounds how long a revocation waits for the other
+// nodes' confirmations.
+const revocationAckWait = 2 * time.Second
 
 // revocation is the message a node publishes for each token it revokes.
 type revocation struct {
@@ -46,28 +55,56 @@ type broadcastRevocations struct {
 	calls.TokenRevocations
 	conn    *nats.Conn
 	subject string
+	peers   func() []string // the other nodes in the cluster now
 	log     *slog.Logger
 }
 
-// RevokeToken writes the revocation, then tells the other nodes. A failed
-// publish is logged, not answered: the revocation is written, and the
-// other nodes load it within revocationReload.
+// RevokeToken writes the revocation, then tells every node and waits for
+// their confirmations. A failed publish or a node that does not confirm
+// is logged, not answered: the revocation is written, and such a node
+// loads it within revocationReload.
 func (b broadcastRevocations) RevokeToken(ctx context.Context, id string, expiresAt time.Time) error {
 	if err := b.TokenRevocations.RevokeToken(ctx, id, expiresAt); err != nil {
 		return err
 	}
-	data, err := json.Marshal(revocation{ID: id, ExpiresAt: expiresAt})
-	if err == nil {
-		err = b.conn.Publish(b.subject, data)
-	}
-	if err == nil {
-		err = b.conn.FlushTimeout(time.Second)
-	}
-	if err != nil {
-		b.log.Warn("cannot tell the other nodes of a token revocation: they load it from the store within the reload interval",
-			"token_id", id, "reload", revocationReload, "err", err)
+	if missing, err := b.tell(ctx, id, expiresAt); err != nil {
+		b.log.Warn("not every node confirmed a token revocation: those load it from the store within the reload interval",
+			"token_id", id, "unconfirmed", missing, "reload", revocationReload, "err", err)
 	}
 	return nil
+}
+
+// tell publishes the revocation and waits until every peer confirmed it;
+// it answers the peers that did not.
+func (b broadcastRevocations) tell(ctx context.Context, id string, expiresAt time.Time) ([]string, error) {
+	want := map[string]bool{}
+	for _, p := range b.peers() {
+		want[p] = true
+	}
+	missing := func() []string { return slices.Sorted(maps.Keys(want)) }
+	data, err := json.Marshal(revocation{ID: id, ExpiresAt: expiresAt})
+	if err != nil {
+		return missing(), err
+	}
+	inbox := b.conn.NewRespInbox()
+	acks, err := b.conn.SubscribeSync(inbox)
+	if err != nil {
+		return missing(), fmt.Errorf("subscribe to the confirmations: %w", err)
+	}
+	defer func() { _ = acks.Unsubscribe() }()
+	if err := b.conn.PublishMsg(&nats.Msg{Subject: b.subject, Reply: inbox, Data: data}); err != nil {
+		return missing(), fmt.Errorf("publish: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, revocationAckWait)
+	defer cancel()
+	for len(want) > 0 {
+		msg, err := acks.NextMsgWithContext(ctx)
+		if err != nil {
+			return missing(), fmt.Errorf("wait for the confirmations: %w", err)
+		}
+		delete(want, string(msg.Data))
+	}
+	return nil, nil
 }
 
 // clusterTokens keeps this node's revocations in step with the cluster's.
@@ -92,11 +129,16 @@ func (m *Main) startClusterTokens(ctx context.Context, tokens *api.Tokens) error
 			return
 		}
 		tokens.Learn(r.ID, r.ExpiresAt)
+		if msg.Reply != "" {
+			if err := msg.Respond([]byte(m.Config.Cluster.NodeID)); err != nil {
+				m.Logger.Warn("cannot confirm a token revocation to the node that made it", "err", err)
+			}
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("cluster tokens: subscribe to %s: %w", subject, err)
 	}
-	if err := tokens.Persist(ctx, broadcastRevocations{TokenRevocations: m.store, conn: nc, subject: subject, log: m.Logger}); err != nil {
+	if err := tokens.Persist(ctx, broadcastRevocations{TokenRevocations: m.store, conn: nc, subject: subject, peers: m.cluster.Peers, log: m.Logger}); err != nil {
 		_ = sub.Unsubscribe()
 		return fmt.Errorf("cluster tokens: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"testing"
@@ -31,11 +32,22 @@ var checkedClient = func() *http.Client {
 }()
 
 // apiClient sends requests to a running switchboard through a client
-// whose every answer is checked against the OpenAPI description.
+// whose every answer is checked against the OpenAPI description. With
+// nodes, each request goes to one of them, chosen at random (a cluster
+// behind a load balancer); else to base.
 type apiClient struct {
-	t    *testing.T
-	base string
-	http *http.Client
+	t     *testing.T
+	base  string
+	http  *http.Client
+	nodes []string // base URLs
+}
+
+// target is where the next request goes.
+func (c *apiClient) target() string {
+	if len(c.nodes) == 0 {
+		return c.base
+	}
+	return c.nodes[rand.IntN(len(c.nodes))]
 }
 
 // do sends a request (body nil, or a value sent as JSON), fails unless
@@ -51,7 +63,7 @@ func (c *apiClient) do(method, path, token string, body any, want int, out any) 
 		}
 		r = bytes.NewReader(j)
 	}
-	req, err := http.NewRequest(method, c.base+path, r)
+	req, err := http.NewRequest(method, c.target()+path, r)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -87,12 +99,25 @@ func (c *apiClient) do(method, path, token string, body any, want int, out any) 
 // operation was seen answered with a success.
 func TestOpenAPIFlows(t *testing.T) {
 	m, _ := startOps(t, Config{Media: MediaConfig{Grace: time.Minute}})
+	runAPIFlows(t, m.Addr)
+}
+
+// runAPIFlows drives every operation of the API through the switchboard
+// at addrs: one node, or the nodes of a cluster, each request and event
+// stream going to one of them at random.
+func runAPIFlows(t *testing.T, addrs ...string) {
 	spec, err := apitest.NewOpenAPI(api.OpenAPI)
 	if err != nil {
 		t.Fatal(err)
 	}
 	client := &http.Client{Transport: spec.Transport(nil), Timeout: 30 * time.Second}
-	c := &apiClient{t: t, base: "http://" + m.Addr, http: client}
+	c := &apiClient{t: t, base: "http://" + addrs[0], http: client}
+	if len(addrs) > 1 {
+		for _, a := range addrs {
+			c.nodes = append(c.nodes, "http://"+a)
+		}
+	}
+	anyNode := func() string { return addrs[rand.IntN(len(addrs))] }
 
 	// The service routes.
 	c.do(http.MethodGet, "/healthz", "", nil, http.StatusOK, nil)
@@ -141,8 +166,8 @@ func TestOpenAPIFlows(t *testing.T) {
 	}
 
 	// Bob and carol are connected; alice calls bob, who accepts.
-	nextB, _ := openEvents(t, m.Addr, bob)
-	nextC, _ := openEvents(t, m.Addr, carol)
+	nextB, _ := openEvents(t, anyNode(), bob)
+	nextC, _ := openEvents(t, anyNode(), carol)
 	_, _ = nextB()
 	_, _ = nextC()
 	type callBody struct {
@@ -219,7 +244,7 @@ func TestOpenAPIFlows(t *testing.T) {
 	// Media: a softphone fetches its ICE servers, attaches and calls the
 	// echo bot, all through the checking client.
 	c.do(http.MethodPost, "/api/media/webrtc", alice, map[string]string{"sdp": ""}, http.StatusBadRequest, nil)
-	ph, err := phone.Connect(ctx, phoneEngine(t), c.base, mint(t, "customer", calls.RoleCaller), phone.Options{HTTP: client, ICEServers: true})
+	ph, err := phone.Connect(ctx, phoneEngine(t), "http://"+anyNode(), mint(t, "customer", calls.RoleCaller), phone.Options{HTTP: client, ICEServers: true})
 	if err != nil {
 		t.Fatalf("phone: %v", err)
 	}

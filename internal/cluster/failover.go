@@ -64,6 +64,7 @@ func (n *Node) watchNodes(changes <-chan lease.Change) {
 		if c.Identity == n.cfg.Node {
 			continue // this node's own lease: Lost says when it is gone
 		}
+		n.setPeer(c.Identity, c.Node != "" && !c.Expired)
 		if cancel, ok := recovering[c.Identity]; ok {
 			cancel() // a newer change: the node is back, or gone again
 			delete(recovering, c.Identity)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -136,6 +137,7 @@ type Node struct {
 	slots   chan struct{}
 	stopped bool
 	closed  bool
+	peers   map[string]bool // the other nodes whose node lease is live, as the node watch saw last
 }
 
 // Join connects to NATS (reconnecting forever, with backoff, once
@@ -306,6 +308,33 @@ func (n *Node) liveCallsElsewhere(ctx context.Context, identity string) string {
 	}
 	n.log.Info("an identity whose lease lapsed has live calls on another node: sending it there", "identity", identity, "node", node)
 	return node
+}
+
+// Peers answers the other nodes in the cluster now: those whose node
+// lease is live, as this node's watch of the node leases saw last.
+func (n *Node) Peers() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]string, 0, len(n.peers))
+	for p := range n.peers {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// setPeer records that node is in the cluster (in) or not.
+func (n *Node) setPeer(node string, in bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.peers == nil {
+		n.peers = map[string]bool{}
+	}
+	if in {
+		n.peers[node] = true
+	} else {
+		delete(n.peers, node)
+	}
 }
 
 // Forget drops the owner Owner remembers for identity.
