@@ -154,3 +154,14 @@ func (s *Server) Restart() {
 	s.Shutdown()
 	s.start()
 }
+
+// Traffic is what the server counted since it started: messages and bytes
+// in and out, all clients together.
+func (s *Server) Traffic() (msgs, bytes int64) {
+	s.tb.Helper()
+	v, err := s.srv.Varz(nil)
+	if err != nil {
+		s.tb.Fatalf("nats-server varz: %v", err)
+	}
+	return v.InMsgs + v.OutMsgs, v.InBytes + v.OutBytes
+}

@@ -1,0 +1,372 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/cluster/natstest"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// BenchmarkClusterSwitch measures issue 14's hold switch over HTTP+ws on a
+// cluster of two nodes, A and B, on one in-process NATS: an agent owned by
+// A resumes one of her held calls, which holds her active one in the same
+// step. In "same-node" (the baseline) her callees are owned by A too; in
+// "cross-node" by B, so each switch also tells B that one callee's call is
+// on hold and another's is not.
+//
+// Each switch is timed from just before its request to the moment the
+// agent's websocket has the stateChanged event saying the resumed call is
+// Connected (p50-µs, p99-µs), and to the moment the resumed call's callee
+// has its own Connected (far-p99-µs: on B in cross-node). nats-msgs/switch
+// and nats-bytes/switch are what the NATS server counted in and out during
+// the timing, less what it counted in as long a time when idle just before
+// (the leases' renewals, the heartbeats). Both modes share the cluster and
+// its background, and alternate at each load:
+//
+//	cat /proc/loadavg; go test -run '^$' -bench BenchmarkClusterSwitch -benchtime 5000x ./cmd/switchboard/
+//
+// SWITCHBOARD_BENCH_AGENTS (100) and SWITCHBOARD_BENCH_CALLS (10 per
+// agent) set the size; each call has a callee of its own, connected to the
+// event stream on its node, since a callee holding several calls would put
+// all but one on hold.
+func BenchmarkClusterSwitch(b *testing.B) {
+	agents, perAgent := benchEnv(b, "SWITCHBOARD_BENCH_AGENTS", 100), benchEnv(b, "SWITCHBOARD_BENCH_CALLS", 10)
+	nats := natstest.Start(b)
+	cfg := ClusterConfig{URL: nats.URL(), LeaseBucket: "bench_leases", LeaseTTL: 3 * time.Second,
+		SubjectPrefix: "bench", ForwardTimeout: 5 * time.Second}
+	start := func(id string) *Main {
+		c := cfg
+		c.NodeID = id
+		m := &Main{Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute, Cluster: c},
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard, Store: store.NewMemory()}
+		if err := m.Run(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = m.Close(context.Background()) })
+		return m
+	}
+	a, bNode := start("bench-a"), start("bench-b")
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	b.Cleanup(client.CloseIdleConnections)
+
+	modes := []struct {
+		name   string
+		callee *Main
+	}{{"same-node", a}, {"cross-node", bNode}}
+	parent := b
+	setups := make([][]*switchAgent, len(modes)) // set up on first use, so -bench can pick a mode
+	for _, inflight := range []int{2, 8, 64} {
+		for i, mode := range modes {
+			b.Run(fmt.Sprintf("%s/inflight=%d", mode.name, inflight), func(b *testing.B) {
+				if setups[i] == nil { // the connections are the parent's: they outlive this run
+					var err error
+					if setups[i], err = setUpSwitchAgents(parent, client, mode.name, a, mode.callee, agents, perAgent); err != nil {
+						b.Fatal(err)
+					}
+				}
+				driveSwitches(b, client, a, nats, setups[i], inflight)
+			})
+		}
+	}
+}
+
+// benchEnv reads a positive count from the environment, or def.
+func benchEnv(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q: want a positive count", name, v)
+	}
+	return n
+}
+
+// switchAgent is one agent of the benchmark and its calls' callees.
+type switchAgent struct {
+	auth    string
+	events  *stateEvents
+	calls   []string // the agent's call ids
+	callees []switchCallee
+	active  int // index of the Connected call
+}
+
+// switchCallee is the callee of one call: its own event stream and its
+// view's call id.
+type switchCallee struct {
+	events *stateEvents
+	call   string
+}
+
+// stateEvents reads one event stream in a goroutine of its own and hands
+// on its stateChanged events (and incomingCall ids) as they arrive.
+type stateEvents struct {
+	conn     *websocket.Conn
+	changes  chan stateArrival
+	incoming chan string
+	done     chan struct{}
+}
+
+type stateArrival struct {
+	call  string
+	state calls.CallState
+	at    time.Time
+}
+
+// openStateEvents connects auth's identity on m; the connection is closed
+// when owner ends.
+func openStateEvents(owner testing.TB, m *Main, auth string) (*stateEvents, error) {
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+m.Addr+"/api/events", http.Header{"Authorization": {auth}})
+	if err != nil {
+		return nil, fmt.Errorf("dial events: %w", err)
+	}
+	s := &stateEvents{conn: conn, changes: make(chan stateArrival, 1024), incoming: make(chan string, 16), done: make(chan struct{})}
+	owner.Cleanup(func() { conn.Close(); <-s.done })
+	snapshot := make(chan struct{})
+	go func() {
+		defer close(s.done)
+		for first := true; ; first = false {
+			_, raw, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			if first {
+				close(snapshot) // the identity is connected: it can be called
+			}
+			at := time.Now()
+			var ev struct {
+				Type   calls.EventType `json:"type"`
+				CallID string          `json:"callId"`
+				Data   json.RawMessage `json:"data"`
+			}
+			if json.Unmarshal(raw, &ev) != nil {
+				continue
+			}
+			switch ev.Type {
+			case calls.EventStateChanged:
+				var d calls.StateChangedData
+				if json.Unmarshal(ev.Data, &d) == nil {
+					s.changes <- stateArrival{call: ev.CallID, state: d.State, at: at}
+				}
+			case calls.EventIncomingCall:
+				var d calls.IncomingCallData
+				if json.Unmarshal(ev.Data, &d) == nil {
+					s.incoming <- d.IncomingCall.ID
+				}
+			}
+		}
+	}()
+	select {
+	case <-snapshot:
+	case <-s.done:
+		return nil, errors.New("event stream closed before its snapshot")
+	}
+	return s, nil
+}
+
+// await waits for call to reach state, dropping the other changes.
+func (s *stateEvents) await(call string, state calls.CallState) (time.Time, error) {
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case got := <-s.changes:
+			if got.call == call && got.state == state {
+				return got.at, nil
+			}
+		case <-s.done:
+			return time.Time{}, fmt.Errorf("event stream closed waiting for %s to be %s", call, state)
+		case <-timeout:
+			return time.Time{}, fmt.Errorf("%s not %s within 10 s", call, state)
+		}
+	}
+}
+
+func benchAuth(user string) string {
+	m, err := api.NewTokens(testAdminKey, nil).Mint(api.TokenRequest{
+		Identity: calls.CommunicationUser(user), DisplayName: user, Role: calls.RoleAgent})
+	if err != nil {
+		panic(err) // a fixed, valid request
+	}
+	return "Bearer " + m.Token
+}
+
+// benchPost sends a POST and answers the JSON body's id.
+func benchPost(client *http.Client, url, auth string, body any) (string, error) {
+	var r io.Reader
+	if body != nil {
+		j, _ := json.Marshal(body)
+		r = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(http.MethodPost, url, r)
+	req.Header.Set("Authorization", auth)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return "", fmt.Errorf("POST %s: %d %s", url, resp.StatusCode, raw)
+	}
+	var out struct{ ID string }
+	_ = json.Unmarshal(raw, &out)
+	return out.ID, nil
+}
+
+// setUpSwitchAgents connects agents on a, each with perAgent calls
+// accepted by callees connected to calleeNode; 16 agents at a time. The
+// connections last as long as owner.
+func setUpSwitchAgents(owner testing.TB, client *http.Client, mode string, a, calleeNode *Main, agents, perAgent int) ([]*switchAgent, error) {
+	out := make([]*switchAgent, agents)
+	var (
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		setErr  error
+	)
+	for range min(16, agents) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < agents; i = int(next.Add(1)) - 1 {
+				ag, err := setUpSwitchAgent(owner, client, fmt.Sprintf("%s-agent%03d", mode, i), a, calleeNode, perAgent)
+				if err != nil {
+					errOnce.Do(func() { setErr = err })
+					return
+				}
+				out[i] = ag
+			}
+		})
+	}
+	wg.Wait()
+	return out, setErr
+}
+
+func setUpSwitchAgent(owner testing.TB, client *http.Client, name string, a, calleeNode *Main, perAgent int) (*switchAgent, error) {
+	ag := &switchAgent{auth: benchAuth(name)}
+	var err error
+	if ag.events, err = openStateEvents(owner, a, ag.auth); err != nil {
+		return nil, err
+	}
+	for j := range perAgent {
+		callee := fmt.Sprintf("%s-callee%02d", name, j)
+		var ce switchCallee
+		if ce.events, err = openStateEvents(owner, calleeNode, benchAuth(callee)); err != nil {
+			return nil, err
+		}
+		id, err := benchPost(client, "http://"+a.Addr+"/api/calls", ag.auth,
+			map[string]any{"participants": []map[string]string{{"communicationUserId": callee}}})
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case ce.call = <-ce.events.incoming:
+		case <-time.After(10 * time.Second):
+			return nil, fmt.Errorf("%s: no incoming call", callee)
+		}
+		if _, err := benchPost(client, "http://"+calleeNode.Addr+"/api/incoming-calls/"+ce.call+"/accept", benchAuth(callee), nil); err != nil {
+			return nil, err
+		}
+		if _, err := ag.events.await(id, calls.StateConnected); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		ag.calls, ag.callees, ag.active = append(ag.calls, id), append(ag.callees, ce), j
+	}
+	return ag, nil
+}
+
+// driveSwitches runs b.N switches from inflight goroutines, goroutine w
+// switching agents w, w+inflight, ... in turn, and reports the figures.
+func driveSwitches(b *testing.B, client *http.Client, a *Main, nats *natstest.Server, agents []*switchAgent, inflight int) {
+	inflight = min(inflight, len(agents))
+	idle := 2 * time.Second
+	m0, by0 := nats.Traffic()
+	time.Sleep(idle)
+	m1, by1 := nats.Traffic()
+	idleMsgs, idleBytes := float64(m1-m0)/idle.Seconds(), float64(by1-by0)/idle.Seconds()
+
+	type sample struct{ agent, far time.Duration }
+	samples := make([][]sample, inflight)
+	var (
+		tickets atomic.Int64
+		failed  atomic.Bool
+		errOnce sync.Once
+		runErr  error
+		wg      sync.WaitGroup
+	)
+	b.ResetTimer()
+	start := time.Now()
+	for w := range inflight {
+		wg.Go(func() {
+			i := w
+			for !failed.Load() && tickets.Add(1) <= int64(b.N) {
+				ag := agents[i]
+				next := (ag.active + 1) % len(ag.calls)
+				t0 := time.Now()
+				_, err := benchPost(client, "http://"+a.Addr+"/api/calls/"+ag.calls[next]+"/resume", ag.auth, nil)
+				var atAgent, atFar time.Time
+				if err == nil {
+					atAgent, err = ag.events.await(ag.calls[next], calls.StateConnected)
+				}
+				if err == nil {
+					ce := ag.callees[next]
+					atFar, err = ce.events.await(ce.call, calls.StateConnected)
+				}
+				if err != nil {
+					errOnce.Do(func() { runErr = err })
+					failed.Store(true)
+					return
+				}
+				ag.active = next
+				samples[w] = append(samples[w], sample{atAgent.Sub(t0), atFar.Sub(t0)})
+				if i += inflight; i >= len(agents) {
+					i = w
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	m2, by2 := nats.Traffic()
+	if runErr != nil {
+		b.Fatal(runErr)
+	}
+	all := slices.Concat(samples...)
+	n := float64(len(all))
+	pct := func(d []time.Duration, p int) float64 {
+		slices.Sort(d)
+		i := (len(d)*p + 99) / 100
+		return float64(d[max(i-1, 0)]) / float64(time.Microsecond)
+	}
+	agentLat, farLat := make([]time.Duration, len(all)), make([]time.Duration, len(all))
+	for i, s := range all {
+		agentLat[i], farLat[i] = s.agent, s.far
+	}
+	b.ReportMetric(n/elapsed.Seconds(), "switches/s")
+	b.ReportMetric(pct(agentLat, 50), "p50-µs")
+	b.ReportMetric(pct(agentLat, 99), "p99-µs")
+	b.ReportMetric(pct(farLat, 99), "far-p99-µs")
+	b.ReportMetric((float64(m2-m1)-idleMsgs*elapsed.Seconds())/n, "nats-msgs/switch")
+	b.ReportMetric((float64(by2-by1)-idleBytes*elapsed.Seconds())/n, "nats-bytes/switch")
+}
