@@ -38,7 +38,7 @@ import (
 // has its own Connected (far-p99-µs: on B in cross-node). nats-msgs/switch
 // and nats-bytes/switch are what the NATS server counted in and out during
 // the timing, less what it counted in as long a time when idle just before
-// (the leases' renewals, the heartbeats). Both modes share the cluster and
+// (the leases' renewals, the heartbeats: nats-idle-msgs/s). Both modes share the cluster and
 // its background, and alternate at each load:
 //
 //	cat /proc/loadavg; go test -run '^$' -bench BenchmarkClusterSwitch -benchtime 5000x ./cmd/switchboard/
@@ -369,4 +369,5 @@ func driveSwitches(b *testing.B, client *http.Client, a *Main, nats *natstest.Se
 	b.ReportMetric(pct(farLat, 99), "far-p99-µs")
 	b.ReportMetric((float64(m2-m1)-idleMsgs*elapsed.Seconds())/n, "nats-msgs/switch")
 	b.ReportMetric((float64(by2-by1)-idleBytes*elapsed.Seconds())/n, "nats-bytes/switch")
+	b.ReportMetric(idleMsgs, "nats-idle-msgs/s")
 }
