@@ -85,7 +85,7 @@ type attachments struct {
 	byID   map[string]*held
 	closed bool // stopAttachments ran: nothing more is held
 	sub    *nats.Subscription
-	stopWG sync.WaitGroup // the reaper
+	stopWG sync.WaitGroup // the reaper, and the keepalives of this node's own attachments
 }
 
 // held is one attachment on its owner.
@@ -302,6 +302,13 @@ func (n *Node) Attach(ctx context.Context, owner, identity string, principal jso
 	if resp.NotOwner != "" || len(resp.Error) > 0 || resp.Refused != "" {
 		return nil, resp, fmt.Errorf("cluster: attach %s on node %s: %w", identity, owner, ErrAttachRefused)
 	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil, AttachResponse{}, fmt.Errorf("cluster: attach %s on node %s: %w", identity, owner, ErrStopped)
+	}
+	n.att.stopWG.Add(1) // under mu: Close waits only once closed is set
+	n.mu.Unlock()
 	go a.keepalive()
 	return a, resp, nil
 }
@@ -340,6 +347,7 @@ func (n *Node) attachRequest(ctx context.Context, node string, req AttachRequest
 
 // keepalive keeps the attachment alive until Detach, or until it is lost.
 func (a *Attachment) keepalive() {
+	defer a.n.att.stopWG.Done()
 	defer close(a.done)
 	n := a.n
 	tick := time.NewTicker(n.cfg.AttachKeepalive)
