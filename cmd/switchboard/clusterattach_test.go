@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,13 +158,15 @@ func formatSeq(seq float64) string {
 	return string(b)
 }
 
-// TestClusterRemoteStreamRefusals: a supervisor's stream on a node that
-// does not own it still answers 503 wrong_node; an agent's stream whose
+// TestClusterRemoteStreamSupervisorAndGoneOwner: a supervisor's stream on a node that
+// does not own it is attached on the owner as an agent's is (Connected
+// there) and sees the owner's agents' events; an agent's stream whose
 // owner does not answer (its lease is held, its process gone) answers 503
 // unavailable in the contract's error format.
-func TestClusterRemoteStreamRefusals(t *testing.T) {
+func TestClusterRemoteStreamSupervisorAndGoneOwner(t *testing.T) {
 	c := newTestCluster(t)
 	a, b := c.start("a"), c.start("b")
+	waitPeers(t, a, "b")
 	sue, alice := mint(t, "sue", calls.RoleSupervisor), mint(t, "alice", calls.RoleAgent)
 	for _, token := range []string{sue, alice} {
 		if status, body, _ := send(t, a, "GET", "/api/me", token, ""); status != http.StatusOK {
@@ -186,8 +190,14 @@ func TestClusterRemoteStreamRefusals(t *testing.T) {
 		_ = json.NewDecoder(resp.Body).Decode(&e)
 		return resp.StatusCode, e.Error.Code
 	}
-	if status, code := dial(sue); status != http.StatusServiceUnavailable || code != "wrong_node" {
-		t.Errorf("sue's stream on b: %d %s, want 503 wrong_node", status, code)
+	nextSue, _ := openEvents(t, b.Addr, sue)
+	if ev, err := nextSue(); err != nil || ev["type"] != "snapshot" {
+		t.Fatalf("sue's first event on b: %v, %v", ev, err)
+	}
+	waitConnection(t, a, "8:acs:sue", calls.Connected)
+	aliceCall := startCall(t, "http://"+a.Addr, alice)
+	if ev := until(t, nextSue, "callsUpdated", "8:acs:alice"); !strings.Contains(fmt.Sprint(ev["data"]), aliceCall) {
+		t.Errorf("sue on b saw %v, want alice's call %s", ev, aliceCall)
 	}
 	// A stops answering attaches (as a process that died does), while
 	// its lease on alice is still held.

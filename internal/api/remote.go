@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -13,8 +14,8 @@ import (
 	"github.com/switchboard/switchboard/internal/calls"
 )
 
-// Attacher attaches an agent's event stream, opened on this node, on the
-// node that owns the agent's identity (a cluster; cmd/switchboard wires
+// Attacher attaches an agent's or supervisor's event stream, opened on
+// this node, on the node that owns its identity (a cluster; cmd/switchboard wires
 // internal/cluster to it). The owner counts the stream as one of the
 // identity's connections (calls.Switchboard.Attach), so the identity is
 // Connected there and can be called, for as long as the attachment lives.
@@ -123,11 +124,13 @@ func (h *Hub) subscribeRemote(c *client, last uint64, snapshot []byte) error {
 	return nil
 }
 
-// remoteEvents is GET /api/events of an agent whose identity node owner
-// owns: the stream is attached there, starts with its snapshot and follows
-// its events through this node's relay. It is closed with 1012 when the
-// attachment is lost. sinceSeq is read but not replayed: such a stream
-// always starts from a snapshot.
+// remoteEvents is GET /api/events of an identity node owner owns: the
+// stream is attached there, so that the identity counts as connected on
+// its owner, and is closed with 1012 when the attachment is lost. An
+// agent's stream starts with the owner's snapshot and follows the
+// identity's events through this node's relay; sinceSeq is read but not
+// replayed: it always starts from a snapshot. A supervisor's stream is
+// the one it would have on its owner (subscribeRemoteSupervisor).
 func (s *Server) remoteEvents(c echo.Context, sess Session, owner string) error {
 	identity := sess.Identifier.RawID()
 	log := s.log.With("agent_id", identity, "owner", owner)
@@ -138,9 +141,11 @@ func (s *Server) remoteEvents(c echo.Context, sess Session, owner string) error 
 	}
 	release = sync.OnceFunc(release)
 	defer release()
-	last, unfollow, err := s.cfg.Hub.FollowRemote(identity)
-	if err != nil {
-		return &calls.Error{Code: calls.CodeInternal, Op: "follow the identity's events", Err: err, Message: "internal error"}
+	last, unfollow := uint64(0), func() {}
+	if sess.Role != calls.RoleSupervisor { // a supervisor follows the supervisors' stream
+		if last, unfollow, err = s.cfg.Hub.FollowRemote(identity); err != nil {
+			return &calls.Error{Code: calls.CodeInternal, Op: "follow the identity's events", Err: err, Message: "internal error"}
+		}
 	}
 	defer unfollow()
 
@@ -175,12 +180,6 @@ func (s *Server) remoteEvents(c echo.Context, sess Session, owner string) error 
 		return &calls.Error{Code: calls.CodeUnavailable, Op: "attach the event stream on the identity's node", Err: err,
 			Message: fmt.Sprintf("node %s, which serves this identity, did not answer; try again", owner)}
 	}
-	body, err := encodeEvent(calls.Event{Type: calls.EventSnapshot, At: time.Now(), AgentID: identity, Data: snap})
-	if err != nil {
-		detach("")
-		return &calls.Error{Code: calls.CodeInternal, Op: "encode the snapshot", Err: err, Message: "internal error"}
-	}
-
 	bw := &batchingWriter{ResponseWriter: c.Response()}
 	conn, err := s.upgrader.Upgrade(bw, c.Request(), nil)
 	if err != nil {
@@ -188,10 +187,18 @@ func (s *Server) remoteEvents(c echo.Context, sess Session, owner string) error 
 		return nil // the upgrader has answered
 	}
 	cl := newClient(s.cfg.Hub, conn, bw.conn, sess, s.timings, log)
-	cl.remote = true
-	if err := s.cfg.Hub.subscribeRemote(cl, last, body); err != nil {
-		log.Warn("subscribe to another node's events", "err", err)
-		cl.finish(closeTryAgainLater, "events were missed: reconnect")
+	if cl.supervisor {
+		s.subscribeRemoteSupervisor(c, cl, log)
+	} else {
+		cl.remote = true
+		body, err := encodeEvent(calls.Event{Type: calls.EventSnapshot, At: time.Now(), AgentID: identity, Data: snap})
+		if err == nil {
+			err = s.cfg.Hub.subscribeRemote(cl, last, body)
+		}
+		if err != nil {
+			log.Warn("subscribe to another node's events", "err", err)
+			cl.finish(closeTryAgainLater, "events were missed: reconnect")
+		}
 	}
 	go cl.writeLoop()
 	watchDone := make(chan struct{})
@@ -216,6 +223,32 @@ func (s *Server) remoteEvents(c echo.Context, sess Session, owner string) error 
 	}
 	detach(reason)
 	return nil
+}
+
+// subscribeRemoteSupervisor subscribes a supervisor's connection attached
+// on the owner of its identity as a supervisor's connection on its owner
+// is: to this node's supervisors' stream (which has every node's
+// supervised events; sinceSeq replays it), starting with this node's
+// supervised snapshot merged with the other nodes'. The owner's snapshot
+// is not used: the other nodes' answers have the owner's, and are newer.
+func (s *Server) subscribeRemoteSupervisor(c echo.Context, cl *client, log *slog.Logger) {
+	since, resume, _ := sinceSeq(c.QueryParams()) // checked by events
+	var remote []calls.Snapshot
+	letPeersIn := func() {}
+	if s.cfg.Peers != nil {
+		remote, letPeersIn = s.cfg.Peers.Snapshots(c.Request().Context())
+	}
+	defer letPeersIn()
+	s.cfg.Switchboard.WithSupervisedSnapshot(func(snap calls.Snapshot) {
+		snap = mergeSnapshots(snap, remote)
+		_, err := s.cfg.Hub.subscribe(cl, resume, since, func() ([]byte, error) {
+			return encodeEvent(calls.Event{Type: calls.EventSnapshot, At: time.Now(), AgentID: cl.agentID, Data: snap})
+		})
+		if err != nil {
+			log.Error("subscribe to events", "err", err)
+			cl.finish(websocketInternalError, "internal error")
+		}
+	})
 }
 
 // AttachHere attaches sess's identity here for a stream another node

@@ -90,9 +90,9 @@ type Config struct {
 	// supervisor's snapshot (a cluster; see Hub.DeliverRemote for their
 	// events).
 	Peers Peers
-	// Attach, when set (with Forward), lets an agent open its event stream
-	// on a node that does not own its identity: the stream is attached on
-	// the owner and follows its events (Hub.FollowRemote). Nil: such a
+	// Attach, when set (with Forward), lets an identity open its event
+	// stream on a node that does not own it: the stream is attached on the
+	// owner (an agent's follows its events: Hub.FollowRemote). Nil: such a
 	// stream answers 503 wrong_node.
 	Attach Attacher
 }
