@@ -60,7 +60,14 @@ func attachConfig(node, secret string) Config {
 // keep it past the expiry; b's Detach detaches it on a with the reason.
 func TestAttach(t *testing.T) {
 	c := newTestCluster(t)
-	a, b := c.joinWith(t, attachConfig("a", "s")), c.joinWith(t, attachConfig("b", "s"))
+	// Twelve keepalives per expiry: a loaded machine's late one does not
+	// expire the attachment.
+	cfg := func(node string) Config {
+		cfg := attachConfig(node, "s")
+		cfg.AttachKeepalive, cfg.AttachExpiry = 50*time.Millisecond, 600*time.Millisecond
+		return cfg
+	}
+	a, b := c.joinWith(t, cfg("a")), c.joinWith(t, cfg("b"))
 	log := newAttachLog()
 	if err := a.ServeAttach(log.handler(`{"calls":[]}`)); err != nil {
 		t.Fatal(err)
@@ -78,7 +85,7 @@ func TestAttach(t *testing.T) {
 		t.Fatalf("detached %s while keepalives go", d)
 	case err := <-lost:
 		t.Fatalf("lost while the owner runs: %v", err)
-	case <-time.After(1 * time.Second): // three expiries
+	case <-time.After(1500 * time.Millisecond): // two and a half expiries
 	}
 	att.Detach("bye")
 	log.waitDetached(t, "8:acs:alice/bye", time.Second)
