@@ -81,8 +81,11 @@ var (
 
 // attachments are the attachments this node holds as an owner.
 type attachments struct {
-	mu     sync.Mutex
-	byID   map[string]*held
+	mu   sync.Mutex
+	byID map[string]*held
+	// gone are the ids detached before their attach was held (it was
+	// still running when its node gave up on it), until AttachExpiry.
+	gone   map[string]time.Time
 	closed bool // stopAttachments ran: nothing more is held
 	sub    *nats.Subscription
 	stopWG sync.WaitGroup // the reaper, and the keepalives of this node's own attachments
@@ -152,6 +155,12 @@ func (n *Node) takeAttach(msg *nats.Msg, h AttachHandler) {
 		n.att.mu.Lock()
 		a, ok := n.att.byID[req.ID]
 		delete(n.att.byID, req.ID)
+		if !ok {
+			if n.att.gone == nil {
+				n.att.gone = map[string]time.Time{}
+			}
+			n.att.gone[req.ID] = time.Now().Add(n.cfg.AttachExpiry)
+		}
 		n.att.mu.Unlock()
 		if ok {
 			a.detach(req.Reason)
@@ -177,7 +186,7 @@ func (n *Node) takeAttach(msg *nats.Msg, h AttachHandler) {
 			resp, detach := h(ctx, req)
 			if detach != nil && !n.hold(req, detach) {
 				detach("")
-				resp = AttachResponse{Refused: "the node is stopping"}
+				resp = AttachResponse{Gone: true, Refused: "detached, or the node is stopping"}
 			}
 			answer(resp)
 		}()
@@ -191,7 +200,7 @@ func (n *Node) takeAttach(msg *nats.Msg, h AttachHandler) {
 func (n *Node) hold(req AttachRequest, detach func(string)) bool {
 	n.att.mu.Lock()
 	defer n.att.mu.Unlock()
-	if n.att.closed {
+	if _, gone := n.att.gone[req.ID]; gone || n.att.closed {
 		return false
 	}
 	if n.att.byID == nil {
@@ -234,6 +243,11 @@ func (n *Node) reapAttachments() {
 			if now.After(a.deadline) {
 				expired = append(expired, a)
 				delete(n.att.byID, id)
+			}
+		}
+		for id, until := range n.att.gone {
+			if now.After(until) {
+				delete(n.att.gone, id)
 			}
 		}
 		n.att.mu.Unlock()
@@ -297,6 +311,11 @@ func (n *Node) Attach(ctx context.Context, owner, identity string, principal jso
 	req.Op, req.Principal = opAttach, principal
 	resp, err := n.attachRequest(ctx, owner, req)
 	if err != nil {
+		if errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrNoListener) {
+			// The owner may have attached it after all: tell it not to
+			// wait for the expiry.
+			n.detachLate(owner, a.req)
+		}
 		return nil, resp, err
 	}
 	if resp.NotOwner != "" || len(resp.Error) > 0 || resp.Refused != "" {
@@ -311,6 +330,24 @@ func (n *Node) Attach(ctx context.Context, owner, identity string, principal jso
 	n.mu.Unlock()
 	go a.keepalive()
 	return a, resp, nil
+}
+
+// detachLate detaches, on its own goroutine, an attachment whose attach
+// was not answered in time.
+func (n *Node) detachLate(owner string, req AttachRequest) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	n.att.stopWG.Add(1)
+	go func() {
+		defer n.att.stopWG.Done()
+		req.Op = opDetach
+		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.AttachKeepalive)
+		defer cancel()
+		_, _ = n.attachRequest(ctx, owner, req)
+	}()
 }
 
 // attachRequest sends one signed attach request and reads the answer.

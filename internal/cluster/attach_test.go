@@ -206,3 +206,26 @@ func TestAttachLost(t *testing.T) {
 		})
 	}
 }
+
+// TestAttachLate: an attach the owner answers too late (its node gave up
+// on it) is detached on the owner at once, not after the expiry, whether
+// the owner holds it when the late detach comes or only after.
+func TestAttachLate(t *testing.T) {
+	c := newTestCluster(t)
+	cfg := attachConfig("a", "s")
+	cfg.AttachExpiry = 10 * time.Second // so that only the late detach can end it
+	a, b := c.joinWith(t, cfg), c.joinWith(t, attachConfig("b", "s"))
+	log := newAttachLog()
+	slow := log.handler(`{}`)
+	if err := a.ServeAttach(func(ctx context.Context, req AttachRequest) (AttachResponse, func(string)) {
+		time.Sleep(700 * time.Millisecond) // past the forward timeout (500 ms)
+		return slow(ctx, req)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := b.Attach(ctxT(t), "a", "8:acs:alice", json.RawMessage(`{}`), nil)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Attach: %v, want ErrUnavailable", err)
+	}
+	log.waitDetached(t, "8:acs:alice/", 3*time.Second)
+}
