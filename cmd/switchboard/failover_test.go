@@ -80,7 +80,7 @@ func TestClusterFailover(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	killedAt := a.kill()
 
-	// A's agent reconnects to B: 503 wrong_node until her lease lapses.
+	// A's agent reconnects to B: 503 unavailable until her lease lapses.
 	var connectedAfter time.Duration
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		ws, resp, err := websocket.DefaultDialer.Dial("ws://"+b.Addr+"/api/events", http.Header{"Authorization": {"Bearer " + alice}})

@@ -304,8 +304,12 @@ func (m *Main) Run(ctx context.Context) error {
 		Trunks:         m.trunkStatus(),
 		Forward:        m.forwarder(),
 		Peers:          m.peers(),
+		Attach:         m.streamAttacher(),
 	})
 	if err := m.serveForwarded(); err != nil {
+		return err
+	}
+	if err := m.serveAttach(); err != nil {
 		return err
 	}
 

@@ -36,6 +36,7 @@ type client struct {
 	batch      *batchConn // conn's network connection, when it batches writes
 	agentID    string
 	supervisor bool
+	remote     bool // follows an identity another node owns (remoteStream)
 	tokenID    string
 	timings    wsTimings
 	log        *slog.Logger

@@ -28,6 +28,9 @@ func (s *Server) events(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if owner := c.(*sessionContext).owner; owner != "" {
+		return s.remoteEvents(c, sess, owner)
+	}
 	log := s.log.With("agent_id", sess.Identifier.RawID())
 	release, err := s.cfg.Hub.admit(sess.Identifier.RawID())
 	if err != nil {

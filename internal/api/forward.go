@@ -86,6 +86,9 @@ func (s *Server) route(c echo.Context, sess Session, next echo.HandlerFunc) erro
 		return next(&sessionContext{Context: c, sess: sess})
 	}
 	if c.Path() == "/api/events" {
+		if s.cfg.Attach != nil {
+			return next(&sessionContext{Context: c, sess: sess, owner: owner})
+		}
 		return wrongNode(c, owner)
 	}
 	body, err := io.ReadAll(req.Body)

@@ -40,6 +40,7 @@ type Hub struct {
 	limits    HubLimits
 	open      map[string]int // admitted connections by identity
 	openTotal int
+	followed  map[string]int // connections following an identity another node owns (FollowRemote)
 }
 
 var _ calls.Publisher = (*Hub)(nil)
@@ -82,19 +83,31 @@ type Relay interface {
 func (h *Hub) SetRelay(r Relay) { h.relay = r }
 
 // DeliverRemote delivers an event another node published (see Relay): to
-// this node's supervisors when it is supervised. An identity's own stream
-// is not fed: its connections open on its owner only.
+// this node's supervisors when it is supervised, and to the identity's
+// remote stream while a connection here follows it (FollowRemote).
 func (h *Hub) DeliverRemote(identity string, supervised bool, body []byte) {
 	if supervised {
 		h.deliver(SupervisorStream, body)
 	}
+	if h.followedRemote(identity) {
+		h.deliver(remoteStream(identity), body)
+	}
 }
 
-// LostRemote closes the supervisors' connections with 1013: another
-// node's events were lost on their way here, and they start over from a
-// snapshot.
+// LostRemote closes the supervisors' connections, and those following
+// another node's identity, with 1013: another node's events were lost on
+// their way here, and they start over from a snapshot.
 func (h *Hub) LostRemote() {
 	h.closeStream(SupervisorStream, "events of another node were lost: reconnect")
+	h.mu.RLock()
+	var remote []string
+	for id := range h.followed {
+		remote = append(remote, remoteStream(id))
+	}
+	h.mu.RUnlock()
+	for _, stream := range remote {
+		h.closeStream(stream, "events of another node were lost: reconnect")
+	}
 }
 
 // encodeEvent encodes ev as it goes on the wire, without its seq, which
@@ -166,8 +179,11 @@ func (h *Hub) closeStream(stream, why string) {
 
 // streamOf is the stream a connection follows.
 func streamOf(c *client) string {
-	if c.supervisor {
+	switch {
+	case c.supervisor:
 		return SupervisorStream
+	case c.remote:
+		return remoteStream(c.agentID)
 	}
 	return AgentStream(c.agentID)
 }

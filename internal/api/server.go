@@ -90,6 +90,11 @@ type Config struct {
 	// supervisor's snapshot (a cluster; see Hub.DeliverRemote for their
 	// events).
 	Peers Peers
+	// Attach, when set (with Forward), lets an identity open its event
+	// stream on a node that does not own it: the stream is attached on the
+	// owner (an agent's follows its events: Hub.FollowRemote). Nil: such a
+	// stream answers 503 wrong_node.
+	Attach Attacher
 }
 
 // Server is the HTTP API: routes, auth and the event stream.
@@ -276,6 +281,9 @@ func (a *authed) DELETE(path string, h echo.HandlerFunc) { a.g.DELETE(path, h, a
 type sessionContext struct {
 	echo.Context
 	sess Session
+	// owner, on the event stream only, is the node that owns the
+	// identity when it is another (the stream attaches there: Attach).
+	owner string
 }
 
 func sessionOf(c echo.Context) Session { return c.(*sessionContext).sess }

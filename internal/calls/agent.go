@@ -340,3 +340,15 @@ func (s *Switchboard) SupervisedSnapshot() Snapshot {
 	defer tx.unlock()
 	return tx.snapshot(nil, true)
 }
+
+// WithSupervisedSnapshot calls register with SupervisedSnapshot while no
+// event can be published (under the switchboard's lock, as Attach calls
+// its register): a supervisor's connection attached on another node (the
+// owner of its identity, in a cluster) subscribes to this node's events
+// in it, so that it misses none and gets none twice. register must not
+// call the Switchboard.
+func (s *Switchboard) WithSupervisedSnapshot(register func(Snapshot)) {
+	tx := s.begin(nil)
+	defer tx.unlock()
+	register(tx.snapshot(nil, true))
+}

@@ -21,6 +21,18 @@
 // with a refusal, never running it. There is no replay protection beyond
 // NATS itself.
 //
+// Attachments. An event stream opened on a node that does not own its
+// identity is attached on the owner: Attach sends an AttachRequest on
+// SubjectPrefix.node.<owner>.attach (signed as a forwarded request is, and
+// refused alike when it is not), the owner's AttachHandler (the API)
+// counts the connection there and answers the snapshot, and the attaching
+// node sends a keepalive every AttachKeepalive (1 s). The owner detaches
+// an attachment on a detach, when no keepalive came for AttachExpiry
+// (3 s: the attaching node died), and when it stops serving. The attaching
+// node is told (Attach's lost callback) when the owner no longer holds it,
+// stopped listening, got no keepalive for AttachExpiry, or the identity's
+// lease is on another node.
+//
 // Failover. Each node also holds a node lease on its own id, in a second
 // bucket (LeaseBucket + "_nodes", so that watching the nodes does not mean
 // watching every identity), and every node watches that bucket. When

@@ -70,6 +70,13 @@ type Config struct {
 	// heartbeat interval, a write's latency and the nodes' clock skew (the
 	// heartbeat carries its writer's clock).
 	AliveWithin time.Duration
+	// AttachKeepalive is how often a node holding an identity's event
+	// stream for its owner tells the owner it still does
+	// (DefaultAttachKeepalive when 0); AttachExpiry, how long the owner
+	// keeps an attachment without a keepalive (DefaultAttachExpiry when
+	// 0). See Attach.
+	AttachKeepalive time.Duration
+	AttachExpiry    time.Duration
 	// OnFenced is called once when this node's own node lease is lost
 	// while it runs (see the package doc); nil: only logged.
 	OnFenced func()
@@ -130,7 +137,8 @@ type Node struct {
 	ctx  context.Context
 	wg   sync.WaitGroup // the lost-lease logger, the node watch, recoveries, the fence watch
 
-	served sync.WaitGroup // the forwarded requests being served
+	served sync.WaitGroup // the forwarded requests and attaches being served
+	att    attachments    // the other nodes' attachments this node holds
 
 	mu      sync.Mutex
 	sub     *nats.Subscription
@@ -163,6 +171,12 @@ func Join(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if cfg.AliveWithin <= 0 {
 		cfg.AliveWithin = DefaultAliveWithin
+	}
+	if cfg.AttachKeepalive <= 0 {
+		cfg.AttachKeepalive = DefaultAttachKeepalive
+	}
+	if cfg.AttachExpiry <= 0 {
+		cfg.AttachExpiry = DefaultAttachExpiry
 	}
 	if cfg.ReconnectWait <= 0 {
 		cfg.ReconnectWait = 250 * time.Millisecond
@@ -444,8 +458,9 @@ func (n *Node) subject(node string) string {
 	return n.cfg.SubjectPrefix + ".node." + node + ".http"
 }
 
-// StopServing stops taking forwarded requests and waits for those being
-// served (or ctx). Close calls it.
+// StopServing stops taking forwarded requests and attaches, waits for
+// those being served (or ctx) and detaches the attachments held. Close
+// calls it.
 func (n *Node) StopServing(ctx context.Context) error {
 	n.mu.Lock()
 	sub := n.sub
@@ -456,6 +471,9 @@ func (n *Node) StopServing(ctx context.Context) error {
 		if uerr := sub.Unsubscribe(); uerr != nil && !errors.Is(uerr, nats.ErrConnectionClosed) {
 			err = fmt.Errorf("cluster: stop serving: %w", uerr)
 		}
+	}
+	if aerr := n.stopAttachments(); aerr != nil {
+		err = errors.Join(err, aerr)
 	}
 	done := make(chan struct{})
 	go func() { n.served.Wait(); close(done) }()
@@ -491,6 +509,7 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	n.stop()
 	n.wg.Wait()
+	n.att.stopWG.Wait()
 	nodeCtx, cancelNode := context.WithTimeout(ctx, n.ttl)
 	defer cancelNode()
 	if lerr := n.nodes.Close(nodeCtx); lerr != nil {
