@@ -105,6 +105,10 @@ func (m *Main) joinCluster(ctx context.Context) error {
 // balancer sends new work elsewhere), and its live calls go on until they
 // end. A restart brings it back.
 func (m *Main) fenced() {
+	if m.switchboard == nil {
+		m.Logger.Error("fenced while starting: this node's lease expired")
+		return
+	}
 	n, _ := m.switchboard.Drain()
 	m.Logger.Error("fenced: this node's lease expired, so the cluster takes it for dead; it takes no new calls until restarted", "calls", n)
 }

@@ -216,6 +216,9 @@ func (n *Network) handleChange(m message) reply {
 	p.lastIn = m.Seq
 	n.mu.Lock()
 	id, live := p.standIn, p.ended.IsZero()
+	if m.Change.End != nil {
+		p.farEnd = true // this stand-in's end, which follows, need not be told
+	}
 	n.mu.Unlock()
 	if id == "" || !live {
 		return reply{} // ended here: the far node hears it from this node

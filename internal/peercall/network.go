@@ -260,11 +260,17 @@ func (n *Network) idle() bool {
 	return true
 }
 
-// Close sends what is queued (until ctx ends), then stops handling
-// messages and waits for its goroutines. Call it after the switchboard's
-// Close, so that the far nodes hear how its calls ended.
+// flushWait bounds how long Close waits for the far nodes to answer what
+// is queued for them.
+const flushWait = 3 * time.Second
+
+// Close sends what is queued (for flushWait at most, until ctx ends), then
+// stops handling messages and waits for its goroutines. Call it after the
+// switchboard's Close, so that the far nodes hear how its calls ended.
 func (n *Network) Close(ctx context.Context) error {
 	var err error
+	ctx, cancel := context.WithTimeout(ctx, flushWait)
+	defer cancel()
 	for !n.idle() {
 		select {
 		case <-ctx.Done():

@@ -32,6 +32,7 @@ type pair struct {
 	sending bool
 	ended   time.Time // when this node's stand-in ended; zero while it is live
 	lost    bool      // the far node is lost: nothing more is sent
+	farEnd  bool      // the far stand-in ended: nothing more is sent
 
 	// inbound
 	in        chanMutex
@@ -69,8 +70,8 @@ func (p *pair) Update(c calls.Call) {
 	if c.State == calls.StateDisconnected && p.ended.IsZero() {
 		p.ended = time.Now()
 	}
-	if ch.IsZero() || p.lost || n.closed {
-		return
+	if ch.IsZero() || p.lost || p.farEnd || n.closed {
+		return // nothing to say, or nobody to hear it
 	}
 	n.enqueue(p, message{Change: &ch})
 }

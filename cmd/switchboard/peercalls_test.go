@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/cluster/natstest"
+)
+
+// callOf GETs call id with token through m and decodes it.
+func callOf(t *testing.T, m *Main, token, id string) calls.Call {
+	t.Helper()
+	status, body, _ := send(t, m, "GET", "/api/calls/"+id, token, "")
+	var c calls.Call
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &c) != nil {
+		t.Fatalf("GET /api/calls/%s via %s: %d %s", id, m.Config.Cluster.NodeID, status, body)
+	}
+	return c
+}
+
+// describe is a call's state, mute and its participants' states and mutes.
+func describe(c calls.Call) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s muted=%v", c.State, c.IsMuted)
+	for _, p := range c.RemoteParticipants {
+		fmt.Fprintf(&b, " [%s %s muted=%v]", p.RawID, p.State, p.IsMuted)
+	}
+	return b.String()
+}
+
+// waitCall polls call id through m until it is described as want.
+func waitCall(t *testing.T, m *Main, token, id, want string) {
+	t.Helper()
+	var got string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if got = describe(callOf(t, m, token, id)); got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call %s through %s is %q, want %q", id, m.Config.Cluster.NodeID, got, want)
+		}
+	}
+}
+
+// endedInPostgres waits until the calls are ended in the shared history
+// and answers each one's end reason as code/subcode and its node.
+func endedInPostgres(t *testing.T, dbURL string, ids ...string) map[string]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	got := map[string]string{}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ended := 0
+		for _, id := range ids {
+			var node string
+			var code, sub *int
+			err := conn.QueryRow(ctx, `SELECT node, end_code, end_subcode FROM calls WHERE id = $1`, id).Scan(&node, &code, &sub)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+				got[id] = "not recorded"
+			case err != nil:
+				t.Fatal(err)
+			case code == nil || sub == nil:
+				got[id] = "live on " + node
+			default:
+				got[id] = fmt.Sprintf("%d/%d on %s", *code, *sub, node)
+				ended++
+			}
+		}
+		if ended == len(ids) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the calls in Postgres 15 s on: %v; want all ended", got)
+		}
+	}
+	return got
+}
+
+// acrossNodes is alice online on node a and bob on node b, of a cluster of
+// three nodes sharing one Postgres.
+type acrossNodes struct {
+	dbURL      string
+	a, b, c    *Main
+	alice, bob string
+	bobNext    func() (map[string]any, error)
+	aliceNext  func() (map[string]any, error)
+}
+
+func newAcrossNodes(t *testing.T) *acrossNodes {
+	x := &acrossNodes{dbURL: freshSchema(t)}
+	c := newTestCluster(t)
+	x.a, x.b, x.c = c.startOn("a", x.dbURL), c.startOn("b", x.dbURL), c.startOn("c", x.dbURL)
+	x.alice, x.aliceNext = online(t, x.a, "alice", calls.RoleAgent)
+	x.bob, x.bobNext = online(t, x.b, "bob", calls.RoleAgent)
+	return x
+}
+
+// call has alice call bob, through node c, and answers alice's call and
+// bob's incoming call.
+func (x *acrossNodes) call(t *testing.T) (aliceCall, bobCall string) {
+	t.Helper()
+	status, body, _ := send(t, x.c, "POST", "/api/calls", x.alice, `{"participants":[{"communicationUserId":"bob"}]}`)
+	var c calls.Call
+	if status != http.StatusCreated || json.Unmarshal([]byte(body), &c) != nil {
+		t.Fatalf("alice calls bob via c: %d %s", status, body)
+	}
+	return c.ID, ringing(t, x.bobNext)
+}
+
+// TestClusterCallAcrossNodes: alice, on node a, calls bob, on node b,
+// through the HTTP API of node c; bob's console rings on b and he accepts
+// there; each side's hold shows RemoteHold on the other, each side's mute
+// shows on the other, and hang-ups each way end both calls with the
+// reasons one node gives, recorded in the shared Postgres by each node.
+func TestClusterCallAcrossNodes(t *testing.T) {
+	x := newAcrossNodes(t)
+	aliceCall, bobCall := x.call(t)
+	waitCall(t, x.a, x.alice, aliceCall, "Ringing muted=false [8:acs:bob Ringing muted=false]")
+	post(t, "http://"+x.b.Addr+"/api/incoming-calls/"+bobCall+"/accept", x.bob, "")
+
+	for _, step := range []struct {
+		name       string
+		node       *Main
+		token, id  string
+		op         string
+		alice, bob string
+	}{
+		{"answered", nil, "", "", "",
+			"Connected muted=false [8:acs:bob Connected muted=false]", "Connected muted=false [8:acs:alice Connected muted=false]"},
+		{"bob holds", x.b, x.bob, bobCall, "hold",
+			"RemoteHold muted=false [8:acs:bob Hold muted=false]", "LocalHold muted=false [8:acs:alice Connected muted=false]"},
+		{"alice holds too", x.a, x.alice, aliceCall, "hold",
+			"LocalHold muted=false [8:acs:bob Hold muted=false]", "LocalHold muted=false [8:acs:alice Hold muted=false]"},
+		{"bob resumes", x.b, x.bob, bobCall, "resume",
+			"LocalHold muted=false [8:acs:bob Connected muted=false]", "RemoteHold muted=false [8:acs:alice Hold muted=false]"},
+		{"alice resumes", x.a, x.alice, aliceCall, "resume",
+			"Connected muted=false [8:acs:bob Connected muted=false]", "Connected muted=false [8:acs:alice Connected muted=false]"},
+		{"bob mutes himself", x.b, x.bob, bobCall, "mute",
+			"Connected muted=false [8:acs:bob Connected muted=true]", "Connected muted=true [8:acs:alice Connected muted=false]"},
+		{"alice mutes herself", x.a, x.alice, aliceCall, "mute",
+			"Connected muted=true [8:acs:bob Connected muted=true]", "Connected muted=true [8:acs:alice Connected muted=true]"},
+	} {
+		if step.node != nil {
+			if status, body, _ := send(t, step.node, "POST", "/api/calls/"+step.id+"/"+step.op, step.token, ""); status != http.StatusOK {
+				t.Fatalf("%s: %d %s", step.name, status, body)
+			}
+		}
+		// Each through the node that owns it, and through the third.
+		waitCall(t, x.a, x.alice, aliceCall, step.alice)
+		waitCall(t, x.b, x.bob, bobCall, step.bob)
+		if got := describe(callOf(t, x.c, x.bob, bobCall)); got != step.bob {
+			t.Errorf("%s: bob's call via c is %q, want %q", step.name, got, step.bob)
+		}
+	}
+
+	// Alice hangs up: bob's call ends, the remote side hung up.
+	if status, body, _ := send(t, x.a, "POST", "/api/calls/"+aliceCall+"/hangup", x.alice, ""); status != http.StatusOK {
+		t.Fatalf("alice hangs up: %d %s", status, body)
+	}
+	wantReason(t, waitCallEnded(t, x.bobNext, bobCall), 0, 5000)
+
+	// Then bob calls alice back and hangs up himself.
+	status, body, _ := send(t, x.b, "POST", "/api/calls", x.bob, `{"participants":[{"communicationUserId":"alice"}]}`)
+	var back calls.Call
+	if status != http.StatusCreated || json.Unmarshal([]byte(body), &back) != nil {
+		t.Fatalf("bob calls alice: %d %s", status, body)
+	}
+	aliceBack := ringing(t, x.aliceNext)
+	post(t, "http://"+x.a.Addr+"/api/incoming-calls/"+aliceBack+"/accept", x.alice, "")
+	waitCall(t, x.b, x.bob, back.ID, "Connected muted=false [8:acs:alice Connected muted=false]")
+	if status, body, _ := send(t, x.b, "POST", "/api/calls/"+back.ID+"/hangup", x.bob, ""); status != http.StatusOK {
+		t.Fatalf("bob hangs up: %d %s", status, body)
+	}
+	wantReason(t, waitCallEnded(t, x.aliceNext, aliceBack), 0, 5000)
+
+	got := endedInPostgres(t, x.dbURL, aliceCall, bobCall, back.ID, aliceBack)
+	want := map[string]string{aliceCall: "0/0 on a", bobCall: "0/5000 on b", back.ID: "0/0 on b", aliceBack: "0/5000 on a"}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("call %s in Postgres: ended %s, want %s", id, got[id], w)
+		}
+	}
+}
+
+// TestClusterCallAcrossNodesDeclined: bob declines alice's call from
+// another node; both calls end 603 as on one node.
+func TestClusterCallAcrossNodesDeclined(t *testing.T) {
+	x := newAcrossNodes(t)
+	aliceCall, bobCall := x.call(t)
+	post(t, "http://"+x.b.Addr+"/api/incoming-calls/"+bobCall+"/reject", x.bob, "")
+	wantReason(t, waitCallEnded(t, x.aliceNext, aliceCall), 603, 0)
+	got := endedInPostgres(t, x.dbURL, aliceCall, bobCall)
+	if got[aliceCall] != "603/0 on a" || got[bobCall] != "603/0 on b" {
+		t.Errorf("in Postgres: alice's call %s, bob's %s; want 603/0 on each node", got[aliceCall], got[bobCall])
+	}
+}
+
+// TestClusterCallAcrossNodesCalleeNodeStops: node b drains (SIGTERM's
+// path: Drain, then Close once the grace passed) with bob on a call with
+// alice: a new call from alice to bob is refused there and ends 503/1 on
+// a; the live one goes on through the drain and ends 503/1 on both nodes
+// when b closes, recorded by each.
+func TestClusterCallAcrossNodesCalleeNodeStops(t *testing.T) {
+	x := newAcrossNodes(t)
+	aliceCall, bobCall := x.call(t)
+	post(t, "http://"+x.b.Addr+"/api/incoming-calls/"+bobCall+"/accept", x.bob, "")
+	waitCall(t, x.a, x.alice, aliceCall, "Connected muted=false [8:acs:bob Connected muted=false]")
+
+	grace, passed := context.WithCancel(context.Background())
+	drained := make(chan error, 1)
+	go func() { drained <- x.b.Drain(grace) }()
+	waitUntil(context.Background(), t, "b to drain", func() (bool, error) { return x.b.switchboard.Draining(), nil })
+
+	status, body, _ := send(t, x.a, "POST", "/api/calls", x.alice, `{"participants":[{"communicationUserId":"bob"}]}`)
+	var second calls.Call
+	if status != http.StatusCreated || json.Unmarshal([]byte(body), &second) != nil {
+		t.Fatalf("alice calls bob while b drains: %d %s", status, body)
+	}
+	wantReason(t, waitCallEnded(t, x.aliceNext, second.ID), 503, 1)
+	// The live call (on hold since alice's second call) still works
+	// through the drain.
+	if status, body, _ := send(t, x.a, "POST", "/api/calls/"+aliceCall+"/resume", x.alice, ""); status != http.StatusOK {
+		t.Fatalf("alice resumes while b drains: %d %s", status, body)
+	}
+	waitCall(t, x.a, x.alice, aliceCall, "Connected muted=false [8:acs:bob Connected muted=false]")
+	if status, body, _ := send(t, x.b, "POST", "/api/calls/"+bobCall+"/hold", x.bob, ""); status != http.StatusOK {
+		t.Fatalf("bob holds while b drains: %d %s", status, body)
+	}
+	waitCall(t, x.a, x.alice, aliceCall, "RemoteHold muted=false [8:acs:bob Hold muted=false]")
+
+	passed()
+	<-drained
+	began := time.Now()
+	if err := x.b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("b closed in %v", time.Since(began))
+	wantReason(t, waitCallEnded(t, x.aliceNext, aliceCall), 503, 1)
+	got := endedInPostgres(t, x.dbURL, aliceCall, bobCall, second.ID)
+	want := map[string]string{aliceCall: "503/1 on a", bobCall: "503/1 on b", second.ID: "503/1 on a"}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("call %s in Postgres: ended %s, want %s", id, got[id], w)
+		}
+	}
+}
+
+// TestClusterCallAcrossNodesCalleeNodeLost: node b, a `serve --cluster`
+// process of its own, is killed with -9 while bob, on it, is on a call
+// with alice, on node a. Once b is taken for dead (its node lease
+// expired, its heartbeat stale), a ends alice's call 503/0 and records
+// it; bob's call is ended 503/0 by a survivor (RecoverNode).
+func TestClusterCallAcrossNodesCalleeNodeLost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills a real switchboard")
+	}
+	dbURL := freshSchema(t)
+	natsSrv := natstest.Start(t)
+	bin := buildSwitchboard(t)
+	b := &crashServer{t: t, bin: bin,
+		env: []string{"DATABASE_URL=" + dbURL, "SWITCHBOARD_STORE=", "SWITCHBOARD_ADMIN_KEY=" + testAdminKey},
+		args: []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(),
+			"--cluster", natsSrv.URL(), "--node-id", "lost-b"}}
+	b.start()
+	c := &testCluster{t: t, url: natsSrv.URL(), cfg: ClusterConfig{URL: natsSrv.URL(), ForwardTimeout: time.Second}}
+	a := c.startOn("lost-a", dbURL)
+
+	alice, aliceNext := online(t, a, "alice", calls.RoleAgent)
+	bob := mint(t, "bob", calls.RoleAgent)
+	bobNext, _ := openEvents(t, strings.TrimPrefix(b.base, "http://"), bob)
+	if ev, err := bobNext(); err != nil || ev["type"] != "snapshot" {
+		t.Fatalf("bob's first event on b: %v, %v", ev, err)
+	}
+	status, body, _ := send(t, a, "POST", "/api/calls", alice, `{"participants":[{"communicationUserId":"bob"}]}`)
+	var aliceCall calls.Call
+	if status != http.StatusCreated || json.Unmarshal([]byte(body), &aliceCall) != nil {
+		t.Fatalf("alice calls bob: %d %s", status, body)
+	}
+	bobCall := ringing(t, bobNext)
+	post(t, b.base+"/api/incoming-calls/"+bobCall+"/accept", bob, "")
+	waitCall(t, a, alice, aliceCall.ID, "Connected muted=false [8:acs:bob Connected muted=false]")
+
+	// Both calls in the shared history before the kill (b's journal writes
+	// within milliseconds, but a kill may come first).
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	waitUntil(ctx, t, "both calls in Postgres", func() (bool, error) {
+		var n int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM calls WHERE id = ANY($1)`, []string{aliceCall.ID, bobCall}).Scan(&n)
+		return n == 2, err
+	})
+
+	killed := b.kill()
+	wantReason(t, waitCallEnded(t, aliceNext, aliceCall.ID), 503, 0)
+	endedAfter := time.Since(killed)
+	got := endedInPostgres(t, dbURL, aliceCall.ID, bobCall)
+	if got[aliceCall.ID] != "503/0 on lost-a" || got[bobCall] != "503/0 on lost-b" {
+		t.Errorf("in Postgres: alice's call %s, bob's %s; want 503/0 on each node", got[aliceCall.ID], got[bobCall])
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	t.Logf("kill -9 of bob's node: alice's call ended 503/0 on hers after %v (lease TTL 3 s, then a stale heartbeat); load average %s",
+		endedAfter.Round(time.Millisecond), strings.TrimSpace(string(load)))
+}
