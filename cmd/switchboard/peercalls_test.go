@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/cluster/natstest"
 )
@@ -321,4 +322,66 @@ func TestClusterCallAcrossNodesCalleeNodeLost(t *testing.T) {
 	load, _ := os.ReadFile("/proc/loadavg")
 	t.Logf("kill -9 of bob's node: alice's call ended 503/0 on hers after %v (lease TTL 3 s, then a stale heartbeat); load average %s",
 		endedAfter.Round(time.Millisecond), strings.TrimSpace(string(load)))
+}
+
+// hearsNo waits up to 5 s for a second of frames on the device with next
+// to none carrying a tone at hz.
+func hearsNo(device *audio.MemoryEndpoint, hz float64) bool {
+	from := device.Played()
+	return within(5*time.Second, func() bool {
+		heard, _ := device.Heard(from)
+		if len(heard) < 50 {
+			return false
+		}
+		return countTone(heard[len(heard)-50:], hz) <= 2
+	})
+}
+
+// TestClusterCallAcrossNodesMedia: the audio of a call across nodes goes
+// through the node-to-node RTP leg both ways, and only while the call is
+// active for the listener: alice's device on node a hears bob's tone
+// from node b once he answered, not while he holds, again once he
+// resumes, and not after the call ended; bob's hears hers likewise.
+// (Tones found by a Goertzel filter per 20 ms frame, audio.ToneLevel.)
+func TestClusterCallAcrossNodesMedia(t *testing.T) {
+	const aliceHz, bobHz = 600, 1000
+	x := newAcrossNodes(t)
+	aliceDev := audio.NewMemoryEndpoint(audio.NewTone(aliceHz, -20))
+	bobDev := audio.NewMemoryEndpoint(audio.NewTone(bobHz, -20))
+	x.a.mixer.Attach(calls.CommunicationUser("alice").RawID(), aliceDev)
+	x.b.mixer.Attach(calls.CommunicationUser("bob").RawID(), bobDev)
+
+	aliceCall, bobCall := x.call(t)
+	if !hearsNo(aliceDev, bobHz) {
+		t.Error("alice hears bob while his console rings")
+	}
+	post(t, "http://"+x.b.Addr+"/api/incoming-calls/"+bobCall+"/accept", x.bob, "")
+	if !hearsTone(aliceDev, bobHz) {
+		t.Fatal("alice, on a, does not hear bob, on b, once he answered")
+	}
+	if !hearsTone(bobDev, aliceHz) {
+		t.Fatal("bob, on b, does not hear alice, on a, once he answered")
+	}
+	post(t, "http://"+x.b.Addr+"/api/calls/"+bobCall+"/hold", x.bob, "")
+	if !hearsNo(aliceDev, bobHz) {
+		t.Error("alice still hears bob while he holds")
+	}
+	if !hearsNo(bobDev, aliceHz) {
+		t.Error("bob still hears alice while he holds")
+	}
+	post(t, "http://"+x.b.Addr+"/api/calls/"+bobCall+"/resume", x.bob, "")
+	if !hearsTone(aliceDev, bobHz) || !hearsTone(bobDev, aliceHz) {
+		t.Fatal("alice and bob do not hear each other again once he resumed")
+	}
+	post(t, "http://"+x.a.Addr+"/api/calls/"+aliceCall+"/hangup", x.alice, "")
+	if !hearsNo(aliceDev, bobHz) || !hearsNo(bobDev, aliceHz) {
+		t.Error("alice and bob still hear each other after the call ended")
+	}
+	for _, m := range []*Main{x.a, x.b} {
+		if n := m.peerCalls.media.engine.Open(); n != 0 {
+			waitUntil(context.Background(), t, "the audio legs to close", func() (bool, error) {
+				return m.peerCalls.media.engine.Open() == 0, nil
+			})
+		}
+	}
 }

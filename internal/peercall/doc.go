@@ -21,6 +21,11 @@
 // the first did. The receiver remembers a pair for Config.Retain after its
 // stand-in ended.
 //
+// Audio. With Config.Media, the dial carries the SDP offer of the anchor
+// stand-in's audio leg (a plain RTP leg per stand-in, its own endpoint in
+// its node's mixer) and its answer the far stand-in's; a leg closes when
+// its stand-in ends.
+//
 // Trust. Each request carries an HMAC-SHA256 of its subject and data
 // under Config.Secret (serve derives it from the admin key every node
 // shares) and the time it was made: a node refuses, never running it, a

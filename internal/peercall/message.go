@@ -34,6 +34,8 @@ type dial struct {
 	Kind         calls.Kind       `json:"kind,omitempty"`
 	Caller       calls.CallerInfo `json:"caller"`
 	Callee       string           `json:"callee"`
+	// SDP offers the caller's node's audio leg (Config.Media), if any.
+	SDP []byte `json:"sdp,omitempty"`
 }
 
 // reply answers a message once handled (or refused).
@@ -44,6 +46,8 @@ type reply struct {
 	Unknown bool `json:"unknown,omitempty"`
 	// Error is the switchboard's error (a dial refused: draining).
 	Error *replyError `json:"error,omitempty"`
+	// SDP answers a dial's offer with the callee's node's audio leg.
+	SDP []byte `json:"sdp,omitempty"`
 }
 
 type replyError struct {
@@ -187,9 +191,20 @@ func (n *Network) startPeerCall(sb Switchboard, p *pair, m message) reply {
 	}
 	n.mu.Lock()
 	p.standIn = c.ID
+	live := p.ended.IsZero()
 	n.mu.Unlock()
 	n.log.Debug("a call from another node rings here", "from", m.From, "callee", m.Dial.Callee, "call_id", c.ID)
-	return reply{}
+	var r reply
+	if len(m.Dial.SDP) > 0 && n.cfg.Media != nil && live {
+		answer, err := n.cfg.Media.Answer(c.ID, m.Dial.SDP)
+		if err != nil {
+			n.log.Warn("no audio leg for a call from another node", "from", m.From, "call_id", c.ID, "err", err)
+		} else {
+			r.SDP = answer
+			n.mediaEnded(p, c.ID)
+		}
+	}
+	return r
 }
 
 // handleChange applies the far node's change to this node's stand-in,

@@ -39,6 +39,22 @@ type Switchboard interface {
 	EndPhoneCall(ctx context.Context, id string, reason calls.EndReason) error
 }
 
+// Media opens the node-to-node audio leg of a stand-in (docs/cluster.md,
+// "Media across nodes"): the stand-in's own endpoint in this node's mixer,
+// its SDP carried in the dial and its answer. Each method must be quick;
+// Close must be idempotent and do nothing for a stand-in without a leg.
+type Media interface {
+	// Offer opens the leg of stand-in id and answers its SDP offer.
+	Offer(id string) ([]byte, error)
+	// Answer opens the leg of stand-in id for the far node's offer and
+	// answers its SDP answer.
+	Answer(id string, offer []byte) ([]byte, error)
+	// Apply hands the leg of stand-in id the far node's answer.
+	Apply(id string, answer []byte) error
+	// Close closes the leg of stand-in id.
+	Close(id string)
+}
+
 // Config is how a node's Network reaches the others.
 type Config struct {
 	// Conn is the NATS connection; the caller closes it after Close.
@@ -67,7 +83,10 @@ type Config struct {
 	// MaxInFlight bounds the messages handled at once
 	// (DefaultMaxInFlight).
 	MaxInFlight int
-	Logger      *slog.Logger
+	// Media, when set, gives each stand-in an audio leg to the far node's;
+	// nil: calls across nodes carry no audio.
+	Media  Media
+	Logger *slog.Logger
 }
 
 // Network is one node's calls.PeerNetwork over NATS.
@@ -243,6 +262,30 @@ func (n *Network) lose(p *pair, reason calls.EndReason) {
 			n.log.Warn("could not end a stand-in whose far node is lost", "call_id", id, "err", err)
 		}
 	}()
+}
+
+// closeMedia closes stand-in id's audio leg off the caller's path
+// (Update runs under the switchboard's live state). Network.mu is held.
+func (n *Network) closeMedia(id string) {
+	if n.cfg.Media == nil || id == "" {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.cfg.Media.Close(id)
+	}()
+}
+
+// mediaEnded closes stand-in id's leg just opened when p ended meanwhile
+// (its Update's closeMedia may have come first).
+func (n *Network) mediaEnded(p *pair, id string) {
+	n.mu.Lock()
+	ended := !p.ended.IsZero()
+	n.mu.Unlock()
+	if ended {
+		n.cfg.Media.Close(id)
+	}
 }
 
 // idle reports whether nothing is being sent or handled (tests).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -330,19 +331,19 @@ func TestRepeatedMessages(t *testing.T) {
 
 	var afterHold []int
 	for i := range 2 {
-		if r := w.request("b", hold, secret); r != (reply{}) {
+		if r := w.request("b", hold, secret); !reflect.DeepEqual(r, reply{}) {
 			t.Fatalf("hold, try %d: %+v", i+1, r)
 		}
 		w.flush()
 		afterHold = append(afterHold, events())
 	}
 	w.mark("held, sent twice")
-	if r := w.request("b", resume, secret); r != (reply{}) {
+	if r := w.request("b", resume, secret); !reflect.DeepEqual(r, reply{}) {
 		t.Fatalf("resume: %+v", r)
 	}
 	w.mark("resumed")
 	afterResume := events()
-	if r := w.request("b", hold, secret); r != (reply{}) { // late: numbered below the resume
+	if r := w.request("b", hold, secret); !reflect.DeepEqual(r, reply{}) { // late: numbered below the resume
 		t.Fatalf("late hold: %+v", r)
 	}
 	w.mark("the hold again, late")
@@ -365,7 +366,7 @@ func TestRepeatedMessages(t *testing.T) {
 	d := message{From: "a", To: "b", Pair: "a/dial-twice", Seq: 1, At: time.Now(),
 		Dial: &dial{ServerCallID: "00000000-0000-4000-8000-000000000001", Caller: calls.CallerInfo{Identifier: carolOnA.Identifier}, Callee: carol.Identifier.RawID()}}
 	for i := range 2 {
-		if r := w.request("b", d, secret); r != (reply{}) {
+		if r := w.request("b", d, secret); !reflect.DeepEqual(r, reply{}) {
 			t.Fatalf("dial, try %d: %+v", i+1, r)
 		}
 	}

@@ -69,6 +69,7 @@ func (p *pair) Update(c calls.Call) {
 	p.prev = &c
 	if c.State == calls.StateDisconnected && p.ended.IsZero() {
 		p.ended = time.Now()
+		n.closeMedia(p.standIn)
 	}
 	if ch.IsZero() || p.lost || p.farEnd || n.closed {
 		return // nothing to say, or nobody to hear it
@@ -102,7 +103,22 @@ func (n *Network) send(p *pair) {
 		}
 		m := p.queue[0]
 		n.mu.Unlock()
+		if m.Dial != nil && n.cfg.Media != nil {
+			d := *m.Dial
+			m.Dial = &d
+			if offer, err := n.cfg.Media.Offer(p.standIn); err != nil {
+				n.log.Warn("no audio leg for a call to another node", "call_id", p.standIn, "err", err)
+			} else {
+				d.SDP = offer
+				n.mediaEnded(p, p.standIn)
+			}
+		}
 		r, err := n.deliver(p, m)
+		if err == nil && m.Dial != nil && len(r.SDP) > 0 && n.cfg.Media != nil {
+			if aerr := n.cfg.Media.Apply(p.standIn, r.SDP); aerr != nil {
+				n.log.Warn("the callee's node answered the audio leg with a description it cannot take", "call_id", p.standIn, "err", aerr)
+			}
+		}
 		n.mu.Lock()
 		if len(p.queue) > 0 && p.queue[0].Seq == m.Seq {
 			p.queue = p.queue[1:]
