@@ -175,8 +175,12 @@ func (n *Network) Serve(sb Switchboard) error {
 	return nil
 }
 
-// Locate answers the callees another node owns, through the Directory.
+// Locate answers the callees another node owns, through the Directory,
+// within Timeout: with NATS out of reach, a call starts (its callees on
+// other nodes as if connected nowhere) after that long, not JetStream's.
 func (n *Network) Locate(ctx context.Context, rawIDs []string) (map[string]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+	defer cancel()
 	out := map[string]string{}
 	for _, id := range rawIDs {
 		node, err := n.cfg.Directory.OwnerOf(ctx, id)

@@ -444,3 +444,48 @@ func TestFarNodeLost(t *testing.T) {
 		})
 	}
 }
+
+// stuckDirectory never answers before its context ends.
+type stuckDirectory struct{}
+
+func (stuckDirectory) OwnerOf(ctx context.Context, _ string) (string, error) {
+	<-ctx.Done()
+	return "", ctx.Err()
+}
+
+// TestLocate: callees owned by other nodes are named, this node's and
+// nobody's are left out; a directory that does not answer (NATS out of
+// reach) gives an error within Timeout, not later.
+func TestLocate(t *testing.T) {
+	dir := &directory{owner: map[string]string{"8:acs:bob": "b", "8:acs:alice": "a"}}
+	conn, _ := natstest.Connect(t, natstest.SharedURL(t))
+	for _, tt := range []struct {
+		name string
+		dir  Directory
+		want map[string]string
+	}{
+		{"directory", dir, map[string]string{"8:acs:bob": "b"}},
+		{"stuck", stuckDirectory{}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := New(Config{Conn: conn, Node: "a", Directory: tt.dir, Timeout: 100 * time.Millisecond,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			must(t, err)
+			t.Cleanup(func() { _ = n.Close(context.Background()) })
+			began := time.Now()
+			got, err := n.Locate(ctx, []string{"8:acs:alice", "8:acs:bob", "8:acs:carol"})
+			if took := time.Since(began); took > time.Second {
+				t.Errorf("Locate took %v, want about the 100 ms Timeout at most", took)
+			}
+			if tt.want == nil {
+				if err == nil {
+					t.Errorf("Locate = %v, want an error", got)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Locate = %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
