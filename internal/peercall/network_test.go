@@ -489,3 +489,78 @@ func TestLocate(t *testing.T) {
 		})
 	}
 }
+
+// slowSwitchboard takes longer than the network's Timeout to apply the
+// first change, so that its sender sends it again meanwhile.
+type slowSwitchboard struct {
+	Switchboard
+	delay   time.Duration
+	mu      sync.Mutex
+	applied int
+}
+
+func (s *slowSwitchboard) ApplyPeerChange(ctx context.Context, id string, ch calls.PeerChange) error {
+	s.mu.Lock()
+	s.applied++
+	first := s.applied == 1
+	s.mu.Unlock()
+	if first {
+		time.Sleep(s.delay)
+	}
+	return s.Switchboard.ApplyPeerChange(ctx, id, ch)
+}
+
+// TestSlowFarNode: a far node slower than the Timeout gets the change
+// again while it applies it; it applies it once, and the call stands as it
+// should.
+func TestSlowFarNode(t *testing.T) {
+	w := &world{t: t}
+	url := natstest.SharedURL(t)
+	w.conn, _ = natstest.Connect(t, url)
+	w.prefix = natstest.Name(t, "pctest")
+	w.dir = &directory{owner: map[string]string{alice.Identifier.RawID(): "a", bob.Identifier.RawID(): "b"}}
+	w.na, w.nb = w.network("a"), w.network("b")
+	w.a = callstest.New(t, calls.Config{Peers: w.na})
+	ids := callstest.IDs()
+	w.b = callstest.New(t, calls.Config{Peers: w.nb, NewID: func() string { return "b" + ids() }})
+	slow := &slowSwitchboard{Switchboard: w.b, delay: 3 * w.na.cfg.Timeout}
+	must(t, w.na.Serve(w.a))
+	must(t, w.nb.Serve(slow))
+	w.a.Connect(t, alice)
+	w.b.Connect(t, bob)
+
+	// Count what reaches b's subject: every try of every message.
+	tries := map[uint64]int{}
+	var mu sync.Mutex
+	sub, err := w.conn.Subscribe(w.prefix+".node.b.peercall", func(msg *nats.Msg) {
+		var m message
+		if json.Unmarshal(msg.Data, &m) == nil && m.Change != nil {
+			mu.Lock()
+			tries[m.Seq]++
+			mu.Unlock()
+		}
+	})
+	must(t, err)
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	must(t, w.conn.Flush())
+
+	w.call()
+	w.answer()
+	mustCall(t)(w.a.Hold(ctx, alice, w.aliceCall)) // the first change b applies: slow
+	w.mark("alice holds")
+	want := "alice holds: alice LocalHold muted=false [8:acs:bob Connected muted=false]; bob RemoteHold muted=false [8:acs:alice Hold muted=false]"
+	if w.marks[0] != want {
+		t.Errorf("%s\nwant %s", w.marks[0], want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slow.mu.Lock()
+	defer slow.mu.Unlock()
+	var retried bool
+	for _, n := range tries {
+		retried = retried || n > 1
+	}
+	if !retried || slow.applied != 1 {
+		t.Errorf("tries per message %v, changes applied %d; want a message sent again and applied once", tries, slow.applied)
+	}
+}
