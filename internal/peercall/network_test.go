@@ -426,6 +426,22 @@ func TestFarNodeLost(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	})
+	t.Run("the far node restarted", func(t *testing.T) {
+		w := newWorld(t, true)
+		w.b.Connect(t, bob)
+		w.call()
+		w.answer()
+		// b's network starts over (a restart with the same id): it knows
+		// no pair, so a's next change is answered unknown.
+		must(t, w.nb.Close(ctx))
+		w.nb = w.network("b")
+		must(t, w.nb.Serve(w.b))
+		mustCall(t)(w.a.Hold(ctx, alice, w.aliceCall))
+		w.mark("b restarted")
+		if !strings.HasPrefix(w.marks[0], "b restarted: alice Disconnected muted=false ended 503/0") {
+			t.Errorf("%s; want alice's call ended 503/0", w.marks[0])
+		}
+	})
 	for _, tt := range []struct {
 		graceful bool
 		want     string
