@@ -358,6 +358,7 @@ func (n *Network) sweep() {
 			n.mu.Lock()
 			for id, p := range n.pairs {
 				if !p.sending && !p.ended.IsZero() && now.Sub(p.ended) > n.cfg.Retain {
+					p.cancel() // its context leaves the network's
 					delete(n.pairs, id)
 				}
 			}

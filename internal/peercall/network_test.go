@@ -580,3 +580,51 @@ func TestSlowFarNode(t *testing.T) {
 		t.Errorf("tries per message %v, changes applied %d; want a message sent again and applied once", tries, slow.applied)
 	}
 }
+
+// TestForgetsEndedPairs: a pair is forgotten Retain after its stand-in
+// ended, on both nodes; a live one is kept.
+func TestForgetsEndedPairs(t *testing.T) {
+	w := &world{t: t}
+	w.conn, _ = natstest.Connect(t, natstest.SharedURL(t))
+	w.prefix = natstest.Name(t, "pctest")
+	w.dir = &directory{owner: map[string]string{alice.Identifier.RawID(): "a", bob.Identifier.RawID(): "b", carol.Identifier.RawID(): "b"}}
+	network := func(node string) *Network {
+		n, err := New(Config{Conn: w.conn, Node: node, SubjectPrefix: w.prefix, Secret: secret, Directory: w.dir,
+			GiveUp: time.Second, DialGiveUp: time.Second, MaxAge: 2 * time.Second, Retain: 2500 * time.Millisecond,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		must(t, err)
+		t.Cleanup(func() { _ = n.Close(context.Background()) })
+		return n
+	}
+	w.na, w.nb = network("a"), network("b")
+	w.a = callstest.New(t, calls.Config{Peers: w.na})
+	ids := callstest.IDs()
+	w.b = callstest.New(t, calls.Config{Peers: w.nb, NewID: func() string { return "b" + ids() }})
+	must(t, w.na.Serve(w.a))
+	must(t, w.nb.Serve(w.b))
+	w.a.Connect(t, alice)
+	w.b.Connect(t, bob)
+	w.b.Connect(t, carol)
+
+	w.call()
+	w.answer()
+	mustCall(t)(w.a.HangUp(ctx, alice, w.aliceCall, false))
+	live := mustCall(t)(w.a.StartCall(ctx, alice, to(carol))) // rings on: its pair stays
+	w.flush()
+	pairs := func(n *Network) int {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return len(n.pairs)
+	}
+	if a, b := pairs(w.na), pairs(w.nb); a != 2 || b != 2 {
+		t.Fatalf("pairs right after the first call ended: a %d, b %d; want 2 each", a, b)
+	}
+	for deadline := time.Now().Add(10 * time.Second); pairs(w.na) != 1 || pairs(w.nb) != 1; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pairs 10 s after the first call ended: a %d, b %d; want 1 each (the call still ringing)", pairs(w.na), pairs(w.nb))
+		}
+	}
+	if got := lastRecord(w.a, live.ID); !strings.HasPrefix(got, "Ringing") {
+		t.Errorf("the call still ringing: %s", got)
+	}
+}
