@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/cluster/natstest"
+	"github.com/switchboard/switchboard/internal/sip"
 )
 
 // callOf GETs call id with token through m and decodes it.
@@ -384,4 +389,60 @@ func TestClusterCallAcrossNodesMedia(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestClusterPhoneCallAcrossNodes: a carrier's INVITE (sipp) reaches node
+// a for a number routed to bob, whose console is on node b: bob rings on
+// b and answers there, the phone hears bob's tone, carried from b to a
+// over the leg between the nodes and on to the phone over its own RTP, and
+// the carrier's BYE ends bob's call (0/5000).
+func TestClusterPhoneCallAcrossNodes(t *testing.T) {
+	if _, err := exec.LookPath("sipp"); err != nil {
+		t.Skip("sipp is not installed (Debian package sip-tester)")
+	}
+	const bobHz = 1000
+	dbURL := freshSchema(t)
+	c := newTestCluster(t)
+	trunk, err := sip.ParseTrunk("carrier=sip:127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.startWith("a", func(cfg *Config) {
+		cfg.DatabaseURL, cfg.DataDir = dbURL, t.TempDir()
+		cfg.Media = MediaConfig{Grace: time.Minute}
+		cfg.SIP = SIPConfig{Addr: "127.0.0.1:0", Trunks: []sip.Trunk{trunk}, RTPPorts: "28300-28349"}
+	})
+	b := c.startOn("b", dbURL)
+	routeNumber(t, a, "+14255550102", "bob")
+	b.mixer.Attach(calls.CommunicationUser("bob").RawID(), audio.NewMemoryEndpoint(audio.NewTone(bobHz, -20)))
+	bob, bobNext := online(t, b, "bob", calls.RoleAgent)
+
+	phone, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	heard := &phoneEar{conn: phone}
+	var wg sync.WaitGroup
+	wg.Go(heard.listen)
+	t.Cleanup(func() { phone.Close(); wg.Wait() })
+	carrier := sippWith(t, "carrier_listens.xml", "-set", "rtpport", strconv.Itoa(phone.LocalAddr().(*net.UDPAddr).Port),
+		"-s", "+14255550102", "-p", sippPort(t), a.SIPAddr)
+	id := waitIncoming(t, bobNext)
+	post(t, "http://"+b.Addr+"/api/incoming-calls/"+id+"/accept", bob, "")
+	answered := heard.frames()
+	time.Sleep(2 * time.Second)
+	frames := heard.ulaw()[answered*audio.FrameSamples:]
+	n, toned := len(frames)/audio.FrameSamples, 0
+	for j := range n {
+		var f audio.Frame
+		audio.DecodeUlaw(&f, frames[j*audio.FrameSamples:(j+1)*audio.FrameSamples])
+		if audio.ToneLevel(&f, bobHz) > toneLevel {
+			toned++
+		}
+	}
+	if n < 50 || toned < n/2 {
+		t.Errorf("the phone heard bob's tone in %d of the %d frames since he answered; want most", toned, n)
+	}
+	wantReason(t, waitCallEnded(t, bobNext, id), 0, 5000)
+	carrier()
 }
