@@ -446,3 +446,36 @@ func TestClusterPhoneCallAcrossNodes(t *testing.T) {
 	wantReason(t, waitCallEnded(t, bobNext, id), 0, 5000)
 	carrier()
 }
+
+// TestClusterCallAcrossNodesNATSRestart: NATS restarts (shorter than the
+// leases' life) during a call across nodes; a hold made on alice's node
+// meanwhile reaches bob's once NATS is back, and the call goes on.
+func TestClusterCallAcrossNodesNATSRestart(t *testing.T) {
+	dbURL := freshSchema(t)
+	srv := natstest.Start(t)
+	c := &testCluster{t: t, url: srv.URL(), cfg: ClusterConfig{URL: srv.URL(), LeaseBucket: "leases", LeaseTTL: 5 * time.Second,
+		SubjectPrefix: "sb", ForwardTimeout: time.Second}}
+	a, b := c.startOn("nr-a", dbURL), c.startOn("nr-b", dbURL)
+	alice, _ := online(t, a, "alice", calls.RoleAgent)
+	bob, bobNext := online(t, b, "bob", calls.RoleAgent)
+	status, body, _ := send(t, a, "POST", "/api/calls", alice, `{"participants":[{"communicationUserId":"bob"}]}`)
+	var aliceCall calls.Call
+	if status != http.StatusCreated || json.Unmarshal([]byte(body), &aliceCall) != nil {
+		t.Fatalf("alice calls bob: %d %s", status, body)
+	}
+	bobCall := ringing(t, bobNext)
+	post(t, "http://"+b.Addr+"/api/incoming-calls/"+bobCall+"/accept", bob, "")
+	waitCall(t, a, alice, aliceCall.ID, "Connected muted=false [8:acs:bob Connected muted=false]")
+
+	srv.Shutdown()
+	if status, body, _ := send(t, a, "POST", "/api/calls/"+aliceCall.ID+"/hold", alice, ""); status != http.StatusOK {
+		t.Fatalf("alice holds while NATS is down: %d %s", status, body)
+	}
+	time.Sleep(2 * time.Second)
+	srv.Restart()
+	waitCall(t, b, bob, bobCall, "RemoteHold muted=false [8:acs:alice Hold muted=false]")
+	if status, body, _ := send(t, a, "POST", "/api/calls/"+aliceCall.ID+"/resume", alice, ""); status != http.StatusOK {
+		t.Fatalf("alice resumes after the restart: %d %s", status, body)
+	}
+	waitCall(t, b, bob, bobCall, "Connected muted=false [8:acs:alice Connected muted=false]")
+}
