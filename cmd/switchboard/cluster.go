@@ -24,6 +24,13 @@ type ClusterConfig struct {
 	URL string
 	// NodeID names this node (--node-id; the hostname by default).
 	NodeID string
+	// RTPPorts is the UDP port range of the audio legs between nodes
+	// (--cluster-rtp-ports), a pair per call across nodes and node;
+	// MediaIP the address those legs listen on and name to the other
+	// nodes (--cluster-media-ip; empty: every address, and the host's
+	// first IPv4 address in their descriptions).
+	RTPPorts string
+	MediaIP  string
 
 	// Tests only (no flags): the lease bucket, the leases' life, the
 	// subjects' prefix and the forwarding timeout; zero is the default.
@@ -33,12 +40,18 @@ type ClusterConfig struct {
 	ForwardTimeout time.Duration
 }
 
+// DefaultClusterRTPPorts is --cluster-rtp-ports' default: beside
+// --rtp-ports' 41000-41999.
+const DefaultClusterRTPPorts = "42000-42999"
+
 // On says whether the switchboard joins a cluster.
 func (c ClusterConfig) On() bool { return c.URL != "" }
 
 func clusterFlags(fs *flag.FlagSet, cfg *ClusterConfig, env func(name, def string) string) (finish func() error) {
 	fs.StringVar(&cfg.URL, "cluster", env("SWITCHBOARD_CLUSTER", ""), "join a cluster of switchboards through this NATS server (JetStream on), nats://HOST:PORT; they share one Postgres (env SWITCHBOARD_CLUSTER)")
 	fs.StringVar(&cfg.NodeID, "node-id", env("SWITCHBOARD_NODE_ID", ""), "this node's id in the cluster, unique among its nodes; default: the hostname (env SWITCHBOARD_NODE_ID)")
+	fs.StringVar(&cfg.RTPPorts, "cluster-rtp-ports", env("SWITCHBOARD_CLUSTER_RTP_PORTS", DefaultClusterRTPPorts), "the UDP port range of the audio legs between the nodes of a cluster, a pair per call across nodes (env SWITCHBOARD_CLUSTER_RTP_PORTS)")
+	fs.StringVar(&cfg.MediaIP, "cluster-media-ip", env("SWITCHBOARD_CLUSTER_MEDIA_IP", ""), "the address of this node the other nodes send a call's audio to, on the cluster's private network; default: the host's first IPv4 address (env SWITCHBOARD_CLUSTER_MEDIA_IP)")
 	return func() error {
 		if !cfg.On() {
 			if cfg.NodeID != "" {
@@ -105,6 +118,10 @@ func (m *Main) joinCluster(ctx context.Context) error {
 // balancer sends new work elsewhere), and its live calls go on until they
 // end. A restart brings it back.
 func (m *Main) fenced() {
+	if m.switchboard == nil {
+		m.Logger.Error("fenced while starting: this node's lease expired")
+		return
+	}
 	n, _ := m.switchboard.Drain()
 	m.Logger.Error("fenced: this node's lease expired, so the cluster takes it for dead; it takes no new calls until restarted", "calls", n)
 }

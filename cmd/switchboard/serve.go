@@ -210,6 +210,7 @@ type Main struct {
 	rtp       *rtp.Engine    // the phone calls' RTP legs; nil without --sip-addr
 	phones    *sip.Later     // the switchboard's phone network, with --sip-addr
 	cluster   *cluster.Node  // nil without --cluster
+	peerCalls *peerCalls     // nil without --cluster
 	events    *clusterEvents // nil without --cluster
 	tokens    *clusterTokens // nil without --cluster
 	closed    bool
@@ -252,11 +253,21 @@ func (m *Main) Run(ctx context.Context) error {
 		m.phones = &sip.Later{}
 		phones = m.phones
 	}
+	// The cluster before the switchboard: its calls to other nodes' identities
+	// go through the peer network.
+	if err := m.joinCluster(ctx); err != nil {
+		return err
+	}
+	peers, err := m.startPeerCalls()
+	if err != nil {
+		return err
+	}
 	sb, err := calls.New(calls.Config{
 		Store:       m.store,
 		Publisher:   metrics.Publisher(m.hub),
 		Media:       m.mixer,
 		Phones:      phones,
+		Peers:       peers,
 		NewID:       uuid.NewString,
 		RingTimeout: m.Config.RingTimeout,
 		Policy:      holdpolicy.Options{ResumeLastHeld: m.Config.ResumeLastHeld},
@@ -266,14 +277,14 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.switchboard = sb
+	if err := m.servePeerCalls(); err != nil {
+		return err
+	}
 	if err := m.startMedia(); err != nil {
 		return err
 	}
 	signIn, err := m.newSignIn()
 	if err != nil {
-		return err
-	}
-	if err := m.joinCluster(ctx); err != nil {
 		return err
 	}
 	if err := m.startClusterEvents(ctx); err != nil {
@@ -487,8 +498,8 @@ func (m *Main) Drain(ctx context.Context) error {
 }
 
 // Close shuts down in the reverse order of start: no new requests (nor
-// forwarded ones), every live call ended (503/1) with its events sent,
-// event connections closed, the cluster left (leases released), the store
+// forwarded ones), every live call ended (503/1) with its events sent and
+// the other nodes told, event connections closed, the cluster left (leases released), the store
 // flushed.
 // Calling it again does nothing.
 func (m *Main) Close(ctx context.Context) error {
@@ -525,6 +536,10 @@ func (m *Main) Close(ctx context.Context) error {
 		if err := m.switchboard.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("end calls: %w", err))
 		}
+	}
+	// After the calls ended: the far nodes hear how.
+	if err := m.stopPeerCalls(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if err := m.stopMedia(); err != nil {
 		errs = append(errs, err)

@@ -78,6 +78,7 @@ func (n *Node) watchNodes(changes <-chan lease.Change) {
 			go n.recover(ctx, c.Identity)
 		case c.Node == "":
 			n.log.Info("a node left the cluster", "left_node", c.Identity)
+			n.nodeGone(c.Identity, true)
 		default:
 			n.log.Debug("a node is in the cluster", "peer", c.Node)
 		}
@@ -91,9 +92,10 @@ func (n *Node) recover(ctx context.Context, dead string) {
 	defer n.wg.Done()
 	if n.cfg.Recover == nil {
 		n.log.Warn("no store to end a dead node's calls in", "dead_node", dead)
+		n.nodeGone(dead, false)
 		return
 	}
-	for attempt, waited := 1, false; ; attempt++ {
+	for attempt, waited, told := 1, false, false; ; attempt++ {
 		if n.heartbeatFresh(ctx, dead) {
 			// Its lease lapsed but it still writes its heartbeat: it is cut
 			// off from NATS (or NATS restarted), not dead. Its calls are
@@ -109,6 +111,10 @@ func (n *Node) recover(ctx context.Context, dead string) {
 			case <-time.After(n.cfg.AliveWithin / 2):
 			}
 			continue
+		}
+		if !told {
+			told = true
+			n.nodeGone(dead, false)
 		}
 		began := time.Now()
 		attemptCtx, cancel := context.WithTimeout(ctx, 30*time.Second)

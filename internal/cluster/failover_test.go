@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -60,6 +62,8 @@ func TestFailover(t *testing.T) {
 	fenced := make(chan struct{}, 1)
 	a := c.joinWith(t, Config{Node: "a", OnFenced: func() { fenced <- struct{}{} }, Recover: newRecorder()})
 	b := c.joinWith(t, Config{Node: "b", Recover: recB})
+	gone := make(chan string, 10)
+	b.OnNodeGone(func(node string, graceful bool) { gone <- fmt.Sprintf("%s graceful=%v", node, graceful) })
 	c.joinWith(t, Config{Node: "c", Recover: recC})
 	d := c.joinWith(t, Config{Node: "d", Recover: newRecorder()})
 	ctx := ctxT(t)
@@ -88,6 +92,20 @@ func TestFailover(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("a was not fenced within 15 s of losing NATS")
 	}
+	// b told its OnNodeGone of both, once each.
+	var told []string
+	for len(told) < 2 {
+		select {
+		case g := <-gone:
+			told = append(told, g)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("b's OnNodeGone heard %v, want d (graceful) and a", told)
+		}
+	}
+	slices.Sort(told)
+	if want := []string{"a graceful=false", "d graceful=true"}; !slices.Equal(told, want) {
+		t.Errorf("b's OnNodeGone heard %v, want %v", told, want)
+	}
 	// alice's identity lease lapsed too: b takes her.
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		b.Forget("8:acs:alice")
@@ -101,6 +119,9 @@ func TestFailover(t *testing.T) {
 	}
 	// A lease TTL later, still nobody recovered d, nor a twice.
 	time.Sleep(1500 * time.Millisecond)
+	if len(gone) > 0 {
+		t.Errorf("b's OnNodeGone heard more: %s", <-gone)
+	}
 	for name, r := range map[string]*recorder{"b": recB, "c": recC} {
 		if got := r.seen(); len(got) != 1 || got[0] != "a" {
 			t.Errorf("%s recovered %v, want [a]", name, got)

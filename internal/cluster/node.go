@@ -146,6 +146,7 @@ type Node struct {
 	stopped bool
 	closed  bool
 	peers   map[string]bool // the other nodes whose node lease is live, as the node watch saw last
+	gone    []func(node string, graceful bool)
 }
 
 // Join connects to NATS (reconnecting forever, with backoff, once
@@ -301,6 +302,46 @@ func (n *Node) Owner(ctx context.Context, identity string) (string, error) {
 		return he.Node, nil
 	}
 	return "", fmt.Errorf("cluster: owner of %q: %w", identity, err)
+}
+
+// OwnerOf answers the other node that holds identity's lease, or "" when
+// this node holds it or no node does. Unlike Owner it never takes the
+// lease, nor remembers the answer: it reads the bucket each time.
+func (n *Node) OwnerOf(ctx context.Context, identity string) (string, error) {
+	if n.leases.Held(identity) {
+		return "", nil
+	}
+	owner, err := n.leases.Owner(ctx, identity)
+	switch {
+	case errors.Is(err, lease.ErrNoOwner):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("cluster: owner of %q: %w", identity, err)
+	case owner == n.cfg.Node:
+		return "", nil // this node's earlier run: nobody serves it now
+	}
+	return owner, nil
+}
+
+// OnNodeGone registers f, called from the node watch when another node
+// leaves the cluster: graceful when it released its node lease (it stopped
+// and ended its calls itself), else once it is taken for dead (its lease
+// expired and, with a Recoverer, its heartbeat is stale too). f must not
+// block.
+func (n *Node) OnNodeGone(f func(node string, graceful bool)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.gone = append(n.gone, f)
+}
+
+// nodeGone tells the OnNodeGone functions that node left.
+func (n *Node) nodeGone(node string, graceful bool) {
+	n.mu.Lock()
+	fs := slices.Clone(n.gone)
+	n.mu.Unlock()
+	for _, f := range fs {
+		f(node, graceful)
+	}
 }
 
 // liveCallsElsewhere answers the node that runs identity's live calls when

@@ -116,6 +116,26 @@ func TestOwner(t *testing.T) {
 			t.Fatalf("%s.Owner(%s) = %q, %v; want %q", step.node.ID(), step.id, got, err, step.want)
 		}
 	}
+	// OwnerOf reads the owner without taking a free identity.
+	for _, step := range []struct {
+		node *Node
+		id   string
+		want string
+	}{
+		{a, "8:acs:alice", ""},
+		{b, "8:acs:alice", "a"},
+		{a, "8:acs:bob", "b"},
+		{a, "8:acs:carol", ""}, // free, and left free
+		{b, "8:acs:carol", ""},
+	} {
+		got, err := step.node.OwnerOf(ctx, step.id)
+		if err != nil || got != step.want {
+			t.Fatalf("%s.OwnerOf(%s) = %q, %v; want %q", step.node.ID(), step.id, got, err, step.want)
+		}
+	}
+	if got, err := a.leases.Owner(ctx, "8:acs:carol"); err == nil {
+		t.Fatalf("carol's lease after OwnerOf: held by %q; want free", got)
+	}
 	if err := a.Close(ctx); err != nil {
 		t.Fatal(err)
 	}

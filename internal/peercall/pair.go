@@ -1,0 +1,208 @@
+package peercall
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+// pair is one stand-in's line on this node and what this node knows of the
+// far one's messages. Its fields are guarded by Network.mu, except in,
+// which serialises the far node's messages (held while the switchboard
+// applies one: never with Network.mu held).
+type pair struct {
+	n       *Network
+	id      string // the anchor node, "/", the anchor's stand-in id
+	far     string // the far node
+	standIn string // this node's stand-in; "" until the dial is handled
+
+	ctx    context.Context // ends when the far node is lost or the network closes
+	cancel context.CancelFunc
+
+	// outbound
+	prev    *calls.Call
+	queue   []message
+	nextSeq uint64
+	sending bool
+	ended   time.Time // when this node's stand-in ended; zero while it is live
+	lost    bool      // the far node is lost: nothing more is sent
+	farEnd  bool      // the far stand-in ended: nothing more is sent
+
+	// inbound
+	in        chanMutex
+	lastIn    uint64 // the last message number applied from the far node
+	dialReply *reply // the answer to the dial, for a retried one
+}
+
+// chanMutex is a mutex that a waiting handler can give up on.
+type chanMutex chan struct{}
+
+func (m chanMutex) lock(ctx context.Context) bool {
+	select {
+	case m <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (m chanMutex) unlock() { <-m }
+
+func (n *Network) newPair(id, far, standIn string) *pair {
+	ctx, cancel := context.WithCancel(n.ctx)
+	return &pair{n: n, id: id, far: far, standIn: standIn, ctx: ctx, cancel: cancel, in: make(chanMutex, 1)}
+}
+
+// Update turns the stand-in's update into a change for the far node, and
+// queues it. It never blocks.
+func (p *pair) Update(c calls.Call) {
+	n := p.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ch := calls.PeerChangeOf(p.prev, c)
+	p.prev = &c
+	if c.State == calls.StateDisconnected && p.ended.IsZero() {
+		p.ended = time.Now()
+		n.closeMedia(p.standIn)
+	}
+	if ch.IsZero() || p.lost || p.farEnd || n.closed {
+		return // nothing to say, or nobody to hear it
+	}
+	n.enqueue(p, message{Change: &ch})
+}
+
+// enqueue numbers m and queues it, starting p's sender if it is idle.
+// Network.mu is held.
+func (n *Network) enqueue(p *pair, m message) {
+	p.nextSeq++
+	m.From, m.To, m.Pair, m.Seq, m.At = n.cfg.Node, p.far, p.id, p.nextSeq, time.Now()
+	p.queue = append(p.queue, m)
+	if !p.sending {
+		p.sending = true
+		n.wg.Add(1)
+		go n.send(p)
+	}
+}
+
+// send delivers p's queued messages in order, each once answered, until
+// none is left or the far node is lost.
+func (n *Network) send(p *pair) {
+	defer n.wg.Done()
+	for {
+		n.mu.Lock()
+		if len(p.queue) == 0 || p.lost {
+			p.queue, p.sending = nil, false
+			n.mu.Unlock()
+			return
+		}
+		m := p.queue[0]
+		n.mu.Unlock()
+		if m.Dial != nil && n.cfg.Media != nil {
+			d := *m.Dial
+			m.Dial = &d
+			if offer, err := n.cfg.Media.Offer(p.standIn); err != nil {
+				n.log.Warn("no audio leg for a call to another node", "call_id", p.standIn, "err", err)
+			} else {
+				d.SDP = offer
+				n.mediaEnded(p, p.standIn)
+			}
+		}
+		r, err := n.deliver(p, m)
+		if err == nil && m.Dial != nil && len(r.SDP) > 0 && n.cfg.Media != nil {
+			if aerr := n.cfg.Media.Apply(p.standIn, r.SDP); aerr != nil {
+				n.log.Warn("the callee's node answered the audio leg with a description it cannot take", "call_id", p.standIn, "err", aerr)
+			}
+		}
+		n.mu.Lock()
+		if len(p.queue) > 0 && p.queue[0].Seq == m.Seq {
+			p.queue = p.queue[1:]
+		}
+		n.mu.Unlock()
+		switch {
+		case errors.Is(err, errLost):
+			n.lose(p, calls.ReasonSwitchboardDied) // lost already, or closing: marks it
+		case err != nil && m.Dial != nil:
+			n.log.Warn("the callee's node did not answer: the callee ends as if connected nowhere", "far_node", p.far,
+				"call_id", p.standIn, "err", err)
+			n.lose(p, calls.ReasonNotConnected)
+		case err != nil:
+			n.log.Warn("the far node of a call did not answer: taking it for lost", "far_node", p.far, "call_id", p.standIn, "err", err)
+			n.lose(p, calls.ReasonSwitchboardDied)
+		case r.Unknown && m.Change != nil && m.Change.End != nil:
+			// The far side is gone already; so is this one.
+		case r.Unknown:
+			n.log.Warn("the far node does not know a call (it restarted?): ending its stand-in", "far_node", p.far, "call_id", p.standIn)
+			n.lose(p, calls.ReasonSwitchboardDied)
+		case r.Error != nil && m.Dial != nil:
+			reason := calls.ReasonNotConnected
+			if r.Error.Code == calls.CodeDraining || r.Error.Code == calls.CodeUnavailable {
+				reason = calls.ReasonShutdown
+			}
+			n.log.Warn("the callee's node refused the call", "far_node", p.far, "call_id", p.standIn,
+				"code", r.Error.Code, "message", r.Error.Message, "end", reason.Code)
+			n.lose(p, reason)
+		case r.Error != nil:
+			n.log.Warn("the far node could not apply a change", "far_node", p.far, "call_id", p.standIn,
+				"code", r.Error.Code, "message", r.Error.Message)
+		}
+	}
+}
+
+// errLost says a message was not delivered because its pair's far node
+// was lost or the network closed.
+var errLost = errors.New("peercall: the far node is lost")
+
+// deliver sends m to p's far node until it answers, trying again with
+// backoff on no answer, for GiveUp (DialGiveUp for a dial) at most.
+func (n *Network) deliver(p *pair, m message) (reply, error) {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return reply{}, fmt.Errorf("peercall: encode: %w", err)
+	}
+	msg := nats.NewMsg(n.subject(p.far))
+	msg.Data = data
+	if len(n.cfg.Secret) > 0 {
+		msg.Header.Set(signatureHeader, sign(n.cfg.Secret, msg.Subject, data))
+	}
+	giveUp := n.cfg.GiveUp
+	if m.Dial != nil {
+		giveUp = n.cfg.DialGiveUp
+	}
+	deadline := m.At.Add(giveUp)
+	wait := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(p.ctx, n.cfg.Timeout)
+		resp, err := n.cfg.Conn.RequestMsgWithContext(ctx, msg)
+		cancel()
+		if err == nil {
+			var r reply
+			if err := json.Unmarshal(resp.Data, &r); err != nil {
+				return reply{}, fmt.Errorf("peercall: malformed answer from %s: %w", p.far, err)
+			}
+			if r.Refused != "" {
+				return reply{}, fmt.Errorf("peercall: %s refused a message: %s", p.far, r.Refused)
+			}
+			return r, nil
+		}
+		if p.ctx.Err() != nil {
+			return reply{}, errLost
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return reply{}, fmt.Errorf("peercall: %s did not answer %d tries in %s: %w", p.far, attempt, giveUp, err)
+		}
+		n.log.Debug("a message was not answered; sending it again", "far_node", p.far, "pair", p.id, "seq", m.Seq,
+			"attempt", attempt, "err", err)
+		select {
+		case <-p.ctx.Done():
+			return reply{}, errLost
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
