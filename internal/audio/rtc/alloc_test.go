@@ -40,8 +40,17 @@ func TestSendingAllocatesNothing(t *testing.T) {
 			for range 1000 {
 				callee.Send(payload)
 			}
-			time.Sleep(10 * time.Millisecond)
-			if n := testing.AllocsPerRun(200, func() { callee.Send(payload) }); n > 0.1 {
+			// On a loaded machine the flusher may not have given the slots
+			// back yet, and a send then allocates one; a leg whose fast
+			// path allocates does so in every attempt.
+			var n float64
+			for attempt := 0; attempt < 5; attempt++ {
+				time.Sleep(time.Duration(10<<attempt) * time.Millisecond)
+				if n = testing.AllocsPerRun(200, func() { callee.Send(payload) }); n <= 0.1 {
+					break
+				}
+			}
+			if n > 0.1 {
 				t.Errorf("Send allocates %.2f times a packet", n)
 			}
 		})
