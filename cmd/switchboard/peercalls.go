@@ -51,9 +51,12 @@ func (m *Main) startPeerCalls() (calls.PeerNetwork, error) {
 		ports = DefaultClusterRTPPorts
 	}
 	// The far node sends as long as the call lives, held or not: a leg
-	// does not time out on silence.
+	// does not time out on silence. Nodes reach each other directly at
+	// the addresses they describe, so a leg takes packets only from its
+	// far node's (FixedPeer): a stream still sent to a reused port, by a
+	// node that has not yet heard its call ended, cannot take it over.
 	engine, err := rtp.NewEngine(rtp.Config{Ports: ports, ListenIP: c.MediaIP, PublicIP: c.MediaIP,
-		SilenceTimeout: -1, Logger: m.Logger})
+		SilenceTimeout: -1, FixedPeer: true, Logger: m.Logger})
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("--cluster-rtp-ports: %w", err)

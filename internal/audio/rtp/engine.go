@@ -34,6 +34,13 @@ type Config struct {
 	ReportInterval time.Duration
 	// JitterFrames is the jitter buffer's target delay (default 3: 60 ms).
 	JitterFrames int
+	// FixedPeer makes the legs take packets only from the addresses the
+	// peer's description names, without latching to another source: for
+	// peers whose address is known and reached directly (the nodes of a
+	// cluster). A stream still sent to a port a closed leg gave back (by a
+	// peer that has not yet heard the call ended) is then ignored by the
+	// next leg on that port rather than taken for its peer.
+	FixedPeer bool
 	Logger       *slog.Logger
 }
 

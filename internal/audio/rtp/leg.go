@@ -228,6 +228,9 @@ func (l *Leg) setRemote(r remoteMedia, neg Direction) {
 	if !l.known || r.rtcp != l.remote.rtcp {
 		l.latchedC = netip.AddrPort{}
 	}
+	if l.engine.cfg.FixedPeer {
+		l.latched, l.latchedC = r.rtp, r.rtcp
+	}
 	was := l.expecting
 	l.remote, l.neg, l.known = r, neg, true
 	l.expecting = neg.Receives()
@@ -436,7 +439,7 @@ func (l *Leg) receive(b []byte, from netip.AddrPort, rtcpPort bool) {
 		return
 	}
 	switch {
-	case !l.latched.IsValid():
+	case !l.latched.IsValid() && !l.engine.cfg.FixedPeer:
 		l.latched = from
 		if from != l.remote.rtp {
 			l.log.Debug("rtp: latched to the peer's source", "from", from, "sdp", l.remote.rtp)

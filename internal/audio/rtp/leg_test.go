@@ -273,6 +273,44 @@ func TestLatching(t *testing.T) {
 	}
 }
 
+// TestFixedPeer: on an engine for known peers (Config.FixedPeer) a leg
+// takes packets only from the address the peer's description names and
+// sends there, whatever came first from elsewhere.
+func TestFixedPeer(t *testing.T) {
+	e := testEngine(t, Config{FixedPeer: true})
+	p := newPeer(t)
+	l := p.answered(e)
+	stray := listen(t) // a stream still sent to this port for a call that ended
+	var f audio.Frame
+	audio.NewTone(400, -20).Next(&f)
+	steps := []struct {
+		name           string
+		from           *net.UDPConn
+		ignored, taken uint64
+	}{
+		{name: "a stray stream first is ignored", from: stray, ignored: 1},
+		{name: "the described peer is taken", from: p.rtp, ignored: 1, taken: 1},
+		{name: "the stray stream is still ignored", from: stray, ignored: 2, taken: 1},
+	}
+	for _, s := range steps {
+		before := l.Stats()
+		p.sendFrame(s.from, legAddr(l), &f)
+		deadline := time.Now().Add(waitFor)
+		for st := l.Stats(); st.Received == before.Received && st.Ignored == before.Ignored; st = l.Stats() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the leg did not take the packet", s.name)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if st := l.Stats(); st.Ignored != s.ignored || st.Received != s.taken {
+			t.Errorf("%s: %d packets ignored and %d taken, want %d and %d", s.name, st.Ignored, st.Received, s.ignored, s.taken)
+		}
+		if got, want := l.RemoteAddr(), netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port(p.rtp))); got != want {
+			t.Errorf("%s: the leg sends to %v, want the description's %v", s.name, got, want)
+		}
+	}
+}
+
 // TestReports checks the RTCP reports: a sender report on the RTCP port
 // (or the RTP port with rtcp-mux) with a reception report of the peer's
 // stream.

@@ -146,7 +146,7 @@ func (l *Leg) receiveRTCP(b []byte, from netip.AddrPort, rtcpPort bool) {
 		return
 	}
 	switch {
-	case rtcpPort && !l.latchedC.IsValid():
+	case rtcpPort && !l.latchedC.IsValid() && !l.engine.cfg.FixedPeer:
 		l.latchedC = from
 	case rtcpPort && from != l.latchedC, !rtcpPort && from != l.latched:
 		l.ignore()
