@@ -12,6 +12,7 @@ import (
 	"github.com/switchboard/switchboard/internal/cluster"
 	"github.com/switchboard/switchboard/internal/eventlog"
 	"github.com/switchboard/switchboard/internal/relay"
+	"github.com/switchboard/switchboard/internal/store"
 )
 
 // clusterEvents is the relay of this node's events to the other nodes, and
@@ -41,7 +42,7 @@ func eventNames(prefix string) (stream, subject, snapshots string) {
 // theirs to this node's supervisors, with --cluster.
 func (m *Main) startClusterEvents(ctx context.Context) error {
 	c := m.Config.Cluster
-	if m.cluster == nil {
+	if !c.On() {
 		return nil
 	}
 	nc, err := nats.Connect(c.URL, nats.Name("switchboard "+c.NodeID+" events"), nats.MaxReconnects(-1))
@@ -90,4 +91,35 @@ func (m *Main) stopClusterEvents(ctx context.Context) error {
 		err = fmt.Errorf("cluster events: drain NATS: %w", err2)
 	}
 	return err
+}
+
+// announcingRecoverer ends a dead node's calls in the shared history
+// (store.RecoverNodeEvents) and publishes the callEnded event of each call
+// this node ended to the supervisors, its own and, through the relay,
+// every other node's. Postgres decides which survivor ended a call, so
+// each end is published once however many survivors race. An end this
+// node committed but could not relay (NATS out for the relay's append
+// timeout) is counted by the relay, and the other nodes' supervisors
+// start over from a snapshot, which no longer has the call.
+type announcingRecoverer struct {
+	*store.Postgres
+	hub *api.Hub
+}
+
+var _ cluster.Recoverer = announcingRecoverer{}
+
+func (r announcingRecoverer) RecoverNode(ctx context.Context, node string) (int, error) {
+	ended, err := r.RecoverNodeEvents(ctx, node)
+	if err != nil {
+		return 0, err
+	}
+	for _, ev := range ended {
+		r.hub.PublishRecovered(ev)
+	}
+	return len(ended), nil
+}
+
+// recoverer is what ends a dead node's calls: pg, announcing the ends.
+func (m *Main) recoverer(pg *store.Postgres) cluster.Recoverer {
+	return announcingRecoverer{Postgres: pg, hub: m.hub}
 }

@@ -273,10 +273,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := m.joinCluster(ctx); err != nil {
+	// The relay first: a dead node's calls this node ends as soon as it
+	// joins are published through it.
+	if err := m.startClusterEvents(ctx); err != nil {
 		return err
 	}
-	if err := m.startClusterEvents(ctx); err != nil {
+	if err := m.joinCluster(ctx); err != nil {
 		return err
 	}
 	if err := m.startClusterTokens(ctx, tokens); err != nil {
