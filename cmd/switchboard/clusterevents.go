@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,7 +46,11 @@ func (m *Main) startClusterEvents(ctx context.Context) error {
 	if !c.On() {
 		return nil
 	}
-	nc, err := nats.Connect(c.URL, nats.Name("switchboard "+c.NodeID+" events"), nats.MaxReconnects(-1))
+	// Reconnecting every 100 ms: an append has relay.DefaultAppendTimeout
+	// (5 s) in all, and the client's default wait (2 s) would spend much
+	// of it after NATS is back.
+	nc, err := nats.Connect(c.URL, nats.Name("switchboard "+c.NodeID+" events"), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("cluster events: connect to NATS: %w", err)
 	}
