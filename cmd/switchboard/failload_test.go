@@ -99,6 +99,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	defer stopLoad()
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	var wg sync.WaitGroup
+	loadFrom := time.Now()
 	for _, ag := range agents {
 		wg.Go(func() { ag.run(loadCtx, client) })
 	}
@@ -203,6 +204,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	stopLoad()
 	wg.Wait()
+	loadTo := time.Now()
 
 	// Every acknowledged change is in Postgres (the history writes a
 	// moment later), and each supervisor has the last event of each of
@@ -334,13 +336,13 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	if len(connected) > 0 && connected[len(connected)-1] >= 5*time.Second {
 		target = "OVER the 5 s target"
 	}
-	t.Logf("kill -9 of a under load: survivors' changes acknowledged %d, in Postgres %d; received by 2 supervisors %d, lost %d, covered by a new snapshot %d; "+
+	t.Logf("kill -9 of a under load (%v): survivors' changes acknowledged %d, in Postgres %d; received by 2 supervisors %d, lost %d, covered by a new snapshot %d; "+
 		"a's %d calls ended 503/0 %v to %v before the kill (%d of a's %d acknowledged changes not yet in Postgres at the kill); a's agents Connected on b or c after %v to %v (%s)",
-		phases[0].acked, phases[0].history, phases[0].received, phases[0].lost, phases[0].covered,
+		natsDownAt.Sub(loadFrom).Round(time.Millisecond), phases[0].acked, phases[0].history, phases[0].received, phases[0].lost, phases[0].covered,
 		len(onA), offsets[0].Round(time.Millisecond), offsets[len(offsets)-1].Round(time.Millisecond), aUnwritten, aAcked,
 		connected[0].Round(time.Millisecond), connected[len(connected)-1].Round(time.Millisecond), target)
-	t.Logf("NATS down %v, then restarted, under load: survivors' changes acknowledged %d, in Postgres %d; received by 2 supervisors %d, lost %d, covered by a new snapshot %d (relayed events lost: %d); load average %s",
-		natsUpAt.Sub(natsDownAt).Round(time.Millisecond), phases[1].acked, phases[1].history, phases[1].received, phases[1].lost, phases[1].covered,
+	t.Logf("NATS down %v, then restarted, under load (%v from the shutdown to the end of the load): survivors' changes acknowledged %d, in Postgres %d; received by 2 supervisors %d, lost %d, covered by a new snapshot %d (relayed events lost: %d); load average %s",
+		natsUpAt.Sub(natsDownAt).Round(time.Millisecond), loadTo.Sub(natsDownAt).Round(time.Millisecond), phases[1].acked, phases[1].history, phases[1].received, phases[1].lost, phases[1].covered,
 		relayFailed, strings.TrimSpace(string(load)))
 }
 
