@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,9 +15,12 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/cluster/natstest"
+	"github.com/switchboard/switchboard/internal/eventlog"
 )
 
 // TestClusterFailoverUnderLoad is issue 14's failover test under load.
@@ -271,6 +275,9 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 		if werr != nil {
 			t.Errorf("supervisor on %s: %v", w.addr, werr)
 		}
+		if gaps := seqGaps(evs, sessions); len(gaps) > 0 {
+			t.Errorf("supervisor on %s: its stream skipped seqs: %q", w.addr, gaps)
+		}
 		got := ends(evs, 503, 0)
 		for _, id := range onA {
 			if got[id] != 1 {
@@ -303,8 +310,9 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 					phases[p].covered++
 				default:
 					phases[p].lost++
-					t.Errorf("supervisor on %s never received %s's %s → %s of call %s (owned by %s) made at %v (%v after NATS went down); its connections: %+v",
-						w.addr, ag.user, ch.old, ch.state, ag.call, ag.node, ch.at, ch.at.Sub(natsDownAt), sessions)
+					t.Errorf("supervisor on %s never received %s's %s → %s of call %s (owned by %s) made at %v (%v after NATS went down); its connections: %+v; in the event log: %s",
+						w.addr, ag.user, ch.old, ch.state, ag.call, ag.node, ch.at, ch.at.Sub(natsDownAt), sessions,
+						whereInLog(natsSrv.URL(), "8:acs:"+ag.user, ch.at))
 				}
 			}
 		}
@@ -504,4 +512,37 @@ func connectedAgain(addr, token string, since time.Time, within time.Duration) (
 			return 0, fmt.Errorf("the event stream did not open within %v", within)
 		}
 	}
+}
+
+// whereInLog tells where an event of identity made at at is in the
+// cluster's event log: its seqs and relay headers, or that it is not
+// there (the relay never appended it). For a missing event's report.
+func whereInLog(url, identity string, at time.Time) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return err.Error()
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err.Error()
+	}
+	stream, subject, _ := eventNames("")
+	log, err := eventlog.Open(ctx, js, eventlog.Config{Stream: stream, Subject: subject})
+	if err != nil {
+		return err.Error()
+	}
+	entries, err := log.Since(ctx, identity, 0)
+	if err != nil {
+		return err.Error()
+	}
+	for _, e := range entries {
+		var ev struct{ At time.Time }
+		if json.Unmarshal(e.Payload, &ev) == nil && ev.At.UnixMicro() == at.UnixMicro() {
+			return fmt.Sprintf("Sb-Seq %d, stream seq %d, stored %v, headers %v", e.Seq, e.StreamSeq, e.Time, e.Header)
+		}
+	}
+	return fmt.Sprintf("not among the identity's %d entries", len(entries))
 }

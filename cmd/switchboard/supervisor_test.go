@@ -29,6 +29,7 @@ type watchedEvent struct {
 // watchSession is one connection of a supervisor's watch.
 type watchSession struct {
 	Snapshot  time.Time // when its snapshot arrived
+	SeqFrom   uint64    // the snapshot's seq: the events' follow it, gapless
 	Closed    time.Time // zero while open
 	CloseCode int       // the code the node closed it with, or 0
 }
@@ -73,7 +74,10 @@ func (w *supervisorWatch) open() (*websocket.Conn, error) {
 		return nil, err
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var first struct{ Type string }
+	var first struct {
+		Type string
+		Seq  uint64
+	}
 	if err := conn.ReadJSON(&first); err != nil || first.Type != "snapshot" {
 		conn.Close()
 		return nil, fmt.Errorf("first event %q, %v; want a snapshot", first.Type, err)
@@ -81,7 +85,7 @@ func (w *supervisorWatch) open() (*websocket.Conn, error) {
 	_ = conn.SetReadDeadline(time.Time{})
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.sessions = append(w.sessions, watchSession{Snapshot: time.Now()})
+	w.sessions = append(w.sessions, watchSession{Snapshot: time.Now(), SeqFrom: first.Seq})
 	w.conn = conn
 	if w.stopping {
 		conn.Close()
@@ -215,4 +219,22 @@ func ends(evs []watchedEvent, code, subcode int) map[string]int {
 		}
 	}
 	return n
+}
+
+// seqGaps describes each gap in the seqs of each session's events (the
+// hub numbers a stream's events without gaps): a gap is an event the
+// node sent this connection that never arrived.
+func seqGaps(evs []watchedEvent, sessions []watchSession) []string {
+	var gaps []string
+	last := make([]uint64, len(sessions))
+	for i, s := range sessions {
+		last[i] = s.SeqFrom
+	}
+	for _, e := range evs {
+		if e.Seq != last[e.Session]+1 {
+			gaps = append(gaps, fmt.Sprintf("connection %d: seq %d after %d (a %s of call %s of %s)", e.Session, e.Seq, last[e.Session], e.Type, e.CallID, e.AgentID))
+		}
+		last[e.Session] = e.Seq
+	}
+	return gaps
 }
