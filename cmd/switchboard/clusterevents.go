@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/cluster"
 	"github.com/switchboard/switchboard/internal/eventlog"
 	"github.com/switchboard/switchboard/internal/relay"
@@ -43,7 +45,7 @@ func eventNames(prefix string) (stream, subject, snapshots string) {
 // theirs to this node's supervisors, with --cluster.
 func (m *Main) startClusterEvents(ctx context.Context) error {
 	c := m.Config.Cluster
-	if !c.On() {
+	if m.cluster == nil {
 		return nil
 	}
 	// Reconnecting every 100 ms: an append has relay.DefaultAppendTimeout
@@ -75,6 +77,9 @@ func (m *Main) startClusterEvents(ctx context.Context) error {
 	}
 	m.hub.SetRelay(r)
 	m.events = &clusterEvents{conn: nc, relay: r}
+	if m.ends != nil {
+		m.ends.start()
+	}
 	return nil
 }
 
@@ -108,7 +113,7 @@ func (m *Main) stopClusterEvents(ctx context.Context) error {
 // start over from a snapshot, which no longer has the call.
 type announcingRecoverer struct {
 	*store.Postgres
-	hub *api.Hub
+	ends *recoveredEnds
 }
 
 var _ cluster.Recoverer = announcingRecoverer{}
@@ -118,13 +123,49 @@ func (r announcingRecoverer) RecoverNode(ctx context.Context, node string) (int,
 	if err != nil {
 		return 0, err
 	}
-	for _, ev := range ended {
-		r.hub.PublishRecovered(ev)
-	}
+	r.ends.publish(ended)
 	return len(ended), nil
 }
 
 // recoverer is what ends a dead node's calls: pg, announcing the ends.
 func (m *Main) recoverer(pg *store.Postgres) cluster.Recoverer {
-	return announcingRecoverer{Postgres: pg, hub: m.hub}
+	m.ends = &recoveredEnds{hub: m.hub}
+	return announcingRecoverer{Postgres: pg, ends: m.ends}
+}
+
+// recoveredEnds publishes the ends a recovery made (Hub.PublishRecovered).
+// A recovery may run as soon as the node joins the cluster, before its
+// relay runs: those ends wait for start, so that the other nodes'
+// supervisors get them too (and the hub's relay is set before any
+// recovery reads it).
+type recoveredEnds struct {
+	hub *api.Hub
+
+	mu      sync.Mutex
+	started bool
+	pending []calls.Event
+}
+
+func (e *recoveredEnds) publish(evs []calls.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.started {
+		e.pending = append(e.pending, evs...)
+		return
+	}
+	for _, ev := range evs {
+		e.hub.PublishRecovered(ev)
+	}
+}
+
+// start publishes what waited and, from then on, each end at once; call it
+// once the hub's relay is set.
+func (e *recoveredEnds) start() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.started = true
+	for _, ev := range e.pending {
+		e.hub.PublishRecovered(ev)
+	}
+	e.pending = nil
 }

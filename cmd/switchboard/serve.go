@@ -213,6 +213,9 @@ type Main struct {
 	events    *clusterEvents // nil without --cluster
 	tokens    *clusterTokens // nil without --cluster
 	closed    bool
+	// ends holds the ends of a dead node's calls this node recovers
+	// until the relay runs (with --cluster and Postgres).
+	ends *recoveredEnds
 }
 
 // Run starts the service and returns once it listens.
@@ -273,12 +276,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The relay first: a dead node's calls this node ends as soon as it
-	// joins are published through it.
-	if err := m.startClusterEvents(ctx); err != nil {
+	if err := m.joinCluster(ctx); err != nil {
 		return err
 	}
-	if err := m.joinCluster(ctx); err != nil {
+	if err := m.startClusterEvents(ctx); err != nil {
 		return err
 	}
 	if err := m.startClusterTokens(ctx, tokens); err != nil {
