@@ -96,7 +96,7 @@ func (m *Main) joinCluster(ctx context.Context) error {
 	var recoverer cluster.Recoverer
 	var liveCalls cluster.LiveCalls
 	if pg, ok := m.store.(*store.Postgres); ok {
-		recoverer, liveCalls = pg, pg
+		recoverer, liveCalls = m.recoverer(pg), pg
 	} else {
 		m.Logger.Warn("without a shared Postgres, a dead node's calls are not ended by the others")
 	}

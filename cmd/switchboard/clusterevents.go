@@ -4,14 +4,18 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/cluster"
 	"github.com/switchboard/switchboard/internal/eventlog"
 	"github.com/switchboard/switchboard/internal/relay"
+	"github.com/switchboard/switchboard/internal/store"
 )
 
 // clusterEvents is the relay of this node's events to the other nodes, and
@@ -44,7 +48,11 @@ func (m *Main) startClusterEvents(ctx context.Context) error {
 	if m.cluster == nil {
 		return nil
 	}
-	nc, err := nats.Connect(c.URL, nats.Name("switchboard "+c.NodeID+" events"), nats.MaxReconnects(-1))
+	// Reconnecting every 100 ms: an append has relay.DefaultAppendTimeout
+	// (5 s) in all, and the client's default wait (2 s) would spend much
+	// of it after NATS is back.
+	nc, err := nats.Connect(c.URL, nats.Name("switchboard "+c.NodeID+" events"), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("cluster events: connect to NATS: %w", err)
 	}
@@ -69,6 +77,9 @@ func (m *Main) startClusterEvents(ctx context.Context) error {
 	}
 	m.hub.SetRelay(r)
 	m.events = &clusterEvents{conn: nc, relay: r}
+	if m.ends != nil {
+		m.ends.start()
+	}
 	return nil
 }
 
@@ -90,4 +101,71 @@ func (m *Main) stopClusterEvents(ctx context.Context) error {
 		err = fmt.Errorf("cluster events: drain NATS: %w", err2)
 	}
 	return err
+}
+
+// announcingRecoverer ends a dead node's calls in the shared history
+// (store.RecoverNodeEvents) and publishes the callEnded event of each call
+// this node ended to the supervisors, its own and, through the relay,
+// every other node's. Postgres decides which survivor ended a call, so
+// each end is published once however many survivors race. An end this
+// node committed but could not relay (NATS out for the relay's append
+// timeout) is counted by the relay, and the other nodes' supervisors
+// start over from a snapshot, which no longer has the call.
+type announcingRecoverer struct {
+	*store.Postgres
+	ends *recoveredEnds
+}
+
+var _ cluster.Recoverer = announcingRecoverer{}
+
+func (r announcingRecoverer) RecoverNode(ctx context.Context, node string) (int, error) {
+	ended, err := r.RecoverNodeEvents(ctx, node)
+	if err != nil {
+		return 0, err
+	}
+	r.ends.publish(ended)
+	return len(ended), nil
+}
+
+// recoverer is what ends a dead node's calls: pg, announcing the ends.
+func (m *Main) recoverer(pg *store.Postgres) cluster.Recoverer {
+	m.ends = &recoveredEnds{hub: m.hub}
+	return announcingRecoverer{Postgres: pg, ends: m.ends}
+}
+
+// recoveredEnds publishes the ends a recovery made (Hub.PublishRecovered).
+// A recovery may run as soon as the node joins the cluster, before its
+// relay runs: those ends wait for start, so that the other nodes'
+// supervisors get them too (and the hub's relay is set before any
+// recovery reads it).
+type recoveredEnds struct {
+	hub *api.Hub
+
+	mu      sync.Mutex
+	started bool
+	pending []calls.Event
+}
+
+func (e *recoveredEnds) publish(evs []calls.Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.started {
+		e.pending = append(e.pending, evs...)
+		return
+	}
+	for _, ev := range evs {
+		e.hub.PublishRecovered(ev)
+	}
+}
+
+// start publishes what waited and, from then on, each end at once; call it
+// once the hub's relay is set.
+func (e *recoveredEnds) start() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.started = true
+	for _, ev := range e.pending {
+		e.hub.PublishRecovered(ev)
+	}
+	e.pending = nil
 }

@@ -24,8 +24,10 @@ import (
 // exactly A's live calls with 503/0, once each, dated between A's last
 // acknowledged change and the kill and no earlier than a second before the
 // kill (the 500 ms heartbeat, with slack for a loaded machine); B's own
-// call is untouched and still answers; and A's agent opens her event
-// stream on B, Connected, once her lease lapses. The times from the kill
+// call is untouched and still answers; supervisors on B and C see each of
+// A's calls end 503/0, once (published by the survivor that ended it);
+// and A's agent opens her event stream on B, Connected, once her lease
+// lapses. The times from the kill
 // to the recovery and to Connected are logged, not asserted (issue 14's
 // target for Connected: under 5 s).
 //
@@ -46,7 +48,7 @@ func TestClusterFailover(t *testing.T) {
 	a.start()
 	c := &testCluster{t: t, url: natsSrv.URL(), cfg: ClusterConfig{URL: natsSrv.URL(), ForwardTimeout: time.Second}}
 	b := c.startOn("fo-b", dbURL)
-	c.startOn("fo-c", dbURL) // a second survivor, racing b to end a's calls
+	cNode := c.startOn("fo-c", dbURL) // a second survivor, racing b to end a's calls
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -68,6 +70,19 @@ func TestClusterFailover(t *testing.T) {
 	lastAck := time.Now()
 	// B's agent: bob, with one call.
 	onB := startCall(t, "http://"+b.Addr, bob)
+
+	// Supervisors on the survivors: sue on B, tom on C.
+	var watches []*supervisorWatch
+	for _, sv := range []struct {
+		user string
+		node *Main
+	}{{"sue", b}, {"tom", cNode}} {
+		token := mint(t, sv.user, calls.RoleSupervisor)
+		if status, body, _ := send(t, sv.node, "GET", "/api/me", token, ""); status != http.StatusOK { // the node takes her
+			t.Fatalf("GET /api/me of %s: %d %s", sv.user, status, body)
+		}
+		watches = append(watches, watchSupervisor(t, sv.node.Addr, token))
+	}
 
 	// Every call in Postgres, recorded with its node.
 	waitUntil(ctx, t, "the calls to reach Postgres", func() (bool, error) {
@@ -176,9 +191,45 @@ func TestClusterFailover(t *testing.T) {
 			t.Errorf("history of a's call %s: ended %+v with %d callEnded events; want %+v, once", id, r, ends, calls.ReasonSwitchboardDied)
 		}
 	}
+	// The supervisors on both survivors see each of A's calls end, 503/0,
+	// once: from the survivor that ended it, whichever it was, through
+	// its hub or its relay.
+	for _, w := range watches {
+		w.waitFor("the ends of a's calls", 15*time.Second, func(evs []watchedEvent) bool {
+			got := ends(evs, 503, 0)
+			for _, id := range onA {
+				if got[id] == 0 {
+					return false
+				}
+			}
+			return true
+		})
+	}
 	status, raw, _ := sendTo(t, "http://"+b.Addr, "POST", "/api/calls/"+onB+"/hold", bob, "")
 	if status != http.StatusOK || !strings.Contains(raw, `"LocalHold"`) {
 		t.Errorf("hold b's call after a's death: %d %s", status, raw)
+	}
+	for _, w := range watches {
+		// B's hold comes after: an end published twice would most likely
+		// have come by then.
+		w.waitFor("the hold of b's call", 15*time.Second, func(evs []watchedEvent) bool {
+			for _, e := range evs {
+				if e.CallID == onB && e.State == string(calls.StateLocalHold) {
+					return true
+				}
+			}
+			return false
+		})
+		evs, _, _ := w.Events()
+		got := ends(evs, 503, 0)
+		for _, id := range onA {
+			if got[id] != 1 {
+				t.Errorf("supervisor on %s saw a's call %s end 503/0 %d times, want once", w.addr, id, got[id])
+			}
+		}
+		if len(got) != len(onA) {
+			t.Errorf("supervisor on %s saw %d calls end 503/0, want a's %d", w.addr, len(got), len(onA))
+		}
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
 	t.Logf("kill -9 of a: its agent Connected on b after %v; its %d calls ended by the survivors within %v (polled), dated up to %v before the kill; load average %s",

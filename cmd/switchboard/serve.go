@@ -214,6 +214,9 @@ type Main struct {
 	events    *clusterEvents // nil without --cluster
 	tokens    *clusterTokens // nil without --cluster
 	closed    bool
+	// ends holds the ends of a dead node's calls this node recovers
+	// until the relay runs (with --cluster and Postgres).
+	ends *recoveredEnds
 }
 
 // Run starts the service and returns once it listens.

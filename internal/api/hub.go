@@ -141,6 +141,27 @@ func (h *Hub) Publish(ev calls.Event) {
 	}
 }
 
+// PublishRecovered publishes an event about a call this node does not
+// run: the callEnded of a dead node's call that this node ended in the
+// shared history (failover). Only supervisors see it, on this node and,
+// through the relay, on the others; the identity's own stream is not fed,
+// since its connections here never had the call. An event supervisors do
+// not see is dropped.
+func (h *Hub) PublishRecovered(ev calls.Event) {
+	if !ev.Supervised {
+		return
+	}
+	body, err := encodeEvent(ev)
+	if err != nil {
+		h.log.Error("hub: encode event", "type", ev.Type, "call_id", ev.CallID, "err", err)
+		return
+	}
+	h.deliver(SupervisorStream, body)
+	if h.relay != nil {
+		h.relay.Relay(ev.AgentID, true, body)
+	}
+}
+
 // deliver appends body to the stream and queues it, with its seq, for the
 // stream's connections.
 func (h *Hub) deliver(stream string, body []byte) {

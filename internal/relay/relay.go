@@ -34,6 +34,7 @@ const (
 	DefaultWorkers         = 16
 	DefaultQueueSize       = 4096
 	DefaultAppendTimeout   = 5 * time.Second
+	DefaultAttemptTimeout  = time.Second
 	DefaultSnapshotStall   = 50 * time.Millisecond
 	DefaultSnapshotTimeout = time.Second
 )
@@ -62,9 +63,14 @@ type Config struct {
 	// Snapshot is this node's supervised snapshot.
 	Snapshot func() calls.Snapshot
 
-	Workers         int           // appending goroutines (DefaultWorkers)
-	QueueSize       int           // events each worker may fall behind by (DefaultQueueSize)
-	AppendTimeout   time.Duration // per append, retries included (DefaultAppendTimeout)
+	Workers       int           // appending goroutines (DefaultWorkers)
+	QueueSize     int           // events each worker may fall behind by (DefaultQueueSize)
+	AppendTimeout time.Duration // per append, retries included (DefaultAppendTimeout)
+	// AttemptTimeout bounds each try of an append (DefaultAttemptTimeout,
+	// at most AppendTimeout): a publish sent as NATS went away gets no
+	// answer, and without it that one try would wait out AppendTimeout
+	// although NATS came back meanwhile.
+	AttemptTimeout  time.Duration
 	SnapshotStall   time.Duration // DefaultSnapshotStall
 	SnapshotTimeout time.Duration // DefaultSnapshotTimeout
 	Logger          *slog.Logger
@@ -129,6 +135,10 @@ func Start(cfg Config) (*Relay, error) {
 	if cfg.AppendTimeout <= 0 {
 		cfg.AppendTimeout = DefaultAppendTimeout
 	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = DefaultAttemptTimeout
+	}
+	cfg.AttemptTimeout = min(cfg.AttemptTimeout, cfg.AppendTimeout)
 	if cfg.SnapshotStall <= 0 {
 		cfg.SnapshotStall = DefaultSnapshotStall
 	}
@@ -197,7 +207,8 @@ func (r *Relay) work(q chan item) {
 }
 
 // append appends one event, retrying with the same message id so that the
-// stream stores it once.
+// stream stores it once: each try for AttemptTimeout at most, all of them
+// for AppendTimeout.
 func (r *Relay) append(it item) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.AppendTimeout)
 	defer cancel()
@@ -210,7 +221,9 @@ func (r *Relay) append(it item) {
 		opts = append(opts, eventlog.WithHeader(SupervisedHeader, "true"))
 	}
 	for {
-		_, err := r.cfg.Log.Append(ctx, it.identity, it.body, opts...)
+		attempt, cancelAttempt := context.WithTimeout(ctx, r.cfg.AttemptTimeout)
+		_, err := r.cfg.Log.Append(attempt, it.identity, it.body, opts...)
+		cancelAttempt()
 		if err == nil {
 			r.appended.Add(1)
 			r.bytes.Add(uint64(len(it.body)))

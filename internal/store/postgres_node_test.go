@@ -101,12 +101,26 @@ func TestRecoverNode(t *testing.T) {
 		t.Errorf("NodeAlive(a) = %v, %v; want %v", at, err, heartbeat)
 	}
 
-	n, err := b.RecoverNode(t.Context(), "a")
-	if err != nil || n != 2 {
-		t.Fatalf("RecoverNode(a) = %d, %v; want 2, nil", n, err)
+	ended, err := b.RecoverNodeEvents(t.Context(), "a")
+	if err != nil || len(ended) != 2 {
+		t.Fatalf("RecoverNodeEvents(a) = %d events, %v; want 2, nil", len(ended), err)
 	}
 	checkCrashEnded(t, databaseURL, b, "a-live", heartbeat)
 	checkCrashEnded(t, databaseURL, b, "a-late", tBase.Add(2*time.Hour))
+	// What it answers is what it wrote: each call's callEnded, for
+	// supervisors, with the call as it ended.
+	for i, want := range []struct {
+		id string
+		at time.Time
+	}{{"a-live", heartbeat}, {"a-late", tBase.Add(2 * time.Hour)}} {
+		ev := ended[i]
+		data, ok := ev.Data.(calls.CallEndedData)
+		if ev.Type != calls.EventCallEnded || ev.CallID != want.id || ev.AgentID != "8:acs:agent" || !ev.At.Equal(want.at) ||
+			!ev.Supervised || ev.Actor == nil || ev.Actor.Kind != calls.ActorSystem || !ok ||
+			data.CallEndReason != calls.ReasonSwitchboardDied || data.Call.EndTime == nil || !data.Call.EndTime.Equal(want.at) {
+			t.Errorf("event %d = %+v; want the supervised callEnded of %s at %v, 503/0, by the system", i, ev, want.id, want.at)
+		}
+	}
 	for id, want := range map[string]calls.CallState{"a-done": calls.StateDisconnected, "b-live": calls.StateConnected} {
 		h, err := b.FindCallByID(t.Context(), id)
 		if err != nil {
@@ -209,9 +223,19 @@ func TestRecoverNodeConcurrently(t *testing.T) {
 	c := mustOpenPostgres(t, databaseURL, PostgresOptions{Node: "c"})
 	restarted := mustOpenPostgres(t, databaseURL, PostgresOptions{Node: "a", SpoolDir: spoolA})
 
+	// The survivors answer the events of what they ended (to publish).
+	announced := make([][]calls.Event, 2)
 	recoverers := []func(context.Context) (int, error){
-		func(ctx context.Context) (int, error) { return b.RecoverNode(ctx, "a") },
-		func(ctx context.Context) (int, error) { return c.RecoverNode(ctx, "a") },
+		func(ctx context.Context) (int, error) {
+			evs, err := b.RecoverNodeEvents(ctx, "a")
+			announced[0] = evs
+			return len(evs), err
+		},
+		func(ctx context.Context) (int, error) {
+			evs, err := c.RecoverNodeEvents(ctx, "a")
+			announced[1] = evs
+			return len(evs), err
+		},
 		restarted.RecoverCrashed,
 	}
 	ended := make([]int, len(recoverers))
@@ -235,6 +259,19 @@ func TestRecoverNodeConcurrently(t *testing.T) {
 	}
 	if total != nCalls {
 		t.Errorf("the recoverers ended %v calls, %d in all; want %d in all", ended, total, nCalls)
+	}
+	// Each call's end is announced by at most one survivor (none when the
+	// restarted node ended it itself).
+	seen := map[string]int{}
+	for i, evs := range announced {
+		for _, ev := range evs {
+			if seen[ev.CallID]++; seen[ev.CallID] > 1 || ev.Type != calls.EventCallEnded {
+				t.Errorf("survivor %d announced %s of %s, announced %d times", i, ev.Type, ev.CallID, seen[ev.CallID])
+			}
+		}
+	}
+	if len(seen) != ended[0]+ended[1] {
+		t.Errorf("the survivors announced %d calls' ends, ended %d", len(seen), ended[0]+ended[1])
 	}
 	if n := queryInt(t, databaseURL, `SELECT count(*) FROM call_events WHERE type = 'callEnded'`); n != nCalls {
 		t.Errorf("callEnded events = %d, want %d: one per call", n, nCalls)

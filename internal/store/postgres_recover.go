@@ -65,15 +65,15 @@ func (p *Postgres) RecoverCrashed(ctx context.Context) (int, error) {
 	if err := p.usable(ctx, op); err != nil {
 		return 0, err
 	}
-	n, err := p.recover(ctx, op, p.opt.Node, p.openVersion, func(pgx.Tx) (time.Time, error) { return p.lastBeat, nil })
+	ended, err := p.recover(ctx, op, p.opt.Node, p.openVersion, func(pgx.Tx) (time.Time, error) { return p.lastBeat, nil })
 	if err != nil {
 		return 0, err
 	}
-	if n > 0 {
+	if n := len(ended); n > 0 {
 		p.log.Warn("history store: ended the calls a crash left live", "calls", n,
 			"node", p.opt.Node, "last_heartbeat", p.lastBeat)
 	}
-	return n, nil
+	return len(ended), nil
 }
 
 // RecoverNode ends the live calls of node, another node of the cluster
@@ -99,16 +99,27 @@ func (p *Postgres) RecoverCrashed(ctx context.Context) (int, error) {
 // store or Postgres out of reach is CodeUnavailable, and nothing was
 // ended.
 func (p *Postgres) RecoverNode(ctx context.Context, node string) (int, error) {
+	ended, err := p.RecoverNodeEvents(ctx, node)
+	return len(ended), err
+}
+
+// RecoverNodeEvents is RecoverNode answering what it ended: the callEnded
+// event of each call this store ended (supervised, by the system, dated
+// as the call's end), in history order, once they are written. Of several
+// nodes recovering node together, each call's event is answered to the
+// one whose transaction ended it, and to no other, so that it is
+// published once (cmd/switchboard hands it to the cluster's supervisors).
+func (p *Postgres) RecoverNodeEvents(ctx context.Context, node string) ([]calls.Event, error) {
 	const op = "recover a dead node's calls"
 	if node == p.opt.Node {
-		return 0, &calls.Error{Code: calls.CodeInvalidRequest, Op: op,
+		return nil, &calls.Error{Code: calls.CodeInvalidRequest, Op: op,
 			Message: fmt.Sprintf("node %q is this node: its calls are live here", node)}
 	}
 	if err := p.usable(ctx, op); err != nil {
-		return 0, err
+		return nil, err
 	}
 	var beat time.Time
-	n, err := p.recover(ctx, op, node, math.MaxInt64, func(tx pgx.Tx) (time.Time, error) {
+	ended, err := p.recover(ctx, op, node, math.MaxInt64, func(tx pgx.Tx) (time.Time, error) {
 		var at *time.Time
 		err := tx.QueryRow(ctx, `SELECT at FROM switchboard_heartbeat WHERE node = $1`, node).Scan(&at)
 		switch {
@@ -122,13 +133,17 @@ func (p *Postgres) RecoverNode(ctx context.Context, node string) (int, error) {
 		return beat, nil
 	})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	if n > 0 {
-		p.log.Warn("history store: ended the calls of a dead node", "calls", n, "node", node,
+	if len(ended) > 0 {
+		p.log.Warn("history store: ended the calls of a dead node", "calls", len(ended), "node", node,
 			"last_heartbeat", beat)
 	}
-	return n, nil
+	events := make([]calls.Event, 0, len(ended))
+	for _, r := range ended {
+		events = append(events, r.Events...)
+	}
+	return events, nil
 }
 
 // NodeAlive answers when node last showed it was alive in the database:
@@ -158,20 +173,21 @@ func (p *Postgres) NodeAlive(ctx context.Context, node string) (time.Time, error
 }
 
 // recover ends node's live calls of versions up to upTo in one
-// transaction, dated by the beat it reads in it, and answers how many.
+// transaction, dated by the beat it reads in it, and answers the records
+// that ended them, once committed.
 // The calls are locked (in history order, so that recoverers never
 // deadlock) and a call another transaction ended meanwhile drops out, so
 // each is ended once. The ended views get versions above the calls' own
 // and this store's, so that they win over what the node had written.
-func (p *Postgres) recover(ctx context.Context, op, node string, upTo int64, lastBeat func(pgx.Tx) (time.Time, error)) (int, error) {
+func (p *Postgres) recover(ctx context.Context, op, node string, upTo int64, lastBeat func(pgx.Tx) (time.Time, error)) ([]calls.Record, error) {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
-		return 0, dbError(op, err)
+		return nil, dbError(op, err)
 	}
 	defer tx.Rollback(ctx) // after Commit it does nothing; before it, its error is moot
 	beat, err := lastBeat(tx)
 	if err != nil {
-		return 0, dbError(op, err)
+		return nil, dbError(op, err)
 	}
 	rows, err := tx.Query(ctx, `
 SELECT c.view, c.version, (SELECT max(e.at) FROM call_events e WHERE e.call_id = c.id)
@@ -180,7 +196,7 @@ WHERE c.node = $1 AND c.end_time IS NULL AND c.version <= $2
 ORDER BY c.start_time, c.id
 FOR UPDATE OF c`, node, upTo)
 	if err != nil {
-		return 0, dbError(op, err)
+		return nil, dbError(op, err)
 	}
 	type live struct {
 		rec     calls.Record
@@ -195,7 +211,7 @@ FOR UPDATE OF c`, node, upTo)
 		)
 		if err := rows.Scan(&view, &version, &last); err != nil {
 			rows.Close()
-			return 0, dbError(op, err)
+			return nil, dbError(op, err)
 		}
 		var c calls.Call
 		if err := json.Unmarshal(view, &c); err != nil {
@@ -206,10 +222,10 @@ FOR UPDATE OF c`, node, upTo)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, dbError(op, err)
+		return nil, dbError(op, err)
 	}
 	if len(found) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	now := time.Now()
 	batch := make([]change, len(found))
@@ -220,12 +236,16 @@ FOR UPDATE OF c`, node, upTo)
 	}
 	p.mu.Unlock()
 	if err := p.writeIn(ctx, tx, batch, false, node); err != nil {
-		return 0, dbError(op, err)
+		return nil, dbError(op, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, dbError(op, err)
+		return nil, dbError(op, err)
 	}
-	return len(found), nil
+	ended := make([]calls.Record, len(found))
+	for i := range found {
+		ended[i] = found[i].rec
+	}
+	return ended, nil
 }
 
 // crashTime is when a call is best known to have ended in a crash: the
