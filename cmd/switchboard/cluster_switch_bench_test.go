@@ -46,17 +46,22 @@ import (
 // SWITCHBOARD_BENCH_AGENTS (100) and SWITCHBOARD_BENCH_CALLS (10 per
 // agent) set the size; each call has a callee of its own, connected to the
 // event stream on its node, since a callee holding several calls would put
-// all but one on hold.
+// all but one on hold. SWITCHBOARD_BENCH_LEASE_TTL (seconds, default 3 as
+// in serve) sets the leases' life. The nodes log their warnings and errors
+// to stderr: a node whose own lease expires (its renewals starved of CPU)
+// says so there and drains, and the next set-up fails with 503 draining.
 func BenchmarkClusterSwitch(b *testing.B) {
 	agents, perAgent := benchEnv(b, "SWITCHBOARD_BENCH_AGENTS", 100), benchEnv(b, "SWITCHBOARD_BENCH_CALLS", 10)
+	ttl := time.Duration(benchEnv(b, "SWITCHBOARD_BENCH_LEASE_TTL", 3)) * time.Second
 	nats := natstest.Start(b)
-	cfg := ClusterConfig{URL: nats.URL(), LeaseBucket: "bench_leases", LeaseTTL: 3 * time.Second,
+	cfg := ClusterConfig{URL: nats.URL(), LeaseBucket: "bench_leases", LeaseTTL: ttl,
 		SubjectPrefix: "bench", ForwardTimeout: 5 * time.Second}
 	start := func(id string) *Main {
 		c := cfg
 		c.NodeID = id
 		m := &Main{Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute, Cluster: c},
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard, Store: store.NewMemory()}
+			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", id),
+			Stdout: io.Discard, Store: store.NewMemory()}
 		if err := m.Run(context.Background()); err != nil {
 			b.Fatal(err)
 		}
