@@ -39,7 +39,10 @@ import (
 // and nats-bytes/switch are what the NATS server counted in and out during
 // the timing, less what it counted in as long a time when idle just before
 // (the leases' renewals, the heartbeats: nats-idle-msgs/s). Both modes share the cluster and
-// its background, and alternate at each load:
+// its background, and alternate at each load. Mind that every call of the
+// cross-node mode also carries audio between the nodes, 50 RTP packets a
+// second each way, for as long as the benchmark runs (1,000 calls: 100,000
+// packets a second on the one host):
 //
 //	cat /proc/loadavg; go test -run '^$' -bench BenchmarkClusterSwitch -benchtime 5000x ./cmd/switchboard/
 //
@@ -56,9 +59,14 @@ func BenchmarkClusterSwitch(b *testing.B) {
 	nats := natstest.Start(b)
 	cfg := ClusterConfig{URL: nats.URL(), LeaseBucket: "bench_leases", LeaseTTL: ttl,
 		SubjectPrefix: "bench", ForwardTimeout: 5 * time.Second}
-	start := func(id string) *Main {
+	// Each call across nodes holds an RTP leg (a port pair) on each node
+	// for as long as it lives, held or not, so the nodes' ranges (the
+	// default holds 500 calls) are sized to the calls, apart since both
+	// nodes listen on one host.
+	nCalls := agents * perAgent
+	start := func(id string, firstPort int) *Main {
 		c := cfg
-		c.NodeID = id
+		c.NodeID, c.RTPPorts = id, fmt.Sprintf("%d-%d", firstPort, firstPort+4*nCalls)
 		m := &Main{Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute, Cluster: c},
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", id),
 			Stdout: io.Discard, Store: store.NewMemory()}
@@ -68,7 +76,7 @@ func BenchmarkClusterSwitch(b *testing.B) {
 		b.Cleanup(func() { _ = m.Close(context.Background()) })
 		return m
 	}
-	a, bNode := start("bench-a"), start("bench-b")
+	a, bNode := start("bench-a", 20000), start("bench-b", 20000+4*nCalls+2)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	b.Cleanup(client.CloseIdleConnections)
 
