@@ -164,7 +164,7 @@ func runMediaRound(t *testing.T, client *http.Client, prefix string, a, calleeNo
 		rawID string
 		ep    *benchDevice
 	}
-	agents, err := setUpSwitchAgents(t, client, prefix, a, calleeNode, n, 1)
+	agents, err := setUpSwitchAgents(t, client, testAdminKey, prefix, a.Addr, calleeNode.Addr, n, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
