@@ -41,7 +41,7 @@ type Config struct {
 	// peer that has not yet heard the call ended) is then ignored by the
 	// next leg on that port rather than taken for its peer.
 	FixedPeer bool
-	Logger       *slog.Logger
+	Logger    *slog.Logger
 }
 
 // Defaults of Config.
