@@ -73,9 +73,11 @@ func (h *Hub) SetEventLog(l EventLog) { h.events = l }
 // Relay carries this node's events to the other nodes of a cluster.
 type Relay interface {
 	// Relay takes an encoded event of identity (Publish's encoding,
-	// without a seq), supervised when supervisors see it. It must not
-	// block: Publish runs under the switchboard's lock.
-	Relay(identity string, supervised bool, body []byte)
+	// without a seq) with its seq in the identity's stream here (0 when it
+	// has none), supervised when supervisors see it. It must not block:
+	// Publish runs under the switchboard's lock and the stream's. An
+	// identity's events come in the order of their seqs.
+	Relay(identity string, seq uint64, supervised bool, body []byte)
 }
 
 // SetRelay sets where the hub hands every event it publishes, for other
@@ -85,7 +87,7 @@ func (h *Hub) SetRelay(r Relay) { h.relay = r }
 // DeliverRemote delivers an event another node published (see Relay): to
 // this node's supervisors when it is supervised, and to the identity's
 // remote stream while a connection here follows it (FollowRemote).
-func (h *Hub) DeliverRemote(identity string, supervised bool, body []byte) {
+func (h *Hub) DeliverRemote(identity string, _ uint64, supervised bool, body []byte) {
 	if supervised {
 		h.deliver(SupervisorStream, body)
 	}
@@ -132,12 +134,23 @@ func (h *Hub) Publish(ev calls.Event) {
 		h.log.Error("hub: encode event", "type", ev.Type, "call_id", ev.CallID, "err", err)
 		return
 	}
-	h.deliver(AgentStream(ev.AgentID), body)
+	h.deliverAgent(ev.AgentID, ev.Supervised, body)
 	if ev.Supervised {
 		h.deliver(SupervisorStream, body)
 	}
+}
+
+// deliverAgent delivers body to identity's stream and hands it to the
+// relay with its seq there, under the stream's lock, so that the relay
+// takes the identity's events in the order of their seqs.
+func (h *Hub) deliverAgent(identity string, supervised bool, body []byte) {
+	stream := AgentStream(identity)
+	l := h.lockFor(stream)
+	l.Lock()
+	defer l.Unlock()
+	seq := h.deliverLocked(stream, body)
 	if h.relay != nil {
-		h.relay.Relay(ev.AgentID, ev.Supervised, body)
+		h.relay.Relay(identity, seq, supervised, body)
 	}
 }
 
@@ -147,19 +160,26 @@ func (h *Hub) deliver(stream string, body []byte) {
 	l := h.lockFor(stream)
 	l.Lock()
 	defer l.Unlock()
+	h.deliverLocked(stream, body)
+}
+
+// deliverLocked is deliver under the stream's lock; it answers the
+// event's seq, 0 when it has none (the log failed).
+func (h *Hub) deliverLocked(stream string, body []byte) uint64 {
 	seq, err := h.events.Append(stream, body)
 	if err != nil {
 		// The event cannot be given a seq, so no connection may have it:
 		// each will find the gap when it reconnects.
 		h.log.Error("hub: append event", "stream", stream, "err", err)
 		h.closeStream(stream, "events were lost: reconnect")
-		return
+		return 0
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for c := range h.subs[stream] {
 		c.enqueue(seq, body)
 	}
+	return seq
 }
 
 func (h *Hub) lockFor(stream string) *sync.Mutex {

@@ -17,20 +17,20 @@ import (
 func TestFollowRemote(t *testing.T) {
 	const alice = "8:acs:alice"
 	h := NewHub(nil, 0)
-	h.DeliverRemote(alice, false, []byte(`{"n":0}`)) // not followed: dropped
+	h.DeliverRemote(alice, 0, false, []byte(`{"n":0}`)) // not followed: dropped
 	last, stop, err := h.FollowRemote(alice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.DeliverRemote(alice, false, []byte(`{"n":1}`)) // during the attach
+	h.DeliverRemote(alice, 0, false, []byte(`{"n":1}`)) // during the attach
 	c := newClient(h, nil, nil, Session{Principal: calls.Principal{Identifier: calls.CommunicationUser("alice"), Role: calls.RoleAgent}}, wsTimings{},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	c.remote = true
 	if err := h.subscribeRemote(c, last, []byte(`{"snapshot":1}`)); err != nil {
 		t.Fatal(err)
 	}
-	h.DeliverRemote(alice, false, []byte(`{"n":2}`))
-	h.DeliverRemote("8:acs:bob", false, []byte(`{"bob":1}`))
+	h.DeliverRemote(alice, 0, false, []byte(`{"n":2}`))
+	h.DeliverRemote("8:acs:bob", 0, false, []byte(`{"bob":1}`))
 	var got []string
 	for range 3 {
 		ev := <-c.queue

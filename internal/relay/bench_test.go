@@ -22,7 +22,7 @@ type countSink struct {
 	done chan struct{}
 }
 
-func (s *countSink) DeliverRemote(string, bool, []byte) {
+func (s *countSink) DeliverRemote(string, uint64, bool, []byte) {
 	if s.n.Add(1) == s.want {
 		close(s.done)
 	}
@@ -87,7 +87,7 @@ func BenchmarkRelay(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ResetTimer()
 			for i := range b.N {
-				a.Relay(ids[i%len(ids)], true, body)
+				a.Relay(ids[i%len(ids)], 0, true, body)
 			}
 			waitDone(b, sink.done)
 			b.StopTimer()
