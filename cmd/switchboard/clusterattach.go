@@ -39,7 +39,7 @@ func (m *Main) serveAttach() error {
 		if err := json.Unmarshal(req.Principal, &sess); err != nil {
 			return cluster.AttachResponse{Refused: "malformed principal: " + err.Error()}, nil
 		}
-		snap, detach, err := m.api.AttachHere(ctx, sess)
+		snap, seq, detach, err := m.api.AttachHere(ctx, sess)
 		var cerr *calls.Error
 		switch {
 		case errors.Is(err, api.ErrNotOwner):
@@ -59,38 +59,38 @@ func (m *Main) serveAttach() error {
 			body, _ := json.Marshal(attachError{Code: calls.CodeInternal, Message: "internal error"})
 			return cluster.AttachResponse{Error: body}, nil
 		}
-		return cluster.AttachResponse{Snapshot: body}, detach
+		return cluster.AttachResponse{Snapshot: body, Seq: seq}, detach
 	})
 }
 
 // clusterAttacher adapts the cluster node to the API's Attacher.
 type clusterAttacher struct{ node *cluster.Node }
 
-func (a clusterAttacher) AttachRemote(ctx context.Context, owner string, sess api.Session, lost func(error)) (calls.Snapshot, func(string), error) {
+func (a clusterAttacher) AttachRemote(ctx context.Context, owner string, sess api.Session, lost func(error)) (calls.Snapshot, uint64, func(string), error) {
 	identity := sess.Identifier.RawID()
 	principal, err := json.Marshal(sess)
 	if err != nil {
-		return calls.Snapshot{}, nil, fmt.Errorf("encode the principal: %w", err)
+		return calls.Snapshot{}, 0, nil, fmt.Errorf("encode the principal: %w", err)
 	}
 	att, resp, err := a.node.Attach(ctx, owner, identity, principal, lost)
 	switch {
 	case resp.NotOwner != "":
 		a.node.Forget(identity)
-		return calls.Snapshot{}, nil, fmt.Errorf("attach on node %s: %w", owner, api.ErrNotOwner)
+		return calls.Snapshot{}, 0, nil, fmt.Errorf("attach on node %s: %w", owner, api.ErrNotOwner)
 	case len(resp.Error) > 0:
 		var e attachError
 		if jerr := json.Unmarshal(resp.Error, &e); jerr != nil || e.Code == "" {
-			return calls.Snapshot{}, nil, fmt.Errorf("attach on node %s: malformed error %s", owner, resp.Error)
+			return calls.Snapshot{}, 0, nil, fmt.Errorf("attach on node %s: malformed error %s", owner, resp.Error)
 		}
-		return calls.Snapshot{}, nil, &calls.Error{Code: e.Code, Message: e.Message, Op: "attach on node " + owner}
+		return calls.Snapshot{}, 0, nil, &calls.Error{Code: e.Code, Message: e.Message, Op: "attach on node " + owner}
 	case err != nil:
 		a.node.Forget(identity) // ask the bucket next time
-		return calls.Snapshot{}, nil, err
+		return calls.Snapshot{}, 0, nil, err
 	}
 	var snap calls.Snapshot
 	if err := json.Unmarshal(resp.Snapshot, &snap); err != nil {
 		att.Detach("")
-		return calls.Snapshot{}, nil, fmt.Errorf("attach on node %s: malformed snapshot: %w", owner, err)
+		return calls.Snapshot{}, 0, nil, fmt.Errorf("attach on node %s: malformed snapshot: %w", owner, err)
 	}
-	return snap, att.Detach, nil
+	return snap, resp.Seq, att.Detach, nil
 }

@@ -40,7 +40,7 @@ type Hub struct {
 	limits    HubLimits
 	open      map[string]int // admitted connections by identity
 	openTotal int
-	followed  map[string]int // connections following an identity another node owns (FollowRemote)
+	followed  map[string]*remoteFollow // identities another node owns that connections here follow (FollowRemote)
 }
 
 var _ calls.Publisher = (*Hub)(nil)
@@ -84,16 +84,15 @@ type Relay interface {
 // nodes; call it before the hub takes events.
 func (h *Hub) SetRelay(r Relay) { h.relay = r }
 
-// DeliverRemote delivers an event another node published (see Relay): to
-// this node's supervisors when it is supervised, and to the identity's
-// remote stream while a connection here follows it (FollowRemote).
-func (h *Hub) DeliverRemote(identity string, _ uint64, supervised bool, body []byte) {
+// DeliverRemote delivers an event another node published (see Relay), seq
+// being its seq there: to this node's supervisors when it is supervised,
+// and to the identity's remote stream with that seq while a connection
+// here follows it (FollowRemote).
+func (h *Hub) DeliverRemote(identity string, seq uint64, supervised bool, body []byte) {
 	if supervised {
 		h.deliver(SupervisorStream, body)
 	}
-	if h.followedRemote(identity) {
-		h.deliver(remoteStream(identity), body)
-	}
+	h.deliverRemote(identity, seq, body)
 }
 
 // LostRemote closes the supervisors' connections, and those following
