@@ -15,6 +15,7 @@ import (
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/cluster/natstest"
 	"github.com/switchboard/switchboard/internal/eventlog"
+	"github.com/switchboard/switchboard/internal/relay"
 )
 
 // wsFrame is one message of an event stream, raw and read.
@@ -82,7 +83,8 @@ func framesUntil(t *testing.T, conn *websocket.Conn, prev uint64, stop func(wsFr
 // disconnects; events of hers happen; it reconnects to node B with the
 // last seq it saw and gets exactly the events it missed (those A replays
 // from its memory for the same seq, byte for byte), then live ones, the
-// seqs following on without a gap. A seq the cluster's event log cannot
+// seqs following on without a gap; back on A with B's last seq, the stream
+// goes on there too. A seq the cluster's event log cannot
 // answer (never given, or past the retention: the log's events are gone)
 // gets a snapshot.
 func TestClusterReplay(t *testing.T) {
@@ -152,6 +154,16 @@ func TestClusterReplay(t *testing.T) {
 	})
 	lastSeen := live[len(live)-1].Seq
 
+	// Back to A with the seq B gave: the same numbering, A's memory
+	// replays it (nothing missed), then live.
+	onB.Close()
+	back := dialEvents(t, a.Addr, alice, &lastSeen)
+	post(t, base+"/api/calls/"+call+"/hold", alice, "")
+	framesUntil(t, back, lastSeen, func(f wsFrame) bool {
+		return f.Type == string(calls.EventStateChanged) && f.CallID == call && f.Data.State == "LocalHold"
+	})
+	back.Close()
+
 	// A seq never given, or past what the log holds, gets a snapshot.
 	never, ahead := uint64(1), lastSeen+1000
 	for _, since := range []*uint64{&never, &ahead} {
@@ -180,5 +192,81 @@ func TestClusterReplay(t *testing.T) {
 	conn := dialEvents(t, b.Addr, alice, &last)
 	if f := readFrame(t, conn); f.Type != string(calls.EventSnapshot) {
 		t.Errorf("reconnected to b with sinceSeq %d after the log lost alice's events: %s, want a snapshot", last, f.raw)
+	}
+}
+
+// TestClusterReplayFigures measures a reconnect with sinceSeq after alice
+// missed n events (holds and resumes of her call on A, her owner): from
+// the dial to the last missed event read, replayed by A from its memory
+// and by B from the cluster's event log (once the log has them all), and
+// B's snapshot for an unknown seq. Logged, not asserted (BENCHMARKS.md
+// "Event replay").
+func TestClusterReplayFigures(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures")
+	}
+	c := newTestCluster(t)
+	a, b := c.start("a"), c.start("b")
+	waitPeers(t, a, "b")
+	alice := mint(t, "alice", calls.RoleAgent)
+	if status, body, _ := send(t, a, "GET", "/api/me", alice, ""); status != http.StatusOK {
+		t.Fatalf("GET /api/me on a: %d %s", status, body)
+	}
+	base := "http://" + a.Addr
+	call := startCall(t, base, alice)
+	stream, subject, _ := eventNames(c.cfg.SubjectPrefix)
+	_, js := natstest.Connect(t, c.url)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := eventlog.Open(ctx, js, eventlog.Config{Stream: stream, Subject: subject})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := dialEvents(t, a.Addr, alice, nil)
+	last := readFrame(t, conn).Seq
+	for _, n := range []int{10, 100, 500} {
+		conn.Close()
+		waitConnection(t, a, "8:acs:alice", calls.Disconnected)
+		for i := range n {
+			post(t, base+"/api/calls/"+call+"/"+[]string{"hold", "resume"}[i%2], alice, "")
+		}
+		lastState := []string{"LocalHold", "Connected"}[(n-1)%2]
+		replay := func(m *Main) (time.Duration, []wsFrame) {
+			start := time.Now()
+			conn := dialEvents(t, m.Addr, alice, &last)
+			acted := 0
+			frames := framesUntil(t, conn, last, func(f wsFrame) bool {
+				if f.Type == string(calls.EventStateChanged) && f.CallID == call {
+					acted++
+				}
+				return acted == n && f.Data.State == lastState
+			})
+			took := time.Since(start)
+			conn.Close()
+			if frames[0].Type == string(calls.EventSnapshot) {
+				t.Fatalf("%s replayed a snapshot", m.Config.Cluster.NodeID)
+			}
+			return took, frames
+		}
+		onA, frames := replay(a)
+		top := frames[len(frames)-1].Seq
+		waitUntil(ctx, t, "the log has the events", func() (bool, error) {
+			e, ok, err := l.Last(ctx, "8:acs:alice")
+			seq, _ := strconv.ParseUint(e.Header.Get(relay.HubSeqHeader), 10, 64)
+			return ok && seq >= top, err
+		})
+		onB, framesB := replay(b)
+		start := time.Now()
+		never := uint64(1)
+		snapConn := dialEvents(t, b.Addr, alice, &never)
+		if f := readFrame(t, snapConn); f.Type != string(calls.EventSnapshot) {
+			t.Fatalf("sinceSeq 1 on b: %s", f.raw)
+		}
+		snapTook := time.Since(start)
+		snapConn.Close()
+		t.Logf("%d missed (%d events read on a, %d on b): replayed by a (memory) in %s, by b (event log) in %s; a snapshot on b in %s",
+			n, len(frames), len(framesB), onA.Round(time.Microsecond), onB.Round(time.Microsecond), snapTook.Round(time.Microsecond))
+		conn = dialEvents(t, a.Addr, alice, &framesB[len(framesB)-1].Seq)
+		last = framesB[len(framesB)-1].Seq
 	}
 }
