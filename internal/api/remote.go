@@ -60,8 +60,10 @@ const closeServiceRestart = websocket.CloseServiceRestart
 const remoteStreamPrefix = "remote/"
 
 // remoteStream is the stream of an identity another node owns, as this
-// node follows it: apart from AgentStream, so that this node's own seqs
-// for the identity never count events it did not follow.
+// node follows it: apart from AgentStream, and numbered with the owner's
+// seqs (those the relay carries), not this node's, so that a console may
+// move between nodes with the last seq it saw. It is not kept in the
+// hub's EventLog: a reconnect here replays from the RemoteLog.
 func remoteStream(rawID string) string { return remoteStreamPrefix + rawID }
 
 // remoteFollow is an identity another node owns that connections here
