@@ -195,6 +195,52 @@ func TestClusterReplay(t *testing.T) {
 	}
 }
 
+// TestClusterReplayNewOwner: once alice's owner A stopped and B took her,
+// the last seq A gave her (the last in the event log) is not one of B's:
+// reconnecting to C with it gets a snapshot, not a resume that would
+// leave her console with A's last state.
+func TestClusterReplayNewOwner(t *testing.T) {
+	c := newTestCluster(t)
+	a, b, cc := c.start("a"), c.start("b"), c.start("c")
+	waitPeers(t, a, "b", "c")
+	alice := mint(t, "alice", calls.RoleAgent)
+	if status, body, _ := send(t, a, "GET", "/api/me", alice, ""); status != http.StatusOK {
+		t.Fatalf("GET /api/me on a: %d %s", status, body)
+	}
+	onA := dialEvents(t, a.Addr, alice, nil)
+	snap := readFrame(t, onA)
+	call := startCall(t, "http://"+a.Addr, alice)
+	framesUntil(t, onA, snap.Seq, func(f wsFrame) bool {
+		return f.Type == string(calls.EventCallsUpdated) && f.CallID == call
+	})
+	if err := a.Close(context.Background()); err != nil { // appends what its relay holds
+		t.Fatal(err)
+	}
+	if status, body, _ := send(t, b, "GET", "/api/me", alice, ""); status != http.StatusOK {
+		t.Fatalf("GET /api/me on b: %d %s", status, body)
+	}
+	stream, subject, _ := eventNames(c.cfg.SubjectPrefix)
+	_, js := natstest.Connect(t, c.url)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := eventlog.Open(ctx, js, eventlog.Config{Stream: stream, Subject: subject})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, ok, err := l.Last(ctx, "8:acs:alice")
+	if err != nil || !ok {
+		t.Fatalf("alice's last event in the log: %v, %v", ok, err)
+	}
+	last, err := strconv.ParseUint(e.Header.Get(relay.HubSeqHeader), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := dialEvents(t, cc.Addr, alice, &last)
+	if f := readFrame(t, conn); f.Type != string(calls.EventSnapshot) {
+		t.Fatalf("reconnected to c with a's last seq %d after b took alice: %s, want a snapshot", last, f.raw)
+	}
+}
+
 // TestClusterReplayFigures measures a reconnect with sinceSeq after alice
 // missed n events (holds and resumes of her call on A, her owner): from
 // the dial to the last missed event read, replayed by A from its memory

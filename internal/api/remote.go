@@ -21,16 +21,31 @@ import (
 // Connected there and can be called, for as long as the attachment lives.
 type Attacher interface {
 	// AttachRemote attaches sess's identity on node, which owns it, and
-	// answers the owner's snapshot with its seq in the identity's stream
-	// there (AttachHere), and detach, which ends the attachment with the
-	// disconnect's reason. lost is called at most once, on its own
-	// goroutine, when the attachment is lost without detach: the owner
-	// stopped, expired it or no longer owns the identity.
+	// answers what the owner's AttachHere answered (since is the seq the
+	// stream was opened with, nil: none); its Detach ends the attachment
+	// with the disconnect's reason. lost is called at most once, on its
+	// own goroutine, when the attachment is lost without detach: the
+	// owner stopped, expired it or no longer owns the identity.
 	//
 	// Errors: one wrapping ErrNotOwner when node does not own the
 	// identity (now); a *calls.Error the owner's Attach answered; any
 	// other when the owner could not be reached.
-	AttachRemote(ctx context.Context, node string, sess Session, lost func(error)) (snap calls.Snapshot, seq uint64, detach func(reason string), err error)
+	AttachRemote(ctx context.Context, node string, sess Session, since *uint64, lost func(error)) (Attached, error)
+}
+
+// Attached is the owner's answer to an attach (AttachHere).
+type Attached struct {
+	Snapshot calls.Snapshot
+	// Seq is the snapshot's seq in the identity's stream on the owner:
+	// the identity's next event there is Seq+1.
+	Seq uint64
+	// Resumable says that the seq asked for is one of the owner's
+	// stream and the owner still holds every event after it: the seqs
+	// after it are those the owner gave (not those of an earlier owner
+	// or run), so a replay from the RemoteLog may continue it.
+	Resumable bool
+	// Detach ends the attachment with the disconnect's reason.
+	Detach func(reason string)
 }
 
 // RemoteLog reads back an identity's events, on any node of a cluster, as
@@ -231,7 +246,11 @@ func (s *Server) remoteEvents(c echo.Context, sess Session, owner string) error 
 		default:
 		}
 	}
-	snap, snapSeq, detach, err := s.cfg.Attach.AttachRemote(ctx, owner, sess, onLost)
+	var since *uint64
+	if seq, resume, _ := sinceSeq(c.QueryParams()); resume && sess.Role != calls.RoleSupervisor { // checked by events
+		since = &seq
+	}
+	att, err := s.cfg.Attach.AttachRemote(ctx, owner, sess, since, onLost)
 	if errors.Is(err, ErrNotOwner) && s.cfg.Forward != nil {
 		// The lease moved since we read it: read the owner again, once.
 		var again string
@@ -242,7 +261,7 @@ func (s *Server) remoteEvents(c echo.Context, sess Session, owner string) error 
 				return s.events(&sessionContext{Context: c, sess: sess})
 			}
 			owner = again
-			snap, snapSeq, detach, err = s.cfg.Attach.AttachRemote(ctx, owner, sess, onLost)
+			att, err = s.cfg.Attach.AttachRemote(ctx, owner, sess, since, onLost)
 		}
 	}
 	var cerr *calls.Error
@@ -257,7 +276,7 @@ func (s *Server) remoteEvents(c echo.Context, sess Session, owner string) error 
 	bw := &batchingWriter{ResponseWriter: c.Response()}
 	conn, err := s.upgrader.Upgrade(bw, c.Request(), nil)
 	if err != nil {
-		detach("")
+		att.Detach("")
 		return nil // the upgrader has answered
 	}
 	cl := newClient(s.cfg.Hub, conn, bw.conn, sess, s.timings, log)
@@ -265,7 +284,7 @@ func (s *Server) remoteEvents(c echo.Context, sess Session, owner string) error 
 		s.subscribeRemoteSupervisor(c, cl, log)
 	} else {
 		cl.remote = true
-		prev, first, err := s.remoteStart(c, cl, snap, snapSeq, log)
+		prev, first, err := s.remoteStart(c, cl, att, log)
 		if err != nil {
 			log.Error("encode the owner's snapshot", "err", err)
 			cl.finish(websocketInternalError, "internal error")
@@ -294,19 +313,21 @@ func (s *Server) remoteEvents(c echo.Context, sess Session, owner string) error 
 	if cl.wasExpired() {
 		reason = "invalidToken"
 	}
-	detach(reason)
+	att.Detach(reason)
 	return nil
 }
 
 // remoteStart answers how an agent's stream on a non-owner starts: after
-// seq prev with the events first. Reconnecting with sinceSeq N, it gets
-// the events after N from the RemoteLog (none when N is the seq of the
-// owner's snapshot, taken after the stream began following) when the log
-// holds them all and they fit its queue; else it starts with the owner's
-// snapshot and its seq there.
-func (s *Server) remoteStart(c echo.Context, cl *client, snap calls.Snapshot, snapSeq uint64, log *slog.Logger) (prev uint64, first []Entry, err error) {
+// seq prev with the events first. Reconnecting with sinceSeq N that the
+// owner found in its stream (Attached.Resumable), it gets the events after
+// N from the RemoteLog (none when N is the seq of the owner's snapshot,
+// taken after the stream began following) when the log holds them all
+// and they fit its queue; else it starts with the owner's snapshot and
+// its seq there.
+func (s *Server) remoteStart(c echo.Context, cl *client, att Attached, log *slog.Logger) (prev uint64, first []Entry, err error) {
 	since, resume, _ := sinceSeq(c.QueryParams()) // checked by events
-	if resume && snapSeq != 0 {
+	snapSeq := att.Seq
+	if resume && att.Resumable && snapSeq != 0 {
 		switch {
 		case since == snapSeq:
 			log.Debug("event connection resumed", "since_seq", since, "replayed", 0)
@@ -324,7 +345,7 @@ func (s *Server) remoteStart(c echo.Context, cl *client, snap calls.Snapshot, sn
 			}
 		}
 	}
-	body, err := encodeEvent(calls.Event{Type: calls.EventSnapshot, At: time.Now(), AgentID: cl.agentID, Data: snap})
+	body, err := encodeEvent(calls.Event{Type: calls.EventSnapshot, At: time.Now(), AgentID: cl.agentID, Data: att.Snapshot})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -360,51 +381,63 @@ func (s *Server) subscribeRemoteSupervisor(c echo.Context, cl *client, log *slog
 // AttachHere attaches sess's identity here for a stream another node
 // holds (the owner's side of Attacher.AttachRemote): it answers the
 // snapshot with its seq in the identity's stream here (read with it, so
-// the identity's next event here is seq+1) and the detach, or an error
+// the identity's next event here is seq+1), whether this stream holds
+// every event after since (when not nil), and the detach; or an error
 // wrapping ErrNotOwner when this node does not own the identity, or the
 // Attach's *calls.Error.
-func (s *Server) AttachHere(ctx context.Context, sess Session) (calls.Snapshot, uint64, func(reason string), error) {
+func (s *Server) AttachHere(ctx context.Context, sess Session, since *uint64) (Attached, error) {
 	if err := sess.Identifier.Validate(); err != nil || !sess.Role.Valid() {
-		return calls.Snapshot{}, 0, nil, calls.Errorf(calls.CodeInvalidRequest, "an attach must carry a valid identity and role")
+		return Attached{}, calls.Errorf(calls.CodeInvalidRequest, "an attach must carry a valid identity and role")
 	}
 	if s.cfg.Forward != nil {
 		owner, err := s.cfg.Forward.Owner(ctx, sess.Identifier.RawID())
 		if err != nil {
-			return calls.Snapshot{}, 0, nil, &calls.Error{Code: calls.CodeUnavailable, Op: "find the identity's node", Err: err,
+			return Attached{}, &calls.Error{Code: calls.CodeUnavailable, Op: "find the identity's node", Err: err,
 				Message: "this node cannot tell which node serves this identity now; try again"}
 		}
 		if owner != "" {
-			return calls.Snapshot{}, 0, nil, fmt.Errorf("node %s owns %s: %w", owner, sess.Identifier.RawID(), ErrNotOwner)
+			return Attached{}, fmt.Errorf("node %s owns %s: %w", owner, sess.Identifier.RawID(), ErrNotOwner)
 		}
 	}
 	var (
-		snap    calls.Snapshot
-		seq     uint64
+		att     Attached
 		lastErr error
 	)
+	stream := AgentStream(sess.Identifier.RawID())
 	detach, err := s.cfg.Switchboard.Attach(ctx, sess.Principal, func(sn calls.Snapshot) {
-		snap = sn
-		seq, lastErr = s.cfg.Hub.last(AgentStream(sess.Identifier.RawID()))
+		att.Snapshot = sn
+		att.Seq, att.Resumable, lastErr = s.cfg.Hub.last(stream, since)
 	})
 	if err != nil {
-		return calls.Snapshot{}, 0, nil, err
+		return Attached{}, err
 	}
 	if lastErr != nil {
 		detach("")
-		return calls.Snapshot{}, 0, nil, fmt.Errorf("attach: %w", lastErr)
+		return Attached{}, fmt.Errorf("attach: %w", lastErr)
 	}
-	return snap, seq, detach, nil
+	att.Detach = detach
+	return att, nil
 }
 
-// last answers the seq of the stream's last event, read under the
+// last answers the seq of the stream's last event and, when since is not
+// nil, whether the stream holds every event after it, read under the
 // stream's lock.
-func (h *Hub) last(stream string) (uint64, error) {
+func (h *Hub) last(stream string, since *uint64) (seq uint64, holds bool, err error) {
 	l := h.lockFor(stream)
 	l.Lock()
 	defer l.Unlock()
-	seq, err := h.events.Last(stream)
+	seq, err = h.events.Last(stream)
 	if err != nil {
-		return 0, fmt.Errorf("last seq of %s: %w", stream, err)
+		return 0, false, fmt.Errorf("last seq of %s: %w", stream, err)
 	}
-	return seq, nil
+	if since != nil {
+		_, err := h.events.Since(stream, *since)
+		switch {
+		case err == nil:
+			holds = true
+		case !errors.Is(err, ErrGone):
+			return 0, false, fmt.Errorf("events of %s after %d: %w", stream, *since, err)
+		}
+	}
+	return seq, holds, nil
 }

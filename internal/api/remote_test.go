@@ -93,3 +93,37 @@ func TestFollowRemote(t *testing.T) {
 		})
 	}
 }
+
+// TestHubLastResumable: the owner's answer to an attach says whether the
+// seq the stream was opened with is one of its stream's, every event after
+// it still held.
+func TestHubLastResumable(t *testing.T) {
+	h := NewHub(nil, 0)
+	stream := AgentStream("8:acs:alice")
+	begin, _, err := h.last(stream, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		h.deliver(stream, []byte(`{}`))
+	}
+	seq := func(v uint64) *uint64 { return &v }
+	for _, tc := range []struct {
+		name  string
+		since *uint64
+		want  bool
+	}{
+		{"none asked", nil, false},
+		{"the stream's beginning", seq(begin), true},
+		{"within", seq(begin + 2), true},
+		{"its last", seq(begin + 3), true},
+		{"past its last", seq(begin + 4), false},
+		{"of an earlier owner or run", seq(begin - 1), false},
+		{"never given", seq(1), false},
+	} {
+		last, holds, err := h.last(stream, tc.since)
+		if err != nil || last != begin+3 || holds != tc.want {
+			t.Errorf("%s: last %d, holds %v, %v; want %d, %v", tc.name, last, holds, err, begin+3, tc.want)
+		}
+	}
+}

@@ -53,6 +53,10 @@ type AttachResponse struct {
 	// Seq is the seq the snapshot has in the identity's event stream on
 	// the owner (attach).
 	Seq uint64 `json:"seq,omitempty"`
+	// Resumable says the owner's event stream of the identity holds every
+	// event after the seq the stream was opened with, which the API
+	// encodes in the principal (attach).
+	Resumable bool `json:"resumable,omitempty"`
 	// Error, when set, is the API's encoded error: the attach failed.
 	Error json.RawMessage `json:"error,omitempty"`
 	// NotOwner, when set, says the node does not own the identity (its
