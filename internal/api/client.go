@@ -103,11 +103,11 @@ func (c *client) fits(events []Entry) bool {
 
 // enqueueNew enqueues an event of a stream numbered by another node
 // (remoteStream) unless its seq is not past the last queued: it came
-// twice (from the log and live, or before a snapshot that shows it). A
-// seq 0 (none) or one past the next closes c, as enqueue does.
+// twice (from the log and live, or before a snapshot that shows it). One
+// past the next closes c, as enqueue does.
 func (c *client) enqueueNew(seq uint64, body []byte) {
 	c.mu.Lock()
-	old := seq != 0 && seq <= c.seq
+	old := seq <= c.seq
 	c.mu.Unlock()
 	if !old {
 		c.enqueue(seq, body)

@@ -28,7 +28,8 @@ type Hub struct {
 	log       *slog.Logger
 	queueSize int
 	events    EventLog
-	relay     Relay // nil: events stay on this node
+	relay     Relay    // nil: events stay on this node
+	seqRelay  SeqRelay // relay, when it takes seqs
 	// locks serialize each stream's appends with the subscribes to it, so
 	// that a client subscribing gets every event exactly once: from the
 	// log or live. Streams share them by a hash of their names.
@@ -73,21 +74,34 @@ func (h *Hub) SetEventLog(l EventLog) { h.events = l }
 // Relay carries this node's events to the other nodes of a cluster.
 type Relay interface {
 	// Relay takes an encoded event of identity (Publish's encoding,
-	// without a seq) with its seq in the identity's stream here (0 when it
-	// has none), supervised when supervisors see it. It must not block:
-	// Publish runs under the switchboard's lock and the stream's. An
-	// identity's events come in the order of their seqs.
-	Relay(identity string, seq uint64, supervised bool, body []byte)
+	// without a seq), supervised when supervisors see it. It must not
+	// block: Publish runs under the switchboard's lock.
+	Relay(identity string, supervised bool, body []byte)
+}
+
+// SeqRelay is a Relay that also carries each event's seq in its
+// identity's stream here, so that the other nodes number the identity's
+// events as this node does (a console moves between nodes with its last
+// seq: RemoteLog). The hub hands the identity's events to RelaySeq when
+// its Relay has it, under the stream's lock, so in the order of their
+// seqs; RelaySeq must not block either.
+type SeqRelay interface {
+	Relay
+	RelaySeq(identity string, seq uint64, supervised bool, body []byte)
 }
 
 // SetRelay sets where the hub hands every event it publishes, for other
 // nodes; call it before the hub takes events.
-func (h *Hub) SetRelay(r Relay) { h.relay = r }
+func (h *Hub) SetRelay(r Relay) {
+	h.relay = r
+	h.seqRelay, _ = r.(SeqRelay)
+}
 
 // DeliverRemote delivers an event another node published (see Relay), seq
-// being its seq there: to this node's supervisors when it is supervised,
-// and to the identity's remote stream with that seq while a connection
-// here follows it (FollowRemote).
+// being its seq in the identity's stream there: to this node's supervisors
+// when it is supervised, and to the identity's remote stream with that seq
+// while a connection here follows it (FollowRemote); an event with no seq
+// (0) was not in the identity's stream there and is not in it here.
 func (h *Hub) DeliverRemote(identity string, seq uint64, supervised bool, body []byte) {
 	if supervised {
 		h.deliver(SupervisorStream, body)
@@ -140,16 +154,20 @@ func (h *Hub) Publish(ev calls.Event) {
 }
 
 // deliverAgent delivers body to identity's stream and hands it to the
-// relay with its seq there, under the stream's lock, so that the relay
-// takes the identity's events in the order of their seqs.
+// relay, with its seq there when the relay takes seqs (SeqRelay), under
+// the stream's lock, so that the relay takes the identity's events in the
+// order of their seqs.
 func (h *Hub) deliverAgent(identity string, supervised bool, body []byte) {
 	stream := AgentStream(identity)
 	l := h.lockFor(stream)
 	l.Lock()
 	defer l.Unlock()
 	seq := h.deliverLocked(stream, body)
-	if h.relay != nil {
-		h.relay.Relay(identity, seq, supervised, body)
+	switch {
+	case h.seqRelay != nil:
+		h.seqRelay.RelaySeq(identity, seq, supervised, body)
+	case h.relay != nil:
+		h.relay.Relay(identity, supervised, body)
 	}
 }
 

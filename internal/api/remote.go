@@ -164,7 +164,7 @@ func (h *Hub) deliverRemote(identity string, seq uint64, body []byte) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	f := h.followed[identity]
-	if f == nil {
+	if f == nil || seq == 0 {
 		return
 	}
 	if f.pending > 0 {

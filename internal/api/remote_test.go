@@ -41,7 +41,7 @@ func TestFollowRemote(t *testing.T) {
 		{"resumed with nothing missed", 7, nil, nil, []uint64{8, 9}, []uint64{8, 9}, false},
 		{"a gap after the first", 9, []uint64{10}, []uint64{12}, nil, []uint64{10}, true},
 		{"a gap live", 9, []uint64{10}, nil, []uint64{11, 13}, []uint64{10, 11}, true},
-		{"an event without a seq", 9, []uint64{10}, nil, []uint64{0}, []uint64{10}, true},
+		{"an event not in the owner's stream (no seq)", 9, []uint64{10}, []uint64{0}, []uint64{0, 11}, []uint64{10, 11}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := NewHub(nil, 0)

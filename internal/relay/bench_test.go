@@ -87,7 +87,7 @@ func BenchmarkRelay(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			b.ResetTimer()
 			for i := range b.N {
-				a.Relay(ids[i%len(ids)], 0, true, body)
+				a.Relay(ids[i%len(ids)], true, body)
 			}
 			waitDone(b, sink.done)
 			b.StopTimer()

@@ -45,8 +45,9 @@ const (
 
 // Sink takes the other nodes' events: the hub's DeliverRemote.
 type Sink interface {
-	// DeliverRemote takes an event of identity with its seq on the node
-	// that published it (0 when it had none).
+	// DeliverRemote takes an event of identity with its seq in the
+	// identity's stream on the node that published it (0 when it is not
+	// in that stream: Relay).
 	DeliverRemote(identity string, seq uint64, supervised bool, body []byte)
 	// LostRemote is told that some other node's events will never come
 	// (it dropped or failed to append them): the supervisors' connections
@@ -172,9 +173,16 @@ func Start(cfg Config) (*Relay, error) {
 	return r, nil
 }
 
-// Relay queues an event for the other nodes, with its seq in identity's
+// Relay queues an event for the other nodes that is not in identity's
+// stream on this node (it has no seq there: the other nodes' supervisors
+// see it, not the identity's streams); it never blocks.
+func (r *Relay) Relay(identity string, supervised bool, body []byte) {
+	r.RelaySeq(identity, 0, supervised, body)
+}
+
+// RelaySeq queues an event for the other nodes, with its seq in identity's
 // stream on this node (0: none); it never blocks.
-func (r *Relay) Relay(identity string, seq uint64, supervised bool, body []byte) {
+func (r *Relay) RelaySeq(identity string, seq uint64, supervised bool, body []byte) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.closed {

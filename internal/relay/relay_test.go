@@ -151,9 +151,9 @@ func TestRelay(t *testing.T) {
 	}}})
 	b, sinkB := startNode(t, url, stream, "b", calls.Snapshot{})
 
-	a.Relay("8:acs:alice", 0, true, []byte(`{"n":1}`))
-	a.Relay("8:acs:alice", 0, false, []byte(`{"n":2}`))
-	a.Relay("8:acs:dave", 0, true, []byte(`{"n":3}`))
+	a.Relay("8:acs:alice", true, []byte(`{"n":1}`))
+	a.Relay("8:acs:alice", false, []byte(`{"n":2}`))
+	a.Relay("8:acs:dave", true, []byte(`{"n":3}`))
 	got := sinkB.wait(t, 3)
 	var alice []delivered
 	for _, d := range got {
@@ -172,7 +172,7 @@ func TestRelay(t *testing.T) {
 		release()
 		t.Fatalf("b gathered %+v, want a's", snaps)
 	}
-	a.Relay("8:acs:alice", 0, true, []byte(`{"n":4}`))
+	a.Relay("8:acs:alice", true, []byte(`{"n":4}`))
 	for deadline := time.Now().Add(guard); a.Stats().Appended < 4; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("a appended %+v", a.Stats())
@@ -180,7 +180,7 @@ func TestRelay(t *testing.T) {
 	}
 	// Held: b's sink gets nothing until release. Bob's event, appended
 	// after a's, reaches a: the stream is past a's event.
-	b.Relay("8:acs:bob", 0, true, []byte(`{"n":5}`))
+	b.Relay("8:acs:bob", true, []byte(`{"n":5}`))
 	sinkA.wait(t, 1)
 	sinkB.mu.Lock()
 	n := len(sinkB.got)
