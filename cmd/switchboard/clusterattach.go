@@ -21,6 +21,13 @@ func (m *Main) streamAttacher() api.Attacher {
 	return clusterAttacher{m.cluster}
 }
 
+// attachPrincipal is what an attach carries as its principal: the
+// session the entry node verified and the seq its stream was opened with.
+type attachPrincipal struct {
+	api.Session
+	SinceSeq *uint64 `json:"sinceSeq,omitempty"`
+}
+
 // attachError is an owner's *calls.Error on its way back to the node that
 // holds the stream.
 type attachError struct {
@@ -35,11 +42,11 @@ func (m *Main) serveAttach() error {
 		return nil
 	}
 	return m.cluster.ServeAttach(func(ctx context.Context, req cluster.AttachRequest) (cluster.AttachResponse, func(string)) {
-		var sess api.Session
-		if err := json.Unmarshal(req.Principal, &sess); err != nil {
+		var p attachPrincipal
+		if err := json.Unmarshal(req.Principal, &p); err != nil {
 			return cluster.AttachResponse{Refused: "malformed principal: " + err.Error()}, nil
 		}
-		snap, detach, err := m.api.AttachHere(ctx, sess)
+		att, err := m.api.AttachHere(ctx, p.Session, p.SinceSeq)
 		var cerr *calls.Error
 		switch {
 		case errors.Is(err, api.ErrNotOwner):
@@ -52,45 +59,45 @@ func (m *Main) serveAttach() error {
 			m.Logger.Error("attach a stream of another node", "from", req.From, "agent_id", req.Identity, "err", err)
 			return cluster.AttachResponse{Error: body}, nil
 		}
-		body, err := json.Marshal(snap)
+		body, err := json.Marshal(att.Snapshot)
 		if err != nil {
-			detach("")
+			att.Detach("")
 			m.Logger.Error("encode a snapshot for another node", "agent_id", req.Identity, "err", err)
 			body, _ := json.Marshal(attachError{Code: calls.CodeInternal, Message: "internal error"})
 			return cluster.AttachResponse{Error: body}, nil
 		}
-		return cluster.AttachResponse{Snapshot: body}, detach
+		return cluster.AttachResponse{Snapshot: body, Seq: att.Seq, Resumable: att.Resumable}, att.Detach
 	})
 }
 
 // clusterAttacher adapts the cluster node to the API's Attacher.
 type clusterAttacher struct{ node *cluster.Node }
 
-func (a clusterAttacher) AttachRemote(ctx context.Context, owner string, sess api.Session, lost func(error)) (calls.Snapshot, func(string), error) {
+func (a clusterAttacher) AttachRemote(ctx context.Context, owner string, sess api.Session, since *uint64, lost func(error)) (api.Attached, error) {
 	identity := sess.Identifier.RawID()
-	principal, err := json.Marshal(sess)
+	principal, err := json.Marshal(attachPrincipal{Session: sess, SinceSeq: since})
 	if err != nil {
-		return calls.Snapshot{}, nil, fmt.Errorf("encode the principal: %w", err)
+		return api.Attached{}, fmt.Errorf("encode the principal: %w", err)
 	}
 	att, resp, err := a.node.Attach(ctx, owner, identity, principal, lost)
 	switch {
 	case resp.NotOwner != "":
 		a.node.Forget(identity)
-		return calls.Snapshot{}, nil, fmt.Errorf("attach on node %s: %w", owner, api.ErrNotOwner)
+		return api.Attached{}, fmt.Errorf("attach on node %s: %w", owner, api.ErrNotOwner)
 	case len(resp.Error) > 0:
 		var e attachError
 		if jerr := json.Unmarshal(resp.Error, &e); jerr != nil || e.Code == "" {
-			return calls.Snapshot{}, nil, fmt.Errorf("attach on node %s: malformed error %s", owner, resp.Error)
+			return api.Attached{}, fmt.Errorf("attach on node %s: malformed error %s", owner, resp.Error)
 		}
-		return calls.Snapshot{}, nil, &calls.Error{Code: e.Code, Message: e.Message, Op: "attach on node " + owner}
+		return api.Attached{}, &calls.Error{Code: e.Code, Message: e.Message, Op: "attach on node " + owner}
 	case err != nil:
 		a.node.Forget(identity) // ask the bucket next time
-		return calls.Snapshot{}, nil, err
+		return api.Attached{}, err
 	}
 	var snap calls.Snapshot
 	if err := json.Unmarshal(resp.Snapshot, &snap); err != nil {
 		att.Detach("")
-		return calls.Snapshot{}, nil, fmt.Errorf("attach on node %s: malformed snapshot: %w", owner, err)
+		return api.Attached{}, fmt.Errorf("attach on node %s: malformed snapshot: %w", owner, err)
 	}
-	return snap, att.Detach, nil
+	return api.Attached{Snapshot: snap, Seq: resp.Seq, Resumable: resp.Resumable, Detach: att.Detach}, nil
 }

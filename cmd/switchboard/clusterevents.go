@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -89,6 +90,33 @@ func (m *Main) peers() api.Peers {
 		return nil
 	}
 	return m.events.relay
+}
+
+// remoteLog is the API's RemoteLog on the cluster's event log, or nil
+// without a cluster.
+func (m *Main) remoteLog() api.RemoteLog {
+	if m.events == nil {
+		return nil
+	}
+	return relayLog{m.events.relay}
+}
+
+// relayLog adapts the relay to the API's RemoteLog.
+type relayLog struct{ r *relay.Relay }
+
+func (l relayLog) EventsSince(ctx context.Context, identity string, seq uint64, limit int) ([]api.Entry, error) {
+	events, err := l.r.EventsSince(ctx, identity, seq, limit)
+	if errors.Is(err, relay.ErrGone) {
+		return nil, fmt.Errorf("%w: %w", api.ErrGone, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Entry, len(events))
+	for i, e := range events {
+		out[i] = api.Entry{Seq: e.Seq, Payload: e.Body}
+	}
+	return out, nil
 }
 
 // stopClusterEvents sends what is queued and stops relaying.

@@ -319,6 +319,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Forward:        m.forwarder(),
 		Peers:          m.peers(),
 		Attach:         m.streamAttacher(),
+		RemoteLog:      m.remoteLog(),
 	})
 	if err := m.serveForwarded(); err != nil {
 		return err

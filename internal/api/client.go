@@ -101,6 +101,19 @@ func (c *client) fits(events []Entry) bool {
 	return n <= c.maxQueued
 }
 
+// enqueueNew enqueues an event of a stream numbered by another node
+// (remoteStream) unless its seq is not past the last queued: it came
+// twice (from the log and live, or before a snapshot that shows it). One
+// past the next closes c, as enqueue does.
+func (c *client) enqueueNew(seq uint64, body []byte) {
+	c.mu.Lock()
+	old := seq <= c.seq
+	c.mu.Unlock()
+	if !old {
+		c.enqueue(seq, body)
+	}
+}
+
 // enqueue adds an encoded event to the queue with its seq, which must
 // follow the last one queued; a client that fell too far behind (its
 // queue full in events, or past its bytes with something queued) is

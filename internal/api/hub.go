@@ -28,7 +28,8 @@ type Hub struct {
 	log       *slog.Logger
 	queueSize int
 	events    EventLog
-	relay     Relay // nil: events stay on this node
+	relay     Relay    // nil: events stay on this node
+	seqRelay  SeqRelay // relay, when it takes seqs
 	// locks serialize each stream's appends with the subscribes to it, so
 	// that a client subscribing gets every event exactly once: from the
 	// log or live. Streams share them by a hash of their names.
@@ -40,7 +41,7 @@ type Hub struct {
 	limits    HubLimits
 	open      map[string]int // admitted connections by identity
 	openTotal int
-	followed  map[string]int // connections following an identity another node owns (FollowRemote)
+	followed  map[string]*remoteFollow // identities another node owns that connections here follow (FollowRemote)
 }
 
 var _ calls.Publisher = (*Hub)(nil)
@@ -78,20 +79,34 @@ type Relay interface {
 	Relay(identity string, supervised bool, body []byte)
 }
 
+// SeqRelay is a Relay that also carries each event's seq in its
+// identity's stream here, so that the other nodes number the identity's
+// events as this node does (a console moves between nodes with its last
+// seq: RemoteLog). The hub hands the identity's events to RelaySeq when
+// its Relay has it, under the stream's lock, so in the order of their
+// seqs; RelaySeq must not block either.
+type SeqRelay interface {
+	Relay
+	RelaySeq(identity string, seq uint64, supervised bool, body []byte)
+}
+
 // SetRelay sets where the hub hands every event it publishes, for other
 // nodes; call it before the hub takes events.
-func (h *Hub) SetRelay(r Relay) { h.relay = r }
+func (h *Hub) SetRelay(r Relay) {
+	h.relay = r
+	h.seqRelay, _ = r.(SeqRelay)
+}
 
-// DeliverRemote delivers an event another node published (see Relay): to
-// this node's supervisors when it is supervised, and to the identity's
-// remote stream while a connection here follows it (FollowRemote).
-func (h *Hub) DeliverRemote(identity string, supervised bool, body []byte) {
+// DeliverRemote delivers an event another node published (see Relay), seq
+// being its seq in the identity's stream there: to this node's supervisors
+// when it is supervised, and to the identity's remote stream with that seq
+// while a connection here follows it (FollowRemote); an event with no seq
+// (0) was not in the identity's stream there and is not in it here.
+func (h *Hub) DeliverRemote(identity string, seq uint64, supervised bool, body []byte) {
 	if supervised {
 		h.deliver(SupervisorStream, body)
 	}
-	if h.followedRemote(identity) {
-		h.deliver(remoteStream(identity), body)
-	}
+	h.deliverRemote(identity, seq, body)
 }
 
 // LostRemote closes the supervisors' connections, and those following
@@ -132,12 +147,27 @@ func (h *Hub) Publish(ev calls.Event) {
 		h.log.Error("hub: encode event", "type", ev.Type, "call_id", ev.CallID, "err", err)
 		return
 	}
-	h.deliver(AgentStream(ev.AgentID), body)
+	h.deliverAgent(ev.AgentID, ev.Supervised, body)
 	if ev.Supervised {
 		h.deliver(SupervisorStream, body)
 	}
-	if h.relay != nil {
-		h.relay.Relay(ev.AgentID, ev.Supervised, body)
+}
+
+// deliverAgent delivers body to identity's stream and hands it to the
+// relay, with its seq there when the relay takes seqs (SeqRelay), under
+// the stream's lock, so that the relay takes the identity's events in the
+// order of their seqs.
+func (h *Hub) deliverAgent(identity string, supervised bool, body []byte) {
+	stream := AgentStream(identity)
+	l := h.lockFor(stream)
+	l.Lock()
+	defer l.Unlock()
+	seq := h.deliverLocked(stream, body)
+	switch {
+	case h.seqRelay != nil:
+		h.seqRelay.RelaySeq(identity, seq, supervised, body)
+	case h.relay != nil:
+		h.relay.Relay(identity, supervised, body)
 	}
 }
 
@@ -168,19 +198,26 @@ func (h *Hub) deliver(stream string, body []byte) {
 	l := h.lockFor(stream)
 	l.Lock()
 	defer l.Unlock()
+	h.deliverLocked(stream, body)
+}
+
+// deliverLocked is deliver under the stream's lock; it answers the
+// event's seq, 0 when it has none (the log failed).
+func (h *Hub) deliverLocked(stream string, body []byte) uint64 {
 	seq, err := h.events.Append(stream, body)
 	if err != nil {
 		// The event cannot be given a seq, so no connection may have it:
 		// each will find the gap when it reconnects.
 		h.log.Error("hub: append event", "stream", stream, "err", err)
 		h.closeStream(stream, "events were lost: reconnect")
-		return
+		return 0
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for c := range h.subs[stream] {
 		c.enqueue(seq, body)
 	}
+	return seq
 }
 
 func (h *Hub) lockFor(stream string) *sync.Mutex {

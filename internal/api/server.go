@@ -95,6 +95,10 @@ type Config struct {
 	// owner (an agent's follows its events: Hub.FollowRemote). Nil: such a
 	// stream answers 503 wrong_node.
 	Attach Attacher
+	// RemoteLog, when set (with Attach), replays an agent's event stream
+	// opened with sinceSeq on a node that does not own it from the
+	// cluster's event log; nil: such a stream starts from a snapshot.
+	RemoteLog RemoteLog
 }
 
 // Server is the HTTP API: routes, auth and the event stream.

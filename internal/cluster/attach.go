@@ -50,6 +50,13 @@ type AttachRequest struct {
 type AttachResponse struct {
 	// Snapshot is the identity's snapshot, encoded by the API (attach).
 	Snapshot json.RawMessage `json:"snapshot,omitempty"`
+	// Seq is the seq the snapshot has in the identity's event stream on
+	// the owner (attach).
+	Seq uint64 `json:"seq,omitempty"`
+	// Resumable says the owner's event stream of the identity holds every
+	// event after the seq the stream was opened with, which the API
+	// encodes in the principal (attach).
+	Resumable bool `json:"resumable,omitempty"`
 	// Error, when set, is the API's encoded error: the attach failed.
 	Error json.RawMessage `json:"error,omitempty"`
 	// NotOwner, when set, says the node does not own the identity (its

@@ -22,7 +22,7 @@ type countSink struct {
 	done chan struct{}
 }
 
-func (s *countSink) DeliverRemote(string, bool, []byte) {
+func (s *countSink) DeliverRemote(string, uint64, bool, []byte) {
 	if s.n.Add(1) == s.want {
 		close(s.done)
 	}

@@ -21,6 +21,14 @@
 // and the ordered consumer resumes where it stopped after NATS comes
 // back.
 //
+// Replay. Each event also carries its seq in its identity's stream on
+// the node that published it (Sb-Hub-Seq, the seq that node's consoles
+// see), so that another node numbers the identity's events the same way
+// (Sink.DeliverRemote) and EventsSince reads them back by that seq from
+// the log: a console that reconnects to any node with the last seq it saw
+// gets exactly the events it missed, or ErrGone when the log does not hold
+// them all without a gap.
+//
 // Snapshots. Every node answers requests on <prefix>.snapshot with its
 // supervised snapshot. Snapshots publishes one request and gathers
 // answers until none has come for Stall after the last one (or Timeout):

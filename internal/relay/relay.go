@@ -27,6 +27,11 @@ const (
 	// events it was given since the relay started at epoch, dropped ones
 	// included, so that a follower finds a lost one by the gap.
 	CountHeader = "Sb-Relay-Count"
+	// HubSeqHeader is the event's seq in its identity's stream on the
+	// node that published it (the seq its consoles see there), when it
+	// has one: a stream of the identity on another node numbers it the
+	// same, and EventsSince replays by it.
+	HubSeqHeader = "Sb-Hub-Seq"
 )
 
 // Defaults for a zero Config.
@@ -41,7 +46,10 @@ const (
 
 // Sink takes the other nodes' events: the hub's DeliverRemote.
 type Sink interface {
-	DeliverRemote(identity string, supervised bool, body []byte)
+	// DeliverRemote takes an event of identity with its seq in the
+	// identity's stream on the node that published it (0 when it is not
+	// in that stream: Relay).
+	DeliverRemote(identity string, seq uint64, supervised bool, body []byte)
 	// LostRemote is told that some other node's events will never come
 	// (it dropped or failed to append them): the supervisors' connections
 	// start over from a snapshot.
@@ -78,6 +86,7 @@ type Config struct {
 
 type item struct {
 	identity   string
+	seq        uint64 // HubSeqHeader's value, 0: none
 	supervised bool
 	body       []byte
 	count      string // CountHeader's value
@@ -174,8 +183,16 @@ func Start(cfg Config) (*Relay, error) {
 	return r, nil
 }
 
-// Relay queues an event for the other nodes; it never blocks.
+// Relay queues an event for the other nodes that is not in identity's
+// stream on this node (it has no seq there: the other nodes' supervisors
+// see it, not the identity's streams); it never blocks.
 func (r *Relay) Relay(identity string, supervised bool, body []byte) {
+	r.RelaySeq(identity, 0, supervised, body)
+}
+
+// RelaySeq queues an event for the other nodes, with its seq in identity's
+// stream on this node (0: none); it never blocks.
+func (r *Relay) RelaySeq(identity string, seq uint64, supervised bool, body []byte) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.closed {
@@ -190,7 +207,7 @@ func (r *Relay) Relay(identity string, supervised bool, body []byte) {
 	q.n++
 	count := r.epoch + "." + strconv.FormatUint(uint64(w), 10) + "." + strconv.FormatUint(q.n, 10)
 	select {
-	case q.c <- item{identity, supervised, body, count}:
+	case q.c <- item{identity, seq, supervised, body, count}:
 	default:
 		if n := r.dropped.Add(1); n&(n-1) == 0 { // 1, 2, 4, 8, …
 			r.log.Warn("relay: queue full: an event is lost to the other nodes", "agent_id", identity, "dropped", n)
@@ -219,6 +236,9 @@ func (r *Relay) append(it item) {
 	}
 	if it.supervised {
 		opts = append(opts, eventlog.WithHeader(SupervisedHeader, "true"))
+	}
+	if it.seq != 0 {
+		opts = append(opts, eventlog.WithHeader(HubSeqHeader, strconv.FormatUint(it.seq, 10)))
 	}
 	for {
 		attempt, cancelAttempt := context.WithTimeout(ctx, r.cfg.AttemptTimeout)
@@ -257,7 +277,7 @@ func (r *Relay) follow(e eventlog.Entry) {
 		}
 		r.counts[key] = n
 	}
-	r.cfg.Sink.DeliverRemote(e.Identity, e.Header.Get(SupervisedHeader) == "true", e.Payload)
+	r.cfg.Sink.DeliverRemote(e.Identity, hubSeq(e), e.Header.Get(SupervisedHeader) == "true", e.Payload)
 }
 
 // splitCount reads CountHeader's value: the key of its node, epoch and

@@ -44,7 +44,7 @@ func (s *sink) LostRemote() {
 
 func newSink() *sink { return &sink{c: make(chan struct{}, 100)} }
 
-func (s *sink) DeliverRemote(identity string, supervised bool, body []byte) {
+func (s *sink) DeliverRemote(identity string, _ uint64, supervised bool, body []byte) {
 	s.mu.Lock()
 	s.got = append(s.got, delivered{identity, supervised, string(body)})
 	s.mu.Unlock()
