@@ -144,9 +144,11 @@ func (n *Node) recover(ctx context.Context, dead string) {
 
 // watchFenced waits for this node's own node lease to be lost: the other
 // nodes may have taken this node for dead and ended its calls in the
-// history. It says so loudly, calls Config.OnFenced once (serve stops
-// taking new calls), and takes the node lease again, so that the others
-// do not recover this node a second time while it finishes its calls.
+// history. It says so loudly, calls Config.OnFenced (serve stops taking
+// new calls), and takes the node lease again, so that the others do not
+// recover this node a second time while it finishes its calls. Once the
+// lease is back, it calls Config.OnUnfenced, which decides when taking new
+// calls is safe again; a lease lost meanwhile fences the node again.
 func (n *Node) watchFenced() {
 	defer n.wg.Done()
 	for {
@@ -155,28 +157,39 @@ func (n *Node) watchFenced() {
 			return
 		case <-n.nodes.Lost():
 		}
+		fence := true
 		if n.cfg.Recover != nil && n.heartbeatFresh(n.ctx, n.cfg.Node) {
 			// The others leave a node with a fresh heartbeat alone
 			// (recover): NATS was out, this node goes on as it was.
 			n.log.Warn("this node's lease expired (NATS out of reach?) but its heartbeat is fresh, so no node ends its calls: taking the lease again")
+			fence = false
 		} else {
-			n.log.Error("this node's lease expired: the other nodes take it for dead and may have ended its calls (503) in the history; it takes no new calls from now on and should be restarted")
+			n.log.Error("this node's lease expired: the other nodes take it for dead and may have ended its calls (503) in the history; it takes no new calls until it holds its lease again and has caught up with the history")
 			if n.cfg.OnFenced != nil {
-				n.fenced.Do(n.cfg.OnFenced)
+				n.cfg.OnFenced()
 			}
 		}
 		for {
 			ctx, cancel := context.WithTimeout(n.ctx, n.ttl)
 			err := n.nodes.Acquire(ctx, n.cfg.Node)
 			cancel()
-			if err == nil || errors.Is(err, lease.ErrClosed) || n.ctx.Err() != nil {
+			if err == nil {
 				break
+			}
+			if errors.Is(err, lease.ErrClosed) || n.ctx.Err() != nil {
+				return
 			}
 			n.log.Warn("taking this node's lease again failed; retrying", "err", err)
 			select {
 			case <-n.ctx.Done():
 				return
 			case <-time.After(n.ttl / 3):
+			}
+		}
+		if fence {
+			n.log.Warn("this node holds its node lease again")
+			if n.cfg.OnUnfenced != nil {
+				n.cfg.OnUnfenced(n.ctx)
 			}
 		}
 	}
