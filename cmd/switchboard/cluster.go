@@ -15,7 +15,6 @@ import (
 	"github.com/switchboard/switchboard/internal/api"
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/cluster"
-	"github.com/switchboard/switchboard/internal/cluster/lease"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -133,13 +132,13 @@ func (m *Main) fenced() {
 //
 //   - Without a shared Postgres no other node ends them (nothing to
 //     recover in): at once.
-//   - With one, the others leave a node alone while its node lease is
-//     held (watchNodes cancels a recovery under way when the lease
-//     reappears) or its heartbeat is fresh (recover looks at it before
-//     each try). So it waits until its own heartbeat is fresh again, then
-//     a lease TTL more, for a recovery that read the stale heartbeat just
-//     before to commit or be cancelled, and then reconciles: the calls the
-//     others ended in the history (503/0) end here too (Switchboard.Unfence).
+//   - With one, the others end nothing while its heartbeat is fresh: a
+//     recovery checks it again in its transaction, holding the heartbeat
+//     row (store.PostgresOptions.AliveWithin), so this node's heartbeat
+//     write waits for a recovery under way. So once its own heartbeat is
+//     fresh again in Postgres, every recovery that will ever end its calls
+//     has committed, and it reconciles: the calls the others ended in the
+//     history (503/0) end here too (Switchboard.Unfence).
 //
 // It gives up when ctx ends (the node closes) and tries again every
 // second while Postgres cannot be read. A drain to stop (SIGTERM) is never
@@ -172,18 +171,9 @@ func (m *Main) unfence(ctx context.Context) {
 
 func (m *Main) unfenceOnce(ctx context.Context, pg *store.Postgres) error {
 	began := time.Now()
-	ttl := m.Config.Cluster.LeaseTTL
-	if ttl == 0 {
-		ttl = lease.DefaultTTL
-	}
 	if pg != nil {
 		if err := m.waitHeartbeat(ctx, pg); err != nil {
 			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(ttl):
 		}
 	}
 	ended, err := m.switchboard.Unfence(ctx)

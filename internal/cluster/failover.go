@@ -11,7 +11,8 @@ import (
 
 // Recoverer ends the live calls a dead node left in the shared history
 // (the store's RecoverNode). It must be idempotent: every surviving node
-// calls it for the same dead node. NodeAlive answers when a node last
+// calls it for the same dead node. It may refuse, with an error, a node
+// whose heartbeat it finds fresh after all: the node is looked at again. NodeAlive answers when a node last
 // wrote its heartbeat in the shared history (zero: never): a second sign
 // of life, apart from NATS, so that a NATS outage is not taken for a
 // node's death.
@@ -132,6 +133,9 @@ func (n *Node) recover(ctx context.Context, dead string) {
 		if ctx.Err() != nil {
 			n.log.Info("stopped ending a dead node's calls: it is back, and its start ends them, or this node stops", "dead_node", dead)
 			return
+		}
+		if n.heartbeatFresh(ctx, dead) {
+			continue // it came back as the store ended nothing (see Recoverer): look again
 		}
 		n.log.Error("ending a dead node's calls failed; trying again", "dead_node", dead, "attempt", attempt, "err", err)
 		select {
