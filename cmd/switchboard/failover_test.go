@@ -362,6 +362,34 @@ func TestClusterFenced(t *testing.T) {
 	}
 }
 
+// TestClusterFencedThenDrained: a fenced node that is told to stop
+// (SIGTERM drains it) stays drained when NATS comes back: a drain to stop
+// is never undone.
+func TestClusterFencedThenDrained(t *testing.T) {
+	srv := natstest.Start(t)
+	c := &testCluster{t: t, url: srv.URL(), cfg: ClusterConfig{URL: srv.URL(), LeaseBucket: "leases", LeaseTTL: time.Second,
+		SubjectPrefix: "sb", ForwardTimeout: time.Second}}
+	a := c.start("a")
+	alice := mint(t, "alice", calls.RoleAgent)
+	startCall(t, "http://"+a.Addr, alice)
+	srv.Shutdown()
+	waitNotReady(t, "http://"+a.Addr)
+	a.switchboard.Drain() // what SIGTERM's Main.Drain does first
+
+	srv.Restart()
+	// TestClusterFenced's node takes calls again within a second of NATS
+	// coming back; this one must not, however long it is given.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if status, _ := get(t, "http://"+a.Addr+"/readyz", ""); status != http.StatusServiceUnavailable {
+			t.Fatalf("/readyz answers %d after NATS came back to a node draining to stop, want 503", status)
+		}
+	}
+	status, body, _ := send(t, a, "POST", "/api/calls", alice, `{"participants":[{"id":"8:echo123"}]}`)
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, `"draining"`) {
+		t.Fatalf("a new call on a node draining to stop: %d %s; want 503 draining", status, body)
+	}
+}
+
 // TestClusterFencedRecovered: node a is cut off from NATS and from
 // Postgres (a partition), so its heartbeat goes stale; b takes it for dead
 // and ends its live call in the shared history (503/0), while a, its node
