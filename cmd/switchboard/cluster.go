@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/cluster"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -103,7 +104,7 @@ func (m *Main) joinCluster(ctx context.Context) error {
 	node, err := cluster.Join(ctx, cluster.Config{
 		URL: c.URL, Node: c.NodeID, Secret: clusterSecret(m.Config.AdminKey),
 		LeaseBucket: c.LeaseBucket, LeaseTTL: c.LeaseTTL, SubjectPrefix: c.SubjectPrefix,
-		ForwardTimeout: c.ForwardTimeout, Recover: recoverer, LiveCalls: liveCalls, AliveWithin: 3 * clusterHeartbeat, OnFenced: m.fenced, Logger: m.Logger,
+		ForwardTimeout: c.ForwardTimeout, Recover: recoverer, LiveCalls: liveCalls, AliveWithin: clusterAliveWithin, OnFenced: m.fenced, OnUnfenced: m.unfence, Logger: m.Logger,
 	})
 	if err != nil {
 		return fmt.Errorf("join the cluster: %w", err)
@@ -112,18 +113,95 @@ func (m *Main) joinCluster(ctx context.Context) error {
 	return nil
 }
 
-// fenced is called when this node's own node lease was lost while it ran:
-// the other nodes may have ended its calls in the history. It takes no new
-// calls from then on (as in a drain; /readyz answers 503, so a load
-// balancer sends new work elsewhere), and its live calls go on until they
-// end. A restart brings it back.
+// fenced is called when this node's own node lease was lost while it ran
+// and its heartbeat was not fresh: the other nodes may be ending its calls
+// in the history. It takes no new calls (as in a drain; /readyz answers
+// 503, so a load balancer sends new work elsewhere) until unfence finds it
+// safe again; its live calls go on meanwhile.
 func (m *Main) fenced() {
 	if m.switchboard == nil {
 		m.Logger.Error("fenced while starting: this node's lease expired")
 		return
 	}
-	n, _ := m.switchboard.Drain()
-	m.Logger.Error("fenced: this node's lease expired, so the cluster takes it for dead; it takes no new calls until restarted", "calls", n)
+	n := m.switchboard.Fence()
+	m.Logger.Error("fenced: this node's lease expired, so the cluster takes it for dead; it takes no new calls until it is safe again", "calls", n)
+}
+
+// unfence is called once a fenced node holds its node lease again. It
+// takes new calls again when no other node can still end its calls:
+//
+//   - Without a shared Postgres no other node ends them (nothing to
+//     recover in): at once.
+//   - With one, the others end nothing while its heartbeat is fresh: a
+//     recovery checks it again in its transaction, holding the heartbeat
+//     row (store.PostgresOptions.AliveWithin), so this node's heartbeat
+//     write waits for a recovery under way. So once its own heartbeat is
+//     fresh again in Postgres, every recovery that will ever end its calls
+//     has committed, and it reconciles: the calls the others ended in the
+//     history (503/0) end here too (Switchboard.Unfence).
+//
+// It gives up when ctx ends (the node closes) and tries again every
+// second while Postgres cannot be read. A drain to stop (SIGTERM) is never
+// undone: Unfence refuses it.
+func (m *Main) unfence(ctx context.Context) {
+	if m.switchboard == nil {
+		return
+	}
+	pg, _ := m.store.(*store.Postgres)
+	for attempt := 1; ; attempt++ {
+		err := m.unfenceOnce(ctx, pg)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if calls.ErrorCode(err) == calls.CodeDraining {
+			m.Logger.Info("not unfenced: the node drains to stop", "err", err)
+			return
+		}
+		m.Logger.Warn("unfencing failed; trying again", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (m *Main) unfenceOnce(ctx context.Context, pg *store.Postgres) error {
+	began := time.Now()
+	if pg != nil {
+		if err := m.waitHeartbeat(ctx, pg); err != nil {
+			return err
+		}
+	}
+	ended, err := m.switchboard.Unfence(ctx)
+	if err != nil {
+		if ended > 0 {
+			m.Logger.Warn("ended here the calls the other nodes ended while this node was fenced", "calls", ended)
+		}
+		return fmt.Errorf("unfence: %w", err)
+	}
+	m.Logger.Warn("unfenced: this node holds its lease again and has caught up with the history; it takes new calls again",
+		"ended_calls", ended, "took", time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// waitHeartbeat waits until this node's own heartbeat in Postgres is
+// fresh: written and committed again since the fence.
+func (m *Main) waitHeartbeat(ctx context.Context, pg *store.Postgres) error {
+	for {
+		at, err := pg.NodeAlive(ctx, m.Config.Cluster.NodeID)
+		if err == nil && !at.IsZero() && time.Since(at) < clusterAliveWithin {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(clusterHeartbeat / 2):
+		}
+	}
 }
 
 // clusterHeartbeat is how often a cluster node's store writes its
@@ -132,6 +210,11 @@ func (m *Main) fenced() {
 // end is at most this long (plus one write's latency) before the kill. It
 // costs each node two one-row UPDATEs a second.
 const clusterHeartbeat = 500 * time.Millisecond
+
+// clusterAliveWithin is how young a node's heartbeat must be for the
+// others to take it for alive (cluster.Config.AliveWithin): three
+// heartbeats.
+const clusterAliveWithin = 3 * clusterHeartbeat
 
 // forwarder is the API's Forwarder on the cluster, or nil without one.
 func (m *Main) forwarder() api.Forwarder {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"syscall"
@@ -331,8 +332,10 @@ func TestClusterGracefulStop(t *testing.T) {
 
 // TestClusterFenced: a node that cannot renew its node lease for a TTL
 // (NATS out of reach longer than that) may have been taken for dead: it
-// takes no new calls from then on (/readyz 503, draining), while its live
-// call goes on.
+// takes no new calls (/readyz 503, draining), while its live call goes
+// on. With a history of its own (no other node could end its calls), it
+// takes new calls again as soon as it holds its node lease again, once
+// NATS is back.
 func TestClusterFenced(t *testing.T) {
 	srv := natstest.Start(t)
 	c := &testCluster{t: t, url: srv.URL(), cfg: ClusterConfig{URL: srv.URL(), LeaseBucket: "leases", LeaseTTL: time.Second,
@@ -348,6 +351,149 @@ func TestClusterFenced(t *testing.T) {
 	}
 	if status, body, _ := send(t, a, "POST", "/api/calls/"+id+"/hold", alice, ""); status != http.StatusOK || !strings.Contains(body, `"LocalHold"`) {
 		t.Fatalf("hold the live call on a fenced node: %d %s", status, body)
+	}
+
+	srv.Restart()
+	back := time.Now()
+	waitUnfenced(t, a, alice)
+	t.Logf("a takes new calls again %v after NATS came back", time.Since(back).Round(time.Millisecond))
+	if status, body, _ := send(t, a, "POST", "/api/calls/"+id+"/resume", alice, ""); status != http.StatusOK || !strings.Contains(body, `"Connected"`) {
+		t.Fatalf("resume the call the fence left live: %d %s", status, body)
+	}
+}
+
+// TestClusterFencedThenDrained: a fenced node that is told to stop
+// (SIGTERM drains it) stays drained when NATS comes back: a drain to stop
+// is never undone.
+func TestClusterFencedThenDrained(t *testing.T) {
+	srv := natstest.Start(t)
+	c := &testCluster{t: t, url: srv.URL(), cfg: ClusterConfig{URL: srv.URL(), LeaseBucket: "leases", LeaseTTL: time.Second,
+		SubjectPrefix: "sb", ForwardTimeout: time.Second}}
+	a := c.start("a")
+	alice := mint(t, "alice", calls.RoleAgent)
+	startCall(t, "http://"+a.Addr, alice)
+	srv.Shutdown()
+	waitNotReady(t, "http://"+a.Addr)
+	a.switchboard.Drain() // what SIGTERM's Main.Drain does first
+
+	srv.Restart()
+	// TestClusterFenced's node takes calls again within a second of NATS
+	// coming back; this one must not, however long it is given.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if status, _ := get(t, "http://"+a.Addr+"/readyz", ""); status != http.StatusServiceUnavailable {
+			t.Fatalf("/readyz answers %d after NATS came back to a node draining to stop, want 503", status)
+		}
+	}
+	status, body, _ := send(t, a, "POST", "/api/calls", alice, `{"participants":[{"id":"8:echo123"}]}`)
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, `"draining"`) {
+		t.Fatalf("a new call on a node draining to stop: %d %s; want 503 draining", status, body)
+	}
+}
+
+// TestClusterFencedRecovered: node a is cut off from NATS and from
+// Postgres (a partition), so its heartbeat goes stale; b takes it for dead
+// and ends its live call in the shared history (503/0), while a, its node
+// lease lost, fences itself. Once the partition heals, a takes its lease
+// back and new calls again within seconds (/readyz ok), and the call b
+// ended is no longer live on a: it ended there too, 503/0.
+func TestClusterFencedRecovered(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a partition of several lease TTLs")
+	}
+	dbURL := freshSchema(t)
+	srv := natstest.Start(t)
+	natsCut := startCutProxy(t, strings.TrimPrefix(srv.URL(), "nats://"))
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgCut := startCutProxy(t, u.Host)
+	u.Host = pgCut.Addr()
+	c := &testCluster{t: t, url: srv.URL(), cfg: ClusterConfig{URL: srv.URL(), LeaseBucket: "leases", LeaseTTL: time.Second,
+		SubjectPrefix: "sb", ForwardTimeout: time.Second}}
+	a := c.startWith("fence-a", func(cfg *Config) {
+		cfg.Cluster.URL = "nats://" + natsCut.Addr()
+		cfg.DatabaseURL, cfg.DataDir = u.String(), t.TempDir()
+	})
+	c.startOn("fence-b", dbURL)
+	alice := mint(t, "alice", calls.RoleAgent)
+	id := startCall(t, "http://"+a.Addr, alice)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	endOf := func() (code, sub int, ended bool, err error) {
+		var c, s *int
+		err = conn.QueryRow(ctx, `SELECT (view->'callEndReason'->>'code')::int, (view->'callEndReason'->>'subCode')::int FROM calls WHERE id = $1`, id).Scan(&c, &s)
+		if err != nil || c == nil || s == nil {
+			return 0, 0, false, err
+		}
+		return *c, *s, true, nil
+	}
+	waitUntil(ctx, t, "a's call to be written to Postgres", func() (bool, error) {
+		var n int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM calls WHERE id = $1`, id).Scan(&n)
+		return n == 1, err
+	})
+
+	natsCut.Cut()
+	pgCut.Cut()
+	waitUntil(ctx, t, "b to end a's call in the history", func() (bool, error) {
+		_, _, ended, err := endOf()
+		return ended, err
+	})
+	waitNotReady(t, "http://"+a.Addr)
+	if code, sub, _, _ := endOf(); code != 503 || sub != 0 {
+		t.Errorf("a's call ended %d/%d in the history, want 503/0", code, sub)
+	}
+	if !a.switchboard.Draining() {
+		t.Fatal("a is not fenced (draining) after b took it for dead")
+	}
+
+	natsCut.Mend()
+	pgCut.Mend()
+	back := time.Now()
+	waitUnfenced(t, a, alice)
+	t.Logf("a takes new calls again %v after the partition healed", time.Since(back).Round(time.Millisecond))
+
+	status, body, _ := send(t, a, "GET", "/api/calls/"+id, alice, "")
+	if status == http.StatusOK && !strings.Contains(body, `"Disconnected"`) {
+		t.Fatalf("the call b ended is live on a after the fence: %d %s", status, body)
+	}
+	status, body, _ = send(t, a, "GET", "/api/calls", alice, "")
+	if status != http.StatusOK || strings.Contains(body, id) {
+		t.Fatalf("alice's calls on a: %d %s; want the recovered call %s gone", status, body, id)
+	}
+	if code, sub, ended, err := endOf(); err != nil || !ended || code != 503 || sub != 0 {
+		t.Errorf("a's call in the history after a came back: %d/%d ended %v (%v), want 503/0", code, sub, ended, err)
+	}
+}
+
+// waitUnfenced waits (generously: the machine may be loaded) for m to take
+// new calls again after a fence: /readyz answers 200 and a new call of
+// token's starts; the call is hung up.
+func waitUnfenced(t *testing.T, m *Main, token string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	waitUntil(ctx, t, "/readyz to answer 200 again", func() (bool, error) {
+		status, _ := get(t, "http://"+m.Addr+"/readyz", "")
+		return status == http.StatusOK, nil
+	})
+	status, body, _ := send(t, m, "POST", "/api/calls", token, `{"participants":[{"id":"8:echo123"}]}`)
+	if status != http.StatusCreated {
+		t.Fatalf("a new call once unfenced: %d %s; want 201", status, body)
+	}
+	var c calls.Call
+	if err := json.Unmarshal([]byte(body), &c); err != nil {
+		t.Fatal(err)
+	}
+	if status, body, _ := send(t, m, "POST", "/api/calls/"+c.ID+"/hangup", token, ""); status != http.StatusOK {
+		t.Fatalf("hang up the new call: %d %s", status, body)
 	}
 }
 

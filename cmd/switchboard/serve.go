@@ -441,7 +441,7 @@ func (m *Main) openPostgres(ctx context.Context) (*store.Postgres, error) {
 	for attempt := 1; ; attempt++ {
 		opts := store.PostgresOptions{Node: m.Config.Cluster.NodeID, SpoolDir: spool, Logger: m.Logger}
 		if m.Config.Cluster.On() {
-			opts.HeartbeatInterval = clusterHeartbeat
+			opts.HeartbeatInterval, opts.AliveWithin = clusterHeartbeat, clusterAliveWithin
 		}
 		pg, err := store.OpenPostgres(ctx, m.Config.DatabaseURL, opts)
 		if err == nil {

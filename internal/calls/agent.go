@@ -2,6 +2,7 @@ package calls
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -271,8 +272,8 @@ func (s *Switchboard) sortedParties() []*party {
 func (s *Switchboard) Drain() (calls int, idle <-chan struct{}) {
 	tx := s.begin(nil)
 	defer tx.unlock()
-	if !s.draining {
-		s.draining = true
+	s.draining = true
+	if s.drained == nil {
 		s.idle = make(chan struct{})
 		s.drained = s.idle
 		if len(s.legs) == 0 {
@@ -288,12 +289,102 @@ func (s *Switchboard) Drain() (calls int, idle <-chan struct{}) {
 	return calls, s.drained
 }
 
-// Draining reports whether Drain was called: the switchboard takes no new
-// calls.
+// Draining reports whether Drain or Fence was called (and no Unfence
+// since): the switchboard takes no new calls.
 func (s *Switchboard) Draining() bool {
 	tx := s.begin(nil)
 	defer tx.unlock()
 	return s.draining
+}
+
+// Fence stops taking new calls as Drain does, for a while: the node may
+// have been taken for dead by the others, who end its calls in the shared
+// history (a cluster node that lost its node lease). Unlike Drain's, this
+// drain can be left (Unfence). It answers how many calls identities have.
+func (s *Switchboard) Fence() (calls int) {
+	tx := s.begin(nil)
+	defer tx.unlock()
+	if !s.closed {
+		s.draining, s.fenced = true, true
+	}
+	for _, l := range s.legs {
+		if !l.party.bot {
+			calls++
+		}
+	}
+	return calls
+}
+
+// Unfence leaves a Fence once the caller knows no other node can still end
+// this node's calls. First it reconciles: each live call the shared
+// history (the Store) shows ended was ended by another node that took this
+// one for dead, so it ends here too, with the recorded reason (503/0),
+// its participants told, and nothing resumed after it. A call the store
+// cannot find (not written yet) or shows live stays live. Then it takes
+// new calls again. It answers how many calls it ended.
+//
+// A drain to stop (Drain, SIGTERM) is never left: Unfence then answers
+// draining and changes nothing; a closed switchboard answers unavailable.
+// Unfence without a fence does nothing. A store error is answered as it
+// is (wrapped), with the switchboard still fenced: try again later.
+func (s *Switchboard) Unfence(ctx context.Context) (ended int, err error) {
+	const op = "unfence"
+	tx := s.begin(nil)
+	if err := s.unfenceable(); err != nil {
+		tx.unlock()
+		return 0, withOp(op, err)
+	}
+	if !s.fenced {
+		tx.unlock()
+		return 0, nil
+	}
+	var live []string
+	for id, l := range s.legs {
+		if !l.party.bot && !l.standIn && l.phase != phaseEnded {
+			live = append(live, id)
+		}
+	}
+	tx.unlock()
+	slices.Sort(live)
+	for _, id := range live {
+		h, err := s.cfg.Store.FindCallByID(ctx, id)
+		if err != nil && ErrorCode(err) == CodeCallNotFound {
+			continue // not written yet: no other node could have ended it
+		}
+		if err != nil {
+			return ended, fmt.Errorf("%s: read call %s in the history: %w", op, id, err)
+		}
+		if h.Call.CallEndReason == nil {
+			continue
+		}
+		reason := *h.Call.CallEndReason
+		tx := s.begin(nil)
+		if l := s.legs[id]; l != nil && l.phase != phaseEnded {
+			tx.endLeg(l, reason, reason)
+			tx.after = nil // the others' end: nothing resumes after it
+			ended++
+		}
+		tx.done()
+	}
+	tx = s.begin(nil)
+	defer tx.unlock()
+	if err := s.unfenceable(); err != nil {
+		return ended, withOp(op, err)
+	}
+	s.draining, s.fenced = false, false
+	return ended, nil
+}
+
+// unfenceable answers why a fence cannot be left: the switchboard drains
+// to stop, or is closed. Under live.
+func (s *Switchboard) unfenceable() error {
+	switch {
+	case s.closed:
+		return Errorf(CodeUnavailable, "the switchboard is closed")
+	case s.drained != nil:
+		return errDraining
+	}
+	return nil
 }
 
 // Close ends every live call with 503/1 (the switchboard was shut down),

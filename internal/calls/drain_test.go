@@ -1,6 +1,7 @@
 package calls_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/switchboard/switchboard/internal/calls"
@@ -143,3 +144,87 @@ func TestDrainIdle(t *testing.T) {
 type lineFunc func(calls.Call)
 
 func (f lineFunc) Update(c calls.Call) { f(c) }
+
+// recoveredStore answers the calls in ended as ended with 503/0 in the
+// shared history, as when other nodes recovered this one.
+type recoveredStore struct {
+	*callstest.Store
+	ended map[string]bool
+}
+
+func (s recoveredStore) FindCallByID(ctx context.Context, id string) (calls.CallHistory, error) {
+	if !s.ended[id] {
+		return s.Store.FindCallByID(ctx, id)
+	}
+	r := calls.ReasonSwitchboardDied
+	return calls.CallHistory{Call: calls.Call{ID: id, State: calls.StateDisconnected, CallEndReason: &r}}, nil
+}
+
+// TestDrainUnfence: a fence is left (Unfence) and new calls are taken
+// again, unless a drain to stop came too; the calls the history shows
+// ended by other nodes end here with the recorded reason, the others stay.
+func TestDrainUnfence(t *testing.T) {
+	tests := []struct {
+		name        string
+		drain       func(f *callstest.Fixture)
+		recovered   bool // the history shows alice's and bob's call ended
+		want        calls.Code
+		wantEnded   int
+		wantDrained bool
+	}{
+		{"after a fence", func(f *callstest.Fixture) { f.Fence() }, false, "", 0, false},
+		{"after a fence, its calls recovered", func(f *callstest.Fixture) { f.Fence() }, true, "", 1, false},
+		{"after a drain to stop", func(f *callstest.Fixture) { f.Drain() }, true, calls.CodeDraining, 0, true},
+		{"after a fence then a drain to stop", func(f *callstest.Fixture) { f.Fence(); f.Drain() }, true, calls.CodeDraining, 0, true},
+		{"after a drain to stop then a fence", func(f *callstest.Fixture) { f.Drain(); f.Fence() }, false, calls.CodeDraining, 0, true},
+		{"without a fence", func(*callstest.Fixture) {}, false, "", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := recoveredStore{Store: &callstest.Store{}, ended: map[string]bool{}}
+			f := callstest.New(t, calls.Config{Store: st})
+			f.Store = st.Store // the records wantEnded reads
+			for _, p := range []calls.Principal{alice, bob, carol, dave} {
+				f.Connect(t, p)
+			}
+			ab, ba := connect(t, f, alice, bob)
+			cd, _ := connect(t, f, carol, dave)
+			if tt.recovered {
+				st.ended[ab.ID], st.ended[ba.ID] = true, true
+			}
+			tt.drain(f)
+
+			ended, err := f.Unfence(ctx)
+			if tt.want == "" && err != nil {
+				t.Fatalf("Unfence: %v, want no error", err)
+			}
+			if tt.want != "" {
+				wantCode(t, err, tt.want)
+			}
+			if ended != tt.wantEnded {
+				t.Errorf("Unfence ended %d calls, want %d", ended, tt.wantEnded)
+			}
+			if got := f.Draining(); got != tt.wantDrained {
+				t.Errorf("Draining() = %v after Unfence, want %v", got, tt.wantDrained)
+			}
+			_, err = f.StartCall(ctx, alice, to(carol))
+			if tt.wantDrained {
+				wantCode(t, err, calls.CodeDraining)
+			} else if err != nil {
+				t.Errorf("a new call after Unfence: %v, want none", err)
+			}
+			if tt.wantEnded > 0 {
+				wantEnded(t, f, ab.ID, calls.ReasonSwitchboardDied)
+				wantEnded(t, f, ba.ID, calls.ReasonSwitchboardDied)
+			}
+			if live, err := f.GetCall(ctx, carol, cd.ID); err != nil || live.State != calls.StateConnected {
+				t.Errorf("carol's call, not recovered: %v %v, want Connected", live.State, err)
+			}
+			if tt.recovered && tt.wantEnded == 0 {
+				if live, err := f.GetCall(ctx, alice, ab.ID); err != nil || live.State != calls.StateConnected {
+					t.Errorf("alice's call while still drained: %v %v, want Connected (not reconciled)", live.State, err)
+				}
+			}
+		})
+	}
+}

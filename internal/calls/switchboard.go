@@ -64,9 +64,12 @@ type Switchboard struct {
 	legs    map[string]*leg
 	rooms   map[string]*conversation // "g:"+groupId or "r:"+roomId
 	closed  bool
-	// draining refuses new calls (Drain); drained is closed once no call
-	// is left after that, and idle is drained until then.
+	// draining refuses new calls (Drain, Fence); drained, set by Drain
+	// only, is closed once no call is left after that, and idle is drained
+	// until then. fenced: Fence drains, and Unfence may leave it unless
+	// Drain was called too (drained is set).
 	draining bool
+	fenced   bool
 	drained  chan struct{}
 	idle     chan struct{}
 	heldSeq  uint64 // orders holds, for the policy's "held last"

@@ -50,11 +50,13 @@
 //
 // Fencing. A node whose own node lease is lost while it runs (a partition
 // from NATS or a stall longer than the TTL) may have been taken for dead:
-// its calls may already be ended in the history. It logs an error, calls
-// Config.OnFenced once (serve drains: no new calls, /readyz 503) and takes
-// its node lease again so that it is not recovered twice. Its live calls go
-// on until they end; it should be restarted. A NATS outage longer than the
-// TTL fences every node alike.
+// its calls may already be ended in the history. Unless its own heartbeat
+// is fresh (then no node ends its calls), it logs an error, calls
+// Config.OnFenced (serve drains: no new calls, /readyz 503) and takes its
+// node lease again so that it is not recovered twice. Once it holds the
+// lease, it calls Config.OnUnfenced, and serve takes new calls again when
+// that is safe (cmd/switchboard, Main.unfence). A NATS outage longer than
+// the TTL, with the store out of reach too, fences every node alike.
 //
 // It must not: know HTTP routes or the domain's rules (the Handler does),
 // decide which identity a request belongs to (the API does), or decide

@@ -11,7 +11,8 @@ import (
 
 // Recoverer ends the live calls a dead node left in the shared history
 // (the store's RecoverNode). It must be idempotent: every surviving node
-// calls it for the same dead node. NodeAlive answers when a node last
+// calls it for the same dead node. It may refuse, with an error, a node
+// whose heartbeat it finds fresh after all: the node is looked at again. NodeAlive answers when a node last
 // wrote its heartbeat in the shared history (zero: never): a second sign
 // of life, apart from NATS, so that a NATS outage is not taken for a
 // node's death.
@@ -133,6 +134,9 @@ func (n *Node) recover(ctx context.Context, dead string) {
 			n.log.Info("stopped ending a dead node's calls: it is back, and its start ends them, or this node stops", "dead_node", dead)
 			return
 		}
+		if n.heartbeatFresh(ctx, dead) {
+			continue // it came back as the store ended nothing (see Recoverer): look again
+		}
 		n.log.Error("ending a dead node's calls failed; trying again", "dead_node", dead, "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
@@ -144,9 +148,11 @@ func (n *Node) recover(ctx context.Context, dead string) {
 
 // watchFenced waits for this node's own node lease to be lost: the other
 // nodes may have taken this node for dead and ended its calls in the
-// history. It says so loudly, calls Config.OnFenced once (serve stops
-// taking new calls), and takes the node lease again, so that the others
-// do not recover this node a second time while it finishes its calls.
+// history. It says so loudly, calls Config.OnFenced (serve stops taking
+// new calls), and takes the node lease again, so that the others do not
+// recover this node a second time while it finishes its calls. Once the
+// lease is back, it calls Config.OnUnfenced, which decides when taking new
+// calls is safe again; a lease lost meanwhile fences the node again.
 func (n *Node) watchFenced() {
 	defer n.wg.Done()
 	for {
@@ -155,28 +161,39 @@ func (n *Node) watchFenced() {
 			return
 		case <-n.nodes.Lost():
 		}
+		fence := true
 		if n.cfg.Recover != nil && n.heartbeatFresh(n.ctx, n.cfg.Node) {
 			// The others leave a node with a fresh heartbeat alone
 			// (recover): NATS was out, this node goes on as it was.
 			n.log.Warn("this node's lease expired (NATS out of reach?) but its heartbeat is fresh, so no node ends its calls: taking the lease again")
+			fence = false
 		} else {
-			n.log.Error("this node's lease expired: the other nodes take it for dead and may have ended its calls (503) in the history; it takes no new calls from now on and should be restarted")
+			n.log.Error("this node's lease expired: the other nodes take it for dead and may have ended its calls (503) in the history; it takes no new calls until it holds its lease again and has caught up with the history")
 			if n.cfg.OnFenced != nil {
-				n.fenced.Do(n.cfg.OnFenced)
+				n.cfg.OnFenced()
 			}
 		}
 		for {
 			ctx, cancel := context.WithTimeout(n.ctx, n.ttl)
 			err := n.nodes.Acquire(ctx, n.cfg.Node)
 			cancel()
-			if err == nil || errors.Is(err, lease.ErrClosed) || n.ctx.Err() != nil {
+			if err == nil {
 				break
+			}
+			if errors.Is(err, lease.ErrClosed) || n.ctx.Err() != nil {
+				return
 			}
 			n.log.Warn("taking this node's lease again failed; retrying", "err", err)
 			select {
 			case <-n.ctx.Done():
 				return
 			case <-time.After(n.ttl / 3):
+			}
+		}
+		if fence {
+			n.log.Warn("this node holds its node lease again")
+			if n.cfg.OnUnfenced != nil {
+				n.cfg.OnUnfenced(n.ctx)
 			}
 		}
 	}

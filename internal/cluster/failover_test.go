@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/cluster/natstest"
 )
 
 // recorder is a Recoverer that notes the nodes it was asked to recover.
@@ -203,5 +205,46 @@ func TestFailoverHeartbeatFresh(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("a was not recovered within 15 s of its heartbeat stopping")
+	}
+}
+
+// TestFencedThenUnfenced: a node whose NATS server goes away for longer
+// than the TTL, with no heartbeat to vouch for it, is fenced; once NATS is
+// back it takes its node lease again and OnUnfenced runs, with a context
+// that ends when the node closes. A second outage fences it again.
+func TestFencedThenUnfenced(t *testing.T) {
+	srv := natstest.Start(t)
+	c := testCluster{url: srv.URL(), bucket: "leases", prefix: "sb"}
+	fenced, unfenced := make(chan struct{}, 4), make(chan context.Context, 4)
+	a := c.joinWith(t, Config{Node: "a",
+		OnFenced:   func() { fenced <- struct{}{} },
+		OnUnfenced: func(ctx context.Context) { unfenced <- ctx }})
+	wait := func(what string, ch <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("a was not %s within 20 s", what)
+		}
+	}
+	var ctx context.Context
+	for round := 1; round <= 2; round++ {
+		srv.Shutdown()
+		wait("fenced", fenced)
+		srv.Restart()
+		select {
+		case ctx = <-unfenced:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("round %d: OnUnfenced did not run within 20 s of NATS coming back", round)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("round %d: OnUnfenced's context ended already: %v", round, ctx.Err())
+		}
+	}
+	if err := a.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() == nil {
+		t.Error("OnUnfenced's context did not end when the node closed")
 	}
 }

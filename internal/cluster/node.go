@@ -77,10 +77,16 @@ type Config struct {
 	// 0). See Attach.
 	AttachKeepalive time.Duration
 	AttachExpiry    time.Duration
-	// OnFenced is called once when this node's own node lease is lost
-	// while it runs (see the package doc); nil: only logged.
-	OnFenced func()
-	Logger   *slog.Logger
+	// OnFenced is called when this node's own node lease is lost while
+	// it runs and its heartbeat is not fresh (see the package doc); nil:
+	// only logged. OnUnfenced is called, on the same goroutine, once the
+	// node holds its node lease again after that, with a context ended
+	// when the node closes: it decides when the node takes new calls
+	// again, and may wait for it. A lease lost while it runs is handled
+	// (OnFenced again) once it returns.
+	OnFenced   func()
+	OnUnfenced func(ctx context.Context)
+	Logger     *slog.Logger
 }
 
 // ErrInvalid is answered for a bad Config.
@@ -131,7 +137,6 @@ type Node struct {
 	nodes  *lease.Leases // this node's node lease, and the watch of every node's
 	owners *ownerCache
 	ttl    time.Duration
-	fenced sync.Once
 
 	stop context.CancelFunc // ends the lost-lease logger, the node watch, recoveries and served requests
 	ctx  context.Context

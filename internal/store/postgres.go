@@ -139,6 +139,12 @@ type PostgresOptions struct {
 	// HeartbeatInterval is how often the writer notes that the switchboard
 	// is alive, which dates a crash for RecoverCrashed. Default 5s.
 	HeartbeatInterval time.Duration
+	// AliveWithin, when set, makes RecoverNode end nothing while the
+	// node's heartbeat is younger than this by this node's clock: the
+	// node is alive again (see RecoverNode). Cluster nodes set it to the
+	// cluster's AliveWithin. Default 0: RecoverNode ends whatever the node
+	// has live.
+	AliveWithin time.Duration
 	// MaxLag is how old the oldest change waiting in memory may be before
 	// Ready reports the store behind. Default 5s.
 	MaxLag time.Duration

@@ -344,3 +344,44 @@ func TestRecoverNodeThenJournalReplay(t *testing.T) {
 	}
 	checkCrashEnded(t, databaseURL, restarted, "call-1", heartbeat)
 }
+
+// With AliveWithin, RecoverNode checks again, in its transaction, that the
+// node is dead: a node whose heartbeat is fresh (it came back) keeps its
+// calls live; one whose heartbeat is stale has them ended.
+func TestRecoverNodeAliveAgain(t *testing.T) {
+	tests := []struct {
+		name      string
+		heartbeat func() time.Time
+		wantEnded int
+		wantCode  calls.Code // "": no error
+		wantState calls.CallState
+	}{
+		{"heartbeat fresh", func() time.Time { return time.Now() }, 0, calls.CodeInvalidState, calls.StateConnected},
+		{"heartbeat stale", func() time.Time { return time.Now().Add(-time.Minute) }, 1, "", calls.StateDisconnected},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			databaseURL := testDatabaseURL(t)
+			a := mustOpenPostgres(t, databaseURL, PostgresOptions{Node: "a", SpoolDir: t.TempDir()})
+			b := mustOpenPostgres(t, databaseURL, PostgresOptions{Node: "b", AliveWithin: time.Minute / 2})
+			a.Record(nodeCall("a-live", calls.StateConnected, tBase, tBase.Add(time.Minute)))
+			mustFlush(t, a)
+			if err := a.Close(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			mustExec(t, databaseURL, `UPDATE switchboard_heartbeat SET at = $1 WHERE node = 'a'`, tt.heartbeat())
+
+			n, err := b.RecoverNode(t.Context(), "a")
+			if n != tt.wantEnded || (err == nil) != (tt.wantCode == "") || err != nil && calls.ErrorCode(err) != tt.wantCode {
+				t.Fatalf("RecoverNode(a) = %d, %v; want %d, code %q", n, err, tt.wantEnded, tt.wantCode)
+			}
+			h, err := b.FindCallByID(t.Context(), "a-live")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Call.State != tt.wantState {
+				t.Errorf("a-live = %s, want %s", h.Call.State, tt.wantState)
+			}
+		})
+	}
+}

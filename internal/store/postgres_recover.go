@@ -95,8 +95,17 @@ func (p *Postgres) RecoverCrashed(ctx context.Context) (int, error) {
 // dead node's journal be replayed later (it restarts), its changes to these
 // calls add their events but never make an ended call live again.
 //
-// Errors: node is this store's own node is CodeInvalidRequest; a closed
-// store or Postgres out of reach is CodeUnavailable, and nothing was
+// With PostgresOptions.AliveWithin set, the check that node is dead is
+// made again in the transaction: it locks node's live calls and then its
+// heartbeat row (the order node's own writes take), and ends nothing
+// while the heartbeat is fresh (CodeInvalidState). So a node that comes back (its heartbeat
+// written again) and then reads its calls in the history sees every
+// recovery that read its stale heartbeat, committed, and no later one
+// ends its calls: its heartbeat write waits for such a transaction to end.
+//
+// Errors: node is this store's own node is CodeInvalidRequest; node's
+// heartbeat is fresh (with AliveWithin) is CodeInvalidState; a closed
+// store or Postgres out of reach is CodeUnavailable; then nothing was
 // ended.
 func (p *Postgres) RecoverNode(ctx context.Context, node string) (int, error) {
 	ended, err := p.RecoverNodeEvents(ctx, node)
@@ -120,8 +129,16 @@ func (p *Postgres) RecoverNodeEvents(ctx context.Context, node string) ([]calls.
 	}
 	var beat time.Time
 	ended, err := p.recover(ctx, op, node, math.MaxInt64, func(tx pgx.Tx) (time.Time, error) {
+		read := `SELECT at FROM switchboard_heartbeat WHERE node = $1`
+		if p.opt.AliveWithin > 0 {
+			if _, err := tx.Exec(ctx, `
+SELECT 1 FROM calls WHERE node = $1 AND end_time IS NULL ORDER BY start_time, id FOR UPDATE`, node); err != nil {
+				return time.Time{}, err
+			}
+			read += ` FOR UPDATE`
+		}
 		var at *time.Time
-		err := tx.QueryRow(ctx, `SELECT at FROM switchboard_heartbeat WHERE node = $1`, node).Scan(&at)
+		err := tx.QueryRow(ctx, read, node).Scan(&at)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			return time.Time{}, nil // no heartbeat: the calls' own times date the end
@@ -130,8 +147,15 @@ func (p *Postgres) RecoverNodeEvents(ctx context.Context, node string) ([]calls.
 		case at != nil:
 			beat = *at
 		}
+		if p.opt.AliveWithin > 0 && !beat.IsZero() && time.Since(beat) < p.opt.AliveWithin {
+			return time.Time{}, errNodeAlive
+		}
 		return beat, nil
 	})
+	if errors.Is(err, errNodeAlive) {
+		return nil, &calls.Error{Code: calls.CodeInvalidState, Op: op, Err: errNodeAlive,
+			Message: fmt.Sprintf("node %q wrote its heartbeat at %v: it is alive, and its calls stay live", node, beat)}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +169,9 @@ func (p *Postgres) RecoverNodeEvents(ctx context.Context, node string) ([]calls.
 	}
 	return events, nil
 }
+
+// errNodeAlive stops a recovery whose node's heartbeat is fresh.
+var errNodeAlive = errors.New("the node's heartbeat is fresh")
 
 // NodeAlive answers when node last showed it was alive in the database:
 // its heartbeat, which its store writes every HeartbeatInterval and with
