@@ -138,7 +138,11 @@ func (m *Main) forwarder() api.Forwarder {
 	if m.cluster == nil {
 		return nil
 	}
-	return clusterForwarder{m.cluster}
+	f := clusterForwarder{node: m.cluster}
+	if pg, ok := m.store.(*store.Postgres); ok {
+		f.calls = pg
+	}
+	return f
 }
 
 // serveForwarded starts answering the requests other nodes forward here.
@@ -152,13 +156,36 @@ func (m *Main) serveForwarded() error {
 			return cluster.Response{Refused: "malformed principal: " + err.Error()}
 		}
 		resp := m.api.ServeForwarded(ctx, api.ForwardRequest{Method: req.Method, Target: req.Target,
-			Header: req.Header, Body: req.Body, Client: req.Client, Session: sess})
+			Header: req.Header, Body: req.Body, Client: req.Client, Session: sess, Call: req.Call})
 		return cluster.Response{Status: resp.Status, Header: resp.Header, Body: resp.Body, NotOwner: resp.NotOwner}
 	})
 }
 
 // clusterForwarder adapts the cluster node to the API's Forwarder.
-type clusterForwarder struct{ node *cluster.Node }
+type clusterForwarder struct {
+	node *cluster.Node
+	// calls finds a live call's node in the shared history; nil without
+	// a shared Postgres (a call is then looked for on the identity's
+	// owner only).
+	calls callNodes
+}
+
+// callNodes finds the node that runs a live call: *store.Postgres.
+type callNodes interface {
+	CallNode(ctx context.Context, id string) (string, error)
+}
+
+func (f clusterForwarder) CallNode(ctx context.Context, id string) (string, error) {
+	if f.calls == nil {
+		return "", nil
+	}
+	node, err := f.calls.CallNode(ctx, id)
+	if err != nil || node == f.node.ID() {
+		// Here, by the history, but not live here: ended, or a stand-in.
+		return "", err
+	}
+	return node, nil
+}
 
 func (f clusterForwarder) Owner(ctx context.Context, identity string) (string, error) {
 	return f.node.Owner(ctx, identity)
@@ -170,7 +197,7 @@ func (f clusterForwarder) Forward(ctx context.Context, node string, req api.Forw
 		return api.ForwardResponse{}, fmt.Errorf("encode the principal: %w", err)
 	}
 	resp, err := f.node.Forward(ctx, node, cluster.Request{Method: req.Method, Target: req.Target,
-		Header: req.Header, Body: req.Body, Client: req.Client, Principal: principal})
+		Header: req.Header, Body: req.Body, Client: req.Client, Principal: principal, Call: req.Call})
 	if err != nil || resp.NotOwner != "" {
 		// The remembered owner was wrong, or did not answer: ask the
 		// bucket next time.

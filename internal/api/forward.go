@@ -25,6 +25,11 @@ type Forwarder interface {
 	// Forward runs req on node and answers its response. It answers an
 	// error when the node could not be asked or did not answer.
 	Forward(ctx context.Context, node string, req ForwardRequest) (ForwardResponse, error)
+	// CallNode answers the node that runs the live call callID, for a
+	// supervisor's request that names a call this node does not run: ""
+	// when no other node is known to run it (the request then goes to
+	// the identity's owner, as any other).
+	CallNode(ctx context.Context, callID string) (string, error)
 }
 
 // ForwardRequest is an authenticated request on its way to the node that
@@ -37,6 +42,10 @@ type ForwardRequest struct {
 	Body    []byte
 	Client  string
 	Session Session
+	// Call, when set, names the live call the request acts on: it was
+	// sent to the node that runs that call (a supervisor's request), not
+	// to its identity's owner, and runs there whoever owns the identity.
+	Call string
 }
 
 // ForwardResponse is the owner's answer.
@@ -66,16 +75,38 @@ var forwardedHeaders = []string{"Content-Type", "Accept"}
 type forwarded struct {
 	sess     Session
 	notOwner string // set when this node no longer owns the identity
+	call     string // set when sent to the node that runs this call (ForwardRequest.Call)
 }
 
 type forwardedKey struct{}
 
 // route runs a verified request here when this node owns its identity, or
-// forwards it to the owner and writes the owner's answer unchanged.
+// forwards it to the owner and writes the owner's answer unchanged. A
+// supervisor's request naming a live call runs on the node that runs the
+// call instead (callRoute).
 func (s *Server) route(c echo.Context, sess Session, next echo.HandlerFunc) error {
 	fw := s.cfg.Forward
 	req := c.Request()
 	ctx := req.Context()
+	if node, here, err := s.callRoute(c, sess); err != nil {
+		return err
+	} else if here {
+		return next(&sessionContext{Context: c, sess: sess})
+	} else if node != "" {
+		body, err := readBody(req)
+		if err != nil {
+			return err
+		}
+		resp, err := fw.Forward(ctx, node, s.forwardRequest(req, body, sess, c.Param("id")))
+		if err == nil && resp.NotOwner != "" {
+			err = fmt.Errorf("node %s did not run the request", node)
+		}
+		if err != nil {
+			return &calls.Error{Code: calls.CodeUnavailable, Op: "forward to the call's node", Err: err,
+				Message: fmt.Sprintf("node %s, which runs this call, did not answer; try again", node)}
+		}
+		return writeForwarded(c, resp)
+	}
 	identity := sess.Identifier.RawID()
 	owner, err := fw.Owner(ctx, identity)
 	if err != nil {
@@ -91,20 +122,11 @@ func (s *Server) route(c echo.Context, sess Session, next echo.HandlerFunc) erro
 		}
 		return wrongNode(c, owner)
 	}
-	body, err := io.ReadAll(req.Body)
+	body, err := readBody(req)
 	if err != nil {
-		if isTooLarge(err) {
-			return errTooLarge
-		}
-		return calls.Errorf(calls.CodeInvalidRequest, "the request body could not be read")
+		return err
 	}
-	freq := ForwardRequest{Method: req.Method, Target: req.URL.RequestURI(), Header: http.Header{},
-		Body: body, Client: req.RemoteAddr, Session: sess}
-	for _, h := range forwardedHeaders {
-		if v := req.Header.Values(h); len(v) > 0 {
-			freq.Header[h] = v
-		}
-	}
+	freq := s.forwardRequest(req, body, sess, "")
 	resp, err := fw.Forward(ctx, owner, freq)
 	if err == nil && resp.NotOwner != "" {
 		// The lease moved since we read it: read the owner again, once.
@@ -123,6 +145,59 @@ func (s *Server) route(c echo.Context, sess Session, next echo.HandlerFunc) erro
 		return &calls.Error{Code: calls.CodeUnavailable, Op: "forward to the identity's node", Err: err,
 			Message: fmt.Sprintf("node %s, which serves this identity, did not answer; try again", owner)}
 	}
+	return writeForwarded(c, resp)
+}
+
+// callRoute tells where a supervisor's request naming a call (a route
+// under /api/calls/:id) runs: here when this node runs the call, else on
+// the node the cluster's history says runs it (node); neither (the call
+// is unknown, ended, or the request is not such a request) leaves it to
+// the identity's owner. A supervisor may act on any call, so the call's
+// node, not the supervisor's, has it; an agent's calls are on its owner.
+func (s *Server) callRoute(c echo.Context, sess Session) (node string, here bool, err error) {
+	if sess.Role != calls.RoleSupervisor || !strings.HasPrefix(c.Path(), "/api/calls/:id") {
+		return "", false, nil
+	}
+	id := c.Param("id")
+	ctx := c.Request().Context()
+	if _, err := s.cfg.Switchboard.GetCall(ctx, sess.Principal, id); err == nil {
+		return "", true, nil
+	}
+	node, err = s.cfg.Forward.CallNode(ctx, id)
+	if err != nil {
+		return "", false, &calls.Error{Code: calls.CodeUnavailable, Op: "find the call's node", Err: err,
+			Message: "this node cannot tell which node runs this call now; try again"}
+	}
+	return node, false, nil
+}
+
+// readBody reads a request's body to forward it.
+func readBody(req *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		if isTooLarge(err) {
+			return nil, errTooLarge
+		}
+		return nil, calls.Errorf(calls.CodeInvalidRequest, "the request body could not be read")
+	}
+	return body, nil
+}
+
+// forwardRequest is req, whose body was read, on its way to another node
+// as sess; call names the call it acts on when it goes to the call's node.
+func (s *Server) forwardRequest(req *http.Request, body []byte, sess Session, call string) ForwardRequest {
+	freq := ForwardRequest{Method: req.Method, Target: req.URL.RequestURI(), Header: http.Header{},
+		Body: body, Client: req.RemoteAddr, Session: sess, Call: call}
+	for _, h := range forwardedHeaders {
+		if v := req.Header.Values(h); len(v) > 0 {
+			freq.Header[h] = v
+		}
+	}
+	return freq
+}
+
+// writeForwarded writes another node's answer unchanged.
+func writeForwarded(c echo.Context, resp ForwardResponse) error {
 	if held, ok := c.Response().Writer.(*heldAnswer); ok {
 		held.forwarded = true // the owner waited for its store: this one has nothing to wait for
 	}
@@ -133,7 +208,7 @@ func (s *Server) route(c echo.Context, sess Session, next echo.HandlerFunc) erro
 		}
 	}
 	c.Response().WriteHeader(resp.Status)
-	_, err = c.Response().Write(resp.Body)
+	_, err := c.Response().Write(resp.Body)
 	return err
 }
 
@@ -147,8 +222,16 @@ func wrongNode(c echo.Context, owner string) error {
 }
 
 // routeForwarded runs a request another node forwarded here, unless this
-// node no longer owns its identity: then it runs nothing and says so.
+// node no longer owns its identity: then it runs nothing and says so. A
+// request sent here because this node runs the call it names (a
+// supervisor's) runs whoever owns its identity.
 func (s *Server) routeForwarded(c echo.Context, f *forwarded, next echo.HandlerFunc) error {
+	if f.call != "" {
+		if f.sess.Role != calls.RoleSupervisor || !strings.HasPrefix(c.Path(), "/api/calls/:id") || c.Param("id") != f.call {
+			return calls.Errorf(calls.CodeInvalidRequest, "only a supervisor's request naming its call is sent to the call's node")
+		}
+		return next(&sessionContext{Context: c, sess: f.sess})
+	}
 	if s.cfg.Forward != nil {
 		owner, err := s.cfg.Forward.Owner(c.Request().Context(), f.sess.Identifier.RawID())
 		if err != nil {
@@ -180,7 +263,7 @@ func (s *Server) ServeForwarded(ctx context.Context, req ForwardRequest) Forward
 	if err := req.Session.Identifier.Validate(); err != nil || !req.Session.Role.Valid() {
 		return refuse("a forwarded request must carry a valid identity and role")
 	}
-	f := &forwarded{sess: req.Session}
+	f := &forwarded{sess: req.Session, call: req.Call}
 	r, err := http.NewRequestWithContext(context.WithValue(ctx, forwardedKey{}, f), req.Method, req.Target, bytes.NewReader(req.Body))
 	if err != nil {
 		return refuse("malformed forwarded request: " + err.Error())

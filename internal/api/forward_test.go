@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,13 @@ type movingOwner struct {
 	err    error
 	nodes  map[string]*api.Server
 	asked  []string
+	calls  map[string]string // live call id → the node that runs it
+}
+
+func (m *movingOwner) CallNode(_ context.Context, id string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.calls[id], nil
 }
 
 func (m *movingOwner) Owner(context.Context, string) (string, error) {
@@ -110,5 +118,94 @@ func TestForwardedAnswerNotHeldByEntryStore(t *testing.T) {
 	entry.do(http.MethodPost, "/api/calls", token, map[string]any{"participants": []map[string]string{{"id": "8:echo123"}}}, http.StatusCreated, &call)
 	if call.ID == "" || len(fw.asked) != 1 {
 		t.Fatalf("call %+v, forwarded to %v", call, fw.asked)
+	}
+}
+
+// TestSupervisorRequestGoesToCallNode: a supervisor's request naming a
+// call runs on the node that runs the call, wherever the supervisor is
+// owned: forwarded there when another node runs it, run on the entry
+// node when the call is its own. Any other request, and one naming a
+// call no node is known to run, goes to the identity's owner.
+func TestSupervisorRequestGoesToCallNode(t *testing.T) {
+	callNode := newServer(t, serverOptions{})
+	agent := callNode.token("erin", calls.RoleAgent)
+	var there calls.Call
+	callNode.do(http.MethodPost, "/api/calls", agent, map[string]any{"participants": []map[string]string{{"id": "8:echo123"}}}, http.StatusCreated, &there)
+
+	for _, tt := range []struct {
+		name        string
+		owner       string // the supervisor's owner: "" for the entry node
+		method      string
+		path        string
+		status      int
+		asked       []string
+		localCall   bool // the path names a call of the entry node
+		unknownCall bool // no node is known to run the call
+	}{
+		{name: "call elsewhere, supervisor here", method: http.MethodGet, path: "/api/calls/%s", status: http.StatusOK, asked: []string{"callnode"}},
+		{name: "call elsewhere, supervisor on a third node", owner: "third", method: http.MethodPost, path: "/api/calls/%s/hangup", status: http.StatusOK, asked: []string{"callnode"}},
+		{name: "call here, supervisor elsewhere", owner: "third", method: http.MethodGet, path: "/api/calls/%s", status: http.StatusOK, localCall: true},
+		{name: "call unknown", method: http.MethodGet, path: "/api/calls/%s", status: http.StatusNotFound, unknownCall: true},
+		{name: "not a call's route", owner: "callnode", method: http.MethodGet, path: "/api/calls", status: http.StatusOK, asked: []string{"callnode"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fw := &movingOwner{owners: []string{tt.owner}, nodes: map[string]*api.Server{"callnode": callNode.api},
+				calls: map[string]string{there.ID: "callnode"}}
+			entry := newServer(t, serverOptions{forward: fw})
+			id := there.ID
+			switch {
+			case tt.localCall:
+				var here calls.Call
+				fw.owners = []string{""}
+				entry.do(http.MethodPost, "/api/calls", entry.token("fred", calls.RoleAgent), map[string]any{"participants": []map[string]string{{"id": "8:echo123"}}}, http.StatusCreated, &here)
+				fw.owners = []string{tt.owner}
+				id = here.ID
+			case tt.unknownCall:
+				id = "00000000-0000-4000-8000-000000000000"
+			}
+			path := tt.path
+			if strings.Contains(path, "%s") {
+				path = strings.ReplaceAll(path, "%s", id)
+			}
+			var body any
+			if tt.method == http.MethodPost {
+				body = map[string]bool{"forEveryone": true}
+			}
+			entry.do(tt.method, path, entry.token("sam", calls.RoleSupervisor), body, tt.status, nil)
+			if !slices.Equal(fw.asked, tt.asked) {
+				t.Errorf("forwarded to %v, want %v", fw.asked, tt.asked)
+			}
+		})
+	}
+}
+
+// TestForwardedToCallNodeChecked: a request sent to a node as the call's
+// node runs only if it is a supervisor's and names that call.
+func TestForwardedToCallNodeChecked(t *testing.T) {
+	srv := newServer(t, serverOptions{})
+	agent := srv.token("gina", calls.RoleAgent)
+	var call calls.Call
+	srv.do(http.MethodPost, "/api/calls", agent, map[string]any{"participants": []map[string]string{{"id": "8:echo123"}}}, http.StatusCreated, &call)
+	sup := api.Session{Principal: calls.Principal{Identifier: calls.CommunicationUser("sam"), Role: calls.RoleSupervisor}}
+	gina := api.Session{Principal: calls.Principal{Identifier: calls.CommunicationUser("gina"), Role: calls.RoleAgent}}
+	for _, tt := range []struct {
+		name   string
+		sess   api.Session
+		target string
+		call   string
+		status int
+	}{
+		{name: "a supervisor's, naming its call", sess: sup, target: "/api/calls/" + call.ID, call: call.ID, status: http.StatusOK},
+		{name: "an agent's", sess: gina, target: "/api/calls/" + call.ID, call: call.ID, status: http.StatusBadRequest},
+		{name: "naming another call", sess: sup, target: "/api/calls/" + call.ID, call: "other", status: http.StatusBadRequest},
+		{name: "not a call's route", sess: sup, target: "/api/calls", call: call.ID, status: http.StatusBadRequest},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := srv.api.ServeForwarded(context.Background(), api.ForwardRequest{Method: http.MethodGet, Target: tt.target,
+				Header: http.Header{}, Session: tt.sess, Call: tt.call})
+			if resp.Status != tt.status {
+				t.Errorf("status %d %s, want %d", resp.Status, resp.Body, tt.status)
+			}
+		})
 	}
 }
