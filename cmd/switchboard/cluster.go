@@ -165,8 +165,7 @@ func (m *Main) serveForwarded() error {
 type clusterForwarder struct {
 	node *cluster.Node
 	// calls finds a live call's node in the shared history; nil without
-	// a shared Postgres (a call is then looked for on the identity's
-	// owner only).
+	// a shared Postgres (every other node is then asked in turn).
 	calls callNodes
 }
 
@@ -175,16 +174,22 @@ type callNodes interface {
 	CallNode(ctx context.Context, id string) (string, error)
 }
 
-func (f clusterForwarder) CallNode(ctx context.Context, id string) (string, error) {
-	if f.calls == nil {
-		return "", nil
+func (f clusterForwarder) CallNodes(ctx context.Context, id string) ([]string, error) {
+	if f.calls != nil {
+		node, err := f.calls.CallNode(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if node == f.node.ID() {
+			return nil, nil // here by the history, but not live here: ended, or a stand-in
+		}
+		if node != "" {
+			return []string{node}, nil
+		}
 	}
-	node, err := f.calls.CallNode(ctx, id)
-	if err != nil || node == f.node.ID() {
-		// Here, by the history, but not live here: ended, or a stand-in.
-		return "", err
-	}
-	return node, nil
+	// Not in the history (not written yet, or no shared Postgres): any
+	// other node may run it.
+	return f.node.Peers(), nil
 }
 
 func (f clusterForwarder) Owner(ctx context.Context, identity string) (string, error) {
@@ -198,7 +203,7 @@ func (f clusterForwarder) Forward(ctx context.Context, node string, req api.Forw
 	}
 	resp, err := f.node.Forward(ctx, node, cluster.Request{Method: req.Method, Target: req.Target,
 		Header: req.Header, Body: req.Body, Client: req.Client, Principal: principal, Call: req.Call})
-	if err != nil || resp.NotOwner != "" {
+	if req.Call == "" && (err != nil || resp.NotOwner != "") {
 		// The remembered owner was wrong, or did not answer: ask the
 		// bucket next time.
 		f.node.Forget(req.Session.Identifier.RawID())

@@ -25,11 +25,12 @@ type Forwarder interface {
 	// Forward runs req on node and answers its response. It answers an
 	// error when the node could not be asked or did not answer.
 	Forward(ctx context.Context, node string, req ForwardRequest) (ForwardResponse, error)
-	// CallNode answers the node that runs the live call callID, for a
-	// supervisor's request that names a call this node does not run: ""
-	// when no other node is known to run it (the request then goes to
-	// the identity's owner, as any other).
-	CallNode(ctx context.Context, callID string) (string, error)
+	// CallNodes answers the other nodes that may run the live call
+	// callID, for a supervisor's request that names a call this node does
+	// not run, in the order to ask them: the node the shared history
+	// records for it, when it knows one, else every other live node. None:
+	// the request goes to the identity's owner, as any other.
+	CallNodes(ctx context.Context, callID string) ([]string, error)
 }
 
 // ForwardRequest is an authenticated request on its way to the node that
@@ -88,24 +89,29 @@ func (s *Server) route(c echo.Context, sess Session, next echo.HandlerFunc) erro
 	fw := s.cfg.Forward
 	req := c.Request()
 	ctx := req.Context()
-	if node, here, err := s.callRoute(c, sess); err != nil {
+	if nodes, here, err := s.callRoute(c, sess); err != nil {
 		return err
 	} else if here {
 		return next(&sessionContext{Context: c, sess: sess})
-	} else if node != "" {
+	} else if len(nodes) > 0 {
 		body, err := readBody(req)
 		if err != nil {
 			return err
 		}
-		resp, err := fw.Forward(ctx, node, s.forwardRequest(req, body, sess, c.Param("id")))
-		if err == nil && resp.NotOwner != "" {
-			err = fmt.Errorf("node %s did not run the request", node)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		freq := s.forwardRequest(req, body, sess, c.Param("id"))
+		for _, node := range nodes {
+			resp, err := fw.Forward(ctx, node, freq)
+			if err != nil {
+				return &calls.Error{Code: calls.CodeUnavailable, Op: "forward to the call's node", Err: err,
+					Message: fmt.Sprintf("node %s, which may run this call, did not answer; try again", node)}
+			}
+			if resp.NotOwner == "" {
+				return writeForwarded(c, resp)
+			}
+			// That node does not run the call: ask the next one.
 		}
-		if err != nil {
-			return &calls.Error{Code: calls.CodeUnavailable, Op: "forward to the call's node", Err: err,
-				Message: fmt.Sprintf("node %s, which runs this call, did not answer; try again", node)}
-		}
-		return writeForwarded(c, resp)
+		// No node runs it: the identity's owner answers, as any other.
 	}
 	identity := sess.Identifier.RawID()
 	owner, err := fw.Owner(ctx, identity)
@@ -150,25 +156,33 @@ func (s *Server) route(c echo.Context, sess Session, next echo.HandlerFunc) erro
 
 // callRoute tells where a supervisor's request naming a call (a route
 // under /api/calls/:id) runs: here when this node runs the call, else on
-// the node the cluster's history says runs it (node); neither (the call
-// is unknown, ended, or the request is not such a request) leaves it to
-// the identity's owner. A supervisor may act on any call, so the call's
-// node, not the supervisor's, has it; an agent's calls are on its owner.
-func (s *Server) callRoute(c echo.Context, sess Session) (node string, here bool, err error) {
+// whichever of nodes runs it (asked in turn); neither (no other node to
+// ask, or the request is not such a request) leaves it to the identity's
+// owner. A supervisor may act on any call, so the call's node, not the
+// supervisor's, has it; an agent's calls are on its owner.
+func (s *Server) callRoute(c echo.Context, sess Session) (nodes []string, here bool, err error) {
 	if sess.Role != calls.RoleSupervisor || !strings.HasPrefix(c.Path(), "/api/calls/:id") {
-		return "", false, nil
+		return nil, false, nil
 	}
 	id := c.Param("id")
 	ctx := c.Request().Context()
-	if _, err := s.cfg.Switchboard.GetCall(ctx, sess.Principal, id); err == nil {
-		return "", true, nil
+	if s.runsCall(ctx, sess, id) {
+		return nil, true, nil
 	}
-	node, err = s.cfg.Forward.CallNode(ctx, id)
+	nodes, err = s.cfg.Forward.CallNodes(ctx, id)
 	if err != nil {
-		return "", false, &calls.Error{Code: calls.CodeUnavailable, Op: "find the call's node", Err: err,
+		return nil, false, &calls.Error{Code: calls.CodeUnavailable, Op: "find the call's node", Err: err,
 			Message: "this node cannot tell which node runs this call now; try again"}
 	}
-	return node, false, nil
+	s.log.Debug("a supervisor's request naming a call this node does not run", "call_id", id, "nodes", nodes)
+	return nodes, false, nil
+}
+
+// runsCall says whether this node runs the live call id, as the
+// supervisor sess sees it.
+func (s *Server) runsCall(ctx context.Context, sess Session, id string) bool {
+	_, err := s.cfg.Switchboard.GetCall(ctx, sess.Principal, id)
+	return err == nil
 }
 
 // readBody reads a request's body to forward it.
@@ -223,12 +237,17 @@ func wrongNode(c echo.Context, owner string) error {
 
 // routeForwarded runs a request another node forwarded here, unless this
 // node no longer owns its identity: then it runs nothing and says so. A
-// request sent here because this node runs the call it names (a
-// supervisor's) runs whoever owns its identity.
+// request sent here as the node that may run the call it names (a
+// supervisor's) runs whoever owns its identity, if this node runs the
+// call; else it runs nothing and says so the same way.
 func (s *Server) routeForwarded(c echo.Context, f *forwarded, next echo.HandlerFunc) error {
 	if f.call != "" {
 		if f.sess.Role != calls.RoleSupervisor || !strings.HasPrefix(c.Path(), "/api/calls/:id") || c.Param("id") != f.call {
 			return calls.Errorf(calls.CodeInvalidRequest, "only a supervisor's request naming its call is sent to the call's node")
+		}
+		if !s.runsCall(c.Request().Context(), f.sess, f.call) {
+			f.notOwner = "?" // the entry node asks another node, or the owner
+			return calls.Errorf(calls.CodeCallNotFound, "this node does not run call %s", f.call)
 		}
 		return next(&sessionContext{Context: c, sess: f.sess})
 	}

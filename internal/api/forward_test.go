@@ -23,13 +23,17 @@ type movingOwner struct {
 	err    error
 	nodes  map[string]*api.Server
 	asked  []string
-	calls  map[string]string // live call id → the node that runs it
+	calls  map[string]string // live call id → the node the history says runs it
+	peers  []string          // the nodes to ask about a call the history does not know
 }
 
-func (m *movingOwner) CallNode(_ context.Context, id string) (string, error) {
+func (m *movingOwner) CallNodes(_ context.Context, id string) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.calls[id], nil
+	if n, ok := m.calls[id]; ok {
+		return []string{n}, nil
+	}
+	return m.peers, nil
 }
 
 func (m *movingOwner) Owner(context.Context, string) (string, error) {
@@ -123,34 +127,41 @@ func TestForwardedAnswerNotHeldByEntryStore(t *testing.T) {
 
 // TestSupervisorRequestGoesToCallNode: a supervisor's request naming a
 // call runs on the node that runs the call, wherever the supervisor is
-// owned: forwarded there when another node runs it, run on the entry
-// node when the call is its own. Any other request, and one naming a
-// call no node is known to run, goes to the identity's owner.
+// owned: forwarded to the node the history names, or, when the history
+// does not know the call, to each other node in turn until one runs it;
+// run on the entry node when the call is its own. Any other request, and
+// one naming a call no node runs, goes to the identity's owner.
 func TestSupervisorRequestGoesToCallNode(t *testing.T) {
-	callNode := newServer(t, serverOptions{})
+	callNode, idle := newServer(t, serverOptions{}), newServer(t, serverOptions{})
 	agent := callNode.token("erin", calls.RoleAgent)
 	var there calls.Call
 	callNode.do(http.MethodPost, "/api/calls", agent, map[string]any{"participants": []map[string]string{{"id": "8:echo123"}}}, http.StatusCreated, &there)
 
 	for _, tt := range []struct {
-		name        string
-		owner       string // the supervisor's owner: "" for the entry node
-		method      string
-		path        string
-		status      int
-		asked       []string
-		localCall   bool // the path names a call of the entry node
-		unknownCall bool // no node is known to run the call
+		name      string
+		owner     string // the supervisor's owner: "" for the entry node
+		method    string
+		path      string // %s: the call's id
+		inHistory bool   // the history names the call's node
+		localCall bool   // the path names a call of the entry node
+		unknown   bool   // no node runs the call
+		status    int
+		asked     []string
 	}{
-		{name: "call elsewhere, supervisor here", method: http.MethodGet, path: "/api/calls/%s", status: http.StatusOK, asked: []string{"callnode"}},
-		{name: "call elsewhere, supervisor on a third node", owner: "third", method: http.MethodPost, path: "/api/calls/%s/hangup", status: http.StatusOK, asked: []string{"callnode"}},
-		{name: "call here, supervisor elsewhere", owner: "third", method: http.MethodGet, path: "/api/calls/%s", status: http.StatusOK, localCall: true},
-		{name: "call unknown", method: http.MethodGet, path: "/api/calls/%s", status: http.StatusNotFound, unknownCall: true},
+		{name: "call elsewhere, supervisor here", method: http.MethodGet, path: "/api/calls/%s", inHistory: true, status: http.StatusOK, asked: []string{"callnode"}},
+		{name: "call elsewhere, supervisor on a third node", owner: "third", method: http.MethodPost, path: "/api/calls/%s/mute-all", inHistory: true, status: http.StatusOK, asked: []string{"callnode"}},
+		{name: "call here, supervisor elsewhere", owner: "third", method: http.MethodGet, path: "/api/calls/%s", localCall: true, status: http.StatusOK},
+		{name: "call unknown", method: http.MethodGet, path: "/api/calls/%s", unknown: true, status: http.StatusNotFound, asked: []string{"idle", "callnode"}},
 		{name: "not a call's route", owner: "callnode", method: http.MethodGet, path: "/api/calls", status: http.StatusOK, asked: []string{"callnode"}},
+		// Last: it ends the call.
+		{name: "call not in the history yet", method: http.MethodPost, path: "/api/calls/%s/hangup", status: http.StatusOK, asked: []string{"idle", "callnode"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			fw := &movingOwner{owners: []string{tt.owner}, nodes: map[string]*api.Server{"callnode": callNode.api},
-				calls: map[string]string{there.ID: "callnode"}}
+			fw := &movingOwner{owners: []string{tt.owner}, calls: map[string]string{},
+				nodes: map[string]*api.Server{"callnode": callNode.api, "idle": idle.api}, peers: []string{"idle", "callnode"}}
+			if tt.inHistory {
+				fw.calls[there.ID] = "callnode"
+			}
 			entry := newServer(t, serverOptions{forward: fw})
 			id := there.ID
 			switch {
@@ -160,18 +171,14 @@ func TestSupervisorRequestGoesToCallNode(t *testing.T) {
 				entry.do(http.MethodPost, "/api/calls", entry.token("fred", calls.RoleAgent), map[string]any{"participants": []map[string]string{{"id": "8:echo123"}}}, http.StatusCreated, &here)
 				fw.owners = []string{tt.owner}
 				id = here.ID
-			case tt.unknownCall:
+			case tt.unknown:
 				id = "00000000-0000-4000-8000-000000000000"
-			}
-			path := tt.path
-			if strings.Contains(path, "%s") {
-				path = strings.ReplaceAll(path, "%s", id)
 			}
 			var body any
 			if tt.method == http.MethodPost {
 				body = map[string]bool{"forEveryone": true}
 			}
-			entry.do(tt.method, path, entry.token("sam", calls.RoleSupervisor), body, tt.status, nil)
+			entry.do(tt.method, strings.ReplaceAll(tt.path, "%s", id), entry.token("sam", calls.RoleSupervisor), body, tt.status, nil)
 			if !slices.Equal(fw.asked, tt.asked) {
 				t.Errorf("forwarded to %v, want %v", fw.asked, tt.asked)
 			}
@@ -180,7 +187,8 @@ func TestSupervisorRequestGoesToCallNode(t *testing.T) {
 }
 
 // TestForwardedToCallNodeChecked: a request sent to a node as the call's
-// node runs only if it is a supervisor's and names that call.
+// node runs only if it is a supervisor's and names that call, and the
+// node runs the call; else it is refused, or answered as not run here.
 func TestForwardedToCallNodeChecked(t *testing.T) {
 	srv := newServer(t, serverOptions{})
 	agent := srv.token("gina", calls.RoleAgent)
@@ -194,8 +202,10 @@ func TestForwardedToCallNodeChecked(t *testing.T) {
 		target string
 		call   string
 		status int
+		notRun bool // answered "not here" (NotOwner), not run
 	}{
 		{name: "a supervisor's, naming its call", sess: sup, target: "/api/calls/" + call.ID, call: call.ID, status: http.StatusOK},
+		{name: "a supervisor's, naming a call this node does not run", sess: sup, target: "/api/calls/" + "00000000-0000-4000-8000-000000000000", call: "00000000-0000-4000-8000-000000000000", notRun: true},
 		{name: "an agent's", sess: gina, target: "/api/calls/" + call.ID, call: call.ID, status: http.StatusBadRequest},
 		{name: "naming another call", sess: sup, target: "/api/calls/" + call.ID, call: "other", status: http.StatusBadRequest},
 		{name: "not a call's route", sess: sup, target: "/api/calls", call: call.ID, status: http.StatusBadRequest},
@@ -203,8 +213,8 @@ func TestForwardedToCallNodeChecked(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			resp := srv.api.ServeForwarded(context.Background(), api.ForwardRequest{Method: http.MethodGet, Target: tt.target,
 				Header: http.Header{}, Session: tt.sess, Call: tt.call})
-			if resp.Status != tt.status {
-				t.Errorf("status %d %s, want %d", resp.Status, resp.Body, tt.status)
+			if resp.Status != tt.status || (resp.NotOwner != "") != tt.notRun {
+				t.Errorf("status %d %s, not run %q; want %d, not run %v", resp.Status, resp.Body, resp.NotOwner, tt.status, tt.notRun)
 			}
 		})
 	}
