@@ -156,7 +156,7 @@ func (m *Main) serveForwarded() error {
 			return cluster.Response{Refused: "malformed principal: " + err.Error()}
 		}
 		resp := m.api.ServeForwarded(ctx, api.ForwardRequest{Method: req.Method, Target: req.Target,
-			Header: req.Header, Body: req.Body, Client: req.Client, Session: sess, Call: req.Call})
+			Header: req.Header, Body: req.Body, Client: req.Client, Session: sess, Call: req.Call, Agent: req.Agent})
 		return cluster.Response{Status: resp.Status, Header: resp.Header, Body: resp.Body, NotOwner: resp.NotOwner}
 	})
 }
@@ -192,6 +192,10 @@ func (f clusterForwarder) CallNodes(ctx context.Context, id string) ([]string, e
 	return f.node.Peers(), nil
 }
 
+func (f clusterForwarder) AgentNode(ctx context.Context, identity string) (string, error) {
+	return f.node.OwnerOf(ctx, identity)
+}
+
 func (f clusterForwarder) Owner(ctx context.Context, identity string) (string, error) {
 	return f.node.Owner(ctx, identity)
 }
@@ -202,8 +206,8 @@ func (f clusterForwarder) Forward(ctx context.Context, node string, req api.Forw
 		return api.ForwardResponse{}, fmt.Errorf("encode the principal: %w", err)
 	}
 	resp, err := f.node.Forward(ctx, node, cluster.Request{Method: req.Method, Target: req.Target,
-		Header: req.Header, Body: req.Body, Client: req.Client, Principal: principal, Call: req.Call})
-	if req.Call == "" && (err != nil || resp.NotOwner != "") {
+		Header: req.Header, Body: req.Body, Client: req.Client, Principal: principal, Call: req.Call, Agent: req.Agent})
+	if req.Call == "" && req.Agent == "" && (err != nil || resp.NotOwner != "") {
 		// The remembered owner was wrong, or did not answer: ask the
 		// bucket next time.
 		f.node.Forget(req.Session.Identifier.RawID())

@@ -31,6 +31,10 @@ type Forwarder interface {
 	// records for it, when it knows one, else every other live node. None:
 	// the request goes to the identity's owner, as any other.
 	CallNodes(ctx context.Context, callID string) ([]string, error)
+	// AgentNode answers the other node that owns identity now, for a
+	// supervisor's list of an agent's calls: "" when this node does or
+	// no node does. Unlike Owner it never takes the identity.
+	AgentNode(ctx context.Context, identity string) (string, error)
 }
 
 // ForwardRequest is an authenticated request on its way to the node that
@@ -47,6 +51,10 @@ type ForwardRequest struct {
 	// sent to the node that runs that call (a supervisor's request), not
 	// to its identity's owner, and runs there whoever owns the identity.
 	Call string
+	// Agent, when set, names the agent whose calls a supervisor's list
+	// asks for (GET /api/calls?agent=): it was sent to that agent's
+	// owner, and runs there whoever owns the supervisor.
+	Agent string
 }
 
 // ForwardResponse is the owner's answer.
@@ -77,6 +85,7 @@ type forwarded struct {
 	sess     Session
 	notOwner string // set when this node no longer owns the identity
 	call     string // set when sent to the node that runs this call (ForwardRequest.Call)
+	agent    string // set when sent to this agent's owner (ForwardRequest.Agent)
 }
 
 type forwardedKey struct{}
@@ -112,6 +121,24 @@ func (s *Server) route(c echo.Context, sess Session, next echo.HandlerFunc) erro
 			// That node does not run the call: ask the next one.
 		}
 		// No node runs it: the identity's owner answers, as any other.
+	}
+	if node, agent, err := s.agentRoute(c, sess); err != nil {
+		return err
+	} else if agent != "" && node == "" {
+		return next(&sessionContext{Context: c, sess: sess})
+	} else if node != "" {
+		freq := s.forwardRequest(req, nil, sess, "")
+		freq.Agent = agent
+		resp, err := fw.Forward(ctx, node, freq)
+		if err != nil {
+			return &calls.Error{Code: calls.CodeUnavailable, Op: "forward to the agent's node", Err: err,
+				Message: fmt.Sprintf("node %s, which serves this agent, did not answer; try again", node)}
+		}
+		if resp.NotOwner == "" {
+			return writeForwarded(c, resp)
+		}
+		// The agent's lease moved: this node answers, as for any list.
+		return next(&sessionContext{Context: c, sess: sess})
 	}
 	identity := sess.Identifier.RawID()
 	owner, err := fw.Owner(ctx, identity)
@@ -176,6 +203,27 @@ func (s *Server) callRoute(c echo.Context, sess Session) (nodes []string, here b
 	}
 	s.log.Debug("a supervisor's request naming a call this node does not run", "call_id", id, "nodes", nodes)
 	return nodes, false, nil
+}
+
+// agentRoute tells where a supervisor's list of an agent's calls (GET
+// /api/calls?agent=X) runs: on the node that owns the agent (node), or
+// here when this node owns it or no node does (node "", agent set). Not
+// such a request: agent "". An agent's live calls are on its owner, so
+// any other node would answer an empty list.
+func (s *Server) agentRoute(c echo.Context, sess Session) (node, agent string, err error) {
+	if sess.Role != calls.RoleSupervisor || c.Path() != "/api/calls" || c.Request().Method != http.MethodGet {
+		return "", "", nil
+	}
+	agent = c.QueryParam("agent")
+	if agent == "" {
+		return "", "", nil
+	}
+	node, err = s.cfg.Forward.AgentNode(c.Request().Context(), agent)
+	if err != nil {
+		return "", "", &calls.Error{Code: calls.CodeUnavailable, Op: "find the agent's node", Err: err,
+			Message: "this node cannot tell which node serves this agent now; try again"}
+	}
+	return node, agent, nil
 }
 
 // runsCall says whether this node runs the live call id, as the
@@ -251,6 +299,23 @@ func (s *Server) routeForwarded(c echo.Context, f *forwarded, next echo.HandlerF
 		}
 		return next(&sessionContext{Context: c, sess: f.sess})
 	}
+	if f.agent != "" {
+		if f.sess.Role != calls.RoleSupervisor || c.Path() != "/api/calls" || c.QueryParam("agent") != f.agent {
+			return calls.Errorf(calls.CodeInvalidRequest, "only a supervisor's list of the agent's calls is sent to the agent's node")
+		}
+		if s.cfg.Forward != nil {
+			owner, err := s.cfg.Forward.AgentNode(c.Request().Context(), f.agent)
+			if err != nil {
+				return &calls.Error{Code: calls.CodeUnavailable, Op: "find the agent's node", Err: err,
+					Message: "this node cannot tell which node serves this agent now; try again"}
+			}
+			if owner != "" {
+				f.notOwner = owner
+				return calls.Errorf(codeWrongNode, "this agent is served by node %s", owner)
+			}
+		}
+		return next(&sessionContext{Context: c, sess: f.sess})
+	}
 	if s.cfg.Forward != nil {
 		owner, err := s.cfg.Forward.Owner(c.Request().Context(), f.sess.Identifier.RawID())
 		if err != nil {
@@ -282,7 +347,7 @@ func (s *Server) ServeForwarded(ctx context.Context, req ForwardRequest) Forward
 	if err := req.Session.Identifier.Validate(); err != nil || !req.Session.Role.Valid() {
 		return refuse("a forwarded request must carry a valid identity and role")
 	}
-	f := &forwarded{sess: req.Session, call: req.Call}
+	f := &forwarded{sess: req.Session, call: req.Call, agent: req.Agent}
 	r, err := http.NewRequestWithContext(context.WithValue(ctx, forwardedKey{}, f), req.Method, req.Target, bytes.NewReader(req.Body))
 	if err != nil {
 		return refuse("malformed forwarded request: " + err.Error())

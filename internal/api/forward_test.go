@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +26,13 @@ type movingOwner struct {
 	asked  []string
 	calls  map[string]string // live call id → the node the history says runs it
 	peers  []string          // the nodes to ask about a call the history does not know
+	agents map[string]string // rawId → the other node that owns it
+}
+
+func (m *movingOwner) AgentNode(_ context.Context, identity string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.agents[identity], nil
 }
 
 func (m *movingOwner) CallNodes(_ context.Context, id string) ([]string, error) {
@@ -215,6 +223,59 @@ func TestForwardedToCallNodeChecked(t *testing.T) {
 				Header: http.Header{}, Session: tt.sess, Call: tt.call})
 			if resp.Status != tt.status || (resp.NotOwner != "") != tt.notRun {
 				t.Errorf("status %d %s, not run %q; want %d, not run %v", resp.Status, resp.Body, resp.NotOwner, tt.status, tt.notRun)
+			}
+		})
+	}
+}
+
+// TestSupervisorListGoesToAgentNode: a supervisor's list of an agent's
+// calls runs on the node that owns the agent, wherever the supervisor is
+// owned (any other node would answer an empty list), or here when no
+// other node owns the agent; a list sent to a node that no longer owns
+// the agent is answered by the entry node.
+func TestSupervisorListGoesToAgentNode(t *testing.T) {
+	agentNode := newServer(t, serverOptions{})
+	var call calls.Call
+	agentNode.do(http.MethodPost, "/api/calls", agentNode.token("hana", calls.RoleAgent), map[string]any{"participants": []map[string]string{{"id": "8:echo123"}}}, http.StatusCreated, &call)
+	for _, tt := range []struct {
+		name   string
+		owner  string // the supervisor's owner
+		agents map[string]string
+		want   int // calls listed
+		asked  []string
+	}{
+		{name: "agent elsewhere, supervisor here", agents: map[string]string{"8:acs:hana": "agentnode"}, want: 1, asked: []string{"agentnode"}},
+		{name: "agent elsewhere, supervisor on a third node", owner: "third", agents: map[string]string{"8:acs:hana": "agentnode"}, want: 1, asked: []string{"agentnode"}},
+		{name: "agent here or nowhere, supervisor elsewhere", owner: "third", want: 0},
+		{name: "agent's lease moved", agents: map[string]string{"8:acs:hana": "gone"}, want: 0, asked: []string{"gone"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fw := &movingOwner{owners: []string{tt.owner}, agents: tt.agents, nodes: map[string]*api.Server{"agentnode": agentNode.api}}
+			entry := newServer(t, serverOptions{forward: fw})
+			var list []calls.Call
+			entry.do(http.MethodGet, "/api/calls?agent="+url.QueryEscape("8:acs:hana"), entry.token("sam", calls.RoleSupervisor), nil, http.StatusOK, &list)
+			if len(list) != tt.want || !slices.Equal(fw.asked, tt.asked) {
+				t.Errorf("%d calls listed, forwarded to %v; want %d, %v", len(list), fw.asked, tt.want, tt.asked)
+			}
+		})
+	}
+	sup := api.Session{Principal: calls.Principal{Identifier: calls.CommunicationUser("sam"), Role: calls.RoleSupervisor}}
+	hana := api.Session{Principal: calls.Principal{Identifier: calls.CommunicationUser("hana"), Role: calls.RoleAgent}}
+	for _, tt := range []struct {
+		name   string
+		sess   api.Session
+		target string
+		status int
+	}{
+		{name: "an agent's list sent as for an agent", sess: hana, target: "/api/calls?agent=8%3Aacs%3Ahana", status: http.StatusBadRequest},
+		{name: "a list of another agent", sess: sup, target: "/api/calls?agent=8%3Aacs%3Aother", status: http.StatusBadRequest},
+		{name: "a supervisor's list", sess: sup, target: "/api/calls?agent=8%3Aacs%3Ahana", status: http.StatusOK},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := agentNode.api.ServeForwarded(context.Background(), api.ForwardRequest{Method: http.MethodGet, Target: tt.target,
+				Header: http.Header{}, Session: tt.sess, Agent: "8:acs:hana"})
+			if resp.Status != tt.status {
+				t.Errorf("status %d %s, want %d", resp.Status, resp.Body, tt.status)
 			}
 		})
 	}
