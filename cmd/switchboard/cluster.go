@@ -221,7 +221,11 @@ func (m *Main) forwarder() api.Forwarder {
 	if m.cluster == nil {
 		return nil
 	}
-	return clusterForwarder{m.cluster}
+	f := clusterForwarder{node: m.cluster}
+	if pg, ok := m.store.(*store.Postgres); ok {
+		f.calls = pg
+	}
+	return f
 }
 
 // serveForwarded starts answering the requests other nodes forward here.
@@ -235,13 +239,45 @@ func (m *Main) serveForwarded() error {
 			return cluster.Response{Refused: "malformed principal: " + err.Error()}
 		}
 		resp := m.api.ServeForwarded(ctx, api.ForwardRequest{Method: req.Method, Target: req.Target,
-			Header: req.Header, Body: req.Body, Client: req.Client, Session: sess})
+			Header: req.Header, Body: req.Body, Client: req.Client, Session: sess, Call: req.Call, Agent: req.Agent})
 		return cluster.Response{Status: resp.Status, Header: resp.Header, Body: resp.Body, NotOwner: resp.NotOwner}
 	})
 }
 
 // clusterForwarder adapts the cluster node to the API's Forwarder.
-type clusterForwarder struct{ node *cluster.Node }
+type clusterForwarder struct {
+	node *cluster.Node
+	// calls finds a live call's node in the shared history; nil without
+	// a shared Postgres (every other node is then asked in turn).
+	calls callNodes
+}
+
+// callNodes finds the node that runs a live call: *store.Postgres.
+type callNodes interface {
+	CallNode(ctx context.Context, id string) (string, error)
+}
+
+func (f clusterForwarder) CallNodes(ctx context.Context, id string) ([]string, error) {
+	if f.calls != nil {
+		node, err := f.calls.CallNode(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if node == f.node.ID() {
+			return nil, nil // here by the history, but not live here: ended, or a stand-in
+		}
+		if node != "" {
+			return []string{node}, nil
+		}
+	}
+	// Not in the history (not written yet, or no shared Postgres): any
+	// other node may run it.
+	return f.node.Peers(), nil
+}
+
+func (f clusterForwarder) AgentNode(ctx context.Context, identity string) (string, error) {
+	return f.node.OwnerOf(ctx, identity)
+}
 
 func (f clusterForwarder) Owner(ctx context.Context, identity string) (string, error) {
 	return f.node.Owner(ctx, identity)
@@ -253,8 +289,8 @@ func (f clusterForwarder) Forward(ctx context.Context, node string, req api.Forw
 		return api.ForwardResponse{}, fmt.Errorf("encode the principal: %w", err)
 	}
 	resp, err := f.node.Forward(ctx, node, cluster.Request{Method: req.Method, Target: req.Target,
-		Header: req.Header, Body: req.Body, Client: req.Client, Principal: principal})
-	if err != nil || resp.NotOwner != "" {
+		Header: req.Header, Body: req.Body, Client: req.Client, Principal: principal, Call: req.Call, Agent: req.Agent})
+	if req.Call == "" && req.Agent == "" && (err != nil || resp.NotOwner != "") {
 		// The remembered owner was wrong, or did not answer: ask the
 		// bucket next time.
 		f.node.Forget(req.Session.Identifier.RawID())

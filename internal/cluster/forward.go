@@ -27,6 +27,13 @@ type Request struct {
 	// Principal is who the entry node verified the request is from,
 	// encoded by the API; never a token.
 	Principal json.RawMessage `json:"principal"`
+	// Call, when set, names the live call the request acts on: it was
+	// sent to the node that runs the call, not to the principal's owner
+	// (a supervisor's request; the API checks it).
+	Call string `json:"call,omitempty"`
+	// Agent, when set, names the agent whose calls the request (a
+	// supervisor's list) asks for: it was sent to that agent's owner.
+	Agent string `json:"agent,omitempty"`
 }
 
 // Response is the owner's answer, written back unchanged by the entry node.

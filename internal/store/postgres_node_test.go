@@ -91,6 +91,17 @@ func TestRecoverNode(t *testing.T) {
 		}
 	}
 
+	// Any node finds the node of a live call, none for an ended or
+	// unknown one.
+	for _, tc := range []struct {
+		s        *Postgres
+		id, want string
+	}{{a, "a-live", "a"}, {b, "a-live", "a"}, {b, "a-late", "a"}, {a, "b-live", "b"}, {b, "a-done", ""}, {b, "no-such-call", ""}} {
+		if got, err := tc.s.CallNode(t.Context(), tc.id); got != tc.want || err != nil {
+			t.Errorf("CallNode(%s) on %s = %q, %v; want %q", tc.id, tc.s.opt.Node, got, err, tc.want)
+		}
+	}
+
 	// a dies: it stops without ending its calls, last seen at heartbeat.
 	if err := a.Close(t.Context()); err != nil {
 		t.Fatal(err)
@@ -138,6 +149,9 @@ func TestRecoverNode(t *testing.T) {
 	}
 	if got, err := b.LiveCallNode(t.Context(), "8:acs:agent"); got != "" || err != nil {
 		t.Errorf("LiveCallNode on b after a's calls ended = %q, %v; want none", got, err)
+	}
+	if got, err := b.CallNode(t.Context(), "a-live"); got != "" || err != nil {
+		t.Errorf("CallNode(a-live) on b after it ended = %q, %v; want none", got, err)
 	}
 
 	// a restarts: its own recovery finds nothing left.

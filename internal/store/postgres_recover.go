@@ -347,3 +347,24 @@ func (p *Postgres) LiveCallNode(ctx context.Context, identity string) (string, e
 	}
 	return node, nil
 }
+
+// CallNode answers the node that runs the live call id in the shared
+// history, or "" when no call with that id is live (unknown, ended, or
+// not written yet). A node asks it for a supervisor's request naming a
+// call it does not run. Errors: a closed store or Postgres out of reach is
+// CodeUnavailable.
+func (p *Postgres) CallNode(ctx context.Context, id string) (string, error) {
+	const op = "find the node of a live call"
+	if err := p.usable(ctx, op); err != nil {
+		return "", err
+	}
+	var node string
+	err := p.pool.QueryRow(ctx, `SELECT node FROM calls WHERE id = $1 AND end_time IS NULL`, id).Scan(&node)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", dbError(op, err)
+	}
+	return node, nil
+}
