@@ -359,29 +359,9 @@ func (n *Node) detachLate(owner string, req AttachRequest) {
 
 // attachRequest sends one signed attach request and reads the answer.
 func (n *Node) attachRequest(ctx context.Context, node string, req AttachRequest) (AttachResponse, error) {
-	data, err := json.Marshal(req)
-	if err != nil {
-		return AttachResponse{}, fmt.Errorf("cluster: %s to %s: encode: %w", req.Op, node, err)
-	}
-	msg := nats.NewMsg(n.attachSubject(node))
-	msg.Data = data
-	if len(n.cfg.Secret) > 0 {
-		msg.Header.Set(signatureHeader, n.sign(msg.Subject, data))
-	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
-	defer cancel()
-	reply, err := n.nc.RequestMsgWithContext(ctx, msg)
-	switch {
-	case errors.Is(err, nats.ErrNoResponders):
-		return AttachResponse{}, fmt.Errorf("cluster: %s %s on node %s: %w: %w", req.Op, req.Identity, node, ErrUnavailable, ErrNoListener)
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		return AttachResponse{}, fmt.Errorf("cluster: %s %s on node %s: %w: %w", req.Op, req.Identity, node, ErrUnavailable, err)
-	case err != nil:
-		return AttachResponse{}, fmt.Errorf("cluster: %s %s on node %s: %w", req.Op, req.Identity, node, err)
-	}
 	var resp AttachResponse
-	if err := json.Unmarshal(reply.Data, &resp); err != nil {
-		return AttachResponse{}, fmt.Errorf("cluster: %s on node %s: malformed answer: %w", req.Op, node, err)
+	if err := n.request(ctx, n.attachSubject(node), req, &resp); err != nil {
+		return AttachResponse{}, fmt.Errorf("cluster: %s %s on node %s: %w", req.Op, req.Identity, node, err)
 	}
 	if resp.Refused != "" {
 		return resp, fmt.Errorf("cluster: %s on node %s: %w: %s", req.Op, node, ErrAttachRefused, resp.Refused)

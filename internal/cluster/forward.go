@@ -95,11 +95,25 @@ func (n *Node) signed(msg *nats.Msg) bool {
 // wrapping ErrUnavailable; a refusal, one wrapping ErrRefused.
 func (n *Node) Forward(ctx context.Context, node string, req Request) (Response, error) {
 	req.From = n.cfg.Node
-	data, err := json.Marshal(req)
-	if err != nil {
-		return Response{}, fmt.Errorf("cluster: forward to %s: encode: %w", node, err)
+	var resp Response
+	if err := n.request(ctx, n.subject(node), req, &resp); err != nil {
+		return Response{}, fmt.Errorf("cluster: forward %s %s to node %s: %w", req.Method, req.Target, node, err)
 	}
-	msg := nats.NewMsg(n.subject(node))
+	if resp.Refused != "" {
+		return resp, fmt.Errorf("cluster: forward to node %s: %w: %s", node, ErrRefused, resp.Refused)
+	}
+	return resp, nil
+}
+
+// request sends v, signed, to subject and decodes the answer into out:
+// the one request/reply of forwards and attachments. Its errors wrap
+// ErrUnavailable when no node answered (ErrNoListener when none listens).
+func (n *Node) request(ctx context.Context, subject string, v, out any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	msg := nats.NewMsg(subject)
 	msg.Data = data
 	if len(n.cfg.Secret) > 0 {
 		msg.Header.Set(signatureHeader, n.sign(msg.Subject, data))
@@ -109,20 +123,16 @@ func (n *Node) Forward(ctx context.Context, node string, req Request) (Response,
 	reply, err := n.nc.RequestMsgWithContext(ctx, msg)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		return Response{}, fmt.Errorf("cluster: forward %s %s to node %s: %w: %w", req.Method, req.Target, node, ErrUnavailable, ErrNoListener)
+		return fmt.Errorf("%w: %w", ErrUnavailable, ErrNoListener)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		return Response{}, fmt.Errorf("cluster: forward %s %s to node %s: %w: %w", req.Method, req.Target, node, ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	case err != nil:
-		return Response{}, fmt.Errorf("cluster: forward %s %s to node %s: %w", req.Method, req.Target, node, err)
+		return err
 	}
-	var resp Response
-	if err := json.Unmarshal(reply.Data, &resp); err != nil {
-		return Response{}, fmt.Errorf("cluster: forward to node %s: malformed answer: %w", node, err)
+	if err := json.Unmarshal(reply.Data, out); err != nil {
+		return fmt.Errorf("malformed answer: %w", err)
 	}
-	if resp.Refused != "" {
-		return resp, fmt.Errorf("cluster: forward to node %s: %w: %s", node, ErrRefused, resp.Refused)
-	}
-	return resp, nil
+	return nil
 }
 
 // Serve answers the requests forwarded to this node with h, up to
