@@ -524,3 +524,41 @@ func waitPeers(t *testing.T, m *Main, peers ...string) {
 		return slices.Equal(m.cluster.Peers(), peers), nil
 	})
 }
+
+// TestClusterSupervisorListsEveryNode: a supervisor's list of every live
+// call (GET /api/calls without agent) has the calls of every node, not
+// only those of the node that answers it, as on one node.
+func TestClusterSupervisorListsEveryNode(t *testing.T) {
+	c := newTestCluster(t)
+	a, b := c.start("list-a"), c.start("list-b")
+	waitPeers(t, a, "list-b")
+	waitPeers(t, b, "list-a")
+	alice, _ := online(t, a, "alice", calls.RoleAgent)
+	sam, _ := online(t, b, "sam", calls.RoleSupervisor)
+	status, body, _ := send(t, a, "POST", "/api/calls", alice, `{"participants":[{"id":"8:echo123"}]}`)
+	var call calls.Call
+	if status != http.StatusCreated || json.Unmarshal([]byte(body), &call) != nil {
+		t.Fatalf("alice calls the echo bot on a: %d %s", status, body)
+	}
+	for _, tt := range []struct {
+		name string
+		node *Main
+	}{{"the supervisor's node", b}, {"the call's node", a}} {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body, _ := send(t, tt.node, "GET", "/api/calls", sam, "")
+			var list []calls.Call
+			if status != http.StatusOK || json.Unmarshal([]byte(body), &list) != nil {
+				t.Fatalf("the supervisor's list: %d %s", status, body)
+			}
+			n := 0
+			for _, l := range list {
+				if l.ID == call.ID {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("alice's call on list-a is %d times in the supervisor's list %s; want once", n, body)
+			}
+		})
+	}
+}

@@ -242,11 +242,36 @@ func (s *Server) listCalls(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := s.cfg.Switchboard.ListCalls(c.Request().Context(), sessionOf(c).Principal, q.Get("agent"))
+	p := sessionOf(c).Principal
+	list, err := s.cfg.Switchboard.ListCalls(c.Request().Context(), p, q.Get("agent"))
 	if err != nil {
 		return err
 	}
+	if q.Get("agent") == "" && p.Role == calls.RoleSupervisor && s.cfg.Peers != nil {
+		list = s.withPeersCalls(c.Request().Context(), list)
+	}
 	return c.JSON(http.StatusOK, list)
+}
+
+// withPeersCalls adds the other nodes' live calls to a supervisor's list of
+// every call, as a supervisor's snapshot has them (Peers.Snapshots), each
+// call once.
+func (s *Server) withPeersCalls(ctx context.Context, list []calls.Call) []calls.Call {
+	snaps, release := s.cfg.Peers.Snapshots(ctx)
+	release()
+	seen := make(map[string]bool, len(list))
+	for _, call := range list {
+		seen[call.ID] = true
+	}
+	for _, snap := range snaps {
+		for _, call := range snap.Calls {
+			if !seen[call.ID] {
+				seen[call.ID] = true
+				list = append(list, call)
+			}
+		}
+	}
+	return list
 }
 
 func (s *Server) getCall(c echo.Context) error {
