@@ -453,6 +453,10 @@ func TestClusterFencedRecovered(t *testing.T) {
 	if !a.switchboard.Draining() {
 		t.Fatal("a is not fenced (draining) after b took it for dead")
 	}
+	var recoveredAt time.Time
+	if err := conn.QueryRow(ctx, `SELECT end_time FROM calls WHERE id = $1`, id).Scan(&recoveredAt); err != nil {
+		t.Fatal(err)
+	}
 
 	natsCut.Mend()
 	pgCut.Mend()
@@ -470,6 +474,28 @@ func TestClusterFencedRecovered(t *testing.T) {
 	}
 	if code, sub, ended, err := endOf(); err != nil || !ended || code != 503 || sub != 0 {
 		t.Errorf("a's call in the history after a came back: %d/%d ended %v (%v), want 503/0", code, sub, ended, err)
+	}
+	// a's own end of the call (for its connections) is not written over
+	// b's: one callEnded, at the time b dated it. a's history writes in
+	// order, so once a later call of a's is in Postgres, so is anything a
+	// wrote of the recovered one.
+	status, body, _ = send(t, a, "POST", "/api/calls", alice, `{"participants":[{"id":"8:echo123"}]}`)
+	var later calls.Call
+	if status != http.StatusCreated || json.Unmarshal([]byte(body), &later) != nil {
+		t.Fatalf("a later call on a: %d %s", status, body)
+	}
+	waitUntil(ctx, t, "a's later call to be written to Postgres", func() (bool, error) {
+		var n int
+		err := conn.QueryRow(ctx, `SELECT count(*) FROM calls WHERE id = $1`, later.ID).Scan(&n)
+		return n == 1, err
+	})
+	var endAt time.Time
+	var ends int
+	if err := conn.QueryRow(ctx, `SELECT end_time, (SELECT count(*) FROM call_events WHERE call_id = $1 AND type = 'callEnded') FROM calls WHERE id = $1`, id).Scan(&endAt, &ends); err != nil {
+		t.Fatal(err)
+	}
+	if !endAt.Equal(recoveredAt) || ends != 1 {
+		t.Errorf("the recovered call in the history after a came back: ended at %v with %d callEnded events; want %v (b's) and 1", endAt, ends, recoveredAt)
 	}
 }
 

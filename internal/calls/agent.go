@@ -359,6 +359,10 @@ func (s *Switchboard) Unfence(ctx context.Context) (ended int, err error) {
 		}
 		reason := *h.Call.CallEndReason
 		tx := s.begin(nil)
+		// The survivor recorded the end, dated when this node went
+		// silent: recording this node's own end too would write a second
+		// callEnded and move the end to now.
+		tx.recorded = true
 		if l := s.legs[id]; l != nil && l.phase != phaseEnded {
 			tx.endLeg(l, reason, reason)
 			tx.after = nil // the others' end: nothing resumes after it

@@ -28,6 +28,9 @@ type txn struct {
 	actorOwner *party            // the last actorFor answer, for reuse
 	actorLast  *Actor
 	located    map[string]string // callees owned by other nodes: rawId → node (PeerNetwork.Locate)
+	// recorded: the shared history has these changes already (another
+	// node wrote them), so they are published but not recorded again.
+	recorded bool
 }
 
 // seenLeg is a leg the transaction saw, with how it looked before.
@@ -367,7 +370,7 @@ func (tx *txn) commit() {
 		}
 		return 1
 	})
-	if len(recs) > 0 {
+	if len(recs) > 0 && !tx.recorded {
 		tx.s.cfg.Store.Record(recs...)
 	}
 	for i := range recs {
