@@ -6,7 +6,9 @@
 //
 // A lease is one key, the identity encoded with base64url without padding
 // (identities contain ':' and other characters that KV keys forbid), whose
-// value is the owning node's name. Acquire creates the key only when it is
+// value is the owning node's name, a newline and a random token drawn by
+// each New (one per run of the node; a value with no newline is a bare
+// node name). Acquire creates the key only when it is
 // absent (KV Create, which expects revision 0); a renewer goroutine rewrites
 // every held key each TTL/3 (up to 64 at once) with KV Update at the last
 // revision it wrote, so a renewal fails the moment another node has
@@ -22,9 +24,16 @@
 // The bucket's watch can go quiet across a NATS restart; Watch notices
 // (see its doc) and restarts it.
 //
+// A renewal refused for its revision is not yet a loss: the key is read,
+// and when it still holds this run's exact value (name and token), the
+// write past the lease's revision was this run's own, a renewal the bucket
+// stored whose answer was lost as NATS went away. The lease adopts the
+// key's revision and renews from it. Another run of the same node name has
+// another token, so its lease is never mistaken for this run's.
+//
 // A node that cannot reach NATS keeps trying to renew; it reports a lease
-// lost (Lost) when the bucket refuses the renewal (another node wrote the
-// key, or it expired) or when no renewal has succeeded for a whole TTL, since
+// lost (Lost) when the bucket refuses the renewal and the key holds
+// another lease or none (another node wrote the key, or it expired) or when no renewal has succeeded for a whole TTL, since
 // by then the server may have dropped it. A NATS restart shorter than that
 // keeps every lease: the bucket is on disk and revisions survive.
 //

@@ -1,11 +1,15 @@
 package lease
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,7 +54,8 @@ type Config struct {
 	// Bucket is the key-value bucket's name; it is created when missing,
 	// and its MaxAge set to TTL when it exists.
 	Bucket string
-	// Node is this node's name, written as each lease's value. It must be
+	// Node is this node's name, written in each lease's value (with a
+	// token of this run: see the package doc). It must be
 	// unique among live processes: a process takes over the leases its
 	// Node name holds, as a restarted node takes its earlier run's.
 	Node string
@@ -88,12 +93,16 @@ type held struct {
 // Leases holds this node's leases in one bucket and renews them until they
 // are released, lost or closed.
 type Leases struct {
-	kv   jetstream.KeyValue
-	cfg  Config
-	log  *slog.Logger
-	stop context.CancelFunc
-	ctx  context.Context // cancelled by Close: ends the renewer, deliverer and watches
-	wg   sync.WaitGroup
+	kv  jetstream.KeyValue
+	cfg Config
+	// value is what this run writes as each lease's value: the node's
+	// name, a newline and a token drawn at New, so that this run knows
+	// its own writes from those of another run under the same name.
+	value []byte
+	log   *slog.Logger
+	stop  context.CancelFunc
+	ctx   context.Context // cancelled by Close: ends the renewer, deliverer and watches
+	wg    sync.WaitGroup
 
 	mu     sync.Mutex
 	held   map[string]*held
@@ -128,10 +137,15 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Leases, erro
 	if err != nil {
 		return nil, fmt.Errorf("lease: open bucket %s: %w", cfg.Bucket, err)
 	}
+	var token [16]byte
+	if _, err := rand.Read(token[:]); err != nil {
+		return nil, fmt.Errorf("lease: new: draw this run's token: %w", err)
+	}
 	runCtx, stop := context.WithCancel(context.Background())
 	l := &Leases{
 		kv:       kv,
 		cfg:      cfg,
+		value:    []byte(cfg.Node + "\n" + hex.EncodeToString(token[:])),
 		log:      cfg.Logger.With("node", cfg.Node, "bucket", cfg.Bucket),
 		ctx:      runCtx,
 		stop:     stop,
@@ -148,6 +162,17 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Leases, erro
 // Key is the bucket key of identity: base64url without padding.
 func Key(identity string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(identity))
+}
+
+// ownerOf answers the node name in a lease's value: what precedes its
+// last newline, or the whole value when it has none (a value written
+// before the values carried a token).
+func ownerOf(value []byte) string {
+	v := string(value)
+	if i := strings.LastIndexByte(v, '\n'); i >= 0 {
+		return v[:i]
+	}
+	return v
 }
 
 // identityOf decodes a bucket key.
@@ -182,7 +207,7 @@ func (l *Leases) Acquire(ctx context.Context, identity string) error {
 	// refusal and the Get that reads the owner.
 	for range 3 {
 		sent := time.Now()
-		rev, err := l.kv.Create(ctx, key, []byte(l.cfg.Node))
+		rev, err := l.kv.Create(ctx, key, l.value)
 		if err == nil {
 			return l.keep(ctx, identity, rev, sent)
 		}
@@ -196,11 +221,11 @@ func (l *Leases) Acquire(ctx context.Context, identity string) error {
 		if err != nil {
 			return fmt.Errorf("lease: acquire %q: read owner: %w", identity, err)
 		}
-		if owner := string(e.Value()); owner != l.cfg.Node {
+		if owner := ownerOf(e.Value()); owner != l.cfg.Node {
 			return &HeldError{Identity: identity, Node: owner}
 		}
 		sent = time.Now()
-		rev, err = l.kv.Update(ctx, key, []byte(l.cfg.Node), e.Revision())
+		rev, err = l.kv.Update(ctx, key, l.value, e.Revision())
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			continue
 		}
@@ -237,7 +262,7 @@ func (l *Leases) Owner(ctx context.Context, identity string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("lease: owner of %q: %w", identity, err)
 	}
-	return string(e.Value()), nil
+	return ownerOf(e.Value()), nil
 }
 
 // Held says whether this node holds identity (as far as it knows).
@@ -357,12 +382,23 @@ func (l *Leases) renew(identity string, h *held) bool {
 	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.TTL/3)
 	defer cancel()
 	sent := time.Now()
-	rev, err := l.kv.Update(ctx, Key(identity), []byte(l.cfg.Node), h.rev)
+	rev, err := l.kv.Update(ctx, Key(identity), l.value, h.rev)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		// The key moved past h.rev. If it still holds this run's value,
+		// the write was this node's own: a renewal the bucket stored
+		// whose answer was lost (NATS went away). Adopt its revision and
+		// renew from there.
+		var adopted bool
+		if adopted, err = l.adopt(ctx, identity, h); adopted {
+			sent = time.Now()
+			rev, err = l.kv.Update(ctx, Key(identity), l.value, h.rev)
+		}
+	}
 	switch {
 	case err == nil:
 		h.rev, h.renewed = rev, sent
 		return true
-	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+	case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, errNotOurs):
 		l.log.Warn("lease lost: the bucket refused its renewal", "identity", identity, "revision", h.rev, "err", err)
 		return false
 	case l.ctx.Err() != nil:
@@ -374,6 +410,31 @@ func (l *Leases) renew(identity string, h *held) bool {
 		l.log.Warn("lease renewal failed; retrying", "identity", identity, "err", err)
 		return true
 	}
+}
+
+// errNotOurs says a refused renewal's key no longer holds this run's lease.
+var errNotOurs = errors.New("lease: the key holds another lease")
+
+// adopt reads identity's key after a renewal refused for its revision.
+// When the key still holds this run's value it sets h.rev to the key's
+// revision and answers true. It answers an error wrapping errNotOurs when
+// another lease is there (another node's, another run's of this node, or
+// none), and any other error when the key could not be read.
+func (l *Leases) adopt(ctx context.Context, identity string, h *held) (bool, error) {
+	e, err := l.kv.Get(ctx, Key(identity))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return false, fmt.Errorf("lease: renew %q: the key is gone: %w", identity, errNotOurs)
+	}
+	if err != nil {
+		return false, fmt.Errorf("lease: renew %q: read the key after a revision mismatch: %w", identity, err)
+	}
+	if !bytes.Equal(e.Value(), l.value) {
+		return false, fmt.Errorf("lease: renew %q: held by %q at revision %d: %w", identity, ownerOf(e.Value()), e.Revision(), errNotOurs)
+	}
+	l.log.Info("lease renewal refused for its revision, but the key is still this node's: adopting its revision",
+		"identity", identity, "revision", h.rev, "key_revision", e.Revision())
+	h.rev = e.Revision()
+	return true, nil
 }
 
 // report queues identity for Lost.

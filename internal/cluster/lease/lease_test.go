@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -292,6 +293,126 @@ func TestTakenLeaseIsLost(t *testing.T) {
 	})
 }
 
+// TestRefusedRenewalOfOwnWrite: a renewal refused because the key is one
+// write further than the lease knows keeps the lease when that write holds
+// this run's own value (a renewal stored as NATS went away, whose answer
+// was lost), and loses it when another lease is there.
+func TestRefusedRenewalOfOwnWrite(t *testing.T) {
+	cases := []struct {
+		name string
+		// write changes the key behind node a's back, given its entry.
+		write    func(t *testing.T, ctx context.Context, url, bucket string, kv jetstream.KeyValue, e jetstream.KeyValueEntry)
+		lost     bool
+		newOwner string
+	}{
+		{
+			name: "own value again",
+			write: func(t *testing.T, ctx context.Context, _, _ string, kv jetstream.KeyValue, e jetstream.KeyValueEntry) {
+				if _, err := kv.Update(ctx, e.Key(), e.Value(), e.Revision()); err != nil {
+					t.Fatal(err)
+				}
+			},
+			newOwner: "node-a",
+		},
+		{
+			name: "another node",
+			write: func(t *testing.T, ctx context.Context, _, _ string, kv jetstream.KeyValue, e jetstream.KeyValueEntry) {
+				if _, err := kv.Update(ctx, e.Key(), []byte("node-x\n0123"), e.Revision()); err != nil {
+					t.Fatal(err)
+				}
+			},
+			lost:     true,
+			newOwner: "node-x",
+		},
+		{
+			name: "this node's next run",
+			write: func(t *testing.T, ctx context.Context, url, bucket string, _ jetstream.KeyValue, _ jetstream.KeyValueEntry) {
+				// Same node name, another process: it takes over the
+				// lease at once (TestTakeOverOwnEarlierLease).
+				if err := mustNode(t, url, bucket, "node-a").Acquire(ctx, "agent:kim"); err != nil {
+					t.Fatal(err)
+				}
+			},
+			lost:     true,
+			newOwner: "node-a",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			servers(t, func(t *testing.T, url string) {
+				bucket := mustBucket(t, url)
+				a := mustNode(t, url, bucket, "node-a")
+				ctx := ctxT(t)
+				const id = "agent:kim"
+				if err := a.Acquire(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+				_, js := natstest.Connect(t, url)
+				kv, err := js.KeyValue(ctx, bucket)
+				if err != nil {
+					t.Fatal(err)
+				}
+				before, err := kv.Get(ctx, lease.Key(id))
+				if err != nil {
+					t.Fatal(err)
+				}
+				tc.write(t, ctx, url, bucket, kv, before)
+				written, err := kv.Get(ctx, lease.Key(id))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.lost {
+					select {
+					case lost := <-a.Lost():
+						if lost != id {
+							t.Fatalf("lost %q, want %q", lost, id)
+						}
+					case <-ctx.Done():
+						t.Fatal("no lost lease reported")
+					}
+					if a.Held(id) {
+						t.Error("a still holds the lease it lost")
+					}
+					e, err := kv.Get(ctx, lease.Key(id))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got, want := e.Revision(), written.Revision(); got != want {
+						t.Errorf("key revision %d after the loss, want %d: a wrote over the new lease", got, want)
+					}
+				} else {
+					// Two renewals after the stray write, by a, and no loss.
+					for {
+						e, err := kv.Get(ctx, lease.Key(id))
+						if err != nil {
+							t.Fatal(err)
+						}
+						if e.Revision() >= written.Revision()+2 {
+							if got, want := string(e.Value()), string(before.Value()); got != want {
+								t.Fatalf("value %q after the renewals, want a's %q", got, want)
+							}
+							break
+						}
+						select {
+						case lost := <-a.Lost():
+							t.Fatalf("a lost %q after its own write", lost)
+						case <-ctx.Done():
+							t.Fatal("no renewal after the stray write")
+						case <-time.After(testTTL / 10):
+						}
+					}
+					if !a.Held(id) {
+						t.Error("a no longer holds the lease")
+					}
+				}
+				if owner, err := a.Owner(ctx, id); err != nil || owner != tc.newOwner {
+					t.Errorf("Owner = %q, %v; want %q", owner, err, tc.newOwner)
+				}
+			})
+		})
+	}
+}
+
 func TestCloseReleasesAll(t *testing.T) {
 	servers(t, func(t *testing.T, url string) {
 		bucket := mustBucket(t, url)
@@ -363,8 +484,8 @@ func TestLeaseSurvivesNATSRestart(t *testing.T) {
 	for {
 		e, err := kv.Get(ctx, lease.Key(id))
 		if err == nil && e.Revision() >= before.Revision()+2 {
-			if string(e.Value()) != "node-a" {
-				t.Fatalf("value %q after restart, want node-a", e.Value())
+			if !strings.HasPrefix(string(e.Value()), "node-a\n") {
+				t.Fatalf("value %q after restart, want node-a's lease", e.Value())
 			}
 			break
 		}

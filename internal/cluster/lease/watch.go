@@ -169,7 +169,7 @@ func (w *watch) update(e jetstream.KeyValueEntry) bool {
 		}
 		return w.send(c)
 	}
-	c.Node = string(e.Value())
+	c.Node = ownerOf(e.Value())
 	// Local receive time (immune to clock skew), or for an initial value
 	// the server's write time when that is earlier: it may be old.
 	seen := time.Now()
