@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/switchboard/switchboard/internal/natssign"
 )
 
 // Defaults of an attachment's timing (Config.AttachKeepalive and
@@ -138,7 +140,7 @@ func (n *Node) ServeAttach(h AttachHandler) error {
 // an attach on its own goroutine (it takes the switchboard's lock).
 func (n *Node) takeAttach(msg *nats.Msg, h AttachHandler) {
 	answer := func(resp AttachResponse) { n.respondAttach(msg, resp) }
-	if !n.signed(msg) {
+	if !natssign.Valid(n.cfg.Secret, msg) {
 		n.log.Warn("refused an attach request: not signed with the cluster's secret", "reply", msg.Reply)
 		answer(AttachResponse{Refused: "not signed with the cluster's secret"})
 		return

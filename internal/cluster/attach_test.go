@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchboard/switchboard/internal/cluster/natstest"
+	"github.com/switchboard/switchboard/internal/natssign"
 )
 
 // attachLog records what an owner's AttachHandler was asked.
@@ -134,14 +135,14 @@ func TestAttachRefusesForged(t *testing.T) {
 		sig  string
 	}{
 		{"unsigned", ""},
-		{"another secret", forger.sign(a.attachSubject("a"), data)},
+		{"another secret", natssign.Sum(forger.cfg.Secret, a.attachSubject("a"), data)},
 		{"not hex", "zz"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			msg := nats.NewMsg(a.attachSubject("a"))
 			msg.Data = data
 			if tt.sig != "" {
-				msg.Header.Set(signatureHeader, tt.sig)
+				msg.Header.Set(natssign.Header, tt.sig)
 			}
 			reply, err := nc.RequestMsg(msg, 2*time.Second)
 			if err != nil {

@@ -2,15 +2,14 @@ package cluster
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/switchboard/switchboard/internal/natssign"
 )
 
 // Request is an HTTP request forwarded to the node that owns its identity.
@@ -67,29 +66,6 @@ var (
 	ErrStopped = errors.New("cluster: node stopped")
 )
 
-// signatureHeader carries the hex HMAC-SHA256 of subject, NUL, data.
-const signatureHeader = "Sb-Signature"
-
-func (n *Node) sign(subject string, data []byte) string {
-	mac := hmac.New(sha256.New, n.cfg.Secret)
-	mac.Write([]byte(subject))
-	mac.Write([]byte{0})
-	mac.Write(data)
-	return hex.EncodeToString(mac.Sum(nil))
-}
-
-func (n *Node) signed(msg *nats.Msg) bool {
-	if len(n.cfg.Secret) == 0 {
-		return true
-	}
-	got, err := hex.DecodeString(msg.Header.Get(signatureHeader))
-	if err != nil {
-		return false
-	}
-	want, _ := hex.DecodeString(n.sign(msg.Subject, msg.Data))
-	return hmac.Equal(got, want)
-}
-
 // Forward sends req to node and answers its Response. A node that does not
 // answer within the ForwardTimeout (or before ctx ends) gives an error
 // wrapping ErrUnavailable; a refusal, one wrapping ErrRefused.
@@ -115,9 +91,7 @@ func (n *Node) request(ctx context.Context, subject string, v, out any) error {
 	}
 	msg := nats.NewMsg(subject)
 	msg.Data = data
-	if len(n.cfg.Secret) > 0 {
-		msg.Header.Set(signatureHeader, n.sign(msg.Subject, data))
-	}
+	natssign.Sign(n.cfg.Secret, msg)
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ForwardTimeout)
 	defer cancel()
 	reply, err := n.nc.RequestMsgWithContext(ctx, msg)
@@ -182,7 +156,7 @@ func (n *Node) take(msg *nats.Msg, h Handler) {
 
 // serveOne checks and decodes a forwarded request and runs it.
 func (n *Node) serveOne(msg *nats.Msg, h Handler) Response {
-	if !n.signed(msg) {
+	if !natssign.Valid(n.cfg.Secret, msg) {
 		n.log.Warn("refused a forwarded request: not signed with the cluster's secret", "reply", msg.Reply)
 		return Response{Refused: "not signed with the cluster's secret"}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard/switchboard/internal/cluster/natstest"
+	"github.com/switchboard/switchboard/internal/natssign"
 )
 
 func TestValidate(t *testing.T) {
@@ -181,11 +182,11 @@ func TestForward(t *testing.T) {
 		{"unsigned", func() (Response, error) { return raw(ctx, b, "a", []byte(`{"method":"GET"}`), "") }, "not signed"},
 		{"malformed", func() (Response, error) {
 			data := []byte(`{"method": 12`)
-			return raw(ctx, b, "a", data, b.sign(b.subject("a"), data))
+			return raw(ctx, b, "a", data, natssign.Sum(b.cfg.Secret, b.subject("a"), data))
 		}, "malformed"},
 		{"no principal", func() (Response, error) {
 			data := []byte(`{"method":"GET","target":"/api/me"}`)
-			return raw(ctx, b, "a", data, b.sign(b.subject("a"), data))
+			return raw(ctx, b, "a", data, natssign.Sum(b.cfg.Secret, b.subject("a"), data))
 		}, "principal"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -210,7 +211,7 @@ func raw(ctx context.Context, from *Node, node string, data []byte, sig string) 
 	msg := nats.NewMsg(from.subject(node))
 	msg.Data = data
 	if sig != "" {
-		msg.Header.Set(signatureHeader, sig)
+		msg.Header.Set(natssign.Header, sig)
 	}
 	reply, err := from.nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {

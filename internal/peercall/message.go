@@ -1,9 +1,6 @@
 package peercall
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -11,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/natssign"
 )
 
 // message is what a node sends the far node of a pair: the dial (the
@@ -55,29 +53,6 @@ type replyError struct {
 	Message string     `json:"message"`
 }
 
-// signatureHeader carries the hex HMAC-SHA256 of subject, NUL, data.
-const signatureHeader = "Sb-Signature"
-
-func sign(secret []byte, subject string, data []byte) string {
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(subject))
-	mac.Write([]byte{0})
-	mac.Write(data)
-	return hex.EncodeToString(mac.Sum(nil))
-}
-
-func (n *Network) signed(msg *nats.Msg) bool {
-	if len(n.cfg.Secret) == 0 {
-		return true
-	}
-	got, err := hex.DecodeString(msg.Header.Get(signatureHeader))
-	if err != nil {
-		return false
-	}
-	want, _ := hex.DecodeString(sign(n.cfg.Secret, msg.Subject, msg.Data))
-	return hmac.Equal(got, want)
-}
-
 // take handles one message on a goroutine of its own once a slot is free;
 // NATS's delivery waits meanwhile, which bounds the queue.
 func (n *Network) take(msg *nats.Msg) {
@@ -120,7 +95,7 @@ func (n *Network) take(msg *nats.Msg) {
 
 // handle checks one message and applies it unless it is a repeat.
 func (n *Network) handle(msg *nats.Msg) reply {
-	if !n.signed(msg) {
+	if !natssign.Valid(n.cfg.Secret, msg) {
 		n.log.Warn("refused a message: not signed with the cluster's secret")
 		return reply{Refused: "not signed with the cluster's secret"}
 	}

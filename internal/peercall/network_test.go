@@ -18,6 +18,7 @@ import (
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/calls/callstest"
 	"github.com/switchboard/switchboard/internal/cluster/natstest"
+	"github.com/switchboard/switchboard/internal/natssign"
 )
 
 var (
@@ -299,7 +300,7 @@ func (w *world) request(node string, m message, key []byte) reply {
 	msg := nats.NewMsg(w.prefix + ".node." + node + ".peercall")
 	msg.Data = data
 	if key != nil {
-		msg.Header.Set(signatureHeader, sign(key, msg.Subject, data))
+		msg.Header.Set(natssign.Header, natssign.Sum(key, msg.Subject, data))
 	}
 	resp, err := w.conn.RequestMsg(msg, 2*time.Second)
 	must(w.t, err)

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/natssign"
 )
 
 // pair is one stand-in's line on this node and what this node knows of the
@@ -167,9 +168,7 @@ func (n *Network) deliver(p *pair, m message) (reply, error) {
 	}
 	msg := nats.NewMsg(n.subject(p.far))
 	msg.Data = data
-	if len(n.cfg.Secret) > 0 {
-		msg.Header.Set(signatureHeader, sign(n.cfg.Secret, msg.Subject, data))
-	}
+	natssign.Sign(n.cfg.Secret, msg)
 	giveUp := n.cfg.GiveUp
 	if m.Dial != nil {
 		giveUp = n.cfg.DialGiveUp
