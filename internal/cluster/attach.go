@@ -139,7 +139,7 @@ func (n *Node) ServeAttach(h AttachHandler) error {
 // takeAttach serves one attach request: keepalives and detaches at once,
 // an attach on its own goroutine (it takes the switchboard's lock).
 func (n *Node) takeAttach(msg *nats.Msg, h AttachHandler) {
-	answer := func(resp AttachResponse) { n.respondAttach(msg, resp) }
+	answer := func(resp AttachResponse) { n.respond(msg, resp, "an attach request") }
 	if !natssign.Valid(n.cfg.Secret, msg) {
 		n.log.Warn("refused an attach request: not signed with the cluster's secret", "reply", msg.Reply)
 		answer(AttachResponse{Refused: "not signed with the cluster's secret"})
@@ -219,19 +219,6 @@ func (n *Node) hold(req AttachRequest, detach func(string)) bool {
 		deadline: time.Now().Add(n.cfg.AttachExpiry)}
 	n.log.Debug("attached a stream of another node", "from", req.From, "identity", req.Identity)
 	return true
-}
-
-func (n *Node) respondAttach(msg *nats.Msg, resp AttachResponse) {
-	if msg.Reply == "" {
-		return
-	}
-	data, err := json.Marshal(resp)
-	if err == nil {
-		err = msg.Respond(data)
-	}
-	if err != nil {
-		n.log.Warn("could not answer an attach request", "err", err)
-	}
 }
 
 // reapAttachments detaches the attachments whose keepalives stopped.

@@ -150,7 +150,7 @@ func (n *Node) take(msg *nats.Msg, h Handler) {
 	}
 	go func() {
 		defer func() { <-n.slots; n.served.Done() }()
-		n.respond(msg, n.serveOne(msg, h))
+		n.respond(msg, n.serveOne(msg, h), "a forwarded request")
 	}()
 }
 
@@ -178,7 +178,9 @@ func (n *Node) serveOne(msg *nats.Msg, h Handler) Response {
 	return resp
 }
 
-func (n *Node) respond(msg *nats.Msg, resp Response) {
+// respond answers msg, a request of the kind what names, with resp; the
+// answer of request.
+func (n *Node) respond(msg *nats.Msg, resp any, what string) {
 	if msg.Reply == "" {
 		return
 	}
@@ -187,6 +189,6 @@ func (n *Node) respond(msg *nats.Msg, resp Response) {
 		err = msg.Respond(data)
 	}
 	if err != nil {
-		n.log.Warn("could not answer a forwarded request", "err", err)
+		n.log.Warn("could not answer "+what, "err", err)
 	}
 }
