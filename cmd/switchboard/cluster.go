@@ -77,12 +77,19 @@ func clusterFlags(fs *flag.FlagSet, cfg *ClusterConfig, env func(name, def strin
 	}
 }
 
-// clusterSecret signs forwarded requests: derived from the admin key,
-// which every node of a cluster shares (its tokens must verify anywhere).
-func clusterSecret(adminKey string) []byte {
+// adminKeyDerived is a secret derived from the admin key under label, one
+// per use: every node of a cluster shares the admin key (its tokens must
+// verify anywhere), and so every secret derived from it, and a restart
+// with the same key keeps them.
+func adminKeyDerived(adminKey, label string) []byte {
 	mac := hmac.New(sha256.New, []byte(adminKey))
-	mac.Write([]byte("switchboard cluster forwarding v1"))
+	mac.Write([]byte(label))
 	return mac.Sum(nil)
+}
+
+// clusterSecret signs forwarded requests and attachments.
+func clusterSecret(adminKey string) []byte {
+	return adminKeyDerived(adminKey, "switchboard cluster forwarding v1")
 }
 
 // joinCluster connects this node to the cluster, with --cluster.

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -204,9 +202,7 @@ func (d *iceDirectory) ICEServers(_ context.Context, rawID, host string) ([]api.
 // turnSecret derives the embedded relay's credential secret from the admin
 // key: credentials stay valid across a restart with the same key.
 func turnSecret(adminKey string) string {
-	mac := hmac.New(sha256.New, []byte(adminKey))
-	mac.Write([]byte("switchboard TURN credentials"))
-	return hex.EncodeToString(mac.Sum(nil))
+	return hex.EncodeToString(adminKeyDerived(adminKey, "switchboard TURN credentials"))
 }
 
 // mediaPeers is where the embedded relay may send: the media plane's own

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -76,9 +74,7 @@ func (m *Main) newSignIn() (api.SignIn, error) {
 	if m.Config.Cluster.On() {
 		// Every node derives the same key from the admin key they share, so
 		// a sign-in begun on one node finishes on any other.
-		mac := hmac.New(sha256.New, []byte(m.Config.AdminKey))
-		mac.Write([]byte("switchboard sign-in state key v1"))
-		stateKey = mac.Sum(nil)
+		stateKey = adminKeyDerived(m.Config.AdminKey, "switchboard sign-in state key v1")
 	}
 	h, err := oidcauth.New(oidcauth.Config{
 		Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: c.RedirectURL,

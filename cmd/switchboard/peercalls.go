@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -28,9 +26,7 @@ type peerCalls struct {
 // peerCallSecret signs the messages of calls between nodes: derived from
 // the admin key, as the forwarding secret is, under a label of its own.
 func peerCallSecret(adminKey string) []byte {
-	mac := hmac.New(sha256.New, []byte(adminKey))
-	mac.Write([]byte("switchboard cluster calls v1"))
-	return mac.Sum(nil)
+	return adminKeyDerived(adminKey, "switchboard cluster calls v1")
 }
 
 // startPeerCalls readies the network of calls between nodes, with
