@@ -91,6 +91,9 @@ type identity struct {
 type conv struct {
 	kind    calls.Kind
 	members []*member
+	// limited: some member is heard by only some of the others (its
+	// audience); mixConv then mixes for each receiver apart (audience.go).
+	limited bool
 }
 
 type member struct {
@@ -102,6 +105,8 @@ type member struct {
 	contrib             *Frame // what it sent into the mix this tick
 	digitsOutOfBand     bool   // its endpoint took the last digits sent to it out of band
 	speaking            speakingDetector
+	limited             bool      // heard by its audience alone
+	audience            []*member // with limited: who hears it
 }
 
 type mixerStats struct {

@@ -128,7 +128,10 @@ func (m *Mixer) mixConv(c *conv, speak []speakChange) []speakChange {
 			m.mix.mixInto(dst, mb.contrib)
 		}
 	}
-	if toning {
+	if c.limited {
+		// Someone is heard by some members only: each receiver's own sum.
+		mixFor = func(dst *Frame, mb *member) { mixAudience(dst, c, mb) }
+	} else if toning {
 		// Who takes digits out of band does not hear their tones.
 		plain := mixFor
 		mixFor = func(dst *Frame, mb *member) {
@@ -279,6 +282,7 @@ func (m *Mixer) applyRoute(key string, r calls.Route) {
 	for _, mb := range prev {
 		m.leave(mb)
 	}
+	c.limited = setAudiences(c, r.Members)
 	m.convs[key] = c
 }
 

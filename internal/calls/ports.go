@@ -129,6 +129,11 @@ type MediaMember struct {
 	// one: two calls from one number are two phones, not one identity's
 	// two calls.
 	OwnEndpoint bool
+	// Audience, when not nil, is the calls (CallID) of the members who
+	// hear this one when it sends: a supervisor who whispers is heard by
+	// the agent's call alone. Nil: every member hears it. (Send still
+	// decides whether it is heard at all.)
+	Audience []string
 }
 
 // Route is how audio flows in one conversation after a change.
