@@ -102,12 +102,15 @@ type EndpointDetail struct {
 
 // Participant is a remote participant of a call, as one agent sees it.
 type Participant struct {
-	Identifier      Identifier       `json:"identifier"`
-	RawID           string           `json:"rawId"`
-	DisplayName     string           `json:"displayName,omitempty"`
-	State           ParticipantState `json:"state"`
-	IsMuted         bool             `json:"isMuted"`
-	IsSpeaking      bool             `json:"isSpeaking"`
+	Identifier  Identifier       `json:"identifier"`
+	RawID       string           `json:"rawId"`
+	DisplayName string           `json:"displayName,omitempty"`
+	State       ParticipantState `json:"state"`
+	IsMuted     bool             `json:"isMuted"`
+	IsSpeaking  bool             `json:"isSpeaking"`
+	// MonitorMode is a monitoring supervisor's mode (listen, whisper,
+	// barge); empty for everyone else.
+	MonitorMode     MonitorMode      `json:"monitorMode,omitempty"`
 	CallEndReason   *EndReason       `json:"callEndReason,omitempty"`
 	EndpointDetails []EndpointDetail `json:"endpointDetails"`
 }
@@ -136,6 +139,10 @@ type Call struct {
 	// held by the agent).
 	HeldTime *time.Time `json:"heldTime,omitempty"`
 	EndTime  *time.Time `json:"endTime,omitempty"`
+	// MonitorMode and MonitoredCallID: the call is a supervisor's monitor
+	// leg of the agent's call MonitoredCallID, in this mode (monitor.go).
+	MonitorMode     MonitorMode `json:"monitorMode,omitempty"`
+	MonitoredCallID string      `json:"monitoredCallId,omitempty"`
 }
 
 // IncomingCall is a call ringing for an identity, before it is accepted.

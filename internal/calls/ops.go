@@ -456,7 +456,7 @@ func memberFor(p Principal, l *leg, rawID string) (*leg, error) {
 		return nil, err
 	}
 	for _, m := range l.conv.members {
-		if m.party.id == rawID && (m != l || p.Role == RoleSupervisor && l.party.id != p.Identifier.RawID()) {
+		if m.party.id == rawID && sees(l, m) && (m != l || p.Role == RoleSupervisor && l.party.id != p.Identifier.RawID()) {
 			return m, nil
 		}
 	}

@@ -181,6 +181,12 @@ type leg struct {
 	tones         []byte    // a phone's last DTMF tones, for *6
 	seenBy        uint64    // the transaction that last saw the leg (txn.see)
 	seenAt        int       // where in that transaction's seen list
+	// A supervisor's monitor leg (monitor.go): its mode, the leg it
+	// monitors, and whether it ever barged (then everyone's history shows
+	// it).
+	monitor   MonitorMode
+	monitored *leg
+	barged    bool
 }
 
 // policyCall is the leg as the hold policy sees it.
@@ -192,9 +198,9 @@ func (l *leg) policyCall() holdpolicy.Call {
 		HeldByAgent: l.holding,
 		HeldSeq:     l.heldSeq,
 	}
-	if l.conv.kind == OneToOne {
+	if l.conv.kind == OneToOne && l.monitor == "" {
 		for _, m := range l.conv.members {
-			if m != l && m.holding && m.phase == phaseLive {
+			if m != l && m.holding && m.phase == phaseLive && m.monitor == "" {
 				c.HeldByRemote = true
 			}
 		}

@@ -137,7 +137,8 @@ func (tx *txn) isMember(owner *party, rawID string) bool {
 		var hasOwner, hasActor bool
 		for _, l := range c.all {
 			hasOwner = hasOwner || l.party == owner
-			hasActor = hasActor || l.party.id == rawID
+			// A monitoring supervisor acts as a supervisor, not a party.
+			hasActor = hasActor || l.party.id == rawID && l.monitor == ""
 		}
 		if hasOwner && hasActor {
 			return true
@@ -281,6 +282,8 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 
 	remaining := c.members
 	switch {
+	case l.monitor != "":
+		tx.emitMonitor(l, l.monitor) // she left; the call goes on
 	case len(remaining) == 0:
 	case c.kind == OneToOne:
 		for _, m := range slices.Clone(remaining) {
@@ -299,6 +302,7 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 			tx.endLeg(remaining[0], peer, peer)
 		}
 	}
+	tx.endMonitors(c, l)
 	if humans := slices.ContainsFunc(c.members, func(m *leg) bool { return !m.party.bot }); !humans {
 		for _, m := range slices.Clone(c.members) {
 			tx.endLeg(m, ReasonRemoteHungUp, ReasonRemoteHungUp)
@@ -412,6 +416,9 @@ func (c *conversation) route() Route {
 
 			OwnEndpoint: m.line != nil,
 		})
+		if m.monitor != "" {
+			m.monitorMedia(&r.Members[len(r.Members)-1])
+		}
 	}
 	return r
 }

@@ -34,7 +34,7 @@ func (tx *txn) diffView(l *leg) legView {
 	}
 	lo := len(tx.parts)
 	for _, m := range l.conv.members {
-		if m != l {
+		if m != l && sees(l, m) {
 			tx.parts = append(tx.parts, partView{leg: m, state: m.participantState(), muted: m.muted, speaking: m.speaking})
 		}
 	}
@@ -152,6 +152,7 @@ func (l *leg) participantInto(p *Participant, ep *[1]EndpointDetail) {
 		State:           l.participantState(),
 		IsMuted:         l.muted,
 		IsSpeaking:      l.speaking,
+		MonitorMode:     l.monitor,
 		EndpointDetails: ep[:],
 	}
 	if l.phase == phaseEnded {
@@ -195,13 +196,22 @@ func (l *leg) view(history bool) Call {
 		IsIncomingAudioMuted: l.incomingMuted,
 		CallerInfo:           l.callerInfo,
 		StartTime:            l.start,
+		MonitorMode:          l.monitor,
+	}
+	if l.monitored != nil {
+		v.MonitoredCallID = l.monitored.id
 	}
 	v.IsActive = v.State == StateConnected
 	members := c.members
 	if history {
 		members = c.all
 	}
-	remote := func(m *leg) bool { return m != l && (history || m.phase != phaseEnded) }
+	remote := func(m *leg) bool {
+		if history {
+			return m != l && seesInHistory(l, m)
+		}
+		return m != l && m.phase != phaseEnded && sees(l, m)
+	}
 	n := 0
 	for _, m := range members {
 		if remote(m) {
