@@ -217,6 +217,8 @@ func (s *Server) routes() {
 	api.POST("/calls/:id/mute-all", s.callAction(s.cfg.Switchboard.MuteAll))
 	api.POST("/calls/:id/hangup", s.hangUp)
 	api.POST("/calls/:id/dtmf", s.sendDTMF)
+	api.POST("/calls/:id/monitor", s.monitor)
+	api.DELETE("/calls/:id/monitor", s.stopMonitor)
 
 	api.GET("/incoming-calls", s.listIncoming)
 	api.POST("/incoming-calls/:id/accept", s.callAction(s.cfg.Switchboard.Accept))

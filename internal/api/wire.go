@@ -114,6 +114,10 @@ func appendParticipant(b []byte, p *calls.Participant) []byte {
 	b = appendJSONBool(b, p.IsMuted)
 	b = append(b, `,"isSpeaking":`...)
 	b = appendJSONBool(b, p.IsSpeaking)
+	if p.MonitorMode != "" {
+		b = append(b, `,"monitorMode":`...)
+		b = appendJSONString(b, string(p.MonitorMode))
+	}
 	if p.CallEndReason != nil {
 		b = append(b, `,"callEndReason":`...)
 		b = appendEndReason(b, *p.CallEndReason)
@@ -207,6 +211,14 @@ func appendCall(b []byte, c *calls.Call) ([]byte, error) {
 	}
 	if b, err = appendOptTime(b, "endTime", c.EndTime); err != nil {
 		return b, err
+	}
+	if c.MonitorMode != "" {
+		b = append(b, `,"monitorMode":`...)
+		b = appendJSONString(b, string(c.MonitorMode))
+	}
+	if c.MonitoredCallID != "" {
+		b = append(b, `,"monitoredCallId":`...)
+		b = appendJSONString(b, c.MonitoredCallID)
 	}
 	return append(b, '}'), nil
 }

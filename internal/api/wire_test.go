@@ -29,8 +29,8 @@ func TestWireFields(t *testing.T) {
 		v    any
 		want int
 	}{
-		{calls.Call{}, 18},
-		{calls.Participant{}, 8},
+		{calls.Call{}, 20},
+		{calls.Participant{}, 9},
 		{calls.CallerInfo{}, 2},
 		{calls.EndReason{}, 3},
 		{calls.EndpointDetail{}, 1},
@@ -96,6 +96,7 @@ func randCall(r *rand.Rand) calls.Call {
 		CallerInfo:    calls.CallerInfo{Identifier: randIdentifier(r), DisplayName: randString(r)},
 		CallEndReason: randReason(r), StartTime: randTime(r),
 		ConnectedTime: randOptTime(r), HeldTime: randOptTime(r), EndTime: randOptTime(r),
+		MonitorMode: calls.MonitorMode(randString(r)), MonitoredCallID: randString(r),
 	}
 	if n := r.IntN(4); n > 0 {
 		c.RemoteParticipants = []calls.Participant{}
@@ -103,7 +104,7 @@ func randCall(r *rand.Rand) calls.Call {
 			p := calls.Participant{
 				Identifier: randIdentifier(r), RawID: randString(r), DisplayName: randString(r),
 				State: calls.ParticipantState(randString(r)), IsMuted: r.IntN(2) == 0,
-				IsSpeaking: r.IntN(2) == 0, CallEndReason: randReason(r),
+				IsSpeaking: r.IntN(2) == 0, CallEndReason: randReason(r), MonitorMode: calls.MonitorMode(randString(r)),
 			}
 			if k := r.IntN(3); k > 0 {
 				p.EndpointDetails = []calls.EndpointDetail{}

@@ -1,0 +1,68 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+// monitor is POST /api/calls/{id}/monitor {"mode": "listen" | "whisper" |
+// "barge"}: a supervisor monitors an agent's live call, or changes her
+// mode. A supervisor's request naming a call reaches the call's node
+// (callRoute), which must also be the node that serves her: her monitor
+// leg is a call of hers, with her events and her audio there.
+func (s *Server) monitor(c echo.Context) error {
+	var req calls.MonitorRequest
+	if err := decode(c, &req, false); err != nil {
+		return err
+	}
+	return s.monitorAction(c, func(p calls.Principal, id string) (calls.Call, error) {
+		return s.cfg.Switchboard.Monitor(c.Request().Context(), p, id, req)
+	})
+}
+
+// stopMonitor is DELETE /api/calls/{id}/monitor: she leaves.
+func (s *Server) stopMonitor(c echo.Context) error {
+	return s.monitorAction(c, func(p calls.Principal, id string) (calls.Call, error) {
+		return s.cfg.Switchboard.StopMonitor(c.Request().Context(), p, id)
+	})
+}
+
+func (s *Server) monitorAction(c echo.Context, do func(p calls.Principal, id string) (calls.Call, error)) error {
+	id, err := pathParam(c, "id")
+	if err != nil {
+		return err
+	}
+	sess := sessionOf(c)
+	if err := s.monitorHere(c, sess); err != nil {
+		return err
+	}
+	call, err := do(sess.Principal, id)
+	if err != nil {
+		return err
+	}
+	return writeCall(c, http.StatusOK, &call)
+}
+
+// monitorHere refuses a monitor request forwarded to the call's node when
+// another node serves the supervisor: her monitor leg would need a
+// stand-in across nodes (internal/calls/peer.go), which monitoring does
+// not have yet.
+func (s *Server) monitorHere(c echo.Context, sess Session) error {
+	fw := forwardedOf(c.Request().Context())
+	if fw == nil || fw.call == "" || s.cfg.Forward == nil || sess.Role != calls.RoleSupervisor {
+		return nil
+	}
+	node, err := s.cfg.Forward.AgentNode(c.Request().Context(), sess.Identifier.RawID())
+	if err != nil {
+		return &calls.Error{Code: calls.CodeUnavailable, Op: "monitor", Err: err,
+			Message: "this node cannot tell which node serves this supervisor now; try again"}
+	}
+	if node != "" {
+		return calls.Errorf(calls.CodeNotImplemented,
+			"this call runs on another node than the one serving you (%s): monitoring a call across nodes is not supported yet", node)
+	}
+	return nil
+}
