@@ -33,13 +33,14 @@ const callRequests = {
   'mute-participant': (id, raw) => post(`/api/calls/${esc(id)}/participants/${esc(raw)}/mute`),
   'remove-participant': (id, raw) => del(`/api/calls/${esc(id)}/participants/${esc(raw)}`),
   dtmf: (id, digit) => post(`/api/calls/${esc(id)}/dtmf`, { tones: digit }),
+  'monitor-stop': (id) => del(`/api/calls/${esc(id)}/monitor`),
 };
 
 const callWords = {
   accept: 'Accept', reject: 'Decline', hold: 'Hold', resume: 'Resume', mute: 'Mute', unmute: 'Unmute',
   'mute-incoming': 'Mute incoming audio', 'unmute-incoming': 'Unmute incoming audio', hangup: 'Hang up',
   'end-all': 'End for everyone', 'mute-all': 'Mute all', 'mute-participant': 'Mute participant',
-  'remove-participant': 'Remove participant', dtmf: 'Send tone',
+  'remove-participant': 'Remove participant', dtmf: 'Send tone', 'monitor-stop': 'Stop monitoring',
 };
 
 class App {
@@ -450,6 +451,16 @@ class App {
 
   callAction(action, id, raw) {
     return this.act(callWords[action] || action, () => callRequests[action](id, raw));
+  }
+
+  // monitor has the supervisor listen to, whisper in or barge into an
+  // agent's call (POST /api/calls/{id}/monitor), attaching her browser's
+  // audio first when it is not: she hears the call there.
+  async monitor(id, mode) {
+    const p = this.audioPanel;
+    if (p && p.mode === 'browser' && !p.audio.wanted) await p.connect();
+    const words = { listen: 'Listen', whisper: 'Whisper', barge: 'Barge in' };
+    return this.act(words[mode] || 'Monitor', () => post(`/api/calls/${esc(id)}/monitor`, { mode }));
   }
 
   error(text) {

@@ -98,6 +98,14 @@ export class Model {
       case 'kindChanged':
         call.kind = d.kind;
         break;
+      case 'monitorChanged': {
+        // A supervisor started monitoring, changed her mode or left: her
+        // own monitor leg, or the monitored call's participant.
+        if (call.monitoredCallId && d.mode) call.monitorMode = d.mode;
+        const p = participant(call, d.supervisor);
+        if (p && d.mode) p.monitorMode = d.mode;
+        break;
+      }
       case 'isMutedChanged':
         if (d.participant) {
           const p = participant(call, d.participant);
@@ -136,8 +144,10 @@ export class Model {
         call.remoteParticipants = list;
         // Someone from outside the call (a supervisor) removed a
         // participant: the card says who removed whom.
-        if (ev.actor && ev.actor.kind === 'supervisor' && (d.removed || []).length) {
-          const who = d.removed.map((p) => p.displayName || this.names.get(p.rawId) || shortRaw(p.rawId)).join(', ');
+        // (A monitoring supervisor who leaves removed nobody.)
+        const removedByOther = ev.actor ? (d.removed || []).filter((p) => p.rawId !== ev.actor.rawId) : [];
+        if (ev.actor && ev.actor.kind === 'supervisor' && removedByOther.length) {
+          const who = removedByOther.map((p) => p.displayName || this.names.get(p.rawId) || shortRaw(p.rawId)).join(', ');
           call._notice = `${actorName(ev.actor, this.names)} removed ${who}`;
         }
         break;

@@ -110,6 +110,13 @@ export function flags(call, own = true) {
 // has no mute control for the other side (only a supervisor may), rather
 // than a disabled one with a reason on every card. Raw ids are shown for
 // phone numbers (the number) and for two people of the same name.
+// monitorText says what a monitoring supervisor's mode means.
+const monitorText = {
+  listen: 'Listening: nobody hears the supervisor',
+  whisper: 'Whispering: only the agent hears the supervisor',
+  barge: 'Barged in: everyone hears the supervisor',
+};
+
 export function participantRows(call, opt) {
   const reasonId = `mute-reason-${call.id}`;
   const muteReason = rules.muteOthers(call, opt.overseeing);
@@ -124,6 +131,7 @@ export function participantRows(call, opt) {
       raw && raw !== name ? h('span', { class: 'p-raw' }, raw) : null,
       h('span', { class: 'p-state state-' + p.state }, participantStateText[p.state] || p.state),
       p.isMuted ? h('span', { class: 'flag' }, 'muted') : null,
+      p.monitorMode ? h('span', { class: 'flag monitor', title: monitorText[p.monitorMode] }, `supervisor · ${p.monitorMode}`) : null,
       speaking(p),
       h('span', { class: 'p-actions' },
         noMute ? null : button('Mute', 'mute-participant', { call: call.id, raw: p.rawId }, {

@@ -1,6 +1,8 @@
 // The supervisor's view: every agent (and supervisor) the switchboard knows,
 // each with its calls live: states, the active call, time on hold, who is
-// speaking; mute and remove participants and end calls anywhere. Agents are
+// speaking; mute and remove participants and end calls anywhere; listen to,
+// whisper in or barge into an agent's live call (the supervisor's monitor
+// leg is a call of hers, shown in her own section). Agents are
 // ordered by urgency: a call ringing longest first, then the longest hold,
 // then by name; each agent's calls can be collapsed.
 
@@ -139,16 +141,39 @@ export class SupervisorView {
   }
 
   card(call, agent) {
+    const mon = this.monitorOf(call.id);
+    const monKey = mon ? `${mon.id}:${mon.monitorMode}:${mon._v}` : '';
     const cached = this.cards.get(call.id);
-    if (cached && cached.v === call._v) return cached.vnode;
-    const vnode = this.drawCard(call, agent);
-    this.cards.set(call.id, { v: call._v, vnode });
+    if (cached && cached.v === call._v && cached.mon === monKey) return cached.vnode;
+    const vnode = this.drawCard(call, agent, mon);
+    this.cards.set(call.id, { v: call._v, mon: monKey, vnode });
     return vnode;
   }
 
-  drawCard(call, agent) {
+  // monitorOf answers the signed-in supervisor's monitor leg of the call
+  // id, if she monitors it.
+  monitorOf(id) {
+    for (const c of this.model.calls.values()) {
+      if (c.agentId === this.app.me.rawId && c.monitoredCallId === id) return c;
+    }
+    return null;
+  }
+
+  // monitorButtons are listen, whisper and barge for the agent's call id
+  // (the pressed one is her mode now), and stop when she monitors it.
+  monitorButtons(id, mon, context, reason) {
+    const modes = [['listen', 'Listen'], ['whisper', 'Whisper'], ['barge', 'Barge in']];
+    return h('div', { class: 'actions monitor-actions', role: 'group', 'aria-label': `Monitor: ${context}` },
+      modes.map(([mode, label]) => button(label, 'monitor', { call: id, mode }, {
+        context, on: !!mon && mon.monitorMode === mode, reason: mon && mon.monitorMode === mode ? '' : reason,
+      })),
+      mon ? button('Stop monitoring', 'monitor-stop', { call: id }, { context }) : null);
+  }
+
+  drawCard(call, agent, mon) {
     const id = call.id;
     const overseeing = call.agentId !== this.app.me.rawId;
+    const live = ['Connected', 'LocalHold', 'RemoteHold'].includes(call.state);
     const title = callTitle(call);
     const agentName = this.nameOf(agent.rawId);
     const endAllReason = rules.endForEveryone(call);
@@ -165,6 +190,9 @@ export class SupervisorView {
         flags(call, !overseeing),
         notice(call),
         participantRows(call, { overseeing }),
+        call.monitoredCallId
+          ? this.monitorButtons(call.monitoredCallId, call, `the call you monitor (${call.monitorMode})`, '')
+          : overseeing ? this.monitorButtons(id, mon, context, live ? '' : 'Only a live call can be monitored') : null,
         h('div', { class: 'actions' },
           overseeing ? [
             button(call.isMuted ? 'Agent muted' : 'Mute agent', 'mute-participant', { call: id, raw: call.agentId }, {
@@ -183,6 +211,7 @@ export class SupervisorView {
         else this.collapsed.add(d.agent);
         this.app.schedule();
       },
+      monitor: (d) => this.app.monitor(d.call, d.mode),
       'confirm-end-all': async (d) => {
         const c = this.model.calls.get(d.call);
         if (c && await confirmEndAll(c, this.nameOf(c.agentId))) this.app.callAction('end-all', d.call);
