@@ -81,8 +81,13 @@ func TestRacingResumes(t *testing.T) {
 func policyState(c calls.Call) holdpolicy.State {
 	live := c.State == calls.StateConnected || c.State == calls.StateLocalHold || c.State == calls.StateRemoteHold
 	pc := holdpolicy.Call{ID: c.ID, Live: live, HeldByAgent: c.HeldTime != nil}
-	if c.Kind == calls.OneToOne && len(c.RemoteParticipants) == 1 {
-		pc.HeldByRemote = c.RemoteParticipants[0].State == calls.ParticipantHold
+	if c.Kind == calls.OneToOne && c.MonitorMode == "" {
+		// The other side, not a monitoring supervisor (whose hold is her own).
+		for _, p := range c.RemoteParticipants {
+			if p.MonitorMode == "" && p.State == calls.ParticipantHold {
+				pc.HeldByRemote = true
+			}
+		}
 	}
 	return pc.State()
 }

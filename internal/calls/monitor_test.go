@@ -235,3 +235,35 @@ func TestMonitorErrors(t *testing.T) {
 		t.Errorf("StopMonitor without monitoring: %v, want invalid_state", err)
 	}
 }
+
+// TestMonitorHolds: her monitor leg takes part in her single-active rule
+// and in nobody else's: another call of hers holds it (she hears and sends
+// nothing there), and the agent and the customer stay Connected; the
+// agent holding the call does not make her leg RemoteHold.
+func TestMonitorHolds(t *testing.T) {
+	f := callstest.New(t, calls.Config{})
+	for _, p := range []calls.Principal{customer, alice, sup, bob} {
+		f.Connect(t, p)
+	}
+	custCall, aliceCall := connect(t, f, customer, alice)
+	mon := mustCall(t)(f.Monitor(ctx, sup, aliceCall.ID, calls.MonitorRequest{Mode: calls.MonitorBarge}))
+
+	supOwn, _ := connect(t, f, sup, bob)
+	wantState(t, f, sup, mon.ID, calls.StateLocalHold)
+	wantState(t, f, sup, supOwn.ID, calls.StateConnected)
+	wantState(t, f, alice, aliceCall.ID, calls.StateConnected)
+	wantState(t, f, customer, custCall.ID, calls.StateConnected)
+	if m := routeOf(t, f, mon.ID); m.Send || m.Receive || m.Held {
+		t.Errorf("her held monitor leg's media %+v, want neither send nor receive nor hold tone", m)
+	}
+
+	mustCall(t)(f.Resume(ctx, sup, mon.ID))
+	wantState(t, f, sup, supOwn.ID, calls.StateLocalHold)
+	wantState(t, f, sup, mon.ID, calls.StateConnected)
+	mustCall(t)(f.Hold(ctx, alice, aliceCall.ID))
+	wantState(t, f, customer, custCall.ID, calls.StateRemoteHold)
+	wantState(t, f, sup, mon.ID, calls.StateConnected)
+	if m := routeOf(t, f, aliceCall.ID); m.Send {
+		t.Errorf("the agent holds and still sends: %+v", m)
+	}
+}
