@@ -267,3 +267,46 @@ func TestMonitorHolds(t *testing.T) {
 		t.Errorf("the agent holds and still sends: %+v", m)
 	}
 }
+
+// TestMonitorOnlySupervisorsActOnHer: the agent sees her but may not mute
+// or remove her, nor does the agent's mute-all; a customer cannot even
+// name her in whisper, and may not act on her in barge; another
+// supervisor may.
+func TestMonitorOnlySupervisorsActOnHer(t *testing.T) {
+	f := callstest.New(t, calls.Config{})
+	for _, p := range []calls.Principal{customer, alice, sup, carol} {
+		f.Connect(t, p)
+	}
+	custCall, aliceCall := mustCall(t)(f.StartCall(ctx, customer, calls.StartCallRequest{Participants: []calls.Identifier{alice.Identifier, carol.Identifier}})), calls.Call{}
+	for _, p := range []calls.Principal{alice, carol} {
+		c := mustCall(t)(f.Accept(ctx, p, incoming(t, f, p).ID))
+		if p == alice {
+			aliceCall = c
+		}
+	}
+	mon := mustCall(t)(f.Monitor(ctx, sup, aliceCall.ID, calls.MonitorRequest{Mode: calls.MonitorWhisper}))
+	raw := sup.Identifier.RawID()
+	if _, err := f.MuteParticipant(ctx, alice, aliceCall.ID, raw); codeOf(err) != calls.CodeForbidden {
+		t.Errorf("the agent mutes her: %v, want forbidden", err)
+	}
+	if _, err := f.RemoveParticipant(ctx, alice, aliceCall.ID, raw); codeOf(err) != calls.CodeForbidden {
+		t.Errorf("the agent removes her: %v, want forbidden", err)
+	}
+	if _, err := f.MuteParticipant(ctx, customer, custCall.ID, raw); codeOf(err) != calls.CodeParticipantNotFound {
+		t.Errorf("the customer mutes her in whisper: %v, want participant_not_found", err)
+	}
+	mustCall(t)(f.MuteAll(ctx, alice, aliceCall.ID))
+	mustCall(t)(f.MuteAll(ctx, customer, custCall.ID))
+	if got := get(t, f, sup, mon.ID); got.IsMuted {
+		t.Error("a mute-all by the agent or the customer muted the supervisor")
+	}
+	mustCall(t)(f.Monitor(ctx, sup, aliceCall.ID, calls.MonitorRequest{Mode: calls.MonitorBarge}))
+	if _, err := f.RemoveParticipant(ctx, customer, custCall.ID, raw); codeOf(err) != calls.CodeForbidden {
+		t.Errorf("the customer removes her in barge: %v, want forbidden", err)
+	}
+	other := callstest.Supervisor("sam")
+	f.Connect(t, other)
+	if _, err := f.MuteParticipant(ctx, other, aliceCall.ID, raw); err != nil {
+		t.Errorf("another supervisor mutes her: %v", err)
+	}
+}

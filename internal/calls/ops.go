@@ -457,6 +457,9 @@ func memberFor(p Principal, l *leg, rawID string) (*leg, error) {
 	}
 	for _, m := range l.conv.members {
 		if m.party.id == rawID && sees(l, m) && (m != l || p.Role == RoleSupervisor && l.party.id != p.Identifier.RawID()) {
+			if m.monitor != "" && p.Role != RoleSupervisor {
+				return nil, Errorf(CodeForbidden, "only a supervisor may mute or remove a supervisor who monitors the call")
+			}
 			return m, nil
 		}
 	}
@@ -515,7 +518,8 @@ func (s *Switchboard) MuteAll(ctx context.Context, p Principal, id string) (Call
 			return Errorf(CodeInvalidState, "call %s is %s", id, l.state())
 		}
 		for _, m := range slices.Clone(l.conv.members) {
-			if m != l {
+			// A monitoring supervisor is muted by a supervisor only.
+			if m != l && sees(l, m) && (m.monitor == "" || p.Role == RoleSupervisor) {
 				tx.muteOther(p, m)
 			}
 		}

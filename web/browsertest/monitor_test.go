@@ -9,7 +9,8 @@ import (
 
 // A supervisor listens to an agent's call from the dashboard, switches to
 // whisper and barge with the same buttons, and stops: the agent's page
-// shows her as a participant with her mode each time, the pressed button
+// shows her as a participant with her mode each time (without controls: she
+// answers to supervisors only), the pressed button
 // is her mode, and the customer's view never shows her until she barges.
 func TestSupervisorListensWhispersBarges(t *testing.T) {
 	srv := newServer(t, 0)
@@ -52,7 +53,8 @@ func TestSupervisorListensWhispersBarges(t *testing.T) {
 		})()`)
 		agent.waitJS("the agent shown the supervisor "+mode+"ing", `(() => {
 			const rows = [...document.querySelectorAll('`+card(id)+` li.participant')];
-			return rows.some((r) => r.textContent.includes('Sue Supervisor') && r.textContent.includes('supervisor · `+mode+`'));
+			return rows.some((r) => r.textContent.includes('Sue Supervisor') && r.textContent.includes('supervisor · `+mode+`')
+				&& !r.querySelector('button'));
 		})()`)
 		if got, want := customerSees(), mode == "barge"; got != want {
 			t.Errorf("in %s the customer's call shows the supervisor: %v, want %v", mode, got, want)

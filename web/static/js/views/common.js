@@ -133,7 +133,8 @@ export function participantRows(call, opt) {
       p.isMuted ? h('span', { class: 'flag' }, 'muted') : null,
       p.monitorMode ? h('span', { class: 'flag monitor', title: monitorText[p.monitorMode] }, `supervisor · ${p.monitorMode}`) : null,
       speaking(p),
-      h('span', { class: 'p-actions' },
+      // A monitoring supervisor answers to supervisors only.
+      p.monitorMode && !opt.overseeing ? null : h('span', { class: 'p-actions' },
         noMute ? null : button('Mute', 'mute-participant', { call: call.id, raw: p.rawId }, {
           context: name,
           reason: muteReason || (p.isMuted ? 'Already muted' : ''),
