@@ -122,3 +122,39 @@ func TestMonitorRoutes(t *testing.T) {
 		t.Errorf("alice's timeline has %d monitorChanged entries, want 5", n)
 	}
 }
+
+// TestMonitorSupervisorActionsInTimeline: while she monitors, the
+// supervisor's mute of the customer, mute of the agent and end for
+// everyone are in the agent's call's timeline as hers, beside her monitor
+// start.
+func TestMonitorSupervisorActionsInTimeline(t *testing.T) {
+	s := newServer(t, serverOptions{})
+	cust := s.token("cust", calls.RoleCaller)
+	alice, sue := s.token("alice", calls.RoleAgent), s.token("sue", calls.RoleSupervisor)
+	aliceEvents := s.connect(alice)
+	aliceEvents.waitFor(calls.EventSnapshot, "")
+	s.connect(sue).next()
+	var custCall, aliceCall calls.Call
+	s.do("POST", "/api/calls", cust, map[string]any{"participants": []any{identityJSON("alice")}}, http.StatusCreated, &custCall)
+	in := aliceEvents.waitFor(calls.EventIncomingCall, "")
+	s.do("POST", "/api/incoming-calls/"+in.CallID+"/accept", alice, nil, http.StatusOK, &aliceCall)
+
+	s.do("POST", "/api/calls/"+aliceCall.ID+"/monitor", sue, map[string]any{"mode": "listen"}, http.StatusOK, nil)
+	s.do("POST", "/api/calls/"+aliceCall.ID+"/participants/8%3Aacs%3Acust/mute", sue, nil, http.StatusOK, nil)
+	s.do("POST", "/api/calls/"+aliceCall.ID+"/participants/8%3Aacs%3Aalice/mute", sue, nil, http.StatusOK, nil)
+	s.do("POST", "/api/calls/"+aliceCall.ID+"/hangup", sue, map[string]any{"forEveryone": true}, http.StatusOK, nil)
+
+	var h calls.CallHistory
+	s.do("GET", "/api/history/calls/"+aliceCall.ID, sue, nil, http.StatusOK, &h)
+	bySue := map[calls.EventType]bool{}
+	for _, e := range h.Timeline {
+		if e.Actor != nil && e.Actor.Kind == calls.ActorSupervisor && e.Actor.RawID == "8:acs:sue" {
+			bySue[e.Type] = true
+		}
+	}
+	for _, want := range []calls.EventType{calls.EventMonitorChanged, calls.EventIsMutedChanged, calls.EventMutedByOthers, calls.EventCallEnded} {
+		if !bySue[want] {
+			t.Errorf("alice's timeline has no %s by supervisor sue: %+v", want, h.Timeline)
+		}
+	}
+}
