@@ -56,6 +56,8 @@ func TestSupervisorListensWhispersBarges(t *testing.T) {
 			return rows.some((r) => r.textContent.includes('Sue Supervisor') && r.textContent.includes('supervisor · `+mode+`')
 				&& !r.querySelector('button'));
 		})()`)
+		sup.waitJS("her own leg says what she does: "+mode, `[...document.querySelectorAll('li.agent[data-agent="8:acs:sue"] li.call-card')]
+			.some((c) => c.textContent.includes(`+jsString(map[string]string{"listen": "nobody hears you", "whisper": "only the agent hears you", "barge": "everyone hears you"}[mode])+`))`)
 		if got, want := customerSees(), mode == "barge"; got != want {
 			t.Errorf("in %s the customer's call shows the supervisor: %v, want %v", mode, got, want)
 		}

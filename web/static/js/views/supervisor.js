@@ -10,6 +10,13 @@ import { h } from '../dom.js';
 import { partyName, rawOfIdentifier, shortRaw, callTitle, isPhoneRaw, callKindLine } from '../format.js';
 import { button, reasonNote, stateBadge, timing, flags, participantRows, endedCard, rules, tick, notice, confirmEndAll } from './common.js';
 
+// monitorLine says what the supervisor's own monitor leg is, by mode.
+const monitorLine = {
+  listen: 'You are listening: nobody hears you',
+  whisper: 'You are whispering: only the agent hears you',
+  barge: 'You barged in: everyone hears you',
+};
+
 export const supervisorShortcuts = [
   ['/', 'Filter agents'],
 ];
@@ -185,7 +192,7 @@ export class SupervisorView {
         h('header', { class: 'card-head' },
           h('h3', { id: `title-${id}`, class: 'card-title' }, title),
           stateBadge(call)),
-        h('p', { class: 'muted-text' }, callKindLine(call)),
+        h('p', { class: 'muted-text' }, call.monitoredCallId ? monitorLine[call.monitorMode] || 'Monitoring' : callKindLine(call)),
         timing(call),
         flags(call, !overseeing),
         notice(call),
