@@ -208,16 +208,16 @@ func sees(v, m *leg) bool {
 // any time was a participant for everyone.
 func seesInHistory(v, m *leg) bool { return sees(v, m) || m.barged }
 
-// mediaMember is a monitor leg's part in the conversation's audio: she
-// never plays the hold tone to the others, in listen nobody hears her and
-// in whisper the agent's call alone does.
-func (m *leg) monitorMedia(mm *MediaMember) {
+// monitorMedia makes mm a monitor leg's part in the conversation's audio:
+// she never plays the hold tone to the others, in listen nobody hears her
+// and in whisper the agent's call alone does.
+func (l *leg) monitorMedia(mm *MediaMember) {
 	mm.Held = false
-	switch m.monitor {
+	switch l.monitor {
 	case MonitorListen:
 		mm.Send = false
 	case MonitorWhisper:
-		mm.Audience = []string{m.monitored.id}
+		mm.Audience = []string{l.monitored.id}
 	}
 }
 
