@@ -34,7 +34,7 @@ func (tx *txn) diffView(l *leg) legView {
 	}
 	lo := len(tx.parts)
 	for _, m := range l.conv.members {
-		if m != l {
+		if m != l && !m.hidden {
 			tx.parts = append(tx.parts, partView{leg: m, state: m.participantState(), muted: m.muted, speaking: m.speaking})
 		}
 	}
@@ -201,7 +201,7 @@ func (l *leg) view(history bool) Call {
 	if history {
 		members = c.all
 	}
-	remote := func(m *leg) bool { return m != l && (history || m.phase != phaseEnded) }
+	remote := func(m *leg) bool { return m != l && !m.hidden && (history || m.phase != phaseEnded) }
 	n := 0
 	for _, m := range members {
 		if remote(m) {

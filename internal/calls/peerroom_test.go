@@ -1,0 +1,158 @@
+package calls_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/calls/callstest"
+)
+
+// roomWorld is alice, bob and carol (and dave, bob's other call) on one
+// node, or on three nodes of a cluster: alice on a, bob and dave on b,
+// carol on c.
+type roomWorld struct {
+	t       *testing.T
+	nodes   map[string]*callstest.Fixture // by principal's name
+	peers   *callstest.Peers
+	callIDs map[string]string // the room call of each
+}
+
+func newRoomWorld(t *testing.T, threeNodes bool) *roomWorld {
+	w := &roomWorld{t: t, nodes: map[string]*callstest.Fixture{}, callIDs: map[string]string{}}
+	if !threeNodes {
+		f := callstest.New(t, calls.Config{})
+		for _, n := range []string{"alice", "bob", "carol", "dave"} {
+			w.nodes[n] = f
+		}
+	} else {
+		w.peers = callstest.NewPeers(t)
+		node := func(name string, ids ...calls.Principal) *callstest.Fixture {
+			next := callstest.IDs()
+			f := callstest.New(t, calls.Config{Peers: w.peers.Network(name), Rooms: w.peers.Rooms(name),
+				NewID: func() string { return name + next() }})
+			var raw []string
+			for _, p := range ids {
+				raw = append(raw, p.Identifier.RawID())
+			}
+			w.peers.Join(name, f.Switchboard, raw...)
+			return f
+		}
+		a, b, c := node("a", alice), node("b", bob, dave), node("c", carol)
+		w.nodes["alice"], w.nodes["bob"], w.nodes["dave"], w.nodes["carol"] = a, b, b, c
+	}
+	for _, p := range []calls.Principal{alice, bob, carol, dave} {
+		w.of(p).Connect(t, p)
+	}
+	return w
+}
+
+func (w *roomWorld) of(p calls.Principal) *callstest.Fixture {
+	return w.nodes[strings.TrimPrefix(p.Identifier.RawID(), "8:acs:")]
+}
+
+func (w *roomWorld) flush() {
+	if w.peers != nil {
+		w.peers.Flush()
+	}
+}
+
+// join has p join the room.
+func (w *roomWorld) join(p calls.Principal) calls.Call {
+	c := mustCall(w.t)(w.of(p).JoinCall(ctx, p, calls.JoinRequest{RoomID: "standup"}))
+	w.callIDs[p.Identifier.RawID()] = c.ID
+	return c
+}
+
+// room describes how p's room call was last recorded, participants by
+// rawId.
+func (w *roomWorld) room(p calls.Principal) string {
+	return recordOf(w.of(p), w.callIDs[p.Identifier.RawID()])
+}
+
+// recordOf describes a call's last record with its participants sorted.
+func recordOf(f *callstest.Fixture, id string) string {
+	recs := f.Store.Records(id)
+	if len(recs) == 0 {
+		return "none"
+	}
+	c := recs[len(recs)-1].Call
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s/%s muted=%v", c.Kind, c.State, c.IsMuted)
+	if c.CallEndReason != nil {
+		fmt.Fprintf(&b, " ended %d/%d", c.CallEndReason.Code, c.CallEndReason.SubCode)
+	}
+	parts := slices.Clone(c.RemoteParticipants)
+	slices.SortStableFunc(parts, func(x, y calls.Participant) int { return strings.Compare(x.RawID, y.RawID) })
+	for _, p := range parts {
+		fmt.Fprintf(&b, " [%s %s muted=%v", strings.TrimPrefix(p.RawID, "8:acs:"), p.State, p.IsMuted)
+		if p.CallEndReason != nil {
+			fmt.Fprintf(&b, " ended %d/%d", p.CallEndReason.Code, p.CallEndReason.SubCode)
+		}
+		b.WriteString("]")
+	}
+	return b.String()
+}
+
+// TestPeerRoomAsOnOneNode: a room joined by alice, bob and carol, each
+// owned by a node of its own, is one conversation: at every step each of
+// them sees the others with the states, mutes and end reasons that one
+// node shows; bob's join holds his active call in the same step, on his
+// node; the first joiner's node claims the room and gives the claim up
+// once the last party left.
+func TestPeerRoomAsOnOneNode(t *testing.T) {
+	run := func(threeNodes bool) []string {
+		w := newRoomWorld(t, threeNodes)
+		var marks []string
+		mark := func(label string) {
+			w.flush()
+			marks = append(marks, fmt.Sprintf("%s: alice %s; bob %s; carol %s", label, w.room(alice), w.room(bob), w.room(carol)))
+		}
+		// bob on a call with dave.
+		bd := mustCall(t)(w.of(bob).StartCall(ctx, bob, to(dave)))
+		mustCall(t)(w.of(dave).Accept(ctx, dave, incoming(t, w.of(dave), dave).ID))
+
+		w.join(alice)
+		w.flush()
+		w.join(carol)
+		w.flush()
+		joined := w.join(bob)
+		// In the same step, before any message between nodes.
+		if got := mustCall(t)(w.of(bob).GetCall(ctx, bob, bd.ID)); got.State != calls.StateLocalHold || joined.State != calls.StateConnected {
+			t.Errorf("bob joined: his call with dave is %s, the room %s; want LocalHold and Connected", got.State, joined.State)
+		}
+		mark("all joined")
+		mustCall(t)(w.of(bob).Hold(ctx, bob, w.callIDs[bob.Identifier.RawID()]))
+		mark("bob holds")
+		mustCall(t)(w.of(carol).SetMuted(ctx, carol, w.callIDs[carol.Identifier.RawID()], true))
+		mark("carol mutes herself")
+		mustCall(t)(w.of(bob).Resume(ctx, bob, w.callIDs[bob.Identifier.RawID()]))
+		mark("bob resumes")
+		mustCall(t)(w.of(carol).HangUp(ctx, carol, w.callIDs[carol.Identifier.RawID()], false))
+		mark("carol leaves")
+		mustCall(t)(w.of(alice).HangUp(ctx, alice, w.callIDs[alice.Identifier.RawID()], false))
+		mark("alice leaves")
+		mustCall(t)(w.of(bob).HangUp(ctx, bob, w.callIDs[bob.Identifier.RawID()], false))
+		mark("bob leaves")
+		if w.peers != nil {
+			if node, _ := w.peers.Claimed("r:standup"); node != "" {
+				t.Errorf("the room is still claimed by %s once everyone left", node)
+			}
+			// A new conversation: carol's node claims it.
+			w.join(carol)
+			if node, id := w.peers.Claimed("r:standup"); node != "c" || id == "" {
+				t.Errorf("carol joins the room again: claimed by %q (%q), want c", node, id)
+			}
+		}
+		return marks
+	}
+	one, three := run(false), run(true)
+	for i := range one {
+		if one[i] != three[i] {
+			t.Errorf("one node:    %s\nthree nodes: %s", one[i], three[i])
+		}
+	}
+	t.Logf("three nodes:\n%s", strings.Join(three, "\n"))
+}
