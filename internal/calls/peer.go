@@ -196,6 +196,12 @@ func (tx *txn) endStandIn(l *leg, reason EndReason, partyEnd *EndReason) {
 	c := l.conv
 	tx.endLeg(l, own, reason)
 	if l.direction == Incoming {
+		if reason == ReasonEndedForAll && tx.anchors(c) {
+			// A joiner on another node ended its group call for everyone.
+			for _, m := range slices.Clone(c.members) {
+				tx.endLeg(m, ReasonEndedForAll, ReasonEndedForAll)
+			}
+		}
 		return // the anchor's conversation goes on without the far party
 	}
 	// This node's conversation mirrors the caller's: without it, nothing

@@ -163,6 +163,13 @@ func (s *Switchboard) PeerJoin(ctx context.Context, req PeerJoinRequest) (Call, 
 	return l.view(false), nil
 }
 
+// anchors reports whether c is a group call by GUID or a room this node
+// runs.
+func (tx *txn) anchors(c *conversation) bool {
+	key := c.registryKey()
+	return key != "" && tx.s.rooms[key] == c
+}
+
 // mediaKey is the conversation's key in the media plane: its id, or for a
 // mirror its id and joiner (two joiners on one node have a mirror each).
 func (c *conversation) mediaKey() string {
@@ -192,7 +199,10 @@ func (tx *txn) endMirror(c *conversation, ended *leg, peer EndReason) {
 	case ended == c.joiner:
 		for _, m := range slices.Clone(c.members) {
 			if m.hidden {
-				tx.endLeg(m, ended.endReason, ended.endReason)
+				// It ends as the others would (its line tells the anchor
+				// so: 0/4097 ends the call for everyone there), the
+				// joiner's own reason beside (PeerChange.PartyEnd).
+				tx.endLeg(m, peer, peer)
 			}
 		}
 	case ended.hidden:

@@ -18,7 +18,10 @@ type roomWorld struct {
 	nodes   map[string]*callstest.Fixture // by principal's name
 	peers   *callstest.Peers
 	callIDs map[string]string // the room call of each
+	group   bool              // join the group call groupGUID, not the room
 }
+
+const groupGUID = "5a0c3e1e-2a51-4b6e-9d0f-6f7b1c2d3e4f"
 
 func newRoomWorld(t *testing.T, threeNodes bool) *roomWorld {
 	w := &roomWorld{t: t, nodes: map[string]*callstest.Fixture{}, callIDs: map[string]string{}}
@@ -59,9 +62,13 @@ func (w *roomWorld) flush() {
 	}
 }
 
-// join has p join the room.
+// join has p join the room (or with group set, the group call by GUID).
 func (w *roomWorld) join(p calls.Principal) calls.Call {
-	c := mustCall(w.t)(w.of(p).JoinCall(ctx, p, calls.JoinRequest{RoomID: "standup"}))
+	req := calls.JoinRequest{RoomID: "standup"}
+	if w.group {
+		req = calls.JoinRequest{GroupID: groupGUID}
+	}
+	c := mustCall(w.t)(w.of(p).JoinCall(ctx, p, req))
 	w.callIDs[p.Identifier.RawID()] = c.ID
 	return c
 }
@@ -154,5 +161,46 @@ func TestPeerRoomAsOnOneNode(t *testing.T) {
 			t.Errorf("one node:    %s\nthree nodes: %s", one[i], three[i])
 		}
 	}
-	t.Logf("three nodes:\n%s", strings.Join(three, "\n"))
+	if t.Failed() {
+		t.Logf("three nodes:\n%s", strings.Join(three, "\n"))
+	}
+}
+
+// TestPeerGroupEndedForEveryone: a group call by GUID joined by alice on
+// a, bob and dave on b (a mirror each) and carol on c; bob, on a node
+// that does not anchor it, ends it for everyone: every call ends as on one
+// node (his 0/0, the others' 0/4097), and the claim goes.
+func TestPeerGroupEndedForEveryone(t *testing.T) {
+	run := func(threeNodes bool) string {
+		w := newRoomWorld(t, threeNodes)
+		w.group = true
+		for _, p := range []calls.Principal{alice, bob, dave, carol} {
+			w.join(p)
+			w.flush()
+		}
+		before := fmt.Sprintf("alice %s; bob %s; dave %s; carol %s", w.room(alice), w.room(bob), w.room(dave), w.room(carol))
+		mustCall(t)(w.of(bob).HangUp(ctx, bob, w.callIDs[bob.Identifier.RawID()], true))
+		w.flush()
+		// Each call's own end. (Its participants differ: a mirror's
+		// history keeps the others as they were when its own call ended,
+		// before the anchor ended theirs; on one node they all end in
+		// one step.)
+		own := func(p calls.Principal) string {
+			d := w.room(p)
+			if i := strings.Index(d, " ["); i >= 0 {
+				d = d[:i]
+			}
+			return d
+		}
+		after := fmt.Sprintf("alice %s; bob %s; dave %s; carol %s", own(alice), own(bob), own(dave), own(carol))
+		if w.peers != nil {
+			if node, _ := w.peers.Claimed("g:" + groupGUID); node != "" {
+				t.Errorf("the group call is still claimed by %s once it ended", node)
+			}
+		}
+		return before + "\n" + after
+	}
+	if one, three := run(false), run(true); one != three {
+		t.Errorf("one node:\n%s\nthree nodes:\n%s", one, three)
+	}
 }
