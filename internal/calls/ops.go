@@ -290,6 +290,9 @@ func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest
 		return Call{}, withOp(op, err)
 	}
 	if s.draining && s.rooms[key] == nil {
+		if anchor == "" && anchorID != "" && s.cfg.Rooms != nil {
+			s.cfg.Rooms.Release(key, anchorID) // claimed for this join, refused
+		}
 		return Call{}, withOp(op, errDraining) // a join that would start a call
 	}
 	refresh(pt, p)

@@ -163,6 +163,24 @@ func (s *Switchboard) PeerJoin(ctx context.Context, req PeerJoinRequest) (Call, 
 	return l.view(false), nil
 }
 
+// endAnchoredStandIns ends the stand-ins of other nodes' joiners in the
+// group calls and rooms this node anchors (no party's calls here end them
+// once the anchor's own joiners left): their lines tell the joiners' nodes.
+func (tx *txn) endAnchoredStandIns(reason EndReason) {
+	var ids []string
+	for id, l := range tx.s.legs {
+		if l.standIn && l.direction == Incoming && tx.anchors(l.conv) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if l := tx.s.legs[id]; l != nil {
+			tx.endLeg(l, reason, reason)
+		}
+	}
+}
+
 // anchors reports whether c is a group call by GUID or a room this node
 // runs.
 func (tx *txn) anchors(c *conversation) bool {

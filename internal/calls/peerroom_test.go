@@ -204,3 +204,30 @@ func TestPeerGroupEndedForEveryone(t *testing.T) {
 		t.Errorf("one node:\n%s\nthree nodes:\n%s", one, three)
 	}
 }
+
+// TestPeerRoomAnchorCloses: the anchor's own joiner left, so only bob's
+// stand-in keeps the room there; the anchor stops (Close): bob's call
+// ends 503/1, as a call across nodes does when a node stops, and the
+// claim goes.
+func TestPeerRoomAnchorCloses(t *testing.T) {
+	w := newRoomWorld(t, true)
+	w.join(alice)
+	w.flush()
+	w.join(bob)
+	w.flush()
+	mustCall(t)(w.of(alice).HangUp(ctx, alice, w.callIDs[alice.Identifier.RawID()], false))
+	w.flush()
+	if got, want := w.room(bob), "room/Connected muted=false [alice Disconnected muted=false ended 0/0]"; got != want {
+		t.Fatalf("bob's call once alice left: %s, want %s", got, want)
+	}
+	if err := w.of(alice).Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.flush()
+	if got, want := w.room(bob), "room/Disconnected muted=false ended 503/1 [alice Disconnected muted=false ended 0/0]"; got != want {
+		t.Errorf("bob's call once the anchor stopped: %s, want %s", got, want)
+	}
+	if node, _ := w.peers.Claimed("r:standup"); node != "" {
+		t.Errorf("the room is still claimed by %s", node)
+	}
+}
