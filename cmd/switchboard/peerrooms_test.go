@@ -176,3 +176,35 @@ func TestClusterRoomAnchorLost(t *testing.T) {
 		t.Errorf("carol's serverCallId %s, bob's %s: want one conversation", carolCall.ServerCallID, again.ServerCallID)
 	}
 }
+
+// TestClusterGroupByGUIDAcrossNodes: alice, on node a, and bob, on node
+// b, join one group call by GUID, through node c: one conversation; bob,
+// whose node does not anchor it, ends it for everyone: alice's call ends
+// 0/4097 and his 0/0, as on one node, each recorded by its own node.
+func TestClusterGroupByGUIDAcrossNodes(t *testing.T) {
+	x := newAcrossNodes(t)
+	const guid = `{"groupId":"0f8fad5b-d9cb-469f-a165-70867728950e"}`
+	status, body, _ := send(t, x.c, "POST", "/api/calls/join", x.alice, guid)
+	var aliceCall, bobCall calls.Call
+	if status >= 300 || json.Unmarshal([]byte(body), &aliceCall) != nil {
+		t.Fatalf("alice joins: %d %s", status, body)
+	}
+	status, body, _ = send(t, x.c, "POST", "/api/calls/join", x.bob, guid)
+	if status >= 300 || json.Unmarshal([]byte(body), &bobCall) != nil {
+		t.Fatalf("bob joins: %d %s", status, body)
+	}
+	waitCall(t, x.a, x.alice, aliceCall.ID, "Connected muted=false [8:acs:bob Connected muted=false]")
+	waitCall(t, x.b, x.bob, bobCall.ID, "Connected muted=false [8:acs:alice Connected muted=false]")
+	if aliceCall.ServerCallID != bobCall.ServerCallID || aliceCall.Kind != calls.Group {
+		t.Errorf("alice's call %s (%s), bob's %s: want one group call", aliceCall.ServerCallID, aliceCall.Kind, bobCall.ServerCallID)
+	}
+	if status, body, _ := send(t, x.b, "POST", "/api/calls/"+bobCall.ID+"/hangup", x.bob, `{"forEveryone":true}`); status != http.StatusOK {
+		t.Fatalf("bob ends it for everyone: %d %s", status, body)
+	}
+	wantReason(t, waitCallEnded(t, x.aliceNext, aliceCall.ID), 0, 4097)
+	wantReason(t, waitCallEnded(t, x.bobNext, bobCall.ID), 0, 0)
+	got := endedInPostgres(t, x.dbURL, aliceCall.ID, bobCall.ID)
+	if got[aliceCall.ID] != "0/4097 on a" || got[bobCall.ID] != "0/0 on b" {
+		t.Errorf("in Postgres: alice's call %s, bob's %s", got[aliceCall.ID], got[bobCall.ID])
+	}
+}
