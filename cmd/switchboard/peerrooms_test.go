@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -71,12 +72,17 @@ func TestClusterRoomAcrossNodes(t *testing.T) {
 		}
 	}
 
+	msgsBefore, bytesBefore := peerCallTraffic(x.a, x.b, x.c)
 	if status, body, _ := send(t, x.b, "POST", "/api/calls/"+bobCall.ID+"/hold", x.bob, ""); status != http.StatusOK {
 		t.Fatalf("bob holds: %d %s", status, body)
 	}
 	waitCall(t, x.b, x.bob, bobCall.ID, "LocalHold muted=false [8:acs:alice Connected muted=false] [8:acs:carol Connected muted=false]")
 	waitCall(t, x.a, x.alice, aliceCall.ID, "Connected muted=false [8:acs:bob Hold muted=false] [8:acs:carol Connected muted=false]")
 	waitCall(t, x.c, carol, carolCall.ID, "Connected muted=false [8:acs:alice Connected muted=false] [8:acs:bob Hold muted=false]")
+	msgs, bytes := peerCallTraffic(x.a, x.b, x.c)
+	load, _ := os.ReadFile("/proc/loadavg")
+	t.Logf("bob's hold in a room of three nodes: %d NATS messages, %d bytes between the nodes' call connections (requests and answers); load average %s",
+		msgs-msgsBefore, bytes-bytesBefore, strings.TrimSpace(string(load)))
 	if !hearsNo(devs["alice"], bobHz) || !hearsNo(devs["carol"], bobHz) {
 		t.Error("alice or carol still hears bob while he holds")
 	}
@@ -114,6 +120,17 @@ func TestClusterRoomAcrossNodes(t *testing.T) {
 			return m.peerCalls.media.engine.Open() == 0, nil
 		})
 	}
+}
+
+// peerCallTraffic is the messages and bytes the nodes' connections for
+// calls between nodes sent.
+func peerCallTraffic(nodes ...*Main) (msgs, bytes uint64) {
+	for _, m := range nodes {
+		st := m.peerCalls.conn.Stats()
+		msgs += st.OutMsgs
+		bytes += st.OutBytes
+	}
+	return msgs, bytes
 }
 
 // TestClusterRoomAnchorLost: node x, a `serve --cluster` process of its

@@ -160,7 +160,7 @@ func (tx *txn) callsOf(p *party) []holdpolicy.Call {
 // plan asks the hold policy what action on l means for its party's calls,
 // and applies the transitions.
 func (tx *txn) plan(l *leg, action holdpolicy.Action) error {
-	if l.party.bot || l.line != nil {
+	if l.party.bot || l.line != nil || l.ghost { // a ghost is a call on another node
 		return nil
 	}
 	transitions, err := holdpolicy.Plan(tx.callsOf(l.party), action, l.id, tx.s.cfg.Policy)
