@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,5 +226,54 @@ func TestClusterGroupByGUIDAcrossNodes(t *testing.T) {
 	got := endedInPostgres(t, x.dbURL, aliceCall.ID, bobCall.ID)
 	if got[aliceCall.ID] != "0/4097 on a" || got[bobCall.ID] != "0/0 on b" {
 		t.Errorf("in Postgres: alice's call %s, bob's %s", got[aliceCall.ID], got[bobCall.ID])
+	}
+}
+
+// joinAsync has token's identity join room through m, off the test's
+// goroutine.
+func joinAsync(m *Main, token, room string) (calls.Call, error) {
+	req, err := http.NewRequest("POST", "http://"+m.Addr+"/api/calls/join", strings.NewReader(`{"roomId":"`+room+`"}`))
+	if err != nil {
+		return calls.Call{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return calls.Call{}, err
+	}
+	defer resp.Body.Close()
+	var c calls.Call
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil || resp.StatusCode >= 300 {
+		return calls.Call{}, fmt.Errorf("join %s via %s: %d %v", room, m.Config.Cluster.NodeID, resp.StatusCode, err)
+	}
+	return c, nil
+}
+
+// TestClusterRoomFirstJoinsRace: alice, on node a, and bob, on node b,
+// join a room nobody is in at the same moment, five rooms in a row: each
+// time one node's claim wins and both are in one conversation.
+func TestClusterRoomFirstJoinsRace(t *testing.T) {
+	x := newAcrossNodes(t)
+	for i := range 5 {
+		room := "race-" + strconv.Itoa(i)
+		var aliceCall, bobCall calls.Call
+		var aliceErr, bobErr error
+		var wg sync.WaitGroup
+		wg.Go(func() { aliceCall, aliceErr = joinAsync(x.a, x.alice, room) })
+		wg.Go(func() { bobCall, bobErr = joinAsync(x.b, x.bob, room) })
+		wg.Wait()
+		if aliceErr != nil || bobErr != nil {
+			t.Fatalf("%s: alice joins: %v; bob joins: %v", room, aliceErr, bobErr)
+		}
+		if aliceCall.ServerCallID != bobCall.ServerCallID {
+			t.Fatalf("%s: alice's conversation %s, bob's %s: want one", room, aliceCall.ServerCallID, bobCall.ServerCallID)
+		}
+		waitCall(t, x.a, x.alice, aliceCall.ID, "Connected muted=false [8:acs:bob Connected muted=false]")
+		waitCall(t, x.b, x.bob, bobCall.ID, "Connected muted=false [8:acs:alice Connected muted=false]")
+		post(t, "http://"+x.a.Addr+"/api/calls/"+aliceCall.ID+"/hangup", x.alice, "")
+		post(t, "http://"+x.b.Addr+"/api/calls/"+bobCall.ID+"/hangup", x.bob, "")
+		wantReason(t, waitCallEnded(t, x.aliceNext, aliceCall.ID), 0, 0)
+		wantReason(t, waitCallEnded(t, x.bobNext, bobCall.ID), 0, 0)
 	}
 }
