@@ -82,7 +82,7 @@ func (w *roomWorld) room(p calls.Principal) string {
 // recordOf describes a call's last record with its participants sorted.
 func recordOf(f *callstest.Fixture, id string) string {
 	recs := f.Store.Records(id)
-	if len(recs) == 0 {
+	if id == "" || len(recs) == 0 {
 		return "none"
 	}
 	c := recs[len(recs)-1].Call
@@ -106,8 +106,9 @@ func recordOf(f *callstest.Fixture, id string) string {
 // TestPeerRoomAsOnOneNode: a room joined by alice, bob and carol, each
 // owned by a node of its own, is one conversation: at every step each of
 // them sees the others with the states, mutes and end reasons that one
-// node shows; bob's join holds his active call in the same step, on his
-// node; the first joiner's node claims the room and gives the claim up
+// node shows (joins, holds, mutes by oneself and by another, a removal,
+// leaving; dave joins from bob's node too); bob's join holds his active
+// call in the same step, on his node; the first joiner's node claims the room and gives the claim up
 // once the last party left.
 func TestPeerRoomAsOnOneNode(t *testing.T) {
 	run := func(threeNodes bool) []string {
@@ -115,7 +116,7 @@ func TestPeerRoomAsOnOneNode(t *testing.T) {
 		var marks []string
 		mark := func(label string) {
 			w.flush()
-			marks = append(marks, fmt.Sprintf("%s: alice %s; bob %s; carol %s", label, w.room(alice), w.room(bob), w.room(carol)))
+			marks = append(marks, fmt.Sprintf("%s: alice %s; bob %s; carol %s; dave %s", label, w.room(alice), w.room(bob), w.room(carol), w.room(dave)))
 		}
 		// bob on a call with dave.
 		bd := mustCall(t)(w.of(bob).StartCall(ctx, bob, to(dave)))
@@ -137,6 +138,18 @@ func TestPeerRoomAsOnOneNode(t *testing.T) {
 		mark("carol mutes herself")
 		mustCall(t)(w.of(bob).Resume(ctx, bob, w.callIDs[bob.Identifier.RawID()]))
 		mark("bob resumes")
+		if _, err := w.of(alice).MuteParticipant(ctx, alice, w.callIDs[alice.Identifier.RawID()], bob.Identifier.RawID()); err != nil {
+			t.Fatal(err)
+		}
+		mark("alice mutes bob")
+		mustCall(t)(w.of(bob).SetMuted(ctx, bob, w.callIDs[bob.Identifier.RawID()], false))
+		mark("bob unmutes himself")
+		w.join(dave) // his call with bob held
+		mark("dave joins")
+		if _, err := w.of(alice).RemoveParticipant(ctx, alice, w.callIDs[alice.Identifier.RawID()], dave.Identifier.RawID()); err != nil {
+			t.Fatal(err)
+		}
+		mark("alice removes dave")
 		mustCall(t)(w.of(carol).HangUp(ctx, carol, w.callIDs[carol.Identifier.RawID()], false))
 		mark("carol leaves")
 		mustCall(t)(w.of(alice).HangUp(ctx, alice, w.callIDs[alice.Identifier.RawID()], false))
