@@ -310,7 +310,8 @@ func sameRoster(a, b []Participant) bool {
 }
 
 // anchorsRoom reports whether a stand-in's view is of a joiner's stand-in
-// in a group call or room this node anchors: its line sends the roster.
+// in a group call or room this node anchors (its caller is itself, where
+// an invitee's is who invited it): its line sends the roster.
 func anchorsRoom(c Call) bool {
-	return c.Direction == Incoming && (c.GroupID != "" || c.RoomID != "")
+	return c.Direction == Incoming && (c.GroupID != "" || c.RoomID != "") && c.CallerInfo.Identifier.RawID() == c.AgentID
 }

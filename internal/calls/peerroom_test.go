@@ -244,3 +244,21 @@ func TestPeerRoomAnchorCloses(t *testing.T) {
 		t.Errorf("the room is still claimed by %s", node)
 	}
 }
+
+// TestPeerChangeOfInvitee: the stand-in of a callee invited into a room
+// (not a joiner) tells its far node the inviter's hold, as a 1:1 call's
+// does, and no roster; a joiner's stand-in tells the roster and no hold.
+func TestPeerChangeOfInvitee(t *testing.T) {
+	base := calls.Call{ID: "s1", Direction: calls.Incoming, Kind: calls.Room, RoomID: "standup", State: calls.StateConnected,
+		AgentID: bob.Identifier.RawID(), CallerInfo: calls.CallerInfo{Identifier: alice.Identifier}}
+	held := base
+	held.RemoteParticipants = []calls.Participant{{Identifier: alice.Identifier, RawID: alice.Identifier.RawID(), State: calls.ParticipantHold}}
+	if ch := calls.PeerChangeOf(&base, held); ch.Held == nil || !*ch.Held || ch.Roster != nil {
+		t.Errorf("invitee's stand-in, the inviter holds: %+v; want held and no roster", ch)
+	}
+	joiner := held
+	joiner.CallerInfo = calls.CallerInfo{Identifier: bob.Identifier}
+	if ch := calls.PeerChangeOf(nil, joiner); ch.Held != nil || ch.Roster == nil || len(*ch.Roster) != 1 {
+		t.Errorf("joiner's stand-in: %+v; want the roster and no hold", ch)
+	}
+}
