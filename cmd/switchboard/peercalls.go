@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/audio/rtp"
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/cluster"
 	"github.com/switchboard/switchboard/internal/peercall"
 )
 
@@ -21,6 +23,9 @@ type peerCalls struct {
 	conn  *nats.Conn
 	net   *peercall.Network
 	media *peerMedia
+	// rooms claims the group calls by GUID and rooms this node anchors
+	// (docs/cluster.md, "Group calls by GUID and rooms").
+	rooms *cluster.Rooms
 }
 
 // peerCallSecret signs the messages of calls between nodes: derived from
@@ -65,9 +70,29 @@ func (m *Main) startPeerCalls() (calls.PeerNetwork, error) {
 		_ = engine.Close()
 		return nil, fmt.Errorf("calls between nodes: %w", err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), peerRoomsOpenWait)
+	defer cancel()
+	rooms, err := m.cluster.OpenRooms(ctx)
+	if err != nil {
+		_ = net.Close(ctx)
+		nc.Close()
+		_ = engine.Close()
+		return nil, fmt.Errorf("calls between nodes: %w", err)
+	}
 	m.cluster.OnNodeGone(net.NodeGone)
-	m.peerCalls = &peerCalls{conn: nc, net: net, media: media}
+	m.peerCalls = &peerCalls{conn: nc, net: net, media: media, rooms: rooms}
 	return net, nil
+}
+
+// peerRoomsOpenWait bounds the opening of the room claims' bucket.
+const peerRoomsOpenWait = 10 * time.Second
+
+// roomClaims is the switchboard's calls.RoomClaims: nil without a cluster.
+func (m *Main) roomClaims() calls.RoomClaims {
+	if m.peerCalls == nil {
+		return nil
+	}
+	return m.peerCalls.rooms
 }
 
 // servePeerCalls starts taking the other nodes' calls.
@@ -85,6 +110,9 @@ func (m *Main) stopPeerCalls(ctx context.Context) error {
 		return nil
 	}
 	err := m.peerCalls.net.Close(ctx)
+	if rerr := m.peerCalls.rooms.Close(ctx); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("calls between nodes: release the room claims: %w", rerr))
+	}
 	if cerr := m.peerCalls.media.engine.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("calls between nodes: close the audio legs: %w", cerr))
 	}

@@ -271,6 +271,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Media:       m.mixer,
 		Phones:      phones,
 		Peers:       peers,
+		Rooms:       m.roomClaims(),
 		NewID:       uuid.NewString,
 		RingTimeout: m.Config.RingTimeout,
 		Policy:      holdpolicy.Options{ResumeLastHeld: m.Config.ResumeLastHeld},

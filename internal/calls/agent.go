@@ -413,6 +413,9 @@ func (s *Switchboard) Close(ctx context.Context) error {
 		tx.endEveryCall(p, ReasonShutdown)
 		tx.done()
 	}
+	tx = s.begin(nil)
+	tx.endAnchoredStandIns(ReasonShutdown)
+	tx.done()
 	done := make(chan struct{})
 	go func() {
 		s.work.Wait()

@@ -282,6 +282,7 @@ func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest
 	if p.Identifier.Kind == KindTeamsUser {
 		return Call{}, withOp(op, Errorf(CodeOperationNotSupportedForIdentity, "a Teams user cannot join a room or a group call by groupId"))
 	}
+	anchor, anchorID := s.anchorOf(ctx, key)
 	tx := s.begin(&p)
 	defer tx.done()
 	pt, err := tx.identify(p)
@@ -289,13 +290,21 @@ func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest
 		return Call{}, withOp(op, err)
 	}
 	if s.draining && s.rooms[key] == nil {
+		if anchor == "" && anchorID != "" && s.cfg.Rooms != nil {
+			s.cfg.Rooms.Release(key, anchorID) // claimed for this join, refused
+		}
 		return Call{}, withOp(op, errDraining) // a join that would start a call
 	}
 	refresh(pt, p)
-	c := tx.findOrCreateRoom(key, req)
+	if anchor != "" && s.rooms[key] == nil {
+		call, err := tx.joinRemote(pt, p, key, req, anchor, anchorID)
+		return call, withOp(op, err)
+	}
+	c := tx.findOrCreateRoom(key, req, anchorID)
 	call, err := tx.join(pt, c, p)
 	if err != nil && len(c.members) == 0 && s.rooms[key] == c {
 		delete(s.rooms, key) // made for this join, which failed
+		tx.releaseClaim(key, c)
 	}
 	return call, withOp(op, err)
 }
@@ -313,12 +322,17 @@ func (tx *txn) join(pt *party, c *conversation, p Principal) (Call, error) {
 	return l.view(false), nil
 }
 
-func (tx *txn) findOrCreateRoom(key string, req JoinRequest) *conversation {
+// findOrCreateRoom answers the conversation of key here, making it (with
+// id, when this node claimed it so, else a fresh one) when there is none.
+func (tx *txn) findOrCreateRoom(key string, req JoinRequest, id string) *conversation {
 	s := tx.s
 	if c := s.rooms[key]; c != nil {
 		return c
 	}
-	c := &conversation{id: s.cfg.NewID(), kind: Group, groupID: req.GroupID, roomID: req.RoomID}
+	if id == "" {
+		id = s.cfg.NewID()
+	}
+	c := &conversation{id: id, kind: Group, groupID: req.GroupID, roomID: req.RoomID}
 	if req.RoomID != "" {
 		c.kind = Room
 	}
@@ -456,6 +470,9 @@ func memberFor(p Principal, l *leg, rawID string) (*leg, error) {
 		return nil, err
 	}
 	for _, m := range l.conv.members {
+		if m.hidden || m.ghost {
+			continue // on another node
+		}
 		if m.party.id == rawID && sees(l, m) && (m != l || p.Role == RoleSupervisor && l.party.id != p.Identifier.RawID()) {
 			if m.monitor != "" && p.Role != RoleSupervisor {
 				return nil, Errorf(CodeForbidden, "only a supervisor may mute or remove a supervisor who monitors the call")
@@ -473,7 +490,7 @@ func overseeing(p Principal, l *leg) bool {
 }
 
 func (tx *txn) muteOther(p Principal, m *leg) {
-	if m.muted {
+	if m.muted || m.hidden || m.ghost {
 		return
 	}
 	tx.touch(m.conv)
@@ -545,6 +562,9 @@ func (s *Switchboard) AddParticipant(ctx context.Context, p Principal, id string
 			return errDraining // the invitee's call would be a new one
 		}
 		callee := tx.party(req.Identifier)
+		if l.conv.joiner != nil {
+			return Errorf(CodeInvalidState, "call %s is a group call or room another node of the cluster runs: add participants from a call on that node", id)
+		}
 		if l.phase != phaseLive {
 			return Errorf(CodeInvalidState, "call %s is %s: participants are added to a live call", id, l.state())
 		}

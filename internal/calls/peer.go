@@ -40,6 +40,12 @@ type PeerNetwork interface {
 	// on). The switchboard calls it while it holds the live state; it must
 	// not block. The answer hears every change of the stand-in.
 	Dial(c Call, node string) PhoneLine
+	// Join joins a group call or room that node anchors (peerroom.go): c
+	// is the joiner's mirror's hidden stand-in (its AgentID and
+	// CallerInfo the joiner; its ServerCallID, Kind, GroupID or RoomID the
+	// anchor's conversation). The far node runs PeerJoin. Like Dial, it
+	// must not block.
+	Join(c Call, node string) PhoneLine
 }
 
 // PeerCallRequest is a call from an identity on another node to one of
@@ -106,7 +112,7 @@ func (s *Switchboard) PeerMute(ctx context.Context, id string) error {
 func (tx *txn) peerMute(l *leg) {
 	for _, m := range slices.Clone(l.conv.members) {
 		mine := l.direction == Outgoing || m.party.id == l.callerInfo.Identifier.RawID()
-		if mine && m.line == nil && m.phase == phaseLive {
+		if mine && m.line == nil && !m.ghost && m.phase == phaseLive {
 			tx.muteOther(*tx.actor, m)
 		}
 	}
@@ -190,6 +196,12 @@ func (tx *txn) endStandIn(l *leg, reason EndReason, partyEnd *EndReason) {
 	c := l.conv
 	tx.endLeg(l, own, reason)
 	if l.direction == Incoming {
+		if reason == ReasonEndedForAll && tx.anchors(c) {
+			// A joiner on another node ended its group call for everyone.
+			for _, m := range slices.Clone(c.members) {
+				tx.endLeg(m, ReasonEndedForAll, ReasonEndedForAll)
+			}
+		}
 		return // the anchor's conversation goes on without the far party
 	}
 	// This node's conversation mirrors the caller's: without it, nothing
@@ -219,11 +231,15 @@ type PeerChange struct {
 	// PartyEnd: the reason this node's party ended with, when it did: the
 	// far stand-in ends with it (its participant's end reason there).
 	PartyEnd *EndReason `json:"partyEnd,omitempty"`
+	// Roster: from the anchor of a group call or room, every other party
+	// of it as the far joiner sees them (the ended ones with their end
+	// reasons); the far node's mirror shows them (peerroom.go).
+	Roster *[]Participant `json:"roster,omitempty"`
 }
 
 // IsZero reports whether the change says nothing.
 func (ch PeerChange) IsZero() bool {
-	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil
+	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil
 }
 
 // PeerChangeOf is what a stand-in's update means for the far node: now is
@@ -238,7 +254,7 @@ func PeerChangeOf(prev *Call, now Call) PeerChange {
 		ch.Answered = true
 	}
 	before, after := pairParty(*prev), pairParty(now)
-	if after != nil && now.State != StateDisconnected {
+	if after != nil && now.State != StateDisconnected && !anchorsRoom(now) {
 		if held := after.State == ParticipantHold; before == nil && held || before != nil && held != (before.State == ParticipantHold) {
 			ch.Held = &held
 		}
@@ -248,6 +264,11 @@ func PeerChangeOf(prev *Call, now Call) PeerChange {
 	}
 	if now.IsMuted && !prev.IsMuted && now.State != StateDisconnected {
 		ch.Mute = true
+	}
+	if anchorsRoom(now) && now.State != StateDisconnected {
+		if r := rosterOf(now); prev.ID == "" || !sameRoster(rosterOf(*prev), r) {
+			ch.Roster = &r
+		}
 	}
 	if now.State == StateDisconnected && prev.State != StateDisconnected {
 		r := ReasonHungUp
@@ -284,11 +305,14 @@ func (s *Switchboard) ApplyPeerChange(ctx context.Context, id string, ch PeerCha
 		if ch.Answered && l.phase == phaseIncoming {
 			tx.answerLine(l)
 		}
-		if ch.Held != nil && l.phase == phaseLive && l.holding != *ch.Held {
+		if ch.Held != nil && l.phase == phaseLive && l.holding != *ch.Held && !l.hidden {
 			tx.touch(l.conv)
 			tx.holdLine(l, *ch.Held)
 		}
-		if ch.Muted != nil && l.muted != *ch.Muted {
+		if ch.Roster != nil && l.hidden {
+			tx.setRoster(l.conv, *ch.Roster)
+		}
+		if ch.Muted != nil && l.muted != *ch.Muted && !l.hidden {
 			tx.touch(l.conv)
 			l.muted = *ch.Muted
 		}

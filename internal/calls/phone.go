@@ -176,7 +176,7 @@ func (tx *txn) answerLine(l *leg) {
 func (tx *txn) updateLines() {
 	for i := range tx.seen {
 		if l := tx.seen[i].leg; l.line != nil {
-			l.line.Update(l.view(l.standIn))
+			l.line.Update(l.lineView())
 		}
 	}
 }

@@ -24,6 +24,10 @@ type Config struct {
 	// Peers places calls to identities owned by other nodes of a cluster
 	// (package peercall); nil: there are no other nodes.
 	Peers PeerNetwork
+	// Rooms claims the group calls by GUID and rooms this node anchors
+	// across a cluster (peerroom.go); nil with Peers nil: each node runs
+	// its own.
+	Rooms RoomClaims
 	// Clock defaults to SystemClock.
 	Clock Clock
 	// NewID returns a fresh unique id for calls and conversations.
@@ -130,6 +134,9 @@ type conversation struct {
 	members []*leg // legs not ended, in the order they came
 	all     []*leg // every leg ever, for history
 	closed  bool
+	// joiner is set on a mirror (peerroom.go): this node's one joiner of a
+	// group call or room another node anchors.
+	joiner *leg
 }
 
 func (c *conversation) registryKey() string {
@@ -177,6 +184,8 @@ type leg struct {
 	ringTimer     Timer
 	line          PhoneLine // a phone's call with the phone network (StartPhoneCall, PhoneNetwork.Dial), or a stand-in's
 	standIn       bool      // stands in for a party on another node (peer.go): no history, no events, in no party's calls
+	hidden        bool      // a mirror's stand-in for the anchor's conversation (peerroom.go): nobody's participant
+	ghost         bool      // a mirror's copy of a party of the anchor's conversation (peerroom.go): a participant only
 	early         bool      // a phone called out plays early media (183)
 	tones         []byte    // a phone's last DTMF tones, for *6
 	seenBy        uint64    // the transaction that last saw the leg (txn.see)

@@ -161,7 +161,7 @@ func (tx *txn) callsOf(p *party) []holdpolicy.Call {
 // plan asks the hold policy what action on l means for its party's calls,
 // and applies the transitions.
 func (tx *txn) plan(l *leg, action holdpolicy.Action) error {
-	if l.party.bot || l.line != nil {
+	if l.party.bot || l.line != nil || l.ghost { // a ghost is a call on another node
 		return nil
 	}
 	transitions, err := holdpolicy.Plan(tx.callsOf(l.party), action, l.id, tx.s.cfg.Policy)
@@ -257,7 +257,7 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 	}
 	c := l.conv
 	tx.touch(c)
-	if !l.party.bot && l.line == nil {
+	if !l.party.bot && l.line == nil && !l.ghost {
 		transitions, err := holdpolicy.Plan(tx.callsOf(l.party), holdpolicy.End, l.id, tx.s.cfg.Policy)
 		if err == nil && len(transitions) > 0 {
 			s, p, id := tx.s, l.party, transitions[0].CallID
@@ -303,6 +303,9 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 		}
 	}
 	tx.endMonitors(c, l)
+	if c.joiner != nil {
+		tx.endMirror(c, l, peer)
+	}
 	if humans := slices.ContainsFunc(c.members, func(m *leg) bool { return !m.party.bot }); !humans {
 		for _, m := range slices.Clone(c.members) {
 			tx.endLeg(m, ReasonRemoteHungUp, ReasonRemoteHungUp)
@@ -313,6 +316,7 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 		if key := c.registryKey(); key != "" {
 			if tx.s.rooms[key] == c {
 				delete(tx.s.rooms, key)
+				tx.releaseClaim(key, c)
 			}
 		}
 	}
@@ -404,8 +408,11 @@ func (tx *txn) done() {
 
 // route is the conversation's audio routing as it stands.
 func (c *conversation) route() Route {
-	r := Route{ServerCallID: c.id, Kind: c.kind}
+	r := Route{ServerCallID: c.mediaKey(), Kind: c.kind}
 	for _, m := range c.members {
+		if m.ghost {
+			continue // its audio comes in the stand-in's leg
+		}
 		active := m.state() == StateConnected
 		r.Members = append(r.Members, MediaMember{
 			RawID:   m.party.id,

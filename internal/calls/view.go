@@ -34,7 +34,7 @@ func (tx *txn) diffView(l *leg) legView {
 	}
 	lo := len(tx.parts)
 	for _, m := range l.conv.members {
-		if m != l && sees(l, m) {
+		if m != l && !m.hidden && sees(l, m) {
 			tx.parts = append(tx.parts, partView{leg: m, state: m.participantState(), muted: m.muted, speaking: m.speaking})
 		}
 	}
@@ -207,10 +207,13 @@ func (l *leg) view(history bool) Call {
 		members = c.all
 	}
 	remote := func(m *leg) bool {
-		if history {
-			return m != l && seesInHistory(l, m)
+		if m == l || m.hidden {
+			return false
 		}
-		return m != l && m.phase != phaseEnded && sees(l, m)
+		if history {
+			return seesInHistory(l, m)
+		}
+		return m.phase != phaseEnded && sees(l, m)
 	}
 	n := 0
 	for _, m := range members {

@@ -8,7 +8,11 @@
 // calls.PeerChange (calls.PeerChangeOf) sent to the far node, which
 // applies it to its own stand-in (Switchboard.ApplyPeerChange). The first
 // message of a pair, from the anchor, is the dial: the far node rings its
-// callee (Switchboard.StartPeerCall) with a stand-in for the caller.
+// callee (Switchboard.StartPeerCall) with a stand-in for the caller. A
+// dial marked join (Network.Join) comes from a joiner's node instead, which
+// is then the pair's anchor: the far node, which runs the group call or
+// room, adds a stand-in for the joiner to it (Switchboard.PeerJoin), and
+// its changes carry the conversation's roster (calls.PeerChange.Roster).
 //
 // Messages. Each is a NATS request on the far node's subject,
 // <prefix>.node.<id>.peercall, answered once handled. A pair's messages

@@ -32,6 +32,11 @@ type dial struct {
 	Kind         calls.Kind       `json:"kind,omitempty"`
 	Caller       calls.CallerInfo `json:"caller"`
 	Callee       string           `json:"callee"`
+	// Join: the caller joins the group call (GroupID) or room (RoomID)
+	// the far node anchors as ServerCallID (calls.PeerJoin); no callee.
+	Join    bool   `json:"join,omitempty"`
+	GroupID string `json:"groupId,omitempty"`
+	RoomID  string `json:"roomId,omitempty"`
 	// SDP offers the caller's node's audio leg (Config.Media), if any.
 	SDP []byte `json:"sdp,omitempty"`
 }
@@ -154,12 +159,19 @@ func (n *Network) startPeerCall(sb Switchboard, p *pair, m message) reply {
 		n.mu.Unlock()
 		return reply{Error: &replyError{Code: calls.ErrorCode(err), Message: err.Error()}}
 	}
-	callee, err := calls.ParseRawID(m.Dial.Callee)
-	if err != nil {
-		return fail(err)
+	var c calls.Call
+	var err error
+	if m.Dial.Join {
+		c, err = sb.PeerJoin(p.ctx, calls.PeerJoinRequest{ServerCallID: m.Dial.ServerCallID, GroupID: m.Dial.GroupID,
+			RoomID: m.Dial.RoomID, Joiner: m.Dial.Caller, Line: p})
+	} else {
+		var callee calls.Identifier
+		if callee, err = calls.ParseRawID(m.Dial.Callee); err != nil {
+			return fail(err)
+		}
+		c, err = sb.StartPeerCall(p.ctx, calls.PeerCallRequest{ServerCallID: m.Dial.ServerCallID, Kind: m.Dial.Kind,
+			Caller: m.Dial.Caller, Callee: callee, Line: p})
 	}
-	c, err := sb.StartPeerCall(p.ctx, calls.PeerCallRequest{ServerCallID: m.Dial.ServerCallID, Kind: m.Dial.Kind,
-		Caller: m.Dial.Caller, Callee: callee, Line: p})
 	if err != nil {
 		n.log.Info("refused a call from another node", "from", m.From, "callee", m.Dial.Callee, "err", err)
 		return fail(err)

@@ -35,6 +35,7 @@ type Directory interface {
 // Switchboard is what the network needs of this node's calls.Switchboard.
 type Switchboard interface {
 	StartPeerCall(ctx context.Context, req calls.PeerCallRequest) (calls.Call, error)
+	PeerJoin(ctx context.Context, req calls.PeerJoinRequest) (calls.Call, error)
 	ApplyPeerChange(ctx context.Context, id string, ch calls.PeerChange) error
 	EndPhoneCall(ctx context.Context, id string, reason calls.EndReason) error
 }
@@ -206,6 +207,23 @@ func (n *Network) Dial(c calls.Call, node string) calls.PhoneLine {
 	}
 	n.pairs[p.id] = p
 	n.enqueue(p, message{Dial: &dial{ServerCallID: c.ServerCallID, Kind: c.Kind, Caller: c.CallerInfo, Callee: c.AgentID}})
+	return p
+}
+
+// Join joins the group call or room node anchors for c's joiner (a
+// mirror's hidden stand-in): the dial, marked as a join, is the pair's
+// first message, and the far node runs PeerJoin.
+func (n *Network) Join(c calls.Call, node string) calls.PhoneLine {
+	p := n.newPair(n.cfg.Node+"/"+c.ID, node, c.ID)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		p.lost = true
+		return p
+	}
+	n.pairs[p.id] = p
+	n.enqueue(p, message{Dial: &dial{ServerCallID: c.ServerCallID, Kind: c.Kind, Caller: c.CallerInfo,
+		Join: true, GroupID: c.GroupID, RoomID: c.RoomID}})
 	return p
 }
 

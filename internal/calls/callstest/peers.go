@@ -18,12 +18,16 @@ type Peers struct {
 	mu    sync.Mutex
 	nodes map[string]*calls.Switchboard
 	owner map[string]string // rawId → node
+	rooms map[string]roomClaim
 	queue []func()
 }
 
+// roomClaim is a node's claim on a group call or room.
+type roomClaim struct{ node, id string }
+
 // NewPeers returns a cluster with no nodes.
 func NewPeers(tb testing.TB) *Peers {
-	return &Peers{tb: tb, nodes: map[string]*calls.Switchboard{}, owner: map[string]string{}}
+	return &Peers{tb: tb, nodes: map[string]*calls.Switchboard{}, owner: map[string]string{}, rooms: map[string]roomClaim{}}
 }
 
 // Network is node's calls.PeerNetwork, for its Config.
@@ -143,4 +147,69 @@ func (l *peerLine) Update(c calls.Call) {
 			l.p.tb.Errorf("apply %+v to %s on %s: %v", ch, id, l.far, err)
 		}
 	})
+}
+
+// Join joins the group call or room node anchors once flushed.
+func (n peerNet) Join(c calls.Call, node string) calls.PhoneLine {
+	near := &peerLine{p: n.p, far: node}
+	n.p.enqueue(func() {
+		far := &peerLine{p: n.p, far: n.node}
+		far.setFarID(c.ID)
+		sc, err := n.p.node(node).PeerJoin(context.Background(), calls.PeerJoinRequest{
+			ServerCallID: c.ServerCallID, GroupID: c.GroupID, RoomID: c.RoomID, Joiner: c.CallerInfo, Line: far,
+		})
+		if err != nil {
+			n.p.tb.Errorf("PeerJoin on %s: %v", node, err)
+			return
+		}
+		near.setFarID(sc.ID)
+	})
+	return near
+}
+
+// Rooms is node's calls.RoomClaims, for its Config: one map of claims for
+// the cluster.
+func (p *Peers) Rooms(node string) calls.RoomClaims { return roomNet{p: p, node: node} }
+
+// Claimed answers the node claiming key and its conversation ("" when
+// none does).
+func (p *Peers) Claimed(key string) (node, id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := p.rooms[key]
+	return c.node, c.id
+}
+
+type roomNet struct {
+	p    *Peers
+	node string
+}
+
+func (r roomNet) Claim(_ context.Context, key, serverCallID string) (string, string, error) {
+	r.p.mu.Lock()
+	defer r.p.mu.Unlock()
+	c, ok := r.p.rooms[key]
+	if !ok {
+		c = roomClaim{node: r.node, id: serverCallID}
+		r.p.rooms[key] = c
+	}
+	if c.node == r.node {
+		return "", c.id, nil
+	}
+	return c.node, c.id, nil
+}
+
+func (r roomNet) Holds(key, serverCallID string) bool {
+	r.p.mu.Lock()
+	defer r.p.mu.Unlock()
+	c := r.p.rooms[key]
+	return c.node == r.node && c.id == serverCallID
+}
+
+func (r roomNet) Release(key, serverCallID string) {
+	r.p.mu.Lock()
+	defer r.p.mu.Unlock()
+	if c := r.p.rooms[key]; c.node == r.node && c.id == serverCallID {
+		delete(r.p.rooms, key)
+	}
 }

@@ -8,7 +8,8 @@
 // (identities contain ':' and other characters that KV keys forbid), whose
 // value is the owning node's name, a newline and a random token drawn by
 // each New (one per run of the node; a value with no newline is a bare
-// node name). Acquire creates the key only when it is
+// node name), and with AcquireWith another newline and the caller's data
+// (Lookup answers it: a room's conversation id). Acquire creates the key only when it is
 // absent (KV Create, which expects revision 0); a renewer goroutine rewrites
 // every held key each TTL/3 (up to 64 at once) with KV Update at the last
 // revision it wrote, so a renewal fails the moment another node has

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -85,6 +86,7 @@ type Change struct {
 // release, so that a release never races a renewal's new revision.
 type held struct {
 	mu       sync.Mutex
+	value    []byte // what the lease's key holds: Leases.value, and its data (AcquireWith)
 	rev      uint64
 	renewed  time.Time // when the last successful write was sent
 	released bool
@@ -165,14 +167,22 @@ func Key(identity string) string {
 }
 
 // ownerOf answers the node name in a lease's value: what precedes its
-// last newline, or the whole value when it has none (a value written
-// before the values carried a token).
+// first newline, or the whole value when it has none (a value written
+// before the values carried a token). Node names have no newline.
 func ownerOf(value []byte) string {
 	v := string(value)
-	if i := strings.LastIndexByte(v, '\n'); i >= 0 {
+	if i := strings.IndexByte(v, '\n'); i >= 0 {
 		return v[:i]
 	}
 	return v
+}
+
+// dataOf answers the data a lease's value carries (AcquireWith): what
+// follows its second newline, or "".
+func dataOf(value []byte) string {
+	_, rest, _ := strings.Cut(string(value), "\n")
+	_, data, _ := strings.Cut(rest, "\n")
+	return data
 }
 
 // identityOf decodes a bucket key.
@@ -189,6 +199,13 @@ func identityOf(key string) (string, error) {
 // another node holds a live one. A lease left by an earlier run of this
 // node (same Node name) is taken over.
 func (l *Leases) Acquire(ctx context.Context, identity string) error {
+	return l.AcquireWith(ctx, identity, "")
+}
+
+// AcquireWith is Acquire with data written in the lease's value, for
+// Lookup to answer (the conversation a room's anchor runs, for one). A
+// lease this node holds already keeps its data.
+func (l *Leases) AcquireWith(ctx context.Context, identity, data string) error {
 	if identity == "" {
 		return fmt.Errorf("lease: acquire: empty identity: %w", ErrInvalid)
 	}
@@ -203,13 +220,17 @@ func (l *Leases) Acquire(ctx context.Context, identity string) error {
 		return nil
 	}
 	key := Key(identity)
+	value := l.value
+	if data != "" {
+		value = append(slices.Clip(l.value), "\n"+data...)
+	}
 	// A few rounds: the key can expire or be released between Create's
 	// refusal and the Get that reads the owner.
 	for range 3 {
 		sent := time.Now()
-		rev, err := l.kv.Create(ctx, key, l.value)
+		rev, err := l.kv.Create(ctx, key, value)
 		if err == nil {
-			return l.keep(ctx, identity, rev, sent)
+			return l.keep(ctx, identity, value, rev, sent)
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return fmt.Errorf("lease: acquire %q: %w", identity, err)
@@ -225,27 +246,27 @@ func (l *Leases) Acquire(ctx context.Context, identity string) error {
 			return &HeldError{Identity: identity, Node: owner}
 		}
 		sent = time.Now()
-		rev, err = l.kv.Update(ctx, key, l.value, e.Revision())
+		rev, err = l.kv.Update(ctx, key, value, e.Revision())
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("lease: acquire %q: take over this node's earlier lease: %w", identity, err)
 		}
-		return l.keep(ctx, identity, rev, sent)
+		return l.keep(ctx, identity, value, rev, sent)
 	}
 	return fmt.Errorf("lease: acquire %q: the key kept changing", identity)
 }
 
 // keep records a lease just written; after Close it releases it at once.
-func (l *Leases) keep(ctx context.Context, identity string, rev uint64, sent time.Time) error {
+func (l *Leases) keep(ctx context.Context, identity string, value []byte, rev uint64, sent time.Time) error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		_ = l.kv.Delete(ctx, Key(identity), jetstream.LastRevision(rev))
 		return ErrClosed
 	}
-	l.held[identity] = &held{rev: rev, renewed: sent}
+	l.held[identity] = &held{value: value, rev: rev, renewed: sent}
 	l.mu.Unlock()
 	return nil
 }
@@ -263,6 +284,22 @@ func (l *Leases) Owner(ctx context.Context, identity string) (string, error) {
 		return "", fmt.Errorf("lease: owner of %q: %w", identity, err)
 	}
 	return ownerOf(e.Value()), nil
+}
+
+// Lookup answers the node holding identity and the data its lease
+// carries (AcquireWith), or ErrNoOwner.
+func (l *Leases) Lookup(ctx context.Context, identity string) (node, data string, err error) {
+	if identity == "" {
+		return "", "", fmt.Errorf("lease: lookup: empty identity: %w", ErrInvalid)
+	}
+	e, err := l.kv.Get(ctx, Key(identity))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return "", "", fmt.Errorf("lease: lookup %q: %w", identity, ErrNoOwner)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("lease: lookup %q: %w", identity, err)
+	}
+	return ownerOf(e.Value()), dataOf(e.Value()), nil
 }
 
 // Held says whether this node holds identity (as far as it knows).
@@ -382,7 +419,7 @@ func (l *Leases) renew(identity string, h *held) bool {
 	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.TTL/3)
 	defer cancel()
 	sent := time.Now()
-	rev, err := l.kv.Update(ctx, Key(identity), l.value, h.rev)
+	rev, err := l.kv.Update(ctx, Key(identity), h.value, h.rev)
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		// The key moved past h.rev. If it still holds this run's value,
 		// the write was this node's own: a renewal the bucket stored
@@ -391,7 +428,7 @@ func (l *Leases) renew(identity string, h *held) bool {
 		var adopted bool
 		if adopted, err = l.adopt(ctx, identity, h); adopted {
 			sent = time.Now()
-			rev, err = l.kv.Update(ctx, Key(identity), l.value, h.rev)
+			rev, err = l.kv.Update(ctx, Key(identity), h.value, h.rev)
 		}
 	}
 	switch {
@@ -428,7 +465,7 @@ func (l *Leases) adopt(ctx context.Context, identity string, h *held) (bool, err
 	if err != nil {
 		return false, fmt.Errorf("lease: renew %q: read the key after a revision mismatch: %w", identity, err)
 	}
-	if !bytes.Equal(e.Value(), l.value) {
+	if !bytes.Equal(e.Value(), h.value) {
 		return false, fmt.Errorf("lease: renew %q: held by %q at revision %d: %w", identity, ownerOf(e.Value()), e.Revision(), errNotOurs)
 	}
 	l.log.Info("lease renewal refused for its revision, but the key is still this node's: adopting its revision",
