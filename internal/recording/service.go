@@ -22,6 +22,15 @@ type CallFinder interface {
 	GetCall(ctx context.Context, p calls.Principal, id string) (calls.Call, error)
 }
 
+// CallsFunc is a CallFinder as a function: a switchboard made after the
+// service (whose publisher the service wraps) is reached through one.
+type CallsFunc func(ctx context.Context, p calls.Principal, id string) (calls.Call, error)
+
+// GetCall calls f.
+func (f CallsFunc) GetCall(ctx context.Context, p calls.Principal, id string) (calls.Call, error) {
+	return f(ctx, p, id)
+}
+
 // Tapper is the media plane's hook (the mixer's SetTap).
 type Tapper interface {
 	SetTap(callID string, t audio.Tap)
