@@ -98,6 +98,9 @@ func (s *Server) route(c echo.Context, sess Session, next echo.HandlerFunc) erro
 	fw := s.cfg.Forward
 	req := c.Request()
 	ctx := req.Context()
+	if s.recordingHere(c) {
+		return next(&sessionContext{Context: c, sess: sess})
+	}
 	if nodes, here, err := s.callRoute(c, sess); err != nil {
 		return err
 	} else if here {

@@ -26,6 +26,27 @@ type Recorder interface {
 	// Open opens a call's recording (recordingID, or "" for the latest)
 	// for p to read; the caller closes the file.
 	Open(ctx context.Context, p calls.Principal, callID, recordingID string) (*os.File, calls.Recording, error)
+	// Local says whether this node can read the file of a call's
+	// recording (recordingID, or "" for the latest) without asking who
+	// may: it wrote it, or the recordings directory is shared.
+	Local(ctx context.Context, callID, recordingID string) bool
+}
+
+// recordingHere says whether a request for a recording's file runs on the
+// node it reached, in a cluster: when that node can read the file, it
+// serves it (ranges and all) rather than forwarding it, whoever owns the
+// identity. Otherwise the request is routed as any other, and a node that
+// cannot read the file answers 404 not_found naming the node that wrote it:
+// a cluster shares --recording-dir to serve every recording on every node.
+func (s *Server) recordingHere(c echo.Context) bool {
+	if s.cfg.Recordings == nil || c.Path() != "/api/history/calls/:id/recording" {
+		return false
+	}
+	id, err := pathParam(c, "id")
+	if err != nil {
+		return false
+	}
+	return s.cfg.Recordings.Local(c.Request().Context(), id, c.QueryParam("recordingId"))
 }
 
 type recordingFunc func(ctx context.Context, p calls.Principal, callID string) (calls.Recording, error)
@@ -130,7 +151,11 @@ func (n noRecorder) Resume(context.Context, calls.Principal, string) (calls.Reco
 	return calls.Recording{}, n.err()
 }
 
-func (n noRecorder) Recordings(context.Context, string) ([]calls.Recording, error) { return nil, n.err() }
+func (n noRecorder) Recordings(context.Context, string) ([]calls.Recording, error) {
+	return nil, n.err()
+}
+
+func (noRecorder) Local(context.Context, string, string) bool { return false }
 
 func (n noRecorder) Open(context.Context, calls.Principal, string, string) (*os.File, calls.Recording, error) {
 	return nil, calls.Recording{}, n.err()

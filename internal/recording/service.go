@@ -411,6 +411,21 @@ func (s *Service) Recordings(ctx context.Context, callID string) ([]calls.Record
 	return recs, nil
 }
 
+// Local says whether this node can read the file of the call's
+// recording (recordingID, or "" for the latest), whoever asks.
+func (s *Service) Local(ctx context.Context, callID, recordingID string) bool {
+	recs, err := s.Recordings(ctx, callID)
+	if err != nil {
+		return false
+	}
+	recs = slices.DeleteFunc(recs, func(r calls.Recording) bool { return recordingID != "" && r.ID != recordingID })
+	if len(recs) == 0 {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(s.cfg.Dir, recs[len(recs)-1].File))
+	return err == nil
+}
+
 // Open opens the call's recording for p to read: recordingID names one
 // ("" the latest). The call's agent and supervisors may; a caller gets
 // 403, another agent 404 call_not_found; a call without a recording (or

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/go-audio/wav"
+
+	"github.com/switchboard/switchboard/internal/audio"
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/phone"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// TestRecordingRealMedia records a call with real media on the running
+// program: alice's device speaks tone A (600 Hz); the customer is a pion
+// WebRTC softphone that speaks tone B (1400 Hz). Alice records about a
+// second, pauses for about a second, and records about a second more. The
+// WAV served by GET /api/history/calls/{id}/recording carries A and never
+// B on the left, never A on the right and B on it (but for frames the
+// jitter buffer lost), and the paused span is one run of silence in both
+// channels. The mixer's clock is real, so spans are counted, not timed.
+func TestRecordingRealMedia(t *testing.T) {
+	if testing.Short() {
+		t.Skip("media end to end: about 5 s")
+	}
+	const toneA, toneB = 600.0, 1400.0
+	m := &Main{
+		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute,
+			Media: MediaConfig{Grace: time.Minute}, DataDir: t.TempDir()},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard, Store: store.NewMemory(),
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	base := "http://" + m.Addr
+	aliceToken := mint(t, "alice", calls.RoleAgent)
+	next, _ := openEvents(t, m.Addr, aliceToken)
+	device := audio.NewMemoryEndpoint(audio.NewTone(toneA, -20))
+	m.mixer.Attach(calls.CommunicationUser("alice").RawID(), device)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p, err := phone.Connect(ctx, phoneEngine(t), base, mint(t, "customer", calls.RoleCaller), phone.Options{Mic: audio.NewTone(toneB, -20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx) }()
+	defer func() { cancel(); <-done; p.Close() }()
+	if _, err := p.Call(ctx, "8:acs:alice"); err != nil {
+		t.Fatal(err)
+	}
+	call := post(t, base+"/api/incoming-calls/"+waitIncoming(t, next)+"/accept", aliceToken, "")["id"].(string)
+	// Wait until alice hears the customer (the jitter buffer filled).
+	for deadline, from := time.Now().Add(10*time.Second), 0; ; time.Sleep(20 * time.Millisecond) {
+		heard, _ := device.Heard(from)
+		from += len(heard)
+		hears := false
+		for i := range heard {
+			hears = hears || audio.ToneLevel(&heard[i], toneB) > toneLevel
+		}
+		if hears {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("alice does not hear the customer within 10 s")
+		}
+	}
+
+	rec := base + "/api/calls/" + call + "/recording/"
+	post(t, rec+"start", aliceToken, "")
+	time.Sleep(time.Second)
+	post(t, rec+"pause", aliceToken, "")
+	time.Sleep(time.Second)
+	post(t, rec+"resume", aliceToken, "")
+	time.Sleep(time.Second)
+	stopped := post(t, rec+"stop", aliceToken, "")
+	if stopped["state"] != "stopped" {
+		t.Fatalf("stop answered %v", stopped)
+	}
+
+	status, body := get(t, base+"/api/history/calls/"+call+"/recording", aliceToken)
+	if status != http.StatusOK {
+		t.Fatalf("GET the recording: %d %s", status, body)
+	}
+	d := wav.NewDecoder(bytes.NewReader(body))
+	buf, err := d.FullPCMBuffer()
+	if err != nil || d.NumChans != 2 || d.SampleRate != audio.SampleRate || d.BitDepth != 16 {
+		t.Fatalf("decode: %v (%d channels, %d Hz, %d bits)", err, d.NumChans, d.SampleRate, d.BitDepth)
+	}
+	n := len(buf.Data) / (2 * audio.FrameSamples)
+	var before, paused, after, rightLost int
+	for i := range n {
+		var l, r audio.Frame
+		for j := range audio.FrameSamples {
+			k := (i*audio.FrameSamples + j) * 2
+			l[j], r[j] = int16(buf.Data[k]), int16(buf.Data[k+1])
+		}
+		if l.RMS() == 0 { // alice's tone never is: the pause
+			if after > 0 {
+				t.Fatalf("frame %d: silence after the pause's span ended", i)
+			}
+			if r.RMS() != 0 {
+				t.Errorf("frame %d: paused, but the right channel is not silent (RMS %.1f)", i, r.RMS())
+			}
+			paused++
+			continue
+		}
+		if paused > 0 {
+			after++
+		} else {
+			before++
+		}
+		if la, lb := audio.ToneLevel(&l, toneA), audio.ToneLevel(&l, toneB); la < toneLevel || lb > noTone {
+			t.Errorf("frame %d: left A %.2e B %.2e; want A only", i, la, lb)
+		}
+		if ra := audio.ToneLevel(&r, toneA); ra > noTone {
+			t.Errorf("frame %d: right carries the agent's A at %.2e", i, ra)
+		}
+		if audio.ToneLevel(&r, toneB) < toneLevel {
+			rightLost++
+		}
+	}
+	t.Logf("recording: %d frames before the pause, %d paused, %d after; %d right frames without B", before, paused, after, rightLost)
+	if before < 25 || paused < 25 || after < 25 {
+		t.Errorf("%d frames before the pause, %d paused, %d after; want about 50 each", before, paused, after)
+	}
+	if rightLost > (before+after)/5 {
+		t.Errorf("%d of %d recorded frames lack the customer's B on the right", rightLost, before+after)
+	}
+}
