@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -42,7 +43,7 @@ func newRecordingServer(t *testing.T) *recordingServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, err = calls.New(calls.Config{Store: st, Publisher: rec.Publisher(hub), Media: mixer, NewID: uuid.NewString})
+	sb, err = calls.New(calls.Config{Store: st, Publisher: rec.Publisher(hub), Media: rec.Media(mixer), NewID: uuid.NewString})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +112,14 @@ func TestRecordingOverHTTP(t *testing.T) {
 		ev := aliceEvents.waitFor(calls.EventRecordingStateChanged, ac.ID)
 		if got := decodeData[calls.Recording](t, ev); got.State != want || got.ID != rec.ID {
 			t.Errorf("recordingStateChanged %+v, want %s", got, want)
+		}
+	}
+	// The customer is told on her own call, without who or where.
+	for _, want := range []calls.RecordingState{calls.RecordingActive, calls.RecordingPaused, calls.RecordingActive, calls.RecordingStopped} {
+		ev := custEvents.waitFor(calls.EventRecordingStateChanged, in.ID)
+		var notice map[string]any
+		if err := json.Unmarshal(ev.Data, &notice); err != nil || len(notice) != 1 || notice["state"] != string(want) || ev.Actor != nil {
+			t.Errorf("the customer's recordingStateChanged %s (actor %v), want only the state %s", ev.Data, ev.Actor, want)
 		}
 	}
 	s.do("POST", "/api/calls/"+ac.ID+"/hangup", ta, map[string]any{"forEveryone": true}, http.StatusOK, nil)

@@ -8,8 +8,16 @@ import (
 // EventRecordingStateChanged tells a call's agent (and supervisors) that
 // the call's recording started, paused, resumed or stopped; its data is
 // the Recording as it stands after the change, so a console can show an
-// indicator.
+// indicator. The other parties of the call get it on their own calls
+// with a RecordingNotice.
 const EventRecordingStateChanged EventType = "recordingStateChanged"
+
+// RecordingNotice is the data of recordingStateChanged for the other
+// parties of a recorded call (a customer): only where the recording
+// stands, not who started it nor where it is kept.
+type RecordingNotice struct {
+	State RecordingState `json:"state"`
+}
 
 // RecordingState is where a call's recording stands.
 type RecordingState string

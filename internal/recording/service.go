@@ -74,6 +74,9 @@ type Service struct {
 	live  map[string]*active // by call id; written under opMu and mu
 	ended []string           // calls that ended while recorded, for the stopper
 	wake  chan struct{}
+	// convs is the members of every conversation with a recorded call,
+	// by server call id, as the latest route said (Media).
+	convs map[string][]calls.MediaMember
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -81,8 +84,12 @@ type Service struct {
 
 // active is a recording in progress.
 type active struct {
-	rec calls.Recording
-	r   *recorder
+	rec          calls.Recording
+	r            *recorder
+	serverCallID string
+	// others are the other members of the call's conversation when it
+	// was last seen, who are told of the recording too.
+	others []calls.MediaMember
 }
 
 // New recovers what a crash left (files whose header is short, metadata
@@ -104,7 +111,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("recording: %w", err)
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger.With("component", "recording"),
-		live: map[string]*active{}, wake: make(chan struct{}, 1)}
+		live: map[string]*active{}, wake: make(chan struct{}, 1), convs: map[string][]calls.MediaMember{}}
 	if err := s.recover(ctx); err != nil {
 		return nil, err
 	}
@@ -208,6 +215,29 @@ func (p publisher) Publish(ev calls.Event) {
 	}
 }
 
+// Media wraps next (the mixer) so that the service knows who else is in
+// a recorded call's conversation, to tell them of the recording. It never
+// blocks.
+func (s *Service) Media(next calls.Media) calls.Media {
+	return media{s: s, next: next}
+}
+
+type media struct {
+	s    *Service
+	next calls.Media
+}
+
+func (m media) SetRoute(r calls.Route) {
+	m.next.SetRoute(r)
+	m.s.mu.Lock()
+	defer m.s.mu.Unlock()
+	if len(r.Members) == 0 {
+		delete(m.s.convs, r.ServerCallID)
+		return
+	}
+	m.s.convs[r.ServerCallID] = r.Members
+}
+
 // stopper stops the recordings of calls that ended, until ctx ends.
 func (s *Service) stopper(ctx context.Context) {
 	for {
@@ -284,12 +314,12 @@ func (s *Service) StartFor(ctx context.Context, c calls.Call, by calls.Actor) (c
 		_ = os.Remove(w.f.Name())
 		return calls.Recording{}, fmt.Errorf("%s: %w", op, err)
 	}
-	a := &active{rec: rec, r: newRecorder(w, s.log.With("call_id", c.ID, "recording_id", id))}
+	a := &active{rec: rec, r: newRecorder(w, s.log.With("call_id", c.ID, "recording_id", id)), serverCallID: c.ServerCallID}
 	s.mu.Lock()
 	s.live[c.ID] = a
 	s.mu.Unlock()
 	s.cfg.Media.SetTap(c.ID, a.r)
-	s.publish(rec, by)
+	s.publish(a, by)
 	s.log.Info("recording started", "call_id", c.ID, "recording_id", id, "by", by.RawID)
 	return rec.Clone(), nil
 }
@@ -339,7 +369,7 @@ func (s *Service) change(ctx context.Context, op string, p calls.Principal, call
 	if err := s.cfg.Store.PutRecording(ctx, a.rec.Clone()); err != nil {
 		return calls.Recording{}, fmt.Errorf("%s: %w", op, err)
 	}
-	s.publish(a.rec, actor)
+	s.publish(a, actor)
 	return a.rec.Clone(), nil
 }
 
@@ -377,7 +407,7 @@ func (s *Service) stopLocked(ctx context.Context, callID string, by calls.Actor)
 		s.log.Error("writing a recording failed", "call_id", callID, "recording_id", a.rec.ID, "err", werr)
 	}
 	err := s.cfg.Store.PutRecording(context.WithoutCancel(ctx), a.rec.Clone())
-	s.publish(a.rec, by)
+	s.publish(a, by)
 	s.log.Info("recording stopped", "call_id", callID, "recording_id", a.rec.ID, "duration_ms", a.rec.DurationMs)
 	if err != nil {
 		return calls.Recording{}, fmt.Errorf("%s: %w", op, err)
@@ -395,10 +425,28 @@ func isNoRecording(err error) bool {
 }
 
 // publish tells the recorded call's agent (and supervisors) where the
-// recording stands.
-func (s *Service) publish(rec calls.Recording, by calls.Actor) {
-	s.cfg.Publisher.Publish(calls.Event{Type: calls.EventRecordingStateChanged, At: s.cfg.Now(),
-		AgentID: rec.AgentID, CallID: rec.CallID, Actor: &by, Data: rec.Clone(), Supervised: true})
+// recording stands, and the other parties of its conversation on this
+// node, each on its own call (so that a customer's console can show that
+// the call is recorded too).
+func (s *Service) publish(a *active, by calls.Actor) {
+	now := s.cfg.Now()
+	s.cfg.Publisher.Publish(calls.Event{Type: calls.EventRecordingStateChanged, At: now,
+		AgentID: a.rec.AgentID, CallID: a.rec.CallID, Actor: &by, Data: a.rec.Clone(), Supervised: true})
+	s.mu.Lock()
+	if members, ok := s.convs[a.serverCallID]; ok {
+		a.others = a.others[:0]
+		for _, m := range members {
+			if m.CallID != a.rec.CallID {
+				a.others = append(a.others, m)
+			}
+		}
+	}
+	others := slices.Clone(a.others)
+	s.mu.Unlock()
+	for _, m := range others {
+		s.cfg.Publisher.Publish(calls.Event{Type: calls.EventRecordingStateChanged, At: now,
+			AgentID: m.RawID, CallID: m.CallID, Data: calls.RecordingNotice{State: a.rec.State}})
+	}
 }
 
 // Recordings answers the call's recordings, oldest first, without asking
