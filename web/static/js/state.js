@@ -98,6 +98,9 @@ export class Model {
       case 'kindChanged':
         call.kind = d.kind;
         break;
+      case 'recordingStateChanged': // d is the recording, or (another party) {state}
+        call._recording = d.state === 'recording' || d.state === 'paused' ? d.state : '';
+        break;
       case 'isMutedChanged':
         if (d.participant) {
           const p = participant(call, d.participant);

@@ -7,6 +7,7 @@
 import { h } from '../dom.js';
 import { partyName, rawOfIdentifier, shortRaw, callTitle, isPhoneRaw, callKindLine } from '../format.js';
 import { button, reasonNote, stateBadge, timing, flags, participantRows, endedCard, rules, tick, notice, confirmEndAll } from './common.js';
+import { recordingControls } from '../recording.js';
 
 export const supervisorShortcuts = [
   ['/', 'Filter agents'],
@@ -164,6 +165,7 @@ export class SupervisorView {
         timing(call),
         flags(call, !overseeing),
         notice(call),
+        recordingControls(call, context, true),
         participantRows(call, { overseeing }),
         h('div', { class: 'actions' },
           overseeing ? [
