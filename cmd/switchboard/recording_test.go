@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,5 +139,126 @@ func TestRecordingRealMedia(t *testing.T) {
 	}
 	if rightLost > (before+after)/5 {
 		t.Errorf("%d of %d recorded frames lack the customer's B on the right", rightLost, before+after)
+	}
+}
+
+// TestRecordingFlags: --recording-dir and --recording-retention, their
+// environment fallbacks, and a retention that is not a duration.
+func TestRecordingFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    RecordingConfig
+		wantErr bool
+	}{
+		{name: "defaults: keep everything, in the data directory", want: RecordingConfig{}},
+		{name: "environment", env: map[string]string{"SWITCHBOARD_RECORDING_DIR": "/srv/rec", "SWITCHBOARD_RECORDING_RETENTION": "720h"},
+			want: RecordingConfig{Dir: "/srv/rec", Retention: 720 * time.Hour}},
+		{name: "flags win", args: []string{"--recording-dir", "/mnt/shared", "--recording-retention", "24h"},
+			env:  map[string]string{"SWITCHBOARD_RECORDING_DIR": "/srv/rec", "SWITCHBOARD_RECORDING_RETENTION": "720h"},
+			want: RecordingConfig{Dir: "/mnt/shared", Retention: 24 * time.Hour}},
+		{name: "not a duration", args: []string{"--recording-retention", "30 days"}, wantErr: true},
+		{name: "negative", args: []string{"--recording-retention", "-1h"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseServeFlags(tt.args, io.Discard, env(tt.env))
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "--recording-retention") {
+					t.Fatalf("error %v, want one naming --recording-retention", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Recording != tt.want {
+				t.Errorf("Recording %+v, want %+v", c.Recording, tt.want)
+			}
+		})
+	}
+}
+
+// TestRecordingSurvivesSIGKILL kills the switchboard (SIGKILL) while it
+// records: the file on disk plays as a WAV up to the last flush (the
+// agent's tone on the left, the silent customer on the right), and the
+// next start marks the recording stopped with the audio's length and
+// serves it.
+func TestRecordingSurvivesSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the switchboard: about 10 s")
+	}
+	dataDir := t.TempDir()
+	srv := &crashServer{t: t, bin: buildSwitchboard(t),
+		env:  []string{"DATABASE_URL=", "SWITCHBOARD_STORE=", "SWITCHBOARD_ADMIN_KEY=" + testAdminKey},
+		args: []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--device", "alice=tone:600"}}
+	srv.start()
+	alice, cust := mint(t, "alice", calls.RoleAgent), mint(t, "cust", calls.RoleCaller)
+	addr := strings.TrimPrefix(srv.base, "http://")
+	next, _ := openEvents(t, addr, cust)
+	call := post(t, srv.base+"/api/calls", alice, `{"participants": [{"communicationUserId": "cust"}]}`)["id"].(string)
+	post(t, srv.base+"/api/incoming-calls/"+waitIncoming(t, next)+"/accept", cust, "")
+	rec := post(t, srv.base+"/api/calls/"+call+"/recording/start", alice, "")
+	path := filepath.Join(dataDir, "recordings", rec["file"].(string))
+
+	// Kill it once the header counts two seconds (two flushes).
+	const twoSeconds = 2 * audio.SampleRate * 4
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if b, err := os.ReadFile(path); err == nil && len(b) >= 44 && binary.LittleEndian.Uint32(b[40:]) >= twoSeconds {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the recording's header did not count 2 s within 20 s:\n%s", srv.log.tail())
+		}
+	}
+	srv.kill()
+
+	checkFile := func(b []byte, when string) int {
+		t.Helper()
+		d := wav.NewDecoder(bytes.NewReader(b))
+		buf, err := d.FullPCMBuffer()
+		if err != nil || d.NumChans != 2 || d.SampleRate != audio.SampleRate {
+			t.Fatalf("%s: decode: %v (%d channels, %d Hz)", when, err, d.NumChans, d.SampleRate)
+		}
+		n := len(buf.Data) / (2 * audio.FrameSamples)
+		for i := range n {
+			var l, r audio.Frame
+			for j := range audio.FrameSamples {
+				k := (i*audio.FrameSamples + j) * 2
+				l[j], r[j] = int16(buf.Data[k]), int16(buf.Data[k+1])
+			}
+			if audio.ToneLevel(&l, 600) < toneLevel || r.RMS() != 0 {
+				t.Fatalf("%s: frame %d: left 600 Hz at %.2e, right RMS %.1f; want the tone left, silence right", when, i, audio.ToneLevel(&l, 600), r.RMS())
+			}
+		}
+		return n
+	}
+	killed, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := checkFile(killed, "as the kill left it"); n < 100 {
+		t.Fatalf("as the kill left it: %d frames, want at least 100 (2 s)", n)
+	}
+
+	srv.start()
+	var h struct {
+		Recordings []calls.Recording `json:"recordings"`
+	}
+	status, body := get(t, srv.base+"/api/history/calls/"+call, alice)
+	if err := json.Unmarshal(body, &h); status != http.StatusOK || err != nil || len(h.Recordings) != 1 {
+		t.Fatalf("history after the restart: %d %s", status, body)
+	}
+	r := h.Recordings[0]
+	if r.State != calls.RecordingStopped || r.StoppedAt == nil || r.DurationMs < 2000 {
+		t.Errorf("the recording after the restart: %+v; want stopped with at least 2 s", r)
+	}
+	status, served := get(t, srv.base+"/api/history/calls/"+call+"/recording", alice)
+	if status != http.StatusOK {
+		t.Fatalf("GET the recording after the restart: %d %s", status, served)
+	}
+	if n := checkFile(served, "served after the restart"); int64(n)*20 != r.DurationMs {
+		t.Errorf("served %d frames, the metadata says %d ms", n, r.DurationMs)
 	}
 }
