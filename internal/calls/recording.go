@@ -34,6 +34,10 @@ const (
 type PausedSpan struct {
 	Start time.Time  `json:"start"`
 	End   *time.Time `json:"end,omitempty"`
+	// PausedBy and ResumedBy are who did it (ResumedBy is missing when
+	// the recording stopped while paused).
+	PausedBy  *Actor `json:"pausedBy,omitempty"`
+	ResumedBy *Actor `json:"resumedBy,omitempty"`
 }
 
 // Recording is one recording of one call: a stereo WAV file, the call's
@@ -49,9 +53,12 @@ type Recording struct {
 	Node string `json:"node,omitempty"`
 	// StartedBy is who started it (the agent, a supervisor, or the
 	// switchboard for an "always record" queue).
-	StartedBy Actor        `json:"startedBy"`
-	StartedAt time.Time    `json:"startedAt"`
-	StoppedAt *time.Time   `json:"stoppedAt,omitempty"`
+	StartedBy Actor      `json:"startedBy"`
+	StartedAt time.Time  `json:"startedAt"`
+	StoppedAt *time.Time `json:"stoppedAt,omitempty"`
+	// StoppedBy is who stopped it: someone, or the switchboard when the
+	// call ended or a crash left it.
+	StoppedBy *Actor       `json:"stoppedBy,omitempty"`
 	Paused    []PausedSpan `json:"pausedSpans"`
 	// DurationMs is the length of the audio written so far (pauses
 	// included, as silence).
@@ -90,6 +97,7 @@ func (r Recording) Clone() Recording {
 		t := *r.StoppedAt
 		r.StoppedAt = &t
 	}
+	r.StoppedBy = cloneActor(r.StoppedBy)
 	if r.DeletedAt != nil {
 		t := *r.DeletedAt
 		r.DeletedAt = &t
@@ -100,8 +108,17 @@ func (r Recording) Clone() Recording {
 			t := *s.End
 			s.End = &t
 		}
+		s.PausedBy, s.ResumedBy = cloneActor(s.PausedBy), cloneActor(s.ResumedBy)
 		spans[i] = s
 	}
 	r.Paused = spans
 	return r
+}
+
+func cloneActor(a *Actor) *Actor {
+	if a == nil {
+		return nil
+	}
+	c := *a
+	return &c
 }

@@ -219,7 +219,11 @@ func TestRecordingChannels(t *testing.T) {
 
 	if rec.State != calls.RecordingStopped || rec.DurationMs != 3000 || len(rec.Paused) != 1 || rec.Paused[0].End == nil ||
 		rec.Paused[0].End.Sub(rec.Paused[0].Start) != time.Second || rec.StoppedAt == nil {
-		t.Errorf("stopped: %+v", rec)
+		t.Fatalf("stopped: %+v", rec)
+	}
+	if s := rec.Paused[0]; s.PausedBy == nil || s.PausedBy.Kind != calls.ActorSupervisor || s.PausedBy.DisplayName != "Boss" ||
+		s.ResumedBy == nil || s.ResumedBy.Kind != calls.ActorAgent || rec.StoppedBy == nil || rec.StoppedBy.RawID != alice.RawID() {
+		t.Errorf("who paused, resumed and stopped: %+v, %+v, %+v", s.PausedBy, s.ResumedBy, rec.StoppedBy)
 	}
 	left, right := readWAV(t, filepath.Join(f.dir, rec.File))
 	if len(left) != 150 {
@@ -329,7 +333,8 @@ func TestRecordingStopsWhenTheCallEnds(t *testing.T) {
 			break
 		}
 	}
-	if len(recs) != 1 || recs[0].State != calls.RecordingStopped || recs[0].StartedBy.Kind != calls.ActorAgent {
+	if len(recs) != 1 || recs[0].State != calls.RecordingStopped || recs[0].StartedBy.Kind != calls.ActorAgent ||
+		recs[0].StoppedBy == nil || recs[0].StoppedBy.Kind != calls.ActorSystem {
 		t.Fatalf("after callEnded: %+v", recs)
 	}
 	if left, _ := readWAV(t, filepath.Join(f.dir, recs[0].File)); len(left) != 10 {

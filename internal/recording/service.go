@@ -145,7 +145,7 @@ func (s *Service) recover(ctx context.Context) error {
 			s.log.Warn("a recording left by a crash could not be repaired", "call_id", rec.CallID, "file", rec.File, "err", err)
 		}
 		rec.DurationMs = d.Milliseconds()
-		rec.State, rec.StoppedAt = calls.RecordingStopped, &stopped
+		rec.State, rec.StoppedAt, rec.StoppedBy = calls.RecordingStopped, &stopped, &calls.Actor{Kind: calls.ActorSystem}
 		for i := range rec.Paused {
 			if rec.Paused[i].End == nil {
 				rec.Paused[i].End = &stopped
@@ -327,20 +327,20 @@ func (s *Service) StartFor(ctx context.Context, c calls.Call, by calls.Actor) (c
 // Pause makes the recording silent until Resume: 409 invalid_state unless
 // it is recording.
 func (s *Service) Pause(ctx context.Context, p calls.Principal, callID string) (calls.Recording, error) {
-	return s.change(ctx, "pause recording", p, callID, calls.RecordingActive, func(a *active, now time.Time) {
+	return s.change(ctx, "pause recording", p, callID, calls.RecordingActive, func(a *active, now time.Time, by calls.Actor) {
 		a.r.setPaused(true)
 		a.rec.State = calls.RecordingPaused
-		a.rec.Paused = append(a.rec.Paused, calls.PausedSpan{Start: now})
+		a.rec.Paused = append(a.rec.Paused, calls.PausedSpan{Start: now, PausedBy: &by})
 	})
 }
 
 // Resume records again after Pause: 409 invalid_state unless paused.
 func (s *Service) Resume(ctx context.Context, p calls.Principal, callID string) (calls.Recording, error) {
-	return s.change(ctx, "resume recording", p, callID, calls.RecordingPaused, func(a *active, now time.Time) {
+	return s.change(ctx, "resume recording", p, callID, calls.RecordingPaused, func(a *active, now time.Time, by calls.Actor) {
 		a.r.setPaused(false)
 		a.rec.State = calls.RecordingActive
 		if n := len(a.rec.Paused); n > 0 {
-			a.rec.Paused[n-1].End = &now
+			a.rec.Paused[n-1].End, a.rec.Paused[n-1].ResumedBy = &now, &by
 		}
 	})
 }
@@ -348,7 +348,7 @@ func (s *Service) Resume(ctx context.Context, p calls.Principal, callID string) 
 // change applies one pause or resume to the call's live recording, which
 // must be in state from.
 func (s *Service) change(ctx context.Context, op string, p calls.Principal, callID string, from calls.RecordingState,
-	apply func(a *active, now time.Time)) (calls.Recording, error) {
+	apply func(a *active, now time.Time, by calls.Actor)) (calls.Recording, error) {
 	_, actor, err := s.authorize(ctx, op, p, callID)
 	if err != nil {
 		return calls.Recording{}, err
@@ -365,7 +365,7 @@ func (s *Service) change(ctx context.Context, op string, p calls.Principal, call
 		return calls.Recording{}, &calls.Error{Code: calls.CodeInvalidState, Op: op,
 			Message: fmt.Sprintf("the recording is %s", a.rec.State)}
 	}
-	apply(a, s.cfg.Now())
+	apply(a, s.cfg.Now(), actor)
 	if err := s.cfg.Store.PutRecording(ctx, a.rec.Clone()); err != nil {
 		return calls.Recording{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -400,6 +400,7 @@ func (s *Service) stopLocked(ctx context.Context, callID string, by calls.Actor)
 	s.mu.Unlock()
 	now := s.cfg.Now()
 	a.rec.State, a.rec.StoppedAt, a.rec.DurationMs = calls.RecordingStopped, &now, durationOf(n).Milliseconds()
+	a.rec.StoppedBy = &by
 	if k := len(a.rec.Paused); k > 0 && a.rec.Paused[k-1].End == nil {
 		a.rec.Paused[k-1].End = &now
 	}

@@ -29,7 +29,10 @@ func recording(id, call, node string, start, stop int) calls.Recording {
 		StartedAt: at(start, 7), Paused: []calls.PausedSpan{}}
 	if stop >= 0 {
 		r.State, r.StoppedAt, r.DurationMs = calls.RecordingStopped, ptime(at(stop, 3)), int64(stop-start)*60000
-		r.Paused = []calls.PausedSpan{{Start: at(start, 100), End: ptime(at(start, 900))}}
+		r.StoppedBy = &calls.Actor{Kind: calls.ActorSystem}
+		r.Paused = []calls.PausedSpan{{Start: at(start, 100), End: ptime(at(start, 900)),
+			PausedBy:  &calls.Actor{Kind: calls.ActorSupervisor, RawID: super, DisplayName: "Sue"},
+			ResumedBy: &calls.Actor{Kind: calls.ActorAgent, RawID: agentA}}}
 	}
 	return r
 }
@@ -125,7 +128,8 @@ func sameRecording(a, b calls.Recording) bool {
 		return false
 	}
 	for i := range a.Paused {
-		if !a.Paused[i].Start.Equal(b.Paused[i].Start) || !eq(a.Paused[i].End, b.Paused[i].End) {
+		if !a.Paused[i].Start.Equal(b.Paused[i].Start) || !eq(a.Paused[i].End, b.Paused[i].End) ||
+			!reflect.DeepEqual(a.Paused[i].PausedBy, b.Paused[i].PausedBy) || !reflect.DeepEqual(a.Paused[i].ResumedBy, b.Paused[i].ResumedBy) {
 			return false
 		}
 	}

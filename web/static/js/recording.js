@@ -95,6 +95,7 @@ export function recordingList(recs, urls) {
           r.startedBy ? ` by ${r.startedBy.displayName || r.startedBy.rawId || r.startedBy.kind}` : '',
           ` · ${Math.round((r.durationMs || 0) / 1000)} s`,
           paused ? ` · paused ${paused === 1 ? 'once' : paused + ' times'} (silent there)` : '',
+          r.stoppedBy ? ` · stopped by ${r.stoppedBy.kind === 'system' ? 'the switchboard' : r.stoppedBy.displayName || r.stoppedBy.rawId}` : '',
           r.state !== 'stopped' ? ` · ${r.state}` : ''),
         r.deletedAt ? h('p', { class: 'muted-text' }, `Deleted by the retention setting on ${dateTime(r.deletedAt)}`)
           : u && u.error ? h('p', { class: 'error' }, u.error)
