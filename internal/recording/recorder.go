@@ -19,9 +19,21 @@ type stereoFrame struct {
 // second).
 const flushEvery = audio.FramesPerSec
 
-// queueFrames is how many frames the tap holds for a slow disk before it
-// drops them (5 s).
-const queueFrames = 5 * audio.FramesPerSec
+// batchFrames is how many frames the tap hands the writer at once (200
+// ms): one wake-up of the writer per batch, not per frame. With 100
+// recorded calls a wake-up per frame cost the process about as much CPU
+// as the mixer's clock itself (BENCHMARKS.md, "Recording").
+const batchFrames = 10
+
+// queueBatches is how many batches the tap holds for a slow disk before
+// it drops them (5 s).
+const queueBatches = 5 * audio.FramesPerSec / batchFrames
+
+// batch is frames on their way to the writer.
+type batch struct {
+	frames [batchFrames]stereoFrame
+	n      int
+}
 
 // recorder is one recording's tap and writer. The mixer's clock hands it
 // frames (TapFrame, never blocking); its writer goroutine, which it owns
@@ -34,8 +46,9 @@ type recorder struct {
 	mu     sync.Mutex
 	paused bool
 	closed bool
-	frames chan *stereoFrame
-	free   chan *stereoFrame // spent frames, reused
+	cur    *batch // filling
+	queue  chan *batch
+	free   chan *batch // spent batches, reused
 
 	dropped atomic.Uint64
 	err     error // the writer's first error; read after done
@@ -43,7 +56,7 @@ type recorder struct {
 
 func newRecorder(w *wavWriter, log *slog.Logger) *recorder {
 	r := &recorder{w: w, log: log, done: make(chan struct{}),
-		frames: make(chan *stereoFrame, queueFrames), free: make(chan *stereoFrame, queueFrames)}
+		queue: make(chan *batch, queueBatches), free: make(chan *batch, queueBatches)}
 	go r.write()
 	return r
 }
@@ -56,23 +69,29 @@ func (r *recorder) TapFrame(send, others *audio.Frame) {
 	if r.closed {
 		return
 	}
-	var fr *stereoFrame
-	select {
-	case fr = <-r.free:
-	default:
-		fr = new(stereoFrame)
+	if r.cur == nil {
+		select {
+		case r.cur = <-r.free:
+		default:
+			r.cur = new(batch)
+		}
 	}
+	fr := &r.cur.frames[r.cur.n]
 	if r.paused {
 		fr.left.Clear()
 		fr.right.Clear()
 	} else {
 		fr.left, fr.right = *send, *others
 	}
-	select {
-	case r.frames <- fr:
-	default:
-		r.dropped.Add(1)
+	if r.cur.n++; r.cur.n < batchFrames {
+		return
 	}
+	select {
+	case r.queue <- r.cur:
+	default:
+		r.dropped.Add(batchFrames)
+	}
+	r.cur = nil
 }
 
 // setPaused makes the frames from now on silent (or not).
@@ -86,11 +105,19 @@ func (r *recorder) setPaused(p bool) {
 // on disk and close the file, and answers the audio's length in bytes.
 func (r *recorder) stop() (int64, error) {
 	r.mu.Lock()
-	if !r.closed {
-		r.closed = true
-		close(r.frames)
-	}
+	closing := !r.closed
+	r.closed = true
+	last := r.cur
+	r.cur = nil
 	r.mu.Unlock()
+	if closing {
+		// The tap takes no more frames: the queue is the writer's and
+		// ours alone now, and this send may wait for the writer.
+		if last != nil && last.n > 0 {
+			r.queue <- last
+		}
+		close(r.queue)
+	}
 	<-r.done
 	if n := r.dropped.Load(); n > 0 {
 		r.log.Warn("recording dropped frames: the disk did not keep up", "frames", n)
@@ -102,15 +129,20 @@ func (r *recorder) stop() (int64, error) {
 // stop closes the queue; then it closes the file.
 func (r *recorder) write() {
 	defer close(r.done)
-	n := 0
-	for fr := range r.frames {
-		r.w.add(fr)
+	unflushed := 0
+	for b := range r.queue {
+		for i := range b.n {
+			r.w.add(&b.frames[i])
+		}
+		unflushed += b.n
+		b.n = 0
 		select {
-		case r.free <- fr:
+		case r.free <- b:
 		default:
 		}
-		if n++; n%flushEvery == 0 && r.err == nil {
+		if unflushed >= flushEvery && r.err == nil {
 			r.err = r.w.flush()
+			unflushed = 0
 		}
 	}
 	if err := r.w.close(); r.err == nil {
