@@ -14,9 +14,10 @@
 // offsets stay the call's wall clock (a reviewer can line them up with
 // the call's timeline); the paused spans are in the metadata.
 //
-// Crash safety: the writer flushes every second and then rewrites the
-// header's sizes, so a killed process leaves a file that reads as a WAV
-// up to the last flush. At the next start the service repairs the files
+// Crash safety: the tap hands the writer 200 ms batches; the writer
+// flushes every second and then rewrites the header's sizes, so a killed
+// process leaves a file that reads as a WAV up to the last flush (at most
+// 1.2 s lost). At the next start the service repairs the files
 // its node left unfinished (cuts a partial frame, rewrites the header from
 // the size on disk) and marks their recordings stopped at the file's last
 // change.
