@@ -90,9 +90,11 @@ CREATE TABLE number_routes (
 ) WITHOUT ROWID;
 `,
 	// 3: recordings (migration 00006 in Postgres): data is the recording
-	// as the API shows it (JSON); times are Unix nanoseconds.
+	// as the API shows it (JSON); times are Unix nanoseconds. IF NOT
+	// EXISTS: branches that add steps side by side may be merged in
+	// either order.
 	`
-CREATE TABLE recordings (
+CREATE TABLE IF NOT EXISTS recordings (
     id      TEXT    PRIMARY KEY,
     call_id TEXT    NOT NULL,
     node    TEXT    NOT NULL,
@@ -101,9 +103,9 @@ CREATE TABLE recordings (
     deleted INTEGER,
     data    TEXT    NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX recordings_call ON recordings (call_id, started, id);
-CREATE INDEX recordings_unfinished ON recordings (node, started, id) WHERE stopped IS NULL;
-CREATE INDEX recordings_retention ON recordings (node, stopped) WHERE deleted IS NULL;
+CREATE INDEX IF NOT EXISTS recordings_call ON recordings (call_id, started, id);
+CREATE INDEX IF NOT EXISTS recordings_unfinished ON recordings (node, started, id) WHERE stopped IS NULL;
+CREATE INDEX IF NOT EXISTS recordings_retention ON recordings (node, stopped) WHERE deleted IS NULL;
 `,
 }
 
