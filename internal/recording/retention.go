@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/calls"
@@ -47,7 +46,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			return total, fmt.Errorf("sweep recordings: %w", err)
 		}
 		for _, rec := range old {
-			err := os.Remove(filepath.Join(s.cfg.Dir, rec.File))
+			err := os.Remove(s.path(rec))
 			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				return total, fmt.Errorf("sweep recordings: %w", err)
 			}

@@ -135,7 +135,7 @@ func (s *Service) recover(ctx context.Context) error {
 		return fmt.Errorf("recording: find unfinished recordings: %w", err)
 	}
 	for _, rec := range left {
-		path := filepath.Join(s.cfg.Dir, rec.File)
+		path := s.path(rec)
 		stopped := s.cfg.Now()
 		if st, err := os.Stat(path); err == nil {
 			stopped = st.ModTime()
@@ -305,7 +305,7 @@ func (s *Service) StartFor(ctx context.Context, c calls.Call, by calls.Actor) (c
 	id := s.cfg.NewID()
 	rec := calls.Recording{ID: id, CallID: c.ID, AgentID: c.AgentID, State: calls.RecordingActive,
 		File: id + ".wav", Node: s.cfg.Node, StartedBy: by, StartedAt: s.cfg.Now(), Paused: []calls.PausedSpan{}}
-	w, err := createWAV(filepath.Join(s.cfg.Dir, rec.File))
+	w, err := createWAV(s.path(rec))
 	if err != nil {
 		return calls.Recording{}, &calls.Error{Code: calls.CodeInternal, Op: op, Message: "the recording's file could not be created", Err: err}
 	}
@@ -471,7 +471,7 @@ func (s *Service) Local(ctx context.Context, callID, recordingID string) bool {
 	if len(recs) == 0 {
 		return false
 	}
-	_, err = os.Stat(filepath.Join(s.cfg.Dir, recs[len(recs)-1].File))
+	_, err = os.Stat(s.path(recs[len(recs)-1]))
 	return err == nil
 }
 
@@ -503,7 +503,7 @@ func (s *Service) Open(ctx context.Context, p calls.Principal, callID, recording
 	if rec.DeletedAt != nil {
 		return nil, calls.Recording{}, &calls.Error{Code: calls.CodeNotFound, Op: op, Message: "the recording was deleted by the retention setting"}
 	}
-	f, err := os.Open(filepath.Join(s.cfg.Dir, rec.File))
+	f, err := os.Open(s.path(rec))
 	if errors.Is(err, os.ErrNotExist) {
 		msg := "the recording's file is not on this node"
 		if rec.Node != "" {
@@ -515,4 +515,10 @@ func (s *Service) Open(ctx context.Context, p calls.Principal, callID, recording
 		return nil, calls.Recording{}, &calls.Error{Code: calls.CodeInternal, Op: op, Message: "the recording could not be read", Err: err}
 	}
 	return f, rec, nil
+}
+
+// path is the recording's file in the recordings directory (its name
+// only: a name read back from the store never leads elsewhere).
+func (s *Service) path(rec calls.Recording) string {
+	return filepath.Join(s.cfg.Dir, filepath.Base(rec.File))
 }
