@@ -95,51 +95,7 @@ func TestRecordingRealMedia(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("GET the recording: %d %s", status, body)
 	}
-	d := wav.NewDecoder(bytes.NewReader(body))
-	buf, err := d.FullPCMBuffer()
-	if err != nil || d.NumChans != 2 || d.SampleRate != audio.SampleRate || d.BitDepth != 16 {
-		t.Fatalf("decode: %v (%d channels, %d Hz, %d bits)", err, d.NumChans, d.SampleRate, d.BitDepth)
-	}
-	n := len(buf.Data) / (2 * audio.FrameSamples)
-	var before, paused, after, rightLost int
-	for i := range n {
-		var l, r audio.Frame
-		for j := range audio.FrameSamples {
-			k := (i*audio.FrameSamples + j) * 2
-			l[j], r[j] = int16(buf.Data[k]), int16(buf.Data[k+1])
-		}
-		if l.RMS() == 0 { // alice's tone never is: the pause
-			if after > 0 {
-				t.Fatalf("frame %d: silence after the pause's span ended", i)
-			}
-			if r.RMS() != 0 {
-				t.Errorf("frame %d: paused, but the right channel is not silent (RMS %.1f)", i, r.RMS())
-			}
-			paused++
-			continue
-		}
-		if paused > 0 {
-			after++
-		} else {
-			before++
-		}
-		if la, lb := audio.ToneLevel(&l, toneA), audio.ToneLevel(&l, toneB); la < toneLevel || lb > noTone {
-			t.Errorf("frame %d: left A %.2e B %.2e; want A only", i, la, lb)
-		}
-		if ra := audio.ToneLevel(&r, toneA); ra > noTone {
-			t.Errorf("frame %d: right carries the agent's A at %.2e", i, ra)
-		}
-		if audio.ToneLevel(&r, toneB) < toneLevel {
-			rightLost++
-		}
-	}
-	t.Logf("recording: %d frames before the pause, %d paused, %d after; %d right frames without B", before, paused, after, rightLost)
-	if before < 25 || paused < 25 || after < 25 {
-		t.Errorf("%d frames before the pause, %d paused, %d after; want about 50 each", before, paused, after)
-	}
-	if rightLost > (before+after)/5 {
-		t.Errorf("%d of %d recorded frames lack the customer's B on the right", rightLost, before+after)
-	}
+	checkRecordedTones(t, body, toneA, toneB)
 }
 
 // TestRecordingFlags: --recording-dir and --recording-retention, their
@@ -261,4 +217,112 @@ func TestRecordingSurvivesSIGKILL(t *testing.T) {
 	if n := checkFile(served, "served after the restart"); int64(n)*20 != r.DurationMs {
 		t.Errorf("served %d frames, the metadata says %d ms", n, r.DurationMs)
 	}
+}
+
+// checkRecordedTones checks a recording of a call where the agent sent
+// toneA and the other party toneB, paused once: one run of silence in
+// both channels (the pause), at least 25 frames before, during and
+// after it; A and never B on the left; never A on the right and B on it
+// but for a fifth of the frames at most (the jitter buffer's losses).
+func checkRecordedTones(t *testing.T, body []byte, toneA, toneB float64) {
+	t.Helper()
+	d := wav.NewDecoder(bytes.NewReader(body))
+	buf, err := d.FullPCMBuffer()
+	if err != nil || d.NumChans != 2 || d.SampleRate != audio.SampleRate || d.BitDepth != 16 {
+		t.Fatalf("decode: %v (%d channels, %d Hz, %d bits)", err, d.NumChans, d.SampleRate, d.BitDepth)
+	}
+	n := len(buf.Data) / (2 * audio.FrameSamples)
+	var before, paused, after, rightLost int
+	for i := range n {
+		var l, r audio.Frame
+		for j := range audio.FrameSamples {
+			k := (i*audio.FrameSamples + j) * 2
+			l[j], r[j] = int16(buf.Data[k]), int16(buf.Data[k+1])
+		}
+		if l.RMS() == 0 { // alice's tone never is: the pause
+			if after > 0 {
+				t.Fatalf("frame %d: silence after the pause's span ended", i)
+			}
+			if r.RMS() != 0 {
+				t.Errorf("frame %d: paused, but the right channel is not silent (RMS %.1f)", i, r.RMS())
+			}
+			paused++
+			continue
+		}
+		if paused > 0 {
+			after++
+		} else {
+			before++
+		}
+		if la, lb := audio.ToneLevel(&l, toneA), audio.ToneLevel(&l, toneB); la < toneLevel || lb > noTone {
+			t.Errorf("frame %d: left A %.2e B %.2e; want A only", i, la, lb)
+		}
+		if ra := audio.ToneLevel(&r, toneA); ra > noTone {
+			t.Errorf("frame %d: right carries the agent's A at %.2e", i, ra)
+		}
+		if audio.ToneLevel(&r, toneB) < toneLevel {
+			rightLost++
+		}
+	}
+	t.Logf("recording: %d frames before the pause, %d paused, %d after; %d right frames without B", before, paused, after, rightLost)
+	if before < 25 || paused < 25 || after < 25 {
+		t.Errorf("%d frames before the pause, %d paused, %d after; want about 50 each", before, paused, after)
+	}
+	if rightLost > (before+after)/5 {
+		t.Errorf("%d of %d recorded frames lack the customer's B on the right", rightLost, before+after)
+	}
+}
+
+// TestClusterRecordingAcrossNodes: alice on node a (tone A) calls bob on
+// node b (tone B), whose audio reaches a over the leg between the nodes.
+// Alice's requests reach nodes c and b and are forwarded to a, whose
+// mixer records her call: the WAV (from a, and from c, which forwards the
+// download to her node) carries A on the left and B on the right, the
+// paused second silent; the recording names node a.
+func TestClusterRecordingAcrossNodes(t *testing.T) {
+	const toneA, toneB = 600.0, 1400.0
+	x := newAcrossNodes(t)
+	aliceDev := audio.NewMemoryEndpoint(audio.NewTone(toneA, -20))
+	x.a.mixer.Attach(calls.CommunicationUser("alice").RawID(), aliceDev)
+	x.b.mixer.Attach(calls.CommunicationUser("bob").RawID(), audio.NewMemoryEndpoint(audio.NewTone(toneB, -20)))
+	aliceCall, bobCall := x.call(t)
+	post(t, "http://"+x.b.Addr+"/api/incoming-calls/"+bobCall+"/accept", x.bob, "")
+	if !hearsTone(aliceDev, toneB) {
+		t.Fatal("alice, on a, does not hear bob, on b")
+	}
+
+	step := func(node *Main, op string) calls.Recording {
+		t.Helper()
+		status, body, _ := send(t, node, http.MethodPost, "/api/calls/"+aliceCall+"/recording/"+op, x.alice, "")
+		var rec calls.Recording
+		if status != http.StatusOK || json.Unmarshal([]byte(body), &rec) != nil {
+			t.Fatalf("%s through node %s: %d %s", op, node.Config.Cluster.NodeID, status, body)
+		}
+		return rec
+	}
+	step(x.c, "start")
+	time.Sleep(time.Second)
+	step(x.b, "pause")
+	time.Sleep(time.Second)
+	step(x.c, "resume")
+	time.Sleep(time.Second)
+	rec := step(x.b, "stop")
+	if rec.Node != "a" || rec.State != calls.RecordingStopped {
+		t.Fatalf("the recording %+v, want it stopped on node a", rec)
+	}
+	if _, err := os.Stat(filepath.Join(x.a.Config.DataDir, "recordings", rec.File)); err != nil {
+		t.Fatalf("the file on node a: %v", err)
+	}
+	var bodies []string
+	for _, node := range []*Main{x.a, x.c} {
+		status, body, hdr := send(t, node, http.MethodGet, "/api/history/calls/"+aliceCall+"/recording", x.alice, "")
+		if status != http.StatusOK || hdr.Get("Content-Type") != "audio/wav" {
+			t.Fatalf("GET the recording through node %s: %d %s", node.Config.Cluster.NodeID, status, hdr.Get("Content-Type"))
+		}
+		bodies = append(bodies, body)
+	}
+	if bodies[0] != bodies[1] {
+		t.Errorf("node c served %d bytes, node a %d", len(bodies[1]), len(bodies[0]))
+	}
+	checkRecordedTones(t, []byte(bodies[0]), toneA, toneB)
 }
