@@ -66,16 +66,6 @@ func (m *Main) startRecording(ctx context.Context, next calls.Publisher) (calls.
 	return svc.Publisher(next), nil
 }
 
-// switchboardMedia is the media plane as the switchboard sees it: the
-// mixer, its routes followed by the recording service when there is one
-// (to tell a recorded call's other parties).
-func (m *Main) switchboardMedia() calls.Media {
-	if m.recordings == nil {
-		return m.mixer
-	}
-	return m.recordings.Media(m.mixer)
-}
-
 // recorder is the API's view of the recording service (nil: none).
 func (m *Main) recorder() api.Recorder {
 	if m.recordings == nil {

@@ -280,7 +280,7 @@ func (m *Main) Run(ctx context.Context) error {
 	sb, err := calls.New(calls.Config{
 		Store:       m.store,
 		Publisher:   publisher,
-		Media:       m.switchboardMedia(),
+		Media:       m.mixer,
 		Phones:      phones,
 		Peers:       peers,
 		NewID:       uuid.NewString,

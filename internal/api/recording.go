@@ -28,25 +28,45 @@ type Recorder interface {
 	Open(ctx context.Context, p calls.Principal, callID, recordingID string) (*os.File, calls.Recording, error)
 	// Local says whether this node can read the file of a call's
 	// recording (recordingID, or "" for the latest) without asking who
-	// may: it wrote it, or the recordings directory is shared.
-	Local(ctx context.Context, callID, recordingID string) bool
+	// may: it wrote it, or the recordings directory is shared. Else it
+	// answers the node that wrote it ("" when unknown).
+	Local(ctx context.Context, callID, recordingID string) (here bool, node string)
 }
 
-// recordingHere says whether a request for a recording's file runs on the
-// node it reached, in a cluster: when that node can read the file, it
-// serves it (ranges and all) rather than forwarding it, whoever owns the
-// identity. Otherwise the request is routed as any other, and a node that
-// cannot read the file answers 404 not_found naming the node that wrote it:
-// a cluster shares --recording-dir to serve every recording on every node.
-func (s *Server) recordingHere(c echo.Context) bool {
-	if s.cfg.Recordings == nil || c.Path() != "/api/history/calls/:id/recording" {
-		return false
+// recordingFileRoute is the route of a recording's file.
+const recordingFileRoute = "/api/history/calls/:id/recording"
+
+// recordingRoute tells where a request for a recording's file runs, in a
+// cluster: here when this node can read the file (it serves it, ranges and
+// all, whoever owns the identity); else on the node that wrote it (node),
+// which checks who asks as any node does. Neither: it is routed as any
+// other request, and a node that cannot read the file answers 404
+// not_found. A forwarded answer travels whole in one NATS message: a
+// cluster shares --recording-dir to serve long recordings everywhere.
+func (s *Server) recordingRoute(c echo.Context) (here bool, node string) {
+	if s.cfg.Recordings == nil || c.Path() != recordingFileRoute {
+		return false, ""
 	}
 	id, err := pathParam(c, "id")
 	if err != nil {
-		return false
+		return false, ""
 	}
 	return s.cfg.Recordings.Local(c.Request().Context(), id, c.QueryParam("recordingId"))
+}
+
+// routeForwardedRecording runs a request for a recording's file that
+// another node sent here as the node that wrote it, if this node can read
+// the file; else it runs nothing and says so, and the entry node routes it
+// as any other request.
+func (s *Server) routeForwardedRecording(c echo.Context, f *forwarded, next echo.HandlerFunc) error {
+	if c.Param("id") != f.call {
+		return calls.Errorf(calls.CodeInvalidRequest, "a request sent to a recording's node must name its call")
+	}
+	if here, _ := s.recordingRoute(c); !here {
+		f.notOwner = "?"
+		return calls.Errorf(calls.CodeNotFound, "this node cannot read the recording of call %s", f.call)
+	}
+	return next(&sessionContext{Context: c, sess: f.sess})
 }
 
 type recordingFunc func(ctx context.Context, p calls.Principal, callID string) (calls.Recording, error)
@@ -155,7 +175,7 @@ func (n noRecorder) Recordings(context.Context, string) ([]calls.Recording, erro
 	return nil, n.err()
 }
 
-func (noRecorder) Local(context.Context, string, string) bool { return false }
+func (noRecorder) Local(context.Context, string, string) (bool, string) { return false, "" }
 
 func (n noRecorder) Open(context.Context, calls.Principal, string, string) (*os.File, calls.Recording, error) {
 	return nil, calls.Recording{}, n.err()

@@ -43,7 +43,7 @@ func newRecordingServer(t *testing.T) *recordingServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, err = calls.New(calls.Config{Store: st, Publisher: rec.Publisher(hub), Media: rec.Media(mixer), NewID: uuid.NewString})
+	sb, err = calls.New(calls.Config{Store: st, Publisher: rec.Publisher(hub), Media: mixer, NewID: uuid.NewString})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -74,9 +75,11 @@ type Service struct {
 	live  map[string]*active // by call id; written under opMu and mu
 	ended []string           // calls that ended while recorded, for the stopper
 	wake  chan struct{}
-	// convs is the members of every conversation with a recorded call,
-	// by server call id, as the latest route said (Media).
-	convs map[string][]calls.MediaMember
+	// parties is every listed call on this node, by server call id
+	// (conversation), then call id: its agent. The publisher follows
+	// callsUpdated to keep it, so that a recorded call's other parties can
+	// be told.
+	parties map[string]map[string]string
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -87,9 +90,10 @@ type active struct {
 	rec          calls.Recording
 	r            *recorder
 	serverCallID string
-	// others are the other members of the call's conversation when it
-	// was last seen, who are told of the recording too.
-	others []calls.MediaMember
+	// others are the other parties' calls (call id: agent) of the
+	// conversation when it was last seen, who are told of the recording
+	// too.
+	others map[string]string
 }
 
 // New recovers what a crash left (files whose header is short, metadata
@@ -111,7 +115,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("recording: %w", err)
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger.With("component", "recording"),
-		live: map[string]*active{}, wake: make(chan struct{}, 1), convs: map[string][]calls.MediaMember{}}
+		live: map[string]*active{}, wake: make(chan struct{}, 1), parties: map[string]map[string]string{}}
 	if err := s.recover(ctx); err != nil {
 		return nil, err
 	}
@@ -185,8 +189,9 @@ func (s *Service) snapshotLive() map[string]*active {
 	return out
 }
 
-// Publisher wraps next so that the service hears the calls that end and
-// stops their recordings. It never blocks.
+// Publisher wraps next so that the service hears the calls that end (and
+// stops their recordings) and who is in each conversation (to tell a
+// recorded call's other parties). It never blocks.
 func (s *Service) Publisher(next calls.Publisher) calls.Publisher {
 	return publisher{s: s, next: next}
 }
@@ -198,6 +203,12 @@ type publisher struct {
 
 func (p publisher) Publish(ev calls.Event) {
 	p.next.Publish(ev)
+	if ev.Type == calls.EventCallsUpdated {
+		if d, ok := ev.Data.(calls.CallsUpdatedData); ok {
+			p.s.follow(d)
+		}
+		return
+	}
 	if ev.Type != calls.EventCallEnded || ev.CallID == "" {
 		return
 	}
@@ -215,27 +226,26 @@ func (p publisher) Publish(ev calls.Event) {
 	}
 }
 
-// Media wraps next (the mixer) so that the service knows who else is in
-// a recorded call's conversation, to tell them of the recording. It never
-// blocks.
-func (s *Service) Media(next calls.Media) calls.Media {
-	return media{s: s, next: next}
-}
-
-type media struct {
-	s    *Service
-	next calls.Media
-}
-
-func (m media) SetRoute(r calls.Route) {
-	m.next.SetRoute(r)
-	m.s.mu.Lock()
-	defer m.s.mu.Unlock()
-	if len(r.Members) == 0 {
-		delete(m.s.convs, r.ServerCallID)
-		return
+// follow keeps the conversations' parties as callsUpdated tells them.
+func (s *Service) follow(d calls.CallsUpdatedData) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range d.Added {
+		m := s.parties[c.ServerCallID]
+		if m == nil {
+			m = map[string]string{}
+			s.parties[c.ServerCallID] = m
+		}
+		m[c.ID] = c.AgentID
 	}
-	m.s.convs[r.ServerCallID] = r.Members
+	for _, c := range d.Removed {
+		if m := s.parties[c.ServerCallID]; m != nil {
+			delete(m, c.ID)
+			if len(m) == 0 {
+				delete(s.parties, c.ServerCallID)
+			}
+		}
+	}
 }
 
 // stopper stops the recordings of calls that ended, until ctx ends.
@@ -434,19 +444,19 @@ func (s *Service) publish(a *active, by calls.Actor) {
 	s.cfg.Publisher.Publish(calls.Event{Type: calls.EventRecordingStateChanged, At: now,
 		AgentID: a.rec.AgentID, CallID: a.rec.CallID, Actor: &by, Data: a.rec.Clone(), Supervised: true})
 	s.mu.Lock()
-	if members, ok := s.convs[a.serverCallID]; ok {
-		a.others = a.others[:0]
-		for _, m := range members {
-			if m.CallID != a.rec.CallID {
-				a.others = append(a.others, m)
+	if parties, ok := s.parties[a.serverCallID]; ok {
+		a.others = make(map[string]string, len(parties))
+		for id, agent := range parties {
+			if id != a.rec.CallID {
+				a.others[id] = agent
 			}
 		}
 	}
-	others := slices.Clone(a.others)
+	others := maps.Clone(a.others)
 	s.mu.Unlock()
-	for _, m := range others {
+	for id, agent := range others {
 		s.cfg.Publisher.Publish(calls.Event{Type: calls.EventRecordingStateChanged, At: now,
-			AgentID: m.RawID, CallID: m.CallID, Data: calls.RecordingNotice{State: a.rec.State}})
+			AgentID: agent, CallID: id, Data: calls.RecordingNotice{State: a.rec.State}})
 	}
 }
 
@@ -461,18 +471,25 @@ func (s *Service) Recordings(ctx context.Context, callID string) ([]calls.Record
 }
 
 // Local says whether this node can read the file of the call's
-// recording (recordingID, or "" for the latest), whoever asks.
-func (s *Service) Local(ctx context.Context, callID, recordingID string) bool {
+// recording (recordingID, or "" for the latest), whoever asks; if not, it
+// answers the node that wrote it ("" when none is known, or this one).
+func (s *Service) Local(ctx context.Context, callID, recordingID string) (here bool, node string) {
 	recs, err := s.Recordings(ctx, callID)
 	if err != nil {
-		return false
+		return false, ""
 	}
 	recs = slices.DeleteFunc(recs, func(r calls.Recording) bool { return recordingID != "" && r.ID != recordingID })
 	if len(recs) == 0 {
-		return false
+		return false, ""
 	}
-	_, err = os.Stat(s.path(recs[len(recs)-1]))
-	return err == nil
+	rec := recs[len(recs)-1]
+	if _, err := os.Stat(s.path(rec)); err == nil {
+		return true, ""
+	}
+	if rec.Node == s.cfg.Node || rec.DeletedAt != nil {
+		return false, ""
+	}
+	return false, rec.Node
 }
 
 // Open opens the call's recording for p to read: recordingID names one
