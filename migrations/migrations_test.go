@@ -7,8 +7,16 @@ import (
 	"testing"
 )
 
-// The migrations are numbered from 1 without gaps, and each has an Up and a
-// Down section, as goose reads them.
+// reserved are migration numbers taken by branches not merged yet, which
+// a branch with a later number may skip; delete an entry when its file
+// lands.
+var reserved = map[int]string{
+	5: "agent status (internal/routing), issue 15",
+}
+
+// The migrations are numbered from 1 without gaps (but for reserved
+// numbers not merged yet), and each has an Up and a Down section, as
+// goose reads them.
 func TestFiles(t *testing.T) {
 	names, err := fs.Glob(FS, "*.sql")
 	if err != nil {
@@ -17,9 +25,14 @@ func TestFiles(t *testing.T) {
 	if len(names) == 0 {
 		t.Fatal("no migrations embedded")
 	}
-	for i, name := range names {
-		if want := fmt.Sprintf("%05d_", i+1); !strings.HasPrefix(name, want) {
-			t.Errorf("migration %d is %s, want a name starting %s", i+1, name, want)
+	n := 0
+	for _, name := range names {
+		n++
+		if _, ok := reserved[n]; ok && !strings.HasPrefix(name, fmt.Sprintf("%05d_", n)) {
+			n++ // not merged yet
+		}
+		if want := fmt.Sprintf("%05d_", n); !strings.HasPrefix(name, want) {
+			t.Errorf("migration %d is %s, want a name starting %s", n, name, want)
 		}
 		b, err := fs.ReadFile(FS, name)
 		if err != nil {

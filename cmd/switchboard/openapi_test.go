@@ -98,7 +98,7 @@ func (c *apiClient) do(method, path, token string, body any, want int, out any) 
 // errors, against the OpenAPI description it serves; then that every
 // operation was seen answered with a success.
 func TestOpenAPIFlows(t *testing.T) {
-	m, _ := startOps(t, Config{Media: MediaConfig{Grace: time.Minute}})
+	m, _ := startOps(t, Config{Media: MediaConfig{Grace: time.Minute}, DataDir: t.TempDir()})
 	runAPIFlows(t, m.Addr)
 }
 
@@ -198,6 +198,17 @@ func runAPIFlows(t *testing.T, addrs ...string) {
 	c.do(http.MethodGet, "/api/calls/"+id, alice, nil, http.StatusOK, nil)
 	c.do(http.MethodGet, "/api/calls/"+id, carol, nil, http.StatusNotFound, nil)
 
+	// Recording alice's call: she starts, the supervisor pauses, she
+	// resumes and stops.
+	recording := "/api/calls/" + id + "/recording/"
+	c.do(http.MethodPost, recording+"pause", alice, nil, http.StatusConflict, nil)
+	c.do(http.MethodPost, recording+"start", carol, nil, http.StatusNotFound, nil)
+	c.do(http.MethodPost, recording+"start", alice, nil, http.StatusOK, nil)
+	c.do(http.MethodPost, recording+"start", alice, nil, http.StatusConflict, nil)
+	c.do(http.MethodPost, recording+"pause", sup, nil, http.StatusOK, nil)
+	c.do(http.MethodPost, recording+"resume", alice, nil, http.StatusOK, nil)
+	c.do(http.MethodPost, recording+"stop", alice, nil, http.StatusOK, nil)
+
 	// Carol joins by being added; the call is a group call now.
 	c.do(http.MethodPost, "/api/calls/"+id+"/participants", alice, map[string]any{"identifier": map[string]string{"communicationUserId": "carol"}}, http.StatusCreated, nil)
 	added := waitIncoming(t, nextC)
@@ -258,6 +269,8 @@ func runAPIFlows(t *testing.T, addrs ...string) {
 	defer cancel()
 	c.do(http.MethodGet, "/api/history/calls/"+id, alice, nil, http.StatusOK, nil)
 	c.do(http.MethodGet, "/api/history/calls/"+uuid.NewString(), alice, nil, http.StatusNotFound, nil)
+	c.do(http.MethodGet, "/api/history/calls/"+id+"/recording", alice, nil, http.StatusOK, nil)
+	c.do(http.MethodGet, "/api/history/calls/"+id+"/recording", bob, nil, http.StatusNotFound, nil)
 
 	// Media: a softphone fetches its ICE servers, attaches and calls the
 	// echo bot, all through the checking client.

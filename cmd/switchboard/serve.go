@@ -28,6 +28,7 @@ import (
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/cluster"
 	"github.com/switchboard/switchboard/internal/holdpolicy"
+	"github.com/switchboard/switchboard/internal/recording"
 	"github.com/switchboard/switchboard/internal/sip"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/turnserver"
@@ -56,6 +57,7 @@ type Config struct {
 	OIDC           OIDCConfig
 	SIP            SIPConfig
 	Cluster        ClusterConfig
+	Recording      RecordingConfig
 	LogLevel       slog.Level
 	LogJSON        bool
 	// DrainGrace is how long a node that was told to stop waits for its
@@ -96,6 +98,7 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 	finishOIDC := oidcFlags(fs, &cfg.OIDC, env)
 	finishSIP := sipFlags(fs, &cfg.SIP, env)
 	finishCluster := clusterFlags(fs, &cfg.Cluster, env)
+	finishRecording := recordingFlags(fs, &cfg.Recording, env)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -140,6 +143,9 @@ func parseServeFlags(args []string, stderr io.Writer, getenv func(string) string
 		return cfg, err
 	}
 	if err := finishCluster(); err != nil {
+		return cfg, err
+	}
+	if err := finishRecording(); err != nil {
 		return cfg, err
 	}
 	for _, p := range strings.Split(*proxies, ",") {
@@ -217,6 +223,8 @@ type Main struct {
 	// ends holds the ends of a dead node's calls this node recovers
 	// until the relay runs (with --cluster and Postgres).
 	ends *recoveredEnds
+	// recordings records calls (nil without a recordings directory).
+	recordings *recording.Service
 }
 
 // Run starts the service and returns once it listens.
@@ -265,9 +273,13 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	publisher, err := m.startRecording(ctx, metrics.Publisher(m.hub))
+	if err != nil {
+		return err
+	}
 	sb, err := calls.New(calls.Config{
 		Store:       m.store,
-		Publisher:   metrics.Publisher(m.hub),
+		Publisher:   publisher,
 		Media:       m.mixer,
 		Phones:      phones,
 		Peers:       peers,
@@ -321,6 +333,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Peers:          m.peers(),
 		Attach:         m.streamAttacher(),
 		RemoteLog:      m.remoteLog(),
+		Recordings:     m.recorder(),
 	})
 	if err := m.serveForwarded(); err != nil {
 		return err
@@ -541,6 +554,10 @@ func (m *Main) Close(ctx context.Context) error {
 		if err := m.switchboard.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("end calls: %w", err))
 		}
+	}
+	// After the calls ended (which stopped their recordings): the rest.
+	if err := m.stopRecording(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	// After the calls ended: the far nodes hear how.
 	if err := m.stopPeerCalls(ctx); err != nil {

@@ -98,6 +98,19 @@ func (s *Server) route(c echo.Context, sess Session, next echo.HandlerFunc) erro
 	fw := s.cfg.Forward
 	req := c.Request()
 	ctx := req.Context()
+	if here, node := s.recordingRoute(c); here {
+		return next(&sessionContext{Context: c, sess: sess})
+	} else if node != "" {
+		resp, err := fw.Forward(ctx, node, s.forwardRequest(req, nil, sess, c.Param("id")))
+		if err != nil {
+			return &calls.Error{Code: calls.CodeUnavailable, Op: "forward to the recording's node", Err: err,
+				Message: fmt.Sprintf("node %s, which wrote this recording, did not answer; try again", node)}
+		}
+		if resp.NotOwner == "" {
+			return writeForwarded(c, resp)
+		}
+		// That node cannot read it either: routed as any other request.
+	}
 	if nodes, here, err := s.callRoute(c, sess); err != nil {
 		return err
 	} else if here {
@@ -289,6 +302,9 @@ func wrongNode(c echo.Context, owner string) error {
 // supervisor's) runs whoever owns its identity, if this node runs the
 // call; else it runs nothing and says so the same way.
 func (s *Server) routeForwarded(c echo.Context, f *forwarded, next echo.HandlerFunc) error {
+	if f.call != "" && c.Path() == recordingFileRoute {
+		return s.routeForwardedRecording(c, f, next)
+	}
 	if f.call != "" {
 		if f.sess.Role != calls.RoleSupervisor || !strings.HasPrefix(c.Path(), "/api/calls/:id") || c.Param("id") != f.call {
 			return calls.Errorf(calls.CodeInvalidRequest, "only a supervisor's request naming its call is sent to the call's node")

@@ -487,5 +487,9 @@ func (s *Server) historyCall(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, h)
+	withRecs, err := s.withRecordings(c.Request().Context(), h)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, withRecs)
 }

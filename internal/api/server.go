@@ -99,6 +99,8 @@ type Config struct {
 	// opened with sinceSeq on a node that does not own it from the
 	// cluster's event log; nil: such a stream starts from a snapshot.
 	RemoteLog RemoteLog
+	// Recordings, when set, records calls (recording.go); nil answers 501.
+	Recordings Recorder
 }
 
 // Server is the HTTP API: routes, auth and the event stream.
@@ -226,6 +228,7 @@ func (s *Server) routes() {
 
 	api.GET("/history/calls", s.history)
 	api.GET("/history/calls/:id", s.historyCall)
+	s.recordingRoutes(api)
 
 	api.POST("/media/webrtc", s.mediaWebRTC)
 	api.GET("/media/ice-servers", s.mediaICEServers)

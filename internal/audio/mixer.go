@@ -46,7 +46,8 @@ type Mixer struct {
 	routes  map[string]calls.Route // newest route per conversation
 	attach  []attachment
 	tones   []toneRequest
-	retired []Endpoint // replaced or detached, for the closer
+	tapReqs []tapRequest // SetTap's, for the clock (tap.go)
+	retired []Endpoint   // replaced or detached, for the closer
 	closed  bool
 	wake    chan struct{} // the closer's signal
 
@@ -61,6 +62,7 @@ type Mixer struct {
 	hold  *HoldSource
 	mix   sum
 	tmp   Frame
+	taps  tapSet // recorders' taps by call id (tap.go)
 
 	stats mixerStats
 }

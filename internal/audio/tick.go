@@ -10,6 +10,7 @@ import (
 func (m *Mixer) Tick() {
 	m.stats.ticks.Add(1)
 	m.applyPending()
+	m.applyTaps()
 
 	for _, id := range m.ids {
 		id.source = SourceSilence
@@ -43,6 +44,7 @@ func (m *Mixer) Tick() {
 		}
 	}
 	m.hold.advance()
+	m.tapRest()
 	if len(speak) > 0 {
 		m.speakMu.Lock()
 		for _, s := range speak {
@@ -153,6 +155,7 @@ func (m *Mixer) mixConv(c *conv, speak []speakChange) []speakChange {
 		held = held || mb.held
 	}
 	for _, mb := range c.members {
+		m.tapMember(mb, mixFor)
 		switch {
 		case mb.receive && mb.echo != nil:
 			mixFor(&m.tmp, mb)

@@ -35,6 +35,7 @@ type Memory struct {
 	byAgent map[string]*index    // each agent's calls
 	revoked map[string]time.Time // token id → when its revocation expires
 	numbers map[string]calls.NumberRoute
+	recs    map[string]calls.Recording // recordings by id (recordings.go)
 }
 
 var _ calls.Store = (*Memory)(nil)

@@ -89,6 +89,24 @@ CREATE TABLE number_routes (
     CHECK ((target IS NULL) <> (queue IS NULL))
 ) WITHOUT ROWID;
 `,
+	// 3: recordings (migration 00006 in Postgres): data is the recording
+	// as the API shows it (JSON); times are Unix nanoseconds. IF NOT
+	// EXISTS: branches that add steps side by side may be merged in
+	// either order.
+	`
+CREATE TABLE IF NOT EXISTS recordings (
+    id      TEXT    PRIMARY KEY,
+    call_id TEXT    NOT NULL,
+    node    TEXT    NOT NULL,
+    started INTEGER NOT NULL,
+    stopped INTEGER,
+    deleted INTEGER,
+    data    TEXT    NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS recordings_call ON recordings (call_id, started, id);
+CREATE INDEX IF NOT EXISTS recordings_unfinished ON recordings (node, started, id) WHERE stopped IS NULL;
+CREATE INDEX IF NOT EXISTS recordings_retention ON recordings (node, stopped) WHERE deleted IS NULL;
+`,
 }
 
 // migrateSQLite brings the file's schema up to date, one transaction per

@@ -11,6 +11,7 @@ import { HistoryView } from './views/history.js';
 import { AudioPanel } from './media.js';
 import { Ringer } from './ringing.js';
 import { unlockOnGesture } from './sound.js';
+import { recordingRequests, recordingWords, restoreRecordings } from './recording.js';
 
 const $ = (sel) => document.querySelector(sel);
 const MAX_ERRORS = 5;
@@ -42,6 +43,9 @@ const callWords = {
   'end-all': 'End for everyone', 'mute-all': 'Mute all', 'mute-participant': 'Mute participant',
   'remove-participant': 'Remove participant', dtmf: 'Send tone', 'monitor-stop': 'Stop monitoring',
 };
+
+Object.assign(callRequests, recordingRequests);
+Object.assign(callWords, recordingWords);
 
 class App {
   constructor() {
@@ -280,6 +284,9 @@ class App {
     this.model.apply(ev);
     this.notify(ev);
     this.schedule(arrived);
+    if (ev.type === 'snapshot' && this.me.role !== 'caller') {
+      restoreRecordings(this.model, [...this.model.calls.values()], () => this.schedule());
+    }
   }
 
   // notify says out loud what concerns the signed-in identity.

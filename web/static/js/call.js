@@ -171,6 +171,10 @@ class CallPage {
       case 'callEnded':
         c.state = 'Disconnected';
         c.callEndReason = d.callEndReason;
+        c._recording = '';
+        break;
+      case 'recordingStateChanged': // {state}: the agent records the call
+        c._recording = d.state === 'recording' || d.state === 'paused' ? d.state : '';
         break;
       default:
         return;
@@ -192,6 +196,9 @@ class CallPage {
     $('#call-status').textContent = ended
       ? `The call ended: ${endReasonText(c.callEndReason)}`
       : words[c.state] || callStateText[c.state] || c.state;
+    const rec = $('#call-recording');
+    rec.hidden = !c._recording;
+    rec.textContent = c._recording === 'paused' ? 'Recording paused' : 'This call is being recorded';
     $('#hangup-btn').hidden = ended;
     $('#mute-btn').hidden = ended;
     $('#mute-btn').textContent = c.isMuted ? 'Unmute' : 'Mute';

@@ -106,6 +106,9 @@ export class Model {
         if (p && d.mode) p.monitorMode = d.mode;
         break;
       }
+      case 'recordingStateChanged': // d is the recording, or (another party) {state}
+        call._recording = d.state === 'recording' || d.state === 'paused' ? d.state : '';
+        break;
       case 'isMutedChanged':
         if (d.participant) {
           const p = participant(call, d.participant);

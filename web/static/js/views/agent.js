@@ -10,6 +10,7 @@ import { parseIdentifier, partyName, rawOfIdentifier, shortRaw, isPhoneRaw, call
 import {
   button, reasonNote, stateBadge, timing, flags, participantRows, endedCard, rules, tick, notice, confirmEndAll,
 } from './common.js';
+import { recordingControls } from '../recording.js';
 
 const NUMBERS_KEY = 'switchboard.callNumbers';
 
@@ -211,6 +212,7 @@ export class AgentView {
         flags(call),
         notice(call),
         h('div', { class: 'actions' }, main),
+        recordingControls(call, context, true),
         reasonNote(endAllId, endAllReason),
         participantRows(call, { overseeing: false }),
         call.isActive ? keypad(id, context) : null,

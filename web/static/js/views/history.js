@@ -6,6 +6,7 @@
 
 import { h, patch } from '../dom.js';
 import { get, esc, describe } from '../api.js';
+import { recordingList, loadRecordingAudio } from '../recording.js';
 import {
   rawIdOf, callTitle, dateTime, clockTime, endReasonText, endCodes, duration, partyName, participantStateText, kindText, callStateText, since,
 } from '../format.js';
@@ -23,6 +24,7 @@ export class HistoryView {
     this.seq = 0;
     this.detailSeq = 0;
     this.pageServerIds = []; // per page shown, the serverCallIds on it
+    this.audio = new Map(); // recording id -> blob URL or {error}, for the call shown
   }
 
   mount(root, callId) {
@@ -259,9 +261,32 @@ export class HistoryView {
     }
     if (seq !== this.detailSeq) return;
     this.detail = detail;
+    for (const u of this.audio.values()) if (typeof u === 'string') URL.revokeObjectURL(u);
+    this.audio = new Map();
     this.drawDetail();
     const heading = this.detailEl.querySelector('h3');
     if (heading) heading.focus();
+    this.loadAudio(seq, detail);
+  }
+
+  // loadAudio fetches the shown call's recordings for their players.
+  async loadAudio(seq, detail) {
+    const recs = (detail.history && detail.history.recordings) || [];
+    for (const r of recs) {
+      if (r.deletedAt) continue;
+      let u;
+      try {
+        u = await loadRecordingAudio(detail.history.call.id, r);
+      } catch (e) {
+        u = { error: `Loading the recording failed: ${describe(e)}` };
+      }
+      if (seq !== this.detailSeq) {
+        if (typeof u === 'string') URL.revokeObjectURL(u);
+        return;
+      }
+      this.audio.set(r.id, u);
+      this.drawDetail();
+    }
   }
 
   drawDetail() {
@@ -284,6 +309,7 @@ export class HistoryView {
       h('ul', { class: 'plain' }, (c.remoteParticipants || []).map((p) => h('li', { key: p.rawId },
         h('strong', null, partyName(p.displayName, p.rawId)), ` ${p.rawId} — ${participantStateText[p.state] || p.state}`,
         p.callEndReason ? ` — ${endReasonText(p.callEndReason)}` : ''))),
+      recordingList(d.history.recordings, this.audio),
       h('h4', null, 'Timeline'),
       h('ol', { class: 'timeline-list' }, (d.history.timeline || []).map((t, i) => h('li', { key: String(i) },
         h('time', { datetime: t.at }, clockTime(t.at, true)), ' ',

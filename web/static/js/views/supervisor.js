@@ -9,6 +9,7 @@
 import { h } from '../dom.js';
 import { partyName, rawOfIdentifier, shortRaw, callTitle, isPhoneRaw, callKindLine } from '../format.js';
 import { button, reasonNote, stateBadge, timing, flags, participantRows, endedCard, rules, tick, notice, confirmEndAll } from './common.js';
+import { recordingControls } from '../recording.js';
 
 // monitorLine says what the supervisor's own monitor leg is, by mode.
 const monitorLine = {
@@ -196,6 +197,7 @@ export class SupervisorView {
         timing(call),
         flags(call, !overseeing),
         notice(call),
+        recordingControls(call, context, true),
         participantRows(call, { overseeing }),
         call.monitoredCallId
           ? this.monitorButtons(call.monitoredCallId, call, `the call you monitor (${call.monitorMode})`, '')

@@ -1,0 +1,114 @@
+package browsertest_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/audio"
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/recording"
+	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/web"
+)
+
+// newRecordingServer is a server with the mixer's clock running and the
+// recording service wired as serve wires it.
+func newRecordingServer(t *testing.T) *server {
+	t.Helper()
+	st := store.NewMemory()
+	hub := api.NewHub(nil, 0)
+	quiet := slog.New(slog.DiscardHandler)
+	mixer := audio.NewMixer(audio.MixerConfig{Logger: quiet})
+	var sb *calls.Switchboard
+	rec, err := recording.New(t.Context(), recording.Config{
+		Dir: t.TempDir(), Media: mixer, Store: st, Publisher: hub, NewID: uuid.NewString, Logger: quiet,
+		Calls: recording.CallsFunc(func(ctx context.Context, p calls.Principal, id string) (calls.Call, error) {
+			return sb.GetCall(ctx, p, id)
+		}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err = calls.New(calls.Config{Store: st, Publisher: rec.Publisher(hub), Media: mixer, NewID: uuid.NewString})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mixer.Run(ctx) }()
+	tokens := api.NewTokens(adminKey, nil)
+	srv := api.New(api.Config{Switchboard: sb, Hub: hub, Tokens: tokens, Ready: st.Ready, Console: web.Console(),
+		WriteTimeout: 2 * time.Second, Recordings: rec})
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		_ = sb.Close(context.Background())
+		_ = rec.Close(context.Background())
+		cancel()
+		<-done
+		srv.Close()
+		ts.Close()
+	})
+	return &server{t: t, url: ts.URL, sb: sb, tokens: tokens, mixer: mixer}
+}
+
+// An agent records a customer's call from its card: Record shows the
+// indicator, pause and resume change it, a reload keeps it, stop takes it
+// away; the customer's "call us" page says the call is being recorded
+// (and paused) meanwhile; the call's history plays the recording.
+func TestRecordingFromTheCard(t *testing.T) {
+	srv := newRecordingServer(t)
+	alice := srv.token("alice", "Alice Agent", calls.RoleAgent)
+	customer := srv.mint(calls.PhoneNumber("+14255550142"), "Casey Customer", calls.RoleCaller)
+	page := newTab(t, srv)
+	page.open("/?token=" + alice)
+	page.waitLive()
+	caller := newTab(t, srv)
+	caller.open("/call.html?to=8:acs:alice&name=Support&token=" + customer)
+	caller.waitJS("the call page", `document.body.dataset.conn === 'open'`)
+	caller.click("#use-audio")
+	caller.click("#call-btn")
+	id := srv.incoming(alice, "4:+14255550142")
+	page.click(`button[data-action="accept"][data-call="` + id + `"]`)
+	caller.waitJS("the caller connected", `document.body.dataset.callState === 'Connected'`)
+	cardCSS := card(id)
+	page.waitJS("the connected call's Record button", `document.querySelector('`+cardCSS+` button[data-action="record-start"]') !== null`)
+	recorded := `(() => { const r = document.getElementById('call-recording'); return !r.hidden && r.textContent.includes(%s); })()`
+
+	page.click(cardCSS + ` button[data-action="record-start"]`)
+	page.waitJS("the recording indicator", `(() => {
+		const f = document.querySelector('`+cardCSS+` .flag.rec-on');
+		return f && f.textContent.includes('Recording') && document.querySelector('`+cardCSS+` button[data-action="record-pause"]');
+	})()`)
+	caller.waitJS("the customer told", fmt.Sprintf(recorded, `'being recorded'`))
+	page.screenshot("recording")
+	page.click(cardCSS + ` button[data-action="record-pause"]`)
+	page.waitJS("the paused indicator", `document.querySelector('`+cardCSS+` .flag.rec-paused') !== null && document.querySelector('`+cardCSS+` button[data-action="record-resume"]') !== null`)
+	caller.waitJS("the customer told of the pause", fmt.Sprintf(recorded, `'paused'`))
+	page.click(cardCSS + ` button[data-action="record-resume"]`)
+	page.waitJS("recording again", `document.querySelector('`+cardCSS+` .flag.rec-on') !== null`)
+
+	// A reload shows the recording still on (from the call's history).
+	page.open("/?token=" + alice)
+	page.waitLive()
+	page.waitJS("the indicator after a reload", `document.querySelector('`+cardCSS+` .flag.rec-on') !== null`)
+
+	page.click(cardCSS + ` button[data-action="record-stop"]`)
+	page.waitJS("the indicator gone", `document.querySelector('`+cardCSS+` .flag.rec-on') === null && document.querySelector('`+cardCSS+` button[data-action="record-start"]') !== null`)
+	caller.waitJS("the customer's notice gone", `document.getElementById('call-recording').hidden`)
+	srv.do(http.MethodPost, "/api/calls/"+id+"/hangup", alice, map[string]bool{"forEveryone": true}, http.StatusOK, nil)
+
+	page.open("/?token=" + alice + "#/history/" + id)
+	page.waitLive()
+	page.waitJS("the recording's player", `(() => {
+		const a = document.querySelector('.recordings audio');
+		return a && a.src.startsWith('blob:') && a.readyState >= 1 && a.duration > 0;
+	})()`)
+}
