@@ -130,6 +130,7 @@ type conversation struct {
 	members []*leg // legs not ended, in the order they came
 	all     []*leg // every leg ever, for history
 	closed  bool
+	lobby   *roomLobby // a room opened with a lobby (lobby.go); nil: none
 }
 
 func (c *conversation) registryKey() string {
@@ -187,6 +188,10 @@ type leg struct {
 	monitor   MonitorMode
 	monitored *leg
 	barged    bool
+	// inLobby: the leg waits in its room's lobby (lobby.go) since
+	// lobbyAt, hearing nobody and heard by nobody.
+	inLobby bool
+	lobbyAt time.Time
 }
 
 // policyCall is the leg as the hold policy sees it.
@@ -222,6 +227,9 @@ func (l *leg) state() CallState {
 	case phaseEnded:
 		return StateDisconnected
 	}
+	if l.inLobby && !l.holding {
+		return StateInLobby
+	}
 	switch l.policyCall().State() {
 	case holdpolicy.LocalHold:
 		return StateLocalHold
@@ -242,6 +250,9 @@ func (l *leg) participantState() ParticipantState {
 		return ParticipantRinging
 	case phaseEnded:
 		return ParticipantDisconnected
+	}
+	if l.inLobby {
+		return ParticipantInLobby
 	}
 	if l.holding {
 		return ParticipantHold

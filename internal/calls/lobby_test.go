@@ -1,0 +1,224 @@
+package calls_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/calls/callstest"
+)
+
+// participantStates is "rawId:state" for each remote participant of c.
+func participantStates(c calls.Call) []string {
+	var out []string
+	for _, p := range c.RemoteParticipants {
+		out = append(out, p.RawID+":"+string(p.State))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func wantParticipants(t *testing.T, f *callstest.Fixture, p calls.Principal, id string, want ...string) {
+	t.Helper()
+	slices.Sort(want)
+	if got := participantStates(get(t, f, p, id)); !slices.Equal(got, want) {
+		t.Errorf("%s sees %v, want %v", p.Identifier.RawID(), got, want)
+	}
+}
+
+// lobbyEvents are the lobbyChanged data of agent's events on call.
+func lobbyEvents(f *callstest.Fixture, agent, call string) []calls.LobbyChangedData {
+	var out []calls.LobbyChangedData
+	for _, ev := range f.Publisher.Events(agent) {
+		if d, ok := ev.Data.(calls.LobbyChangedData); ok && ev.CallID == call {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// TestLobby walks a room with a lobby: the organizer opens it, two
+// joiners wait (one holding his active call by joining), neither hears or
+// is heard nor sees anyone, the organizer sees them InLobby, admits one
+// (who becomes Connected, told who admitted him) and a supervisor admits
+// the rest.
+func TestLobby(t *testing.T) {
+	f := callstest.New(t, calls.Config{})
+	for _, p := range []calls.Principal{alice, bob, carol, dave, sup} {
+		f.Connect(t, p)
+	}
+	room := calls.JoinRequest{RoomID: "standup", Lobby: true}
+	a := mustCall(t)(f.JoinCall(ctx, alice, room))
+	if a.State != calls.StateConnected || !a.Lobby || !a.IsOrganizer {
+		t.Fatalf("organizer's call %+v, want Connected, lobby, organizer", a)
+	}
+	bobOwn, _ := connect(t, f, bob, carol)
+	f.Publisher.Reset()
+	b := mustCall(t)(f.JoinCall(ctx, bob, calls.JoinRequest{RoomID: "standup"}))
+	d := mustCall(t)(f.JoinCall(ctx, dave, room)) // asking for the lobby too changes nothing
+	for _, c := range []calls.Call{b, d} {
+		if c.State != calls.StateInLobby || c.IsActive || !c.Lobby || c.IsOrganizer || len(c.RemoteParticipants) != 0 {
+			t.Fatalf("joiner's call %+v, want InLobby, not active, seeing nobody", c)
+		}
+	}
+	// The lobby call is bob's current call: joining held his active one.
+	wantState(t, f, bob, bobOwn.ID, calls.StateLocalHold)
+	if n := activeCalls(t, f, bob); n != 0 {
+		t.Errorf("bob has %d Connected calls while waiting, want 0", n)
+	}
+	bobRaw, daveRaw, aliceRaw := bob.Identifier.RawID(), dave.Identifier.RawID(), alice.Identifier.RawID()
+	wantParticipants(t, f, alice, a.ID, bobRaw+":InLobby", daveRaw+":InLobby")
+	for _, id := range []string{b.ID, d.ID} {
+		if m := routeOf(t, f, id); m.Send || m.Receive {
+			t.Errorf("a waiting joiner's media %+v: sends or receives", m)
+		}
+	}
+	if got := lobbyEvents(f, bobRaw, b.ID); len(got) != 1 || got[0].Action != calls.LobbyEntered {
+		t.Errorf("bob's lobby events %+v, want one entered", got)
+	}
+	if got := lobbyEvents(f, aliceRaw, a.ID); len(got) != 2 {
+		t.Errorf("alice's lobby events %+v, want bob's and dave's entry", got)
+	}
+
+	// Errors.
+	for _, tt := range []struct {
+		name string
+		p    calls.Principal
+		call string
+		req  calls.LobbyAdmitRequest
+		want calls.Code
+	}{
+		{"a waiting joiner", dave, d.ID, calls.LobbyAdmitRequest{RawID: bobRaw}, calls.CodeForbidden},
+		{"someone else's call", carol, a.ID, calls.LobbyAdmitRequest{RawID: bobRaw}, calls.CodeCallNotFound},
+		{"nobody named", alice, a.ID, calls.LobbyAdmitRequest{}, calls.CodeInvalidRequest},
+		{"both named", alice, a.ID, calls.LobbyAdmitRequest{RawID: bobRaw, All: true}, calls.CodeInvalidRequest},
+		{"a malformed rawId", alice, a.ID, calls.LobbyAdmitRequest{RawID: "8:acs:"}, calls.CodeInvalidIdentifier},
+		{"not in the room", alice, a.ID, calls.LobbyAdmitRequest{RawID: carol.Identifier.RawID()}, calls.CodeParticipantNotFound},
+		{"not waiting", sup, a.ID, calls.LobbyAdmitRequest{RawID: aliceRaw}, calls.CodeInvalidState},
+		{"no lobby", carol, mustCall(t)(f.GetCall(ctx, carol, incomingOrCall(t, f, carol))).ID, calls.LobbyAdmitRequest{RawID: bobRaw}, calls.CodeInvalidState},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.AdmitFromLobby(ctx, tt.p, tt.call, tt.req)
+			wantCode(t, err, tt.want)
+		})
+	}
+
+	f.Publisher.Reset()
+	got := mustCall(t)(f.AdmitFromLobby(ctx, alice, a.ID, calls.LobbyAdmitRequest{RawID: bobRaw}))
+	if ps := participantStates(got); !slices.Equal(ps, []string{bobRaw + ":Connected", daveRaw + ":InLobby"}) {
+		t.Errorf("after admitting bob alice sees %v", ps)
+	}
+	wantState(t, f, bob, b.ID, calls.StateConnected)
+	wantState(t, f, bob, bobOwn.ID, calls.StateLocalHold)
+	wantParticipants(t, f, bob, b.ID, aliceRaw+":Connected") // not dave, still waiting
+	wantParticipants(t, f, dave, d.ID)
+	if m := routeOf(t, f, b.ID); !m.Send || !m.Receive {
+		t.Errorf("bob admitted: media %+v, want sending and receiving", m)
+	}
+	adm := lobbyEvents(f, bobRaw, b.ID)
+	if len(adm) != 1 || adm[0].Action != calls.LobbyAdmitted || adm[0].AdmittedBy != aliceRaw {
+		t.Errorf("bob's lobby events on admission %+v, want admitted by alice", adm)
+	}
+	if len(lobbyEvents(f, aliceRaw, a.ID)) != 1 {
+		t.Errorf("alice's timeline lacks bob's admission")
+	}
+	var told bool
+	for _, ev := range f.Publisher.Events(bobRaw) {
+		if sc, ok := ev.Data.(calls.StateChangedData); ok && ev.CallID == b.ID && sc.OldState == calls.StateInLobby && sc.State == calls.StateConnected {
+			told = ev.Actor != nil && ev.Actor.RawID == aliceRaw
+		}
+	}
+	if !told {
+		t.Errorf("bob was not told InLobby -> Connected with alice as actor")
+	}
+	if recs := f.Store.Records(b.ID); !slices.ContainsFunc(recs, func(r calls.Record) bool {
+		return slices.ContainsFunc(r.Events, func(ev calls.Event) bool { return ev.Type == calls.EventLobbyChanged })
+	}) {
+		t.Errorf("bob's history has no lobbyChanged")
+	}
+	if _, err := f.AdmitFromLobby(ctx, alice, a.ID, calls.LobbyAdmitRequest{RawID: bobRaw}); calls.ErrorCode(err) != calls.CodeInvalidState {
+		t.Errorf("admitting bob twice: %v, want invalid_state", err)
+	}
+	if _, err := f.AdmitFromLobby(ctx, bob, b.ID, calls.LobbyAdmitRequest{RawID: daveRaw}); calls.ErrorCode(err) != calls.CodeForbidden {
+		t.Errorf("admission by an admitted non-organizer: %v, want forbidden", err)
+	}
+
+	// A supervisor admits everyone left.
+	mustCall(t)(f.AdmitFromLobby(ctx, sup, a.ID, calls.LobbyAdmitRequest{All: true}))
+	wantState(t, f, dave, d.ID, calls.StateConnected)
+	wantParticipants(t, f, dave, d.ID, aliceRaw+":Connected", bobRaw+":Connected")
+	if adm := lobbyEvents(f, daveRaw, d.ID); len(adm) != 1 || adm[0].AdmittedBy != sup.Identifier.RawID() {
+		t.Errorf("dave's admission %+v, want by the supervisor", adm)
+	}
+}
+
+// incomingOrCall is one live call id of p.
+func incomingOrCall(t *testing.T, f *callstest.Fixture, p calls.Principal) string {
+	t.Helper()
+	list, err := f.ListCalls(ctx, p, "")
+	if err != nil || len(list) == 0 {
+		t.Fatalf("%s has no call: %v", p.Identifier.RawID(), err)
+	}
+	return list[0].ID
+}
+
+// TestLobbyLeaves: a waiting joiner who hangs up leaves cleanly, the
+// organizer turns one away by removing him, and a joiner who starts
+// another call holds the lobby call (the rule) and resumes it waiting.
+func TestLobbyLeaves(t *testing.T) {
+	f := callstest.New(t, calls.Config{})
+	for _, p := range []calls.Principal{alice, bob, carol, dave} {
+		f.Connect(t, p)
+	}
+	a := mustCall(t)(f.JoinCall(ctx, alice, calls.JoinRequest{RoomID: "r1", Lobby: true}))
+	b := mustCall(t)(f.JoinCall(ctx, bob, calls.JoinRequest{RoomID: "r1"}))
+	c := mustCall(t)(f.JoinCall(ctx, carol, calls.JoinRequest{RoomID: "r1"}))
+	d := mustCall(t)(f.JoinCall(ctx, dave, calls.JoinRequest{RoomID: "r1"}))
+
+	mustCall(t)(f.HangUp(ctx, bob, b.ID, false))
+	wantEnded(t, f, b.ID, calls.ReasonHungUp)
+	if _, err := f.RemoveParticipant(ctx, alice, a.ID, carol.Identifier.RawID()); err != nil {
+		t.Fatal(err)
+	}
+	wantEnded(t, f, c.ID, calls.ReasonRemoved)
+	wantParticipants(t, f, alice, a.ID, dave.Identifier.RawID()+":InLobby")
+	wantState(t, f, alice, a.ID, calls.StateConnected)
+
+	// dave calls bob: the lobby call is held; resuming it waits again.
+	own := mustCall(t)(f.StartCall(ctx, dave, to(bob)))
+	wantState(t, f, dave, d.ID, calls.StateLocalHold)
+	wantParticipants(t, f, alice, a.ID, dave.Identifier.RawID()+":InLobby")
+	mustCall(t)(f.Resume(ctx, dave, d.ID))
+	wantState(t, f, dave, d.ID, calls.StateInLobby)
+	if got := get(t, f, dave, own.ID); got.State == calls.StateConnected {
+		t.Errorf("dave's other call is %s after resuming the lobby call", got.State)
+	}
+
+	// The organizer leaves and comes back: she is the organizer still,
+	// and dave waited all along.
+	mustCall(t)(f.HangUp(ctx, alice, a.ID, false))
+	wantState(t, f, dave, d.ID, calls.StateInLobby)
+	a2 := mustCall(t)(f.JoinCall(ctx, alice, calls.JoinRequest{RoomID: "r1"}))
+	if a2.State != calls.StateConnected || !a2.IsOrganizer {
+		t.Fatalf("the organizer back: %+v", a2)
+	}
+	mustCall(t)(f.AdmitFromLobby(ctx, alice, a2.ID, calls.LobbyAdmitRequest{RawID: dave.Identifier.RawID()}))
+	wantState(t, f, dave, d.ID, calls.StateConnected)
+}
+
+// TestLobbyJoinErrors: a lobby on a group call, or on a room already open
+// without one, is refused; a room that failed to open is not left behind.
+func TestLobbyJoinErrors(t *testing.T) {
+	f := callstest.New(t, calls.Config{})
+	f.Connect(t, alice)
+	f.Connect(t, bob)
+	_, err := f.JoinCall(ctx, alice, joinJSON(t, `{"groupId": "6f0b0e3c-8d43-4e2a-9a43-7c1c64b1c0de", "lobby": true}`))
+	wantCode(t, err, calls.CodeInvalidRequest)
+	mustCall(t)(f.JoinCall(ctx, alice, calls.JoinRequest{RoomID: "open"}))
+	_, err = f.JoinCall(ctx, bob, joinJSON(t, `{"roomId": "open", "lobby": true}`))
+	wantCode(t, err, calls.CodeInvalidState)
+	b := mustCall(t)(f.JoinCall(ctx, bob, calls.JoinRequest{RoomID: "open"}))
+	if b.State != calls.StateConnected || b.Lobby {
+		t.Errorf("joining the open room: %+v", b)
+	}
+}
