@@ -1,7 +1,10 @@
 package calls_test
 
 import (
+	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/switchboard/switchboard/internal/calls"
@@ -221,4 +224,146 @@ func TestLobbyJoinErrors(t *testing.T) {
 	if b.State != calls.StateConnected || b.Lobby {
 		t.Errorf("joining the open room: %+v", b)
 	}
+}
+
+// TestLobbyProperty: 800 random operations (join two rooms, with or
+// without asking for a lobby, admit one or all, hang up, remove, call,
+// accept, hold, resume) by four agents and a supervisor, each from a fresh
+// seed. After every one: nobody has two Connected calls; a waiting call
+// sees nobody, neither sends nor receives audio and is in a room with a
+// lobby; only the organizer and supervisors see anyone InLobby; every
+// microphone reaches one conversation at most.
+func TestLobbyProperty(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(strconv.FormatUint(seed, 10), func(t *testing.T) { lobbyProperty(t, seed) })
+	}
+}
+
+func lobbyProperty(t *testing.T, seed uint64) {
+	f := callstest.New(t, calls.Config{})
+	people := []calls.Principal{alice, bob, carol, dave, sup}
+	for _, p := range people {
+		f.Connect(t, p)
+	}
+	r := rand.New(rand.NewPCG(seed, 15))
+	pick := func() calls.Principal { return people[r.IntN(len(people))] }
+	callOf := func(p calls.Principal) (calls.Call, bool) {
+		list, _ := f.ListCalls(ctx, p, "")
+		if len(list) == 0 {
+			return calls.Call{}, false
+		}
+		return list[r.IntN(len(list))], true
+	}
+	var trail []string
+	waitedOps, admitted := 0, 0
+	for i := range 800 {
+		p := pick()
+		op := r.IntN(9)
+		trail = append(trail, strconv.Itoa(op)+":"+p.Identifier.ID)
+		switch op {
+		case 0, 1:
+			_, _ = f.JoinCall(ctx, p, calls.JoinRequest{RoomID: []string{"ra", "rb"}[r.IntN(2)], Lobby: r.IntN(4) > 0})
+		case 2:
+			if c, ok := callOf(p); ok {
+				req := calls.LobbyAdmitRequest{All: true}
+				if r.IntN(2) == 0 {
+					req = calls.LobbyAdmitRequest{RawID: pick().Identifier.RawID()}
+				}
+				// Mostly someone p sees waiting, when there is one.
+				list, _ := f.ListCalls(ctx, p, "")
+				for _, lc := range list {
+					for _, rp := range lc.RemoteParticipants {
+						if rp.State == calls.ParticipantInLobby && r.IntN(4) > 0 {
+							c, req = lc, calls.LobbyAdmitRequest{RawID: rp.RawID}
+						}
+					}
+				}
+				if _, err := f.AdmitFromLobby(ctx, p, c.ID, req); err == nil {
+					admitted++
+				}
+			}
+		case 3:
+			if c, ok := callOf(p); ok {
+				_, _ = f.HangUp(ctx, p, c.ID, false)
+			}
+		case 4:
+			if c, ok := callOf(p); ok {
+				_, _ = f.RemoveParticipant(ctx, p, c.ID, pick().Identifier.RawID())
+			}
+		case 5:
+			if q := pick(); q.Identifier != p.Identifier {
+				_, _ = f.StartCall(ctx, p, to(q))
+			}
+		case 6:
+			if in, _ := f.ListIncoming(ctx, p); len(in) > 0 {
+				_, _ = f.Accept(ctx, p, in[0].ID)
+			}
+		case 7:
+			if c, ok := callOf(p); ok {
+				_, _ = f.Hold(ctx, p, c.ID)
+			}
+		case 8:
+			if c, ok := callOf(p); ok {
+				_, _ = f.Resume(ctx, p, c.ID)
+			}
+		}
+		if checkLobby(t, f, people, func() string { return strings.Join(trail, " ") + " at op " + strconv.Itoa(i) }) > 0 {
+			waitedOps++
+		}
+	}
+	// The walk must have reached the states it checks.
+	if waitedOps < 20 || admitted < 5 {
+		t.Fatalf("someone waited after %d operations and %d admissions succeeded: too few to judge", waitedOps, admitted)
+	}
+	t.Logf("someone waited after %d of 800 operations; %d admissions", waitedOps, admitted)
+}
+
+// checkLobby checks the invariants and answers how many calls wait.
+func checkLobby(t *testing.T, f *callstest.Fixture, people []calls.Principal, trail func() string) int {
+	t.Helper()
+	waiting := map[string]bool{}
+	for _, p := range people {
+		list, err := f.ListCalls(ctx, p, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		connected := 0
+		for _, c := range list {
+			if c.AgentID != p.Identifier.RawID() {
+				continue // a supervisor lists everyone's calls
+			}
+			if c.State == calls.StateConnected {
+				connected++
+			}
+			if c.State == calls.StateInLobby {
+				waiting[c.ID] = true
+				if len(c.RemoteParticipants) != 0 || !c.Lobby || c.IsActive {
+					t.Fatalf("%s's waiting call %+v sees someone, is active or has no lobby; %s", p.Identifier.ID, c, trail())
+				}
+			}
+			for _, rp := range c.RemoteParticipants {
+				if rp.State == calls.ParticipantInLobby && !c.IsOrganizer && p.Role != calls.RoleSupervisor {
+					t.Fatalf("%s, neither organizer nor supervisor, sees %s InLobby; %s", p.Identifier.ID, rp.RawID, trail())
+				}
+			}
+		}
+		if connected > 1 {
+			t.Fatalf("%s has %d Connected calls; %s", p.Identifier.ID, connected, trail())
+		}
+	}
+	sends := map[string]string{}
+	for _, r := range f.Media.Routes() {
+		for _, m := range r.Members {
+			if waiting[m.CallID] && (m.Send || m.Receive) {
+				t.Fatalf("waiting call %s of %s sends or receives (%+v); %s", m.CallID, m.RawID, m, trail())
+			}
+			if m.Send {
+				if other, ok := sends[m.RawID]; ok && other != r.ServerCallID {
+					t.Fatalf("%s sends into %s and %s; %s", m.RawID, other, r.ServerCallID, trail())
+				}
+				sends[m.RawID] = r.ServerCallID
+			}
+		}
+	}
+	return len(waiting)
 }
