@@ -261,8 +261,10 @@ func (tx *txn) afterInvite(caller *leg) {
 }
 
 // JoinCall starts or joins a group call (by GUID) or a room, holding the
-// agent's active call in the same step. Errors: invalid_request,
-// invalid_group_id, invalid_identifier, invalid_state (already in it),
+// agent's active call in the same step; a room opened with a lobby holds
+// later joiners InLobby (lobby.go). Errors: invalid_request (also a lobby
+// on a group call), invalid_group_id, invalid_identifier, invalid_state
+// (already in it, or a lobby asked of a room open without one),
 // operation_not_supported_for_identity, draining (a group call or room
 // nobody is in).
 func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest) (Call, error) {
