@@ -367,3 +367,34 @@ func checkLobby(t *testing.T, f *callstest.Fixture, people []calls.Principal, tr
 	}
 	return len(waiting)
 }
+
+// TestLobbyBypass: a supervisor who joins and someone the organizer
+// invites skip the lobby; a waiting call cannot be monitored nor invite
+// anyone.
+func TestLobbyBypass(t *testing.T) {
+	f := callstest.New(t, calls.Config{})
+	for _, p := range []calls.Principal{alice, bob, carol, dave, sup} {
+		f.Connect(t, p)
+	}
+	a := mustCall(t)(f.JoinCall(ctx, alice, calls.JoinRequest{RoomID: "r2", Lobby: true}))
+	b := mustCall(t)(f.JoinCall(ctx, bob, calls.JoinRequest{RoomID: "r2"}))
+	if s := mustCall(t)(f.JoinCall(ctx, sup, calls.JoinRequest{RoomID: "r2"})); s.State != calls.StateConnected || s.IsOrganizer {
+		t.Errorf("a supervisor joining: %s organizer=%v, want Connected, not the organizer", s.State, s.IsOrganizer)
+	}
+	if _, err := f.AddParticipant(ctx, alice, a.ID, calls.AddParticipantRequest{Identifier: carol.Identifier}); err != nil {
+		t.Fatal(err)
+	}
+	c := mustCall(t)(f.Accept(ctx, carol, incoming(t, f, carol).ID))
+	if c.State != calls.StateConnected {
+		t.Errorf("an invitee accepting: %s, want Connected", c.State)
+	}
+	sam := callstest.Supervisor("sam") // not in the room
+	f.Connect(t, sam)
+	_, err := f.Monitor(ctx, sam, b.ID, calls.MonitorRequest{Mode: calls.MonitorListen})
+	wantCode(t, err, calls.CodeInvalidState)
+	mustCall(t)(f.Monitor(ctx, sam, a.ID, calls.MonitorRequest{Mode: calls.MonitorListen})) // the organizer's call can be
+	_, err = f.AddParticipant(ctx, bob, b.ID, calls.AddParticipantRequest{Identifier: dave.Identifier})
+	wantCode(t, err, calls.CodeInvalidState)
+	wantState(t, f, bob, b.ID, calls.StateInLobby)
+	wantParticipants(t, f, carol, c.ID, alice.Identifier.RawID()+":Connected", sup.Identifier.RawID()+":Connected")
+}
