@@ -253,6 +253,30 @@ func runAPIFlows(t *testing.T, addrs ...string) {
 	c.do(http.MethodPost, "/api/calls/"+room.ID+"/hangup", alice, map[string]bool{"forEveryone": true}, http.StatusConflict, nil)
 	c.do(http.MethodPost, "/api/calls/"+id+"/hangup", alice, map[string]bool{"forEveryone": true}, http.StatusOK, nil)
 
+	// Alice opens a room with a lobby; bob waits in it until she admits him.
+	var organized callBody
+	c.do(http.MethodPost, "/api/calls/join", alice, map[string]any{"roomId": "flows-lobby", "lobby": true}, http.StatusCreated, &organized)
+	c.do(http.MethodPost, "/api/calls/join", alice, map[string]any{"groupId": uuid.NewString(), "lobby": true}, http.StatusBadRequest, nil)
+	var waiting struct{ ID, State string }
+	c.do(http.MethodPost, "/api/calls/join", bob, map[string]string{"roomId": "flows-lobby"}, http.StatusCreated, &waiting)
+	admit := "/api/calls/" + organized.ID + "/lobby/admit"
+	switch {
+	case waiting.State != string(calls.StateInLobby) && len(addrs) > 1:
+		t.Logf("lobby: bob's room call is %s: another node serves him than alice, and a room is one node's (rooms across nodes are not built here): not checked", waiting.State)
+		skip = append(skip, "lobbyAdmit")
+	case waiting.State != string(calls.StateInLobby):
+		t.Fatalf("bob joins a room with a lobby: %s, want InLobby", waiting.State)
+	default:
+		c.do(http.MethodPost, "/api/calls/"+waiting.ID+"/lobby/admit", bob, map[string]string{"rawId": "8:acs:bob"}, http.StatusForbidden, nil)
+		c.do(http.MethodPost, admit, alice, map[string]string{"rawId": "8:acs:nobody"}, http.StatusNotFound, nil)
+		c.do(http.MethodPost, admit, alice, map[string]any{}, http.StatusBadRequest, nil)
+		c.do(http.MethodPost, admit, alice, map[string]string{"rawId": "8:acs:bob"}, http.StatusOK, nil)
+		c.do(http.MethodPost, admit, alice, map[string]string{"rawId": "8:acs:bob"}, http.StatusConflict, nil)
+		c.do(http.MethodPost, admit, sup, map[string]bool{"all": true}, http.StatusOK, nil)
+	}
+	c.do(http.MethodPost, "/api/calls/"+waiting.ID+"/hangup", bob, nil, http.StatusOK, nil)
+	c.do(http.MethodPost, "/api/calls/"+organized.ID+"/hangup", alice, nil, http.StatusOK, nil)
+
 	// Number routes (admin key).
 	number := "/api/numbers/" + url.PathEscape("+14255550100")
 	c.do(http.MethodPut, number, testAdminKey, map[string]any{"target": map[string]string{"communicationUserId": "alice"}}, http.StatusOK, nil)

@@ -221,6 +221,7 @@ func (s *Server) routes() {
 	api.POST("/calls/:id/dtmf", s.sendDTMF)
 	api.POST("/calls/:id/monitor", s.monitor)
 	api.DELETE("/calls/:id/monitor", s.stopMonitor)
+	api.POST("/calls/:id/lobby/admit", s.lobbyAdmit)
 
 	api.GET("/incoming-calls", s.listIncoming)
 	api.POST("/incoming-calls/:id/accept", s.callAction(s.cfg.Switchboard.Accept))

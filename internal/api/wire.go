@@ -220,6 +220,12 @@ func appendCall(b []byte, c *calls.Call) ([]byte, error) {
 		b = append(b, `,"monitoredCallId":`...)
 		b = appendJSONString(b, c.MonitoredCallID)
 	}
+	if c.Lobby {
+		b = append(b, `,"lobby":true`...)
+	}
+	if c.IsOrganizer {
+		b = append(b, `,"isOrganizer":true`...)
+	}
 	return append(b, '}'), nil
 }
 

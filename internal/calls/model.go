@@ -143,6 +143,10 @@ type Call struct {
 	// leg of the agent's call MonitoredCallID, in this mode (monitor.go).
 	MonitorMode     MonitorMode `json:"monitorMode,omitempty"`
 	MonitoredCallID string      `json:"monitoredCallId,omitempty"`
+	// Lobby: the call is in a room with a lobby (lobby.go); IsOrganizer:
+	// its owner is the room's organizer, who admits from the lobby.
+	Lobby       bool `json:"lobby,omitempty"`
+	IsOrganizer bool `json:"isOrganizer,omitempty"`
 }
 
 // IncomingCall is a call ringing for an identity, before it is accepted.

@@ -89,7 +89,7 @@ func (s *Switchboard) Monitor(ctx context.Context, p Principal, id string, req M
 			out = mon.view(false)
 			return nil
 		}
-		if target.phase != phaseLive {
+		if target.phase != phaseLive || target.inLobby {
 			return Errorf(CodeInvalidState, "call %s is %s: only a live call can be monitored", id, target.state())
 		}
 		if slices.ContainsFunc(target.conv.members, func(m *leg) bool { return m.party == sup }) {
@@ -201,7 +201,7 @@ func (tx *txn) emitMonitor(mon *leg, old MonitorMode) {
 // not monitoring, a barging supervisor, and, for the monitored agent and
 // for other monitors, every supervisor.
 func sees(v, m *leg) bool {
-	return m.monitor == "" || m.monitor == MonitorBarge || m.monitored == v || v.monitor != ""
+	return (m.monitor == "" || m.monitor == MonitorBarge || m.monitored == v || v.monitor != "") && lobbySees(v, m)
 }
 
 // seesInHistory is sees for a call's history: a supervisor who barged at

@@ -18,6 +18,9 @@ type StartCallRequest struct {
 type JoinRequest struct {
 	GroupID string `json:"groupId,omitempty"`
 	RoomID  string `json:"roomId,omitempty"`
+	// Lobby opens the room with a lobby (lobby.go): the first joiner is
+	// its organizer and later joiners wait InLobby until admitted.
+	Lobby bool `json:"lobby,omitempty"`
 	// hasGroupID and hasRoomID say the JSON named them, empty or not:
 	// "groupId": "" is a malformed groupId, not a missing one.
 	hasGroupID, hasRoomID bool
@@ -28,11 +31,12 @@ func (r *JoinRequest) UnmarshalJSON(b []byte) error {
 	var j struct {
 		GroupID *string `json:"groupId"`
 		RoomID  *string `json:"roomId"`
+		Lobby   bool    `json:"lobby"`
 	}
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*r = JoinRequest{}
+	*r = JoinRequest{Lobby: j.Lobby}
 	if j.GroupID != nil {
 		r.GroupID, r.hasGroupID = *j.GroupID, true
 	}
@@ -257,8 +261,10 @@ func (tx *txn) afterInvite(caller *leg) {
 }
 
 // JoinCall starts or joins a group call (by GUID) or a room, holding the
-// agent's active call in the same step. Errors: invalid_request,
-// invalid_group_id, invalid_identifier, invalid_state (already in it),
+// agent's active call in the same step; a room opened with a lobby holds
+// later joiners InLobby (lobby.go). Errors: invalid_request (also a lobby
+// on a group call), invalid_group_id, invalid_identifier, invalid_state
+// (already in it, or a lobby asked of a room open without one),
 // operation_not_supported_for_identity, draining (a group call or room
 // nobody is in).
 func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest) (Call, error) {
@@ -301,6 +307,12 @@ func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest
 		return call, withOp(op, err)
 	}
 	c := tx.findOrCreateRoom(key, req, anchorID)
+	if err := tx.openLobby(c, pt, req); err != nil {
+		if len(c.members) == 0 && s.rooms[key] == c {
+			delete(s.rooms, key)
+		}
+		return Call{}, withOp(op, err)
+	}
 	call, err := tx.join(pt, c, p)
 	if err != nil && len(c.members) == 0 && s.rooms[key] == c {
 		delete(s.rooms, key) // made for this join, which failed
@@ -314,6 +326,7 @@ func (tx *txn) join(pt *party, c *conversation, p Principal) (Call, error) {
 		return Call{}, Errorf(CodeInvalidState, "already in this call")
 	}
 	l := tx.newLeg(pt, c, Outgoing, CallerInfo{Identifier: p.Identifier, DisplayName: pt.displayName}, phaseConnecting)
+	tx.enterLobby(l)
 	if err := tx.plan(l, holdpolicy.Join); err != nil {
 		return Call{}, err
 	}
@@ -565,7 +578,7 @@ func (s *Switchboard) AddParticipant(ctx context.Context, p Principal, id string
 		if l.conv.joiner != nil {
 			return Errorf(CodeInvalidState, "call %s is a group call or room another node of the cluster runs: add participants from a call on that node", id)
 		}
-		if l.phase != phaseLive {
+		if l.phase != phaseLive || l.inLobby {
 			return Errorf(CodeInvalidState, "call %s is %s: participants are added to a live call", id, l.state())
 		}
 		if slices.ContainsFunc(l.conv.members, func(m *leg) bool { return m.party == callee }) {

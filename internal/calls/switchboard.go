@@ -137,6 +137,7 @@ type conversation struct {
 	// joiner is set on a mirror (peerroom.go): this node's one joiner of a
 	// group call or room another node anchors.
 	joiner *leg
+	lobby  *roomLobby // a room opened with a lobby (lobby.go); nil: none
 }
 
 func (c *conversation) registryKey() string {
@@ -196,6 +197,10 @@ type leg struct {
 	monitor   MonitorMode
 	monitored *leg
 	barged    bool
+	// inLobby: the leg waits in its room's lobby (lobby.go) since
+	// lobbyAt, hearing nobody and heard by nobody.
+	inLobby bool
+	lobbyAt time.Time
 }
 
 // policyCall is the leg as the hold policy sees it.
@@ -231,6 +236,9 @@ func (l *leg) state() CallState {
 	case phaseEnded:
 		return StateDisconnected
 	}
+	if l.inLobby && !l.holding {
+		return StateInLobby
+	}
 	switch l.policyCall().State() {
 	case holdpolicy.LocalHold:
 		return StateLocalHold
@@ -251,6 +259,9 @@ func (l *leg) participantState() ParticipantState {
 		return ParticipantRinging
 	case phaseEnded:
 		return ParticipantDisconnected
+	}
+	if l.inLobby {
+		return ParticipantInLobby
 	}
 	if l.holding {
 		return ParticipantHold

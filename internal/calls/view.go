@@ -201,6 +201,9 @@ func (l *leg) view(history bool) Call {
 	if l.monitored != nil {
 		v.MonitoredCallID = l.monitored.id
 	}
+	if c.lobby != nil {
+		v.Lobby, v.IsOrganizer = true, c.lobby.organizer == l.party
+	}
 	v.IsActive = v.State == StateConnected
 	members := c.members
 	if history {

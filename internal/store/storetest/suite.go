@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) calls.Store) {
 		{"NumberRoutes", testNumberRoutes},
 		{"MonitorTimeline", testMonitorTimeline},
 		{"Recordings", testRecordings},
+		{"LobbyTimeline", testLobbyTimeline},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore) })

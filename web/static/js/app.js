@@ -35,6 +35,8 @@ const callRequests = {
   'remove-participant': (id, raw) => del(`/api/calls/${esc(id)}/participants/${esc(raw)}`),
   dtmf: (id, digit) => post(`/api/calls/${esc(id)}/dtmf`, { tones: digit }),
   'monitor-stop': (id) => del(`/api/calls/${esc(id)}/monitor`),
+  'lobby-admit': (id, raw) => post(`/api/calls/${esc(id)}/lobby/admit`, { rawId: raw }),
+  'lobby-admit-all': (id) => post(`/api/calls/${esc(id)}/lobby/admit`, { all: true }),
 };
 
 const callWords = {
@@ -42,6 +44,7 @@ const callWords = {
   'mute-incoming': 'Mute incoming audio', 'unmute-incoming': 'Unmute incoming audio', hangup: 'Hang up',
   'end-all': 'End for everyone', 'mute-all': 'Mute all', 'mute-participant': 'Mute participant',
   'remove-participant': 'Remove participant', dtmf: 'Send tone', 'monitor-stop': 'Stop monitoring',
+  'lobby-admit': 'Admit', 'lobby-admit-all': 'Admit all',
 };
 
 Object.assign(callRequests, recordingRequests);

@@ -244,6 +244,7 @@ export class AgentView {
       <form data-action="join" class="stack-form">
         <label for="join-id">Join a group call (GUID) or a room</label>
         <input id="join-id" name="id" autocomplete="off" placeholder="group GUID or room id" required>
+        <label class="check"><input type="checkbox" name="lobby" value="1"> Open the room with a lobby <span class="hint">(its first joiner admits the others)</span></label>
         <button type="submit">Join</button>
       </form>`;
     return wrap;
@@ -266,6 +267,7 @@ export class AgentView {
     } else if (action === 'join') {
       const id = String(f.get('id')).trim();
       const body = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id) ? { groupId: id } : { roomId: id };
+      if (body.roomId && f.get('lobby')) body.lobby = true;
       const ok = await this.app.act('Join', () => post('/api/calls/join', body));
       if (ok) form.reset();
     } else if (action === 'goto-call') {

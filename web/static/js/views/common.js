@@ -13,6 +13,7 @@ export const live = (call) => call.state === 'Connected' || call.state === 'Loca
 export const rules = {
   muteOthers(call, overseeing) {
     if (call.kind === 'oneToOne' && !overseeing) return 'Only a supervisor can mute the other side of a 1:1 call.';
+    if (call.state === 'InLobby') return 'Nobody to mute while you wait in the lobby.';
     if (!live(call) && !overseeing) return `The call is ${callStateText[call.state] || call.state}: participants are muted in a live call.`;
     return '';
   },
@@ -21,6 +22,7 @@ export const rules = {
     return '';
   },
   addParticipant(call) {
+    if (call.state === 'InLobby') return 'You are waiting in the lobby: participants are added once the organizer admits you.';
     if (!live(call)) return 'Participants are added to a live call; this one is not answered yet.';
     return '';
   },
@@ -102,7 +104,14 @@ export function flags(call, own = true) {
   const by = call._mutedBy ? call._mutedByName || shortRaw(call._mutedBy) : '';
   if (call.isMuted) out.push(h('span', { class: 'flag' }, by ? (own ? `${by} muted your microphone` : `Microphone muted by ${by}`) : 'Microphone muted'));
   if (call.isIncomingAudioMuted) out.push(h('span', { class: 'flag' }, 'Incoming audio muted'));
-  return out.length ? h('p', { class: 'flags' }, out) : null;
+  // A room with a lobby: who waits, who admits (lobby.go).
+  let lobby = null;
+  if (call.state === 'InLobby') lobby = own ? 'You are waiting in the lobby: the organizer admits you.' : 'Waiting in the lobby.';
+  else if (call.isOrganizer) lobby = own ? 'You organize this room: you admit from its lobby.' : 'Organizes this room: admits from its lobby.';
+  return [
+    out.length ? h('p', { class: 'flags' }, out) : null,
+    lobby ? h('p', { class: 'lobby-note', role: 'status' }, lobby) : null,
+  ];
 }
 
 // participantRows lists a call's remote participants with their state,
@@ -123,9 +132,21 @@ export function participantRows(call, opt) {
   const noMute = call.kind === 'oneToOne' && !opt.overseeing;
   const list = call.remoteParticipants || [];
   const names = list.map((p) => partyName(p.displayName, p.rawId));
+  const waiting = list.filter((p) => p.state === 'InLobby').length;
   const rows = list.map((p, i) => {
     const name = names[i];
     const raw = isPhoneRaw(p.rawId) ? shortRaw(p.rawId) : names.indexOf(name) !== names.lastIndexOf(name) ? p.rawId : '';
+    if (p.state === 'InLobby') {
+      // A joiner waiting in the room's lobby: the organizer (and a
+      // supervisor) admits or turns away; only they see the row.
+      return h('li', { key: p.rawId, class: 'participant in-lobby' },
+        h('span', { class: 'p-name', title: p.rawId }, name),
+        raw && raw !== name ? h('span', { class: 'p-raw' }, raw) : null,
+        h('span', { class: 'p-state state-' + p.state }, participantStateText[p.state] || p.state),
+        h('span', { class: 'p-actions' },
+          button('Admit', 'lobby-admit', { call: call.id, raw: p.rawId }, { cls: 'primary-btn', context: `${name}, from the lobby` }),
+          button('Turn away', 'remove-participant', { call: call.id, raw: p.rawId }, { context: `${name}, from the lobby` })));
+    }
     return h('li', { key: p.rawId, class: 'participant' + (p.isSpeaking ? ' is-speaking' : '') },
       h('span', { class: 'p-name', title: p.rawId }, name),
       raw && raw !== name ? h('span', { class: 'p-raw' }, raw) : null,
@@ -143,8 +164,10 @@ export function participantRows(call, opt) {
         button('Remove', 'remove-participant', { call: call.id, raw: p.rawId }, { context: `${name}, from the call` }),
       ));
   });
+  const empty = call.state === 'InLobby' ? 'Waiting in the lobby: you hear nobody and nobody hears you until the organizer admits you.' : 'Nobody else is in the call.';
   return [
-    h('ul', { class: 'participants', 'aria-label': 'Participants' }, rows.length ? rows : h('li', { class: 'empty' }, 'Nobody else is in the call.')),
+    waiting > 1 ? h('p', { class: 'lobby-all' }, button('Admit all', 'lobby-admit-all', { call: call.id }, { context: `${waiting} waiting in the lobby` })) : null,
+    h('ul', { class: 'participants', 'aria-label': 'Participants' }, rows.length ? rows : h('li', { class: 'empty' }, empty)),
     noMute ? null : reasonNote(reasonId, muteReason),
   ];
 }

@@ -355,6 +355,9 @@ function summarize(t) {
     }
     case 'callsUpdated': return (d.added || []).length ? 'listed' : 'removed from the list';
     case 'incomingCall': return 'ringing';
+    case 'lobbyChanged': return d.action === 'admitted'
+      ? `${d.participant} admitted from the lobby by ${d.admittedBy} after ${Math.round((d.waitedMs || 0) / 1000)} s`
+      : `${d.participant} waits in the lobby`;
     default: return '';
   }
 }
