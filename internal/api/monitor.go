@@ -50,9 +50,21 @@ func (s *Server) monitorAction(c echo.Context, do func(p calls.Principal, id str
 // another node serves the supervisor: her monitor leg would need a
 // stand-in across nodes (internal/calls/peer.go), which monitoring does
 // not have yet.
+//
+// In a cluster a supervisor's event stream is served by the node she
+// opened it on, so a monitor request on the call's node while her stream
+// is on another is the same case: 501, not the single node's 409 (open
+// the event stream first).
 func (s *Server) monitorHere(c echo.Context, sess Session) error {
+	if s.cfg.Forward == nil || sess.Role != calls.RoleSupervisor {
+		return nil
+	}
+	if c.Request().Method == http.MethodPost && !s.cfg.Switchboard.Connected(sess.Identifier.RawID()) {
+		return calls.Errorf(calls.CodeNotImplemented,
+			"no event stream of yours is open on this call's node (another node may serve it): monitoring a call across nodes is not supported yet")
+	}
 	fw := forwardedOf(c.Request().Context())
-	if fw == nil || fw.call == "" || s.cfg.Forward == nil || sess.Role != calls.RoleSupervisor {
+	if fw == nil || fw.call == "" {
 		return nil
 	}
 	node, err := s.cfg.Forward.AgentNode(c.Request().Context(), sess.Identifier.RawID())

@@ -450,3 +450,12 @@ func (s *Switchboard) WithSupervisedSnapshot(register func(Snapshot)) {
 	defer tx.unlock()
 	register(tx.snapshot(nil, true))
 }
+
+// Connected reports whether the identity rawID has an event connection
+// on this node: in a cluster, the node a supervisor's monitor leg needs.
+func (s *Switchboard) Connected(rawID string) bool {
+	s.live.Lock()
+	defer s.live.Unlock()
+	pt := s.parties[rawID]
+	return pt != nil && pt.conns > 0
+}
