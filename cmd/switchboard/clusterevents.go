@@ -33,13 +33,26 @@ func eventNames(prefix string) (stream, subject, snapshots string) {
 	if prefix == "" {
 		prefix = cluster.DefaultSubjectPrefix
 	}
-	stream = strings.Map(func(r rune) rune {
+	return streamName(prefix) + "_EVENTS", prefix + ".events", prefix + ".snapshot"
+}
+
+// feedNames are the supervised feed's stream and subject for a cluster's
+// subject prefix: SB_SUPERVISED and sb.supervised by default.
+func feedNames(prefix string) (stream, subject string) {
+	if prefix == "" {
+		prefix = cluster.DefaultSubjectPrefix
+	}
+	return streamName(prefix) + "_SUPERVISED", prefix + ".supervised"
+}
+
+// streamName is a subject prefix as a stream's name begins.
+func streamName(prefix string) string {
+	return strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
 			return r
 		}
 		return '_'
-	}, strings.ToUpper(prefix)) + "_EVENTS"
-	return stream, prefix + ".events", prefix + ".snapshot"
+	}, strings.ToUpper(prefix))
 }
 
 // startClusterEvents relays this node's events to the other nodes and
@@ -68,8 +81,14 @@ func (m *Main) startClusterEvents(ctx context.Context) error {
 		nc.Close()
 		return fmt.Errorf("cluster events: %w", err)
 	}
+	feedStream, feedSubject := feedNames(c.SubjectPrefix)
+	feed, err := eventlog.OpenFeed(ctx, js, eventlog.FeedConfig{Stream: feedStream, Subject: feedSubject, MaxAge: m.Config.Limits.EventRetention.MaxAge})
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("cluster events: %w", err)
+	}
 	r, err := relay.Start(relay.Config{
-		Node: c.NodeID, Log: log, Conn: nc, SnapshotSubject: snapshots,
+		Node: c.NodeID, Log: log, Conn: nc, SnapshotSubject: snapshots, Feed: feed,
 		Sink: m.hub, Snapshot: m.switchboard.SupervisedSnapshot, Logger: m.Logger,
 	})
 	if err != nil {
@@ -77,6 +96,7 @@ func (m *Main) startClusterEvents(ctx context.Context) error {
 		return fmt.Errorf("cluster events: %w", err)
 	}
 	m.hub.SetRelay(r)
+	m.hub.SetSupervisedLog(relayLog{r})
 	m.events = &clusterEvents{conn: nc, relay: r}
 	if m.ends != nil {
 		m.ends.start()
@@ -106,6 +126,21 @@ type relayLog struct{ r *relay.Relay }
 
 func (l relayLog) EventsSince(ctx context.Context, identity string, seq uint64, limit int) ([]api.Entry, error) {
 	events, err := l.r.EventsSince(ctx, identity, seq, limit)
+	if errors.Is(err, relay.ErrGone) {
+		return nil, fmt.Errorf("%w: %w", api.ErrGone, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Entry, len(events))
+	for i, e := range events {
+		out[i] = api.Entry{Seq: e.Seq, Payload: e.Body}
+	}
+	return out, nil
+}
+
+func (l relayLog) SupervisedSince(ctx context.Context, seq uint64, limit int) ([]api.Entry, error) {
+	events, err := l.r.SupervisedSince(ctx, seq, limit)
 	if errors.Is(err, relay.ErrGone) {
 		return nil, fmt.Errorf("%w: %w", api.ErrGone, err)
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,9 +93,12 @@ type MemoryLog struct {
 var _ EventLog = (*MemoryLog)(nil)
 
 type memStream struct {
-	last    uint64     // the seq of its last event
-	entries []memEntry // the held events, oldest first, the last is last
-	created time.Time  // when it was begun (when it has no events)
+	// numbered says its seqs are given by the caller (AppendSeq): it is
+	// never forgotten, as a stream begun again would start elsewhere.
+	numbered bool
+	last     uint64     // the seq of its last event
+	entries  []memEntry // the held events, oldest first, the last is last
+	created  time.Time  // when it was begun (when it has no events)
 }
 
 type memEntry struct {
@@ -144,6 +148,40 @@ func (l *MemoryLog) Append(name string, payload []byte) (uint64, error) {
 	s.entries = append(s.entries, memEntry{Entry: Entry{Seq: s.last, Payload: payload}, at: now})
 	s.trim(l.ret, now)
 	return s.last, nil
+}
+
+// Restart empties the stream and numbers it from last on: its next event
+// is last+1 (AppendSeq). Its seqs are the caller's from then on.
+func (l *MemoryLog) Restart(name string, last uint64) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stream(name, now)
+	clear(s.entries)
+	*s = memStream{numbered: true, last: last, created: now}
+}
+
+// AppendSeq adds an event numbered by the caller to a stream Restart
+// numbered: seq must be past the stream's last. When it is not last+1 the
+// events held are dropped (a Since before seq answers ErrGone).
+func (l *MemoryLog) AppendSeq(name string, seq uint64, payload []byte) error {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stream(name, now)
+	switch {
+	case !s.numbered:
+		return fmt.Errorf("api: stream %s is not numbered by its caller", name)
+	case seq <= s.last:
+		return fmt.Errorf("api: stream %s: seq %d is not past its last, %d", name, seq, s.last)
+	case seq != s.last+1:
+		clear(s.entries)
+		s.entries = s.entries[:0]
+	}
+	s.last = seq
+	s.entries = append(s.entries, memEntry{Entry: Entry{Seq: seq, Payload: payload}, at: now})
+	s.trim(l.ret, now)
+	return nil
 }
 
 // Since implements EventLog.
@@ -201,7 +239,7 @@ func (l *MemoryLog) sweepLocked(now time.Time) {
 		if n := len(s.entries); n > 0 {
 			newest = s.entries[n-1].at
 		}
-		if now.Sub(newest) > l.ret.MaxAge {
+		if !s.numbered && now.Sub(newest) > l.ret.MaxAge {
 			delete(l.streams, name)
 		}
 	}

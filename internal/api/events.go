@@ -51,11 +51,15 @@ func (s *Server) events(c echo.Context) error {
 		// The other nodes' events wait until the connection is subscribed.
 		remote, letPeersIn = s.cfg.Peers.Snapshots(c.Request().Context())
 	}
+	var pre []Entry
+	if cl.supervisor && resume {
+		pre = s.cfg.Hub.supervisedReplay(c.Request().Context(), since, cap(cl.queue)-1)
+	}
 	detach, err := s.cfg.Switchboard.Attach(c.Request().Context(), sess.Principal, func(snap calls.Snapshot) {
 		if len(remote) > 0 {
 			snap = mergeSnapshots(snap, remote)
 		}
-		resumed, err := s.cfg.Hub.subscribe(cl, resume, since, func() ([]byte, error) {
+		resumed, err := s.cfg.Hub.subscribe(cl, resume, since, pre, func() ([]byte, error) {
 			return encodeEvent(calls.Event{
 				Type: calls.EventSnapshot, At: time.Now(), AgentID: cl.agentID, Data: snap,
 			})

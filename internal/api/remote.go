@@ -366,9 +366,13 @@ func (s *Server) subscribeRemoteSupervisor(c echo.Context, cl *client, log *slog
 		remote, letPeersIn = s.cfg.Peers.Snapshots(c.Request().Context())
 	}
 	defer letPeersIn()
+	var pre []Entry
+	if resume {
+		pre = s.cfg.Hub.supervisedReplay(c.Request().Context(), since, cap(cl.queue)-1)
+	}
 	s.cfg.Switchboard.WithSupervisedSnapshot(func(snap calls.Snapshot) {
 		snap = mergeSnapshots(snap, remote)
-		_, err := s.cfg.Hub.subscribe(cl, resume, since, func() ([]byte, error) {
+		_, err := s.cfg.Hub.subscribe(cl, resume, since, pre, func() ([]byte, error) {
 			return encodeEvent(calls.Event{Type: calls.EventSnapshot, At: time.Now(), AgentID: cl.agentID, Data: snap})
 		})
 		if err != nil {
