@@ -47,6 +47,9 @@ func (s *Server) events(c echo.Context) error {
 
 	var remote []calls.Snapshot
 	letPeersIn := func() {}
+	if cl.supervisor && resume {
+		s.cfg.Hub.supervisedCaughtUp(c.Request().Context(), since)
+	}
 	if s.cfg.Peers != nil && cl.supervisor {
 		// The other nodes' events wait until the connection is subscribed.
 		remote, letPeersIn = s.cfg.Peers.Snapshots(c.Request().Context())

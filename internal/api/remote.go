@@ -360,6 +360,9 @@ func (s *Server) remoteStart(c echo.Context, cl *client, att Attached, log *slog
 // is not used: the other nodes' answers have the owner's, and are newer.
 func (s *Server) subscribeRemoteSupervisor(c echo.Context, cl *client, log *slog.Logger) {
 	since, resume, _ := sinceSeq(c.QueryParams()) // checked by events
+	if resume {
+		s.cfg.Hub.supervisedCaughtUp(c.Request().Context(), since)
+	}
 	var remote []calls.Snapshot
 	letPeersIn := func() {}
 	if s.cfg.Peers != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
+	"time"
 )
 
 // SupervisedLog reads back the supervisors' stream of a cluster, numbered
@@ -108,6 +109,38 @@ func (h *Hub) LostSupervised(seq uint64) {
 	}
 	sl.Restart(SupervisorStream, seq)
 	h.closeStream(SupervisorStream, "events of a node were lost: reconnect")
+}
+
+// catchUpTimeout bounds how long a supervisor's reconnect waits for this
+// node to deliver the seq it gives (supervisedCaughtUp).
+const catchUpTimeout = time.Second
+
+// supervisedCaughtUp waits, for a supervisor reconnecting with since,
+// until this node has delivered the supervisors' stream up to since, when
+// the cluster numbers it: the node the supervisor comes from may have
+// delivered it a moment earlier. It gives up after catchUpTimeout (a seq
+// never given: the subscribe answers a snapshot). Call it before the
+// other nodes' events are held back (Peers.Snapshots).
+func (h *Hub) supervisedCaughtUp(ctx context.Context, since uint64) {
+	if !h.clusterSupervised() {
+		return
+	}
+	deadline := time.NewTimer(catchUpTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if last, err := h.events.Last(SupervisorStream); err != nil || since <= last {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // supervisedReplay answers, for a supervisor reconnecting with since, the
