@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard/switchboard/internal/calls"
@@ -143,4 +145,96 @@ func TestClusterReplaySupervisor(t *testing.T) {
 		t.Fatal(err)
 	}
 	snapshotOn(b, last, "its events left the feed")
+}
+
+// TestClusterReplaySupervisorFailover: node A, a `serve --cluster`
+// process, is killed with -9 while alice has a call on it. Sue, a
+// supervisor owned by B, disconnected before the kill; the survivors (B
+// and C, on the same Postgres and NATS) end alice's call 503/0 and the one
+// that ended it publishes its callEnded on the feed. Sue reconnects to C
+// (attached on B) with the last seq she saw and gets exactly the events
+// she missed, the callEnded 503/0 once among them, with no gap and no
+// repeat: byte for byte what B replays for the same seq.
+func TestClusterReplaySupervisorFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills a real switchboard")
+	}
+	dbURL := freshSchema(t)
+	natsSrv := natstest.Start(t)
+	bin := buildSwitchboard(t)
+	a := &crashServer{t: t, bin: bin,
+		env: []string{"DATABASE_URL=" + dbURL, "SWITCHBOARD_STORE=", "SWITCHBOARD_ADMIN_KEY=" + testAdminKey},
+		args: []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(),
+			"--cluster", natsSrv.URL(), "--node-id", "rf-a"}}
+	a.start()
+	log := a.log
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("a's log ends:\n%s", log.tail())
+		}
+	})
+	c := &testCluster{t: t, url: natsSrv.URL(), cfg: ClusterConfig{URL: natsSrv.URL(), ForwardTimeout: time.Second}}
+	b, cNode := c.startOn("rf-b", dbURL), c.startOn("rf-c", dbURL)
+	alice, bob, sue := mint(t, "alice", calls.RoleAgent), mint(t, "bob", calls.RoleAgent), mint(t, "sue", calls.RoleSupervisor)
+	if status, body, _ := send(t, b, "GET", "/api/me", sue, ""); status != http.StatusOK { // b takes sue
+		t.Fatalf("GET /api/me of sue on b: %d %s", status, body)
+	}
+	onB := dialEvents(t, b.Addr, sue, nil)
+	snap := readFrame(t, onB)
+	if snap.Type != string(calls.EventSnapshot) {
+		t.Fatalf("sue's first event on b: %s", snap.raw)
+	}
+	call := startCall(t, a.base, alice)
+	seen := framesUntil(t, onB, snap.Seq, func(f wsFrame) bool {
+		return f.Type == string(calls.EventCallsUpdated) && f.CallID == call
+	})
+	last := seen[len(seen)-1].Seq
+	onB.Close()
+	waitConnection(t, b, "8:acs:sue", calls.Disconnected)
+	a.kill()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
+	waitUntil(ctx, t, "a survivor to end a's calls", func() (bool, error) {
+		var n int
+		err := db.QueryRow(ctx, `SELECT count(*) FROM calls WHERE node = 'rf-a' AND end_time IS NULL`).Scan(&n)
+		return n == 0, err
+	})
+
+	isEnd := func(f wsFrame) bool { return f.Type == string(calls.EventCallEnded) && f.CallID == call }
+	onC := dialEvents(t, cNode.Addr, sue, &last)
+	missed := framesUntil(t, onC, last, isEnd)
+	if missed[0].Type == string(calls.EventSnapshot) {
+		t.Fatalf("sue reconnected to c with sinceSeq %d: a snapshot, want the missed events", last)
+	}
+	var end struct {
+		Data struct {
+			Reason struct {
+				Code    int `json:"code"`
+				SubCode int `json:"subCode"`
+			} `json:"callEndReason"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(missed[len(missed)-1].raw), &end); err != nil || end.Data.Reason.Code != 503 || end.Data.Reason.SubCode != 0 {
+		t.Fatalf("alice's call ended %s (%v), want 503/0", missed[len(missed)-1].raw, err)
+	}
+	onC.Close()
+	oracle := dialEvents(t, b.Addr, sue, &last)
+	for i, want := range missed {
+		if got := readFrame(t, oracle); got.raw != want.raw {
+			t.Fatalf("event %d after %d: c replayed %s, b replays %s", i, last, want.raw, got.raw)
+		}
+	}
+	// No second end: sue's stream on b goes on live up to bob's new call
+	// on b, never with the call's end again.
+	post(t, "http://"+b.Addr+"/api/calls", bob, `{"participants":[{"id":"8:echo123"}]}`)
+	for f := readFrame(t, oracle); !(f.Type == string(calls.EventCallsUpdated) && f.CallID != call); f = readFrame(t, oracle) {
+		if isEnd(f) {
+			t.Fatalf("alice's call ended twice: %s", f.raw)
+		}
+	}
 }
