@@ -126,6 +126,9 @@ type relayLog struct{ r *relay.Relay }
 
 func (l relayLog) EventsSince(ctx context.Context, identity string, seq uint64, limit int) ([]api.Entry, error) {
 	events, err := l.r.EventsSince(ctx, identity, seq, limit)
+	if errors.Is(err, relay.ErrBehind) {
+		return nil, fmt.Errorf("%w: %w", api.ErrBehind, err)
+	}
 	if errors.Is(err, relay.ErrGone) {
 		return nil, fmt.Errorf("%w: %w", api.ErrGone, err)
 	}

@@ -42,6 +42,10 @@ type Entry struct {
 // the client starts over from a snapshot.
 var ErrGone = errors.New("events no longer held")
 
+// ErrBehind says a RemoteLog does not hold the seq asked for yet: it may
+// not have caught up with the node that gave it. It wraps ErrGone.
+var ErrBehind = fmt.Errorf("%w: not caught up yet", ErrGone)
+
 // Stream names.
 const (
 	// SupervisorStream is the stream every supervisor connection shares:

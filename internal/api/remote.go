@@ -333,9 +333,7 @@ func (s *Server) remoteStart(c echo.Context, cl *client, att Attached, log *slog
 			log.Debug("event connection resumed", "since_seq", since, "replayed", 0)
 			return since, nil, nil
 		case since < snapSeq && s.cfg.RemoteLog != nil:
-			ctx, cancel := context.WithTimeout(c.Request().Context(), replayTimeout)
-			missed, err := s.cfg.RemoteLog.EventsSince(ctx, cl.agentID, since, cap(cl.queue)-1)
-			cancel()
+			missed, err := s.eventsSince(c.Request().Context(), cl.agentID, since, cap(cl.queue)-1)
 			switch {
 			case err == nil && cl.fits(missed):
 				log.Debug("event connection resumed", "since_seq", since, "replayed", len(missed))
@@ -350,6 +348,26 @@ func (s *Server) remoteStart(c echo.Context, cl *client, att Attached, log *slog
 		return 0, nil, err
 	}
 	return snapSeq - 1, []Entry{{Seq: snapSeq, Payload: body}}, nil
+}
+
+// eventsSince reads the identity's events after since from the RemoteLog,
+// within replayTimeout: while the log has not caught up with since (the
+// owner gave it, and said so, but its relay has not appended it yet:
+// ErrBehind), it reads again every 10 ms.
+func (s *Server) eventsSince(ctx context.Context, identity string, since uint64, limit int) ([]Entry, error) {
+	ctx, cancel := context.WithTimeout(ctx, replayTimeout)
+	defer cancel()
+	for {
+		missed, err := s.cfg.RemoteLog.EventsSince(ctx, identity, since, limit)
+		if !errors.Is(err, ErrBehind) {
+			return missed, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // subscribeRemoteSupervisor subscribes a supervisor's connection attached

@@ -16,6 +16,12 @@ import (
 // seq was never given.
 var ErrGone = errors.New("relay: the events after that seq are not all in the log")
 
+// ErrBehind is wrapped by EventsSince when the seq asked for is past the
+// identity's last event in the log: the log may not have caught up with
+// the node that gave it yet (its relay appends after it publishes), or
+// it was never given. It wraps ErrGone.
+var ErrBehind = fmt.Errorf("%w: the log has not caught up with that seq", ErrGone)
+
 // Event is an identity's event read back from the log.
 type Event struct {
 	// Seq is its seq in the identity's stream on the node that published
@@ -58,8 +64,10 @@ func (r *Relay) EventsSince(ctx context.Context, identity string, seq uint64, li
 	}
 	top := hubSeq(last)
 	switch {
-	case top == 0 || seq > top:
-		return nil, fmt.Errorf("relay: %q since %d: the log's last is %d: %w", identity, seq, top, ErrGone)
+	case top == 0:
+		return nil, fmt.Errorf("relay: %q since %d: her last event in the log has no seq: %w", identity, seq, ErrGone)
+	case seq > top:
+		return nil, fmt.Errorf("relay: %q since %d: the log's last is %d: %w", identity, seq, top, ErrBehind)
 	case seq == top:
 		return nil, nil
 	case top-seq > uint64(limit) || top-seq > last.Seq:
