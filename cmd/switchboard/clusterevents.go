@@ -163,10 +163,72 @@ func (m *Main) stopClusterEvents(ctx context.Context) error {
 		return nil
 	}
 	err := m.events.relay.Close(ctx)
+	m.endRuns(ctx)
 	if err2 := m.events.conn.Drain(); err2 != nil && err == nil {
 		err = fmt.Errorf("cluster events: drain NATS: %w", err2)
 	}
 	return err
+}
+
+// endRuns tells the event log where the streams of the identities this
+// node still holds end (relay.EndRuns), once its relay appended what it
+// held and before it gives up their leases: their next owners continue
+// them (continuingForwarder). An identity another node holds now gets no
+// end marker.
+func (m *Main) endRuns(ctx context.Context) {
+	runs := m.hub.AgentRuns()
+	for identity := range runs {
+		if m.cluster == nil {
+			break
+		}
+		if owner, err := m.cluster.OwnerOf(ctx, identity); err != nil || owner != "" {
+			delete(runs, identity)
+		}
+	}
+	n, err := m.events.relay.EndRuns(ctx, runs)
+	if err != nil {
+		m.Logger.Warn("cluster events: end the identities' streams in the event log", "ended", n, "err", err)
+	}
+}
+
+// apiForwarder is the API's Forwarder: the cluster's, continuing the
+// streams of the identities this node takes over; nil without a cluster.
+func (m *Main) apiForwarder() api.Forwarder {
+	f := m.forwarder()
+	if f == nil {
+		return nil
+	}
+	return continuingForwarder{Forwarder: f, m: m}
+}
+
+// continuingForwarder continues an identity's stream from where her
+// earlier owner's ended (relay.RunEnd) when this node takes her over: the
+// first time Owner answers that this node serves her while her stream is
+// not held here, it reads her last event in the event log (one request)
+// before answering, so before any event of hers here.
+type continuingForwarder struct {
+	api.Forwarder
+	m *Main
+}
+
+func (f continuingForwarder) Owner(ctx context.Context, identity string) (string, error) {
+	owner, err := f.Forwarder.Owner(ctx, identity)
+	if err != nil || owner != "" || f.m.events == nil {
+		return owner, err
+	}
+	if f.m.hub.AgentHeld(identity) {
+		return owner, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	end, ok, rerr := f.m.events.relay.RunEnd(rctx, identity)
+	switch {
+	case rerr != nil:
+		f.m.Logger.Warn("cluster events: read where the identity's stream ended: it begins afresh", "agent_id", identity, "err", rerr)
+	case ok:
+		f.m.hub.ContinueAgent(identity, end)
+	}
+	return owner, nil
 }
 
 // announcingRecoverer ends a dead node's calls in the shared history

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,9 +101,14 @@ type memStream struct {
 	// numbered says its seqs are given by the caller (AppendSeq): it is
 	// never forgotten, as a stream begun again would start elsewhere.
 	numbered bool
-	last     uint64     // the seq of its last event
-	entries  []memEntry // the held events, oldest first, the last is last
-	created  time.Time  // when it was begun (when it has no events)
+	// continued says it was begun at base, where the identity's stream
+	// ended on her earlier owner (Begin): the seqs up to base are that
+	// owner's, in the cluster's event log.
+	continued bool
+	base      uint64
+	last      uint64     // the seq of its last event
+	entries   []memEntry // the held events, oldest first, the last is last
+	created   time.Time  // when it was begun (when it has no events)
 }
 
 type memEntry struct {
@@ -152,6 +158,52 @@ func (l *MemoryLog) Append(name string, payload []byte) (uint64, error) {
 	s.entries = append(s.entries, memEntry{Entry: Entry{Seq: s.last, Payload: payload}, at: now})
 	s.trim(l.ret, now)
 	return s.last, nil
+}
+
+// Begin begins a stream that is not held at last, so that its next event
+// is last+1 (an identity's stream continued from her earlier owner's); it
+// answers false, and does nothing, when the stream is held.
+func (l *MemoryLog) Begin(name string, last uint64) bool {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.streams[name] != nil {
+		return false
+	}
+	l.streams[name] = &memStream{continued: true, base: last, last: last, created: now}
+	return true
+}
+
+// Held says whether the stream is held.
+func (l *MemoryLog) Held(name string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.streams[name] != nil
+}
+
+// Continued answers the seq a stream was begun at by Begin, when it was.
+func (l *MemoryLog) Continued(name string) (base uint64, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.streams[name]
+	if s == nil || !s.continued {
+		return 0, false
+	}
+	return s.base, true
+}
+
+// Lasts answers the last seq of each stream held whose name begins with
+// prefix, by the rest of its name.
+func (l *MemoryLog) Lasts(prefix string) map[string]uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]uint64{}
+	for name, s := range l.streams {
+		if rest, ok := strings.CutPrefix(name, prefix); ok {
+			out[rest] = s.last
+		}
+	}
+	return out
 }
 
 // Restart empties the stream and numbers it from last on: its next event

@@ -55,8 +55,11 @@ func (s *Server) events(c echo.Context) error {
 		remote, letPeersIn = s.cfg.Peers.Snapshots(c.Request().Context())
 	}
 	var pre []Entry
-	if cl.supervisor && resume {
+	switch {
+	case cl.supervisor && resume:
 		pre = s.cfg.Hub.supervisedReplay(c.Request().Context(), since, cap(cl.queue)-1)
+	case resume:
+		pre = s.agentReplay(c.Request().Context(), cl.agentID, since, cap(cl.queue)-1)
 	}
 	detach, err := s.cfg.Switchboard.Attach(c.Request().Context(), sess.Principal, func(snap calls.Snapshot) {
 		if len(remote) > 0 {

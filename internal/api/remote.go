@@ -458,7 +458,9 @@ func (h *Hub) last(stream string, since *uint64) (seq uint64, holds bool, err er
 	if since != nil {
 		_, err := h.events.Since(stream, *since)
 		switch {
-		case err == nil:
+		case err == nil || h.continuedBefore(stream, *since):
+			// Held, or continued from her earlier owner's stream: the
+			// RemoteLog's read checks those seqs follow on.
 			holds = true
 		case !errors.Is(err, ErrGone):
 			return 0, false, fmt.Errorf("events of %s after %d: %w", stream, *since, err)
