@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,7 +156,11 @@ func TestClusterReplaySupervisor(t *testing.T) {
 // that ended it publishes its callEnded on the feed. Sue reconnects to C
 // (attached on B) with the last seq she saw and gets exactly the events
 // she missed, the callEnded 503/0 once among them, with no gap and no
-// repeat: byte for byte what B replays for the same seq.
+// repeat: byte for byte what B replays for the same seq. Alice's console,
+// which saw her call on A, reconnects to C with its last seq: A left no end
+// of her stream in the event log, so nothing proves that A gave no seq
+// after the log's last, and she gets a snapshot (without the call), not a
+// replay that could skip one.
 func TestClusterReplaySupervisorFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a real switchboard")
@@ -185,13 +191,16 @@ func TestClusterReplaySupervisorFailover(t *testing.T) {
 		t.Fatalf("sue's first event on b: %s", snap.raw)
 	}
 	call := startCall(t, a.base, alice)
+	aliceSnap := readFrame(t, dialEvents(t, strings.TrimPrefix(a.base, "http://"), alice, nil))
+	if aliceSnap.Type != string(calls.EventSnapshot) || !strings.Contains(aliceSnap.raw, call) {
+		t.Fatalf("alice's first event on a: %s, want a snapshot with her call", aliceSnap.raw)
+	}
 	seen := framesUntil(t, onB, snap.Seq, func(f wsFrame) bool {
 		return f.Type == string(calls.EventCallsUpdated) && f.CallID == call
 	})
 	last := seen[len(seen)-1].Seq
 	onB.Close()
 	waitConnection(t, b, "8:acs:sue", calls.Disconnected)
-	a.kill()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	db, err := pgx.Connect(ctx, dbURL)
@@ -199,6 +208,12 @@ func TestClusterReplaySupervisorFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close(context.Background())
+	waitUntil(ctx, t, "alice's call to reach Postgres", func() (bool, error) { // else no survivor knows of it
+		var n int
+		err := db.QueryRow(ctx, `SELECT count(*) FROM calls WHERE node = 'rf-a' AND end_time IS NULL`).Scan(&n)
+		return n == 1, err
+	})
+	a.kill()
 	waitUntil(ctx, t, "a survivor to end a's calls", func() (bool, error) {
 		var n int
 		err := db.QueryRow(ctx, `SELECT count(*) FROM calls WHERE node = 'rf-a' AND end_time IS NULL`).Scan(&n)
@@ -229,6 +244,23 @@ func TestClusterReplaySupervisorFailover(t *testing.T) {
 			t.Fatalf("event %d after %d: c replayed %s, b replays %s", i, last, want.raw, got.raw)
 		}
 	}
+	// Alice, once her lease lapsed: a snapshot on c, without the call.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		u := "ws://" + cNode.Addr + "/api/events?sinceSeq=" + strconv.FormatUint(aliceSnap.Seq, 10)
+		ws, resp, err := websocket.DefaultDialer.Dial(u, http.Header{"Authorization": {"Bearer " + alice}})
+		if err == nil {
+			f := readFrame(t, ws)
+			ws.Close()
+			if f.Type != string(calls.EventSnapshot) || strings.Contains(f.raw, call) {
+				t.Fatalf("alice reconnected to c with a's seq %d after a died: %s, want a snapshot without the call", aliceSnap.Seq, f.raw)
+			}
+			break
+		}
+		if resp == nil || resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("alice's event stream on c after a died: %v %+v", err, resp)
+		}
+	}
+
 	// No second end: sue's stream on b goes on live up to bob's new call
 	// on b, never with the call's end again.
 	post(t, "http://"+b.Addr+"/api/calls", bob, `{"participants":[{"id":"8:echo123"}]}`)
