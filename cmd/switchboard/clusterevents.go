@@ -176,6 +176,8 @@ func (m *Main) stopClusterEvents(ctx context.Context) error {
 // them (continuingForwarder). An identity another node holds now gets no
 // end marker.
 func (m *Main) endRuns(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, endRunsTimeout)
+	defer cancel()
 	runs := m.hub.AgentRuns()
 	for identity := range runs {
 		if m.cluster == nil {
@@ -198,17 +200,24 @@ func (m *Main) apiForwarder() api.Forwarder {
 	if f == nil {
 		return nil
 	}
-	return continuingForwarder{Forwarder: f, m: m}
+	return continuingForwarder{Forwarder: f, m: m, checked: &sync.Map{}}
 }
+
+// endRunsTimeout bounds endRuns: two or three JetStream requests per
+// identity; those not ended by then begin afresh on their next owner.
+const endRunsTimeout = 5 * time.Second
 
 // continuingForwarder continues an identity's stream from where her
 // earlier owner's ended (relay.RunEnd) when this node takes her over: the
 // first time Owner answers that this node serves her while her stream is
 // not held here, it reads her last event in the event log (one request)
-// before answering, so before any event of hers here.
+// before answering, so before any event of hers here. It reads once per
+// identity while the node runs: one it takes over again later begins
+// afresh (a snapshot for her console's old seq, never a wrong replay).
 type continuingForwarder struct {
 	api.Forwarder
-	m *Main
+	m       *Main
+	checked *sync.Map // identities whose last event was read
 }
 
 func (f continuingForwarder) Owner(ctx context.Context, identity string) (string, error) {
@@ -217,6 +226,9 @@ func (f continuingForwarder) Owner(ctx context.Context, identity string) (string
 		return owner, err
 	}
 	if f.m.hub.AgentHeld(identity) {
+		return owner, nil
+	}
+	if _, done := f.checked.LoadOrStore(identity, struct{}{}); done {
 		return owner, nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, time.Second)
