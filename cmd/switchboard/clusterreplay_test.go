@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -337,5 +339,79 @@ func TestClusterReplayFigures(t *testing.T) {
 			n, len(frames), len(framesB), onA.Round(time.Microsecond), onB.Round(time.Microsecond), snapTook.Round(time.Microsecond))
 		conn = dialEvents(t, a.Addr, alice, &framesB[len(framesB)-1].Seq)
 		last = framesB[len(framesB)-1].Seq
+	}
+}
+
+// TestClusterReplayOwnerRestarted: node A, a `serve --cluster` process,
+// owns alice; her console saw her call start there and went away; she held
+// the call; A got SIGTERM (ending the call 503/1 and marking where her
+// stream ended) and started again. Her console, reconnecting to B with the
+// last seq it saw, gets exactly what it missed: her hold and the call's
+// end from A's first run, then her events from its second (which
+// continued her stream), seqs on without a gap, byte for byte what the
+// restarted A replays for the same seq.
+func TestClusterReplayOwnerRestarted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stops a real switchboard")
+	}
+	dbURL := freshSchema(t)
+	natsSrv := natstest.Start(t)
+	bin := buildSwitchboard(t)
+	a := &crashServer{t: t, bin: bin,
+		env: []string{"DATABASE_URL=" + dbURL, "SWITCHBOARD_STORE=", "SWITCHBOARD_ADMIN_KEY=" + testAdminKey},
+		args: []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--drain-grace", "0",
+			"--cluster", natsSrv.URL(), "--node-id", "rr-a"}}
+	a.start()
+	c := &testCluster{t: t, url: natsSrv.URL(), cfg: ClusterConfig{URL: natsSrv.URL(), ForwardTimeout: time.Second}}
+	b := c.startOn("rr-b", dbURL)
+	alice := mint(t, "alice", calls.RoleAgent)
+	addr := func() string { return strings.TrimPrefix(a.base, "http://") }
+
+	onA := dialEvents(t, addr(), alice, nil)
+	snap := readFrame(t, onA)
+	call := startCall(t, a.base, alice)
+	seen := framesUntil(t, onA, snap.Seq, func(f wsFrame) bool {
+		return f.Type == string(calls.EventCallsUpdated) && f.CallID == call
+	})
+	last := seen[len(seen)-1].Seq
+	onA.Close()
+	post(t, a.base+"/api/calls/"+call+"/hold", alice, "")
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not stop within 30 s of SIGTERM:\n%s", a.log.tail())
+	}
+	a.start()
+	if status, body, _ := sendTo(t, a.base, "GET", "/api/me", alice, ""); status != http.StatusOK { // the restarted a takes her
+		t.Fatalf("GET /api/me on the restarted a: %d %s", status, body)
+	}
+
+	isEnd := func(f wsFrame) bool { return f.Type == string(calls.EventCallEnded) && f.CallID == call }
+	onB := dialEvents(t, b.Addr, alice, &last)
+	missed := framesUntil(t, onB, last, isEnd)
+	if missed[0].Type == string(calls.EventSnapshot) {
+		t.Fatalf("reconnected to b with sinceSeq %d after a restarted: a snapshot, want what she missed", last)
+	}
+	held := false
+	for _, f := range missed {
+		held = held || f.Type == string(calls.EventStateChanged) && f.CallID == call && f.Data.State == "LocalHold"
+	}
+	if !held {
+		t.Errorf("replayed %d events without her hold", len(missed))
+	}
+	// The restarted a's own events go on from there: her console on b is
+	// attached there (Connected), then she calls again.
+	call2 := startCall(t, a.base, alice)
+	framesUntil(t, onB, missed[len(missed)-1].Seq, func(f wsFrame) bool {
+		return f.Type == string(calls.EventCallsUpdated) && f.CallID == call2
+	})
+	oracle := dialEvents(t, addr(), alice, &last)
+	for i, want := range missed {
+		if got := readFrame(t, oracle); got.raw != want.raw {
+			t.Fatalf("event %d after %d: b replayed %s, the restarted a replays %s", i, last, want.raw, got.raw)
+		}
 	}
 }

@@ -288,7 +288,10 @@ func (r *Relay) work(q chan item) {
 func (r *Relay) append(it item) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.AppendTimeout)
 	defer cancel()
-	id := r.cfg.Node + "-" + strconv.FormatUint(r.msgIDs.Add(1), 36)
+	// The epoch too: a node restarted with the same id within the
+	// stream's duplicate window would otherwise send its first run's ids
+	// again, and the stream would drop its events as duplicates.
+	id := r.cfg.Node + "-" + r.epoch + "-" + strconv.FormatUint(r.msgIDs.Add(1), 36)
 	opts := []eventlog.AppendOption{
 		eventlog.WithMsgID(id), eventlog.WithHeader(NodeHeader, r.cfg.Node),
 		eventlog.WithHeader(CountHeader, it.count),
