@@ -33,13 +33,26 @@ func eventNames(prefix string) (stream, subject, snapshots string) {
 	if prefix == "" {
 		prefix = cluster.DefaultSubjectPrefix
 	}
-	stream = strings.Map(func(r rune) rune {
+	return streamName(prefix) + "_EVENTS", prefix + ".events", prefix + ".snapshot"
+}
+
+// feedNames are the supervised feed's stream and subject for a cluster's
+// subject prefix: SB_SUPERVISED and sb.supervised by default.
+func feedNames(prefix string) (stream, subject string) {
+	if prefix == "" {
+		prefix = cluster.DefaultSubjectPrefix
+	}
+	return streamName(prefix) + "_SUPERVISED", prefix + ".supervised"
+}
+
+// streamName is a subject prefix as a stream's name begins.
+func streamName(prefix string) string {
+	return strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
 			return r
 		}
 		return '_'
-	}, strings.ToUpper(prefix)) + "_EVENTS"
-	return stream, prefix + ".events", prefix + ".snapshot"
+	}, strings.ToUpper(prefix))
 }
 
 // startClusterEvents relays this node's events to the other nodes and
@@ -68,8 +81,14 @@ func (m *Main) startClusterEvents(ctx context.Context) error {
 		nc.Close()
 		return fmt.Errorf("cluster events: %w", err)
 	}
+	feedStream, feedSubject := feedNames(c.SubjectPrefix)
+	feed, err := eventlog.OpenFeed(ctx, js, eventlog.FeedConfig{Stream: feedStream, Subject: feedSubject, MaxAge: m.Config.Limits.EventRetention.MaxAge})
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("cluster events: %w", err)
+	}
 	r, err := relay.Start(relay.Config{
-		Node: c.NodeID, Log: log, Conn: nc, SnapshotSubject: snapshots,
+		Node: c.NodeID, Log: log, Conn: nc, SnapshotSubject: snapshots, Feed: feed,
 		Sink: m.hub, Snapshot: m.switchboard.SupervisedSnapshot, Logger: m.Logger,
 	})
 	if err != nil {
@@ -77,6 +96,7 @@ func (m *Main) startClusterEvents(ctx context.Context) error {
 		return fmt.Errorf("cluster events: %w", err)
 	}
 	m.hub.SetRelay(r)
+	m.hub.SetSupervisedLog(relayLog{r})
 	m.events = &clusterEvents{conn: nc, relay: r}
 	if m.ends != nil {
 		m.ends.start()
@@ -106,6 +126,24 @@ type relayLog struct{ r *relay.Relay }
 
 func (l relayLog) EventsSince(ctx context.Context, identity string, seq uint64, limit int) ([]api.Entry, error) {
 	events, err := l.r.EventsSince(ctx, identity, seq, limit)
+	if errors.Is(err, relay.ErrBehind) {
+		return nil, fmt.Errorf("%w: %w", api.ErrBehind, err)
+	}
+	if errors.Is(err, relay.ErrGone) {
+		return nil, fmt.Errorf("%w: %w", api.ErrGone, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Entry, len(events))
+	for i, e := range events {
+		out[i] = api.Entry{Seq: e.Seq, Payload: e.Body}
+	}
+	return out, nil
+}
+
+func (l relayLog) SupervisedSince(ctx context.Context, seq uint64, limit int) ([]api.Entry, error) {
+	events, err := l.r.SupervisedSince(ctx, seq, limit)
 	if errors.Is(err, relay.ErrGone) {
 		return nil, fmt.Errorf("%w: %w", api.ErrGone, err)
 	}
@@ -125,10 +163,84 @@ func (m *Main) stopClusterEvents(ctx context.Context) error {
 		return nil
 	}
 	err := m.events.relay.Close(ctx)
+	m.endRuns(ctx)
 	if err2 := m.events.conn.Drain(); err2 != nil && err == nil {
 		err = fmt.Errorf("cluster events: drain NATS: %w", err2)
 	}
 	return err
+}
+
+// endRuns tells the event log where the streams of the identities this
+// node still holds end (relay.EndRuns), once its relay appended what it
+// held and before it gives up their leases: their next owners continue
+// them (continuingForwarder). An identity another node holds now gets no
+// end marker.
+func (m *Main) endRuns(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, endRunsTimeout)
+	defer cancel()
+	runs := m.hub.AgentRuns()
+	for identity := range runs {
+		if m.cluster == nil {
+			break
+		}
+		if owner, err := m.cluster.OwnerOf(ctx, identity); err != nil || owner != "" {
+			delete(runs, identity)
+		}
+	}
+	n, err := m.events.relay.EndRuns(ctx, runs)
+	if err != nil {
+		m.Logger.Warn("cluster events: end the identities' streams in the event log", "ended", n, "err", err)
+	}
+}
+
+// apiForwarder is the API's Forwarder: the cluster's, continuing the
+// streams of the identities this node takes over; nil without a cluster.
+func (m *Main) apiForwarder() api.Forwarder {
+	f := m.forwarder()
+	if f == nil {
+		return nil
+	}
+	return continuingForwarder{Forwarder: f, m: m, checked: &sync.Map{}}
+}
+
+// endRunsTimeout bounds endRuns: two or three JetStream requests per
+// identity; those not ended by then begin afresh on their next owner.
+const endRunsTimeout = 5 * time.Second
+
+// continuingForwarder continues an identity's stream from where her
+// earlier owner's ended (relay.RunEnd) when this node takes her over: the
+// first time Owner answers that this node serves her while her stream is
+// not held here, it reads her last event in the event log (one request)
+// before answering, so before any event of hers here. It reads once per
+// identity while the node runs: one it takes over again later begins
+// afresh (a snapshot for her console's old seq, never a wrong replay).
+type continuingForwarder struct {
+	api.Forwarder
+	m       *Main
+	checked *sync.Map // identities whose last event was read
+}
+
+func (f continuingForwarder) Owner(ctx context.Context, identity string) (string, error) {
+	owner, err := f.Forwarder.Owner(ctx, identity)
+	if err != nil || owner != "" || f.m.events == nil {
+		return owner, err
+	}
+	if f.m.hub.AgentHeld(identity) {
+		return owner, nil
+	}
+	if _, done := f.checked.LoadOrStore(identity, struct{}{}); done {
+		return owner, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	end, ok, rerr := f.m.events.relay.RunEnd(rctx, identity)
+	switch {
+	case rerr != nil:
+		f.m.Logger.Warn("cluster events: read where the identity's stream ended: it begins afresh", "agent_id", identity, "err", rerr)
+	case ok:
+		f.m.hub.ContinueAgent(identity, end)
+	}
+	return owner, nil
 }
 
 // announcingRecoverer ends a dead node's calls in the shared history

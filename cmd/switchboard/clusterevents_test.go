@@ -14,17 +14,20 @@ import (
 	"github.com/switchboard/switchboard/internal/cluster/natstest"
 )
 
-// deleteEventStream deletes the event stream of a cluster whose subjects
-// start with prefix when the test ends (after its nodes closed, when it
-// is called before they start).
+// deleteEventStream deletes the event stream and the supervised feed of a
+// cluster whose subjects start with prefix when the test ends (after its
+// nodes closed, when it is called before they start).
 func deleteEventStream(tb testing.TB, url, prefix string) {
 	stream, _, _ := eventNames(prefix)
+	feed, _ := feedNames(prefix)
 	tb.Cleanup(func() {
 		_, js := natstest.Connect(tb, url)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := js.DeleteStream(ctx, stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			tb.Errorf("delete stream %s: %v", stream, err)
+		for _, s := range []string{stream, feed} {
+			if err := js.DeleteStream(ctx, s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+				tb.Errorf("delete stream %s: %v", s, err)
+			}
 		}
 	})
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -195,10 +197,14 @@ func TestClusterReplay(t *testing.T) {
 	}
 }
 
-// TestClusterReplayNewOwner: once alice's owner A stopped and B took her,
-// the last seq A gave her (the last in the event log) is not one of B's:
-// reconnecting to C with it gets a snapshot, not a resume that would
-// leave her console with A's last state.
+// TestClusterReplayNewOwner: alice's console, on node A (her owner), saw
+// her call start and went away; she held the call; A stopped (ending the
+// call 503/1, and marking in the event log where her stream ended there);
+// B took her and continued her stream from there, and she started another
+// call on B. Reconnecting to C with the last seq it saw, her console gets
+// exactly what it missed, A's events then B's, seqs following on with no
+// gap and no repeat, byte for byte what B (her owner) replays for the
+// same seq; a seq never given gets a snapshot.
 func TestClusterReplayNewOwner(t *testing.T) {
 	c := newTestCluster(t)
 	a, b, cc := c.start("a"), c.start("b"), c.start("c")
@@ -210,34 +216,53 @@ func TestClusterReplayNewOwner(t *testing.T) {
 	onA := dialEvents(t, a.Addr, alice, nil)
 	snap := readFrame(t, onA)
 	call := startCall(t, "http://"+a.Addr, alice)
-	framesUntil(t, onA, snap.Seq, func(f wsFrame) bool {
+	seen := framesUntil(t, onA, snap.Seq, func(f wsFrame) bool {
 		return f.Type == string(calls.EventCallsUpdated) && f.CallID == call
 	})
-	if err := a.Close(context.Background()); err != nil { // appends what its relay holds
+	last := seen[len(seen)-1].Seq
+	onA.Close()
+	waitConnection(t, a, "8:acs:alice", calls.Disconnected)
+	post(t, "http://"+a.Addr+"/api/calls/"+call+"/hold", alice, "")
+	if err := a.Close(context.Background()); err != nil { // appends what its relay holds, then where her stream ended
 		t.Fatal(err)
 	}
 	if status, body, _ := send(t, b, "GET", "/api/me", alice, ""); status != http.StatusOK {
 		t.Fatalf("GET /api/me on b: %d %s", status, body)
 	}
-	stream, subject, _ := eventNames(c.cfg.SubjectPrefix)
-	_, js := natstest.Connect(t, c.url)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	l, err := eventlog.Open(ctx, js, eventlog.Config{Stream: stream, Subject: subject})
-	if err != nil {
-		t.Fatal(err)
+	call2 := startCall(t, "http://"+b.Addr, alice)
+
+	held, ended := -1, -1 // where her hold and her call's end on a are among the missed events
+	n := 0
+	isCall2 := func(f wsFrame) bool {
+		switch {
+		case f.Type == string(calls.EventStateChanged) && f.CallID == call && f.Data.State == "LocalHold" && held < 0:
+			held = n
+		case f.Type == string(calls.EventCallEnded) && f.CallID == call:
+			if ended >= 0 {
+				t.Errorf("her call on a ended twice: %s", f.raw)
+			}
+			ended = n
+		}
+		n++
+		return f.Type == string(calls.EventCallsUpdated) && f.CallID == call2
 	}
-	e, ok, err := l.Last(ctx, "8:acs:alice")
-	if err != nil || !ok {
-		t.Fatalf("alice's last event in the log: %v, %v", ok, err)
+	onC := dialEvents(t, cc.Addr, alice, &last)
+	missed := framesUntil(t, onC, last, isCall2)
+	if missed[0].Type == string(calls.EventSnapshot) {
+		t.Fatalf("reconnected to c with a's seq %d after b took alice: a snapshot, want what she missed", last)
 	}
-	last, err := strconv.ParseUint(e.Header.Get(relay.HubSeqHeader), 10, 64)
-	if err != nil {
-		t.Fatal(err)
+	if held < 0 || ended < held {
+		t.Errorf("replayed %d events, her hold on a at %d and her call's end at %d: want both, in that order", len(missed), held, ended)
 	}
-	conn := dialEvents(t, cc.Addr, alice, &last)
-	if f := readFrame(t, conn); f.Type != string(calls.EventSnapshot) {
-		t.Fatalf("reconnected to c with a's last seq %d after b took alice: %s, want a snapshot", last, f.raw)
+	onB := dialEvents(t, b.Addr, alice, &last)
+	for i, want := range missed {
+		if got := readFrame(t, onB); got.raw != want.raw {
+			t.Fatalf("event %d after %d: c replayed %s, b replays %s", i, last, want.raw, got.raw)
+		}
+	}
+	never := uint64(1)
+	if f := readFrame(t, dialEvents(t, cc.Addr, alice, &never)); f.Type != string(calls.EventSnapshot) {
+		t.Errorf("sinceSeq 1 on c: %s, want a snapshot", f.raw)
 	}
 }
 
@@ -314,5 +339,79 @@ func TestClusterReplayFigures(t *testing.T) {
 			n, len(frames), len(framesB), onA.Round(time.Microsecond), onB.Round(time.Microsecond), snapTook.Round(time.Microsecond))
 		conn = dialEvents(t, a.Addr, alice, &framesB[len(framesB)-1].Seq)
 		last = framesB[len(framesB)-1].Seq
+	}
+}
+
+// TestClusterReplayOwnerRestarted: node A, a `serve --cluster` process,
+// owns alice; her console saw her call start there and went away; she held
+// the call; A got SIGTERM (ending the call 503/1 and marking where her
+// stream ended) and started again. Her console, reconnecting to B with the
+// last seq it saw, gets exactly what it missed: her hold and the call's
+// end from A's first run, then her events from its second (which
+// continued her stream), seqs on without a gap, byte for byte what the
+// restarted A replays for the same seq.
+func TestClusterReplayOwnerRestarted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("stops a real switchboard")
+	}
+	dbURL := freshSchema(t)
+	natsSrv := natstest.Start(t)
+	bin := buildSwitchboard(t)
+	a := &crashServer{t: t, bin: bin,
+		env: []string{"DATABASE_URL=" + dbURL, "SWITCHBOARD_STORE=", "SWITCHBOARD_ADMIN_KEY=" + testAdminKey},
+		args: []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--drain-grace", "0",
+			"--cluster", natsSrv.URL(), "--node-id", "rr-a"}}
+	a.start()
+	c := &testCluster{t: t, url: natsSrv.URL(), cfg: ClusterConfig{URL: natsSrv.URL(), ForwardTimeout: time.Second}}
+	b := c.startOn("rr-b", dbURL)
+	alice := mint(t, "alice", calls.RoleAgent)
+	addr := func() string { return strings.TrimPrefix(a.base, "http://") }
+
+	onA := dialEvents(t, addr(), alice, nil)
+	snap := readFrame(t, onA)
+	call := startCall(t, a.base, alice)
+	seen := framesUntil(t, onA, snap.Seq, func(f wsFrame) bool {
+		return f.Type == string(calls.EventCallsUpdated) && f.CallID == call
+	})
+	last := seen[len(seen)-1].Seq
+	onA.Close()
+	post(t, a.base+"/api/calls/"+call+"/hold", alice, "")
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not stop within 30 s of SIGTERM:\n%s", a.log.tail())
+	}
+	a.start()
+	if status, body, _ := sendTo(t, a.base, "GET", "/api/me", alice, ""); status != http.StatusOK { // the restarted a takes her
+		t.Fatalf("GET /api/me on the restarted a: %d %s", status, body)
+	}
+
+	isEnd := func(f wsFrame) bool { return f.Type == string(calls.EventCallEnded) && f.CallID == call }
+	onB := dialEvents(t, b.Addr, alice, &last)
+	missed := framesUntil(t, onB, last, isEnd)
+	if missed[0].Type == string(calls.EventSnapshot) {
+		t.Fatalf("reconnected to b with sinceSeq %d after a restarted: a snapshot, want what she missed", last)
+	}
+	held := false
+	for _, f := range missed {
+		held = held || f.Type == string(calls.EventStateChanged) && f.CallID == call && f.Data.State == "LocalHold"
+	}
+	if !held {
+		t.Errorf("replayed %d events without her hold", len(missed))
+	}
+	// The restarted a's own events go on from there: her console on b is
+	// attached there (Connected), then she calls again.
+	call2 := startCall(t, a.base, alice)
+	framesUntil(t, onB, missed[len(missed)-1].Seq, func(f wsFrame) bool {
+		return f.Type == string(calls.EventCallsUpdated) && f.CallID == call2
+	})
+	oracle := dialEvents(t, addr(), alice, &last)
+	for i, want := range missed {
+		if got := readFrame(t, oracle); got.raw != want.raw {
+			t.Fatalf("event %d after %d: b replayed %s, the restarted a replays %s", i, last, want.raw, got.raw)
+		}
 	}
 }

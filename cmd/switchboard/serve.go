@@ -329,7 +329,7 @@ func (m *Main) Run(ctx context.Context) error {
 		SignIn:         signIn,
 		Numbers:        numberRoutes(m.store),
 		Trunks:         m.trunkStatus(),
-		Forward:        m.forwarder(),
+		Forward:        m.apiForwarder(),
 		Peers:          m.peers(),
 		Attach:         m.streamAttacher(),
 		RemoteLog:      m.remoteLog(),

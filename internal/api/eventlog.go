@@ -2,6 +2,8 @@ package api
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +42,10 @@ type Entry struct {
 // ErrGone says the events asked for are no longer (or were never) held:
 // the client starts over from a snapshot.
 var ErrGone = errors.New("events no longer held")
+
+// ErrBehind says a RemoteLog does not hold the seq asked for yet: it may
+// not have caught up with the node that gave it. It wraps ErrGone.
+var ErrBehind = fmt.Errorf("%w: not caught up yet", ErrGone)
 
 // Stream names.
 const (
@@ -92,9 +98,17 @@ type MemoryLog struct {
 var _ EventLog = (*MemoryLog)(nil)
 
 type memStream struct {
-	last    uint64     // the seq of its last event
-	entries []memEntry // the held events, oldest first, the last is last
-	created time.Time  // when it was begun (when it has no events)
+	// numbered says its seqs are given by the caller (AppendSeq): it is
+	// never forgotten, as a stream begun again would start elsewhere.
+	numbered bool
+	// continued says it was begun at base, where the identity's stream
+	// ended on her earlier owner (Begin): the seqs up to base are that
+	// owner's, in the cluster's event log.
+	continued bool
+	base      uint64
+	last      uint64     // the seq of its last event
+	entries   []memEntry // the held events, oldest first, the last is last
+	created   time.Time  // when it was begun (when it has no events)
 }
 
 type memEntry struct {
@@ -144,6 +158,86 @@ func (l *MemoryLog) Append(name string, payload []byte) (uint64, error) {
 	s.entries = append(s.entries, memEntry{Entry: Entry{Seq: s.last, Payload: payload}, at: now})
 	s.trim(l.ret, now)
 	return s.last, nil
+}
+
+// Begin begins a stream that is not held at last, so that its next event
+// is last+1 (an identity's stream continued from her earlier owner's); it
+// answers false, and does nothing, when the stream is held.
+func (l *MemoryLog) Begin(name string, last uint64) bool {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.streams[name] != nil {
+		return false
+	}
+	l.streams[name] = &memStream{continued: true, base: last, last: last, created: now}
+	return true
+}
+
+// Held says whether the stream is held.
+func (l *MemoryLog) Held(name string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.streams[name] != nil
+}
+
+// Continued answers the seq a stream was begun at by Begin, when it was.
+func (l *MemoryLog) Continued(name string) (base uint64, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.streams[name]
+	if s == nil || !s.continued {
+		return 0, false
+	}
+	return s.base, true
+}
+
+// Lasts answers the last seq of each stream held whose name begins with
+// prefix, by the rest of its name.
+func (l *MemoryLog) Lasts(prefix string) map[string]uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]uint64{}
+	for name, s := range l.streams {
+		if rest, ok := strings.CutPrefix(name, prefix); ok {
+			out[rest] = s.last
+		}
+	}
+	return out
+}
+
+// Restart empties the stream and numbers it from last on: its next event
+// is last+1 (AppendSeq). Its seqs are the caller's from then on.
+func (l *MemoryLog) Restart(name string, last uint64) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stream(name, now)
+	clear(s.entries)
+	*s = memStream{numbered: true, last: last, created: now}
+}
+
+// AppendSeq adds an event numbered by the caller to a stream Restart
+// numbered: seq must be past the stream's last. When it is not last+1 the
+// events held are dropped (a Since before seq answers ErrGone).
+func (l *MemoryLog) AppendSeq(name string, seq uint64, payload []byte) error {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stream(name, now)
+	switch {
+	case !s.numbered:
+		return fmt.Errorf("api: stream %s is not numbered by its caller", name)
+	case seq <= s.last:
+		return fmt.Errorf("api: stream %s: seq %d is not past its last, %d", name, seq, s.last)
+	case seq != s.last+1:
+		clear(s.entries)
+		s.entries = s.entries[:0]
+	}
+	s.last = seq
+	s.entries = append(s.entries, memEntry{Entry: Entry{Seq: seq, Payload: payload}, at: now})
+	s.trim(l.ret, now)
+	return nil
 }
 
 // Since implements EventLog.
@@ -201,7 +295,7 @@ func (l *MemoryLog) sweepLocked(now time.Time) {
 		if n := len(s.entries); n > 0 {
 			newest = s.entries[n-1].at
 		}
-		if now.Sub(newest) > l.ret.MaxAge {
+		if !s.numbered && now.Sub(newest) > l.ret.MaxAge {
 			delete(l.streams, name)
 		}
 	}

@@ -47,15 +47,25 @@ func (s *Server) events(c echo.Context) error {
 
 	var remote []calls.Snapshot
 	letPeersIn := func() {}
+	if cl.supervisor && resume {
+		s.cfg.Hub.supervisedCaughtUp(c.Request().Context(), since)
+	}
 	if s.cfg.Peers != nil && cl.supervisor {
 		// The other nodes' events wait until the connection is subscribed.
 		remote, letPeersIn = s.cfg.Peers.Snapshots(c.Request().Context())
+	}
+	var pre []Entry
+	switch {
+	case cl.supervisor && resume:
+		pre = s.cfg.Hub.supervisedReplay(c.Request().Context(), since, cap(cl.queue)-1)
+	case resume:
+		pre = s.agentReplay(c.Request().Context(), cl.agentID, since, cap(cl.queue)-1)
 	}
 	detach, err := s.cfg.Switchboard.Attach(c.Request().Context(), sess.Principal, func(snap calls.Snapshot) {
 		if len(remote) > 0 {
 			snap = mergeSnapshots(snap, remote)
 		}
-		resumed, err := s.cfg.Hub.subscribe(cl, resume, since, func() ([]byte, error) {
+		resumed, err := s.cfg.Hub.subscribe(cl, resume, since, pre, func() ([]byte, error) {
 			return encodeEvent(calls.Event{
 				Type: calls.EventSnapshot, At: time.Now(), AgentID: cl.agentID, Data: snap,
 			})

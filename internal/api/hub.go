@@ -30,6 +30,9 @@ type Hub struct {
 	events    EventLog
 	relay     Relay    // nil: events stay on this node
 	seqRelay  SeqRelay // relay, when it takes seqs
+	// supervised is set when the cluster numbers the supervisors' stream
+	// (StartSupervised).
+	supervised supervised
 	// locks serialize each stream's appends with the subscribes to it, so
 	// that a client subscribing gets every event exactly once: from the
 	// log or live. Streams share them by a hash of their names.
@@ -148,7 +151,7 @@ func (h *Hub) Publish(ev calls.Event) {
 		return
 	}
 	h.deliverAgent(ev.AgentID, ev.Supervised, body)
-	if ev.Supervised {
+	if ev.Supervised && !h.clusterSupervised() { // else it comes back numbered (DeliverSupervised)
 		h.deliver(SupervisorStream, body)
 	}
 }
@@ -186,7 +189,9 @@ func (h *Hub) PublishRecovered(ev calls.Event) {
 		h.log.Error("hub: encode event", "type", ev.Type, "call_id", ev.CallID, "err", err)
 		return
 	}
-	h.deliver(SupervisorStream, body)
+	if !h.clusterSupervised() { // else it comes back numbered (DeliverSupervised)
+		h.deliver(SupervisorStream, body)
+	}
 	if h.relay != nil {
 		h.relay.Relay(ev.AgentID, true, body)
 	}
@@ -249,16 +254,23 @@ func streamOf(c *client) string {
 // subscribe starts c on its stream: with the events after since when
 // resume is set and the log still holds all of them (and they fit c's
 // queue), else with the snapshot made by snapshot, which carries the
-// stream's last seq. The stream's appends wait meanwhile, so c gets each
+// stream's last seq. A supervisor's events the log no longer holds may be
+// given as pre, read from the cluster (supervisedReplay). The stream's appends wait meanwhile, so c gets each
 // later event exactly once. It reports whether c resumed; c is finished
 // when the hub is closed or the log fails.
-func (h *Hub) subscribe(c *client, resume bool, since uint64, snapshot func() ([]byte, error)) (resumed bool, err error) {
+func (h *Hub) subscribe(c *client, resume bool, since uint64, pre []Entry, snapshot func() ([]byte, error)) (resumed bool, err error) {
 	stream := streamOf(c)
 	l := h.lockFor(stream)
 	l.Lock()
 	defer l.Unlock()
+	if resume && since == 0 && stream == SupervisorStream && h.clusterSupervised() {
+		resume = false // the cluster's feed begins at 1: 0 is no event's seq
+	}
 	if resume {
 		missed, err := h.events.Since(stream, since)
+		if errors.Is(err, ErrGone) && len(pre) > 0 {
+			missed, err = h.withReplayed(stream, since, pre)
+		}
 		switch {
 		case errors.Is(err, ErrGone):
 		case err != nil:

@@ -333,9 +333,7 @@ func (s *Server) remoteStart(c echo.Context, cl *client, att Attached, log *slog
 			log.Debug("event connection resumed", "since_seq", since, "replayed", 0)
 			return since, nil, nil
 		case since < snapSeq && s.cfg.RemoteLog != nil:
-			ctx, cancel := context.WithTimeout(c.Request().Context(), replayTimeout)
-			missed, err := s.cfg.RemoteLog.EventsSince(ctx, cl.agentID, since, cap(cl.queue)-1)
-			cancel()
+			missed, err := s.eventsSince(c.Request().Context(), cl.agentID, since, cap(cl.queue)-1)
 			switch {
 			case err == nil && cl.fits(missed):
 				log.Debug("event connection resumed", "since_seq", since, "replayed", len(missed))
@@ -352,6 +350,26 @@ func (s *Server) remoteStart(c echo.Context, cl *client, att Attached, log *slog
 	return snapSeq - 1, []Entry{{Seq: snapSeq, Payload: body}}, nil
 }
 
+// eventsSince reads the identity's events after since from the RemoteLog,
+// within replayTimeout: while the log has not caught up with since (the
+// owner gave it, and said so, but its relay has not appended it yet:
+// ErrBehind), it reads again every 10 ms.
+func (s *Server) eventsSince(ctx context.Context, identity string, since uint64, limit int) ([]Entry, error) {
+	ctx, cancel := context.WithTimeout(ctx, replayTimeout)
+	defer cancel()
+	for {
+		missed, err := s.cfg.RemoteLog.EventsSince(ctx, identity, since, limit)
+		if !errors.Is(err, ErrBehind) {
+			return missed, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // subscribeRemoteSupervisor subscribes a supervisor's connection attached
 // on the owner of its identity as a supervisor's connection on its owner
 // is: to this node's supervisors' stream (which has every node's
@@ -360,15 +378,22 @@ func (s *Server) remoteStart(c echo.Context, cl *client, att Attached, log *slog
 // is not used: the other nodes' answers have the owner's, and are newer.
 func (s *Server) subscribeRemoteSupervisor(c echo.Context, cl *client, log *slog.Logger) {
 	since, resume, _ := sinceSeq(c.QueryParams()) // checked by events
+	if resume {
+		s.cfg.Hub.supervisedCaughtUp(c.Request().Context(), since)
+	}
 	var remote []calls.Snapshot
 	letPeersIn := func() {}
 	if s.cfg.Peers != nil {
 		remote, letPeersIn = s.cfg.Peers.Snapshots(c.Request().Context())
 	}
 	defer letPeersIn()
+	var pre []Entry
+	if resume {
+		pre = s.cfg.Hub.supervisedReplay(c.Request().Context(), since, cap(cl.queue)-1)
+	}
 	s.cfg.Switchboard.WithSupervisedSnapshot(func(snap calls.Snapshot) {
 		snap = mergeSnapshots(snap, remote)
-		_, err := s.cfg.Hub.subscribe(cl, resume, since, func() ([]byte, error) {
+		_, err := s.cfg.Hub.subscribe(cl, resume, since, pre, func() ([]byte, error) {
 			return encodeEvent(calls.Event{Type: calls.EventSnapshot, At: time.Now(), AgentID: cl.agentID, Data: snap})
 		})
 		if err != nil {
@@ -433,7 +458,9 @@ func (h *Hub) last(stream string, since *uint64) (seq uint64, holds bool, err er
 	if since != nil {
 		_, err := h.events.Since(stream, *since)
 		switch {
-		case err == nil:
+		case err == nil || h.continuedBefore(stream, *since):
+			// Held, or continued from her earlier owner's stream: the
+			// RemoteLog's read checks those seqs follow on.
 			holds = true
 		case !errors.Is(err, ErrGone):
 			return 0, false, fmt.Errorf("events of %s after %d: %w", stream, *since, err)

@@ -29,5 +29,11 @@
 // an expired run can never be mistaken for a place in the new one: Since
 // answers ErrGone for it. Within a run the sequence has no gaps.
 //
+// Feed is the other shape: one subject, one order for every reader,
+// numbered by the stream's own sequence (no per-identity sequence), for
+// events every node must number the same (the supervisors').
+// AppendAfter appends to an identity only while a given event is still
+// her last, without retrying.
+//
 // It must not: interpret payloads, or hold events itself (the stream does).
 package eventlog

@@ -29,11 +29,25 @@ func (s *countSink) DeliverRemote(string, uint64, bool, []byte) {
 }
 func (s *countSink) LostRemote() {}
 
+// feedCountSink counts the feed's deliveries (the supervisors' stream) and
+// signals when it reaches want.
+type feedCountSink struct{ countSink }
+
+func (s *feedCountSink) DeliverRemote(string, uint64, bool, []byte) {}
+func (s *feedCountSink) StartSupervised(uint64)                     {}
+func (s *feedCountSink) LostSupervised(uint64)                      {}
+func (s *feedCountSink) DeliverSupervised(uint64, []byte) {
+	s.countSink.DeliverRemote("", 0, true, nil)
+}
+
 // BenchmarkRelay measures an event of 270 bytes from one node to another
 // through the relay (appended to the JetStream log by 1, 4 and 16
 // workers, followed by the other node), against the baseline of a plain NATS subject
 // (published by one connection, received by another), b.N events of 64
-// identities at a time:
+// identities at a time; and with the supervised feed (feed-workers=…: each
+// event appended to the log, then published on the feed, and received by
+// the other node from the feed), the cost the feed adds per supervised
+// event against relay-workers=… in the same run:
 //
 //	cat /proc/loadavg; go test -run '^$' -bench BenchmarkRelay -benchtime 3000x ./internal/relay/
 func BenchmarkRelay(b *testing.B) {
@@ -71,6 +85,7 @@ func BenchmarkRelay(b *testing.B) {
 		}
 		waitDone(b, done)
 	})
+	benchFeed(b, url, body, ids)
 	for _, w := range []int{1, 4, 16} {
 		b.Run("relay-workers="+strconv.Itoa(w), func(b *testing.B) {
 			workers = w
@@ -80,6 +95,36 @@ func BenchmarkRelay(b *testing.B) {
 			l, nc := openLog(b, url, stream)
 			sink := &countSink{want: int64(b.N), done: make(chan struct{})}
 			r, err := startWith(l, nc, "b", stream, sink)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close(context.Background())
+			b.SetBytes(int64(len(body)))
+			b.ResetTimer()
+			for i := range b.N {
+				a.Relay(ids[i%len(ids)], true, body)
+			}
+			waitDone(b, sink.done)
+			b.StopTimer()
+			if st := a.Stats(); st.Dropped != 0 || st.Failed != 0 {
+				b.Fatalf("relay: %+v", st)
+			}
+		})
+	}
+}
+
+func benchFeed(b *testing.B, url string, body []byte, ids []string) {
+	for _, w := range []int{1, 16} {
+		b.Run("feed-workers="+strconv.Itoa(w), func(b *testing.B) {
+			workers = w
+			defer func() { workers = relay.DefaultWorkers }()
+			stream := newStream(b, url)
+			feed := newFeed(b, url)
+			a, _ := startFeedNode(b, url, stream, "a", feed, func(c *relay.Config) { c.Workers, c.QueueSize = w, 1<<16 })
+			l, nc := openLog(b, url, stream)
+			sink := &feedCountSink{countSink{want: int64(b.N), done: make(chan struct{})}}
+			r, err := relay.Start(relay.Config{Node: "b", Log: l, Conn: nc, SnapshotSubject: "sbtest." + stream + "_snapshot",
+				Feed: feed, Sink: sink, Snapshot: func() calls.Snapshot { return calls.Snapshot{} }})
 			if err != nil {
 				b.Fatal(err)
 			}

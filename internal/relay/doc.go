@@ -29,6 +29,20 @@
 // gets exactly the events it missed, or ErrGone when the log does not hold
 // them all without a gap.
 //
+// Supervisors (Config.Feed). Each supervised event is also published,
+// after its append, on one feed every node follows (eventlog.Feed): its
+// stream sequence is the seq every node's supervisors see, so a
+// supervisor reconnecting to any node (a restarted one too) is replayed
+// from it (SupervisedSince). The node's own supervised events reach its
+// supervisors through the feed too. A supervised event lost on its way is
+// followed by a loss marker on the feed (LostHeader): every node's
+// supervisors start over, and no replay crosses it.
+//
+// New owners. A node that stops writes an end marker after each
+// identity's last event it gave (EndRuns: EndHeader, only when that event
+// is the log's last of hers); her next owner reads it (RunEnd) and
+// continues her numbering, so EventsSince reads across the two.
+//
 // Snapshots. Every node answers requests on <prefix>.snapshot with its
 // supervised snapshot. Snapshots publishes one request and gathers
 // answers until none has come for Stall after the last one (or Timeout):

@@ -32,6 +32,9 @@ const (
 	// has one: a stream of the identity on another node numbers it the
 	// same, and EventsSince replays by it.
 	HubSeqHeader = "Sb-Hub-Seq"
+	// LostHeader marks an event of the supervised feed that is no event:
+	// the node it names lost supervised events before it (see Config.Feed).
+	LostHeader = "Sb-Lost"
 )
 
 // Defaults for a zero Config.
@@ -56,6 +59,23 @@ type Sink interface {
 	LostRemote()
 }
 
+// SupervisedSink takes the supervised events numbered by the feed
+// (Config.Feed): the hub's supervisors' stream.
+type SupervisedSink interface {
+	Sink
+	// StartSupervised is told the feed's last seq when the relay began
+	// following it: the next event delivered is last+1. It is called
+	// before any DeliverSupervised.
+	StartSupervised(last uint64)
+	// DeliverSupervised takes a supervised event with its seq in the
+	// feed, in order, each once.
+	DeliverSupervised(seq uint64, body []byte)
+	// LostSupervised is told that seq is a loss marker: some node lost
+	// supervised events (a full queue, a publish that failed for
+	// AppendTimeout) before it. No replay may cross it.
+	LostSupervised(seq uint64)
+}
+
 // Config is a relay's configuration.
 type Config struct {
 	// Node is this node's id.
@@ -70,6 +90,12 @@ type Config struct {
 	Sink Sink
 	// Snapshot is this node's supervised snapshot.
 	Snapshot func() calls.Snapshot
+	// Feed, when set, numbers the supervised events for every node: the
+	// relay publishes each of this node's there too, and hands every
+	// node's (its own included) to the sink's DeliverSupervised with the
+	// feed's seq, instead of handing the other nodes' supervised events to
+	// DeliverRemote. The sink must then be a SupervisedSink.
+	Feed *eventlog.Feed
 
 	Workers       int           // appending goroutines (DefaultWorkers)
 	QueueSize     int           // events each worker may fall behind by (DefaultQueueSize)
@@ -112,7 +138,12 @@ type Relay struct {
 	msgIDs atomic.Uint64
 
 	follower *eventlog.Follower
+	feedFl   *eventlog.Follower // following Config.Feed, or nil
 	sub      *nats.Subscription
+	// lost is signalled when a supervised event was lost: markLost
+	// publishes a loss marker on the feed.
+	lost chan struct{}
+	bg   sync.WaitGroup // markLost
 
 	// hold is held while a supervisor's connection gathers snapshots:
 	// the other nodes' events wait for it. It also guards counts.
@@ -168,9 +199,34 @@ func Start(cfg Config) (*Relay, error) {
 		return nil, fmt.Errorf("relay: %w", err)
 	}
 	r.follower = f
+	if cfg.Feed != nil {
+		ss, ok := cfg.Sink.(SupervisedSink)
+		if !ok {
+			f.Stop()
+			r.cancel()
+			return nil, errors.New("relay: with a Feed the Sink must be a SupervisedSink")
+		}
+		// The first event waits in followFeed until the sink knows where
+		// the feed stood.
+		r.hold.Lock()
+		fl, last, err := cfg.Feed.Follow(r.ctx, r.followFeed)
+		if err == nil {
+			ss.StartSupervised(last)
+		}
+		r.hold.Unlock()
+		if err != nil {
+			f.Stop()
+			r.cancel()
+			return nil, fmt.Errorf("relay: %w", err)
+		}
+		r.feedFl = fl
+		r.lost = make(chan struct{}, 1)
+		r.bg.Add(1)
+		go r.markLost()
+	}
 	r.sub, err = cfg.Conn.Subscribe(cfg.SnapshotSubject, r.answer)
 	if err != nil {
-		f.Stop()
+		r.stopFollowing()
 		r.cancel()
 		return nil, fmt.Errorf("relay: answer snapshots on %s: %w", cfg.SnapshotSubject, err)
 	}
@@ -209,6 +265,9 @@ func (r *Relay) RelaySeq(identity string, seq uint64, supervised bool, body []by
 	select {
 	case q.c <- item{identity, seq, supervised, body, count}:
 	default:
+		if supervised {
+			r.supervisedLost()
+		}
 		if n := r.dropped.Add(1); n&(n-1) == 0 { // 1, 2, 4, 8, …
 			r.log.Warn("relay: queue full: an event is lost to the other nodes", "agent_id", identity, "dropped", n)
 		}
@@ -229,7 +288,10 @@ func (r *Relay) work(q chan item) {
 func (r *Relay) append(it item) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.AppendTimeout)
 	defer cancel()
-	id := r.cfg.Node + "-" + strconv.FormatUint(r.msgIDs.Add(1), 36)
+	// The epoch too: a node restarted with the same id within the
+	// stream's duplicate window would otherwise send its first run's ids
+	// again, and the stream would drop its events as duplicates.
+	id := r.cfg.Node + "-" + r.epoch + "-" + strconv.FormatUint(r.msgIDs.Add(1), 36)
 	opts := []eventlog.AppendOption{
 		eventlog.WithMsgID(id), eventlog.WithHeader(NodeHeader, r.cfg.Node),
 		eventlog.WithHeader(CountHeader, it.count),
@@ -239,6 +301,9 @@ func (r *Relay) append(it item) {
 	}
 	if it.seq != 0 {
 		opts = append(opts, eventlog.WithHeader(HubSeqHeader, strconv.FormatUint(it.seq, 10)))
+	}
+	if it.supervised && r.cfg.Feed != nil {
+		defer r.publishSupervised(it, id)
 	}
 	for {
 		attempt, cancelAttempt := context.WithTimeout(ctx, r.cfg.AttemptTimeout)
@@ -277,7 +342,8 @@ func (r *Relay) follow(e eventlog.Entry) {
 		}
 		r.counts[key] = n
 	}
-	r.cfg.Sink.DeliverRemote(e.Identity, hubSeq(e), e.Header.Get(SupervisedHeader) == "true", e.Payload)
+	supervised := e.Header.Get(SupervisedHeader) == "true" && r.cfg.Feed == nil // else the feed delivers it
+	r.cfg.Sink.DeliverRemote(e.Identity, hubSeq(e), supervised, e.Payload)
 }
 
 // splitCount reads CountHeader's value: the key of its node, epoch and
@@ -398,8 +464,17 @@ func (r *Relay) Close(ctx context.Context) error {
 			<-done
 		}
 		r.cancel()
+		r.bg.Wait()
 		_ = r.sub.Unsubscribe()
-		r.follower.Stop()
+		r.stopFollowing()
 	})
 	return nil
+}
+
+// stopFollowing stops following the log and the feed.
+func (r *Relay) stopFollowing() {
+	r.follower.Stop()
+	if r.feedFl != nil {
+		r.feedFl.Stop()
+	}
 }

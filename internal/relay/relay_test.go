@@ -199,3 +199,28 @@ func TestRelay(t *testing.T) {
 		t.Fatalf("losses told: a %v, b %v", sinkA.lost, sinkB.lost)
 	}
 }
+
+// TestRelayRestartedNode: a node that restarts with the same id within the
+// stream's duplicate window still has its events appended (its message
+// ids are not its first run's again) and followed by the others.
+func TestRelayRestartedNode(t *testing.T) {
+	url := natstest.SharedURL(t)
+	stream := newStream(t, url)
+	_, sinkB := startNode(t, url, stream, "b", calls.Snapshot{})
+	for run := range 2 {
+		a, _ := startNode(t, url, stream, "a", calls.Snapshot{})
+		for i := range 3 {
+			a.Relay("8:acs:alice", false, []byte{'0' + byte(run), '0' + byte(i)})
+		}
+		if err := a.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if st := a.Stats(); st.Appended != 3 {
+			t.Fatalf("run %d appended %+v, want 3", run, st)
+		}
+	}
+	got := sinkB.wait(t, 6)
+	if len(got) != 6 || got[3].body != "10" || got[5].body != "12" {
+		t.Fatalf("b got %v, want both runs' 3 events", got)
+	}
+}

@@ -16,6 +16,12 @@ import (
 // seq was never given.
 var ErrGone = errors.New("relay: the events after that seq are not all in the log")
 
+// ErrBehind is wrapped by EventsSince when the seq asked for is past the
+// identity's last event in the log: the log may not have caught up with
+// the node that gave it yet (its relay appends after it publishes), or
+// it was never given. It wraps ErrGone.
+var ErrBehind = fmt.Errorf("%w: the log has not caught up with that seq", ErrGone)
+
 // Event is an identity's event read back from the log.
 type Event struct {
 	// Seq is its seq in the identity's stream on the node that published
@@ -56,16 +62,22 @@ func (r *Relay) EventsSince(ctx context.Context, identity string, seq uint64, li
 	if !ok {
 		return nil, fmt.Errorf("relay: %q has no event in the log: %w", identity, ErrGone)
 	}
-	top := hubSeq(last)
+	top, logTop := hubSeq(last), last.Seq
+	if end, err := strconv.ParseUint(last.Header.Get(EndHeader), 10, 64); top == 0 && err == nil && end != 0 {
+		// Her owner's end marker (EndRuns) follows her event numbered end.
+		top, logTop = end, last.Seq-1
+	}
 	switch {
-	case top == 0 || seq > top:
-		return nil, fmt.Errorf("relay: %q since %d: the log's last is %d: %w", identity, seq, top, ErrGone)
+	case top == 0:
+		return nil, fmt.Errorf("relay: %q since %d: her last event in the log has no seq: %w", identity, seq, ErrGone)
+	case seq > top:
+		return nil, fmt.Errorf("relay: %q since %d: the log's last is %d: %w", identity, seq, top, ErrBehind)
 	case seq == top:
 		return nil, nil
-	case top-seq > uint64(limit) || top-seq > last.Seq:
+	case top-seq > uint64(limit) || top-seq > logTop:
 		return nil, fmt.Errorf("relay: %q since %d: %d events after it, at most %d answered: %w", identity, seq, top-seq, limit, ErrGone)
 	}
-	from := last.Seq - (top - seq)
+	from := logTop - (top - seq)
 	for range maxReads {
 		entries, err := r.cfg.Log.Since(ctx, identity, from)
 		if errors.Is(err, eventlog.ErrGone) {
@@ -94,22 +106,24 @@ const maxReads = 3
 
 // afterSeq answers the entries' events after seq, at most limit, when
 // they go on from seq+1 without a gap (leaving out those without a seq);
-// when the first one is past seq+1 and events without a seq were left
-// out, short is how far past, for a read from further back.
+// when the first one is past seq+1, short is how far past, for a read from
+// further back (entries without a seq, as end markers, may have put the
+// read's start too far on; a real gap is found there).
 func afterSeq(entries []eventlog.Entry, seq uint64, limit int) (out []Event, short uint64, err error) {
-	skipped := false
 	for _, e := range entries {
 		got := hubSeq(e)
 		switch {
 		case got == 0:
-			skipped = true
 			continue // not in the identity's stream (Relay)
 		case got <= seq && len(out) == 0:
 			continue // read from further back than needed
 		}
 		want := seq + 1 + uint64(len(out))
 		if got != want {
-			if len(out) == 0 && got > want && skipped {
+			if len(out) == 0 && got > want {
+				// Entries without a seq (events relayed without one, end
+				// markers) came between: read from further back. A real
+				// gap is found there.
 				return nil, got - want, nil
 			}
 			return nil, 0, fmt.Errorf("the log has %d where %d belongs: %w", got, want, ErrGone)
