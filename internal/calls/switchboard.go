@@ -24,6 +24,9 @@ type Config struct {
 	// Peers places calls to identities owned by other nodes of a cluster
 	// (package peercall); nil: there are no other nodes.
 	Peers PeerNetwork
+	// Queues finds a transfer's queue target (transfer.go); nil: there
+	// are no queues yet, and a queue transfer is not_found.
+	Queues Queues
 	// Clock defaults to SystemClock.
 	Clock Clock
 	// NewID returns a fresh unique id for calls and conversations.
@@ -187,6 +190,13 @@ type leg struct {
 	monitor   MonitorMode
 	monitored *leg
 	barged    bool
+	// Transfer and merge (transfer.go): handedOff, the leg leaves without
+	// ending the others of its 1:1 call (they were handed to someone
+	// else); consult is the agent's consult call of this (customer's)
+	// call, consultOf the customer's call of this consult call.
+	handedOff bool
+	consult   *leg
+	consultOf *leg
 }
 
 // policyCall is the leg as the hold policy sees it.
