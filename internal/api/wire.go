@@ -220,6 +220,10 @@ func appendCall(b []byte, c *calls.Call) ([]byte, error) {
 		b = append(b, `,"monitoredCallId":`...)
 		b = appendJSONString(b, c.MonitoredCallID)
 	}
+	if c.ConsultCallID != "" {
+		b = append(b, `,"consultCallId":`...)
+		b = appendJSONString(b, c.ConsultCallID)
+	}
 	return append(b, '}'), nil
 }
 

@@ -143,6 +143,10 @@ type Call struct {
 	// leg of the agent's call MonitoredCallID, in this mode (monitor.go).
 	MonitorMode     MonitorMode `json:"monitorMode,omitempty"`
 	MonitoredCallID string      `json:"monitoredCallId,omitempty"`
+	// ConsultCallID: a consult transfer is in progress (transfer.go). On
+	// the customer's call it is the agent's consult call; on the consult
+	// call, the customer's call.
+	ConsultCallID string `json:"consultCallId,omitempty"`
 }
 
 // IncomingCall is a call ringing for an identity, before it is accepted.

@@ -89,6 +89,12 @@ func TestConsultTransferComplete(t *testing.T) {
 	}
 	wantState(t, f, alice, aliceCall.ID, calls.StateLocalHold)
 	wantState(t, f, customer, custCall.ID, calls.StateRemoteHold)
+	if cons.ConsultCallID != aliceCall.ID || get(t, f, alice, aliceCall.ID).ConsultCallID != cons.ID {
+		t.Errorf("the consult call and the customer's call do not name each other (consultCallId)")
+	}
+	if get(t, f, customer, custCall.ID).ConsultCallID != "" {
+		t.Errorf("the customer's own call names the agent's consult call")
+	}
 	for _, ev := range f.Publisher.Events(alice.Identifier.RawID()) {
 		if ev.Type == calls.EventStateChanged && ev.Data.(calls.StateChangedData).State == calls.StateConnected {
 			t.Errorf("alice's call %s became Connected during the consult's start", ev.CallID)

@@ -201,6 +201,13 @@ func (l *leg) view(history bool) Call {
 	if l.monitored != nil {
 		v.MonitoredCallID = l.monitored.id
 	}
+	if l.phase != phaseEnded {
+		if live(l.consult) {
+			v.ConsultCallID = l.consult.id
+		} else if live(l.consultOf) {
+			v.ConsultCallID = l.consultOf.id
+		}
+	}
 	v.IsActive = v.State == StateConnected
 	members := c.members
 	if history {
