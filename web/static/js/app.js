@@ -34,6 +34,8 @@ const callRequests = {
   'remove-participant': (id, raw) => del(`/api/calls/${esc(id)}/participants/${esc(raw)}`),
   dtmf: (id, digit) => post(`/api/calls/${esc(id)}/dtmf`, { tones: digit }),
   'monitor-stop': (id) => del(`/api/calls/${esc(id)}/monitor`),
+  'transfer-complete': (id) => post(`/api/calls/${esc(id)}/transfer/complete`),
+  'transfer-cancel': (id) => post(`/api/calls/${esc(id)}/transfer/cancel`),
 };
 
 const callWords = {
@@ -41,6 +43,7 @@ const callWords = {
   'mute-incoming': 'Mute incoming audio', 'unmute-incoming': 'Unmute incoming audio', hangup: 'Hang up',
   'end-all': 'End for everyone', 'mute-all': 'Mute all', 'mute-participant': 'Mute participant',
   'remove-participant': 'Remove participant', dtmf: 'Send tone', 'monitor-stop': 'Stop monitoring',
+  'transfer-complete': 'Complete transfer', 'transfer-cancel': 'Cancel transfer',
 };
 
 class App {

@@ -98,6 +98,12 @@ export class Model {
       case 'kindChanged':
         call.kind = d.kind;
         break;
+      case 'transferUpdated':
+        // A consult started on the agent's own call (callId: her consult
+        // call); any other step ends it.
+        if (d.step === 'consult' && d.agent === ev.agentId && d.callId) call.consultCallId = d.callId;
+        else delete call.consultCallId;
+        break;
       case 'monitorChanged': {
         // A supervisor started monitoring, changed her mode or left: her
         // own monitor leg, or the monitored call's participant.
