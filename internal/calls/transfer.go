@@ -283,6 +283,9 @@ func (s *Switchboard) CompleteTransfer(ctx context.Context, p Principal, id stri
 		}
 		data := TransferData{Step: StepCompleted, Agent: orig.party.id, Target: targets[0].party.id}
 		tx.move(targets, orig.conv)
+		if len(targets) > 1 {
+			orig.conv.kind = Group // the agent had added others to her consult call
+		}
 		for _, m := range others(orig) {
 			tx.emit(m, EventTransferUpdated, data)
 		}

@@ -290,3 +290,54 @@ func TestTransferErrors(t *testing.T) {
 	mustCall(t)(f.HangUp(ctx, customer, custCalls[0].ID, false))
 	wantCode(t, second(f.CompleteTransfer(ctx, alice, cons.ID)), calls.CodeInvalidState)
 }
+
+// TestBlindTransferToPhone: a blind transfer to a phone number leaves
+// through the phone network (the trunk's outbound path) with the
+// alternateCallerId shown; the phone's answer connects it to the customer.
+func TestBlindTransferToPhone(t *testing.T) {
+	net := &network{}
+	f := callstest.New(t, calls.Config{Phones: net})
+	for _, p := range []calls.Principal{customer, alice} {
+		f.Connect(t, p)
+	}
+	custCall, aliceCall := connect(t, f, customer, alice)
+	req := calls.TransferRequest{Target: &phone.Identifier, Mode: calls.TransferBlind}
+	wantCode(t, second(f.Transfer(ctx, alice, aliceCall.ID, req)), calls.CodeAlternateCallerIDRequired)
+	alt := calls.PhoneNumber("+14255550100")
+	req.AlternateCallerID = &alt
+	mustCall(t)(f.Transfer(ctx, alice, aliceCall.ID, req))
+	wantEnded(t, f, aliceCall.ID, calls.ReasonTransferred)
+	pc, _ := net.dialed(t)
+	if pc.CallerInfo.Identifier != alt || pc.ServerCallID != custCall.ServerCallID {
+		t.Errorf("dialed %+v in %s, want from %s in the customer's conversation", pc.CallerInfo, pc.ServerCallID, alt.RawID())
+	}
+	if err := f.PhoneAnswered(ctx, pc.ID); err != nil {
+		t.Fatal(err)
+	}
+	c := get(t, f, customer, custCall.ID)
+	if c.State != calls.StateConnected || !slices.Equal(rawIDs(c), []string{phone.Identifier.RawID()}) {
+		t.Errorf("the customer's call %s with %v, want Connected with the phone", c.State, rawIDs(c))
+	}
+}
+
+// TestConsultTransferToSeveral: when the agent added carol to her consult
+// call with bob, completing hands the customer to both: the customer's
+// call becomes a group call with bob and carol.
+func TestConsultTransferToSeveral(t *testing.T) {
+	f := callstest.New(t, calls.Config{})
+	for _, p := range []calls.Principal{customer, alice, bob, carol} {
+		f.Connect(t, p)
+	}
+	custCall, aliceCall := connect(t, f, customer, alice)
+	cons := mustCall(t)(f.Transfer(ctx, alice, aliceCall.ID, calls.TransferRequest{Target: target(bob), Mode: calls.TransferConsult}))
+	mustCall(t)(f.Accept(ctx, bob, incoming(t, f, bob).ID))
+	if _, err := f.AddParticipant(ctx, alice, cons.ID, calls.AddParticipantRequest{Identifier: carol.Identifier}); err != nil {
+		t.Fatal(err)
+	}
+	mustCall(t)(f.Accept(ctx, carol, incoming(t, f, carol).ID))
+	mustCall(t)(f.CompleteTransfer(ctx, alice, aliceCall.ID))
+	c := get(t, f, customer, custCall.ID)
+	if c.Kind != calls.Group || c.State != calls.StateConnected || !slices.Equal(rawIDs(c), []string{bob.Identifier.RawID(), carol.Identifier.RawID()}) {
+		t.Errorf("the customer's call: %s %s with %v, want a Connected group call with bob and carol", c.Kind, c.State, rawIDs(c))
+	}
+}

@@ -56,6 +56,13 @@ export class Model {
         return;
       case 'callEnded': {
         this.incoming.delete(ev.callId);
+        // Either side of a consult transfer ending ends the consult.
+        for (const c of this.calls.values()) {
+          if (c.consultCallId === ev.callId) {
+            delete c.consultCallId;
+            this.touch(c);
+          }
+        }
         const ended = { ...(d.call || call || { id: ev.callId }) };
         ended.callEndReason = d.callEndReason || ended.callEndReason;
         ended.state = 'Disconnected';
