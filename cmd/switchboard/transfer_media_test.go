@@ -46,7 +46,9 @@ func heardBetween(p *phone.Phone, from, until time.Time) []audio.Frame {
 //   - consult again and complete: the customer and bob hear each other,
 //     amy hears neither;
 //   - bob blind-transfers the customer back to amy: once amy answers,
-//     the customer and amy hear each other, bob hears neither.
+//     the customer and amy hear each other, bob hears neither;
+//   - amy calls bob and merges the customer's call into it: all three
+//     hear each other.
 func TestTransferMedia(t *testing.T) {
 	if testing.Short() {
 		t.Skip("media end to end: about 15 s")
@@ -188,13 +190,39 @@ func TestTransferMedia(t *testing.T) {
 	if res["state"] != "Disconnected" {
 		t.Fatalf("blind transfer answered %v", res)
 	}
-	post(t, base+"/api/incoming-calls/"+waitIncoming(t, amyNext)+"/accept", amyTok, "")
+	amyBack := waitIncoming(t, amyNext)
+	post(t, base+"/api/incoming-calls/"+amyBack+"/accept", amyTok, "")
 	blindAt := time.Now()
 	if !phoneHears(cust, blindAt, xferAgentHz, true) || !phoneHears(amy, blindAt, xferCustomerHz, true) {
 		t.Fatal("after the blind transfer the customer and the agent do not hear each other")
 	}
 	if !phoneHears(bob, blindAt, xferCustomerHz, false) || !phoneHears(cust, blindAt, xferTargetHz, false) {
 		t.Fatal("after the blind transfer bob still hears or is heard")
+	}
+	// Amy calls bob (the customer is held), then merges the customer's
+	// call into it: all three hear each other.
+	withBob := post(t, base+"/api/calls", amyTok, `{"participants":[{"communicationUserId":"bob"}]}`)
+	post(t, base+"/api/incoming-calls/"+waitIncoming(t, bobNext)+"/accept", bobTok, "")
+	withBobID, _ := withBob["id"].(string)
+	merged := post(t, base+"/api/calls/"+withBobID+"/merge", amyTok, `{"callId":"`+amyBack+`"}`)
+	if merged["kind"] != "group" || merged["state"] != "Connected" {
+		t.Fatalf("merge answered %v", merged)
+	}
+	mergeAt := time.Now()
+	for _, c := range []struct {
+		who string
+		p   *phone.Phone
+		hz  []float64
+	}{
+		{"the customer", cust, []float64{xferAgentHz, xferTargetHz}},
+		{"amy", amy, []float64{xferCustomerHz, xferTargetHz}},
+		{"bob", bob, []float64{xferCustomerHz, xferAgentHz}},
+	} {
+		for _, hz := range c.hz {
+			if !phoneHears(c.p, mergeAt, hz, true) {
+				t.Fatalf("after the merge %s does not hear %v Hz", c.who, hz)
+			}
+		}
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
 	t.Logf("frames (20 ms): %s; load average %s", strings.Join(figures, "; "), strings.TrimSpace(string(load)))
