@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) calls.Store) {
 		{"Revocations", testRevocations},
 		{"NumberRoutes", testNumberRoutes},
 		{"MonitorTimeline", testMonitorTimeline},
+		{"TransferTimeline", testTransferTimeline},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore) })
