@@ -96,6 +96,10 @@ type TransferData struct {
 	// CallID is the agent's other call of the step (her consult call, or
 	// the call merged), in her own events only.
 	CallID string `json:"callId,omitempty"`
+	// ServerCallID, on a call moved into another conversation (the target
+	// of a completed consult, the others of a merged call), is the call's
+	// serverCallId from now on.
+	ServerCallID string `json:"serverCallId,omitempty"`
 }
 
 // Transfer hands the call id (the agent's Connected 1:1 call) to the
@@ -287,7 +291,11 @@ func (s *Switchboard) CompleteTransfer(ctx context.Context, p Principal, id stri
 			orig.conv.kind = Group // the agent had added others to her consult call
 		}
 		for _, m := range others(orig) {
-			tx.emit(m, EventTransferUpdated, data)
+			d := data
+			if slices.Contains(targets, m) {
+				d.ServerCallID = orig.conv.id
+			}
+			tx.emit(m, EventTransferUpdated, d)
 		}
 		data.CallID = cons.id
 		tx.emit(orig, EventTransferUpdated, data)
@@ -383,7 +391,11 @@ func (s *Switchboard) Merge(ctx context.Context, p Principal, id string, req Mer
 		}
 		data := TransferData{Step: StepMerged, Agent: l.party.id}
 		for _, m := range others(l) {
-			tx.emit(m, EventTransferUpdated, data)
+			d := data
+			if slices.Contains(moving, m) {
+				d.ServerCallID = l.conv.id
+			}
+			tx.emit(m, EventTransferUpdated, d)
 		}
 		data.CallID = b.id
 		tx.emit(l, EventTransferUpdated, data)

@@ -134,6 +134,11 @@ func TestConsultTransferComplete(t *testing.T) {
 	if bobCall.ServerCallID != cust.ServerCallID {
 		t.Errorf("bob's call is in conversation %s, the customer's in %s", bobCall.ServerCallID, cust.ServerCallID)
 	}
+	for _, ev := range f.Publisher.Events(bob.Identifier.RawID()) {
+		if d, ok := ev.Data.(calls.TransferData); ok && d.ServerCallID != cust.ServerCallID {
+			t.Errorf("bob was told his call moved to %q, want %s", d.ServerCallID, cust.ServerCallID)
+		}
+	}
 	for _, id := range []string{custCall.ID, in.ID} {
 		if m := routeOf(t, f, id); !m.Send || !m.Receive || m.Held {
 			t.Errorf("after completion %s: %+v, want sending and receiving", m.RawID, m)

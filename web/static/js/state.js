@@ -110,6 +110,7 @@ export class Model {
         // call); any other step ends it.
         if (d.step === 'consult' && d.agent === ev.agentId && d.callId) call.consultCallId = d.callId;
         else delete call.consultCallId;
+        if (d.serverCallId) call.serverCallId = d.serverCallId; // moved into another conversation
         break;
       case 'monitorChanged': {
         // A supervisor started monitoring, changed her mode or left: her
