@@ -11,8 +11,9 @@ import (
 // The agent transfers and merges from the console: a customer's call is
 // on her active card; she opens Transfer, names bob, consults (the
 // customer's card says the transfer is in progress, both cards offer
-// Complete and Cancel), bob answers, and Complete hands the customer to
-// bob, leaving her no call. Then with the echo bot held and bob active,
+// Complete and Cancel), bob answers; Cancel brings her back to the
+// customer; a second consult's Complete hands the customer to bob,
+// leaving her no call. Then with the echo bot held and bob active,
 // "Merge with the active call" on the held card makes one group call.
 func TestAgentTransfersInConsole(t *testing.T) {
 	srv := newServer(t, 0)
@@ -30,16 +31,27 @@ func TestAgentTransfersInConsole(t *testing.T) {
 	aliceCall := srv.accept(alice, custRaw)
 	page.waitJS("the customer's call active", `document.querySelector('`+card(aliceCall)+`.is-active') !== null`)
 
-	page.click(card(aliceCall) + ` details.transfer summary`)
-	page.setValue(card(aliceCall)+` input[name="who"]`, "bob")
-	page.setValue(card(aliceCall)+` select[name="mode"]`, "consult")
-	page.click(card(aliceCall) + ` form[data-action="transfer"] button[type="submit"]`)
-	page.waitJS("both cards offering complete and cancel", `document.querySelectorAll('.transfer-actions button[data-action="transfer-complete"]').length === 2`)
-	if got := srv.getCall(cust, custCall.ID); got.State != calls.StateRemoteHold {
-		t.Errorf("during the consult the customer's call is %s, want RemoteHold", got.State)
+	consult := func() {
+		t.Helper()
+		if !evalJS[bool](page, `document.querySelector('`+card(aliceCall)+` details.transfer').open`) {
+			page.click(card(aliceCall) + ` details.transfer summary`)
+		}
+		page.setValue(card(aliceCall)+` input[name="who"]`, "bob")
+		page.setValue(card(aliceCall)+` select[name="mode"]`, "consult")
+		page.click(card(aliceCall) + ` form[data-action="transfer"] button[type="submit"]`)
+		page.waitJS("both cards offering complete and cancel", `document.querySelectorAll('.transfer-actions button[data-action="transfer-complete"]').length === 2`)
+		if got := srv.getCall(cust, custCall.ID); got.State != calls.StateRemoteHold {
+			t.Errorf("during the consult the customer's call is %s, want RemoteHold", got.State)
+		}
+		srv.accept(bob, aliceRaw)
+		page.waitJS("the consult call active", `[...document.querySelectorAll('li.call-card.is-active')].some((li) => li.dataset.callId !== `+jsString(aliceCall)+`)`)
 	}
-	srv.accept(bob, aliceRaw)
-	page.waitJS("the consult call active", `[...document.querySelectorAll('li.call-card.is-active')].some((li) => li.dataset.callId !== `+jsString(aliceCall)+`)`)
+	// Consult, cancel: back to the customer, the consult gone.
+	consult()
+	page.click(card(aliceCall) + ` button[data-action="transfer-cancel"]`)
+	page.waitJS("the customer's call active again, no transfer buttons", `document.querySelector('`+card(aliceCall)+`.is-active') !== null && document.querySelectorAll('li.call-card').length === 1 && document.querySelector('.transfer-actions') === null`)
+	// Consult again, complete.
+	consult()
 	page.click(card(aliceCall) + ` button[data-action="transfer-complete"]`)
 	page.waitJS("no call left", `document.querySelectorAll('li.call-card').length === 0`)
 	got := srv.getCall(cust, custCall.ID)
