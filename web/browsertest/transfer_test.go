@@ -59,6 +59,11 @@ func TestAgentTransfersInConsole(t *testing.T) {
 		t.Fatalf("after the completion the customer's call is %s with %+v, want Connected with bob", got.State, got.RemoteParticipants)
 	}
 
+	// Her history of the customer's call says what she did.
+	evalJS[string](page, `location.hash = '#/history/`+aliceCall+`'`)
+	page.waitJS("the timeline's transfer steps", `document.querySelector('#main').textContent.includes('consult with 8:acs:bob canceled') && document.querySelector('#main').textContent.includes('transfer to 8:acs:bob completed')`)
+	evalJS[string](page, `location.hash = '#/calls'`)
+
 	// Merge: the echo bot held, bob active.
 	echo := srv.call(alice, "8:echo123")
 	withBob := srv.call(alice, calls.CommunicationUser("bob").RawID())

@@ -329,6 +329,14 @@ function summarize(t) {
     }
     case 'callsUpdated': return (d.added || []).length ? 'listed' : 'removed from the list';
     case 'incomingCall': return 'ringing';
+    case 'transferUpdated': {
+      const to = d.queue ? `queue ${d.queue}` : d.target || '';
+      const words = {
+        blind: `transferred to ${to}`, consult: `consulting ${to}`, completed: `transfer to ${to} completed`,
+        canceled: `consult with ${to} canceled`, merged: 'merged calls',
+      };
+      return words[d.step] || d.step || '';
+    }
     default: return '';
   }
 }
