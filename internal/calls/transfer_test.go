@@ -346,3 +346,34 @@ func TestConsultTransferToSeveral(t *testing.T) {
 		t.Errorf("the customer's call: %s %s with %v, want a Connected group call with bob and carol", c.Kind, c.State, rawIDs(c))
 	}
 }
+
+// TestConsultTransferToPhone: a consult to a phone number dials out; once
+// the phone answers, completing moves the phone's leg into the customer's
+// conversation: the line is told its call's new serverCallId with the
+// customer as its participant, and the audio route has the phone's own
+// endpoint (OwnEndpoint) sending and receiving beside the customer.
+func TestConsultTransferToPhone(t *testing.T) {
+	net := &network{}
+	f := callstest.New(t, calls.Config{Phones: net})
+	for _, p := range []calls.Principal{customer, alice} {
+		f.Connect(t, p)
+	}
+	custCall, aliceCall := connect(t, f, customer, alice)
+	alt := calls.PhoneNumber("+14255550100")
+	mustCall(t)(f.Transfer(ctx, alice, aliceCall.ID, calls.TransferRequest{Target: &phone.Identifier, AlternateCallerID: &alt, Mode: calls.TransferConsult}))
+	pc, ln := net.dialed(t)
+	if err := f.PhoneAnswered(ctx, pc.ID); err != nil {
+		t.Fatal(err)
+	}
+	mustCall(t)(f.CompleteTransfer(ctx, alice, aliceCall.ID))
+	last := ln.last()
+	if last.State != calls.StateConnected || last.ServerCallID != custCall.ServerCallID || !slices.Equal(rawIDs(last), []string{customer.Identifier.RawID()}) {
+		t.Errorf("the line last heard %s in %s with %v, want Connected in the customer's conversation with the customer", last.State, last.ServerCallID, rawIDs(last))
+	}
+	if m := routeOf(t, f, pc.ID); !m.OwnEndpoint || !m.Send || !m.Receive {
+		t.Errorf("the phone's media member %+v, want its own endpoint, sending and receiving", m)
+	}
+	if c := get(t, f, customer, custCall.ID); c.State != calls.StateConnected || !slices.Equal(rawIDs(c), []string{phone.Identifier.RawID()}) {
+		t.Errorf("the customer's call %s with %v, want Connected with the phone", c.State, rawIDs(c))
+	}
+}
