@@ -123,8 +123,11 @@ func (s *Switchboard) Transfer(ctx context.Context, p Principal, id string, req 
 		if s.cfg.Queues != nil {
 			target, ok = s.cfg.Queues.Lookup(req.Queue)
 		}
-		if !ok {
-			return Call{}, withOp(op, Errorf(CodeNotFound, "no such queue %q (queues are not built yet)", req.Queue))
+		switch {
+		case s.cfg.Queues == nil:
+			return Call{}, withOp(op, Errorf(CodeNotFound, "no such queue %q: this switchboard has no queues yet", req.Queue))
+		case !ok:
+			return Call{}, withOp(op, Errorf(CodeNotFound, "no such queue %q", req.Queue))
 		}
 	} else {
 		target = *req.Target
@@ -149,8 +152,7 @@ func (s *Switchboard) Transfer(ctx context.Context, p Principal, id string, req 
 		if located[callee.id] != "" && !reachable(callee) {
 			return Errorf(CodeNotImplemented, "%s is served by another node: transferring across nodes is not supported yet", callee.id)
 		}
-		probe := &leg{party: callee}
-		if !reachable(callee) && !tx.dialsOut(probe) {
+		if !reachable(callee) && !tx.dialsOut(&leg{party: callee}) { // a phone number the trunk dials
 			return Errorf(CodeInvalidState, "%s is not connected: nobody would answer the transfer", callee.id)
 		}
 		data := TransferData{Step: StepBlind, Agent: l.party.id, Target: callee.id, Queue: req.Queue}
