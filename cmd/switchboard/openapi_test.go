@@ -237,6 +237,13 @@ func runAPIFlows(t *testing.T, addrs ...string) {
 		c.do(http.MethodDelete, monitor, sup, nil, http.StatusConflict, nil)
 	}
 
+	// Transfer and merge: alice calls carol, consults the echo bot,
+	// cancels, consults again and completes (carol is left with the echo
+	// bot); then calls carol again and merges that call into her group
+	// call with bob. On a cluster carol may be on another node than
+	// alice: 501, not built across nodes.
+	transferFlows(t, c, alice, carol, id, nextC, len(addrs) > 1, &skip)
+
 	// Carol declines a call; alice joins a group call and a room.
 	var second callBody
 	c.do(http.MethodPost, "/api/calls", alice, map[string]any{"participants": []any{map[string]string{"communicationUserId": "carol"}}}, http.StatusCreated, &second)

@@ -222,6 +222,10 @@ func (s *Server) routes() {
 	api.POST("/calls/:id/monitor", s.monitor)
 	api.DELETE("/calls/:id/monitor", s.stopMonitor)
 	api.POST("/calls/:id/lobby/admit", s.lobbyAdmit)
+	api.POST("/calls/:id/transfer", s.transfer)
+	api.POST("/calls/:id/transfer/complete", s.callAction(s.cfg.Switchboard.CompleteTransfer))
+	api.POST("/calls/:id/transfer/cancel", s.callAction(s.cfg.Switchboard.CancelTransfer))
+	api.POST("/calls/:id/merge", s.merge)
 
 	api.GET("/incoming-calls", s.listIncoming)
 	api.POST("/incoming-calls/:id/accept", s.callAction(s.cfg.Switchboard.Accept))

@@ -226,6 +226,10 @@ func appendCall(b []byte, c *calls.Call) ([]byte, error) {
 	if c.IsOrganizer {
 		b = append(b, `,"isOrganizer":true`...)
 	}
+	if c.ConsultCallID != "" {
+		b = append(b, `,"consultCallId":`...)
+		b = appendJSONString(b, c.ConsultCallID)
+	}
 	return append(b, '}'), nil
 }
 

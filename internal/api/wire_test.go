@@ -29,7 +29,7 @@ func TestWireFields(t *testing.T) {
 		v    any
 		want int
 	}{
-		{calls.Call{}, 22},
+		{calls.Call{}, 23},
 		{calls.Participant{}, 9},
 		{calls.CallerInfo{}, 2},
 		{calls.EndReason{}, 3},
@@ -96,7 +96,7 @@ func randCall(r *rand.Rand) calls.Call {
 		CallerInfo:    calls.CallerInfo{Identifier: randIdentifier(r), DisplayName: randString(r)},
 		CallEndReason: randReason(r), StartTime: randTime(r),
 		ConnectedTime: randOptTime(r), HeldTime: randOptTime(r), EndTime: randOptTime(r),
-		MonitorMode: calls.MonitorMode(randString(r)), MonitoredCallID: randString(r),
+		MonitorMode: calls.MonitorMode(randString(r)), MonitoredCallID: randString(r), ConsultCallID: randString(r),
 		Lobby: r.IntN(2) == 0, IsOrganizer: r.IntN(2) == 0,
 	}
 	if n := r.IntN(4); n > 0 {

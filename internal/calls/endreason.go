@@ -20,6 +20,13 @@ var (
 	ReasonNotConnected    = EndReason{480, 0, "the callee is not connected"}
 	ReasonMediaLost       = EndReason{410, 0, "media or network lost past the grace period"}
 	ReasonSwitchboardDied = EndReason{503, 0, "the switchboard stopped while the call was live"}
+	// ReasonTransferred ends the agent's call of a completed blind or
+	// consult transfer (and the agent's consult call); ReasonMerged ends the
+	// call merged into another (transfer.go). Extensions of the
+	// switchboard, in the Calling SDK's form: a normal end (0) told apart
+	// by its subcode.
+	ReasonTransferred = EndReason{0, 7015, "the call was transferred"}
+	ReasonMerged      = EndReason{0, 7016, "the call was merged into another call"}
 	// ReasonShutdown is a graceful stop (SIGTERM): the same class as a
 	// crash, told apart by its subcode.
 	ReasonShutdown = EndReason{503, 1, "the switchboard was shut down while the call was live"}

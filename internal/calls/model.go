@@ -147,6 +147,10 @@ type Call struct {
 	// its owner is the room's organizer, who admits from the lobby.
 	Lobby       bool `json:"lobby,omitempty"`
 	IsOrganizer bool `json:"isOrganizer,omitempty"`
+	// ConsultCallID: a consult transfer is in progress (transfer.go). On
+	// the customer's call it is the agent's consult call; on the consult
+	// call, the customer's call.
+	ConsultCallID string `json:"consultCallId,omitempty"`
 }
 
 // IncomingCall is a call ringing for an identity, before it is accepted.

@@ -28,6 +28,9 @@ type Config struct {
 	// across a cluster (peerroom.go); nil with Peers nil: each node runs
 	// its own.
 	Rooms RoomClaims
+	// Queues finds a transfer's queue target (transfer.go); nil: there
+	// are no queues yet, and a queue transfer is not_found.
+	Queues Queues
 	// Clock defaults to SystemClock.
 	Clock Clock
 	// NewID returns a fresh unique id for calls and conversations.
@@ -201,6 +204,13 @@ type leg struct {
 	// lobbyAt, hearing nobody and heard by nobody.
 	inLobby bool
 	lobbyAt time.Time
+	// Transfer and merge (transfer.go): handedOff, the leg leaves without
+	// ending the others of its 1:1 call (they were handed to someone
+	// else); consult is the agent's consult call of this (customer's)
+	// call, consultOf the customer's call of this consult call.
+	handedOff bool
+	consult   *leg
+	consultOf *leg
 }
 
 // policyCall is the leg as the hold policy sees it.

@@ -285,6 +285,8 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 	case l.monitor != "":
 		tx.emitMonitor(l, l.monitor) // she left; the call goes on
 	case len(remaining) == 0:
+	case l.handedOff:
+		// Transferred or merged: the others were handed on and stay.
 	case c.kind == OneToOne:
 		for _, m := range slices.Clone(remaining) {
 			tx.endLeg(m, peerReason(peer, m), ReasonRemoteHungUp)

@@ -204,6 +204,13 @@ func (l *leg) view(history bool) Call {
 	if c.lobby != nil {
 		v.Lobby, v.IsOrganizer = true, c.lobby.organizer == l.party
 	}
+	if l.phase != phaseEnded {
+		if live(l.consult) {
+			v.ConsultCallID = l.consult.id
+		} else if live(l.consultOf) {
+			v.ConsultCallID = l.consultOf.id
+		}
+	}
 	v.IsActive = v.State == StateConnected
 	members := c.members
 	if history {

@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) calls.Store) {
 		{"MonitorTimeline", testMonitorTimeline},
 		{"Recordings", testRecordings},
 		{"LobbyTimeline", testLobbyTimeline},
+		{"TransferTimeline", testTransferTimeline},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore) })

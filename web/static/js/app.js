@@ -37,6 +37,8 @@ const callRequests = {
   'monitor-stop': (id) => del(`/api/calls/${esc(id)}/monitor`),
   'lobby-admit': (id, raw) => post(`/api/calls/${esc(id)}/lobby/admit`, { rawId: raw }),
   'lobby-admit-all': (id) => post(`/api/calls/${esc(id)}/lobby/admit`, { all: true }),
+  'transfer-complete': (id) => post(`/api/calls/${esc(id)}/transfer/complete`),
+  'transfer-cancel': (id) => post(`/api/calls/${esc(id)}/transfer/cancel`),
 };
 
 const callWords = {
@@ -45,6 +47,7 @@ const callWords = {
   'end-all': 'End for everyone', 'mute-all': 'Mute all', 'mute-participant': 'Mute participant',
   'remove-participant': 'Remove participant', dtmf: 'Send tone', 'monitor-stop': 'Stop monitoring',
   'lobby-admit': 'Admit', 'lobby-admit-all': 'Admit all',
+  'transfer-complete': 'Complete transfer', 'transfer-cancel': 'Cancel transfer',
 };
 
 Object.assign(callRequests, recordingRequests);

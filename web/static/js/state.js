@@ -56,6 +56,13 @@ export class Model {
         return;
       case 'callEnded': {
         this.incoming.delete(ev.callId);
+        // Either side of a consult transfer ending ends the consult.
+        for (const c of this.calls.values()) {
+          if (c.consultCallId === ev.callId) {
+            delete c.consultCallId;
+            this.touch(c);
+          }
+        }
         const ended = { ...(d.call || call || { id: ev.callId }) };
         ended.callEndReason = d.callEndReason || ended.callEndReason;
         ended.state = 'Disconnected';
@@ -97,6 +104,13 @@ export class Model {
       }
       case 'kindChanged':
         call.kind = d.kind;
+        break;
+      case 'transferUpdated':
+        // A consult started on the agent's own call (callId: her consult
+        // call); any other step ends it.
+        if (d.step === 'consult' && d.agent === ev.agentId && d.callId) call.consultCallId = d.callId;
+        else delete call.consultCallId;
+        if (d.serverCallId) call.serverCallId = d.serverCallId; // moved into another conversation
         break;
       case 'monitorChanged': {
         // A supervisor started monitoring, changed her mode or left: her

@@ -201,6 +201,13 @@ export class AgentView {
       button('End for everyone', 'confirm-end-all', { call: id }, { cls: 'danger-btn', context, reason: endAllReason, reasonId: endAllId }),
     );
     const group = call.kind !== 'oneToOne';
+    const consult = call.consultCallId ? h('div', { class: 'actions transfer-actions', role: 'group', 'aria-label': `Transfer: ${context}` },
+      h('p', { class: 'notice' }, call.isActive ? 'Consult call: complete the transfer to hand the customer over, or cancel to go back.'
+        : 'Transfer in progress: the customer is on hold while you consult.'),
+      button('Complete transfer', 'transfer-complete', { call: id }, { cls: 'primary-btn', context }),
+      button('Cancel transfer', 'transfer-cancel', { call: id }, { context })) : null;
+    const transferable = call.isActive && !group && !call.consultCallId && !call.monitoredCallId;
+    const mergeable = call.state === 'LocalHold' && !call.consultCallId && !call.monitoredCallId && call.kind !== 'room';
     return h('li', { key: id, class: cls, 'data-call-id': id, 'data-n': String(n), 'data-state': call.state, 'aria-current': call.isActive ? 'true' : null },
       h('article', { 'aria-labelledby': `n-${id} title-${id}`, tabindex: '-1' },
         h('header', { class: 'card-head' },
@@ -215,6 +222,10 @@ export class AgentView {
         recordingControls(call, context, true),
         reasonNote(endAllId, endAllReason),
         participantRows(call, { overseeing: false }),
+        consult,
+        transferable ? transferForm(id) : null,
+        mergeable ? h('div', { class: 'actions' },
+          button('Merge with the active call', 'merge-into-active', { call: id }, { context: `${context}: its participants join your active call` })) : null,
         call.isActive ? keypad(id, context) : null,
         h('details', { class: 'more' },
           h('summary', null, group ? 'Add participant, mute all' : 'Add participant'),
@@ -273,6 +284,12 @@ export class AgentView {
     } else if (action === 'goto-call') {
       const n = Number(f.get('n'));
       if (this.goTo(n)) form.reset();
+    } else if (action === 'transfer') {
+      const call = form.dataset.call;
+      const ok = await this.app.act('Transfer', () => post(`/api/calls/${esc(call)}/transfer`, {
+        target: parseIdentifier(String(f.get('who'))).identifier, mode: String(f.get('mode')), alternateCallerId: alt,
+      }));
+      if (ok) form.reset();
     } else if (action === 'add-participant') {
       const call = form.dataset.call;
       const ok = await this.app.act('Add participant', () => post(`/api/calls/${esc(call)}/participants`, {
@@ -294,6 +311,11 @@ export class AgentView {
         m.ended = m.ended.filter((c) => c.agentId && c.agentId !== this.app.me.rawId);
         m.version++;
         this.app.schedule();
+      },
+      'merge-into-active': (d) => {
+        const active = m.activeOf(this.app.me.rawId);
+        if (!active) return this.app.say('Merge: there is no active call to merge into.');
+        this.app.act('Merge', () => post(`/api/calls/${esc(active.id)}/merge`, { callId: d.call }));
       },
       'dismiss-ended': (d) => {
         m.dismissEnded(d.call);
@@ -366,6 +388,23 @@ export class AgentView {
   }
 }
 
+
+// transferForm hands the active 1:1 call to someone (POST
+// /api/calls/{id}/transfer): blind, or after a consult call.
+function transferForm(id) {
+  return h('details', { class: 'more transfer' },
+    h('summary', null, 'Transfer'),
+    h('form', { 'data-action': 'transfer', 'data-call': id, class: 'inline-form' },
+      h('label', { for: `xfer-${id}` }, 'To (user or phone number)'),
+      h('input', { id: `xfer-${id}`, name: 'who', autocomplete: 'off', placeholder: 'bob or +14255550123', required: true }),
+      h('label', { for: `xfer-mode-${id}` }, 'How'),
+      h('select', { id: `xfer-mode-${id}`, name: 'mode' },
+        h('option', { value: 'consult' }, 'Consult first (the customer is on hold)'),
+        h('option', { value: 'blind' }, 'Blind (hand over now)')),
+      h('label', { for: `xfer-cid-${id}` }, 'Caller id (for a phone number)'),
+      h('input', { id: `xfer-cid-${id}`, name: 'callerId', autocomplete: 'off', placeholder: '+14255550100' }),
+      h('button', { type: 'submit' }, 'Transfer')));
+}
 
 // keypad sends DTMF tones on the active call (a phone menu, a PIN): the
 // others hear each digit; a phone gets it as a telephone-event.

@@ -358,6 +358,14 @@ function summarize(t) {
     case 'lobbyChanged': return d.action === 'admitted'
       ? `${d.participant} admitted from the lobby by ${d.admittedBy} after ${Math.round((d.waitedMs || 0) / 1000)} s`
       : `${d.participant} waits in the lobby`;
+    case 'transferUpdated': {
+      const to = d.queue ? `queue ${d.queue}` : d.target || '';
+      const words = {
+        blind: `transferred to ${to}`, consult: `consulting ${to}`, completed: `transfer to ${to} completed`,
+        canceled: `consult with ${to} canceled`, merged: 'merged calls',
+      };
+      return words[d.step] || d.step || '';
+    }
     default: return '';
   }
 }
