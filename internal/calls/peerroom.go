@@ -152,6 +152,11 @@ func (s *Switchboard) PeerJoin(ctx context.Context, req PeerJoinRequest) (Call, 
 		c = &conversation{id: req.ServerCallID, kind: kind, groupID: req.GroupID, roomID: req.RoomID}
 		s.rooms[key] = c
 	}
+	if c.lobby != nil {
+		// Refused rather than let in past the organizer: a stand-in
+		// waiting in the lobby is not built (docs/cluster.md).
+		return Call{}, withOp(op, Errorf(CodeInvalidState, "room %s has a lobby, which does not take joiners served by another node yet", req.RoomID))
+	}
 	pt := tx.party(req.Joiner.Identifier)
 	if req.Joiner.DisplayName != "" {
 		pt.displayName = req.Joiner.DisplayName

@@ -159,7 +159,12 @@ func (n peerNet) Join(c calls.Call, node string) calls.PhoneLine {
 			ServerCallID: c.ServerCallID, GroupID: c.GroupID, RoomID: c.RoomID, Joiner: c.CallerInfo, Line: far,
 		})
 		if err != nil {
-			n.p.tb.Errorf("PeerJoin on %s: %v", node, err)
+			// Refused, as peercall's network does: the stand-in ends
+			// with the callee's node's refusal.
+			n.p.tb.Logf("PeerJoin on %s: %v", node, err)
+			if err := n.p.node(n.node).EndPhoneCall(context.Background(), c.ID, calls.ReasonNotConnected); err != nil {
+				n.p.tb.Errorf("end the refused joiner's stand-in %s: %v", c.ID, err)
+			}
 			return
 		}
 		near.setFarID(sc.ID)
