@@ -208,6 +208,10 @@ func appendCall(b []byte, c *calls.Call) ([]byte, error) {
 	if b, err = appendOptTime(b, "endTime", c.EndTime); err != nil {
 		return b, err
 	}
+	if c.WrapUpCode != "" {
+		b = append(b, `,"wrapUpCode":`...)
+		b = appendJSONString(b, c.WrapUpCode)
+	}
 	return append(b, '}'), nil
 }
 

@@ -29,7 +29,7 @@ func TestWireFields(t *testing.T) {
 		v    any
 		want int
 	}{
-		{calls.Call{}, 18},
+		{calls.Call{}, 19},
 		{calls.Participant{}, 8},
 		{calls.CallerInfo{}, 2},
 		{calls.EndReason{}, 3},
@@ -96,6 +96,7 @@ func randCall(r *rand.Rand) calls.Call {
 		CallerInfo:    calls.CallerInfo{Identifier: randIdentifier(r), DisplayName: randString(r)},
 		CallEndReason: randReason(r), StartTime: randTime(r),
 		ConnectedTime: randOptTime(r), HeldTime: randOptTime(r), EndTime: randOptTime(r),
+		WrapUpCode: randString(r),
 	}
 	if n := r.IntN(4); n > 0 {
 		c.RemoteParticipants = []calls.Participant{}

@@ -42,6 +42,8 @@ func Run(t *testing.T, newStore func(t *testing.T) calls.Store) {
 		{"Close", testClose},
 		{"Revocations", testRevocations},
 		{"NumberRoutes", testNumberRoutes},
+		{"AgentStatus", testAgentStatus},
+		{"WrapUpCodes", testWrapUpCodes},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore) })
