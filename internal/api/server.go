@@ -224,6 +224,13 @@ func (s *Server) routes() {
 
 	api.GET("/history/calls", s.history)
 	api.GET("/history/calls/:id", s.historyCall)
+	api.GET("/history/agent-status", s.statusHistory)
+
+	api.GET("/me/status", s.getMyStatus)
+	api.PUT("/me/status", s.putMyStatus)
+	api.PUT("/me/wrap-up", s.putWrapUpCode)
+	api.GET("/agents/:rawId/status", s.getAgentStatus)
+	api.PUT("/agents/:rawId/status", s.putAgentStatus)
 
 	api.POST("/media/webrtc", s.mediaWebRTC)
 	api.GET("/media/ice-servers", s.mediaICEServers)
@@ -279,6 +286,7 @@ type authed struct {
 func (a *authed) GET(path string, h echo.HandlerFunc)    { a.g.GET(path, h, a.mw) }
 func (a *authed) POST(path string, h echo.HandlerFunc)   { a.g.POST(path, h, a.mw) }
 func (a *authed) DELETE(path string, h echo.HandlerFunc) { a.g.DELETE(path, h, a.mw) }
+func (a *authed) PUT(path string, h echo.HandlerFunc)    { a.g.PUT(path, h, a.mw) }
 
 // sessionContext is the request's context once authenticate verified its
 // token: it carries the session without echo's per-request map.

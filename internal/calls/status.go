@@ -402,10 +402,10 @@ func (tx *txn) statuses() {
 	for i := range tx.seen {
 		l := tx.seen[i].leg
 		p := l.party
-		if !p.statusLoaded {
+		if p.bot || l.standIn {
 			continue
 		}
-		if l.phase == phaseEnded && l.listed && !l.standIn && !slices.Contains(p.recentCalls, l.id) {
+		if l.phase == phaseEnded && l.listed && !slices.Contains(p.recentCalls, l.id) {
 			if len(p.recentCalls) >= recentCallsKept {
 				p.recentCalls = slices.Delete(p.recentCalls, 0, 1)
 			}

@@ -119,6 +119,10 @@ export class SupervisorView {
           h('h2', { id: hid, title: a.rawId }, name),
           a.role && a.role !== 'agent' ? h('span', { class: 'role' }, a.role) : null,
           h('span', { class: online ? 'badge online' : 'badge offline' }, online ? 'Connected' : 'Disconnected'),
+          a.status ? h('span', {
+            class: `badge agent-status status-${a.status.toLowerCase()}`, 'data-status': a.status,
+            title: a.chosenStatus && a.chosenStatus !== a.status ? `then ${a.chosenStatus}` : '',
+          }, a.status) : null,
           h('span', { class: 'agent-active' }, active ? ['Active: ', h('strong', null, callTitle(active))] : 'No active call'),
           h('span', { class: 'muted-text' }, `${list.length} call${list.length === 1 ? '' : 's'}`, held ? ` · ${held} on hold` : '', ringing.length ? ` · ${ringing.length} ringing` : ''),
           list.length ? h('button', {
