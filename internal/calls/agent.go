@@ -433,6 +433,9 @@ func (s *Switchboard) Close(ctx context.Context) error {
 		tx.endEveryCall(p, ReasonShutdown)
 		tx.done()
 	}
+	tx = s.begin(nil)
+	tx.offlineAll()
+	tx.done()
 	done := make(chan struct{})
 	go func() {
 		s.work.Wait()

@@ -303,10 +303,17 @@ func (s *Switchboard) lastChange(ctx context.Context, id Identifier) *StatusChan
 	raw := id.RawID()
 	s.live.Lock()
 	pt := s.parties[raw]
-	loaded := pt != nil && pt.statusLoaded
+	loaded, here := pt != nil && pt.statusLoaded, pt != nil && pt.conns > 0
 	s.live.Unlock()
+	if here {
+		return nil // connected here: this node owns her status
+	}
 	if loaded {
-		return nil
+		// Another node may have changed it since: read the store, once
+		// it has what this node changed.
+		if err := s.FlushStatuses(ctx); err != nil {
+			s.log.Warn("write the queued status changes before reading", "agent_id", raw, "err", err)
+		}
 	}
 	c, err := s.statusLog.LastStatusChange(ctx, raw)
 	if err != nil {
@@ -318,19 +325,33 @@ func (s *Switchboard) lastChange(ctx context.Context, id Identifier) *StatusChan
 	return &c
 }
 
-// loadStatus gives pt her status once: the one last chosen before a
-// restart (routing.Restore), read by lastChange, else Available.
+// loadStatus gives pt her status: once, the one last chosen before a
+// restart (routing.Restore), read by lastChange, else Available; and
+// again when the store has a change newer than this node's last (another
+// node of a cluster owned her meanwhile).
 func (tx *txn) loadStatus(pt *party, last *StatusChange) {
-	if pt.statusLoaded || pt.bot {
+	if pt.bot || pt.statusLoaded && (last == nil || !last.At.After(pt.statusAt)) {
 		return
 	}
 	pt.statusLoaded = true
 	if last != nil {
-		pt.presence = routing.Restore(last.Chosen, last.At, last.By.RawID, tx.now)
-		pt.shown, pt.shownChosen = last.Status, last.Chosen
+		tx.setTimerless(pt, routing.Restore(last.Chosen, last.At, last.By.RawID, tx.now))
+		pt.shown, pt.shownChosen, pt.statusAt = last.Status, last.Chosen, last.At
 		return
 	}
-	pt.presence = routing.State{Status: routing.Available, Since: tx.now}
+	pt.presence, pt.statusAt = routing.State{Status: routing.Available, Since: tx.now}, tx.now
+}
+
+// setTimerless sets a restored status, which is never WrapUp, stopping a
+// wrap-up timer left from before.
+func (tx *txn) setTimerless(pt *party, st routing.State) {
+	if pt.wrapTimer != nil {
+		if pt.wrapTimer.Stop() {
+			tx.s.work.Done()
+		}
+		pt.wrapTimer = nil
+	}
+	pt.presence = st
 }
 
 // setStatus applies a new chosen status, times its wrap-up, and tells of
@@ -380,6 +401,19 @@ func (s *Switchboard) stopWrapUps() {
 	}
 }
 
+// offlineAll shows every agent Offline as the switchboard closes (her
+// connections here are about to end), told and kept; nothing changes her
+// status here afterwards.
+func (tx *txn) offlineAll() {
+	for _, pt := range tx.s.sortedParties() {
+		if !pt.statusLoaded || pt.bot || pt.conns == 0 || pt.shown == routing.Offline {
+			continue
+		}
+		tx.tellStatus(pt, routing.Offline)
+	}
+	tx.s.statusFinal = true
+}
+
 // inCall reports whether the party has a call in progress: placing one,
 // or answered (held or not). A call ringing for her does not count.
 func (p *party) inCall() bool {
@@ -419,16 +453,23 @@ func (tx *txn) statuses() {
 // changed (or, with chosen, when her chosen status was set), and queues
 // the change for the store.
 func (tx *txn) showStatus(pt *party, chosen bool) {
-	if !pt.statusLoaded || pt.bot {
+	if !pt.statusLoaded || pt.bot || tx.s.statusFinal {
 		return
 	}
 	shown := routing.Effective(pt.presence, pt.conns > 0, pt.inCall())
 	if !chosen && shown == pt.shown && pt.presence.Chosen() == pt.shownChosen {
 		return
 	}
-	pt.shown, pt.shownChosen = shown, pt.presence.Chosen()
+	tx.tellStatus(pt, shown)
+}
+
+// tellStatus publishes pt's status shown as agentStatusChanged and queues
+// the change for the store.
+func (tx *txn) tellStatus(pt *party, shown routing.Status) {
+	pt.shown, pt.shownChosen, pt.statusAt = shown, pt.presence.Chosen(), tx.now
 	by := tx.statusActor(pt)
 	data := tx.statusData(pt, &by)
+	data.Status = shown
 	tx.s.cfg.Publisher.Publish(Event{
 		Type: EventAgentStatusChanged, At: tx.now, AgentID: pt.id, Actor: &by, Data: data,
 		Supervised: true,

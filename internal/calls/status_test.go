@@ -209,3 +209,48 @@ func TestEnterWrapUp(t *testing.T) {
 	f.Clock.Advance(10 * time.Second)
 	wantStatuses(t, f, a, routing.Available, routing.WrapUp, routing.Available)
 }
+
+// TestAgentStatusMovesBetweenNodes: two switchboards on one store (two
+// nodes of a cluster): the status alice chose on the second while she was
+// there is hers when she comes back to the first, which knew an older one.
+func TestAgentStatusMovesBetweenNodes(t *testing.T) {
+	mem := store.NewMemory()
+	one := callstest.New(t, calls.Config{Store: mem})
+	two := callstest.New(t, calls.Config{Store: mem})
+	set := func(f *callstest.Fixture, st routing.Status) {
+		t.Helper()
+		callstest.Must[calls.AgentStatusData](t)(f.SetStatus(ctx, alice, "", calls.SetStatusRequest{Status: st}))
+	}
+	attach := func(f *callstest.Fixture) func(string) {
+		t.Helper()
+		detach, err := f.Attach(ctx, alice, func(calls.Snapshot) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return detach
+	}
+	d := attach(one)
+	set(one, routing.Away)
+	d("")
+	if err := one.FlushStatuses(ctx); err != nil {
+		t.Fatal(err)
+	}
+	one.Clock.Advance(time.Second)
+	two.Clock.Advance(2 * time.Second)
+
+	d = attach(two)
+	if st, _ := two.AgentStatusOf(ctx, alice, ""); st.Status != routing.Away {
+		t.Fatalf("on the second node: %s, want Away", st.Status)
+	}
+	set(two, routing.Available)
+	d("")
+	if err := two.FlushStatuses(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	one.Clock.Advance(5 * time.Second)
+	attach(one)
+	if st, _ := one.AgentStatusOf(ctx, alice, ""); st.Status != routing.Available {
+		t.Errorf("back on the first node: %s, want Available (chosen on the second)", st.Status)
+	}
+}

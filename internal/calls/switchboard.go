@@ -85,6 +85,7 @@ type Switchboard struct {
 	statusWrites chan statusItem
 	statusDone   chan struct{}
 	statusClosed bool
+	statusFinal  bool // Close showed everyone Offline: no more changes
 }
 
 // New returns a Switchboard.
@@ -132,6 +133,7 @@ type party struct {
 	statusLoaded bool
 	shown        routing.Status
 	shownChosen  routing.Status
+	statusAt     time.Time // when this node last told of her status (or loaded it)
 	wrapTimer    Timer
 	recentCalls  []string // her last ended calls, for wrap-up codes
 }
