@@ -37,6 +37,9 @@ export class Model {
         for (const ic of d.incomingCalls || []) this.incoming.set(ic.id, ic);
         for (const a of d.agents || []) this.agents.set(a.rawId, { ...a });
         this.synced = true;
+        this.snapshots = (this.snapshots || 0) + 1; // the agent's status is read again after each
+        const mine = (d.agents || []).find((a) => a.rawId === this.self);
+        if (mine && mine.status && this.myStatus) this.myStatus = { ...this.myStatus, status: mine.status, chosenStatus: mine.chosenStatus };
         return;
       case 'connectionStateChanged':
         if (ev.agentId !== this.self) {

@@ -58,7 +58,7 @@ export class AgentView {
     side.className = 'side';
     side.setAttribute('aria-label', 'Place calls and audio');
     side.append(this.statusPanel(), this.newCallForm(), this.app.audioPanel.element);
-    this.loadStatus();
+    this.statusRead = -1; // the model's snapshot count when the status was last read
     layout.append(this.primary, side);
     layout.addEventListener('submit', (e) => this.onSubmit(e));
     root.append(layout);
@@ -272,6 +272,12 @@ export class AgentView {
 
   // drawStatus updates the status panel (drawn once) from the model.
   drawStatus(ended) {
+    // Each snapshot (a new connection) reads the status again: the
+    // change its connection made came before the snapshot.
+    if (this.model.synced && this.statusRead !== this.model.snapshots) {
+      this.statusRead = this.model.snapshots;
+      this.loadStatus();
+    }
     const st = this.model.myStatus;
     if (this.statusLine) {
       let text = 'Status: …';
