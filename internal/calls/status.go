@@ -64,10 +64,10 @@ type WrapUpCode struct {
 // AgentStatusLog keeps agents' status changes and the wrap-up codes of
 // calls, with the history. All stores implement it and pass one suite.
 type AgentStatusLog interface {
-	// RecordStatusChange keeps one change; it has been written when it
-	// returns. Errors: CodeUnavailable (a closed or unreachable store),
-	// the context's error wrapped.
-	RecordStatusChange(ctx context.Context, c StatusChange) error
+	// RecordStatusChanges keeps changes, in their order; they have been
+	// written when it returns. Errors: CodeUnavailable (a closed or
+	// unreachable store), the context's error wrapped.
+	RecordStatusChanges(ctx context.Context, cs ...StatusChange) error
 	// FindStatusChanges answers the changes passing f, newest first
 	// (ties by agent), never nil. Errors as RecordStatusChange's.
 	FindStatusChanges(ctx context.Context, f StatusFilter) ([]StatusChange, error)
@@ -560,20 +560,47 @@ func (s *Switchboard) startStatusWriter() bool {
 // (closeStatusWriter).
 func (s *Switchboard) writeStatuses(in <-chan statusItem, done chan<- struct{}) {
 	defer close(done)
+	var batch []StatusChange
+	var marks []chan struct{}
 	for it := range in {
-		if it.flushed != nil {
-			close(it.flushed)
-			continue
+		batch, marks = batch[:0], marks[:0]
+		take := func(it statusItem) {
+			if it.flushed != nil {
+				marks = append(marks, it.flushed)
+			} else {
+				batch = append(batch, it.change)
+			}
 		}
-		c := it.change
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := s.statusLog.RecordStatusChange(ctx, c)
-		cancel()
-		if err != nil {
-			s.log.Error("keep a status change", "agent_id", c.AgentID, "status", c.Status, "err", err)
+		take(it)
+		// What else is queued goes in the same write.
+	more:
+		for len(batch) < statusBatch {
+			select {
+			case it, ok := <-in:
+				if !ok {
+					break more
+				}
+				take(it)
+			default:
+				break more
+			}
+		}
+		if len(batch) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := s.statusLog.RecordStatusChanges(ctx, batch...)
+			cancel()
+			if err != nil {
+				s.log.Error("keep status changes", "changes", len(batch), "first_agent_id", batch[0].AgentID, "err", err)
+			}
+		}
+		for _, m := range marks {
+			close(m)
 		}
 	}
 }
+
+// statusBatch bounds the changes written at once.
+const statusBatch = 256
 
 // closeStatusWriter stops the writer once it wrote what was queued, or
 // ctx ends (Close).

@@ -24,19 +24,21 @@ type memoryStatus struct {
 	wrapUps map[string]calls.WrapUpCode
 }
 
-// RecordStatusChange keeps c in memory. Errors: a closed store
+// RecordStatusChanges keeps cs in memory. Errors: a closed store
 // CodeUnavailable; an ended ctx wraps its error.
-func (m *Memory) RecordStatusChange(ctx context.Context, c calls.StatusChange) error {
+func (m *Memory) RecordStatusChanges(ctx context.Context, cs ...calls.StatusChange) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("record status change: %w", err)
+		return fmt.Errorf("record status changes: %w", err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return errClosed()
 	}
-	c.By.DisplayName = ""
-	m.status.changes = append(m.status.changes, c)
+	for _, c := range cs {
+		c.By.DisplayName = ""
+		m.status.changes = append(m.status.changes, c)
+	}
 	return nil
 }
 
@@ -174,17 +176,27 @@ func optString(s string) *string {
 	return &s
 }
 
-// RecordStatusChange writes c at once. Errors: a closed store or a
-// failing file CodeUnavailable; an ended ctx wraps its error.
-func (s *SQLite) RecordStatusChange(ctx context.Context, c calls.StatusChange) error {
-	const op = "record status change"
+// RecordStatusChanges writes cs at once, in one transaction. Errors: a
+// closed store or a failing file CodeUnavailable; an ended ctx wraps its
+// error.
+func (s *SQLite) RecordStatusChanges(ctx context.Context, cs ...calls.StatusChange) error {
+	const op = "record status changes"
 	if err := s.usable(ctx, op); err != nil {
 		return err
 	}
-	_, err := s.wdb.ExecContext(ctx, `
-INSERT INTO agent_status_changes (agent_id, at_ns, status, chosen, by_kind, by_raw_id) VALUES (?, ?, ?, ?, ?, ?)`,
-		c.AgentID, unixNanos(c.At), string(c.Status), string(c.Chosen), string(c.By.Kind), optString(c.By.RawID))
+	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
+		return sqliteError(op, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit, a no-op
+	for _, c := range cs {
+		if _, err := tx.ExecContext(ctx, `
+INSERT INTO agent_status_changes (agent_id, at_ns, status, chosen, by_kind, by_raw_id) VALUES (?, ?, ?, ?, ?, ?)`,
+			c.AgentID, unixNanos(c.At), string(c.Status), string(c.Chosen), string(c.By.Kind), optString(c.By.RawID)); err != nil {
+			return sqliteError(op, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
 		return sqliteError(op, err)
 	}
 	return nil
@@ -254,16 +266,27 @@ ON CONFLICT (call_id) DO UPDATE SET agent_id = excluded.agent_id, code = exclude
 	return nil
 }
 
-// RecordStatusChange writes c to Postgres at once. Errors: a closed store,
-// or Postgres out of reach, CodeUnavailable; an ended ctx wraps its error.
-func (p *Postgres) RecordStatusChange(ctx context.Context, c calls.StatusChange) error {
-	const op = "record status change"
+// RecordStatusChanges writes cs to Postgres at once, in one statement
+// (rows in the order given, so ids follow it). Errors: a closed store, or
+// Postgres out of reach, CodeUnavailable; an ended ctx wraps its error.
+func (p *Postgres) RecordStatusChanges(ctx context.Context, cs ...calls.StatusChange) error {
+	const op = "record status changes"
 	if err := p.open(); err != nil {
 		return err
 	}
+	if len(cs) == 0 {
+		return nil
+	}
+	agents, ats, statuses, chosen, kinds, bys := make([]string, len(cs)), make([]time.Time, len(cs)),
+		make([]string, len(cs)), make([]string, len(cs)), make([]string, len(cs)), make([]*string, len(cs))
+	for i, c := range cs {
+		agents[i], ats[i], statuses[i], chosen[i] = clean(c.AgentID), c.At, clean(string(c.Status)), clean(string(c.Chosen))
+		kinds[i], bys[i] = clean(string(c.By.Kind)), optString(clean(c.By.RawID))
+	}
 	_, err := p.pool.Exec(ctx, `
-INSERT INTO agent_status_changes (agent_id, at, status, chosen, by_kind, by_raw_id) VALUES ($1, $2, $3, $4, $5, $6)`,
-		clean(c.AgentID), c.At, string(c.Status), string(c.Chosen), string(c.By.Kind), optString(clean(c.By.RawID)))
+INSERT INTO agent_status_changes (agent_id, at, status, chosen, by_kind, by_raw_id)
+SELECT a, t, s, c, k, b FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS r(a, t, s, c, k, b, n)
+ORDER BY n`, agents, ats, statuses, chosen, kinds, bys)
 	if err != nil {
 		return revocationError(ctx, op, err)
 	}

@@ -37,12 +37,17 @@ func testAgentStatus(t *testing.T, newStore func(*testing.T) calls.Store) {
 		{AgentID: agentA, Status: routing.WrapUp, Chosen: routing.WrapUp, At: at(2, 0), By: calls.Actor{Kind: calls.ActorSystem}},
 		{AgentID: agentA, Status: routing.Offline, Chosen: routing.WrapUp, At: at(3, 0), By: calls.Actor{Kind: calls.ActorSystem}},
 	}
+	// One, then the rest in one batch, in order.
+	var named []calls.StatusChange
 	for _, c := range changes {
-		withName := c
-		withName.By.DisplayName = "not kept"
-		if err := l.RecordStatusChange(ctx, withName); err != nil {
-			t.Fatalf("RecordStatusChange(%+v): %v", c, err)
-		}
+		c.By.DisplayName = "not kept"
+		named = append(named, c)
+	}
+	if err := l.RecordStatusChanges(ctx, named[0]); err != nil {
+		t.Fatalf("RecordStatusChanges(%+v): %v", named[0], err)
+	}
+	if err := l.RecordStatusChanges(ctx, named[1:]...); err != nil {
+		t.Fatalf("RecordStatusChanges(4 changes): %v", err)
 	}
 	tests := []struct {
 		name string
@@ -77,8 +82,8 @@ func testAgentStatus(t *testing.T, newStore func(*testing.T) calls.Store) {
 	t.Run("canceled context", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		if err := l.RecordStatusChange(ctx, changes[0]); !errors.Is(err, context.Canceled) {
-			t.Errorf("RecordStatusChange with a canceled context: %v, want context.Canceled", err)
+		if err := l.RecordStatusChanges(ctx, changes[0]); !errors.Is(err, context.Canceled) {
+			t.Errorf("RecordStatusChanges with a canceled context: %v, want context.Canceled", err)
 		}
 	})
 }
