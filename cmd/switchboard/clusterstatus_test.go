@@ -73,6 +73,14 @@ func TestClusterAgentStatus(t *testing.T) {
 		}
 	}
 
+	// The admin key, on C: A runs it too.
+	if status, body, _ := send(t, cc, "PUT", path, testAdminKey, `{"status":"Available"}`); status != http.StatusOK {
+		t.Fatalf("PUT %s on c with the admin key: %d %s", path, status, body)
+	}
+	if d := statusUntil(t, next, aliceRaw, "Available"); d["changedBy"].(map[string]any)["rawId"] != "admin" {
+		t.Errorf("sue saw alice Available changed by %v, want admin", d["changedBy"])
+	}
+
 	// Alice, on C, wraps up for 1 s: A times it out.
 	if status, body, _ := send(t, cc, "PUT", "/api/me/status", alice, `{"status":"WrapUp","wrapUpSeconds":1}`); status != http.StatusOK {
 		t.Fatalf("PUT /api/me/status of alice on c: %d %s", status, body)

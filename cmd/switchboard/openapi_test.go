@@ -240,6 +240,7 @@ func runAPIFlows(t *testing.T, addrs ...string) {
 	c.do(http.MethodPut, bobStatus, sup, map[string]any{"status": "WrapUp", "wrapUpSeconds": 30}, http.StatusOK, nil)
 	c.do(http.MethodGet, bobStatus, sup, nil, http.StatusOK, nil)
 	c.do(http.MethodPut, bobStatus, alice, map[string]any{"status": "Away"}, http.StatusForbidden, nil)
+	c.do(http.MethodPut, bobStatus, testAdminKey, map[string]any{"status": "Available"}, http.StatusOK, nil)
 	c.do(http.MethodPut, "/api/me/wrap-up", alice, map[string]any{"callId": id, "code": "sale"}, http.StatusOK, nil)
 	c.do(http.MethodPut, "/api/me/wrap-up", alice, map[string]any{"callId": id, "code": ""}, http.StatusBadRequest, nil)
 	c.do(http.MethodGet, "/api/history/agent-status?agent="+url.QueryEscape("8:acs:bob"), sup, nil, http.StatusOK, nil)

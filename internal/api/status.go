@@ -128,3 +128,19 @@ func (s *Server) statusHistory(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, map[string]any{"items": items})
 }
+
+// adminPrincipal is who the admin key acts as on an agent's status: a
+// supervisor named admin (the key has no identity of its own).
+var adminPrincipal = calls.Principal{
+	Identifier: calls.Identifier{Kind: calls.KindUnknown, ID: "admin"}, DisplayName: "admin", Role: calls.RoleSupervisor,
+}
+
+// asAdmin runs a request to an agent's status made with the admin key,
+// as adminPrincipal: here, or on the agent's node in a cluster.
+func (s *Server) asAdmin(c echo.Context, next echo.HandlerFunc) error {
+	sess := Session{Principal: adminPrincipal}
+	if s.cfg.Forward != nil {
+		return s.route(c, sess, next)
+	}
+	return next(&sessionContext{Context: c, sess: sess})
+}

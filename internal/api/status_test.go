@@ -68,6 +68,14 @@ func TestAgentStatusAPI(t *testing.T) {
 		t.Errorf("GET /api/agents/%s/status = %s, want WrapUp", a, got.Status)
 	}
 
+	// The admin key may set it too, as a supervisor named admin.
+	s.do(http.MethodPut, "/api/agents/"+a+"/status", adminKey, map[string]any{"status": "Away"}, http.StatusOK, &got)
+	if got.Status != routing.Away || got.ChangedBy.Kind != calls.ActorSupervisor || got.ChangedBy.RawID != "admin" {
+		t.Fatalf("admin key's PUT Away = %+v", got)
+	}
+	s.do(http.MethodPut, "/api/agents/"+a+"/status", sue, map[string]any{"status": "WrapUp", "wrapUpSeconds": 60}, http.StatusOK, nil)
+	s.wantError(http.MethodPut, "/api/me/status", adminKey, map[string]any{"status": "Away"}, http.StatusUnauthorized, calls.CodeUnauthorized)
+
 	// Refusals, in the contract's format.
 	s.wantError(http.MethodPut, "/api/me/status", alice, map[string]any{"status": "Lunch"}, http.StatusBadRequest, calls.CodeInvalidRequest)
 	s.wantError(http.MethodPut, "/api/me/status", alice, map[string]any{"status": "Busy"}, http.StatusBadRequest, calls.CodeInvalidRequest)
