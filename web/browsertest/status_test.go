@@ -59,6 +59,18 @@ func TestAgentStatusPicker(t *testing.T) {
 		t.Errorf("history by wrapUpCode=sale = %+v, want alice's call %s", page.Items, id)
 	}
 
+	// History filters by the code and shows it.
+	agent.open("/?token=" + alice + "#/history")
+	agent.waitLive()
+	agent.setValue("#f-wrapup", "sale")
+	agent.click(`#history-filter button[type="submit"]`)
+	agent.waitJS("the coded call alone in history", `(() => {
+		const rows = document.querySelectorAll('#history-results tr[data-call-id]');
+		return rows.length === 1 && rows[0].dataset.callId === `+jsString(id)+` && rows[0].textContent.includes('wrap-up: sale');
+	})()`)
+	agent.open("/?token=" + alice + "#/calls")
+	agent.waitLive()
+
 	// Wrap-up from the picker, for 60 s.
 	agent.setValue("#status-pick", "WrapUp")
 	agent.setValue("#wrap-secs", "60")
