@@ -77,4 +77,9 @@ func TestAgentStatusPicker(t *testing.T) {
 	agent.click(`form[data-action="set-status"] button[type="submit"]`)
 	sup.waitJS("alice WrapUp on the dashboard", agentBadge("8:acs:alice")+`?.dataset.status === 'WrapUp'`)
 	agent.waitJS("her wrap-up with its end", `document.getElementById('my-status').textContent.includes('WrapUp until')`)
+
+	// The supervisor makes her Available from the dashboard.
+	sup.click(`li.agent[data-agent="8:acs:alice"] button[data-action="set-agent-status"][data-status="Available"]`)
+	agent.waitJS("her status Available, set by the supervisor", `document.getElementById('my-status').dataset.status === 'Available'`)
+	sup.waitJS("alice Available on the dashboard", agentBadge("8:acs:alice")+`?.dataset.status === 'Available'`)
 }
