@@ -10,9 +10,7 @@ import (
 // reserved are migration numbers taken by branches not merged yet, which
 // a branch with a later number may skip; delete an entry when its file
 // lands.
-var reserved = map[int]string{
-	5: "agent status (internal/routing), issue 15",
-}
+var reserved = map[int]string{}
 
 // The migrations are numbered from 1 without gaps (but for reserved
 // numbers not merged yet), and each has an Up and a Down section, as

@@ -292,6 +292,20 @@ func runAPIFlows(t *testing.T, addrs ...string) {
 	c.do(http.MethodGet, "/api/numbers", testAdminKey, nil, http.StatusOK, nil)
 	c.do(http.MethodDelete, number, testAdminKey, nil, http.StatusNoContent, nil)
 
+	// Agent status and wrap-up codes.
+	c.do(http.MethodGet, "/api/me/status", bob, nil, http.StatusOK, nil)
+	c.do(http.MethodPut, "/api/me/status", bob, map[string]any{"status": "Away"}, http.StatusOK, nil)
+	c.do(http.MethodPut, "/api/me/status", bob, map[string]any{"status": "Busy"}, http.StatusBadRequest, nil)
+	bobStatus := "/api/agents/" + bobRaw + "/status"
+	c.do(http.MethodPut, bobStatus, sup, map[string]any{"status": "WrapUp", "wrapUpSeconds": 30}, http.StatusOK, nil)
+	c.do(http.MethodGet, bobStatus, sup, nil, http.StatusOK, nil)
+	c.do(http.MethodPut, bobStatus, alice, map[string]any{"status": "Away"}, http.StatusForbidden, nil)
+	c.do(http.MethodPut, bobStatus, testAdminKey, map[string]any{"status": "Available"}, http.StatusOK, nil)
+	c.do(http.MethodPut, "/api/me/wrap-up", alice, map[string]any{"callId": id, "code": "sale"}, http.StatusOK, nil)
+	c.do(http.MethodPut, "/api/me/wrap-up", alice, map[string]any{"callId": id, "code": ""}, http.StatusBadRequest, nil)
+	c.do(http.MethodGet, "/api/history/agent-status?agent="+url.QueryEscape("8:acs:bob"), sup, nil, http.StatusOK, nil)
+	c.do(http.MethodGet, "/api/history/calls?wrapUpCode=sale", sup, nil, http.StatusOK, nil)
+
 	// History.
 	c.do(http.MethodGet, "/api/history/calls?limit=5", sup, nil, http.StatusOK, nil)
 	c.do(http.MethodGet, "/api/history/calls?limit=0", sup, nil, http.StatusBadRequest, nil)

@@ -140,7 +140,12 @@ func (s *Server) route(c echo.Context, sess Session, next echo.HandlerFunc) erro
 	} else if agent != "" && node == "" {
 		return next(&sessionContext{Context: c, sess: sess})
 	} else if node != "" {
-		freq := s.forwardRequest(req, nil, sess, "")
+		body, err := readBody(req)
+		if err != nil {
+			return err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		freq := s.forwardRequest(req, body, sess, "")
 		freq.Agent = agent
 		resp, err := fw.Forward(ctx, node, freq)
 		if err != nil {
@@ -224,11 +229,11 @@ func (s *Server) callRoute(c echo.Context, sess Session) (nodes []string, here b
 // such a request: agent "". An agent's live calls are on its owner, so
 // any other node would answer an empty list.
 func (s *Server) agentRoute(c echo.Context, sess Session) (node, agent string, err error) {
-	if sess.Role != calls.RoleSupervisor || c.Path() != "/api/calls" || c.Request().Method != http.MethodGet {
+	if sess.Role != calls.RoleSupervisor {
 		return "", "", nil
 	}
-	agent = c.QueryParam("agent")
-	if agent == "" {
+	agent = agentOfRequest(c)
+	if agent == "" || agent == sess.Identifier.RawID() {
 		return "", "", nil
 	}
 	node, err = s.cfg.Forward.AgentNode(c.Request().Context(), agent)
@@ -237,6 +242,23 @@ func (s *Server) agentRoute(c echo.Context, sess Session) (node, agent string, e
 			Message: "this node cannot tell which node serves this agent now; try again"}
 	}
 	return node, agent, nil
+}
+
+// agentOfRequest is the agent a supervisor's request names, to run on
+// that agent's owner: the list of her calls (GET /api/calls?agent=X) and
+// her status (agentStatusPath); "" for any other request.
+func agentOfRequest(c echo.Context) string {
+	switch {
+	case c.Path() == "/api/calls" && c.Request().Method == http.MethodGet:
+		return c.QueryParam("agent")
+	case c.Path() == agentStatusPath:
+		raw, err := pathParam(c, "rawId")
+		if err != nil {
+			return ""
+		}
+		return raw
+	}
+	return ""
 }
 
 // runsCall says whether this node runs the live call id, as the
@@ -316,8 +338,8 @@ func (s *Server) routeForwarded(c echo.Context, f *forwarded, next echo.HandlerF
 		return next(&sessionContext{Context: c, sess: f.sess})
 	}
 	if f.agent != "" {
-		if f.sess.Role != calls.RoleSupervisor || c.Path() != "/api/calls" || c.QueryParam("agent") != f.agent {
-			return calls.Errorf(calls.CodeInvalidRequest, "only a supervisor's list of the agent's calls is sent to the agent's node")
+		if f.sess.Role != calls.RoleSupervisor || agentOfRequest(c) != f.agent {
+			return calls.Errorf(calls.CodeInvalidRequest, "only a supervisor's request naming an agent is sent to the agent's node")
 		}
 		if s.cfg.Forward != nil {
 			owner, err := s.cfg.Forward.AgentNode(c.Request().Context(), f.agent)

@@ -440,7 +440,7 @@ func parseFilter(c echo.Context) (calls.CallFilter, error) {
 	}
 	f := calls.CallFilter{
 		AgentID: q.Get("agent"), Direction: calls.Direction(q.Get("direction")),
-		Participant: q.Get("participant"), Cursor: q.Get("cursor"),
+		Participant: q.Get("participant"), Cursor: q.Get("cursor"), WrapUpCode: q.Get("wrapUpCode"),
 	}
 	for _, tf := range []struct {
 		name string

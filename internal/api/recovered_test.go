@@ -53,10 +53,10 @@ func TestPublishRecovered(t *testing.T) {
 	s.hub.PublishRecovered(ended("unsupervised", false))
 	s.hub.PublishRecovered(ended("dead-node-call", true))
 
-	// Sue may first see alice connect; the unsupervised end, published
-	// first, must not come.
+	// Sue may first see alice connect (and her status); the unsupervised
+	// end, published first, must not come.
 	ev := sue.next()
-	for ev.Type == calls.EventConnectionStateChanged {
+	for ev.Type == calls.EventConnectionStateChanged || ev.Type == calls.EventAgentStatusChanged {
 		ev = sue.next()
 	}
 	if ev.Type != calls.EventCallEnded || ev.CallID != "dead-node-call" {

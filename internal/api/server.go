@@ -234,6 +234,13 @@ func (s *Server) routes() {
 	api.GET("/history/calls", s.history)
 	api.GET("/history/calls/:id", s.historyCall)
 	s.recordingRoutes(api)
+	api.GET("/history/agent-status", s.statusHistory)
+
+	api.GET("/me/status", s.getMyStatus)
+	api.PUT("/me/status", s.putMyStatus)
+	api.PUT("/me/wrap-up", s.putWrapUpCode)
+	api.GET("/agents/:rawId/status", s.getAgentStatus)
+	api.PUT("/agents/:rawId/status", s.putAgentStatus)
 
 	api.POST("/media/webrtc", s.mediaWebRTC)
 	api.GET("/media/ice-servers", s.mediaICEServers)
@@ -289,6 +296,7 @@ type authed struct {
 func (a *authed) GET(path string, h echo.HandlerFunc)    { a.g.GET(path, h, a.mw) }
 func (a *authed) POST(path string, h echo.HandlerFunc)   { a.g.POST(path, h, a.mw) }
 func (a *authed) DELETE(path string, h echo.HandlerFunc) { a.g.DELETE(path, h, a.mw) }
+func (a *authed) PUT(path string, h echo.HandlerFunc)    { a.g.PUT(path, h, a.mw) }
 
 // sessionContext is the request's context once authenticate verified its
 // token: it carries the session without echo's per-request map.
@@ -319,6 +327,9 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if token == "" {
 			return calls.Errorf(calls.CodeUnauthorized, "a bearer token is required")
+		}
+		if c.Path() == agentStatusPath && s.cfg.Tokens.IsAdmin(token) {
+			return s.asAdmin(c, next)
 		}
 		var sess Session
 		err := s.limitFailures(c, "token", func() error {

@@ -230,6 +230,10 @@ func appendCall(b []byte, c *calls.Call) ([]byte, error) {
 		b = append(b, `,"consultCallId":`...)
 		b = appendJSONString(b, c.ConsultCallID)
 	}
+	if c.WrapUpCode != "" {
+		b = append(b, `,"wrapUpCode":`...)
+		b = appendJSONString(b, c.WrapUpCode)
+	}
 	return append(b, '}'), nil
 }
 

@@ -29,7 +29,7 @@ func TestWireFields(t *testing.T) {
 		v    any
 		want int
 	}{
-		{calls.Call{}, 23},
+		{calls.Call{}, 24},
 		{calls.Participant{}, 9},
 		{calls.CallerInfo{}, 2},
 		{calls.EndReason{}, 3},
@@ -98,6 +98,7 @@ func randCall(r *rand.Rand) calls.Call {
 		ConnectedTime: randOptTime(r), HeldTime: randOptTime(r), EndTime: randOptTime(r),
 		MonitorMode: calls.MonitorMode(randString(r)), MonitoredCallID: randString(r), ConsultCallID: randString(r),
 		Lobby: r.IntN(2) == 0, IsOrganizer: r.IntN(2) == 0,
+		WrapUpCode: randString(r),
 	}
 	if n := r.IntN(4); n > 0 {
 		c.RemoteParticipants = []calls.Participant{}

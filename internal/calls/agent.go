@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/switchboard/switchboard/internal/routing"
 )
 
 // Attach opens an event connection for the principal: the identity is
@@ -16,6 +18,12 @@ import (
 // closes the connection; reason (such as "invalidToken") is told when the
 // identity's last connection closes.
 func (s *Switchboard) Attach(ctx context.Context, p Principal, register func(Snapshot)) (detach func(reason string), err error) {
+	var last *StatusChange
+	if p.Role == RoleAgent || p.Role == RoleSupervisor {
+		if p.Identifier.Validate() == nil {
+			last = s.lastChange(ctx, p.Identifier)
+		}
+	}
 	tx := s.begin(&p)
 	pt, err := tx.identify(p)
 	if err != nil {
@@ -27,6 +35,10 @@ func (s *Switchboard) Attach(ctx context.Context, p Principal, register func(Sna
 	pt.conns++
 	if pt.conns == 1 {
 		tx.s.cfg.Publisher.Publish(tx.connectionEvent(pt, Disconnected, Connected, ""))
+	}
+	if pt.supervised() {
+		tx.loadStatus(pt, last)
+		tx.showStatus(pt, false)
 	}
 	snap := tx.snapshot(pt, p.Role == RoleSupervisor)
 	register(snap)
@@ -43,6 +55,7 @@ func (s *Switchboard) Attach(ctx context.Context, p Principal, register func(Sna
 		pt.conns--
 		if pt.conns == 0 {
 			tx.s.cfg.Publisher.Publish(tx.connectionEvent(pt, Connected, Disconnected, reason))
+			tx.showStatus(pt, false)
 		}
 	}, nil
 }
@@ -94,6 +107,12 @@ func (p *party) status() AgentStatus {
 		if l.state() == StateConnected {
 			st.ActiveCallID = l.id
 		}
+	}
+	if p.statusLoaded {
+		st.Status = routing.Effective(p.presence, p.conns > 0, p.inCall())
+		st.ChosenStatus = p.presence.Chosen()
+		since := p.presence.Since
+		st.StatusSince = &since
 	}
 	return st
 }
@@ -401,6 +420,7 @@ func (s *Switchboard) Close(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	s.stopWrapUps()
 	parties := s.sortedParties()
 	tx.done()
 	// One transaction per identity: each stays small, and nothing new can
@@ -415,6 +435,7 @@ func (s *Switchboard) Close(ctx context.Context) error {
 	}
 	tx = s.begin(nil)
 	tx.endAnchoredStandIns(ReasonShutdown)
+	tx.offlineAll()
 	tx.done()
 	done := make(chan struct{})
 	go func() {
@@ -423,7 +444,7 @@ func (s *Switchboard) Close(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
-		return nil
+		return s.closeStatusWriter(ctx)
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -49,8 +49,15 @@
 // reports; it takes no part in the single-active-call rule, which each
 // identity's own node applies.
 //
+// Agent status (status.go) is state of the same owner: each agent's
+// routing.State (the rules are package routing's), told as
+// agentStatusChanged when what dashboards show changes (done looks at the
+// parties whose calls changed: Busy), and handed to one writer goroutine
+// that keeps the changes through the store's AgentStatusLog, in order and
+// in batches, outside the live state; Close drains it.
+//
 // The package owns the rules and nothing else: it does no I/O of its own
-// and imports only the standard library and holdpolicy. Store, Publisher,
+// and imports only the standard library, holdpolicy and routing. Store, Publisher,
 // Media and Clock are the ports its adapters implement (packages store,
 // api and audio).
 package calls

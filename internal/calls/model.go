@@ -1,6 +1,10 @@
 package calls
 
-import "time"
+import (
+	"time"
+
+	"github.com/switchboard/switchboard/internal/routing"
+)
 
 // CallState is a call's state, as the Calling SDK names it.
 type CallState string
@@ -151,6 +155,9 @@ type Call struct {
 	// the customer's call it is the agent's consult call; on the consult
 	// call, the customer's call.
 	ConsultCallID string `json:"consultCallId,omitempty"`
+	// WrapUpCode is the code the agent gave the call once it ended
+	// (history only).
+	WrapUpCode string `json:"wrapUpCode,omitempty"`
 }
 
 // IncomingCall is a call ringing for an identity, before it is accepted.
@@ -171,6 +178,12 @@ type AgentStatus struct {
 	Role            Role            `json:"role"`
 	ConnectionState ConnectionState `json:"connectionState"`
 	ActiveCallID    string          `json:"activeCallId,omitempty"`
+	// Status is the agent status dashboards show (Available, Away,
+	// WrapUp, Busy, Offline) and ChosenStatus the one chosen last;
+	// StatusSince is when the chosen one was set.
+	Status       routing.Status `json:"status,omitempty"`
+	ChosenStatus routing.Status `json:"chosenStatus,omitempty"`
+	StatusSince  *time.Time     `json:"statusSince,omitempty"`
 }
 
 // Snapshot is everything a connection may see when it opens: the first

@@ -28,6 +28,7 @@ type CallFilter struct {
 	EndCode     *int      // callEndReason.code
 	EndSubCode  *int      // callEndReason.subCode (0/4097 ended for everyone, 0/5300 removed)
 	Participant string    // a remote participant's rawId
+	WrapUpCode  string    // the wrap-up code the agent gave the call
 	Limit       int       // 1 to MaxHistoryLimit; 0 means DefaultHistoryLimit
 	Cursor      string    // opaque, from CallPage.NextCursor
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/holdpolicy"
+	"github.com/switchboard/switchboard/internal/routing"
 )
 
 // Config is what a Switchboard needs. Store, Publisher and NewID are
@@ -84,6 +85,14 @@ type Switchboard struct {
 	tx       txn    // the transaction in progress, reused: there is one at a time
 
 	work sync.WaitGroup // timers and follow-ups in flight
+
+	// statusLog keeps status changes (the Store, when it can); the
+	// changes wait in statusWrites for one writer (status.go).
+	statusLog    AgentStatusLog
+	statusWrites chan statusItem
+	statusDone   chan struct{}
+	statusClosed bool
+	statusFinal  bool // Close showed everyone Offline: no more changes
 }
 
 // New returns a Switchboard.
@@ -100,12 +109,14 @@ func New(cfg Config) (*Switchboard, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	statusLog, _ := cfg.Store.(AgentStatusLog)
 	return &Switchboard{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		parties: map[string]*party{},
-		legs:    map[string]*leg{},
-		rooms:   map[string]*conversation{},
+		statusLog: statusLog,
+		cfg:       cfg,
+		log:       cfg.Logger,
+		parties:   map[string]*party{},
+		legs:      map[string]*leg{},
+		rooms:     map[string]*conversation{},
 	}, nil
 }
 
@@ -122,6 +133,16 @@ type party struct {
 	role        Role
 	conns       int
 	seen        bool // has connected once: shown on dashboards
+
+	// Agent status (status.go): statusLoaded once the party has one;
+	// shown and shownChosen are what was last told of it.
+	presence     routing.State
+	statusLoaded bool
+	shown        routing.Status
+	shownChosen  routing.Status
+	statusAt     time.Time // when this node last told of her status (or loaded it)
+	wrapTimer    Timer
+	recentCalls  []string // her last ended calls, for wrap-up codes
 }
 
 func (p *party) supervised() bool { return p.role == RoleAgent || p.role == RoleSupervisor }

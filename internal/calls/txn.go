@@ -400,6 +400,7 @@ func (tx *txn) commit() {
 // transaction is another operation's from the moment it is released.
 func (tx *txn) done() {
 	tx.commit()
+	tx.statuses()
 	after := tx.after
 	tx.after = nil
 	tx.unlock()

@@ -36,6 +36,7 @@ type Memory struct {
 	revoked map[string]time.Time // token id → when its revocation expires
 	numbers map[string]calls.NumberRoute
 	recs    map[string]calls.Recording // recordings by id (recordings.go)
+	status  memoryStatus               // agent status (status.go)
 }
 
 var _ calls.Store = (*Memory)(nil)
@@ -219,8 +220,11 @@ func (m *Memory) scan(f calls.CallFilter, from, upper position, bounded bool, fo
 			return found, upper, false, nil
 		}
 		upper = e.pos
-		if matches(&e.call, &f) {
-			found = append(found, e.call)
+		w, coded := m.status.wrapUps[e.call.ID]
+		if matches(&e.call, &f) && (f.WrapUpCode == "" || coded && w.Code == f.WrapUpCode) {
+			c := e.call
+			c.WrapUpCode = w.Code
+			found = append(found, c)
 			if len(found) == want {
 				return found, upper, false, nil
 			}
@@ -272,6 +276,7 @@ func (m *Memory) FindCallByID(ctx context.Context, id string) (calls.CallHistory
 		Timeline: make([]calls.TimelineEntry, len(e.timeline)),
 	}
 	copy(h.Timeline, e.timeline)
+	h.Call.WrapUpCode = m.status.wrapUps[id].Code
 	m.mu.RUnlock()
 
 	h.Call = cloneCall(h.Call)

@@ -52,13 +52,17 @@ func (p *Postgres) FindCalls(ctx context.Context, f calls.CallFilter) (calls.Cal
 			start time.Time
 			id    string
 			view  []byte
+			code  *string
 		)
-		if err := rows.Scan(&start, &id, &view); err != nil {
+		if err := rows.Scan(&start, &id, &view, &code); err != nil {
 			return calls.CallPage{}, dbError(op, err)
 		}
 		var c calls.Call
 		if err := json.Unmarshal(view, &c); err != nil {
 			return calls.CallPage{}, &calls.Error{Code: calls.CodeInternal, Op: op, Message: fmt.Sprintf("call %q is not readable", id), Err: err}
+		}
+		if code != nil {
+			c.WrapUpCode = *code
 		}
 		page.Items = append(page.Items, c)
 		last = append(last, positionOf(start, id))
@@ -131,6 +135,9 @@ func historyQuery(f *calls.CallFilter, after *position, n int) (query string, ar
 		}
 		where = append(where, "c.end_subcode = "+arg(*sub))
 	}
+	if f.WrapUpCode != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM wrap_up_codes w WHERE w.call_id = c.id AND w.code = "+arg(clean(f.WrapUpCode))+")")
+	}
 	if after != nil {
 		t := time.Unix(after.sec, int64(after.nsec)).UTC()
 		switch {
@@ -145,7 +152,7 @@ func historyQuery(f *calls.CallFilter, after *position, n int) (query string, ar
 		}
 	}
 	var b strings.Builder
-	b.WriteString("SELECT c.start_time, c.id, c.view FROM ")
+	b.WriteString("SELECT c.start_time, c.id, c.view, (SELECT w.code FROM wrap_up_codes w WHERE w.call_id = c.id) FROM ")
 	b.WriteString(from)
 	if len(where) > 0 {
 		b.WriteString(" WHERE ")
@@ -178,13 +185,16 @@ func (p *Postgres) FindCallByID(ctx context.Context, id string) (calls.CallHisto
 		return calls.CallHistory{}, calls.Errorf(calls.CodeCallNotFound, "no call %q", id)
 	}
 	b := &pgx.Batch{}
-	b.Queue(`SELECT view FROM calls WHERE id = $1`, id)
+	b.Queue(`SELECT c.view, (SELECT w.code FROM wrap_up_codes w WHERE w.call_id = c.id) FROM calls c WHERE c.id = $1`, id)
 	b.Queue(`SELECT type, at, actor_kind, actor_raw_id, data FROM call_events WHERE call_id = $1 ORDER BY version, idx`, id)
 	br := p.pool.SendBatch(ctx, b)
 	defer br.Close()
 
-	var view []byte
-	if err := br.QueryRow().Scan(&view); err != nil {
+	var (
+		view []byte
+		code *string
+	)
+	if err := br.QueryRow().Scan(&view, &code); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return calls.CallHistory{}, calls.Errorf(calls.CodeCallNotFound, "no call %q", id)
 		}
@@ -193,6 +203,9 @@ func (p *Postgres) FindCallByID(ctx context.Context, id string) (calls.CallHisto
 	h := calls.CallHistory{Timeline: []calls.TimelineEntry{}}
 	if err := json.Unmarshal(view, &h.Call); err != nil {
 		return calls.CallHistory{}, &calls.Error{Code: calls.CodeInternal, Op: op, Message: "the call is not readable", Err: err}
+	}
+	if code != nil {
+		h.Call.WrapUpCode = *code
 	}
 	rows, err := br.Query()
 	if err != nil {

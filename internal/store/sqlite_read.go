@@ -45,13 +45,17 @@ func (s *SQLite) FindCalls(ctx context.Context, f calls.CallFilter) (calls.CallP
 			start int64
 			id    string
 			view  []byte
+			code  *string
 		)
-		if err := rows.Scan(&start, &id, &view); err != nil {
+		if err := rows.Scan(&start, &id, &view, &code); err != nil {
 			return calls.CallPage{}, sqliteError(op, err)
 		}
 		var c calls.Call
 		if err := json.Unmarshal(view, &c); err != nil {
 			return calls.CallPage{}, &calls.Error{Code: calls.CodeInternal, Op: op, Message: fmt.Sprintf("call %q is not readable", id), Err: err}
+		}
+		if code != nil {
+			c.WrapUpCode = *code
 		}
 		page.Items = append(page.Items, c)
 		last = append(last, positionOf(time.Unix(0, start), id))
@@ -110,6 +114,9 @@ func sqliteHistoryQuery(f *calls.CallFilter, after *position, n int) (query stri
 	if f.EndSubCode != nil {
 		cond("c.end_subcode = ?", int64(*f.EndSubCode))
 	}
+	if f.WrapUpCode != "" {
+		cond("EXISTS (SELECT 1 FROM wrap_up_codes w WHERE w.call_id = c.id AND w.code = ?)", f.WrapUpCode)
+	}
 	if after != nil {
 		t := time.Unix(after.sec, int64(after.nsec))
 		switch {
@@ -121,7 +128,7 @@ func sqliteHistoryQuery(f *calls.CallFilter, after *position, n int) (query stri
 		}
 	}
 	var b strings.Builder
-	b.WriteString("SELECT c.start_ns, c.id, c.view FROM ")
+	b.WriteString("SELECT c.start_ns, c.id, c.view, (SELECT w.code FROM wrap_up_codes w WHERE w.call_id = c.id) FROM ")
 	b.WriteString(from)
 	if len(where) > 0 {
 		b.WriteString(" WHERE ")
@@ -147,8 +154,12 @@ func (s *SQLite) FindCallByID(ctx context.Context, id string) (calls.CallHistory
 		return calls.CallHistory{}, sqliteError(op, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
-	var view []byte
-	if err := tx.QueryRowContext(ctx, `SELECT view FROM calls WHERE id = ?`, id).Scan(&view); err != nil {
+	var (
+		view []byte
+		code *string
+	)
+	if err := tx.QueryRowContext(ctx, `
+SELECT c.view, (SELECT w.code FROM wrap_up_codes w WHERE w.call_id = c.id) FROM calls c WHERE c.id = ?`, id).Scan(&view, &code); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return calls.CallHistory{}, calls.Errorf(calls.CodeCallNotFound, "no call %q", id)
 		}
@@ -157,6 +168,9 @@ func (s *SQLite) FindCallByID(ctx context.Context, id string) (calls.CallHistory
 	h := calls.CallHistory{Timeline: []calls.TimelineEntry{}}
 	if err := json.Unmarshal(view, &h.Call); err != nil {
 		return calls.CallHistory{}, &calls.Error{Code: calls.CodeInternal, Op: op, Message: "the call is not readable", Err: err}
+	}
+	if code != nil {
+		h.Call.WrapUpCode = *code
 	}
 	rows, err := tx.QueryContext(ctx, `
 SELECT type, at_ns, actor_kind, actor_id, actor_name, data FROM call_events WHERE call_id = ? ORDER BY version, idx`, id)

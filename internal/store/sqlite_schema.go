@@ -89,7 +89,30 @@ CREATE TABLE number_routes (
     CHECK ((target IS NULL) <> (queue IS NULL))
 ) WITHOUT ROWID;
 `,
-	// 3: recordings (migration 00006 in Postgres): data is the recording
+	// 3: agent status changes and the wrap-up codes of calls (as
+	// migrations/00005_agent_status.sql).
+	`
+CREATE TABLE agent_status_changes (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    agent_id  TEXT    NOT NULL,
+    at_ns     INTEGER NOT NULL,
+    status    TEXT    NOT NULL,
+    chosen    TEXT    NOT NULL,
+    by_kind   TEXT    NOT NULL,
+    by_raw_id TEXT
+);
+CREATE INDEX agent_status_changes_agent ON agent_status_changes (agent_id, at_ns, id);
+CREATE INDEX agent_status_changes_at ON agent_status_changes (at_ns, id);
+
+CREATE TABLE wrap_up_codes (
+    call_id  TEXT    PRIMARY KEY,
+    agent_id TEXT    NOT NULL,
+    code     TEXT    NOT NULL,
+    at_ns    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX wrap_up_codes_code ON wrap_up_codes (code, call_id);
+`,
+	// 4: recordings (migration 00006 in Postgres): data is the recording
 	// as the API shows it (JSON); times are Unix nanoseconds. IF NOT
 	// EXISTS: branches that add steps side by side may be merged in
 	// either order.

@@ -46,6 +46,8 @@ func Run(t *testing.T, newStore func(t *testing.T) calls.Store) {
 		{"Recordings", testRecordings},
 		{"LobbyTimeline", testLobbyTimeline},
 		{"TransferTimeline", testTransferTimeline},
+		{"AgentStatus", testAgentStatus},
+		{"WrapUpCodes", testWrapUpCodes},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore) })

@@ -114,6 +114,7 @@ export async function request(method, path, body) {
 export const get = (path) => request('GET', path);
 export const post = (path, body) => request('POST', path, body === undefined ? {} : body);
 export const del = (path) => request('DELETE', path);
+export const put = (path, body) => request('PUT', path, body);
 
 // describe is an error in plain words: a sentence for each of the
 // contract's codes (the server's message may name request fields, such as

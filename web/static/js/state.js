@@ -17,6 +17,7 @@ export class Model {
     this.names = new Map(); // rawId -> display name, learned from calls
     this.version = 0; // grows on every change
     this.synced = false;
+    this.myStatus = null; // GET /api/me/status, then agentStatusChanged
   }
 
   touch(call) {
@@ -36,6 +37,9 @@ export class Model {
         for (const ic of d.incomingCalls || []) this.incoming.set(ic.id, ic);
         for (const a of d.agents || []) this.agents.set(a.rawId, { ...a });
         this.synced = true;
+        this.snapshots = (this.snapshots || 0) + 1; // the agent's status is read again after each
+        const mine = (d.agents || []).find((a) => a.rawId === this.self);
+        if (mine && mine.status && this.myStatus) this.myStatus = { ...this.myStatus, status: mine.status, chosenStatus: mine.chosenStatus };
         return;
       case 'connectionStateChanged':
         if (ev.agentId !== this.self) {
@@ -44,6 +48,24 @@ export class Model {
           this.agents.set(ev.agentId, a);
         }
         return;
+      case 'agentStatusChanged': {
+        // Agent status: what dashboards show (Busy, Offline derived) and
+        // what was chosen; the agent's own drives her status picker.
+        if (ev.agentId === this.self) this.myStatus = d;
+        const a = this.agents.get(ev.agentId);
+        if (a) {
+          a.status = d.status;
+          a.chosenStatus = d.chosenStatus;
+          a.statusSince = d.since;
+        } else if (ev.agentId !== this.self) {
+          this.agents.set(ev.agentId, {
+            rawId: ev.agentId, displayName: '', role: '', activeCallId: '',
+            connectionState: d.status === 'Offline' ? 'Disconnected' : 'Connected',
+            status: d.status, chosenStatus: d.chosenStatus, statusSince: d.since,
+          });
+        }
+        return;
+      }
       case 'incomingCall':
         this.incoming.set(d.incomingCall.id, d.incomingCall);
         return;

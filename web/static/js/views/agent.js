@@ -5,7 +5,7 @@
 // ends: ending call 2 leaves call 4 number 4.
 
 import { h } from '../dom.js';
-import { post, esc } from '../api.js';
+import { get, post, put, esc } from '../api.js';
 import { parseIdentifier, partyName, rawOfIdentifier, shortRaw, isPhoneRaw, callTitle, kindText, callKindLine } from '../format.js';
 import {
   button, reasonNote, stateBadge, timing, flags, participantRows, endedCard, rules, tick, notice, confirmEndAll,
@@ -58,7 +58,8 @@ export class AgentView {
     const side = document.createElement('aside');
     side.className = 'side';
     side.setAttribute('aria-label', 'Place calls and audio');
-    side.append(this.newCallForm(), this.app.audioPanel.element);
+    side.append(this.statusPanel(), this.newCallForm(), this.app.audioPanel.element);
+    this.statusRead = -1; // the model's snapshot count when the status was last read
     layout.append(this.primary, side);
     layout.addEventListener('submit', (e) => this.onSubmit(e));
     root.append(layout);
@@ -108,6 +109,7 @@ export class AgentView {
     const ordered = list.slice().sort((a, b) => (b.isActive - a.isActive) || (this.numbers.get(a.id) - this.numbers.get(b.id)));
     this.keepFocus(list);
     const mine = model.ended.filter((c) => c.agentId === me || !c.agentId);
+    this.drawStatus(mine.filter((c) => c.agentId === me));
     return [
       incoming.length ? h('section', { class: 'incoming', 'aria-labelledby': 'incoming-h' },
         h('h2', { id: 'incoming-h' }, incoming.length === 1 ? 'Incoming call' : `Incoming calls (${incoming.length})`),
@@ -239,6 +241,81 @@ export class AgentView {
           group ? button('Mute all others', 'mute-all', { call: id }, { context, reason: rules.muteOthers(call, false), reasonId: `mute-reason-${id}` }) : null)));
   }
 
+  // statusPanel is the agent's status picker and wrap-up form: she
+  // chooses Available, Away or WrapUp (Busy and Offline are shown, never
+  // chosen), and gives a call she finished a wrap-up code.
+  statusPanel() {
+    const wrap = document.createElement('section');
+    wrap.setAttribute('aria-labelledby', 'status-h');
+    wrap.className = 'panel status-panel';
+    wrap.innerHTML = `
+      <h2 id="status-h">My status</h2>
+      <p id="my-status" class="summary" role="status" data-status="">Status: …</p>
+      <form data-action="set-status" class="stack-form">
+        <label for="status-pick">Set status</label>
+        <select id="status-pick" name="status">
+          <option value="Available">Available</option>
+          <option value="Away">Away</option>
+          <option value="WrapUp">Wrap-up</option>
+        </select>
+        <label for="wrap-secs">Wrap-up seconds <span class="hint">(with Wrap-up; 60 if empty)</span></label>
+        <input id="wrap-secs" name="seconds" type="number" min="1" max="3600" inputmode="numeric" placeholder="60">
+        <button type="submit" class="primary-btn">Set status</button>
+      </form>
+      <form data-action="wrap-up-code" class="stack-form">
+        <label for="wrap-call">Wrap-up code for the call</label>
+        <select id="wrap-call" name="callId" required></select>
+        <label for="wrap-code">Code</label>
+        <input id="wrap-code" name="code" maxlength="64" autocomplete="off" placeholder="sale, no-sale, callback" required>
+        <button type="submit">Save code</button>
+      </form>`;
+    this.statusLine = wrap.querySelector('#my-status');
+    this.wrapCalls = wrap.querySelector('#wrap-call');
+    return wrap;
+  }
+
+  async loadStatus() {
+    try {
+      this.model.myStatus = await get('/api/me/status');
+      this.app.schedule();
+    } catch {
+      // The event stream tells the next change.
+    }
+  }
+
+  // drawStatus updates the status panel (drawn once) from the model.
+  drawStatus(ended) {
+    // Each snapshot (a new connection) reads the status again: the
+    // change its connection made came before the snapshot.
+    if (this.model.synced && this.statusRead !== this.model.snapshots) {
+      this.statusRead = this.model.snapshots;
+      this.loadStatus();
+    }
+    const st = this.model.myStatus;
+    if (this.statusLine) {
+      let text = 'Status: …';
+      if (st) {
+        text = `Status: ${st.status}`;
+        if (st.chosenStatus && st.chosenStatus !== st.status) text += ` (then ${st.chosenStatus})`;
+        if (st.status === 'WrapUp' && st.wrapUpUntil) text += ` until ${new Date(st.wrapUpUntil).toLocaleTimeString()}`;
+      }
+      if (this.statusLine.textContent !== text) this.statusLine.textContent = text;
+      this.statusLine.dataset.status = st ? st.status : '';
+    }
+    if (this.wrapCalls) {
+      const key = ended.map((c) => c.id).join(',');
+      if (this.wrapCalls.dataset.key !== key) {
+        this.wrapCalls.dataset.key = key;
+        this.wrapCalls.replaceChildren(...ended.map((c) => {
+          const o = document.createElement('option');
+          o.value = c.id;
+          o.textContent = callTitle(c);
+          return o;
+        }));
+      }
+    }
+  }
+
   newCallForm() {
     const wrap = document.createElement('section');
     wrap.setAttribute('aria-labelledby', 'new-call-h');
@@ -269,7 +346,24 @@ export class AgentView {
     const action = form.dataset.action;
     const callerId = (f.get('callerId') || '').trim();
     const alt = callerId ? parseIdentifier(callerId).identifier : undefined;
-    if (action === 'start-call') {
+    if (action === 'set-status') {
+      const status = String(f.get('status'));
+      const secs = Number(f.get('seconds') || 0);
+      const body = { status };
+      if (status === 'WrapUp' && secs > 0) body.wrapUpSeconds = secs;
+      await this.app.act('Set status', async () => {
+        this.model.myStatus = await put('/api/me/status', body);
+        this.app.schedule();
+      });
+    } else if (action === 'wrap-up-code') {
+      const ok = await this.app.act('Save wrap-up code', () => put('/api/me/wrap-up', {
+        callId: String(f.get('callId')), code: String(f.get('code')).trim(),
+      }));
+      if (ok) {
+        form.querySelector('#wrap-code').value = '';
+        this.app.say('Wrap-up code saved.');
+      }
+    } else if (action === 'start-call') {
       const ok = await this.app.act('Call', () => {
         const participants = String(f.get('to')).split(',').filter((s) => s.trim()).map((s) => parseIdentifier(s).identifier);
         return post('/api/calls', { participants, alternateCallerId: alt });

@@ -45,6 +45,8 @@ export class HistoryView {
           <select id="f-code" name="endCode"><option value="">Any</option>${codes}</select></div>
         <div><label for="f-participant">Participant</label>
           <input id="f-participant" name="participant" autocomplete="off" placeholder="bob or +14255550123"></div>
+        <div><label for="f-wrapup">Wrap-up code</label>
+          <input id="f-wrapup" name="wrapUpCode" autocomplete="off" maxlength="64" placeholder="sale"></div>
         <div><label for="f-limit">Per page</label>
           <input id="f-limit" name="limit" type="number" min="1" max="500" value="25"></div>
         <div class="filter-buttons"><button type="submit" class="primary-btn">Search</button>
@@ -90,7 +92,7 @@ export class HistoryView {
       const v = f.get(k);
       if (v) q.set(k, new Date(v).toISOString());
     }
-    for (const k of ['direction', 'limit']) {
+    for (const k of ['direction', 'limit', 'wrapUpCode']) {
       const v = f.get(k);
       if (v) q.set(k, v);
     }
@@ -217,7 +219,8 @@ export class HistoryView {
       this.supervisor ? h('td', { class: 'agents' }, agents.join(' → ')) : null,
       h('td', null, g.agents.length > 1 ? 'Between agents' : c.direction),
       h('td', null, withWho),
-      h('td', { class: 'outcome' }, c.callEndReason ? endReasonText(c.callEndReason) : live ? `Live · ${callStateText[c.state] || c.state}` : callStateText[c.state] || c.state),
+      h('td', { class: 'outcome' }, c.callEndReason ? endReasonText(c.callEndReason) : live ? `Live · ${callStateText[c.state] || c.state}` : callStateText[c.state] || c.state,
+        c.wrapUpCode ? h('span', { class: 'wrap-up-code' }, ` · wrap-up: ${c.wrapUpCode}`) : null),
       h('td', { class: 'length' }, live
         ? h('time', { datetime: c.startTime, 'data-since': c.startTime, 'data-live-text': true }, since(c.startTime))
         : duration(Date.parse(c.endTime) - Date.parse(c.startTime))),

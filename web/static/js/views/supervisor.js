@@ -7,6 +7,7 @@
 // then by name; each agent's calls can be collapsed.
 
 import { h } from '../dom.js';
+import { put, esc } from '../api.js';
 import { partyName, rawOfIdentifier, shortRaw, callTitle, isPhoneRaw, callKindLine } from '../format.js';
 import { button, reasonNote, stateBadge, timing, flags, participantRows, endedCard, rules, tick, notice, confirmEndAll } from './common.js';
 import { recordingControls } from '../recording.js';
@@ -129,6 +130,12 @@ export class SupervisorView {
           h('h2', { id: hid, title: a.rawId }, name),
           a.role && a.role !== 'agent' ? h('span', { class: 'role' }, a.role) : null,
           h('span', { class: online ? 'badge online' : 'badge offline' }, online ? 'Connected' : 'Disconnected'),
+          a.status ? h('span', {
+            class: `badge agent-status status-${a.status.toLowerCase()}`, 'data-status': a.status,
+            title: a.chosenStatus && a.chosenStatus !== a.status ? `then ${a.chosenStatus}` : '',
+          }, a.status) : null,
+          a.status ? ['Available', 'Away'].filter((st) => st !== a.chosenStatus).map((st) => button(`Set ${st}`, 'set-agent-status',
+            { agent: a.rawId, status: st }, { context: name })) : null,
           h('span', { class: 'agent-active' }, active ? ['Active: ', h('strong', null, callTitle(active))] : 'No active call'),
           h('span', { class: 'muted-text' }, `${list.length} call${list.length === 1 ? '' : 's'}`, held ? ` · ${held} on hold` : '', ringing.length ? ` · ${ringing.length} ringing` : ''),
           list.length ? h('button', {
@@ -215,6 +222,7 @@ export class SupervisorView {
 
   actions() {
     return {
+      'set-agent-status': (d) => this.app.act(`Set ${d.status}`, () => put(`/api/agents/${esc(d.agent)}/status`, { status: d.status })),
       'toggle-agent': (d) => {
         if (this.collapsed.has(d.agent)) this.collapsed.delete(d.agent);
         else this.collapsed.add(d.agent);
