@@ -152,6 +152,11 @@ func (s *Switchboard) SetStatus(ctx context.Context, p Principal, agent string, 
 	tx.setStatus(pt, st)
 	out := tx.statusData(pt, nil)
 	tx.done()
+	// Answered once kept: a crash after the answer loses no chosen status.
+	if err := s.FlushStatuses(ctx); err != nil {
+		return AgentStatusData{}, withOp(op, &Error{Code: CodeUnavailable, Err: err,
+			Message: "the status is set but could not be kept in the history; set it again"})
+	}
 	return out, nil
 }
 
@@ -517,10 +522,11 @@ func (tx *txn) statusData(pt *party, by *Actor) AgentStatusData {
 }
 
 // statusItem is a change for the writer, or (flushed set) a mark it
-// closes once everything before it is written.
+// answers once everything before it is written: nil, or the error of a
+// write since the mark before it.
 type statusItem struct {
 	change  StatusChange
-	flushed chan struct{}
+	flushed chan error // buffered: one answer
 }
 
 // queueStatus hands a change to the writer that keeps them in the store,
@@ -561,7 +567,8 @@ func (s *Switchboard) startStatusWriter() bool {
 func (s *Switchboard) writeStatuses(in <-chan statusItem, done chan<- struct{}) {
 	defer close(done)
 	var batch []StatusChange
-	var marks []chan struct{}
+	var marks []chan error
+	var failed error // a write that failed since the last marks were answered
 	for it := range in {
 		batch, marks = batch[:0], marks[:0]
 		take := func(it statusItem) {
@@ -591,10 +598,14 @@ func (s *Switchboard) writeStatuses(in <-chan statusItem, done chan<- struct{}) 
 			cancel()
 			if err != nil {
 				s.log.Error("keep status changes", "changes", len(batch), "first_agent_id", batch[0].AgentID, "err", err)
+				failed = err
 			}
 		}
 		for _, m := range marks {
-			close(m)
+			m <- failed
+		}
+		if len(marks) > 0 {
+			failed = nil
 		}
 	}
 }
@@ -622,12 +633,12 @@ func (s *Switchboard) closeStatusWriter(ctx context.Context) error {
 }
 
 // FlushStatuses returns once the status changes made so far are in the
-// store, or ctx ends.
+// store, or ctx ends; an error when one of them could not be written.
 func (s *Switchboard) FlushStatuses(ctx context.Context) error {
 	if s.statusLog == nil {
 		return nil
 	}
-	mark := make(chan struct{})
+	mark := make(chan error, 1)
 	s.live.Lock()
 	if s.statusWrites == nil {
 		s.live.Unlock()
@@ -641,8 +652,8 @@ func (s *Switchboard) FlushStatuses(ctx context.Context) error {
 	}
 	s.live.Unlock()
 	select {
-	case <-mark:
-		return nil
+	case err := <-mark:
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -1,6 +1,8 @@
 package calls_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -189,6 +191,36 @@ func TestAgentStatusRestore(t *testing.T) {
 	g.Connect(t, alice)
 	if st := callstest.Must[calls.AgentStatusData](t)(g.AgentStatusOf(ctx, alice, "")); st.Status != routing.Away {
 		t.Errorf("after she connects: %s, want Away", st.Status)
+	}
+}
+
+// failingStatusStore is a Memory store whose status writes fail.
+type failingStatusStore struct{ *store.Memory }
+
+func (failingStatusStore) RecordStatusChanges(context.Context, ...calls.StatusChange) error {
+	return errors.New("disk full")
+}
+
+// TestSetStatusKeptBeforeAnswered: a chosen status is in the store when
+// SetStatus answers (a crash right after loses nothing), and a store that
+// cannot keep it makes SetStatus answer unavailable, not success.
+func TestSetStatusKeptBeforeAnswered(t *testing.T) {
+	mem := store.NewMemory()
+	f := callstest.New(t, calls.Config{Store: mem})
+	f.Connect(t, alice)
+	callstest.Must[calls.AgentStatusData](t)(f.SetStatus(ctx, alice, "", calls.SetStatusRequest{Status: routing.Away}))
+	kept, err := mem.FindStatusChanges(ctx, calls.StatusFilter{AgentID: "8:acs:alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) == 0 || kept[0].Status != routing.Away {
+		t.Errorf("kept when SetStatus answered: %+v, want Away newest", kept)
+	}
+
+	g := callstest.New(t, calls.Config{Store: failingStatusStore{store.NewMemory()}})
+	g.Connect(t, bob)
+	if _, err := g.SetStatus(ctx, bob, "", calls.SetStatusRequest{Status: routing.Away}); calls.ErrorCode(err) != calls.CodeUnavailable {
+		t.Errorf("SetStatus on a store that cannot keep it: %v, want unavailable", err)
 	}
 }
 
