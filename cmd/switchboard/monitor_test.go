@@ -44,15 +44,7 @@ func TestMonitorMedia(t *testing.T) {
 	ctx, connect := softphones(t, base)
 	cust, amy, sue := connect(custTok, monCustomerHz), connect(amyTok, monAgentHz), connect(sueTok, monSuperHz)
 
-	if _, err := cust.Call(ctx, "8:acs:amy"); err != nil {
-		t.Fatal(err)
-	}
-	amyCall := waitIncoming(t, amyNext)
-	post(t, base+"/api/incoming-calls/"+amyCall+"/accept", amyTok, "")
-	start := time.Now()
-	if !phoneHears(cust, start, monAgentHz, true) || !phoneHears(amy, start, monCustomerHz, true) {
-		t.Fatal("the customer and the agent do not hear each other")
-	}
+	amyCall := answered(t, ctx, base, cust, amy, monCustomerHz, monAgentHz, amyTok, amyNext)
 
 	monitor := func(mode calls.MonitorMode) time.Time {
 		t.Helper()

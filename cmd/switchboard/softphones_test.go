@@ -42,6 +42,24 @@ func softphones(t *testing.T, base string) (ctx context.Context, connect func(to
 	return ctx, connect
 }
 
+// answered has the customer on cust call amy, who accepts through the API
+// (her token amyTok, her event stream amyNext), and waits until each
+// hears the other's tone (custHz, amyHz); it answers amy's call id.
+func answered(t *testing.T, ctx context.Context, base string, cust, amy *phone.Phone, custHz, amyHz float64,
+	amyTok string, amyNext func() (map[string]any, error)) string {
+	t.Helper()
+	if _, err := cust.Call(ctx, "8:acs:amy"); err != nil {
+		t.Fatal(err)
+	}
+	amyCall := waitIncoming(t, amyNext)
+	post(t, base+"/api/incoming-calls/"+amyCall+"/accept", amyTok, "")
+	start := time.Now()
+	if !phoneHears(cust, start, amyHz, true) || !phoneHears(amy, start, custHz, true) {
+		t.Fatal("the customer and the agent do not hear each other")
+	}
+	return amyCall
+}
+
 // firstSnapshots fails t unless each event stream's first event is its
 // snapshot.
 func firstSnapshots(t *testing.T, streams ...func() (map[string]any, error)) {

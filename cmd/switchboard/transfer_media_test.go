@@ -53,15 +53,7 @@ func TestTransferMedia(t *testing.T) {
 	ctx, connect := softphones(t, base)
 	cust, amy, bob := connect(custTok, xferCustomerHz), connect(amyTok, xferAgentHz), connect(bobTok, xferTargetHz)
 
-	if _, err := cust.Call(ctx, "8:acs:amy"); err != nil {
-		t.Fatal(err)
-	}
-	amyCall := waitIncoming(t, amyNext)
-	post(t, base+"/api/incoming-calls/"+amyCall+"/accept", amyTok, "")
-	start := time.Now()
-	if !phoneHears(cust, start, xferAgentHz, true) || !phoneHears(amy, start, xferCustomerHz, true) {
-		t.Fatal("the customer and the agent do not hear each other")
-	}
+	amyCall := answered(t, ctx, base, cust, amy, xferCustomerHz, xferAgentHz, amyTok, amyNext)
 	var figures []string
 
 	// consult starts a consult call to bob; bob answers; it checks the
