@@ -99,16 +99,7 @@ func TestClusterReplay(t *testing.T) {
 	}
 	base := "http://" + a.Addr
 
-	onA := dialEvents(t, a.Addr, alice, nil)
-	snap := readFrame(t, onA)
-	if snap.Type != string(calls.EventSnapshot) {
-		t.Fatalf("alice's first event on a: %s", snap.raw)
-	}
-	call := startCall(t, base, alice)
-	last := seqUntil(t, onA, snap.Seq, callSeen(call))
-	_ = onA.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
-	onA.Close()
-	waitConnection(t, a, "8:acs:alice", calls.Disconnected)
+	call, last := callThenAway(t, a, alice, "alice", alice)
 
 	// Missed: she holds, resumes and holds the call again (through A's
 	// API, with no stream open).

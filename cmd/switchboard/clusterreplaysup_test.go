@@ -38,16 +38,7 @@ func TestClusterReplaySupervisor(t *testing.T) {
 	}
 	base := "http://" + a.Addr
 
-	onA := dialEvents(t, a.Addr, sue, nil)
-	snap := readFrame(t, onA)
-	if snap.Type != string(calls.EventSnapshot) {
-		t.Fatalf("sue's first event on a: %s", snap.raw)
-	}
-	call := startCall(t, base, alice)
-	last := seqUntil(t, onA, snap.Seq, callSeen(call))
-	_ = onA.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
-	onA.Close()
-	waitConnection(t, a, "8:acs:sue", calls.Disconnected)
+	call, last := callThenAway(t, a, sue, "sue", alice)
 
 	for _, action := range []string{"hold", "resume", "hold"} {
 		post(t, base+"/api/calls/"+call+"/"+action, alice, "")

@@ -8,6 +8,26 @@ import (
 	"github.com/switchboard/switchboard/internal/calls"
 )
 
+// callThenAway opens the event stream of name (token) on m, checks it
+// begins with a snapshot, has agent start a call through m's API, reads
+// name's stream up to that call, then closes it (a normal closure) and
+// waits until m has name Disconnected. It answers the call and the last
+// seq name saw.
+func callThenAway(t *testing.T, m *Main, token, name, agent string) (call string, last uint64) {
+	t.Helper()
+	conn := dialEvents(t, m.Addr, token, nil)
+	snap := readFrame(t, conn)
+	if snap.Type != string(calls.EventSnapshot) {
+		t.Fatalf("%s's first event on %s: %s", name, m.Config.Cluster.NodeID, snap.raw)
+	}
+	call = startCall(t, "http://"+m.Addr, agent)
+	last = seqUntil(t, conn, snap.Seq, callSeen(call))
+	_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+	conn.Close()
+	waitConnection(t, m, "8:acs:"+name, calls.Disconnected)
+	return call, last
+}
+
 // isState reports whether f tells that call entered state.
 func isState(f wsFrame, call, state string) bool {
 	return f.Type == string(calls.EventStateChanged) && f.CallID == call && f.Data.State == state
