@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -329,14 +328,7 @@ func TestClusterReplayOwnerRestarted(t *testing.T) {
 	last := seqUntil(t, onA, snap.Seq, callSeen(call))
 	onA.Close()
 	post(t, a.base+"/api/calls/"+call+"/hold", alice, "")
-	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-a.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not stop within 30 s of SIGTERM:\n%s", a.log.tail())
-	}
+	a.terminate()
 	a.start()
 	if status, body, _ := sendTo(t, a.base, "GET", "/api/me", alice, ""); status != http.StatusOK { // the restarted a takes her
 		t.Fatalf("GET /api/me on the restarted a: %d %s", status, body)

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -281,14 +280,7 @@ func TestClusterGracefulStop(t *testing.T) {
 	alice := mint(t, "alice", calls.RoleAgent)
 	id := startCall(t, a.base, alice)
 
-	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-a.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not stop within 30 s of SIGTERM:\n%s", a.log.tail())
-	}
+	a.terminate()
 	if a.cmd.ProcessState.ExitCode() != 0 {
 		t.Fatalf("serve exited with %d:\n%s", a.cmd.ProcessState.ExitCode(), a.log.tail())
 	}

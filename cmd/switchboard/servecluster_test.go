@@ -1,6 +1,7 @@
 package main
 
 import (
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,4 +25,19 @@ func serveCluster(t *testing.T, node string, extra ...string) (a *crashServer, c
 	a.start()
 	c = &testCluster{t: t, url: natsSrv.URL(), cfg: ClusterConfig{URL: natsSrv.URL(), ForwardTimeout: time.Second}}
 	return a, c, dbURL
+}
+
+// terminate sends the switchboard SIGTERM and waits up to 30 s for it to
+// exit.
+func (s *crashServer) terminate() {
+	t := s.t
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not stop within 30 s of SIGTERM:\n%s", s.log.tail())
+	}
 }
