@@ -125,25 +125,19 @@ func (m *Main) remoteLog() api.RemoteLog {
 type relayLog struct{ r *relay.Relay }
 
 func (l relayLog) EventsSince(ctx context.Context, identity string, seq uint64, limit int) ([]api.Entry, error) {
-	events, err := l.r.EventsSince(ctx, identity, seq, limit)
-	if errors.Is(err, relay.ErrBehind) {
-		return nil, fmt.Errorf("%w: %w", api.ErrBehind, err)
-	}
-	if errors.Is(err, relay.ErrGone) {
-		return nil, fmt.Errorf("%w: %w", api.ErrGone, err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := make([]api.Entry, len(events))
-	for i, e := range events {
-		out[i] = api.Entry{Seq: e.Seq, Payload: e.Body}
-	}
-	return out, nil
+	return relayEntries(l.r.EventsSince(ctx, identity, seq, limit))
 }
 
 func (l relayLog) SupervisedSince(ctx context.Context, seq uint64, limit int) ([]api.Entry, error) {
-	events, err := l.r.SupervisedSince(ctx, seq, limit)
+	return relayEntries(l.r.SupervisedSince(ctx, seq, limit))
+}
+
+// relayEntries answers the relay's events as the hub's entries, and its
+// ErrBehind and ErrGone as the hub's.
+func relayEntries(events []relay.Event, err error) ([]api.Entry, error) {
+	if errors.Is(err, relay.ErrBehind) {
+		return nil, fmt.Errorf("%w: %w", api.ErrBehind, err)
+	}
 	if errors.Is(err, relay.ErrGone) {
 		return nil, fmt.Errorf("%w: %w", api.ErrGone, err)
 	}

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -99,19 +98,7 @@ func TestClusterReplay(t *testing.T) {
 	}
 	base := "http://" + a.Addr
 
-	onA := dialEvents(t, a.Addr, alice, nil)
-	snap := readFrame(t, onA)
-	if snap.Type != string(calls.EventSnapshot) {
-		t.Fatalf("alice's first event on a: %s", snap.raw)
-	}
-	call := startCall(t, base, alice)
-	seen := framesUntil(t, onA, snap.Seq, func(f wsFrame) bool {
-		return f.Type == string(calls.EventCallsUpdated) && f.CallID == call
-	})
-	last := seen[len(seen)-1].Seq
-	_ = onA.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
-	onA.Close()
-	waitConnection(t, a, "8:acs:alice", calls.Disconnected)
+	call, last := callThenAway(t, a, alice, "alice", alice)
 
 	// Missed: she holds, resumes and holds the call again (through A's
 	// API, with no stream open).
@@ -120,50 +107,29 @@ func TestClusterReplay(t *testing.T) {
 	}
 	start := time.Now()
 	onB := dialEvents(t, b.Addr, alice, &last)
-	holds := 0
-	missed := framesUntil(t, onB, last, func(f wsFrame) bool {
-		if f.Type == string(calls.EventStateChanged) && f.CallID == call && f.Data.State == "LocalHold" {
-			holds++
-		}
-		return holds == 2
-	})
+	missed := untilSecondHold(t, onB, last, call)
 	if missed[0].Type == string(calls.EventSnapshot) {
 		t.Fatalf("reconnected to b with sinceSeq %d: a snapshot, want the missed events", last)
 	}
 	t.Logf("%d missed events replayed on b %s after the dial", len(missed), time.Since(start).Round(time.Microsecond))
-	resumes := 0
-	for _, f := range missed {
-		if f.Type == string(calls.EventStateChanged) && f.CallID == call && f.Data.State == "Connected" {
-			resumes++
-		}
-	}
-	if resumes != 1 {
+	if resumes := countState(missed, call, "Connected"); resumes != 1 {
 		t.Errorf("replayed %d resumes between the holds, want 1", resumes)
 	}
 	// The same seqs replayed by the owner from its memory: the same events.
 	oracle := dialEvents(t, a.Addr, alice, &last)
-	for i, want := range missed {
-		if got := readFrame(t, oracle); got.raw != want.raw {
-			t.Fatalf("event %d after %d: b replayed %s, a replays %s", i, last, want.raw, got.raw)
-		}
-	}
+	replaysSame(t, oracle, last, missed, "b", "a")
 	oracle.Close()
 
 	// Live: she resumes through B; her stream there goes on.
 	post(t, "http://"+b.Addr+"/api/calls/"+call+"/resume", alice, "")
-	live := framesUntil(t, onB, missed[len(missed)-1].Seq, func(f wsFrame) bool {
-		return f.Type == string(calls.EventStateChanged) && f.CallID == call && f.Data.State == "Connected"
-	})
-	lastSeen := live[len(live)-1].Seq
+	lastSeen := seqUntil(t, onB, missed[len(missed)-1].Seq, inState(call, "Connected"))
 
 	// Back to A with the seq B gave: the same numbering, A's memory
 	// replays it (nothing missed), then live.
 	onB.Close()
 	back := dialEvents(t, a.Addr, alice, &lastSeen)
 	post(t, base+"/api/calls/"+call+"/hold", alice, "")
-	framesUntil(t, back, lastSeen, func(f wsFrame) bool {
-		return f.Type == string(calls.EventStateChanged) && f.CallID == call && f.Data.State == "LocalHold"
-	})
+	framesUntil(t, back, lastSeen, inState(call, "LocalHold"))
 	back.Close()
 
 	// A seq never given, or past what the log holds, gets a snapshot.
@@ -216,10 +182,7 @@ func TestClusterReplayNewOwner(t *testing.T) {
 	onA := dialEvents(t, a.Addr, alice, nil)
 	snap := readFrame(t, onA)
 	call := startCall(t, "http://"+a.Addr, alice)
-	seen := framesUntil(t, onA, snap.Seq, func(f wsFrame) bool {
-		return f.Type == string(calls.EventCallsUpdated) && f.CallID == call
-	})
-	last := seen[len(seen)-1].Seq
+	last := seqUntil(t, onA, snap.Seq, callSeen(call))
 	onA.Close()
 	waitConnection(t, a, "8:acs:alice", calls.Disconnected)
 	post(t, "http://"+a.Addr+"/api/calls/"+call+"/hold", alice, "")
@@ -354,15 +317,7 @@ func TestClusterReplayOwnerRestarted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("stops a real switchboard")
 	}
-	dbURL := freshSchema(t)
-	natsSrv := natstest.Start(t)
-	bin := buildSwitchboard(t)
-	a := &crashServer{t: t, bin: bin,
-		env: []string{"DATABASE_URL=" + dbURL, "SWITCHBOARD_STORE=", "SWITCHBOARD_ADMIN_KEY=" + testAdminKey},
-		args: []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--drain-grace", "0",
-			"--cluster", natsSrv.URL(), "--node-id", "rr-a"}}
-	a.start()
-	c := &testCluster{t: t, url: natsSrv.URL(), cfg: ClusterConfig{URL: natsSrv.URL(), ForwardTimeout: time.Second}}
+	a, c, dbURL := serveCluster(t, "rr-a", "--drain-grace", "0")
 	b := c.startOn("rr-b", dbURL)
 	alice := mint(t, "alice", calls.RoleAgent)
 	addr := func() string { return strings.TrimPrefix(a.base, "http://") }
@@ -370,20 +325,10 @@ func TestClusterReplayOwnerRestarted(t *testing.T) {
 	onA := dialEvents(t, addr(), alice, nil)
 	snap := readFrame(t, onA)
 	call := startCall(t, a.base, alice)
-	seen := framesUntil(t, onA, snap.Seq, func(f wsFrame) bool {
-		return f.Type == string(calls.EventCallsUpdated) && f.CallID == call
-	})
-	last := seen[len(seen)-1].Seq
+	last := seqUntil(t, onA, snap.Seq, callSeen(call))
 	onA.Close()
 	post(t, a.base+"/api/calls/"+call+"/hold", alice, "")
-	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-a.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not stop within 30 s of SIGTERM:\n%s", a.log.tail())
-	}
+	a.terminate()
 	a.start()
 	if status, body, _ := sendTo(t, a.base, "GET", "/api/me", alice, ""); status != http.StatusOK { // the restarted a takes her
 		t.Fatalf("GET /api/me on the restarted a: %d %s", status, body)
@@ -395,23 +340,13 @@ func TestClusterReplayOwnerRestarted(t *testing.T) {
 	if missed[0].Type == string(calls.EventSnapshot) {
 		t.Fatalf("reconnected to b with sinceSeq %d after a restarted: a snapshot, want what she missed", last)
 	}
-	held := false
-	for _, f := range missed {
-		held = held || f.Type == string(calls.EventStateChanged) && f.CallID == call && f.Data.State == "LocalHold"
-	}
-	if !held {
+	if countState(missed, call, "LocalHold") == 0 {
 		t.Errorf("replayed %d events without her hold", len(missed))
 	}
 	// The restarted a's own events go on from there: her console on b is
 	// attached there (Connected), then she calls again.
 	call2 := startCall(t, a.base, alice)
-	framesUntil(t, onB, missed[len(missed)-1].Seq, func(f wsFrame) bool {
-		return f.Type == string(calls.EventCallsUpdated) && f.CallID == call2
-	})
+	framesUntil(t, onB, missed[len(missed)-1].Seq, callSeen(call2))
 	oracle := dialEvents(t, addr(), alice, &last)
-	for i, want := range missed {
-		if got := readFrame(t, oracle); got.raw != want.raw {
-			t.Fatalf("event %d after %d: b replayed %s, the restarted a replays %s", i, last, want.raw, got.raw)
-		}
-	}
+	replaysSame(t, oracle, last, missed, "b", "the restarted a")
 }

@@ -38,19 +38,7 @@ func TestClusterReplaySupervisor(t *testing.T) {
 	}
 	base := "http://" + a.Addr
 
-	onA := dialEvents(t, a.Addr, sue, nil)
-	snap := readFrame(t, onA)
-	if snap.Type != string(calls.EventSnapshot) {
-		t.Fatalf("sue's first event on a: %s", snap.raw)
-	}
-	call := startCall(t, base, alice)
-	seen := framesUntil(t, onA, snap.Seq, func(f wsFrame) bool {
-		return f.Type == string(calls.EventCallsUpdated) && f.CallID == call
-	})
-	last := seen[len(seen)-1].Seq
-	_ = onA.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
-	onA.Close()
-	waitConnection(t, a, "8:acs:sue", calls.Disconnected)
+	call, last := callThenAway(t, a, sue, "sue", alice)
 
 	for _, action := range []string{"hold", "resume", "hold"} {
 		post(t, base+"/api/calls/"+call+"/"+action, alice, "")
@@ -60,13 +48,7 @@ func TestClusterReplaySupervisor(t *testing.T) {
 	missedOn := func(m *Main) (*websocket.Conn, []wsFrame) {
 		t.Helper()
 		conn := dialEvents(t, m.Addr, sue, &last)
-		holds := 0
-		frames := framesUntil(t, conn, last, func(f wsFrame) bool {
-			if f.Type == string(calls.EventStateChanged) && f.CallID == call && f.Data.State == "LocalHold" {
-				holds++
-			}
-			return holds == 2
-		})
+		frames := untilSecondHold(t, conn, last, call)
 		if frames[0].Type == string(calls.EventSnapshot) {
 			t.Fatalf("sue reconnected to %s with sinceSeq %d: a snapshot, want the missed events", m.Config.Cluster.NodeID, last)
 		}
@@ -85,13 +67,7 @@ func TestClusterReplaySupervisor(t *testing.T) {
 	}
 	onB, missed := missedOn(b)
 	onB.Close()
-	resumes := 0
-	for _, f := range missed {
-		if f.Type == string(calls.EventStateChanged) && f.CallID == call && f.Data.State == "Connected" {
-			resumes++
-		}
-	}
-	if resumes != 1 {
+	if resumes := countState(missed, call, "Connected"); resumes != 1 {
 		t.Errorf("replayed %d resumes between the holds, want 1", resumes)
 	}
 	oracle, fromA := missedOn(a)
@@ -108,18 +84,13 @@ func TestClusterReplaySupervisor(t *testing.T) {
 	onB, fromB := missedOn(b)
 	sameAs("b after its restart", fromB[:len(missed)], missed)
 	post(t, base+"/api/calls/"+call+"/resume", alice, "")
-	live := framesUntil(t, onB, fromB[len(fromB)-1].Seq, func(f wsFrame) bool {
-		return f.Type == string(calls.EventStateChanged) && f.CallID == call && f.Data.State == "Connected"
-	})
-	lastSeen := live[len(live)-1].Seq
+	lastSeen := seqUntil(t, onB, fromB[len(fromB)-1].Seq, inState(call, "Connected"))
 	onB.Close()
 
 	// Back to A with the seq B gave: the same numbering.
 	back := dialEvents(t, a.Addr, sue, &lastSeen)
 	post(t, base+"/api/calls/"+call+"/hold", alice, "")
-	framesUntil(t, back, lastSeen, func(f wsFrame) bool {
-		return f.Type == string(calls.EventStateChanged) && f.CallID == call && f.Data.State == "LocalHold"
-	})
+	framesUntil(t, back, lastSeen, inState(call, "LocalHold"))
 	back.Close()
 
 	snapshotOn := func(m *Main, since uint64, why string) {
@@ -165,21 +136,13 @@ func TestClusterReplaySupervisorFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a real switchboard")
 	}
-	dbURL := freshSchema(t)
-	natsSrv := natstest.Start(t)
-	bin := buildSwitchboard(t)
-	a := &crashServer{t: t, bin: bin,
-		env: []string{"DATABASE_URL=" + dbURL, "SWITCHBOARD_STORE=", "SWITCHBOARD_ADMIN_KEY=" + testAdminKey},
-		args: []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(),
-			"--cluster", natsSrv.URL(), "--node-id", "rf-a"}}
-	a.start()
+	a, c, dbURL := serveCluster(t, "rf-a")
 	log := a.log
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("a's log ends:\n%s", log.tail())
 		}
 	})
-	c := &testCluster{t: t, url: natsSrv.URL(), cfg: ClusterConfig{URL: natsSrv.URL(), ForwardTimeout: time.Second}}
 	b, cNode := c.startOn("rf-b", dbURL), c.startOn("rf-c", dbURL)
 	alice, bob, sue := mint(t, "alice", calls.RoleAgent), mint(t, "bob", calls.RoleAgent), mint(t, "sue", calls.RoleSupervisor)
 	if status, body, _ := send(t, b, "GET", "/api/me", sue, ""); status != http.StatusOK { // b takes sue
@@ -195,10 +158,7 @@ func TestClusterReplaySupervisorFailover(t *testing.T) {
 	if aliceSnap.Type != string(calls.EventSnapshot) || !strings.Contains(aliceSnap.raw, call) {
 		t.Fatalf("alice's first event on a: %s, want a snapshot with her call", aliceSnap.raw)
 	}
-	seen := framesUntil(t, onB, snap.Seq, func(f wsFrame) bool {
-		return f.Type == string(calls.EventCallsUpdated) && f.CallID == call
-	})
-	last := seen[len(seen)-1].Seq
+	last := seqUntil(t, onB, snap.Seq, callSeen(call))
 	onB.Close()
 	waitConnection(t, b, "8:acs:sue", calls.Disconnected)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -239,11 +199,7 @@ func TestClusterReplaySupervisorFailover(t *testing.T) {
 	}
 	onC.Close()
 	oracle := dialEvents(t, b.Addr, sue, &last)
-	for i, want := range missed {
-		if got := readFrame(t, oracle); got.raw != want.raw {
-			t.Fatalf("event %d after %d: c replayed %s, b replays %s", i, last, want.raw, got.raw)
-		}
-	}
+	replaysSame(t, oracle, last, missed, "c", "b")
 	// Alice, once her lease lapsed: a snapshot on c, without the call.
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		u := "ws://" + cNode.Addr + "/api/events?sinceSeq=" + strconv.FormatUint(aliceSnap.Seq, 10)

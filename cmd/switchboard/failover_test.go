@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -38,16 +37,7 @@ func TestClusterFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a real switchboard")
 	}
-	dbURL := freshSchema(t)
-	natsSrv := natstest.Start(t)
-	bin := buildSwitchboard(t)
-
-	a := &crashServer{t: t, bin: bin,
-		env: []string{"DATABASE_URL=" + dbURL, "SWITCHBOARD_STORE=", "SWITCHBOARD_ADMIN_KEY=" + testAdminKey},
-		args: []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(),
-			"--cluster", natsSrv.URL(), "--node-id", "fo-a"}}
-	a.start()
-	c := &testCluster{t: t, url: natsSrv.URL(), cfg: ClusterConfig{URL: natsSrv.URL(), ForwardTimeout: time.Second}}
+	a, c, dbURL := serveCluster(t, "fo-a")
 	b := c.startOn("fo-b", dbURL)
 	cNode := c.startOn("fo-c", dbURL) // a second survivor, racing b to end a's calls
 
@@ -285,27 +275,12 @@ func TestClusterGracefulStop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("stops a real switchboard")
 	}
-	dbURL := freshSchema(t)
-	natsSrv := natstest.Start(t)
-	bin := buildSwitchboard(t)
-	a := &crashServer{t: t, bin: bin,
-		env: []string{"DATABASE_URL=" + dbURL, "SWITCHBOARD_STORE=", "SWITCHBOARD_ADMIN_KEY=" + testAdminKey},
-		args: []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--drain-grace", "0",
-			"--cluster", natsSrv.URL(), "--node-id", "gs-a"}}
-	a.start()
-	c := &testCluster{t: t, url: natsSrv.URL(), cfg: ClusterConfig{URL: natsSrv.URL(), ForwardTimeout: time.Second}}
+	a, c, dbURL := serveCluster(t, "gs-a", "--drain-grace", "0")
 	b := c.startOn("gs-b", dbURL)
 	alice := mint(t, "alice", calls.RoleAgent)
 	id := startCall(t, a.base, alice)
 
-	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-a.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not stop within 30 s of SIGTERM:\n%s", a.log.tail())
-	}
+	a.terminate()
 	if a.cmd.ProcessState.ExitCode() != 0 {
 		t.Fatalf("serve exited with %d:\n%s", a.cmd.ProcessState.ExitCode(), a.log.tail())
 	}

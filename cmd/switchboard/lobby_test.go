@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/phone"
 )
@@ -20,17 +18,6 @@ const (
 	lobbyMemberHz    = 1000
 	lobbyJoinerHz    = 600
 )
-
-// framesBetween is what p heard from from until until.
-func framesBetween(p *phone.Phone, from, until time.Time) []audio.Frame {
-	var out []audio.Frame
-	for _, h := range p.Heard() {
-		if !h.At.Before(from) && h.At.Before(until) {
-			out = append(out, h.Frame)
-		}
-	}
-	return out
-}
 
 // TestLobbyMedia is the per-frame proof of a room's lobby with three pion
 // WebRTC softphones (Goertzel per 20 ms frame): the organizer (tone A)
@@ -48,29 +35,7 @@ func TestLobbyMedia(t *testing.T) {
 	benTok := mint(t, "ben", calls.RoleAgent)
 	joeTok := mint(t, "joe", calls.RoleCaller)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	engine := phoneEngine(t)
-	var phones []*phone.Phone
-	done := make(chan struct{}, 3)
-	defer func() {
-		cancel()
-		for range phones {
-			<-done
-		}
-		for _, p := range phones {
-			p.Close()
-		}
-	}()
-	connect := func(tok string, hz float64) *phone.Phone {
-		p, err := phone.Connect(ctx, engine, base, tok, phone.Options{Mic: audio.NewTone(hz, -20), KeepHeard: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		phones = append(phones, p)
-		go func() { p.Run(ctx); done <- struct{}{} }()
-		return p
-	}
+	_, connect := softphones(t, base)
 	ann, ben, joe := connect(annTok, lobbyOrganizerHz), connect(benTok, lobbyMemberHz), connect(joeTok, lobbyJoinerHz)
 
 	join := func(tok, body, want string) map[string]any {

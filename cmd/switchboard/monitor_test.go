@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"os"
 	"strconv"
@@ -22,45 +21,6 @@ const (
 	monSuperHz    = 600
 )
 
-// framesSince is what p heard from time from on.
-func framesSince(p *phone.Phone, from time.Time) []audio.Frame {
-	var out []audio.Frame
-	for _, h := range p.Heard() {
-		if !h.At.Before(from) {
-			out = append(out, h.Frame)
-		}
-	}
-	return out
-}
-
-// phoneHears waits up to 5 s for a second of frames on p, heard after
-// from, of which at least 40 (want) or at most 2 (!want) carry hz.
-func phoneHears(p *phone.Phone, from time.Time, hz float64, want bool) bool {
-	return within(5*time.Second, func() bool {
-		heard := framesSince(p, from)
-		if len(heard) < 50 {
-			return false
-		}
-		n := countTone(heard[len(heard)-50:], hz)
-		if want {
-			return n >= 40
-		}
-		return n <= 2
-	})
-}
-
-// monFramesUntil counts the frames p heard from from on before the first
-// that carries hz (present) or lacks it (absent): how long a switch took
-// to be heard, in 20 ms frames; -1 if it never was.
-func monFramesUntil(p *phone.Phone, from time.Time, hz float64, present bool) int {
-	for i, f := range framesSince(p, from) {
-		if (audio.ToneLevel(&f, hz) > toneLevel) == present {
-			return i
-		}
-	}
-	return -1
-}
-
 // TestMonitorMedia is the per-frame proof of listen, whisper and barge,
 // with three pion WebRTC softphones: the customer speaks tone A, the agent
 // B, the supervisor C (Goertzel per 20 ms frame, audio.ToneLevel). In
@@ -79,46 +39,12 @@ func TestMonitorMedia(t *testing.T) {
 	sueTok := mint(t, "sue", calls.RoleSupervisor)
 	amyNext, _ := openEvents(t, m.Addr, amyTok)
 	sueNext, _ := openEvents(t, m.Addr, sueTok)
-	for _, next := range []func() (map[string]any, error){amyNext, sueNext} {
-		if ev, err := next(); err != nil || ev["type"] != "snapshot" {
-			t.Fatalf("first event %v, %v", ev, err)
-		}
-	}
+	firstSnapshots(t, amyNext, sueNext)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	engine := phoneEngine(t)
-	var phones []*phone.Phone
-	done := make(chan struct{}, 3)
-	defer func() {
-		cancel()
-		for range phones {
-			<-done
-		}
-		for _, p := range phones {
-			p.Close()
-		}
-	}()
-	connect := func(tok string, hz float64) *phone.Phone {
-		p, err := phone.Connect(ctx, engine, base, tok, phone.Options{Mic: audio.NewTone(hz, -20), KeepHeard: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		phones = append(phones, p)
-		go func() { p.Run(ctx); done <- struct{}{} }()
-		return p
-	}
+	ctx, connect := softphones(t, base)
 	cust, amy, sue := connect(custTok, monCustomerHz), connect(amyTok, monAgentHz), connect(sueTok, monSuperHz)
 
-	if _, err := cust.Call(ctx, "8:acs:amy"); err != nil {
-		t.Fatal(err)
-	}
-	amyCall := waitIncoming(t, amyNext)
-	post(t, base+"/api/incoming-calls/"+amyCall+"/accept", amyTok, "")
-	start := time.Now()
-	if !phoneHears(cust, start, monAgentHz, true) || !phoneHears(amy, start, monCustomerHz, true) {
-		t.Fatal("the customer and the agent do not hear each other")
-	}
+	amyCall := answered(t, ctx, base, cust, amy, monCustomerHz, monAgentHz, amyTok, amyNext)
 
 	monitor := func(mode calls.MonitorMode) time.Time {
 		t.Helper()

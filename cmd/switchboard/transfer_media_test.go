@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -22,17 +21,6 @@ const (
 	xferAgentHz    = 800
 	xferTargetHz   = 600
 )
-
-// heardBetween is what p heard from from to until.
-func heardBetween(p *phone.Phone, from, until time.Time) []audio.Frame {
-	var out []audio.Frame
-	for _, h := range p.Heard() {
-		if !h.At.Before(from) && h.At.Before(until) {
-			out = append(out, h.Frame)
-		}
-	}
-	return out
-}
 
 // TestTransferMedia is the per-frame proof of a consult transfer, its
 // cancel and its completion, and of a blind transfer, with three pion
@@ -60,46 +48,12 @@ func TestTransferMedia(t *testing.T) {
 	bobTok := mint(t, "bob", calls.RoleAgent)
 	amyNext, _ := openEvents(t, m.Addr, amyTok)
 	bobNext, _ := openEvents(t, m.Addr, bobTok)
-	for _, next := range []func() (map[string]any, error){amyNext, bobNext} {
-		if ev, err := next(); err != nil || ev["type"] != "snapshot" {
-			t.Fatalf("first event %v, %v", ev, err)
-		}
-	}
+	firstSnapshots(t, amyNext, bobNext)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	engine := phoneEngine(t)
-	var phones []*phone.Phone
-	done := make(chan struct{}, 3)
-	defer func() {
-		cancel()
-		for range phones {
-			<-done
-		}
-		for _, p := range phones {
-			p.Close()
-		}
-	}()
-	connect := func(tok string, hz float64) *phone.Phone {
-		p, err := phone.Connect(ctx, engine, base, tok, phone.Options{Mic: audio.NewTone(hz, -20), KeepHeard: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		phones = append(phones, p)
-		go func() { p.Run(ctx); done <- struct{}{} }()
-		return p
-	}
+	ctx, connect := softphones(t, base)
 	cust, amy, bob := connect(custTok, xferCustomerHz), connect(amyTok, xferAgentHz), connect(bobTok, xferTargetHz)
 
-	if _, err := cust.Call(ctx, "8:acs:amy"); err != nil {
-		t.Fatal(err)
-	}
-	amyCall := waitIncoming(t, amyNext)
-	post(t, base+"/api/incoming-calls/"+amyCall+"/accept", amyTok, "")
-	start := time.Now()
-	if !phoneHears(cust, start, xferAgentHz, true) || !phoneHears(amy, start, xferCustomerHz, true) {
-		t.Fatal("the customer and the agent do not hear each other")
-	}
+	amyCall := answered(t, ctx, base, cust, amy, xferCustomerHz, xferAgentHz, amyTok, amyNext)
 	var figures []string
 
 	// consult starts a consult call to bob; bob answers; it checks the
@@ -128,7 +82,7 @@ func TestTransferMedia(t *testing.T) {
 	// bob's tone in none, amy's in none after the hold was first heard.
 	proveHeld := func(what string, from, until time.Time) {
 		t.Helper()
-		frames := heardBetween(cust, from, until)
+		frames := framesBetween(cust, from, until)
 		if n := countTone(frames, xferTargetHz); n > 0 {
 			t.Errorf("%s: the customer heard the target in %d of %d frames", what, n, len(frames))
 		}

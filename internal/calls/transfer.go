@@ -292,17 +292,7 @@ func (s *Switchboard) CompleteTransfer(ctx context.Context, p Principal, id stri
 		if len(targets) > 1 {
 			orig.conv.kind = Group // the agent had added others to her consult call
 		}
-		for _, m := range others(orig) {
-			d := data
-			if slices.Contains(targets, m) {
-				d.ServerCallID = orig.conv.id
-			}
-			tx.emit(m, EventTransferUpdated, d)
-		}
-		data.CallID = cons.id
-		tx.emit(orig, EventTransferUpdated, data)
-		data.CallID = orig.id
-		tx.emit(cons, EventTransferUpdated, data)
+		tx.emitHandOver(orig, cons, targets, data)
 		orig.handedOff, cons.handedOff = true, true
 		tx.endLeg(cons, ReasonTransferred, ReasonRemoteHungUp)
 		tx.endLeg(orig, ReasonTransferred, ReasonRemoteHungUp)
@@ -392,17 +382,7 @@ func (s *Switchboard) Merge(ctx context.Context, p Principal, id string, req Mer
 			l.conv.kind = Group
 		}
 		data := TransferData{Step: StepMerged, Agent: l.party.id}
-		for _, m := range others(l) {
-			d := data
-			if slices.Contains(moving, m) {
-				d.ServerCallID = l.conv.id
-			}
-			tx.emit(m, EventTransferUpdated, d)
-		}
-		data.CallID = b.id
-		tx.emit(l, EventTransferUpdated, data)
-		data.CallID = l.id
-		tx.emit(b, EventTransferUpdated, data)
+		tx.emitHandOver(l, b, moving, data)
 		b.handedOff = true
 		tx.endLeg(b, ReasonMerged, ReasonRemoteHungUp)
 		if l.consult == b || l.consultOf == b {
@@ -418,6 +398,24 @@ func (s *Switchboard) Merge(ctx context.Context, p Principal, id string, req Mer
 		return nil
 	})
 	return out, withOp(op, err)
+}
+
+// emitHandOver tells of moved, the members of from's call, handed over
+// into to's call (a transfer's completion, a merge): each other member of
+// to's call gets data, those who moved with the serverCallId they took;
+// to and from get it with the other's call id.
+func (tx *txn) emitHandOver(to, from *leg, moved []*leg, data TransferData) {
+	for _, m := range others(to) {
+		d := data
+		if slices.Contains(moved, m) {
+			d.ServerCallID = to.conv.id
+		}
+		tx.emit(m, EventTransferUpdated, d)
+	}
+	data.CallID = from.id
+	tx.emit(to, EventTransferUpdated, data)
+	data.CallID = to.id
+	tx.emit(from, EventTransferUpdated, data)
 }
 
 // move takes the legs out of their conversation into c: they keep their

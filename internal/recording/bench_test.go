@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/calls/callstest"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -83,7 +84,7 @@ func benchCalls(b *testing.B, conversations, recorded int) (*audio.Mixer, *Servi
 	b.Helper()
 	mixer := audio.NewMixer(audio.MixerConfig{Logger: quiet})
 	st := store.NewMemory()
-	svc, err := New(context.Background(), Config{Dir: b.TempDir(), Media: mixer, Store: st, Publisher: &events{},
+	svc, err := New(context.Background(), Config{Dir: b.TempDir(), Media: mixer, Store: st, Publisher: &callstest.Publisher{},
 		Calls: &liveCalls{}, NewID: func() string { return "unused" }, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)

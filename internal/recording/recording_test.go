@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/calls/callstest"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -53,23 +54,11 @@ func (l *liveCalls) GetCall(_ context.Context, p calls.Principal, id string) (ca
 	return c, nil
 }
 
-// events keeps what was published.
-type events struct {
-	mu  sync.Mutex
-	evs []calls.Event
-}
-
-func (e *events) Publish(ev calls.Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.evs = append(e.evs, ev)
-}
-
-func (e *events) states() []calls.RecordingState {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// recordingStates is the states of the recordingStateChanged events p
+// recorded, in order.
+func recordingStates(p *callstest.Publisher) []calls.RecordingState {
 	var out []calls.RecordingState
-	for _, ev := range e.evs {
+	for _, ev := range p.Events("") {
 		if ev.Type == calls.EventRecordingStateChanged {
 			out = append(out, ev.Data.(calls.Recording).State)
 		}
@@ -102,7 +91,7 @@ type fixture struct {
 	mixer  *audio.Mixer
 	svc    *Service
 	store  *store.Memory
-	events *events
+	events *callstest.Publisher
 	clock  *fakeClock
 	dir    string
 	calls  *liveCalls
@@ -113,7 +102,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	f := &fixture{
 		mixer:  audio.NewMixer(audio.MixerConfig{}),
 		store:  store.NewMemory(),
-		events: &events{},
+		events: &callstest.Publisher{},
 		clock:  &fakeClock{now: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)},
 		dir:    cfg.Dir,
 		calls: &liveCalls{calls: map[string]calls.Call{
@@ -244,7 +233,7 @@ func TestRecordingChannels(t *testing.T) {
 		}
 	}
 	want := []calls.RecordingState{calls.RecordingActive, calls.RecordingPaused, calls.RecordingActive, calls.RecordingStopped}
-	if got := f.events.states(); fmt.Sprint(got) != fmt.Sprint(want) {
+	if got := recordingStates(f.events); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("recordingStateChanged states %v, want %v", got, want)
 	}
 	stored, err := f.svc.Recordings(ctx, "call-a")
@@ -317,7 +306,7 @@ func TestRecordingRules(t *testing.T) {
 func TestRecordingStopsWhenTheCallEnds(t *testing.T) {
 	f := newFixture(t, Config{})
 	ctx := t.Context()
-	pub := f.svc.Publisher(&events{})
+	pub := f.svc.Publisher(&callstest.Publisher{})
 	if _, err := f.svc.Start(ctx, asAlice, "call-a"); err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +366,7 @@ func TestRecordingSurvivesAKill(t *testing.T) {
 	// The node restarts on the same store and its recordings directory.
 	st := f.store // the crashed node's metadata
 	svc, err := New(ctx, Config{Dir: crashed, Calls: f.calls, Media: audio.NewMixer(audio.MixerConfig{}), Store: st,
-		Publisher: &events{}, NewID: func() string { return "x" }, Logger: quiet})
+		Publisher: &callstest.Publisher{}, NewID: func() string { return "x" }, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

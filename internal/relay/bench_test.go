@@ -99,16 +99,7 @@ func BenchmarkRelay(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer r.Close(context.Background())
-			b.SetBytes(int64(len(body)))
-			b.ResetTimer()
-			for i := range b.N {
-				a.Relay(ids[i%len(ids)], true, body)
-			}
-			waitDone(b, sink.done)
-			b.StopTimer()
-			if st := a.Stats(); st.Dropped != 0 || st.Failed != 0 {
-				b.Fatalf("relay: %+v", st)
-			}
+			relayAll(b, a, body, ids, sink.done)
 		})
 	}
 }
@@ -129,17 +120,24 @@ func benchFeed(b *testing.B, url string, body []byte, ids []string) {
 				b.Fatal(err)
 			}
 			defer r.Close(context.Background())
-			b.SetBytes(int64(len(body)))
-			b.ResetTimer()
-			for i := range b.N {
-				a.Relay(ids[i%len(ids)], true, body)
-			}
-			waitDone(b, sink.done)
-			b.StopTimer()
-			if st := a.Stats(); st.Dropped != 0 || st.Failed != 0 {
-				b.Fatalf("relay: %+v", st)
-			}
+			relayAll(b, a, body, ids, sink.done)
 		})
+	}
+}
+
+// relayAll times a relaying b.N events of body (for ids in turn) until
+// done, the receiving sink's, is closed; a must drop and fail none.
+func relayAll(b *testing.B, a *relay.Relay, body []byte, ids []string, done chan struct{}) {
+	b.Helper()
+	b.SetBytes(int64(len(body)))
+	b.ResetTimer()
+	for i := range b.N {
+		a.Relay(ids[i%len(ids)], true, body)
+	}
+	waitDone(b, done)
+	b.StopTimer()
+	if st := a.Stats(); st.Dropped != 0 || st.Failed != 0 {
+		b.Fatalf("relay: %+v", st)
 	}
 }
 
