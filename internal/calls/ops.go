@@ -515,6 +515,10 @@ func (s *Switchboard) MuteParticipant(ctx context.Context, p Principal, id, rawI
 		}
 		m, err := memberFor(p, l, rawID)
 		if err != nil {
+			var ok bool
+			if out, ok = tx.forwardMute(p, l, rawID); ok {
+				return nil // a party of the anchor's (peeract.go)
+			}
 			return err
 		}
 		tx.muteOther(p, m)
@@ -540,6 +544,7 @@ func (s *Switchboard) MuteAll(ctx context.Context, p Principal, id string) (Call
 				tx.muteOther(p, m)
 			}
 		}
+		tx.forwardMuteAll(p, l) // the anchor's parties (peeract.go)
 		return nil
 	})
 }
@@ -562,11 +567,16 @@ func (s *Switchboard) AddParticipant(ctx context.Context, p Principal, id string
 			return errDraining // the invitee's call would be a new one
 		}
 		callee := tx.party(req.Identifier)
-		if l.conv.joiner != nil {
-			return Errorf(CodeInvalidState, "call %s is a group call or room another node of the cluster runs: add participants from a call on that node", id)
-		}
 		if l.phase != phaseLive {
 			return Errorf(CodeInvalidState, "call %s is %s: participants are added to a live call", id, l.state())
+		}
+		if l.conv.joiner != nil {
+			if mirrorLine(l) == nil {
+				return Errorf(CodeInvalidState, "call %s is a group call or room another node of the cluster runs, out of reach", id)
+			}
+			var err error
+			out, err = tx.forwardAdd(p, l, req) // invited on the anchor (peeract.go)
+			return err
 		}
 		if slices.ContainsFunc(l.conv.members, func(m *leg) bool { return m.party == callee }) {
 			return Errorf(CodeInvalidState, "%s is already in the call", callee.id)
@@ -595,6 +605,10 @@ func (s *Switchboard) RemoveParticipant(ctx context.Context, p Principal, id, ra
 	err := s.onCall(p, id, ownOrOversee, func(tx *txn, l *leg) error {
 		m, err := memberFor(p, l, rawID)
 		if err != nil {
+			var ok bool
+			if out, ok = tx.forwardRemove(p, l, rawID); ok {
+				return nil // a party of the anchor's (peeract.go)
+			}
 			return err
 		}
 		reason, peer := ReasonRemoved, ReasonRemoteHungUp

@@ -235,11 +235,15 @@ type PeerChange struct {
 	// of it as the far joiner sees them (the ended ones with their end
 	// reasons); the far node's mirror shows them (peerroom.go).
 	Roster *[]Participant `json:"roster,omitempty"`
+	// Act: from a joiner's node, what someone there did to the anchor's
+	// parties (peeract.go); sent on its own (PeerSender), never from an
+	// update.
+	Act *PeerAct `json:"act,omitempty"`
 }
 
 // IsZero reports whether the change says nothing.
 func (ch PeerChange) IsZero() bool {
-	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil
+	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil && ch.Act == nil
 }
 
 // PeerChangeOf is what a stand-in's update means for the far node: now is
@@ -301,7 +305,11 @@ func pairParty(c Call) *Participant {
 // no longer applies (an answer to a call answered already, a hold of a
 // call not yet answered) is skipped. Errors: call_not_found.
 func (s *Switchboard) ApplyPeerChange(ctx context.Context, id string, ch PeerChange) error {
+	located := s.locateAct(ctx, ch)
 	return s.onStandIn("apply peer change", id, func(tx *txn, l *leg) error {
+		if ch.Act != nil {
+			return tx.applyAct(l, *ch.Act, located)
+		}
 		if ch.Answered && l.phase == phaseIncoming {
 			tx.answerLine(l)
 		}

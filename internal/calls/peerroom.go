@@ -269,11 +269,11 @@ func (tx *txn) setRoster(c *conversation, roster []Participant) {
 			g.party.displayName = p.DisplayName
 		}
 		if ended {
-			g.phase, g.endAt = phaseEnded, tx.now
+			var reason EndReason
 			if p.CallEndReason != nil {
-				g.endReason = *p.CallEndReason
+				reason = *p.CallEndReason
 			}
-			c.members = slices.DeleteFunc(c.members, func(m *leg) bool { return m == g })
+			tx.endGhost(g, reason)
 			continue
 		}
 		switch p.State {

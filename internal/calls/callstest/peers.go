@@ -149,6 +149,19 @@ func (l *peerLine) Update(c calls.Call) {
 	})
 }
 
+// Send applies an act to the far stand-in once flushed, in order with the
+// updates (calls.PeerSender).
+func (l *peerLine) Send(ch calls.PeerChange) {
+	l.p.enqueue(func() {
+		l.mu.Lock()
+		id := l.farID
+		l.mu.Unlock()
+		if err := l.p.node(l.far).ApplyPeerChange(context.Background(), id, ch); err != nil && calls.ErrorCode(err) != calls.CodeCallNotFound {
+			l.p.tb.Errorf("apply %+v to %s on %s: %v", ch, id, l.far, err)
+		}
+	})
+}
+
 // Join joins the group call or room node anchors once flushed.
 func (n peerNet) Join(c calls.Call, node string) calls.PhoneLine {
 	near := &peerLine{p: n.p, far: node}

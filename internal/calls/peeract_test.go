@@ -1,0 +1,100 @@
+package calls_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+// TestPeerActsAsOnOneNode: from bob's call on a node that does not anchor
+// the group call (alice's does; carol is on a third), a supervisor mutes
+// carol, removes alice and mutes everyone, and bob adds dave (owned by his
+// node): every party's recorded call is at each step what one node
+// records, and the answers are one node's.
+func TestPeerActsAsOnOneNode(t *testing.T) {
+	run := func(threeNodes bool) []string {
+		w := newRoomWorld(t, threeNodes)
+		w.group = true
+		var marks []string
+		mark := func(label string, answer any) {
+			w.flush()
+			marks = append(marks, fmt.Sprintf("%s (answer %s): alice %s; bob %s; carol %s", label, answerOf(answer),
+				w.room(alice), w.room(bob), w.room(carol)))
+		}
+		for _, p := range []calls.Principal{alice, carol, bob} {
+			w.join(p)
+			w.flush()
+		}
+		bobs := w.callIDs[bob.Identifier.RawID()]
+		sb := w.of(bob)
+		got, err := sb.MuteParticipant(ctx, sup, bobs, carol.Identifier.RawID())
+		if err != nil {
+			t.Fatalf("the supervisor mutes carol through bob's call: %v", err)
+		}
+		mark("sue mutes carol", got)
+		mustCall(t)(w.of(carol).SetMuted(ctx, carol, w.callIDs[carol.Identifier.RawID()], false))
+		mark("carol unmutes herself", nil)
+		all := mustCall(t)(sb.MuteAll(ctx, sup, bobs))
+		mark("sue mutes all", all)
+		mustCall(t)(w.of(carol).SetMuted(ctx, carol, w.callIDs[carol.Identifier.RawID()], false))
+		mustCall(t)(w.of(alice).SetMuted(ctx, alice, w.callIDs[alice.Identifier.RawID()], false))
+		mark("alice and carol unmute", nil)
+		all = mustCall(t)(sb.MuteAll(ctx, bob, bobs))
+		mark("bob mutes all", all)
+		added, err := sb.AddParticipant(ctx, bob, bobs, calls.AddParticipantRequest{Identifier: dave.Identifier})
+		if err != nil {
+			t.Fatalf("bob adds dave: %v", err)
+		}
+		mark("bob adds dave", added)
+		in := incoming(t, w.of(dave), dave)
+		if in.CallerInfo.Identifier != bob.Identifier {
+			t.Errorf("dave is called by %s, want bob", in.CallerInfo.Identifier.RawID())
+		}
+		mustCall(t)(w.of(dave).Accept(ctx, dave, in.ID))
+		mark("dave answers", nil)
+		if _, err := sb.AddParticipant(ctx, bob, bobs, calls.AddParticipantRequest{Identifier: dave.Identifier}); calls.ErrorCode(err) != calls.CodeInvalidState {
+			t.Errorf("bob adds dave again: %v, want invalid_state", err)
+		}
+		got, err = sb.RemoveParticipant(ctx, sup, bobs, alice.Identifier.RawID())
+		if err != nil {
+			t.Fatalf("the supervisor removes alice through bob's call: %v", err)
+		}
+		mark("sue removes alice", got)
+		got, err = sb.RemoveParticipant(ctx, bob, bobs, carol.Identifier.RawID())
+		if err != nil {
+			t.Fatalf("bob removes carol: %v", err)
+		}
+		mark("bob removes carol", got)
+		if _, err := sb.MuteParticipant(ctx, sup, bobs, carol.Identifier.RawID()); calls.ErrorCode(err) != calls.CodeParticipantNotFound {
+			t.Errorf("the supervisor mutes carol once removed: %v, want participant_not_found", err)
+		}
+		return marks
+	}
+	one, three := run(false), run(true)
+	for i := range one {
+		if one[i] != three[i] {
+			t.Errorf("one node:    %s\nthree nodes: %s", one[i], three[i])
+		}
+	}
+	if t.Failed() {
+		t.Logf("three nodes:\n%s", strings.Join(three, "\n"))
+	}
+}
+
+// answerOf describes an operation's answer: a participant's state, mute
+// and end, or a call's participants' mutes.
+func answerOf(a any) string {
+	switch v := a.(type) {
+	case calls.Participant:
+		s := fmt.Sprintf("%s %s muted=%v", strings.TrimPrefix(v.RawID, "8:acs:"), v.State, v.IsMuted)
+		if v.CallEndReason != nil {
+			s += fmt.Sprintf(" ended %d/%d", v.CallEndReason.Code, v.CallEndReason.SubCode)
+		}
+		return s
+	case calls.Call:
+		return fmt.Sprintf("%s muted=%v", v.State, v.IsMuted)
+	}
+	return "-"
+}
