@@ -269,7 +269,9 @@ func PeerChangeOf(prev *Call, now Call) PeerChange {
 	if now.IsMuted && !prev.IsMuted && now.State != StateDisconnected {
 		ch.Mute = true
 	}
-	if anchorsRoom(now) && now.State != StateDisconnected {
+	if anchorsRoom(now) && (now.State != StateDisconnected || prev.State != StateDisconnected) {
+		// With its end too: the others' ends in the same step (the call
+		// ended for everyone) show in the joiner's history.
 		if r := rosterOf(now); prev.ID == "" || !sameRoster(rosterOf(*prev), r) {
 			ch.Roster = &r
 		}

@@ -211,11 +211,17 @@ func (l *leg) lineView() Call {
 
 // endMirror ends what is left of a mirror once its joiner or its hidden
 // stand-in ended: the other with it. The ghosts leave the members as they
-// stand, so the joiner's history keeps them as they were.
+// stand, so the joiner's history keeps them as they were, unless the
+// joiner ended the call for everyone: then they end 0/4097 with it.
 func (tx *txn) endMirror(c *conversation, ended *leg, peer EndReason) {
 	switch {
 	case ended == c.joiner:
 		for _, m := range slices.Clone(c.members) {
+			if m.ghost && peer == ReasonEndedForAll {
+				// Ended for everyone: the anchor ends them so, and on one
+				// node the joiner's history shows it in the same step.
+				tx.endGhost(m, ReasonEndedForAll)
+			}
 			if m.hidden {
 				// It ends as the others would (its line tells the anchor
 				// so: 0/4097 ends the call for everyone there), the
