@@ -61,3 +61,26 @@ func TestClusterGroupActsAcrossNodes(t *testing.T) {
 		t.Errorf("alice's call in Postgres: %s, want 0/5300 on a", got[aliceCall.ID])
 	}
 }
+
+// TestClusterGroupCalleesAcrossNodes: alice, on a, starts a group call
+// with bob (on b) and carol (on c) through the API: each callee's call
+// shows every party as on one node once answered (bob sees carol
+// ringing, then answering, then holding).
+func TestClusterGroupCalleesAcrossNodes(t *testing.T) {
+	x := newAcrossNodes(t)
+	carol, carolNext := online(t, x.c, "carol", calls.RoleAgent)
+	status, body, _ := send(t, x.a, "POST", "/api/calls", x.alice,
+		`{"participants":[{"communicationUserId":"bob"},{"communicationUserId":"carol"}]}`)
+	var aliceCall calls.Call
+	if status != http.StatusCreated || json.Unmarshal([]byte(body), &aliceCall) != nil {
+		t.Fatalf("alice calls bob and carol: %d %s", status, body)
+	}
+	bobCall, carolCall := ringing(t, x.bobNext), ringing(t, carolNext)
+	post(t, "http://"+x.b.Addr+"/api/incoming-calls/"+bobCall+"/accept", x.bob, "")
+	waitCall(t, x.b, x.bob, bobCall, "Connected muted=false [8:acs:alice Connected muted=false] [8:acs:carol Ringing muted=false]")
+	post(t, "http://"+x.c.Addr+"/api/incoming-calls/"+carolCall+"/accept", carol, "")
+	waitCall(t, x.b, x.bob, bobCall, "Connected muted=false [8:acs:alice Connected muted=false] [8:acs:carol Connected muted=false]")
+	post(t, "http://"+x.c.Addr+"/api/calls/"+carolCall+"/hold", carol, "")
+	waitCall(t, x.b, x.bob, bobCall, "Connected muted=false [8:acs:alice Connected muted=false] [8:acs:carol Hold muted=false]")
+	waitCall(t, x.a, x.alice, aliceCall.ID, "Connected muted=false [8:acs:bob Connected muted=false] [8:acs:carol Hold muted=false]")
+}

@@ -165,10 +165,11 @@ func (s *Switchboard) StartCall(ctx context.Context, p Principal, req StartCallR
 // this switchboard: a phone (StartPhoneCall) or an identity on another node
 // (StartPeerCall).
 type placing struct {
-	line         PhoneLine // the caller's line: its leg is a phone's, or a stand-in
-	standIn      bool      // the caller is on another node (a stand-in leg)
-	serverCallID string    // the conversation's id, when another node chose it
-	kind         Kind      // the conversation's kind, when another node chose it
+	line         PhoneLine     // the caller's line: its leg is a phone's, or a stand-in
+	standIn      bool          // the caller is on another node (a stand-in leg)
+	serverCallID string        // the conversation's id, when another node chose it
+	kind         Kind          // the conversation's kind, when another node chose it
+	roster       []Participant // the other parties of a group call from another node (peerroom.go)
 }
 
 // startCall places the call.
@@ -231,6 +232,9 @@ func (s *Switchboard) startCall(ctx context.Context, op string, p Principal, req
 		}
 		invited = append(invited, tx.invite(callee, c, info))
 	}
+	if how.roster != nil {
+		tx.setRoster(c, how.roster)
+	}
 	for _, m := range invited {
 		tx.ring(m)
 	}
@@ -245,7 +249,7 @@ func (tx *txn) afterInvite(caller *leg) {
 	}
 	for _, m := range caller.conv.members {
 		switch {
-		case m == caller:
+		case m == caller, m.ghost: // a ghost's call is on another node
 		case m.phase == phaseLive:
 			tx.goLive(caller)
 			tx.settle(caller)

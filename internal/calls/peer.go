@@ -64,6 +64,20 @@ type PeerCallRequest struct {
 	Callee Identifier
 	// Line hears every change of the caller's stand-in on this node.
 	Line PhoneLine
+	// Roster: in a group call, its other parties as the callee sees them
+	// on the caller's node (DialRoster): the callee's call shows them
+	// from its first ring, and PeerChange.Roster keeps them current.
+	Roster []Participant
+}
+
+// DialRoster is the roster a dial carries: the parties of the group call
+// c (the callee's stand-in as the dial is given it) but the caller; none
+// for a 1:1 call.
+func DialRoster(c Call) []Participant {
+	if !sendsRoster(c) {
+		return nil
+	}
+	return rosterOf(c)
 }
 
 // peerRingGrace is how much longer than the ring timeout a stand-in callee
@@ -95,7 +109,7 @@ func (s *Switchboard) StartPeerCall(ctx context.Context, req PeerCallRequest) (C
 	}
 	p := Principal{Identifier: req.Caller.Identifier, DisplayName: req.Caller.DisplayName}
 	return s.startCall(ctx, op, p, StartCallRequest{Participants: []Identifier{req.Callee}},
-		placing{line: req.Line, standIn: true, serverCallID: req.ServerCallID, kind: req.Kind})
+		placing{line: req.Line, standIn: true, serverCallID: req.ServerCallID, kind: req.Kind, roster: req.Roster})
 }
 
 // PeerMute says that someone on the far node muted this node's party of
@@ -196,8 +210,9 @@ func (tx *txn) endStandIn(l *leg, reason EndReason, partyEnd *EndReason) {
 	c := l.conv
 	tx.endLeg(l, own, reason)
 	if l.direction == Incoming {
-		if reason == ReasonEndedForAll && tx.anchors(c) {
-			// A joiner on another node ended its group call for everyone.
+		if reason == ReasonEndedForAll && (tx.anchors(c) || c.kind == Group) {
+			// A joiner or callee on another node ended its group call for
+			// everyone.
 			for _, m := range slices.Clone(c.members) {
 				tx.endLeg(m, ReasonEndedForAll, ReasonEndedForAll)
 			}
@@ -269,7 +284,7 @@ func PeerChangeOf(prev *Call, now Call) PeerChange {
 	if now.IsMuted && !prev.IsMuted && now.State != StateDisconnected {
 		ch.Mute = true
 	}
-	if anchorsRoom(now) && (now.State != StateDisconnected || prev.State != StateDisconnected) {
+	if sendsRoster(now) && (now.State != StateDisconnected || prev.State != StateDisconnected) {
 		// With its end too: the others' ends in the same step (the call
 		// ended for everyone) show in the joiner's history.
 		if r := rosterOf(now); prev.ID == "" || !sameRoster(rosterOf(*prev), r) {
@@ -319,7 +334,7 @@ func (s *Switchboard) ApplyPeerChange(ctx context.Context, id string, ch PeerCha
 			tx.touch(l.conv)
 			tx.holdLine(l, *ch.Held)
 		}
-		if ch.Roster != nil && l.hidden {
+		if ch.Roster != nil && (l.hidden || l.direction == Outgoing && l.conv.joiner == nil) {
 			tx.setRoster(l.conv, *ch.Roster)
 		}
 		if ch.Muted != nil && l.muted != *ch.Muted && !l.hidden {

@@ -240,15 +240,22 @@ func (tx *txn) endMirror(c *conversation, ended *leg, peer EndReason) {
 }
 
 // setRoster brings a mirror's ghosts up to what the anchor shows its
-// joiner: one per party there, by its call's id on the anchor.
+// joiner: one per party there, by its call's id on the anchor. A callee's
+// conversation (a group call's or room's invitee on another node) gets
+// them too, but for its caller's stand-in, which shows the inviter.
 func (tx *txn) setRoster(c *conversation, roster []Participant) {
-	if c.joiner == nil || c.joiner.phase == phaseEnded {
+	self := c.joiner
+	if self == nil {
+		self = calleeOf(c)
+	}
+	if self == nil || self.phase == phaseEnded || c.kind == OneToOne {
 		return
 	}
 	tx.touch(c)
-	me := c.joiner.party.id
+	me := self.party.id
 	for _, p := range roster {
-		if p.RawID == me || len(p.EndpointDetails) == 0 || p.Identifier.Validate() != nil {
+		if p.RawID == me || len(p.EndpointDetails) == 0 || p.Identifier.Validate() != nil ||
+			slices.ContainsFunc(c.members, func(m *leg) bool { return m.line != nil && !m.hidden && m.party.id == p.RawID }) {
 			continue
 		}
 		id := p.EndpointDetails[0].ParticipantID
@@ -295,6 +302,49 @@ func (tx *txn) setRoster(c *conversation, roster []Participant) {
 	}
 }
 
+// calleeOf is the callee's leg of a conversation a caller on another node
+// started here (its one leg that is this node's party's call).
+func calleeOf(c *conversation) *leg {
+	for _, m := range c.all {
+		if !m.standIn && !m.ghost && m.line == nil {
+			return m
+		}
+	}
+	return nil
+}
+
+// endCallee ends what is left of a group call's callee's conversation (a
+// caller on another node started it here) once the callee's call ended:
+// the caller's stand-in, which tells the caller's node (peer: how the
+// others end there, 0/4097 when ended for everyone), and its ghosts leave
+// the members as they stand, as a mirror's do.
+func (tx *txn) endCallee(c *conversation, ended *leg, peer EndReason) {
+	if c.kind == OneToOne || ended.standIn || ended.ghost || ended.line != nil ||
+		!slices.ContainsFunc(c.all, func(m *leg) bool { return m.standIn && m.line != nil && m.direction == Outgoing }) {
+		return
+	}
+	c.members = slices.DeleteFunc(c.members, func(m *leg) bool { return m.ghost })
+	// In a step of its own: the callee's history keeps the caller as it
+	// was, as one node's does.
+	s := tx.s
+	for _, m := range c.members {
+		if m.standIn && m.line != nil && m.direction == Outgoing {
+			id := m.id
+			tx.after = append(tx.after, func() { s.endCallerStandIn(id, peer) })
+		}
+	}
+}
+
+// endCallerStandIn ends a group call's caller's stand-in left without its
+// callee (endCallee).
+func (s *Switchboard) endCallerStandIn(id string, peer EndReason) {
+	tx := s.begin(nil)
+	defer tx.done()
+	if l := s.legs[id]; l != nil && !s.closed && l.phase != phaseEnded {
+		tx.endLeg(l, peer, peer)
+	}
+}
+
 // rosterOf is a view's participants as a roster: without who speaks (the
 // mixer's business on each node).
 func rosterOf(c Call) []Participant {
@@ -313,6 +363,14 @@ func sameRoster(a, b []Participant) bool {
 			slices.Equal(x.EndpointDetails, y.EndpointDetails) &&
 			(x.CallEndReason == nil) == (y.CallEndReason == nil) && (x.CallEndReason == nil || *x.CallEndReason == *y.CallEndReason)
 	})
+}
+
+// sendsRoster reports whether a stand-in's line sends the roster: a
+// joiner's stand-in in a group call or room this node anchors, or an
+// invitee's in a group call or room (the callee's node shows the others
+// beside the inviter).
+func sendsRoster(c Call) bool {
+	return anchorsRoom(c) || c.Direction == Incoming && (c.Kind == Group || c.Kind == Room)
 }
 
 // anchorsRoom reports whether a stand-in's view is of a joiner's stand-in

@@ -238,14 +238,15 @@ func TestPeerRoomAnchorCloses(t *testing.T) {
 
 // TestPeerChangeOfInvitee: the stand-in of a callee invited into a room
 // (not a joiner) tells its far node the inviter's hold, as a 1:1 call's
-// does, and no roster; a joiner's stand-in tells the roster and no hold.
+// does, and the roster (the callee sees the others too); a joiner's
+// stand-in tells the roster and no hold.
 func TestPeerChangeOfInvitee(t *testing.T) {
 	base := calls.Call{ID: "s1", Direction: calls.Incoming, Kind: calls.Room, RoomID: "standup", State: calls.StateConnected,
 		AgentID: bob.Identifier.RawID(), CallerInfo: calls.CallerInfo{Identifier: alice.Identifier}}
 	held := base
 	held.RemoteParticipants = []calls.Participant{{Identifier: alice.Identifier, RawID: alice.Identifier.RawID(), State: calls.ParticipantHold}}
-	if ch := calls.PeerChangeOf(&base, held); ch.Held == nil || !*ch.Held || ch.Roster != nil {
-		t.Errorf("invitee's stand-in, the inviter holds: %+v; want held and no roster", ch)
+	if ch := calls.PeerChangeOf(&base, held); ch.Held == nil || !*ch.Held || ch.Roster == nil || len(*ch.Roster) != 1 {
+		t.Errorf("invitee's stand-in, the inviter holds: %+v; want held and the roster", ch)
 	}
 	joiner := held
 	joiner.CallerInfo = calls.CallerInfo{Identifier: bob.Identifier}

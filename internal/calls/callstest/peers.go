@@ -103,6 +103,7 @@ func (n peerNet) Dial(c calls.Call, node string) calls.PhoneLine {
 		far.setFarID(c.ID)
 		sc, err := n.p.node(node).StartPeerCall(context.Background(), calls.PeerCallRequest{
 			ServerCallID: c.ServerCallID, Kind: c.Kind, Caller: c.CallerInfo, Callee: callee, Line: far,
+			Roster: calls.DialRoster(c),
 		})
 		if err != nil {
 			n.p.tb.Errorf("StartPeerCall on %s: %v", node, err)
