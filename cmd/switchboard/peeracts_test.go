@@ -12,7 +12,8 @@ import (
 // (alice), joined by bob on b and carol on c. Through bob's call on b, a
 // supervisor served by b mutes carol and then everyone, bob adds dave
 // (owned by a) and the supervisor removes alice: each act reaches the
-// party on its own node, as on one node (alice's call ends 0/5300).
+// party on its own node, as on one node (alice's call ends 0/5300). Each
+// join's answer shows the others already.
 func TestClusterGroupActsAcrossNodes(t *testing.T) {
 	x := newAcrossNodes(t)
 	carol, _ := online(t, x.c, "carol", calls.RoleAgent)
@@ -32,6 +33,13 @@ func TestClusterGroupActsAcrossNodes(t *testing.T) {
 	bobCall := join(x.b, x.bob)
 	waitCall(t, x.a, x.alice, aliceCall.ID, "Connected muted=false [8:acs:bob Connected muted=false]")
 	carolCall := join(x.c, carol)
+	// The join's answer shows the others, as one node's does.
+	if got, want := describe(bobCall), "Connected muted=false [8:acs:alice Connected muted=false]"; got != want {
+		t.Errorf("bob's join answered %q, want %q", got, want)
+	}
+	if got, want := describe(carolCall), "Connected muted=false [8:acs:alice Connected muted=false] [8:acs:bob Connected muted=false]"; got != want {
+		t.Errorf("carol's join answered %q, want %q", got, want)
+	}
 	waitCall(t, x.b, x.bob, bobCall.ID, "Connected muted=false [8:acs:alice Connected muted=false] [8:acs:carol Connected muted=false]")
 
 	act := func(name, method, path, token, body string) {

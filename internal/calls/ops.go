@@ -265,7 +265,7 @@ func (tx *txn) afterInvite(caller *leg) {
 // invalid_group_id, invalid_identifier, invalid_state (already in it),
 // operation_not_supported_for_identity, draining (a group call or room
 // nobody is in).
-func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest) (Call, error) {
+func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest) (call Call, err error) {
 	const op = "join call"
 	var key string
 	group, room := req.hasGroupID || req.GroupID != "", req.hasRoomID || req.RoomID != ""
@@ -287,6 +287,12 @@ func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest
 		return Call{}, withOp(op, Errorf(CodeOperationNotSupportedForIdentity, "a Teams user cannot join a room or a group call by groupId"))
 	}
 	anchor, anchorID := s.anchorOf(ctx, key)
+	var rostered <-chan struct{} // a mirror's: answer once the others are known (peerjoin.go)
+	defer func() {
+		if err == nil && rostered != nil {
+			call = s.awaitRoster(ctx, call, rostered)
+		}
+	}()
 	tx := s.begin(&p)
 	defer tx.done()
 	pt, err := tx.identify(p)
@@ -302,10 +308,13 @@ func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest
 	refresh(pt, p)
 	if anchor != "" && s.rooms[key] == nil {
 		call, err := tx.joinRemote(pt, p, key, req, anchor, anchorID)
+		if err == nil {
+			rostered = tx.s.legs[call.ID].conv.rostered
+		}
 		return call, withOp(op, err)
 	}
 	c := tx.findOrCreateRoom(key, req, anchorID)
-	call, err := tx.join(pt, c, p)
+	call, err = tx.join(pt, c, p)
 	if err != nil && len(c.members) == 0 && s.rooms[key] == c {
 		delete(s.rooms, key) // made for this join, which failed
 		tx.releaseClaim(key, c)

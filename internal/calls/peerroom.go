@@ -101,6 +101,9 @@ func (tx *txn) joinRemote(pt *party, p Principal, key string, req JoinRequest, n
 	self := CallerInfo{Identifier: p.Identifier, DisplayName: pt.displayName}
 	l := tx.newLeg(pt, c, Outgoing, self, phaseConnecting)
 	c.joiner = l
+	if tx.s.cfg.JoinWait > 0 {
+		c.rostered = make(chan struct{})
+	}
 	if err := tx.plan(l, holdpolicy.Join); err != nil {
 		return Call{}, err
 	}
@@ -252,6 +255,10 @@ func (tx *txn) setRoster(c *conversation, roster []Participant) {
 		return
 	}
 	tx.touch(c)
+	if c.rostered != nil {
+		close(c.rostered)
+		c.rostered = nil
+	}
 	me := self.party.id
 	for _, p := range roster {
 		if p.RawID == me || len(p.EndpointDetails) == 0 || p.Identifier.Validate() != nil ||

@@ -24,9 +24,15 @@ type roomWorld struct {
 const groupGUID = "5a0c3e1e-2a51-4b6e-9d0f-6f7b1c2d3e4f"
 
 func newRoomWorld(t *testing.T, threeNodes bool) *roomWorld {
+	return newRoomWorldWith(t, threeNodes, calls.Config{})
+}
+
+// newRoomWorldWith is newRoomWorld with each node's Config starting from
+// base.
+func newRoomWorldWith(t *testing.T, threeNodes bool, base calls.Config) *roomWorld {
 	w := &roomWorld{t: t, nodes: map[string]*callstest.Fixture{}, callIDs: map[string]string{}}
 	if !threeNodes {
-		f := callstest.New(t, calls.Config{})
+		f := callstest.New(t, base)
 		for _, n := range []string{"alice", "bob", "carol", "dave"} {
 			w.nodes[n] = f
 		}
@@ -34,8 +40,9 @@ func newRoomWorld(t *testing.T, threeNodes bool) *roomWorld {
 		w.peers = callstest.NewPeers(t)
 		node := func(name string, ids ...calls.Principal) *callstest.Fixture {
 			next := callstest.IDs()
-			f := callstest.New(t, calls.Config{Peers: w.peers.Network(name), Rooms: w.peers.Rooms(name),
-				NewID: func() string { return name + next() }})
+			cfg := base
+			cfg.Peers, cfg.Rooms, cfg.NewID = w.peers.Network(name), w.peers.Rooms(name), func() string { return name + next() }
+			f := callstest.New(t, cfg)
 			var raw []string
 			for _, p := range ids {
 				raw = append(raw, p.Identifier.RawID())

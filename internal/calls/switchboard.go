@@ -28,6 +28,11 @@ type Config struct {
 	// across a cluster (peerroom.go); nil with Peers nil: each node runs
 	// its own.
 	Rooms RoomClaims
+	// JoinWait is how long a join on a node that does not anchor the
+	// conversation waits for the anchor's roster, so that its answer
+	// shows the others as one node's does (peerjoin.go); 0: it answers
+	// at once.
+	JoinWait time.Duration
 	// Clock defaults to SystemClock.
 	Clock Clock
 	// NewID returns a fresh unique id for calls and conversations.
@@ -137,6 +142,9 @@ type conversation struct {
 	// joiner is set on a mirror (peerroom.go): this node's one joiner of a
 	// group call or room another node anchors.
 	joiner *leg
+	// rostered, on a mirror, closes when the anchor's first roster came
+	// (peerjoin.go).
+	rostered chan struct{}
 }
 
 func (c *conversation) registryKey() string {
