@@ -149,3 +149,27 @@ func TestPeerGroupCalleesAsOnOneNode(t *testing.T) {
 		t.Logf("three nodes:\n%s", strings.Join(three, "\n"))
 	}
 }
+
+// TestPeerGroupCalleeEndsForEveryone: bob, a callee on another node than
+// alice's, ends her group call for everyone: every party's call ends and
+// is recorded as on one node (his 0/0, the others' 0/4097).
+func TestPeerGroupCalleeEndsForEveryone(t *testing.T) {
+	run := func(threeNodes bool) string {
+		w := newRoomWorld(t, threeNodes)
+		ids := map[string]string{}
+		ids["alice"] = mustCall(t)(w.of(alice).StartCall(ctx, alice, calls.StartCallRequest{
+			Participants: []calls.Identifier{bob.Identifier, carol.Identifier}})).ID
+		w.flush()
+		ids["bob"], ids["carol"] = incoming(t, w.of(bob), bob).ID, incoming(t, w.of(carol), carol).ID
+		mustCall(t)(w.of(bob).Accept(ctx, bob, ids["bob"]))
+		mustCall(t)(w.of(carol).Accept(ctx, carol, ids["carol"]))
+		w.flush()
+		mustCall(t)(w.of(bob).HangUp(ctx, bob, ids["bob"], true))
+		w.flush()
+		return fmt.Sprintf("alice %s; bob %s; carol %s",
+			recordOf(w.of(alice), ids["alice"]), recordOf(w.of(bob), ids["bob"]), recordOf(w.of(carol), ids["carol"]))
+	}
+	if one, three := run(false), run(true); one != three {
+		t.Errorf("one node:    %s\nthree nodes: %s", one, three)
+	}
+}

@@ -330,6 +330,11 @@ func (tx *txn) endCallee(c *conversation, ended *leg, peer EndReason) {
 		!slices.ContainsFunc(c.all, func(m *leg) bool { return m.standIn && m.line != nil && m.direction == Outgoing }) {
 		return
 	}
+	for _, m := range slices.Clone(c.members) {
+		if m.ghost && peer == ReasonEndedForAll {
+			tx.endGhost(m, ReasonEndedForAll) // as the caller's node will
+		}
+	}
 	c.members = slices.DeleteFunc(c.members, func(m *leg) bool { return m.ghost })
 	// In a step of its own: the callee's history keeps the caller as it
 	// was, as one node's does.
