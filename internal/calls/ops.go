@@ -234,6 +234,7 @@ func (s *Switchboard) startCall(ctx context.Context, op string, p Principal, req
 	}
 	if how.roster != nil {
 		tx.setRoster(c, how.roster)
+		l.inviterLive = inviterLive(how.roster, p.Identifier.RawID())
 	}
 	for _, m := range invited {
 		tx.ring(m)

@@ -100,9 +100,9 @@ func (s *Switchboard) StartPeerCall(ctx context.Context, req PeerCallRequest) (C
 		return Call{}, withOp(op, Errorf(CodeInvalidRequest, "a call from another node needs its line"))
 	}
 	switch req.Kind {
-	case "", OneToOne, Group:
+	case "", OneToOne, Group, Room: // Room: a participant added to a room (its callee's conversation is no room of this node's)
 	default:
-		return Call{}, withOp(op, Errorf(CodeInvalidRequest, "a call from another node is 1:1 or a group call, not %q", req.Kind))
+		return Call{}, withOp(op, Errorf(CodeInvalidRequest, "a call from another node is 1:1, a group call or a room, not %q", req.Kind))
 	}
 	if err := ValidateRoomID(req.ServerCallID); req.ServerCallID != "" && err != nil {
 		return Call{}, withOp(op, Errorf(CodeInvalidRequest, "serverCallId %q is not a conversation id", req.ServerCallID))

@@ -48,11 +48,10 @@ func TestPeerActsAsOnOneNode(t *testing.T) {
 		if err != nil {
 			t.Fatalf("bob adds dave: %v", err)
 		}
-		// (dave's ringing call not compared: on another node it shows
-		// bob, the inviter, Connecting; docs/cluster.md)
-		mark("bob adds dave", added)
+		w.flush()
 		in := incoming(t, w.of(dave), dave)
 		daves = in.ID
+		mark("bob adds dave", added)
 		if in.CallerInfo.Identifier != bob.Identifier {
 			t.Errorf("dave is called by %s, want bob", in.CallerInfo.Identifier.RawID())
 		}
@@ -171,5 +170,44 @@ func TestPeerGroupCalleeEndsForEveryone(t *testing.T) {
 	}
 	if one, three := run(false), run(true); one != three {
 		t.Errorf("one node:    %s\nthree nodes: %s", one, three)
+	}
+}
+
+// TestPeerRoomInviteeAsOnOneNode: alice, on the room's anchor a, adds bob
+// (owned by b) to the room she and carol (on c) are in: he rings on his
+// node, and every party's record is one node's as he answers, holds, and
+// leaves.
+func TestPeerRoomInviteeAsOnOneNode(t *testing.T) {
+	run := func(threeNodes bool) []string {
+		w := newRoomWorld(t, threeNodes)
+		var marks []string
+		var bobs string
+		mark := func(label string) {
+			w.flush()
+			marks = append(marks, fmt.Sprintf("%s: alice %s; bob %s; carol %s", label, w.room(alice), recordOf(w.of(bob), bobs), w.room(carol)))
+		}
+		w.join(alice)
+		w.flush()
+		w.join(carol)
+		w.flush()
+		if _, err := w.of(alice).AddParticipant(ctx, alice, w.callIDs[alice.Identifier.RawID()], calls.AddParticipantRequest{Identifier: bob.Identifier}); err != nil {
+			t.Fatal(err)
+		}
+		w.flush()
+		bobs = incoming(t, w.of(bob), bob).ID
+		mark("alice adds bob")
+		mustCall(t)(w.of(bob).Accept(ctx, bob, bobs))
+		mark("bob answers")
+		mustCall(t)(w.of(bob).Hold(ctx, bob, bobs))
+		mark("bob holds")
+		mustCall(t)(w.of(bob).HangUp(ctx, bob, bobs, false))
+		mark("bob leaves")
+		return marks
+	}
+	one, three := run(false), run(true)
+	for i := range one {
+		if one[i] != three[i] {
+			t.Errorf("one node:    %s\nthree nodes: %s", one[i], three[i])
+		}
 	}
 }

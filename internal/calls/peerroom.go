@@ -320,6 +320,14 @@ func calleeOf(c *conversation) *leg {
 	return nil
 }
 
+// inviterLive reports whether a dial's roster shows its caller in the
+// call already (an invitee added to a live call), not waiting for it.
+func inviterLive(roster []Participant, caller string) bool {
+	return slices.ContainsFunc(roster, func(p Participant) bool {
+		return p.RawID == caller && (p.State == ParticipantConnected || p.State == ParticipantHold)
+	})
+}
+
 // endCallee ends what is left of a group call's callee's conversation (a
 // caller on another node started it here) once the callee's call ended:
 // the caller's stand-in, which tells the caller's node (peer: how the

@@ -194,6 +194,7 @@ type leg struct {
 	standIn       bool      // stands in for a party on another node (peer.go): no history, no events, in no party's calls
 	hidden        bool      // a mirror's stand-in for the anchor's conversation (peerroom.go): nobody's participant
 	ghost         bool      // a mirror's copy of a party of the anchor's conversation (peerroom.go): a participant only
+	inviterLive   bool      // a caller's stand-in that invites into a live call (peerroom.go): shown Connected while the callee rings
 	early         bool      // a phone called out plays early media (183)
 	tones         []byte    // a phone's last DTMF tones, for *6
 	seenBy        uint64    // the transaction that last saw the leg (txn.see)
@@ -251,6 +252,9 @@ func (l *leg) state() CallState {
 func (l *leg) participantState() ParticipantState {
 	switch l.phase {
 	case phaseConnecting, phaseRinging:
+		if l.inviterLive {
+			return ParticipantConnected
+		}
 		return ParticipantConnecting
 	case phaseIncoming:
 		if l.early {
