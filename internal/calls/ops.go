@@ -584,7 +584,7 @@ func (s *Switchboard) AddParticipant(ctx context.Context, p Principal, id string
 		if l.phase != phaseLive {
 			return Errorf(CodeInvalidState, "call %s is %s: participants are added to a live call", id, l.state())
 		}
-		if l.conv.joiner != nil {
+		if l.conv.joiner != nil || mirrorLine(l) != nil {
 			if mirrorLine(l) == nil {
 				return Errorf(CodeInvalidState, "call %s is a group call or room another node of the cluster runs, out of reach", id)
 			}

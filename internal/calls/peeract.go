@@ -42,15 +42,20 @@ type PeerAct struct {
 	AddID string                 `json:"addId,omitempty"`
 }
 
-// mirrorLine is the line of l's mirror's hidden stand-in, when l is a
-// mirror's joiner and the line carries acts.
+// mirrorLine is the line to the anchor of l's conversation, when it
+// carries acts: a mirror's hidden stand-in's, l its joiner, or in a group
+// call's or room's invitee's conversation, its caller's stand-in's, l the
+// invitee.
 func mirrorLine(l *leg) PeerSender {
 	c := l.conv
-	if c.joiner != l {
+	switch {
+	case c.joiner == l:
+	case c.joiner == nil && c.kind != OneToOne && l == calleeOf(c):
+	default:
 		return nil
 	}
 	for _, m := range c.members {
-		if m.hidden && m.phase != phaseEnded {
+		if m.standIn && !m.ghost && m.line != nil && m.direction == Outgoing && m.phase != phaseEnded {
 			if ps, ok := m.line.(PeerSender); ok {
 				return ps
 			}
@@ -163,7 +168,7 @@ func (s *Switchboard) locateAct(ctx context.Context, ch PeerChange) map[string]s
 // applyAct does on the anchor what a joiner's node asked through the
 // joiner's stand-in l, as the act's author would on one node.
 func (tx *txn) applyAct(l *leg, act PeerAct, located map[string]string) error {
-	if l.direction != Incoming || !tx.anchors(l.conv) || l.phase == phaseEnded {
+	if l.direction != Incoming || l.conv.kind == OneToOne || l.phase == phaseEnded {
 		return errCallNotFound(l.id)
 	}
 	p := Principal{Identifier: act.By.Identifier, DisplayName: act.By.DisplayName, Role: act.Role}

@@ -105,8 +105,9 @@ func answerOf(a any) string {
 // TestPeerGroupCalleesAsOnOneNode: alice, on a, starts a group call with
 // bob (on b) and carol (on c): each callee sees every party, as on one
 // node, from its first ring (the dial carries the roster), once
-// answered, through a hold and a mute, and as the callees leave one by
-// one.
+// answered, through a hold and a mute, a callee muting another callee on
+// a third node, a supervisor's mute-all through a callee's call, and as
+// the callees leave one by one.
 func TestPeerGroupCalleesAsOnOneNode(t *testing.T) {
 	run := func(threeNodes bool) []string {
 		w := newRoomWorld(t, threeNodes)
@@ -132,6 +133,13 @@ func TestPeerGroupCalleesAsOnOneNode(t *testing.T) {
 		mark("bob mutes himself")
 		mustCall(t)(w.of(carol).Resume(ctx, carol, ids["carol"]))
 		mark("carol resumes")
+		if _, err := w.of(bob).MuteParticipant(ctx, bob, ids["bob"], carol.Identifier.RawID()); err != nil {
+			t.Fatalf("bob mutes carol: %v", err)
+		}
+		mark("bob mutes carol")
+		mustCall(t)(w.of(carol).SetMuted(ctx, carol, ids["carol"], false))
+		mustCall(t)(w.of(carol).MuteAll(ctx, sup, ids["carol"]))
+		mark("sue mutes all through carol's call")
 		mustCall(t)(w.of(bob).HangUp(ctx, bob, ids["bob"], false))
 		mark("bob leaves")
 		mustCall(t)(w.of(carol).HangUp(ctx, carol, ids["carol"], false))
