@@ -153,8 +153,14 @@ func (tx *txn) forwardAdd(p Principal, l *leg, req AddParticipantRequest) (Parti
 	}
 	id := tx.s.cfg.NewID()
 	tx.sendAct(p, l, PeerAct{Add: &req, AddID: id})
-	return Participant{Identifier: req.Identifier, RawID: req.Identifier.RawID(), State: ParticipantRinging,
-		EndpointDetails: []EndpointDetail{{ParticipantID: id}}}, nil
+	out := Participant{Identifier: req.Identifier, RawID: req.Identifier.RawID(), State: ParticipantRinging,
+		EndpointDetails: []EndpointDetail{{ParticipantID: id}}}
+	if callee := tx.party(req.Identifier); req.Identifier.Kind != KindPhoneNumber && !callee.bot && !reachable(callee) && tx.located[callee.id] == "" {
+		// Connected nowhere: the anchor ends it 480 at once, as one node.
+		r := ReasonNotConnected
+		out.State, out.CallEndReason = ParticipantDisconnected, &r
+	}
+	return out, nil
 }
 
 // locateAct locates an act's invitee before the anchor applies it.

@@ -57,6 +57,11 @@ func TestPeerActsAsOnOneNode(t *testing.T) {
 		}
 		mustCall(t)(w.of(dave).Accept(ctx, dave, in.ID))
 		mark("dave answers", nil)
+		added, err = sb.AddParticipant(ctx, bob, bobs, calls.AddParticipantRequest{Identifier: calls.CommunicationUser("nobody")})
+		if err != nil {
+			t.Fatalf("bob adds nobody: %v", err)
+		}
+		mark("bob adds someone connected nowhere", added)
 		if _, err := sb.AddParticipant(ctx, bob, bobs, calls.AddParticipantRequest{Identifier: dave.Identifier}); calls.ErrorCode(err) != calls.CodeInvalidState {
 			t.Errorf("bob adds dave again: %v, want invalid_state", err)
 		}

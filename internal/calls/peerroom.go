@@ -272,9 +272,8 @@ func (tx *txn) setRoster(c *conversation, roster []Participant) {
 		switch {
 		case i >= 0:
 			g = c.all[i]
-		case ended:
-			continue // came and went meanwhile
-		default:
+		default: // an ended one too: the history shows who came and went
+
 			g = &leg{id: id, party: tx.party(p.Identifier), conv: c, direction: Incoming,
 				callerInfo: CallerInfo{Identifier: p.Identifier, DisplayName: p.DisplayName},
 				start:      tx.now, connectedAt: tx.now, standIn: true, ghost: true}
