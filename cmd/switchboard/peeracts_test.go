@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/switchboard/switchboard/internal/calls"
 )
@@ -28,9 +29,13 @@ func TestClusterGroupActsAcrossNodes(t *testing.T) {
 		}
 		return c
 	}
+	start := time.Now()
 	aliceCall := join(x.a, x.alice)
+	t.Logf("alice's join through a, the anchor: %v", time.Since(start))
 	waitCall(t, x.a, x.alice, aliceCall.ID, "Connected muted=false")
+	start = time.Now()
 	bobCall := join(x.b, x.bob)
+	t.Logf("bob's join through b, which does not anchor the call (waits for a's roster): %v", time.Since(start))
 	waitCall(t, x.a, x.alice, aliceCall.ID, "Connected muted=false [8:acs:bob Connected muted=false]")
 	carolCall := join(x.c, carol)
 	// The join's answer shows the others, as one node's does.
