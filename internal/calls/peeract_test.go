@@ -224,3 +224,45 @@ func TestPeerRoomInviteeAsOnOneNode(t *testing.T) {
 		}
 	}
 }
+
+// TestPeerOneToOneBecomesGroupAsOnOneNode: alice, on a, calls bob, on b,
+// and adds carol, on c: bob's call becomes a group call showing carol, as
+// on one node, through her answer, a hold and the leaving.
+func TestPeerOneToOneBecomesGroupAsOnOneNode(t *testing.T) {
+	run := func(threeNodes bool) []string {
+		w := newRoomWorld(t, threeNodes)
+		var marks []string
+		ids := map[string]string{}
+		mark := func(label string) {
+			w.flush()
+			marks = append(marks, fmt.Sprintf("%s: alice %s; bob %s; carol %s", label,
+				recordOf(w.of(alice), ids["alice"]), recordOf(w.of(bob), ids["bob"]), recordOf(w.of(carol), ids["carol"])))
+		}
+		ids["alice"] = mustCall(t)(w.of(alice).StartCall(ctx, alice, to(bob))).ID
+		w.flush()
+		ids["bob"] = incoming(t, w.of(bob), bob).ID
+		mustCall(t)(w.of(bob).Accept(ctx, bob, ids["bob"]))
+		mark("bob answers")
+		if _, err := w.of(alice).AddParticipant(ctx, alice, ids["alice"], calls.AddParticipantRequest{Identifier: carol.Identifier}); err != nil {
+			t.Fatal(err)
+		}
+		w.flush()
+		ids["carol"] = incoming(t, w.of(carol), carol).ID
+		mark("alice adds carol")
+		mustCall(t)(w.of(carol).Accept(ctx, carol, ids["carol"]))
+		mark("carol answers")
+		mustCall(t)(w.of(carol).Hold(ctx, carol, ids["carol"]))
+		mark("carol holds")
+		mustCall(t)(w.of(bob).HangUp(ctx, bob, ids["bob"], false))
+		mark("bob leaves")
+		mustCall(t)(w.of(carol).HangUp(ctx, carol, ids["carol"], false))
+		mark("carol leaves")
+		return marks
+	}
+	one, three := run(false), run(true)
+	for i := range one {
+		if one[i] != three[i] {
+			t.Errorf("one node:    %s\nthree nodes: %s", one[i], three[i])
+		}
+	}
+}

@@ -251,8 +251,19 @@ func (tx *txn) setRoster(c *conversation, roster []Participant) {
 	if self == nil {
 		self = calleeOf(c)
 	}
-	if self == nil || self.phase == phaseEnded || c.kind == OneToOne {
+	if self == nil || self.phase == phaseEnded {
 		return
+	}
+	if c.kind == OneToOne {
+		// A 1:1 call across nodes that its caller's node made a group
+		// call (a participant added): so is the callee's.
+		if c.joiner != nil || !slices.ContainsFunc(roster, func(p Participant) bool {
+			return p.RawID != self.party.id && !slices.ContainsFunc(c.members, func(m *leg) bool { return m.line != nil && m.party.id == p.RawID })
+		}) {
+			return
+		}
+		tx.touch(c)
+		c.kind = Group
 	}
 	tx.touch(c)
 	if c.rostered != nil {
