@@ -5,15 +5,18 @@ import (
 	"slices"
 )
 
-// What a party or supervisor on a mirror's node does to the parties of
-// the anchor's conversation (peerroom.go): the mirror holds only ghosts
-// of them, so the act goes to the anchor over the mirror's hidden
-// stand-in's line (PeerChange.Act), which does it as on one node; the
-// roster brings the result back. The mirror answers at once as the
-// anchor will (a muted or removed ghost, an invitee ringing).
+// What a party or supervisor on a mirror's node (or on the node of a
+// group call's or room's invitee) does to the parties of the anchor's
+// conversation (peerroom.go): that node holds only ghosts of them, so the
+// act goes to the anchor over the line of the stand-in facing it (the
+// mirror's hidden stand-in, the invitee's caller's stand-in), as
+// PeerChange.Act, and the anchor does it as on one node; the roster
+// brings the result back. The near node answers at once as the anchor
+// will (a muted or removed ghost, an invitee ringing or, connected
+// nowhere, 480).
 
-// PeerSender is a line that also carries acts to its far node: a mirror's
-// hidden stand-in's line. Send must not block (the switchboard calls it
+// PeerSender is a line that also carries acts to its far node: a
+// stand-in's line facing the anchor. Send must not block (the switchboard calls it
 // while it holds the live state) and keeps the order of Send and Update.
 type PeerSender interface {
 	Send(ch PeerChange)
