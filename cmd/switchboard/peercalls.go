@@ -188,3 +188,8 @@ func (p *peerMedia) Close(id string) {
 		p.mixer.Detach(id, leg)
 	}
 }
+
+// peerJoinWait bounds how long a join on a node that does not anchor the
+// group call or room waits for the anchor's roster before it answers
+// (calls.Config.JoinWait): the dial's round trip, normally milliseconds.
+const peerJoinWait = 2 * time.Second

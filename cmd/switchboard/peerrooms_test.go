@@ -200,7 +200,8 @@ func TestClusterRoomAnchorLost(t *testing.T) {
 // TestClusterGroupByGUIDAcrossNodes: alice, on node a, and bob, on node
 // b, join one group call by GUID, through node c: one conversation; bob,
 // whose node does not anchor it, ends it for everyone: alice's call ends
-// 0/4097 and his 0/0, as on one node, each recorded by its own node.
+// 0/4097 and his 0/0, as on one node, each recorded by its own node, and
+// bob's history shows alice's 0/4097.
 func TestClusterGroupByGUIDAcrossNodes(t *testing.T) {
 	x := newAcrossNodes(t)
 	const guid = `{"groupId":"0f8fad5b-d9cb-469f-a165-70867728950e"}`
@@ -226,6 +227,29 @@ func TestClusterGroupByGUIDAcrossNodes(t *testing.T) {
 	got := endedInPostgres(t, x.dbURL, aliceCall.ID, bobCall.ID)
 	if got[aliceCall.ID] != "0/4097 on a" || got[bobCall.ID] != "0/0 on b" {
 		t.Errorf("in Postgres: alice's call %s, bob's %s", got[aliceCall.ID], got[bobCall.ID])
+	}
+	// Bob's history shows alice's end as one node's does.
+	var parts string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var body string
+		status, body, _ = send(t, x.b, "GET", "/api/history/calls/"+bobCall.ID, x.bob, "")
+		var h calls.CallHistory
+		if status == http.StatusOK && json.Unmarshal([]byte(body), &h) == nil {
+			parts = ""
+			for _, p := range h.Call.RemoteParticipants {
+				parts += fmt.Sprintf("[%s %s", p.RawID, p.State)
+				if p.CallEndReason != nil {
+					parts += fmt.Sprintf(" %d/%d", p.CallEndReason.Code, p.CallEndReason.SubCode)
+				}
+				parts += "]"
+			}
+			if parts == "[8:acs:alice Disconnected 0/4097]" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's history shows %q (%d), want alice ended 0/4097", parts, status)
+		}
 	}
 }
 

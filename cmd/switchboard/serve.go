@@ -284,6 +284,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Phones:      phones,
 		Peers:       peers,
 		Rooms:       m.roomClaims(),
+		JoinWait:    peerJoinWait,
 		NewID:       uuid.NewString,
 		RingTimeout: m.Config.RingTimeout,
 		Policy:      holdpolicy.Options{ResumeLastHeld: m.Config.ResumeLastHeld},

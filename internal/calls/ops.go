@@ -169,10 +169,11 @@ func (s *Switchboard) StartCall(ctx context.Context, p Principal, req StartCallR
 // this switchboard: a phone (StartPhoneCall) or an identity on another node
 // (StartPeerCall).
 type placing struct {
-	line         PhoneLine // the caller's line: its leg is a phone's, or a stand-in
-	standIn      bool      // the caller is on another node (a stand-in leg)
-	serverCallID string    // the conversation's id, when another node chose it
-	kind         Kind      // the conversation's kind, when another node chose it
+	line         PhoneLine     // the caller's line: its leg is a phone's, or a stand-in
+	standIn      bool          // the caller is on another node (a stand-in leg)
+	serverCallID string        // the conversation's id, when another node chose it
+	kind         Kind          // the conversation's kind, when another node chose it
+	roster       []Participant // the other parties of a group call from another node (peerroom.go)
 }
 
 // startCall places the call.
@@ -235,6 +236,10 @@ func (s *Switchboard) startCall(ctx context.Context, op string, p Principal, req
 		}
 		invited = append(invited, tx.invite(callee, c, info))
 	}
+	if how.roster != nil {
+		tx.setRoster(c, how.roster)
+		l.inviterLive = inviterLive(how.roster, p.Identifier.RawID())
+	}
 	for _, m := range invited {
 		tx.ring(m)
 	}
@@ -249,7 +254,7 @@ func (tx *txn) afterInvite(caller *leg) {
 	}
 	for _, m := range caller.conv.members {
 		switch {
-		case m == caller:
+		case m == caller, m.ghost: // a ghost's call is on another node
 		case m.phase == phaseLive:
 			tx.goLive(caller)
 			tx.settle(caller)
@@ -267,7 +272,7 @@ func (tx *txn) afterInvite(caller *leg) {
 // (already in it, or a lobby asked of a room open without one),
 // operation_not_supported_for_identity, draining (a group call or room
 // nobody is in).
-func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest) (Call, error) {
+func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest) (call Call, err error) {
 	const op = "join call"
 	var key string
 	group, room := req.hasGroupID || req.GroupID != "", req.hasRoomID || req.RoomID != ""
@@ -289,6 +294,12 @@ func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest
 		return Call{}, withOp(op, Errorf(CodeOperationNotSupportedForIdentity, "a Teams user cannot join a room or a group call by groupId"))
 	}
 	anchor, anchorID := s.anchorOf(ctx, key)
+	var rostered <-chan struct{} // a mirror's: answer once the others are known (peerjoin.go)
+	defer func() {
+		if err == nil && rostered != nil {
+			call = s.awaitRoster(ctx, call, rostered)
+		}
+	}()
 	tx := s.begin(&p)
 	defer tx.done()
 	pt, err := tx.identify(p)
@@ -304,6 +315,9 @@ func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest
 	refresh(pt, p)
 	if anchor != "" && s.rooms[key] == nil {
 		call, err := tx.joinRemote(pt, p, key, req, anchor, anchorID)
+		if err == nil {
+			rostered = tx.s.legs[call.ID].conv.rostered
+		}
 		return call, withOp(op, err)
 	}
 	c := tx.findOrCreateRoom(key, req, anchorID)
@@ -313,7 +327,7 @@ func (s *Switchboard) JoinCall(ctx context.Context, p Principal, req JoinRequest
 		}
 		return Call{}, withOp(op, err)
 	}
-	call, err := tx.join(pt, c, p)
+	call, err = tx.join(pt, c, p)
 	if err != nil && len(c.members) == 0 && s.rooms[key] == c {
 		delete(s.rooms, key) // made for this join, which failed
 		tx.releaseClaim(key, c)
@@ -528,6 +542,10 @@ func (s *Switchboard) MuteParticipant(ctx context.Context, p Principal, id, rawI
 		}
 		m, err := memberFor(p, l, rawID)
 		if err != nil {
+			var ok bool
+			if out, ok = tx.forwardMute(p, l, rawID); ok {
+				return nil // a party of the anchor's (peeract.go)
+			}
 			return err
 		}
 		tx.muteOther(p, m)
@@ -553,6 +571,7 @@ func (s *Switchboard) MuteAll(ctx context.Context, p Principal, id string) (Call
 				tx.muteOther(p, m)
 			}
 		}
+		tx.forwardMuteAll(p, l) // the anchor's parties (peeract.go)
 		return nil
 	})
 }
@@ -575,11 +594,16 @@ func (s *Switchboard) AddParticipant(ctx context.Context, p Principal, id string
 			return errDraining // the invitee's call would be a new one
 		}
 		callee := tx.party(req.Identifier)
-		if l.conv.joiner != nil {
-			return Errorf(CodeInvalidState, "call %s is a group call or room another node of the cluster runs: add participants from a call on that node", id)
-		}
 		if l.phase != phaseLive || l.inLobby {
 			return Errorf(CodeInvalidState, "call %s is %s: participants are added to a live call", id, l.state())
+		}
+		if l.conv.joiner != nil || mirrorLine(l) != nil {
+			if mirrorLine(l) == nil {
+				return Errorf(CodeInvalidState, "call %s is a group call or room another node of the cluster runs, out of reach", id)
+			}
+			var err error
+			out, err = tx.forwardAdd(p, l, req) // invited on the anchor (peeract.go)
+			return err
 		}
 		if slices.ContainsFunc(l.conv.members, func(m *leg) bool { return m.party == callee }) {
 			return Errorf(CodeInvalidState, "%s is already in the call", callee.id)
@@ -608,6 +632,10 @@ func (s *Switchboard) RemoveParticipant(ctx context.Context, p Principal, id, ra
 	err := s.onCall(p, id, ownOrOversee, func(tx *txn, l *leg) error {
 		m, err := memberFor(p, l, rawID)
 		if err != nil {
+			var ok bool
+			if out, ok = tx.forwardRemove(p, l, rawID); ok {
+				return nil // a party of the anchor's (peeract.go)
+			}
 			return err
 		}
 		reason, peer := ReasonRemoved, ReasonRemoteHungUp

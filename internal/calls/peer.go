@@ -64,6 +64,20 @@ type PeerCallRequest struct {
 	Callee Identifier
 	// Line hears every change of the caller's stand-in on this node.
 	Line PhoneLine
+	// Roster: in a group call, its other parties as the callee sees them
+	// on the caller's node (DialRoster): the callee's call shows them
+	// from its first ring, and PeerChange.Roster keeps them current.
+	Roster []Participant
+}
+
+// DialRoster is the roster a dial carries: the parties of the group call
+// c (the callee's stand-in as the dial is given it) but the caller; none
+// for a 1:1 call.
+func DialRoster(c Call) []Participant {
+	if !sendsRoster(c) {
+		return nil
+	}
+	return rosterOf(c)
 }
 
 // peerRingGrace is how much longer than the ring timeout a stand-in callee
@@ -86,16 +100,16 @@ func (s *Switchboard) StartPeerCall(ctx context.Context, req PeerCallRequest) (C
 		return Call{}, withOp(op, Errorf(CodeInvalidRequest, "a call from another node needs its line"))
 	}
 	switch req.Kind {
-	case "", OneToOne, Group:
+	case "", OneToOne, Group, Room: // Room: a participant added to a room (its callee's conversation is no room of this node's)
 	default:
-		return Call{}, withOp(op, Errorf(CodeInvalidRequest, "a call from another node is 1:1 or a group call, not %q", req.Kind))
+		return Call{}, withOp(op, Errorf(CodeInvalidRequest, "a call from another node is 1:1, a group call or a room, not %q", req.Kind))
 	}
 	if err := ValidateRoomID(req.ServerCallID); req.ServerCallID != "" && err != nil {
 		return Call{}, withOp(op, Errorf(CodeInvalidRequest, "serverCallId %q is not a conversation id", req.ServerCallID))
 	}
 	p := Principal{Identifier: req.Caller.Identifier, DisplayName: req.Caller.DisplayName}
 	return s.startCall(ctx, op, p, StartCallRequest{Participants: []Identifier{req.Callee}},
-		placing{line: req.Line, standIn: true, serverCallID: req.ServerCallID, kind: req.Kind})
+		placing{line: req.Line, standIn: true, serverCallID: req.ServerCallID, kind: req.Kind, roster: req.Roster})
 }
 
 // PeerMute says that someone on the far node muted this node's party of
@@ -196,8 +210,9 @@ func (tx *txn) endStandIn(l *leg, reason EndReason, partyEnd *EndReason) {
 	c := l.conv
 	tx.endLeg(l, own, reason)
 	if l.direction == Incoming {
-		if reason == ReasonEndedForAll && tx.anchors(c) {
-			// A joiner on another node ended its group call for everyone.
+		if reason == ReasonEndedForAll && (tx.anchors(c) || c.kind == Group) {
+			// A joiner or callee on another node ended its group call for
+			// everyone.
 			for _, m := range slices.Clone(c.members) {
 				tx.endLeg(m, ReasonEndedForAll, ReasonEndedForAll)
 			}
@@ -235,11 +250,15 @@ type PeerChange struct {
 	// of it as the far joiner sees them (the ended ones with their end
 	// reasons); the far node's mirror shows them (peerroom.go).
 	Roster *[]Participant `json:"roster,omitempty"`
+	// Act: from a joiner's node, what someone there did to the anchor's
+	// parties (peeract.go); sent on its own (PeerSender), never from an
+	// update.
+	Act *PeerAct `json:"act,omitempty"`
 }
 
 // IsZero reports whether the change says nothing.
 func (ch PeerChange) IsZero() bool {
-	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil
+	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil && ch.Act == nil
 }
 
 // PeerChangeOf is what a stand-in's update means for the far node: now is
@@ -265,7 +284,9 @@ func PeerChangeOf(prev *Call, now Call) PeerChange {
 	if now.IsMuted && !prev.IsMuted && now.State != StateDisconnected {
 		ch.Mute = true
 	}
-	if anchorsRoom(now) && now.State != StateDisconnected {
+	if sendsRoster(now) && (now.State != StateDisconnected || prev.State != StateDisconnected) {
+		// With its end too: the others' ends in the same step (the call
+		// ended for everyone) show in the joiner's history.
 		if r := rosterOf(now); prev.ID == "" || !sameRoster(rosterOf(*prev), r) {
 			ch.Roster = &r
 		}
@@ -301,7 +322,11 @@ func pairParty(c Call) *Participant {
 // no longer applies (an answer to a call answered already, a hold of a
 // call not yet answered) is skipped. Errors: call_not_found.
 func (s *Switchboard) ApplyPeerChange(ctx context.Context, id string, ch PeerChange) error {
+	located := s.locateAct(ctx, ch)
 	return s.onStandIn("apply peer change", id, func(tx *txn, l *leg) error {
+		if ch.Act != nil {
+			return tx.applyAct(l, *ch.Act, located)
+		}
 		if ch.Answered && l.phase == phaseIncoming {
 			tx.answerLine(l)
 		}
@@ -309,7 +334,7 @@ func (s *Switchboard) ApplyPeerChange(ctx context.Context, id string, ch PeerCha
 			tx.touch(l.conv)
 			tx.holdLine(l, *ch.Held)
 		}
-		if ch.Roster != nil && l.hidden {
+		if ch.Roster != nil && (l.hidden || l.direction == Outgoing && l.conv.joiner == nil) {
 			tx.setRoster(l.conv, *ch.Roster)
 		}
 		if ch.Muted != nil && l.muted != *ch.Muted && !l.hidden {

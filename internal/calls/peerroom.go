@@ -101,6 +101,9 @@ func (tx *txn) joinRemote(pt *party, p Principal, key string, req JoinRequest, n
 	self := CallerInfo{Identifier: p.Identifier, DisplayName: pt.displayName}
 	l := tx.newLeg(pt, c, Outgoing, self, phaseConnecting)
 	c.joiner = l
+	if tx.s.cfg.JoinWait > 0 {
+		c.rostered = make(chan struct{})
+	}
 	if err := tx.plan(l, holdpolicy.Join); err != nil {
 		return Call{}, err
 	}
@@ -216,11 +219,17 @@ func (l *leg) lineView() Call {
 
 // endMirror ends what is left of a mirror once its joiner or its hidden
 // stand-in ended: the other with it. The ghosts leave the members as they
-// stand, so the joiner's history keeps them as they were.
+// stand, so the joiner's history keeps them as they were, unless the
+// joiner ended the call for everyone: then they end 0/4097 with it.
 func (tx *txn) endMirror(c *conversation, ended *leg, peer EndReason) {
 	switch {
 	case ended == c.joiner:
 		for _, m := range slices.Clone(c.members) {
+			if m.ghost && peer == ReasonEndedForAll {
+				// Ended for everyone: the anchor ends them so, and on one
+				// node the joiner's history shows it in the same step.
+				tx.endGhost(m, ReasonEndedForAll)
+			}
 			if m.hidden {
 				// It ends as the others would (its line tells the anchor
 				// so: 0/4097 ends the call for everyone there), the
@@ -239,15 +248,37 @@ func (tx *txn) endMirror(c *conversation, ended *leg, peer EndReason) {
 }
 
 // setRoster brings a mirror's ghosts up to what the anchor shows its
-// joiner: one per party there, by its call's id on the anchor.
+// joiner: one per party there, by its call's id on the anchor. A callee's
+// conversation (a group call's or room's invitee on another node) gets
+// them too, but for its caller's stand-in, which shows the inviter.
 func (tx *txn) setRoster(c *conversation, roster []Participant) {
-	if c.joiner == nil || c.joiner.phase == phaseEnded {
+	self := c.joiner
+	if self == nil {
+		self = calleeOf(c)
+	}
+	if self == nil || self.phase == phaseEnded {
 		return
 	}
+	if c.kind == OneToOne {
+		// A 1:1 call across nodes that its caller's node made a group
+		// call (a participant added): so is the callee's.
+		if c.joiner != nil || !slices.ContainsFunc(roster, func(p Participant) bool {
+			return p.RawID != self.party.id && !slices.ContainsFunc(c.members, func(m *leg) bool { return m.line != nil && m.party.id == p.RawID })
+		}) {
+			return
+		}
+		tx.touch(c)
+		c.kind = Group
+	}
 	tx.touch(c)
-	me := c.joiner.party.id
+	if c.rostered != nil {
+		close(c.rostered)
+		c.rostered = nil
+	}
+	me := self.party.id
 	for _, p := range roster {
-		if p.RawID == me || len(p.EndpointDetails) == 0 || p.Identifier.Validate() != nil {
+		if p.RawID == me || len(p.EndpointDetails) == 0 || p.Identifier.Validate() != nil ||
+			slices.ContainsFunc(c.members, func(m *leg) bool { return m.line != nil && !m.hidden && m.party.id == p.RawID }) {
 			continue
 		}
 		id := p.EndpointDetails[0].ParticipantID
@@ -257,9 +288,8 @@ func (tx *txn) setRoster(c *conversation, roster []Participant) {
 		switch {
 		case i >= 0:
 			g = c.all[i]
-		case ended:
-			continue // came and went meanwhile
-		default:
+		default: // an ended one too: the history shows who came and went
+
 			g = &leg{id: id, party: tx.party(p.Identifier), conv: c, direction: Incoming,
 				callerInfo: CallerInfo{Identifier: p.Identifier, DisplayName: p.DisplayName},
 				start:      tx.now, connectedAt: tx.now, standIn: true, ghost: true}
@@ -274,11 +304,11 @@ func (tx *txn) setRoster(c *conversation, roster []Participant) {
 			g.party.displayName = p.DisplayName
 		}
 		if ended {
-			g.phase, g.endAt = phaseEnded, tx.now
+			var reason EndReason
 			if p.CallEndReason != nil {
-				g.endReason = *p.CallEndReason
+				reason = *p.CallEndReason
 			}
-			c.members = slices.DeleteFunc(c.members, func(m *leg) bool { return m == g })
+			tx.endGhost(g, reason)
 			continue
 		}
 		switch p.State {
@@ -291,6 +321,62 @@ func (tx *txn) setRoster(c *conversation, roster []Participant) {
 		}
 		g.holding = p.State == ParticipantHold
 		g.muted = p.IsMuted
+	}
+}
+
+// calleeOf is the callee's leg of a conversation a caller on another node
+// started here (its one leg that is this node's party's call).
+func calleeOf(c *conversation) *leg {
+	for _, m := range c.all {
+		if !m.standIn && !m.ghost && m.line == nil {
+			return m
+		}
+	}
+	return nil
+}
+
+// inviterLive reports whether a dial's roster shows its caller in the
+// call already (an invitee added to a live call), not waiting for it.
+func inviterLive(roster []Participant, caller string) bool {
+	return slices.ContainsFunc(roster, func(p Participant) bool {
+		return p.RawID == caller && (p.State == ParticipantConnected || p.State == ParticipantHold)
+	})
+}
+
+// endCallee ends what is left of a group call's callee's conversation (a
+// caller on another node started it here) once the callee's call ended:
+// the caller's stand-in, which tells the caller's node (peer: how the
+// others end there, 0/4097 when ended for everyone), and its ghosts leave
+// the members as they stand, as a mirror's do.
+func (tx *txn) endCallee(c *conversation, ended *leg, peer EndReason) {
+	if c.kind == OneToOne || ended.standIn || ended.ghost || ended.line != nil ||
+		!slices.ContainsFunc(c.all, func(m *leg) bool { return m.standIn && m.line != nil && m.direction == Outgoing }) {
+		return
+	}
+	for _, m := range slices.Clone(c.members) {
+		if m.ghost && peer == ReasonEndedForAll {
+			tx.endGhost(m, ReasonEndedForAll) // as the caller's node will
+		}
+	}
+	c.members = slices.DeleteFunc(c.members, func(m *leg) bool { return m.ghost })
+	// In a step of its own: the callee's history keeps the caller as it
+	// was, as one node's does.
+	s := tx.s
+	for _, m := range c.members {
+		if m.standIn && m.line != nil && m.direction == Outgoing {
+			id := m.id
+			tx.after = append(tx.after, func() { s.endCallerStandIn(id, peer) })
+		}
+	}
+}
+
+// endCallerStandIn ends a group call's caller's stand-in left without its
+// callee (endCallee).
+func (s *Switchboard) endCallerStandIn(id string, peer EndReason) {
+	tx := s.begin(nil)
+	defer tx.done()
+	if l := s.legs[id]; l != nil && !s.closed && l.phase != phaseEnded {
+		tx.endLeg(l, peer, peer)
 	}
 }
 
@@ -312,6 +398,14 @@ func sameRoster(a, b []Participant) bool {
 			slices.Equal(x.EndpointDetails, y.EndpointDetails) &&
 			(x.CallEndReason == nil) == (y.CallEndReason == nil) && (x.CallEndReason == nil || *x.CallEndReason == *y.CallEndReason)
 	})
+}
+
+// sendsRoster reports whether a stand-in's line sends the roster: a
+// joiner's stand-in in a group call or room this node anchors, or an
+// invitee's in a group call or room (the callee's node shows the others
+// beside the inviter).
+func sendsRoster(c Call) bool {
+	return anchorsRoom(c) || c.Direction == Incoming && (c.Kind == Group || c.Kind == Room)
 }
 
 // anchorsRoom reports whether a stand-in's view is of a joiner's stand-in

@@ -24,9 +24,15 @@ type roomWorld struct {
 const groupGUID = "5a0c3e1e-2a51-4b6e-9d0f-6f7b1c2d3e4f"
 
 func newRoomWorld(t *testing.T, threeNodes bool) *roomWorld {
+	return newRoomWorldWith(t, threeNodes, calls.Config{})
+}
+
+// newRoomWorldWith is newRoomWorld with each node's Config starting from
+// base.
+func newRoomWorldWith(t *testing.T, threeNodes bool, base calls.Config) *roomWorld {
 	w := &roomWorld{t: t, nodes: map[string]*callstest.Fixture{}, callIDs: map[string]string{}}
 	if !threeNodes {
-		f := callstest.New(t, calls.Config{})
+		f := callstest.New(t, base)
 		for _, n := range []string{"alice", "bob", "carol", "dave"} {
 			w.nodes[n] = f
 		}
@@ -34,8 +40,9 @@ func newRoomWorld(t *testing.T, threeNodes bool) *roomWorld {
 		w.peers = callstest.NewPeers(t)
 		node := func(name string, ids ...calls.Principal) *callstest.Fixture {
 			next := callstest.IDs()
-			f := callstest.New(t, calls.Config{Peers: w.peers.Network(name), Rooms: w.peers.Rooms(name),
-				NewID: func() string { return name + next() }})
+			cfg := base
+			cfg.Peers, cfg.Rooms, cfg.NewID = w.peers.Network(name), w.peers.Rooms(name), func() string { return name + next() }
+			f := callstest.New(t, cfg)
 			var raw []string
 			for _, p := range ids {
 				raw = append(raw, p.Identifier.RawID())
@@ -182,7 +189,8 @@ func TestPeerRoomAsOnOneNode(t *testing.T) {
 // TestPeerGroupEndedForEveryone: a group call by GUID joined by alice on
 // a, bob and dave on b (a mirror each) and carol on c; bob, on a node
 // that does not anchor it, ends it for everyone: every call ends as on one
-// node (his 0/0, the others' 0/4097), and the claim goes.
+// node (his 0/0, the others' 0/4097), each history showing every other
+// party's end as one node's does, and the claim goes.
 func TestPeerGroupEndedForEveryone(t *testing.T) {
 	run := func(threeNodes bool) string {
 		w := newRoomWorld(t, threeNodes)
@@ -194,18 +202,8 @@ func TestPeerGroupEndedForEveryone(t *testing.T) {
 		before := fmt.Sprintf("alice %s; bob %s; dave %s; carol %s", w.room(alice), w.room(bob), w.room(dave), w.room(carol))
 		mustCall(t)(w.of(bob).HangUp(ctx, bob, w.callIDs[bob.Identifier.RawID()], true))
 		w.flush()
-		// Each call's own end. (Its participants differ: a mirror's
-		// history keeps the others as they were when its own call ended,
-		// before the anchor ended theirs; on one node they all end in
-		// one step.)
-		own := func(p calls.Principal) string {
-			d := w.room(p)
-			if i := strings.Index(d, " ["); i >= 0 {
-				d = d[:i]
-			}
-			return d
-		}
-		after := fmt.Sprintf("alice %s; bob %s; dave %s; carol %s", own(alice), own(bob), own(dave), own(carol))
+		// Each call's end with its participants' ends.
+		after := fmt.Sprintf("alice %s; bob %s; dave %s; carol %s", w.room(alice), w.room(bob), w.room(dave), w.room(carol))
 		if w.peers != nil {
 			if node, _ := w.peers.Claimed("g:" + groupGUID); node != "" {
 				t.Errorf("the group call is still claimed by %s once it ended", node)
@@ -247,14 +245,15 @@ func TestPeerRoomAnchorCloses(t *testing.T) {
 
 // TestPeerChangeOfInvitee: the stand-in of a callee invited into a room
 // (not a joiner) tells its far node the inviter's hold, as a 1:1 call's
-// does, and no roster; a joiner's stand-in tells the roster and no hold.
+// does, and the roster (the callee sees the others too); a joiner's
+// stand-in tells the roster and no hold.
 func TestPeerChangeOfInvitee(t *testing.T) {
 	base := calls.Call{ID: "s1", Direction: calls.Incoming, Kind: calls.Room, RoomID: "standup", State: calls.StateConnected,
 		AgentID: bob.Identifier.RawID(), CallerInfo: calls.CallerInfo{Identifier: alice.Identifier}}
 	held := base
 	held.RemoteParticipants = []calls.Participant{{Identifier: alice.Identifier, RawID: alice.Identifier.RawID(), State: calls.ParticipantHold}}
-	if ch := calls.PeerChangeOf(&base, held); ch.Held == nil || !*ch.Held || ch.Roster != nil {
-		t.Errorf("invitee's stand-in, the inviter holds: %+v; want held and no roster", ch)
+	if ch := calls.PeerChangeOf(&base, held); ch.Held == nil || !*ch.Held || ch.Roster == nil || len(*ch.Roster) != 1 {
+		t.Errorf("invitee's stand-in, the inviter holds: %+v; want held and the roster", ch)
 	}
 	joiner := held
 	joiner.CallerInfo = calls.CallerInfo{Identifier: bob.Identifier}

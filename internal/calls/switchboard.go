@@ -32,6 +32,11 @@ type Config struct {
 	// Queues finds a transfer's queue target (transfer.go); nil: there
 	// are no queues yet, and a queue transfer is not_found.
 	Queues Queues
+	// JoinWait is how long a join on a node that does not anchor the
+	// conversation waits for the anchor's roster, so that its answer
+	// shows the others as one node's does (peerjoin.go); 0: it answers
+	// at once.
+	JoinWait time.Duration
 	// Clock defaults to SystemClock.
 	Clock Clock
 	// NewID returns a fresh unique id for calls and conversations.
@@ -162,6 +167,9 @@ type conversation struct {
 	// group call or room another node anchors.
 	joiner *leg
 	lobby  *roomLobby // a room opened with a lobby (lobby.go); nil: none
+	// rostered, on a mirror, closes when the anchor's first roster came
+	// (peerjoin.go).
+	rostered chan struct{}
 }
 
 func (c *conversation) registryKey() string {
@@ -211,6 +219,7 @@ type leg struct {
 	standIn       bool      // stands in for a party on another node (peer.go): no history, no events, in no party's calls
 	hidden        bool      // a mirror's stand-in for the anchor's conversation (peerroom.go): nobody's participant
 	ghost         bool      // a mirror's copy of a party of the anchor's conversation (peerroom.go): a participant only
+	inviterLive   bool      // a caller's stand-in that invites into a live call (peerroom.go): shown Connected while the callee rings
 	early         bool      // a phone called out plays early media (183)
 	tones         []byte    // a phone's last DTMF tones, for *6
 	seenBy        uint64    // the transaction that last saw the leg (txn.see)
@@ -282,6 +291,9 @@ func (l *leg) state() CallState {
 func (l *leg) participantState() ParticipantState {
 	switch l.phase {
 	case phaseConnecting, phaseRinging:
+		if l.inviterLive {
+			return ParticipantConnected
+		}
 		return ParticipantConnecting
 	case phaseIncoming:
 		if l.early {

@@ -307,6 +307,8 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 	tx.endMonitors(c, l)
 	if c.joiner != nil {
 		tx.endMirror(c, l, peer)
+	} else {
+		tx.endCallee(c, l, peer)
 	}
 	if humans := slices.ContainsFunc(c.members, func(m *leg) bool { return !m.party.bot }); !humans {
 		for _, m := range slices.Clone(c.members) {

@@ -8,7 +8,8 @@
 // calls.PeerChange (calls.PeerChangeOf) sent to the far node, which
 // applies it to its own stand-in (Switchboard.ApplyPeerChange). The first
 // message of a pair, from the anchor, is the dial: the far node rings its
-// callee (Switchboard.StartPeerCall) with a stand-in for the caller. A
+// callee (Switchboard.StartPeerCall) with a stand-in for the caller (in a
+// group call, with the roster of its other parties). A
 // dial marked join (Network.Join) comes from a joiner's node instead, which
 // is then the pair's anchor: the far node, which runs the group call or
 // room, adds a stand-in for the joiner to it (Switchboard.PeerJoin), and

@@ -39,6 +39,9 @@ type dial struct {
 	RoomID  string `json:"roomId,omitempty"`
 	// SDP offers the caller's node's audio leg (Config.Media), if any.
 	SDP []byte `json:"sdp,omitempty"`
+	// Roster: a group call's other parties as the callee sees them
+	// (calls.PeerCallRequest.Roster).
+	Roster []calls.Participant `json:"roster,omitempty"`
 }
 
 // reply answers a message once handled (or refused).
@@ -170,7 +173,7 @@ func (n *Network) startPeerCall(sb Switchboard, p *pair, m message) reply {
 			return fail(err)
 		}
 		c, err = sb.StartPeerCall(p.ctx, calls.PeerCallRequest{ServerCallID: m.Dial.ServerCallID, Kind: m.Dial.Kind,
-			Caller: m.Dial.Caller, Callee: callee, Line: p})
+			Caller: m.Dial.Caller, Callee: callee, Line: p, Roster: m.Dial.Roster})
 	}
 	if err != nil {
 		n.log.Info("refused a call from another node", "from", m.From, "callee", m.Dial.Callee, "err", err)

@@ -206,7 +206,8 @@ func (n *Network) Dial(c calls.Call, node string) calls.PhoneLine {
 		return p
 	}
 	n.pairs[p.id] = p
-	n.enqueue(p, message{Dial: &dial{ServerCallID: c.ServerCallID, Kind: c.Kind, Caller: c.CallerInfo, Callee: c.AgentID}})
+	n.enqueue(p, message{Dial: &dial{ServerCallID: c.ServerCallID, Kind: c.Kind, Caller: c.CallerInfo, Callee: c.AgentID,
+		Roster: calls.DialRoster(c)}})
 	return p
 }
 

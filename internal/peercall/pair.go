@@ -78,6 +78,18 @@ func (p *pair) Update(c calls.Call) {
 	n.enqueue(p, message{Change: &ch})
 }
 
+// Send queues an act for the far node (calls.PeerSender), in order with
+// the updates. It never blocks.
+func (p *pair) Send(ch calls.PeerChange) {
+	n := p.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if ch.IsZero() || p.lost || p.farEnd || n.closed || !p.ended.IsZero() {
+		return
+	}
+	n.enqueue(p, message{Change: &ch})
+}
+
 // enqueue numbers m and queues it, starting p's sender if it is idle.
 // Network.mu is held.
 func (n *Network) enqueue(p *pair, m message) {

@@ -103,6 +103,7 @@ func (n peerNet) Dial(c calls.Call, node string) calls.PhoneLine {
 		far.setFarID(c.ID)
 		sc, err := n.p.node(node).StartPeerCall(context.Background(), calls.PeerCallRequest{
 			ServerCallID: c.ServerCallID, Kind: c.Kind, Caller: c.CallerInfo, Callee: callee, Line: far,
+			Roster: calls.DialRoster(c),
 		})
 		if err != nil {
 			n.p.tb.Errorf("StartPeerCall on %s: %v", node, err)
@@ -144,6 +145,19 @@ func (l *peerLine) Update(c calls.Call) {
 		l.mu.Unlock()
 		err := l.p.node(l.far).ApplyPeerChange(context.Background(), id, ch)
 		if err != nil && calls.ErrorCode(err) != calls.CodeCallNotFound { // an end that crossed the far side's own
+			l.p.tb.Errorf("apply %+v to %s on %s: %v", ch, id, l.far, err)
+		}
+	})
+}
+
+// Send applies an act to the far stand-in once flushed, in order with the
+// updates (calls.PeerSender).
+func (l *peerLine) Send(ch calls.PeerChange) {
+	l.p.enqueue(func() {
+		l.mu.Lock()
+		id := l.farID
+		l.mu.Unlock()
+		if err := l.p.node(l.far).ApplyPeerChange(context.Background(), id, ch); err != nil && calls.ErrorCode(err) != calls.CodeCallNotFound {
 			l.p.tb.Errorf("apply %+v to %s on %s: %v", ch, id, l.far, err)
 		}
 	})
