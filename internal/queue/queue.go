@@ -105,6 +105,9 @@ func (d *Definition) Normalize() error {
 		if *v.n < 0 || *v.n > 86400 {
 			return calls.Errorf(calls.CodeInvalidRequest, "%s must be 0 to 86400", v.name)
 		}
+		if v.n == &d.RingTimeoutSeconds && *v.n > MaxRingTimeout {
+			return calls.Errorf(calls.CodeInvalidRequest, "ringTimeoutSeconds must be 0 to %d", MaxRingTimeout)
+		}
 		if *v.n == 0 {
 			*v.n = v.def
 		}
