@@ -27,6 +27,10 @@ type Switch interface {
 	End(ctx context.Context, w Waiting, reason string) error
 }
 
+// ReasonAgentLeft ends an answered queue call's caller when the agent
+// hung up.
+const ReasonAgentLeft = "agentLeft"
+
 // Status is a waiting call as the calls domain sees it.
 type Status struct {
 	CallerGone bool // the caller's call ended
@@ -73,6 +77,7 @@ type Engine struct {
 	answered map[string]answered // by caller call id
 	last     map[string]string   // queue -> agent offered last
 	misses   map[string]int      // agent -> offers in a row rung out
+	offering map[string]bool     // agents this node's offers ring
 	kick     chan struct{}
 }
 
@@ -84,7 +89,7 @@ type answered struct {
 
 // NewEngine answers an engine; Run starts it.
 func NewEngine(cfg EngineConfig) *Engine {
-	e := &Engine{cfg: cfg, local: map[string]*Waiting{}, answered: map[string]answered{}, last: map[string]string{}, misses: map[string]int{}, kick: make(chan struct{}, 1)}
+	e := &Engine{cfg: cfg, local: map[string]*Waiting{}, answered: map[string]answered{}, last: map[string]string{}, misses: map[string]int{}, offering: map[string]bool{}, kick: make(chan struct{}, 1)}
 	if e.cfg.Availability == nil {
 		e.cfg.Availability = &Tracker{}
 	}
@@ -218,6 +223,12 @@ func (e *Engine) Step(ctx context.Context) {
 		e.mu.Lock()
 		delete(e.answered, a.w.CallID)
 		e.mu.Unlock()
+		if !st.CallerGone {
+			// The agent hung up: the caller, alone in the call, leaves too.
+			if err := e.cfg.Switch.End(ctx, a.w, ReasonAgentLeft); err != nil {
+				e.cfg.Logger.Warn("queue: end the caller after the agent left", "call_id", a.w.CallID, "err", err)
+			}
+		}
 		if e.tracker != nil {
 			e.tracker.Ended(a.agent, e.cfg.Now(), a.wrapUp)
 		}
@@ -238,7 +249,9 @@ func (e *Engine) Step(ctx context.Context) {
 			}
 			d = &def
 			defs[w.Queue] = d
-			cands[w.Queue] = Candidates(d, e.cfg.Availability, e.cfg.Now())
+		}
+		if _, ok := cands[w.Queue]; !ok {
+			cands[w.Queue] = e.candidates(d)
 		}
 		ch, err := e.step(ctx, d, w, cands)
 		if err != nil {
@@ -261,6 +274,20 @@ func (e *Engine) Step(ctx context.Context) {
 	}
 }
 
+// candidates answers d's members now; an agent this node is offering a
+// call to is not offerable (on other nodes, the claim refuses her).
+func (e *Engine) candidates(d *Definition) []Candidate {
+	cs := Candidates(d, e.cfg.Availability, e.cfg.Now())
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range cs {
+		if e.offering[cs[i].Agent] {
+			cs[i].Offerable = false
+		}
+	}
+	return cs
+}
+
 func (e *Engine) publishStats(ctx context.Context, d *Definition) {
 	if e.cfg.Events == nil {
 		return
@@ -279,7 +306,7 @@ func (e *Engine) leave(ctx context.Context, w *Waiting, delta Counters) error {
 	delete(e.local, w.CallID)
 	e.mu.Unlock()
 	if w.Offer != nil {
-		if err := e.cfg.Store.ReleaseAgent(ctx, w.Offer.Agent, w.CallID); err != nil {
+		if err := e.release(ctx, w.Offer.Agent, w.CallID); err != nil {
 			return err
 		}
 	}
@@ -315,6 +342,7 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 		if e.tracker != nil {
 			e.tracker.Answered(agent)
 		}
+		delete(cands, w.Queue) // she is busy now: ask availability again
 		e.mu.Lock()
 		e.misses[agent] = 0
 		e.answered[w.CallID] = answered{w: *w, agent: agent, wrapUp: time.Duration(d.WrapUpSeconds) * time.Second}
@@ -327,7 +355,7 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 		return []string{w.Queue}, e.leave(ctx, w, Counters{Abandoned: 1})
 	case st.AgentGone && w.Offer != nil:
 		// Declined (or rang out in the calls domain): the next agent.
-		if err := e.cfg.Store.ReleaseAgent(ctx, agent, w.CallID); err != nil {
+		if err := e.release(ctx, agent, w.CallID); err != nil {
 			return nil, err
 		}
 		w.Offer = nil
@@ -348,7 +376,7 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 		if err := e.cfg.Switch.Withdraw(ctx, *w, dec.Agent); err != nil {
 			return nil, fmt.Errorf("withdraw the offer to %s: %w", dec.Agent, err)
 		}
-		if err := e.cfg.Store.ReleaseAgent(ctx, dec.Agent, w.CallID); err != nil {
+		if err := e.release(ctx, dec.Agent, w.CallID); err != nil {
 			return nil, err
 		}
 		w.Offer = nil
@@ -394,6 +422,14 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 	return nil, nil
 }
 
+// release frees the agent of w's offer, here and in the store.
+func (e *Engine) release(ctx context.Context, agent, callID string) error {
+	e.mu.Lock()
+	delete(e.offering, agent)
+	e.mu.Unlock()
+	return e.cfg.Store.ReleaseAgent(ctx, agent, callID)
+}
+
 // ring offers w to agent (or, when another node holds her, to the next).
 func (e *Engine) ring(ctx context.Context, d *Definition, w *Waiting, cands map[string][]Candidate, last string, now time.Time, agent string) ([]string, error) {
 	cs := cands[w.Queue]
@@ -415,7 +451,7 @@ func (e *Engine) ring(ctx context.Context, d *Definition, w *Waiting, cands map[
 		return nil, nil
 	}
 	if err := e.cfg.Switch.Offer(ctx, *w, agent); err != nil {
-		_ = e.cfg.Store.ReleaseAgent(ctx, agent, w.CallID)
+		_ = e.release(ctx, agent, w.CallID)
 		return nil, fmt.Errorf("offer to %s: %w", agent, err)
 	}
 	if slices.Contains(w.Tried, agent) {
@@ -424,6 +460,7 @@ func (e *Engine) ring(ctx context.Context, d *Definition, w *Waiting, cands map[
 	w.Tried = append(w.Tried, agent)
 	w.Offer = &Offer{Agent: agent, At: now}
 	e.mu.Lock()
+	e.offering[agent] = true
 	e.last[w.Queue] = agent
 	e.mu.Unlock()
 	if _, err := e.cfg.Store.AddCounters(ctx, w.Queue, Counters{Offered: 1}); err != nil {

@@ -185,7 +185,11 @@ func TestEngineLongestIdle(t *testing.T) {
 		for call := range sw.ringingNow() {
 			answeredBy[sw.accept(call)]++
 		}
+		n := len(sw.offers)
 		e.Step(ctx) // answers seen
+		if len(sw.offers) != n {
+			t.Fatalf("round %d: agents who just answered were offered %d more calls", round, len(sw.offers)-n)
+		}
 		clk.add(time.Duration(round%3+1) * time.Second)
 		for call := range sw.answered {
 			sw.hangUp(call)
