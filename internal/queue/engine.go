@@ -167,8 +167,9 @@ func (e *Engine) put(ctx context.Context, d *Definition, w *Waiting) error {
 	if err := e.cfg.Store.PutWaiting(ctx, *w); err != nil {
 		return err
 	}
+	own := *w // Step changes its own copy; w stays the caller's
 	e.mu.Lock()
-	e.local[w.CallID] = w
+	e.local[w.CallID] = &own
 	e.mu.Unlock()
 	ws, err := e.cfg.Store.Waiting(ctx, d.Name)
 	if err == nil && e.cfg.Events != nil {
