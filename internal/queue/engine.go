@@ -238,7 +238,7 @@ func (e *Engine) Step(ctx context.Context) {
 		return a.EnteredAt.Compare(b.EnteredAt)
 	})
 	defs := map[string]*Definition{}
-	cands := map[string][]Candidate{}
+	cands := map[string]*pool{}
 	changed := map[string]bool{}
 	for _, w := range ws {
 		d, ok := defs[w.Queue]
@@ -252,7 +252,7 @@ func (e *Engine) Step(ctx context.Context) {
 			defs[w.Queue] = d
 		}
 		if _, ok := cands[w.Queue]; !ok {
-			cands[w.Queue] = e.candidates(d)
+			cands[w.Queue] = newPool(e.candidates(d))
 		}
 		ch, err := e.step(ctx, d, w, cands)
 		if err != nil {
@@ -273,6 +273,23 @@ func (e *Engine) Step(ctx context.Context) {
 		}
 		e.publishStats(ctx, d)
 	}
+}
+
+// pool is a queue's candidates during one Step, with how many of them
+// are offerable (none: the queue's calls wait without a look).
+type pool struct {
+	cs   []Candidate
+	free int
+}
+
+func newPool(cs []Candidate) *pool {
+	p := &pool{cs: cs}
+	for _, c := range cs {
+		if c.Offerable {
+			p.free++
+		}
+	}
+	return p
 }
 
 // candidates answers d's members now; an agent this node is offering a
@@ -320,7 +337,7 @@ func (e *Engine) leave(ctx context.Context, w *Waiting, delta Counters) error {
 
 // step moves one waiting call on; it answers the queues whose stats
 // changed.
-func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[string][]Candidate) ([]string, error) {
+func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[string]*pool) ([]string, error) {
 	now := e.cfg.Now()
 	agent := ""
 	if w.Offer != nil {
@@ -369,7 +386,11 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 	e.mu.Lock()
 	last := e.last[w.Queue]
 	e.mu.Unlock()
-	dec := Next(d, w, cands[w.Queue], last, now)
+	p := cands[w.Queue]
+	if p.free == 0 && w.Offer == nil && (d.MaxWaitSeconds == 0 || now.Sub(w.EnteredAt) < time.Duration(d.MaxWaitSeconds)*time.Second) {
+		return nil, nil // nobody to offer to: Next would answer Hold
+	}
+	dec := Next(d, w, p.cs, last, now)
 	switch dec.Action {
 	case Ring:
 		return e.ring(ctx, d, w, cands, last, now, dec.Agent)
@@ -432,16 +453,18 @@ func (e *Engine) release(ctx context.Context, agent, callID string) error {
 }
 
 // ring offers w to agent (or, when another node holds her, to the next).
-func (e *Engine) ring(ctx context.Context, d *Definition, w *Waiting, cands map[string][]Candidate, last string, now time.Time, agent string) ([]string, error) {
-	cs := cands[w.Queue]
+func (e *Engine) ring(ctx context.Context, d *Definition, w *Waiting, cands map[string]*pool, last string, now time.Time, agent string) ([]string, error) {
+	p := cands[w.Queue]
+	cs := p.cs
 	for agent != "" {
 		ok, err := e.cfg.Store.ClaimAgent(ctx, agent, w.CallID)
 		if err != nil {
 			return nil, err
 		}
 		// Whoever takes her, she is no one else's this tick.
-		if i := slices.IndexFunc(cs, func(c Candidate) bool { return c.Agent == agent }); i >= 0 {
+		if i := slices.IndexFunc(cs, func(c Candidate) bool { return c.Agent == agent }); i >= 0 && cs[i].Offerable {
 			cs[i].Offerable = false
+			p.free--
 		}
 		if ok {
 			break
