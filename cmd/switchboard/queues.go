@@ -64,7 +64,7 @@ func (m *Main) startQueues(ctx context.Context) error {
 	q.sw = api.NewQueueSwitch(m.switchboard, m.hub)
 	q.engine = queue.NewEngine(queue.EngineConfig{
 		Store: st, Switch: q.sw, Events: q.sw, Logger: m.Logger,
-		Availability: &queue.Tracker{Online: m.switchboard.Connected},
+		Availability: &queue.Tracker{Online: m.switchboard.Connected, Calls: m.switchboard.LiveCalls},
 	})
 	runCtx, stop := context.WithCancel(context.Background())
 	q.stop = stop

@@ -54,7 +54,7 @@ func newQueueServer(t *testing.T) *queueServer {
 		t.Fatal(err)
 	}
 	q := &queueServer{now: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
-	q.tracker = &queue.Tracker{Online: sb.Connected}
+	q.tracker = &queue.Tracker{Online: sb.Connected, Calls: sb.LiveCalls}
 	qs := api.NewQueueSwitch(sb, hub)
 	q.engine = queue.NewEngine(queue.EngineConfig{Store: queue.NewMemory(), Switch: qs, Events: qs, Availability: q.tracker, Now: q.clock})
 	tokens := api.NewTokens(adminKey, nil)
@@ -273,4 +273,32 @@ func TestQueueMissedOffer(t *testing.T) {
 	s.do(http.MethodPost, "/api/calls/"+bob.ID+"/hangup", b, nil, http.StatusOK, nil)
 	s.step()
 	s.wantError(http.MethodGet, "/api/calls/"+call.ID, caller, nil, http.StatusNotFound, calls.CodeCallNotFound)
+}
+
+// TestQueueBusyAgent: an agent on a call of her own (to the echo bot) is
+// not offered a queue call (maxConcurrentCalls 1); once she hangs up, she
+// is.
+func TestQueueBusyAgent(t *testing.T) {
+	s := newQueueServer(t)
+	ann := s.token("ann", calls.RoleAgent)
+	sa := s.connect(ann)
+	sa.waitFor(calls.EventSnapshot, "")
+	s.do(http.MethodPost, "/api/queues", adminKey, map[string]any{"name": "support", "members": []map[string]any{{"agent": "8:acs:ann"}}}, http.StatusCreated, nil)
+	var own calls.Call
+	s.do(http.MethodPost, "/api/calls", ann, map[string]any{"participants": []map[string]any{{"id": "8:echo123"}}}, http.StatusCreated, &own)
+	s.do(http.MethodPost, "/api/calls", s.token("carl", calls.RoleCaller), map[string]any{"queue": "support"}, http.StatusCreated, nil)
+	s.step()
+	s.step()
+	var st queue.Stats
+	s.do(http.MethodGet, "/api/queues/support/stats", adminKey, nil, http.StatusOK, &st)
+	if st.Offered != 0 || st.Waiting != 1 {
+		t.Fatalf("while ann is on a call: %+v, want no offer", st)
+	}
+	s.do(http.MethodPost, "/api/calls/"+own.ID+"/hangup", ann, nil, http.StatusOK, nil)
+	s.step()
+	sa.waitFor(calls.EventIncomingCall, "")
+	s.do(http.MethodGet, "/api/queues/support/stats", adminKey, nil, http.StatusOK, &st)
+	if st.Offered != 1 {
+		t.Fatalf("after ann hung up: %+v, want one offer", st)
+	}
 }
