@@ -76,14 +76,19 @@ func (m *Main) startQueues(ctx context.Context) error {
 	return nil
 }
 
-// stopQueues stops the engine (before the switchboard closes) and leaves
-// NATS.
+// stopQueues stops the engine (before the switchboard closes), takes this
+// node's waiting calls out of the shared store, and leaves NATS.
 func (m *Main) stopQueues() {
 	if m.queues == nil {
 		return
 	}
 	m.queues.stop()
 	<-m.queues.done
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.queues.engine.Forget(ctx); err != nil {
+		m.Logger.Warn("queues: forget this node's waiting calls", "err", err)
+	}
 	if m.queues.conn != nil {
 		m.queues.conn.Close()
 	}

@@ -17,7 +17,8 @@ import (
 
 // TestClusterQueues: a queue created through node b is in JetStream, so
 // node a lists it and offers a call waiting there; an agent on a accepts
-// it, and b's stats count it answered.
+// it, and b's stats count it answered; when a shuts down, its waiting
+// call leaves the shared store.
 func TestClusterQueues(t *testing.T) {
 	c := newTestCluster(t)
 	t.Cleanup(func() {
@@ -52,19 +53,37 @@ func TestClusterQueues(t *testing.T) {
 	if status, body, _ := send(t, a, "POST", "/api/incoming-calls/"+incoming+"/accept", ann, ""); status != http.StatusOK {
 		t.Fatalf("ann accepts: %d %s", status, body)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		status, body, _ := send(t, b, "GET", "/api/queues/support/stats", testAdminKey, "")
-		var st queue.Stats
-		if status == http.StatusOK && json.Unmarshal([]byte(body), &st) == nil && st.Answered == 1 && st.Waiting == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stats on b: %d %s, want 1 answered", status, body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitStats(t, b, func(st queue.Stats) bool { return st.Answered == 1 && st.Waiting == 0 })
 	if status, body, _ := send(t, b, "GET", "/api/queues/nope/stats", testAdminKey, ""); status != http.StatusNotFound {
 		t.Errorf("unknown queue on b: %d %s", status, body)
+	}
+
+	// Cora waits on a (ann is busy); a shuts down: her waiting call
+	// leaves the shared store, not a ghost in b's stats.
+	cora := mint(t, "cora", calls.RoleCaller)
+	if status, body, _ := send(t, a, "POST", "/api/calls", cora, `{"queue":"support"}`); status != http.StatusCreated {
+		t.Fatalf("cora queues: %d %s", status, body)
+	}
+	waitStats(t, b, func(st queue.Stats) bool { return st.Waiting == 1 })
+	if err := a.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitStats(t, b, func(st queue.Stats) bool { return st.Waiting == 0 && st.Answered == 1 })
+}
+
+// waitStats polls b's stats of "support" until ok.
+func waitStats(t *testing.T, m *Main, ok func(queue.Stats) bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		status, body, _ := send(t, m, "GET", "/api/queues/support/stats", testAdminKey, "")
+		var st queue.Stats
+		if status == http.StatusOK && json.Unmarshal([]byte(body), &st) == nil && ok(st) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats: %d %s", status, body)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

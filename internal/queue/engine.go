@@ -492,3 +492,24 @@ func (e *Engine) ring(ctx context.Context, d *Definition, w *Waiting, cands map[
 	}
 	return []string{w.Queue}, e.cfg.Store.PutWaiting(ctx, *w)
 }
+
+// Forget removes this node's waiting calls from the store and frees the
+// agents they ring, uncounted: the node is shutting down and their
+// callers' calls end with it. Call it after Run returned.
+func (e *Engine) Forget(ctx context.Context) error {
+	e.mu.Lock()
+	ws := make([]*Waiting, 0, len(e.local))
+	for _, w := range e.local {
+		ws = append(ws, w)
+	}
+	e.local = map[string]*Waiting{}
+	e.mu.Unlock()
+	var errs []error
+	for _, w := range ws {
+		if w.Offer != nil {
+			errs = append(errs, e.release(ctx, w.Offer.Agent, w.CallID))
+		}
+		errs = append(errs, e.cfg.Store.DeleteWaiting(ctx, w.Queue, w.CallID))
+	}
+	return errors.Join(errs...)
+}

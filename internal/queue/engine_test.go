@@ -320,3 +320,28 @@ func TestEngineOverflow(t *testing.T) {
 		t.Errorf("stats: support %+v, backup %+v", s1, s2)
 	}
 }
+
+// TestEngineForget: a node shutting down takes its waiting calls out of
+// the shared store and frees the agent it rang.
+func TestEngineForget(t *testing.T) {
+	ctx := context.Background()
+	e, sw, _, _, _ := newEngine(t, Definition{Name: "support", Members: []Member{{Agent: "8:acs:a"}}})
+	for _, id := range []string{"c1", "c2"} {
+		if _, err := e.Enter(ctx, "support", id, "8:acs:x", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.Step(ctx)
+	if sw.ringingNow()["c1"] != "8:acs:a" {
+		t.Fatal("c1 not offered")
+	}
+	if err := e.Forget(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := e.Stats(ctx, "support"); s.Waiting != 0 || s.Abandoned != 0 {
+		t.Errorf("after Forget: %+v", s)
+	}
+	if ok, _ := e.Store().ClaimAgent(ctx, "8:acs:a", "other"); !ok {
+		t.Error("the agent is still claimed")
+	}
+}
