@@ -155,6 +155,12 @@ func runAPIFlows(t *testing.T, addrs ...string) {
 	c.do(http.MethodGet, "/api/numbers", alice, nil, http.StatusUnauthorized, nil)
 	c.do(http.MethodDelete, "/api/numbers/+14255550101", testAdminKey, nil, http.StatusNoContent, nil)
 	c.do(http.MethodDelete, "/api/numbers/+14255550101", testAdminKey, nil, http.StatusNotFound, nil)
+	c.do(http.MethodPost, "/api/queues", testAdminKey, map[string]any{"name": "sales", "members": []map[string]any{{"agent": "8:acs:alice", "skills": map[string]int{"fr": 2}}}, "strategy": "round-robin"}, http.StatusCreated, nil)
+	c.do(http.MethodPost, "/api/queues", alice, map[string]any{"name": "sales"}, http.StatusForbidden, nil)
+	c.do(http.MethodPost, "/api/queues", testAdminKey, map[string]any{"name": "sales", "strategy": "random"}, http.StatusBadRequest, nil)
+	c.do(http.MethodGet, "/api/queues", testAdminKey, nil, http.StatusOK, nil)
+	c.do(http.MethodGet, "/api/queues/sales/stats", testAdminKey, nil, http.StatusOK, nil)
+	c.do(http.MethodGet, "/api/queues/nope/stats", testAdminKey, nil, http.StatusNotFound, nil)
 	c.do(http.MethodGet, "/auth/login", "", nil, http.StatusNotFound, nil)
 	skip := []string{"events"} // a websocket: its 101 never reaches an HTTP client
 	// The sign-in's successes need a provider: TestOIDCSignIn drives them

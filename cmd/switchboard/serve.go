@@ -225,6 +225,8 @@ type Main struct {
 	ends *recoveredEnds
 	// recordings records calls (nil without a recordings directory).
 	recordings *recording.Service
+	// queues runs the contact-center queues (queues.go).
+	queues *queues
 }
 
 // Run starts the service and returns once it listens.
@@ -310,6 +312,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.startClusterTokens(ctx, tokens); err != nil {
 		return err
 	}
+	if err := m.startQueues(ctx); err != nil {
+		return err
+	}
+	queueEngine, queueSwitch := m.queueEngine()
 	m.api = api.New(api.Config{
 		Media:          m.attacher,
 		ICE:            m.ice,
@@ -335,6 +341,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Attach:         m.streamAttacher(),
 		RemoteLog:      m.remoteLog(),
 		Recordings:     m.recorder(),
+		Queues:         queueEngine,
+		QueueSwitch:    queueSwitch,
 	})
 	if err := m.serveForwarded(); err != nil {
 		return err
@@ -551,6 +559,7 @@ func (m *Main) Close(ctx context.Context) error {
 	if err := m.stopSIP(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	m.stopQueues()
 	if m.switchboard != nil {
 		if err := m.switchboard.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("end calls: %w", err))

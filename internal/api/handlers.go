@@ -214,6 +214,13 @@ func (s *Server) me(c echo.Context) error {
 }
 
 func (s *Server) startCall(c echo.Context) error {
+	body, err := peekBody(c)
+	if err != nil {
+		return err
+	}
+	if hasQueue(body) {
+		return s.queueCall(c, body)
+	}
 	var req calls.StartCallRequest
 	if err := decode(c, &req, false); err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/buildinfo"
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/queue"
 )
 
 // Config is what the HTTP API needs.
@@ -101,6 +102,10 @@ type Config struct {
 	RemoteLog RemoteLog
 	// Recordings, when set, records calls (recording.go); nil answers 501.
 	Recordings Recorder
+	// Queues, when set with QueueSwitch, runs the contact-center queues
+	// (queues.go); nil answers 501.
+	Queues      *queue.Engine
+	QueueSwitch *QueueSwitch
 }
 
 // Server is the HTTP API: routes, auth and the event stream.
@@ -198,6 +203,9 @@ func (s *Server) routes() {
 	e.GET("/api/numbers", s.listNumbers)
 	e.PUT("/api/numbers/:e164", s.putNumber)
 	e.DELETE("/api/numbers/:e164", s.deleteNumber)
+	e.POST("/api/queues", s.adminOrSupervisor(s.createQueue))
+	e.GET("/api/queues", s.adminOrSupervisor(s.listQueues))
+	e.GET("/api/queues/:name/stats", s.adminOrSupervisor(s.queueStats))
 
 	api := &authed{g: e.Group("/api"), mw: s.authenticate}
 	api.GET("/me", s.me)

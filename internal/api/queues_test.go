@@ -1,0 +1,304 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// queueServer is the real API on a real listener with queues, whose
+// engine the test steps by hand on a clock of its own (the calls run on
+// the real clock).
+type queueServer struct {
+	*server
+	engine  *queue.Engine
+	tracker *queue.Tracker
+	mu      sync.Mutex
+	now     time.Time
+}
+
+func (q *queueServer) clock() time.Time { q.mu.Lock(); defer q.mu.Unlock(); return q.now }
+func (q *queueServer) advance(d time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.now = q.now.Add(d)
+}
+func (q *queueServer) waitingCount() int {
+	st, err := q.engine.Stats(context.Background(), "support")
+	if err != nil {
+		q.t.Fatal(err)
+	}
+	return st.Waiting
+}
+
+func (q *queueServer) step() { q.engine.Step(context.Background()) }
+
+func newQueueServer(t *testing.T) *queueServer {
+	t.Helper()
+	st := store.NewMemory()
+	hub := api.NewHub(nil, 0)
+	hub.SetEventLog(api.NewMemoryLog(api.Retention{}, nil))
+	sb, err := calls.New(calls.Config{Store: st, Publisher: hub, NewID: uuid.NewString})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &queueServer{now: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	q.tracker = &queue.Tracker{Online: sb.Connected, Calls: sb.LiveCalls}
+	qs := api.NewQueueSwitch(sb, hub)
+	q.engine = queue.NewEngine(queue.EngineConfig{Store: queue.NewMemory(), Switch: qs, Events: qs, Availability: q.tracker, Now: q.clock})
+	tokens := api.NewTokens(adminKey, nil)
+	srv := api.New(api.Config{Switchboard: sb, Hub: hub, Tokens: tokens, Ready: st.Ready, Numbers: st,
+		Queues: q.engine, QueueSwitch: qs, WriteTimeout: 2 * time.Second})
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		_ = sb.Close(context.Background())
+		srv.Close()
+		ts.Close()
+	})
+	q.server = &server{t: t, url: ts.URL, sb: sb, hub: hub, tokens: tokens, store: st, api: srv}
+	return q
+}
+
+func TestQueueErrors(t *testing.T) {
+	s := newQueueServer(t)
+	agent, sup := s.token("alice", calls.RoleAgent), s.token("sue", calls.RoleSupervisor)
+	good := map[string]any{"name": "support", "members": []map[string]any{{"agent": "8:acs:alice"}}}
+	s.wantError(http.MethodPost, "/api/queues", agent, good, http.StatusForbidden, calls.CodeForbidden)
+	s.wantError(http.MethodGet, "/api/queues", agent, nil, http.StatusForbidden, calls.CodeForbidden)
+	s.wantError(http.MethodPost, "/api/queues", "", good, http.StatusUnauthorized, calls.CodeUnauthorized)
+	s.wantError(http.MethodPost, "/api/queues", sup, map[string]any{"name": "support", "strategy": "random"}, http.StatusBadRequest, calls.CodeInvalidRequest)
+	s.wantError(http.MethodPost, "/api/queues", sup, map[string]any{"name": "a b"}, http.StatusBadRequest, calls.CodeInvalidRequest)
+	s.wantError(http.MethodPost, "/api/queues", sup, map[string]any{"name": "x", "members": []map[string]any{{"agent": "4:+14255550123"}}}, http.StatusBadRequest, calls.CodeInvalidRequest)
+	s.wantError(http.MethodGet, "/api/queues/nope/stats", sup, nil, http.StatusNotFound, calls.CodeNotFound)
+	s.wantError(http.MethodPost, "/api/calls", agent, map[string]any{"queue": "nope"}, http.StatusNotFound, calls.CodeNotFound)
+
+	var d queue.Definition
+	s.do(http.MethodPost, "/api/queues", sup, good, http.StatusCreated, &d)
+	if d.Strategy != queue.LongestIdle || d.RingTimeoutSeconds != queue.DefaultRingTimeout {
+		t.Errorf("created %+v, want the defaults filled", d)
+	}
+	s.do(http.MethodPost, "/api/queues", adminKey, map[string]any{"name": "billing", "strategy": "round-robin"}, http.StatusCreated, nil)
+	var list []queue.Definition
+	s.do(http.MethodGet, "/api/queues", adminKey, nil, http.StatusOK, &list)
+	if len(list) != 2 || list[0].Name != "billing" || list[1].Name != "support" {
+		t.Errorf("GET /api/queues = %+v", list)
+	}
+	s.wantError(http.MethodPost, "/api/calls", agent, map[string]any{"queue": "support", "extra": 1}, http.StatusBadRequest, calls.CodeInvalidRequest)
+}
+
+// TestQueueTenAgentsHundredCalls: 10 agents on real event streams, 100
+// callers' calls queued; each round every free agent is offered a call
+// (an incomingCall), oldest call to the agent idle the longest; she
+// accepts and hangs up; the stats add up to what happened, and the
+// supervisor sees queueCallWaiting and queueStatsChanged.
+func TestQueueTenAgentsHundredCalls(t *testing.T) {
+	s := newQueueServer(t)
+	sup := s.token("sue", calls.RoleSupervisor)
+	sv := s.connect(sup)
+	const nAgents, nCalls = 10, 100
+	agents := make([]string, nAgents)
+	tokens := map[string]string{}
+	streams := map[string]*stream{}
+	var members []map[string]any
+	for i := range agents {
+		agents[i] = fmt.Sprintf("agent%d", i)
+		raw := "8:acs:" + agents[i]
+		tokens[raw] = s.token(agents[i], calls.RoleAgent)
+		streams[raw] = s.connect(tokens[raw])
+		streams[raw].waitFor(calls.EventSnapshot, "")
+		members = append(members, map[string]any{"agent": raw})
+		// agent0 has been idle the longest
+		s.tracker.SetAvailable(raw, s.clock().Add(-time.Duration(nAgents-i)*time.Minute))
+	}
+	s.do(http.MethodPost, "/api/queues", sup, map[string]any{"name": "support", "members": members, "serviceLevelSeconds": 30, "wrapUpSeconds": 60}, http.StatusCreated, nil)
+
+	callOf := map[string]int{} // caller rawId -> its place in line
+	for i := range nCalls {
+		caller := fmt.Sprintf("caller%03d", i)
+		var call calls.Call
+		s.do(http.MethodPost, "/api/calls", s.token(caller, calls.RoleCaller), map[string]any{"queue": "support"}, http.StatusCreated, &call)
+		if call.State != calls.StateConnected {
+			t.Fatalf("queued call is %s", call.State)
+		}
+		callOf["8:acs:"+caller] = i
+		s.advance(time.Millisecond)
+	}
+	var st queue.Stats
+	s.do(http.MethodGet, "/api/queues/support/stats", sup, nil, http.StatusOK, &st)
+	if st.Waiting != nCalls {
+		t.Fatalf("stats before any offer: %+v", st)
+	}
+	w := sv.waitFor(api.EventQueueCallWaiting, "")
+	if d := decodeData[api.QueueCallWaitingData](t, w); d.Queue != "support" || d.Position != 1 {
+		t.Errorf("first queueCallWaiting: %+v", d)
+	}
+
+	next := 0 // the next call in line
+	for round := 0; next < nCalls; round++ {
+		// The free agents by idle time, longest first.
+		order := append([]string(nil), agents...)
+		for i := range order {
+			order[i] = "8:acs:" + order[i]
+		}
+		idle := func(a string) time.Time { return s.tracker.IdleSince(a) }
+		for i := 1; i < len(order); i++ {
+			for j := i; j > 0 && idle(order[j]).Before(idle(order[j-1])); j-- {
+				order[j], order[j-1] = order[j-1], order[j]
+			}
+		}
+		s.step()
+		// Each agent in that order gets the next call in line.
+		incoming := map[string]string{}
+		got := map[string]int{}
+		for _, a := range order {
+			ev := streams[a].waitFor(calls.EventIncomingCall, "")
+			in := decodeData[calls.IncomingCallData](t, ev).IncomingCall
+			got[a] = callOf[in.CallerInfo.Identifier.RawID()]
+			incoming[a] = in.ID
+		}
+		for i, a := range order {
+			if got[a] != next+i {
+				for _, a := range order {
+					t.Logf("%s idle since %v: call %d", a, idle(a), got[a])
+				}
+				t.Fatalf("round %d: %s was offered call %d, want %d (the oldest waiting to the longest idle)", round, a, got[a], next+i)
+			}
+		}
+		next += len(order)
+		for _, a := range order {
+			s.do(http.MethodPost, "/api/incoming-calls/"+incoming[a]+"/accept", tokens[a], nil, http.StatusOK, nil)
+		}
+		s.step() // the answers
+		// They hang up in an order of their own: the first is idle the
+		// longest next round. Wrap-up (60 s) keeps them from offers till
+		// then.
+		for i := range order {
+			a := order[(i*3+round)%len(order)]
+			s.do(http.MethodPost, "/api/calls/"+incoming[a]+"/hangup", tokens[a], nil, http.StatusOK, nil)
+			s.step() // the end: idle from now
+			s.advance(time.Second)
+		}
+		s.step()
+		if n := s.waitingCount(); n != nCalls-next {
+			t.Fatalf("round %d: %d waiting, want %d: an agent in wrap-up was offered a call", round, n, nCalls-next)
+		}
+		s.advance(60 * time.Second)
+	}
+	s.step()
+	s.do(http.MethodGet, "/api/queues/support/stats", sup, nil, http.StatusOK, &st)
+	if st.Waiting != 0 || st.Answered != nCalls || st.Offered != nCalls || st.Missed != 0 || st.Abandoned != 0 {
+		t.Errorf("stats: %+v", st)
+	}
+	// The first round's calls are answered at once in this clock, the
+	// later ones after minutes: some, not all, within 30 s.
+	if st.AnsweredInSL == 0 || st.AnsweredInSL == nCalls || st.ServiceLevel != float64(st.AnsweredInSL) {
+		t.Errorf("service level: %d of %d within 30 s, %v%%", st.AnsweredInSL, nCalls, st.ServiceLevel)
+	}
+	ev := sv.waitFor(api.EventQueueStatsChanged, "")
+	if d := decodeData[queue.Stats](t, ev); d.Queue != "support" {
+		t.Errorf("queueStatsChanged: %+v", d)
+	}
+}
+
+// TestQueueMissedOffer: an offer that rings out moves on to the next
+// agent, whose accept connects her with the caller; a second miss in a
+// row marks the first agent Away; a caller who hangs up while waiting is
+// abandoned.
+func TestQueueMissedOffer(t *testing.T) {
+	s := newQueueServer(t)
+	sup := s.token("sue", calls.RoleSupervisor)
+	a, b := s.token("ann", calls.RoleAgent), s.token("bob", calls.RoleAgent)
+	sa, sb := s.connect(a), s.connect(b)
+	sa.waitFor(calls.EventSnapshot, "") // online: offerable
+	sb.waitFor(calls.EventSnapshot, "")
+	s.tracker.SetAvailable("8:acs:ann", s.clock().Add(-time.Hour))
+	s.tracker.SetAvailable("8:acs:bob", s.clock())
+	s.do(http.MethodPost, "/api/queues", sup, map[string]any{"name": "support", "ringTimeoutSeconds": 5, "maxMisses": 2,
+		"members": []map[string]any{{"agent": "8:acs:ann"}, {"agent": "8:acs:bob"}}}, http.StatusCreated, nil)
+	caller := s.token("carl", calls.RoleCaller)
+	var call calls.Call
+	s.do(http.MethodPost, "/api/calls", caller, map[string]any{"queue": "support"}, http.StatusCreated, &call)
+	s.step()
+	ann := decodeData[calls.IncomingCallData](t, sa.waitFor(calls.EventIncomingCall, "")).IncomingCall
+	s.advance(5 * time.Second)
+	s.step()                             // rang out: withdrawn
+	sa.waitFor(calls.EventCallEnded, "") // her incoming call, withdrawn
+	s.step()                             // to bob
+	bob := decodeData[calls.IncomingCallData](t, sb.waitFor(calls.EventIncomingCall, "")).IncomingCall
+	s.do(http.MethodPost, "/api/incoming-calls/"+ann.ID+"/accept", a, nil, http.StatusNotFound, nil)
+	s.do(http.MethodPost, "/api/incoming-calls/"+bob.ID+"/accept", b, nil, http.StatusOK, nil)
+	s.step()
+	var got calls.Call
+	s.do(http.MethodGet, "/api/calls/"+call.ID, caller, nil, http.StatusOK, &got)
+	connected := false
+	for _, p := range got.RemoteParticipants {
+		connected = connected || (p.RawID == "8:acs:bob" && p.State == calls.ParticipantConnected)
+	}
+	if !connected {
+		t.Fatalf("caller's call after bob accepted: %+v", got.RemoteParticipants)
+	}
+	if s.tracker.Away("8:acs:ann") {
+		t.Fatal("one miss marked ann Away")
+	}
+	// A second call: bob is busy, ann misses again and is marked Away.
+	caller2 := s.token("cora", calls.RoleCaller)
+	var call2 calls.Call
+	s.do(http.MethodPost, "/api/calls", caller2, map[string]any{"queue": "support"}, http.StatusCreated, &call2)
+	s.step()
+	sa.waitFor(calls.EventIncomingCall, "")
+	s.advance(5 * time.Second)
+	s.step()
+	if !s.tracker.Away("8:acs:ann") {
+		t.Fatal("two misses in a row did not mark ann Away")
+	}
+	s.do(http.MethodPost, "/api/calls/"+call2.ID+"/hangup", caller2, nil, http.StatusOK, nil)
+	s.step()
+	var st queue.Stats
+	s.do(http.MethodGet, "/api/queues/support/stats", sup, nil, http.StatusOK, &st)
+	if st.Waiting != 0 || st.Answered != 1 || st.Abandoned != 1 || st.Missed != 2 || st.Offered != 3 {
+		t.Errorf("stats: %+v", st)
+	}
+	// Bob hangs up: the caller's call ends too.
+	s.do(http.MethodPost, "/api/calls/"+bob.ID+"/hangup", b, nil, http.StatusOK, nil)
+	s.step()
+	s.wantError(http.MethodGet, "/api/calls/"+call.ID, caller, nil, http.StatusNotFound, calls.CodeCallNotFound)
+}
+
+// TestQueueBusyAgent: an agent on a call of her own (to the echo bot) is
+// not offered a queue call (maxConcurrentCalls 1); once she hangs up, she
+// is.
+func TestQueueBusyAgent(t *testing.T) {
+	s := newQueueServer(t)
+	ann := s.token("ann", calls.RoleAgent)
+	sa := s.connect(ann)
+	sa.waitFor(calls.EventSnapshot, "")
+	s.do(http.MethodPost, "/api/queues", adminKey, map[string]any{"name": "support", "members": []map[string]any{{"agent": "8:acs:ann"}}}, http.StatusCreated, nil)
+	var own calls.Call
+	s.do(http.MethodPost, "/api/calls", ann, map[string]any{"participants": []map[string]any{{"id": "8:echo123"}}}, http.StatusCreated, &own)
+	s.do(http.MethodPost, "/api/calls", s.token("carl", calls.RoleCaller), map[string]any{"queue": "support"}, http.StatusCreated, nil)
+	s.step()
+	s.step()
+	var st queue.Stats
+	s.do(http.MethodGet, "/api/queues/support/stats", adminKey, nil, http.StatusOK, &st)
+	if st.Offered != 0 || st.Waiting != 1 {
+		t.Fatalf("while ann is on a call: %+v, want no offer", st)
+	}
+	s.do(http.MethodPost, "/api/calls/"+own.ID+"/hangup", ann, nil, http.StatusOK, nil)
+	s.step()
+	sa.waitFor(calls.EventIncomingCall, "")
+	s.do(http.MethodGet, "/api/queues/support/stats", adminKey, nil, http.StatusOK, &st)
+	if st.Offered != 1 {
+		t.Fatalf("after ann hung up: %+v, want one offer", st)
+	}
+}

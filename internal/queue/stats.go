@@ -1,0 +1,55 @@
+package queue
+
+import (
+	"math"
+	"time"
+)
+
+// Counters are what a queue has seen since it was created.
+type Counters struct {
+	// Answered calls (an agent accepted the offer), of which
+	// AnsweredInSL within the queue's ServiceLevelSeconds of entering it.
+	Answered     int `json:"answered"`
+	AnsweredInSL int `json:"answeredWithinServiceLevel"`
+	// Abandoned: the caller hung up while waiting.
+	Abandoned int `json:"abandoned"`
+	// Overflowed to another queue, and TimedOut (ended at max wait with no
+	// overflow queue).
+	Overflowed int `json:"overflowed"`
+	TimedOut   int `json:"timedOut"`
+	// Offered counts offers, Missed those that rang out.
+	Offered int `json:"offered"`
+	Missed  int `json:"missed"`
+}
+
+// Stats is GET /api/queues/{name}/stats and the queueStatsChanged event.
+type Stats struct {
+	Queue string `json:"queue"`
+	// Waiting is the number of calls waiting now; LongestWaitSeconds how
+	// long the oldest of them has waited.
+	Waiting            int     `json:"waiting"`
+	LongestWaitSeconds float64 `json:"longestWaitSeconds"`
+	Counters
+	// ServiceLevelSeconds is the queue's threshold; ServiceLevel the
+	// percentage of the calls that left the queue (answered, abandoned,
+	// timed out; not overflowed) that were answered within it; 100 when
+	// none left yet.
+	ServiceLevelSeconds int     `json:"serviceLevelSeconds"`
+	ServiceLevel        float64 `json:"serviceLevel"`
+}
+
+// Compute answers the stats of d with these counters and waiting calls at
+// now.
+func Compute(d *Definition, c Counters, waiting []Waiting, now time.Time) Stats {
+	s := Stats{Queue: d.Name, Counters: c, ServiceLevelSeconds: d.ServiceLevelSeconds, ServiceLevel: 100}
+	for _, w := range waiting {
+		s.Waiting++
+		if age := now.Sub(w.EnteredAt).Seconds(); age > s.LongestWaitSeconds {
+			s.LongestWaitSeconds = math.Round(age*1000) / 1000
+		}
+	}
+	if left := c.Answered + c.Abandoned + c.TimedOut; left > 0 {
+		s.ServiceLevel = math.Round(float64(c.AnsweredInSL)*10000/float64(left)) / 100
+	}
+	return s
+}

@@ -1,0 +1,176 @@
+package queue
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/switchboard/switchboard/internal/calls"
+)
+
+// Store keeps queue definitions, waiting calls, counters and the offers
+// agents hold, for every node: Memory on one node, JetStream on a
+// cluster. Errors are *calls.Error (CodeNotFound for an unknown queue,
+// CodeUnavailable when the store cannot answer) or wrap ctx's error.
+type Store interface {
+	// PutQueue creates or replaces a queue's definition.
+	PutQueue(ctx context.Context, d Definition) error
+	// Queue answers a queue's definition.
+	Queue(ctx context.Context, name string) (Definition, error)
+	// Queues answers every definition, by name.
+	Queues(ctx context.Context) ([]Definition, error)
+	// PutWaiting adds or updates a waiting call.
+	PutWaiting(ctx context.Context, w Waiting) error
+	// DeleteWaiting removes a waiting call (no error when it is gone).
+	DeleteWaiting(ctx context.Context, queue, callID string) error
+	// Waiting answers a queue's waiting calls, oldest first.
+	Waiting(ctx context.Context, queue string) ([]Waiting, error)
+	// AddCounters adds delta to a queue's counters and answers the sum.
+	AddCounters(ctx context.Context, queue string, delta Counters) (Counters, error)
+	// Counters answers a queue's counters.
+	Counters(ctx context.Context, queue string) (Counters, error)
+	// ClaimAgent reserves the agent for an offer of callID, so that no two
+	// nodes offer her two queue calls at once; false when she holds
+	// another call's offer. ReleaseAgent frees her (when callID holds her).
+	ClaimAgent(ctx context.Context, agent, callID string) (bool, error)
+	ReleaseAgent(ctx context.Context, agent, callID string) error
+}
+
+func errNoQueue(name string) error {
+	return calls.Errorf(calls.CodeNotFound, "no queue named %q", name)
+}
+
+// Memory is a Store in this process, for one node.
+type Memory struct {
+	mu       sync.Mutex
+	defs     map[string]Definition
+	waiting  map[string]map[string]Waiting
+	counters map[string]Counters
+	claims   map[string]string
+}
+
+// NewMemory answers an empty Memory store.
+func NewMemory() *Memory {
+	return &Memory{defs: map[string]Definition{}, waiting: map[string]map[string]Waiting{}, counters: map[string]Counters{}, claims: map[string]string{}}
+}
+
+// PutQueue implements Store.
+func (m *Memory) PutQueue(_ context.Context, d Definition) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.defs[d.Name] = d.Clone()
+	return nil
+}
+
+// Queue implements Store.
+func (m *Memory) Queue(_ context.Context, name string) (Definition, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.defs[name]
+	if !ok {
+		return Definition{}, errNoQueue(name)
+	}
+	return d.Clone(), nil
+}
+
+// Queues implements Store.
+func (m *Memory) Queues(_ context.Context) ([]Definition, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Definition, 0, len(m.defs))
+	for _, d := range m.defs {
+		out = append(out, d.Clone())
+	}
+	sortDefs(out)
+	return out, nil
+}
+
+func sortDefs(ds []Definition) {
+	slices.SortFunc(ds, func(a, b Definition) int { return cmp.Compare(a.Name, b.Name) })
+}
+
+// PutWaiting implements Store.
+func (m *Memory) PutWaiting(_ context.Context, w Waiting) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.waiting[w.Queue] == nil {
+		m.waiting[w.Queue] = map[string]Waiting{}
+	}
+	m.waiting[w.Queue][w.CallID] = w
+	return nil
+}
+
+// DeleteWaiting implements Store.
+func (m *Memory) DeleteWaiting(_ context.Context, queue, callID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.waiting[queue], callID)
+	return nil
+}
+
+// Waiting implements Store.
+func (m *Memory) Waiting(_ context.Context, queue string) ([]Waiting, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Waiting, 0, len(m.waiting[queue]))
+	for _, w := range m.waiting[queue] {
+		out = append(out, w)
+	}
+	sortWaiting(out)
+	return out, nil
+}
+
+func sortWaiting(ws []Waiting) {
+	slices.SortFunc(ws, func(a, b Waiting) int {
+		return cmp.Or(a.EnteredAt.Compare(b.EnteredAt), cmp.Compare(a.CallID, b.CallID))
+	})
+}
+
+// AddCounters implements Store.
+func (m *Memory) AddCounters(_ context.Context, queue string, delta Counters) (Counters, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.counters[queue].add(delta)
+	m.counters[queue] = c
+	return c, nil
+}
+
+// Counters implements Store.
+func (m *Memory) Counters(_ context.Context, queue string) (Counters, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.counters[queue], nil
+}
+
+// ClaimAgent implements Store.
+func (m *Memory) ClaimAgent(_ context.Context, agent, callID string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if held, ok := m.claims[agent]; ok && held != callID {
+		return false, nil
+	}
+	m.claims[agent] = callID
+	return true, nil
+}
+
+// ReleaseAgent implements Store.
+func (m *Memory) ReleaseAgent(_ context.Context, agent, callID string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.claims[agent] == callID {
+		delete(m.claims, agent)
+	}
+	return nil
+}
+
+func (c Counters) add(d Counters) Counters {
+	c.Answered += d.Answered
+	c.AnsweredInSL += d.AnsweredInSL
+	c.Abandoned += d.Abandoned
+	c.Overflowed += d.Overflowed
+	c.TimedOut += d.TimedOut
+	c.Offered += d.Offered
+	c.Missed += d.Missed
+	return c
+}
