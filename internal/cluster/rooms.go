@@ -26,9 +26,13 @@ type Rooms struct {
 	mu      sync.Mutex
 	claims  map[string]string        // key → the conversation this node anchors
 	pending map[string]chan struct{} // key → closed once its release is done
-	closed  bool
-	stop    chan struct{}  // closed by Close: ends the lost-claim reader
-	wg      sync.WaitGroup // releases, the lost-claim reader
+	// claiming: serverCallID → key, while this node writes that claim.
+	// Once written, another node can read it and send a joiner here
+	// before Claim returns: Holds must already say yes.
+	claiming map[string]string
+	closed   bool
+	stop     chan struct{}  // closed by Close: ends the lost-claim reader
+	wg       sync.WaitGroup // releases, the lost-claim reader
 }
 
 // roomBucket is the bucket of room claims next to the identity leases.
@@ -45,7 +49,7 @@ func (n *Node) OpenRooms(ctx context.Context) (*Rooms, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: rooms: %w", err)
 	}
-	r := &Rooms{leases: l, log: n.log.With("component", "rooms"), claims: map[string]string{}, pending: map[string]chan struct{}{}, stop: make(chan struct{})}
+	r := &Rooms{leases: l, log: n.log.With("component", "rooms"), claims: map[string]string{}, pending: map[string]chan struct{}{}, claiming: map[string]string{}, stop: make(chan struct{})}
 	r.wg.Add(1)
 	go r.readLost()
 	return r, nil
@@ -91,6 +95,14 @@ func (r *Rooms) Claim(ctx context.Context, key, serverCallID string) (string, st
 			return "", "", fmt.Errorf("cluster: claim %s: %w", key, ctx.Err())
 		}
 	}
+	r.mu.Lock()
+	r.claiming[serverCallID] = key
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.claiming, serverCallID)
+		r.mu.Unlock()
+	}()
 	for range 3 {
 		err := r.leases.AcquireWith(ctx, key, serverCallID)
 		if err == nil {
@@ -120,7 +132,9 @@ func (r *Rooms) Holds(key, serverCallID string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	id, ok := r.claims[key]
-	return ok && id == serverCallID
+	// A claim being written under a fresh id: a joiner can only name
+	// that id once the write succeeded.
+	return ok && id == serverCallID || r.claiming[serverCallID] == key
 }
 
 // Release gives up the claim on key once its conversation serverCallID
