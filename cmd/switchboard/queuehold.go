@@ -61,7 +61,13 @@ type queueHold struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	mu     sync.Mutex
-	waits  map[string]*audio.QueueWait // by call id
+	waits  map[string]*holdWait // by call id
+}
+
+// holdWait is one waiting call's: what it hears and the queue it waits in.
+type holdWait struct {
+	qw    *audio.QueueWait
+	queue string // guarded by queueHold.mu
 }
 
 func newQueueHold(mixer *audio.Mixer, store queue.Store, every time.Duration, log *slog.Logger) *queueHold {
@@ -70,7 +76,7 @@ func newQueueHold(mixer *audio.Mixer, store queue.Store, every time.Duration, lo
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &queueHold{mixer: mixer, store: store, every: every, log: log, ctx: ctx, cancel: cancel,
-		waits: map[string]*audio.QueueWait{}}
+		waits: map[string]*holdWait{}}
 }
 
 // waiting starts the wait of a call that entered (or overflowed into) a
@@ -78,22 +84,30 @@ func newQueueHold(mixer *audio.Mixer, store queue.Store, every time.Duration, lo
 func (h *queueHold) waiting(w queue.Waiting, position int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if qw := h.waits[w.CallID]; qw != nil {
-		qw.Say(audio.PositionPrompt(position)) // overflowed: a new queue
+	if hw := h.waits[w.CallID]; hw != nil {
+		hw.queue = w.Queue // overflowed into another queue
+		hw.qw.Say(audio.PositionPrompt(position))
 		return
 	}
 	if h.ctx.Err() != nil {
 		return
 	}
-	qw := &audio.QueueWait{}
-	qw.Say(audio.PositionPrompt(position))
-	h.waits[w.CallID] = qw
-	h.mixer.SetQueueWait(w.CallID, qw)
-	h.wg.Go(func() { h.run(w.CallID, qw) })
+	hw := &holdWait{qw: &audio.QueueWait{}, queue: w.Queue}
+	hw.qw.Say(audio.PositionPrompt(position))
+	h.waits[w.CallID] = hw
+	h.mixer.SetQueueWait(w.CallID, hw.qw)
+	h.wg.Go(func() { h.run(w.CallID, hw) })
+}
+
+// count is how many calls wait here.
+func (h *queueHold) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.waits)
 }
 
 // run says the call's position every PromptEvery while it waits.
-func (h *queueHold) run(callID string, qw *audio.QueueWait) {
+func (h *queueHold) run(callID string, hw *holdWait) {
 	defer func() {
 		h.mixer.SetQueueWait(callID, nil)
 		h.mu.Lock()
@@ -108,7 +122,10 @@ func (h *queueHold) run(callID string, qw *audio.QueueWait) {
 			return
 		case <-t.C:
 		}
-		pos, err := h.position(callID)
+		h.mu.Lock()
+		q := hw.queue
+		h.mu.Unlock()
+		pos, err := h.position(q, callID)
 		if err != nil {
 			h.log.Warn("queue hold: position", "call", callID, "err", err)
 			continue
@@ -116,26 +133,36 @@ func (h *queueHold) run(callID string, qw *audio.QueueWait) {
 		if pos == 0 {
 			return // answered, abandoned or gone
 		}
-		qw.Say(audio.PositionPrompt(pos))
+		hw.qw.Say(audio.PositionPrompt(pos))
 	}
 }
 
 // position is the call's place (from 1) in the queue it waits in, 0 when
-// it waits in none.
-func (h *queueHold) position(callID string) (int, error) {
+// it waits in none: its queue q is read first (one read of the store),
+// the others only when it is not there (an overflow not yet told).
+func (h *queueHold) position(q, callID string) (int, error) {
 	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
 	defer cancel()
+	find := func(name string) (int, error) {
+		ws, err := h.store.Waiting(ctx, name)
+		if err != nil {
+			return 0, fmt.Errorf("queue %s: %w", name, err)
+		}
+		return slices.IndexFunc(ws, func(w queue.Waiting) bool { return w.CallID == callID }) + 1, nil
+	}
+	if pos, err := find(q); err != nil || pos > 0 {
+		return pos, err
+	}
 	qs, err := h.store.Queues(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("queues: %w", err)
 	}
 	for _, d := range qs {
-		ws, err := h.store.Waiting(ctx, d.Name)
-		if err != nil {
-			return 0, fmt.Errorf("queue %s: %w", d.Name, err)
+		if d.Name == q {
+			continue
 		}
-		if i := slices.IndexFunc(ws, func(w queue.Waiting) bool { return w.CallID == callID }); i >= 0 {
-			return i + 1, nil
+		if pos, err := find(d.Name); err != nil || pos > 0 {
+			return pos, err
 		}
 	}
 	return 0, nil
