@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,5 +57,35 @@ func TestQueueHoldFollowsTheStore(t *testing.T) {
 	h.close()
 	if h.count() != 0 {
 		t.Fatalf("%d waits after close", h.count())
+	}
+}
+
+func TestQueueHoldFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		env     map[string]string
+		music   string
+		every   time.Duration
+		wantErr string
+	}{
+		{nil, nil, "", 30 * time.Second, ""},
+		{nil, map[string]string{"SWITCHBOARD_QUEUE_MUSIC": "m.wav", "SWITCHBOARD_QUEUE_PROMPT_EVERY": "45s"}, "m.wav", 45 * time.Second, ""},
+		{[]string{"--queue-music", "n.wav", "--queue-prompt-every", "1m"}, map[string]string{"SWITCHBOARD_QUEUE_MUSIC": "m.wav"}, "n.wav", time.Minute, ""},
+		{[]string{"--queue-prompt-every", "500ms"}, nil, "", 0, "--queue-prompt-every"},
+		{[]string{"--queue-prompt-every", "often"}, nil, "", 0, "--queue-prompt-every"},
+	} {
+		c, err := parseServeFlags(tc.args, io.Discard, env(tc.env))
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("serve %v: %v, want an error saying %q", tc.args, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || c.Media.QueueHold.MusicWAV != tc.music || c.Media.QueueHold.PromptEvery != tc.every {
+			t.Errorf("serve %v %v: %+v, %v; want %q every %s", tc.args, tc.env, c.Media.QueueHold, err, tc.music, tc.every)
+		}
+	}
+	if _, err := queueMusic(QueueHoldConfig{MusicWAV: "/nonexistent.wav"}); err == nil {
+		t.Error("a missing queue music file loads")
 	}
 }
