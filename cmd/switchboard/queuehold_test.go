@@ -49,8 +49,8 @@ func writeToneWAV(t *testing.T, dir string, hz float64, seconds int) string {
 
 // TestQueueHoldMedia: a customer's pion WebRTC phone waits in a queue
 // while the agent's phone rings. Per 20 ms frame (Goertzel): the customer
-// hears the queue music (a WAV file of one tone), the position prompt in
-// its place (frames of sound that are not the music), and once the agent
+// hears the position prompt (said on entry: frames of sound that are not
+// the music), the queue music (a WAV file of one tone), and once the agent
 // accepts, the agent's tone and, from her first frame on, never the music
 // again. The prompts' goroutine looks again a minute later only: what
 // stops the music at the answer is the mixer (the agent is live).
@@ -79,18 +79,13 @@ func TestQueueHoldMedia(t *testing.T) {
 	if !within(15*time.Second, func() bool { return countTone(framesSince(cust, start), musicHz) >= 50 }) {
 		t.Fatal("the waiting customer never heard a second of the queue music")
 	}
-	// The position prompt: frames of sound, not the music, after it began.
+	// The position prompt, said as the call entered: frames of sound that
+	// are neither the music nor the agent (speech).
 	prompt := func() int {
 		frames := framesSince(cust, start)
-		first := -1
 		n := 0
 		for i := range frames {
-			switch {
-			case isMusic(&frames[i]):
-				if first < 0 {
-					first = i
-				}
-			case first >= 0 && frames[i].DBov() > -45 && audio.ToneLevel(&frames[i], amyHz) < noTone:
+			if !isMusic(&frames[i]) && frames[i].DBov() > -45 && audio.ToneLevel(&frames[i], amyHz) < noTone {
 				n++
 			}
 		}
