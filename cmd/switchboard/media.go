@@ -35,6 +35,8 @@ type MediaConfig struct {
 	TCPPort uint16
 	Grace   time.Duration
 	HoldWAV string
+	// QueueHold is what callers waiting in a queue hear (queuehold.go).
+	QueueHold QueueHoldConfig
 	// DebugAddr, when set, serves pprof and GET /debug/media there.
 	DebugAddr string
 	// ICE is the embedded TURN relay and the external ICE servers.
@@ -56,8 +58,12 @@ func mediaFlags(fs *flag.FlagSet, cfg *MediaConfig, env func(name, def string) s
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("SWITCHBOARD_DEBUG_ADDR", ""), "serve pprof (/debug/pprof/) and media stats (GET /debug/media), both behind the admin key, on this address, as 127.0.0.1:6060; empty is off (env SWITCHBOARD_DEBUG_ADDR)")
 	fs.StringVar(&cfg.HoldWAV, "hold-wav", env("SWITCHBOARD_HOLD_WAV", ""), "a WAV file the far side of a held call hears instead of the hold tone (env SWITCHBOARD_HOLD_WAV)")
 	finishICE := iceFlags(fs, &cfg.ICE, env)
+	finishQueueHold := queueHoldFlags(fs, &cfg.QueueHold, env)
 	return func() error {
 		if err := finishICE(); err != nil {
+			return err
+		}
+		if err := finishQueueHold(); err != nil {
 			return err
 		}
 		for _, ip := range strings.Split(*publicIP, ",") {
@@ -169,8 +175,13 @@ func (m *Main) newMixer() (*audio.Mixer, error) {
 			return nil, err
 		}
 	}
+	music, err := queueMusic(m.Config.Media.QueueHold)
+	if err != nil {
+		return nil, err
+	}
 	return audio.NewMixer(audio.MixerConfig{
 		Hold:       hold,
+		QueueMusic: music,
 		EchoBot:    calls.EchoBot.RawID(),
 		OnSpeaking: func(callID string, speaking bool) { m.switchboard.ReportSpeaking(callID, speaking) },
 		Logger:     m.Logger,

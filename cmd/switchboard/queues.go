@@ -19,6 +19,7 @@ import (
 // otherwise) and the goroutine that drives it.
 type queues struct {
 	engine *queue.Engine
+	hold   *queueHold // music and position prompts (queuehold.go)
 	sw     *api.QueueSwitch
 	conn   *nats.Conn // with --cluster
 	stop   context.CancelFunc
@@ -62,8 +63,13 @@ func (m *Main) startQueues(ctx context.Context) error {
 		st, q.conn = kv, nc
 	}
 	q.sw = api.NewQueueSwitch(m.switchboard, m.hub)
+	var events queue.Events = q.sw
+	if m.mixer != nil {
+		q.hold = newQueueHold(m.mixer, st, m.Config.Media.QueueHold.PromptEvery, m.Logger)
+		events = holdEvents{Events: q.sw, hold: q.hold}
+	}
 	q.engine = queue.NewEngine(queue.EngineConfig{
-		Store: st, Switch: q.sw, Events: q.sw, Logger: m.Logger,
+		Store: st, Switch: q.sw, Events: events, Logger: m.Logger,
 		Availability: &queue.Tracker{Online: m.switchboard.Connected, Calls: m.switchboard.LiveCalls},
 	})
 	runCtx, stop := context.WithCancel(context.Background())
@@ -84,6 +90,9 @@ func (m *Main) stopQueues() {
 	}
 	m.queues.stop()
 	<-m.queues.done
+	if m.queues.hold != nil {
+		m.queues.hold.close()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := m.queues.engine.Forget(ctx); err != nil {

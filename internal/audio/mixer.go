@@ -15,6 +15,9 @@ type MixerConfig struct {
 	// Hold is what the remote side of a held 1:1 call hears; nil is the
 	// built-in tone.
 	Hold *HoldSource
+	// QueueMusic is what a caller waiting in a queue hears between its
+	// position prompts (SetQueueWait); nil is the built-in hold tone.
+	QueueMusic *HoldSource
 	// OnSpeaking hears a call's participant start or stop speaking; it runs
 	// on the mixer's reporter goroutine, never on its clock.
 	OnSpeaking func(callID string, speaking bool)
@@ -42,14 +45,15 @@ type Mixer struct {
 	log *slog.Logger
 
 	// pending is what other goroutines hand to the clock.
-	mu      sync.Mutex
-	routes  map[string]calls.Route // newest route per conversation
-	attach  []attachment
-	tones   []toneRequest
-	tapReqs []tapRequest // SetTap's, for the clock (tap.go)
-	retired []Endpoint   // replaced or detached, for the closer
-	closed  bool
-	wake    chan struct{} // the closer's signal
+	mu       sync.Mutex
+	routes   map[string]calls.Route // newest route per conversation
+	attach   []attachment
+	tones    []toneRequest
+	tapReqs  []tapRequest  // SetTap's, for the clock (tap.go)
+	waitReqs []waitRequest // SetQueueWait's, for the clock (queuewait.go)
+	retired  []Endpoint    // replaced or detached, for the closer
+	closed   bool
+	wake     chan struct{} // the closer's signal
 
 	// speaking changes waiting for the reporter, newest per call.
 	speakMu   sync.Mutex
@@ -62,7 +66,9 @@ type Mixer struct {
 	hold  *HoldSource
 	mix   sum
 	tmp   Frame
-	taps  tapSet // recorders' taps by call id (tap.go)
+	taps  tapSet                // recorders' taps by call id (tap.go)
+	waits map[string]*QueueWait // waiting calls by call id (queuewait.go)
+	music *HoldSource           // the queue music
 
 	stats mixerStats
 }
@@ -88,6 +94,7 @@ type identity struct {
 	source  Source
 	dtmf    dtmfPlayer // digits it sends in band, in place of its microphone
 	toning  bool       // this tick's mic is a DTMF tone
+	wait    *QueueWait // this tick: it waits in a queue, alone (queuewait.go)
 }
 
 type conv struct {
@@ -131,6 +138,9 @@ func NewMixer(cfg MixerConfig) *Mixer {
 	if cfg.Hold == nil {
 		cfg.Hold = DefaultHold()
 	}
+	if cfg.QueueMusic == nil {
+		cfg.QueueMusic = DefaultHold()
+	}
 	if cfg.EchoDelay <= 0 {
 		cfg.EchoDelay = FramesPerSec
 	}
@@ -141,7 +151,7 @@ func NewMixer(cfg MixerConfig) *Mixer {
 		cfg.Logger = slog.Default()
 	}
 	return &Mixer{
-		cfg: cfg, log: cfg.Logger, hold: cfg.Hold,
+		cfg: cfg, log: cfg.Logger, hold: cfg.Hold, music: cfg.QueueMusic,
 		routes: map[string]calls.Route{}, wake: make(chan struct{}, 1),
 		speakNew: map[string]bool{}, speakWake: make(chan struct{}, 1),
 		convs: map[string]*conv{}, ids: map[string]*identity{},

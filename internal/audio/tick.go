@@ -11,9 +11,10 @@ func (m *Mixer) Tick() {
 	m.stats.ticks.Add(1)
 	m.applyPending()
 	m.applyTaps()
+	m.applyWaits()
 
 	for _, id := range m.ids {
-		id.source = SourceSilence
+		id.source, id.wait = SourceSilence, nil
 		if id.ep != nil {
 			id.hasMic = id.ep.Capture(&id.mic)
 		} else {
@@ -28,10 +29,16 @@ func (m *Mixer) Tick() {
 	for _, c := range m.convs {
 		speak = m.mixConv(c, speak)
 	}
+	m.markWaiting()
 	silent := Output{PCM: &silence, Ulaw: ulawSilence[:], Source: SourceSilence}
 	hold := m.hold.frame()
+	music := m.music.frame()
 	for _, id := range m.ids {
 		if id.ep == nil {
+			continue
+		}
+		if id.wait != nil {
+			id.ep.Play(id.wait.next(music))
 			continue
 		}
 		switch id.source {
@@ -44,6 +51,9 @@ func (m *Mixer) Tick() {
 		}
 	}
 	m.hold.advance()
+	if m.music != m.hold {
+		m.music.advance()
+	}
 	m.tapRest()
 	if len(speak) > 0 {
 		m.speakMu.Lock()

@@ -24,6 +24,7 @@ import (
 	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/audio/rtc"
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/web"
 )
@@ -352,8 +353,21 @@ func newStack(t *testing.T, tokens *api.Tokens, queueSize int, media bool) *stac
 	if attacher != nil {
 		acfg.Media = attacher
 	}
+	// Queues, in memory, for the supervisor's wallboard.
+	qsw := api.NewQueueSwitch(sb, hub)
+	engine := queue.NewEngine(queue.EngineConfig{Store: queue.NewMemory(), Switch: qsw, Events: qsw, Logger: quiet,
+		Availability: &queue.Tracker{Online: sb.Connected, Calls: sb.LiveCalls}})
+	acfg.Queues, acfg.QueueSwitch = engine, qsw
+	qctx, stopQueues := context.WithCancel(context.Background())
+	queuesDone := make(chan struct{})
+	go func() {
+		defer close(queuesDone)
+		engine.Run(qctx)
+	}()
 	srv := api.New(acfg)
 	return &stack{sb: sb, mixer: mixer, handler: srv.Handler(), close: func() {
+		stopQueues()
+		<-queuesDone
 		_ = sb.Close(context.Background())
 		stopMedia()
 		srv.Close()

@@ -288,6 +288,9 @@ class App {
 
   onEvent(ev, arrived) {
     this.model.apply(ev);
+    const board = this.live && this.live.wallboard;
+    if (board && ev.type === 'queueStatsChanged') board.apply(ev.data);
+    if (board && ev.type === 'snapshot' && this.model.snapshots > 1) board.load();
     this.notify(ev);
     this.schedule(arrived);
     if (ev.type === 'snapshot' && this.me.role !== 'caller') {

@@ -11,6 +11,7 @@ import { put, esc } from '../api.js';
 import { partyName, rawOfIdentifier, shortRaw, callTitle, isPhoneRaw, callKindLine } from '../format.js';
 import { button, reasonNote, stateBadge, timing, flags, participantRows, endedCard, rules, tick, notice, confirmEndAll } from './common.js';
 import { recordingControls } from '../recording.js';
+import { Wallboard } from './wallboard.js';
 
 // monitorLine says what the supervisor's own monitor leg is, by mode.
 const monitorLine = {
@@ -35,6 +36,7 @@ export class SupervisorView {
 
   mount(root) {
     root.innerHTML = `
+      <section id="wallboard" class="wallboard-panel" aria-labelledby="wallboard-h"></section>
       <div class="toolbar" role="search">
         <label for="agent-filter">Filter agents</label>
         <input id="agent-filter" type="search" autocomplete="off" placeholder="name or id" aria-keyshortcuts="/">
@@ -42,6 +44,8 @@ export class SupervisorView {
       </div>
       <div id="sup-live"></div>`;
     this.root = root.querySelector('#sup-live');
+    this.wallboard = new Wallboard(root.querySelector('#wallboard'));
+    this.wallboard.load();
     root.querySelector('#agent-filter').addEventListener('input', (e) => {
       this.filter = e.target.value.trim().toLowerCase();
       this.app.schedule();
