@@ -62,10 +62,9 @@ func (m *Main) startQueues(ctx context.Context) error {
 		st, q.conn = kv, nc
 	}
 	q.sw = api.NewQueueSwitch(m.switchboard, m.hub)
-	q.engine = queue.NewEngine(queue.EngineConfig{
+	q.engine = queue.NewEngine(queue.WithStatus(queue.EngineConfig{
 		Store: st, Switch: q.sw, Events: q.sw, Logger: m.Logger,
-		Availability: &queue.Tracker{Online: m.switchboard.Connected, Calls: m.switchboard.LiveCalls},
-	})
+	}, m.switchboard))
 	runCtx, stop := context.WithCancel(context.Background())
 	q.stop = stop
 	go func() {

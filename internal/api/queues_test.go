@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,27 +12,34 @@ import (
 
 	"github.com/switchboard/switchboard/internal/api"
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/calls/callstest"
 	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
-// queueServer is the real API on a real listener with queues, whose
-// engine the test steps by hand on a clock of its own (the calls run on
-// the real clock).
+// queueServer is the real API on a real listener with queues over real
+// agent status (calls.Switchboard through queue.WithStatus). The engine
+// is stepped by hand; the switchboard and the engine share a fake clock,
+// so that wrap-ups end and offers ring out only when the test advances
+// it.
 type queueServer struct {
 	*server
-	engine  *queue.Engine
-	tracker *queue.Tracker
-	mu      sync.Mutex
-	now     time.Time
+	engine *queue.Engine
+	fake   *callstest.Clock
 }
 
-func (q *queueServer) clock() time.Time { q.mu.Lock(); defer q.mu.Unlock(); return q.now }
-func (q *queueServer) advance(d time.Duration) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.now = q.now.Add(d)
+func (q *queueServer) clock() time.Time        { return q.fake.Now() }
+func (q *queueServer) advance(d time.Duration) { q.fake.Advance(d) }
+
+// status answers GET /api/agents/{rawId}/status as a supervisor sees it.
+func (q *queueServer) status(raw string) calls.AgentStatusData {
+	q.t.Helper()
+	var d calls.AgentStatusData
+	q.do(http.MethodGet, "/api/agents/"+raw+"/status", q.token("sue", calls.RoleSupervisor), nil, http.StatusOK, &d)
+	return d
 }
+
 func (q *queueServer) waitingCount() int {
 	st, err := q.engine.Stats(context.Background(), "support")
 	if err != nil {
@@ -49,14 +55,14 @@ func newQueueServer(t *testing.T) *queueServer {
 	st := store.NewMemory()
 	hub := api.NewHub(nil, 0)
 	hub.SetEventLog(api.NewMemoryLog(api.Retention{}, nil))
-	sb, err := calls.New(calls.Config{Store: st, Publisher: hub, NewID: uuid.NewString})
+	fake := callstest.NewClock()
+	sb, err := calls.New(calls.Config{Store: st, Publisher: hub, NewID: uuid.NewString, Clock: fake})
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := &queueServer{now: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
-	q.tracker = &queue.Tracker{Online: sb.Connected, Calls: sb.LiveCalls}
+	q := &queueServer{fake: fake}
 	qs := api.NewQueueSwitch(sb, hub)
-	q.engine = queue.NewEngine(queue.EngineConfig{Store: queue.NewMemory(), Switch: qs, Events: qs, Availability: q.tracker, Now: q.clock})
+	q.engine = queue.NewEngine(queue.WithStatus(queue.EngineConfig{Store: queue.NewMemory(), Switch: qs, Events: qs, Now: q.clock}, sb))
 	tokens := api.NewTokens(adminKey, nil)
 	srv := api.New(api.Config{Switchboard: sb, Hub: hub, Tokens: tokens, Ready: st.Ready, Numbers: st,
 		Queues: q.engine, QueueSwitch: qs, WriteTimeout: 2 * time.Second})
@@ -118,8 +124,11 @@ func TestQueueTenAgentsHundredCalls(t *testing.T) {
 		streams[raw] = s.connect(tokens[raw])
 		streams[raw].waitFor(calls.EventSnapshot, "")
 		members = append(members, map[string]any{"agent": raw})
-		// agent0 has been idle the longest
-		s.tracker.SetAvailable(raw, s.clock().Add(-time.Duration(nAgents-i)*time.Minute))
+		// agent0 has been idle (Available) the longest
+		if d := s.status(raw); d.Status != routing.Available {
+			t.Fatalf("%s connected: %+v, want Available", raw, d)
+		}
+		s.advance(time.Minute)
 	}
 	s.do(http.MethodPost, "/api/queues", sup, map[string]any{"name": "support", "members": members, "serviceLevelSeconds": 30, "wrapUpSeconds": 60}, http.StatusCreated, nil)
 
@@ -151,7 +160,7 @@ func TestQueueTenAgentsHundredCalls(t *testing.T) {
 		for i := range order {
 			order[i] = "8:acs:" + order[i]
 		}
-		idle := func(a string) time.Time { return s.tracker.IdleSince(a) }
+		idle := func(a string) time.Time { return s.sb.IdleSince(a) }
 		for i := 1; i < len(order); i++ {
 			for j := i; j > 0 && idle(order[j]).Before(idle(order[j-1])); j-- {
 				order[j], order[j-1] = order[j-1], order[j]
@@ -193,7 +202,26 @@ func TestQueueTenAgentsHundredCalls(t *testing.T) {
 		if n := s.waitingCount(); n != nCalls-next {
 			t.Fatalf("round %d: %d waiting, want %d: an agent in wrap-up was offered a call", round, n, nCalls-next)
 		}
+		if st, err := s.engine.Stats(context.Background(), "support"); err != nil || st.Offered != next {
+			t.Fatalf("round %d: %+v (%v), want %d offered: an agent in wrap-up was offered a call", round, st, err, next)
+		}
+		if round == 0 {
+			// Each is in WrapUp, set by the system, following her call.
+			for _, a := range order {
+				d := s.status(a)
+				if d.Status != routing.WrapUp || d.ChangedBy.Kind != calls.ActorSystem || d.WrapUpUntil == nil {
+					t.Fatalf("%s after her queue call: %+v, want WrapUp by the system", a, d)
+				}
+			}
+		}
 		s.advance(60 * time.Second)
+		if round == 0 {
+			for _, a := range order {
+				if d := s.status(a); d.Status != routing.Available {
+					t.Fatalf("%s after wrap-up: %+v, want Available", a, d)
+				}
+			}
+		}
 	}
 	s.step()
 	s.do(http.MethodGet, "/api/queues/support/stats", sup, nil, http.StatusOK, &st)
@@ -221,9 +249,8 @@ func TestQueueMissedOffer(t *testing.T) {
 	a, b := s.token("ann", calls.RoleAgent), s.token("bob", calls.RoleAgent)
 	sa, sb := s.connect(a), s.connect(b)
 	sa.waitFor(calls.EventSnapshot, "") // online: offerable
+	s.advance(time.Hour)                // ann idle the longest
 	sb.waitFor(calls.EventSnapshot, "")
-	s.tracker.SetAvailable("8:acs:ann", s.clock().Add(-time.Hour))
-	s.tracker.SetAvailable("8:acs:bob", s.clock())
 	s.do(http.MethodPost, "/api/queues", sup, map[string]any{"name": "support", "ringTimeoutSeconds": 5, "maxMisses": 2,
 		"members": []map[string]any{{"agent": "8:acs:ann"}, {"agent": "8:acs:bob"}}}, http.StatusCreated, nil)
 	caller := s.token("carl", calls.RoleCaller)
@@ -248,8 +275,8 @@ func TestQueueMissedOffer(t *testing.T) {
 	if !connected {
 		t.Fatalf("caller's call after bob accepted: %+v", got.RemoteParticipants)
 	}
-	if s.tracker.Away("8:acs:ann") {
-		t.Fatal("one miss marked ann Away")
+	if d := s.status("8:acs:ann"); d.ChosenStatus != routing.Available {
+		t.Fatalf("one miss: ann %+v, want Available", d)
 	}
 	// A second call: bob is busy, ann misses again and is marked Away.
 	caller2 := s.token("cora", calls.RoleCaller)
@@ -259,8 +286,23 @@ func TestQueueMissedOffer(t *testing.T) {
 	sa.waitFor(calls.EventIncomingCall, "")
 	s.advance(5 * time.Second)
 	s.step()
-	if !s.tracker.Away("8:acs:ann") {
-		t.Fatal("two misses in a row did not mark ann Away")
+	// Through her status: shown on GET, told to her, kept in history.
+	if d := s.status("8:acs:ann"); d.Status != routing.Away || d.ChangedBy.Kind != calls.ActorSystem {
+		t.Fatalf("two misses in a row: ann %+v, want Away by the system", d)
+	}
+	ev := sa.waitFor(calls.EventAgentStatusChanged, "")
+	for decodeData[calls.AgentStatusData](t, ev).Status != routing.Away {
+		ev = sa.waitFor(calls.EventAgentStatusChanged, "")
+	}
+	var hist struct {
+		Items []struct {
+			Chosen routing.Status `json:"chosenStatus"`
+			By     calls.Actor    `json:"changedBy"`
+		} `json:"items"`
+	}
+	s.do(http.MethodGet, "/api/history/agent-status?agent=8:acs:ann", sup, nil, http.StatusOK, &hist)
+	if len(hist.Items) == 0 || hist.Items[0].Chosen != routing.Away || hist.Items[0].By.Kind != calls.ActorSystem {
+		t.Errorf("ann's status history, newest first: %+v, want Away by the system", hist.Items)
 	}
 	s.do(http.MethodPost, "/api/calls/"+call2.ID+"/hangup", caller2, nil, http.StatusOK, nil)
 	s.step()

@@ -50,14 +50,20 @@ type Events interface {
 type EngineConfig struct {
 	Store  Store
 	Switch Switch
-	// Availability is asked who may be offered; Tracker (the default)
-	// also learns of answers, ends and misses.
+	// Availability is asked who may be offered: agent status in serve
+	// (calls.Switchboard); a Tracker (the default) also learns of
+	// answers, ends and misses.
 	Availability Availability
 	Events       Events
 	// Misses is told when an agent let MaxMisses offers in a row ring out
 	// (status marks her Away); default: Tracker.MarkAway when
 	// Availability is a *Tracker.
 	Misses func(agent string)
+	// WrapUp is told when the agent's answered queue call (the caller's
+	// callID) ended: her status enters WrapUp for the queue's
+	// wrapUpSeconds (calls.Switchboard.EnterWrapUp), which keeps offers
+	// from her until it ends. A Tracker learns of it whether set or not.
+	WrapUp func(ctx context.Context, agent, callID string, seconds int)
 	Now    func() time.Time // default time.Now
 	Tick   time.Duration    // how often waiting calls are looked at; default 200 ms
 	Logger *slog.Logger
@@ -232,6 +238,9 @@ func (e *Engine) Step(ctx context.Context) {
 		}
 		if e.tracker != nil {
 			e.tracker.Ended(a.agent, e.cfg.Now(), a.wrapUp)
+		}
+		if e.cfg.WrapUp != nil {
+			e.cfg.WrapUp(ctx, a.agent, a.w.CallID, int(a.wrapUp/time.Second))
 		}
 	}
 	slices.SortFunc(ws, func(a, b *Waiting) int {
