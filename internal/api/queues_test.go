@@ -56,13 +56,15 @@ func newQueueServer(t *testing.T) *queueServer {
 	hub := api.NewHub(nil, 0)
 	hub.SetEventLog(api.NewMemoryLog(api.Retention{}, nil))
 	fake := callstest.NewClock()
-	sb, err := calls.New(calls.Config{Store: st, Publisher: hub, NewID: uuid.NewString, Clock: fake})
+	qt := &api.QueueTransfers{}
+	sb, err := calls.New(calls.Config{Store: st, Publisher: hub, NewID: uuid.NewString, Clock: fake, Queues: qt})
 	if err != nil {
 		t.Fatal(err)
 	}
 	q := &queueServer{fake: fake}
 	qs := api.NewQueueSwitch(sb, hub)
 	q.engine = queue.NewEngine(queue.WithStatus(queue.EngineConfig{Store: queue.NewMemory(), Switch: qs, Events: qs, Now: q.clock}, sb))
+	qt.Bind(q.engine, qs)
 	tokens := api.NewTokens(adminKey, nil)
 	srv := api.New(api.Config{Switchboard: sb, Hub: hub, Tokens: tokens, Ready: st.Ready, Numbers: st,
 		Queues: q.engine, QueueSwitch: qs, WriteTimeout: 2 * time.Second})
@@ -342,5 +344,63 @@ func TestQueueBusyAgent(t *testing.T) {
 	s.do(http.MethodGet, "/api/queues/support/stats", adminKey, nil, http.StatusOK, &st)
 	if st.Offered != 1 {
 		t.Fatalf("after ann hung up: %+v, want one offer", st)
+	}
+}
+
+// TestQueueTransfer: ann, on a call with a customer, transfers it blind to
+// a queue: her call ends transferred, the customer stays Connected alone
+// and waits in the queue, which offers her to bob (idle longer than ann,
+// whose call just ended); bob accepts and they are connected.
+func TestQueueTransfer(t *testing.T) {
+	s := newQueueServer(t)
+	ann, bob := s.token("ann", calls.RoleAgent), s.token("bob", calls.RoleAgent)
+	cust := s.token("carl", calls.RoleCaller)
+	sb, sa, sc := s.connect(bob), s.connect(ann), s.connect(cust)
+	for _, st := range []*stream{sa, sb, sc} {
+		st.waitFor(calls.EventSnapshot, "")
+	}
+	s.do(http.MethodPost, "/api/queues", adminKey, map[string]any{"name": "support",
+		"members": []map[string]any{{"agent": "8:acs:ann"}, {"agent": "8:acs:bob"}}}, http.StatusCreated, nil)
+	var custCall, annCall calls.Call
+	s.do(http.MethodPost, "/api/calls", cust, map[string]any{"participants": []any{identityJSON("ann")}}, http.StatusCreated, &custCall)
+	in := sa.waitFor(calls.EventIncomingCall, "")
+	s.do(http.MethodPost, "/api/incoming-calls/"+in.CallID+"/accept", ann, nil, http.StatusOK, &annCall)
+	s.advance(time.Minute)
+
+	path := "/api/calls/" + annCall.ID + "/transfer"
+	s.wantError(http.MethodPost, path, ann, map[string]any{"queue": "nope", "mode": "blind"}, http.StatusNotFound, calls.CodeNotFound)
+	s.wantError(http.MethodPost, path, ann, map[string]any{"queue": "support", "mode": "consult"}, http.StatusNotImplemented, calls.CodeNotImplemented)
+	var done calls.Call
+	s.do(http.MethodPost, path, ann, map[string]any{"queue": "support", "mode": "blind"}, http.StatusOK, &done)
+	if done.State != calls.StateDisconnected || done.CallEndReason == nil || done.CallEndReason.SubCode != calls.ReasonTransferred.SubCode {
+		t.Fatalf("ann's call after the transfer: %+v", done)
+	}
+	var got calls.Call
+	s.do(http.MethodGet, "/api/calls/"+custCall.ID, cust, nil, http.StatusOK, &got)
+	if got.State != calls.StateConnected {
+		t.Fatalf("customer's call after the transfer: %+v, want Connected, waiting", got)
+	}
+	if n := s.waitingCount(); n != 1 {
+		t.Fatalf("%d waiting after the transfer, want the customer", n)
+	}
+	s.step()
+	offer := decodeData[calls.IncomingCallData](t, sb.waitFor(calls.EventIncomingCall, "")).IncomingCall
+	if offer.CallerInfo.Identifier.RawID() != "8:acs:carl" {
+		t.Errorf("bob's offer is from %+v, want the customer", offer.CallerInfo)
+	}
+	s.do(http.MethodPost, "/api/incoming-calls/"+offer.ID+"/accept", bob, nil, http.StatusOK, nil)
+	s.step()
+	s.do(http.MethodGet, "/api/calls/"+custCall.ID, cust, nil, http.StatusOK, &got)
+	connected := false
+	for _, p := range got.RemoteParticipants {
+		connected = connected || (p.RawID == "8:acs:bob" && p.State == calls.ParticipantConnected)
+	}
+	if !connected {
+		t.Fatalf("customer's call after bob accepted: %+v", got.RemoteParticipants)
+	}
+	var st queue.Stats
+	s.do(http.MethodGet, "/api/queues/support/stats", adminKey, nil, http.StatusOK, &st)
+	if st.Answered != 1 || st.Offered != 1 || st.Waiting != 0 {
+		t.Errorf("stats: %+v", st)
 	}
 }
