@@ -62,9 +62,13 @@ func (m *Main) startQueues(ctx context.Context) error {
 		st, q.conn = kv, nc
 	}
 	q.sw = api.NewQueueSwitch(m.switchboard, m.hub)
-	q.engine = queue.NewEngine(queue.WithStatus(queue.EngineConfig{
+	cfg := queue.WithStatus(queue.EngineConfig{
 		Store: st, Switch: q.sw, Events: q.sw, Logger: m.Logger,
-	}, m.switchboard))
+	}, m.switchboard)
+	if m.recordings != nil {
+		cfg.Record = api.QueueRecorder(q.sw, m.recordings, m.Logger)
+	}
+	q.engine = queue.NewEngine(cfg)
 	runCtx, stop := context.WithCancel(context.Background())
 	q.stop = stop
 	go func() {

@@ -11,9 +11,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/calls/callstest"
 	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/recording"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -50,31 +52,64 @@ func (q *queueServer) waitingCount() int {
 
 func (q *queueServer) step() { q.engine.Step(context.Background()) }
 
-func newQueueServer(t *testing.T) *queueServer {
+func newQueueServer(t *testing.T) *queueServer { return newQueueServerWith(t, false) }
+
+// newQueueServerWith is newQueueServer; recorded adds media (a mixer) and
+// the recording service, which the engine's Record hook starts, as serve
+// wires them.
+func newQueueServerWith(t *testing.T, recorded bool) *queueServer {
 	t.Helper()
 	st := store.NewMemory()
 	hub := api.NewHub(nil, 0)
 	hub.SetEventLog(api.NewMemoryLog(api.Retention{}, nil))
 	fake := callstest.NewClock()
 	qt := &api.QueueTransfers{}
-	sb, err := calls.New(calls.Config{Store: st, Publisher: hub, NewID: uuid.NewString, Clock: fake, Queues: qt})
+	var sb *calls.Switchboard
+	cc := calls.Config{Store: st, Publisher: hub, NewID: uuid.NewString, Clock: fake, Queues: qt}
+	var rec *recording.Service
+	if recorded {
+		mixer := audio.NewMixer(audio.MixerConfig{})
+		var err error
+		rec, err = recording.New(t.Context(), recording.Config{
+			Dir: t.TempDir(), Media: mixer, Store: st, Publisher: hub, NewID: uuid.NewString,
+			Calls: recording.CallsFunc(func(ctx context.Context, p calls.Principal, id string) (calls.Call, error) {
+				return sb.GetCall(ctx, p, id)
+			}),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc.Publisher, cc.Media = rec.Publisher(hub), mixer
+	}
+	sb, err := calls.New(cc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	q := &queueServer{fake: fake}
 	qs := api.NewQueueSwitch(sb, hub)
-	q.engine = queue.NewEngine(queue.WithStatus(queue.EngineConfig{Store: queue.NewMemory(), Switch: qs, Events: qs, Now: q.clock}, sb))
+	ec := queue.WithStatus(queue.EngineConfig{Store: queue.NewMemory(), Switch: qs, Events: qs, Now: q.clock}, sb)
+	ac := api.Config{Switchboard: sb, Hub: hub, Tokens: api.NewTokens(adminKey, nil), Ready: st.Ready, Numbers: st,
+		QueueSwitch: qs, WriteTimeout: 2 * time.Second}
+	if rec != nil {
+		ec.Record = api.QueueRecorder(qs, rec, nil)
+		ac.Recordings = rec
+	}
+	q.engine = queue.NewEngine(ec)
 	qt.Bind(q.engine, qs)
-	tokens := api.NewTokens(adminKey, nil)
-	srv := api.New(api.Config{Switchboard: sb, Hub: hub, Tokens: tokens, Ready: st.Ready, Numbers: st,
-		Queues: q.engine, QueueSwitch: qs, WriteTimeout: 2 * time.Second})
+	ac.Queues = q.engine
+	srv := api.New(ac)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		_ = sb.Close(context.Background())
+		if rec != nil {
+			if err := rec.Close(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}
 		srv.Close()
 		ts.Close()
 	})
-	q.server = &server{t: t, url: ts.URL, sb: sb, hub: hub, tokens: tokens, store: st, api: srv}
+	q.server = &server{t: t, url: ts.URL, sb: sb, hub: hub, tokens: ac.Tokens, store: st, api: srv}
 	return q
 }
 
@@ -402,5 +437,40 @@ func TestQueueTransfer(t *testing.T) {
 	s.do(http.MethodGet, "/api/queues/support/stats", adminKey, nil, http.StatusOK, &st)
 	if st.Answered != 1 || st.Offered != 1 || st.Waiting != 0 {
 		t.Errorf("stats: %+v", st)
+	}
+}
+
+// TestQueueRecord: a queue with "record": true records its calls from
+// the agent's answer, started by the system; a queue without it does not.
+func TestQueueRecord(t *testing.T) {
+	s := newQueueServerWith(t, true)
+	ann := s.token("ann", calls.RoleAgent)
+	sa := s.connect(ann)
+	sa.waitFor(calls.EventSnapshot, "")
+	members := []map[string]any{{"agent": "8:acs:ann"}}
+	var d queue.Definition
+	s.do(http.MethodPost, "/api/queues", adminKey, map[string]any{"name": "support", "record": true, "members": members}, http.StatusCreated, &d)
+	if !d.Record {
+		t.Fatalf("created %+v, want record", d)
+	}
+	s.do(http.MethodPost, "/api/queues", adminKey, map[string]any{"name": "sales", "members": members}, http.StatusCreated, nil)
+
+	answer := func(name, caller string) calls.IncomingCall {
+		s.do(http.MethodPost, "/api/calls", s.token(caller, calls.RoleCaller), map[string]any{"queue": name}, http.StatusCreated, nil)
+		s.step()
+		in := decodeData[calls.IncomingCallData](t, sa.waitFor(calls.EventIncomingCall, "")).IncomingCall
+		s.do(http.MethodPost, "/api/incoming-calls/"+in.ID+"/accept", ann, nil, http.StatusOK, nil)
+		s.step() // the answer: recorded when the queue says so
+		return in
+	}
+	// sales first: no recording; after ann hangs up (no wrap-up), support.
+	in := answer("sales", "cora")
+	s.do(http.MethodPost, "/api/calls/"+in.ID+"/hangup", ann, nil, http.StatusOK, nil)
+	s.step()
+	in = answer("support", "carl")
+	ev := sa.waitFor(calls.EventRecordingStateChanged, "")
+	got := decodeData[calls.Recording](t, ev)
+	if ev.CallID != in.ID || got.State != calls.RecordingActive || ev.Actor == nil || ev.Actor.Kind != calls.ActorSystem {
+		t.Fatalf("recordingStateChanged on %s %+v by %+v, want Active on the support call %s by the system", ev.CallID, got, ev.Actor, in.ID)
 	}
 }

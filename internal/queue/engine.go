@@ -64,6 +64,9 @@ type EngineConfig struct {
 	// wrapUpSeconds (calls.Switchboard.EnterWrapUp), which keeps offers
 	// from her until it ends. A Tracker learns of it whether set or not.
 	WrapUp func(ctx context.Context, agent, callID string, seconds int)
+	// Record, when set, is told when an agent answered a call of a queue
+	// whose definition says Record: it starts the call's recording.
+	Record func(ctx context.Context, w Waiting, agent string)
 	Now    func() time.Time // default time.Now
 	Tick   time.Duration    // how often waiting calls are looked at; default 200 ms
 	Logger *slog.Logger
@@ -374,6 +377,9 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 		e.misses[agent] = 0
 		e.answered[w.CallID] = answered{w: *w, agent: agent, wrapUp: time.Duration(d.WrapUpSeconds) * time.Second}
 		e.mu.Unlock()
+		if d.Record && e.cfg.Record != nil {
+			e.cfg.Record(ctx, *w, agent)
+		}
 		return []string{w.Queue}, e.leave(ctx, w, delta)
 	case st.CallerGone:
 		if w.Offer != nil {

@@ -61,6 +61,9 @@ type Definition struct {
 	// reported (Decision.Missed), so that status can mark her Away
 	// (default 2).
 	MaxMisses int `json:"maxMisses"`
+	// Record: a call is recorded from when an agent answers it (the
+	// engine's Record hook, recording.Service.StartFor as the system).
+	Record bool `json:"record,omitempty"`
 }
 
 // Normalize fills the defaults and checks the definition. Errors are
