@@ -151,9 +151,9 @@ func (d Definition) Clone() Definition {
 }
 
 // Availability is the seam to agent status: whether an agent may be
-// offered a queue call now, and since when she has been idle. Package
-// routing's status (Available/Away/WrapUp/Offline/Busy) implements it when
-// it lands; Tracker does until then.
+// offered a queue call now, and since when she has been idle.
+// calls.Switchboard implements it over agent status; Tracker stands in
+// for it in this package's tests.
 type Availability interface {
 	// Offerable reports whether the agent is Available (not Away, WrapUp or
 	// Offline) and holds fewer than maxConcurrent calls.
