@@ -59,3 +59,10 @@ func (q *QueueSwitch) agentCall(ctx context.Context, w queue.Waiting, agent stri
 	}
 	return calls.Call{}, calls.Errorf(calls.CodeCallNotFound, "%s has no call in the conversation of %s", agent, w.CallID)
 }
+
+// AgentCallID implements queue.AgentCaller: the agent's wrap-up after a
+// queue call names her own call, to which she may give a wrap-up code.
+func (q *QueueSwitch) AgentCallID(ctx context.Context, w queue.Waiting, agent string) (string, error) {
+	c, err := q.agentCall(ctx, w, agent)
+	return c.ID, err
+}

@@ -246,10 +246,15 @@ func TestQueueTenAgentsHundredCalls(t *testing.T) {
 			// Each is in WrapUp, set by the system, following her call.
 			for _, a := range order {
 				d := s.status(a)
-				if d.Status != routing.WrapUp || d.ChangedBy.Kind != calls.ActorSystem || d.WrapUpUntil == nil {
+				if d.Status != routing.WrapUp || d.ChangedBy.Kind != calls.ActorSystem || d.WrapUpUntil == nil || d.WrapUpCallID != incoming[a] {
 					t.Fatalf("%s after her queue call: %+v, want WrapUp by the system", a, d)
 				}
 			}
+		}
+		if round == 0 {
+			// Her wrap-up names her call, which she codes.
+			a := order[0]
+			s.do(http.MethodPut, "/api/me/wrap-up", tokens[a], map[string]any{"callId": incoming[a], "code": "sale"}, http.StatusOK, nil)
 		}
 		s.advance(60 * time.Second)
 		if round == 0 {

@@ -59,8 +59,8 @@ type EngineConfig struct {
 	// (status marks her Away); default: Tracker.MarkAway when
 	// Availability is a *Tracker.
 	Misses func(agent string)
-	// WrapUp is told when the agent's answered queue call (the caller's
-	// callID) ended: her status enters WrapUp for the queue's
+	// WrapUp is told when the agent's answered queue call (callID: hers
+	// when the Switch is an AgentCaller, else the caller's) ended: her status enters WrapUp for the queue's
 	// wrapUpSeconds (calls.Switchboard.EnterWrapUp), which keeps offers
 	// from her until it ends. A Tracker learns of it whether set or not.
 	WrapUp func(ctx context.Context, agent, callID string, seconds int)
@@ -91,9 +91,17 @@ type Engine struct {
 }
 
 type answered struct {
-	w      Waiting
-	agent  string
-	wrapUp time.Duration
+	w         Waiting
+	agent     string
+	agentCall string // her own call's id, when the Switch tells (AgentCaller)
+	wrapUp    time.Duration
+}
+
+// AgentCaller is what a Switch may also do: answer the id of the agent's
+// own call in the waiting call w she answered, so that her wrap-up names
+// her call (else it names the caller's).
+type AgentCaller interface {
+	AgentCallID(ctx context.Context, w Waiting, agent string) (string, error)
 }
 
 // NewEngine answers an engine; Run starts it.
@@ -243,7 +251,7 @@ func (e *Engine) Step(ctx context.Context) {
 			e.tracker.Ended(a.agent, e.cfg.Now(), a.wrapUp)
 		}
 		if e.cfg.WrapUp != nil {
-			e.cfg.WrapUp(ctx, a.agent, a.w.CallID, int(a.wrapUp/time.Second))
+			e.cfg.WrapUp(ctx, a.agent, a.agentCall, int(a.wrapUp/time.Second))
 		}
 	}
 	slices.SortFunc(ws, func(a, b *Waiting) int {
@@ -373,9 +381,15 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 			e.tracker.Answered(agent)
 		}
 		delete(cands, w.Queue) // she is busy now: ask availability again
+		a := answered{w: *w, agent: agent, agentCall: w.CallID, wrapUp: time.Duration(d.WrapUpSeconds) * time.Second}
+		if ac, ok := e.cfg.Switch.(AgentCaller); ok {
+			if id, err := ac.AgentCallID(ctx, *w, agent); err == nil {
+				a.agentCall = id
+			}
+		}
 		e.mu.Lock()
 		e.misses[agent] = 0
-		e.answered[w.CallID] = answered{w: *w, agent: agent, wrapUp: time.Duration(d.WrapUpSeconds) * time.Second}
+		e.answered[w.CallID] = a
 		e.mu.Unlock()
 		if d.Record && e.cfg.Record != nil {
 			e.cfg.Record(ctx, *w, agent)
