@@ -68,10 +68,13 @@ func (m *Main) startQueues(ctx context.Context) error {
 		q.hold = newQueueHold(m.mixer, st, m.Config.Media.QueueHold.PromptEvery, m.Logger)
 		events = holdEvents{Events: q.sw, hold: q.hold}
 	}
-	q.engine = queue.NewEngine(queue.EngineConfig{
+	cfg := queue.WithStatus(queue.EngineConfig{
 		Store: st, Switch: q.sw, Events: events, Logger: m.Logger,
-		Availability: &queue.Tracker{Online: m.switchboard.Connected, Calls: m.switchboard.LiveCalls},
-	})
+	}, m.switchboard)
+	if m.recordings != nil {
+		cfg.Record = api.QueueRecorder(q.sw, m.recordings, m.Logger)
+	}
+	q.engine = queue.NewEngine(cfg)
 	runCtx, stop := context.WithCancel(context.Background())
 	q.stop = stop
 	go func() {

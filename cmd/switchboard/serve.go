@@ -279,7 +279,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	queueTransfers := &api.QueueTransfers{} // bound once the queues run
 	sb, err := calls.New(calls.Config{
+		Queues:      queueTransfers,
 		Store:       m.store,
 		Publisher:   publisher,
 		Media:       m.mixer,
@@ -316,6 +318,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	queueEngine, queueSwitch := m.queueEngine()
+	queueTransfers.Bind(queueEngine, queueSwitch)
 	m.api = api.New(api.Config{
 		Media:          m.attacher,
 		ICE:            m.ice,

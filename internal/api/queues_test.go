@@ -5,35 +5,43 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/calls/callstest"
 	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/recording"
+	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
-// queueServer is the real API on a real listener with queues, whose
-// engine the test steps by hand on a clock of its own (the calls run on
-// the real clock).
+// queueServer is the real API on a real listener with queues over real
+// agent status (calls.Switchboard through queue.WithStatus). The engine
+// is stepped by hand; the switchboard and the engine share a fake clock,
+// so that wrap-ups end and offers ring out only when the test advances
+// it.
 type queueServer struct {
 	*server
-	engine  *queue.Engine
-	tracker *queue.Tracker
-	mu      sync.Mutex
-	now     time.Time
+	engine *queue.Engine
+	fake   *callstest.Clock
 }
 
-func (q *queueServer) clock() time.Time { q.mu.Lock(); defer q.mu.Unlock(); return q.now }
-func (q *queueServer) advance(d time.Duration) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.now = q.now.Add(d)
+func (q *queueServer) clock() time.Time        { return q.fake.Now() }
+func (q *queueServer) advance(d time.Duration) { q.fake.Advance(d) }
+
+// status answers GET /api/agents/{rawId}/status as a supervisor sees it.
+func (q *queueServer) status(raw string) calls.AgentStatusData {
+	q.t.Helper()
+	var d calls.AgentStatusData
+	q.do(http.MethodGet, "/api/agents/"+raw+"/status", q.token("sue", calls.RoleSupervisor), nil, http.StatusOK, &d)
+	return d
 }
+
 func (q *queueServer) waitingCount() int {
 	st, err := q.engine.Stats(context.Background(), "support")
 	if err != nil {
@@ -44,29 +52,64 @@ func (q *queueServer) waitingCount() int {
 
 func (q *queueServer) step() { q.engine.Step(context.Background()) }
 
-func newQueueServer(t *testing.T) *queueServer {
+func newQueueServer(t *testing.T) *queueServer { return newQueueServerWith(t, false) }
+
+// newQueueServerWith is newQueueServer; recorded adds media (a mixer) and
+// the recording service, which the engine's Record hook starts, as serve
+// wires them.
+func newQueueServerWith(t *testing.T, recorded bool) *queueServer {
 	t.Helper()
 	st := store.NewMemory()
 	hub := api.NewHub(nil, 0)
 	hub.SetEventLog(api.NewMemoryLog(api.Retention{}, nil))
-	sb, err := calls.New(calls.Config{Store: st, Publisher: hub, NewID: uuid.NewString})
+	fake := callstest.NewClock()
+	qt := &api.QueueTransfers{}
+	var sb *calls.Switchboard
+	cc := calls.Config{Store: st, Publisher: hub, NewID: uuid.NewString, Clock: fake, Queues: qt}
+	var rec *recording.Service
+	if recorded {
+		mixer := audio.NewMixer(audio.MixerConfig{})
+		var err error
+		rec, err = recording.New(t.Context(), recording.Config{
+			Dir: t.TempDir(), Media: mixer, Store: st, Publisher: hub, NewID: uuid.NewString,
+			Calls: recording.CallsFunc(func(ctx context.Context, p calls.Principal, id string) (calls.Call, error) {
+				return sb.GetCall(ctx, p, id)
+			}),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc.Publisher, cc.Media = rec.Publisher(hub), mixer
+	}
+	sb, err := calls.New(cc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := &queueServer{now: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
-	q.tracker = &queue.Tracker{Online: sb.Connected, Calls: sb.LiveCalls}
+	q := &queueServer{fake: fake}
 	qs := api.NewQueueSwitch(sb, hub)
-	q.engine = queue.NewEngine(queue.EngineConfig{Store: queue.NewMemory(), Switch: qs, Events: qs, Availability: q.tracker, Now: q.clock})
-	tokens := api.NewTokens(adminKey, nil)
-	srv := api.New(api.Config{Switchboard: sb, Hub: hub, Tokens: tokens, Ready: st.Ready, Numbers: st,
-		Queues: q.engine, QueueSwitch: qs, WriteTimeout: 2 * time.Second})
+	ec := queue.WithStatus(queue.EngineConfig{Store: queue.NewMemory(), Switch: qs, Events: qs, Now: q.clock}, sb)
+	ac := api.Config{Switchboard: sb, Hub: hub, Tokens: api.NewTokens(adminKey, nil), Ready: st.Ready, Numbers: st,
+		QueueSwitch: qs, WriteTimeout: 2 * time.Second}
+	if rec != nil {
+		ec.Record = api.QueueRecorder(qs, rec, nil)
+		ac.Recordings = rec
+	}
+	q.engine = queue.NewEngine(ec)
+	qt.Bind(q.engine, qs)
+	ac.Queues = q.engine
+	srv := api.New(ac)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		_ = sb.Close(context.Background())
+		if rec != nil {
+			if err := rec.Close(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}
 		srv.Close()
 		ts.Close()
 	})
-	q.server = &server{t: t, url: ts.URL, sb: sb, hub: hub, tokens: tokens, store: st, api: srv}
+	q.server = &server{t: t, url: ts.URL, sb: sb, hub: hub, tokens: ac.Tokens, store: st, api: srv}
 	return q
 }
 
@@ -118,8 +161,11 @@ func TestQueueTenAgentsHundredCalls(t *testing.T) {
 		streams[raw] = s.connect(tokens[raw])
 		streams[raw].waitFor(calls.EventSnapshot, "")
 		members = append(members, map[string]any{"agent": raw})
-		// agent0 has been idle the longest
-		s.tracker.SetAvailable(raw, s.clock().Add(-time.Duration(nAgents-i)*time.Minute))
+		// agent0 has been idle (Available) the longest
+		if d := s.status(raw); d.Status != routing.Available {
+			t.Fatalf("%s connected: %+v, want Available", raw, d)
+		}
+		s.advance(time.Minute)
 	}
 	s.do(http.MethodPost, "/api/queues", sup, map[string]any{"name": "support", "members": members, "serviceLevelSeconds": 30, "wrapUpSeconds": 60}, http.StatusCreated, nil)
 
@@ -151,7 +197,7 @@ func TestQueueTenAgentsHundredCalls(t *testing.T) {
 		for i := range order {
 			order[i] = "8:acs:" + order[i]
 		}
-		idle := func(a string) time.Time { return s.tracker.IdleSince(a) }
+		idle := func(a string) time.Time { return s.sb.IdleSince(a) }
 		for i := 1; i < len(order); i++ {
 			for j := i; j > 0 && idle(order[j]).Before(idle(order[j-1])); j-- {
 				order[j], order[j-1] = order[j-1], order[j]
@@ -193,7 +239,31 @@ func TestQueueTenAgentsHundredCalls(t *testing.T) {
 		if n := s.waitingCount(); n != nCalls-next {
 			t.Fatalf("round %d: %d waiting, want %d: an agent in wrap-up was offered a call", round, n, nCalls-next)
 		}
+		if st, err := s.engine.Stats(context.Background(), "support"); err != nil || st.Offered != next {
+			t.Fatalf("round %d: %+v (%v), want %d offered: an agent in wrap-up was offered a call", round, st, err, next)
+		}
+		if round == 0 {
+			// Each is in WrapUp, set by the system, following her call.
+			for _, a := range order {
+				d := s.status(a)
+				if d.Status != routing.WrapUp || d.ChangedBy.Kind != calls.ActorSystem || d.WrapUpUntil == nil || d.WrapUpCallID != incoming[a] {
+					t.Fatalf("%s after her queue call: %+v, want WrapUp by the system", a, d)
+				}
+			}
+		}
+		if round == 0 {
+			// Her wrap-up names her call, which she codes.
+			a := order[0]
+			s.do(http.MethodPut, "/api/me/wrap-up", tokens[a], map[string]any{"callId": incoming[a], "code": "sale"}, http.StatusOK, nil)
+		}
 		s.advance(60 * time.Second)
+		if round == 0 {
+			for _, a := range order {
+				if d := s.status(a); d.Status != routing.Available {
+					t.Fatalf("%s after wrap-up: %+v, want Available", a, d)
+				}
+			}
+		}
 	}
 	s.step()
 	s.do(http.MethodGet, "/api/queues/support/stats", sup, nil, http.StatusOK, &st)
@@ -221,9 +291,8 @@ func TestQueueMissedOffer(t *testing.T) {
 	a, b := s.token("ann", calls.RoleAgent), s.token("bob", calls.RoleAgent)
 	sa, sb := s.connect(a), s.connect(b)
 	sa.waitFor(calls.EventSnapshot, "") // online: offerable
+	s.advance(time.Hour)                // ann idle the longest
 	sb.waitFor(calls.EventSnapshot, "")
-	s.tracker.SetAvailable("8:acs:ann", s.clock().Add(-time.Hour))
-	s.tracker.SetAvailable("8:acs:bob", s.clock())
 	s.do(http.MethodPost, "/api/queues", sup, map[string]any{"name": "support", "ringTimeoutSeconds": 5, "maxMisses": 2,
 		"members": []map[string]any{{"agent": "8:acs:ann"}, {"agent": "8:acs:bob"}}}, http.StatusCreated, nil)
 	caller := s.token("carl", calls.RoleCaller)
@@ -248,8 +317,8 @@ func TestQueueMissedOffer(t *testing.T) {
 	if !connected {
 		t.Fatalf("caller's call after bob accepted: %+v", got.RemoteParticipants)
 	}
-	if s.tracker.Away("8:acs:ann") {
-		t.Fatal("one miss marked ann Away")
+	if d := s.status("8:acs:ann"); d.ChosenStatus != routing.Available {
+		t.Fatalf("one miss: ann %+v, want Available", d)
 	}
 	// A second call: bob is busy, ann misses again and is marked Away.
 	caller2 := s.token("cora", calls.RoleCaller)
@@ -259,8 +328,23 @@ func TestQueueMissedOffer(t *testing.T) {
 	sa.waitFor(calls.EventIncomingCall, "")
 	s.advance(5 * time.Second)
 	s.step()
-	if !s.tracker.Away("8:acs:ann") {
-		t.Fatal("two misses in a row did not mark ann Away")
+	// Through her status: shown on GET, told to her, kept in history.
+	if d := s.status("8:acs:ann"); d.Status != routing.Away || d.ChangedBy.Kind != calls.ActorSystem {
+		t.Fatalf("two misses in a row: ann %+v, want Away by the system", d)
+	}
+	ev := sa.waitFor(calls.EventAgentStatusChanged, "")
+	for decodeData[calls.AgentStatusData](t, ev).Status != routing.Away {
+		ev = sa.waitFor(calls.EventAgentStatusChanged, "")
+	}
+	var hist struct {
+		Items []struct {
+			Chosen routing.Status `json:"chosenStatus"`
+			By     calls.Actor    `json:"changedBy"`
+		} `json:"items"`
+	}
+	s.do(http.MethodGet, "/api/history/agent-status?agent=8:acs:ann", sup, nil, http.StatusOK, &hist)
+	if len(hist.Items) == 0 || hist.Items[0].Chosen != routing.Away || hist.Items[0].By.Kind != calls.ActorSystem {
+		t.Errorf("ann's status history, newest first: %+v, want Away by the system", hist.Items)
 	}
 	s.do(http.MethodPost, "/api/calls/"+call2.ID+"/hangup", caller2, nil, http.StatusOK, nil)
 	s.step()
@@ -300,5 +384,98 @@ func TestQueueBusyAgent(t *testing.T) {
 	s.do(http.MethodGet, "/api/queues/support/stats", adminKey, nil, http.StatusOK, &st)
 	if st.Offered != 1 {
 		t.Fatalf("after ann hung up: %+v, want one offer", st)
+	}
+}
+
+// TestQueueTransfer: ann, on a call with a customer, transfers it blind to
+// a queue: her call ends transferred, the customer stays Connected alone
+// and waits in the queue, which offers her to bob (idle longer than ann,
+// whose call just ended); bob accepts and they are connected.
+func TestQueueTransfer(t *testing.T) {
+	s := newQueueServer(t)
+	ann, bob := s.token("ann", calls.RoleAgent), s.token("bob", calls.RoleAgent)
+	cust := s.token("carl", calls.RoleCaller)
+	sb, sa, sc := s.connect(bob), s.connect(ann), s.connect(cust)
+	for _, st := range []*stream{sa, sb, sc} {
+		st.waitFor(calls.EventSnapshot, "")
+	}
+	s.do(http.MethodPost, "/api/queues", adminKey, map[string]any{"name": "support",
+		"members": []map[string]any{{"agent": "8:acs:ann"}, {"agent": "8:acs:bob"}}}, http.StatusCreated, nil)
+	var custCall, annCall calls.Call
+	s.do(http.MethodPost, "/api/calls", cust, map[string]any{"participants": []any{identityJSON("ann")}}, http.StatusCreated, &custCall)
+	in := sa.waitFor(calls.EventIncomingCall, "")
+	s.do(http.MethodPost, "/api/incoming-calls/"+in.CallID+"/accept", ann, nil, http.StatusOK, &annCall)
+	s.advance(time.Minute)
+
+	path := "/api/calls/" + annCall.ID + "/transfer"
+	s.wantError(http.MethodPost, path, ann, map[string]any{"queue": "nope", "mode": "blind"}, http.StatusNotFound, calls.CodeNotFound)
+	s.wantError(http.MethodPost, path, ann, map[string]any{"queue": "support", "mode": "consult"}, http.StatusNotImplemented, calls.CodeNotImplemented)
+	var done calls.Call
+	s.do(http.MethodPost, path, ann, map[string]any{"queue": "support", "mode": "blind"}, http.StatusOK, &done)
+	if done.State != calls.StateDisconnected || done.CallEndReason == nil || done.CallEndReason.SubCode != calls.ReasonTransferred.SubCode {
+		t.Fatalf("ann's call after the transfer: %+v", done)
+	}
+	var got calls.Call
+	s.do(http.MethodGet, "/api/calls/"+custCall.ID, cust, nil, http.StatusOK, &got)
+	if got.State != calls.StateConnected {
+		t.Fatalf("customer's call after the transfer: %+v, want Connected, waiting", got)
+	}
+	if n := s.waitingCount(); n != 1 {
+		t.Fatalf("%d waiting after the transfer, want the customer", n)
+	}
+	s.step()
+	offer := decodeData[calls.IncomingCallData](t, sb.waitFor(calls.EventIncomingCall, "")).IncomingCall
+	if offer.CallerInfo.Identifier.RawID() != "8:acs:carl" {
+		t.Errorf("bob's offer is from %+v, want the customer", offer.CallerInfo)
+	}
+	s.do(http.MethodPost, "/api/incoming-calls/"+offer.ID+"/accept", bob, nil, http.StatusOK, nil)
+	s.step()
+	s.do(http.MethodGet, "/api/calls/"+custCall.ID, cust, nil, http.StatusOK, &got)
+	connected := false
+	for _, p := range got.RemoteParticipants {
+		connected = connected || (p.RawID == "8:acs:bob" && p.State == calls.ParticipantConnected)
+	}
+	if !connected {
+		t.Fatalf("customer's call after bob accepted: %+v", got.RemoteParticipants)
+	}
+	var st queue.Stats
+	s.do(http.MethodGet, "/api/queues/support/stats", adminKey, nil, http.StatusOK, &st)
+	if st.Answered != 1 || st.Offered != 1 || st.Waiting != 0 {
+		t.Errorf("stats: %+v", st)
+	}
+}
+
+// TestQueueRecord: a queue with "record": true records its calls from
+// the agent's answer, started by the system; a queue without it does not.
+func TestQueueRecord(t *testing.T) {
+	s := newQueueServerWith(t, true)
+	ann := s.token("ann", calls.RoleAgent)
+	sa := s.connect(ann)
+	sa.waitFor(calls.EventSnapshot, "")
+	members := []map[string]any{{"agent": "8:acs:ann"}}
+	var d queue.Definition
+	s.do(http.MethodPost, "/api/queues", adminKey, map[string]any{"name": "support", "record": true, "members": members}, http.StatusCreated, &d)
+	if !d.Record {
+		t.Fatalf("created %+v, want record", d)
+	}
+	s.do(http.MethodPost, "/api/queues", adminKey, map[string]any{"name": "sales", "members": members}, http.StatusCreated, nil)
+
+	answer := func(name, caller string) calls.IncomingCall {
+		s.do(http.MethodPost, "/api/calls", s.token(caller, calls.RoleCaller), map[string]any{"queue": name}, http.StatusCreated, nil)
+		s.step()
+		in := decodeData[calls.IncomingCallData](t, sa.waitFor(calls.EventIncomingCall, "")).IncomingCall
+		s.do(http.MethodPost, "/api/incoming-calls/"+in.ID+"/accept", ann, nil, http.StatusOK, nil)
+		s.step() // the answer: recorded when the queue says so
+		return in
+	}
+	// sales first: no recording; after ann hangs up (no wrap-up), support.
+	in := answer("sales", "cora")
+	s.do(http.MethodPost, "/api/calls/"+in.ID+"/hangup", ann, nil, http.StatusOK, nil)
+	s.step()
+	in = answer("support", "carl")
+	ev := sa.waitFor(calls.EventRecordingStateChanged, "")
+	got := decodeData[calls.Recording](t, ev)
+	if ev.CallID != in.ID || got.State != calls.RecordingActive || ev.Actor == nil || ev.Actor.Kind != calls.ActorSystem {
+		t.Fatalf("recordingStateChanged on %s %+v by %+v, want Active on the support call %s by the system", ev.CallID, got, ev.Actor, in.ID)
 	}
 }

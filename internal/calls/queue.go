@@ -1,5 +1,12 @@
 package calls
 
+import (
+	"context"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/routing"
+)
+
 // LiveCalls answers how many calls the identity rawID holds live
 // (answered or joined, on hold or not) on this switchboard; ringing ones
 // are not counted. Queue routing asks it for "not over
@@ -11,11 +18,60 @@ func (s *Switchboard) LiveCalls(rawID string) int {
 	if pt == nil {
 		return 0
 	}
+	return pt.liveCalls()
+}
+
+func (p *party) liveCalls() int {
 	n := 0
-	for _, l := range pt.legs {
+	for _, l := range p.legs {
 		if l.phase == phaseLive {
 			n++
 		}
 	}
 	return n
+}
+
+// Offerable reports whether a queue may offer the agent (a rawId) a call
+// now: she has an event connection here, her chosen status is Available
+// (not Away, not WrapUp) and she holds fewer than maxConcurrent live
+// calls (at least 1). It implements queue.Availability over agent status;
+// now is unused, the status' own clock times wrap-ups.
+func (s *Switchboard) Offerable(agent string, maxConcurrent int, _ time.Time) bool {
+	s.live.Lock()
+	defer s.live.Unlock()
+	pt := s.parties[agent]
+	if s.closed || pt == nil || pt.bot || pt.conns == 0 || !pt.statusLoaded {
+		return false
+	}
+	return pt.presence.Chosen() == routing.Available && pt.liveCalls() < max(maxConcurrent, 1)
+}
+
+// IdleSince answers when the agent (a rawId) last became idle: she became
+// Available (a wrap-up ended, she chose it, she connected) or a call of
+// hers ended, whichever came last; the zero time when this switchboard
+// does not know her. It implements queue.Availability.
+func (s *Switchboard) IdleSince(agent string) time.Time {
+	s.live.Lock()
+	defer s.live.Unlock()
+	pt := s.parties[agent]
+	if pt == nil || !pt.statusLoaded {
+		return time.Time{}
+	}
+	t := pt.callEndedAt
+	if pt.presence.Chosen() == routing.Available && pt.presence.Since.After(t) {
+		t = pt.presence.Since
+	}
+	return t
+}
+
+// SetStatusBySystem sets the chosen status of agent (a rawId) as the
+// system: a queue marks an agent Away who let offers ring out. It is told
+// (agentStatusChanged, changedBy system) and kept as SetStatus's is.
+// Errors: as SetStatus's, invalid_identifier.
+func (s *Switchboard) SetStatusBySystem(ctx context.Context, agent string, req SetStatusRequest) (AgentStatusData, error) {
+	id, err := ParseRawID(agent)
+	if err != nil {
+		return AgentStatusData{}, withOp("set status", err)
+	}
+	return s.applyStatus(ctx, nil, id, req)
 }

@@ -132,18 +132,29 @@ func (s *Switchboard) SetStatus(ctx context.Context, p Principal, agent string, 
 	if err != nil {
 		return AgentStatusData{}, withOp(op, err)
 	}
+	return s.applyStatus(ctx, &p, target, req)
+}
+
+// applyStatus sets target's chosen status for p, or for the system when p
+// is nil (SetStatusBySystem).
+func (s *Switchboard) applyStatus(ctx context.Context, p *Principal, target Identifier, req SetStatusRequest) (AgentStatusData, error) {
+	const op = "set status"
 	if req.Status != routing.WrapUp && (req.WrapUpSeconds != 0 || req.CallID != "") {
 		return AgentStatusData{}, withOp(op, Errorf(CodeInvalidRequest, "wrapUpSeconds and callId go with status WrapUp only"))
 	}
+	by := ""
+	if p != nil {
+		by = p.Identifier.RawID()
+	}
 	last := s.lastChange(ctx, target)
-	tx := s.begin(&p)
+	tx := s.begin(p)
 	if s.closed {
 		tx.unlock()
 		return AgentStatusData{}, withOp(op, errClosed)
 	}
 	pt := tx.party(target)
 	tx.loadStatus(pt, last)
-	st, err := routing.Set(pt.presence, req.Status, p.Identifier.RawID(), tx.now,
+	st, err := routing.Set(pt.presence, req.Status, by, tx.now,
 		time.Duration(req.WrapUpSeconds)*time.Second, req.CallID)
 	if err != nil {
 		tx.unlock()
@@ -443,6 +454,9 @@ func (tx *txn) statuses() {
 		p := l.party
 		if p.bot || l.standIn {
 			continue
+		}
+		if l.phase == phaseEnded {
+			p.callEndedAt = tx.now
 		}
 		if l.phase == phaseEnded && l.listed && !slices.Contains(p.recentCalls, l.id) {
 			if len(p.recentCalls) >= recentCallsKept {

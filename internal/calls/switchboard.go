@@ -147,7 +147,8 @@ type party struct {
 	shownChosen  routing.Status
 	statusAt     time.Time // when this node last told of her status (or loaded it)
 	wrapTimer    Timer
-	recentCalls  []string // her last ended calls, for wrap-up codes
+	recentCalls  []string  // her last ended calls, for wrap-up codes
+	callEndedAt  time.Time // when a call of hers last ended (queue.go: IdleSince)
 }
 
 func (p *party) supervised() bool { return p.role == RoleAgent || p.role == RoleSupervisor }

@@ -32,8 +32,9 @@ import (
 // Not built: a target or customer on another node of a cluster (the
 // stand-in machinery of peer.go carries one 1:1 call across nodes, not a
 // leg moved between conversations): such a transfer or merge answers
-// not_implemented. Queues (Config.Queues) do not exist yet: a queue
-// target is not_found.
+// not_implemented. A blind transfer to a queue (Config.Queues) leaves the
+// customer alone in her call, made a group call, and hands it to the
+// queue (queuetransfer.go).
 
 // TransferMode is a transfer's mode.
 type TransferMode string
@@ -60,13 +61,15 @@ type MergeRequest struct {
 	CallID string `json:"callId"`
 }
 
-// Queues is the seam queues plug into: a queue transfer hands the customer
-// to the identity that stands for the queue (its waiting line), as a blind
-// or consult transfer to a person does.
+// Queues is the seam queues plug into: a blind transfer to a queue leaves
+// the customer alone in her call (a group call from then on, as a queue
+// caller's is) and hands it to the queue, whose agents are offered it.
 type Queues interface {
-	// Lookup answers the identity a transfer to the queue invites, and
-	// false when there is no such queue.
-	Lookup(name string) (Identifier, bool)
+	// Check answers not_found when there is no queue name.
+	Check(ctx context.Context, name string) error
+	// Enter places the customer's call callID, hers alone now, into the
+	// queue, with customer as who acts on it (adds and removes agents).
+	Enter(ctx context.Context, name string, customer Principal, callID string) error
 }
 
 // EventTransferUpdated is one step of a transfer or a merge.
@@ -117,21 +120,10 @@ func (s *Switchboard) Transfer(ctx context.Context, p Principal, id string, req 
 	if (req.Target == nil) == (req.Queue == "") {
 		return Call{}, withOp(op, Errorf(CodeInvalidRequest, "a transfer needs exactly one of target and queue"))
 	}
-	var target Identifier
 	if req.Queue != "" {
-		var ok bool
-		if s.cfg.Queues != nil {
-			target, ok = s.cfg.Queues.Lookup(req.Queue)
-		}
-		switch {
-		case s.cfg.Queues == nil:
-			return Call{}, withOp(op, Errorf(CodeNotFound, "no such queue %q: this switchboard has no queues yet", req.Queue))
-		case !ok:
-			return Call{}, withOp(op, Errorf(CodeNotFound, "no such queue %q", req.Queue))
-		}
-	} else {
-		target = *req.Target
+		return s.transferToQueue(ctx, p, id, req)
 	}
+	target := *req.Target
 	if err := checkCallee(p.Identifier, target, req.AlternateCallerID); err != nil {
 		return Call{}, withOp(op, err)
 	}

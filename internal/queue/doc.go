@@ -7,10 +7,11 @@
 //
 // The decision is pure (Pick, Cycle): it reads a snapshot of the members
 // and answers, so it is table-tested without a clock or a network. What
-// an agent's availability is belongs to agent status (package routing, on
-// its own branch); this package asks it through the Availability seam and
-// ships Tracker, an in-memory Availability fed by call events, until
-// status plugs in.
+// an agent's availability is belongs to agent status: this package asks
+// it through the Availability seam, which calls.Switchboard implements
+// (WithStatus wires it, with Away after misses and wrap-up after a queue
+// call). Tracker, an in-memory Availability fed by the engine, serves
+// this package's own tests and benchmarks.
 //
 // Definitions and waiting calls are kept behind Store: Memory on one node,
 // JetStream (a key-value bucket) on a cluster, so that a queue survives a

@@ -50,14 +50,23 @@ type Events interface {
 type EngineConfig struct {
 	Store  Store
 	Switch Switch
-	// Availability is asked who may be offered; Tracker (the default)
-	// also learns of answers, ends and misses.
+	// Availability is asked who may be offered: agent status in serve
+	// (calls.Switchboard); a Tracker (the default) also learns of
+	// answers, ends and misses.
 	Availability Availability
 	Events       Events
 	// Misses is told when an agent let MaxMisses offers in a row ring out
 	// (status marks her Away); default: Tracker.MarkAway when
 	// Availability is a *Tracker.
 	Misses func(agent string)
+	// WrapUp is told when the agent's answered queue call (callID: hers
+	// when the Switch is an AgentCaller, else the caller's) ended: her status enters WrapUp for the queue's
+	// wrapUpSeconds (calls.Switchboard.EnterWrapUp), which keeps offers
+	// from her until it ends. A Tracker learns of it whether set or not.
+	WrapUp func(ctx context.Context, agent, callID string, seconds int)
+	// Record, when set, is told when an agent answered a call of a queue
+	// whose definition says Record: it starts the call's recording.
+	Record func(ctx context.Context, w Waiting, agent string)
 	Now    func() time.Time // default time.Now
 	Tick   time.Duration    // how often waiting calls are looked at; default 200 ms
 	Logger *slog.Logger
@@ -82,9 +91,17 @@ type Engine struct {
 }
 
 type answered struct {
-	w      Waiting
-	agent  string
-	wrapUp time.Duration
+	w         Waiting
+	agent     string
+	agentCall string // her own call's id, when the Switch tells (AgentCaller)
+	wrapUp    time.Duration
+}
+
+// AgentCaller is what a Switch may also do: answer the id of the agent's
+// own call in the waiting call w she answered, so that her wrap-up names
+// her call (else it names the caller's).
+type AgentCaller interface {
+	AgentCallID(ctx context.Context, w Waiting, agent string) (string, error)
 }
 
 // NewEngine answers an engine; Run starts it.
@@ -233,6 +250,9 @@ func (e *Engine) Step(ctx context.Context) {
 		if e.tracker != nil {
 			e.tracker.Ended(a.agent, e.cfg.Now(), a.wrapUp)
 		}
+		if e.cfg.WrapUp != nil {
+			e.cfg.WrapUp(ctx, a.agent, a.agentCall, int(a.wrapUp/time.Second))
+		}
 	}
 	slices.SortFunc(ws, func(a, b *Waiting) int {
 		return a.EnteredAt.Compare(b.EnteredAt)
@@ -361,10 +381,19 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 			e.tracker.Answered(agent)
 		}
 		delete(cands, w.Queue) // she is busy now: ask availability again
+		a := answered{w: *w, agent: agent, agentCall: w.CallID, wrapUp: time.Duration(d.WrapUpSeconds) * time.Second}
+		if ac, ok := e.cfg.Switch.(AgentCaller); ok {
+			if id, err := ac.AgentCallID(ctx, *w, agent); err == nil {
+				a.agentCall = id
+			}
+		}
 		e.mu.Lock()
 		e.misses[agent] = 0
-		e.answered[w.CallID] = answered{w: *w, agent: agent, wrapUp: time.Duration(d.WrapUpSeconds) * time.Second}
+		e.answered[w.CallID] = a
 		e.mu.Unlock()
+		if d.Record && e.cfg.Record != nil {
+			e.cfg.Record(ctx, *w, agent)
+		}
 		return []string{w.Queue}, e.leave(ctx, w, delta)
 	case st.CallerGone:
 		if w.Offer != nil {

@@ -61,6 +61,9 @@ type Definition struct {
 	// reported (Decision.Missed), so that status can mark her Away
 	// (default 2).
 	MaxMisses int `json:"maxMisses"`
+	// Record: a call is recorded from when an agent answers it (the
+	// engine's Record hook, recording.Service.StartFor as the system).
+	Record bool `json:"record,omitempty"`
 }
 
 // Normalize fills the defaults and checks the definition. Errors are
@@ -148,9 +151,9 @@ func (d Definition) Clone() Definition {
 }
 
 // Availability is the seam to agent status: whether an agent may be
-// offered a queue call now, and since when she has been idle. Package
-// routing's status (Available/Away/WrapUp/Offline/Busy) implements it when
-// it lands; Tracker does until then.
+// offered a queue call now, and since when she has been idle.
+// calls.Switchboard implements it over agent status; Tracker stands in
+// for it in this package's tests.
 type Availability interface {
 	// Offerable reports whether the agent is Available (not Away, WrapUp or
 	// Offline) and holds fewer than maxConcurrent calls.

@@ -10,8 +10,8 @@ import (
 // queue's WrapUpSeconds) and by misses (MarkAway). Online, when set, says
 // whether an agent has an event connection (Offline otherwise); Calls,
 // when set, counts the calls she holds outside queues. It stands in for
-// agent status (package routing) until that lands, and is safe for
-// concurrent use.
+// agent status (calls.Switchboard, wired by WithStatus) in this package's
+// tests and benchmarks, and is safe for concurrent use.
 type Tracker struct {
 	Online func(agent string) bool
 	Calls  func(agent string) int

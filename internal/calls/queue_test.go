@@ -1,0 +1,59 @@
+package calls_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/calls/callstest"
+	"github.com/switchboard/switchboard/internal/routing"
+)
+
+// TestQueueAvailability: what queues ask of agent status. Offerable only
+// when connected, Available and under maxConcurrent live calls; IdleSince
+// follows becoming Available and a call's end; the system's Away is told
+// and blocks offers.
+func TestQueueAvailability(t *testing.T) {
+	f := callstest.New(t, calls.Config{})
+	const a = "8:acs:alice"
+	now := f.Clock.Now()
+	if f.Offerable(a, 1, now) || !f.IdleSince(a).IsZero() {
+		t.Fatal("an agent never connected is offerable or idle")
+	}
+	f.Connect(t, alice)
+	f.Connect(t, bob)
+	if !f.Offerable(a, 1, now) || !f.IdleSince(a).Equal(now) {
+		t.Fatalf("connected: offerable %v, idle since %v, want true, %v", f.Offerable(a, 1, now), f.IdleSince(a), now)
+	}
+	f.Clock.Advance(time.Minute)
+	ac, _ := connect(t, f, alice, bob)
+	if f.Offerable(a, 1, now) || !f.Offerable(a, 2, now) {
+		t.Error("on a call: offerable at maxConcurrent 1, or not at 2")
+	}
+	f.Clock.Advance(time.Minute)
+	mustCall(t)(f.HangUp(ctx, alice, ac.ID, false))
+	ended := f.Clock.Now()
+	if !f.Offerable(a, 1, now) || !f.IdleSince(a).Equal(ended) {
+		t.Errorf("after the call: offerable %v, idle since %v, want true, %v", f.Offerable(a, 1, now), f.IdleSince(a), ended)
+	}
+	mustData := callstest.Must[calls.AgentStatusData](t)
+	mustData(f.EnterWrapUp(ctx, a, ac.ID, 30))
+	if f.Offerable(a, 1, now) {
+		t.Error("offerable in WrapUp")
+	}
+	f.Clock.Advance(30 * time.Second)
+	if !f.Offerable(a, 1, now) || !f.IdleSince(a).Equal(ended.Add(30*time.Second)) {
+		t.Errorf("after wrap-up: offerable %v, idle since %v", f.Offerable(a, 1, now), f.IdleSince(a))
+	}
+	d := mustData(f.SetStatusBySystem(ctx, a, calls.SetStatusRequest{Status: routing.Away}))
+	if d.Status != routing.Away || d.ChangedBy.Kind != calls.ActorSystem || f.Offerable(a, 1, now) {
+		t.Errorf("SetStatusBySystem(Away) = %+v, offerable %v", d, f.Offerable(a, 1, now))
+	}
+	got := statusEvents(f, a)
+	if last := got[len(got)-1]; last.Status != routing.Away || last.ChangedBy.Kind != calls.ActorSystem {
+		t.Errorf("last agentStatusChanged %+v, want Away by the system", last)
+	}
+	if _, err := f.SetStatusBySystem(ctx, "8:acs:", calls.SetStatusRequest{Status: routing.Away}); calls.ErrorCode(err) != calls.CodeInvalidIdentifier {
+		t.Errorf("SetStatusBySystem of a bad rawId: %v", err)
+	}
+}
