@@ -238,6 +238,11 @@ func (q *QueueSwitch) Status(ctx context.Context, w queue.Waiting, agent string)
 			st.AgentGone = false
 		}
 	}
+	if st.AgentGone && q.sb.AnsweredIn(w.CallID, agent) {
+		// She accepted and left before this step saw her connected: the
+		// caller was served, not declined.
+		st.Answered = true
+	}
 	return st, nil
 }
 

@@ -479,3 +479,38 @@ func TestQueueRecord(t *testing.T) {
 		t.Fatalf("recordingStateChanged on %s %+v by %+v, want Active on the support call %s by the system", ev.CallID, got, ev.Actor, in.ID)
 	}
 }
+
+// TestQueueAnsweredAndGoneBeforeAStep: an agent who accepts an offer and
+// hangs up before the engine's next step saw her connected served the
+// caller: the step counts the call answered, and offers it to nobody
+// else (it was taken for a decline and offered to the next agent).
+func TestQueueAnsweredAndGoneBeforeAStep(t *testing.T) {
+	s := newQueueServer(t)
+	sup := s.token("sue", calls.RoleSupervisor)
+	a, b := s.token("ann", calls.RoleAgent), s.token("bob", calls.RoleAgent)
+	sa, sb := s.connect(a), s.connect(b)
+	sa.waitFor(calls.EventSnapshot, "")
+	s.advance(time.Hour) // ann idle the longest
+	sb.waitFor(calls.EventSnapshot, "")
+	s.do(http.MethodPost, "/api/queues", sup, map[string]any{"name": "support", "ringTimeoutSeconds": 5,
+		"members": []map[string]any{{"agent": "8:acs:ann"}, {"agent": "8:acs:bob"}}}, http.StatusCreated, nil)
+	caller := s.token("carl", calls.RoleCaller)
+	s.do(http.MethodPost, "/api/calls", caller, map[string]any{"queue": "support"}, http.StatusCreated, nil)
+	s.step()
+	ann := decodeData[calls.IncomingCallData](t, sa.waitFor(calls.EventIncomingCall, "")).IncomingCall
+	var answered calls.Call
+	s.do(http.MethodPost, "/api/incoming-calls/"+ann.ID+"/accept", a, nil, http.StatusOK, &answered)
+	s.do(http.MethodPost, "/api/calls/"+answered.ID+"/hangup", a, nil, http.StatusOK, nil)
+	s.step()
+	s.step()
+	var st queue.Stats
+	s.do(http.MethodGet, "/api/queues/support/stats", sup, nil, http.StatusOK, &st)
+	if st.Answered != 1 || st.Missed != 0 || st.Waiting != 0 {
+		t.Errorf("stats after ann answered and hung up between steps: %+v, want 1 answered, none missed or waiting", st)
+	}
+	var incoming []calls.IncomingCall
+	s.do(http.MethodGet, "/api/incoming-calls", b, nil, http.StatusOK, &incoming)
+	if len(incoming) != 0 {
+		t.Errorf("bob is offered %+v, a call ann answered", incoming)
+	}
+}

@@ -75,3 +75,22 @@ func (s *Switchboard) SetStatusBySystem(ctx context.Context, agent string, req S
 	}
 	return s.applyStatus(ctx, nil, id, req)
 }
+
+// AnsweredIn reports whether the identity rawID answered (was ever
+// connected in) the conversation of call id, even if she left since: a
+// queue step that comes after an agent accepted and hung up tells a
+// served call from a declined offer by it.
+func (s *Switchboard) AnsweredIn(id, rawID string) bool {
+	s.live.Lock()
+	defer s.live.Unlock()
+	l := s.legs[id]
+	if l == nil {
+		return false
+	}
+	for _, m := range l.conv.all {
+		if m.party.id == rawID && !m.connectedAt.IsZero() {
+			return true
+		}
+	}
+	return false
+}
