@@ -325,11 +325,12 @@ func TestEngineOverflow(t *testing.T) {
 // the shared store and frees the agent it rang.
 func TestEngineForget(t *testing.T) {
 	ctx := context.Background()
-	e, sw, _, _, _ := newEngine(t, Definition{Name: "support", Members: []Member{{Agent: "8:acs:a"}}})
+	e, sw, clk, _, _ := newEngine(t, Definition{Name: "support", Members: []Member{{Agent: "8:acs:a"}}})
 	for _, id := range []string{"c1", "c2"} {
 		if _, err := e.Enter(ctx, "support", id, "8:acs:x", nil); err != nil {
 			t.Fatal(err)
 		}
+		clk.add(time.Millisecond) // c1 is the oldest: offered first
 	}
 	e.Step(ctx)
 	if sw.ringingNow()["c1"] != "8:acs:a" {
