@@ -33,6 +33,8 @@ func TestClusterQueues(t *testing.T) {
 	})
 	a, b := c.start("a"), c.start("b")
 	ann, annNext := online(t, a, "ann", calls.RoleAgent)
+	_, sueNext := online(t, b, "sue", calls.RoleSupervisor) // b owns sue
+	_, samNext := online(t, a, "sam", calls.RoleSupervisor) // a owns sam
 	if status, body, _ := send(t, b, "POST", "/api/queues", testAdminKey, `{"name":"support","members":[{"agent":"8:acs:ann"}],"ringTimeoutSeconds":30}`); status != http.StatusCreated {
 		t.Fatalf("create the queue through b: %d %s", status, body)
 	}
@@ -54,6 +56,12 @@ func TestClusterQueues(t *testing.T) {
 		t.Fatalf("ann accepts: %d %s", status, body)
 	}
 	waitStats(t, b, func(st queue.Stats) bool { return st.Answered == 1 && st.Waiting == 0 })
+	// Sue, a supervisor on b, sees a's stats live (the cluster's
+	// supervised feed), each of them once.
+	// Sam, on a, sees them too, once (not also delivered straight here).
+	answered := func(st queue.Stats) bool { return st.Answered == 1 && st.Waiting == 0 }
+	waitStatsEvent(t, sueNext, answered)
+	waitStatsEvent(t, samNext, answered)
 	if status, body, _ := send(t, b, "GET", "/api/queues/nope/stats", testAdminKey, ""); status != http.StatusNotFound {
 		t.Errorf("unknown queue on b: %d %s", status, body)
 	}
@@ -85,5 +93,48 @@ func waitStats(t *testing.T, m *Main, ok func(queue.Stats) bool) {
 			t.Fatalf("stats: %d %s", status, body)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitStatsEvent reads a supervisor's stream until a queueStatsChanged of
+// "support" that is ok; it fails on an event delivered twice (the same
+// seq, or the same event under two seqs).
+func waitStatsEvent(t *testing.T, next func() (map[string]any, error), ok func(queue.Stats) bool) {
+	t.Helper()
+	seen, bodies := map[float64]bool{}, map[string]bool{}
+	for {
+		ev, err := next()
+		if err != nil {
+			t.Fatalf("no queueStatsChanged of support: %v", err)
+		}
+		if seq, isSeq := ev["seq"].(float64); isSeq {
+			if seen[seq] {
+				t.Fatalf("seq %v delivered twice: %v", seq, ev)
+			}
+			seen[seq] = true
+		}
+		if ev["type"] != "queueStatsChanged" {
+			continue
+		}
+		delete(ev, "seq")
+		key, err := json.Marshal(ev) // its "at" tells one from the next
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bodies[string(key)] {
+			t.Fatalf("queueStatsChanged delivered twice: %s", key)
+		}
+		bodies[string(key)] = true
+		raw, err := json.Marshal(ev["data"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st queue.Stats
+		if err := json.Unmarshal(raw, &st); err != nil {
+			t.Fatalf("queueStatsChanged data %s: %v", raw, err)
+		}
+		if st.Queue == "support" && ok(st) {
+			return
+		}
 	}
 }

@@ -268,15 +268,30 @@ func (q *QueueSwitch) QueueCallWaiting(w queue.Waiting, position int) {
 	})
 }
 
-// QueueStatsChanged implements queue.Events: to supervisors.
+// QueueStatsChanged implements queue.Events: to the supervisors of every
+// node. It is in no identity's stream; the relay carries it under the
+// queue's own identity (queueIdentity) into the cluster's supervised feed,
+// which numbers it and hands it back to this node too, so it is
+// delivered here only when there is no such feed (as PublishRecovered).
 func (q *QueueSwitch) QueueStatsChanged(st queue.Stats) {
+	h := q.hub
 	body, err := encodeEvent(calls.Event{Type: EventQueueStatsChanged, At: time.Now(), Data: st, Supervised: true})
 	if err != nil {
-		q.hub.log.Error("hub: encode event", "type", EventQueueStatsChanged, "err", err)
+		h.log.Error("hub: encode event", "type", EventQueueStatsChanged, "err", err)
 		return
 	}
-	q.hub.deliver(SupervisorStream, body)
+	if !h.clusterSupervised() { // else it comes back numbered (DeliverSupervised)
+		h.deliver(SupervisorStream, body)
+	}
+	if h.relay != nil {
+		h.relay.Relay(queueIdentity(st.Queue), true, body)
+	}
 }
+
+// queueIdentity is the identity a queue's stats go under in the relay's
+// log: one that no user has (user identities are raw ids such as
+// 8:acs:…), so that one queue's events keep their order.
+func queueIdentity(name string) string { return "queue:" + name }
 
 // NewQueueSwitch answers the queue ports over a switchboard and hub; give
 // the same one to queue.NewEngine (Switch, Events) and Config.QueueSwitch.
