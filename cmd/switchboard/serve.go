@@ -279,7 +279,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	queueTransfers := &api.QueueTransfers{} // bound once the queues run
+	queueTransfers := &api.QueueTransfers{}  // bound once the queues run
+	queueWake := api.NewQueueWake(publisher) // bound once the queues run
+	publisher = queueWake
 	sb, err := calls.New(calls.Config{
 		Queues:      queueTransfers,
 		Store:       m.store,
@@ -319,6 +321,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	queueEngine, queueSwitch := m.queueEngine()
 	queueTransfers.Bind(queueEngine, queueSwitch)
+	queueWake.Bind(queueEngine)
 	m.api = api.New(api.Config{
 		Media:          m.attacher,
 		ICE:            m.ice,

@@ -161,13 +161,15 @@ func runQueueRouting(b *testing.B, qst queue.Store) {
 	st := store.NewMemory()
 	hub := api.NewHub(nil, 0)
 	hub.SetEventLog(api.NewMemoryLog(api.Retention{}, nil))
-	sb, err := calls.New(calls.Config{Store: st, Publisher: hub, NewID: uuid.NewString})
+	wake := api.NewQueueWake(hub) // as serve wires it: ends and status changes wake the engine
+	sb, err := calls.New(calls.Config{Store: st, Publisher: wake, NewID: uuid.NewString})
 	if err != nil {
 		b.Fatal(err)
 	}
 	tracker := &queue.Tracker{Online: sb.Connected, Calls: sb.LiveCalls}
 	qs := api.NewQueueSwitch(sb, hub)
 	engine := queue.NewEngine(queue.EngineConfig{Store: qst, Switch: qs, Events: qs, Availability: tracker})
+	wake.Bind(engine)
 	tokens := api.NewTokens(adminKey, nil)
 	srv := api.New(api.Config{Switchboard: sb, Hub: hub, Tokens: tokens, Ready: st.Ready, Numbers: st,
 		Queues: engine, QueueSwitch: qs, WriteTimeout: 10 * time.Second})

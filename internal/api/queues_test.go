@@ -29,6 +29,7 @@ type queueServer struct {
 	*server
 	engine *queue.Engine
 	fake   *callstest.Clock
+	sw     *countingSwitch
 }
 
 func (q *queueServer) clock() time.Time        { return q.fake.Now() }
@@ -65,10 +66,11 @@ func newQueueServerWith(t *testing.T, recorded bool) *queueServer {
 	fake := callstest.NewClock()
 	qt := &api.QueueTransfers{}
 	var sb *calls.Switchboard
-	cc := calls.Config{Store: st, Publisher: hub, NewID: uuid.NewString, Clock: fake, Queues: qt}
+	var publisher calls.Publisher = hub
 	var rec *recording.Service
+	var mixer *audio.Mixer
 	if recorded {
-		mixer := audio.NewMixer(audio.MixerConfig{})
+		mixer = audio.NewMixer(audio.MixerConfig{})
 		var err error
 		rec, err = recording.New(t.Context(), recording.Config{
 			Dir: t.TempDir(), Media: mixer, Store: st, Publisher: hub, NewID: uuid.NewString,
@@ -79,7 +81,12 @@ func newQueueServerWith(t *testing.T, recorded bool) *queueServer {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cc.Publisher, cc.Media = rec.Publisher(hub), mixer
+		publisher = rec.Publisher(hub)
+	}
+	wake := api.NewQueueWake(publisher)
+	cc := calls.Config{Store: st, Publisher: wake, NewID: uuid.NewString, Clock: fake, Queues: qt}
+	if mixer != nil {
+		cc.Media = mixer
 	}
 	sb, err := calls.New(cc)
 	if err != nil {
@@ -87,7 +94,10 @@ func newQueueServerWith(t *testing.T, recorded bool) *queueServer {
 	}
 	q := &queueServer{fake: fake}
 	qs := api.NewQueueSwitch(sb, hub)
-	ec := queue.WithStatus(queue.EngineConfig{Store: queue.NewMemory(), Switch: qs, Events: qs, Now: q.clock}, sb)
+	q.sw = &countingSwitch{QueueSwitch: qs}
+	// Tests step the engine by hand; one that runs it (Run) has no tick
+	// within the test, only wakes.
+	ec := queue.WithStatus(queue.EngineConfig{Store: queue.NewMemory(), Switch: q.sw, Events: qs, Now: q.clock, Tick: time.Hour}, sb)
 	ac := api.Config{Switchboard: sb, Hub: hub, Tokens: api.NewTokens(adminKey, nil), Ready: st.Ready, Numbers: st,
 		QueueSwitch: qs, WriteTimeout: 2 * time.Second}
 	if rec != nil {
@@ -95,6 +105,7 @@ func newQueueServerWith(t *testing.T, recorded bool) *queueServer {
 		ac.Recordings = rec
 	}
 	q.engine = queue.NewEngine(ec)
+	wake.Bind(q.engine)
 	qt.Bind(q.engine, qs)
 	ac.Queues = q.engine
 	srv := api.New(ac)

@@ -197,6 +197,13 @@ func (e *Engine) put(ctx context.Context, d *Definition, w *Waiting) error {
 	return nil
 }
 
+// Wake makes Run look at the waiting calls at once rather than at the
+// next Tick: the calls domain tells it that an offered or answered queue
+// call changed or that an agent may have become free (a call ended, her
+// status changed). Wakes that come while a look is pending make one
+// look; it never blocks.
+func (e *Engine) Wake() { e.poke() }
+
 func (e *Engine) poke() {
 	select {
 	case e.kick <- struct{}{}:
@@ -204,8 +211,8 @@ func (e *Engine) poke() {
 	}
 }
 
-// Run looks at the waiting calls every Tick (and at once after Enter)
-// until ctx ends.
+// Run looks at the waiting calls every Tick (and at once after Enter or
+// Wake) until ctx ends.
 func (e *Engine) Run(ctx context.Context) {
 	t := time.NewTicker(e.cfg.Tick)
 	defer t.Stop()
