@@ -80,15 +80,7 @@ func TestPeerActsAsOnOneNode(t *testing.T) {
 		}
 		return marks
 	}
-	one, three := run(false), run(true)
-	for i := range one {
-		if one[i] != three[i] {
-			t.Errorf("one node:    %s\nthree nodes: %s", one[i], three[i])
-		}
-	}
-	if t.Failed() {
-		t.Logf("three nodes:\n%s", strings.Join(three, "\n"))
-	}
+	wantAsOnOneNode(t, run)
 }
 
 // answerOf describes an operation's answer: a participant's state, mute
@@ -151,15 +143,7 @@ func TestPeerGroupCalleesAsOnOneNode(t *testing.T) {
 		mark("carol leaves")
 		return marks
 	}
-	one, three := run(false), run(true)
-	for i := range one {
-		if one[i] != three[i] {
-			t.Errorf("one node:    %s\nthree nodes: %s", one[i], three[i])
-		}
-	}
-	if t.Failed() {
-		t.Logf("three nodes:\n%s", strings.Join(three, "\n"))
-	}
+	wantAsOnOneNode(t, run)
 }
 
 // TestPeerGroupCalleeEndsForEveryone: bob, a callee on another node than
@@ -217,12 +201,7 @@ func TestPeerRoomInviteeAsOnOneNode(t *testing.T) {
 		mark("bob leaves")
 		return marks
 	}
-	one, three := run(false), run(true)
-	for i := range one {
-		if one[i] != three[i] {
-			t.Errorf("one node:    %s\nthree nodes: %s", one[i], three[i])
-		}
-	}
+	wantAsOnOneNode(t, run)
 }
 
 // TestPeerOneToOneBecomesGroupAsOnOneNode: alice, on a, calls bob, on b,
@@ -259,10 +238,5 @@ func TestPeerOneToOneBecomesGroupAsOnOneNode(t *testing.T) {
 		mark("carol leaves")
 		return marks
 	}
-	one, three := run(false), run(true)
-	for i := range one {
-		if one[i] != three[i] {
-			t.Errorf("one node:    %s\nthree nodes: %s", one[i], three[i])
-		}
-	}
+	wantAsOnOneNode(t, run)
 }

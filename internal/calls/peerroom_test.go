@@ -110,6 +110,25 @@ func recordOf(f *callstest.Fixture, id string) string {
 	return b.String()
 }
 
+// wantAsOnOneNode runs a scenario on one node and on three (run's
+// threeNodes) and reports every mark that differs: the cluster must
+// record each step as one node does.
+func wantAsOnOneNode(t *testing.T, run func(threeNodes bool) []string) {
+	t.Helper()
+	one, three := run(false), run(true)
+	if len(one) != len(three) {
+		t.Errorf("%d marks on one node, %d on three", len(one), len(three))
+	}
+	for i := range min(len(one), len(three)) {
+		if one[i] != three[i] {
+			t.Errorf("one node:    %s\nthree nodes: %s", one[i], three[i])
+		}
+	}
+	if t.Failed() {
+		t.Logf("three nodes:\n%s", strings.Join(three, "\n"))
+	}
+}
+
 // TestPeerRoomAsOnOneNode: a room joined by alice, bob and carol, each
 // owned by a node of its own, is one conversation: at every step each of
 // them sees the others with the states, mutes and end reasons that one
@@ -175,15 +194,7 @@ func TestPeerRoomAsOnOneNode(t *testing.T) {
 		}
 		return marks
 	}
-	one, three := run(false), run(true)
-	for i := range one {
-		if one[i] != three[i] {
-			t.Errorf("one node:    %s\nthree nodes: %s", one[i], three[i])
-		}
-	}
-	if t.Failed() {
-		t.Logf("three nodes:\n%s", strings.Join(three, "\n"))
-	}
+	wantAsOnOneNode(t, run)
 }
 
 // TestPeerGroupEndedForEveryone: a group call by GUID joined by alice on
