@@ -314,7 +314,9 @@ func newStack(t *testing.T, tokens *api.Tokens, queueSize int, media bool) *stac
 		sb       *calls.Switchboard
 		attacher *rtc.Attacher
 	)
-	cfg := calls.Config{Store: st, Publisher: hub, NewID: uuid.NewString}
+	// Bound once the queues run, as serve binds them.
+	queueTransfers, queueWake := &api.QueueTransfers{}, api.NewQueueWake(hub)
+	cfg := calls.Config{Store: st, Publisher: queueWake, NewID: uuid.NewString, Queues: queueTransfers}
 	if media {
 		mixer = audio.NewMixer(audio.MixerConfig{
 			EchoBot:    calls.EchoBot.RawID(),
@@ -353,11 +355,13 @@ func newStack(t *testing.T, tokens *api.Tokens, queueSize int, media bool) *stac
 	if attacher != nil {
 		acfg.Media = attacher
 	}
-	// Queues, in memory, for the supervisor's wallboard.
+	// Queues, in memory, wired to agent status as serve wires them:
+	// offers to Available agents, wrap-up after a queue call.
 	qsw := api.NewQueueSwitch(sb, hub)
-	engine := queue.NewEngine(queue.EngineConfig{Store: queue.NewMemory(), Switch: qsw, Events: qsw, Logger: quiet,
-		Availability: &queue.Tracker{Online: sb.Connected, Calls: sb.LiveCalls}})
+	engine := queue.NewEngine(queue.WithStatus(queue.EngineConfig{Store: queue.NewMemory(), Switch: qsw, Events: qsw, Logger: quiet}, sb))
 	acfg.Queues, acfg.QueueSwitch = engine, qsw
+	queueTransfers.Bind(engine, qsw)
+	queueWake.Bind(engine)
 	qctx, stopQueues := context.WithCancel(context.Background())
 	queuesDone := make(chan struct{})
 	go func() {
