@@ -105,10 +105,27 @@ func TestRecordingFromTheCard(t *testing.T) {
 	caller.waitJS("the customer's notice gone", `document.getElementById('call-recording').hidden`)
 	srv.do(http.MethodPost, "/api/calls/"+id+"/hangup", alice, map[string]bool{"forEveryone": true}, http.StatusOK, nil)
 
+	// The call's history lists the one recording, its pause and who
+	// stopped it, and plays it: the player's length is the recording's.
+	var hist struct {
+		Recordings []calls.Recording `json:"recordings"`
+	}
+	srv.do(http.MethodGet, "/api/history/calls/"+id, alice, nil, http.StatusOK, &hist)
+	if len(hist.Recordings) != 1 {
+		t.Fatalf("the call's history lists %d recordings, want 1", len(hist.Recordings))
+	}
+	r := hist.Recordings[0]
+	if r.State != calls.RecordingStopped || len(r.Paused) != 1 || r.Paused[0].End == nil || r.StoppedBy == nil || r.StoppedBy.RawID != "8:acs:alice" || r.DurationMs <= 0 {
+		t.Errorf("the recording in history is %+v, want stopped by alice with one ended pause and some audio", r)
+	}
 	page.open("/?token=" + alice + "#/history/" + id)
 	page.waitLive()
 	page.waitJS("the recording's player", `(() => {
 		const a = document.querySelector('.recordings audio');
 		return a && a.src.startsWith('blob:') && a.readyState >= 1 && a.duration > 0;
 	})()`)
+	// One 20 ms frame either way: the WAV holds whole frames.
+	if ms := evalJS[float64](page, `document.querySelector('.recordings audio').duration * 1000`); ms < float64(r.DurationMs)-20 || ms > float64(r.DurationMs)+20 {
+		t.Errorf("the player's recording lasts %.0f ms, the history says %d ms", ms, r.DurationMs)
+	}
 }
