@@ -108,7 +108,8 @@ func lobbySees(v, m *leg) bool {
 	case v.inLobby:
 		return false
 	case m.inLobby:
-		return admitsLobby(v)
+		// A ghost the anchor showed (peerlobby.go): it decided.
+		return admitsLobby(v) || m.ghost
 	}
 	return true
 }
@@ -151,6 +152,9 @@ func (s *Switchboard) AdmitFromLobby(ctx context.Context, p Principal, id string
 		if l.phase != phaseLive {
 			return Errorf(CodeInvalidState, "call %s is %s", id, l.state())
 		}
+		if l.conv.joiner == l {
+			return tx.forwardAdmit(p, l, req) // the lobby is the anchor's (peerlobby.go)
+		}
 		var waiting []*leg
 		for _, m := range l.conv.members {
 			if req.All && m.inLobby || m.party.id == req.RawID {
@@ -165,17 +169,7 @@ func (s *Switchboard) AdmitFromLobby(ctx context.Context, p Principal, id string
 				return Errorf(CodeInvalidState, "%s is not waiting in the lobby", req.RawID)
 			}
 		}
-		tx.touch(l.conv)
-		for _, m := range waiting {
-			tx.emitLobby(m, LobbyChangedData{
-				Participant: m.party.id, Action: LobbyAdmitted, AdmittedBy: p.Identifier.RawID(),
-				WaitedMs: tx.now.Sub(m.lobbyAt).Milliseconds(),
-			})
-			m.inLobby = false
-		}
-		for _, m := range waiting {
-			tx.settle(m)
-		}
+		tx.admit(p, l.conv, waiting)
 		return nil
 	})
 }
