@@ -145,3 +145,52 @@ func TestPeerRoomLobbyAdmitOnJoinersNode(t *testing.T) {
 	}
 	wantAsOnOneNode(t, run)
 }
+
+// TestPeerRoomLobbyOrganizerOnAnotherNode: the organizer served by another
+// node than the room's anchor. alice opens a room with a lobby on a and
+// admits bob (b); she leaves, her identity moves to node c and she joins
+// again there: she passes the lobby (the organizer still), her call on c
+// is the organizer's and shows carol (also on c) waiting InLobby; she
+// admits carol from c, through her call's line to the anchor, and carol
+// becomes Connected.
+func TestPeerRoomLobbyOrganizerOnAnotherNode(t *testing.T) {
+	w := newRoomWorld(t, true)
+	aliceRaw, carolRaw := alice.Identifier.RawID(), carol.Identifier.RawID()
+	org := mustCall(t)(w.of(alice).JoinCall(ctx, alice, calls.JoinRequest{RoomID: "standup", Lobby: true}))
+	w.flush()
+	w.join(bob)
+	w.flush()
+	mustCall(t)(w.of(alice).AdmitFromLobby(ctx, alice, org.ID, calls.LobbyAdmitRequest{RawID: bob.Identifier.RawID()}))
+	mustCall(t)(w.of(alice).HangUp(ctx, alice, org.ID, false))
+	w.flush()
+
+	w.peers.Join("c", w.of(carol).Switchboard, aliceRaw)
+	w.nodes["alice"] = w.of(carol)
+	w.of(alice).Connect(t, alice)
+	again := w.join(alice)
+	w.flush()
+	got := get(t, w.of(alice), alice, again.ID)
+	if got.State != calls.StateConnected || !got.Lobby || !got.IsOrganizer {
+		t.Fatalf("alice again, on c: %s lobby=%v organizer=%v; want Connected, the organizer", got.State, got.Lobby, got.IsOrganizer)
+	}
+	w.join(carol)
+	w.flush()
+	wantParticipants(t, w.of(alice), alice, again.ID, bob.Identifier.RawID()+":Connected", carolRaw+":InLobby")
+	wantState(t, w.of(carol), carol, w.callIDs[carolRaw], calls.StateInLobby)
+	if _, err := w.of(bob).AdmitFromLobby(ctx, bob, w.callIDs[bob.Identifier.RawID()], calls.LobbyAdmitRequest{RawID: carolRaw}); calls.ErrorCode(err) != calls.CodeForbidden {
+		t.Errorf("bob admits carol: %v, want forbidden", err)
+	}
+	if _, err := w.of(alice).AdmitFromLobby(ctx, alice, again.ID, calls.LobbyAdmitRequest{RawID: bob.Identifier.RawID()}); calls.ErrorCode(err) != calls.CodeInvalidState {
+		t.Errorf("alice admits bob, not waiting: %v, want invalid_state", err)
+	}
+
+	mustCall(t)(w.of(alice).AdmitFromLobby(ctx, alice, again.ID, calls.LobbyAdmitRequest{RawID: carolRaw}))
+	wantParticipants(t, w.of(alice), alice, again.ID, bob.Identifier.RawID()+":Connected", carolRaw+":Connected") // at once
+	w.flush()
+	wantState(t, w.of(carol), carol, w.callIDs[carolRaw], calls.StateConnected)
+	wantParticipants(t, w.of(carol), carol, w.callIDs[carolRaw], aliceRaw+":Connected", bob.Identifier.RawID()+":Connected")
+	wantParticipants(t, w.of(alice), alice, again.ID, bob.Identifier.RawID()+":Connected", carolRaw+":Connected")
+	if adm := lobbyEvents(w.of(carol), carolRaw, w.callIDs[carolRaw]); len(adm) != 2 || adm[1].AdmittedBy != aliceRaw {
+		t.Errorf("carol's lobby events %+v, want entered, then admitted by alice", adm)
+	}
+}
