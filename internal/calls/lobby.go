@@ -27,6 +27,9 @@ import "context"
 // Every entry and admission is a lobbyChanged event in the joiner's call's
 // timeline and the organizer's, with who admitted and how long the joiner
 // waited.
+//
+// On a cluster the lobby lives on the room's anchor; joiners served by
+// other nodes wait there as stand-ins (peerlobby.go).
 
 // roomLobby is a room's lobby: who organizes it.
 type roomLobby struct {

@@ -47,7 +47,8 @@ func (w *roomWorld) lobbyMarks(ps ...calls.Principal) string {
 // nobody and seen by alice InLobby, each one's own node telling it
 // (lobbyChanged entered in his timeline); alice admits bob (Connected,
 // told who admitted him), carol leaves the lobby, alice turns dave away
-// (0/5300): every step is recorded as one node records it, the lobby
+// (0/5300); dave's call to carol meanwhile holds his lobby call and he
+// resumes it waiting: every step is recorded as one node records it, the lobby
 // events and state changes in each timeline too, and a waiting joiner's
 // audio is neither sent nor taken on any node. One difference is marked:
 // a remote joiner's call is Connected (hearing nobody) until the anchor's
@@ -88,6 +89,13 @@ func TestPeerRoomLobbyAsOnOneNode(t *testing.T) {
 				}
 			}
 		}
+		// dave calls carol: the rule holds his lobby call, still waiting;
+		// resumed, it waits again.
+		other := mustCall(t)(w.of(dave).StartCall(ctx, dave, to(carol)))
+		mark("dave calls carol")
+		mustCall(t)(w.of(dave).HangUp(ctx, dave, other.ID, false))
+		mustCall(t)(w.of(dave).Resume(ctx, dave, w.callIDs[dave.Identifier.RawID()]))
+		mark("dave resumes his lobby call")
 		mustCall(t)(w.of(alice).AdmitFromLobby(ctx, alice, org.ID, calls.LobbyAdmitRequest{RawID: bob.Identifier.RawID()}))
 		mark("alice admits bob")
 		if m := routeOf(t, w.of(bob), w.callIDs[bob.Identifier.RawID()]); !m.Send || !m.Receive {
