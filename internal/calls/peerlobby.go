@@ -106,10 +106,11 @@ func (tx *txn) forwardAdmit(p Principal, l *leg, req LobbyAdmitRequest) error {
 			waiting = append(waiting, m)
 		}
 	}
-	if req.RawID != "" && admitsLobby(l) {
-		// The anchor shows this joiner its lobby: answered here as the
-		// anchor will. (A supervisor's request on another's call is not
-		// checked here: the anchor does.)
+	if req.RawID != "" && l.conv.lobby.organizer == l.party {
+		// The anchor shows the organizer its lobby: answered here as the
+		// anchor will. (A supervisor's request is not checked here: the
+		// anchor shows the lobby to no supervisor of another node, and
+		// checks it.)
 		if len(waiting) == 0 {
 			return Errorf(CodeParticipantNotFound, "%s is not in room %s", req.RawID, l.conv.roomID)
 		}

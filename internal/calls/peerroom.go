@@ -121,8 +121,9 @@ func (tx *txn) joinRemote(pt *party, p Principal, key string, req JoinRequest, n
 // this node anchors: a stand-in, live at once, whose line reports the
 // conversation to the joiner's node (PeerChange.Roster). In a room with a
 // lobby the stand-in waits there as a joiner on this node would
-// (peerlobby.go). The answer is the stand-in. Errors: invalid_identifier, invalid_request, call_not_found
-// (the conversation ended here), unavailable, draining.
+// (peerlobby.go). The answer is the stand-in. Errors: invalid_identifier,
+// invalid_request, call_not_found (the conversation ended here),
+// unavailable, draining.
 func (s *Switchboard) PeerJoin(ctx context.Context, req PeerJoinRequest) (Call, error) {
 	const op = "peer join"
 	if err := req.Joiner.Identifier.Validate(); err != nil {
