@@ -138,6 +138,11 @@ func (q *queues) reap(node string, log *slog.Logger) {
 	q.reaping.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		if q.board != nil {
+			if err := q.board.Drop(ctx, node); err != nil {
+				log.Warn("queues: drop the agents of a node gone", "gone_node", node, "err", err)
+			}
+		}
 		n, err := q.engine.Reap(ctx, node)
 		if err != nil {
 			log.Warn("queues: take out the waiting calls of a node gone", "gone_node", node, "err", err)

@@ -27,16 +27,8 @@ import (
 // waiting: the survivors take it out of the bucket, counted abandoned
 // once.
 func TestClusterQueuesAcrossNodes(t *testing.T) {
-	c := newTestCluster(t)
+	c := newTestCluster(t) // its cleanup deletes the queue buckets
 	bucket := queueBucket(c.cfg.SubjectPrefix)
-	t.Cleanup(func() {
-		_, js := natstest.Connect(t, c.url)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		for _, b := range []string{bucket, bucket + "_offers", bucket + "_agents"} {
-			_ = js.DeleteKeyValue(ctx, b)
-		}
-	})
 	a, b, cc := c.start("a"), c.start("b"), c.start("c")
 	const annRaw, beaRaw = "8:acs:ann", "8:acs:bea"
 	ann, annNext := online(t, b, "ann", calls.RoleAgent)  // b owns ann

@@ -106,6 +106,9 @@ func OpenBoard(ctx context.Context, cfg BoardConfig) (*Board, error) {
 	b := &Board{cfg: cfg, kv: kv, kick: make(chan struct{}, 1), seen: map[string]boardEntry{},
 		published: map[string]boardEntry{}, dirty: map[string]bool{}, live: map[string]bool{}}
 	b.refreshPeers()
+	if err := b.Drop(ctx, cfg.Node); err != nil { // this node's earlier run's
+		cfg.Logger.Warn("queue: drop the agents of this node's earlier run", "err", err)
+	}
 	b.sub, err = cfg.Conn.Subscribe(cfg.Subject+"."+cfg.Node, b.serve)
 	if err != nil {
 		return nil, fmt.Errorf("queue: serve status requests: %w", err)
@@ -324,6 +327,35 @@ func (b *Board) Close(ctx context.Context) error {
 		b.withdraw(ctx, a)
 	}
 	return err
+}
+
+// Drop removes the entries node put (it is gone, or this node's earlier
+// run), unless replaced since.
+func (b *Board) Drop(ctx context.Context, node string) error {
+	l, err := b.kv.ListKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("queue: list the agents' bucket: %w", err)
+	}
+	var keys []string
+	for k := range l.Keys() {
+		keys = append(keys, k)
+	}
+	var errs []error
+	for _, k := range keys {
+		e, err := b.kv.Get(ctx, k)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		var st AgentState
+		if json.Unmarshal(e.Value(), &st) != nil || st.Node != node {
+			continue
+		}
+		if err := b.kv.Delete(ctx, k, jetstream.LastRevision(e.Revision())); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) &&
+			!errors.Is(err, jetstream.ErrKeyExists) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // remote answers the agent's entry when another node that is in the
