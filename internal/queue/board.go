@@ -363,6 +363,9 @@ func (b *Board) Drop(ctx context.Context, node string) error {
 func (b *Board) remote(agent string) (boardEntry, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if _, here := b.published[agent]; here {
+		return boardEntry{}, false // connected here: this node's switchboard answers
+	}
 	e, ok := b.seen[agent]
 	if !ok || e.st.Node == b.cfg.Node || !b.live[e.st.Node] {
 		return boardEntry{}, false
