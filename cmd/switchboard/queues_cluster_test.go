@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -146,7 +148,7 @@ func TestClusterQueuesAcrossNodes(t *testing.T) {
 		waitStats(t, m, gone)
 	}
 	// Each survivor reaped; none counted it again.
-	time.Sleep(2 * c.cfg.LeaseTTL)
+	time.Sleep(c.cfg.LeaseTTL)
 	for _, m := range []*Main{a, b, cc} {
 		waitStats(t, m, gone)
 	}
@@ -157,5 +159,21 @@ func TestClusterQueuesAcrossNodes(t *testing.T) {
 	}
 	if ok, err := st2.ClaimAgent(ctx, annRaw, "another-call"); err != nil || !ok {
 		t.Errorf("ann is still held by the dead node's offer: %v %v", ok, err)
+	}
+
+	// Node c stops: bea leaves the agents' bucket with it.
+	agents, err := js2.KeyValue(ctx, bucket+"_agents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	beaKey := base64.RawURLEncoding.EncodeToString([]byte(beaRaw))
+	if _, err := agents.Get(ctx, beaKey); err != nil {
+		t.Fatalf("bea is not on the board while c runs: %v", err)
+	}
+	if err := cc.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agents.Get(ctx, beaKey); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Errorf("bea's key after c stopped: %v, want none", err)
 	}
 }
