@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,12 +38,13 @@ func TestSIPQueue(t *testing.T) {
 	if _, err := exec.LookPath("sipp"); err != nil {
 		t.Skip("sipp is not installed (Debian package sip-tester)")
 	}
-	const musicHz, phoneHz = 700, 1000
+	const musicHz, phoneHz, voiceHz = 700, 1000, 1300
 	tests := []struct {
 		name     string
 		scenario string
 		maxWait  int
 		agent    bool // alice is online and offered the call
+		voice    bool // the position prompt in the operator's voice (--queue-prompts)
 		accept   bool
 		want     func(queue.Stats) bool
 	}{
@@ -53,7 +56,7 @@ func TestSIPQueue(t *testing.T) {
 			want: func(s queue.Stats) bool {
 				return s.Offered == 1 && s.Answered == 0 && s.Abandoned == 1 && s.TimedOut == 0
 			}},
-		{name: "the max wait ends it: BYE", scenario: "queue_waits_for_bye.xml", maxWait: 4,
+		{name: "the max wait ends it: BYE; the prompt in the operator's voice", scenario: "queue_waits_for_bye.xml", maxWait: 4, voice: true,
 			want: func(s queue.Stats) bool {
 				return s.Offered == 0 && s.Answered == 0 && s.Abandoned == 0 && s.TimedOut == 1
 			}},
@@ -62,7 +65,11 @@ func TestSIPQueue(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			music := writeToneWAV(t, t.TempDir(), musicHz, 2)
 			ports := strconv.Itoa(28300+i*50) + "-" + strconv.Itoa(28349+i*50)
-			m := startSIPQueueSwitchboard(t, ports, QueueHoldConfig{MusicWAV: music, PromptEvery: time.Minute})
+			hold := QueueHoldConfig{MusicWAV: music, PromptEvery: time.Minute}
+			if tt.voice {
+				hold.PromptsDir = writeVoice(t, voiceHz)
+			}
+			m := startSIPQueueSwitchboard(t, ports, hold)
 			base := "http://" + m.Addr
 			post(t, base+"/api/queues", testAdminKey, `{"name":"support","members":[{"agent":"8:acs:alice"}],"ringTimeoutSeconds":60,"maxWaitSeconds":`+strconv.Itoa(tt.maxWait)+`}`)
 			routeNumberTo(t, m, "+14255550100", `{"queue": "support"}`)
@@ -96,6 +103,11 @@ func TestSIPQueue(t *testing.T) {
 				mu, pr := heard()
 				t.Fatalf("the waiting phone heard %d frames of the music and %d of the prompt, want 25 of each", mu, pr)
 			}
+			if tt.voice {
+				if n := countTone(ear.heard(), voiceHz); n < 25 {
+					t.Errorf("the phone heard the operator's voice (%v Hz) in %d frames, want 25", float64(voiceHz), n)
+				}
+			}
 			if tt.agent {
 				id := waitIncoming(t, next)
 				if tt.accept {
@@ -115,6 +127,20 @@ func TestSIPQueue(t *testing.T) {
 			waitStats(t, m, func(s queue.Stats) bool { return s.Waiting == 0 && tt.want(s) })
 		})
 	}
+}
+
+// writeVoice writes a position-prompt voice for --queue-prompts: each
+// piece (caller.wav, 0.wav ... 20.wav) one second of a tone of hz.
+func writeVoice(t *testing.T, hz float64) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, name := range []string{"caller", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10",
+		"11", "12", "13", "14", "15", "16", "17", "18", "19", "20"} {
+		if err := os.Rename(writeToneWAV(t, dir, hz, 1), filepath.Join(dir, name+".wav")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // startSIPQueueSwitchboard is startSIPSwitchboard with queue music.
