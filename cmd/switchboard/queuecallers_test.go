@@ -170,9 +170,27 @@ type queueAgent struct {
 
 // pumpEvents opens an event stream read by a goroutine of its own, so
 // that the server's pings are answered while the test does other things;
-// the function it answers takes the next event (20 s at most). The
-// goroutine ends when the test's cleanup closes the stream.
+// the function it answers takes the next event (20 s at most).
 func pumpEvents(t *testing.T, addr, token string) func() (map[string]any, error) {
+	t.Helper()
+	ch := eventChan(t, addr, token)
+	return func() (map[string]any, error) {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				return nil, errors.New("the event stream ended")
+			}
+			return ev, nil
+		case <-time.After(20 * time.Second):
+			return nil, errors.New("no event for 20 s")
+		}
+	}
+}
+
+// eventChan opens an event stream whose events a goroutine of its own
+// hands over on the channel it answers; the goroutine ends, closing the
+// channel, when the test's cleanup closes the stream.
+func eventChan(t *testing.T, addr, token string) <-chan map[string]any {
 	t.Helper()
 	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/api/events", http.Header{"Authorization": {"Bearer " + token}})
 	if err != nil {
@@ -194,17 +212,7 @@ func pumpEvents(t *testing.T, addr, token string) func() (map[string]any, error)
 		for range ch { // until the goroutine ends
 		}
 	})
-	return func() (map[string]any, error) {
-		select {
-		case ev, ok := <-ch:
-			if !ok {
-				return nil, errors.New("the event stream ended")
-			}
-			return ev, nil
-		case <-time.After(20 * time.Second):
-			return nil, errors.New("no event for 20 s")
-		}
-	}
+	return ch
 }
 
 // agentStatus is GET /api/agents/{raw}/status, as the admin.

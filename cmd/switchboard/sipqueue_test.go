@@ -143,6 +143,99 @@ func writeVoice(t *testing.T, hz float64) string {
 	return dir
 }
 
+// TestSIPQueueManyCallers: sipp places 100 calls at once to a number
+// routed to a queue of 10 agents, who accept each offer and hang up (no
+// wrap-up). Every call is answered by 200 at once, offered to an agent
+// that is free, answered, and ended by the agent's hang-up with a BYE that
+// sipp answers; each agent takes some; the stats add up.
+func TestSIPQueueManyCallers(t *testing.T) {
+	if _, err := exec.LookPath("sipp"); err != nil {
+		t.Skip("sipp is not installed (Debian package sip-tester)")
+	}
+	const nAgents, nCalls = 10, 100
+	m := startSIPQueueSwitchboard(t, "28500-28799", QueueHoldConfig{PromptEvery: time.Minute})
+	base := "http://" + m.Addr
+	var members []string
+	for i := range nAgents {
+		members = append(members, `{"agent":"8:acs:agent`+strconv.Itoa(i)+`"}`)
+	}
+	post(t, base+"/api/queues", testAdminKey, `{"name":"support","ringTimeoutSeconds":30,"members":[`+strings.Join(members, ",")+`]}`)
+	routeNumberTo(t, m, "+14255550100", `{"queue": "support"}`)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel
+	taken := make([]int, nAgents)
+	for i := range nAgents {
+		tok := mint(t, "agent"+strconv.Itoa(i), calls.RoleAgent)
+		events := eventChan(t, m.Addr, tok)
+		if ev := <-events; ev["type"] != "snapshot" {
+			t.Fatalf("agent%d's first event: %v", i, ev)
+		}
+		wg.Go(func() { // accepts each offer and hangs up, until ctx ends
+			for {
+				var ev map[string]any
+				var open bool
+				select {
+				case <-ctx.Done():
+					return
+				case ev, open = <-events:
+				}
+				if !open {
+					return
+				}
+				if ev["type"] != "incomingCall" {
+					continue
+				}
+				id := ev["callId"].(string)
+				for _, op := range []string{"/api/incoming-calls/" + id + "/accept", "/api/calls/" + id + "/hangup"} {
+					resp, err := apiPost(base+op, tok)
+					if err != nil || resp >= 300 {
+						t.Errorf("agent%d: POST %s: %d %v", i, op, resp, err)
+					}
+				}
+				taken[i]++
+			}
+		})
+	}
+	ear := listenPhone(t, 1000)
+	carrier := sippRunCalls(t, "queue_waits_for_bye.xml", nil, nCalls, "-set", "rtpport", strconv.Itoa(ear.port()),
+		"-s", "+14255550100", "-p", sippPort(t), m.SIPAddr)
+	carrier() // every call answered 200, then BYE from the switchboard
+	waitStats(t, m, func(s queue.Stats) bool {
+		return s.Waiting == 0 && s.Offered == nCalls && s.Answered == nCalls && s.Abandoned == 0 && s.TimedOut == 0
+	})
+	cancel()
+	wg.Wait()
+	total := 0
+	for i, n := range taken {
+		if n == 0 {
+			t.Errorf("agent%d took no call", i)
+		}
+		total += n
+	}
+	if total != nCalls {
+		t.Errorf("the agents took %d calls, want %d", total, nCalls)
+	}
+}
+
+// apiPost sends a POST with the token from any goroutine (no t.Fatal),
+// answering the status.
+func apiPost(url, token string) (int, error) {
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(""))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := checkedClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
 // startSIPQueueSwitchboard is startSIPSwitchboard with queue music.
 func startSIPQueueSwitchboard(t *testing.T, rtpPorts string, hold QueueHoldConfig) *Main {
 	t.Helper()
