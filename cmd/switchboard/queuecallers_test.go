@@ -62,6 +62,7 @@ func TestQueuePionCallers(t *testing.T) {
 		strconv.Itoa(int(wrapUp/time.Second))+`,"members":[`+strings.Join(members, ",")+`]}`)
 
 	order := agents // who is idle the longest, first
+	began := time.Now()
 	for round := 0; round*nAgents < nCalls; round++ {
 		// The callers of this round enter, oldest first.
 		callers := make([]string, nAgents)
@@ -111,14 +112,23 @@ func TestQueuePionCallers(t *testing.T) {
 		for _, a := range next {
 			k := slices.Index(order, a)
 			post(t, base+"/api/calls/"+incoming[k]+"/hangup", a.tok, "")
-			d := agentStatus(t, m, a.raw)
-			if d.ChosenStatus != routing.WrapUp || d.WrapUpUntil == nil || d.ChangedBy.Kind != calls.ActorSystem {
-				t.Fatalf("%s after her queue call: %+v, want WrapUp by the system", a.raw, d)
+			// The queue puts her in wrap-up as it sees her call end.
+			var d calls.AgentStatusData
+			for d.ChosenStatus != routing.WrapUp {
+				ev := waitEvent(t, a.next, "agentStatusChanged")
+				b, _ := json.Marshal(ev["data"])
+				if err := json.Unmarshal(b, &d); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if d.WrapUpUntil == nil || d.ChangedBy.Kind != calls.ActorSystem || d.WrapUpCallID != incoming[k] {
+				t.Fatalf("%s after her queue call: %+v, want WrapUp by the system after %s", a.raw, d, incoming[k])
 			}
 			a.wrapUntil = *d.WrapUpUntil
 			time.Sleep(20 * time.Millisecond)
 		}
 		order = next
+		t.Logf("round %d done at %v", round, time.Since(began).Round(time.Millisecond))
 	}
 	waitStats(t, m, func(s queue.Stats) bool {
 		return s.Waiting == 0 && s.Offered == nCalls && s.Answered == nCalls && s.Missed == 0 && s.Abandoned == 0 &&
