@@ -84,7 +84,14 @@ func (m *Main) startQueues(ctx context.Context) error {
 	q.sw = api.NewQueueSwitch(m.switchboard, m.hub)
 	var events queue.Events = q.sw
 	if m.mixer != nil {
-		q.hold = newQueueHold(m.mixer, st, m.Config.Media.QueueHold.PromptEvery, m.Logger)
+		voice, err := queueVoice(m.Config.Media.QueueHold)
+		if err != nil {
+			if q.conn != nil {
+				q.conn.Close()
+			}
+			return err
+		}
+		q.hold = newQueueHold(m.mixer, st, m.Config.Media.QueueHold.PromptEvery, voice, m.Logger)
 		events = holdEvents{Events: q.sw, hold: q.hold}
 	}
 	cfg := queue.WithStatus(queue.EngineConfig{
