@@ -158,7 +158,10 @@ type QueueSwitch struct {
 	callers map[string]calls.Principal // caller's call id -> caller
 }
 
+// remember keeps the caller of a call entering the queue; her call ends
+// its agent's with it once answered (calls.Switchboard.EndWithCaller).
 func (q *QueueSwitch) remember(callID string, p calls.Principal) {
+	q.sb.EndWithCaller(callID)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.callers[callID] = p
@@ -214,6 +217,11 @@ func (q *QueueSwitch) Status(ctx context.Context, w queue.Waiting, agent string)
 		return queue.Status{}, err
 	}
 	call, err := q.sb.GetCall(ctx, p, w.CallID)
+	if e, ok := errors.AsType[*calls.Error](err); ok && e.Code == calls.CodeCallNotFound {
+		// The caller's call ended and is gone, and so is the agent's part.
+		q.forget(w.CallID)
+		return queue.Status{CallerGone: true, AgentGone: agent != "", Answered: agent != "" && q.sb.AnsweredIn(w.CallID, agent)}, nil
+	}
 	if err != nil {
 		return queue.Status{}, err
 	}

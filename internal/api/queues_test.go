@@ -525,3 +525,53 @@ func TestQueueAnsweredAndGoneBeforeAStep(t *testing.T) {
 		t.Errorf("bob is offered %+v, a call ann answered", incoming)
 	}
 }
+
+// TestQueueCallerHangsUpAfterAnswer: a queue's caller who hangs up after
+// the agent answered ends the agent's call too (remote hung up, as in a
+// 1:1 call); she is not left alone in an empty group call, and her
+// wrap-up starts. A group call that is no queue's keeps its last member.
+func TestQueueCallerHangsUpAfterAnswer(t *testing.T) {
+	s := newQueueServer(t)
+	ann, carl := s.token("ann", calls.RoleAgent), s.token("carl", calls.RoleCaller)
+	sa := s.connect(ann)
+	sa.waitFor(calls.EventSnapshot, "")
+	s.do(http.MethodPost, "/api/queues", adminKey, map[string]any{"name": "support", "wrapUpSeconds": 30,
+		"members": []map[string]any{{"agent": "8:acs:ann"}}}, http.StatusCreated, nil)
+	var waiting, annCall calls.Call
+	s.do(http.MethodPost, "/api/calls", carl, map[string]any{"queue": "support"}, http.StatusCreated, &waiting)
+	s.step()
+	offer := decodeData[calls.IncomingCallData](t, sa.waitFor(calls.EventIncomingCall, "")).IncomingCall
+	s.do(http.MethodPost, "/api/incoming-calls/"+offer.ID+"/accept", ann, nil, http.StatusOK, &annCall)
+	s.step()
+	s.do(http.MethodPost, "/api/calls/"+waiting.ID+"/hangup", carl, nil, http.StatusOK, nil)
+
+	ended := decodeData[calls.CallEndedData](t, sa.waitFor(calls.EventCallEnded, annCall.ID))
+	if r := ended.CallEndReason; r.Code != 0 || r.SubCode != calls.ReasonRemoteHungUp.SubCode {
+		t.Fatalf("ann's call ended %+v after the caller hung up, want remote hung up", r)
+	}
+	s.step()
+	if st := s.status("8:acs:ann"); st.Status != routing.WrapUp {
+		t.Errorf("ann after the call: %+v, want WrapUp", st)
+	}
+	var stats queue.Stats
+	s.do(http.MethodGet, "/api/queues/support/stats", adminKey, nil, http.StatusOK, &stats)
+	if stats.Answered != 1 || stats.Abandoned != 0 {
+		t.Errorf("stats: %+v, want one answered", stats)
+	}
+
+	// Not a queue's call: bob stays in the group call carl left.
+	bob := s.token("bob", calls.RoleAgent)
+	sb := s.connect(bob)
+	sb.waitFor(calls.EventSnapshot, "")
+	var group, bobCall calls.Call
+	s.do(http.MethodPost, "/api/calls/join", carl, map[string]any{"groupId": uuid.NewString()}, http.StatusCreated, &group)
+	s.do(http.MethodPost, "/api/calls/"+group.ID+"/participants", carl, map[string]any{"identifier": identityJSON("bob")}, http.StatusCreated, nil)
+	in := sb.waitFor(calls.EventIncomingCall, "")
+	s.do(http.MethodPost, "/api/incoming-calls/"+in.CallID+"/accept", bob, nil, http.StatusOK, &bobCall)
+	s.do(http.MethodPost, "/api/calls/"+group.ID+"/hangup", carl, nil, http.StatusOK, nil)
+	var got calls.Call
+	s.do(http.MethodGet, "/api/calls/"+bobCall.ID, bob, nil, http.StatusOK, &got)
+	if got.State != calls.StateConnected {
+		t.Errorf("bob's group call is %s after carl left, want Connected", got.State)
+	}
+}

@@ -140,3 +140,17 @@ func (s *Switchboard) OfferAgents() []string {
 	}
 	return out
 }
+
+// EndWithCaller marks callID, a call entering a queue, as the caller of
+// its conversation: when she leaves after an agent answered, whoever is
+// left with the call alone (the agent, and supervisors monitoring it)
+// is ended too (remote hung up), as in a 1:1 call, instead of staying in
+// an empty group call. A call this switchboard does not hold is left as
+// it is.
+func (s *Switchboard) EndWithCaller(callID string) {
+	s.live.Lock()
+	defer s.live.Unlock()
+	if l := s.legs[callID]; l != nil && l.phase != phaseEnded {
+		l.conv.endsWith = l
+	}
+}

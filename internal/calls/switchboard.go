@@ -168,6 +168,9 @@ type conversation struct {
 	// group call or room another node anchors.
 	joiner *leg
 	lobby  *roomLobby // a room opened with a lobby (lobby.go); nil: none
+	// endsWith is a queue's waiting caller (EndWithCaller): when she
+	// leaves an answered call, the agent left with it ends too.
+	endsWith *leg
 	// rostered, on a mirror, closes when the anchor's first roster came
 	// (peerjoin.go).
 	rostered chan struct{}

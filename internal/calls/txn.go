@@ -287,6 +287,12 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 	case len(remaining) == 0:
 	case l.handedOff:
 		// Transferred or merged: the others were handed on and stay.
+	case l == c.endsWith && !wasPending && soleAnswered(remaining):
+		// A queue's caller left her answered call: the agent, alone in it
+		// now, is not kept in an empty group call (nor those monitoring).
+		for _, m := range slices.Clone(remaining) {
+			tx.endLeg(m, peerReason(peer, m), ReasonRemoteHungUp)
+		}
 	case c.kind == OneToOne:
 		for _, m := range slices.Clone(remaining) {
 			tx.endLeg(m, peerReason(peer, m), ReasonRemoteHungUp)
@@ -336,6 +342,22 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 
 // peerReason is the reason the other side ends with: a ringing callee whose
 // caller hung up was canceled, not hung up on.
+// soleAnswered reports whether, besides supervisors' monitor legs, one
+// party is left and she answered.
+func soleAnswered(members []*leg) bool {
+	var sole *leg
+	for _, m := range members {
+		if m.monitor != "" {
+			continue
+		}
+		if sole != nil {
+			return false
+		}
+		sole = m
+	}
+	return sole != nil && sole.phase == phaseLive
+}
+
 func peerReason(peer EndReason, other *leg) EndReason {
 	if other.phase == phaseIncoming && peer == ReasonRemoteHungUp {
 		return ReasonCanceled
