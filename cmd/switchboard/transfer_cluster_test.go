@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/switchboard/switchboard/internal/calls"
@@ -13,9 +12,9 @@ import (
 // The customer, alice, carol and dave are served by node a (bob by b):
 // the customer calls alice; alice, through node c, consults carol, and
 // completes through b; the customer and carol are then Connected on a.
-// Carol's blind transfer of the customer to bob, on b, is 501
-// not_implemented (transfer across nodes is not built). Alice merges two
-// calls through c.
+// Carol blind-transfers the customer to bob, on b; bob consults dave, on
+// a, and completes: the customer and dave are Connected on a, each seeing
+// the other, through b's conversation. Alice merges two calls through c.
 func TestClusterTransfer(t *testing.T) {
 	x := newAcrossNodes(t)
 	cust, _ := online(t, x.a, "cust", calls.RoleCaller)
@@ -50,11 +49,36 @@ func TestClusterTransfer(t *testing.T) {
 	waitCall(t, x.c, cust, custCall.ID, "Connected muted=false [8:acs:carol Connected muted=false]")
 	waitCall(t, x.b, carol, carolCall, "Connected muted=false [8:acs:cust Connected muted=false]")
 
+	// Carol, on a, hands the customer to bob, on b, blind: a's
+	// conversation dials bob's node.
 	status, body, _ = send(t, x.c, "POST", "/api/calls/"+carolCall+"/transfer", carol, `{"target":{"communicationUserId":"bob"},"mode":"blind"}`)
-	if status != http.StatusNotImplemented || !strings.Contains(body, `"not_implemented"`) {
-		t.Errorf("carol, on a, transfers to bob, on b: %d %s, want 501 not_implemented", status, body)
+	gone := decode("carol transfers to bob via c", status, http.StatusOK, body)
+	if gone.State != calls.StateDisconnected || gone.CallEndReason == nil || *gone.CallEndReason != calls.ReasonTransferred {
+		t.Errorf("carol's call after the blind transfer: %s %+v, want Disconnected 0/7015", gone.State, gone.CallEndReason)
 	}
-	waitCall(t, x.a, carol, carolCall, "Connected muted=false [8:acs:cust Connected muted=false]")
+	bobCall := ringing(t, x.bobNext)
+	status, body, _ = send(t, x.c, "POST", "/api/incoming-calls/"+bobCall+"/accept", x.bob, "")
+	decode("bob accepts via c", status, http.StatusOK, body)
+	waitCall(t, x.a, cust, custCall.ID, "Connected muted=false [8:acs:bob Connected muted=false]")
+	waitCall(t, x.b, x.bob, bobCall, "Connected muted=false [8:acs:cust Connected muted=false]")
+
+	// Bob, on b, consults dave, on a, and completes: b's mirror of the
+	// customer's call joins her to dave's stand-in; each far node is told
+	// who its party faces now.
+	status, body, _ = send(t, x.a, "POST", "/api/calls/"+bobCall+"/transfer", x.bob, `{"target":{"communicationUserId":"dave"},"mode":"consult"}`)
+	cons = decode("bob consults dave via a", status, http.StatusCreated, body)
+	daveCall := ringing(t, daveNext)
+	waitCall(t, x.a, cust, custCall.ID, "RemoteHold muted=false [8:acs:bob Hold muted=false]")
+	status, body, _ = send(t, x.c, "POST", "/api/incoming-calls/"+daveCall+"/accept", dave, "")
+	decode("dave accepts via c", status, http.StatusOK, body)
+	waitCall(t, x.b, x.bob, cons.ID, "Connected muted=false [8:acs:dave Connected muted=false]")
+	status, body, _ = send(t, x.c, "POST", "/api/calls/"+cons.ID+"/transfer/complete", x.bob, "")
+	done = decode("bob completes via c", status, http.StatusOK, body)
+	if done.CallEndReason == nil || *done.CallEndReason != calls.ReasonTransferred {
+		t.Errorf("bob's call after the completion: %+v, want 0/7015", done.CallEndReason)
+	}
+	waitCall(t, x.a, cust, custCall.ID, "Connected muted=false [8:acs:dave Connected muted=false]")
+	waitCall(t, x.a, dave, daveCall, "Connected muted=false [8:acs:cust Connected muted=false]")
 
 	// Alice calls carol and dave (all on a), and merges through c.
 	start := func(to string, next func() (map[string]any, error), tok string) string {

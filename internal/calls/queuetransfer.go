@@ -34,6 +34,9 @@ func (s *Switchboard) transferToQueue(ctx context.Context, p Principal, id strin
 		if err := transferable(l); err != nil {
 			return err
 		}
+		if crossNode(l) {
+			return Errorf(CodeNotImplemented, "the customer of call %s is on another node: transferring her to a queue across nodes is not supported yet", l.id)
+		}
 		cs := others(l)
 		if len(cs) != 1 || cs[0].party.bot || cs[0].phase != phaseLive {
 			return Errorf(CodeInvalidState, "call %s has no customer to queue", l.id)

@@ -141,10 +141,7 @@ func (s *Switchboard) Transfer(ctx context.Context, p Principal, id string, req 
 		if slices.ContainsFunc(l.conv.members, func(m *leg) bool { return m.party == callee }) {
 			return Errorf(CodeInvalidState, "%s is already in the call", callee.id)
 		}
-		if located[callee.id] != "" && !reachable(callee) {
-			return Errorf(CodeNotImplemented, "%s is served by another node: transferring across nodes is not supported yet", callee.id)
-		}
-		if !reachable(callee) && !tx.dialsOut(&leg{party: callee}) { // a phone number the trunk dials
+		if !reachable(callee) && located[callee.id] == "" && !tx.dialsOut(&leg{party: callee}) { // a phone number the trunk dials
 			return Errorf(CodeInvalidState, "%s is not connected: nobody would answer the transfer", callee.id)
 		}
 		data := TransferData{Step: StepBlind, Agent: l.party.id, Target: callee.id, Queue: req.Queue}
@@ -177,8 +174,6 @@ func transferable(l *leg) error {
 		return Errorf(CodeInvalidState, "call %s is %s: only the Connected call is transferred", l.id, l.state())
 	case l.conv.kind != OneToOne:
 		return Errorf(CodeInvalidState, "call %s is a %s call: transfer takes a 1:1 call (add participants to a group call instead)", l.id, l.conv.kind)
-	case slices.ContainsFunc(l.conv.members, func(m *leg) bool { return m.standIn }):
-		return Errorf(CodeNotImplemented, "the other side of call %s is on another node: transferring across nodes is not supported yet", l.id)
 	}
 	return nil
 }
@@ -215,6 +210,7 @@ func (tx *txn) blindTransfer(l *leg, callee *party, target Identifier, req Trans
 	tx.ring(m)
 	l.handedOff = true
 	tx.endLeg(l, ReasonTransferred, ReasonRemoteHungUp)
+	tx.repairPairs(l.conv)
 	return l.view(false)
 }
 
@@ -271,9 +267,6 @@ func (s *Switchboard) CompleteTransfer(ctx context.Context, p Principal, id stri
 		if len(targets) == 0 {
 			return Errorf(CodeInvalidState, "nobody is left in consult call %s", cons.id)
 		}
-		if slices.ContainsFunc(targets, func(m *leg) bool { return m.standIn }) {
-			return Errorf(CodeNotImplemented, "the target is on another node: completing a transfer across nodes is not supported yet")
-		}
 		for _, m := range others(orig) {
 			if slices.ContainsFunc(targets, func(t *leg) bool { return t.party == m.party }) {
 				return Errorf(CodeInvalidState, "%s is in both calls", m.party.id)
@@ -288,6 +281,7 @@ func (s *Switchboard) CompleteTransfer(ctx context.Context, p Principal, id stri
 		orig.handedOff, cons.handedOff = true, true
 		tx.endLeg(cons, ReasonTransferred, ReasonRemoteHungUp)
 		tx.endLeg(orig, ReasonTransferred, ReasonRemoteHungUp)
+		tx.repairPairs(orig.conv)
 		tx.settle(nil)
 		out = orig.view(false)
 		return nil
