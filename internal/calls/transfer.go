@@ -29,12 +29,12 @@ import (
 // customer's serverCallId. Every step is a transferUpdated event, with the
 // agent as its actor, in the timelines of the calls it concerns.
 //
-// Not built: a target or customer on another node of a cluster (the
-// stand-in machinery of peer.go carries one 1:1 call across nodes, not a
-// leg moved between conversations): such a transfer or merge answers
+// Not built: a merge with a party on another node answers
 // not_implemented. A blind transfer to a queue (Config.Queues) leaves the
 // customer alone in her call, made a group call, and hands it to the
-// queue (queuetransfer.go).
+// queue (queuetransfer.go); a consult transfer to a queue puts the agent's
+// consult call in it (queueconsult.go). Transfers across the nodes of a
+// cluster: peertransfer.go.
 
 // TransferMode is a transfer's mode.
 type TransferMode string
@@ -267,6 +267,16 @@ func (s *Switchboard) CompleteTransfer(ctx context.Context, p Principal, id stri
 		if len(targets) == 0 {
 			return Errorf(CodeInvalidState, "nobody is left in consult call %s", cons.id)
 		}
+		if !slices.ContainsFunc(targets, func(m *leg) bool { return m.phase == phaseLive }) {
+			// A consult to a queue: its agent is offered the call still.
+			return Errorf(CodeInvalidState, "nobody has answered consult call %s yet: wait, or cancel the transfer", cons.id)
+		}
+		for _, m := range targets {
+			if m.phase != phaseLive {
+				tx.endLeg(m, ReasonCanceled, ReasonCanceled) // an offer still ringing stays behind
+			}
+		}
+		targets = slices.DeleteFunc(targets, func(m *leg) bool { return m.phase != phaseLive })
 		for _, m := range others(orig) {
 			if slices.ContainsFunc(targets, func(t *leg) bool { return t.party == m.party }) {
 				return Errorf(CodeInvalidState, "%s is in both calls", m.party.id)
@@ -312,6 +322,11 @@ func (s *Switchboard) CancelTransfer(ctx context.Context, p Principal, id string
 		data.CallID = orig.id
 		tx.emit(cons, EventTransferUpdated, data)
 		tx.endLeg(cons, ReasonHungUp, ReasonRemoteHungUp)
+		for _, m := range slices.Clone(cons.conv.members) {
+			// A group consult call (to a queue, or the agent added
+			// someone) ends with her, as a 1:1 one does.
+			tx.endLeg(m, peerReason(ReasonRemoteHungUp, m), ReasonRemoteHungUp)
+		}
 		if orig.state() != StateConnected {
 			if err := tx.plan(orig, holdpolicy.Resume); err != nil {
 				return err
