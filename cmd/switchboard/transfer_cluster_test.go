@@ -13,7 +13,7 @@ import (
 // the customer calls alice; alice, through node c, consults carol, and
 // completes through b; the customer and carol are then Connected on a.
 // Carol blind-transfers the customer to bob, on b; bob consults dave, on
-// a, and completes: the customer and dave are Connected on a, each seeing
+// a, and cancels (back to the customer), consults again and completes: the customer and dave are Connected on a, each seeing
 // the other, through b's conversation. Alice merges two calls through c.
 func TestClusterTransfer(t *testing.T) {
 	x := newAcrossNodes(t)
@@ -62,7 +62,22 @@ func TestClusterTransfer(t *testing.T) {
 	waitCall(t, x.a, cust, custCall.ID, "Connected muted=false [8:acs:bob Connected muted=false]")
 	waitCall(t, x.b, x.bob, bobCall, "Connected muted=false [8:acs:cust Connected muted=false]")
 
-	// Bob, on b, consults dave, on a, and completes: b's mirror of the
+	// Bob, on b, consults dave, on a, and cancels: dave's call ends, the
+	// customer is back with bob.
+	status, body, _ = send(t, x.a, "POST", "/api/calls/"+bobCall+"/transfer", x.bob, `{"target":{"communicationUserId":"dave"},"mode":"consult"}`)
+	try1 := decode("bob consults dave via a", status, http.StatusCreated, body)
+	daveFirst := ringing(t, daveNext)
+	status, body, _ = send(t, x.c, "POST", "/api/incoming-calls/"+daveFirst+"/accept", dave, "")
+	decode("dave accepts via c", status, http.StatusOK, body)
+	waitCall(t, x.b, x.bob, try1.ID, "Connected muted=false [8:acs:dave Connected muted=false]")
+	waitCall(t, x.a, cust, custCall.ID, "RemoteHold muted=false [8:acs:bob Hold muted=false]")
+	status, body, _ = send(t, x.c, "POST", "/api/calls/"+try1.ID+"/transfer/cancel", x.bob, "")
+	decode("bob cancels via c", status, http.StatusOK, body)
+	waitCallEnded(t, daveNext, daveFirst)
+	waitCall(t, x.a, cust, custCall.ID, "Connected muted=false [8:acs:bob Connected muted=false]")
+	waitCall(t, x.b, x.bob, bobCall, "Connected muted=false [8:acs:cust Connected muted=false]")
+
+	// Bob consults dave again and completes: b's mirror of the
 	// customer's call joins her to dave's stand-in; each far node is told
 	// who its party faces now.
 	status, body, _ = send(t, x.a, "POST", "/api/calls/"+bobCall+"/transfer", x.bob, `{"target":{"communicationUserId":"dave"},"mode":"consult"}`)
