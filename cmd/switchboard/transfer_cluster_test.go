@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/switchboard/switchboard/internal/calls"
@@ -14,7 +15,8 @@ import (
 // completes through b; the customer and carol are then Connected on a.
 // Carol blind-transfers the customer to bob, on b; bob consults dave, on
 // a, and cancels (back to the customer), consults again and completes: the customer and dave are Connected on a, each seeing
-// the other, through b's conversation. Alice merges two calls through c.
+// the other, through b's conversation. Alice merges her calls with carol
+// and with bob through c; bob cannot merge a call b only mirrors (501).
 func TestClusterTransfer(t *testing.T) {
 	x := newAcrossNodes(t)
 	cust, _ := online(t, x.a, "cust", calls.RoleCaller)
@@ -95,19 +97,37 @@ func TestClusterTransfer(t *testing.T) {
 	waitCall(t, x.a, cust, custCall.ID, "Connected muted=false [8:acs:dave Connected muted=false]")
 	waitCall(t, x.a, dave, daveCall, "Connected muted=false [8:acs:cust Connected muted=false]")
 
-	// Alice calls carol and dave (all on a), and merges through c.
-	start := func(to string, next func() (map[string]any, error), tok string) string {
+	// Alice, on a, calls carol (on a) and bob (on b), and merges through c:
+	// a runs both calls; bob's node shows him the group call.
+	start := func(to string, next func() (map[string]any, error), tok string) (string, string) {
 		t.Helper()
 		status, body, _ := send(t, x.b, "POST", "/api/calls", x.alice, `{"participants":[{"communicationUserId":"`+to+`"}]}`)
 		c := decode("alice calls "+to, status, http.StatusCreated, body)
-		status, body, _ = send(t, x.a, "POST", "/api/incoming-calls/"+ringing(t, next)+"/accept", tok, "")
+		in := ringing(t, next)
+		status, body, _ = send(t, x.a, "POST", "/api/incoming-calls/"+in+"/accept", tok, "")
 		decode(to+" accepts", status, http.StatusOK, body)
-		return c.ID
+		return c.ID, in
 	}
-	first, second := start("carol", carolNext, carol), start("dave", daveNext, dave)
+	first, carolIn := start("carol", carolNext, carol)
+	second, bobIn := start("bob", x.bobNext, x.bob)
+	waitCall(t, x.b, x.bob, bobIn, "Connected muted=false [8:acs:alice Connected muted=false]")
 	status, body, _ = send(t, x.c, "POST", "/api/calls/"+first+"/merge", x.alice, `{"callId":"`+second+`"}`)
 	merged := decode("alice merges via c", status, http.StatusOK, body)
 	if merged.Kind != calls.Group || merged.State != calls.StateConnected || len(merged.RemoteParticipants) != 2 {
 		t.Errorf("merged call: %s %s with %d participants", merged.Kind, merged.State, len(merged.RemoteParticipants))
+	}
+	waitCall(t, x.b, x.bob, bobIn, "Connected muted=false [8:acs:alice Connected muted=false] [8:acs:carol Connected muted=false]")
+	waitCall(t, x.a, carol, carolIn, "Connected muted=false [8:acs:alice Connected muted=false] [8:acs:bob Connected muted=false]")
+
+	// The customer, on a, calls bob, on b: b mirrors that call, and bob
+	// cannot merge it into another of his.
+	status, body, _ = send(t, x.a, "POST", "/api/calls", cust, `{"participants":[{"communicationUserId":"bob"}]}`)
+	decode("the customer calls bob", status, http.StatusCreated, body)
+	mirrored := ringing(t, x.bobNext)
+	status, body, _ = send(t, x.b, "POST", "/api/incoming-calls/"+mirrored+"/accept", x.bob, "")
+	decode("bob accepts", status, http.StatusOK, body)
+	status, body, _ = send(t, x.b, "POST", "/api/calls/"+bobIn+"/merge", x.bob, `{"callId":"`+mirrored+`"}`)
+	if status != http.StatusNotImplemented || !strings.Contains(body, `"not_implemented"`) {
+		t.Errorf("bob merges a call b mirrors: %d %s, want 501 not_implemented", status, body)
 	}
 }

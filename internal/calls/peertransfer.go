@@ -21,6 +21,15 @@ import "slices"
 // the target, and the target the customer, where each of them lives. A
 // far node's history of the call shows the new party in place of the
 // agent; the transferUpdated events go to the agent's node's parties only.
+//
+// Merge across nodes: when the agent's node runs both calls (their far
+// parties are callees' stand-ins, as when she placed the calls), the
+// others of the merged call move into the first, a group call from then
+// on, as on one node; each stand-in's line then sends the roster, and its
+// far node makes its 1:1 call a group call showing everyone, as for a
+// participant added to a call across nodes (peerroom.go). A call the
+// agent's node only mirrors (the far party called her, or a group call
+// another node anchors) is not merged: not_implemented.
 
 // transferredAway reports whether p, in a 1:1 stand-in's view, is a party
 // who transferred the call and left: the pair's party is the other.
@@ -76,6 +85,13 @@ func (tx *txn) repair(l *leg, who CallerInfo) {
 	if l.direction == Outgoing {
 		l.callerInfo = who // a caller's stand-in is its own caller
 	}
+}
+
+// farAnchored reports whether m shows that another node runs m's
+// conversation: a caller's stand-in (this conversation mirrors the
+// caller's) or a ghost.
+func farAnchored(m *leg) bool {
+	return m.standIn && (m.direction == Outgoing || m.ghost || m.hidden)
 }
 
 // crossNode reports whether the conversation of l has a party on another

@@ -29,8 +29,7 @@ import (
 // customer's serverCallId. Every step is a transferUpdated event, with the
 // agent as its actor, in the timelines of the calls it concerns.
 //
-// Not built: a merge with a party on another node answers
-// not_implemented. A blind transfer to a queue (Config.Queues) leaves the
+// A blind transfer to a queue (Config.Queues) leaves the
 // customer alone in her call, made a group call, and hands it to the
 // queue (queuetransfer.go); a consult transfer to a queue puts the agent's
 // consult call in it (queueconsult.go). Transfers across the nodes of a
@@ -345,7 +344,7 @@ func (s *Switchboard) CancelTransfer(ctx context.Context, p Principal, id string
 // the call merged is gone). Errors: invalid_request (no callId, the call
 // itself), call_not_found (either call), invalid_state (not live, a
 // monitor leg, someone in both), not_supported_in_rooms, not_implemented
-// (a party on another node).
+// (a call another node runs: peertransfer.go).
 func (s *Switchboard) Merge(ctx context.Context, p Principal, id string, req MergeRequest) (Call, error) {
 	const op = "merge"
 	switch {
@@ -368,8 +367,8 @@ func (s *Switchboard) Merge(ctx context.Context, p Principal, id string, req Mer
 				return Errorf(CodeInvalidState, "call %s is a monitor leg", x.id)
 			case x.conv.kind == Room:
 				return Errorf(CodeNotSupportedInRooms, "call %s is a room: rooms are not merged", x.id)
-			case slices.ContainsFunc(x.conv.members, func(m *leg) bool { return m.standIn }):
-				return Errorf(CodeNotImplemented, "call %s has a party on another node: merging across nodes is not supported yet", x.id)
+			case x.conv.joiner != nil || slices.ContainsFunc(x.conv.members, farAnchored):
+				return Errorf(CodeNotImplemented, "call %s is run by another node of the cluster: merging it is not supported yet", x.id)
 			}
 		}
 		moving := others(b)
