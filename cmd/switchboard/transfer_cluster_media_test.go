@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/audio"
+	"github.com/switchboard/switchboard/internal/phone"
 )
 
 // TestClusterTransferMedia is the per-frame proof of transfers across
@@ -22,7 +23,9 @@ import (
 //     conversation and bob's stand-in there), amy hears neither;
 //   - bob, on b, blind-transfers the customer to amy: once amy answers,
 //     the customer and amy hear each other through b's conversation, bob
-//     hears neither.
+//     hears neither;
+//   - amy calls the customer and bob and merges the two calls (node a
+//     runs both): all three hear each other.
 func TestClusterTransferMedia(t *testing.T) {
 	if testing.Short() {
 		t.Skip("media across nodes end to end: about 15 s")
@@ -40,8 +43,9 @@ func TestClusterTransferMedia(t *testing.T) {
 	amyTok := mint(t, "amy", "agent")
 	bobTok := mint(t, "bob", "agent")
 	amyNext, _ := openEvents(t, a.Addr, amyTok)
+	custNext, _ := openEvents(t, a.Addr, custTok)
 	bobNext, _ := openEvents(t, b.Addr, bobTok)
-	firstSnapshots(t, amyNext, bobNext)
+	firstSnapshots(t, amyNext, bobNext, custNext)
 
 	ctx, connectA := softphones(t, aBase)
 	_, connectB := softphones(t, bBase)
@@ -103,6 +107,35 @@ func TestClusterTransferMedia(t *testing.T) {
 	}
 	if !phoneHears(bob, blindAt, xferCustomerHz, false) || !phoneHears(cust, blindAt, xferTargetHz, false) {
 		t.Fatal("after the blind transfer bob still hears or is heard")
+	}
+
+	// Amy hangs up; she calls the customer, then bob, on b (a runs both
+	// calls), and merges them: all three hear each other.
+	post(t, aBase+"/api/calls/"+amyBack+"/hangup", amyTok, `{"forEveryone":false}`)
+	withCust, _ := post(t, aBase+"/api/calls", amyTok, `{"participants":[{"communicationUserId":"cust"}]}`)["id"].(string)
+	post(t, aBase+"/api/incoming-calls/"+waitIncoming(t, custNext)+"/accept", custTok, "")
+	withBob, _ := post(t, aBase+"/api/calls", amyTok, `{"participants":[{"communicationUserId":"bob"}]}`)["id"].(string)
+	post(t, bBase+"/api/incoming-calls/"+waitIncoming(t, bobNext)+"/accept", bobTok, "")
+	waitCall(t, a, amyTok, withBob, "Connected muted=false [8:acs:bob Connected muted=false]") // b's answer reached a
+	merged := post(t, aBase+"/api/calls/"+withCust+"/merge", amyTok, `{"callId":"`+withBob+`"}`)
+	if merged["kind"] != "group" || merged["state"] != "Connected" {
+		t.Fatalf("merge across nodes answered %v", merged)
+	}
+	mergeAt := time.Now()
+	for _, c := range []struct {
+		who string
+		p   *phone.Phone
+		hz  []float64
+	}{
+		{"the customer", cust, []float64{xferAgentHz, xferTargetHz}},
+		{"amy", amy, []float64{xferCustomerHz, xferTargetHz}},
+		{"bob", bob, []float64{xferCustomerHz, xferAgentHz}},
+	} {
+		for _, hz := range c.hz {
+			if !phoneHears(c.p, mergeAt, hz, true) {
+				t.Fatalf("after the merge across nodes %s does not hear %v Hz", c.who, hz)
+			}
+		}
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
 	t.Logf("frames (20 ms): %s; load average %s", strings.Join(figures, "; "), strings.TrimSpace(string(load)))
