@@ -254,6 +254,9 @@ type PeerChange struct {
 	// parties (peeract.go); sent on its own (PeerSender), never from an
 	// update.
 	Act *PeerAct `json:"act,omitempty"`
+	// Lobby: from the anchor of a room with a lobby, the far joiner in it
+	// (peerlobby.go).
+	Lobby *PeerLobby `json:"lobby,omitempty"`
 	// Repair: a transfer joined another party to this node's end of the
 	// pair, who stands in its place from now on (peertransfer.go); sent
 	// on its own (PeerSender), never from an update.
@@ -262,7 +265,7 @@ type PeerChange struct {
 
 // IsZero reports whether the change says nothing.
 func (ch PeerChange) IsZero() bool {
-	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil && ch.Act == nil && ch.Repair == nil
+	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil && ch.Act == nil && ch.Lobby == nil && ch.Repair == nil
 }
 
 // PeerChangeOf is what a stand-in's update means for the far node: now is
@@ -295,6 +298,7 @@ func PeerChangeOf(prev *Call, now Call) PeerChange {
 			ch.Roster = &r
 		}
 	}
+	ch.Lobby = peerLobbyOf(prev, now)
 	if now.State == StateDisconnected && prev.State != StateDisconnected {
 		r := ReasonHungUp
 		if now.CallEndReason != nil {
@@ -344,6 +348,9 @@ func (s *Switchboard) ApplyPeerChange(ctx context.Context, id string, ch PeerCha
 		if ch.Held != nil && l.phase == phaseLive && l.holding != *ch.Held && !l.hidden {
 			tx.touch(l.conv)
 			tx.holdLine(l, *ch.Held)
+		}
+		if ch.Lobby != nil {
+			tx.applyPeerLobby(l, *ch.Lobby)
 		}
 		if ch.Roster != nil && (l.hidden || l.direction == Outgoing && l.conv.joiner == nil) {
 			tx.setRoster(l.conv, *ch.Roster)

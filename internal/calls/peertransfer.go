@@ -68,7 +68,7 @@ func (tx *txn) repairPairs(c *conversation) {
 // repair makes the stand-in l stand in for who, whom a transfer on the far
 // node joined to this node's party in l's place.
 func (tx *txn) repair(l *leg, who CallerInfo) {
-	if l.conv.kind != OneToOne || l.phase == phaseEnded || l.party.id == who.Identifier.RawID() || who.Identifier == EchoBot {
+	if l.conv.kind == Room || l.hidden || l.phase == phaseEnded || l.party.id == who.Identifier.RawID() || who.Identifier == EchoBot {
 		// The echo bot is no party a stand-in stands in for: the far
 		// side keeps showing who it showed.
 		return
