@@ -13,9 +13,10 @@ import (
 // The customer, alice, carol and dave are served by node a (bob by b):
 // the customer calls alice; alice, through node c, consults carol, and
 // completes through b; the customer and carol are then Connected on a.
-// Carol's blind transfer of the customer to bob, on b, is 501
-// not_implemented (transfer across nodes is not built). Alice merges two
-// calls through c.
+// Carol blind-transfers the customer to bob, on b; bob consults dave, on
+// a, and cancels (back to the customer), consults again and completes: the customer and dave are Connected on a, each seeing
+// the other, through b's conversation. Alice merges her calls with carol
+// and with bob through c; bob cannot merge a call b only mirrors (501).
 func TestClusterTransfer(t *testing.T) {
 	x := newAcrossNodes(t)
 	cust, _ := online(t, x.a, "cust", calls.RoleCaller)
@@ -50,25 +51,83 @@ func TestClusterTransfer(t *testing.T) {
 	waitCall(t, x.c, cust, custCall.ID, "Connected muted=false [8:acs:carol Connected muted=false]")
 	waitCall(t, x.b, carol, carolCall, "Connected muted=false [8:acs:cust Connected muted=false]")
 
+	// Carol, on a, hands the customer to bob, on b, blind: a's
+	// conversation dials bob's node.
 	status, body, _ = send(t, x.c, "POST", "/api/calls/"+carolCall+"/transfer", carol, `{"target":{"communicationUserId":"bob"},"mode":"blind"}`)
-	if status != http.StatusNotImplemented || !strings.Contains(body, `"not_implemented"`) {
-		t.Errorf("carol, on a, transfers to bob, on b: %d %s, want 501 not_implemented", status, body)
+	gone := decode("carol transfers to bob via c", status, http.StatusOK, body)
+	if gone.State != calls.StateDisconnected || gone.CallEndReason == nil || *gone.CallEndReason != calls.ReasonTransferred {
+		t.Errorf("carol's call after the blind transfer: %s %+v, want Disconnected 0/7015", gone.State, gone.CallEndReason)
 	}
-	waitCall(t, x.a, carol, carolCall, "Connected muted=false [8:acs:cust Connected muted=false]")
+	bobCall := ringing(t, x.bobNext)
+	status, body, _ = send(t, x.c, "POST", "/api/incoming-calls/"+bobCall+"/accept", x.bob, "")
+	decode("bob accepts via c", status, http.StatusOK, body)
+	waitCall(t, x.a, cust, custCall.ID, "Connected muted=false [8:acs:bob Connected muted=false]")
+	waitCall(t, x.b, x.bob, bobCall, "Connected muted=false [8:acs:cust Connected muted=false]")
 
-	// Alice calls carol and dave (all on a), and merges through c.
-	start := func(to string, next func() (map[string]any, error), tok string) string {
+	// Bob, on b, consults dave, on a, and cancels: dave's call ends, the
+	// customer is back with bob.
+	status, body, _ = send(t, x.a, "POST", "/api/calls/"+bobCall+"/transfer", x.bob, `{"target":{"communicationUserId":"dave"},"mode":"consult"}`)
+	try1 := decode("bob consults dave via a", status, http.StatusCreated, body)
+	daveFirst := ringing(t, daveNext)
+	status, body, _ = send(t, x.c, "POST", "/api/incoming-calls/"+daveFirst+"/accept", dave, "")
+	decode("dave accepts via c", status, http.StatusOK, body)
+	waitCall(t, x.b, x.bob, try1.ID, "Connected muted=false [8:acs:dave Connected muted=false]")
+	waitCall(t, x.a, cust, custCall.ID, "RemoteHold muted=false [8:acs:bob Hold muted=false]")
+	status, body, _ = send(t, x.c, "POST", "/api/calls/"+try1.ID+"/transfer/cancel", x.bob, "")
+	decode("bob cancels via c", status, http.StatusOK, body)
+	waitCallEnded(t, daveNext, daveFirst)
+	waitCall(t, x.a, cust, custCall.ID, "Connected muted=false [8:acs:bob Connected muted=false]")
+	waitCall(t, x.b, x.bob, bobCall, "Connected muted=false [8:acs:cust Connected muted=false]")
+
+	// Bob consults dave again and completes: b's mirror of the
+	// customer's call joins her to dave's stand-in; each far node is told
+	// who its party faces now.
+	status, body, _ = send(t, x.a, "POST", "/api/calls/"+bobCall+"/transfer", x.bob, `{"target":{"communicationUserId":"dave"},"mode":"consult"}`)
+	cons = decode("bob consults dave via a", status, http.StatusCreated, body)
+	daveCall := ringing(t, daveNext)
+	waitCall(t, x.a, cust, custCall.ID, "RemoteHold muted=false [8:acs:bob Hold muted=false]")
+	status, body, _ = send(t, x.c, "POST", "/api/incoming-calls/"+daveCall+"/accept", dave, "")
+	decode("dave accepts via c", status, http.StatusOK, body)
+	waitCall(t, x.b, x.bob, cons.ID, "Connected muted=false [8:acs:dave Connected muted=false]")
+	status, body, _ = send(t, x.c, "POST", "/api/calls/"+cons.ID+"/transfer/complete", x.bob, "")
+	done = decode("bob completes via c", status, http.StatusOK, body)
+	if done.CallEndReason == nil || *done.CallEndReason != calls.ReasonTransferred {
+		t.Errorf("bob's call after the completion: %+v, want 0/7015", done.CallEndReason)
+	}
+	waitCall(t, x.a, cust, custCall.ID, "Connected muted=false [8:acs:dave Connected muted=false]")
+	waitCall(t, x.a, dave, daveCall, "Connected muted=false [8:acs:cust Connected muted=false]")
+
+	// Alice, on a, calls carol (on a) and bob (on b), and merges through c:
+	// a runs both calls; bob's node shows him the group call.
+	start := func(to string, next func() (map[string]any, error), tok string) (string, string) {
 		t.Helper()
 		status, body, _ := send(t, x.b, "POST", "/api/calls", x.alice, `{"participants":[{"communicationUserId":"`+to+`"}]}`)
 		c := decode("alice calls "+to, status, http.StatusCreated, body)
-		status, body, _ = send(t, x.a, "POST", "/api/incoming-calls/"+ringing(t, next)+"/accept", tok, "")
+		in := ringing(t, next)
+		status, body, _ = send(t, x.a, "POST", "/api/incoming-calls/"+in+"/accept", tok, "")
 		decode(to+" accepts", status, http.StatusOK, body)
-		return c.ID
+		return c.ID, in
 	}
-	first, second := start("carol", carolNext, carol), start("dave", daveNext, dave)
+	first, carolIn := start("carol", carolNext, carol)
+	second, bobIn := start("bob", x.bobNext, x.bob)
+	waitCall(t, x.b, x.bob, bobIn, "Connected muted=false [8:acs:alice Connected muted=false]")
 	status, body, _ = send(t, x.c, "POST", "/api/calls/"+first+"/merge", x.alice, `{"callId":"`+second+`"}`)
 	merged := decode("alice merges via c", status, http.StatusOK, body)
 	if merged.Kind != calls.Group || merged.State != calls.StateConnected || len(merged.RemoteParticipants) != 2 {
 		t.Errorf("merged call: %s %s with %d participants", merged.Kind, merged.State, len(merged.RemoteParticipants))
+	}
+	waitCall(t, x.b, x.bob, bobIn, "Connected muted=false [8:acs:alice Connected muted=false] [8:acs:carol Connected muted=false]")
+	waitCall(t, x.a, carol, carolIn, "Connected muted=false [8:acs:alice Connected muted=false] [8:acs:bob Connected muted=false]")
+
+	// The customer, on a, calls bob, on b: b mirrors that call, and bob
+	// cannot merge it into another of his.
+	status, body, _ = send(t, x.a, "POST", "/api/calls", cust, `{"participants":[{"communicationUserId":"bob"}]}`)
+	decode("the customer calls bob", status, http.StatusCreated, body)
+	mirrored := ringing(t, x.bobNext)
+	status, body, _ = send(t, x.b, "POST", "/api/incoming-calls/"+mirrored+"/accept", x.bob, "")
+	decode("bob accepts", status, http.StatusOK, body)
+	status, body, _ = send(t, x.b, "POST", "/api/calls/"+bobIn+"/merge", x.bob, `{"callId":"`+mirrored+`"}`)
+	if status != http.StatusNotImplemented || !strings.Contains(body, `"not_implemented"`) {
+		t.Errorf("bob merges a call b mirrors: %d %s, want 501 not_implemented", status, body)
 	}
 }

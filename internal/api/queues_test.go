@@ -420,7 +420,6 @@ func TestQueueTransfer(t *testing.T) {
 
 	path := "/api/calls/" + annCall.ID + "/transfer"
 	s.wantError(http.MethodPost, path, ann, map[string]any{"queue": "nope", "mode": "blind"}, http.StatusNotFound, calls.CodeNotFound)
-	s.wantError(http.MethodPost, path, ann, map[string]any{"queue": "support", "mode": "consult"}, http.StatusNotImplemented, calls.CodeNotImplemented)
 	var done calls.Call
 	s.do(http.MethodPost, path, ann, map[string]any{"queue": "support", "mode": "blind"}, http.StatusOK, &done)
 	if done.State != calls.StateDisconnected || done.CallEndReason == nil || done.CallEndReason.SubCode != calls.ReasonTransferred.SubCode {

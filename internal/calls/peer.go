@@ -257,11 +257,15 @@ type PeerChange struct {
 	// Lobby: from the anchor of a room with a lobby, the far joiner in it
 	// (peerlobby.go).
 	Lobby *PeerLobby `json:"lobby,omitempty"`
+	// Repair: a transfer joined another party to this node's end of the
+	// pair, who stands in its place from now on (peertransfer.go); sent
+	// on its own (PeerSender), never from an update.
+	Repair *CallerInfo `json:"repair,omitempty"`
 }
 
 // IsZero reports whether the change says nothing.
 func (ch PeerChange) IsZero() bool {
-	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil && ch.Act == nil && ch.Lobby == nil
+	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil && ch.Act == nil && ch.Lobby == nil && ch.Repair == nil
 }
 
 // PeerChangeOf is what a stand-in's update means for the far node: now is
@@ -314,6 +318,9 @@ func PeerChangeOf(prev *Call, now Call) PeerChange {
 func pairParty(c Call) *Participant {
 	for i := range c.RemoteParticipants {
 		p := &c.RemoteParticipants[i]
+		if c.Direction == Outgoing && transferredAway(c, p) {
+			continue // a 1:1 call's party who transferred it (peertransfer.go)
+		}
 		if c.Direction == Outgoing || p.RawID == c.CallerInfo.Identifier.RawID() {
 			return p
 		}
@@ -330,6 +337,10 @@ func (s *Switchboard) ApplyPeerChange(ctx context.Context, id string, ch PeerCha
 	return s.onStandIn("apply peer change", id, func(tx *txn, l *leg) error {
 		if ch.Act != nil {
 			return tx.applyAct(l, *ch.Act, located)
+		}
+		if ch.Repair != nil {
+			tx.repair(l, *ch.Repair)
+			return nil
 		}
 		if ch.Answered && l.phase == phaseIncoming {
 			tx.answerLine(l)

@@ -5,8 +5,9 @@ import "context"
 // transferToQueue is a blind transfer of the agent's 1:1 call id to the
 // queue req.Queue: the agent leaves (0/7015, as any blind transfer), the
 // customer stays Connected alone in her call, which becomes a group call,
-// and Config.Queues puts it in the queue's line. Errors: not_found (no
-// queues, no such queue), not_implemented (mode consult), the errors of
+// and Config.Queues puts it in the queue's line. Mode consult is
+// consultQueue (queueconsult.go). Errors: not_found (no queues, no such
+// queue), not_implemented (the customer on another node), the errors of
 // transferable, and those of Queues.Enter (the customer's call is then
 // ended).
 func (s *Switchboard) transferToQueue(ctx context.Context, p Principal, id string, req TransferRequest) (Call, error) {
@@ -14,13 +15,14 @@ func (s *Switchboard) transferToQueue(ctx context.Context, p Principal, id strin
 	switch {
 	case s.cfg.Queues == nil:
 		return Call{}, withOp(op, Errorf(CodeNotFound, "no such queue %q: this switchboard has no queues", req.Queue))
-	case req.Mode != TransferBlind:
-		return Call{}, withOp(op, Errorf(CodeNotImplemented, "a consult transfer to a queue is not supported: transfer with mode blind"))
 	case req.AlternateCallerID != nil:
 		return Call{}, withOp(op, Errorf(CodeInvalidRequest, "alternateCallerId goes with a phone-number target, not a queue"))
 	}
 	if err := s.cfg.Queues.Check(ctx, req.Queue); err != nil {
 		return Call{}, withOp(op, err)
+	}
+	if req.Mode == TransferConsult {
+		return s.consultQueue(ctx, p, id, req)
 	}
 	var (
 		out      Call
@@ -33,6 +35,9 @@ func (s *Switchboard) transferToQueue(ctx context.Context, p Principal, id strin
 		}
 		if err := transferable(l); err != nil {
 			return err
+		}
+		if crossNode(l) {
+			return Errorf(CodeNotImplemented, "the customer of call %s is on another node: transferring her to a queue across nodes is not supported yet", l.id)
 		}
 		cs := others(l)
 		if len(cs) != 1 || cs[0].party.bot || cs[0].phase != phaseLive {

@@ -29,12 +29,11 @@ import (
 // customer's serverCallId. Every step is a transferUpdated event, with the
 // agent as its actor, in the timelines of the calls it concerns.
 //
-// Not built: a target or customer on another node of a cluster (the
-// stand-in machinery of peer.go carries one 1:1 call across nodes, not a
-// leg moved between conversations): such a transfer or merge answers
-// not_implemented. A blind transfer to a queue (Config.Queues) leaves the
+// A blind transfer to a queue (Config.Queues) leaves the
 // customer alone in her call, made a group call, and hands it to the
-// queue (queuetransfer.go).
+// queue (queuetransfer.go); a consult transfer to a queue puts the agent's
+// consult call in it (queueconsult.go). Transfers across the nodes of a
+// cluster: peertransfer.go.
 
 // TransferMode is a transfer's mode.
 type TransferMode string
@@ -141,10 +140,7 @@ func (s *Switchboard) Transfer(ctx context.Context, p Principal, id string, req 
 		if slices.ContainsFunc(l.conv.members, func(m *leg) bool { return m.party == callee }) {
 			return Errorf(CodeInvalidState, "%s is already in the call", callee.id)
 		}
-		if located[callee.id] != "" && !reachable(callee) {
-			return Errorf(CodeNotImplemented, "%s is served by another node: transferring across nodes is not supported yet", callee.id)
-		}
-		if !reachable(callee) && !tx.dialsOut(&leg{party: callee}) { // a phone number the trunk dials
+		if !reachable(callee) && located[callee.id] == "" && !tx.dialsOut(&leg{party: callee}) { // a phone number the trunk dials
 			return Errorf(CodeInvalidState, "%s is not connected: nobody would answer the transfer", callee.id)
 		}
 		data := TransferData{Step: StepBlind, Agent: l.party.id, Target: callee.id, Queue: req.Queue}
@@ -177,8 +173,6 @@ func transferable(l *leg) error {
 		return Errorf(CodeInvalidState, "call %s is %s: only the Connected call is transferred", l.id, l.state())
 	case l.conv.kind != OneToOne:
 		return Errorf(CodeInvalidState, "call %s is a %s call: transfer takes a 1:1 call (add participants to a group call instead)", l.id, l.conv.kind)
-	case slices.ContainsFunc(l.conv.members, func(m *leg) bool { return m.standIn }):
-		return Errorf(CodeNotImplemented, "the other side of call %s is on another node: transferring across nodes is not supported yet", l.id)
 	}
 	return nil
 }
@@ -215,6 +209,7 @@ func (tx *txn) blindTransfer(l *leg, callee *party, target Identifier, req Trans
 	tx.ring(m)
 	l.handedOff = true
 	tx.endLeg(l, ReasonTransferred, ReasonRemoteHungUp)
+	tx.repairPairs(l.conv)
 	return l.view(false)
 }
 
@@ -271,9 +266,16 @@ func (s *Switchboard) CompleteTransfer(ctx context.Context, p Principal, id stri
 		if len(targets) == 0 {
 			return Errorf(CodeInvalidState, "nobody is left in consult call %s", cons.id)
 		}
-		if slices.ContainsFunc(targets, func(m *leg) bool { return m.standIn }) {
-			return Errorf(CodeNotImplemented, "the target is on another node: completing a transfer across nodes is not supported yet")
+		if !slices.ContainsFunc(targets, func(m *leg) bool { return m.phase == phaseLive }) {
+			// A consult to a queue: its agent is offered the call still.
+			return Errorf(CodeInvalidState, "nobody has answered consult call %s yet: wait, or cancel the transfer", cons.id)
 		}
+		for _, m := range targets {
+			if m.phase != phaseLive {
+				tx.endLeg(m, ReasonCanceled, ReasonCanceled) // an offer still ringing stays behind
+			}
+		}
+		targets = slices.DeleteFunc(targets, func(m *leg) bool { return m.phase != phaseLive })
 		for _, m := range others(orig) {
 			if slices.ContainsFunc(targets, func(t *leg) bool { return t.party == m.party }) {
 				return Errorf(CodeInvalidState, "%s is in both calls", m.party.id)
@@ -288,6 +290,7 @@ func (s *Switchboard) CompleteTransfer(ctx context.Context, p Principal, id stri
 		orig.handedOff, cons.handedOff = true, true
 		tx.endLeg(cons, ReasonTransferred, ReasonRemoteHungUp)
 		tx.endLeg(orig, ReasonTransferred, ReasonRemoteHungUp)
+		tx.repairPairs(orig.conv)
 		tx.settle(nil)
 		out = orig.view(false)
 		return nil
@@ -318,6 +321,11 @@ func (s *Switchboard) CancelTransfer(ctx context.Context, p Principal, id string
 		data.CallID = orig.id
 		tx.emit(cons, EventTransferUpdated, data)
 		tx.endLeg(cons, ReasonHungUp, ReasonRemoteHungUp)
+		for _, m := range slices.Clone(cons.conv.members) {
+			// A group consult call (to a queue, or the agent added
+			// someone) ends with her, as a 1:1 one does.
+			tx.endLeg(m, peerReason(ReasonRemoteHungUp, m), ReasonRemoteHungUp)
+		}
 		if orig.state() != StateConnected {
 			if err := tx.plan(orig, holdpolicy.Resume); err != nil {
 				return err
@@ -336,7 +344,7 @@ func (s *Switchboard) CancelTransfer(ctx context.Context, p Principal, id string
 // the call merged is gone). Errors: invalid_request (no callId, the call
 // itself), call_not_found (either call), invalid_state (not live, a
 // monitor leg, someone in both), not_supported_in_rooms, not_implemented
-// (a party on another node).
+// (a call another node runs: peertransfer.go).
 func (s *Switchboard) Merge(ctx context.Context, p Principal, id string, req MergeRequest) (Call, error) {
 	const op = "merge"
 	switch {
@@ -359,8 +367,8 @@ func (s *Switchboard) Merge(ctx context.Context, p Principal, id string, req Mer
 				return Errorf(CodeInvalidState, "call %s is a monitor leg", x.id)
 			case x.conv.kind == Room:
 				return Errorf(CodeNotSupportedInRooms, "call %s is a room: rooms are not merged", x.id)
-			case slices.ContainsFunc(x.conv.members, func(m *leg) bool { return m.standIn }):
-				return Errorf(CodeNotImplemented, "call %s has a party on another node: merging across nodes is not supported yet", x.id)
+			case x.conv.joiner != nil || slices.ContainsFunc(x.conv.members, farAnchored):
+				return Errorf(CodeNotImplemented, "call %s is run by another node of the cluster: merging it is not supported yet", x.id)
 			}
 		}
 		moving := others(b)
