@@ -70,6 +70,7 @@ func (m *Main) startQueues(ctx context.Context) error {
 	}
 	cfg := queue.WithStatus(queue.EngineConfig{
 		Store: st, Switch: q.sw, Events: events, Logger: m.Logger,
+		Sweep: queue.DefaultSweep, // serve's QueueWake tells the engine of changes (Changed)
 	}, m.switchboard)
 	if m.recordings != nil {
 		cfg.Record = api.QueueRecorder(q.sw, m.recordings, m.Logger)

@@ -168,7 +168,7 @@ func runQueueRouting(b *testing.B, qst queue.Store) {
 	}
 	tracker := &queue.Tracker{Online: sb.Connected, Calls: sb.LiveCalls}
 	qs := api.NewQueueSwitch(sb, hub)
-	engine := queue.NewEngine(queue.EngineConfig{Store: qst, Switch: qs, Events: qs, Availability: tracker})
+	engine := queue.NewEngine(queue.EngineConfig{Store: qst, Switch: qs, Events: qs, Availability: tracker, Sweep: queue.DefaultSweep})
 	wake.Bind(engine)
 	tokens := api.NewTokens(adminKey, nil)
 	srv := api.New(api.Config{Switchboard: sb, Hub: hub, Tokens: tokens, Ready: st.Ready, Numbers: st,

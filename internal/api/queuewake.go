@@ -7,14 +7,18 @@ import (
 	"github.com/switchboard/switchboard/internal/queue"
 )
 
-// QueueWake is a calls.Publisher that hands every event on and wakes the
-// queue engine (queue.Engine.Wake) on the events after which an offer may
-// be due at once: a call ended (an agent hung up her queue call, or
-// another call of hers), a participant's state changed (an offer was
-// accepted or declined), the roster changed, an agent's status changed
-// (she became Available, a wrap-up ended). Without it a freed agent waits
-// for the engine's next tick. Wakes are coalesced by the engine and never
-// block, as Publish must not.
+// QueueWake is a calls.Publisher that hands every event on and tells the
+// queue engine of the events that may move a queue call on. An event on
+// a call (it ended, a participant came, went, accepted or declined) goes
+// to queue.Engine.Changed, which marks the call for the next step and
+// wakes the engine only when it is the caller's call of one of its waiting
+// or answered queue calls; this is how the engine learns of a caller who
+// hangs up while waiting without asking after every call (its
+// EngineConfig.Sweep). A call's end or an agent's status change (she may
+// be free: her own call ended, she became Available, a wrap-up ended)
+// wakes it too (queue.Engine.Wake, a no-op while no call waits). Without
+// it a freed agent waits for the engine's next tick. Wakes are coalesced
+// by the engine and never block, as Publish must not.
 type QueueWake struct {
 	next   calls.Publisher
 	engine atomic.Pointer[queue.Engine]
@@ -32,11 +36,20 @@ func (w *QueueWake) Bind(e *queue.Engine) { w.engine.Store(e) }
 // Publish implements calls.Publisher.
 func (w *QueueWake) Publish(ev calls.Event) {
 	w.next.Publish(ev)
+	e := w.engine.Load()
+	if e == nil {
+		return
+	}
 	switch ev.Type {
-	case calls.EventCallEnded, calls.EventParticipantStateChanged,
-		calls.EventRemoteParticipantsUpdated, calls.EventAgentStatusChanged:
-		if e := w.engine.Load(); e != nil {
+	case calls.EventParticipantStateChanged, calls.EventRemoteParticipantsUpdated:
+		if ev.CallID != "" {
+			e.Changed(ev.CallID)
+		}
+	case calls.EventCallEnded:
+		if ev.CallID == "" || !e.Changed(ev.CallID) {
 			e.Wake()
 		}
+	case calls.EventAgentStatusChanged:
+		e.Wake()
 	}
 }
