@@ -182,6 +182,13 @@ func (e *Engine) stats(ctx context.Context, d *Definition) (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
+	if sm, ok := e.cfg.Store.(Summarizer); ok {
+		sum, err := sm.WaitingSummary(ctx, d.Name)
+		if err != nil {
+			return Stats{}, err
+		}
+		return ComputeSummary(d, c, sum, e.cfg.Now()), nil
+	}
 	ws, err := e.cfg.Store.Waiting(ctx, d.Name)
 	if err != nil {
 		return Stats{}, err
@@ -647,7 +654,11 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 		e.mu.Lock()
 		e.misses[agent] = 0
 		e.answered[w.CallID] = a
+		// The next step looks at it: its end may have come before this
+		// look, and no change will tell of it again.
+		e.dirty[w.CallID] = true
 		e.mu.Unlock()
+		e.poke()
 		if d.Record && e.cfg.Record != nil {
 			e.cfg.Record(ctx, *w, agent)
 		}
