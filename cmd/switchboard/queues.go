@@ -21,7 +21,8 @@ type queues struct {
 	engine *queue.Engine
 	hold   *queueHold // music and position prompts (queuehold.go)
 	sw     *api.QueueSwitch
-	conn   *nats.Conn // with --cluster
+	conn   *nats.Conn       // with --cluster
+	js     *queue.JetStream // with --cluster
 	stop   context.CancelFunc
 	done   chan struct{}
 }
@@ -60,7 +61,7 @@ func (m *Main) startQueues(ctx context.Context) error {
 			nc.Close()
 			return err
 		}
-		st, q.conn = kv, nc
+		st, q.conn, q.js = kv, nc, kv
 	}
 	q.sw = api.NewQueueSwitch(m.switchboard, m.hub)
 	var events queue.Events = q.sw
@@ -101,6 +102,11 @@ func (m *Main) stopQueues() {
 	defer cancel()
 	if err := m.queues.engine.Forget(ctx); err != nil {
 		m.Logger.Warn("queues: forget this node's waiting calls", "err", err)
+	}
+	if m.queues.js != nil {
+		if err := m.queues.js.Close(); err != nil {
+			m.Logger.Warn("queues: close the store", "err", err)
+		}
 	}
 	if m.queues.conn != nil {
 		m.queues.conn.Close()

@@ -97,6 +97,9 @@ func openBenchJetStream(b *testing.B, url string) queue.Store {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			b.Logf("close the store: %v", err)
+		}
 		for _, name := range []string{bucket, bucket + "_offers"} {
 			if err := js.DeleteKeyValue(ctx, name); err != nil {
 				b.Logf("delete bucket %s: %v", name, err)
