@@ -462,7 +462,9 @@ func (e *Engine) stepQueue(ctx context.Context, d *Definition, look map[string]b
 	cands := map[string]*pool{}
 	seen := map[string]bool{}
 	run := func(w *Waiting, looked bool) {
-		seen[w.CallID] = true
+		if !all {
+			seen[w.CallID] = true // the walk below skips it
+		}
 		ch, err := e.step(ctx, d, w, cands, looked)
 		if err != nil {
 			e.cfg.Logger.Warn("queue: waiting call", "queue", w.Queue, "call_id", w.CallID, "err", err)
@@ -476,6 +478,7 @@ func (e *Engine) stepQueue(ctx context.Context, d *Definition, look map[string]b
 	var first []*Waiting
 	if q != nil {
 		if all {
+			first = make([]*Waiting, 0, len(q.line.keys))
 			for _, k := range q.line.keys {
 				first = append(first, e.local[k.id])
 			}
@@ -502,9 +505,11 @@ func (e *Engine) stepQueue(ctx context.Context, d *Definition, look map[string]b
 	if q == nil {
 		return nil
 	}
-	slices.SortFunc(first, func(a, b *Waiting) int {
-		return compareKeys(lineKey{a.EnteredAt, a.CallID}, lineKey{b.EnteredAt, b.CallID})
-	})
+	if !all { // else in line already
+		slices.SortFunc(first, func(a, b *Waiting) int {
+			return compareKeys(lineKey{a.EnteredAt, a.CallID}, lineKey{b.EnteredAt, b.CallID})
+		})
+	}
 	for _, w := range first {
 		run(w, all || look[w.CallID])
 	}
