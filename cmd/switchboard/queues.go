@@ -23,8 +23,9 @@ type queues struct {
 	engine *queue.Engine
 	hold   *queueHold // music and position prompts (queuehold.go)
 	sw     *api.QueueSwitch
-	conn   *nats.Conn   // with --cluster
-	board  *queue.Board // with --cluster: the agents of every node
+	conn   *nats.Conn       // with --cluster
+	board  *queue.Board     // with --cluster: the agents of every node
+	js     *queue.JetStream // with --cluster
 	stop   context.CancelFunc
 	done   chan struct{} // closed when the engine and the board returned
 
@@ -75,10 +76,11 @@ func (m *Main) startQueues(ctx context.Context) error {
 			Source: m.switchboard, Status: m.switchboard, Logger: m.Logger,
 		})
 		if err != nil {
+			_ = kv.Close()
 			nc.Close()
 			return err
 		}
-		st, q.conn, q.board, node = kv, nc, board, c.NodeID
+		st, q.conn, q.board, q.js, node = kv, nc, board, kv, c.NodeID
 		status = board.Status(m.switchboard)
 	}
 	q.sw = api.NewQueueSwitch(m.switchboard, m.hub)
@@ -96,6 +98,7 @@ func (m *Main) startQueues(ctx context.Context) error {
 	}
 	cfg := queue.WithStatus(queue.EngineConfig{
 		Store: st, Switch: q.sw, Events: events, Node: node, Logger: m.Logger,
+		Sweep: queue.DefaultSweep, // serve's QueueWake tells the engine of changes (Changed)
 	}, status)
 	if m.recordings != nil {
 		cfg.Record = api.QueueRecorder(q.sw, m.recordings, m.Logger)
@@ -185,6 +188,11 @@ func (m *Main) stopQueues() {
 	}
 	if err := q.engine.Forget(ctx); err != nil {
 		m.Logger.Warn("queues: forget this node's waiting calls", "err", err)
+	}
+	if q.js != nil {
+		if err := q.js.Close(); err != nil {
+			m.Logger.Warn("queues: close the store", "err", err)
+		}
 	}
 	if q.conn != nil {
 		q.conn.Close()

@@ -97,6 +97,9 @@ func openBenchJetStream(b *testing.B, url string) queue.Store {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			b.Logf("close the store: %v", err)
+		}
 		for _, name := range []string{bucket, bucket + "_offers"} {
 			if err := js.DeleteKeyValue(ctx, name); err != nil {
 				b.Logf("delete bucket %s: %v", name, err)
@@ -168,7 +171,7 @@ func runQueueRouting(b *testing.B, qst queue.Store) {
 	}
 	tracker := &queue.Tracker{Online: sb.Connected, Calls: sb.LiveCalls}
 	qs := api.NewQueueSwitch(sb, hub)
-	engine := queue.NewEngine(queue.EngineConfig{Store: qst, Switch: qs, Events: qs, Availability: tracker})
+	engine := queue.NewEngine(queue.EngineConfig{Store: qst, Switch: qs, Events: qs, Availability: tracker, Sweep: queue.DefaultSweep})
 	wake.Bind(engine)
 	tokens := api.NewTokens(adminKey, nil)
 	srv := api.New(api.Config{Switchboard: sb, Hub: hub, Tokens: tokens, Ready: st.Ready, Numbers: st,

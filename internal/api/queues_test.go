@@ -96,8 +96,10 @@ func newQueueServerWith(t *testing.T, recorded bool) *queueServer {
 	qs := api.NewQueueSwitch(sb, hub)
 	q.sw = &countingSwitch{QueueSwitch: qs}
 	// Tests step the engine by hand; one that runs it (Run) has no tick
-	// within the test, only wakes.
-	ec := queue.WithStatus(queue.EngineConfig{Store: queue.NewMemory(), Switch: q.sw, Events: qs, Now: q.clock, Tick: time.Hour}, sb)
+	// within the test, only wakes. No sweep either: the engine learns of
+	// changes to queue calls from the switchboard's events alone
+	// (QueueWake → Engine.Changed).
+	ec := queue.WithStatus(queue.EngineConfig{Store: queue.NewMemory(), Switch: q.sw, Events: qs, Now: q.clock, Tick: time.Hour, Sweep: time.Hour}, sb)
 	ac := api.Config{Switchboard: sb, Hub: hub, Tokens: api.NewTokens(adminKey, nil), Ready: st.Ready, Numbers: st,
 		QueueSwitch: qs, WriteTimeout: 2 * time.Second}
 	if rec != nil {

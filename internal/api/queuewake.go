@@ -7,14 +7,18 @@ import (
 	"github.com/switchboard/switchboard/internal/queue"
 )
 
-// QueueWake is a calls.Publisher that hands every event on and wakes the
-// queue engine (queue.Engine.Wake) on the events after which an offer may
-// be due at once: a call ended (an agent hung up her queue call, or
-// another call of hers), a participant's state changed (an offer was
-// accepted or declined), the roster changed, an agent's status changed
-// (she became Available, a wrap-up ended). Without it a freed agent waits
-// for the engine's next tick. Wakes are coalesced by the engine and never
-// block, as Publish must not.
+// QueueWake is a calls.Publisher that hands every event on and tells the
+// queue engine of the events that may move a queue call on. An event on
+// a call (it ended, a participant came, went, accepted or declined) goes
+// to queue.Engine.Changed, which marks the call for the next step and
+// wakes the engine only when it is the caller's call of one of its waiting
+// or answered queue calls; this is how the engine learns of a caller who
+// hangs up while waiting without asking after every call (its
+// EngineConfig.Sweep). A call's end or an agent's status change (she may
+// be free: her own call ended, she became Available, a wrap-up ended)
+// wakes it too (queue.Engine.Wake, a no-op while no call waits). Without
+// it a freed agent waits for the engine's next tick. Wakes are coalesced
+// by the engine and never block, as Publish must not.
 //
 // On a cluster it also tells the queue board (BindBoard) whose state an
 // event may have changed, so that the other nodes see it.
@@ -43,11 +47,20 @@ func (w *QueueWake) Publish(ev calls.Event) {
 	if b := w.board.Load(); b != nil && ev.AgentID != "" {
 		b.Touch(ev.AgentID)
 	}
+	e := w.engine.Load()
+	if e == nil {
+		return
+	}
 	switch ev.Type {
-	case calls.EventCallEnded, calls.EventParticipantStateChanged,
-		calls.EventRemoteParticipantsUpdated, calls.EventAgentStatusChanged:
-		if e := w.engine.Load(); e != nil {
+	case calls.EventParticipantStateChanged, calls.EventRemoteParticipantsUpdated:
+		if ev.CallID != "" {
+			e.Changed(ev.CallID)
+		}
+	case calls.EventCallEnded:
+		if ev.CallID == "" || !e.Changed(ev.CallID) {
 			e.Wake()
 		}
+	case calls.EventAgentStatusChanged:
+		e.Wake()
 	}
 }

@@ -65,3 +65,40 @@ func TestQueueWakeOnHangup(t *testing.T) {
 		t.Fatalf("after ann hung up: %+v, want one offer", st)
 	}
 }
+
+// TestQueueAbandonSeenByEvent: the engine asks after a waiting call only
+// when its call changed (no sweep within the test, see newQueueServer).
+// Three callers wait while the only agent is Away; a step with nothing new
+// looks at none of them. When one hangs up, the switchboard's callEnded
+// reaches the engine through QueueWake (Engine.Changed), and the next
+// step looks at that call alone and counts it abandoned.
+func TestQueueAbandonSeenByEvent(t *testing.T) {
+	s := newQueueServer(t)
+	s.do(http.MethodPost, "/api/queues", adminKey, map[string]any{"name": "support", "members": []map[string]any{{"agent": "8:acs:ann"}}}, http.StatusCreated, nil)
+	s.do(http.MethodPut, "/api/agents/8:acs:ann/status", s.token("sue", calls.RoleSupervisor), map[string]any{"status": "Away"}, http.StatusOK, nil)
+	var ids []string
+	var tokens []string
+	for _, name := range []string{"carl", "cora", "cid"} {
+		tok := s.token(name, calls.RoleCaller)
+		var c calls.Call
+		s.do(http.MethodPost, "/api/calls", tok, map[string]any{"queue": "support"}, http.StatusCreated, &c)
+		ids, tokens = append(ids, c.ID), append(tokens, tok)
+	}
+	s.step() // the entries' first looks
+	before := s.sw.looks.Load()
+	s.step()
+	if n := s.sw.looks.Load() - before; n != 0 {
+		t.Fatalf("a step with nothing new looked at %d calls, want 0", n)
+	}
+	s.do(http.MethodPost, "/api/calls/"+ids[1]+"/hangup", tokens[1], nil, http.StatusOK, nil)
+	before = s.sw.looks.Load()
+	s.step()
+	if n := s.sw.looks.Load() - before; n != 1 {
+		t.Errorf("the step after cora hung up looked at %d calls, want 1", n)
+	}
+	var st queue.Stats
+	s.do(http.MethodGet, "/api/queues/support/stats", adminKey, nil, http.StatusOK, &st)
+	if st.Abandoned != 1 || st.Waiting != 2 {
+		t.Fatalf("after cora hung up: %+v, want 1 abandoned, 2 waiting", st)
+	}
+}

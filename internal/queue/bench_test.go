@@ -25,29 +25,43 @@ func BenchmarkPick(b *testing.B) {
 }
 
 // BenchmarkStepBusy: one engine step over 10,000 waiting calls while all
-// 1,000 agents are busy (the per-tick cost of a full queue, memory store).
+// 1,000 agents are busy (the per-tick cost of a full queue, memory store):
+// sweep=0 asks the switch about every call each step (EngineConfig.Sweep
+// unset), changed only about the calls Changed named (none here) and its
+// share of the 10 s sweep at one step a Tick.
 func BenchmarkStepBusy(b *testing.B) {
-	ctx := context.Background()
-	members := make([]Member, 1000)
-	for i := range members {
-		members[i] = Member{Agent: fmt.Sprintf("8:acs:a%d", i)}
-	}
-	tr := &Tracker{}
-	for _, m := range members {
-		tr.MarkAway(m.Agent)
-	}
-	e := NewEngine(EngineConfig{Store: NewMemory(), Switch: newFakeSwitch(), Availability: tr, Now: func() time.Time { return t0 }})
-	if _, err := e.Create(ctx, Definition{Name: "q", Members: members}); err != nil {
-		b.Fatal(err)
-	}
-	for i := range 10000 {
-		if _, err := e.Enter(ctx, "q", fmt.Sprintf("c%05d", i), "8:acs:x", nil); err != nil {
-			b.Fatal(err)
+	for _, sweep := range []time.Duration{0, DefaultSweep} {
+		name := "sweep=0"
+		if sweep > 0 {
+			name = "changed"
 		}
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		e.Step(ctx)
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			members := make([]Member, 1000)
+			for i := range members {
+				members[i] = Member{Agent: fmt.Sprintf("8:acs:a%d", i)}
+			}
+			tr := &Tracker{}
+			for _, m := range members {
+				tr.MarkAway(m.Agent)
+			}
+			clk := &clock{now: t0}
+			e := NewEngine(EngineConfig{Store: NewMemory(), Switch: newFakeSwitch(), Availability: tr, Now: clk.Now, Sweep: sweep})
+			if _, err := e.Create(ctx, Definition{Name: "q", Members: members}); err != nil {
+				b.Fatal(err)
+			}
+			for i := range 10000 {
+				if _, err := e.Enter(ctx, "q", fmt.Sprintf("c%05d", i), "8:acs:x", nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			e.Step(ctx) // the entries' first looks
+			b.ReportAllocs()
+			for b.Loop() {
+				clk.add(200 * time.Millisecond) // a Tick: the sweep's pace
+				e.Step(ctx)
+			}
+		})
 	}
 }
 

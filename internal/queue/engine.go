@@ -72,8 +72,22 @@ type EngineConfig struct {
 	Node   string
 	Now    func() time.Time // default time.Now
 	Tick   time.Duration    // how often waiting calls are looked at; default 200 ms
+	// Sweep, when set, says that Changed tells the engine of every change
+	// to a waiting or answered call's caller leg (api.QueueWake does it
+	// from the switchboard's events): a step then asks the Switch about a
+	// call only when Changed named it, when it is about to act on it (an
+	// offer, a ring timeout, max wait) or in a sweep that looks at every
+	// call once per Sweep, a bit each step, as a fallback. 0 (the
+	// default): every step asks about every call.
+	Sweep  time.Duration
 	Logger *slog.Logger
 }
+
+// DefaultSweep is the fallback sweep serve runs with (EngineConfig.Sweep).
+const DefaultSweep = 10 * time.Second
+
+// minSweepBatch is the fewest calls a step's share of a sweep looks at.
+const minSweepBatch = 64
 
 // Engine runs the offer cycle of the calls that entered a queue on this
 // node: their caller legs live here, so this node offers them. Definitions,
@@ -85,12 +99,23 @@ type Engine struct {
 	tracker *Tracker
 
 	mu       sync.Mutex
-	local    map[string]*Waiting // by caller call id
-	answered map[string]answered // by caller call id
-	last     map[string]string   // queue -> agent offered last
-	misses   map[string]int      // agent -> offers in a row rung out
-	offering map[string]bool     // agents this node's offers ring
+	local    map[string]*Waiting    // by caller call id
+	queues   map[string]*localQueue // the same calls by queue, in line
+	dirty    map[string]bool        // caller call ids Changed since their last look
+	sweep    []string               // call ids the current sweep has yet to look at
+	sweepAt  time.Time              // when the next sweep may start
+	answered map[string]answered    // by caller call id
+	last     map[string]string      // queue -> agent offered last
+	misses   map[string]int         // agent -> offers in a row rung out
+	offering map[string]bool        // agents this node's offers ring
 	kick     chan struct{}
+}
+
+// localQueue is one queue's waiting calls of this node: in line (oldest
+// first) and those with an offer out.
+type localQueue struct {
+	line    line
+	offered map[string]*Waiting
 }
 
 type answered struct {
@@ -109,7 +134,7 @@ type AgentCaller interface {
 
 // NewEngine answers an engine; Run starts it.
 func NewEngine(cfg EngineConfig) *Engine {
-	e := &Engine{cfg: cfg, local: map[string]*Waiting{}, answered: map[string]answered{}, last: map[string]string{}, misses: map[string]int{}, offering: map[string]bool{}, kick: make(chan struct{}, 1)}
+	e := &Engine{cfg: cfg, local: map[string]*Waiting{}, queues: map[string]*localQueue{}, dirty: map[string]bool{}, answered: map[string]answered{}, last: map[string]string{}, misses: map[string]int{}, offering: map[string]bool{}, kick: make(chan struct{}, 1)}
 	if e.cfg.Availability == nil {
 		e.cfg.Availability = &Tracker{}
 	}
@@ -128,6 +153,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 	if e.cfg.Logger == nil {
 		e.cfg.Logger = slog.Default()
 	}
+	e.sweepAt = e.cfg.Now().Add(e.cfg.Sweep)
 	return e
 }
 
@@ -158,6 +184,13 @@ func (e *Engine) stats(ctx context.Context, d *Definition) (Stats, error) {
 	c, err := e.cfg.Store.Counters(ctx, d.Name)
 	if err != nil {
 		return Stats{}, err
+	}
+	if sm, ok := e.cfg.Store.(Summarizer); ok {
+		sum, err := sm.WaitingSummary(ctx, d.Name)
+		if err != nil {
+			return Stats{}, err
+		}
+		return ComputeSummary(d, c, sum, e.cfg.Now()), nil
 	}
 	ws, err := e.cfg.Store.Waiting(ctx, d.Name)
 	if err != nil {
@@ -190,23 +223,108 @@ func (e *Engine) put(ctx context.Context, d *Definition, w *Waiting) error {
 	}
 	own := *w // Step changes its own copy; w stays the caller's
 	e.mu.Lock()
-	e.local[w.CallID] = &own
+	e.addLocal(&own)
+	e.dirty[w.CallID] = true // its first step looks at it
 	e.mu.Unlock()
-	ws, err := e.cfg.Store.Waiting(ctx, d.Name)
-	if err == nil && e.cfg.Events != nil {
-		pos := slices.IndexFunc(ws, func(x Waiting) bool { return x.CallID == w.CallID }) + 1
-		e.cfg.Events.QueueCallWaiting(*w, pos)
+	if e.cfg.Events != nil {
+		if pos, err := e.position(ctx, w); err == nil {
+			e.cfg.Events.QueueCallWaiting(*w, pos)
+		}
 	}
 	e.publishStats(ctx, d)
 	return nil
+}
+
+// position answers w's place in its queue (1: next): the number waiting
+// when the store summarizes (w entered last), else its index in the list.
+func (e *Engine) position(ctx context.Context, w *Waiting) (int, error) {
+	if s, ok := e.cfg.Store.(Summarizer); ok {
+		sum, err := s.WaitingSummary(ctx, w.Queue)
+		return sum.Count, err
+	}
+	ws, err := e.cfg.Store.Waiting(ctx, w.Queue)
+	if err != nil {
+		return 0, err
+	}
+	return slices.IndexFunc(ws, func(x Waiting) bool { return x.CallID == w.CallID }) + 1, nil
+}
+
+// addLocal keeps w as this node's (e.mu held).
+func (e *Engine) addLocal(w *Waiting) {
+	e.local[w.CallID] = w
+	q := e.queues[w.Queue]
+	if q == nil {
+		q = &localQueue{offered: map[string]*Waiting{}}
+		e.queues[w.Queue] = q
+	}
+	q.line.add(w.EnteredAt, w.CallID)
+	if w.Offer != nil {
+		q.offered[w.CallID] = w
+	}
+}
+
+// removeLocal forgets w (e.mu held). A Changed mark stays: the call may
+// be answered now, and a step drops marks of calls it no longer has.
+func (e *Engine) removeLocal(w *Waiting) {
+	delete(e.local, w.CallID)
+	if q := e.queues[w.Queue]; q != nil {
+		q.line.remove(w.EnteredAt, w.CallID)
+		delete(q.offered, w.CallID)
+		if q.line.len() == 0 {
+			delete(e.queues, w.Queue)
+		}
+	}
+}
+
+// setOffer sets w's offer and files w among its queue's offered calls.
+func (e *Engine) setOffer(w *Waiting, o *Offer) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	w.Offer = o
+	q := e.queues[w.Queue]
+	if q == nil {
+		return
+	}
+	if o != nil {
+		q.offered[w.CallID] = w
+	} else {
+		delete(q.offered, w.CallID)
+	}
 }
 
 // Wake makes Run look at the waiting calls at once rather than at the
 // next Tick: the calls domain tells it that an offered or answered queue
 // call changed or that an agent may have become free (a call ended, her
 // status changed). Wakes that come while a look is pending make one
-// look; it never blocks.
-func (e *Engine) Wake() { e.poke() }
+// look; it never blocks. With no call waiting or answered here it does
+// nothing.
+func (e *Engine) Wake() {
+	e.mu.Lock()
+	idle := len(e.local) == 0 && len(e.answered) == 0
+	e.mu.Unlock()
+	if !idle {
+		e.poke()
+	}
+}
+
+// Changed tells the engine that the call callID changed (an event of the
+// calls domain named it: it ended, a participant came, went or changed
+// state). When it is the caller's call of a waiting or answered queue call
+// of this node, the next step asks the Switch about it and Run steps at
+// once; Changed then reports true. It never blocks.
+func (e *Engine) Changed(callID string) bool {
+	e.mu.Lock()
+	_, waiting := e.local[callID]
+	_, ans := e.answered[callID]
+	if waiting || ans {
+		e.dirty[callID] = true
+	}
+	e.mu.Unlock()
+	if waiting || ans {
+		e.poke()
+	}
+	return waiting || ans
+}
 
 func (e *Engine) poke() {
 	select {
@@ -231,65 +349,48 @@ func (e *Engine) Run(ctx context.Context) {
 	}
 }
 
-// Step looks once at every waiting call of this node, oldest first, and
-// at the answered ones (to start the agent's wrap-up when they end).
+// Step moves this node's waiting calls on, and looks at the answered
+// ones (to start the agent's wrap-up when they end). Without Sweep it asks
+// the Switch about every call, oldest first. With Sweep it looks only at
+// the calls Changed named, at its share of the sweep, at the calls whose
+// offer or max wait is due, and, while agents are free, at the oldest
+// calls without an offer, in line, until none is: its cost follows what
+// changed, not the backlog.
 func (e *Engine) Step(ctx context.Context) {
+	now := e.cfg.Now()
 	e.mu.Lock()
-	ws := make([]*Waiting, 0, len(e.local))
-	for _, w := range e.local {
-		ws = append(ws, w)
+	look := e.dirty
+	e.dirty = map[string]bool{}
+	all := e.cfg.Sweep <= 0
+	if !all {
+		e.sweepShare(now, look)
 	}
 	ans := make([]answered, 0, len(e.answered))
-	for _, a := range e.answered {
-		ans = append(ans, a)
+	for id, a := range e.answered {
+		if all || look[id] {
+			ans = append(ans, a)
+		}
+	}
+	names := make([]string, 0, len(e.queues))
+	for q := range e.queues {
+		names = append(names, q)
 	}
 	e.mu.Unlock()
+	slices.Sort(names)
 	for _, a := range ans {
-		st, err := e.cfg.Switch.Status(ctx, a.w, a.agent)
-		if err != nil || !(st.CallerGone || st.AgentGone) {
+		e.lookAnswered(ctx, a)
+	}
+	defs := map[string]*Definition{}
+	changed := map[string]bool{}
+	for _, name := range names {
+		def, err := e.cfg.Store.Queue(ctx, name)
+		if err != nil {
+			e.cfg.Logger.Warn("queue: definition", "queue", name, "err", err)
 			continue
 		}
-		e.mu.Lock()
-		delete(e.answered, a.w.CallID)
-		e.mu.Unlock()
-		if !st.CallerGone {
-			// The agent hung up: the caller, alone in the call, leaves too.
-			if err := e.cfg.Switch.End(ctx, a.w, ReasonAgentLeft); err != nil {
-				e.cfg.Logger.Warn("queue: end the caller after the agent left", "call_id", a.w.CallID, "err", err)
-			}
-		}
-		if e.tracker != nil {
-			e.tracker.Ended(a.agent, e.cfg.Now(), a.wrapUp)
-		}
-		if e.cfg.WrapUp != nil {
-			e.cfg.WrapUp(ctx, a.agent, a.agentCall, int(a.wrapUp/time.Second))
-		}
-	}
-	slices.SortFunc(ws, func(a, b *Waiting) int {
-		return a.EnteredAt.Compare(b.EnteredAt)
-	})
-	defs := map[string]*Definition{}
-	cands := map[string]*pool{}
-	changed := map[string]bool{}
-	for _, w := range ws {
-		d, ok := defs[w.Queue]
-		if !ok {
-			def, err := e.cfg.Store.Queue(ctx, w.Queue)
-			if err != nil {
-				e.cfg.Logger.Warn("queue: definition", "queue", w.Queue, "err", err)
-				continue
-			}
-			d = &def
-			defs[w.Queue] = d
-		}
-		if _, ok := cands[w.Queue]; !ok {
-			cands[w.Queue] = newPool(e.candidates(d))
-		}
-		ch, err := e.step(ctx, d, w, cands)
-		if err != nil {
-			e.cfg.Logger.Warn("queue: waiting call", "queue", w.Queue, "call_id", w.CallID, "err", err)
-		}
-		for _, q := range ch {
+		d := &def
+		defs[name] = d
+		for _, q := range e.stepQueue(ctx, d, look, all, now) {
 			changed[q] = true
 		}
 	}
@@ -304,6 +405,163 @@ func (e *Engine) Step(ctx context.Context) {
 		}
 		e.publishStats(ctx, d)
 	}
+}
+
+// sweepShare adds to look this step's share of the sweep: a sweep starts
+// every Sweep with every waiting and answered call, and each step takes
+// enough of it to finish within Sweep at one step a Tick (e.mu held).
+func (e *Engine) sweepShare(now time.Time, look map[string]bool) {
+	if len(e.sweep) == 0 && !now.Before(e.sweepAt) {
+		for id := range e.local {
+			e.sweep = append(e.sweep, id)
+		}
+		for id := range e.answered {
+			e.sweep = append(e.sweep, id)
+		}
+		e.sweepAt = now.Add(e.cfg.Sweep)
+	}
+	n := max(minSweepBatch, int(int64(len(e.sweep))*int64(e.cfg.Tick)/int64(e.cfg.Sweep))+1)
+	n = min(n, len(e.sweep))
+	for _, id := range e.sweep[:n] {
+		look[id] = true
+	}
+	e.sweep = e.sweep[n:]
+	if len(e.sweep) == 0 {
+		e.sweep = nil
+	}
+}
+
+// lookAnswered ends an answered call's part in the queue once its caller
+// or agent left: the caller leaves too, the agent gets her wrap-up.
+func (e *Engine) lookAnswered(ctx context.Context, a answered) {
+	st, err := e.cfg.Switch.Status(ctx, a.w, a.agent)
+	if err != nil || !(st.CallerGone || st.AgentGone) {
+		return
+	}
+	e.mu.Lock()
+	delete(e.answered, a.w.CallID)
+	e.mu.Unlock()
+	if !st.CallerGone {
+		// The agent hung up: the caller, alone in the call, leaves too.
+		if err := e.cfg.Switch.End(ctx, a.w, ReasonAgentLeft); err != nil {
+			e.cfg.Logger.Warn("queue: end the caller after the agent left", "call_id", a.w.CallID, "err", err)
+		}
+	}
+	if e.tracker != nil {
+		e.tracker.Ended(a.agent, e.cfg.Now(), a.wrapUp)
+	}
+	if e.cfg.WrapUp != nil {
+		e.cfg.WrapUp(ctx, a.agent, a.agentCall, int(a.wrapUp/time.Second))
+	}
+}
+
+// pickChunk is how many calls of a line a step takes at once while agents
+// are free.
+const pickChunk = 32
+
+// stepQueue moves d's calls on this node on (Step); it answers the queues
+// whose stats changed.
+func (e *Engine) stepQueue(ctx context.Context, d *Definition, look map[string]bool, all bool, now time.Time) []string {
+	var changed []string
+	cands := map[string]*pool{}
+	seen := map[string]bool{}
+	run := func(w *Waiting, looked bool) {
+		if !all {
+			seen[w.CallID] = true // the walk below skips it
+		}
+		ch, err := e.step(ctx, d, w, cands, looked)
+		if err != nil {
+			e.cfg.Logger.Warn("queue: waiting call", "queue", w.Queue, "call_id", w.CallID, "err", err)
+		}
+		changed = append(changed, ch...)
+	}
+	maxWait := time.Duration(d.MaxWaitSeconds) * time.Second
+	// First the calls with news, offers out and max wait due, oldest first.
+	e.mu.Lock()
+	q := e.queues[d.Name]
+	var first []*Waiting
+	if q != nil {
+		if all {
+			first = make([]*Waiting, 0, len(q.line.keys))
+			for _, k := range q.line.keys {
+				first = append(first, e.local[k.id])
+			}
+		} else {
+			for _, w := range q.offered {
+				first = append(first, w)
+			}
+			for id := range look {
+				if w := e.local[id]; w != nil && w.Queue == d.Name && w.Offer == nil {
+					first = append(first, w)
+				}
+			}
+			for _, k := range q.line.keys {
+				if d.MaxWaitSeconds == 0 || now.Sub(k.at) < maxWait {
+					break // the rest entered later
+				}
+				if w := e.local[k.id]; w.Offer == nil && !look[k.id] {
+					first = append(first, w)
+				}
+			}
+		}
+	}
+	e.mu.Unlock()
+	if q == nil {
+		return nil
+	}
+	if !all { // else in line already
+		slices.SortFunc(first, func(a, b *Waiting) int {
+			return compareKeys(lineKey{a.EnteredAt, a.CallID}, lineKey{b.EnteredAt, b.CallID})
+		})
+	}
+	for _, w := range first {
+		run(w, all || look[w.CallID])
+	}
+	if all {
+		return changed
+	}
+	// Then, while agents are free, the calls without an offer, in line.
+	var after *lineKey
+	for e.pool(d, cands).free > 0 {
+		e.mu.Lock()
+		q := e.queues[d.Name]
+		var chunk []*Waiting
+		if q != nil {
+			i := 0
+			if after != nil {
+				i, _ = slices.BinarySearchFunc(q.line.keys, *after, compareKeys)
+			}
+			for ; i < len(q.line.keys) && len(chunk) < pickChunk; i++ {
+				k := q.line.keys[i]
+				after = &lineKey{k.at, k.id + "\x00"} // just after k
+				if w := e.local[k.id]; w.Offer == nil && !seen[k.id] {
+					chunk = append(chunk, w)
+				}
+			}
+		}
+		e.mu.Unlock()
+		if len(chunk) == 0 {
+			break
+		}
+		for _, w := range chunk {
+			if e.pool(d, cands).free == 0 {
+				break
+			}
+			run(w, false)
+		}
+	}
+	return changed
+}
+
+// pool answers d's candidates for this step, asked of Availability the
+// first time (again after an answer made one busy).
+func (e *Engine) pool(d *Definition, cands map[string]*pool) *pool {
+	p := cands[d.Name]
+	if p == nil {
+		p = newPool(e.candidates(d))
+		cands[d.Name] = p
+	}
+	return p
 }
 
 // pool is a queue's candidates during one Step, with how many of them
@@ -353,7 +611,7 @@ func (e *Engine) publishStats(ctx context.Context, d *Definition) {
 // leave removes w from its queue with delta counted.
 func (e *Engine) leave(ctx context.Context, w *Waiting, delta Counters) error {
 	e.mu.Lock()
-	delete(e.local, w.CallID)
+	e.removeLocal(w)
 	e.mu.Unlock()
 	if w.Offer != nil {
 		if err := e.release(ctx, w.Offer.Agent, w.CallID); err != nil {
@@ -368,12 +626,16 @@ func (e *Engine) leave(ctx context.Context, w *Waiting, delta Counters) error {
 }
 
 // step moves one waiting call on; it answers the queues whose stats
-// changed.
-func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[string]*pool) ([]string, error) {
+// changed. Unless looked (the call changed, or every call is looked at),
+// it asks the Switch about the call only when the decision would act.
+func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[string]*pool, looked bool) ([]string, error) {
 	now := e.cfg.Now()
 	agent := ""
 	if w.Offer != nil {
 		agent = w.Offer.Agent
+	}
+	if !looked && e.holds(d, w, cands, now) {
+		return nil, nil
 	}
 	st, err := e.cfg.Switch.Status(ctx, *w, agent)
 	if err != nil {
@@ -402,7 +664,11 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 		e.mu.Lock()
 		e.misses[agent] = 0
 		e.answered[w.CallID] = a
+		// The next step looks at it: its end may have come before this
+		// look, and no change will tell of it again.
+		e.dirty[w.CallID] = true
 		e.mu.Unlock()
+		e.poke()
 		if d.Record && e.cfg.Record != nil {
 			e.cfg.Record(ctx, *w, agent)
 		}
@@ -417,7 +683,7 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 		if err := e.release(ctx, agent, w.CallID); err != nil {
 			return nil, err
 		}
-		w.Offer = nil
+		e.setOffer(w, nil)
 		if _, err := e.cfg.Store.AddCounters(ctx, w.Queue, Counters{Missed: 1}); err != nil {
 			return nil, err
 		}
@@ -427,7 +693,7 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 	e.mu.Lock()
 	last := e.last[w.Queue]
 	e.mu.Unlock()
-	p := cands[w.Queue]
+	p := e.pool(d, cands)
 	if p.free == 0 && w.Offer == nil && (d.MaxWaitSeconds == 0 || now.Sub(w.EnteredAt) < time.Duration(d.MaxWaitSeconds)*time.Second) {
 		return nil, nil // nobody to offer to: Next would answer Hold
 	}
@@ -442,7 +708,7 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 		if err := e.release(ctx, dec.Agent, w.CallID); err != nil {
 			return nil, err
 		}
-		w.Offer = nil
+		e.setOffer(w, nil)
 		e.mu.Lock()
 		e.misses[dec.Agent]++
 		away := e.misses[dec.Agent] >= d.MaxMisses
@@ -485,6 +751,26 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 	return nil, nil
 }
 
+// holds reports whether w, with no news of its caller's call, waits on
+// as it is: nobody free to offer it to, or its offer still rings, and its
+// max wait not reached.
+func (e *Engine) holds(d *Definition, w *Waiting, cands map[string]*pool, now time.Time) bool {
+	if d.MaxWaitSeconds > 0 && now.Sub(w.EnteredAt) >= time.Duration(d.MaxWaitSeconds)*time.Second {
+		return false
+	}
+	if w.Offer != nil {
+		return now.Sub(w.Offer.At) < time.Duration(d.RingTimeoutSeconds)*time.Second
+	}
+	p := e.pool(d, cands)
+	if p.free == 0 {
+		return true
+	}
+	e.mu.Lock()
+	last := e.last[w.Queue]
+	e.mu.Unlock()
+	return Next(d, w, p.cs, last, now).Action == Hold
+}
+
 // release frees the agent of w's offer, here and in the store.
 func (e *Engine) release(ctx context.Context, agent, callID string) error {
 	e.mu.Lock()
@@ -495,7 +781,7 @@ func (e *Engine) release(ctx context.Context, agent, callID string) error {
 
 // ring offers w to agent (or, when another node holds her, to the next).
 func (e *Engine) ring(ctx context.Context, d *Definition, w *Waiting, cands map[string]*pool, last string, now time.Time, agent string) ([]string, error) {
-	p := cands[w.Queue]
+	p := e.pool(d, cands)
 	cs := p.cs
 	for agent != "" {
 		ok, err := e.cfg.Store.ClaimAgent(ctx, agent, w.CallID)
@@ -523,7 +809,7 @@ func (e *Engine) ring(ctx context.Context, d *Definition, w *Waiting, cands map[
 		w.Tried = nil // a new round
 	}
 	w.Tried = append(w.Tried, agent)
-	w.Offer = &Offer{Agent: agent, At: now}
+	e.setOffer(w, &Offer{Agent: agent, At: now})
 	e.mu.Lock()
 	e.offering[agent] = true
 	e.last[w.Queue] = agent
@@ -544,6 +830,9 @@ func (e *Engine) Forget(ctx context.Context) error {
 		ws = append(ws, w)
 	}
 	e.local = map[string]*Waiting{}
+	e.queues = map[string]*localQueue{}
+	e.dirty = map[string]bool{}
+	e.sweep = nil
 	e.mu.Unlock()
 	var errs []error
 	for _, w := range ws {

@@ -16,6 +16,16 @@ type fakeSwitch struct {
 	gone     map[string]bool   // caller hung up
 	ended    map[string]string // call -> reason the engine ended it
 	offers   []string          // "call>agent", in order
+	looks    int               // Status calls
+	// changed, when set, is told of each change to a call, as
+	// api.QueueWake tells Engine.Changed.
+	changed func(call string)
+}
+
+func (f *fakeSwitch) tell(call string) {
+	if f.changed != nil {
+		f.changed(call)
+	}
 }
 
 func newFakeSwitch() *fakeSwitch {
@@ -35,9 +45,13 @@ func (f *fakeSwitch) Offer(_ context.Context, w Waiting, agent string) error {
 
 func (f *fakeSwitch) Withdraw(_ context.Context, w Waiting, agent string) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.ringing[w.CallID] == agent {
+	rang := f.ringing[w.CallID] == agent
+	if rang {
 		delete(f.ringing, w.CallID)
+	}
+	f.mu.Unlock()
+	if rang {
+		f.tell(w.CallID)
 	}
 	return nil
 }
@@ -45,6 +59,7 @@ func (f *fakeSwitch) Withdraw(_ context.Context, w Waiting, agent string) error 
 func (f *fakeSwitch) Status(_ context.Context, w Waiting, agent string) (Status, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.looks++
 	st := Status{CallerGone: f.gone[w.CallID] || f.ended[w.CallID] != ""}
 	if agent != "" {
 		st.Answered = f.answered[w.CallID] == agent
@@ -55,26 +70,35 @@ func (f *fakeSwitch) Status(_ context.Context, w Waiting, agent string) (Status,
 
 func (f *fakeSwitch) End(_ context.Context, w Waiting, reason string) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.ended[w.CallID] = reason
+	f.mu.Unlock()
+	f.tell(w.CallID)
 	return nil
 }
 
 // accept: the agent ringing for call answers it.
 func (f *fakeSwitch) accept(call string) string {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	a := f.ringing[call]
 	delete(f.ringing, call)
 	f.answered[call] = a
+	f.mu.Unlock()
+	f.tell(call)
 	return a
 }
 
 // hangUp: the answered call ends.
 func (f *fakeSwitch) hangUp(call string) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.gone[call] = true
+	f.mu.Unlock()
+	f.tell(call)
+}
+
+func (f *fakeSwitch) lookCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.looks
 }
 
 func (f *fakeSwitch) ringingNow() map[string]string {
@@ -112,11 +136,24 @@ func (r *recordedEvents) QueueStatsChanged(s Stats) {
 	r.stats = append(r.stats, s)
 }
 
-func newEngine(t *testing.T, d Definition) (*Engine, *fakeSwitch, *clock, *Tracker, *recordedEvents) {
+// modes runs test twice: with every step looking at every call (no
+// Sweep), and with the switch telling the engine of changes (Changed)
+// and a sweep too rare to happen within the test.
+func modes(t *testing.T, test func(t *testing.T, sweep time.Duration)) {
+	t.Run("every-step", func(t *testing.T) { test(t, 0) })
+	t.Run("changed", func(t *testing.T) { test(t, 24*time.Hour) })
+}
+
+// newEngineSweep is newEngine with EngineConfig.Sweep; with a sweep the
+// fake switch tells the engine of changes.
+func newEngineSweep(t *testing.T, d Definition, sweep time.Duration) (*Engine, *fakeSwitch, *clock, *Tracker, *recordedEvents) {
 	t.Helper()
 	sw, clk, ev := newFakeSwitch(), &clock{now: t0}, &recordedEvents{}
 	tr := &Tracker{}
-	e := NewEngine(EngineConfig{Store: NewMemory(), Switch: sw, Availability: tr, Events: ev, Now: clk.Now})
+	e := NewEngine(EngineConfig{Store: NewMemory(), Switch: sw, Availability: tr, Events: ev, Now: clk.Now, Sweep: sweep})
+	if sweep > 0 {
+		sw.changed = func(call string) { e.Changed(call) }
+	}
 	if _, err := e.Create(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
@@ -125,13 +162,15 @@ func newEngine(t *testing.T, d Definition) (*Engine, *fakeSwitch, *clock, *Track
 
 // TestEngineLongestIdle: 10 agents, 100 calls; each offer goes to the
 // agent idle the longest among those free, and the stats add up.
-func TestEngineLongestIdle(t *testing.T) {
+func TestEngineLongestIdle(t *testing.T) { modes(t, testEngineLongestIdle) }
+
+func testEngineLongestIdle(t *testing.T, sweep time.Duration) {
 	ctx := context.Background()
 	var members []Member
 	for i := range 10 {
 		members = append(members, Member{Agent: fmt.Sprintf("8:acs:agent%d", i)})
 	}
-	e, sw, clk, tr, ev := newEngine(t, Definition{Name: "support", Members: members, ServiceLevelSeconds: 20})
+	e, sw, clk, tr, ev := newEngineSweep(t, Definition{Name: "support", Members: members, ServiceLevelSeconds: 20}, sweep)
 	// Agents came online a second apart: agent9 idle the longest.
 	for i, m := range members {
 		tr.SetAvailable(m.Agent, t0.Add(-time.Duration(i+1)*time.Second))
@@ -228,11 +267,13 @@ func slicesDelete[T any](s []T, del func(T) bool) []T {
 // TestEngineMisses: an offer nobody answers moves on at the ring timeout;
 // the second miss in a row reports the agent (Away); an abandoned call and
 // a call at max wait are counted.
-func TestEngineMisses(t *testing.T) {
+func TestEngineMisses(t *testing.T) { modes(t, testEngineMisses) }
+
+func testEngineMisses(t *testing.T, sweep time.Duration) {
 	ctx := context.Background()
 	d := Definition{Name: "support", RingTimeoutSeconds: 5, MaxWaitSeconds: 100, MaxMisses: 2,
 		Members: []Member{{Agent: "8:acs:a"}, {Agent: "8:acs:b"}}}
-	e, sw, clk, tr, _ := newEngine(t, d)
+	e, sw, clk, tr, _ := newEngineSweep(t, d, sweep)
 	tr.SetAvailable("8:acs:a", t0.Add(-time.Hour)) // idle the longest
 	tr.SetAvailable("8:acs:b", t0)
 	if _, err := e.Enter(ctx, "support", "c1", "8:acs:x", nil); err != nil {
@@ -291,9 +332,11 @@ func TestEngineMisses(t *testing.T) {
 
 // TestEngineOverflow: at max wait a call moves to the overflow queue, and
 // a declined offer moves on at once.
-func TestEngineOverflow(t *testing.T) {
+func TestEngineOverflow(t *testing.T) { modes(t, testEngineOverflow) }
+
+func testEngineOverflow(t *testing.T, sweep time.Duration) {
 	ctx := context.Background()
-	e, sw, clk, tr, _ := newEngine(t, Definition{Name: "support", MaxWaitSeconds: 30, OverflowQueue: "backup", Members: []Member{{Agent: "8:acs:a"}}})
+	e, sw, clk, tr, _ := newEngineSweep(t, Definition{Name: "support", MaxWaitSeconds: 30, OverflowQueue: "backup", Members: []Member{{Agent: "8:acs:a"}}}, sweep)
 	if _, err := e.Create(ctx, Definition{Name: "backup", Members: []Member{{Agent: "8:acs:b"}, {Agent: "8:acs:c", Skills: map[string]int{"fr": 1}}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -323,9 +366,11 @@ func TestEngineOverflow(t *testing.T) {
 
 // TestEngineForget: a node shutting down takes its waiting calls out of
 // the shared store and frees the agent it rang.
-func TestEngineForget(t *testing.T) {
+func TestEngineForget(t *testing.T) { modes(t, testEngineForget) }
+
+func testEngineForget(t *testing.T, sweep time.Duration) {
 	ctx := context.Background()
-	e, sw, clk, _, _ := newEngine(t, Definition{Name: "support", Members: []Member{{Agent: "8:acs:a"}}})
+	e, sw, clk, _, _ := newEngineSweep(t, Definition{Name: "support", Members: []Member{{Agent: "8:acs:a"}}}, sweep)
 	for _, id := range []string{"c1", "c2"} {
 		if _, err := e.Enter(ctx, "support", id, "8:acs:x", nil); err != nil {
 			t.Fatal(err)

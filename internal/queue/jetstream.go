@@ -20,9 +20,15 @@ import (
 // Bucket+"_offers" keeps the agents' offer claims, which expire after
 // ClaimTTL so that a node that dies mid-offer does not hold an agent for
 // good.
+//
+// Each JetStream keeps a copy of the waiting calls, fed by a watcher on
+// the bucket and by its own writes, from which it answers WaitingSummary
+// (the engine's stats and a new call's position) without listing the
+// bucket; Waiting still lists it. Close stops the watcher.
 type JetStream struct {
 	kv     jetstream.KeyValue
 	offers jetstream.KeyValue
+	cache  *waitCache
 }
 
 // ClaimTTL bounds how long an agent's offer claim lives without being
@@ -46,7 +52,46 @@ func OpenJetStream(ctx context.Context, js jetstream.JetStream, bucket string, s
 	if err != nil {
 		return nil, fmt.Errorf("queue: open bucket %s_offers: %w", bucket, err)
 	}
-	return &JetStream{kv: kv, offers: offers}, nil
+	cache, err := watchWaiting(context.WithoutCancel(ctx), kv)
+	if err != nil {
+		return nil, fmt.Errorf("queue: bucket %s: %w", bucket, err)
+	}
+	select {
+	case <-cache.ready:
+	case <-ctx.Done():
+		_ = cache.stop()
+		return nil, fmt.Errorf("queue: read bucket %s: %w", bucket, ctx.Err())
+	}
+	return &JetStream{kv: kv, offers: offers, cache: cache}, nil
+}
+
+// Close stops the watcher that feeds the copy of the waiting calls.
+func (j *JetStream) Close() error {
+	if err := j.cache.stop(); err != nil {
+		return fmt.Errorf("queue: stop the watcher: %w", err)
+	}
+	return nil
+}
+
+// WaitingSummary implements Summarizer from this node's copy of the
+// waiting calls (other nodes' changes as fast as the watcher brings
+// them); it lists the bucket when the watcher stopped.
+func (j *JetStream) WaitingSummary(ctx context.Context, queue string) (Summary, error) {
+	if s, ok := j.cache.summary(queue); ok {
+		return s, nil
+	}
+	ws, err := j.Waiting(ctx, queue)
+	if err != nil {
+		return Summary{}, err
+	}
+	var s Summary
+	for _, w := range ws {
+		if s.Count == 0 || w.EnteredAt.Before(s.Oldest) {
+			s.Oldest = w.EnteredAt
+		}
+		s.Count++
+	}
+	return s, nil
 }
 
 // enc makes a raw id or call id a key token (":" is not allowed in keys).
@@ -127,14 +172,26 @@ func (j *JetStream) Queues(ctx context.Context) ([]Definition, error) {
 
 // PutWaiting implements Store.
 func (j *JetStream) PutWaiting(ctx context.Context, w Waiting) error {
-	return j.putJSON(ctx, "put waiting call", "wait."+w.Queue+"."+enc(w.CallID), w)
+	key := "wait." + w.Queue + "." + enc(w.CallID)
+	b, err := json.Marshal(w)
+	if err != nil {
+		return fmt.Errorf("queue: put waiting call: %w", err)
+	}
+	rev, err := j.kv.Put(ctx, key, b)
+	if err != nil {
+		return unavailable("put waiting call", err)
+	}
+	j.cache.put(key, w, rev)
+	return nil
 }
 
 // DeleteWaiting implements Store.
 func (j *JetStream) DeleteWaiting(ctx context.Context, queue, callID string) error {
-	if err := j.kv.Purge(ctx, "wait."+queue+"."+enc(callID)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	key := "wait." + queue + "." + enc(callID)
+	if err := j.kv.Purge(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return unavailable("delete waiting call", err)
 	}
+	j.cache.del(key, false)
 	return nil
 }
 

@@ -41,10 +41,23 @@ type Stats struct {
 // Compute answers the stats of d with these counters and waiting calls at
 // now.
 func Compute(d *Definition, c Counters, waiting []Waiting, now time.Time) Stats {
-	s := Stats{Queue: d.Name, Counters: c, ServiceLevelSeconds: d.ServiceLevelSeconds, ServiceLevel: 100}
+	var sum Summary
 	for _, w := range waiting {
-		s.Waiting++
-		if age := now.Sub(w.EnteredAt).Seconds(); age > s.LongestWaitSeconds {
+		if sum.Count == 0 || w.EnteredAt.Before(sum.Oldest) {
+			sum.Oldest = w.EnteredAt
+		}
+		sum.Count++
+	}
+	return ComputeSummary(d, c, sum, now)
+}
+
+// ComputeSummary answers the stats of d with these counters and its
+// waiting calls' summary at now.
+func ComputeSummary(d *Definition, c Counters, waiting Summary, now time.Time) Stats {
+	s := Stats{Queue: d.Name, Counters: c, ServiceLevelSeconds: d.ServiceLevelSeconds, ServiceLevel: 100}
+	s.Waiting = waiting.Count
+	if waiting.Count > 0 {
+		if age := now.Sub(waiting.Oldest).Seconds(); age > 0 {
 			s.LongestWaitSeconds = math.Round(age*1000) / 1000
 		}
 	}

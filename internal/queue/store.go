@@ -50,13 +50,14 @@ type Memory struct {
 	mu       sync.Mutex
 	defs     map[string]Definition
 	waiting  map[string]map[string]Waiting
+	lines    map[string]*line // each queue's waiting calls in order
 	counters map[string]Counters
 	claims   map[string]string
 }
 
 // NewMemory answers an empty Memory store.
 func NewMemory() *Memory {
-	return &Memory{defs: map[string]Definition{}, waiting: map[string]map[string]Waiting{}, counters: map[string]Counters{}, claims: map[string]string{}}
+	return &Memory{defs: map[string]Definition{}, waiting: map[string]map[string]Waiting{}, lines: map[string]*line{}, counters: map[string]Counters{}, claims: map[string]string{}}
 }
 
 // PutQueue implements Store.
@@ -100,8 +101,14 @@ func (m *Memory) PutWaiting(_ context.Context, w Waiting) error {
 	defer m.mu.Unlock()
 	if m.waiting[w.Queue] == nil {
 		m.waiting[w.Queue] = map[string]Waiting{}
+		m.lines[w.Queue] = &line{}
+	}
+	l := m.lines[w.Queue]
+	if old, ok := m.waiting[w.Queue][w.CallID]; ok {
+		l.remove(old.EnteredAt, old.CallID)
 	}
 	m.waiting[w.Queue][w.CallID] = w
+	l.add(w.EnteredAt, w.CallID)
 	return nil
 }
 
@@ -109,7 +116,10 @@ func (m *Memory) PutWaiting(_ context.Context, w Waiting) error {
 func (m *Memory) DeleteWaiting(_ context.Context, queue, callID string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.waiting[queue], callID)
+	if old, ok := m.waiting[queue][callID]; ok {
+		m.lines[queue].remove(old.EnteredAt, callID)
+		delete(m.waiting[queue], callID)
+	}
 	return nil
 }
 
@@ -117,8 +127,11 @@ func (m *Memory) DeleteWaiting(_ context.Context, queue, callID string) error {
 func (m *Memory) TakeWaiting(_ context.Context, queue, callID string) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, ok := m.waiting[queue][callID]
-	delete(m.waiting[queue], callID)
+	old, ok := m.waiting[queue][callID]
+	if ok {
+		m.lines[queue].remove(old.EnteredAt, callID)
+		delete(m.waiting[queue], callID)
+	}
 	return ok, nil
 }
 
@@ -126,12 +139,27 @@ func (m *Memory) TakeWaiting(_ context.Context, queue, callID string) (bool, err
 func (m *Memory) Waiting(_ context.Context, queue string) ([]Waiting, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]Waiting, 0, len(m.waiting[queue]))
-	for _, w := range m.waiting[queue] {
-		out = append(out, w)
+	l := m.lines[queue]
+	if l == nil {
+		return []Waiting{}, nil
 	}
-	sortWaiting(out)
+	out := make([]Waiting, 0, l.len())
+	for _, k := range l.keys {
+		out = append(out, m.waiting[queue][k.id])
+	}
 	return out, nil
+}
+
+// WaitingSummary implements Summarizer.
+func (m *Memory) WaitingSummary(_ context.Context, queue string) (Summary, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.lines[queue]
+	if l == nil {
+		return Summary{}, nil
+	}
+	oldest, _ := l.oldest()
+	return Summary{Count: l.len(), Oldest: oldest}, nil
 }
 
 func sortWaiting(ws []Waiting) {

@@ -27,6 +27,11 @@ func stores(t *testing.T) map[string][2]Store {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Error(err)
+			}
+		})
 		js[i] = s
 	}
 	m := NewMemory()
@@ -79,6 +84,23 @@ func TestStore(t *testing.T) {
 			}
 			if ws, err := b.Waiting(ctx, "billing"); err != nil || len(ws) != 0 {
 				t.Fatalf("billing waiting = %+v, %v", ws, err)
+			}
+			// The summary: at once on the node that wrote, soon on the other.
+			want := Summary{Count: 2, Oldest: t0}
+			if sum, err := a.(Summarizer).WaitingSummary(ctx, "support"); err != nil || sum.Count != want.Count || !sum.Oldest.Equal(want.Oldest) {
+				t.Fatalf("WaitingSummary on the writer = %+v, %v; want %+v", sum, err, want)
+			}
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				sum, err := b.(Summarizer).WaitingSummary(ctx, "support")
+				if err == nil && sum.Count == want.Count && sum.Oldest.Equal(want.Oldest) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("WaitingSummary on the other node = %+v, %v; want %+v", sum, err, want)
+				}
+			}
+			if sum, err := b.(Summarizer).WaitingSummary(ctx, "billing"); err != nil || sum.Count != 0 {
+				t.Fatalf("billing summary = %+v, %v", sum, err)
 			}
 
 			// Two nodes counting at once lose nothing.
@@ -153,6 +175,7 @@ func TestJetStreamSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = s.Close() })
 	if err := s.PutQueue(ctx, Definition{Name: "support"}); err != nil {
 		t.Fatal(err)
 	}
