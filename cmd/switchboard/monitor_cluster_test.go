@@ -3,18 +3,21 @@ package main
 import (
 	"encoding/json"
 	"net/http"
-	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard/switchboard/internal/calls"
 )
 
-// TestClusterMonitor: a supervisor's monitor request may reach any node.
-// Alice, on node a, is in a call; sue, whose console is on a too, asks
-// node c to listen: c forwards it to a, which runs the call, and she
-// listens, then switches to whisper through node b. Sam, whose console is
-// on node b, asks too: the call's node answers 501 not_implemented, since
-// monitoring across nodes (a stand-in for the supervisor) is not built.
+// TestClusterMonitor: a supervisor's monitor request may reach any node,
+// and her console may be on another node than the call. Alice, on node a,
+// is in a call; sue, whose console is on a too, asks node c to listen: c
+// forwards it to a, which runs the call, and she listens, then switches
+// to whisper through node b. Sam, whose console is on node b, asks node c
+// to listen: a, which runs the call, sends it on to b, where his monitor
+// leg is a call of his (a stand-in for him on a); he switches to barge
+// through a, his leg's events reach his stream on b, alice's timeline on
+// a says he did it, and he leaves through c.
 func TestClusterMonitor(t *testing.T) {
 	x := newAcrossNodes(t)
 	status, body, _ := send(t, x.a, "POST", "/api/calls", x.alice, `{"participants":[{"id":"8:echo123"}]}`)
@@ -23,28 +26,109 @@ func TestClusterMonitor(t *testing.T) {
 		t.Fatalf("alice calls the echo bot on a: %d %s", status, body)
 	}
 	sue, _ := online(t, x.a, "sue", calls.RoleSupervisor)
-	sam, _ := online(t, x.b, "sam", calls.RoleSupervisor)
+	sam, samNext := online(t, x.b, "sam", calls.RoleSupervisor)
 	path := "/api/calls/" + call.ID + "/monitor"
 
-	for _, step := range []struct {
-		via  *Main
-		mode calls.MonitorMode
-	}{{x.c, calls.MonitorListen}, {x.b, calls.MonitorWhisper}} {
-		status, body, _ := send(t, step.via, "POST", path, sue, `{"mode":"`+string(step.mode)+`"}`)
+	monitor := func(who, token string, via *Main, mode calls.MonitorMode) calls.Call {
+		t.Helper()
+		status, body, _ := send(t, via, "POST", path, token, `{"mode":"`+string(mode)+`"}`)
 		var mon calls.Call
 		if status != http.StatusOK || json.Unmarshal([]byte(body), &mon) != nil {
-			t.Fatalf("sue's %s through %s: %d %s", step.mode, step.via.Addr, status, body)
+			t.Fatalf("%s's %s through %s: %d %s", who, mode, via.Addr, status, body)
 		}
-		if mon.MonitorMode != step.mode || mon.MonitoredCallID != call.ID || mon.State != calls.StateConnected {
-			t.Fatalf("sue's %s: her leg %s %s of %s", step.mode, mon.MonitorMode, mon.State, mon.MonitoredCallID)
+		if mon.MonitorMode != mode || mon.MonitoredCallID != call.ID || mon.State != calls.StateConnected {
+			t.Fatalf("%s's %s: her leg %s %s of %s", who, mode, mon.MonitorMode, mon.State, mon.MonitoredCallID)
 		}
+		return mon
 	}
-	status, body, _ = send(t, x.c, "POST", path, sam, `{"mode":"listen"}`)
-	if status != http.StatusNotImplemented || !strings.Contains(body, `"not_implemented"`) {
-		t.Errorf("sam, served by b, monitors a call on a: %d %s, want 501 not_implemented", status, body)
+	monitor("sue", sue, x.c, calls.MonitorListen)
+	monitor("sue", sue, x.b, calls.MonitorWhisper)
+
+	samLeg := monitor("sam", sam, x.c, calls.MonitorListen)
+	if samLeg.ServerCallID != call.ServerCallID || !hasParticipant(samLeg, "8:acs:alice") {
+		t.Errorf("sam's leg on b: conversation %s (want %s), participants %v", samLeg.ServerCallID, call.ServerCallID, samLeg.RemoteParticipants)
 	}
+	if got := monitor("sam", sam, x.a, calls.MonitorBarge); got.ID != samLeg.ID {
+		t.Errorf("sam's barge made another leg %s, not %s", got.ID, samLeg.ID)
+	}
+	// His events on b: his monitor call, and its mode changed to barge.
+	waitEvent(t, samNext, "sam's monitor leg in barge", func(ev map[string]any) bool {
+		d, _ := ev["data"].(map[string]any)
+		return ev["type"] == string(calls.EventMonitorChanged) && ev["callId"] == samLeg.ID && d["mode"] == "barge"
+	})
+	// Alice's call on a: his start and his barge, with him as the actor.
+	waitTimeline(t, x.a, x.alice, call.ID, "sam", "barge")
+
+	status, body, _ = send(t, x.c, "DELETE", path, sam, "")
+	if status != http.StatusOK {
+		t.Errorf("sam stops through c: %d %s", status, body)
+	}
+	waitEvent(t, samNext, "sam's monitor leg ended on b", func(ev map[string]any) bool {
+		return ev["type"] == string(calls.EventCallEnded) && ev["callId"] == samLeg.ID
+	})
+	waitTimeline(t, x.a, x.alice, call.ID, "sam", "")
 	status, body, _ = send(t, x.b, "DELETE", path, sue, "")
 	if status != http.StatusOK {
 		t.Errorf("sue stops through b: %d %s", status, body)
+	}
+}
+
+// hasParticipant reports whether c shows rawID among its participants.
+func hasParticipant(c calls.Call, rawID string) bool {
+	for _, p := range c.RemoteParticipants {
+		if p.RawID == rawID {
+			return true
+		}
+	}
+	return false
+}
+
+// waitEvent reads next until an event matches, for 10 s at most.
+func waitEvent(t *testing.T, next func() (map[string]any, error), what string, match func(map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ev, err := next()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if match(ev) {
+			return ev
+		}
+	}
+	t.Fatalf("%s: no such event in 10 s", what)
+	return nil
+}
+
+// waitTimeline waits until the timeline of the call id (GET
+// /api/history/calls/{id}, as token on m) has a monitorChanged to
+// mode ("" for leaving) by the supervisor sup as its actor.
+func waitTimeline(t *testing.T, m *Main, token, id, sup, mode string) {
+	t.Helper()
+	var last string
+	if !within(10*time.Second, func() bool {
+		status, body, _ := send(t, m, "GET", "/api/history/calls/"+id, token, "")
+		last = body
+		if status != http.StatusOK {
+			return false
+		}
+		var h calls.CallHistory
+		if json.Unmarshal([]byte(body), &h) != nil {
+			return false
+		}
+		for _, ev := range h.Timeline {
+			raw, _ := json.Marshal(ev.Data)
+			var d calls.MonitorChangedData
+			if ev.Type != calls.EventMonitorChanged || json.Unmarshal(raw, &d) != nil {
+				continue
+			}
+			if d.Supervisor == "8:acs:"+sup && string(d.Mode) == mode && ev.Actor != nil &&
+				ev.Actor.Kind == calls.ActorSupervisor && ev.Actor.RawID == "8:acs:"+sup {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("call %s's timeline has no monitorChanged to %q by supervisor %s: %s", id, mode, sup, last)
 	}
 }

@@ -254,11 +254,14 @@ type PeerChange struct {
 	// parties (peeract.go); sent on its own (PeerSender), never from an
 	// update.
 	Act *PeerAct `json:"act,omitempty"`
+	// Monitor: from a monitoring supervisor's node, her new mode
+	// (peermonitor.go); sent on its own (PeerSender).
+	Monitor MonitorMode `json:"monitor,omitempty"`
 }
 
 // IsZero reports whether the change says nothing.
 func (ch PeerChange) IsZero() bool {
-	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil && ch.Act == nil
+	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil && ch.Act == nil && ch.Monitor == ""
 }
 
 // PeerChangeOf is what a stand-in's update means for the far node: now is
@@ -327,6 +330,7 @@ func (s *Switchboard) ApplyPeerChange(ctx context.Context, id string, ch PeerCha
 		if ch.Act != nil {
 			return tx.applyAct(l, *ch.Act, located)
 		}
+		tx.peerMonitorChange(l, ch)
 		if ch.Answered && l.phase == phaseIncoming {
 			tx.answerLine(l)
 		}
