@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"testing"
@@ -130,5 +131,48 @@ func waitTimeline(t *testing.T, m *Main, token, id, sup, mode string) {
 		return false
 	}) {
 		t.Fatalf("call %s's timeline has no monitorChanged to %q by supervisor %s: %s", id, mode, sup, last)
+	}
+}
+
+// TestClusterMonitorNodeStops: a monitor leg across nodes ends cleanly
+// when either node stops. Alice is in a call on node a; sam, on node b,
+// whispers in it and sue, on node c, listens. b stops: sam's stand-in on
+// a ends, so alice no longer sees him and her timeline says he left; sue
+// goes on. a stops: sue's leg on c ends with the call (503/1).
+func TestClusterMonitorNodeStops(t *testing.T) {
+	x := newAcrossNodes(t)
+	status, body, _ := send(t, x.a, "POST", "/api/calls", x.alice, `{"participants":[{"id":"8:echo123"}]}`)
+	var call calls.Call
+	if status != http.StatusCreated || json.Unmarshal([]byte(body), &call) != nil {
+		t.Fatalf("alice calls the echo bot on a: %d %s", status, body)
+	}
+	sam, _ := online(t, x.b, "sam", calls.RoleSupervisor)
+	sue, sueNext := online(t, x.c, "sue", calls.RoleSupervisor)
+	path := "/api/calls/" + call.ID + "/monitor"
+	if status, body, _ := send(t, x.b, "POST", path, sam, `{"mode":"whisper"}`); status != http.StatusOK {
+		t.Fatalf("sam whispers from b: %d %s", status, body)
+	}
+	status, body, _ = send(t, x.c, "POST", path, sue, `{"mode":"listen"}`)
+	var sueLeg calls.Call
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &sueLeg) != nil {
+		t.Fatalf("sue listens from c: %d %s", status, body)
+	}
+	waitCall(t, x.a, x.alice, call.ID, "Connected muted=false [8:echo123 Connected muted=false] [8:acs:sam Connected muted=false] [8:acs:sue Connected muted=false]")
+
+	if err := x.b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitCall(t, x.a, x.alice, call.ID, "Connected muted=false [8:echo123 Connected muted=false] [8:acs:sue Connected muted=false]")
+	waitTimeline(t, x.a, x.alice, call.ID, "sam", "")
+
+	if err := x.a.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ev := waitEvent(t, sueNext, "sue's monitor leg on c ended with the call", func(ev map[string]any) bool {
+		return ev["type"] == string(calls.EventCallEnded) && ev["callId"] == sueLeg.ID
+	})
+	d, _ := ev["data"].(map[string]any)
+	if r, _ := d["callEndReason"].(map[string]any); r["code"] != float64(503) {
+		t.Errorf("sue's leg ended %v, want 503", d["callEndReason"])
 	}
 }
