@@ -231,6 +231,12 @@ func (l *leg) monitorMedia(mm *MediaMember) {
 // endMonitors ends the monitor legs left without a call to monitor: those
 // of the ended leg l, and all of them once no member but monitors is left.
 func (tx *txn) endMonitors(c *conversation, l *leg) {
+	if l == c.joiner && l.monitor != "" {
+		// Her leg of a call on another node ended: the ghosts of its
+		// parties leave as they stand (her history shows the call going
+		// on, as one node's does), before her hidden stand-in ends.
+		c.members = slices.DeleteFunc(c.members, func(m *leg) bool { return m.ghost })
+	}
 	alone := !slices.ContainsFunc(c.members, func(m *leg) bool { return m.monitor == "" && !m.party.bot })
 	for _, m := range slices.Clone(c.members) {
 		if m.monitor != "" && (m.monitored == l || alone) {
