@@ -138,7 +138,8 @@ func waitTimeline(t *testing.T, m *Main, token, id, sup, mode string) {
 // when either node stops. Alice is in a call on node a; sam, on node b,
 // whispers in it and sue, on node c, listens. b stops: sam's stand-in on
 // a ends, so alice no longer sees him and her timeline says he left; sue
-// goes on. a stops: sue's leg on c ends with the call (503/1).
+// goes on. a stops: sue's leg on c ends with the call (0/5000, as a
+// monitor leg ends with the call it monitors).
 func TestClusterMonitorNodeStops(t *testing.T) {
 	x := newAcrossNodes(t)
 	status, body, _ := send(t, x.a, "POST", "/api/calls", x.alice, `{"participants":[{"id":"8:echo123"}]}`)
@@ -171,8 +172,10 @@ func TestClusterMonitorNodeStops(t *testing.T) {
 	ev := waitEvent(t, sueNext, "sue's monitor leg on c ended with the call", func(ev map[string]any) bool {
 		return ev["type"] == string(calls.EventCallEnded) && ev["callId"] == sueLeg.ID
 	})
+	// As on one node: a's stop ends alice's call (503/1), and a monitor
+	// leg ends with the call it monitors, 0/5000.
 	d, _ := ev["data"].(map[string]any)
-	if r, _ := d["callEndReason"].(map[string]any); r["code"] != float64(503) {
-		t.Errorf("sue's leg ended %v, want 503", d["callEndReason"])
+	if r, _ := d["callEndReason"].(map[string]any); r["code"] != float64(0) || r["subCode"] != float64(5000) {
+		t.Errorf("sue's leg ended %v, want 0/5000", d["callEndReason"])
 	}
 }
