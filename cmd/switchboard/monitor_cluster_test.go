@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,6 +60,15 @@ func TestClusterMonitor(t *testing.T) {
 	})
 	// Alice's call on a: his start and his barge, with him as the actor.
 	waitTimeline(t, x.a, x.alice, call.ID, "sam", "barge")
+
+	// A via forged by a client, through an entry node that forwards it to
+	// his node as it is (no node runs the call it names), is refused.
+	forged := `{"mode":"listen","via":{"node":"a","serverCallId":"` + call.ServerCallID +
+		`","callId":"no-such-call","agent":{"identifier":{"communicationUserId":"alice"}}}}`
+	if status, body, _ := send(t, x.c, "POST", "/api/calls/no-such-call/monitor", sam, forged); status != http.StatusBadRequest ||
+		!strings.Contains(body, "nodes of a cluster alone") {
+		t.Errorf("sam's forged via through c: %d %s, want 400", status, body)
+	}
 
 	status, body, _ = send(t, x.c, "DELETE", path, sam, "")
 	if status != http.StatusOK {

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -46,10 +48,32 @@ func (s *Server) stopMonitor(c echo.Context) error {
 
 // monitorBody is a monitor request's body. Via is set only by the call's
 // node when it sends the request on to the supervisor's (monitorAcross):
-// the call runs there.
+// the call runs there. ViaSig signs it with a key every node derives from
+// the admin key (viaSig), since an entry node forwards a supervisor's own
+// body to her node as it is.
 type monitorBody struct {
-	Mode calls.MonitorMode `json:"mode"`
-	Via  *calls.MonitorVia `json:"via,omitempty"`
+	Mode   calls.MonitorMode `json:"mode"`
+	Via    *calls.MonitorVia `json:"via,omitempty"`
+	ViaSig []byte            `json:"viaSig,omitempty"`
+}
+
+// viaSig is the HMAC-SHA256 of via for the supervisor sup, under a key
+// derived from the admin key the nodes share; nil without one.
+func (s *Server) viaSig(sup string, via calls.MonitorVia) []byte {
+	if s.cfg.Tokens == nil || len(s.cfg.Tokens.adminKey) == 0 {
+		return nil
+	}
+	data, err := json.Marshal(via)
+	if err != nil {
+		return nil
+	}
+	derive := hmac.New(sha256.New, s.cfg.Tokens.adminKey)
+	derive.Write([]byte("switchboard monitor via v1"))
+	mac := hmac.New(sha256.New, derive.Sum(nil))
+	mac.Write([]byte(sup))
+	mac.Write([]byte{0})
+	mac.Write(data)
+	return mac.Sum(nil)
 }
 
 func (s *Server) monitorAction(c echo.Context, req monitorBody, do func(p calls.Principal, id string) (calls.Call, error)) error {
@@ -59,7 +83,9 @@ func (s *Server) monitorAction(c echo.Context, req monitorBody, do func(p calls.
 	}
 	sess := sessionOf(c)
 	if req.Via != nil {
-		if fw := forwardedOf(c.Request().Context()); fw == nil || fw.call != "" || req.Via.CallID != id {
+		sig := s.viaSig(sess.Identifier.RawID(), *req.Via)
+		if fw := forwardedOf(c.Request().Context()); fw == nil || fw.call != "" || req.Via.CallID != id ||
+			sig == nil || !hmac.Equal(sig, req.ViaSig) {
 			return calls.Errorf(calls.CodeInvalidRequest, "via is for the nodes of a cluster alone")
 		}
 	} else if done, err := s.monitorAcross(c, sess, id, req); done || err != nil {
@@ -94,7 +120,7 @@ func (s *Server) monitorAcross(c echo.Context, sess Session, id string, req moni
 	if err != nil {
 		return false, err
 	}
-	req.Via = &via
+	req.Via, req.ViaSig = &via, s.viaSig(sess.Identifier.RawID(), via)
 	body, err := json.Marshal(req)
 	if err != nil {
 		return false, fmt.Errorf("monitor: encode: %w", err)
