@@ -44,7 +44,8 @@ func newTestCluster(t *testing.T) *testCluster {
 		_, js := natstest.Connect(t, url)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		for _, b := range []string{c.cfg.LeaseBucket, c.cfg.LeaseBucket + "_nodes", c.cfg.LeaseBucket + "_rooms"} {
+		q := queueBucket(c.cfg.SubjectPrefix)
+		for _, b := range []string{c.cfg.LeaseBucket, c.cfg.LeaseBucket + "_nodes", c.cfg.LeaseBucket + "_rooms", q, q + "_offers", q + "_agents"} {
 			if err := js.DeleteKeyValue(ctx, b); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
 				t.Errorf("delete bucket %s: %v", b, err)
 			}

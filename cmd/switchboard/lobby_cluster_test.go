@@ -14,8 +14,8 @@ import (
 // through b and c and wait InLobby; ann's admission attempt through c is
 // 403 forbidden; alice admits ann through b; sue, a supervisor whose
 // console is on b, admits everyone left through c (forwarded to a, which
-// runs the room). A room's members served by different nodes are not one
-// room here: that is the cross-node rooms work (docs/cluster.md).
+// runs the room). Joiners served by another node than the room's are
+// TestClusterLobbyAcrossNodes.
 func TestClusterLobby(t *testing.T) {
 	x := newAcrossNodes(t)
 	ann, _ := online(t, x.a, "ann", calls.RoleAgent)

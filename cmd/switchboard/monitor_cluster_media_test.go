@@ -124,7 +124,7 @@ func TestClusterMonitorMedia(t *testing.T) {
 	if !phoneHears(amy, leftAt, monSuperHz, false) || !phoneHears(cust, leftAt, monAgentHz, true) || !phoneHears(amy, leftAt, monCustomerHz, true) {
 		t.Fatal("after she left, the agent still hears her or the call stopped")
 	}
-	waitEvent(t, sueNext, "sue's monitor leg ended on b", func(ev map[string]any) bool {
+	waitMonitorEvent(t, sueNext, "sue's monitor leg ended on b", func(ev map[string]any) bool {
 		return ev["type"] == string(calls.EventCallEnded) && ev["callId"] == sueLeg
 	})
 
@@ -147,7 +147,7 @@ func TestClusterMonitorMedia(t *testing.T) {
 	sueLeg = ""
 	monitor(baseB, calls.MonitorListen)
 	post(t, baseA+"/api/calls/"+amyCall+"/hangup", amyTok, "")
-	waitEvent(t, sueNext, "sue's second monitor leg ended on b with amy's call", func(ev map[string]any) bool {
+	waitMonitorEvent(t, sueNext, "sue's second monitor leg ended on b with amy's call", func(ev map[string]any) bool {
 		return ev["type"] == string(calls.EventCallEnded) && ev["callId"] == sueLeg
 	})
 	load, _ := os.ReadFile("/proc/loadavg")

@@ -54,7 +54,7 @@ func TestClusterMonitor(t *testing.T) {
 		t.Errorf("sam's barge made another leg %s, not %s", got.ID, samLeg.ID)
 	}
 	// His events on b: his monitor call, and its mode changed to barge.
-	waitEvent(t, samNext, "sam's monitor leg in barge", func(ev map[string]any) bool {
+	waitMonitorEvent(t, samNext, "sam's monitor leg in barge", func(ev map[string]any) bool {
 		d, _ := ev["data"].(map[string]any)
 		return ev["type"] == string(calls.EventMonitorChanged) && ev["callId"] == samLeg.ID && d["mode"] == "barge"
 	})
@@ -74,7 +74,7 @@ func TestClusterMonitor(t *testing.T) {
 	if status != http.StatusOK {
 		t.Errorf("sam stops through c: %d %s", status, body)
 	}
-	waitEvent(t, samNext, "sam's monitor leg ended on b", func(ev map[string]any) bool {
+	waitMonitorEvent(t, samNext, "sam's monitor leg ended on b", func(ev map[string]any) bool {
 		return ev["type"] == string(calls.EventCallEnded) && ev["callId"] == samLeg.ID
 	})
 	waitTimeline(t, x.a, x.alice, call.ID, "sam", "")
@@ -94,8 +94,8 @@ func hasParticipant(c calls.Call, rawID string) bool {
 	return false
 }
 
-// waitEvent reads next until an event matches, for 10 s at most.
-func waitEvent(t *testing.T, next func() (map[string]any, error), what string, match func(map[string]any) bool) map[string]any {
+// waitMonitorEvent reads next until an event matches, for 10 s at most.
+func waitMonitorEvent(t *testing.T, next func() (map[string]any, error), what string, match func(map[string]any) bool) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -179,7 +179,7 @@ func TestClusterMonitorNodeStops(t *testing.T) {
 	if err := x.a.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	ev := waitEvent(t, sueNext, "sue's monitor leg on c ended with the call", func(ev map[string]any) bool {
+	ev := waitMonitorEvent(t, sueNext, "sue's monitor leg on c ended with the call", func(ev map[string]any) bool {
 		return ev["type"] == string(calls.EventCallEnded) && ev["callId"] == sueLeg.ID
 	})
 	// As on one node: a's stop ends alice's call (503/1), and a monitor

@@ -21,11 +21,17 @@ type QueueHoldConfig struct {
 	// PromptEvery is how often the position prompt interrupts the music;
 	// the first is said as the caller enters.
 	PromptEvery time.Duration
+	// PromptsDir holds the operator's own voice for the position prompt
+	// (caller.wav, 0.wav ... 20.wav, as internal/audio/prompts/queue);
+	// empty is the built-in English one.
+	PromptsDir string
 }
 
-// queueHoldFlags registers --queue-music and --queue-prompt-every.
+// queueHoldFlags registers --queue-music, --queue-prompt-every and
+// --queue-prompts.
 func queueHoldFlags(fs *flag.FlagSet, cfg *QueueHoldConfig, env func(name, def string) string) (finish func() error) {
 	fs.StringVar(&cfg.MusicWAV, "queue-music", env("SWITCHBOARD_QUEUE_MUSIC", ""), "a WAV file looped to callers waiting in a queue; empty is the hold tone (env SWITCHBOARD_QUEUE_MUSIC)")
+	fs.StringVar(&cfg.PromptsDir, "queue-prompts", env("SWITCHBOARD_QUEUE_PROMPTS", ""), "a directory of WAV files, caller.wav (\"You are caller number\") and 0.wav to 20.wav, that speak the position prompt in your own voice; empty is the built-in English voice (env SWITCHBOARD_QUEUE_PROMPTS)")
 	every := fs.String("queue-prompt-every", env("SWITCHBOARD_QUEUE_PROMPT_EVERY", "30s"), "how often a waiting caller hears its position (\"You are caller number N\") over the queue music (env SWITCHBOARD_QUEUE_PROMPT_EVERY)")
 	return func() error {
 		d, err := time.ParseDuration(*every)
@@ -35,6 +41,14 @@ func queueHoldFlags(fs *flag.FlagSet, cfg *QueueHoldConfig, env func(name, def s
 		cfg.PromptEvery = d
 		return nil
 	}
+}
+
+// queueVoice loads the configured voice of the position prompt.
+func queueVoice(cfg QueueHoldConfig) (*audio.PositionVoice, error) {
+	if cfg.PromptsDir == "" {
+		return audio.BuiltInVoice(), nil
+	}
+	return audio.LoadPositionVoice(cfg.PromptsDir)
 }
 
 // queueMusic loads the configured queue music (nil: the mixer's default).
@@ -55,6 +69,7 @@ type queueHold struct {
 	mixer *audio.Mixer
 	store queue.Store
 	every time.Duration
+	voice *audio.PositionVoice
 	log   *slog.Logger
 
 	ctx    context.Context
@@ -70,12 +85,15 @@ type holdWait struct {
 	queue string // guarded by queueHold.mu
 }
 
-func newQueueHold(mixer *audio.Mixer, store queue.Store, every time.Duration, log *slog.Logger) *queueHold {
+func newQueueHold(mixer *audio.Mixer, store queue.Store, every time.Duration, voice *audio.PositionVoice, log *slog.Logger) *queueHold {
 	if every <= 0 {
 		every = 30 * time.Second
 	}
+	if voice == nil {
+		voice = audio.BuiltInVoice()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &queueHold{mixer: mixer, store: store, every: every, log: log, ctx: ctx, cancel: cancel,
+	return &queueHold{mixer: mixer, store: store, every: every, voice: voice, log: log, ctx: ctx, cancel: cancel,
 		waits: map[string]*holdWait{}}
 }
 
@@ -86,14 +104,14 @@ func (h *queueHold) waiting(w queue.Waiting, position int) {
 	defer h.mu.Unlock()
 	if hw := h.waits[w.CallID]; hw != nil {
 		hw.queue = w.Queue // overflowed into another queue
-		hw.qw.Say(audio.PositionPrompt(position))
+		hw.qw.Say(h.voice.Prompt(position))
 		return
 	}
 	if h.ctx.Err() != nil {
 		return
 	}
 	hw := &holdWait{qw: &audio.QueueWait{}, queue: w.Queue}
-	hw.qw.Say(audio.PositionPrompt(position))
+	hw.qw.Say(h.voice.Prompt(position))
 	h.waits[w.CallID] = hw
 	h.mixer.SetQueueWait(w.CallID, hw.qw)
 	h.wg.Go(func() { h.run(w.CallID, hw) })
@@ -133,7 +151,7 @@ func (h *queueHold) run(callID string, hw *holdWait) {
 		if pos == 0 {
 			return // answered, abandoned or gone
 		}
-		hw.qw.Say(audio.PositionPrompt(pos))
+		hw.qw.Say(h.voice.Prompt(pos))
 	}
 }
 

@@ -31,7 +31,7 @@ func TestQueueHoldFollowsTheStore(t *testing.T) {
 		}
 		return w
 	}
-	h := newQueueHold(audio.NewMixer(audio.MixerConfig{}), st, 10*time.Millisecond, slog.New(slog.DiscardHandler))
+	h := newQueueHold(audio.NewMixer(audio.MixerConfig{}), st, 10*time.Millisecond, nil, slog.New(slog.DiscardHandler))
 	first, second := put("a", "c1"), put("a", "c2")
 	h.waiting(first, 1)
 	h.waiting(second, 2)
@@ -66,13 +66,14 @@ func TestQueueHoldFlags(t *testing.T) {
 		env     map[string]string
 		music   string
 		every   time.Duration
+		prompts string
 		wantErr string
 	}{
-		{nil, nil, "", 30 * time.Second, ""},
-		{nil, map[string]string{"SWITCHBOARD_QUEUE_MUSIC": "m.wav", "SWITCHBOARD_QUEUE_PROMPT_EVERY": "45s"}, "m.wav", 45 * time.Second, ""},
-		{[]string{"--queue-music", "n.wav", "--queue-prompt-every", "1m"}, map[string]string{"SWITCHBOARD_QUEUE_MUSIC": "m.wav"}, "n.wav", time.Minute, ""},
-		{[]string{"--queue-prompt-every", "500ms"}, nil, "", 0, "--queue-prompt-every"},
-		{[]string{"--queue-prompt-every", "often"}, nil, "", 0, "--queue-prompt-every"},
+		{nil, nil, "", 30 * time.Second, "", ""},
+		{nil, map[string]string{"SWITCHBOARD_QUEUE_MUSIC": "m.wav", "SWITCHBOARD_QUEUE_PROMPT_EVERY": "45s", "SWITCHBOARD_QUEUE_PROMPTS": "/v"}, "m.wav", 45 * time.Second, "/v", ""},
+		{[]string{"--queue-music", "n.wav", "--queue-prompt-every", "1m", "--queue-prompts", "/w"}, map[string]string{"SWITCHBOARD_QUEUE_MUSIC": "m.wav", "SWITCHBOARD_QUEUE_PROMPTS": "/v"}, "n.wav", time.Minute, "/w", ""},
+		{[]string{"--queue-prompt-every", "500ms"}, nil, "", 0, "", "--queue-prompt-every"},
+		{[]string{"--queue-prompt-every", "often"}, nil, "", 0, "", "--queue-prompt-every"},
 	} {
 		c, err := parseServeFlags(tc.args, io.Discard, env(tc.env))
 		if tc.wantErr != "" {
@@ -81,11 +82,14 @@ func TestQueueHoldFlags(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || c.Media.QueueHold.MusicWAV != tc.music || c.Media.QueueHold.PromptEvery != tc.every {
-			t.Errorf("serve %v %v: %+v, %v; want %q every %s", tc.args, tc.env, c.Media.QueueHold, err, tc.music, tc.every)
+		if err != nil || c.Media.QueueHold.MusicWAV != tc.music || c.Media.QueueHold.PromptEvery != tc.every || c.Media.QueueHold.PromptsDir != tc.prompts {
+			t.Errorf("serve %v %v: %+v, %v; want %q every %s, prompts %q", tc.args, tc.env, c.Media.QueueHold, err, tc.music, tc.every, tc.prompts)
 		}
 	}
 	if _, err := queueMusic(QueueHoldConfig{MusicWAV: "/nonexistent.wav"}); err == nil {
 		t.Error("a missing queue music file loads")
+	}
+	if _, err := queueVoice(QueueHoldConfig{PromptsDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "caller.wav") {
+		t.Errorf("an empty prompts directory: %v, want an error naming caller.wav", err)
 	}
 }

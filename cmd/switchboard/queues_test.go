@@ -25,7 +25,7 @@ func TestClusterQueues(t *testing.T) {
 		_, js := natstest.Connect(t, c.url)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		for _, b := range []string{queueBucket(c.cfg.SubjectPrefix), queueBucket(c.cfg.SubjectPrefix) + "_offers"} {
+		for _, b := range []string{queueBucket(c.cfg.SubjectPrefix), queueBucket(c.cfg.SubjectPrefix) + "_offers", queueBucket(c.cfg.SubjectPrefix) + "_agents"} {
 			if err := js.DeleteKeyValue(ctx, b); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
 				t.Errorf("delete bucket %s: %v", b, err)
 			}

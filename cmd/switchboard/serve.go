@@ -322,6 +322,7 @@ func (m *Main) Run(ctx context.Context) error {
 	queueEngine, queueSwitch := m.queueEngine()
 	queueTransfers.Bind(queueEngine, queueSwitch)
 	queueWake.Bind(queueEngine)
+	queueWake.BindBoard(m.queueBoard())
 	m.api = api.New(api.Config{
 		Media:          m.attacher,
 		ICE:            m.ice,

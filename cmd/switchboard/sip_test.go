@@ -111,6 +111,12 @@ func sippWith(t *testing.T, scenario string, args ...string) func() {
 // reads beside it.
 func sippRun(t *testing.T, scenario string, files []sippFile, args ...string) func() {
 	t.Helper()
+	return sippRunCalls(t, scenario, files, 1, args...)
+}
+
+// sippRunCalls is sippRun for n calls, all at once.
+func sippRunCalls(t *testing.T, scenario string, files []sippFile, n int, args ...string) func() {
+	t.Helper()
 	dir := t.TempDir()
 	for _, f := range files {
 		if err := os.WriteFile(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
@@ -126,7 +132,7 @@ func sippRun(t *testing.T, scenario string, files []sippFile, args ...string) fu
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
-	cmd := exec.CommandContext(ctx, "sipp", append([]string{"-sf", scenario, "-m", "1", "-t", "u1",
+	cmd := exec.CommandContext(ctx, "sipp", append([]string{"-sf", scenario, "-m", strconv.Itoa(n), "-l", strconv.Itoa(n), "-r", strconv.Itoa(max(n, 10)), "-t", "u1",
 		"-i", "127.0.0.1", "-mp", sippPort(t), "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err"}, args...)...)
 	cmd.Dir = dir
 	var out syncBuffer

@@ -15,10 +15,18 @@ import (
 // (she became Available, a wrap-up ended). Without it a freed agent waits
 // for the engine's next tick. Wakes are coalesced by the engine and never
 // block, as Publish must not.
+//
+// On a cluster it also tells the queue board (BindBoard) whose state an
+// event may have changed, so that the other nodes see it.
 type QueueWake struct {
 	next   calls.Publisher
 	engine atomic.Pointer[queue.Engine]
+	board  atomic.Pointer[queue.Board]
 }
+
+// BindBoard sets the board to touch with each event's identity; nil
+// stops it.
+func (w *QueueWake) BindBoard(b *queue.Board) { w.board.Store(b) }
 
 // NewQueueWake answers a QueueWake handing events on to next; Bind gives
 // it the engine once the queues run (until then it only hands on).
@@ -32,6 +40,9 @@ func (w *QueueWake) Bind(e *queue.Engine) { w.engine.Store(e) }
 // Publish implements calls.Publisher.
 func (w *QueueWake) Publish(ev calls.Event) {
 	w.next.Publish(ev)
+	if b := w.board.Load(); b != nil && ev.AgentID != "" {
+		b.Touch(ev.AgentID)
+	}
 	switch ev.Type {
 	case calls.EventCallEnded, calls.EventParticipantStateChanged,
 		calls.EventRemoteParticipantsUpdated, calls.EventAgentStatusChanged:

@@ -27,6 +27,9 @@ import "context"
 // Every entry and admission is a lobbyChanged event in the joiner's call's
 // timeline and the organizer's, with who admitted and how long the joiner
 // waited.
+//
+// On a cluster the lobby lives on the room's anchor; joiners served by
+// other nodes wait there as stand-ins (peerlobby.go).
 
 // roomLobby is a room's lobby: who organizes it.
 type roomLobby struct {
@@ -108,7 +111,8 @@ func lobbySees(v, m *leg) bool {
 	case v.inLobby:
 		return false
 	case m.inLobby:
-		return admitsLobby(v)
+		// A ghost the anchor showed (peerlobby.go): it decided.
+		return admitsLobby(v) || m.ghost
 	}
 	return true
 }
@@ -151,6 +155,9 @@ func (s *Switchboard) AdmitFromLobby(ctx context.Context, p Principal, id string
 		if l.phase != phaseLive {
 			return Errorf(CodeInvalidState, "call %s is %s", id, l.state())
 		}
+		if l.conv.joiner == l {
+			return tx.forwardAdmit(p, l, req) // the lobby is the anchor's (peerlobby.go)
+		}
 		var waiting []*leg
 		for _, m := range l.conv.members {
 			if req.All && m.inLobby || m.party.id == req.RawID {
@@ -165,17 +172,7 @@ func (s *Switchboard) AdmitFromLobby(ctx context.Context, p Principal, id string
 				return Errorf(CodeInvalidState, "%s is not waiting in the lobby", req.RawID)
 			}
 		}
-		tx.touch(l.conv)
-		for _, m := range waiting {
-			tx.emitLobby(m, LobbyChangedData{
-				Participant: m.party.id, Action: LobbyAdmitted, AdmittedBy: p.Identifier.RawID(),
-				WaitedMs: tx.now.Sub(m.lobbyAt).Milliseconds(),
-			})
-			m.inLobby = false
-		}
-		for _, m := range waiting {
-			tx.settle(m)
-		}
+		tx.admit(p, l.conv, waiting)
 		return nil
 	})
 }

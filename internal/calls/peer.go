@@ -257,11 +257,15 @@ type PeerChange struct {
 	// Monitor: from a monitoring supervisor's node, her new mode
 	// (peermonitor.go); sent on its own (PeerSender).
 	Monitor MonitorMode `json:"monitor,omitempty"`
+	// Lobby: from the anchor of a room with a lobby, the far joiner in it
+	// (peerlobby.go).
+	Lobby *PeerLobby `json:"lobby,omitempty"`
 }
 
 // IsZero reports whether the change says nothing.
 func (ch PeerChange) IsZero() bool {
-	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil && ch.Act == nil && ch.Monitor == ""
+	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil && ch.Act == nil &&
+		ch.Lobby == nil && ch.Monitor == ""
 }
 
 // PeerChangeOf is what a stand-in's update means for the far node: now is
@@ -294,6 +298,7 @@ func PeerChangeOf(prev *Call, now Call) PeerChange {
 			ch.Roster = &r
 		}
 	}
+	ch.Lobby = peerLobbyOf(prev, now)
 	if now.State == StateDisconnected && prev.State != StateDisconnected {
 		r := ReasonHungUp
 		if now.CallEndReason != nil {
@@ -337,6 +342,9 @@ func (s *Switchboard) ApplyPeerChange(ctx context.Context, id string, ch PeerCha
 		if ch.Held != nil && l.phase == phaseLive && l.holding != *ch.Held && !l.hidden {
 			tx.touch(l.conv)
 			tx.holdLine(l, *ch.Held)
+		}
+		if ch.Lobby != nil {
+			tx.applyPeerLobby(l, *ch.Lobby)
 		}
 		if ch.Roster != nil && (l.hidden || l.direction == Outgoing && l.conv.joiner == nil) {
 			tx.setRoster(l.conv, *ch.Roster)

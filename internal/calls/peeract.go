@@ -43,6 +43,8 @@ type PeerAct struct {
 	// anchor, chosen by the joiner's node so that its answer names it.
 	Add   *AddParticipantRequest `json:"add,omitempty"`
 	AddID string                 `json:"addId,omitempty"`
+	// Admit admits from the anchor's lobby (peerlobby.go).
+	Admit *LobbyAdmitRequest `json:"admit,omitempty"`
 }
 
 // mirrorLine is the line to the anchor of l's conversation, when it
@@ -182,6 +184,9 @@ func (tx *txn) applyAct(l *leg, act PeerAct, located map[string]string) error {
 	}
 	p := Principal{Identifier: act.By.Identifier, DisplayName: act.By.DisplayName, Role: act.Role}
 	tx.actor, tx.actorOwner, tx.actorLast = &p, nil, nil
+	if act.Admit != nil {
+		return tx.applyAdmit(l, p, *act.Admit)
+	}
 	c := l.conv
 	allowed := func(m *leg) bool {
 		return m != l && !m.hidden && !m.ghost && sees(l, m) && (m.monitor == "" || act.Role == RoleSupervisor)

@@ -119,9 +119,11 @@ func (tx *txn) joinRemote(pt *party, p Principal, key string, req JoinRequest, n
 
 // PeerJoin adds a joiner owned by another node to a group call or room
 // this node anchors: a stand-in, live at once, whose line reports the
-// conversation to the joiner's node (PeerChange.Roster). The answer is the
-// stand-in. Errors: invalid_identifier, invalid_request, call_not_found
-// (the conversation ended here), unavailable, draining.
+// conversation to the joiner's node (PeerChange.Roster). In a room with a
+// lobby the stand-in waits there as a joiner on this node would
+// (peerlobby.go). The answer is the stand-in. Errors: invalid_identifier,
+// invalid_request, call_not_found (the conversation ended here),
+// unavailable, draining.
 func (s *Switchboard) PeerJoin(ctx context.Context, req PeerJoinRequest) (Call, error) {
 	const op = "peer join"
 	if err := req.Joiner.Identifier.Validate(); err != nil {
@@ -155,11 +157,6 @@ func (s *Switchboard) PeerJoin(ctx context.Context, req PeerJoinRequest) (Call, 
 		c = &conversation{id: req.ServerCallID, kind: kind, groupID: req.GroupID, roomID: req.RoomID}
 		s.rooms[key] = c
 	}
-	if c.lobby != nil {
-		// Refused rather than let in past the organizer: a stand-in
-		// waiting in the lobby is not built (docs/cluster.md).
-		return Call{}, withOp(op, Errorf(CodeInvalidState, "room %s has a lobby, which does not take joiners served by another node yet", req.RoomID))
-	}
 	pt := tx.party(req.Joiner.Identifier)
 	if req.Joiner.DisplayName != "" {
 		pt.displayName = req.Joiner.DisplayName
@@ -167,6 +164,7 @@ func (s *Switchboard) PeerJoin(ctx context.Context, req PeerJoinRequest) (Call, 
 	l := tx.newLeg(pt, c, Incoming, req.Joiner, phaseLive)
 	tx.standIn(l)
 	l.line = req.Line
+	tx.enterLobby(l) // waits there when the room has a lobby (peerlobby.go)
 	tx.goLive(l)
 	return l.view(false), nil
 }
@@ -320,6 +318,7 @@ func (tx *txn) setRoster(c *conversation, roster []Participant) {
 			g.phase, g.early = phaseLive, false
 		}
 		g.holding = p.State == ParticipantHold
+		g.inLobby = p.State == ParticipantInLobby
 		g.muted = p.IsMuted
 	}
 }

@@ -272,32 +272,3 @@ func TestPeerChangeOfInvitee(t *testing.T) {
 		t.Errorf("joiner's stand-in: %+v; want the roster and no hold", ch)
 	}
 }
-
-// TestPeerRoomLobbyRefusesRemoteJoiner: a room opened with a lobby on
-// alice's node refuses bob, served by another node, rather than let him
-// in past the organizer: a lobby across nodes is not built. He is in no
-// call of the room afterwards, and alice sees nobody.
-func TestPeerRoomLobbyRefusesRemoteJoiner(t *testing.T) {
-	w := newRoomWorld(t, true)
-	mustCall(t)(w.of(alice).JoinCall(ctx, alice, calls.JoinRequest{RoomID: "standup", Lobby: true}))
-	w.flush()
-	c, err := w.of(bob).JoinCall(ctx, bob, calls.JoinRequest{RoomID: "standup"})
-	w.flush()
-	if err == nil {
-		list, _ := w.of(bob).ListCalls(ctx, bob, "")
-		for _, l := range list {
-			if l.ID == c.ID && l.State != calls.StateDisconnected {
-				t.Fatalf("bob's join of a lobby room on another node: %s, want refused", l.State)
-			}
-		}
-	}
-	list, err := w.of(alice).ListCalls(ctx, alice, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range list {
-		if len(l.RemoteParticipants) != 0 {
-			t.Errorf("alice sees %v in her lobby room", l.RemoteParticipants)
-		}
-	}
-}

@@ -94,3 +94,49 @@ func (s *Switchboard) AnsweredIn(id, rawID string) bool {
 	}
 	return false
 }
+
+// OfferState is an agent's state as queue routing weighs it, for the
+// other nodes of a cluster to see (queue.Board publishes it).
+type OfferState struct {
+	// Connected: she has an event connection here (this node serves her
+	// status); the rest is meaningful only then.
+	Connected bool
+	// Chosen is her chosen status (Available, Away or WrapUp).
+	Chosen routing.Status
+	// LiveCalls is what LiveCalls answers.
+	LiveCalls int
+	// IdleSince is what IdleSince answers.
+	IdleSince time.Time
+}
+
+// OfferState answers the agent's (a rawId) OfferState now.
+func (s *Switchboard) OfferState(agent string) OfferState {
+	s.live.Lock()
+	defer s.live.Unlock()
+	pt := s.parties[agent]
+	if s.closed || pt == nil || pt.bot || pt.conns == 0 || !pt.statusLoaded {
+		return OfferState{}
+	}
+	t := pt.callEndedAt
+	if pt.presence.Chosen() == routing.Available && pt.presence.Since.After(t) {
+		t = pt.presence.Since
+	}
+	return OfferState{Connected: true, Chosen: pt.presence.Chosen(), LiveCalls: pt.liveCalls(), IdleSince: t}
+}
+
+// OfferAgents answers the identities (rawIds) whose OfferState is
+// Connected now, in no order.
+func (s *Switchboard) OfferAgents() []string {
+	s.live.Lock()
+	defer s.live.Unlock()
+	if s.closed {
+		return nil
+	}
+	var out []string
+	for id, pt := range s.parties {
+		if !pt.bot && pt.conns > 0 && pt.statusLoaded {
+			out = append(out, id)
+		}
+	}
+	return out
+}

@@ -1,6 +1,7 @@
 package calls_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -20,16 +21,30 @@ func TestQueueAvailability(t *testing.T) {
 	if f.Offerable(a, 1, now) || !f.IdleSince(a).IsZero() {
 		t.Fatal("an agent never connected is offerable or idle")
 	}
+	// OfferState (what other nodes are told) says what Offerable and
+	// IdleSince weigh.
+	offer := func(what string, want calls.OfferState) {
+		t.Helper()
+		if got := f.OfferState(a); got != want {
+			t.Errorf("%s: OfferState = %+v, want %+v", what, got, want)
+		}
+		if got := slices.Contains(f.OfferAgents(), a); got != want.Connected {
+			t.Errorf("%s: OfferAgents has alice: %v", what, got)
+		}
+	}
+	offer("never connected", calls.OfferState{})
 	f.Connect(t, alice)
 	f.Connect(t, bob)
 	if !f.Offerable(a, 1, now) || !f.IdleSince(a).Equal(now) {
 		t.Fatalf("connected: offerable %v, idle since %v, want true, %v", f.Offerable(a, 1, now), f.IdleSince(a), now)
 	}
+	offer("connected", calls.OfferState{Connected: true, Chosen: routing.Available, IdleSince: now})
 	f.Clock.Advance(time.Minute)
 	ac, _ := connect(t, f, alice, bob)
 	if f.Offerable(a, 1, now) || !f.Offerable(a, 2, now) {
 		t.Error("on a call: offerable at maxConcurrent 1, or not at 2")
 	}
+	offer("on a call", calls.OfferState{Connected: true, Chosen: routing.Available, LiveCalls: 1, IdleSince: now})
 	f.Clock.Advance(time.Minute)
 	mustCall(t)(f.HangUp(ctx, alice, ac.ID, false))
 	ended := f.Clock.Now()
@@ -49,6 +64,7 @@ func TestQueueAvailability(t *testing.T) {
 	if d.Status != routing.Away || d.ChangedBy.Kind != calls.ActorSystem || f.Offerable(a, 1, now) {
 		t.Errorf("SetStatusBySystem(Away) = %+v, offerable %v", d, f.Offerable(a, 1, now))
 	}
+	offer("away", calls.OfferState{Connected: true, Chosen: routing.Away, IdleSince: ended})
 	got := statusEvents(f, a)
 	if last := got[len(got)-1]; last.Status != routing.Away || last.ChangedBy.Kind != calls.ActorSystem {
 		t.Errorf("last agentStatusChanged %+v, want Away by the system", last)

@@ -302,6 +302,14 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 		// A caller still waiting, left with nobody to wait for, ends too.
 		if len(remaining) == 1 && remaining[0].direction == Outgoing && remaining[0].phase != phaseLive {
 			tx.endLeg(remaining[0], peer, peer)
+			break
+		}
+		// Nobody is left in the call to answer for: whoever still rings
+		// is canceled (a queue's offer whose waiting caller hung up).
+		if !slices.ContainsFunc(remaining, func(m *leg) bool { return m.phase != phaseIncoming || m.ghost }) {
+			for _, m := range slices.Clone(remaining) {
+				tx.endLeg(m, ReasonCanceled, ReasonCanceled)
+			}
 		}
 	}
 	tx.endMonitors(c, l)

@@ -73,7 +73,10 @@ type Waiting struct {
 	// FirstEnteredAt is when it entered the first queue (before overflow).
 	FirstEnteredAt time.Time `json:"firstEnteredAt"`
 	Offer          *Offer    `json:"offer,omitempty"`
-	Tried          []string  `json:"tried,omitempty"`
+	// Node is the node whose engine offers it (its caller's leg is
+	// there): when that node dies, another one takes it out (Engine.Reap).
+	Node  string   `json:"node,omitempty"`
+	Tried []string `json:"tried,omitempty"`
 }
 
 // Action is what the decision asks for a waiting call.

@@ -67,6 +67,9 @@ type EngineConfig struct {
 	// Record, when set, is told when an agent answered a call of a queue
 	// whose definition says Record: it starts the call's recording.
 	Record func(ctx context.Context, w Waiting, agent string)
+	// Node is this node's id in a cluster: its waiting calls say so, so
+	// that another node takes them out when it dies (Reap).
+	Node   string
 	Now    func() time.Time // default time.Now
 	Tick   time.Duration    // how often waiting calls are looked at; default 200 ms
 	Logger *slog.Logger
@@ -181,6 +184,7 @@ func (e *Engine) Enter(ctx context.Context, queue, callID, caller string, skills
 
 // put stores a new waiting call, keeps it locally and tells of it.
 func (e *Engine) put(ctx context.Context, d *Definition, w *Waiting) error {
+	w.Node = e.cfg.Node
 	if err := e.cfg.Store.PutWaiting(ctx, *w); err != nil {
 		return err
 	}
@@ -325,8 +329,9 @@ func (e *Engine) candidates(d *Definition) []Candidate {
 	cs := Candidates(d, e.cfg.Availability, e.cfg.Now())
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	held := e.answeredHere(d)
 	for i := range cs {
-		if e.offering[cs[i].Agent] {
+		if e.offering[cs[i].Agent] || held[cs[i].Agent] {
 			cs[i].Offerable = false
 		}
 	}

@@ -346,3 +346,43 @@ func TestEngineForget(t *testing.T) {
 		t.Error("the agent is still claimed")
 	}
 }
+
+// TestReap: the waiting calls of a node gone leave the store counted
+// abandoned once, and free the agent one rang; other nodes' stay.
+func TestReap(t *testing.T) {
+	ctx := context.Background()
+	st := NewMemory()
+	d := Definition{Name: "support", Members: []Member{{Agent: "8:acs:ann"}}}
+	if err := d.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutQueue(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []Waiting{
+		{CallID: "c1", Queue: "support", Node: "dead", Offer: &Offer{Agent: "8:acs:ann", At: t0}},
+		{CallID: "c2", Queue: "support", Node: "dead"},
+		{CallID: "c3", Queue: "support", Node: "alive"},
+	} {
+		if err := st.PutWaiting(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, _ := st.ClaimAgent(ctx, "8:acs:ann", "c1"); !ok {
+		t.Fatal("claim refused")
+	}
+	e := NewEngine(EngineConfig{Store: st, Node: "here"})
+	for i, want := range []int{2, 0} {
+		if n, err := e.Reap(ctx, "dead"); n != want || err != nil {
+			t.Fatalf("reap %d = %d, %v; want %d", i, n, err, want)
+		}
+	}
+	ws, _ := st.Waiting(ctx, "support")
+	c, _ := st.Counters(ctx, "support")
+	if len(ws) != 1 || ws[0].CallID != "c3" || c.Abandoned != 2 {
+		t.Errorf("after the reap: waiting %+v, counters %+v", ws, c)
+	}
+	if ok, _ := st.ClaimAgent(ctx, "8:acs:ann", "c9"); !ok {
+		t.Error("ann is still held by the dead node's offer")
+	}
+}

@@ -138,6 +138,27 @@ func (j *JetStream) DeleteWaiting(ctx context.Context, queue, callID string) err
 	return nil
 }
 
+// TakeWaiting implements Store: a purge at the revision read, so that of
+// nodes taking it at once one succeeds.
+func (j *JetStream) TakeWaiting(ctx context.Context, queue, callID string) (bool, error) {
+	key := "wait." + queue + "." + enc(callID)
+	e, err := j.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, unavailable("take waiting call", err)
+	}
+	err = j.kv.Purge(ctx, key, jetstream.LastRevision(e.Revision()))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, jetstream.ErrKeyExists) || strings.Contains(err.Error(), "wrong last sequence"):
+		return false, nil // taken (or changed) meanwhile
+	}
+	return false, unavailable("take waiting call", err)
+}
+
 // Waiting implements Store.
 func (j *JetStream) Waiting(ctx context.Context, queue string) ([]Waiting, error) {
 	keys, err := j.keys(ctx, "wait."+queue+".")

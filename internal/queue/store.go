@@ -24,6 +24,10 @@ type Store interface {
 	PutWaiting(ctx context.Context, w Waiting) error
 	// DeleteWaiting removes a waiting call (no error when it is gone).
 	DeleteWaiting(ctx context.Context, queue, callID string) error
+	// TakeWaiting removes a waiting call and reports whether this was the
+	// removal that took it: of nodes taking one call at once, one is told
+	// true.
+	TakeWaiting(ctx context.Context, queue, callID string) (bool, error)
 	// Waiting answers a queue's waiting calls, oldest first.
 	Waiting(ctx context.Context, queue string) ([]Waiting, error)
 	// AddCounters adds delta to a queue's counters and answers the sum.
@@ -107,6 +111,15 @@ func (m *Memory) DeleteWaiting(_ context.Context, queue, callID string) error {
 	defer m.mu.Unlock()
 	delete(m.waiting[queue], callID)
 	return nil
+}
+
+// TakeWaiting implements Store.
+func (m *Memory) TakeWaiting(_ context.Context, queue, callID string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.waiting[queue][callID]
+	delete(m.waiting[queue], callID)
+	return ok, nil
 }
 
 // Waiting implements Store.

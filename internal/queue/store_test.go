@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,6 +116,27 @@ func TestStore(t *testing.T) {
 			}
 			if ok, err := b.ClaimAgent(ctx, "8:acs:alice", "call-3"); !ok || err != nil {
 				t.Fatalf("claim after release = %v, %v", ok, err)
+			}
+
+			// Of two nodes taking one waiting call at once, one takes it.
+			var took atomic.Int32
+			for _, s := range []Store{a, b} {
+				wg.Go(func() {
+					ok, err := s.TakeWaiting(ctx, "support", "call-2")
+					if err != nil {
+						t.Error(err)
+					}
+					if ok {
+						took.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+			if n := took.Load(); n != 1 {
+				t.Errorf("call-2 taken %d times, want once", n)
+			}
+			if ws, err := b.Waiting(ctx, "support"); err != nil || len(ws) != 1 || ws[0].CallID != "call-3" {
+				t.Errorf("Waiting after the take = %+v, %v", ws, err)
 			}
 		})
 	}

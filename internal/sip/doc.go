@@ -12,6 +12,11 @@
 // (the phone's BYE also before its ACK of the 200). Trunks with ;register
 // are kept registered; Server.Trunks reports every trunk's state.
 //
+// A number routed to a queue answers its INVITE with 200 at once (the
+// caller hears the queue's music over the call) and the call waits in
+// the queue: calls.Switchboard.StartPhoneQueueCall, which enters it
+// through the switchboard's calls.Queues (this package knows no queue).
+//
 // Calls themselves belong to package calls: an inbound INVITE becomes
 // calls.Switchboard.StartPhoneCall with a calls.PhoneLine that hears every
 // change of the phone's call, and CANCEL or BYE from the network becomes

@@ -164,9 +164,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		log.Warn("sip: number routes unavailable", "number", number, "err", err)
 		respond(tx, req, 503, "Service Unavailable")
 		return
-	case route.Target == nil:
-		log.Info("sip: INVITE to a number routed to a queue; queues are not served yet", "number", number, "queue", route.Queue)
-		respond(tx, req, 480, "Temporarily Unavailable")
+	case route.Target == nil && route.Queue == "":
+		log.Warn("sip: number route with neither target nor queue", "number", number)
+		respond(tx, req, 404, "Not Found")
 		return
 	}
 	caller, ok := callerOf(req)
@@ -211,7 +211,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	in := &inbound{s: s, ds: ds, line: newLine(), leg: leg, log: log, delayed: delayed}
 	defer func() { _ = leg.Close() }()
-	call, err := s.cfg.Switchboard.StartPhoneCall(s.ctx, calls.PhoneCallRequest{Caller: caller, Callee: *route.Target, Line: in.line})
+	call, err := s.start(caller, route, in.line)
 	if err != nil {
 		code, reason := 500, "Server Internal Error"
 		var headers []sip.Header
@@ -224,7 +224,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			code, reason = 503, "Service Unavailable"
 			headers = append(headers, sip.NewHeader("Retry-After", drainRetryAfter))
 		case calls.CodeInvalidIdentifier, calls.CodeInvalidPhoneNumber, calls.CodeOperationNotSupportedForIdentity,
-			calls.CodeAlternateCallerIDRequired, calls.CodeInvalidRequest:
+			calls.CodeAlternateCallerIDRequired, calls.CodeInvalidRequest, calls.CodeNotFound:
 			code, reason = 404, "Not Found"
 		}
 		log.Warn("sip: the switchboard refused the call", "err", err)
@@ -233,7 +233,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	in.callID = call.ID
 	leg.Attach(call)
-	in.log = log.With("call_id", call.ID, "agent_id", route.Target.RawID(), "caller", caller.Identifier.RawID())
+	if route.Target != nil {
+		in.log = log.With("call_id", call.ID, "agent_id", route.Target.RawID(), "caller", caller.Identifier.RawID())
+	} else {
+		in.log = log.With("call_id", call.ID, "queue", route.Queue, "caller", caller.Identifier.RawID())
+	}
 	s.mu.Lock()
 	s.dialogs[ds.ID] = in
 	s.mu.Unlock()
@@ -246,6 +250,19 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if in.ring(answer) {
 		in.live()
 	}
+}
+
+// start starts the phone's call as its number is routed: ringing the
+// route's target, or answered at once and waiting in the route's queue
+// (the caller hears the queue music and position prompts over the call,
+// as from an ACD; a ringing 180 with early media would leave the carrier
+// unbilled and is cut by many carriers after a few minutes, while a queue
+// wait may be longer).
+func (s *Server) start(caller calls.CallerInfo, route calls.NumberRoute, l *line) (calls.Call, error) {
+	if route.Target == nil {
+		return s.cfg.Switchboard.StartPhoneQueueCall(s.ctx, calls.PhoneQueueRequest{Caller: caller, Queue: route.Queue, Line: l})
+	}
+	return s.cfg.Switchboard.StartPhoneCall(s.ctx, calls.PhoneCallRequest{Caller: caller, Callee: *route.Target, Line: l})
 }
 
 // ring answers the INVITE as the phone's call goes: 180 while it rings,

@@ -20,6 +20,9 @@ import (
 type Switchboard interface {
 	// StartPhoneCall rings the callee for a call from the phone network.
 	StartPhoneCall(ctx context.Context, req calls.PhoneCallRequest) (calls.Call, error)
+	// StartPhoneQueueCall answers a call from the phone network and puts
+	// it in a queue.
+	StartPhoneQueueCall(ctx context.Context, req calls.PhoneQueueRequest) (calls.Call, error)
 	// EndPhoneCall ends a phone's call from the network's side.
 	EndPhoneCall(ctx context.Context, id string, reason calls.EndReason) error
 	// PhoneProgress says a phone called out rings or plays early media.

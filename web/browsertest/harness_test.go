@@ -314,7 +314,8 @@ func newStack(t *testing.T, tokens *api.Tokens, queueSize int, media bool) *stac
 		sb       *calls.Switchboard
 		attacher *rtc.Attacher
 	)
-	cfg := calls.Config{Store: st, Publisher: hub, NewID: uuid.NewString}
+	qs := newQueues(hub)
+	cfg := calls.Config{Store: st, Publisher: qs.wake, NewID: uuid.NewString, Queues: qs.transfers}
 	if media {
 		mixer = audio.NewMixer(audio.MixerConfig{
 			EchoBot:    calls.EchoBot.RawID(),
@@ -353,25 +354,53 @@ func newStack(t *testing.T, tokens *api.Tokens, queueSize int, media bool) *stac
 	if attacher != nil {
 		acfg.Media = attacher
 	}
-	// Queues, in memory, for the supervisor's wallboard.
-	qsw := api.NewQueueSwitch(sb, hub)
-	engine := queue.NewEngine(queue.EngineConfig{Store: queue.NewMemory(), Switch: qsw, Events: qsw, Logger: quiet,
-		Availability: &queue.Tracker{Online: sb.Connected, Calls: sb.LiveCalls}})
-	acfg.Queues, acfg.QueueSwitch = engine, qsw
-	qctx, stopQueues := context.WithCancel(context.Background())
-	queuesDone := make(chan struct{})
-	go func() {
-		defer close(queuesDone)
-		engine.Run(qctx)
-	}()
+	stopQueues := qs.run(sb, hub, &acfg, nil)
 	srv := api.New(acfg)
 	return &stack{sb: sb, mixer: mixer, handler: srv.Handler(), close: func() {
 		stopQueues()
-		<-queuesDone
 		_ = sb.Close(context.Background())
 		stopMedia()
 		srv.Close()
 	}}
+}
+
+// queues are the contact-center queues, in memory, wired as serve wires
+// them: blind transfers to a queue, the engine woken by events, offers to
+// Available agents, wrap-up after a queue call.
+type queues struct {
+	transfers *api.QueueTransfers
+	wake      *api.QueueWake
+}
+
+// newQueues answers the parts the switchboard's Config takes (Queues and,
+// handing events on to next, Publisher), bound once run starts the engine.
+func newQueues(next calls.Publisher) *queues {
+	return &queues{transfers: &api.QueueTransfers{}, wake: api.NewQueueWake(next)}
+}
+
+// run starts the engine on sb and sets it in acfg; record (nil: none)
+// records the calls of a queue that says so. stop waits for the engine.
+func (q *queues) run(sb *calls.Switchboard, hub *api.Hub, acfg *api.Config, rec api.QueueStarter) (stop func()) {
+	quiet := slog.New(slog.DiscardHandler)
+	qsw := api.NewQueueSwitch(sb, hub)
+	cfg := queue.WithStatus(queue.EngineConfig{Store: queue.NewMemory(), Switch: qsw, Events: qsw, Logger: quiet}, sb)
+	if rec != nil {
+		cfg.Record = api.QueueRecorder(qsw, rec, quiet)
+	}
+	engine := queue.NewEngine(cfg)
+	acfg.Queues, acfg.QueueSwitch = engine, qsw
+	q.transfers.Bind(engine, qsw)
+	q.wake.Bind(engine)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		engine.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // token mints a token for a Communication Services user.

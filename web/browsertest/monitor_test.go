@@ -11,7 +11,8 @@ import (
 // whisper and barge with the same buttons, and stops: the agent's page
 // shows her as a participant with her mode each time (without controls: she
 // answers to supervisors only), the pressed button
-// is her mode, and the customer's view never shows her until she barges.
+// is her mode, the agent's call on the server has her in that mode, and
+// the customer's view never shows her until she barges.
 func TestSupervisorListensWhispersBarges(t *testing.T) {
 	srv := newServer(t, 0)
 	alice := srv.token("alice", "Alice Agent", calls.RoleAgent)
@@ -60,6 +61,15 @@ func TestSupervisorListensWhispersBarges(t *testing.T) {
 			.some((c) => c.textContent.includes(`+jsString(map[string]string{"listen": "nobody hears you", "whisper": "only the agent hears you", "barge": "everyone hears you"}[mode])+`))`)
 		if got, want := customerSees(), mode == "barge"; got != want {
 			t.Errorf("in %s the customer's call shows the supervisor: %v, want %v", mode, got, want)
+		}
+		var stored calls.MonitorMode
+		for _, p := range srv.getCall(alice, id).RemoteParticipants {
+			if p.RawID == "8:acs:sue" {
+				stored = p.MonitorMode
+			}
+		}
+		if stored != calls.MonitorMode(mode) {
+			t.Errorf("after the %s button the agent's call has the supervisor in mode %q", mode, stored)
 		}
 	}
 	sup.screenshot("supervisor-monitor")

@@ -20,7 +20,8 @@ import (
 )
 
 // newRecordingServer is a server with the mixer's clock running and the
-// recording service wired as serve wires it.
+// recording service and queues (a queue may record its calls) wired as
+// serve wires them.
 func newRecordingServer(t *testing.T) *server {
 	t.Helper()
 	st := store.NewMemory()
@@ -37,7 +38,8 @@ func newRecordingServer(t *testing.T) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, err = calls.New(calls.Config{Store: st, Publisher: rec.Publisher(hub), Media: mixer, NewID: uuid.NewString})
+	qs := newQueues(rec.Publisher(hub))
+	sb, err = calls.New(calls.Config{Store: st, Publisher: qs.wake, Queues: qs.transfers, Media: mixer, NewID: uuid.NewString})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,10 +47,13 @@ func newRecordingServer(t *testing.T) *server {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = mixer.Run(ctx) }()
 	tokens := api.NewTokens(adminKey, nil)
-	srv := api.New(api.Config{Switchboard: sb, Hub: hub, Tokens: tokens, Ready: st.Ready, Console: web.Console(),
-		WriteTimeout: 2 * time.Second, Recordings: rec})
+	acfg := api.Config{Switchboard: sb, Hub: hub, Tokens: tokens, Ready: st.Ready, Console: web.Console(),
+		WriteTimeout: 2 * time.Second, Recordings: rec}
+	stopQueues := qs.run(sb, hub, &acfg, rec)
+	srv := api.New(acfg)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
+		stopQueues()
 		_ = sb.Close(context.Background())
 		_ = rec.Close(context.Background())
 		cancel()
@@ -105,10 +110,56 @@ func TestRecordingFromTheCard(t *testing.T) {
 	caller.waitJS("the customer's notice gone", `document.getElementById('call-recording').hidden`)
 	srv.do(http.MethodPost, "/api/calls/"+id+"/hangup", alice, map[string]bool{"forEveryone": true}, http.StatusOK, nil)
 
+	// The call's history lists the one recording, its pause and who
+	// stopped it, and plays it: the player's length is the recording's.
+	var hist struct {
+		Recordings []calls.Recording `json:"recordings"`
+	}
+	srv.do(http.MethodGet, "/api/history/calls/"+id, alice, nil, http.StatusOK, &hist)
+	if len(hist.Recordings) != 1 {
+		t.Fatalf("the call's history lists %d recordings, want 1", len(hist.Recordings))
+	}
+	r := hist.Recordings[0]
+	if r.State != calls.RecordingStopped || len(r.Paused) != 1 || r.Paused[0].End == nil || r.StoppedBy == nil || r.StoppedBy.RawID != "8:acs:alice" || r.DurationMs <= 0 {
+		t.Errorf("the recording in history is %+v, want stopped by alice with one ended pause and some audio", r)
+	}
 	page.open("/?token=" + alice + "#/history/" + id)
 	page.waitLive()
 	page.waitJS("the recording's player", `(() => {
 		const a = document.querySelector('.recordings audio');
 		return a && a.src.startsWith('blob:') && a.readyState >= 1 && a.duration > 0;
 	})()`)
+	// One 20 ms frame either way: the WAV holds whole frames.
+	if ms := evalJS[float64](page, `document.querySelector('.recordings audio').duration * 1000`); ms < float64(r.DurationMs)-20 || ms > float64(r.DurationMs)+20 {
+		t.Errorf("the player's recording lasts %.0f ms, the history says %d ms", ms, r.DurationMs)
+	}
+}
+
+// A queue that records its calls: the agent answers a queue call in the
+// console and its card shows the recording indicator without her pressing
+// Record; the call's history lists the recording, started by the system.
+func TestQueueRecordingIndicator(t *testing.T) {
+	srv := newRecordingServer(t)
+	alice := srv.token("alice", "Alice Agent", calls.RoleAgent)
+	cust := srv.mint(calls.PhoneNumber("+14255550199"), "Casey Customer", calls.RoleCaller)
+	srv.do(http.MethodPost, "/api/queues", adminKey, map[string]any{
+		"name": "sales", "members": []map[string]any{{"agent": "8:acs:alice"}}, "ringTimeoutSeconds": 600, "record": true,
+	}, http.StatusCreated, nil)
+	page := newTab(t, srv)
+	page.open("/?token=" + alice)
+	page.waitLive()
+	srv.do(http.MethodPost, "/api/calls", cust, map[string]string{"queue": "sales"}, http.StatusCreated, nil)
+	id := srv.incoming(alice, "4:+14255550199")
+	page.click(`button[data-action="accept"][data-call="` + id + `"]`)
+	page.waitJS("the recording indicator on the answered queue call", `(() => {
+		const f = document.querySelector('`+card(id)+` .flag.rec-on');
+		return f && f.textContent.includes('Recording');
+	})()`)
+	var hist struct {
+		Recordings []calls.Recording `json:"recordings"`
+	}
+	srv.do(http.MethodGet, "/api/history/calls/"+id, alice, nil, http.StatusOK, &hist)
+	if len(hist.Recordings) != 1 || hist.Recordings[0].StartedBy.Kind != calls.ActorSystem || hist.Recordings[0].State != calls.RecordingActive {
+		t.Errorf("the queue call's history lists %+v, want one recording going, started by the system", hist.Recordings)
+	}
 }

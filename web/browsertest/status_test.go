@@ -13,6 +13,20 @@ func agentBadge(raw string) string {
 	return `document.querySelector('li.agent[data-agent="` + raw + `"] .agent-status')`
 }
 
+// saveWrapUpCode saves code for the call the wrap-up form has chosen and
+// checks that history, as token sees it, finds call id alone by it.
+func saveWrapUpCode(page *tab, token, id, code string) {
+	page.t.Helper()
+	page.setValue("#wrap-code", code)
+	page.click(`form[data-action="wrap-up-code"] button[type="submit"]`)
+	page.waitJS("the code field cleared once saved", `document.getElementById('wrap-code').value === ''`)
+	var hist calls.CallPage
+	page.srv.do(http.MethodGet, "/api/history/calls?wrapUpCode="+code, token, nil, http.StatusOK, &hist)
+	if len(hist.Items) != 1 || hist.Items[0].ID != id || hist.Items[0].WrapUpCode != code {
+		page.t.Errorf("history by wrapUpCode=%s = %+v, want the call %s", code, hist.Items, id)
+	}
+}
+
 // The agent picks her status in the console and the supervisor's
 // dashboard shows it live; a call shows Busy, its end her chosen status
 // again; she gives the ended call a wrap-up code from the wrap-up form,
@@ -50,14 +64,7 @@ func TestAgentStatusPicker(t *testing.T) {
 	// The wrap-up form offers the call she finished; she codes it.
 	agent.waitJS("the ended call in the wrap-up form", `[...document.querySelectorAll('#wrap-call option')].some((o) => o.value === `+jsString(id)+`)`)
 	agent.setValue("#wrap-call", id)
-	agent.setValue("#wrap-code", "sale")
-	agent.click(`form[data-action="wrap-up-code"] button[type="submit"]`)
-	agent.waitJS("the code field cleared once saved", `document.getElementById('wrap-code').value === ''`)
-	var page calls.CallPage
-	srv.do(http.MethodGet, "/api/history/calls?wrapUpCode=sale", sue, nil, http.StatusOK, &page)
-	if len(page.Items) != 1 || page.Items[0].ID != id || page.Items[0].WrapUpCode != "sale" {
-		t.Errorf("history by wrapUpCode=sale = %+v, want alice's call %s", page.Items, id)
-	}
+	saveWrapUpCode(agent, sue, id, "sale")
 
 	// History filters by the code and shows it.
 	agent.open("/?token=" + alice + "#/history")

@@ -82,3 +82,46 @@ func TestAgentTransfersInConsole(t *testing.T) {
 		t.Errorf("merged call %s with %v, want a group call with bob and the echo bot", merged.Kind, raws)
 	}
 }
+
+// The agent hands a customer to a queue from the Transfer form: her call
+// ends, the queue's agent is offered the customer and answers, and the
+// timeline of her call says where it went.
+func TestAgentTransfersToAQueue(t *testing.T) {
+	srv := newServer(t, 0)
+	alice := srv.token("alice", "Alice Agent", calls.RoleAgent)
+	bob := srv.token("bob", "Bob Billing", calls.RoleAgent)
+	cust := srv.token("cust", "Customer", calls.RoleCaller)
+	srv.connect(bob)
+	srv.connect(cust)
+	srv.do(http.MethodPost, "/api/queues", adminKey, map[string]any{
+		"name": "billing", "members": []map[string]any{{"agent": "8:acs:bob"}}, "ringTimeoutSeconds": 600,
+	}, http.StatusCreated, nil)
+	custRaw := calls.CommunicationUser("cust").RawID()
+
+	page := newTab(t, srv)
+	page.open("/?token=" + alice)
+	page.waitLive()
+	custCall := srv.call(cust, calls.CommunicationUser("alice").RawID())
+	aliceCall := srv.accept(alice, custRaw)
+	page.waitJS("the customer's call active", `document.querySelector('`+card(aliceCall)+`.is-active') !== null`)
+	page.click(card(aliceCall) + ` details.transfer summary`)
+	page.setValue(card(aliceCall)+` input[name="who"]`, "billing")
+	page.setValue(card(aliceCall)+` select[name="mode"]`, "queue")
+	page.click(card(aliceCall) + ` form[data-action="transfer"] button[type="submit"]`)
+	page.waitJS("her call gone", `document.querySelectorAll('li.call-card').length === 0`)
+
+	srv.accept(bob, custRaw)
+	got := srv.getCall(cust, custCall.ID)
+	var raws []string
+	for _, p := range got.RemoteParticipants {
+		raws = append(raws, p.RawID)
+	}
+	if got.State != calls.StateConnected || !slices.Equal(raws, []string{"8:acs:bob"}) {
+		t.Fatalf("after the queue's agent answered the customer's call is %s with %v, want Connected with bob", got.State, raws)
+	}
+	evalJS[string](page, `location.hash = '#/history/`+aliceCall+`'`)
+	page.waitJS("the timeline's transfer to the queue", `document.querySelector('#main').textContent.includes('transferred to queue billing')`)
+	if n := evalJS[int](page, `document.querySelectorAll('#errors li').length`); n != 0 {
+		t.Errorf("%d errors shown", n)
+	}
+}

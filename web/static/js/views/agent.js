@@ -303,15 +303,23 @@ export class AgentView {
       this.statusLine.dataset.status = st ? st.status : '';
     }
     if (this.wrapCalls) {
-      const key = ended.map((c) => c.id).join(',');
+      // The call her wrap-up follows (a queue call's) comes first and is
+      // chosen, also when this page did not see it end (a reload).
+      const follows = st && st.status === 'WrapUp' ? st.wrapUpCallId || '' : '';
+      const calls = ended.map((c) => [c.id, callTitle(c)]);
+      const i = calls.findIndex(([id]) => id === follows);
+      const first = i >= 0 ? calls.splice(i, 1)[0] : [follows, 'The call you are wrapping up'];
+      if (follows) calls.unshift(first);
+      const key = follows + '|' + calls.map(([id]) => id).join(',');
       if (this.wrapCalls.dataset.key !== key) {
         this.wrapCalls.dataset.key = key;
-        this.wrapCalls.replaceChildren(...ended.map((c) => {
+        this.wrapCalls.replaceChildren(...calls.map(([id, title]) => {
           const o = document.createElement('option');
-          o.value = c.id;
-          o.textContent = callTitle(c);
+          o.value = id;
+          o.textContent = id === follows ? `${title} (wrap-up)` : title;
           return o;
         }));
+        if (follows) this.wrapCalls.value = follows;
       }
     }
   }
@@ -380,9 +388,13 @@ export class AgentView {
       if (this.goTo(n)) form.reset();
     } else if (action === 'transfer') {
       const call = form.dataset.call;
-      const ok = await this.app.act('Transfer', () => post(`/api/calls/${esc(call)}/transfer`, {
-        target: parseIdentifier(String(f.get('who'))).identifier, mode: String(f.get('mode')), alternateCallerId: alt,
-      }));
+      const who = String(f.get('who')).trim();
+      const mode = String(f.get('mode'));
+      // "queue" hands the customer to a queue's agents (blind: a queue has
+      // nobody to consult).
+      const body = mode === 'queue' ? { queue: who, mode: 'blind' }
+        : { target: parseIdentifier(who).identifier, mode, alternateCallerId: alt };
+      const ok = await this.app.act('Transfer', () => post(`/api/calls/${esc(call)}/transfer`, body));
       if (ok) form.reset();
     } else if (action === 'add-participant') {
       const call = form.dataset.call;
@@ -484,17 +496,19 @@ export class AgentView {
 
 
 // transferForm hands the active 1:1 call to someone (POST
-// /api/calls/{id}/transfer): blind, or after a consult call.
+// /api/calls/{id}/transfer): blind, after a consult call, or blind to a
+// queue.
 function transferForm(id) {
   return h('details', { class: 'more transfer' },
     h('summary', null, 'Transfer'),
     h('form', { 'data-action': 'transfer', 'data-call': id, class: 'inline-form' },
-      h('label', { for: `xfer-${id}` }, 'To (user or phone number)'),
-      h('input', { id: `xfer-${id}`, name: 'who', autocomplete: 'off', placeholder: 'bob or +14255550123', required: true }),
+      h('label', { for: `xfer-${id}` }, 'To (user, phone number or queue name)'),
+      h('input', { id: `xfer-${id}`, name: 'who', autocomplete: 'off', placeholder: 'bob, +14255550123 or support', required: true }),
       h('label', { for: `xfer-mode-${id}` }, 'How'),
       h('select', { id: `xfer-mode-${id}`, name: 'mode' },
         h('option', { value: 'consult' }, 'Consult first (the customer is on hold)'),
-        h('option', { value: 'blind' }, 'Blind (hand over now)')),
+        h('option', { value: 'blind' }, 'Blind (hand over now)'),
+        h('option', { value: 'queue' }, 'To a queue (hand over now; its agents are offered the call)')),
       h('label', { for: `xfer-cid-${id}` }, 'Caller id (for a phone number)'),
       h('input', { id: `xfer-cid-${id}`, name: 'callerId', autocomplete: 'off', placeholder: '+14255550100' }),
       h('button', { type: 'submit' }, 'Transfer')));
