@@ -37,6 +37,15 @@ func TestMonitorRoutes(t *testing.T) {
 	s.wantError("POST", "/api/calls/no-such-call/monitor", sue, listen, http.StatusNotFound, calls.CodeCallNotFound)
 	s.wantError("POST", path, sue, map[string]any{"mode": "shout"}, http.StatusBadRequest, calls.CodeInvalidRequest)
 	s.wantError("POST", path, sue, nil, http.StatusBadRequest, calls.CodeInvalidRequest)
+	// A via (the call's node's word to the supervisor's, monitor.go) from a
+	// client is refused.
+	var refused map[string]map[string]string
+	s.do("POST", path, sue, map[string]any{"mode": "listen", "via": map[string]any{"node": "b", "callId": aliceCall.ID,
+		"serverCallId": aliceCall.ServerCallID, "agent": map[string]any{"identifier": identityJSON("alice")}}},
+		http.StatusBadRequest, &refused)
+	if msg := refused["error"]["message"]; !strings.Contains(msg, "nodes of a cluster alone") {
+		t.Errorf("a client's via: %q, want it refused as the nodes' alone", msg)
+	}
 	s.wantError("POST", "/api/calls/"+ringing.ID+"/monitor", sue, listen, http.StatusConflict, calls.CodeInvalidState)
 	s.wantError("DELETE", path, sue, nil, http.StatusConflict, calls.CodeInvalidState)
 

@@ -159,7 +159,7 @@ func (s *Switchboard) onMonitored(p Principal, id string, fn func(tx *txn, sup *
 	if target.party == sup {
 		return Errorf(CodeInvalidState, "a supervisor monitors others' calls, not her own")
 	}
-	if !target.party.supervised() || target.line != nil {
+	if !target.ghost && (!target.party.supervised() || target.line != nil) { // a ghost: her leg of a call on another node (peermonitor.go)
 		return Errorf(CodeForbidden, "only an agent's or a supervisor's call can be monitored")
 	}
 	var mon *leg
@@ -181,6 +181,9 @@ func (tx *txn) setMonitorMode(mon *leg, mode MonitorMode) {
 	mon.monitor = mode
 	mon.barged = mon.barged || mode == MonitorBarge
 	tx.emitMonitor(mon, old)
+	if ps := monitorLine(mon); ps != nil {
+		ps.Send(PeerChange{Monitor: mode}) // the call's node applies it (peermonitor.go)
+	}
 }
 
 // emitMonitor puts a monitor leg's change in the monitored call's timeline
@@ -210,20 +213,30 @@ func seesInHistory(v, m *leg) bool { return sees(v, m) || m.barged }
 
 // monitorMedia makes mm a monitor leg's part in the conversation's audio:
 // she never plays the hold tone to the others, in listen nobody hears her
-// and in whisper the agent's call alone does.
+// and in whisper the agent's call alone does. Her leg of a call on another
+// node (its monitored leg a ghost) sends to the stand-in's leg there but
+// in listen: that node's mixer keeps her from whom her mode says.
 func (l *leg) monitorMedia(mm *MediaMember) {
 	mm.Held = false
 	switch l.monitor {
 	case MonitorListen:
 		mm.Send = false
 	case MonitorWhisper:
-		mm.Audience = []string{l.monitored.id}
+		if !l.monitored.ghost {
+			mm.Audience = []string{l.monitored.id}
+		}
 	}
 }
 
 // endMonitors ends the monitor legs left without a call to monitor: those
 // of the ended leg l, and all of them once no member but monitors is left.
 func (tx *txn) endMonitors(c *conversation, l *leg) {
+	if l == c.joiner && l.monitor != "" {
+		// Her leg of a call on another node ended: the ghosts of its
+		// parties leave as they stand (her history shows the call going
+		// on, as one node's does), before her hidden stand-in ends.
+		c.members = slices.DeleteFunc(c.members, func(m *leg) bool { return m.ghost })
+	}
 	alone := !slices.ContainsFunc(c.members, func(m *leg) bool { return m.monitor == "" && !m.party.bot })
 	for _, m := range slices.Clone(c.members) {
 		if m.monitor != "" && (m.monitored == l || alone) {

@@ -254,6 +254,9 @@ type PeerChange struct {
 	// parties (peeract.go); sent on its own (PeerSender), never from an
 	// update.
 	Act *PeerAct `json:"act,omitempty"`
+	// Monitor: from a monitoring supervisor's node, her new mode
+	// (peermonitor.go); sent on its own (PeerSender).
+	Monitor MonitorMode `json:"monitor,omitempty"`
 	// Lobby: from the anchor of a room with a lobby, the far joiner in it
 	// (peerlobby.go).
 	Lobby *PeerLobby `json:"lobby,omitempty"`
@@ -265,7 +268,8 @@ type PeerChange struct {
 
 // IsZero reports whether the change says nothing.
 func (ch PeerChange) IsZero() bool {
-	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil && ch.Act == nil && ch.Lobby == nil && ch.Repair == nil
+	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil && ch.Act == nil &&
+		ch.Lobby == nil && ch.Repair == nil && ch.Monitor == ""
 }
 
 // PeerChangeOf is what a stand-in's update means for the far node: now is
@@ -342,6 +346,7 @@ func (s *Switchboard) ApplyPeerChange(ctx context.Context, id string, ch PeerCha
 			tx.repair(l, *ch.Repair)
 			return nil
 		}
+		tx.peerMonitorChange(l, ch)
 		if ch.Answered && l.phase == phaseIncoming {
 			tx.answerLine(l)
 		}

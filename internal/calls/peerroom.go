@@ -257,7 +257,7 @@ func (tx *txn) setRoster(c *conversation, roster []Participant) {
 	if self == nil || self.phase == phaseEnded {
 		return
 	}
-	if c.kind == OneToOne {
+	if c.kind == OneToOne && (c.joiner == nil || c.joiner.monitor == "") { // a monitor's mirror shows the call's parties (peermonitor.go)
 		// A 1:1 call across nodes that its caller's node made a group
 		// call (a participant added): so is the callee's.
 		if c.joiner != nil || !slices.ContainsFunc(roster, func(p Participant) bool {
@@ -400,11 +400,11 @@ func sameRoster(a, b []Participant) bool {
 }
 
 // sendsRoster reports whether a stand-in's line sends the roster: a
-// joiner's stand-in in a group call or room this node anchors, or an
+// joiner's stand-in in a group call or room this node anchors, an
 // invitee's in a group call or room (the callee's node shows the others
-// beside the inviter).
+// beside the inviter), or a monitoring supervisor's (peermonitor.go).
 func sendsRoster(c Call) bool {
-	return anchorsRoom(c) || c.Direction == Incoming && (c.Kind == Group || c.Kind == Room)
+	return anchorsRoom(c) || c.Direction == Incoming && (c.Kind == Group || c.Kind == Room || c.MonitorMode != "")
 }
 
 // anchorsRoom reports whether a stand-in's view is of a joiner's stand-in

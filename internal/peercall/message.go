@@ -37,6 +37,10 @@ type dial struct {
 	Join    bool   `json:"join,omitempty"`
 	GroupID string `json:"groupId,omitempty"`
 	RoomID  string `json:"roomId,omitempty"`
+	// Monitor, with Join: the caller, a supervisor, monitors the call
+	// Monitored the far node runs, in this mode (calls.PeerMonitor).
+	Monitor   calls.MonitorMode `json:"monitor,omitempty"`
+	Monitored string            `json:"monitored,omitempty"`
 	// SDP offers the caller's node's audio leg (Config.Media), if any.
 	SDP []byte `json:"sdp,omitempty"`
 	// Roster: a group call's other parties as the callee sees them
@@ -164,7 +168,9 @@ func (n *Network) startPeerCall(sb Switchboard, p *pair, m message) reply {
 	}
 	var c calls.Call
 	var err error
-	if m.Dial.Join {
+	if m.Dial.Join && m.Dial.Monitor != "" {
+		c, err = n.peerMonitor(sb, p, m.Dial)
+	} else if m.Dial.Join {
 		c, err = sb.PeerJoin(p.ctx, calls.PeerJoinRequest{ServerCallID: m.Dial.ServerCallID, GroupID: m.Dial.GroupID,
 			RoomID: m.Dial.RoomID, Joiner: m.Dial.Caller, Line: p})
 	} else {

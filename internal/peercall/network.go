@@ -224,7 +224,7 @@ func (n *Network) Join(c calls.Call, node string) calls.PhoneLine {
 	}
 	n.pairs[p.id] = p
 	n.enqueue(p, message{Dial: &dial{ServerCallID: c.ServerCallID, Kind: c.Kind, Caller: c.CallerInfo,
-		Join: true, GroupID: c.GroupID, RoomID: c.RoomID}})
+		Join: true, GroupID: c.GroupID, RoomID: c.RoomID, Monitor: c.MonitorMode, Monitored: c.MonitoredCallID}})
 	return p
 }
 

@@ -163,15 +163,27 @@ func (l *peerLine) Send(ch calls.PeerChange) {
 	})
 }
 
-// Join joins the group call or room node anchors once flushed.
+// Node answers the node's name (calls.MonitorVia names it).
+func (n peerNet) Node() string { return n.node }
+
+// Join joins the group call or room node anchors once flushed, or with
+// c's MonitorMode set, monitors the call c.MonitoredCallID there.
 func (n peerNet) Join(c calls.Call, node string) calls.PhoneLine {
 	near := &peerLine{p: n.p, far: node}
 	n.p.enqueue(func() {
 		far := &peerLine{p: n.p, far: n.node}
 		far.setFarID(c.ID)
-		sc, err := n.p.node(node).PeerJoin(context.Background(), calls.PeerJoinRequest{
-			ServerCallID: c.ServerCallID, GroupID: c.GroupID, RoomID: c.RoomID, Joiner: c.CallerInfo, Line: far,
-		})
+		var sc calls.Call
+		var err error
+		if c.MonitorMode != "" { // a supervisor's monitor leg (calls/peermonitor.go)
+			sc, err = n.p.node(node).PeerMonitor(context.Background(), calls.PeerMonitorRequest{
+				ServerCallID: c.ServerCallID, Monitored: c.MonitoredCallID, Mode: c.MonitorMode, Supervisor: c.CallerInfo, Line: far,
+			})
+		} else {
+			sc, err = n.p.node(node).PeerJoin(context.Background(), calls.PeerJoinRequest{
+				ServerCallID: c.ServerCallID, GroupID: c.GroupID, RoomID: c.RoomID, Joiner: c.CallerInfo, Line: far,
+			})
+		}
 		if err != nil {
 			// Refused, as peercall's network does: the stand-in ends
 			// with the callee's node's refusal.
