@@ -1,13 +1,9 @@
 package main
 
 import (
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/calls"
 )
 
@@ -43,41 +39,11 @@ func TestQueueConsultMedia(t *testing.T) {
 		t.Fatalf("consult to a queue answered %v", res)
 	}
 	post(t, base+"/api/incoming-calls/"+waitIncoming(t, bobNext)+"/accept", bobTok, "")
-	if !phoneHears(amy, consultAt, xferTargetHz, true) || !phoneHears(bob, consultAt, xferAgentHz, true) {
-		t.Fatal("during the consult the agent and the queue's agent do not hear each other")
-	}
-	if !within(10*time.Second, func() bool { return countTone(framesSince(cust, consultAt), audio.HoldToneHz) > 0 }) {
-		t.Error("during the consult the customer never heard the hold tone")
-	}
-	if !within(10*time.Second, func() bool { return len(framesSince(cust, consultAt)) >= 150 }) {
-		t.Fatal("the customer's phone stopped hearing frames during the consult")
-	}
+	x := &xferPhones{t: t, cust: cust, amy: amy, bob: bob}
+	x.consulting(consultAt)
 	post(t, base+"/api/calls/"+amyCall+"/transfer/complete", amyTok, "")
 	completeAt := time.Now()
-
-	frames := framesBetween(cust, consultAt, completeAt)
-	if n := countTone(frames, xferTargetHz); n > 0 {
-		t.Errorf("consult: the customer heard the queue's agent in %d of %d frames", n, len(frames))
-	}
-	held := monFramesUntil(cust, consultAt, xferAgentHz, false)
-	if held < 0 {
-		t.Fatal("consult: the customer never stopped hearing the agent")
-	}
-	if n := countTone(frames[min(held, len(frames)):], xferAgentHz); n > 0 {
-		t.Errorf("consult: after the hold, the customer heard the agent in %d of %d frames", n, len(frames)-held)
-	}
-	if len(frames)-held < 100 {
-		t.Errorf("consult: only %d frames heard by the customer while held", len(frames)-held)
-	}
-	figures := []string{"the agent left the customer's ear after " + strconv.Itoa(held) + " frames"}
-	if !phoneHears(cust, completeAt, xferTargetHz, true) || !phoneHears(bob, completeAt, xferCustomerHz, true) {
-		t.Fatal("after the completion the customer and the queue's agent do not hear each other")
-	}
-	figures = append(figures, "the customer heard the queue's agent after "+strconv.Itoa(monFramesUntil(cust, completeAt, xferTargetHz, true))+" frames")
-	if !phoneHears(amy, completeAt, xferCustomerHz, false) || !phoneHears(amy, completeAt, xferTargetHz, false) ||
-		!phoneHears(cust, completeAt, xferAgentHz, false) {
-		t.Fatal("after the completion the agent still hears or is heard")
-	}
-	load, _ := os.ReadFile("/proc/loadavg")
-	t.Logf("frames (20 ms): %s; load average %s", strings.Join(figures, "; "), strings.TrimSpace(string(load)))
+	x.held("consult to a queue", consultAt, completeAt)
+	x.completed(completeAt)
+	x.logFigures()
 }

@@ -1,14 +1,8 @@
 package main
 
 import (
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/switchboard/switchboard/internal/audio"
-	"github.com/switchboard/switchboard/internal/phone"
 )
 
 // TestClusterTransferMedia is the per-frame proof of transfers across
@@ -53,46 +47,16 @@ func TestClusterTransferMedia(t *testing.T) {
 	amyCall := answered(t, ctx, aBase, cust, amy, xferCustomerHz, xferAgentHz, amyTok, amyNext)
 
 	// Amy, on a, consults bob, on b.
+	x := &xferPhones{t: t, cust: cust, amy: amy, bob: bob}
 	post(t, aBase+"/api/calls/"+amyCall+"/transfer", amyTok, `{"target":{"communicationUserId":"bob"},"mode":"consult"}`)
 	consultAt := time.Now()
 	bobCall := waitIncoming(t, bobNext)
 	post(t, bBase+"/api/incoming-calls/"+bobCall+"/accept", bobTok, "")
-	if !phoneHears(amy, consultAt, xferTargetHz, true) || !phoneHears(bob, consultAt, xferAgentHz, true) {
-		t.Fatal("during the consult across nodes the agent and the target do not hear each other")
-	}
-	if !within(10*time.Second, func() bool { return countTone(framesSince(cust, consultAt), audio.HoldToneHz) > 0 }) {
-		t.Error("during the consult the customer never heard the hold tone")
-	}
-	if !within(10*time.Second, func() bool { return len(framesSince(cust, consultAt)) >= 150 }) {
-		t.Fatal("the customer's phone stopped hearing frames during the consult")
-	}
+	x.consulting(consultAt)
 	post(t, aBase+"/api/calls/"+amyCall+"/transfer/complete", amyTok, "")
 	completeAt := time.Now()
-
-	frames := framesBetween(cust, consultAt, completeAt)
-	if n := countTone(frames, xferTargetHz); n > 0 {
-		t.Errorf("consult: the customer heard the target in %d of %d frames", n, len(frames))
-	}
-	held := monFramesUntil(cust, consultAt, xferAgentHz, false)
-	if held < 0 {
-		t.Fatal("consult: the customer never stopped hearing the agent")
-	}
-	if n := countTone(frames[min(held, len(frames)):], xferAgentHz); n > 0 {
-		t.Errorf("consult: after the hold, the customer heard the agent in %d of %d frames", n, len(frames)-held)
-	}
-	if len(frames)-held < 100 {
-		t.Errorf("consult: only %d frames heard by the customer while held", len(frames)-held)
-	}
-	figures := []string{"the agent left the customer's ear after " + strconv.Itoa(held) + " frames"}
-
-	if !phoneHears(cust, completeAt, xferTargetHz, true) || !phoneHears(bob, completeAt, xferCustomerHz, true) {
-		t.Fatal("after the completion across nodes the customer and the target do not hear each other")
-	}
-	figures = append(figures, "the customer heard the target after "+strconv.Itoa(monFramesUntil(cust, completeAt, xferTargetHz, true))+" frames")
-	if !phoneHears(amy, completeAt, xferCustomerHz, false) || !phoneHears(amy, completeAt, xferTargetHz, false) ||
-		!phoneHears(cust, completeAt, xferAgentHz, false) {
-		t.Fatal("after the completion the agent still hears or is heard")
-	}
+	x.held("consult across nodes", consultAt, completeAt)
+	x.completed(completeAt)
 
 	// Bob, on b, hands the customer back to amy, on a, blind.
 	res := post(t, bBase+"/api/calls/"+bobCall+"/transfer", bobTok, `{"target":{"communicationUserId":"amy"},"mode":"blind"}`)
@@ -101,13 +65,7 @@ func TestClusterTransferMedia(t *testing.T) {
 	}
 	amyBack := waitIncoming(t, amyNext)
 	post(t, aBase+"/api/incoming-calls/"+amyBack+"/accept", amyTok, "")
-	blindAt := time.Now()
-	if !phoneHears(cust, blindAt, xferAgentHz, true) || !phoneHears(amy, blindAt, xferCustomerHz, true) {
-		t.Fatal("after the blind transfer across nodes the customer and the agent do not hear each other")
-	}
-	if !phoneHears(bob, blindAt, xferCustomerHz, false) || !phoneHears(cust, blindAt, xferTargetHz, false) {
-		t.Fatal("after the blind transfer bob still hears or is heard")
-	}
+	x.backToAmy("the blind transfer across nodes", time.Now())
 
 	// Amy hangs up; she calls the customer, then bob, on b (a runs both
 	// calls), and merges them: all three hear each other.
@@ -121,22 +79,6 @@ func TestClusterTransferMedia(t *testing.T) {
 	if merged["kind"] != "group" || merged["state"] != "Connected" {
 		t.Fatalf("merge across nodes answered %v", merged)
 	}
-	mergeAt := time.Now()
-	for _, c := range []struct {
-		who string
-		p   *phone.Phone
-		hz  []float64
-	}{
-		{"the customer", cust, []float64{xferAgentHz, xferTargetHz}},
-		{"amy", amy, []float64{xferCustomerHz, xferTargetHz}},
-		{"bob", bob, []float64{xferCustomerHz, xferAgentHz}},
-	} {
-		for _, hz := range c.hz {
-			if !phoneHears(c.p, mergeAt, hz, true) {
-				t.Fatalf("after the merge across nodes %s does not hear %v Hz", c.who, hz)
-			}
-		}
-	}
-	load, _ := os.ReadFile("/proc/loadavg")
-	t.Logf("frames (20 ms): %s; load average %s", strings.Join(figures, "; "), strings.TrimSpace(string(load)))
+	x.merged(time.Now())
+	x.logFigures()
 }

@@ -3,15 +3,10 @@ package main
 import (
 	"encoding/json"
 	"net/http"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/calls"
-	"github.com/switchboard/switchboard/internal/phone"
 )
 
 // The tones of the transfer test: the customer's, the agent's and the
@@ -54,7 +49,7 @@ func TestTransferMedia(t *testing.T) {
 	cust, amy, bob := connect(custTok, xferCustomerHz), connect(amyTok, xferAgentHz), connect(bobTok, xferTargetHz)
 
 	amyCall := answered(t, ctx, base, cust, amy, xferCustomerHz, xferAgentHz, amyTok, amyNext)
-	var figures []string
+	x := &xferPhones{t: t, cust: cust, amy: amy, bob: bob}
 
 	// consult starts a consult call to bob; bob answers; it checks the
 	// consult's audio and answers when it started.
@@ -66,64 +61,26 @@ func TestTransferMedia(t *testing.T) {
 			t.Fatalf("consult answered %v", res)
 		}
 		post(t, base+"/api/incoming-calls/"+waitIncoming(t, bobNext)+"/accept", bobTok, "")
-		if !phoneHears(amy, at, xferTargetHz, true) || !phoneHears(bob, at, xferAgentHz, true) {
-			t.Fatal("during the consult the agent and the target do not hear each other")
-		}
-		if !within(10*time.Second, func() bool { return countTone(framesSince(cust, at), audio.HoldToneHz) > 0 }) {
-			t.Error("during the consult the customer never heard the hold tone")
-		}
-		// Three seconds of the customer's frames to prove on.
-		if !within(10*time.Second, func() bool { return len(framesSince(cust, at)) >= 150 }) {
-			t.Fatal("the customer's phone stopped hearing frames during the consult")
-		}
+		x.consulting(at)
 		return at
-	}
-	// proveHeld checks every frame the customer heard in [from, until):
-	// bob's tone in none, amy's in none after the hold was first heard.
-	proveHeld := func(what string, from, until time.Time) {
-		t.Helper()
-		frames := framesBetween(cust, from, until)
-		if n := countTone(frames, xferTargetHz); n > 0 {
-			t.Errorf("%s: the customer heard the target in %d of %d frames", what, n, len(frames))
-		}
-		held := monFramesUntil(cust, from, xferAgentHz, false)
-		if held < 0 {
-			t.Fatalf("%s: the customer never stopped hearing the agent", what)
-		}
-		figures = append(figures, what+": the agent left the customer's ear after "+strconv.Itoa(held)+" frames")
-		if n := countTone(frames[min(held, len(frames)):], xferAgentHz); n > 0 {
-			t.Errorf("%s: after the hold, the customer heard the agent in %d of %d frames", what, n, len(frames)-held)
-		}
-		if len(frames)-held < 100 {
-			t.Errorf("%s: only %d frames heard by the customer during the consult", what, len(frames)-held)
-		}
 	}
 
 	// Consult, then cancel: back to the customer.
 	consultAt := consult()
 	post(t, base+"/api/calls/"+amyCall+"/transfer/cancel", amyTok, "")
 	cancelAt := time.Now()
-	proveHeld("consult 1", consultAt, cancelAt)
-	if !phoneHears(cust, cancelAt, xferAgentHz, true) || !phoneHears(amy, cancelAt, xferCustomerHz, true) {
-		t.Fatal("after the cancel the customer and the agent do not hear each other")
-	}
-	if !phoneHears(amy, cancelAt, xferTargetHz, false) || !phoneHears(cust, cancelAt, xferTargetHz, false) {
-		t.Fatal("after the cancel someone still hears the target")
+	x.held("consult 1", consultAt, cancelAt)
+	x.backToAmy("the cancel", cancelAt)
+	if !phoneHears(amy, cancelAt, xferTargetHz, false) {
+		t.Fatal("after the cancel the agent still hears the target")
 	}
 
 	// Consult again, then complete: the customer and bob.
 	consultAt = consult()
 	post(t, base+"/api/calls/"+amyCall+"/transfer/complete", amyTok, "")
 	completeAt := time.Now()
-	proveHeld("consult 2", consultAt, completeAt)
-	if !phoneHears(cust, completeAt, xferTargetHz, true) || !phoneHears(bob, completeAt, xferCustomerHz, true) {
-		t.Fatal("after the completion the customer and the target do not hear each other")
-	}
-	figures = append(figures, "completion: the customer heard the target after "+strconv.Itoa(monFramesUntil(cust, completeAt, xferTargetHz, true))+" frames")
-	if !phoneHears(amy, completeAt, xferCustomerHz, false) || !phoneHears(amy, completeAt, xferTargetHz, false) ||
-		!phoneHears(cust, completeAt, xferAgentHz, false) {
-		t.Fatal("after the completion the agent still hears or is heard")
-	}
+	x.held("consult 2", consultAt, completeAt)
+	x.completed(completeAt)
 
 	// Bob hands the customer back to amy, blind.
 	bobCall := ""
@@ -146,13 +103,8 @@ func TestTransferMedia(t *testing.T) {
 	}
 	amyBack := waitIncoming(t, amyNext)
 	post(t, base+"/api/incoming-calls/"+amyBack+"/accept", amyTok, "")
-	blindAt := time.Now()
-	if !phoneHears(cust, blindAt, xferAgentHz, true) || !phoneHears(amy, blindAt, xferCustomerHz, true) {
-		t.Fatal("after the blind transfer the customer and the agent do not hear each other")
-	}
-	if !phoneHears(bob, blindAt, xferCustomerHz, false) || !phoneHears(cust, blindAt, xferTargetHz, false) {
-		t.Fatal("after the blind transfer bob still hears or is heard")
-	}
+	x.backToAmy("the blind transfer", time.Now())
+
 	// Amy calls bob (the customer is held), then merges the customer's
 	// call into it: all three hear each other.
 	withBob := post(t, base+"/api/calls", amyTok, `{"participants":[{"communicationUserId":"bob"}]}`)
@@ -162,22 +114,6 @@ func TestTransferMedia(t *testing.T) {
 	if merged["kind"] != "group" || merged["state"] != "Connected" {
 		t.Fatalf("merge answered %v", merged)
 	}
-	mergeAt := time.Now()
-	for _, c := range []struct {
-		who string
-		p   *phone.Phone
-		hz  []float64
-	}{
-		{"the customer", cust, []float64{xferAgentHz, xferTargetHz}},
-		{"amy", amy, []float64{xferCustomerHz, xferTargetHz}},
-		{"bob", bob, []float64{xferCustomerHz, xferAgentHz}},
-	} {
-		for _, hz := range c.hz {
-			if !phoneHears(c.p, mergeAt, hz, true) {
-				t.Fatalf("after the merge %s does not hear %v Hz", c.who, hz)
-			}
-		}
-	}
-	load, _ := os.ReadFile("/proc/loadavg")
-	t.Logf("frames (20 ms): %s; load average %s", strings.Join(figures, "; "), strings.TrimSpace(string(load)))
+	x.merged(time.Now())
+	x.logFigures()
 }
