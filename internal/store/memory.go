@@ -221,7 +221,8 @@ func (m *Memory) scan(f calls.CallFilter, from, upper position, bounded bool, fo
 		}
 		upper = e.pos
 		w, coded := m.status.wrapUps[e.call.ID]
-		if matches(&e.call, &f) && (f.WrapUpCode == "" || coded && w.Code == f.WrapUpCode) {
+		if matches(&e.call, &f) && (f.WrapUpCode == "" || coded && w.Code == f.WrapUpCode) &&
+			(f.Queue == "" || slices.Contains(m.status.queues[e.call.ID], f.Queue)) {
 			c := e.call
 			c.WrapUpCode = w.Code
 			found = append(found, c)

@@ -138,6 +138,9 @@ func historyQuery(f *calls.CallFilter, after *position, n int) (query string, ar
 	if f.WrapUpCode != "" {
 		where = append(where, "EXISTS (SELECT 1 FROM wrap_up_codes w WHERE w.call_id = c.id AND w.code = "+arg(clean(f.WrapUpCode))+")")
 	}
+	if f.Queue != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM call_queues q WHERE q.call_id = c.id AND q.queue = "+arg(clean(f.Queue))+")")
+	}
 	if after != nil {
 		t := time.Unix(after.sec, int64(after.nsec)).UTC()
 		switch {

@@ -117,6 +117,9 @@ func sqliteHistoryQuery(f *calls.CallFilter, after *position, n int) (query stri
 	if f.WrapUpCode != "" {
 		cond("EXISTS (SELECT 1 FROM wrap_up_codes w WHERE w.call_id = c.id AND w.code = ?)", f.WrapUpCode)
 	}
+	if f.Queue != "" {
+		cond("EXISTS (SELECT 1 FROM call_queues q WHERE q.call_id = c.id AND q.queue = ?)", f.Queue)
+	}
 	if after != nil {
 		t := time.Unix(after.sec, int64(after.nsec))
 		switch {
