@@ -47,6 +47,8 @@ export class HistoryView {
           <input id="f-participant" name="participant" autocomplete="off" placeholder="bob or +14255550123"></div>
         <div><label for="f-wrapup">Wrap-up code</label>
           <input id="f-wrapup" name="wrapUpCode" autocomplete="off" maxlength="64" placeholder="sale"></div>
+        <div><label for="f-queue">Queue</label>
+          <input id="f-queue" name="queue" autocomplete="off" maxlength="64" placeholder="support"></div>
         <div><label for="f-limit">Per page</label>
           <input id="f-limit" name="limit" type="number" min="1" max="500" value="25"></div>
         <div class="filter-buttons"><button type="submit" class="primary-btn">Search</button>
@@ -92,7 +94,7 @@ export class HistoryView {
       const v = f.get(k);
       if (v) q.set(k, new Date(v).toISOString());
     }
-    for (const k of ['direction', 'limit', 'wrapUpCode']) {
+    for (const k of ['direction', 'limit', 'wrapUpCode', 'queue']) {
       const v = f.get(k);
       if (v) q.set(k, v);
     }
