@@ -52,6 +52,13 @@ func TestQueueHistoryFilter(t *testing.T) {
 	if got := ids("/api/history/calls?queue=support"); !slices.Equal(got, want) {
 		t.Errorf("history?queue=support = %v, want the caller's and ann's calls %v", got, want)
 	}
+	var page calls.CallPage
+	s.do(http.MethodGet, "/api/history/calls?queue=support", sue, nil, http.StatusOK, &page)
+	for _, c := range page.Items {
+		if !slices.Equal(c.Queues, []string{"support"}) {
+			t.Errorf("call %s in history shows queues %v, want [support]", c.ID, c.Queues)
+		}
+	}
 	if got := ids("/api/history/calls?queue=other"); len(got) != 0 {
 		t.Errorf("history?queue=other = %v, want none", got)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/switchboard/switchboard/internal/calls"
 )
@@ -31,6 +32,25 @@ func (m *Memory) PutCallQueue(ctx context.Context, q calls.CallQueue) error {
 		m.status.queues[q.CallID] = append(m.status.queues[q.CallID], q.Queue)
 	}
 	return nil
+}
+
+// queuesOf answers the queues call id went through, by name (nil: none),
+// a copy. The caller holds mu.
+func (m *Memory) queuesOf(id string) []string {
+	qs := slices.Clone(m.status.queues[id])
+	slices.Sort(qs)
+	return qs
+}
+
+// queueList is a call's queues as the SQL stores read them (names joined
+// by spaces, which names never have; NULL: none), by name.
+func queueList(s *string) []string {
+	if s == nil || *s == "" {
+		return nil
+	}
+	qs := strings.Fields(*s)
+	slices.Sort(qs)
+	return qs
 }
 
 // PutCallQueue writes at once that the call went through the queue; the

@@ -51,7 +51,7 @@ func TestAgentWrapsUpAQueueCall(t *testing.T) {
 	page.click(`#history-filter button[type="submit"]`)
 	page.waitJS("her queue call alone in history by queue", `(() => {
 		const rows = document.querySelectorAll('#history-results tr[data-call-id]');
-		return rows.length === 1 && rows[0].dataset.callId === `+jsString(id)+`;
+		return rows.length === 1 && rows[0].dataset.callId === `+jsString(id)+` && rows[0].textContent.includes('queue: support');
 	})()`)
 	page.setValue("#f-queue", "sales")
 	page.click(`#history-filter button[type="submit"]`)

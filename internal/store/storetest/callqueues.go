@@ -48,6 +48,20 @@ func testCallQueues(t *testing.T, newStore func(*testing.T) calls.Store) {
 			t.Errorf("FindCalls(%+v) = %v, want %v", tt.f, got, tt.want)
 		}
 	}
+	// Each call shows its queues, by name.
+	queues := map[string][]string{}
+	for _, c := range findCalls(t, s, calls.CallFilter{}).Items {
+		queues[c.ID] = c.Queues
+	}
+	if want := map[string][]string{"call-001": {"sales", "support"}, "call-002": nil, "call-003": {"support"}}; !reflect.DeepEqual(queues, want) {
+		t.Errorf("queues in history = %v, want %v", queues, want)
+	}
+	for id, want := range map[string][]string{"call-001": {"sales", "support"}, "call-002": nil} {
+		h, err := s.FindCallByID(ctx, id)
+		if err != nil || !reflect.DeepEqual(h.Call.Queues, want) {
+			t.Errorf("FindCallByID(%s) queues = %v, %v; want %v", id, h.Call.Queues, err, want)
+		}
+	}
 	// Paging through a queue's calls finds each once.
 	first := findCalls(t, s, calls.CallFilter{Queue: "support", Limit: 1})
 	if first.NextCursor == "" {

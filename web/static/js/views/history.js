@@ -222,7 +222,8 @@ export class HistoryView {
       h('td', null, g.agents.length > 1 ? 'Between agents' : c.direction),
       h('td', null, withWho),
       h('td', { class: 'outcome' }, c.callEndReason ? endReasonText(c.callEndReason) : live ? `Live · ${callStateText[c.state] || c.state}` : callStateText[c.state] || c.state,
-        c.wrapUpCode ? h('span', { class: 'wrap-up-code' }, ` · wrap-up: ${c.wrapUpCode}`) : null),
+        c.wrapUpCode ? h('span', { class: 'wrap-up-code' }, ` · wrap-up: ${c.wrapUpCode}`) : null,
+        c.queues?.length ? h('span', { class: 'call-queues' }, ` · queue: ${c.queues.join(', ')}`) : null),
       h('td', { class: 'length' }, live
         ? h('time', { datetime: c.startTime, 'data-since': c.startTime, 'data-live-text': true }, since(c.startTime))
         : duration(Date.parse(c.endTime) - Date.parse(c.startTime))),
