@@ -308,6 +308,8 @@ func runAPIFlows(t *testing.T, addrs ...string) {
 	c.do(http.MethodPut, "/api/me/wrap-up", alice, map[string]any{"callId": id, "code": ""}, http.StatusBadRequest, nil)
 	c.do(http.MethodGet, "/api/history/agent-status?agent="+url.QueryEscape("8:acs:bob"), sup, nil, http.StatusOK, nil)
 	c.do(http.MethodGet, "/api/history/calls?wrapUpCode=sale", sup, nil, http.StatusOK, nil)
+	c.do(http.MethodGet, "/api/history/calls?queue=support", sup, nil, http.StatusOK, nil)
+	c.do(http.MethodGet, "/api/history/calls?queue=a%20b", sup, nil, http.StatusBadRequest, nil)
 
 	// History.
 	c.do(http.MethodGet, "/api/history/calls?limit=5", sup, nil, http.StatusOK, nil)

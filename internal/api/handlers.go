@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/queue"
 )
 
 // decode reads a JSON body into v. An empty body is allowed when optional;
@@ -448,6 +449,12 @@ func parseFilter(c echo.Context) (calls.CallFilter, error) {
 	f := calls.CallFilter{
 		AgentID: q.Get("agent"), Direction: calls.Direction(q.Get("direction")),
 		Participant: q.Get("participant"), Cursor: q.Get("cursor"), WrapUpCode: q.Get("wrapUpCode"),
+		Queue: q.Get("queue"),
+	}
+	if _, ok := q["queue"]; ok {
+		if err := queue.ValidateName(f.Queue); err != nil {
+			return f, err
+		}
 	}
 	for _, tf := range []struct {
 		name string

@@ -455,6 +455,17 @@ func TestQueueTransfer(t *testing.T) {
 	if st.Answered != 1 || st.Offered != 1 || st.Waiting != 0 {
 		t.Errorf("stats: %+v", st)
 	}
+	// History: the customer's call went through the queue (by the
+	// transfer), ann's call, ended by the transfer, did not.
+	var page calls.CallPage
+	s.do(http.MethodGet, "/api/history/calls?queue=support", s.token("sue", calls.RoleSupervisor), nil, http.StatusOK, &page)
+	inQueue := map[string]bool{}
+	for _, c := range page.Items {
+		inQueue[c.ID] = true
+	}
+	if !inQueue[custCall.ID] || inQueue[annCall.ID] || len(page.Items) != 2 {
+		t.Errorf("history?queue=support = %+v, want the customer's call and bob's", page.Items)
+	}
 }
 
 // TestQueueRecord: a queue with "record": true records its calls from

@@ -234,6 +234,16 @@ func appendCall(b []byte, c *calls.Call) ([]byte, error) {
 		b = append(b, `,"wrapUpCode":`...)
 		b = appendJSONString(b, c.WrapUpCode)
 	}
+	if len(c.Queues) > 0 {
+		b = append(b, `,"queues":[`...)
+		for i, q := range c.Queues {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, q)
+		}
+		b = append(b, ']')
+	}
 	return append(b, '}'), nil
 }
 

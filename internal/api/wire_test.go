@@ -29,7 +29,7 @@ func TestWireFields(t *testing.T) {
 		v    any
 		want int
 	}{
-		{calls.Call{}, 24},
+		{calls.Call{}, 25},
 		{calls.Participant{}, 9},
 		{calls.CallerInfo{}, 2},
 		{calls.EndReason{}, 3},
@@ -99,6 +99,12 @@ func randCall(r *rand.Rand) calls.Call {
 		MonitorMode: calls.MonitorMode(randString(r)), MonitoredCallID: randString(r), ConsultCallID: randString(r),
 		Lobby: r.IntN(2) == 0, IsOrganizer: r.IntN(2) == 0,
 		WrapUpCode: randString(r),
+	}
+	if n := r.IntN(3); n > 0 {
+		c.Queues = []string{}
+		for range n - 1 {
+			c.Queues = append(c.Queues, randString(r))
+		}
 	}
 	if n := r.IntN(4); n > 0 {
 		c.RemoteParticipants = []calls.Participant{}

@@ -158,6 +158,9 @@ type Call struct {
 	// WrapUpCode is the code the agent gave the call once it ended
 	// (history only).
 	WrapUpCode string `json:"wrapUpCode,omitempty"`
+	// Queues are the queues the call went through, by name (history
+	// only; CallQueueLog).
+	Queues []string `json:"queues,omitempty"`
 }
 
 // IncomingCall is a call ringing for an identity, before it is accepted.

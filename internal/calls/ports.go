@@ -29,6 +29,7 @@ type CallFilter struct {
 	EndSubCode  *int      // callEndReason.subCode (0/4097 ended for everyone, 0/5300 removed)
 	Participant string    // a remote participant's rawId
 	WrapUpCode  string    // the wrap-up code the agent gave the call
+	Queue       string    // a queue the call went through (CallQueueLog)
 	Limit       int       // 1 to MaxHistoryLimit; 0 means DefaultHistoryLimit
 	Cursor      string    // opaque, from CallPage.NextCursor
 }

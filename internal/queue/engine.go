@@ -67,6 +67,11 @@ type EngineConfig struct {
 	// Record, when set, is told when an agent answered a call of a queue
 	// whose definition says Record: it starts the call's recording.
 	Record func(ctx context.Context, w Waiting, agent string)
+	// Queued, when set, is told that a call went through a queue: the
+	// caller's call when it enters one (also by overflow), and the
+	// agent's own call when she answers (AgentCaller). History keeps it
+	// (calls.Switchboard.RecordCallQueue); it may be told twice.
+	Queued func(ctx context.Context, callID, queue string)
 	// Node is this node's id in a cluster: its waiting calls say so, so
 	// that another node takes them out when it dies (Reap).
 	Node string
@@ -226,6 +231,9 @@ func (e *Engine) put(ctx context.Context, d *Definition, w *Waiting) error {
 	e.addLocal(&own)
 	e.dirty[w.CallID] = true // its first step looks at it
 	e.mu.Unlock()
+	if e.cfg.Queued != nil {
+		e.cfg.Queued(ctx, w.CallID, w.Queue)
+	}
 	if e.cfg.Events != nil {
 		if pos, err := e.position(ctx, w); err == nil {
 			e.cfg.Events.QueueCallWaiting(*w, pos)
@@ -669,6 +677,9 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 		e.dirty[w.CallID] = true
 		e.mu.Unlock()
 		e.poke()
+		if e.cfg.Queued != nil && a.agentCall != w.CallID {
+			e.cfg.Queued(ctx, a.agentCall, w.Queue)
+		}
 		if d.Record && e.cfg.Record != nil {
 			e.cfg.Record(ctx, *w, agent)
 		}

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -18,6 +19,12 @@ type AgentStatus interface {
 	EnterWrapUp(ctx context.Context, agent, callID string, seconds int) (calls.AgentStatusData, error)
 }
 
+// CallQueueRecorder keeps the queues calls went through, for history;
+// calls.Switchboard implements it.
+type CallQueueRecorder interface {
+	RecordCallQueue(ctx context.Context, callID, queue string) error
+}
+
 // statusTimeout bounds a status change the engine asks for.
 const statusTimeout = 5 * time.Second
 
@@ -25,7 +32,9 @@ const statusTimeout = 5 * time.Second
 // offers go to Available agents under maxConcurrentCalls; MaxMisses
 // offers in a row rung out set her Away as the system (told as
 // agentStatusChanged, kept in the history); an answered queue call that
-// ends puts her in WrapUp for the queue's wrapUpSeconds.
+// ends puts her in WrapUp for the queue's wrapUpSeconds. When st is a
+// CallQueueRecorder too, history keeps the queues calls went through
+// (Queued).
 func WithStatus(cfg EngineConfig, st AgentStatus) EngineConfig {
 	log := cfg.Logger
 	if log == nil {
@@ -45,6 +54,17 @@ func WithStatus(cfg EngineConfig, st AgentStatus) EngineConfig {
 		}
 		if _, err := st.EnterWrapUp(ctx, agent, callID, seconds); err != nil {
 			log.Warn("queue: wrap-up after a queue call", "agent", agent, "call_id", callID, "err", err)
+		}
+	}
+	if r, ok := st.(CallQueueRecorder); ok {
+		cfg.Queued = func(ctx context.Context, callID, queue string) {
+			err := r.RecordCallQueue(ctx, callID, queue)
+			if ce, ok := errors.AsType[*calls.Error](err); ok && ce.Code == calls.CodeNotImplemented {
+				return
+			}
+			if err != nil {
+				log.Warn("queue: keep the queue of a call in history", "queue", queue, "call_id", callID, "err", err)
+			}
 		}
 	}
 	return cfg

@@ -221,9 +221,11 @@ func (m *Memory) scan(f calls.CallFilter, from, upper position, bounded bool, fo
 		}
 		upper = e.pos
 		w, coded := m.status.wrapUps[e.call.ID]
-		if matches(&e.call, &f) && (f.WrapUpCode == "" || coded && w.Code == f.WrapUpCode) {
+		if matches(&e.call, &f) && (f.WrapUpCode == "" || coded && w.Code == f.WrapUpCode) &&
+			(f.Queue == "" || slices.Contains(m.status.queues[e.call.ID], f.Queue)) {
 			c := e.call
 			c.WrapUpCode = w.Code
+			c.Queues = m.queuesOf(c.ID)
 			found = append(found, c)
 			if len(found) == want {
 				return found, upper, false, nil
@@ -277,6 +279,7 @@ func (m *Memory) FindCallByID(ctx context.Context, id string) (calls.CallHistory
 	}
 	copy(h.Timeline, e.timeline)
 	h.Call.WrapUpCode = m.status.wrapUps[id].Code
+	h.Call.Queues = m.queuesOf(id)
 	m.mu.RUnlock()
 
 	h.Call = cloneCall(h.Call)

@@ -53,8 +53,9 @@ func (p *Postgres) FindCalls(ctx context.Context, f calls.CallFilter) (calls.Cal
 			id    string
 			view  []byte
 			code  *string
+			qs    *string
 		)
-		if err := rows.Scan(&start, &id, &view, &code); err != nil {
+		if err := rows.Scan(&start, &id, &view, &code, &qs); err != nil {
 			return calls.CallPage{}, dbError(op, err)
 		}
 		var c calls.Call
@@ -64,6 +65,7 @@ func (p *Postgres) FindCalls(ctx context.Context, f calls.CallFilter) (calls.Cal
 		if code != nil {
 			c.WrapUpCode = *code
 		}
+		c.Queues = queueList(qs)
 		page.Items = append(page.Items, c)
 		last = append(last, positionOf(start, id))
 	}
@@ -138,6 +140,9 @@ func historyQuery(f *calls.CallFilter, after *position, n int) (query string, ar
 	if f.WrapUpCode != "" {
 		where = append(where, "EXISTS (SELECT 1 FROM wrap_up_codes w WHERE w.call_id = c.id AND w.code = "+arg(clean(f.WrapUpCode))+")")
 	}
+	if f.Queue != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM call_queues q WHERE q.call_id = c.id AND q.queue = "+arg(clean(f.Queue))+")")
+	}
 	if after != nil {
 		t := time.Unix(after.sec, int64(after.nsec)).UTC()
 		switch {
@@ -152,7 +157,7 @@ func historyQuery(f *calls.CallFilter, after *position, n int) (query string, ar
 		}
 	}
 	var b strings.Builder
-	b.WriteString("SELECT c.start_time, c.id, c.view, (SELECT w.code FROM wrap_up_codes w WHERE w.call_id = c.id) FROM ")
+	b.WriteString("SELECT c.start_time, c.id, c.view, (SELECT w.code FROM wrap_up_codes w WHERE w.call_id = c.id), " + postgresQueuesOf + " FROM ")
 	b.WriteString(from)
 	if len(where) > 0 {
 		b.WriteString(" WHERE ")
@@ -161,6 +166,9 @@ func historyQuery(f *calls.CallFilter, after *position, n int) (query string, ar
 	fmt.Fprintf(&b, " ORDER BY %s DESC, %s DESC LIMIT %s", start, id, arg(n))
 	return b.String(), args, true
 }
+
+// postgresQueuesOf is the column of a call's queues (queueList).
+const postgresQueuesOf = "(SELECT string_agg(q.queue, ' ') FROM call_queues q WHERE q.call_id = c.id)"
 
 // ceilMicro is t rounded up to the microsecond.
 func ceilMicro(t time.Time) time.Time {
@@ -185,7 +193,7 @@ func (p *Postgres) FindCallByID(ctx context.Context, id string) (calls.CallHisto
 		return calls.CallHistory{}, calls.Errorf(calls.CodeCallNotFound, "no call %q", id)
 	}
 	b := &pgx.Batch{}
-	b.Queue(`SELECT c.view, (SELECT w.code FROM wrap_up_codes w WHERE w.call_id = c.id) FROM calls c WHERE c.id = $1`, id)
+	b.Queue(`SELECT c.view, (SELECT w.code FROM wrap_up_codes w WHERE w.call_id = c.id), `+postgresQueuesOf+` FROM calls c WHERE c.id = $1`, id)
 	b.Queue(`SELECT type, at, actor_kind, actor_raw_id, data FROM call_events WHERE call_id = $1 ORDER BY version, idx`, id)
 	br := p.pool.SendBatch(ctx, b)
 	defer br.Close()
@@ -193,8 +201,9 @@ func (p *Postgres) FindCallByID(ctx context.Context, id string) (calls.CallHisto
 	var (
 		view []byte
 		code *string
+		qs   *string
 	)
-	if err := br.QueryRow().Scan(&view, &code); err != nil {
+	if err := br.QueryRow().Scan(&view, &code, &qs); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return calls.CallHistory{}, calls.Errorf(calls.CodeCallNotFound, "no call %q", id)
 		}
@@ -207,6 +216,7 @@ func (p *Postgres) FindCallByID(ctx context.Context, id string) (calls.CallHisto
 	if code != nil {
 		h.Call.WrapUpCode = *code
 	}
+	h.Call.Queues = queueList(qs)
 	rows, err := br.Query()
 	if err != nil {
 		return calls.CallHistory{}, dbError(op, err)

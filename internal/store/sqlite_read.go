@@ -46,8 +46,9 @@ func (s *SQLite) FindCalls(ctx context.Context, f calls.CallFilter) (calls.CallP
 			id    string
 			view  []byte
 			code  *string
+			qs    *string
 		)
-		if err := rows.Scan(&start, &id, &view, &code); err != nil {
+		if err := rows.Scan(&start, &id, &view, &code, &qs); err != nil {
 			return calls.CallPage{}, sqliteError(op, err)
 		}
 		var c calls.Call
@@ -57,6 +58,7 @@ func (s *SQLite) FindCalls(ctx context.Context, f calls.CallFilter) (calls.CallP
 		if code != nil {
 			c.WrapUpCode = *code
 		}
+		c.Queues = queueList(qs)
 		page.Items = append(page.Items, c)
 		last = append(last, positionOf(time.Unix(0, start), id))
 	}
@@ -66,6 +68,9 @@ func (s *SQLite) FindCalls(ctx context.Context, f calls.CallFilter) (calls.CallP
 	trimPage(&page, last, limit)
 	return page, nil
 }
+
+// sqliteQueuesOf is the column of a call's queues (queueList).
+const sqliteQueuesOf = "(SELECT group_concat(q.queue, ' ') FROM call_queues q WHERE q.call_id = c.id)"
 
 // sqliteHistoryQuery is the SQL for a page of n calls passing f, below the
 // position after (nil: from the newest). ok is false when nothing can
@@ -117,6 +122,9 @@ func sqliteHistoryQuery(f *calls.CallFilter, after *position, n int) (query stri
 	if f.WrapUpCode != "" {
 		cond("EXISTS (SELECT 1 FROM wrap_up_codes w WHERE w.call_id = c.id AND w.code = ?)", f.WrapUpCode)
 	}
+	if f.Queue != "" {
+		cond("EXISTS (SELECT 1 FROM call_queues q WHERE q.call_id = c.id AND q.queue = ?)", f.Queue)
+	}
 	if after != nil {
 		t := time.Unix(after.sec, int64(after.nsec))
 		switch {
@@ -128,7 +136,7 @@ func sqliteHistoryQuery(f *calls.CallFilter, after *position, n int) (query stri
 		}
 	}
 	var b strings.Builder
-	b.WriteString("SELECT c.start_ns, c.id, c.view, (SELECT w.code FROM wrap_up_codes w WHERE w.call_id = c.id) FROM ")
+	b.WriteString("SELECT c.start_ns, c.id, c.view, (SELECT w.code FROM wrap_up_codes w WHERE w.call_id = c.id), " + sqliteQueuesOf + " FROM ")
 	b.WriteString(from)
 	if len(where) > 0 {
 		b.WriteString(" WHERE ")
@@ -157,9 +165,10 @@ func (s *SQLite) FindCallByID(ctx context.Context, id string) (calls.CallHistory
 	var (
 		view []byte
 		code *string
+		qs   *string
 	)
 	if err := tx.QueryRowContext(ctx, `
-SELECT c.view, (SELECT w.code FROM wrap_up_codes w WHERE w.call_id = c.id) FROM calls c WHERE c.id = ?`, id).Scan(&view, &code); err != nil {
+SELECT c.view, (SELECT w.code FROM wrap_up_codes w WHERE w.call_id = c.id), `+sqliteQueuesOf+` FROM calls c WHERE c.id = ?`, id).Scan(&view, &code, &qs); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return calls.CallHistory{}, calls.Errorf(calls.CodeCallNotFound, "no call %q", id)
 		}
@@ -172,6 +181,7 @@ SELECT c.view, (SELECT w.code FROM wrap_up_codes w WHERE w.call_id = c.id) FROM 
 	if code != nil {
 		h.Call.WrapUpCode = *code
 	}
+	h.Call.Queues = queueList(qs)
 	rows, err := tx.QueryContext(ctx, `
 SELECT type, at_ns, actor_kind, actor_id, actor_name, data FROM call_events WHERE call_id = ? ORDER BY version, idx`, id)
 	if err != nil {

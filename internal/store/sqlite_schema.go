@@ -130,6 +130,16 @@ CREATE INDEX IF NOT EXISTS recordings_call ON recordings (call_id, started, id);
 CREATE INDEX IF NOT EXISTS recordings_unfinished ON recordings (node, started, id) WHERE stopped IS NULL;
 CREATE INDEX IF NOT EXISTS recordings_retention ON recordings (node, stopped) WHERE deleted IS NULL;
 `,
+	// 5: the queues calls went through (migration 00007 in Postgres).
+	`
+CREATE TABLE IF NOT EXISTS call_queues (
+    call_id TEXT    NOT NULL,
+    queue   TEXT    NOT NULL,
+    at_ns   INTEGER NOT NULL,
+    PRIMARY KEY (call_id, queue)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS call_queues_queue ON call_queues (queue, call_id);
+`,
 }
 
 // migrateSQLite brings the file's schema up to date, one transaction per

@@ -22,6 +22,7 @@ var (
 type memoryStatus struct {
 	changes []calls.StatusChange // in the order recorded
 	wrapUps map[string]calls.WrapUpCode
+	queues  map[string][]string // call id -> the queues it went through, in order
 }
 
 // RecordStatusChanges keeps cs in memory. Errors: a closed store

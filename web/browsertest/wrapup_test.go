@@ -10,7 +10,7 @@ import (
 // After a queue call (she hangs up from its card) the agent is in wrap-up with its timer, and the
 // wrap-up form has already chosen the call she finished, also after a
 // reload (when the page never saw the call end); the code she saves is
-// the call's in history.
+// the call's in history, which finds it by its queue.
 func TestAgentWrapsUpAQueueCall(t *testing.T) {
 	srv := newServer(t, 0)
 	alice := srv.token("alice", "Alice Agent", calls.RoleAgent)
@@ -43,6 +43,19 @@ func TestAgentWrapsUpAQueueCall(t *testing.T) {
 	page.waitJS("after a reload, the finished call still chosen", chosen)
 
 	saveWrapUpCode(page, alice, id, "callback")
+
+	// History finds her call by the queue it came through, and by no other.
+	page.open("/?token=" + alice + "#/history")
+	page.waitLive()
+	page.setValue("#f-queue", "support")
+	page.click(`#history-filter button[type="submit"]`)
+	page.waitJS("her queue call alone in history by queue", `(() => {
+		const rows = document.querySelectorAll('#history-results tr[data-call-id]');
+		return rows.length === 1 && rows[0].dataset.callId === `+jsString(id)+` && rows[0].textContent.includes('queue: support');
+	})()`)
+	page.setValue("#f-queue", "sales")
+	page.click(`#history-filter button[type="submit"]`)
+	page.waitJS("no call in history by another queue", `document.querySelectorAll('#history-results tr[data-call-id]').length === 0 && document.getElementById('f-queue').value === 'sales'`)
 	if n := evalJS[int](page, `document.querySelectorAll('#errors li').length`); n != 0 {
 		t.Errorf("%d errors shown", n)
 	}

@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) calls.Store) {
 		{"TransferTimeline", testTransferTimeline},
 		{"AgentStatus", testAgentStatus},
 		{"WrapUpCodes", testWrapUpCodes},
+		{"CallQueues", testCallQueues},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, newStore) })

@@ -47,6 +47,8 @@ export class HistoryView {
           <input id="f-participant" name="participant" autocomplete="off" placeholder="bob or +14255550123"></div>
         <div><label for="f-wrapup">Wrap-up code</label>
           <input id="f-wrapup" name="wrapUpCode" autocomplete="off" maxlength="64" placeholder="sale"></div>
+        <div><label for="f-queue">Queue</label>
+          <input id="f-queue" name="queue" autocomplete="off" maxlength="64" placeholder="support"></div>
         <div><label for="f-limit">Per page</label>
           <input id="f-limit" name="limit" type="number" min="1" max="500" value="25"></div>
         <div class="filter-buttons"><button type="submit" class="primary-btn">Search</button>
@@ -92,7 +94,7 @@ export class HistoryView {
       const v = f.get(k);
       if (v) q.set(k, new Date(v).toISOString());
     }
-    for (const k of ['direction', 'limit', 'wrapUpCode']) {
+    for (const k of ['direction', 'limit', 'wrapUpCode', 'queue']) {
       const v = f.get(k);
       if (v) q.set(k, v);
     }
@@ -220,7 +222,8 @@ export class HistoryView {
       h('td', null, g.agents.length > 1 ? 'Between agents' : c.direction),
       h('td', null, withWho),
       h('td', { class: 'outcome' }, c.callEndReason ? endReasonText(c.callEndReason) : live ? `Live · ${callStateText[c.state] || c.state}` : callStateText[c.state] || c.state,
-        c.wrapUpCode ? h('span', { class: 'wrap-up-code' }, ` · wrap-up: ${c.wrapUpCode}`) : null),
+        c.wrapUpCode ? h('span', { class: 'wrap-up-code' }, ` · wrap-up: ${c.wrapUpCode}`) : null,
+        c.queues?.length ? h('span', { class: 'call-queues' }, ` · queue: ${c.queues.join(', ')}`) : null),
       h('td', { class: 'length' }, live
         ? h('time', { datetime: c.startTime, 'data-since': c.startTime, 'data-live-text': true }, since(c.startTime))
         : duration(Date.parse(c.endTime) - Date.parse(c.startTime))),
