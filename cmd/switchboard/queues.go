@@ -104,6 +104,9 @@ func (m *Main) startQueues(ctx context.Context) error {
 		cfg.Record = api.QueueRecorder(q.sw, m.recordings, m.Logger)
 	}
 	q.engine = queue.NewEngine(cfg)
+	if q.board != nil {
+		q.board.OnOfferable(q.engine.Wake) // an agent of another node turned free
+	}
 	runCtx, stop := context.WithCancel(context.Background())
 	q.stop = stop
 	if m.cluster != nil {

@@ -40,6 +40,7 @@ type Board struct {
 	dirty     map[string]bool
 	live      map[string]bool // the other nodes in the cluster, as Peers said last
 	closed    bool
+	wake      func() // told when another node's agent may have become offerable
 }
 
 // AgentState is an agent's offer state as the node she is connected to
@@ -197,17 +198,38 @@ func (b *Board) follow(ctx context.Context, w jetstream.KeyWatcher) {
 	}
 }
 
-// take records one watched change.
+// OnOfferable sets what is told when an agent of another node may have
+// become offerable (her entry changed and says Available): the engine's
+// Wake, so that a waiting call here is offered to her at once rather than
+// at the engine's next tick. f must be cheap and never block; set it
+// before Run.
+func (b *Board) OnOfferable(f func()) {
+	b.mu.Lock()
+	b.wake = f
+	b.mu.Unlock()
+}
+
+// take records one watched change, and tells OnOfferable's f when it
+// made an agent of another node Available or freed one of her calls.
 func (b *Board) take(e jetstream.KeyValueEntry) {
+	if wake := b.record(e); wake != nil {
+		wake()
+	}
+}
+
+// record records one watched change; it answers the wake to call when
+// the change may make an agent of another node offerable.
+func (b *Board) record(e jetstream.KeyValueEntry) func() {
 	raw, err := base64.RawURLEncoding.DecodeString(e.Key())
 	if err != nil {
-		return
+		return nil
 	}
 	agent := string(raw)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if old, ok := b.seen[agent]; ok && old.rev > e.Revision() {
-		return
+	old, had := b.seen[agent]
+	if had && old.rev > e.Revision() {
+		return nil
 	}
 	// Ours was removed or replaced (she moved to another node): it is no
 	// longer ours to withdraw, and is put again if she is back here.
@@ -216,13 +238,20 @@ func (b *Board) take(e jetstream.KeyValueEntry) {
 	}
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(b.seen, agent)
-		return
+		return nil
 	}
 	var st AgentState
 	if json.Unmarshal(e.Value(), &st) != nil {
-		return
+		return nil
 	}
 	b.seen[agent] = boardEntry{st: st, rev: e.Revision()}
+	if st.Node == b.cfg.Node || st.Status != routing.Available {
+		return nil // this node's agents wake the engine through the switchboard
+	}
+	if had && old.st.Node == st.Node && old.st.Status == routing.Available && old.st.Calls <= st.Calls {
+		return nil // no freer than she was
+	}
+	return b.wake
 }
 
 func (b *Board) refreshPeers() {
