@@ -83,6 +83,9 @@ type BoardConfig struct {
 	// Status sets the status of the agents connected here, for the
 	// requests of other nodes.
 	Status AgentStatus
+	// Calls, optional, resolves and records the calls of the agents
+	// connected here, for the queue calls of other nodes they answered.
+	Calls AgentCalls
 	// Resync is how often every entry is published again and Peers is
 	// asked (default 1 s).
 	Resync time.Duration
@@ -484,35 +487,48 @@ type statusRequest struct {
 	Status  calls.SetStatusRequest `json:"status"`
 	CallID  string                 `json:"callId,omitempty"`
 	Seconds int                    `json:"seconds,omitempty"`
+	// ServerCallID names the conversation of a call request.
+	ServerCallID string `json:"serverCallId,omitempty"`
 }
 
 type statusResponse struct {
-	Data  calls.AgentStatusData `json:"data"`
-	Rev   uint64                `json:"rev"` // her entry's revision once changed
-	Code  calls.Code            `json:"code,omitempty"`
-	Error string                `json:"error,omitempty"`
+	Data calls.AgentStatusData `json:"data"`
+	Rev  uint64                `json:"rev"` // her entry's revision once changed
+	// CallID answers opAgentCall: her own call's id on her node.
+	CallID string     `json:"callId,omitempty"`
+	Code   calls.Code `json:"code,omitempty"`
+	Error  string     `json:"error,omitempty"`
 }
 
 // ask sends a status request to node, and waits until this node's view
 // has what it changed.
 func (b *Board) ask(ctx context.Context, node string, req statusRequest) (calls.AgentStatusData, error) {
-	body, err := json.Marshal(req)
+	resp, err := b.request(ctx, node, req)
 	if err != nil {
-		return calls.AgentStatusData{}, fmt.Errorf("queue: encode a status request: %w", err)
-	}
-	msg, err := b.cfg.Conn.RequestWithContext(ctx, b.cfg.Subject+"."+node, body)
-	if err != nil {
-		return calls.AgentStatusData{}, calls.Errorf(calls.CodeUnavailable, "queue: status request to node %s: %v", node, err)
-	}
-	var resp statusResponse
-	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return calls.AgentStatusData{}, fmt.Errorf("queue: decode the status answer of node %s: %w", node, err)
-	}
-	if resp.Error != "" {
-		return calls.AgentStatusData{}, calls.Errorf(resp.Code, "node %s: %s", node, resp.Error)
+		return calls.AgentStatusData{}, err
 	}
 	b.waitRev(ctx, req.Agent, resp.Rev)
 	return resp.Data, nil
+}
+
+// request sends a request to node and answers its answer.
+func (b *Board) request(ctx context.Context, node string, req statusRequest) (statusResponse, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return statusResponse{}, fmt.Errorf("queue: encode a status request: %w", err)
+	}
+	msg, err := b.cfg.Conn.RequestWithContext(ctx, b.cfg.Subject+"."+node, body)
+	if err != nil {
+		return statusResponse{}, calls.Errorf(calls.CodeUnavailable, "queue: %s request to node %s: %v", req.Op, node, err)
+	}
+	var resp statusResponse
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return statusResponse{}, fmt.Errorf("queue: decode the %s answer of node %s: %w", req.Op, node, err)
+	}
+	if resp.Error != "" {
+		return statusResponse{}, calls.Errorf(resp.Code, "node %s: %s", node, resp.Error)
+	}
+	return resp, nil
 }
 
 // serve runs another node's status request on an agent connected here.
@@ -528,13 +544,15 @@ func (b *Board) serve(msg *nats.Msg) {
 			resp.Data, err = b.cfg.Status.SetStatusBySystem(ctx, req.Agent, req.Status)
 		case opWrapUp:
 			resp.Data, err = b.cfg.Status.EnterWrapUp(ctx, req.Agent, req.CallID, req.Seconds)
+		case opAgentCall, opRecord:
+			resp.CallID, err = b.serveCall(ctx, req)
 		default:
 			err = calls.Errorf(calls.CodeInvalidRequest, "unknown status request %q", req.Op)
 		}
 	}
 	if err != nil {
 		resp.Code, resp.Error = calls.ErrorCode(err), err.Error()
-	} else {
+	} else if req.Op == opAway || req.Op == opWrapUp {
 		resp.Rev = b.sync(ctx, req.Agent)
 	}
 	out, err := json.Marshal(resp)
