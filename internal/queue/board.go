@@ -40,7 +40,8 @@ type Board struct {
 	dirty     map[string]bool
 	live      map[string]bool // the other nodes in the cluster, as Peers said last
 	closed    bool
-	wake      func() // told when another node's agent may have become offerable
+	wake      func()         // told when another node's agent may have become offerable
+	misses    map[string]int // by agent connected here: offers rung out in a row, every node's
 }
 
 // AgentState is an agent's offer state as the node she is connected to
@@ -108,7 +109,7 @@ func OpenBoard(ctx context.Context, cfg BoardConfig) (*Board, error) {
 		return nil, fmt.Errorf("queue: open bucket %s: %w", cfg.Bucket, err)
 	}
 	b := &Board{cfg: cfg, kv: kv, kick: make(chan struct{}, 1), seen: map[string]boardEntry{},
-		published: map[string]boardEntry{}, dirty: map[string]bool{}, live: map[string]bool{}}
+		published: map[string]boardEntry{}, dirty: map[string]bool{}, live: map[string]bool{}, misses: map[string]int{}}
 	b.refreshPeers()
 	if err := b.Drop(ctx, cfg.Node); err != nil { // this node's earlier run's
 		cfg.Logger.Warn("queue: drop the agents of this node's earlier run", "err", err)
@@ -489,6 +490,7 @@ type statusRequest struct {
 	Seconds int                    `json:"seconds,omitempty"`
 	// ServerCallID names the conversation of a call request.
 	ServerCallID string `json:"serverCallId,omitempty"`
+	MaxMisses    int    `json:"maxMisses,omitempty"`
 }
 
 type statusResponse struct {
@@ -498,6 +500,8 @@ type statusResponse struct {
 	CallID string     `json:"callId,omitempty"`
 	Code   calls.Code `json:"code,omitempty"`
 	Error  string     `json:"error,omitempty"`
+	// Away answers opMissed: she reached maxMisses in a row.
+	Away bool `json:"away,omitempty"`
 }
 
 // ask sends a status request to node, and waits until this node's view
@@ -546,6 +550,10 @@ func (b *Board) serve(msg *nats.Msg) {
 			resp.Data, err = b.cfg.Status.EnterWrapUp(ctx, req.Agent, req.CallID, req.Seconds)
 		case opAgentCall, opRecord:
 			resp.CallID, err = b.serveCall(ctx, req)
+		case opMissed:
+			resp.Away = b.countMiss(req.Agent, max(req.MaxMisses, 1))
+		case opAnswered:
+			b.countMiss(req.Agent, 0)
 		default:
 			err = calls.Errorf(calls.CodeInvalidRequest, "unknown status request %q", req.Op)
 		}

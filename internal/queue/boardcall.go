@@ -60,3 +60,49 @@ func (b *Board) serveCall(ctx context.Context, req statusRequest) (string, error
 	}
 	return "", b.cfg.Calls.Record(ctx, req.Agent, req.ServerCallID)
 }
+
+// The miss requests between nodes.
+const (
+	opMissed   = "missed"
+	opAnswered = "answered"
+)
+
+// Misses answers a MissCounter that counts each agent's misses on the
+// node she is connected to: the offers of every node count together.
+func (b *Board) Misses() MissCounter { return boardMisses{b} }
+
+type boardMisses struct{ b *Board }
+
+func (m boardMisses) Missed(ctx context.Context, agent string, maxMisses int) (bool, error) {
+	if e, ok := m.b.remote(agent); ok {
+		resp, err := m.b.request(ctx, e.st.Node, statusRequest{Op: opMissed, Agent: agent, MaxMisses: maxMisses})
+		return resp.Away, err
+	}
+	return m.b.countMiss(agent, maxMisses), nil
+}
+
+func (m boardMisses) Answered(ctx context.Context, agent string) error {
+	if e, ok := m.b.remote(agent); ok {
+		_, err := m.b.request(ctx, e.st.Node, statusRequest{Op: opAnswered, Agent: agent})
+		return err
+	}
+	m.b.countMiss(agent, 0)
+	return nil
+}
+
+// countMiss counts one more miss of the agent (maxMisses 0: none, her
+// count starts again) and answers whether she reached maxMisses in a row.
+func (b *Board) countMiss(agent string, maxMisses int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if maxMisses <= 0 {
+		delete(b.misses, agent)
+		return false
+	}
+	b.misses[agent]++
+	if b.misses[agent] < maxMisses {
+		return false
+	}
+	delete(b.misses, agent)
+	return true
+}
