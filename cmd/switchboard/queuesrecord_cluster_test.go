@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/queue"
 )
@@ -14,9 +15,12 @@ import (
 // TestClusterQueueRecordsRemoteAgent: a queue with "record" offers a
 // caller on node a to bob, connected to node b; once he answers, his own
 // call is recorded on b, whose mixer mixes his audio, started by the
-// system.
+// system: his tone on the left, carl's (from a) on the right.
 func TestClusterQueueRecordsRemoteAgent(t *testing.T) {
+	const toneA, toneB = 600.0, 1400.0
 	x := newAcrossNodes(t)
+	x.a.mixer.Attach(calls.CommunicationUser("carl").RawID(), audio.NewMemoryEndpoint(audio.NewTone(toneB, -20)))
+	x.b.mixer.Attach(calls.CommunicationUser("bob").RawID(), audio.NewMemoryEndpoint(audio.NewTone(toneA, -20)))
 	if status, body, _ := send(t, x.a, "POST", "/api/queues", testAdminKey,
 		`{"name":"support","members":[{"agent":"8:acs:bob"}],"ringTimeoutSeconds":30,"record":true}`); status != http.StatusCreated {
 		t.Fatalf("define the queue: %d %s", status, body)
@@ -53,4 +57,16 @@ func TestClusterQueueRecordsRemoteAgent(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// Bob pauses and stops it on b: his tone left, carl's right.
+	for _, op := range []string{"pause", "resume", "stop"} {
+		time.Sleep(time.Second)
+		if status, body, _ := send(t, x.b, http.MethodPost, "/api/calls/"+bobCall.ID+"/recording/"+op, x.bob, ""); status != http.StatusOK {
+			t.Fatalf("%s: %d %s", op, status, body)
+		}
+	}
+	status, body, hdr := send(t, x.b, http.MethodGet, "/api/history/calls/"+bobCall.ID+"/recording", x.bob, "")
+	if status != http.StatusOK || hdr.Get("Content-Type") != "audio/wav" {
+		t.Fatalf("GET bob's recording: %d %s", status, hdr.Get("Content-Type"))
+	}
+	checkRecordedTones(t, []byte(body), toneA, toneB)
 }
