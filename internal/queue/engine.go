@@ -72,9 +72,9 @@ type EngineConfig struct {
 	Record func(ctx context.Context, w Waiting, agent string)
 	// Node is this node's id in a cluster: its waiting calls say so, so
 	// that another node takes them out when it dies (Reap).
-	Node   string
-	Now    func() time.Time // default time.Now
-	Tick   time.Duration    // how often waiting calls are looked at; default 200 ms
+	Node string
+	Now  func() time.Time // default time.Now
+	Tick time.Duration    // how often waiting calls are looked at; default 200 ms
 	// Sweep, when set, says that Changed tells the engine of every change
 	// to a waiting or answered call's caller leg (api.QueueWake does it
 	// from the switchboard's events): a step then asks the Switch about a
