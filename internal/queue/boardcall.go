@@ -78,7 +78,7 @@ func (m boardMisses) Missed(ctx context.Context, agent string, maxMisses int) (b
 		resp, err := m.b.request(ctx, e.st.Node, statusRequest{Op: opMissed, Agent: agent, MaxMisses: maxMisses})
 		return resp.Away, err
 	}
-	return m.b.countMiss(agent, maxMisses), nil
+	return m.b.countMiss(agent, max(maxMisses, 1)), nil
 }
 
 func (m boardMisses) Answered(ctx context.Context, agent string) error {
