@@ -70,10 +70,14 @@ func (m *Main) startQueues(ctx context.Context) error {
 			nc.Close()
 			return err
 		}
+		agentCalls := api.QueueAgentCalls{Switchboard: m.switchboard}
+		if m.recordings != nil {
+			agentCalls.Recorder = m.recordings
+		}
 		board, err := queue.OpenBoard(ctx, queue.BoardConfig{
 			JetStream: js, Conn: nc, Bucket: queueBucket(c.SubjectPrefix) + "_agents", Storage: jetstream.FileStorage,
 			Subject: queueSubject(c.SubjectPrefix), Node: c.NodeID, Peers: m.cluster.Peers,
-			Source: m.switchboard, Status: m.switchboard, Logger: m.Logger,
+			Source: m.switchboard, Status: m.switchboard, Calls: agentCalls, Logger: m.Logger,
 		})
 		if err != nil {
 			_ = kv.Close()
@@ -84,6 +88,9 @@ func (m *Main) startQueues(ctx context.Context) error {
 		status = board.Status(m.switchboard)
 	}
 	q.sw = api.NewQueueSwitch(m.switchboard, m.hub)
+	if q.board != nil {
+		q.sw.SetRemote(q.board) // an agent of another node: her call is there
+	}
 	var events queue.Events = q.sw
 	if m.mixer != nil {
 		voice, err := queueVoice(m.Config.Media.QueueHold)
@@ -104,6 +111,9 @@ func (m *Main) startQueues(ctx context.Context) error {
 		cfg.Record = api.QueueRecorder(q.sw, m.recordings, m.Logger)
 	}
 	q.engine = queue.NewEngine(cfg)
+	if q.board != nil {
+		q.board.OnOfferable(q.engine.Wake) // an agent of another node turned free
+	}
 	runCtx, stop := context.WithCancel(context.Background())
 	q.stop = stop
 	if m.cluster != nil {

@@ -23,7 +23,8 @@ import (
 // on node a while its agents are connected to b (ann) and c (bea). The
 // longest-idle Available agent of any node is offered (ann, though bea
 // comes first among the members); ann's wrap-up after the call, set on
-// b, keeps offers from her until it ends; two offers she lets ring out
+// b, names her call there (she gives it a code) and keeps offers from
+// her until it ends; two offers she lets ring out
 // mark her Away on b; bea, Available again on c, takes the call; every
 // node's stats add up to what happened. Then a node dies with a call
 // waiting: the survivors take it out of the bucket, counted abandoned
@@ -88,7 +89,15 @@ func TestClusterQueuesAcrossNodes(t *testing.T) {
 	}
 	statusUntil(t, beaNext, beaRaw, "Away")
 	post(t, "http://"+b.Addr+"/api/calls/"+call+"/hangup", ann, "")
-	bySystem(statusUntil(t, annNext, annRaw, "WrapUp"))
+	wrap := statusUntil(t, annNext, annRaw, "WrapUp")
+	bySystem(wrap)
+	// Her wrap-up names her own call on b, which she gives a code.
+	if wrap["wrapUpCallId"] != call {
+		t.Errorf("ann's wrap-up names call %v, want hers on b, %s", wrap["wrapUpCallId"], call)
+	}
+	if status, body, _ := send(t, b, "PUT", "/api/me/wrap-up", ann, `{"callId":"`+call+`","code":"sale"}`); status != http.StatusOK {
+		t.Errorf("ann's wrap-up code for her queue call: %d %s", status, body)
+	}
 
 	// Cora waits: ann is offered her only once her wrap-up ended (an
 	// offer before it would come before Available on her stream).

@@ -156,6 +156,7 @@ type QueueSwitch struct {
 
 	mu      sync.Mutex
 	callers map[string]calls.Principal // caller's call id -> caller
+	remote  QueueRemote                // the agents of other nodes (SetRemote)
 }
 
 // remember keeps the caller of a call entering the queue; her call ends

@@ -40,6 +40,8 @@ type Board struct {
 	dirty     map[string]bool
 	live      map[string]bool // the other nodes in the cluster, as Peers said last
 	closed    bool
+	wake      func()         // told when another node's agent may have become offerable
+	misses    map[string]int // by agent connected here: offers rung out in a row, every node's
 }
 
 // AgentState is an agent's offer state as the node she is connected to
@@ -82,6 +84,9 @@ type BoardConfig struct {
 	// Status sets the status of the agents connected here, for the
 	// requests of other nodes.
 	Status AgentStatus
+	// Calls, optional, resolves and records the calls of the agents
+	// connected here, for the queue calls of other nodes they answered.
+	Calls AgentCalls
 	// Resync is how often every entry is published again and Peers is
 	// asked (default 1 s).
 	Resync time.Duration
@@ -104,7 +109,7 @@ func OpenBoard(ctx context.Context, cfg BoardConfig) (*Board, error) {
 		return nil, fmt.Errorf("queue: open bucket %s: %w", cfg.Bucket, err)
 	}
 	b := &Board{cfg: cfg, kv: kv, kick: make(chan struct{}, 1), seen: map[string]boardEntry{},
-		published: map[string]boardEntry{}, dirty: map[string]bool{}, live: map[string]bool{}}
+		published: map[string]boardEntry{}, dirty: map[string]bool{}, live: map[string]bool{}, misses: map[string]int{}}
 	b.refreshPeers()
 	if err := b.Drop(ctx, cfg.Node); err != nil { // this node's earlier run's
 		cfg.Logger.Warn("queue: drop the agents of this node's earlier run", "err", err)
@@ -197,17 +202,38 @@ func (b *Board) follow(ctx context.Context, w jetstream.KeyWatcher) {
 	}
 }
 
-// take records one watched change.
+// OnOfferable sets what is told when an agent of another node may have
+// become offerable (her entry changed and says Available): the engine's
+// Wake, so that a waiting call here is offered to her at once rather than
+// at the engine's next tick. f must be cheap and never block; set it
+// before Run.
+func (b *Board) OnOfferable(f func()) {
+	b.mu.Lock()
+	b.wake = f
+	b.mu.Unlock()
+}
+
+// take records one watched change, and tells OnOfferable's f when it
+// made an agent of another node Available or freed one of her calls.
 func (b *Board) take(e jetstream.KeyValueEntry) {
+	if wake := b.record(e); wake != nil {
+		wake()
+	}
+}
+
+// record records one watched change; it answers the wake to call when
+// the change may make an agent of another node offerable.
+func (b *Board) record(e jetstream.KeyValueEntry) func() {
 	raw, err := base64.RawURLEncoding.DecodeString(e.Key())
 	if err != nil {
-		return
+		return nil
 	}
 	agent := string(raw)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if old, ok := b.seen[agent]; ok && old.rev > e.Revision() {
-		return
+	old, had := b.seen[agent]
+	if had && old.rev > e.Revision() {
+		return nil
 	}
 	// Ours was removed or replaced (she moved to another node): it is no
 	// longer ours to withdraw, and is put again if she is back here.
@@ -216,13 +242,20 @@ func (b *Board) take(e jetstream.KeyValueEntry) {
 	}
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(b.seen, agent)
-		return
+		return nil
 	}
 	var st AgentState
 	if json.Unmarshal(e.Value(), &st) != nil {
-		return
+		return nil
 	}
 	b.seen[agent] = boardEntry{st: st, rev: e.Revision()}
+	if st.Node == b.cfg.Node || st.Status != routing.Available {
+		return nil // this node's agents wake the engine through the switchboard
+	}
+	if had && old.st.Node == st.Node && old.st.Status == routing.Available && old.st.Calls <= st.Calls {
+		return nil // no freer than she was
+	}
+	return b.wake
 }
 
 func (b *Board) refreshPeers() {
@@ -455,35 +488,51 @@ type statusRequest struct {
 	Status  calls.SetStatusRequest `json:"status"`
 	CallID  string                 `json:"callId,omitempty"`
 	Seconds int                    `json:"seconds,omitempty"`
+	// ServerCallID names the conversation of a call request.
+	ServerCallID string `json:"serverCallId,omitempty"`
+	MaxMisses    int    `json:"maxMisses,omitempty"`
 }
 
 type statusResponse struct {
-	Data  calls.AgentStatusData `json:"data"`
-	Rev   uint64                `json:"rev"` // her entry's revision once changed
-	Code  calls.Code            `json:"code,omitempty"`
-	Error string                `json:"error,omitempty"`
+	Data calls.AgentStatusData `json:"data"`
+	Rev  uint64                `json:"rev"` // her entry's revision once changed
+	// CallID answers opAgentCall: her own call's id on her node.
+	CallID string     `json:"callId,omitempty"`
+	Code   calls.Code `json:"code,omitempty"`
+	Error  string     `json:"error,omitempty"`
+	// Away answers opMissed: she reached maxMisses in a row.
+	Away bool `json:"away,omitempty"`
 }
 
 // ask sends a status request to node, and waits until this node's view
 // has what it changed.
 func (b *Board) ask(ctx context.Context, node string, req statusRequest) (calls.AgentStatusData, error) {
-	body, err := json.Marshal(req)
+	resp, err := b.request(ctx, node, req)
 	if err != nil {
-		return calls.AgentStatusData{}, fmt.Errorf("queue: encode a status request: %w", err)
-	}
-	msg, err := b.cfg.Conn.RequestWithContext(ctx, b.cfg.Subject+"."+node, body)
-	if err != nil {
-		return calls.AgentStatusData{}, calls.Errorf(calls.CodeUnavailable, "queue: status request to node %s: %v", node, err)
-	}
-	var resp statusResponse
-	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return calls.AgentStatusData{}, fmt.Errorf("queue: decode the status answer of node %s: %w", node, err)
-	}
-	if resp.Error != "" {
-		return calls.AgentStatusData{}, calls.Errorf(resp.Code, "node %s: %s", node, resp.Error)
+		return calls.AgentStatusData{}, err
 	}
 	b.waitRev(ctx, req.Agent, resp.Rev)
 	return resp.Data, nil
+}
+
+// request sends a request to node and answers its answer.
+func (b *Board) request(ctx context.Context, node string, req statusRequest) (statusResponse, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return statusResponse{}, fmt.Errorf("queue: encode a status request: %w", err)
+	}
+	msg, err := b.cfg.Conn.RequestWithContext(ctx, b.cfg.Subject+"."+node, body)
+	if err != nil {
+		return statusResponse{}, calls.Errorf(calls.CodeUnavailable, "queue: %s request to node %s: %v", req.Op, node, err)
+	}
+	var resp statusResponse
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return statusResponse{}, fmt.Errorf("queue: decode the %s answer of node %s: %w", req.Op, node, err)
+	}
+	if resp.Error != "" {
+		return statusResponse{}, calls.Errorf(resp.Code, "node %s: %s", node, resp.Error)
+	}
+	return resp, nil
 }
 
 // serve runs another node's status request on an agent connected here.
@@ -499,13 +548,19 @@ func (b *Board) serve(msg *nats.Msg) {
 			resp.Data, err = b.cfg.Status.SetStatusBySystem(ctx, req.Agent, req.Status)
 		case opWrapUp:
 			resp.Data, err = b.cfg.Status.EnterWrapUp(ctx, req.Agent, req.CallID, req.Seconds)
+		case opAgentCall, opRecord:
+			resp.CallID, err = b.serveCall(ctx, req)
+		case opMissed:
+			resp.Away = b.countMiss(req.Agent, max(req.MaxMisses, 1))
+		case opAnswered:
+			b.countMiss(req.Agent, 0)
 		default:
 			err = calls.Errorf(calls.CodeInvalidRequest, "unknown status request %q", req.Op)
 		}
 	}
 	if err != nil {
 		resp.Code, resp.Error = calls.ErrorCode(err), err.Error()
-	} else {
+	} else if req.Op == opAway || req.Op == opWrapUp {
 		resp.Rev = b.sync(ctx, req.Agent)
 	}
 	out, err := json.Marshal(resp)

@@ -59,6 +59,9 @@ type EngineConfig struct {
 	// (status marks her Away); default: Tracker.MarkAway when
 	// Availability is a *Tracker.
 	Misses func(agent string)
+	// MissCounter, when set, counts the misses in a row of every node's
+	// offers together (Board.Misses); else this engine counts its own.
+	MissCounter MissCounter
 	// WrapUp is told when the agent's answered queue call (callID: hers
 	// when the Switch is an AgentCaller, else the caller's) ended: her status enters WrapUp for the queue's
 	// wrapUpSeconds (calls.Switchboard.EnterWrapUp), which keeps offers
@@ -669,8 +672,8 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 				a.agentCall = id
 			}
 		}
+		e.answeredMisses(ctx, agent)
 		e.mu.Lock()
-		e.misses[agent] = 0
 		e.answered[w.CallID] = a
 		// The next step looks at it: its end may have come before this
 		// look, and no change will tell of it again.
@@ -720,13 +723,7 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 			return nil, err
 		}
 		e.setOffer(w, nil)
-		e.mu.Lock()
-		e.misses[dec.Agent]++
-		away := e.misses[dec.Agent] >= d.MaxMisses
-		if away {
-			e.misses[dec.Agent] = 0
-		}
-		e.mu.Unlock()
+		away := e.missed(ctx, dec.Agent, d.MaxMisses)
 		if away && e.cfg.Misses != nil {
 			e.cfg.Logger.Info("queue: agent missed offers in a row", "queue", d.Name, "agent", dec.Agent, "misses", d.MaxMisses)
 			e.cfg.Misses(dec.Agent)
