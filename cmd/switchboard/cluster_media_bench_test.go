@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/audio"
+	"github.com/switchboard/switchboard/internal/benchenv"
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/cluster/natstest"
 	"github.com/switchboard/switchboard/internal/store"
@@ -56,9 +56,9 @@ func TestClusterMediaCost(t *testing.T) {
 	if os.Getenv(clusterMediaBenchEnv) == "" {
 		t.Skip("a benchmark: set " + clusterMediaBenchEnv + "=1")
 	}
-	n := mediaBenchEnv(t, "SWITCHBOARD_CLUSTER_MEDIA_CALLS", 200)
-	rounds := mediaBenchEnv(t, "SWITCHBOARD_CLUSTER_MEDIA_ROUNDS", 2)
-	window := time.Duration(mediaBenchEnv(t, "SWITCHBOARD_CLUSTER_MEDIA_SECONDS", 10)) * time.Second
+	n := benchenv.Count(t, "SWITCHBOARD_CLUSTER_MEDIA_CALLS", 200)
+	rounds := benchenv.Count(t, "SWITCHBOARD_CLUSTER_MEDIA_ROUNDS", 2)
+	window := time.Duration(benchenv.Count(t, "SWITCHBOARD_CLUSTER_MEDIA_SECONDS", 10)) * time.Second
 
 	nats := natstest.Start(t)
 	cfg := ClusterConfig{URL: nats.URL(), LeaseBucket: "mediabench_leases", LeaseTTL: 3 * time.Second,
@@ -101,18 +101,6 @@ func TestClusterMediaCost(t *testing.T) {
 			r+1, c.perCallSecond()/s.perCallSecond(), c.perCallSecond(), s.perCallSecond(),
 			extra.Round(time.Millisecond), c.sent, c.received, float64(extra)/float64(max(c.sent, 1))/1e3)
 	}
-}
-
-func mediaBenchEnv(t *testing.T, name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	k, err := strconv.Atoi(v)
-	if err != nil || k < 1 {
-		t.Fatalf("%s=%q: want a positive count", name, v)
-	}
-	return k
 }
 
 func loadAverage() string {

@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/benchenv"
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/cluster/natstest"
 	"github.com/switchboard/switchboard/internal/store"
@@ -60,7 +60,7 @@ import (
 // --cluster` nodes instead (startSwitchNodes): the load generator is then
 // this process alone, and the nodes, NATS and the network are real.
 func BenchmarkClusterSwitch(b *testing.B) {
-	agents, perAgent := benchEnv(b, "SWITCHBOARD_BENCH_AGENTS", 100), benchEnv(b, "SWITCHBOARD_BENCH_CALLS", 10)
+	agents, perAgent := benchenv.Count(b, "SWITCHBOARD_BENCH_AGENTS", 100), benchenv.Count(b, "SWITCHBOARD_BENCH_CALLS", 10)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	b.Cleanup(client.CloseIdleConnections)
 	nodes := startSwitchNodes(b, agents*perAgent)
@@ -120,7 +120,7 @@ func startSwitchNodes(b *testing.B, nCalls int) switchNodes {
 			return m, by
 		}}
 	}
-	ttl := time.Duration(benchEnv(b, "SWITCHBOARD_BENCH_LEASE_TTL", 3)) * time.Second
+	ttl := time.Duration(benchenv.Count(b, "SWITCHBOARD_BENCH_LEASE_TTL", 3)) * time.Second
 	nats := natstest.Start(b)
 	cfg := ClusterConfig{URL: nats.URL(), LeaseBucket: "bench_leases", LeaseTTL: ttl,
 		SubjectPrefix: "bench", ForwardTimeout: 5 * time.Second}
@@ -165,19 +165,6 @@ func natsVarzTraffic(monitor string) (msgs, bytes int64, err error) {
 		return 0, 0, fmt.Errorf("NATS monitoring: /varz: %w", err)
 	}
 	return v.InMsgs + v.OutMsgs, v.InBytes + v.OutBytes, nil
-}
-
-// benchEnv reads a positive count from the environment, or def.
-func benchEnv(b *testing.B, name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		b.Fatalf("%s=%q: want a positive count", name, v)
-	}
-	return n
 }
 
 // switchAgent is one agent of the benchmark and its calls' callees.

@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/api"
 	"github.com/switchboard/switchboard/internal/api/apitest"
+	"github.com/switchboard/switchboard/internal/benchenv"
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/queue"
 	"github.com/switchboard/switchboard/internal/store"
@@ -109,18 +109,6 @@ func openBenchJetStream(b *testing.B, url string) queue.Store {
 	return st
 }
 
-func queueBenchEnv(b *testing.B, name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		b.Fatalf("%s=%q: want a positive count", name, v)
-	}
-	return n
-}
-
 // qbAgent is one benchmark agent: her event stream's reader hands each
 // offer to her worker, which answers it.
 type qbAgent struct {
@@ -154,10 +142,10 @@ type qbRun struct {
 }
 
 func runQueueRouting(b *testing.B, qst queue.Store) {
-	nAgents := queueBenchEnv(b, "SWITCHBOARD_BENCH_QUEUE_AGENTS", 1000)
-	nCalls := queueBenchEnv(b, "SWITCHBOARD_BENCH_QUEUE_CALLS", 10000)
-	nArrivals := queueBenchEnv(b, "SWITCHBOARD_BENCH_QUEUE_ARRIVALS", 2000)
-	talk := time.Duration(queueBenchEnv(b, "SWITCHBOARD_BENCH_QUEUE_TALK_MS", 500)) * time.Millisecond
+	nAgents := benchenv.Count(b, "SWITCHBOARD_BENCH_QUEUE_AGENTS", 1000)
+	nCalls := benchenv.Count(b, "SWITCHBOARD_BENCH_QUEUE_CALLS", 10000)
+	nArrivals := benchenv.Count(b, "SWITCHBOARD_BENCH_QUEUE_ARRIVALS", 2000)
+	talk := time.Duration(benchenv.Count(b, "SWITCHBOARD_BENCH_QUEUE_TALK_MS", 500)) * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -375,7 +363,7 @@ func runQueueRouting(b *testing.B, qst queue.Store) {
 	run.mu.Unlock()
 	// Closed loop: each goroutine places its next call once its last one
 	// was hung up, so that calls find free agents.
-	placers := min(queueBenchEnv(b, "SWITCHBOARD_BENCH_QUEUE_PLACERS", 50), max(nAgents/4, 1))
+	placers := min(benchenv.Count(b, "SWITCHBOARD_BENCH_QUEUE_PLACERS", 50), max(nAgents/4, 1))
 	place(nCalls, nCalls+nArrivals, placers, func(caller string, _, _ time.Time) {
 		run.mu.Lock()
 		ch := run.notify[caller]
