@@ -24,6 +24,7 @@ import (
 	"github.com/switchboard/switchboard/internal/benchenv"
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/queue"
+	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -32,14 +33,15 @@ import (
 // `switchboard serve` runs it (real clock, its default 200 ms tick, poked
 // at once by each entry), SWITCHBOARD_BENCH_QUEUE_AGENTS agents (1,000)
 // on real websockets, members of one longest-idle queue with no wrap-up,
+// their status the switchboard's agent status (queue.WithStatus, as serve),
 // and SWITCHBOARD_BENCH_QUEUE_CALLS callers (10,000) placing their calls
 // with POST /api/calls {"queue"}. Each agent accepts an offer over HTTP,
 // talks SWITCHBOARD_BENCH_QUEUE_TALK_MS (500) and hangs up.
 //
 // Two phases, each timed per call:
 //
-//   - backlog: all agents are held Away (in process, through the engine's
-//     Tracker) while the 10,000 calls enter; then all become Available at
+//   - backlog: all agents are held Away (set in process, as the system)
+//     while the 10,000 calls enter; then all become Available at
 //     once and the queue drains. free→offer is, for each offer after an
 //     agent's first, the time from her hangup's HTTP answer to the next
 //     incomingCall reaching her websocket: how long routing leaves an
@@ -127,16 +129,21 @@ type qbOffer struct {
 
 // qbRun gathers one scenario's samples.
 type qbRun struct {
-	mu       sync.Mutex
-	sentAt   map[string]time.Time     // caller raw id -> POST sent (arrival) or answered (backlog)
-	offered  map[string]string        // caller -> "agent (incoming id)"
-	notify   map[string]chan struct{} // caller -> closed at the hangup
-	phase    string
-	release  time.Time
-	free     []time.Duration
-	first    []time.Duration
-	wait     []time.Duration
-	enter    []time.Duration
+	mu      sync.Mutex
+	sentAt  map[string]time.Time     // caller raw id -> POST sent (arrival) or answered (backlog)
+	offered map[string]string        // caller -> "agent (incoming id)"
+	notify  map[string]chan struct{} // caller -> closed at the hangup
+	phase   string
+	release time.Time
+	free    []time.Duration
+	first   []time.Duration
+	wait    []time.Duration
+	enter   []time.Duration
+	// decided: caller -> when the engine asked the switch to offer her
+	// call; toDecide and toSocket split free→offer there.
+	decided  map[string]time.Time
+	toDecide []time.Duration
+	toSocket []time.Duration
 	errs     []error
 	answered int
 }
@@ -157,9 +164,10 @@ func runQueueRouting(b *testing.B, qst queue.Store) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tracker := &queue.Tracker{Online: sb.Connected, Calls: sb.LiveCalls}
 	qs := api.NewQueueSwitch(sb, hub)
-	engine := queue.NewEngine(queue.EngineConfig{Store: qst, Switch: qs, Events: qs, Availability: tracker, Sweep: queue.DefaultSweep})
+	run := &qbRun{phase: "backlog", sentAt: map[string]time.Time{}, offered: map[string]string{}, notify: map[string]chan struct{}{}, decided: map[string]time.Time{}}
+	// Agent status as serve wires it: the switchboard's own.
+	engine := queue.NewEngine(queue.WithStatus(queue.EngineConfig{Store: qst, Switch: timedSwitch{qs, run}, Events: qs, Sweep: queue.DefaultSweep}, sb))
 	wake.Bind(engine)
 	tokens := api.NewTokens(adminKey, nil)
 	srv := api.New(api.Config{Switchboard: sb, Hub: hub, Tokens: tokens, Ready: st.Ready, Numbers: st,
@@ -200,7 +208,11 @@ func runQueueRouting(b *testing.B, qst queue.Store) {
 		return resp.StatusCode, data, err
 	}
 
-	run := &qbRun{phase: "backlog", sentAt: map[string]time.Time{}, offered: map[string]string{}, notify: map[string]chan struct{}{}}
+	setStatus := func(agent string, st routing.Status) {
+		if _, err := sb.SetStatusBySystem(ctx, agent, calls.SetStatusRequest{Status: st}); err != nil {
+			b.Fatalf("set %s %s: %v", agent, st, err)
+		}
+	}
 	fail := func(err error) {
 		run.mu.Lock()
 		run.errs = append(run.errs, err)
@@ -221,7 +233,7 @@ func runQueueRouting(b *testing.B, qst queue.Store) {
 		a.conn = conn
 		agents[i] = a
 		members = append(members, map[string]any{"agent": a.raw})
-		tracker.MarkAway(a.raw)
+		setStatus(a.raw, routing.Away)
 		workers.Add(2)
 		go func() { // reader
 			defer workers.Done()
@@ -353,7 +365,7 @@ func runQueueRouting(b *testing.B, qst queue.Store) {
 	run.release = time.Now()
 	run.mu.Unlock()
 	for _, a := range agents {
-		tracker.SetAvailable(a.raw, time.Now())
+		setStatus(a.raw, routing.Available)
 	}
 	waitAnswered(nCalls, "backlog")
 
@@ -389,6 +401,8 @@ func runQueueRouting(b *testing.B, qst queue.Store) {
 		b.ReportMetric(durMs(ds[(len(ds)*99+99)/100-1]), name+"-p99-ms")
 	}
 	report("free-to-offer", run.free)
+	report("free-to-decision", run.toDecide)
+	report("decision-to-socket", run.toSocket)
 	report("release-to-offer", run.first)
 	report("wait", run.wait)
 	report("enter-to-offer", run.enter)
@@ -424,10 +438,27 @@ func (r *qbRun) record(a *qbAgent, o qbOffer) {
 			r.first = append(r.first, o.at.Sub(r.release))
 		} else {
 			r.free = append(r.free, o.at.Sub(freeAt))
+			if at, ok := r.decided[o.caller]; ok {
+				r.toDecide = append(r.toDecide, at.Sub(freeAt))
+				r.toSocket = append(r.toSocket, o.at.Sub(at))
+			}
 		}
 	default:
 		r.enter = append(r.enter, o.at.Sub(sent))
 	}
+}
+
+// timedSwitch is the engine's switch, noting when each offer was decided.
+type timedSwitch struct {
+	*api.QueueSwitch
+	run *qbRun
+}
+
+func (s timedSwitch) Offer(ctx context.Context, w queue.Waiting, agent string) error {
+	s.run.mu.Lock()
+	s.run.decided[w.Caller] = time.Now()
+	s.run.mu.Unlock()
+	return s.QueueSwitch.Offer(ctx, w, agent)
 }
 
 func durMs(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -31,6 +31,19 @@ func TestQueueAvailability(t *testing.T) {
 		if got := slices.Contains(f.OfferAgents(), a); got != want.Connected {
 			t.Errorf("%s: OfferAgents has alice: %v", what, got)
 		}
+		// LookAll, the look at all of a queue's members at once, answers
+		// what Offerable and IdleSince answer one by one.
+		agents := []string{a, "8:acs:bob", "8:acs:nobody"}
+		for _, maxConc := range []int{0, 1, 2} {
+			offerable, idle := make([]bool, len(agents)), make([]time.Time, len(agents))
+			f.LookAll(agents, maxConc, now, offerable, idle)
+			for i, x := range agents {
+				if offerable[i] != f.Offerable(x, maxConc, now) || !idle[i].Equal(f.IdleSince(x)) {
+					t.Errorf("%s: LookAll(%s, max %d) = %v, %v; one by one %v, %v", what, x, maxConc,
+						offerable[i], idle[i], f.Offerable(x, maxConc, now), f.IdleSince(x))
+				}
+			}
+		}
 	}
 	offer("never connected", calls.OfferState{})
 	f.Connect(t, alice)

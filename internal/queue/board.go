@@ -396,6 +396,11 @@ func (b *Board) Drop(ctx context.Context, node string) error {
 func (b *Board) remote(agent string) (boardEntry, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.remoteLocked(agent)
+}
+
+// remoteLocked is remote under b.mu.
+func (b *Board) remoteLocked(agent string) (boardEntry, bool) {
 	if _, here := b.published[agent]; here {
 		return boardEntry{}, false // connected here: this node's switchboard answers
 	}
@@ -448,6 +453,29 @@ func (a boardAvailability) IdleSince(agent string) time.Time {
 		return e.st.IdleSince
 	}
 	return a.local.IdleSince(agent)
+}
+
+// LookAll implements Looker: local's look (in one when it is a Looker),
+// then the other nodes' agents under one hold of the board.
+func (a boardAvailability) LookAll(agents []string, maxConcurrent int, now time.Time, offerable []bool, idleSince []time.Time) {
+	if l, ok := a.local.(Looker); ok {
+		l.LookAll(agents, maxConcurrent, now, offerable, idleSince)
+	} else {
+		for i, agent := range agents {
+			offerable[i] = a.local.Offerable(agent, maxConcurrent, now)
+			idleSince[i] = a.local.IdleSince(agent)
+		}
+	}
+	a.b.mu.Lock()
+	defer a.b.mu.Unlock()
+	for i, agent := range agents {
+		e, ok := a.b.remoteLocked(agent)
+		if !ok {
+			continue
+		}
+		idleSince[i] = e.st.IdleSince
+		offerable[i] = offerable[i] || e.st.Status == routing.Available && e.st.Calls < max(maxConcurrent, 1)
+	}
 }
 
 // Status answers local (this node's agent status) joined with the

@@ -105,6 +105,7 @@ func TestBoard(t *testing.T) {
 		return n2Peers
 	})
 	av := b2.Availability(src2)
+	now := time.Now()
 	eventually := func(what string, ok func() bool) {
 		t.Helper()
 		for !ok() {
@@ -113,8 +114,8 @@ func TestBoard(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+		sameLook(t, what, av, []string{"8:acs:ann", "8:acs:bob"}, now)
 	}
-	now := time.Now()
 	eventually("ann offerable on n2", func() bool { return av.Offerable("8:acs:ann", 1, now) })
 	if got := av.IdleSince("8:acs:ann"); !got.Equal(idle) {
 		t.Errorf("IdleSince on n2 = %v, want %v", got, idle)
@@ -177,5 +178,25 @@ func TestBoard(t *testing.T) {
 	})
 	if av.Offerable("8:acs:ann", 1, now) || !av.IdleSince("8:acs:ann").IsZero() {
 		t.Error("ann, disconnected, is still on n2's board")
+	}
+}
+
+// sameLook fails t unless av's LookAll answers what its Offerable and
+// IdleSince answer one agent at a time.
+func sameLook(t *testing.T, what string, av Availability, agents []string, now time.Time) {
+	t.Helper()
+	l, ok := av.(Looker)
+	if !ok {
+		t.Fatalf("%s: %T is no Looker", what, av)
+	}
+	for _, maxConc := range []int{0, 1, 2} {
+		offerable, idle := make([]bool, len(agents)), make([]time.Time, len(agents))
+		l.LookAll(agents, maxConc, now, offerable, idle)
+		for i, a := range agents {
+			if offerable[i] != av.Offerable(a, maxConc, now) || !idle[i].Equal(av.IdleSince(a)) {
+				t.Errorf("%s: LookAll(%s, max %d) = %v, %v; one by one %v, %v", what, a, maxConc,
+					offerable[i], idle[i], av.Offerable(a, maxConc, now), av.IdleSince(a))
+			}
+		}
 	}
 }

@@ -139,18 +139,28 @@ func TestCompute(t *testing.T) {
 
 func TestTracker(t *testing.T) {
 	online := map[string]bool{"a": true, "b": true}
-	tr := &Tracker{Online: func(a string) bool { return online[a] }}
+	outside := map[string]int{}
+	tr := &Tracker{Online: func(a string) bool { return online[a] }, Calls: func(a string) int { return outside[a] }}
+	agents := []string{"a", "b", "c"}
+	look := func(what string, now time.Time) {
+		t.Helper()
+		sameLook(t, what, tr, agents, now)
+	}
 	if !tr.Offerable("a", 1, t0) || tr.Offerable("c", 1, t0) {
 		t.Fatal("online agents are offerable, offline ones are not")
 	}
+	look("start", t0)
 	tr.Answered("a")
 	if tr.Offerable("a", 1, t0) || !tr.Offerable("a", 2, t0) {
 		t.Error("maxConcurrentCalls not applied")
 	}
+	look("a answered", t0)
 	tr.Ended("a", t0, 30*time.Second)
 	if tr.Offerable("a", 1, t0.Add(29*time.Second)) || !tr.Offerable("a", 1, t0.Add(30*time.Second)) {
 		t.Error("wrap-up not applied")
 	}
+	look("a in wrap-up", t0.Add(29*time.Second))
+	look("a after wrap-up", t0.Add(30*time.Second))
 	if !tr.IdleSince("a").Equal(t0) {
 		t.Error("idle since not recorded")
 	}
@@ -158,8 +168,14 @@ func TestTracker(t *testing.T) {
 	if tr.Offerable("b", 1, t0) || !tr.Away("b") {
 		t.Error("away agent offerable")
 	}
+	look("b away", t0)
 	tr.SetAvailable("b", t0)
 	if !tr.Offerable("b", 1, t0) {
 		t.Error("available again not offerable")
 	}
+	outside["b"] = 1
+	if tr.Offerable("b", 1, t0) || !tr.Offerable("b", 2, t0) {
+		t.Error("a call outside queues not counted")
+	}
+	look("b on a call outside queues", t0)
 }

@@ -592,6 +592,37 @@ func newPool(cs []Candidate) *pool {
 	return p
 }
 
+// relook asks again about agent alone, in p: after she answered, rather
+// than about every member.
+func (e *Engine) relook(d *Definition, p *pool, agent string) {
+	i := slices.IndexFunc(p.cs, func(c Candidate) bool { return c.Agent == agent })
+	if i < 0 {
+		return
+	}
+	av := e.cfg.Availability
+	now := e.cfg.Now()
+	ok := av.Offerable(agent, d.MaxConcurrentCalls, now)
+	idle := av.IdleSince(agent)
+	e.mu.Lock()
+	held := 0
+	for _, a := range e.answered {
+		if a.agent == agent {
+			held++
+		}
+	}
+	ok = ok && !e.offering[agent] && held < max(d.MaxConcurrentCalls, 1)
+	e.mu.Unlock()
+	c := &p.cs[i]
+	if c.Offerable != ok {
+		if ok {
+			p.free++
+		} else {
+			p.free--
+		}
+	}
+	c.Offerable, c.IdleSince = ok, idle
+}
+
 // candidates answers d's members now; an agent this node is offering a
 // call to is not offerable (on other nodes, the claim refuses her).
 func (e *Engine) candidates(d *Definition) []Candidate {
@@ -665,7 +696,6 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 		if e.tracker != nil {
 			e.tracker.Answered(agent)
 		}
-		delete(cands, w.Queue) // she is busy now: ask availability again
 		a := answered{w: *w, agent: agent, agentCall: w.CallID, wrapUp: time.Duration(d.WrapUpSeconds) * time.Second}
 		if ac, ok := e.cfg.Switch.(AgentCaller); ok {
 			if id, err := ac.AgentCallID(ctx, *w, agent); err == nil {
@@ -679,6 +709,9 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 		// look, and no change will tell of it again.
 		e.dirty[w.CallID] = true
 		e.mu.Unlock()
+		if p := cands[w.Queue]; p != nil {
+			e.relook(d, p, agent) // she holds one more call now
+		}
 		e.poke()
 		if e.cfg.Queued != nil && a.agentCall != w.CallID {
 			e.cfg.Queued(ctx, a.agentCall, w.Queue)

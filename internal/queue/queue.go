@@ -162,3 +162,11 @@ type Availability interface {
 	// ended, or she came online); the zero time when never.
 	IdleSince(agent string) time.Time
 }
+
+// Looker is what an Availability may also do: answer Offerable and
+// IdleSince for many agents in one look at its state (offerable[i] and
+// idleSince[i] for agents[i]). A step asks it for all of a queue's
+// members at once (Candidates).
+type Looker interface {
+	LookAll(agents []string, maxConcurrent int, now time.Time, offerable []bool, idleSince []time.Time)
+}

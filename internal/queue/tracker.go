@@ -54,6 +54,26 @@ func (t *Tracker) Offerable(agent string, maxConcurrent int, now time.Time) bool
 	return !away && !wrap && active < max(maxConcurrent, 1)
 }
 
+// LookAll implements Looker: its own state under one lock (Online and
+// Calls are still asked per agent).
+func (t *Tracker) LookAll(agents []string, maxConcurrent int, now time.Time, offerable []bool, idleSince []time.Time) {
+	t.mu.Lock()
+	for i, agent := range agents {
+		a := t.get(agent)
+		offerable[i] = !a.away && !now.Before(a.wrapUntil) && a.active < max(maxConcurrent, 1)
+		idleSince[i] = a.idleSince
+	}
+	t.mu.Unlock()
+	for i, agent := range agents {
+		if !offerable[i] {
+			continue
+		}
+		if t.Online != nil && !t.Online(agent) || t.Calls != nil && t.Calls(agent) >= max(maxConcurrent, 1) {
+			offerable[i] = false
+		}
+	}
+}
+
 // IdleSince implements Availability.
 func (t *Tracker) IdleSince(agent string) time.Time {
 	t.mu.Lock()
