@@ -60,7 +60,15 @@ func TestEngineChangedAbandon(t *testing.T) {
 		t.Fatalf("an unseen hangup counted before the sweep: %+v", s)
 	}
 	clk.add(sweep)
-	// The sweep spreads over the steps of one Sweep, at one a Tick.
+	// The sweep spreads over one Sweep by time, not by steps: a hundred
+	// steps at its start (a burst of wakes) look at a Tick's share only.
+	before = sw.lookCount()
+	for range 100 {
+		e.Step(ctx)
+	}
+	if n, share := sw.lookCount()-before, 1999*200/int(sweep/time.Millisecond)+1; n > share {
+		t.Errorf("100 steps at the sweep's start looked at %d calls, want a Tick's share, at most %d", n, share)
+	}
 	for i := 0; i < int(sweep/(200*time.Millisecond)); i++ {
 		e.Step(ctx)
 		clk.add(200 * time.Millisecond)

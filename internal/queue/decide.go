@@ -155,27 +155,7 @@ func offered(w *Waiting) string {
 // Candidates answers d's members as a snapshot of av at now, in one
 // look when av is a Looker.
 func Candidates(d *Definition, av Availability, now time.Time) []Candidate {
-	out := make([]Candidate, len(d.Members))
-	if l, ok := av.(Looker); ok {
-		agents := make([]string, len(d.Members))
-		for i, m := range d.Members {
-			agents[i] = m.Agent
-		}
-		offerable := make([]bool, len(agents))
-		idle := make([]time.Time, len(agents))
-		l.LookAll(agents, d.MaxConcurrentCalls, now, offerable, idle)
-		for i, m := range d.Members {
-			out[i] = Candidate{Agent: m.Agent, Skills: m.Skills, Offerable: offerable[i], IdleSince: idle[i]}
-		}
-		return out
-	}
-	for i, m := range d.Members {
-		out[i] = Candidate{
-			Agent:     m.Agent,
-			Skills:    m.Skills,
-			Offerable: av.Offerable(m.Agent, d.MaxConcurrentCalls, now),
-			IdleSince: av.IdleSince(m.Agent),
-		}
-	}
-	return out
+	var p pool
+	p.look(d, av, now)
+	return p.cs
 }

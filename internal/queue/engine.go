@@ -94,9 +94,6 @@ type EngineConfig struct {
 // DefaultSweep is the fallback sweep serve runs with (EngineConfig.Sweep).
 const DefaultSweep = 10 * time.Second
 
-// minSweepBatch is the fewest calls a step's share of a sweep looks at.
-const minSweepBatch = 64
-
 // Engine runs the offer cycle of the calls that entered a queue on this
 // node: their caller legs live here, so this node offers them. Definitions,
 // waiting calls, counters and the agents' offer claims are in the Store,
@@ -112,7 +109,10 @@ type Engine struct {
 	dirty    map[string]bool        // caller call ids Changed since their last look
 	sweep    []string               // call ids the current sweep has yet to look at
 	sweepAt  time.Time              // when the next sweep may start
+	sweepOn  time.Time              // when the current sweep started
+	sweepN   int                    // how many calls it started with
 	answered map[string]answered    // by caller call id
+	held     map[string]int         // agent -> her calls in answered
 	last     map[string]string      // queue -> agent offered last
 	misses   map[string]int         // agent -> offers in a row rung out
 	offering map[string]bool        // agents this node's offers ring
@@ -124,6 +124,7 @@ type Engine struct {
 type localQueue struct {
 	line    line
 	offered map[string]*Waiting
+	pool    *pool // its members' candidates; only Step uses it
 }
 
 type answered struct {
@@ -131,6 +132,26 @@ type answered struct {
 	agent     string
 	agentCall string // her own call's id, when the Switch tells (AgentCaller)
 	wrapUp    time.Duration
+}
+
+// addAnswered keeps a as answered here, counted among the calls its
+// agent holds (e.mu held).
+func (e *Engine) addAnswered(a answered) {
+	e.dropAnswered(a.w.CallID)
+	e.answered[a.w.CallID] = a
+	e.held[a.agent]++
+}
+
+// dropAnswered forgets the answered call callID (e.mu held).
+func (e *Engine) dropAnswered(callID string) {
+	a, ok := e.answered[callID]
+	if !ok {
+		return
+	}
+	delete(e.answered, callID)
+	if e.held[a.agent]--; e.held[a.agent] <= 0 {
+		delete(e.held, a.agent)
+	}
 }
 
 // AgentCaller is what a Switch may also do: answer the id of the agent's
@@ -142,7 +163,7 @@ type AgentCaller interface {
 
 // NewEngine answers an engine; Run starts it.
 func NewEngine(cfg EngineConfig) *Engine {
-	e := &Engine{cfg: cfg, local: map[string]*Waiting{}, queues: map[string]*localQueue{}, dirty: map[string]bool{}, answered: map[string]answered{}, last: map[string]string{}, misses: map[string]int{}, offering: map[string]bool{}, kick: make(chan struct{}, 1)}
+	e := &Engine{cfg: cfg, local: map[string]*Waiting{}, queues: map[string]*localQueue{}, dirty: map[string]bool{}, answered: map[string]answered{}, held: map[string]int{}, last: map[string]string{}, misses: map[string]int{}, offering: map[string]bool{}, kick: make(chan struct{}, 1)}
 	if e.cfg.Availability == nil {
 		e.cfg.Availability = &Tracker{}
 	}
@@ -181,11 +202,24 @@ func (e *Engine) Create(ctx context.Context, d Definition) (Definition, error) {
 
 // Stats answers a queue's stats now (CodeNotFound for an unknown queue).
 func (e *Engine) Stats(ctx context.Context, name string) (Stats, error) {
-	d, err := e.cfg.Store.Queue(ctx, name)
+	d, err := e.definition(ctx, name)
 	if err != nil {
 		return Stats{}, err
 	}
-	return e.stats(ctx, &d)
+	return e.stats(ctx, d)
+}
+
+// definition answers the queue's definition, read-only: the store's own
+// when it shares them (Sharer), else a copy.
+func (e *Engine) definition(ctx context.Context, name string) (*Definition, error) {
+	if sh, ok := e.cfg.Store.(Sharer); ok {
+		return sh.SharedQueue(ctx, name)
+	}
+	d, err := e.cfg.Store.Queue(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
 }
 
 func (e *Engine) stats(ctx context.Context, d *Definition) (Stats, error) {
@@ -210,13 +244,13 @@ func (e *Engine) stats(ctx context.Context, d *Definition) (Stats, error) {
 // Enter puts the caller's call callID into the queue; the engine offers it
 // from the next tick. Errors: CodeNotFound for an unknown queue.
 func (e *Engine) Enter(ctx context.Context, queue, callID, caller string, skills map[string]int) (Waiting, error) {
-	d, err := e.cfg.Store.Queue(ctx, queue)
+	d, err := e.definition(ctx, queue)
 	if err != nil {
 		return Waiting{}, err
 	}
 	now := e.cfg.Now()
 	w := Waiting{CallID: callID, Queue: d.Name, Caller: caller, Skills: skills, EnteredAt: now, FirstEnteredAt: now}
-	if err := e.put(ctx, &d, &w); err != nil {
+	if err := e.put(ctx, d, &w); err != nil {
 		return Waiting{}, err
 	}
 	e.poke()
@@ -394,12 +428,11 @@ func (e *Engine) Step(ctx context.Context) {
 	defs := map[string]*Definition{}
 	changed := map[string]bool{}
 	for _, name := range names {
-		def, err := e.cfg.Store.Queue(ctx, name)
+		d, err := e.definition(ctx, name)
 		if err != nil {
 			e.cfg.Logger.Warn("queue: definition", "queue", name, "err", err)
 			continue
 		}
-		d := &def
 		defs[name] = d
 		for _, q := range e.stepQueue(ctx, d, look, all, now) {
 			changed[q] = true
@@ -408,19 +441,21 @@ func (e *Engine) Step(ctx context.Context) {
 	for q := range changed {
 		d := defs[q]
 		if d == nil {
-			def, err := e.cfg.Store.Queue(ctx, q)
-			if err != nil {
+			var err error
+			if d, err = e.definition(ctx, q); err != nil {
 				continue
 			}
-			d = &def
 		}
 		e.publishStats(ctx, d)
 	}
 }
 
 // sweepShare adds to look this step's share of the sweep: a sweep starts
-// every Sweep with every waiting and answered call, and each step takes
-// enough of it to finish within Sweep at one step a Tick (e.mu held).
+// every Sweep with every waiting and answered call, and spreads them
+// evenly over its Sweep, by time, however many steps run: by a time t
+// into it, its calls up to t plus a Tick are looked at, so that it ends
+// within Sweep at one step a Tick and never comes as one burst (e.mu
+// held).
 func (e *Engine) sweepShare(now time.Time, look map[string]bool) {
 	if len(e.sweep) == 0 && !now.Before(e.sweepAt) {
 		for id := range e.local {
@@ -430,9 +465,17 @@ func (e *Engine) sweepShare(now time.Time, look map[string]bool) {
 			e.sweep = append(e.sweep, id)
 		}
 		e.sweepAt = now.Add(e.cfg.Sweep)
+		e.sweepOn, e.sweepN = now, len(e.sweep)
 	}
-	n := max(minSweepBatch, int(int64(len(e.sweep))*int64(e.cfg.Tick)/int64(e.cfg.Sweep))+1)
-	n = min(n, len(e.sweep))
+	if len(e.sweep) == 0 {
+		return
+	}
+	into := now.Sub(e.sweepOn) + e.cfg.Tick
+	due := e.sweepN
+	if into < e.cfg.Sweep {
+		due = int((int64(e.sweepN)*int64(into) + int64(e.cfg.Sweep) - 1) / int64(e.cfg.Sweep))
+	}
+	n := min(max(due-(e.sweepN-len(e.sweep)), 0), len(e.sweep))
 	for _, id := range e.sweep[:n] {
 		look[id] = true
 	}
@@ -450,7 +493,7 @@ func (e *Engine) lookAnswered(ctx context.Context, a answered) {
 		return
 	}
 	e.mu.Lock()
-	delete(e.answered, a.w.CallID)
+	e.dropAnswered(a.w.CallID)
 	e.mu.Unlock()
 	if !st.CallerGone {
 		// The agent hung up: the caller, alone in the call, leaves too.
@@ -564,27 +607,77 @@ func (e *Engine) stepQueue(ctx context.Context, d *Definition, look map[string]b
 	return changed
 }
 
-// pool answers d's candidates for this step, asked of Availability the
-// first time (again after an answer made one busy).
+// pool answers d's candidates for this step: looked at the first time
+// a step asks (again after an answer made one busy, relook).
 func (e *Engine) pool(d *Definition, cands map[string]*pool) *pool {
 	p := cands[d.Name]
 	if p == nil {
-		p = newPool(e.candidates(d))
+		p = e.lookPool(d)
 		cands[d.Name] = p
 	}
 	return p
 }
 
 // pool is a queue's candidates during one Step, with how many of them
-// are offerable (none: the queue's calls wait without a look).
+// are offerable (none: the queue's calls wait without a look). Its
+// buffers live as long as the queue has calls here, reused by each step.
 type pool struct {
-	cs   []Candidate
-	free int
+	cs        []Candidate
+	agents    []string
+	offerable []bool
+	idle      []time.Time
+	free      int
 }
 
-func newPool(cs []Candidate) *pool {
-	p := &pool{cs: cs}
-	for _, c := range cs {
+// look fills p with d's members as av shows them at now, in one look when
+// av is a Looker.
+func (p *pool) look(d *Definition, av Availability, now time.Time) {
+	n := len(d.Members)
+	p.cs = slices.Grow(p.cs[:0], n)[:n]
+	p.agents = slices.Grow(p.agents[:0], n)[:n]
+	p.offerable = slices.Grow(p.offerable[:0], n)[:n]
+	p.idle = slices.Grow(p.idle[:0], n)[:n]
+	for i, m := range d.Members {
+		p.agents[i] = m.Agent
+	}
+	if l, ok := av.(Looker); ok {
+		l.LookAll(p.agents, d.MaxConcurrentCalls, now, p.offerable, p.idle)
+	} else {
+		for i, a := range p.agents {
+			p.offerable[i] = av.Offerable(a, d.MaxConcurrentCalls, now)
+			p.idle[i] = av.IdleSince(a)
+		}
+	}
+	for i, m := range d.Members {
+		p.cs[i] = Candidate{Agent: m.Agent, Skills: m.Skills, Offerable: p.offerable[i], IdleSince: p.idle[i]}
+	}
+}
+
+// lookPool looks at d's members now into the pool of d's calls here; an
+// agent this node is offering a call to, or who holds as many calls as
+// d lets her that this engine saw her answer, is not offerable (on other
+// nodes, the claim refuses her; the Board learns of her answer later).
+func (e *Engine) lookPool(d *Definition) *pool {
+	e.mu.Lock()
+	var p *pool
+	if q := e.queues[d.Name]; q != nil {
+		if q.pool == nil {
+			q.pool = &pool{}
+		}
+		p = q.pool
+	} else {
+		p = &pool{}
+	}
+	e.mu.Unlock()
+	p.look(d, e.cfg.Availability, e.cfg.Now())
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p.free = 0
+	for i := range p.cs {
+		c := &p.cs[i]
+		if c.Offerable && (e.offering[c.Agent] || e.held[c.Agent] >= max(d.MaxConcurrentCalls, 1)) {
+			c.Offerable = false
+		}
 		if c.Offerable {
 			p.free++
 		}
@@ -600,17 +693,10 @@ func (e *Engine) relook(d *Definition, p *pool, agent string) {
 		return
 	}
 	av := e.cfg.Availability
-	now := e.cfg.Now()
-	ok := av.Offerable(agent, d.MaxConcurrentCalls, now)
+	ok := av.Offerable(agent, d.MaxConcurrentCalls, e.cfg.Now())
 	idle := av.IdleSince(agent)
 	e.mu.Lock()
-	held := 0
-	for _, a := range e.answered {
-		if a.agent == agent {
-			held++
-		}
-	}
-	ok = ok && !e.offering[agent] && held < max(d.MaxConcurrentCalls, 1)
+	ok = ok && !e.offering[agent] && e.held[agent] < max(d.MaxConcurrentCalls, 1)
 	e.mu.Unlock()
 	c := &p.cs[i]
 	if c.Offerable != ok {
@@ -621,21 +707,6 @@ func (e *Engine) relook(d *Definition, p *pool, agent string) {
 		}
 	}
 	c.Offerable, c.IdleSince = ok, idle
-}
-
-// candidates answers d's members now; an agent this node is offering a
-// call to is not offerable (on other nodes, the claim refuses her).
-func (e *Engine) candidates(d *Definition) []Candidate {
-	cs := Candidates(d, e.cfg.Availability, e.cfg.Now())
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	held := e.answeredHere(d)
-	for i := range cs {
-		if e.offering[cs[i].Agent] || held[cs[i].Agent] {
-			cs[i].Offerable = false
-		}
-	}
-	return cs
 }
 
 func (e *Engine) publishStats(ctx context.Context, d *Definition) {
@@ -704,7 +775,7 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 		}
 		e.answeredMisses(ctx, agent)
 		e.mu.Lock()
-		e.answered[w.CallID] = a
+		e.addAnswered(a)
 		// The next step looks at it: its end may have come before this
 		// look, and no change will tell of it again.
 		e.dirty[w.CallID] = true
@@ -772,14 +843,14 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 			}
 		}
 		if dec.Action == Overflow {
-			next, err := e.cfg.Store.Queue(ctx, dec.Queue)
+			next, err := e.definition(ctx, dec.Queue)
 			if err == nil {
 				if err := e.leave(ctx, w, Counters{Overflowed: 1}); err != nil {
 					return nil, err
 				}
 				nw := Waiting{CallID: w.CallID, Queue: next.Name, Caller: w.Caller, Skills: w.Skills, EnteredAt: now, FirstEnteredAt: w.FirstEnteredAt}
 				e.cfg.Logger.Info("queue: overflow", "queue", d.Name, "to", next.Name, "call_id", w.CallID)
-				return []string{d.Name, next.Name}, e.put(ctx, &next, &nw)
+				return []string{d.Name, next.Name}, e.put(ctx, next, &nw)
 			}
 			e.cfg.Logger.Warn("queue: overflow queue missing: ending the call", "queue", d.Name, "overflow", dec.Queue, "err", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,6 +30,15 @@ type JetStream struct {
 	kv     jetstream.KeyValue
 	offers jetstream.KeyValue
 	cache  *waitCache
+
+	defsMu sync.Mutex
+	defs   map[string]sharedDef // SharedQueue's decoded definitions
+}
+
+// sharedDef is a definition as decoded at a revision of its key.
+type sharedDef struct {
+	rev uint64
+	d   *Definition
 }
 
 // ClaimTTL bounds how long an agent's offer claim lives without being
@@ -122,17 +132,39 @@ func (j *JetStream) PutQueue(ctx context.Context, d Definition) error {
 
 // Queue implements Store.
 func (j *JetStream) Queue(ctx context.Context, name string) (Definition, error) {
+	d, err := j.SharedQueue(ctx, name)
+	if err != nil {
+		return Definition{}, err
+	}
+	return d.Clone(), nil
+}
+
+// SharedQueue implements Sharer: the key is read each time (another node
+// may have replaced it), and decoded only when its revision changed.
+func (j *JetStream) SharedQueue(ctx context.Context, name string) (*Definition, error) {
 	e, err := j.kv.Get(ctx, "def."+name)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Definition{}, errNoQueue(name)
+		return nil, errNoQueue(name)
 	}
 	if err != nil {
-		return Definition{}, unavailable("get queue", err)
+		return nil, unavailable("get queue", err)
 	}
-	var d Definition
-	if err := json.Unmarshal(e.Value(), &d); err != nil {
-		return Definition{}, fmt.Errorf("queue: decode %s: %w", name, err)
+	j.defsMu.Lock()
+	c, ok := j.defs[name]
+	j.defsMu.Unlock()
+	if ok && c.rev == e.Revision() {
+		return c.d, nil
 	}
+	d := new(Definition)
+	if err := json.Unmarshal(e.Value(), d); err != nil {
+		return nil, fmt.Errorf("queue: decode %s: %w", name, err)
+	}
+	j.defsMu.Lock()
+	if j.defs == nil {
+		j.defs = map[string]sharedDef{}
+	}
+	j.defs[name] = sharedDef{rev: e.Revision(), d: d}
+	j.defsMu.Unlock()
 	return d, nil
 }
 

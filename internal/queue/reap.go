@@ -5,28 +5,6 @@ import (
 	"errors"
 )
 
-// answeredHere answers the agents who hold as many calls this engine saw
-// them answer, and has not seen end, as d lets them hold: not offerable,
-// whatever Availability says. An agent connected to another node is
-// seen there (Board), later than here; this keeps her from a second
-// offer meanwhile. Under e.mu.
-func (e *Engine) answeredHere(d *Definition) map[string]bool {
-	if len(e.answered) == 0 {
-		return nil
-	}
-	n := map[string]int{}
-	for _, a := range e.answered {
-		n[a.agent]++
-	}
-	out := map[string]bool{}
-	for agent, k := range n {
-		if k >= max(d.MaxConcurrentCalls, 1) {
-			out[agent] = true
-		}
-	}
-	return out
-}
-
 // Reap takes out of the store the waiting calls of node, which is gone
 // (its callers' calls ended with it), counting each abandoned once
 // however many nodes reap it at once, and frees the agents they rang. It

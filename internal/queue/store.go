@@ -41,6 +41,15 @@ type Store interface {
 	ReleaseAgent(ctx context.Context, agent, callID string) error
 }
 
+// Sharer is what a Store may also do: answer a definition without a
+// copy of its members, the same one to every caller until PutQueue
+// replaces it. Nobody changes what it answers. The engine asks it for each
+// entering call and each step, where a copy of a big queue's members cost
+// more than the routing itself.
+type Sharer interface {
+	SharedQueue(ctx context.Context, name string) (*Definition, error)
+}
+
 func errNoQueue(name string) error {
 	return calls.Errorf(calls.CodeNotFound, "no queue named %q", name)
 }
@@ -48,7 +57,7 @@ func errNoQueue(name string) error {
 // Memory is a Store in this process, for one node.
 type Memory struct {
 	mu       sync.Mutex
-	defs     map[string]Definition
+	defs     map[string]*Definition // never changed once stored: SharedQueue hands them out
 	waiting  map[string]map[string]Waiting
 	lines    map[string]*line // each queue's waiting calls in order
 	counters map[string]Counters
@@ -57,26 +66,36 @@ type Memory struct {
 
 // NewMemory answers an empty Memory store.
 func NewMemory() *Memory {
-	return &Memory{defs: map[string]Definition{}, waiting: map[string]map[string]Waiting{}, lines: map[string]*line{}, counters: map[string]Counters{}, claims: map[string]string{}}
+	return &Memory{defs: map[string]*Definition{}, waiting: map[string]map[string]Waiting{}, lines: map[string]*line{}, counters: map[string]Counters{}, claims: map[string]string{}}
 }
 
 // PutQueue implements Store.
 func (m *Memory) PutQueue(_ context.Context, d Definition) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.defs[d.Name] = d.Clone()
+	c := d.Clone()
+	m.defs[d.Name] = &c
 	return nil
 }
 
 // Queue implements Store.
-func (m *Memory) Queue(_ context.Context, name string) (Definition, error) {
+func (m *Memory) Queue(ctx context.Context, name string) (Definition, error) {
+	d, err := m.SharedQueue(ctx, name)
+	if err != nil {
+		return Definition{}, err
+	}
+	return d.Clone(), nil
+}
+
+// SharedQueue implements Sharer.
+func (m *Memory) SharedQueue(_ context.Context, name string) (*Definition, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	d, ok := m.defs[name]
 	if !ok {
-		return Definition{}, errNoQueue(name)
+		return nil, errNoQueue(name)
 	}
-	return d.Clone(), nil
+	return d, nil
 }
 
 // Queues implements Store.

@@ -65,6 +65,28 @@ func TestStore(t *testing.T) {
 			if err != nil || len(all) != 2 || all[0].Name != "billing" || all[1].Name != "support" {
 				t.Fatalf("Queues = %+v, %v", all, err)
 			}
+			// Shared definitions: the same one until another node replaces it.
+			sh := b.(Sharer)
+			s1, err1 := sh.SharedQueue(ctx, "support")
+			s2, err2 := sh.SharedQueue(ctx, "support")
+			if err1 != nil || err2 != nil || s1 != s2 || s1.Members[0].Agent != "8:acs:alice" {
+				t.Fatalf("SharedQueue twice = %p %v, %p %v; want one definition", s1, err1, s2, err2)
+			}
+			d2 := d.Clone()
+			d2.Members = append(d2.Members, Member{Agent: "8:acs:bob"})
+			if err := a.PutQueue(ctx, d2); err != nil {
+				t.Fatal(err)
+			}
+			s3, err := sh.SharedQueue(ctx, "support")
+			if err != nil || s3 == s1 || len(s3.Members) != 2 || len(s1.Members) != 1 {
+				t.Fatalf("after PutQueue: SharedQueue = %+v, %v; the old one %+v", s3, err, s1)
+			}
+			if _, err := sh.SharedQueue(ctx, "nobody"); calls.ErrorCode(err) != calls.CodeNotFound {
+				t.Fatalf("SharedQueue of an unknown queue: %v, want not_found", err)
+			}
+			if err := a.PutQueue(ctx, d); err != nil {
+				t.Fatal(err)
+			}
 
 			for i, id := range []string{"call-2", "call-1", "call-3"} {
 				w := Waiting{CallID: id, Queue: "support", Caller: "8:acs:c", EnteredAt: t0.Add(time.Duration(i) * time.Second)}
