@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -11,18 +12,34 @@ import (
 	"github.com/switchboard/switchboard/internal/calls"
 )
 
-// nextOfType reads events from next until one of typ on call, and answers
-// its data.
-func nextOfType(t *testing.T, next func() (map[string]any, error), typ, call string) map[string]any {
+// statesUntil reads events from next until one of typ on call, and
+// answers its data and the states call went through on the way, as its
+// stream said: as it was listed (callsUpdated), then each stateChanged,
+// joined by " → ".
+func statesUntil(t *testing.T, next func() (map[string]any, error), typ, call string) (map[string]any, string) {
 	t.Helper()
+	var states []string
 	for {
 		ev, err := next()
 		if err != nil {
 			t.Fatalf("waiting for %s on %s: %v", typ, call, err)
 		}
-		if ev["type"] == typ && ev["callId"] == call {
-			data, _ := ev["data"].(map[string]any)
-			return data
+		data, _ := ev["data"].(map[string]any)
+		if ev["callId"] != call {
+			continue
+		}
+		switch ev["type"] {
+		case typ:
+			return data, strings.Join(states, " → ")
+		case string(calls.EventCallsUpdated):
+			added, _ := data["added"].([]any)
+			for _, a := range added {
+				if c, _ := a.(map[string]any); c["id"] == call {
+					states = append(states, fmt.Sprint(c["state"]))
+				}
+			}
+		case string(calls.EventStateChanged):
+			states = append(states, fmt.Sprint(data["state"]))
 		}
 	}
 }
@@ -31,7 +48,8 @@ func nextOfType(t *testing.T, next func() (map[string]any, error), typ, call str
 // WebRTC softphones (tones found per 20 ms frame). alice, on node a,
 // opens a room with a lobby; bob, served by node b, joins and waits
 // InLobby: his own node's events say so (lobbyChanged entered, his call
-// InLobby), alice sees him InLobby, and for a few seconds of frames he
+// Connecting → InLobby, never Connected before admission), alice sees
+// him InLobby, and for a few seconds of frames he
 // hears nothing of her nor she of him. alice admits him through node c:
 // his call becomes Connected on b, told who admitted him, and each hears
 // the other. carol, served by c, waits too and alice turns her away
@@ -65,8 +83,10 @@ func TestClusterLobbyAcrossNodes(t *testing.T) {
 	if b.State != calls.StateInLobby || !b.Lobby || len(b.RemoteParticipants) != 0 {
 		t.Fatalf("bob's join on b: %s lobby=%v %v, want InLobby in a lobby, seeing nobody", b.State, b.Lobby, b.RemoteParticipants)
 	}
-	if d := nextOfType(t, x.bobNext, "lobbyChanged", b.ID); d["action"] != calls.LobbyEntered || d["participant"] != "8:acs:bob" {
-		t.Errorf("bob's lobbyChanged on b: %v, want entered", d)
+	// His node learns of the lobby from the anchor: his call is
+	// Connecting until then, never Connected, as on one node.
+	if d, states := statesUntil(t, x.bobNext, "lobbyChanged", b.ID); d["action"] != calls.LobbyEntered || d["participant"] != "8:acs:bob" || states != "Connecting → InLobby" {
+		t.Errorf("bob's lobbyChanged on b: %v after states %q, want entered after Connecting → InLobby", d, states)
 	}
 	waitCall(t, x.b, x.bob, b.ID, "InLobby muted=false")
 	waitCall(t, x.a, x.alice, org.ID, "Connected muted=false [8:acs:bob InLobby muted=false]")
@@ -85,8 +105,8 @@ func TestClusterLobbyAcrossNodes(t *testing.T) {
 
 	// Admitted through node c (forwarded to a, alice's node and the room's).
 	do(x.c, "POST", "/api/calls/"+org.ID+"/lobby/admit", x.alice, `{"rawId":"8:acs:bob"}`, http.StatusOK)
-	if d := nextOfType(t, x.bobNext, "lobbyChanged", b.ID); d["action"] != calls.LobbyAdmitted || d["admittedBy"] != "8:acs:alice" {
-		t.Errorf("bob's lobbyChanged on admission: %v, want admitted by alice", d)
+	if d, states := statesUntil(t, x.bobNext, "lobbyChanged", b.ID); d["action"] != calls.LobbyAdmitted || d["admittedBy"] != "8:acs:alice" || states != "Connected" {
+		t.Errorf("bob's lobbyChanged on admission: %v after states %q, want admitted by alice after Connected", d, states)
 	}
 	waitCall(t, x.b, x.bob, b.ID, "Connected muted=false [8:acs:alice Connected muted=false]")
 	waitCall(t, x.a, x.alice, org.ID, "Connected muted=false [8:acs:bob Connected muted=false]")

@@ -48,6 +48,7 @@ type serverOptions struct {
 	retention    api.Retention // of the hub's MemoryLog (zero: the default)
 	trunks       func() []api.TrunkStatus
 	forward      api.Forwarder
+	media        calls.Media // nil: none (DTMF answers not_implemented)
 }
 
 func newServer(t *testing.T, opt serverOptions) *server {
@@ -59,7 +60,7 @@ func newServer(t *testing.T, opt serverOptions) *server {
 	if opt.writeTimeout == 0 {
 		opt.writeTimeout = 2 * time.Second
 	}
-	sb, err := calls.New(calls.Config{Store: st, Publisher: hub, NewID: uuid.NewString, RingTimeout: opt.ringTimeout})
+	sb, err := calls.New(calls.Config{Store: st, Publisher: hub, Media: opt.media, NewID: uuid.NewString, RingTimeout: opt.ringTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}

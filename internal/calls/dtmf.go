@@ -12,6 +12,37 @@ const DTMFDigits = "0123456789*#ABCD"
 // maxDTMF bounds the digits of one SendDTMF.
 const maxDTMF = 32
 
+// EventDTMF says DTMF tones were keyed in a call: sent by the agent
+// (SendDTMF, SendTones) or keyed by a phone (PhoneTones). It is in the
+// keyer's call's timeline and in those of the others in the conversation
+// who hear it, with the keyer as the actor.
+const EventDTMF EventType = "dtmf"
+
+// DTMFData is the data of dtmf. It says who keyed tones and how many,
+// never which: callers key card numbers and PINs, and an agent keys them
+// into another party's menu on a caller's behalf, so the event stream and
+// history (kept for good, read by supervisors) carry no digits at all.
+type DTMFData struct {
+	// Participant is the rawId of who keyed the tones.
+	Participant string `json:"participant"`
+	// Count is how many tones were keyed.
+	Count int `json:"count"`
+}
+
+// emitTones puts n tones keyed by the owner of leg from in its call's
+// timeline and in those of the others in the conversation who hear it
+// (live, not waiting in a lobby, seeing the keyer).
+func (tx *txn) emitTones(from *leg, n int) {
+	tx.touch(from.conv)
+	data := DTMFData{Participant: from.party.id, Count: n}
+	tx.emit(from, EventDTMF, data)
+	for _, m := range from.conv.members {
+		if m != from && m.phase == phaseLive && !m.ghost && !m.hidden && !m.inLobby && sees(m, from) {
+			tx.emit(m, EventDTMF, data)
+		}
+	}
+}
+
 // Tones is the media plane's way to play DTMF into a conversation; the
 // Media of Config implements it to carry SendDTMF's digits.
 type Tones interface {
@@ -39,7 +70,8 @@ func ValidDTMF(s string) bool {
 // Lowercase a-d are taken as A-D. Errors: invalid_request for anything but
 // one to 32 of DTMFDigits; call_not_found; invalid_state unless the call
 // is the agent's active (Connected) one; not_implemented without a media
-// plane that plays tones.
+// plane that plays tones. The call's timeline, and those of the others
+// who hear them, get a dtmf event with the count of tones, not the tones.
 func (s *Switchboard) SendDTMF(ctx context.Context, p Principal, id, digits string) (Call, error) {
 	digits = strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'd' {
@@ -59,6 +91,7 @@ func (s *Switchboard) SendDTMF(ctx context.Context, p Principal, id, digits stri
 			return Errorf(CodeInvalidState, "call %s is %s; tones go on the active call only", id, st)
 		}
 		tones.SendTones(l.conv.id, l.party.id, digits)
+		tx.emitTones(l, len(digits))
 		return nil
 	})
 }

@@ -360,6 +360,9 @@ func (s *Switchboard) ApplyPeerChange(ctx context.Context, id string, ch PeerCha
 		if ch.Roster != nil && (l.hidden || l.direction == Outgoing && l.conv.joiner == nil) {
 			tx.setRoster(l.conv, *ch.Roster)
 		}
+		if ch.Lobby != nil || ch.Roster != nil {
+			tx.anchorAnswered(l)
+		}
 		if ch.Muted != nil && l.muted != *ch.Muted && !l.hidden {
 			tx.touch(l.conv)
 			l.muted = *ch.Muted

@@ -8,7 +8,10 @@ package calls
 // nor takes from it, and the organizer is told in her timeline); the
 // stand-in's line tells B (PeerChange.Lobby), whose mirror then shows the
 // room's lobby and bob's call InLobby, with lobbyChanged in his timeline
-// (stand-ins have no history, so his own node writes it). Admitted on the
+// (stand-ins have no history, so his own node writes it). Until that
+// first answer bob's call is Connecting (a room's remote joiner does not
+// know whether it has a lobby), so it goes Connecting → InLobby as on one
+// node, never Connected before he is admitted. Admitted on the
 // anchor, the stand-in goes live and its line tells B who admitted him
 // (sent in the admitting step, before the roster that shows the room):
 // bob's call becomes Connected. An organizer or supervisor served by
@@ -48,7 +51,7 @@ func peerLobbyOf(prev *Call, now Call) *PeerLobby {
 // as the actor).
 func (tx *txn) applyPeerLobby(l *leg, pl PeerLobby) {
 	c, j := l.conv, l.conv.joiner
-	if !l.hidden || j == nil || j.phase != phaseLive {
+	if !l.hidden || j == nil || j.phase != phaseLive && j.phase != phaseConnecting {
 		return
 	}
 	if c.lobby == nil {
@@ -81,6 +84,19 @@ func (tx *txn) applyPeerLobby(l *leg, pl PeerLobby) {
 		WaitedMs: tx.now.Sub(j.lobbyAt).Milliseconds(),
 	})
 	j.inLobby = false
+	tx.settle(j)
+}
+
+// anchorAnswered brings a room's joiner on this node (l the mirror's
+// hidden stand-in) live once the anchor's first answer came: InLobby when
+// it put him in the room's lobby (applyPeerLobby, in the same step),
+// else Connected, the rule settling who is active as when he joined.
+func (tx *txn) anchorAnswered(l *leg) {
+	j := l.conv.joiner
+	if !l.hidden || j == nil || j.phase != phaseConnecting {
+		return
+	}
+	tx.goLive(j)
 	tx.settle(j)
 }
 

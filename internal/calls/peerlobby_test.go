@@ -23,11 +23,11 @@ func (w *roomWorld) lobbyMarks(ps ...calls.Principal) string {
 			case calls.LobbyChangedData:
 				fmt.Fprintf(&b, " lobby(%s %s by=%s)", d.Action, strings.TrimPrefix(d.Participant, "8:acs:"), strings.TrimPrefix(d.AdmittedBy, "8:acs:"))
 			case calls.StateChangedData:
-				if d.State == calls.StateInLobby && d.OldState == calls.StateConnected {
+				if d.State == calls.StateInLobby && d.OldState == calls.StateConnecting {
 					// Across nodes the joiner's node learns of the lobby
-					// from the anchor's answer: his call shows Connected
-					// (no audio: the anchor's stand-in waits) until then.
-					b.WriteString(" (Connected until the anchor answers)")
+					// from the anchor's answer: his call is Connecting
+					// (no audio) until then.
+					b.WriteString(" (Connecting until the anchor answers)")
 					continue
 				}
 				actor := ""
@@ -42,6 +42,27 @@ func (w *roomWorld) lobbyMarks(ps ...calls.Principal) string {
 	return b.String()
 }
 
+// stateSeq is the states p's room call went through as his stream saw
+// them: as it was listed, then each stateChanged.
+func (w *roomWorld) stateSeq(p calls.Principal) string {
+	raw := p.Identifier.RawID()
+	var out []string
+	for _, ev := range w.of(p).Publisher.Events(raw) {
+		if ev.CallID != w.callIDs[raw] {
+			continue
+		}
+		switch d := ev.Data.(type) {
+		case calls.CallsUpdatedData:
+			for _, c := range d.Added {
+				out = append(out, string(c.State))
+			}
+		case calls.StateChangedData:
+			out = append(out, string(d.State))
+		}
+	}
+	return strings.Join(out, " → ")
+}
+
 // TestPeerRoomLobbyAsOnOneNode: alice (node a) opens a room with a lobby;
 // bob (b), carol (c) and dave (b) join it and wait InLobby, each seeing
 // nobody and seen by alice InLobby, each one's own node telling it
@@ -51,8 +72,9 @@ func (w *roomWorld) lobbyMarks(ps ...calls.Principal) string {
 // resumes it waiting: every step is recorded as one node records it, the lobby
 // events and state changes in each timeline too, and a waiting joiner's
 // audio is neither sent nor taken on any node. One difference is marked:
-// a remote joiner's call is Connected (hearing nobody) until the anchor's
-// answer puts it InLobby.
+// a remote joiner's call is Connecting until the anchor's answer puts it
+// InLobby; it is never Connected before he is admitted, on any node (the
+// exact states each joiner's stream saw are checked).
 func TestPeerRoomLobbyAsOnOneNode(t *testing.T) {
 	run := func(threeNodes bool) []string {
 		w := newRoomWorld(t, threeNodes)
@@ -107,12 +129,31 @@ func TestPeerRoomLobbyAsOnOneNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		mark("alice turns dave away")
+		// As on one node, but a remote joiner's call is listed
+		// Connecting: his node does not know of the lobby before the
+		// anchor answers.
+		first := "InLobby"
+		if threeNodes {
+			first = "Connecting → InLobby"
+		}
+		for _, tt := range []struct {
+			p    calls.Principal
+			want string
+		}{
+			{bob, first + " → Connected"},
+			{carol, first}, // then callEnded
+			{dave, first + " → LocalHold → InLobby"},
+		} {
+			if got := w.stateSeq(tt.p); got != tt.want {
+				t.Errorf("%s's call went %s, want %s", tt.p.Identifier.RawID(), got, tt.want)
+			}
+		}
 		tl := w.lobbyMarks(alice, bob, carol, dave)
 		if threeNodes {
-			if n := strings.Count(tl, " (Connected until the anchor answers) lobby(entered"); n != 3 {
-				t.Errorf("three nodes: %d joiners' calls went Connected -> InLobby with their entry, want 3: %s", n, tl)
+			if n := strings.Count(tl, " (Connecting until the anchor answers) lobby(entered"); n != 3 {
+				t.Errorf("three nodes: %d joiners' calls went Connecting -> InLobby with their entry, want 3: %s", n, tl)
 			}
-			tl = strings.ReplaceAll(tl, " (Connected until the anchor answers)", "")
+			tl = strings.ReplaceAll(tl, " (Connecting until the anchor answers)", "")
 		}
 		marks = append(marks, "timelines: "+tl)
 		return marks
@@ -148,7 +189,7 @@ func TestPeerRoomLobbyAdmitOnJoinersNode(t *testing.T) {
 		}
 		mustCall(t)(w.of(sup).AdmitFromLobby(ctx, sup, w.callIDs[bob.Identifier.RawID()], calls.LobbyAdmitRequest{All: true}))
 		mark("sue admits everyone through bob's call")
-		marks = append(marks, "timelines: "+strings.ReplaceAll(w.lobbyMarks(alice, bob, carol), " (Connected until the anchor answers)", ""))
+		marks = append(marks, "timelines: "+strings.ReplaceAll(w.lobbyMarks(alice, bob, carol), " (Connecting until the anchor answers)", ""))
 		return marks
 	}
 	wantAsOnOneNode(t, run)

@@ -107,7 +107,12 @@ func (tx *txn) joinRemote(pt *party, p Principal, key string, req JoinRequest, n
 	if err := tx.plan(l, holdpolicy.Join); err != nil {
 		return Call{}, err
 	}
-	tx.goLive(l)
+	if c.kind != Room {
+		tx.goLive(l)
+	}
+	// A room's joiner is Connecting until the anchor's first answer says
+	// whether he waits in its lobby (anchorAnswered): never Connected
+	// before he is admitted, as on one node.
 	si := tx.newLeg(pt, c, Outgoing, self, phaseConnecting)
 	tx.standIn(si)
 	si.hidden = true

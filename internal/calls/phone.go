@@ -232,14 +232,18 @@ const maxToneMemory = 8
 
 // PhoneTones hands over DTMF tones a phone keyed (RFC 4733 or SIP INFO),
 // in order. When its last tones are *6 and it is muted, it is unmuted, and
-// the others see isMutedChanged with the phone as the actor. Errors:
-// call_not_found.
+// the others see isMutedChanged with the phone as the actor. Tones keyed
+// on an answered call are a dtmf event with their count (never the
+// digits: EventDTMF) in the timelines of the phone's call and of those
+// who hear it. Errors: call_not_found.
 func (s *Switchboard) PhoneTones(ctx context.Context, id, tones string) error {
 	return s.onPhone("phone tones", id, func(tx *txn, l *leg) error {
+		n := 0
 		for _, t := range tones {
 			if !strings.ContainsRune(DTMFDigits, t) {
 				continue
 			}
+			n++
 			l.tones = append(l.tones, byte(t))
 			if len(l.tones) > maxToneMemory {
 				l.tones = l.tones[len(l.tones)-maxToneMemory:]
@@ -251,6 +255,9 @@ func (s *Switchboard) PhoneTones(ctx context.Context, id, tones string) error {
 					l.muted = false
 				}
 			}
+		}
+		if n > 0 && l.phase == phaseLive {
+			tx.emitTones(l, n)
 		}
 		return nil
 	})
@@ -273,7 +280,8 @@ const maxTones = 64
 // plays them through the media plane to every other party (phones get
 // RFC 4733 there too); this way is kept for a SIP peer that takes
 // neither events nor in-band tones, and is to be folded into SendDTMF.
-// The answer is the call. Errors: invalid_request (no tones, more than 64, or one not of 0-9 * # A-D),
+// Its timeline gets a dtmf event as SendDTMF's does. The answer is the
+// call. Errors: invalid_request (no tones, more than 64, or one not of 0-9 * # A-D),
 // call_not_found, invalid_state (not the active call).
 func (s *Switchboard) SendTones(ctx context.Context, p Principal, id, tones string) (Call, error) {
 	tones = strings.ToUpper(tones)
@@ -289,6 +297,7 @@ func (s *Switchboard) SendTones(ctx context.Context, p Principal, id, tones stri
 				tl.SendTones(tones)
 			}
 		}
+		tx.emitTones(l, len(tones))
 		return nil
 	})
 }

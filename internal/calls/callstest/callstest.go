@@ -114,10 +114,29 @@ func (s *Store) Ready(context.Context) error { return nil }
 // Close answers nil.
 func (s *Store) Close(context.Context) error { return nil }
 
-// Media records the last route of every conversation.
+// Media records the last route of every conversation and the DTMF tones
+// it is asked to play.
 type Media struct {
 	mu     sync.Mutex
 	routes map[string]calls.Route
+	tones  []string
+}
+
+var _ calls.Tones = (*Media)(nil)
+
+// SendTones records the tones (calls.Tones).
+func (m *Media) SendTones(serverCallID, fromRawID, digits string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tones = append(m.tones, serverCallID+" "+fromRawID+" "+digits)
+}
+
+// Tones returns the tones it was asked to play, in order, each as
+// "serverCallID fromRawID digits".
+func (m *Media) Tones() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.tones)
 }
 
 // SetRoute records r.

@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) calls.Store) {
 		{"Recordings", testRecordings},
 		{"LobbyTimeline", testLobbyTimeline},
 		{"TransferTimeline", testTransferTimeline},
+		{"DTMFTimeline", testDTMFTimeline},
 		{"AgentStatus", testAgentStatus},
 		{"WrapUpCodes", testWrapUpCodes},
 		{"CallQueues", testCallQueues},

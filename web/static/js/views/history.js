@@ -364,6 +364,7 @@ function summarize(t) {
     case 'lobbyChanged': return d.action === 'admitted'
       ? `${d.participant} admitted from the lobby by ${d.admittedBy} after ${Math.round((d.waitedMs || 0) / 1000)} s`
       : `${d.participant} waits in the lobby`;
+    case 'dtmf': return `${d.participant} keyed ${d.count} DTMF tone${d.count === 1 ? '' : 's'}`;
     case 'transferUpdated': {
       const to = d.queue ? `queue ${d.queue}` : d.target || '';
       const words = {
