@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -36,7 +37,10 @@ import (
 // their status the switchboard's agent status (queue.WithStatus, as serve),
 // and SWITCHBOARD_BENCH_QUEUE_CALLS callers (10,000) placing their calls
 // with POST /api/calls {"queue"}. Each agent accepts an offer over HTTP,
-// talks SWITCHBOARD_BENCH_QUEUE_TALK_MS (500) and hangs up.
+// talks SWITCHBOARD_BENCH_QUEUE_TALK_MS (500), give or take
+// SWITCHBOARD_BENCH_QUEUE_TALK_JITTER_PCT percent (0: every call as long,
+// so that agents freed together stay together and hang up in bursts),
+// and hangs up.
 //
 // Two phases, each timed per call:
 //
@@ -153,6 +157,13 @@ func runQueueRouting(b *testing.B, qst queue.Store) {
 	nCalls := benchenv.Count(b, "SWITCHBOARD_BENCH_QUEUE_CALLS", 10000)
 	nArrivals := benchenv.Count(b, "SWITCHBOARD_BENCH_QUEUE_ARRIVALS", 2000)
 	talk := time.Duration(benchenv.Count(b, "SWITCHBOARD_BENCH_QUEUE_TALK_MS", 500)) * time.Millisecond
+	jitter := benchenv.Percent(b, "SWITCHBOARD_BENCH_QUEUE_TALK_JITTER_PCT", 0)
+	talkFor := func() time.Duration { // talk ± jitter %, uniform
+		if jitter == 0 {
+			return talk
+		}
+		return talk + time.Duration(float64(talk)*float64(jitter)/100*(2*rand.Float64()-1))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -267,7 +278,7 @@ func runQueueRouting(b *testing.B, qst queue.Store) {
 					continue
 				}
 				select {
-				case <-time.After(talk):
+				case <-time.After(talkFor()):
 				case <-ctx.Done():
 					return
 				}
@@ -409,8 +420,8 @@ func runQueueRouting(b *testing.B, qst queue.Store) {
 	slices.Sort(pick)
 	b.ReportMetric(float64(pick[len(pick)/2])/float64(time.Microsecond), "pick-p50-µs")
 	b.ReportMetric(float64(pick[(len(pick)*99+99)/100-1])/float64(time.Microsecond), "pick-p99-µs")
-	b.Logf("agents %d, backlog %d (free→offer samples %d, first offers %d), arrivals %d by %d placers; talk %v",
-		nAgents, nCalls, len(run.free), len(run.first), nArrivals, placers, talk)
+	b.Logf("agents %d, backlog %d (free→offer samples %d, first offers %d), arrivals %d by %d placers; talk %v ± %d%%",
+		nAgents, nCalls, len(run.free), len(run.first), nArrivals, placers, talk, jitter)
 }
 
 // record files an offer's latencies.

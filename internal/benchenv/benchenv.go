@@ -23,3 +23,18 @@ func Count(tb testing.TB, name string, def int) int {
 	}
 	return n
 }
+
+// Percent answers the percentage, 0 to 100, in the environment variable
+// name, or def when it is unset; anything else fails tb.
+func Percent(tb testing.TB, name string, def int) int {
+	tb.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 100 {
+		tb.Fatalf("%s=%q: want a percentage, 0 to 100", name, v)
+	}
+	return n
+}

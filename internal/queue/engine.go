@@ -747,8 +747,12 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 	if w.Offer != nil {
 		agent = w.Offer.Agent
 	}
-	if !looked && e.holds(d, w, cands, now) {
-		return nil, nil
+	var decided *Decision // by holds, over the pool as it is
+	if !looked {
+		var hold bool
+		if hold, decided = e.holds(d, w, cands, now); hold {
+			return nil, nil
+		}
 	}
 	st, err := e.cfg.Switch.Status(ctx, *w, agent)
 	if err != nil {
@@ -815,7 +819,12 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 	if p.free == 0 && w.Offer == nil && (d.MaxWaitSeconds == 0 || now.Sub(w.EnteredAt) < time.Duration(d.MaxWaitSeconds)*time.Second) {
 		return nil, nil // nobody to offer to: Next would answer Hold
 	}
-	dec := Next(d, w, p.cs, last, now)
+	var dec Decision
+	if decided != nil {
+		dec = *decided // Status told nothing new: Next would answer it again
+	} else {
+		dec = Next(d, w, p.cs, last, now)
+	}
 	switch dec.Action {
 	case Ring:
 		return e.ring(ctx, d, w, cands, last, now, dec.Agent)
@@ -865,22 +874,24 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 
 // holds reports whether w, with no news of its caller's call, waits on
 // as it is: nobody free to offer it to, or its offer still rings, and its
-// max wait not reached.
-func (e *Engine) holds(d *Definition, w *Waiting, cands map[string]*pool, now time.Time) bool {
+// max wait not reached. When it decided over the pool, it answers the
+// decision too, which holds for the step unless the caller's call changed.
+func (e *Engine) holds(d *Definition, w *Waiting, cands map[string]*pool, now time.Time) (bool, *Decision) {
 	if d.MaxWaitSeconds > 0 && now.Sub(w.EnteredAt) >= time.Duration(d.MaxWaitSeconds)*time.Second {
-		return false
+		return false, nil
 	}
 	if w.Offer != nil {
-		return now.Sub(w.Offer.At) < time.Duration(d.RingTimeoutSeconds)*time.Second
+		return now.Sub(w.Offer.At) < time.Duration(d.RingTimeoutSeconds)*time.Second, nil
 	}
 	p := e.pool(d, cands)
 	if p.free == 0 {
-		return true
+		return true, nil
 	}
 	e.mu.Lock()
 	last := e.last[w.Queue]
 	e.mu.Unlock()
-	return Next(d, w, p.cs, last, now).Action == Hold
+	dec := Next(d, w, p.cs, last, now)
+	return dec.Action == Hold, &dec
 }
 
 // release frees the agent of w's offer, here and in the store.
