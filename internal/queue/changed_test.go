@@ -168,3 +168,37 @@ func testEngineNoDoubleOffer(t *testing.T, sweep time.Duration) {
 		t.Errorf("%d answered by the stats, %d by the switch", s.Answered, answered)
 	}
 }
+
+// TestEngineRingsWithoutALook: with Changed feeding it, a step rings a
+// call nothing changed on without asking the Switch first; a caller who
+// hung up unseen makes the offer fail, and the next step counts her
+// abandoned and offers the agent the next call.
+func TestEngineRingsWithoutALook(t *testing.T) {
+	ctx := context.Background()
+	members := []Member{{Agent: "8:acs:ann"}}
+	e, sw, clk, tr, _ := newEngineSweep(t, Definition{Name: "support", Members: members}, time.Minute)
+	tr.MarkAway("8:acs:ann")
+	for _, id := range []string{"c1", "c2", "c3"} {
+		if _, err := e.Enter(ctx, "support", id, "8:acs:x", nil); err != nil {
+			t.Fatal(err)
+		}
+		clk.add(time.Second)
+	}
+	e.Step(ctx) // the entries' looks; nobody free
+	sw.mu.Lock()
+	sw.gone["c1"] = true // unseen: no Changed
+	sw.mu.Unlock()
+	tr.SetAvailable("8:acs:ann", clk.Now())
+	before := sw.lookCount()
+	e.Step(ctx)
+	if n := sw.lookCount() - before; n != 0 || len(sw.offers) != 0 {
+		t.Fatalf("ringing c1: %d looks, offers %v; want no look, the offer failed", n, sw.offers)
+	}
+	e.Step(ctx)
+	if s, _ := e.Stats(ctx, "support"); s.Abandoned != 1 || s.Waiting != 2 {
+		t.Fatalf("after c1's offer failed: %+v; want c1 abandoned, 2 waiting", s)
+	}
+	if len(sw.offers) != 1 || sw.offers[0] != "c2>8:acs:ann" {
+		t.Errorf("offers %v; want c2 offered to ann", sw.offers)
+	}
+}

@@ -753,6 +753,15 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 		if hold, decided = e.holds(d, w, cands, now); hold {
 			return nil, nil
 		}
+		if decided != nil && decided.Action == Ring {
+			// Nothing changed on the caller's call since its last look
+			// (Changed would have named it): ring at once. Should she hang
+			// up meanwhile, the offer fails and the next step looks.
+			e.mu.Lock()
+			last := e.last[w.Queue]
+			e.mu.Unlock()
+			return e.ring(ctx, d, w, cands, last, now, decided.Agent)
+		}
 	}
 	st, err := e.cfg.Switch.Status(ctx, *w, agent)
 	if err != nil {
@@ -926,6 +935,15 @@ func (e *Engine) ring(ctx context.Context, d *Definition, w *Waiting, cands map[
 	}
 	if err := e.cfg.Switch.Offer(ctx, *w, agent); err != nil {
 		_ = e.release(ctx, agent, w.CallID)
+		if ce, ok := errors.AsType[*calls.Error](err); ok && (ce.Code == calls.CodeCallNotFound || ce.Code == calls.CodeInvalidState) {
+			// The caller's call ended or changed since its last look: the
+			// next step looks at it.
+			e.mu.Lock()
+			e.dirty[w.CallID] = true
+			e.mu.Unlock()
+			e.poke()
+			return nil, nil
+		}
 		return nil, fmt.Errorf("offer to %s: %w", agent, err)
 	}
 	if slices.Contains(w.Tried, agent) {

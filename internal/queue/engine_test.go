@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"github.com/switchboard/switchboard/internal/calls"
 	"sync"
 	"testing"
 	"time"
@@ -37,6 +38,9 @@ func (f *fakeSwitch) Offer(_ context.Context, w Waiting, agent string) error {
 	defer f.mu.Unlock()
 	if f.ringing[w.CallID] != "" {
 		return fmt.Errorf("%s already rings %s", w.CallID, f.ringing[w.CallID])
+	}
+	if f.gone[w.CallID] || f.ended[w.CallID] != "" {
+		return calls.Errorf(calls.CodeCallNotFound, "no call %s", w.CallID) // as the calls domain answers
 	}
 	f.ringing[w.CallID] = agent
 	f.offers = append(f.offers, w.CallID+">"+agent)
