@@ -1,0 +1,143 @@
+package calls_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/switchboard/switchboard/internal/calls"
+	"github.com/switchboard/switchboard/internal/calls/callstest"
+)
+
+// TestPeerQueueTransfer: alice, on node a, blind-transfers her customer,
+// served by node b, to the queue "support". She leaves (0/7015) and a's
+// conversation ends; b puts the customer's own call, Connected and alone
+// in it (a group call now), into the queue, as the customer; the queue's
+// offer (an AddParticipant as the customer, on b) reaches an agent on any
+// node, and once she accepts, she and the customer are Connected to each
+// other. Either side may have placed the first call; when b's queue
+// refuses the customer, her call ends.
+func TestPeerQueueTransfer(t *testing.T) {
+	ann := callstest.Agent("ann")
+	tests := []struct {
+		name      string
+		custCalls bool // the customer called alice (b anchors); else alice called her
+		agent     calls.Principal
+		agentNode string
+		enterErr  error
+	}{
+		{name: "the customer called; an agent of a third node answers", custCalls: true, agent: dave, agentNode: "c"},
+		{name: "alice called; an agent of a third node answers", agent: dave, agentNode: "c"},
+		{name: "the customer called; an agent of alice's node answers", custCalls: true, agent: ann, agentNode: "a"},
+		{name: "alice called; an agent of alice's node answers", agent: ann, agentNode: "a"},
+		{name: "alice called; b's queue refuses the customer", enterErr: errors.New("store down")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			peers := callstest.NewPeers(t)
+			qa, qb := &queues{}, &queues{err: tt.enterErr}
+			a := callstest.New(t, calls.Config{Peers: peers.Network("a"), Queues: qa, NewID: func() string { return "a" + nextID() }})
+			b := callstest.New(t, calls.Config{Peers: peers.Network("b"), Queues: qb, NewID: func() string { return "b" + nextID() }})
+			c := callstest.New(t, calls.Config{Peers: peers.Network("c"), NewID: func() string { return "c" + nextID() }})
+			peers.Join("a", a.Switchboard, alice.Identifier.RawID(), ann.Identifier.RawID())
+			peers.Join("b", b.Switchboard, customer.Identifier.RawID())
+			peers.Join("c", c.Switchboard, dave.Identifier.RawID())
+			a.Connect(t, alice)
+			a.Connect(t, ann)
+			b.Connect(t, customer)
+			c.Connect(t, dave)
+			nodes := map[string]*callstest.Fixture{"a": a, "b": b, "c": c}
+
+			var aliceCall, custCall string
+			if tt.custCalls {
+				custCall = mustCall(t)(b.StartCall(ctx, customer, to(alice))).ID
+				peers.Flush()
+				aliceCall = incoming(t, a, alice).ID
+				mustCall(t)(a.Accept(ctx, alice, aliceCall))
+			} else {
+				aliceCall = mustCall(t)(a.StartCall(ctx, alice, to(customer))).ID
+				peers.Flush()
+				custCall = incoming(t, b, customer).ID
+				mustCall(t)(b.Accept(ctx, customer, custCall))
+			}
+			peers.Flush()
+			wantState(t, b, customer, custCall, calls.StateConnected)
+
+			wantCode(t, second(a.Transfer(ctx, alice, aliceCall, calls.TransferRequest{Queue: "sales", Mode: calls.TransferBlind})), calls.CodeNotFound)
+			got := mustCall(t)(a.Transfer(ctx, alice, aliceCall, calls.TransferRequest{Queue: "support", Mode: calls.TransferBlind}))
+			if got.State != calls.StateDisconnected || got.CallEndReason == nil || *got.CallEndReason != calls.ReasonTransferred {
+				t.Fatalf("alice's call after the transfer: %s %+v, want Disconnected 0/7015", got.State, got.CallEndReason)
+			}
+			peers.Flush()
+			wantEnded(t, a, aliceCall, calls.ReasonTransferred)
+			if s := transferSteps(a, alice, aliceCall); !slices.Equal(s, []string{"blind by agent " + alice.Identifier.RawID()}) {
+				t.Errorf("alice's timeline: %v", s)
+			}
+			if tt.enterErr != nil {
+				wantEnded(t, b, custCall, calls.ReasonHungUp)
+				return
+			}
+
+			// The customer waits on b, alone in her call, entered there.
+			cc := get(t, b, customer, custCall)
+			if cc.State != calls.StateConnected || cc.Kind != calls.Group {
+				t.Errorf("the customer's call on b: %s %s, want Connected, a group call", cc.State, cc.Kind)
+			}
+			for _, p := range cc.RemoteParticipants {
+				if p.State != calls.ParticipantDisconnected {
+					t.Errorf("the customer's call on b still has %s %s", p.RawID, p.State)
+				}
+			}
+			if qb.callID != custCall || qb.customer.Identifier != customer.Identifier || qb.customer.Role != calls.RoleCaller {
+				t.Fatalf("b's queue got %s as %+v, want the customer's call %s", qb.callID, qb.customer, custCall)
+			}
+			if qa.callID != "" {
+				t.Errorf("a's queue got call %s: the customer is b's", qa.callID)
+			}
+			if s := transferSteps(b, customer, custCall); !slices.Equal(s, []string{"blind by remote " + alice.Identifier.RawID()}) {
+				t.Errorf("the customer was told %v", s)
+			}
+			if m := routeOf(t, b, custCall); !m.Send || !m.Receive {
+				t.Errorf("the waiting customer does not send and receive: %+v", m)
+			}
+
+			// The queue offers her to the agent (as the engine does, she
+			// ends the call for her agent when she leaves), who accepts.
+			b.EndWithCaller(qb.callID)
+			if _, err := b.AddParticipant(ctx, qb.customer, qb.callID, calls.AddParticipantRequest{Identifier: tt.agent.Identifier}); err != nil {
+				t.Fatal(err)
+			}
+			peers.Flush()
+			an := nodes[tt.agentNode]
+			offer := incoming(t, an, tt.agent)
+			if offer.CallerInfo.Identifier != customer.Identifier {
+				t.Errorf("the offer comes from %s, want the customer", offer.CallerInfo.Identifier.RawID())
+			}
+			mustCall(t)(an.Accept(ctx, tt.agent, offer.ID))
+			peers.Flush()
+			ac := get(t, an, tt.agent, offer.ID)
+			if ac.State != calls.StateConnected || !slices.ContainsFunc(ac.RemoteParticipants, func(p calls.Participant) bool {
+				return p.RawID == customer.Identifier.RawID() && p.State == calls.ParticipantConnected
+			}) {
+				t.Errorf("the agent's call %s %+v, want Connected with the customer", ac.State, ac.RemoteParticipants)
+			}
+			cc = get(t, b, customer, custCall)
+			if cc.State != calls.StateConnected || !slices.ContainsFunc(cc.RemoteParticipants, func(p calls.Participant) bool {
+				return p.RawID == tt.agent.Identifier.RawID() && p.State == calls.ParticipantConnected
+			}) {
+				t.Errorf("the customer's call %s %+v, want Connected with the agent", cc.State, cc.RemoteParticipants)
+			}
+			if m := routeOf(t, an, offer.ID); !m.Send || !m.Receive {
+				t.Errorf("the agent does not send and receive: %+v", m)
+			}
+
+			// The customer hangs up: the agent's call ends.
+			mustCall(t)(b.HangUp(ctx, customer, custCall, false))
+			peers.Flush()
+			if r := lastRecord(an, offer.ID); !strings.HasPrefix(r, string(calls.StateDisconnected)) {
+				t.Errorf("the agent's call after the customer hung up: %s", r)
+			}
+		})
+	}
+}
