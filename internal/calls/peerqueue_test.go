@@ -141,3 +141,97 @@ func TestPeerQueueTransfer(t *testing.T) {
 		})
 	}
 }
+
+// TestPeerQueueConsult: alice, on node a, consults the queue "support"
+// about her customer, served by node b: her consult call waits in a's
+// queue, the customer's call is held (b shows alice holding), the queue's
+// agent (on a or on a third node) accepts, and completing joins the
+// customer and the agent, each seeing the other Connected where she
+// lives, while alice's calls end 0/7015.
+func TestPeerQueueConsult(t *testing.T) {
+	ann := callstest.Agent("ann")
+	tests := []struct {
+		name      string
+		custCalls bool
+		agent     calls.Principal
+		agentNode string
+	}{
+		{name: "the customer called; an agent of a third node answers", custCalls: true, agent: dave, agentNode: "c"},
+		{name: "alice called; an agent of a third node answers", agent: dave, agentNode: "c"},
+		{name: "the customer called; an agent of alice's node answers", custCalls: true, agent: ann, agentNode: "a"},
+		{name: "alice called; an agent of alice's node answers", agent: ann, agentNode: "a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			peers := callstest.NewPeers(t)
+			qa := &queues{}
+			a := callstest.New(t, calls.Config{Peers: peers.Network("a"), Queues: qa, NewID: func() string { return "a" + nextID() }})
+			b := callstest.New(t, calls.Config{Peers: peers.Network("b"), Queues: &queues{}, NewID: func() string { return "b" + nextID() }})
+			c := callstest.New(t, calls.Config{Peers: peers.Network("c"), NewID: func() string { return "c" + nextID() }})
+			peers.Join("a", a.Switchboard, alice.Identifier.RawID(), ann.Identifier.RawID())
+			peers.Join("b", b.Switchboard, customer.Identifier.RawID())
+			peers.Join("c", c.Switchboard, dave.Identifier.RawID())
+			a.Connect(t, alice)
+			a.Connect(t, ann)
+			b.Connect(t, customer)
+			c.Connect(t, dave)
+			nodes := map[string]*callstest.Fixture{"a": a, "b": b, "c": c}
+
+			var aliceCall, custCall string
+			if tt.custCalls {
+				custCall = mustCall(t)(b.StartCall(ctx, customer, to(alice))).ID
+				peers.Flush()
+				aliceCall = incoming(t, a, alice).ID
+				mustCall(t)(a.Accept(ctx, alice, aliceCall))
+			} else {
+				aliceCall = mustCall(t)(a.StartCall(ctx, alice, to(customer))).ID
+				peers.Flush()
+				custCall = incoming(t, b, customer).ID
+				mustCall(t)(b.Accept(ctx, customer, custCall))
+			}
+			peers.Flush()
+
+			cons := mustCall(t)(a.Transfer(ctx, alice, aliceCall, calls.TransferRequest{Queue: "support", Mode: calls.TransferConsult}))
+			peers.Flush()
+			if qa.callID != cons.ID {
+				t.Fatalf("a's queue got %q, want alice's consult call %s", qa.callID, cons.ID)
+			}
+			if r := lastRecord(b, custCall); !strings.HasPrefix(r, "RemoteHold") {
+				t.Errorf("the customer's call during the consult: %s, want RemoteHold", r)
+			}
+			a.EndWithCaller(cons.ID)
+			if _, err := a.AddParticipant(ctx, qa.customer, cons.ID, calls.AddParticipantRequest{Identifier: tt.agent.Identifier}); err != nil {
+				t.Fatal(err)
+			}
+			peers.Flush()
+			an := nodes[tt.agentNode]
+			offer := incoming(t, an, tt.agent)
+			mustCall(t)(an.Accept(ctx, tt.agent, offer.ID))
+			peers.Flush()
+			done := mustCall(t)(a.CompleteTransfer(ctx, alice, cons.ID))
+			if done.CallEndReason == nil || *done.CallEndReason != calls.ReasonTransferred {
+				t.Errorf("alice's call after the completion: %+v, want 0/7015", done.CallEndReason)
+			}
+			peers.Flush()
+			want := func(f *callstest.Fixture, p calls.Principal, id string, other calls.Principal) {
+				t.Helper()
+				got := get(t, f, p, id)
+				if got.State != calls.StateConnected || !slices.ContainsFunc(got.RemoteParticipants, func(q calls.Participant) bool {
+					return q.RawID == other.Identifier.RawID() && q.State == calls.ParticipantConnected
+				}) {
+					t.Errorf("%s's call: %s", p.Identifier.RawID(), lastRecord(f, id))
+				}
+				if m := routeOf(t, f, id); !m.Send || !m.Receive {
+					t.Errorf("%s does not send and receive: %+v", p.Identifier.RawID(), m)
+				}
+			}
+			want(b, customer, custCall, tt.agent)
+			want(an, tt.agent, offer.ID, customer)
+			mustCall(t)(b.HangUp(ctx, customer, custCall, false))
+			peers.Flush()
+			if r := lastRecord(an, offer.ID); !strings.HasPrefix(r, string(calls.StateDisconnected)) {
+				t.Errorf("the agent's call after the customer hung up: %s", r)
+			}
+		})
+	}
+}
