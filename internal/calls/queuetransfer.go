@@ -7,8 +7,9 @@ import "context"
 // customer stays Connected alone in her call, which becomes a group call,
 // and Config.Queues puts it in the queue's line. Mode consult is
 // consultQueue (queueconsult.go). Errors: not_found (no queues, no such
-// queue), the errors of transferable, and those of Queues.Enter (the
-// customer's call is then ended).
+// queue), the errors of transferable, not_implemented (the customer on
+// another node, her stand-in's line no PeerSender), and those of
+// Queues.Enter (the customer's call is then ended).
 //
 // Across the nodes of a cluster (the customer's leg on another node), the
 // customer's node queues her: queues work so, the engine of the node that
