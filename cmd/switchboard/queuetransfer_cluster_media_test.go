@@ -122,8 +122,11 @@ func TestClusterQueueTransferMedia(t *testing.T) {
 			}
 			post(t, agentBase+"/api/incoming-calls/"+offer+"/accept", agentTok, "")
 			acceptAt := time.Now()
-			if !phoneHears(cust, acceptAt, xferTargetHz, true) || !phoneHears(agent, acceptAt, xferCustomerHz, true) {
-				t.Fatal("after the queue's agent accepted, she and the customer do not hear each other")
+			custHears, agentHears := phoneHears(cust, acceptAt, xferTargetHz, true), phoneHears(agent, acceptAt, xferCustomerHz, true)
+			if !custHears || !agentHears {
+				t.Fatalf("after the queue's agent accepted: the customer hears her %v (%d of %d frames), she hears the customer %v (%d of %d frames)",
+					custHears, countTone(framesSince(cust, acceptAt), xferTargetHz), len(framesSince(cust, acceptAt)),
+					agentHears, countTone(framesSince(agent, acceptAt), xferCustomerHz), len(framesSince(agent, acceptAt)))
 			}
 			if !phoneHears(amy, acceptAt, xferCustomerHz, false) || !phoneHears(amy, acceptAt, xferTargetHz, false) ||
 				!phoneHears(cust, acceptAt, xferAgentHz, false) || !phoneHears(agent, acceptAt, xferAgentHz, false) {
