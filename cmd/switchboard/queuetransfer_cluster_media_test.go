@@ -76,15 +76,17 @@ func TestClusterQueueTransferMedia(t *testing.T) {
 			cust, amy := connectB(custTok, xferCustomerHz), connectA(amyTok, xferAgentHz)
 			agent := connectAgent(agentTok, xferTargetHz)
 
-			var amyCall string
+			var amyCall, custCall string
 			if tt.amyCalls {
 				var err error
 				if amyCall, err = amy.Call(phonesCtx, "8:acs:cust"); err != nil {
 					t.Fatal(err)
 				}
-				post(t, bBase+"/api/incoming-calls/"+waitIncoming(t, custNext)+"/accept", custTok, "")
+				custCall = waitIncoming(t, custNext)
+				post(t, bBase+"/api/incoming-calls/"+custCall+"/accept", custTok, "")
 			} else {
-				if _, err := cust.Call(phonesCtx, "8:acs:amy"); err != nil {
+				var err error
+				if custCall, err = cust.Call(phonesCtx, "8:acs:amy"); err != nil {
 					t.Fatal(err)
 				}
 				amyCall = waitIncoming(t, amyNext)
@@ -132,6 +134,9 @@ func TestClusterQueueTransferMedia(t *testing.T) {
 				!phoneHears(cust, acceptAt, xferAgentHz, false) || !phoneHears(agent, acceptAt, xferAgentHz, false) {
 				t.Fatal("after the transfer amy still hears or is heard")
 			}
+			// Each sees the other where she lives.
+			waitCall(t, b, custTok, custCall, "Connected muted=false [8:acs:"+tt.agent+" Connected muted=false]")
+			waitCall(t, an, agentTok, offer, "Connected muted=false [8:acs:cust Connected muted=false]")
 			t.Logf("the customer heard the queue's agent %d frames after she accepted",
 				monFramesUntil(cust, acceptAt, xferTargetHz, true))
 			waitStats(t, b, func(st queue.Stats) bool { return st.Answered == 1 && st.Waiting == 0 })
