@@ -26,19 +26,25 @@ func TestPeerQueueTransfer(t *testing.T) {
 		agent     calls.Principal
 		agentNode string
 		enterErr  error
+		bNoQueues bool // b runs no queues: the call ends as alice left it
 	}{
 		{name: "the customer called; an agent of a third node answers", custCalls: true, agent: dave, agentNode: "c"},
 		{name: "alice called; an agent of a third node answers", agent: dave, agentNode: "c"},
 		{name: "the customer called; an agent of alice's node answers", custCalls: true, agent: ann, agentNode: "a"},
 		{name: "alice called; an agent of alice's node answers", agent: ann, agentNode: "a"},
 		{name: "alice called; b's queue refuses the customer", enterErr: errors.New("store down")},
+		{name: "the customer called; b runs no queues", custCalls: true, bNoQueues: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			peers := callstest.NewPeers(t)
 			qa, qb := &queues{}, &queues{err: tt.enterErr}
 			a := callstest.New(t, calls.Config{Peers: peers.Network("a"), Queues: qa, NewID: func() string { return "a" + nextID() }})
-			b := callstest.New(t, calls.Config{Peers: peers.Network("b"), Queues: qb, NewID: func() string { return "b" + nextID() }})
+			bcfg := calls.Config{Peers: peers.Network("b"), Queues: qb, NewID: func() string { return "b" + nextID() }}
+			if tt.bNoQueues {
+				bcfg.Queues = nil
+			}
+			b := callstest.New(t, bcfg)
 			c := callstest.New(t, calls.Config{Peers: peers.Network("c"), NewID: func() string { return "c" + nextID() }})
 			peers.Join("a", a.Switchboard, alice.Identifier.RawID(), ann.Identifier.RawID())
 			peers.Join("b", b.Switchboard, customer.Identifier.RawID())
@@ -74,8 +80,14 @@ func TestPeerQueueTransfer(t *testing.T) {
 			if s := transferSteps(a, alice, aliceCall); !slices.Equal(s, []string{"blind by agent " + alice.Identifier.RawID()}) {
 				t.Errorf("alice's timeline: %v", s)
 			}
-			if tt.enterErr != nil {
+			switch {
+			case tt.enterErr != nil:
 				wantEnded(t, b, custCall, calls.ReasonHungUp)
+				return
+			case tt.bNoQueues:
+				if r := lastRecord(b, custCall); !strings.HasPrefix(r, string(calls.StateDisconnected)) {
+					t.Errorf("the customer's call when b runs no queues: %s, want ended", r)
+				}
 				return
 			}
 
