@@ -247,3 +247,66 @@ func TestPeerQueueConsult(t *testing.T) {
 		})
 	}
 }
+
+// TestPeerQueueTransferPhone: a phone, whose call the phone network
+// brought to node b, called alice on node a; alice transfers it to the
+// queue "support": b queues the phone's call (the phone as the customer),
+// the phone stays Connected, and the queue's agent who accepts talks to
+// it; when b's queue refuses it, the phone's call ends.
+func TestPeerQueueTransferPhone(t *testing.T) {
+	for _, refuse := range []bool{false, true} {
+		t.Run(map[bool]string{false: "queued", true: "refused"}[refuse], func(t *testing.T) {
+			peers := callstest.NewPeers(t)
+			qb := &queues{}
+			if refuse {
+				qb.err = errors.New("store down")
+			}
+			a := callstest.New(t, calls.Config{Peers: peers.Network("a"), Queues: &queues{}, NewID: func() string { return "a" + nextID() }})
+			b := callstest.New(t, calls.Config{Peers: peers.Network("b"), Queues: qb, NewID: func() string { return "b" + nextID() }})
+			peers.Join("a", a.Switchboard, alice.Identifier.RawID(), dave.Identifier.RawID())
+			peers.Join("b", b.Switchboard)
+			a.Connect(t, alice)
+			a.Connect(t, dave)
+			ln := &line{}
+			pc := mustCall(t)(b.StartPhoneCall(ctx, calls.PhoneCallRequest{Caller: phone, Callee: alice.Identifier, Line: ln}))
+			peers.Flush()
+			aliceCall := incoming(t, a, alice).ID
+			mustCall(t)(a.Accept(ctx, alice, aliceCall))
+			peers.Flush()
+			mustCall(t)(a.Transfer(ctx, alice, aliceCall, calls.TransferRequest{Queue: "support", Mode: calls.TransferBlind}))
+			peers.Flush()
+			if refuse {
+				if last := ln.last(); last.State != calls.StateDisconnected {
+					t.Errorf("the phone's call after b's queue refused it: %s, want ended", last.State)
+				}
+				return
+			}
+			if last := ln.last(); last.State != calls.StateConnected {
+				t.Fatalf("the phone's call after the transfer: %s, want Connected", last.State)
+			}
+			if qb.callID != pc.ID || qb.customer.Identifier != phone.Identifier {
+				t.Fatalf("b's queue got %s as %+v, want the phone's call %s", qb.callID, qb.customer, pc.ID)
+			}
+			b.EndWithCaller(qb.callID)
+			if _, err := b.AddParticipant(ctx, qb.customer, qb.callID, calls.AddParticipantRequest{Identifier: dave.Identifier}); err != nil {
+				t.Fatal(err)
+			}
+			peers.Flush()
+			offer := incoming(t, a, dave)
+			mustCall(t)(a.Accept(ctx, dave, offer.ID))
+			peers.Flush()
+			if last := ln.last(); last.State != calls.StateConnected || !slices.ContainsFunc(last.RemoteParticipants, func(p calls.Participant) bool {
+				return p.RawID == dave.Identifier.RawID() && p.State == calls.ParticipantConnected
+			}) {
+				t.Errorf("the phone's call %s %+v, want Connected with dave", last.State, last.RemoteParticipants)
+			}
+			if err := b.EndPhoneCall(ctx, pc.ID, calls.ReasonHungUp); err != nil {
+				t.Fatal(err)
+			}
+			peers.Flush()
+			if r := lastRecord(a, offer.ID); !strings.HasPrefix(r, string(calls.StateDisconnected)) {
+				t.Errorf("dave's call after the phone hung up: %s", r)
+			}
+		})
+	}
+}
