@@ -264,12 +264,17 @@ type PeerChange struct {
 	// pair, who stands in its place from now on (peertransfer.go); sent
 	// on its own (PeerSender), never from an update.
 	Repair *CallerInfo `json:"repair,omitempty"`
+	// Queue: the agent of this 1:1 call transferred its far party (the
+	// customer) to this queue, blind (queuetransfer.go): the customer's
+	// node puts her own call in the queue's line; sent on its own
+	// (PeerSender), never from an update.
+	Queue string `json:"queue,omitempty"`
 }
 
 // IsZero reports whether the change says nothing.
 func (ch PeerChange) IsZero() bool {
 	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil && ch.Act == nil &&
-		ch.Lobby == nil && ch.Repair == nil && ch.Monitor == ""
+		ch.Lobby == nil && ch.Repair == nil && ch.Monitor == "" && ch.Queue == ""
 }
 
 // PeerChangeOf is what a stand-in's update means for the far node: now is
@@ -337,6 +342,9 @@ func pairParty(c Call) *Participant {
 // no longer applies (an answer to a call answered already, a hold of a
 // call not yet answered) is skipped. Errors: call_not_found.
 func (s *Switchboard) ApplyPeerChange(ctx context.Context, id string, ch PeerChange) error {
+	if ch.Queue != "" {
+		return s.peerQueue(ctx, id, ch.Queue)
+	}
 	located := s.locateAct(ctx, ch)
 	return s.onStandIn("apply peer change", id, func(tx *txn, l *leg) error {
 		if ch.Act != nil {

@@ -7,9 +7,20 @@ import "context"
 // customer stays Connected alone in her call, which becomes a group call,
 // and Config.Queues puts it in the queue's line. Mode consult is
 // consultQueue (queueconsult.go). Errors: not_found (no queues, no such
-// queue), not_implemented (the customer on another node), the errors of
-// transferable, and those of Queues.Enter (the customer's call is then
-// ended).
+// queue), the errors of transferable, not_implemented (the customer on
+// another node, her stand-in's line no PeerSender), and those of
+// Queues.Enter (the customer's call is then ended).
+//
+// Across the nodes of a cluster (the customer's leg on another node), the
+// customer's node queues her: queues work so, the engine of the node that
+// holds a caller's leg offers her call. This node asks it over the line of
+// the customer's stand-in (PeerChange.Queue, peerQueue there), then ends
+// the agent's call (0/7015) and with it its conversation here; the far
+// node, which applies the line's messages in order, has made the
+// customer's call hers alone by then, so the end that follows finds the
+// pair over. The answer cannot wait for the far node: when it cannot
+// queue her after all (its queue refuses the call), it ends her call and
+// logs why.
 func (s *Switchboard) transferToQueue(ctx context.Context, p Principal, id string, req TransferRequest) (Call, error) {
 	const op = "transfer"
 	switch {
@@ -37,7 +48,9 @@ func (s *Switchboard) transferToQueue(ctx context.Context, p Principal, id strin
 			return err
 		}
 		if crossNode(l) {
-			return Errorf(CodeNotImplemented, "the customer of call %s is on another node: transferring her to a queue across nodes is not supported yet", l.id)
+			var err error
+			out, err = tx.queueAcross(l, req.Queue)
+			return err
 		}
 		cs := others(l)
 		if len(cs) != 1 || cs[0].party.bot || cs[0].phase != phaseLive {
@@ -63,6 +76,9 @@ func (s *Switchboard) transferToQueue(ctx context.Context, p Principal, id strin
 	if err != nil {
 		return Call{}, withOp(op, err)
 	}
+	if custCall == "" {
+		return out, nil // queued by her node (queueAcross)
+	}
 	if err := s.cfg.Queues.Enter(ctx, req.Queue, customer, custCall); err != nil {
 		s.log.Warn("transfer to a queue: entering it failed; ending the customer's call", "queue", req.Queue, "call_id", custCall, "err", err)
 		if _, herr := s.HangUp(context.WithoutCancel(ctx), customer, custCall, false); herr != nil {
@@ -71,4 +87,78 @@ func (s *Switchboard) transferToQueue(ctx context.Context, p Principal, id strin
 		return Call{}, withOp(op, err)
 	}
 	return out, nil
+}
+
+// queueAcross hands the customer of l, the agent's 1:1 call with a party
+// of another node (her stand-in here), to the queue name: her node is
+// asked to queue her, and l ends (0/7015), ending this node's
+// conversation, the stand-in too. The answer is l, ended.
+func (tx *txn) queueAcross(l *leg, name string) (Call, error) {
+	cs := others(l)
+	if len(cs) != 1 || !cs[0].standIn || cs[0].phase != phaseLive {
+		return Call{}, Errorf(CodeInvalidState, "call %s has no customer to queue", l.id)
+	}
+	ps, ok := cs[0].line.(PeerSender)
+	if !ok {
+		return Call{}, Errorf(CodeNotImplemented, "the customer of call %s is on another node, out of reach: she is not queued from here", l.id)
+	}
+	tx.emit(l, EventTransferUpdated, TransferData{Step: StepBlind, Agent: l.party.id, Queue: name})
+	ps.Send(PeerChange{Queue: name})
+	tx.endLeg(l, ReasonTransferred, ReasonRemoteHungUp)
+	return l.view(false), nil
+}
+
+// peerQueue is, on the customer's node, the blind transfer to the queue
+// name that the agent's node asked over the line of the stand-in id (the
+// agent's here, facing the customer in a 1:1 call): the stand-in leaves as
+// the agent did (0/7015), the customer stays Connected alone in her call,
+// a group call from then on, and enters the queue here, whose engine
+// offers it; the queue acts as the customer on it, as on one node. When
+// she cannot be queued here (no queues, no customer of this node's facing
+// the stand-in), the call ends as the agent left it; when the queue
+// refuses her (Queues.Enter), her call ends. Errors: call_not_found.
+func (s *Switchboard) peerQueue(ctx context.Context, id, name string) error {
+	const op = "peer transfer to a queue"
+	var (
+		customer Principal
+		custCall string
+	)
+	err := s.onStandIn(op, id, func(tx *txn, l *leg) error {
+		if l.phase != phaseLive {
+			return errCallNotFound(id) // ended here already: the far node hears it
+		}
+		cs := others(l)
+		if s.cfg.Queues == nil || l.conv.kind != OneToOne || len(cs) != 1 || cs[0].standIn || cs[0].ghost ||
+			cs[0].party.bot || cs[0].phase != phaseLive {
+			s.log.Warn("transfer to a queue from another node: no customer of this node to queue; ending the call",
+				"queue", name, "call_id", id)
+			r := ReasonTransferred
+			tx.endStandIn(l, ReasonRemoteHungUp, &r)
+			return nil
+		}
+		c := cs[0]
+		tx.emit(c, EventTransferUpdated, TransferData{Step: StepBlind, Agent: l.party.id, Queue: name})
+		tx.touch(l.conv)
+		l.conv.kind = Group // she waits alone; the queue adds its agent
+		l.handedOff = true
+		tx.endLeg(l, ReasonTransferred, ReasonRemoteHungUp)
+		role := c.party.role
+		if !role.Valid() {
+			role = RoleCaller
+		}
+		customer = Principal{Identifier: c.party.ident, DisplayName: c.displayName(), Role: role}
+		custCall = c.id
+		return nil
+	})
+	if err != nil || custCall == "" {
+		return withOp(op, err)
+	}
+	if err := s.cfg.Queues.Enter(ctx, name, customer, custCall); err != nil {
+		s.log.Warn("transfer to a queue from another node: entering it failed; ending the customer's call",
+			"queue", name, "call_id", custCall, "err", err)
+		if _, herr := s.HangUp(context.WithoutCancel(ctx), customer, custCall, false); herr != nil {
+			s.log.Warn("transfer to a queue from another node: end the customer's call", "call_id", custCall, "err", herr)
+		}
+	}
+	return nil
 }

@@ -109,8 +109,8 @@ type TransferData struct {
 // the answer is the consult call. Errors: invalid_request, the callee
 // errors of StartCall, not_found (no such queue), call_not_found,
 // invalid_state (not Connected, a consult in progress, the target not
-// connected, already in the call), not_implemented (across nodes),
-// draining.
+// connected, already in the call), not_implemented (a queue's customer
+// on another node whose line carries no requests), draining.
 func (s *Switchboard) Transfer(ctx context.Context, p Principal, id string, req TransferRequest) (Call, error) {
 	const op = "transfer"
 	if req.Mode != TransferBlind && req.Mode != TransferConsult {
