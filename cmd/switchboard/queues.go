@@ -105,7 +105,8 @@ func (m *Main) startQueues(ctx context.Context) error {
 	}
 	cfg := queue.WithStatus(queue.EngineConfig{
 		Store: st, Switch: q.sw, Events: events, Node: node, Logger: m.Logger,
-		Sweep: queue.DefaultSweep, // serve's QueueWake tells the engine of changes (Changed)
+		Sweep:      queue.DefaultSweep, // serve's QueueWake tells the engine of changes (Changed)
+		AgentWakes: true,               // and of agents who may be free (WakeFor)
 	}, status)
 	if m.recordings != nil {
 		cfg.Record = api.QueueRecorder(q.sw, m.recordings, m.Logger)

@@ -178,7 +178,7 @@ func runQueueRouting(b *testing.B, qst queue.Store) {
 	qs := api.NewQueueSwitch(sb, hub)
 	run := &qbRun{phase: "backlog", sentAt: map[string]time.Time{}, offered: map[string]string{}, notify: map[string]chan struct{}{}, decided: map[string]time.Time{}}
 	// Agent status as serve wires it: the switchboard's own.
-	engine := queue.NewEngine(queue.WithStatus(queue.EngineConfig{Store: qst, Switch: timedSwitch{qs, run}, Events: qs, Sweep: queue.DefaultSweep}, sb))
+	engine := queue.NewEngine(queue.WithStatus(queue.EngineConfig{Store: qst, Switch: timedSwitch{qs, run}, Events: qs, Sweep: queue.DefaultSweep, AgentWakes: true}, sb))
 	wake.Bind(engine)
 	tokens := api.NewTokens(adminKey, nil)
 	srv := api.New(api.Config{Switchboard: sb, Hub: hub, Tokens: tokens, Ready: st.Ready, Numbers: st,

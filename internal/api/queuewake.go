@@ -16,7 +16,8 @@ import (
 // hangs up while waiting without asking after every call (its
 // EngineConfig.Sweep). A call's end or an agent's status change (she may
 // be free: her own call ended, she became Available, a wrap-up ended)
-// wakes it too (queue.Engine.Wake, a no-op while no call waits). Without
+// wakes it too, naming her (queue.Engine.WakeFor, a no-op while no call
+// waits), so that an engine with AgentWakes looks again at her alone. Without
 // it a freed agent waits for the engine's next tick. Wakes are coalesced
 // by the engine and never block, as Publish must not.
 //
@@ -58,9 +59,9 @@ func (w *QueueWake) Publish(ev calls.Event) {
 		}
 	case calls.EventCallEnded:
 		if ev.CallID == "" || !e.Changed(ev.CallID) {
-			e.Wake()
+			e.WakeFor(ev.AgentID) // her call ended: she may be free
 		}
 	case calls.EventAgentStatusChanged:
-		e.Wake()
+		e.WakeFor(ev.AgentID)
 	}
 }

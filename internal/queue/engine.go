@@ -87,8 +87,15 @@ type EngineConfig struct {
 	// offer, a ring timeout, max wait) or in a sweep that looks at every
 	// call once per Sweep, a bit each step, as a fallback. 0 (the
 	// default): every step asks about every call.
-	Sweep  time.Duration
-	Logger *slog.Logger
+	Sweep time.Duration
+	// AgentWakes, when set, says that the engine is told of each agent
+	// who may have become free (WakeFor: her call ended, her status
+	// changed; api.QueueWake does it): a step then looks again only at
+	// those of a queue's members, at the one it is about to offer a call
+	// to (who may have become busy), and at every member once per Tick,
+	// as a fallback. false (the default): at every member each step.
+	AgentWakes bool
+	Logger     *slog.Logger
 }
 
 // DefaultSweep is the fallback sweep serve runs with (EngineConfig.Sweep).
@@ -116,6 +123,8 @@ type Engine struct {
 	last     map[string]string      // queue -> agent offered last
 	misses   map[string]int         // agent -> offers in a row rung out
 	offering map[string]bool        // agents this node's offers ring
+	touched  map[string]bool        // agents WakeFor named since the last step (AgentWakes)
+	lookAll  bool                   // a Wake named nobody: the next step looks at every member
 	kick     chan struct{}
 }
 
@@ -152,6 +161,7 @@ func (e *Engine) dropAnswered(callID string) {
 	if e.held[a.agent]--; e.held[a.agent] <= 0 {
 		delete(e.held, a.agent)
 	}
+	e.touch(a.agent)
 }
 
 // AgentCaller is what a Switch may also do: answer the id of the agent's
@@ -163,7 +173,7 @@ type AgentCaller interface {
 
 // NewEngine answers an engine; Run starts it.
 func NewEngine(cfg EngineConfig) *Engine {
-	e := &Engine{cfg: cfg, local: map[string]*Waiting{}, queues: map[string]*localQueue{}, dirty: map[string]bool{}, answered: map[string]answered{}, held: map[string]int{}, last: map[string]string{}, misses: map[string]int{}, offering: map[string]bool{}, kick: make(chan struct{}, 1)}
+	e := &Engine{cfg: cfg, local: map[string]*Waiting{}, queues: map[string]*localQueue{}, dirty: map[string]bool{}, answered: map[string]answered{}, held: map[string]int{}, last: map[string]string{}, misses: map[string]int{}, offering: map[string]bool{}, touched: map[string]bool{}, kick: make(chan struct{}, 1)}
 	if e.cfg.Availability == nil {
 		e.cfg.Availability = &Tracker{}
 	}
@@ -343,13 +353,34 @@ func (e *Engine) setOffer(w *Waiting, o *Offer) {
 // status changed). Wakes that come while a look is pending make one
 // look; it never blocks. With no call waiting or answered here it does
 // nothing.
-func (e *Engine) Wake() {
+func (e *Engine) Wake() { e.WakeFor("") }
+
+// WakeFor is Wake for a change to agent (a rawId), who may have become
+// free: with AgentWakes the next step looks at her again, and at every
+// member when agent is "".
+func (e *Engine) WakeFor(agent string) {
 	e.mu.Lock()
 	idle := len(e.local) == 0 && len(e.answered) == 0
+	if !idle && e.cfg.AgentWakes {
+		e.touch(agent)
+	}
 	e.mu.Unlock()
 	if !idle {
 		e.poke()
 	}
+}
+
+// touch marks agent for the next step's look, every member when "" (e.mu
+// held; only with AgentWakes).
+func (e *Engine) touch(agent string) {
+	if !e.cfg.AgentWakes {
+		return
+	}
+	if agent == "" {
+		e.lookAll = true
+		return
+	}
+	e.touched[agent] = true
 }
 
 // Changed tells the engine that the call callID changed (an event of the
@@ -406,6 +437,7 @@ func (e *Engine) Step(ctx context.Context) {
 	e.mu.Lock()
 	look := e.dirty
 	e.dirty = map[string]bool{}
+	e.staleMembers()
 	all := e.cfg.Sweep <= 0
 	if !all {
 		e.sweepShare(now, look)
@@ -619,14 +651,22 @@ func (e *Engine) pool(d *Definition, cands map[string]*pool) *pool {
 }
 
 // pool is a queue's candidates during one Step, with how many of them
-// are offerable (none: the queue's calls wait without a look). Its
-// buffers live as long as the queue has calls here, reused by each step.
+// are offerable (none: the queue's calls wait without a look). It lives
+// as long as the queue has calls here, its buffers reused by each step;
+// with AgentWakes its look at the members is kept between steps too, and
+// only the members named stale since are looked at again (a full look
+// once per Tick, or when the definition changed).
 type pool struct {
 	cs        []Candidate
 	agents    []string
 	offerable []bool
 	idle      []time.Time
 	free      int
+
+	def      *Definition    // the definition of the last full look
+	index    map[string]int // agent -> her place in cs
+	lookedAt time.Time      // the last full look; zero: none yet, or one is due
+	stale    map[string]bool
 }
 
 // look fills p with d's members as av shows them at now, in one look when
@@ -640,23 +680,77 @@ func (p *pool) look(d *Definition, av Availability, now time.Time) {
 	for i, m := range d.Members {
 		p.agents[i] = m.Agent
 	}
-	if l, ok := av.(Looker); ok {
-		l.LookAll(p.agents, d.MaxConcurrentCalls, now, p.offerable, p.idle)
-	} else {
-		for i, a := range p.agents {
-			p.offerable[i] = av.Offerable(a, d.MaxConcurrentCalls, now)
-			p.idle[i] = av.IdleSince(a)
-		}
-	}
+	lookAll(av, p.agents, d.MaxConcurrentCalls, now, p.offerable, p.idle)
 	for i, m := range d.Members {
 		p.cs[i] = Candidate{Agent: m.Agent, Skills: m.Skills, Offerable: p.offerable[i], IdleSince: p.idle[i]}
 	}
 }
 
-// lookPool looks at d's members now into the pool of d's calls here; an
-// agent this node is offering a call to, or who holds as many calls as
-// d lets her that this engine saw her answer, is not offerable (on other
-// nodes, the claim refuses her; the Board learns of her answer later).
+// lookAll asks av about agents, in one look when it is a Looker.
+func lookAll(av Availability, agents []string, maxConcurrent int, now time.Time, offerable []bool, idle []time.Time) {
+	if l, ok := av.(Looker); ok {
+		l.LookAll(agents, maxConcurrent, now, offerable, idle)
+		return
+	}
+	for i, a := range agents {
+		offerable[i] = av.Offerable(a, maxConcurrent, now)
+		idle[i] = av.IdleSince(a)
+	}
+}
+
+// set marks agent offerable or not, keeping free.
+func (p *pool) set(agent string, ok bool) {
+	i, found := p.index[agent]
+	if !found {
+		i = slices.IndexFunc(p.cs, func(c Candidate) bool { return c.Agent == agent })
+		if i < 0 {
+			return
+		}
+	}
+	if p.cs[i].Offerable != ok {
+		if ok {
+			p.free++
+		} else {
+			p.free--
+		}
+		p.cs[i].Offerable = ok
+	}
+}
+
+// staleMembers hands the agents WakeFor named to the pools of this node's
+// queues, which look at them again when next used (e.mu held).
+func (e *Engine) staleMembers() {
+	if !e.cfg.AgentWakes || (len(e.touched) == 0 && !e.lookAll) {
+		return
+	}
+	for _, q := range e.queues {
+		p := q.pool
+		if p == nil {
+			continue
+		}
+		if e.lookAll {
+			p.lookedAt = time.Time{}
+			continue
+		}
+		for a := range e.touched {
+			if _, member := p.index[a]; member {
+				if p.stale == nil {
+					p.stale = map[string]bool{}
+				}
+				p.stale[a] = true
+			}
+		}
+	}
+	clear(e.touched)
+	e.lookAll = false
+}
+
+// lookPool looks at d's members now into the pool of d's calls here: all
+// of them, or with AgentWakes only those named stale while its last full
+// look is under a Tick old. An agent this node is offering a call to, or
+// who holds as many calls as d lets her that this engine saw her answer,
+// is not offerable (on other nodes, the claim refuses her; the Board
+// learns of her answer later).
 func (e *Engine) lookPool(d *Definition) *pool {
 	e.mu.Lock()
 	var p *pool
@@ -669,15 +763,54 @@ func (e *Engine) lookPool(d *Definition) *pool {
 		p = &pool{}
 	}
 	e.mu.Unlock()
-	p.look(d, e.cfg.Availability, e.cfg.Now())
+	now := e.cfg.Now()
+	av := e.cfg.Availability
+	var looked []int // the members looked at
+	if !e.cfg.AgentWakes || p.def != d || p.lookedAt.IsZero() || now.Sub(p.lookedAt) >= e.cfg.Tick {
+		p.look(d, av, now)
+		p.def, p.lookedAt, p.stale = d, now, nil
+		if p.index == nil {
+			p.index = make(map[string]int, len(d.Members))
+		}
+		clear(p.index)
+		for i, c := range p.cs {
+			p.index[c.Agent] = i
+		}
+		looked = nil // all
+	} else {
+		if len(p.stale) == 0 {
+			return p
+		}
+		agents := make([]string, 0, len(p.stale))
+		for a := range p.stale {
+			looked = append(looked, p.index[a])
+			agents = append(agents, a)
+		}
+		p.stale = nil
+		ok, idle := make([]bool, len(agents)), make([]time.Time, len(agents))
+		lookAll(av, agents, d.MaxConcurrentCalls, now, ok, idle)
+		for k, i := range looked {
+			p.cs[i].Offerable, p.cs[i].IdleSince = ok[k], idle[k]
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	p.free = 0
-	for i := range p.cs {
-		c := &p.cs[i]
+	busy := func(c *Candidate) {
 		if c.Offerable && (e.offering[c.Agent] || e.held[c.Agent] >= max(d.MaxConcurrentCalls, 1)) {
 			c.Offerable = false
 		}
+	}
+	if looked == nil {
+		for i := range p.cs {
+			busy(&p.cs[i])
+		}
+	} else {
+		for _, i := range looked {
+			busy(&p.cs[i])
+		}
+	}
+	p.free = 0
+	for _, c := range p.cs {
 		if c.Offerable {
 			p.free++
 		}
@@ -688,25 +821,16 @@ func (e *Engine) lookPool(d *Definition) *pool {
 // relook asks again about agent alone, in p: after she answered, rather
 // than about every member.
 func (e *Engine) relook(d *Definition, p *pool, agent string) {
-	i := slices.IndexFunc(p.cs, func(c Candidate) bool { return c.Agent == agent })
-	if i < 0 {
-		return
-	}
 	av := e.cfg.Availability
 	ok := av.Offerable(agent, d.MaxConcurrentCalls, e.cfg.Now())
 	idle := av.IdleSince(agent)
 	e.mu.Lock()
 	ok = ok && !e.offering[agent] && e.held[agent] < max(d.MaxConcurrentCalls, 1)
 	e.mu.Unlock()
-	c := &p.cs[i]
-	if c.Offerable != ok {
-		if ok {
-			p.free++
-		} else {
-			p.free--
-		}
+	p.set(agent, ok)
+	if i, found := p.index[agent]; found {
+		p.cs[i].IdleSince = idle
 	}
-	c.Offerable, c.IdleSince = ok, idle
 }
 
 func (e *Engine) publishStats(ctx context.Context, d *Definition) {
@@ -907,6 +1031,7 @@ func (e *Engine) holds(d *Definition, w *Waiting, cands map[string]*pool, now ti
 func (e *Engine) release(ctx context.Context, agent, callID string) error {
 	e.mu.Lock()
 	delete(e.offering, agent)
+	e.touch(agent)
 	e.mu.Unlock()
 	return e.cfg.Store.ReleaseAgent(ctx, agent, callID)
 }
@@ -916,15 +1041,19 @@ func (e *Engine) ring(ctx context.Context, d *Definition, w *Waiting, cands map[
 	p := e.pool(d, cands)
 	cs := p.cs
 	for agent != "" {
+		if e.cfg.AgentWakes && !e.cfg.Availability.Offerable(agent, d.MaxConcurrentCalls, now) {
+			// The pool's look at her is older than this step: she became
+			// busy (or went away) since. The next.
+			p.set(agent, false)
+			agent = Next(d, w, cs, last, now).Agent
+			continue
+		}
 		ok, err := e.cfg.Store.ClaimAgent(ctx, agent, w.CallID)
 		if err != nil {
 			return nil, err
 		}
 		// Whoever takes her, she is no one else's this tick.
-		if i := slices.IndexFunc(cs, func(c Candidate) bool { return c.Agent == agent }); i >= 0 && cs[i].Offerable {
-			cs[i].Offerable = false
-			p.free--
-		}
+		p.set(agent, false)
 		if ok {
 			break
 		}
