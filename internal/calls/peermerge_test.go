@@ -258,3 +258,83 @@ func TestPeerMergeGroupElsewhere(t *testing.T) {
 	wantState(t, w.a, alice, group.ID, calls.StateConnected)
 	wantState(t, w.a, alice, w.id("8:acs:alice<8:acs:cust"), calls.StateLocalHold)
 }
+
+// TestPeerMergeRelayed: alice merges a call that b relays (bob, on b,
+// took the customer's call from a and handed it to alice blind, so b's
+// conversation joins two stand-ins). B keeps that conversation as it is
+// (it relays the customer's and alice's audio), and the merge still joins
+// the customer to alice and carol: a's merged call carries the customer
+// through b, and her hanging up ends her stand-ins there and in the
+// merged call while alice and carol go on.
+func TestPeerMergeRelayed(t *testing.T) {
+	w := newMergeWorld(t, true)
+	w.call(customer, bob)
+	mustCall(t)(w.b.Transfer(ctx, bob, w.id("8:acs:bob<8:acs:cust"), calls.TransferRequest{Target: target(alice), Mode: calls.TransferBlind}))
+	w.flush()
+	fromCust := mustCall(t)(w.a.Accept(ctx, alice, incoming(t, w.a, alice).ID)).ID
+	w.flush()
+	custCall := w.id("8:acs:cust>8:acs:bob")
+	// now describes a live call as lastRecord does a record.
+	now := func(f *callstest.Fixture, p calls.Principal, id string) string {
+		t.Helper()
+		c := get(t, f, p, id)
+		var b strings.Builder
+		b.WriteString(string(c.State))
+		for _, p := range c.RemoteParticipants {
+			b.WriteString(" [" + p.RawID + " " + string(p.State) + "]")
+		}
+		return b.String()
+	}
+	if got, want := now(w.a, customer, custCall), "Connected [8:acs:alice Connected]"; got != want {
+		t.Fatalf("the customer's call before the merge: %s, want %s", got, want)
+	}
+	w.call(alice, carol)
+	mustCall(t)(w.a.Merge(ctx, alice, w.id("8:acs:alice>8:acs:carol"), calls.MergeRequest{CallID: fromCust}))
+	w.flush()
+	for _, c := range []struct {
+		f        *callstest.Fixture
+		p        calls.Principal
+		name     string
+		id, want string
+	}{
+		{w.a, alice, "alice's merged call", w.id("8:acs:alice>8:acs:carol"), "Connected [8:acs:carol Connected] [8:acs:cust Connected]"},
+		{w.b, carol, "carol's call", w.id("8:acs:carol<8:acs:alice"), "Connected [8:acs:alice Connected] [8:acs:cust Connected]"},
+		{w.a, customer, "the customer's call", custCall, "Connected [8:acs:alice Connected]"},
+	} {
+		if got := now(c.f, c.p, c.id); got != c.want {
+			t.Errorf("%s after the merge: %s, want %s", c.name, got, c.want)
+		}
+	}
+	wantEnded(t, w.a, fromCust, calls.ReasonMerged)
+	relays := slices.ContainsFunc(w.b.Media.Routes(), func(r calls.Route) bool {
+		return len(r.Members) == 2 && !slices.ContainsFunc(r.Members, func(m calls.MediaMember) bool { return !m.OwnEndpoint || !m.Send || !m.Receive })
+	})
+	if !relays {
+		t.Errorf("b does not relay the customer and alice after the merge: %+v", w.b.Media.Routes())
+	}
+	mustCall(t)(w.a.HangUp(ctx, customer, custCall, false))
+	w.flush()
+	for _, c := range []struct {
+		f        *callstest.Fixture
+		p        calls.Principal
+		name     string
+		id, want string
+	}{
+		{w.a, alice, "alice's merged call", w.id("8:acs:alice>8:acs:carol"), "Connected [8:acs:carol Connected]"},
+		{w.b, carol, "carol's call", w.id("8:acs:carol<8:acs:alice"), "Connected [8:acs:alice Connected]"},
+	} {
+		if got := now(c.f, c.p, c.id); got != c.want {
+			t.Errorf("%s after the customer hung up: %s, want %s", c.name, got, c.want)
+		}
+	}
+	if n := len(w.b.Media.Routes()); n == 0 {
+		t.Error("b has no routes")
+	}
+	for _, r := range w.b.Media.Routes() {
+		for _, m := range r.Members {
+			if m.RawID == customer.Identifier.RawID() {
+				t.Errorf("b still routes the customer's audio after she hung up: %+v", r)
+			}
+		}
+	}
+}
