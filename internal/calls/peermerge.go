@@ -4,36 +4,41 @@ import "slices"
 
 // Merge across nodes when the agent's node only mirrors a call.
 //
-// A 1:1 call whose far party called the agent from another node is, on
-// her node, a mirror: her leg and the caller's stand-in (peer.go), while
-// the caller's node anchors the conversation. Before such a call is merged
-// (either of the two), her node takes the anchor over: its stand-in
-// becomes the callee's stand-in of a call her node placed (direction
-// Incoming, its caller her), and its line tells the far node
-// (PeerChange.Reanchor), whose stand-in of her becomes a caller's stand-in
-// (reanchor): the far conversation is a mirror of hers from then on, as
-// if she had placed the call. Then the merge goes on as when her node runs
-// both calls (peertransfer.go): the stand-in moves into the merged call,
-// its line sends the roster, and the far node makes its call a group call
-// showing everyone; the audio goes on in the pair's media leg, mixed now
-// in the merged call on her node.
+// A call whose far party called the agent from another node (a 1:1 call,
+// or a group call that party added her to, as a queue adds its agent) is,
+// on her node, a mirror: her leg and the caller's stand-in (peer.go,
+// peerroom.go), while the caller's node anchors the conversation. When
+// nobody else is in it, her node takes the anchor over before such a call
+// is merged (either of the two): its stand-in becomes the callee's
+// stand-in of a call her node placed (direction Incoming, its caller her),
+// and its line tells the far node (PeerChange.Reanchor), whose stand-in of
+// her becomes a caller's stand-in (reanchor): the far conversation is a
+// mirror of hers from then on, as if she had placed the call. Then the
+// merge goes on as when her node runs both calls (peertransfer.go): the
+// stand-in moves into the merged call, its line sends the roster, and the
+// far node makes its call a group call showing everyone; the audio goes
+// on in the pair's media leg, mixed now in the merged call on her node.
 //
-// The far node flips its end only when it is the plain 1:1 conversation
-// of one of its parties with her stand-in. Otherwise (that conversation
-// relays two nodes after a transfer there) it keeps it as it is: both
-// nodes then treat the pair as a callee's (an end on either side reaches
-// the other, the audio flows), and the far parties keep seeing the agent
-// as their only other party.
+// The far node flips its end only when it is the conversation of one of
+// its parties with her stand-in alone, and no room (a group call by GUID
+// is one: a queue's caller's call is such a call, to which the queue
+// added her; it keeps its claim, so a later join by its GUID still lands
+// there and hears the merged call through the pair). Otherwise (that conversation relays two nodes
+// after a transfer there, or someone joined it meanwhile) it keeps it as
+// it is: both nodes then treat the pair as a callee's (an end on either
+// side reaches the other, the audio flows both ways), and the far parties
+// keep seeing the agent as their only party of the merged call.
 //
-// A group call or room another node anchors (the agent joined it, or was
-// dialed into it) is not merged: not_implemented.
+// A call another node runs with others than its caller in it (her mirror
+// shows them), and a group call or room she joined on another node, are
+// not merged: not_implemented.
 
-// farCaller is the caller's stand-in of the 1:1 mirror x belongs to (a
-// call from another node's party to x's party), when her node may take its
-// anchor over for a merge; nil when it may not.
+// farCaller is the caller's stand-in of the mirror x belongs to (a call
+// from another node's party to x's party, nobody else in it), when x's
+// node may take its anchor over for a merge; nil when it may not.
 func farCaller(x *leg) *leg {
 	c := x.conv
-	if c.kind != OneToOne || c.joiner != nil {
+	if c.kind == Room || c.joiner != nil {
 		return nil
 	}
 	var s *leg
@@ -66,13 +71,13 @@ func (tx *txn) anchorHere(s, x *leg) {
 }
 
 // reanchor makes the callee's stand-in l a caller's stand-in: the far node
-// took its conversation's anchor over (anchorHere). Only the plain 1:1
-// conversation of one party of this node with l is turned into a mirror;
-// any other is left as it is.
+// took its conversation's anchor over (anchorHere). Only the
+// conversation of one party of this node with l alone (1:1 or a group
+// call, no room) is turned into a mirror; any other is left as it is.
 func (tx *txn) reanchor(l *leg) {
 	c := l.conv
 	if l.direction != Incoming || l.hidden || l.ghost || l.phase != phaseLive || l.monitor != "" ||
-		c.kind != OneToOne || c.joiner != nil || tx.anchors(c) {
+		c.kind == Room || c.joiner != nil {
 		return
 	}
 	parties := 0

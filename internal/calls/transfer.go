@@ -344,9 +344,9 @@ func (s *Switchboard) CancelTransfer(ctx context.Context, p Principal, id string
 // the call merged is gone). Errors: invalid_request (no callId, the call
 // itself), call_not_found (either call), invalid_state (not live, a
 // monitor leg, someone in both), not_supported_in_rooms, not_implemented
-// (a group call or room another node runs). A 1:1 call another node
-// anchors is merged here once this node took its anchor over
-// (peermerge.go).
+// (a call another node runs with others than its caller in it, or that
+// she joined). A call another node runs between its caller and her alone
+// is merged here once this node took its anchor over (peermerge.go).
 func (s *Switchboard) Merge(ctx context.Context, p Principal, id string, req MergeRequest) (Call, error) {
 	const op = "merge"
 	switch {
@@ -375,7 +375,7 @@ func (s *Switchboard) Merge(ctx context.Context, p Principal, id string, req Mer
 			case slices.ContainsFunc(x.conv.members, farAnchored):
 				fc := farCaller(x)
 				if fc == nil {
-					return Errorf(CodeNotImplemented, "call %s is a group call that another node of the cluster runs: merging it is not supported yet", x.id)
+					return Errorf(CodeNotImplemented, "call %s is a group call that another node of the cluster runs, with others in it: merging it is not supported yet", x.id)
 				}
 				mirrored = append(mirrored, [2]*leg{fc, x})
 			}
