@@ -16,7 +16,7 @@ import (
 // Carol blind-transfers the customer to bob, on b; bob consults dave, on
 // a, and cancels (back to the customer), consults again and completes: the customer and dave are Connected on a, each seeing
 // the other, through b's conversation. Alice merges her calls with carol
-// and with bob through c; bob cannot merge a call b only mirrors (501).
+// and with bob through c; bob cannot merge the group call a runs (501).
 func TestClusterTransfer(t *testing.T) {
 	x := newAcrossNodes(t)
 	cust, _ := online(t, x.a, "cust", calls.RoleCaller)
@@ -119,8 +119,9 @@ func TestClusterTransfer(t *testing.T) {
 	waitCall(t, x.b, x.bob, bobIn, "Connected muted=false [8:acs:alice Connected muted=false] [8:acs:carol Connected muted=false]")
 	waitCall(t, x.a, carol, carolIn, "Connected muted=false [8:acs:alice Connected muted=false] [8:acs:bob Connected muted=false]")
 
-	// The customer, on a, calls bob, on b: b mirrors that call, and bob
-	// cannot merge it into another of his.
+	// The customer, on a, calls bob, on b: bob cannot merge that call
+	// with the group call a runs (a 1:1 call a runs would be merged:
+	// TestClusterMergeMedia).
 	status, body, _ = send(t, x.a, "POST", "/api/calls", cust, `{"participants":[{"communicationUserId":"bob"}]}`)
 	decode("the customer calls bob", status, http.StatusCreated, body)
 	mirrored := ringing(t, x.bobNext)
@@ -128,6 +129,6 @@ func TestClusterTransfer(t *testing.T) {
 	decode("bob accepts", status, http.StatusOK, body)
 	status, body, _ = send(t, x.b, "POST", "/api/calls/"+bobIn+"/merge", x.bob, `{"callId":"`+mirrored+`"}`)
 	if status != http.StatusNotImplemented || !strings.Contains(body, `"not_implemented"`) {
-		t.Errorf("bob merges a call b mirrors: %d %s, want 501 not_implemented", status, body)
+		t.Errorf("bob merges a group call a runs: %d %s, want 501 not_implemented", status, body)
 	}
 }

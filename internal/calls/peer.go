@@ -269,12 +269,17 @@ type PeerChange struct {
 	// node puts her own call in the queue's line; sent on its own
 	// (PeerSender), never from an update.
 	Queue string `json:"queue,omitempty"`
+	// Reanchor: from a node that mirrored a 1:1 call, that it took the
+	// anchor over to merge the call there; this node's end mirrors it
+	// from now on (peermerge.go). Sent on its own (PeerSender), before
+	// the update that carries the merged call's roster.
+	Reanchor bool `json:"reanchor,omitempty"`
 }
 
 // IsZero reports whether the change says nothing.
 func (ch PeerChange) IsZero() bool {
 	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil && ch.Act == nil &&
-		ch.Lobby == nil && ch.Repair == nil && ch.Monitor == "" && ch.Queue == ""
+		ch.Lobby == nil && ch.Repair == nil && !ch.Reanchor && ch.Monitor == "" && ch.Queue == ""
 }
 
 // PeerChangeOf is what a stand-in's update means for the far node: now is
@@ -352,6 +357,10 @@ func (s *Switchboard) ApplyPeerChange(ctx context.Context, id string, ch PeerCha
 		}
 		if ch.Repair != nil {
 			tx.repair(l, *ch.Repair)
+			return nil
+		}
+		if ch.Reanchor {
+			tx.reanchor(l)
 			return nil
 		}
 		tx.peerMonitorChange(l, ch)

@@ -28,8 +28,9 @@ import "slices"
 // on, as on one node; each stand-in's line then sends the roster, and its
 // far node makes its 1:1 call a group call showing everyone, as for a
 // participant added to a call across nodes (peerroom.go). A call the
-// agent's node only mirrors (the far party called her, or a group call
-// another node anchors) is not merged: not_implemented.
+// agent's node only mirrors (the far party called her, or added her to
+// its group call) is merged once her node took its anchor over, when
+// nobody else is in it (peermerge.go); otherwise not_implemented.
 
 // transferredAway reports whether p, in a 1:1 stand-in's view, is a party
 // who transferred the call and left: the pair's party is the other.

@@ -344,7 +344,9 @@ func (s *Switchboard) CancelTransfer(ctx context.Context, p Principal, id string
 // the call merged is gone). Errors: invalid_request (no callId, the call
 // itself), call_not_found (either call), invalid_state (not live, a
 // monitor leg, someone in both), not_supported_in_rooms, not_implemented
-// (a call another node runs: peertransfer.go).
+// (a call another node runs with others than its caller in it, or that
+// she joined). A call another node runs between its caller and her alone
+// is merged here once this node took its anchor over (peermerge.go).
 func (s *Switchboard) Merge(ctx context.Context, p Principal, id string, req MergeRequest) (Call, error) {
 	const op = "merge"
 	switch {
@@ -355,6 +357,7 @@ func (s *Switchboard) Merge(ctx context.Context, p Principal, id string, req Mer
 	}
 	var out Call
 	err := s.onCall(p, id, ownOnly, func(tx *txn, l *leg) error {
+		var mirrored [][2]*leg // the caller's stand-in of a call this node mirrors, and the call
 		b := s.legs[req.CallID]
 		if b == nil || b.standIn || b.party != l.party {
 			return errCallNotFound(req.CallID)
@@ -367,8 +370,14 @@ func (s *Switchboard) Merge(ctx context.Context, p Principal, id string, req Mer
 				return Errorf(CodeInvalidState, "call %s is a monitor leg", x.id)
 			case x.conv.kind == Room:
 				return Errorf(CodeNotSupportedInRooms, "call %s is a room: rooms are not merged", x.id)
-			case x.conv.joiner != nil || slices.ContainsFunc(x.conv.members, farAnchored):
-				return Errorf(CodeNotImplemented, "call %s is run by another node of the cluster: merging it is not supported yet", x.id)
+			case x.conv.joiner != nil:
+				return Errorf(CodeNotImplemented, "call %s is a group call or room that another node of the cluster runs: merging it is not supported yet", x.id)
+			case slices.ContainsFunc(x.conv.members, farAnchored):
+				fc := farCaller(x)
+				if fc == nil {
+					return Errorf(CodeNotImplemented, "call %s is a group call that another node of the cluster runs, with others in it: merging it is not supported yet", x.id)
+				}
+				mirrored = append(mirrored, [2]*leg{fc, x})
 			}
 		}
 		moving := others(b)
@@ -392,6 +401,9 @@ func (s *Switchboard) Merge(ctx context.Context, p Principal, id string, req Mer
 			if err := tx.plan(l, holdpolicy.Resume); err != nil {
 				return err
 			}
+		}
+		for _, sx := range mirrored {
+			tx.anchorHere(sx[0], sx[1]) // last: it tells the far node (peermerge.go)
 		}
 		tx.settle(l)
 		out = l.view(false)

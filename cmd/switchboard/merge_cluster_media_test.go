@@ -1,0 +1,173 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestClusterMergeMedia is the per-frame proof of a merge across nodes
+// when the agent's node only mirrors a call, with pion WebRTC softphones
+// on two media nodes of one cluster (Goertzel per 20 ms frame): the
+// customer (400 Hz) and the agent amy (800 Hz) are served by node a, bob
+// (600 Hz) by node b, and bob calls amy, so b runs that call and a only
+// mirrors it.
+//
+//   - the customer calls amy (a runs it), bob calls amy, and amy merges
+//     bob's call into the customer's: before the merge the customer and
+//     bob never hear each other in one frame; after it all three hear
+//     each other (amy's microphone reaches both), and bob's call on b is
+//     the group call;
+//   - amy ends it for everyone; bob calls amy, then the customer does,
+//     and amy merges the customer's call into bob's (the call kept is
+//     the one a mirrored): the same proof again;
+//   - bob calls the queue "support", on b, which adds amy to his call (a
+//     group call b runs); the customer calls amy, and amy merges the
+//     queue's call into the customer's: the same proof again, but for
+//     what bob hears while amy holds his call (the queue's hold audio,
+//     whose voice has energy at the customer's tone).
+func TestClusterMergeMedia(t *testing.T) {
+	if testing.Short() {
+		t.Skip("media across nodes end to end: about 12 s")
+	}
+	c := newTestCluster(t)
+	node := func(id, ports string) *Main {
+		return c.startWith(id, func(cfg *Config) {
+			cfg.Media = MediaConfig{Grace: time.Minute}
+			cfg.Cluster.MediaIP, cfg.Cluster.RTPPorts = "127.0.0.1", ports
+		})
+	}
+	a, b := node("a", "46100-46199"), node("b", "46200-46299")
+	aBase, bBase := "http://"+a.Addr, "http://"+b.Addr
+	custTok := mint(t, "cust", "caller")
+	amyTok := mint(t, "amy", "agent")
+	bobTok := mint(t, "bob", "agent")
+	amyNext, _ := openEvents(t, a.Addr, amyTok)
+	custNext, _ := openEvents(t, a.Addr, custTok)
+	bobNext, _ := openEvents(t, b.Addr, bobTok)
+	firstSnapshots(t, amyNext, bobNext, custNext)
+
+	ctx, connectA := softphones(t, aBase)
+	_, connectB := softphones(t, bBase)
+	cust, amy, bob := connectA(custTok, xferCustomerHz), connectA(amyTok, xferAgentHz), connectB(bobTok, xferTargetHz)
+	x := &xferPhones{t: t, cust: cust, amy: amy, bob: bob}
+	const group = "Connected muted=false [8:acs:amy Connected muted=false] [8:acs:cust Connected muted=false]"
+
+	// bobCalls has bob call amy, who accepts; it answers bob's call and
+	// amy's.
+	bobCalls := func() (string, string) {
+		t.Helper()
+		bobCall, err := bob.Call(ctx, "8:acs:amy")
+		if err != nil {
+			t.Fatal(err)
+		}
+		amyCall := waitIncoming(t, amyNext)
+		post(t, aBase+"/api/incoming-calls/"+amyCall+"/accept", amyTok, "")
+		waitCall(t, a, amyTok, amyCall, "Connected muted=false [8:acs:bob Connected muted=false]")
+		return bobCall, amyCall
+	}
+
+	// The customer's call, run by a, and bob's, run by b: bob's merged
+	// into the customer's.
+	withCust := answered(t, ctx, aBase, cust, amy, xferCustomerHz, xferAgentHz, amyTok, amyNext)
+	apart := time.Now()
+	bobCall, withBob := bobCalls()
+	if !phoneHears(bob, apart, xferAgentHz, true) || !phoneHears(amy, apart, xferTargetHz, true) {
+		t.Fatal("bob and amy do not hear each other")
+	}
+	at := time.Now()
+	merged := post(t, aBase+"/api/calls/"+withCust+"/merge", amyTok, `{"callId":"`+withBob+`"}`)
+	if merged["kind"] != "group" || merged["state"] != "Connected" {
+		t.Fatalf("merge of a call b runs answered %v", merged)
+	}
+	x.mergedAcross("bob's call merged", apart, at)
+	waitCall(t, b, bobTok, bobCall, group)
+	post(t, aBase+"/api/calls/"+withCust+"/hangup", amyTok, `{"forEveryone":true}`)
+	waitCallEnded(t, bobNext, bobCall)
+	ended := time.Now()
+	if !phoneHears(x.cust, ended, xferTargetHz, false) || !phoneHears(bob, ended, xferCustomerHz, false) {
+		t.Fatal("the customer and bob still hear each other after the merged call ended")
+	}
+
+	// Bob's call, run by b, kept: the customer's merged into it.
+	apart = time.Now()
+	bobCall, withBob = bobCalls()
+	if _, err := cust.Call(ctx, "8:acs:amy"); err != nil {
+		t.Fatal(err)
+	}
+	withCust = waitIncoming(t, amyNext)
+	post(t, aBase+"/api/incoming-calls/"+withCust+"/accept", amyTok, "")
+	waitCall(t, a, amyTok, withBob, "LocalHold muted=false [8:acs:bob Connected muted=false]")
+	if !phoneHears(cust, apart, xferAgentHz, true) || !phoneHears(amy, apart, xferCustomerHz, true) {
+		t.Fatal("the customer and amy do not hear each other")
+	}
+	at = time.Now()
+	merged = post(t, aBase+"/api/calls/"+withBob+"/merge", amyTok, `{"callId":"`+withCust+`"}`)
+	if merged["kind"] != "group" || merged["state"] != "Connected" {
+		t.Fatalf("merge into a call b runs answered %v", merged)
+	}
+	x.mergedAcross("the customer's call merged", apart, at)
+	waitCall(t, b, bobTok, bobCall, group)
+	waitCall(t, a, amyTok, withBob, "Connected muted=false [8:acs:bob Connected muted=false] [8:acs:cust Connected muted=false]")
+	post(t, aBase+"/api/calls/"+withBob+"/hangup", amyTok, `{"forEveryone":true}`)
+	waitCallEnded(t, bobNext, bobCall)
+	ended = time.Now()
+	if !phoneHears(x.cust, ended, xferTargetHz, false) || !phoneHears(bob, ended, xferCustomerHz, false) {
+		t.Fatal("the customer and bob still hear each other after the second merged call ended")
+	}
+
+	// Bob's call to the queue, run by b, which adds amy to it; the
+	// customer calls amy, and amy merges the queue's call into hers.
+	post(t, aBase+"/api/queues", testAdminKey, `{"name":"support","members":[{"agent":"8:acs:amy"}],"ringTimeoutSeconds":120}`)
+	queued, _ := post(t, bBase+"/api/calls", bobTok, `{"queue":"support"}`)["id"].(string)
+	fromQueue := waitIncoming(t, amyNext)
+	post(t, aBase+"/api/incoming-calls/"+fromQueue+"/accept", amyTok, "")
+	waitCall(t, b, bobTok, queued, "Connected muted=false [8:acs:amy Connected muted=false]")
+	apart = time.Now() // bob heard the queue's prompt until now, whose voice has the customer's tone in it
+	if !phoneHears(bob, apart, xferAgentHz, true) || !phoneHears(amy, apart, xferTargetHz, true) {
+		t.Fatal("bob and amy do not hear each other in the queue's call")
+	}
+	if _, err := cust.Call(ctx, "8:acs:amy"); err != nil {
+		t.Fatal(err)
+	}
+	withCust = waitIncoming(t, amyNext)
+	post(t, aBase+"/api/incoming-calls/"+withCust+"/accept", amyTok, "")
+	if !phoneHears(cust, apart, xferAgentHz, true) || !phoneHears(amy, apart, xferCustomerHz, true) {
+		t.Fatal("the customer and amy do not hear each other")
+	}
+	at = time.Now()
+	merged = post(t, aBase+"/api/calls/"+withCust+"/merge", amyTok, `{"callId":"`+fromQueue+`"}`)
+	if merged["kind"] != "group" || merged["state"] != "Connected" {
+		t.Fatalf("merge of a queue's call b runs answered %v", merged)
+	}
+	x.mergedAcrossHeld("the queue's call merged", apart, at, true)
+	waitCall(t, b, bobTok, queued, group)
+	x.logFigures()
+}
+
+// mergedAcross checks a merge requested at: before it, from apart on,
+// not one frame the customer heard carries bob's tone, nor one bob heard
+// the customer's; after it all three hear each other. It notes how many
+// frames the customer and bob, on two nodes, took to hear each other.
+func (x *xferPhones) mergedAcross(what string, apart, at time.Time) {
+	x.t.Helper()
+	x.mergedAcrossHeld(what, apart, at, false)
+}
+
+// mergedAcrossHeld is mergedAcross; queued: bob's call is a queue's, whose
+// hold audio (the queue's position prompt, a voice with energy at the
+// customer's tone) he hears while amy holds it, so only the customer's
+// frames are checked before the merge.
+func (x *xferPhones) mergedAcrossHeld(what string, apart, at time.Time, queued bool) {
+	t := x.t
+	t.Helper()
+	if n := countTone(framesBetween(x.cust, apart, at), xferTargetHz); n > 0 {
+		t.Errorf("%s: before the merge the customer heard bob in %d frames", what, n)
+	}
+	if n := countTone(framesBetween(x.bob, apart, at), xferCustomerHz); n > 0 && !queued {
+		t.Errorf("%s: before the merge bob heard the customer in %d frames", what, n)
+	}
+	x.merged(at)
+	x.figures = append(x.figures, fmt.Sprintf("%s: the customer heard bob after %d frames, bob the customer after %d", what,
+		monFramesUntil(x.cust, at, xferTargetHz, true), monFramesUntil(x.bob, at, xferCustomerHz, true)))
+}
