@@ -108,4 +108,20 @@ func TestEngineAgentWakes(t *testing.T) {
 	if got := av.count() - before; got != n || !slices.Equal(sw.offers[2:], []string{"c3>8:acs:a08"}) {
 		t.Fatalf("after Wake: looked at %d agents, offers %v; want %d, c3 to a08", got, sw.offers, n)
 	}
+
+	// a05 answers c1 and her caller hangs up, with no WakeFor for her:
+	// the step that sees the call end (its caller's Changed) offers her
+	// the next call, without waiting for a Tick.
+	sw.accept("c1")
+	e.Step(ctx)
+	enter("c4")
+	e.Step(ctx)
+	if len(sw.offers) != 3 {
+		t.Fatalf("offers %v: c4 offered while every agent is busy", sw.offers)
+	}
+	sw.hangUp("c1")
+	e.Step(ctx)
+	if !slices.Equal(sw.offers[3:], []string{"c4>8:acs:a05"}) {
+		t.Fatalf("offers %v: want c4 to a05 in the step that saw her call end", sw.offers)
+	}
 }

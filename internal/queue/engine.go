@@ -361,7 +361,7 @@ func (e *Engine) Wake() { e.WakeFor("") }
 func (e *Engine) WakeFor(agent string) {
 	e.mu.Lock()
 	idle := len(e.local) == 0 && len(e.answered) == 0
-	if !idle && e.cfg.AgentWakes {
+	if !idle {
 		e.touch(agent)
 	}
 	e.mu.Unlock()
@@ -370,17 +370,19 @@ func (e *Engine) WakeFor(agent string) {
 	}
 }
 
-// touch marks agent for the next step's look, every member when "" (e.mu
-// held; only with AgentWakes).
+// touch marks agent for a look, every member when "" (e.mu held; only
+// with AgentWakes): at the pool's next look, in this step if it has not
+// looked yet, else in the next one, which it asks for.
 func (e *Engine) touch(agent string) {
 	if !e.cfg.AgentWakes {
 		return
 	}
 	if agent == "" {
 		e.lookAll = true
-		return
+	} else {
+		e.touched[agent] = true
 	}
-	e.touched[agent] = true
+	e.poke()
 }
 
 // Changed tells the engine that the call callID changed (an event of the
@@ -437,7 +439,6 @@ func (e *Engine) Step(ctx context.Context) {
 	e.mu.Lock()
 	look := e.dirty
 	e.dirty = map[string]bool{}
-	e.staleMembers()
 	all := e.cfg.Sweep <= 0
 	if !all {
 		e.sweepShare(now, look)
@@ -753,6 +754,7 @@ func (e *Engine) staleMembers() {
 // learns of her answer later).
 func (e *Engine) lookPool(d *Definition) *pool {
 	e.mu.Lock()
+	e.staleMembers() // what WakeFor and this step so far named
 	var p *pool
 	if q := e.queues[d.Name]; q != nil {
 		if q.pool == nil {
