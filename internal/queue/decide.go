@@ -96,10 +96,18 @@ const (
 	// GiveUp: the call waited MaxWaitSeconds and there is no overflow
 	// queue; end it with Decision.Reason.
 	GiveUp
+	// Voicemail: the call waited MaxWaitSeconds, there is no overflow
+	// queue and the queue takes voicemail; it leaves the queue for
+	// voicemail (Decision.Reason).
+	Voicemail
 )
 
-// ReasonMaxWait is the reason a call ends with when it waited too long.
-const ReasonMaxWait = "maxWait"
+// ReasonMaxWait is the reason a call ends with when it waited too long;
+// ReasonVoicemail the reason it leaves its queue for voicemail.
+const (
+	ReasonMaxWait   = "maxWait"
+	ReasonVoicemail = "voicemail"
+)
 
 // Decision is the next step for one waiting call.
 type Decision struct {
@@ -112,13 +120,17 @@ type Decision struct {
 // Next decides the next step for w in queue d at now, over the members as
 // cands shows them (in d's member order) and last (the agent d offered a
 // call to last). A ringing offer is withdrawn at the ring timeout; max
-// wait comes before everything (any offer is withdrawn by whoever carries
-// out Overflow or GiveUp). Once every qualified member was tried, tried
+// wait comes before everything: an overflow queue first, else voicemail
+// when the queue takes it, else the call gives up (any offer is withdrawn
+// by whoever carries out Overflow, Voicemail or GiveUp). Once every qualified member was tried, tried
 // starts over. Next is pure.
 func Next(d *Definition, w *Waiting, cands []Candidate, last string, now time.Time) Decision {
 	if d.MaxWaitSeconds > 0 && now.Sub(w.EnteredAt) >= time.Duration(d.MaxWaitSeconds)*time.Second {
 		if d.OverflowQueue != "" {
 			return Decision{Action: Overflow, Queue: d.OverflowQueue, Agent: offered(w)}
+		}
+		if d.Voicemail {
+			return Decision{Action: Voicemail, Reason: ReasonVoicemail, Agent: offered(w)}
 		}
 		return Decision{Action: GiveUp, Reason: ReasonMaxWait, Agent: offered(w)}
 	}

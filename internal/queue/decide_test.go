@@ -59,6 +59,10 @@ func TestNext(t *testing.T) {
 	d := &Definition{Name: "support", Strategy: LongestIdle, RingTimeoutSeconds: 10, MaxWaitSeconds: 60}
 	over := *d
 	over.OverflowQueue = "sales"
+	vm := *d
+	vm.Voicemail = true
+	overVM := over
+	overVM.Voicemail = true
 	cands := []Candidate{cand("a", true, 2, nil), cand("b", true, 1, nil)}
 	entered := t0
 	for _, tt := range []struct {
@@ -79,6 +83,11 @@ func TestNext(t *testing.T) {
 		{"max wait ends", d, Waiting{EnteredAt: entered}, nil, 60 * time.Second, Decision{Action: GiveUp, Reason: ReasonMaxWait}},
 		{"max wait withdraws the offer", d, Waiting{EnteredAt: entered, Offer: &Offer{"a", t0}}, cands, 61 * time.Second, Decision{Action: GiveUp, Reason: ReasonMaxWait, Agent: "a"}},
 		{"max wait overflows", &over, Waiting{EnteredAt: entered}, cands, 60 * time.Second, Decision{Action: Overflow, Queue: "sales"}},
+		{"max wait to voicemail", &vm, Waiting{EnteredAt: entered}, nil, 60 * time.Second, Decision{Action: Voicemail, Reason: ReasonVoicemail}},
+		{"voicemail withdraws the offer", &vm, Waiting{EnteredAt: entered, Offer: &Offer{"a", t0}}, cands, 61 * time.Second, Decision{Action: Voicemail, Reason: ReasonVoicemail, Agent: "a"}},
+		{"an overflow queue wins over voicemail", &overVM, Waiting{EnteredAt: entered}, cands, 60 * time.Second, Decision{Action: Overflow, Queue: "sales"}},
+		{"voicemail waits for max wait", &vm, Waiting{EnteredAt: entered}, []Candidate{cand("a", false, 0, nil)}, 59 * time.Second, Decision{Action: Hold}},
+		{"voicemail does not keep an agent from ringing", &vm, Waiting{EnteredAt: entered}, cands, 59 * time.Second, Decision{Action: Ring, Agent: "b"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := Next(tt.d, &tt.w, tt.cands, "", t0.Add(tt.at)); got != tt.want {
@@ -111,6 +120,8 @@ func TestNormalize(t *testing.T) {
 		{"twice", func(d *Definition) { d.Members = append(d.Members, d.Members[0]) }},
 		{"negative ring timeout", func(d *Definition) { d.RingTimeoutSeconds = -1 }},
 		{"overflow into itself", func(d *Definition) { d.OverflowQueue = d.Name }},
+		{"negative voicemail", func(d *Definition) { d.Voicemail, d.VoicemailMaxSeconds = true, -1 }},
+		{"voicemail too long", func(d *Definition) { d.Voicemail, d.VoicemailMaxSeconds = true, MaxVoicemailMax+1 }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			d := ok()
@@ -119,6 +130,31 @@ func TestNormalize(t *testing.T) {
 			var ce *calls.Error
 			if !errors.As(err, &ce) || ce.Code != calls.CodeInvalidRequest {
 				t.Errorf("Normalize = %v, want invalid_request", err)
+			}
+		})
+	}
+}
+
+func TestNormalizeVoicemail(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		on      bool
+		max     int
+		wantMax int
+	}{
+		{"default", true, 0, DefaultVoicemailMax},
+		{"set", true, 30, 30},
+		{"the bound", true, MaxVoicemailMax, MaxVoicemailMax},
+		{"off drops the max", false, 30, 0},
+		{"off", false, 0, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Definition{Name: "support", Voicemail: tt.on, VoicemailMaxSeconds: tt.max}
+			if err := d.Normalize(); err != nil {
+				t.Fatal(err)
+			}
+			if d.Voicemail != tt.on || d.VoicemailMaxSeconds != tt.wantMax {
+				t.Errorf("voicemail %v, max %d; want %v, %d", d.Voicemail, d.VoicemailMaxSeconds, tt.on, tt.wantMax)
 			}
 		})
 	}
@@ -134,6 +170,11 @@ func TestCompute(t *testing.T) {
 	s = Compute(d, Counters{Answered: 3, AnsweredInSL: 2, Abandoned: 1}, w, t0)
 	if s.Waiting != 2 || s.LongestWaitSeconds != 30 || s.ServiceLevel != 50 {
 		t.Errorf("stats: %+v", s)
+	}
+	// A call gone to voicemail left the queue unanswered.
+	s = Compute(d, Counters{Answered: 3, AnsweredInSL: 2, Abandoned: 1, Voicemails: 4}, nil, t0)
+	if s.Voicemails != 4 || s.ServiceLevel != 25 {
+		t.Errorf("stats with voicemails: %+v", s)
 	}
 }
 

@@ -70,6 +70,14 @@ type EngineConfig struct {
 	// Record, when set, is told when an agent answered a call of a queue
 	// whose definition says Record: it starts the call's recording.
 	Record func(ctx context.Context, w Waiting, agent string)
+	// Voicemail, when set, takes the caller's call of w, which waited its
+	// queue's max wait and leaves it for voicemail (Definition.Voicemail):
+	// it plays her the greeting, records her for up to maxSeconds and
+	// ends her call; it must not block that long. An error, or no hook
+	// (a node without a media plane), ends the call as max wait does
+	// (counted TimedOut, logged). Create refuses a voicemail queue when
+	// it is not set.
+	Voicemail func(ctx context.Context, w Waiting, maxSeconds int) error
 	// Queued, when set, is told that a call went through a queue: the
 	// caller's call when it enters one (also by overflow), and the
 	// agent's own call when she answers (AgentCaller). History keeps it
@@ -199,10 +207,16 @@ func NewEngine(cfg EngineConfig) *Engine {
 // Store answers the engine's store.
 func (e *Engine) Store() Store { return e.cfg.Store }
 
-// Create checks and stores a definition (creating or replacing it).
+// Create checks and stores a definition (creating or replacing it). A
+// queue that takes voicemail needs the Voicemail hook (a media plane that
+// records): without it, CodeNotImplemented.
 func (e *Engine) Create(ctx context.Context, d Definition) (Definition, error) {
 	if err := d.Normalize(); err != nil {
 		return Definition{}, err
+	}
+	if d.Voicemail && e.cfg.Voicemail == nil {
+		return Definition{}, calls.Errorf(calls.CodeNotImplemented,
+			"this switchboard has no media plane that records: queue %s cannot take voicemail", d.Name)
 	}
 	if err := e.cfg.Store.PutQueue(ctx, d); err != nil {
 		return Definition{}, err
@@ -980,7 +994,7 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 			return nil, err
 		}
 		return []string{w.Queue}, e.cfg.Store.PutWaiting(ctx, *w)
-	case Overflow, GiveUp:
+	case Overflow, GiveUp, Voicemail:
 		if dec.Agent != "" {
 			if err := e.cfg.Switch.Withdraw(ctx, *w, dec.Agent); err != nil {
 				return nil, fmt.Errorf("withdraw the offer to %s: %w", dec.Agent, err)
@@ -997,6 +1011,16 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 				return []string{d.Name, next.Name}, e.put(ctx, next, &nw)
 			}
 			e.cfg.Logger.Warn("queue: overflow queue missing: ending the call", "queue", d.Name, "overflow", dec.Queue, "err", err)
+		}
+		if dec.Action == Voicemail {
+			if e.cfg.Voicemail == nil {
+				e.cfg.Logger.Warn("queue: no media plane records voicemail here: ending the call", "queue", d.Name, "call_id", w.CallID)
+			} else if err := e.cfg.Voicemail(ctx, *w, d.VoicemailMaxSeconds); err != nil {
+				e.cfg.Logger.Warn("queue: voicemail failed: ending the call", "queue", d.Name, "call_id", w.CallID, "err", err)
+			} else {
+				e.cfg.Logger.Info("queue: call left for voicemail at max wait", "queue", d.Name, "call_id", w.CallID)
+				return []string{w.Queue}, e.leave(ctx, w, Counters{Voicemails: 1})
+			}
 		}
 		e.cfg.Logger.Info("queue: call ended at max wait", "queue", d.Name, "call_id", w.CallID, "reason", ReasonMaxWait)
 		if err := e.cfg.Switch.End(ctx, *w, ReasonMaxWait); err != nil {

@@ -2,11 +2,13 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"github.com/switchboard/switchboard/internal/calls"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/calls"
 )
 
 // fakeSwitch is the calls domain as the engine sees it: who rings where.
@@ -433,5 +435,109 @@ func TestReap(t *testing.T) {
 	}
 	if ok, _ := st.ClaimAgent(ctx, "8:acs:ann", "c9"); !ok {
 		t.Error("ann is still held by the dead node's offer")
+	}
+}
+
+// TestEngineVoicemail: at max wait, a queue that takes voicemail (and has
+// no overflow queue) withdraws the offer ringing, hands the call to the
+// Voicemail hook with its max seconds and counts it a voicemail, not a
+// timeout; a failing hook ends the call as max wait does; a queue without
+// a hook cannot take voicemail, and a node without one ends the call.
+func TestEngineVoicemail(t *testing.T) { modes(t, testEngineVoicemail) }
+
+func testEngineVoicemail(t *testing.T, sweep time.Duration) {
+	ctx := context.Background()
+	type vm struct {
+		call string
+		max  int
+	}
+	var got []vm
+	var fail bool
+	sw, clk, ev := newFakeSwitch(), &clock{now: t0}, &recordedEvents{}
+	tr := &Tracker{}
+	cfg := EngineConfig{Store: NewMemory(), Switch: sw, Availability: tr, Events: ev, Now: clk.Now, Sweep: sweep,
+		Voicemail: func(_ context.Context, w Waiting, max int) error {
+			if fail {
+				return errors.New("no recorder")
+			}
+			got = append(got, vm{w.CallID, max})
+			return nil
+		}}
+	e := NewEngine(cfg)
+	if sweep > 0 {
+		sw.changed = func(call string) { e.Changed(call) }
+	}
+	d, err := e.Create(ctx, Definition{Name: "support", MaxWaitSeconds: 30, RingTimeoutSeconds: 60, Voicemail: true, VoicemailMaxSeconds: 45,
+		Members: []Member{{Agent: "8:acs:a"}}})
+	if err != nil || !d.Voicemail || d.VoicemailMaxSeconds != 45 {
+		t.Fatalf("create = %+v, %v", d, err)
+	}
+	tr.SetAvailable("8:acs:a", t0)
+	if _, err := e.Enter(ctx, "support", "c1", "8:acs:x", nil); err != nil {
+		t.Fatal(err)
+	}
+	e.Step(ctx)
+	if sw.ringingNow()["c1"] != "8:acs:a" {
+		t.Fatal("c1 not offered")
+	}
+	clk.add(29 * time.Second)
+	e.Step(ctx)
+	if len(got) != 0 {
+		t.Fatal("voicemail before max wait")
+	}
+	clk.add(time.Second)
+	e.Step(ctx)
+	if len(got) != 1 || got[0] != (vm{"c1", 45}) {
+		t.Fatalf("voicemail hook told %+v, want c1 with 45 s", got)
+	}
+	if r := sw.ringingNow()["c1"]; r != "" {
+		t.Errorf("the offer to %s still rings", r)
+	}
+	if sw.ended["c1"] != "" {
+		t.Errorf("the engine ended c1 (%q): voicemail ends it", sw.ended["c1"])
+	}
+	s, _ := e.Stats(ctx, "support")
+	if s.Waiting != 0 || s.Voicemails != 1 || s.TimedOut != 0 || s.Offered != 1 || s.Answered != 0 || s.ServiceLevel != 0 {
+		t.Errorf("stats after the voicemail: %+v", s)
+	}
+	if ok, _ := e.Store().ClaimAgent(ctx, "8:acs:a", "other"); !ok {
+		t.Error("the agent is still claimed")
+	}
+	_ = e.Store().ReleaseAgent(ctx, "8:acs:a", "other")
+
+	// The hook fails: the call ends at max wait.
+	fail = true
+	tr.MarkAway("8:acs:a")
+	if _, err := e.Enter(ctx, "support", "c2", "8:acs:x", nil); err != nil {
+		t.Fatal(err)
+	}
+	e.Step(ctx)
+	clk.add(30 * time.Second)
+	e.Step(ctx)
+	if sw.ended["c2"] != ReasonMaxWait {
+		t.Errorf("c2 with a failing hook: ended %q, want %q", sw.ended["c2"], ReasonMaxWait)
+	}
+	if s, _ := e.Stats(ctx, "support"); s.Waiting != 0 || s.Voicemails != 1 || s.TimedOut != 1 {
+		t.Errorf("stats after the failed voicemail: %+v", s)
+	}
+
+	// No hook: the queue cannot take voicemail; one made elsewhere ends
+	// its calls at max wait here.
+	plain := NewEngine(EngineConfig{Store: cfg.Store, Switch: sw, Availability: tr, Now: clk.Now, Sweep: sweep})
+	_, err = plain.Create(ctx, Definition{Name: "other", Voicemail: true})
+	if ce, ok := errors.AsType[*calls.Error](err); !ok || ce.Code != calls.CodeNotImplemented {
+		t.Errorf("create a voicemail queue without the hook = %v, want not_implemented", err)
+	}
+	if _, err := plain.Enter(ctx, "support", "c3", "8:acs:x", nil); err != nil {
+		t.Fatal(err)
+	}
+	plain.Step(ctx)
+	clk.add(30 * time.Second)
+	plain.Step(ctx)
+	if sw.ended["c3"] != ReasonMaxWait {
+		t.Errorf("c3 on a node without the hook: ended %q, want %q", sw.ended["c3"], ReasonMaxWait)
+	}
+	if s, _ := e.Stats(ctx, "support"); s.Voicemails != 1 || s.TimedOut != 2 {
+		t.Errorf("stats after c3: %+v", s)
 	}
 }

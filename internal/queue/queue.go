@@ -28,6 +28,10 @@ const (
 	DefaultRingTimeout  = 20
 	DefaultServiceLevel = 20
 	DefaultMaxMisses    = 2
+	// DefaultVoicemailMax and MaxVoicemailMax bound a voicemail's
+	// recording (voicemailMaxSeconds).
+	DefaultVoicemailMax = 120
+	MaxVoicemailMax     = 600
 )
 
 // Member is an agent of a queue with its skills (name to level).
@@ -44,8 +48,8 @@ type Definition struct {
 	// RingTimeoutSeconds: an offer nobody accepts in this time goes to the
 	// next agent (default 20).
 	RingTimeoutSeconds int `json:"ringTimeoutSeconds"`
-	// MaxWaitSeconds: a call waiting longer overflows to OverflowQueue or
-	// ends (0: no limit).
+	// MaxWaitSeconds: a call waiting longer overflows to OverflowQueue,
+	// goes to voicemail (Voicemail) or ends (0: no limit).
 	MaxWaitSeconds int `json:"maxWaitSeconds"`
 	// WrapUpSeconds an agent gets after a queue call before the next offer.
 	WrapUpSeconds int `json:"wrapUpSeconds"`
@@ -64,6 +68,12 @@ type Definition struct {
 	// Record: a call is recorded from when an agent answers it (the
 	// engine's Record hook, recording.Service.StartFor as the system).
 	Record bool `json:"record,omitempty"`
+	// Voicemail: a call that waited MaxWaitSeconds, with no OverflowQueue,
+	// leaves the queue for voicemail: the caller hears a greeting, then
+	// her audio is recorded for up to VoicemailMaxSeconds (default 120,
+	// at most 600), and her call ends (the engine's Voicemail hook).
+	Voicemail           bool `json:"voicemail,omitempty"`
+	VoicemailMaxSeconds int  `json:"voicemailMaxSeconds,omitempty"`
 }
 
 // Normalize fills the defaults and checks the definition. Errors are
@@ -114,6 +124,14 @@ func (d *Definition) Normalize() error {
 		if *v.n == 0 {
 			*v.n = v.def
 		}
+	}
+	switch {
+	case d.VoicemailMaxSeconds < 0 || d.VoicemailMaxSeconds > MaxVoicemailMax:
+		return calls.Errorf(calls.CodeInvalidRequest, "voicemailMaxSeconds must be 0 to %d", MaxVoicemailMax)
+	case !d.Voicemail:
+		d.VoicemailMaxSeconds = 0
+	case d.VoicemailMaxSeconds == 0:
+		d.VoicemailMaxSeconds = DefaultVoicemailMax
 	}
 	if d.OverflowQueue != "" {
 		if err := ValidateName(d.OverflowQueue); err != nil {

@@ -13,10 +13,11 @@ type Counters struct {
 	AnsweredInSL int `json:"answeredWithinServiceLevel"`
 	// Abandoned: the caller hung up while waiting.
 	Abandoned int `json:"abandoned"`
-	// Overflowed to another queue, and TimedOut (ended at max wait with no
-	// overflow queue).
+	// Overflowed to another queue, TimedOut (ended at max wait with no
+	// overflow queue) and Voicemails (left for voicemail at max wait).
 	Overflowed int `json:"overflowed"`
 	TimedOut   int `json:"timedOut"`
+	Voicemails int `json:"voicemails"`
 	// Offered counts offers, Missed those that rang out.
 	Offered int `json:"offered"`
 	Missed  int `json:"missed"`
@@ -32,7 +33,7 @@ type Stats struct {
 	Counters
 	// ServiceLevelSeconds is the queue's threshold; ServiceLevel the
 	// percentage of the calls that left the queue (answered, abandoned,
-	// timed out; not overflowed) that were answered within it; 100 when
+	// timed out, to voicemail; not overflowed) that were answered within it; 100 when
 	// none left yet.
 	ServiceLevelSeconds int     `json:"serviceLevelSeconds"`
 	ServiceLevel        float64 `json:"serviceLevel"`
@@ -61,7 +62,7 @@ func ComputeSummary(d *Definition, c Counters, waiting Summary, now time.Time) S
 			s.LongestWaitSeconds = math.Round(age*1000) / 1000
 		}
 	}
-	if left := c.Answered + c.Abandoned + c.TimedOut; left > 0 {
+	if left := c.Answered + c.Abandoned + c.TimedOut + c.Voicemails; left > 0 {
 		s.ServiceLevel = math.Round(float64(c.AnsweredInSL)*10000/float64(left)) / 100
 	}
 	return s

@@ -230,6 +230,7 @@ func (c Counters) add(d Counters) Counters {
 	c.Abandoned += d.Abandoned
 	c.Overflowed += d.Overflowed
 	c.TimedOut += d.TimedOut
+	c.Voicemails += d.Voicemails
 	c.Offered += d.Offered
 	c.Missed += d.Missed
 	return c
