@@ -27,6 +27,9 @@ var (
 	// by its subcode.
 	ReasonTransferred = EndReason{0, 7015, "the call was transferred"}
 	ReasonMerged      = EndReason{0, 7016, "the call was merged into another call"}
+	// ReasonVoicemail ends a queue caller's call that went to voicemail
+	// at the queue's max wait, when its recording ends (voicemailMaxSeconds).
+	ReasonVoicemail = EndReason{0, 7017, "the caller left a voicemail"}
 	// ReasonShutdown is a graceful stop (SIGTERM): the same class as a
 	// crash, told apart by its subcode.
 	ReasonShutdown = EndReason{503, 1, "the switchboard was shut down while the call was live"}

@@ -178,3 +178,14 @@ func (s *Switchboard) EndWithCaller(callID string) {
 		l.conv.endsWith = l
 	}
 }
+
+// EndWith ends the call id as the switchboard, with reason (its others:
+// remote hung up): a queue caller's voicemail ends (ReasonVoicemail).
+// Ending an ended call does nothing.
+func (s *Switchboard) EndWith(ctx context.Context, id string, reason EndReason) {
+	tx := s.begin(nil)
+	defer tx.done()
+	if l := s.legs[id]; l != nil && !s.closed {
+		tx.endLeg(l, reason, ReasonRemoteHungUp)
+	}
+}

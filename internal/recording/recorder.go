@@ -43,6 +43,10 @@ type recorder struct {
 	log  *slog.Logger
 	done chan struct{}
 
+	// voicemail: the call's own microphone (a queue caller's) goes on
+	// the right and the left stays silent (no agent), whatever she hears.
+	voicemail bool
+
 	mu     sync.Mutex
 	paused bool
 	closed bool
@@ -62,7 +66,8 @@ func newRecorder(w *wavWriter, log *slog.Logger) *recorder {
 }
 
 // TapFrame queues one frame; while paused it queues silence in both
-// channels. On the mixer's clock.
+// channels, for a voicemail silence on the left and the caller's
+// microphone on the right. On the mixer's clock.
 func (r *recorder) TapFrame(send, others *audio.Frame) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -77,10 +82,14 @@ func (r *recorder) TapFrame(send, others *audio.Frame) {
 		}
 	}
 	fr := &r.cur.frames[r.cur.n]
-	if r.paused {
+	switch {
+	case r.paused:
 		fr.left.Clear()
 		fr.right.Clear()
-	} else {
+	case r.voicemail:
+		fr.left.Clear()
+		fr.right = *send
+	default:
 		fr.left, fr.right = *send, *others
 	}
 	if r.cur.n++; r.cur.n < batchFrames {

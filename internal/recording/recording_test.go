@@ -451,3 +451,47 @@ func TestRecordingRetention(t *testing.T) {
 		t.Errorf("Sweep an hour later: %d, %v; want the young one", n, err)
 	}
 }
+
+// TestVoicemailChannels: a voicemail records the caller's own call with
+// her microphone (B) on the right and the left silent, even while she
+// hears someone (A); it names her and the system, and a supervisor may
+// open it while an agent may not.
+func TestVoicemailChannels(t *testing.T) {
+	f := newFixture(t, Config{})
+	ctx := t.Context()
+	c, err := f.calls.GetCall(ctx, asBoss, "call-c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := f.svc.StartVoicemail(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.AgentID != customer.RawID() || rec.StartedBy.Kind != calls.ActorSystem {
+		t.Errorf("started: %+v", rec)
+	}
+	f.tick(50)
+	if rec, err = f.svc.Stop(ctx, asBoss, "call-c"); err != nil {
+		t.Fatal(err)
+	}
+	left, right := readWAV(t, filepath.Join(f.dir, rec.File))
+	if len(left) != 50 {
+		t.Fatalf("the voicemail holds %d frames, want 50", len(left))
+	}
+	for i := range left {
+		if left[i].RMS() != 0 {
+			t.Errorf("frame %d: left RMS %.1f; want silence", i, left[i].RMS())
+		}
+		if rb, ra := audio.ToneLevel(&right[i], toneB), audio.ToneLevel(&right[i], toneA); rb < 0.05 || ra > 0.001 {
+			t.Errorf("frame %d: right carries B at %.4f and A at %.4f; want the caller's B only", i, rb, ra)
+		}
+	}
+	if file, _, err := f.svc.Open(ctx, asBoss, "call-c", ""); err != nil {
+		t.Errorf("a supervisor opens the voicemail: %v", err)
+	} else {
+		_ = file.Close()
+	}
+	if _, _, err := f.svc.Open(ctx, asAlice, "call-c", ""); err == nil {
+		t.Error("an agent opened the voicemail")
+	}
+}

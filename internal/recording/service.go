@@ -303,6 +303,19 @@ func (s *Service) Start(ctx context.Context, p calls.Principal, callID string) (
 // who may: the hook for an "always record" queue (by is then the
 // switchboard, calls.ActorSystem).
 func (s *Service) StartFor(ctx context.Context, c calls.Call, by calls.Actor) (calls.Recording, error) {
+	return s.start(ctx, c, by, false)
+}
+
+// StartVoicemail records the queue caller's call c, gone to voicemail,
+// as the switchboard: her microphone on the right, the left silent (no
+// agent; not what she hears, such as the greeting). Its AgentID is the
+// caller's: supervisors may fetch it, no agent may. It stops as any
+// recording does, when the call ends.
+func (s *Service) StartVoicemail(ctx context.Context, c calls.Call) (calls.Recording, error) {
+	return s.start(ctx, c, calls.Actor{Kind: calls.ActorSystem}, true)
+}
+
+func (s *Service) start(ctx context.Context, c calls.Call, by calls.Actor, voicemail bool) (calls.Recording, error) {
 	const op = "start recording"
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
@@ -325,6 +338,7 @@ func (s *Service) StartFor(ctx context.Context, c calls.Call, by calls.Actor) (c
 		return calls.Recording{}, fmt.Errorf("%s: %w", op, err)
 	}
 	a := &active{rec: rec, r: newRecorder(w, s.log.With("call_id", c.ID, "recording_id", id)), serverCallID: c.ServerCallID}
+	a.r.voicemail = voicemail // before the mixer's clock taps it
 	s.mu.Lock()
 	s.live[c.ID] = a
 	s.mu.Unlock()
