@@ -26,6 +26,17 @@ func LoadPromptWAV(path string) (*Prompt, error) {
 	return &Prompt{frames: frames}, nil
 }
 
+// TonePrompt is a prompt of a tone of hz at level dBov (for example -12)
+// lasting frames frames: the voicemail's built-in beep.
+func TonePrompt(hz, dBov float64, frames int) *Prompt {
+	p := &Prompt{frames: make([]Frame, frames)}
+	t := NewTone(hz, dBov)
+	for i := range p.frames {
+		t.Next(&p.frames[i])
+	}
+	return p
+}
+
 // Len is how many frames the prompt lasts.
 func (p *Prompt) Len() int { return len(p.frames) }
 

@@ -10,6 +10,11 @@ import "sync"
 // hears her and never the music again, whatever the queue's engine is
 // doing. Say may be called from any goroutine.
 type QueueWait struct {
+	// Silent plays silence in place of the music between prompts (a
+	// voicemail's greeting, then nothing while she speaks). Set it
+	// before SetQueueWait.
+	Silent bool
+
 	mu     sync.Mutex
 	prompt *Prompt // playing, in place of the music; nil: the music
 	pos    int     // the prompt's next frame
@@ -45,6 +50,9 @@ func (w *QueueWait) next(music Output) Output {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.prompt == nil {
+		if w.Silent {
+			return Output{PCM: &silence, Ulaw: ulawSilence[:], Source: SourceSilence}
+		}
 		return music
 	}
 	f := &w.prompt.frames[w.pos]

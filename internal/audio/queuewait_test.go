@@ -93,3 +93,36 @@ func TestMixerQueueWait(t *testing.T) {
 		}
 	}
 }
+
+// TestMixerSilentWait: a silent wait (a voicemail) plays its prompt (a
+// beep), then silence, never the queue music.
+func TestMixerSilentWait(t *testing.T) {
+	const musicHz, beepHz = 440, 1000
+	m := NewMixer(MixerConfig{QueueMusic: toneLoop(musicHz, 50)})
+	cust := NewMemoryEndpoint(nil)
+	m.Attach("8:acs:cust", cust)
+	m.SetRoute(calls.Route{ServerCallID: "g", Kind: calls.Group, Members: []calls.MediaMember{
+		{RawID: "8:acs:cust", CallID: "c1", Send: true, Receive: true},
+	}})
+	w := &QueueWait{Silent: true}
+	w.Say(TonePrompt(beepHz, -12, 10))
+	m.SetQueueWait("c1", w)
+	for range 30 {
+		m.Tick()
+	}
+	frames, _ := cust.Heard(0)
+	if len(frames) != 30 {
+		t.Fatalf("heard %d frames, want 30", len(frames))
+	}
+	for i := range frames {
+		beep, music := ToneLevel(&frames[i], beepHz), ToneLevel(&frames[i], musicHz)
+		switch {
+		case music > 0.001:
+			t.Errorf("frame %d: the music at %.4f", i, music)
+		case i < 10 && beep < 0.05:
+			t.Errorf("frame %d: no beep (%.4f)", i, beep)
+		case i >= 10 && frames[i].RMS() != 0:
+			t.Errorf("frame %d: RMS %.1f after the beep; want silence", i, frames[i].RMS())
+		}
+	}
+}
