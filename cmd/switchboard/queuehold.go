@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/api"
 	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/queue"
 )
@@ -23,7 +27,8 @@ type QueueHoldConfig struct {
 	PromptEvery time.Duration
 	// PromptsDir holds the operator's own voice for the position prompt
 	// (caller.wav, 0.wav ... 20.wav, as internal/audio/prompts/queue);
-	// empty is the built-in English one.
+	// empty is the built-in English one. Its voicemail.wav, if present,
+	// is the greeting of a queue's voicemail; else a beep.
 	PromptsDir string
 }
 
@@ -49,6 +54,24 @@ func queueVoice(cfg QueueHoldConfig) (*audio.PositionVoice, error) {
 		return audio.BuiltInVoice(), nil
 	}
 	return audio.LoadPositionVoice(cfg.PromptsDir)
+}
+
+// voicemailBeepHz is the tone of the built-in voicemail greeting: half a second of
+// 1 kHz (the tests tell it by its tone).
+const voicemailBeepHz = 1000
+
+// voicemailGreeting loads the greeting of a queue's voicemail:
+// voicemail.wav in the prompts directory when there is one, else a beep.
+func voicemailGreeting(cfg QueueHoldConfig) (*audio.Prompt, error) {
+	if cfg.PromptsDir != "" {
+		path := filepath.Join(cfg.PromptsDir, "voicemail.wav")
+		if _, err := os.Stat(path); err == nil {
+			return audio.LoadPromptWAV(path)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("voicemail greeting: %w", err)
+		}
+	}
+	return audio.TonePrompt(voicemailBeepHz, -12, audio.FramesPerSec/2), nil
 }
 
 // queueMusic loads the configured queue music (nil: the mixer's default).
@@ -83,6 +106,9 @@ type queueHold struct {
 type holdWait struct {
 	qw    *audio.QueueWait
 	queue string // guarded by queueHold.mu
+	// voicemail: the call went to voicemail, whose greeting has the
+	// mixer's wait now (guarded by queueHold.mu).
+	voicemail bool
 }
 
 func newQueueHold(mixer *audio.Mixer, store queue.Store, every time.Duration, voice *audio.PositionVoice, log *slog.Logger) *queueHold {
@@ -127,10 +153,12 @@ func (h *queueHold) count() int {
 // run says the call's position every PromptEvery while it waits.
 func (h *queueHold) run(callID string, hw *holdWait) {
 	defer func() {
-		h.mixer.SetQueueWait(callID, nil)
 		h.mu.Lock()
+		defer h.mu.Unlock()
+		if !hw.voicemail {
+			h.mixer.SetQueueWait(callID, nil)
+		}
 		delete(h.waits, callID)
-		h.mu.Unlock()
 	}()
 	t := time.NewTicker(h.every)
 	defer t.Stop()
@@ -184,6 +212,29 @@ func (h *queueHold) position(q, callID string) (int, error) {
 		}
 	}
 	return 0, nil
+}
+
+// voicemail plays the call, gone to voicemail, greeting and then
+// silence in place of the music and prompts: it answers how long the
+// greeting lasts and stop, which takes the call's wait out of the mixer
+// (api.VoicemailGreeter).
+func (h *queueHold) voicemail(greeting *audio.Prompt) api.VoicemailGreeter {
+	return func(callID string) (time.Duration, func()) {
+		vw := &audio.QueueWait{Silent: true}
+		vw.Say(greeting)
+		h.mu.Lock()
+		if hw := h.waits[callID]; hw != nil {
+			hw.voicemail = true // its goroutine leaves the mixer's wait to us
+		}
+		h.mixer.SetQueueWait(callID, vw)
+		h.mu.Unlock()
+		stop := sync.OnceFunc(func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.mixer.SetQueueWait(callID, nil)
+		})
+		return time.Duration(greeting.Len()) * audio.FrameDuration, stop
+	}
 }
 
 // close stops every wait's goroutine and takes the waits out of the mixer.

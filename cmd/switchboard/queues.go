@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/audio"
 	"github.com/switchboard/switchboard/internal/cluster"
 	"github.com/switchboard/switchboard/internal/queue"
 )
@@ -92,8 +93,12 @@ func (m *Main) startQueues(ctx context.Context) error {
 		q.sw.SetRemote(q.board) // an agent of another node: her call is there
 	}
 	var events queue.Events = q.sw
+	var greeting *audio.Prompt
 	if m.mixer != nil {
 		voice, err := queueVoice(m.Config.Media.QueueHold)
+		if err == nil {
+			greeting, err = voicemailGreeting(m.Config.Media.QueueHold)
+		}
 		if err != nil {
 			if q.conn != nil {
 				q.conn.Close()
@@ -110,6 +115,11 @@ func (m *Main) startQueues(ctx context.Context) error {
 	}, status)
 	if m.recordings != nil {
 		cfg.Record = api.QueueRecorder(q.sw, m.recordings, m.Logger)
+		if q.hold != nil {
+			// Voicemail needs the media plane (greeting, recording);
+			// without it a queue cannot take voicemail (queue.Engine.Create).
+			cfg.Voicemail = api.QueueVoicemail(q.sw, m.recordings, q.hold.voicemail(greeting), m.Logger)
+		}
 	}
 	q.engine = queue.NewEngine(cfg)
 	if q.board != nil {

@@ -216,7 +216,7 @@ func (e *Engine) Create(ctx context.Context, d Definition) (Definition, error) {
 	}
 	if d.Voicemail && e.cfg.Voicemail == nil {
 		return Definition{}, calls.Errorf(calls.CodeNotImplemented,
-			"this switchboard has no media plane that records: queue %s cannot take voicemail", d.Name)
+			"this switchboard records no calls (no media plane or recordings directory): queue %s cannot take voicemail", d.Name)
 	}
 	if err := e.cfg.Store.PutQueue(ctx, d); err != nil {
 		return Definition{}, err
