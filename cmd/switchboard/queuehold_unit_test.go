@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +93,26 @@ func TestQueueHoldFlags(t *testing.T) {
 	}
 	if _, err := queueVoice(QueueHoldConfig{PromptsDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "caller.wav") {
 		t.Errorf("an empty prompts directory: %v, want an error naming caller.wav", err)
+	}
+}
+
+// TestVoicemailGreeting: the greeting is voicemail.wav of the prompts
+// directory when it has one, else the built-in half-second beep.
+func TestVoicemailGreeting(t *testing.T) {
+	beep, err := voicemailGreeting(QueueHoldConfig{})
+	if err != nil || beep.Len() != audio.FramesPerSec/2 || audio.ToneLevel(beep.Frame(0), voicemailBeepHz) < 0.05 {
+		t.Fatalf("built-in greeting: %v", err)
+	}
+	dir := t.TempDir()
+	if g, err := voicemailGreeting(QueueHoldConfig{PromptsDir: dir}); err != nil || g.Len() != beep.Len() {
+		t.Errorf("a prompts directory without voicemail.wav: %v; want the beep", err)
+	}
+	src := writeToneWAV(t, dir, 700, 2) // music.wav: 2 s of 700 Hz
+	if err := os.Rename(src, filepath.Join(dir, "voicemail.wav")); err != nil {
+		t.Fatal(err)
+	}
+	g, err := voicemailGreeting(QueueHoldConfig{PromptsDir: dir})
+	if err != nil || g.Len() != 2*audio.FramesPerSec || audio.ToneLevel(g.Frame(10), 700) < 1e-3 {
+		t.Errorf("voicemail.wav: %v", err)
 	}
 }

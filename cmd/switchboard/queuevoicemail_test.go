@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -32,24 +33,10 @@ func TestQueueVoicemailMedia(t *testing.T) {
 		t.Skip("media end to end: about 6 s")
 	}
 	const custHz = 400.0
-	m := &Main{
-		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute, DataDir: t.TempDir(),
-			Media: MediaConfig{Grace: time.Minute, QueueHold: QueueHoldConfig{PromptEvery: time.Minute}}},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard, Store: store.NewMemory(),
-	}
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close(context.Background()) })
-	base := "http://" + m.Addr
+	m, base := startVoicemailServer(t, 2)
 	custTok := mint(t, "cust", calls.RoleCaller)
 	amyTok := mint(t, "amy", calls.RoleAgent)
 	supTok := mint(t, "sue", calls.RoleSupervisor)
-	q := post(t, base+"/api/queues", testAdminKey,
-		`{"name":"support","members":[{"agent":"8:acs:amy"}],"maxWaitSeconds":1,"voicemail":true,"voicemailMaxSeconds":2}`)
-	if q["voicemail"] != true || q["voicemailMaxSeconds"] != 2.0 {
-		t.Fatalf("created %v", q)
-	}
 
 	_, connect := softphones(t, base)
 	cust := connect(custTok, custHz)
@@ -157,4 +144,72 @@ func TestQueueVoicemailNoRecordings(t *testing.T) {
 		t.Errorf("a voicemail queue without media: %d %v; want 501", resp.StatusCode, body)
 	}
 	post(t, base+"/api/queues", testAdminKey, `{"name":"support","maxWaitSeconds":1}`)
+}
+
+// startVoicemailServer runs a switchboard with media and recordings whose
+// queue support (its agent amy, never connected) sends its calls to
+// voicemail after 1 s, recording up to maxSeconds.
+func startVoicemailServer(t *testing.T, maxSeconds int) (*Main, string) {
+	t.Helper()
+	m := &Main{
+		Config: Config{Addr: "127.0.0.1:0", AdminKey: testAdminKey, RingTimeout: time.Minute, DataDir: t.TempDir(),
+			Media: MediaConfig{Grace: time.Minute, QueueHold: QueueHoldConfig{PromptEvery: time.Minute}}},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard, Store: store.NewMemory(),
+	}
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	base := "http://" + m.Addr
+	q := post(t, base+"/api/queues", testAdminKey, fmt.Sprintf(
+		`{"name":"support","members":[{"agent":"8:acs:amy"}],"maxWaitSeconds":1,"voicemail":true,"voicemailMaxSeconds":%d}`, maxSeconds))
+	if q["voicemail"] != true || q["voicemailMaxSeconds"] != float64(maxSeconds) {
+		t.Fatalf("created %v", q)
+	}
+	return m, base
+}
+
+// TestQueueVoicemailHangUp: a caller who hangs up while her voicemail
+// records ends her call with her own reason (0/0); the recording stops
+// with the call, counted a voicemail all the same.
+func TestQueueVoicemailHangUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("media end to end: about 3 s")
+	}
+	m, base := startVoicemailServer(t, 60)
+	custTok := mint(t, "cust", calls.RoleCaller)
+	supTok := mint(t, "sue", calls.RoleSupervisor)
+	_, connect := softphones(t, base)
+	connect(custTok, 400)
+	call := post(t, base+"/api/calls", custTok, `{"queue":"support"}`)["id"].(string)
+	type history struct {
+		Call       calls.Call        `json:"call"`
+		Recordings []calls.Recording `json:"recordings"`
+	}
+	look := func() history {
+		var h history
+		if _, b := get(t, base+"/api/history/calls/"+call, supTok); json.Unmarshal(b, &h) != nil {
+			t.Fatalf("history of %s: %s", call, b)
+		}
+		return h
+	}
+	if !within(15*time.Second, func() bool { h := look(); return len(h.Recordings) == 1 }) {
+		t.Fatal("the voicemail never started recording")
+	}
+	time.Sleep(time.Second)
+	post(t, base+"/api/calls/"+call+"/hangup", custTok, "")
+	var h history
+	if !within(10*time.Second, func() bool {
+		h = look()
+		return h.Call.CallEndReason != nil && len(h.Recordings) == 1 && h.Recordings[0].State == calls.RecordingStopped
+	}) {
+		t.Fatalf("after the hang-up: %+v", h)
+	}
+	if *h.Call.CallEndReason != calls.ReasonHungUp {
+		t.Errorf("end reason %+v, want hers %+v", *h.Call.CallEndReason, calls.ReasonHungUp)
+	}
+	if d := h.Recordings[0].DurationMs; d < 500 || d > 5000 {
+		t.Errorf("the voicemail lasted %d ms, want about 1 s", d)
+	}
+	waitStatsOf(t, m, "support", func(s queue.Stats) bool { return s.Voicemails == 1 && s.TimedOut == 0 && s.Abandoned == 0 })
 }
