@@ -36,7 +36,7 @@ type QueueHoldConfig struct {
 // --queue-prompts.
 func queueHoldFlags(fs *flag.FlagSet, cfg *QueueHoldConfig, env func(name, def string) string) (finish func() error) {
 	fs.StringVar(&cfg.MusicWAV, "queue-music", env("SWITCHBOARD_QUEUE_MUSIC", ""), "a WAV file looped to callers waiting in a queue; empty is the hold tone (env SWITCHBOARD_QUEUE_MUSIC)")
-	fs.StringVar(&cfg.PromptsDir, "queue-prompts", env("SWITCHBOARD_QUEUE_PROMPTS", ""), "a directory of WAV files, caller.wav (\"You are caller number\") and 0.wav to 20.wav, that speak the position prompt in your own voice; empty is the built-in English voice (env SWITCHBOARD_QUEUE_PROMPTS)")
+	fs.StringVar(&cfg.PromptsDir, "queue-prompts", env("SWITCHBOARD_QUEUE_PROMPTS", ""), "a directory of WAV files, caller.wav (\"You are caller number\") and 0.wav to 20.wav, that speak the position prompt in your own voice, and voicemail.wav, the greeting of a queue's voicemail (else a beep); empty is the built-in English voice (env SWITCHBOARD_QUEUE_PROMPTS)")
 	every := fs.String("queue-prompt-every", env("SWITCHBOARD_QUEUE_PROMPT_EVERY", "30s"), "how often a waiting caller hears its position (\"You are caller number N\") over the queue music (env SWITCHBOARD_QUEUE_PROMPT_EVERY)")
 	return func() error {
 		d, err := time.ParseDuration(*every)
