@@ -8,13 +8,13 @@ import (
 )
 
 // wallboardRow is a JS expression: the wallboard's row of queue q as
-// {waiting, longest, answered, abandoned, service}, or null.
+// {waiting, longest, answered, abandoned, voicemails, service}, or null.
 func wallboardRow(q string) string {
 	return `(() => {
 		const r = document.querySelector('#wallboard tr[data-queue=` + jsString(q) + `]');
 		if (!r) return null;
 		const c = (k) => r.querySelector('td[data-col="' + k + '"]').textContent;
-		return {waiting: c('waiting'), longest: c('longest'), answered: c('answered'), abandoned: c('abandoned'), service: c('service')};
+		return {waiting: c('waiting'), longest: c('longest'), answered: c('answered'), abandoned: c('abandoned'), voicemails: c('voicemails'), service: c('service')};
 	})()`
 }
 
@@ -62,6 +62,6 @@ func TestSupervisorWallboard(t *testing.T) {
 	srv.do(http.MethodPost, "/api/calls/"+c.ID+"/hangup", carl, nil, http.StatusOK, nil)
 	sup.waitJS("carl abandoned, the service level 50%", `(() => {
 		const r = `+wallboardRow("support")+`;
-		return r && r.waiting === '0' && r.abandoned === '1' && r.service.startsWith('50%');
+		return r && r.waiting === '0' && r.abandoned === '1' && r.voicemails === '0' && r.service.startsWith('50%');
 	})()`)
 }

@@ -1,6 +1,6 @@
 // The supervisor's queue wallboard: one row per queue with the calls
 // waiting, the longest wait (ticking while calls wait), answered,
-// abandoned and the service level. It loads GET /api/queues and each
+// abandoned, voicemails left and the service level. It loads GET /api/queues and each
 // queue's stats, then follows queueStatsChanged events (this node's
 // queues; a queue created later shows from its first event). load() runs
 // again after every snapshot, so a reconnect catches up.
@@ -58,6 +58,7 @@ export class Wallboard {
         h('td', { 'data-col': 'longest' }, s.waiting > 0 ? mmss(longest) : '–'),
         h('td', { 'data-col': 'answered' }, String(s.answered || 0)),
         h('td', { 'data-col': 'abandoned' }, String(s.abandoned || 0)),
+        h('td', { 'data-col': 'voicemails' }, String(s.voicemails || 0)),
         h('td', { 'data-col': 'service' }, `${Math.round(s.serviceLevel)}%`,
           s.serviceLevelSeconds ? ` (${s.serviceLevelSeconds} s)` : ''));
     });
@@ -69,7 +70,8 @@ export class Wallboard {
           h('thead', null, h('tr', null,
             h('th', { scope: 'col' }, 'Queue'), h('th', { scope: 'col' }, 'Waiting'),
             h('th', { scope: 'col' }, 'Longest wait'), h('th', { scope: 'col' }, 'Answered'),
-            h('th', { scope: 'col' }, 'Abandoned'), h('th', { scope: 'col' }, 'Service level'))),
+            h('th', { scope: 'col' }, 'Abandoned'), h('th', { scope: 'col' }, 'Voicemails'),
+            h('th', { scope: 'col' }, 'Service level'))),
           h('tbody', null, rows))
         : h('p', { class: 'empty' }, this.loaded ? 'No queues.' : 'Loading queues…'),
     ]);
