@@ -57,19 +57,7 @@ func (s *Switchboard) transferToQueue(ctx context.Context, p Principal, id strin
 			return Errorf(CodeInvalidState, "call %s has no customer to queue", l.id)
 		}
 		c := cs[0]
-		data := TransferData{Step: StepBlind, Agent: l.party.id, Queue: req.Queue}
-		tx.emit(c, EventTransferUpdated, data)
-		tx.emit(l, EventTransferUpdated, data)
-		tx.touch(l.conv)
-		l.conv.kind = Group // she waits alone; the queue adds its agent
-		l.handedOff = true
-		tx.endLeg(l, ReasonTransferred, ReasonRemoteHungUp)
-		role := c.party.role
-		if !role.Valid() {
-			role = RoleCaller
-		}
-		customer = Principal{Identifier: c.party.ident, DisplayName: c.displayName(), Role: role}
-		custCall = c.id
+		customer, custCall = tx.leaveToQueue(l, c, req.Queue, true)
 		out = l.view(false)
 		return nil
 	})
@@ -136,18 +124,7 @@ func (s *Switchboard) peerQueue(ctx context.Context, id, name string) error {
 			tx.endStandIn(l, ReasonRemoteHungUp, &r)
 			return nil
 		}
-		c := cs[0]
-		tx.emit(c, EventTransferUpdated, TransferData{Step: StepBlind, Agent: l.party.id, Queue: name})
-		tx.touch(l.conv)
-		l.conv.kind = Group // she waits alone; the queue adds its agent
-		l.handedOff = true
-		tx.endLeg(l, ReasonTransferred, ReasonRemoteHungUp)
-		role := c.party.role
-		if !role.Valid() {
-			role = RoleCaller
-		}
-		customer = Principal{Identifier: c.party.ident, DisplayName: c.displayName(), Role: role}
-		custCall = c.id
+		customer, custCall = tx.leaveToQueue(l, cs[0], name, false)
 		return nil
 	})
 	if err != nil || custCall == "" {
@@ -161,4 +138,26 @@ func (s *Switchboard) peerQueue(ctx context.Context, id, name string) error {
 		}
 	}
 	return nil
+}
+
+// leaveToQueue hands customer c of the agent's leg l over to the queue
+// (a blind transfer): c is told (and l, when tellAgent: not a stand-in),
+// her call becomes a group call she waits in alone, and l ends (0/7015).
+// It answers her as the queue's caller and her call's id, for
+// Queues.Enter once the live state is let go.
+func (tx *txn) leaveToQueue(l, c *leg, queue string, tellAgent bool) (Principal, string) {
+	data := TransferData{Step: StepBlind, Agent: l.party.id, Queue: queue}
+	tx.emit(c, EventTransferUpdated, data)
+	if tellAgent {
+		tx.emit(l, EventTransferUpdated, data)
+	}
+	tx.touch(l.conv)
+	l.conv.kind = Group // she waits alone; the queue adds its agent
+	l.handedOff = true
+	tx.endLeg(l, ReasonTransferred, ReasonRemoteHungUp)
+	role := c.party.role
+	if !role.Valid() {
+		role = RoleCaller
+	}
+	return Principal{Identifier: c.party.ident, DisplayName: c.displayName(), Role: role}, c.id
 }
