@@ -30,26 +30,10 @@ func TestClusterMergeMedia(t *testing.T) {
 	if testing.Short() {
 		t.Skip("media across nodes end to end: about 12 s")
 	}
-	c := newTestCluster(t)
-	node := func(id, ports string) *Main {
-		return c.startWith(id, func(cfg *Config) {
-			cfg.Media = MediaConfig{Grace: time.Minute}
-			cfg.Cluster.MediaIP, cfg.Cluster.RTPPorts = "127.0.0.1", ports
-		})
-	}
-	a, b := node("a", "46100-46199"), node("b", "46200-46299")
-	aBase, bBase := "http://"+a.Addr, "http://"+b.Addr
-	custTok := mint(t, "cust", "caller")
-	amyTok := mint(t, "amy", "agent")
-	bobTok := mint(t, "bob", "agent")
-	amyNext, _ := openEvents(t, a.Addr, amyTok)
-	custNext, _ := openEvents(t, a.Addr, custTok)
-	bobNext, _ := openEvents(t, b.Addr, bobTok)
-	firstSnapshots(t, amyNext, bobNext, custNext)
-
-	ctx, connectA := softphones(t, aBase)
-	_, connectB := softphones(t, bBase)
-	cust, amy, bob := connectA(custTok, xferCustomerHz), connectA(amyTok, xferAgentHz), connectB(bobTok, xferTargetHz)
+	w := newXferCluster(t, "46100-46199", "46200-46299")
+	a, b, aBase, bBase := w.a, w.b, w.aBase, w.bBase
+	amyTok, bobTok, amyNext, bobNext := w.amyTok, w.bobTok, w.amyNext, w.bobNext
+	ctx, cust, amy, bob := w.ctx, w.cust, w.amy, w.bob
 	x := &xferPhones{t: t, cust: cust, amy: amy, bob: bob}
 	const group = "Connected muted=false [8:acs:amy Connected muted=false] [8:acs:cust Connected muted=false]"
 

@@ -24,26 +24,10 @@ func TestClusterTransferMedia(t *testing.T) {
 	if testing.Short() {
 		t.Skip("media across nodes end to end: about 15 s")
 	}
-	c := newTestCluster(t)
-	node := func(id, ports string) *Main {
-		return c.startWith(id, func(cfg *Config) {
-			cfg.Media = MediaConfig{Grace: time.Minute}
-			cfg.Cluster.MediaIP, cfg.Cluster.RTPPorts = "127.0.0.1", ports
-		})
-	}
-	a, b := node("a", "45500-45599"), node("b", "45600-45699")
-	aBase, bBase := "http://"+a.Addr, "http://"+b.Addr
-	custTok := mint(t, "cust", "caller")
-	amyTok := mint(t, "amy", "agent")
-	bobTok := mint(t, "bob", "agent")
-	amyNext, _ := openEvents(t, a.Addr, amyTok)
-	custNext, _ := openEvents(t, a.Addr, custTok)
-	bobNext, _ := openEvents(t, b.Addr, bobTok)
-	firstSnapshots(t, amyNext, bobNext, custNext)
-
-	ctx, connectA := softphones(t, aBase)
-	_, connectB := softphones(t, bBase)
-	cust, amy, bob := connectA(custTok, xferCustomerHz), connectA(amyTok, xferAgentHz), connectB(bobTok, xferTargetHz)
+	w := newXferCluster(t, "45500-45599", "45600-45699")
+	a, aBase, bBase := w.a, w.aBase, w.bBase
+	custTok, amyTok, bobTok, custNext, amyNext, bobNext := w.custTok, w.amyTok, w.bobTok, w.custNext, w.amyNext, w.bobNext
+	ctx, cust, amy, bob := w.ctx, w.cust, w.amy, w.bob
 	amyCall := answered(t, ctx, aBase, cust, amy, xferCustomerHz, xferAgentHz, amyTok, amyNext)
 
 	// Amy, on a, consults bob, on b.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"strconv"
 	"strings"
@@ -136,4 +137,41 @@ func heardGone(p *phone.Phone, from time.Time, hz float64) int {
 		}
 	}
 	return -1
+}
+
+// xferCluster is two media nodes, a and b, of one cluster with the
+// transfer proofs' softphones: the customer and amy served by a, bob by
+// b, each with her event stream open past its snapshot.
+type xferCluster struct {
+	c                          *testCluster
+	a, b                       *Main
+	aBase, bBase               string
+	custTok, amyTok, bobTok    string
+	custNext, amyNext, bobNext func() (map[string]any, error)
+	ctx                        context.Context
+	cust, amy, bob             *phone.Phone
+}
+
+// newXferCluster starts it, with a's RTP ports aPorts and b's bPorts.
+func newXferCluster(t *testing.T, aPorts, bPorts string) *xferCluster {
+	t.Helper()
+	w := &xferCluster{c: newTestCluster(t)}
+	node := func(id, ports string) *Main {
+		return w.c.startWith(id, func(cfg *Config) {
+			cfg.Media = MediaConfig{Grace: time.Minute}
+			cfg.Cluster.MediaIP, cfg.Cluster.RTPPorts = "127.0.0.1", ports
+		})
+	}
+	w.a, w.b = node("a", aPorts), node("b", bPorts)
+	w.aBase, w.bBase = "http://"+w.a.Addr, "http://"+w.b.Addr
+	w.custTok, w.amyTok, w.bobTok = mint(t, "cust", "caller"), mint(t, "amy", "agent"), mint(t, "bob", "agent")
+	w.amyNext, _ = openEvents(t, w.a.Addr, w.amyTok)
+	w.custNext, _ = openEvents(t, w.a.Addr, w.custTok)
+	w.bobNext, _ = openEvents(t, w.b.Addr, w.bobTok)
+	firstSnapshots(t, w.amyNext, w.bobNext, w.custNext)
+	ctx, connectA := softphones(t, w.aBase)
+	_, connectB := softphones(t, w.bBase)
+	w.ctx = ctx
+	w.cust, w.amy, w.bob = connectA(w.custTok, xferCustomerHz), connectA(w.amyTok, xferAgentHz), connectB(w.bobTok, xferTargetHz)
+	return w
 }
