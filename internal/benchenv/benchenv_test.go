@@ -2,37 +2,23 @@ package benchenv
 
 import "testing"
 
-func TestCount(t *testing.T) {
+func TestCountAndPercent(t *testing.T) {
 	for _, tc := range []struct {
 		name, value string
+		read        func(testing.TB, string, int) int
 		want        int
 	}{
-		{"unset", "", 7},
-		{"set", "12", 12},
+		{"count unset", "", Count, 7},
+		{"count set", "12", Count, 12},
+		{"percent unset", "", Percent, 7},
+		{"percent zero", "0", Percent, 0},
+		{"percent set", "50", Percent, 50},
+		{"percent all", "100", Percent, 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv("SWITCHBOARD_BENCH_TEST_COUNT", tc.value)
-			if got := Count(t, "SWITCHBOARD_BENCH_TEST_COUNT", 7); got != tc.want {
-				t.Errorf("Count = %d, want %d", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestPercent(t *testing.T) {
-	for _, tc := range []struct {
-		name, value string
-		want        int
-	}{
-		{"unset", "", 7},
-		{"zero", "0", 0},
-		{"set", "50", 50},
-		{"all", "100", 100},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv("SWITCHBOARD_BENCH_TEST_PCT", tc.value)
-			if got := Percent(t, "SWITCHBOARD_BENCH_TEST_PCT", 7); got != tc.want {
-				t.Errorf("Percent = %d, want %d", got, tc.want)
+			t.Setenv("SWITCHBOARD_BENCH_TEST_VALUE", tc.value)
+			if got := tc.read(t, "SWITCHBOARD_BENCH_TEST_VALUE", 7); got != tc.want {
+				t.Errorf("= %d, want %d", got, tc.want)
 			}
 		})
 	}
