@@ -132,6 +132,7 @@ type Engine struct {
 	misses   map[string]int         // agent -> offers in a row rung out
 	offering map[string]bool        // agents this node's offers ring
 	touched  map[string]bool        // agents WakeFor named since the last step (AgentWakes)
+	pools    map[string]*pool       // each queue's candidates, kept while it waits empty; only Step uses a pool
 	lookAll  bool                   // a Wake named nobody: the next step looks at every member
 	kick     chan struct{}
 }
@@ -141,7 +142,6 @@ type Engine struct {
 type localQueue struct {
 	line    line
 	offered map[string]*Waiting
-	pool    *pool // its members' candidates; only Step uses it
 }
 
 type answered struct {
@@ -181,7 +181,7 @@ type AgentCaller interface {
 
 // NewEngine answers an engine; Run starts it.
 func NewEngine(cfg EngineConfig) *Engine {
-	e := &Engine{cfg: cfg, local: map[string]*Waiting{}, queues: map[string]*localQueue{}, dirty: map[string]bool{}, answered: map[string]answered{}, held: map[string]int{}, last: map[string]string{}, misses: map[string]int{}, offering: map[string]bool{}, touched: map[string]bool{}, kick: make(chan struct{}, 1)}
+	e := &Engine{cfg: cfg, local: map[string]*Waiting{}, queues: map[string]*localQueue{}, dirty: map[string]bool{}, answered: map[string]answered{}, held: map[string]int{}, last: map[string]string{}, misses: map[string]int{}, offering: map[string]bool{}, touched: map[string]bool{}, pools: map[string]*pool{}, kick: make(chan struct{}, 1)}
 	if e.cfg.Availability == nil {
 		e.cfg.Availability = &Tracker{}
 	}
@@ -375,8 +375,11 @@ func (e *Engine) Wake() { e.WakeFor("") }
 func (e *Engine) WakeFor(agent string) {
 	e.mu.Lock()
 	idle := len(e.local) == 0 && len(e.answered) == 0
-	if !idle {
+	switch {
+	case !idle:
 		e.touch(agent)
+	case e.cfg.AgentWakes:
+		e.lookAll = true // nobody is told while idle: the next look is whole
 	}
 	e.mu.Unlock()
 	if !idle {
@@ -667,7 +670,7 @@ func (e *Engine) pool(d *Definition, cands map[string]*pool) *pool {
 
 // pool is a queue's candidates during one Step, with how many of them
 // are offerable (none: the queue's calls wait without a look). It lives
-// as long as the queue has calls here, its buffers reused by each step;
+// as long as the engine, its buffers reused by each step;
 // with AgentWakes its look at the members is kept between steps too, and
 // only the members named stale since are looked at again (a full look
 // once per Tick, or when the definition changed).
@@ -738,11 +741,7 @@ func (e *Engine) staleMembers() {
 	if !e.cfg.AgentWakes || (len(e.touched) == 0 && !e.lookAll) {
 		return
 	}
-	for _, q := range e.queues {
-		p := q.pool
-		if p == nil {
-			continue
-		}
+	for _, p := range e.pools {
 		if e.lookAll {
 			p.lookedAt = time.Time{}
 			continue
@@ -769,14 +768,10 @@ func (e *Engine) staleMembers() {
 func (e *Engine) lookPool(d *Definition) *pool {
 	e.mu.Lock()
 	e.staleMembers() // what WakeFor and this step so far named
-	var p *pool
-	if q := e.queues[d.Name]; q != nil {
-		if q.pool == nil {
-			q.pool = &pool{}
-		}
-		p = q.pool
-	} else {
+	p := e.pools[d.Name]
+	if p == nil {
 		p = &pool{}
+		e.pools[d.Name] = p
 	}
 	e.mu.Unlock()
 	now := e.cfg.Now()
