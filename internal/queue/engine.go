@@ -716,14 +716,12 @@ func lookAll(av Availability, agents []string, maxConcurrent int, now time.Time,
 	}
 }
 
-// set marks agent offerable or not, keeping free.
+// set marks agent, a member (lookPool indexed her), offerable or not,
+// keeping free.
 func (p *pool) set(agent string, ok bool) {
 	i, found := p.index[agent]
 	if !found {
-		i = slices.IndexFunc(p.cs, func(c Candidate) bool { return c.Agent == agent })
-		if i < 0 {
-			return
-		}
+		return
 	}
 	if p.cs[i].Offerable != ok {
 		if ok {
@@ -807,7 +805,7 @@ func (e *Engine) lookPool(d *Definition) *pool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	busy := func(c *Candidate) {
-		if c.Offerable && (e.offering[c.Agent] || e.held[c.Agent] >= max(d.MaxConcurrentCalls, 1)) {
+		if c.Offerable && e.takenHere(d, c.Agent) {
 			c.Offerable = false
 		}
 	}
@@ -829,6 +827,13 @@ func (e *Engine) lookPool(d *Definition) *pool {
 	return p
 }
 
+// takenHere reports whether this engine keeps agent from d's offers
+// whatever Availability says: it is ringing her, or she holds as many
+// calls as d lets her that it saw her answer (e.mu held).
+func (e *Engine) takenHere(d *Definition, agent string) bool {
+	return e.offering[agent] || e.held[agent] >= max(d.MaxConcurrentCalls, 1)
+}
+
 // relook asks again about agent alone, in p: after she answered, rather
 // than about every member.
 func (e *Engine) relook(d *Definition, p *pool, agent string) {
@@ -836,7 +841,7 @@ func (e *Engine) relook(d *Definition, p *pool, agent string) {
 	ok := av.Offerable(agent, d.MaxConcurrentCalls, e.cfg.Now())
 	idle := av.IdleSince(agent)
 	e.mu.Lock()
-	ok = ok && !e.offering[agent] && e.held[agent] < max(d.MaxConcurrentCalls, 1)
+	ok = ok && !e.takenHere(d, agent)
 	e.mu.Unlock()
 	p.set(agent, ok)
 	if i, found := p.index[agent]; found {
