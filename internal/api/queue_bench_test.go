@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -114,6 +115,10 @@ func openBenchJetStream(b *testing.B, url string) queue.Store {
 	})
 	return st
 }
+
+// incomingCallType is how an offer's type reads on the wire; the agents'
+// readers decode only the events that carry it.
+var incomingCallType = []byte(`"type":"` + calls.EventIncomingCall + `"`)
 
 // qbAgent is one benchmark agent: her event stream's reader hands each
 // offer to her worker, which answers it.
@@ -255,6 +260,11 @@ func runQueueRouting(b *testing.B, qst queue.Store) {
 					return
 				}
 				at := time.Now()
+				if !bytes.Contains(msg, incomingCallType) {
+					// Not an offer: a browser would read it on its own
+					// machine; here it would take the server's cores.
+					continue
+				}
 				var ev event
 				if json.Unmarshal(msg, &ev) != nil || ev.Type != calls.EventIncomingCall {
 					continue

@@ -109,7 +109,7 @@ func (s *Server) queueCall(c echo.Context, body []byte) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	if _, err := s.cfg.Queues.Store().Queue(ctx, req.Queue); err != nil {
+	if err := s.cfg.Queues.Check(ctx, req.Queue); err != nil {
 		return err
 	}
 	p := sessionOf(c).Principal

@@ -246,6 +246,13 @@ func (e *Engine) definition(ctx context.Context, name string) (*Definition, erro
 	return &d, nil
 }
 
+// Check answers the error Enter would for an unknown queue, without
+// copying its definition: nil when the queue exists.
+func (e *Engine) Check(ctx context.Context, name string) error {
+	_, err := e.definition(ctx, name)
+	return err
+}
+
 func (e *Engine) stats(ctx context.Context, d *Definition) (Stats, error) {
 	c, err := e.cfg.Store.Counters(ctx, d.Name)
 	if err != nil {
@@ -460,10 +467,19 @@ func (e *Engine) Step(ctx context.Context) {
 	if !all {
 		e.sweepShare(now, look)
 	}
-	ans := make([]answered, 0, len(e.answered))
-	for id, a := range e.answered {
-		if all || look[id] {
+	var ans []answered
+	if all {
+		ans = make([]answered, 0, len(e.answered))
+		for _, a := range e.answered {
 			ans = append(ans, a)
+		}
+	} else {
+		// The calls to look at are few beside the answered ones (an agent
+		// each): walk those.
+		for id := range look {
+			if a, ok := e.answered[id]; ok {
+				ans = append(ans, a)
+			}
 		}
 	}
 	names := make([]string, 0, len(e.queues))
