@@ -123,7 +123,7 @@ func (m *Main) startQueues(ctx context.Context) error {
 	}
 	q.engine = queue.NewEngine(cfg)
 	if q.board != nil {
-		q.board.OnOfferable(q.engine.Wake) // an agent of another node turned free
+		q.board.OnOfferable(q.engine.WakeFor) // an agent of another node turned free
 	}
 	runCtx, stop := context.WithCancel(context.Background())
 	q.stop = stop

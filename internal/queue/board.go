@@ -40,8 +40,8 @@ type Board struct {
 	dirty     map[string]bool
 	live      map[string]bool // the other nodes in the cluster, as Peers said last
 	closed    bool
-	wake      func()         // told when another node's agent may have become offerable
-	misses    map[string]int // by agent connected here: offers rung out in a row, every node's
+	wake      func(agent string) // told when another node's agent may have become offerable
+	misses    map[string]int     // by agent connected here: offers rung out in a row, every node's
 }
 
 // AgentState is an agent's offer state as the node she is connected to
@@ -202,12 +202,12 @@ func (b *Board) follow(ctx context.Context, w jetstream.KeyWatcher) {
 	}
 }
 
-// OnOfferable sets what is told when an agent of another node may have
-// become offerable (her entry changed and says Available): the engine's
-// Wake, so that a waiting call here is offered to her at once rather than
-// at the engine's next tick. f must be cheap and never block; set it
-// before Run.
-func (b *Board) OnOfferable(f func()) {
+// OnOfferable sets what is told, with her rawId, when an agent of another
+// node may have become offerable (her entry changed and says Available):
+// the engine's WakeFor, so that a waiting call here is offered to her at
+// once rather than at the engine's next tick, after a look at her alone.
+// f must be cheap and never block; set it before Run.
+func (b *Board) OnOfferable(f func(agent string)) {
 	b.mu.Lock()
 	b.wake = f
 	b.mu.Unlock()
@@ -216,24 +216,24 @@ func (b *Board) OnOfferable(f func()) {
 // take records one watched change, and tells OnOfferable's f when it
 // made an agent of another node Available or freed one of her calls.
 func (b *Board) take(e jetstream.KeyValueEntry) {
-	if wake := b.record(e); wake != nil {
-		wake()
+	if wake, agent := b.record(e); wake != nil {
+		wake(agent)
 	}
 }
 
-// record records one watched change; it answers the wake to call when
-// the change may make an agent of another node offerable.
-func (b *Board) record(e jetstream.KeyValueEntry) func() {
+// record records one watched change; it answers the wake to call, and
+// for whom, when the change may make an agent of another node offerable.
+func (b *Board) record(e jetstream.KeyValueEntry) (func(string), string) {
 	raw, err := base64.RawURLEncoding.DecodeString(e.Key())
 	if err != nil {
-		return nil
+		return nil, ""
 	}
 	agent := string(raw)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	old, had := b.seen[agent]
 	if had && old.rev > e.Revision() {
-		return nil
+		return nil, ""
 	}
 	// Ours was removed or replaced (she moved to another node): it is no
 	// longer ours to withdraw, and is put again if she is back here.
@@ -242,20 +242,20 @@ func (b *Board) record(e jetstream.KeyValueEntry) func() {
 	}
 	if e.Operation() != jetstream.KeyValuePut {
 		delete(b.seen, agent)
-		return nil
+		return nil, ""
 	}
 	var st AgentState
 	if json.Unmarshal(e.Value(), &st) != nil {
-		return nil
+		return nil, ""
 	}
 	b.seen[agent] = boardEntry{st: st, rev: e.Revision()}
 	if st.Node == b.cfg.Node || st.Status != routing.Available {
-		return nil // this node's agents wake the engine through the switchboard
+		return nil, "" // this node's agents wake the engine through the switchboard
 	}
 	if had && old.st.Node == st.Node && old.st.Status == routing.Available && old.st.Calls <= st.Calls {
-		return nil // no freer than she was
+		return nil, "" // no freer than she was
 	}
-	return b.wake
+	return b.wake, agent
 }
 
 func (b *Board) refreshPeers() {

@@ -2,6 +2,8 @@ package queue
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,7 +16,7 @@ import (
 
 // openTestBoard opens and runs a board for node over srv until the test
 // ends.
-func openTestBoard(t *testing.T, ctx context.Context, url, bucket, subject, node string, src *fakeAgents, peers []string, wake func()) *Board {
+func openTestBoard(t *testing.T, ctx context.Context, url, bucket, subject, node string, src *fakeAgents, peers []string, wake func(string)) *Board {
 	t.Helper()
 	nc, js := natstest.Connect(t, url)
 	b, err := OpenBoard(ctx, BoardConfig{JetStream: js, Conn: nc, Bucket: bucket, Storage: jetstream.MemoryStorage,
@@ -34,8 +36,17 @@ func openTestBoard(t *testing.T, ctx context.Context, url, bucket, subject, node
 
 // TestBoardWakesEngine: a call waits on n2 while n1's agent is Away; she
 // turns Available on n1 and the call is offered to her, though n2's
-// engine ticks once an hour: n2's board woke it.
+// engine ticks once an hour: n2's board woke it, for her (WakeFor). With
+// AgentWakes the engine's step looks at her alone, else at every member.
 func TestBoardWakesEngine(t *testing.T) {
+	for _, agentWakes := range []bool{false, true} {
+		t.Run(fmt.Sprintf("agentWakes=%v", agentWakes), func(t *testing.T) {
+			testBoardWakesEngine(t, agentWakes)
+		})
+	}
+}
+
+func testBoardWakesEngine(t *testing.T, agentWakes bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	srv := natstest.Start(t)
@@ -47,8 +58,12 @@ func TestBoardWakesEngine(t *testing.T) {
 
 	sw := newFakeSwitch()
 	b2 := openTestBoard(t, ctx, srv.URL(), bucket, subject, "n2", src2, []string{"n1"}, nil)
-	e := NewEngine(WithStatus(EngineConfig{Store: NewMemory(), Switch: sw, Tick: time.Hour}, b2.Status(src2)))
-	b2.OnOfferable(e.Wake)
+	e := NewEngine(WithStatus(EngineConfig{Store: NewMemory(), Switch: sw, Tick: time.Hour, AgentWakes: agentWakes}, b2.Status(src2)))
+	var woke sync.Map // the agents n2's board named
+	b2.OnOfferable(func(agent string) {
+		woke.Store(agent, true)
+		e.WakeFor(agent)
+	})
 	if _, err := e.Create(ctx, Definition{Name: "support", Members: []Member{{Agent: ann}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -82,5 +97,8 @@ func TestBoardWakesEngine(t *testing.T) {
 			t.Fatalf("call-1 never offered to ann after she turned Available: %v", sw.ringingNow())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if _, ok := woke.Load(ann); !ok {
+		t.Error("n2's board woke the engine without naming ann")
 	}
 }
