@@ -34,10 +34,18 @@ func (l *line) add(at time.Time, id string) {
 	}
 }
 
-// remove takes the call out (no-op when it is not in line).
+// remove takes the call out (no-op when it is not in line). Calls leave
+// mostly at its head (offered oldest first): the shorter side of the
+// slice moves, so a call leaving the head of a line of 10,000 moves none.
 func (l *line) remove(at time.Time, id string) {
 	i, found := slices.BinarySearchFunc(l.keys, lineKey{at, id}, compareKeys)
-	if found {
+	switch {
+	case !found:
+	case i < len(l.keys)/2:
+		copy(l.keys[1:i+1], l.keys[:i])
+		l.keys[0] = lineKey{} // no hold on the id
+		l.keys = l.keys[1:]
+	default:
 		l.keys = slices.Delete(l.keys, i, i+1)
 	}
 }
