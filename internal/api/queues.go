@@ -170,8 +170,9 @@ func (q *QueueSwitch) remember(callID string, p calls.Principal) {
 
 func (q *QueueSwitch) forget(callID string) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	delete(q.callers, callID)
+	q.mu.Unlock()
+	q.sb.ForgetQueueCall(callID)
 }
 
 func (q *QueueSwitch) caller(w queue.Waiting) (calls.Principal, error) {
@@ -220,8 +221,9 @@ func (q *QueueSwitch) Status(ctx context.Context, w queue.Waiting, agent string)
 	call, err := q.sb.GetCall(ctx, p, w.CallID)
 	if e, ok := errors.AsType[*calls.Error](err); ok && e.Code == calls.CodeCallNotFound {
 		// The caller's call ended and is gone, and so is the agent's part.
+		st := queue.Status{CallerGone: true, AgentGone: agent != "", Answered: agent != "" && q.sb.AnsweredIn(w.CallID, agent)}
 		q.forget(w.CallID)
-		return queue.Status{CallerGone: true, AgentGone: agent != "", Answered: agent != "" && q.sb.AnsweredIn(w.CallID, agent)}, nil
+		return st, nil
 	}
 	if err != nil {
 		return queue.Status{}, err

@@ -538,6 +538,56 @@ func TestQueueAnsweredAndGoneBeforeAStep(t *testing.T) {
 	}
 }
 
+// TestQueueAgentHangsUpAfterAnswer: an agent who hangs up a queue call
+// she answered ends its caller's call in the same step (remote hung up,
+// as in a 1:1 call), before the engine looks again; the engine's next
+// look still counts the call answered, and her wrap-up starts.
+func TestQueueAgentHangsUpAfterAnswer(t *testing.T) {
+	tests := []struct {
+		name        string
+		stepBetween bool // the engine saw her connected before she hung up
+	}{
+		{name: "engine saw the answer", stepBetween: true},
+		{name: "answered and gone before a step", stepBetween: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newQueueServer(t)
+			ann, carl := s.token("ann", calls.RoleAgent), s.token("carl", calls.RoleCaller)
+			sa, sc := s.connect(ann), s.connect(carl)
+			sa.waitFor(calls.EventSnapshot, "")
+			sc.waitFor(calls.EventSnapshot, "")
+			s.do(http.MethodPost, "/api/queues", adminKey, map[string]any{"name": "support", "wrapUpSeconds": 30,
+				"members": []map[string]any{{"agent": "8:acs:ann"}}}, http.StatusCreated, nil)
+			var waiting, annCall calls.Call
+			s.do(http.MethodPost, "/api/calls", carl, map[string]any{"queue": "support"}, http.StatusCreated, &waiting)
+			s.step()
+			offer := decodeData[calls.IncomingCallData](t, sa.waitFor(calls.EventIncomingCall, "")).IncomingCall
+			s.do(http.MethodPost, "/api/incoming-calls/"+offer.ID+"/accept", ann, nil, http.StatusOK, &annCall)
+			if tt.stepBetween {
+				s.step()
+			}
+			s.do(http.MethodPost, "/api/calls/"+annCall.ID+"/hangup", ann, nil, http.StatusOK, nil)
+
+			// No step yet: the switchboard ended carl's call itself.
+			ended := decodeData[calls.CallEndedData](t, sc.waitFor(calls.EventCallEnded, waiting.ID))
+			if r := ended.CallEndReason; r.Code != 0 || r.SubCode != calls.ReasonRemoteHungUp.SubCode {
+				t.Fatalf("carl's call ended %+v after ann hung up, want remote hung up", r)
+			}
+			s.step()
+			s.step()
+			if st := s.status("8:acs:ann"); st.Status != routing.WrapUp {
+				t.Errorf("ann after the call: %+v, want WrapUp", st)
+			}
+			var stats queue.Stats
+			s.do(http.MethodGet, "/api/queues/support/stats", adminKey, nil, http.StatusOK, &stats)
+			if stats.Answered != 1 || stats.Abandoned != 0 || stats.Missed != 0 || stats.Waiting != 0 {
+				t.Errorf("stats: %+v, want one answered", stats)
+			}
+		})
+	}
+}
+
 // TestQueueCallerHangsUpAfterAnswer: a queue's caller who hangs up after
 // the agent answered ends the agent's call too (remote hung up, as in a
 // 1:1 call); she is not left alone in an empty group call, and her

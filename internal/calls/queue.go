@@ -2,6 +2,7 @@ package calls
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/routing"
@@ -109,7 +110,7 @@ func (s *Switchboard) AnsweredIn(id, rawID string) bool {
 	defer s.live.Unlock()
 	l := s.legs[id]
 	if l == nil {
-		return false
+		return slices.Contains(s.queueAnswers[id], rawID)
 	}
 	for _, m := range l.conv.all {
 		if m.party.id == rawID && !m.connectedAt.IsZero() {
@@ -117,6 +118,26 @@ func (s *Switchboard) AnsweredIn(id, rawID string) bool {
 		}
 	}
 	return false
+}
+
+// keepAnswers keeps who answered in the conversation of l, a queue
+// caller's call that ends, for AnsweredIn (s.live held).
+func (s *Switchboard) keepAnswers(l *leg) {
+	var answered []string
+	for _, m := range l.conv.all {
+		if m != l && !m.connectedAt.IsZero() && !slices.Contains(answered, m.party.id) {
+			answered = append(answered, m.party.id)
+		}
+	}
+	s.queueAnswers[l.id] = answered
+}
+
+// ForgetQueueCall drops what the switchboard keeps of the queue call id
+// (EndWithCaller, AnsweredIn) once the queue is done with it.
+func (s *Switchboard) ForgetQueueCall(id string) {
+	s.live.Lock()
+	defer s.live.Unlock()
+	delete(s.queueAnswers, id)
 }
 
 // OfferState is an agent's state as queue routing weighs it, for the

@@ -76,7 +76,12 @@ type Switchboard struct {
 	parties map[string]*party
 	legs    map[string]*leg
 	rooms   map[string]*conversation // "g:"+groupId or "r:"+roomId
-	closed  bool
+	// queueAnswers keeps, for a queue caller's call that ended, who
+	// answered in it, until the queue forgets the call (AnsweredIn,
+	// ForgetQueueCall): its agent may end it, and so the call, before the
+	// queue's next look saw her answer.
+	queueAnswers map[string][]string
+	closed       bool
 	// draining refuses new calls (Drain, Fence); drained, set by Drain
 	// only, is closed once no call is left after that, and idle is drained
 	// until then. fenced: Fence drains, and Unfence may leave it unless
@@ -122,6 +127,8 @@ func New(cfg Config) (*Switchboard, error) {
 		parties:   map[string]*party{},
 		legs:      map[string]*leg{},
 		rooms:     map[string]*conversation{},
+
+		queueAnswers: map[string][]string{},
 	}, nil
 }
 

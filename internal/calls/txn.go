@@ -275,6 +275,9 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 		l.party.legs = slices.DeleteFunc(l.party.legs, func(m *leg) bool { return m == l })
 	}
 	delete(tx.s.legs, l.id)
+	if l == c.endsWith {
+		tx.s.keepAnswers(l)
+	}
 	if len(tx.s.legs) == 0 && tx.s.idle != nil {
 		close(tx.s.idle) // the drain's last call ended
 		tx.s.idle = nil
@@ -287,6 +290,12 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 	case len(remaining) == 0:
 	case l.handedOff:
 		// Transferred or merged: the others were handed on and stay.
+	case c.endsWith != nil && l != c.endsWith && !wasPending && soleAnswered(remaining) && slices.Contains(remaining, c.endsWith):
+		// A queue call's agent left the call she answered, its caller
+		// alone in it now: the caller is not kept in an empty group call;
+		// her call ends as a 1:1 call's would, here, rather than when the
+		// queue engine next looks.
+		tx.endLeg(c.endsWith, ReasonRemoteHungUp, ReasonRemoteHungUp)
 	case l == c.endsWith && !wasPending && soleAnswered(remaining):
 		// A queue's caller left her answered call: the agent, alone in it
 		// now, is not kept in an empty group call (nor those monitoring).
@@ -340,8 +349,6 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 	}
 }
 
-// peerReason is the reason the other side ends with: a ringing callee whose
-// caller hung up was canceled, not hung up on.
 // soleAnswered reports whether, besides supervisors' monitor legs, one
 // party is left and she answered.
 func soleAnswered(members []*leg) bool {
@@ -358,6 +365,8 @@ func soleAnswered(members []*leg) bool {
 	return sole != nil && sole.phase == phaseLive
 }
 
+// peerReason is the reason the other side ends with: a ringing callee whose
+// caller hung up was canceled, not hung up on.
 func peerReason(peer EndReason, other *leg) EndReason {
 	if other.phase == phaseIncoming && peer == ReasonRemoteHungUp {
 		return ReasonCanceled

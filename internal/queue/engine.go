@@ -555,6 +555,11 @@ func (e *Engine) sweepShare(now time.Time, look map[string]bool) {
 // or agent left: the caller leaves too, the agent gets her wrap-up.
 func (e *Engine) lookAnswered(ctx context.Context, a answered) {
 	st, err := e.cfg.Switch.Status(ctx, a.w, a.agent)
+	if ce, ok := errors.AsType[*calls.Error](err); ok && ce.Code == calls.CodeCallNotFound {
+		// Over before this look (the step that saw it answered saw it end
+		// too): both are gone.
+		st, err = Status{CallerGone: true, AgentGone: true}, nil
+	}
 	if err != nil || !(st.CallerGone || st.AgentGone) {
 		return
 	}
