@@ -274,12 +274,17 @@ type PeerChange struct {
 	// from now on (peermerge.go). Sent on its own (PeerSender), before
 	// the update that carries the merged call's roster.
 	Reanchor bool `json:"reanchor,omitempty"`
+	// Tones: someone keyed DTMF tones in this node's part of the
+	// conversation (who and how many, never the digits: dtmf.go); the far
+	// node records them for those who hear them there. Sent on its own
+	// (PeerSender), never from an update.
+	Tones *DTMFData `json:"tones,omitempty"`
 }
 
 // IsZero reports whether the change says nothing.
 func (ch PeerChange) IsZero() bool {
 	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil && ch.Act == nil &&
-		ch.Lobby == nil && ch.Repair == nil && !ch.Reanchor && ch.Monitor == "" && ch.Queue == ""
+		ch.Lobby == nil && ch.Repair == nil && !ch.Reanchor && ch.Monitor == "" && ch.Queue == "" && ch.Tones == nil
 }
 
 // PeerChangeOf is what a stand-in's update means for the far node: now is
@@ -361,6 +366,10 @@ func (s *Switchboard) ApplyPeerChange(ctx context.Context, id string, ch PeerCha
 		}
 		if ch.Reanchor {
 			tx.reanchor(l)
+			return nil
+		}
+		if ch.Tones != nil {
+			tx.peerTones(l, *ch.Tones)
 			return nil
 		}
 		tx.peerMonitorChange(l, ch)
