@@ -279,12 +279,16 @@ type PeerChange struct {
 	// node records them for those who hear them there. Sent on its own
 	// (PeerSender), never from an update.
 	Tones *DTMFData `json:"tones,omitempty"`
+	// Transfer: a step of a transfer or merge the agent of this node's
+	// end did, for the far node's parties of the pair to record
+	// (peertransfer.go); sent on its own (PeerSender).
+	Transfer *TransferData `json:"transfer,omitempty"`
 }
 
 // IsZero reports whether the change says nothing.
 func (ch PeerChange) IsZero() bool {
 	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil && ch.Act == nil &&
-		ch.Lobby == nil && ch.Repair == nil && !ch.Reanchor && ch.Monitor == "" && ch.Queue == "" && ch.Tones == nil
+		ch.Lobby == nil && ch.Repair == nil && !ch.Reanchor && ch.Monitor == "" && ch.Queue == "" && ch.Tones == nil && ch.Transfer == nil
 }
 
 // PeerChangeOf is what a stand-in's update means for the far node: now is
@@ -370,6 +374,10 @@ func (s *Switchboard) ApplyPeerChange(ctx context.Context, id string, ch PeerCha
 		}
 		if ch.Tones != nil {
 			tx.peerTones(l, *ch.Tones)
+			return nil
+		}
+		if ch.Transfer != nil {
+			tx.peerTransfer(l, *ch.Transfer)
 			return nil
 		}
 		tx.peerMonitorChange(l, ch)
