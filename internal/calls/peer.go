@@ -43,9 +43,10 @@ type PeerNetwork interface {
 	// Join joins a group call or room that node anchors (peerroom.go): c
 	// is the joiner's mirror's hidden stand-in (its AgentID and
 	// CallerInfo the joiner; its ServerCallID, Kind, GroupID or RoomID the
-	// anchor's conversation). The far node runs PeerJoin. Like Dial, it
-	// must not block.
-	Join(c Call, node string) PhoneLine
+	// anchor's conversation), role the joiner's (a supervisor passes a
+	// room's lobby and admits from it). The far node runs PeerJoin. Like
+	// Dial, it must not block.
+	Join(c Call, role Role, node string) PhoneLine
 }
 
 // PeerCallRequest is a call from an identity on another node to one of
