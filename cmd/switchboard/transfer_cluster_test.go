@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard/switchboard/internal/calls"
 )
@@ -130,5 +132,55 @@ func TestClusterTransfer(t *testing.T) {
 	status, body, _ = send(t, x.b, "POST", "/api/calls/"+bobIn+"/merge", x.bob, `{"callId":"`+mirrored+`"}`)
 	if status != http.StatusNotImplemented || !strings.Contains(body, `"not_implemented"`) {
 		t.Errorf("bob merges a group call a runs: %d %s, want 501 not_implemented", status, body)
+	}
+
+	// Each party's history records the steps of the transfers and the
+	// merge done on another node, as one node's does.
+	sue := mint(t, "sue", calls.RoleSupervisor)
+	for _, h := range []struct {
+		who, id string
+		want    []string
+	}{
+		{"the customer", custCall.ID, []string{"completed by remote:8:acs:alice", "blind by remote:8:acs:carol", "completed by remote:8:acs:bob"}},
+		{"dave's first call", daveFirst, []string{"canceled by remote:8:acs:bob"}},
+		{"dave's call", daveCall, []string{"completed by remote:8:acs:bob"}},
+		{"bob's merged call", bobIn, []string{"merged by remote:8:acs:alice"}},
+	} {
+		waitTransferSteps(t, x.c, sue, h.id, h.who, h.want)
+	}
+}
+
+// waitTransferSteps polls the history of call id through m until its
+// transferUpdated steps (step by actor) are want.
+func waitTransferSteps(t *testing.T, m *Main, token, id, who string, want []string) {
+	t.Helper()
+	var got []string
+	status := 0
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got = nil
+		var body []byte
+		status, body = get(t, "http://"+m.Addr+"/api/history/calls/"+id, token)
+		var h struct {
+			Timeline []struct {
+				Type  string       `json:"type"`
+				Actor *calls.Actor `json:"actor"`
+				Data  struct {
+					Step string `json:"step"`
+				} `json:"data"`
+			} `json:"timeline"`
+		}
+		if status == http.StatusOK && json.Unmarshal(body, &h) == nil {
+			for _, e := range h.Timeline {
+				if e.Type == string(calls.EventTransferUpdated) && e.Actor != nil {
+					got = append(got, e.Data.Step+" by "+string(e.Actor.Kind)+":"+e.Actor.RawID)
+				}
+			}
+		}
+		if slices.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's history (%s: %d) has transfer steps %v, want %v", who, id, status, got, want)
+		}
 	}
 }
