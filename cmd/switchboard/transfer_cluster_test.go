@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -146,13 +147,14 @@ func TestClusterTransfer(t *testing.T) {
 		{"dave's call", daveCall, []string{"completed by remote:8:acs:bob"}},
 		{"bob's merged call", bobIn, []string{"merged by remote:8:acs:alice"}},
 	} {
-		waitTransferSteps(t, x.c, sue, h.id, h.who, h.want)
+		waitHistoryEvents(t, x.c, sue, h.id, h.who, calls.EventTransferUpdated, "step", h.want)
 	}
 }
 
-// waitTransferSteps polls the history of call id through m until its
-// transferUpdated steps (step by actor) are want.
-func waitTransferSteps(t *testing.T, m *Main, token, id, who string, want []string) {
+// waitHistoryEvents polls the history of call id through m until its events
+// of type typ, each as "<its data's field> by <actor kind>:<actor rawId>",
+// are want.
+func waitHistoryEvents(t *testing.T, m *Main, token, id, who string, typ calls.EventType, field string, want []string) {
 	t.Helper()
 	var got []string
 	status := 0
@@ -162,17 +164,15 @@ func waitTransferSteps(t *testing.T, m *Main, token, id, who string, want []stri
 		status, body = get(t, "http://"+m.Addr+"/api/history/calls/"+id, token)
 		var h struct {
 			Timeline []struct {
-				Type  string       `json:"type"`
-				Actor *calls.Actor `json:"actor"`
-				Data  struct {
-					Step string `json:"step"`
-				} `json:"data"`
+				Type  calls.EventType `json:"type"`
+				Actor *calls.Actor    `json:"actor"`
+				Data  map[string]any  `json:"data"`
 			} `json:"timeline"`
 		}
 		if status == http.StatusOK && json.Unmarshal(body, &h) == nil {
 			for _, e := range h.Timeline {
-				if e.Type == string(calls.EventTransferUpdated) && e.Actor != nil {
-					got = append(got, e.Data.Step+" by "+string(e.Actor.Kind)+":"+e.Actor.RawID)
+				if e.Type == typ && e.Actor != nil {
+					got = append(got, fmt.Sprint(e.Data[field])+" by "+string(e.Actor.Kind)+":"+e.Actor.RawID)
 				}
 			}
 		}
@@ -180,7 +180,7 @@ func waitTransferSteps(t *testing.T, m *Main, token, id, who string, want []stri
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s's history (%s: %d) has transfer steps %v, want %v", who, id, status, got, want)
+			t.Fatalf("%s's history (%s: %d) has %s %v, want %v", who, id, status, typ, got, want)
 		}
 	}
 }
