@@ -51,3 +51,32 @@ func TestClusterLobby(t *testing.T) {
 	do(x.c, "POST", "/api/calls/"+org.ID+"/lobby/admit", sue, `{"all":true}`, http.StatusOK)
 	waitCall(t, x.a, cam, c.ID, "Connected muted=false [8:acs:alice Connected muted=false] [8:acs:ann Connected muted=false]")
 }
+
+// TestClusterLobbySupervisorAcrossNodes: sue, a supervisor served by node
+// b, joins a room with a lobby that node a anchors (alice's), in which cam
+// (node c) waits. Her join carries her role to the anchor, so, as on one
+// node, she passes the lobby, sees cam waiting, and admits him through
+// her own call on b; cam's call on c is then Connected with both.
+func TestClusterLobbySupervisorAcrossNodes(t *testing.T) {
+	x := newAcrossNodes(t)
+	sue, _ := online(t, x.b, "sue", calls.RoleSupervisor)
+	cam, _ := online(t, x.c, "cam", calls.RoleAgent)
+	do := func(via *Main, method, path, token, body string, want int) calls.Call {
+		t.Helper()
+		status, got, _ := send(t, via, method, path, token, body)
+		var c calls.Call
+		if status != want || json.Unmarshal([]byte(got), &c) != nil {
+			t.Fatalf("%s %s through %s: %d %s, want %d", method, path, via.Config.Cluster.NodeID, status, got, want)
+		}
+		return c
+	}
+	do(x.a, "POST", "/api/calls/join", x.alice, `{"roomId":"sup-lobby","lobby":true}`, http.StatusCreated)
+	c := do(x.c, "POST", "/api/calls/join", cam, `{"roomId":"sup-lobby"}`, http.StatusCreated)
+	if c.State != calls.StateInLobby {
+		t.Fatalf("cam's join: %s, want InLobby", c.State)
+	}
+	s := do(x.b, "POST", "/api/calls/join", sue, `{"roomId":"sup-lobby"}`, http.StatusCreated)
+	waitCall(t, x.b, sue, s.ID, "Connected muted=false [8:acs:alice Connected muted=false] [8:acs:cam InLobby muted=false]")
+	do(x.b, "POST", "/api/calls/"+s.ID+"/lobby/admit", sue, `{"rawId":"8:acs:cam"}`, http.StatusOK)
+	waitCall(t, x.c, cam, c.ID, "Connected muted=false [8:acs:alice Connected muted=false] [8:acs:sue Connected muted=false]")
+}

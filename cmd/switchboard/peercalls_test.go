@@ -175,6 +175,15 @@ func TestClusterCallAcrossNodes(t *testing.T) {
 		}
 	}
 
+	// Alice keys tones through c: bob's history on b records them (how
+	// many, by alice), as alice's does.
+	if status, body, _ := send(t, x.c, "POST", "/api/calls/"+aliceCall+"/dtmf", x.alice, `{"tones":"1234"}`); status != http.StatusOK {
+		t.Fatalf("alice keys tones: %d %s", status, body)
+	}
+	sue := mint(t, "sue", calls.RoleSupervisor)
+	waitHistoryEvents(t, x.c, sue, aliceCall, "alice", calls.EventDTMF, "count", []string{"4 by agent:8:acs:alice"})
+	waitHistoryEvents(t, x.c, sue, bobCall, "bob", calls.EventDTMF, "count", []string{"4 by remote:8:acs:alice"})
+
 	// Alice hangs up: bob's call ends, the remote side hung up.
 	if status, body, _ := send(t, x.a, "POST", "/api/calls/"+aliceCall+"/hangup", x.alice, ""); status != http.StatusOK {
 		t.Fatalf("alice hangs up: %d %s", status, body)

@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard/switchboard/internal/calls"
 )
@@ -130,5 +133,54 @@ func TestClusterTransfer(t *testing.T) {
 	status, body, _ = send(t, x.b, "POST", "/api/calls/"+bobIn+"/merge", x.bob, `{"callId":"`+mirrored+`"}`)
 	if status != http.StatusNotImplemented || !strings.Contains(body, `"not_implemented"`) {
 		t.Errorf("bob merges a group call a runs: %d %s, want 501 not_implemented", status, body)
+	}
+
+	// Each party's history records the steps of the transfers and the
+	// merge done on another node, as one node's does.
+	sue := mint(t, "sue", calls.RoleSupervisor)
+	for _, h := range []struct {
+		who, id string
+		want    []string
+	}{
+		{"the customer", custCall.ID, []string{"completed by remote:8:acs:alice", "blind by remote:8:acs:carol", "completed by remote:8:acs:bob"}},
+		{"dave's first call", daveFirst, []string{"canceled by remote:8:acs:bob"}},
+		{"dave's call", daveCall, []string{"completed by remote:8:acs:bob"}},
+		{"bob's merged call", bobIn, []string{"merged by remote:8:acs:alice"}},
+	} {
+		waitHistoryEvents(t, x.c, sue, h.id, h.who, calls.EventTransferUpdated, "step", h.want)
+	}
+}
+
+// waitHistoryEvents polls the history of call id through m until its events
+// of type typ, each as "<its data's field> by <actor kind>:<actor rawId>",
+// are want.
+func waitHistoryEvents(t *testing.T, m *Main, token, id, who string, typ calls.EventType, field string, want []string) {
+	t.Helper()
+	var got []string
+	status := 0
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got = nil
+		var body []byte
+		status, body = get(t, "http://"+m.Addr+"/api/history/calls/"+id, token)
+		var h struct {
+			Timeline []struct {
+				Type  calls.EventType `json:"type"`
+				Actor *calls.Actor    `json:"actor"`
+				Data  map[string]any  `json:"data"`
+			} `json:"timeline"`
+		}
+		if status == http.StatusOK && json.Unmarshal(body, &h) == nil {
+			for _, e := range h.Timeline {
+				if e.Type == typ && e.Actor != nil {
+					got = append(got, fmt.Sprint(e.Data[field])+" by "+string(e.Actor.Kind)+":"+e.Actor.RawID)
+				}
+			}
+		}
+		if slices.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's history (%s: %d) has %s %v, want %v", who, id, status, typ, got, want)
+		}
 	}
 }

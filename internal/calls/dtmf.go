@@ -31,16 +31,65 @@ type DTMFData struct {
 
 // emitTones puts n tones keyed by the owner of leg from in its call's
 // timeline and in those of the others in the conversation who hear it
-// (live, not waiting in a lobby, seeing the keyer).
+// (live, not waiting in a lobby, seeing the keyer), on this node and on
+// the others that hold a part of the conversation (tonesHeard).
 func (tx *txn) emitTones(from *leg, n int) {
 	tx.touch(from.conv)
 	data := DTMFData{Participant: from.party.id, Count: n}
 	tx.emit(from, EventDTMF, data)
+	tx.tonesHeard(from, nil, data)
+}
+
+// tonesHeard puts tones keyed by from (a leg of this node's party, or
+// the stand-in or ghost of a keyer on another node) in the timelines of
+// the others in its conversation who hear it, and sends them on, as
+// PeerChange.Tones, over the lines of the stand-ins among those (their
+// far nodes do the same), but via's: the stand-in they came in by. The
+// nodes of a conversation form a tree (an anchor and its mirrors, or two
+// ends of a pair), so each node hears the tones once.
+func (tx *txn) tonesHeard(from, via *leg, data DTMFData) {
 	for _, m := range from.conv.members {
-		if m != from && m.phase == phaseLive && !m.ghost && !m.hidden && !m.inLobby && sees(m, from) {
+		if m == from || m == via || m.ghost || m.phase != phaseLive || m.inLobby || !sees(m, from) {
+			continue
+		}
+		if !m.standIn {
 			tx.emit(m, EventDTMF, data)
+			continue
+		}
+		if ps, ok := m.line.(PeerSender); ok {
+			ps.Send(PeerChange{Tones: &data})
 		}
 	}
+}
+
+// peerTones is tones keyed on the far node of the stand-in l (who and how
+// many: never the digits), in the timelines here of those who hear the
+// keyer, with the keyer as the actor, as on one node; they go on to the
+// conversation's other nodes. The keyer is l's party, or a ghost of a
+// mirror or of an invitee's conversation; tones of a keyer this node
+// does not show are not recorded here.
+func (tx *txn) peerTones(l *leg, data DTMFData) {
+	from := keyerOf(l, data.Participant)
+	if from == nil || data.Count <= 0 || l.phase != phaseLive {
+		return
+	}
+	tx.actor, tx.actorOwner, tx.actorLast = &Principal{Identifier: from.party.ident, Role: RoleCaller}, nil, nil
+	tx.touch(l.conv)
+	tx.tonesHeard(from, l, data)
+}
+
+// keyerOf is the leg that shows the party rawID, who keyed tones on the
+// far node of the stand-in l: l itself, or a live ghost beside it.
+func keyerOf(l *leg, rawID string) *leg {
+	if l.party.id == rawID && !l.hidden {
+		return l
+	}
+	for _, m := range l.conv.members {
+		if m.ghost && m.party.id == rawID && m.phase == phaseLive {
+			return m
+		}
+	}
+	return nil
 }
 
 // Tones is the media plane's way to play DTMF into a conversation; the

@@ -43,9 +43,10 @@ type PeerNetwork interface {
 	// Join joins a group call or room that node anchors (peerroom.go): c
 	// is the joiner's mirror's hidden stand-in (its AgentID and
 	// CallerInfo the joiner; its ServerCallID, Kind, GroupID or RoomID the
-	// anchor's conversation). The far node runs PeerJoin. Like Dial, it
-	// must not block.
-	Join(c Call, node string) PhoneLine
+	// anchor's conversation), role the joiner's (a supervisor passes a
+	// room's lobby and admits from it). The far node runs PeerJoin. Like
+	// Dial, it must not block.
+	Join(c Call, role Role, node string) PhoneLine
 }
 
 // PeerCallRequest is a call from an identity on another node to one of
@@ -274,12 +275,21 @@ type PeerChange struct {
 	// from now on (peermerge.go). Sent on its own (PeerSender), before
 	// the update that carries the merged call's roster.
 	Reanchor bool `json:"reanchor,omitempty"`
+	// Tones: someone keyed DTMF tones in this node's part of the
+	// conversation (who and how many, never the digits: dtmf.go); the far
+	// node records them for those who hear them there. Sent on its own
+	// (PeerSender), never from an update.
+	Tones *DTMFData `json:"tones,omitempty"`
+	// Transfer: a step of a transfer or merge the agent of this node's
+	// end did, for the far node's parties of the pair to record
+	// (peertransfer.go); sent on its own (PeerSender).
+	Transfer *TransferData `json:"transfer,omitempty"`
 }
 
 // IsZero reports whether the change says nothing.
 func (ch PeerChange) IsZero() bool {
 	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil && ch.Act == nil &&
-		ch.Lobby == nil && ch.Repair == nil && !ch.Reanchor && ch.Monitor == "" && ch.Queue == ""
+		ch.Lobby == nil && ch.Repair == nil && !ch.Reanchor && ch.Monitor == "" && ch.Queue == "" && ch.Tones == nil && ch.Transfer == nil
 }
 
 // PeerChangeOf is what a stand-in's update means for the far node: now is
@@ -361,6 +371,14 @@ func (s *Switchboard) ApplyPeerChange(ctx context.Context, id string, ch PeerCha
 		}
 		if ch.Reanchor {
 			tx.reanchor(l)
+			return nil
+		}
+		if ch.Tones != nil {
+			tx.peerTones(l, *ch.Tones)
+			return nil
+		}
+		if ch.Transfer != nil {
+			tx.peerTransfer(l, *ch.Transfer)
 			return nil
 		}
 		tx.peerMonitorChange(l, ch)

@@ -1,5 +1,7 @@
 package calls
 
+import "slices"
+
 // Rooms with a lobby across the nodes of a cluster (lobby.go,
 // peerroom.go). The lobby lives on the room's anchor alone
 // (conversation.lobby, its organizer). A joiner served by another node,
@@ -28,6 +30,10 @@ type PeerLobby struct {
 	// step that admits (from AdmitFromLobby, not from an update).
 	AdmittedBy   string `json:"admittedBy,omitempty"`
 	AdmittedRole Role   `json:"admittedRole,omitempty"`
+	// AdmitterInRoom: who admitted is a party of the room (a supervisor
+	// who joined it, not one acting from outside): the joiner's timeline
+	// shows her as a party, as one node does (txn.actorFor).
+	AdmitterInRoom bool `json:"admitterInRoom,omitempty"`
 }
 
 // peerLobbyOf is the lobby part of a stand-in's update: set when the
@@ -76,7 +82,11 @@ func (tx *txn) applyPeerLobby(l *leg, pl PeerLobby) {
 	}
 	if pl.AdmittedBy != "" {
 		if id, err := ParseRawID(pl.AdmittedBy); err == nil {
-			tx.actor, tx.actorOwner, tx.actorLast = &Principal{Identifier: id, Role: pl.AdmittedRole}, nil, nil
+			role := pl.AdmittedRole
+			if pl.AdmitterInRoom {
+				role = RoleCaller // shown as a party of the room, whatever her role
+			}
+			tx.actor, tx.actorOwner, tx.actorLast = &Principal{Identifier: id, Role: role}, nil, nil
 		}
 	}
 	tx.emit(j, EventLobbyChanged, LobbyChangedData{
@@ -107,7 +117,8 @@ func (tx *txn) tellAdmitted(m *leg, by Principal) {
 		return
 	}
 	if ps, ok := m.line.(PeerSender); ok {
-		ps.Send(PeerChange{Lobby: &PeerLobby{AdmittedBy: by.Identifier.RawID(), AdmittedRole: by.Role}})
+		in := slices.ContainsFunc(m.conv.all, func(l *leg) bool { return l.party.id == by.Identifier.RawID() && l.monitor == "" })
+		ps.Send(PeerChange{Lobby: &PeerLobby{AdmittedBy: by.Identifier.RawID(), AdmittedRole: by.Role, AdmitterInRoom: in}})
 	}
 }
 
@@ -124,9 +135,8 @@ func (tx *txn) forwardAdmit(p Principal, l *leg, req LobbyAdmitRequest) error {
 	}
 	if req.RawID != "" && l.conv.lobby.organizer == l.party {
 		// The anchor shows the organizer its lobby: answered here as the
-		// anchor will. (A supervisor's request is not checked here: the
-		// anchor shows the lobby to no supervisor of another node, and
-		// checks it.)
+		// anchor will. (A supervisor's request is checked on the anchor,
+		// which knows her role from her join: PeerJoinRequest.Role.)
 		if len(waiting) == 0 {
 			return Errorf(CodeParticipantNotFound, "%s is not in room %s", req.RawID, l.conv.roomID)
 		}

@@ -243,3 +243,69 @@ func TestPeerRoomLobbyOrganizerOnAnotherNode(t *testing.T) {
 		t.Errorf("carol's lobby events %+v, want entered, then admitted by alice", adm)
 	}
 }
+
+// TestPeerRoomLobbySupervisorAsOnOneNode: sue, a supervisor, joins a room
+// with a lobby that alice's node anchors, from another node (bob's, or
+// carol's). The anchor knows her role from her join, so, as on one node,
+// she passes the lobby (Connected at once), sees who waits (InLobby in
+// her call), and admits them through her own call; bob, an agent joining
+// from her node, still waits. Every call and lobby timeline is recorded
+// as one node records it.
+func TestPeerRoomLobbySupervisorAsOnOneNode(t *testing.T) {
+	tests := []struct {
+		name     string
+		node     string // whose node serves sue
+		supFirst bool   // sue joins before the others wait
+	}{
+		{name: "on bob's node, after the others", node: "bob"},
+		{name: "on bob's node, before the others", node: "bob", supFirst: true},
+		{name: "on carol's node, before the others", node: "carol", supFirst: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantAsOnOneNode(t, func(threeNodes bool) []string {
+				w := newRoomWorld(t, threeNodes)
+				w.nodes["sue"] = w.nodes[tt.node]
+				if threeNodes {
+					node := map[string]string{"bob": "b", "carol": "c"}[tt.node]
+					w.peers.Join(node, w.of(sup).Switchboard, sup.Identifier.RawID())
+				}
+				w.of(sup).Connect(t, sup)
+				var marks []string
+				mark := func(label string) {
+					w.flush()
+					marks = append(marks, fmt.Sprintf("%s: alice %s; bob %s; carol %s; sue %s", label, w.room(alice), w.room(bob), w.room(carol), w.room(sup)))
+				}
+				org := mustCall(t)(w.of(alice).JoinCall(ctx, alice, calls.JoinRequest{RoomID: "standup", Lobby: true}))
+				w.callIDs[alice.Identifier.RawID()] = org.ID
+				w.flush()
+				order := []calls.Principal{bob, carol, sup}
+				if tt.supFirst {
+					order = []calls.Principal{sup, bob, carol}
+				}
+				for _, p := range order {
+					w.join(p)
+					w.flush()
+				}
+				mark("joined")
+				if got := get(t, w.of(sup), sup, w.callIDs[sup.Identifier.RawID()]); got.State != calls.StateConnected {
+					t.Errorf("sue's room call: %s, want Connected (a supervisor passes the lobby)", got.State)
+				}
+				mustCall(t)(w.of(sup).AdmitFromLobby(ctx, sup, w.callIDs[sup.Identifier.RawID()], calls.LobbyAdmitRequest{RawID: bob.Identifier.RawID()}))
+				mark("sue admits bob through her call")
+				mustCall(t)(w.of(sup).AdmitFromLobby(ctx, sup, w.callIDs[sup.Identifier.RawID()], calls.LobbyAdmitRequest{All: true}))
+				mark("sue admits everyone left")
+				tl := w.lobbyMarks(alice, bob, carol, sup)
+				if threeNodes {
+					// Known: a room's remote joiner is Connecting until the
+					// anchor's first answer, then Connected.
+					if got, want := w.stateSeq(sup), "Connecting → Connected"; got != want {
+						t.Errorf("sue's call went %s, want %s", got, want)
+					}
+					tl = strings.Replace(tl, "sue: Connected(agent:sue);", "sue:;", 1)
+				}
+				return append(marks, "timelines: "+strings.ReplaceAll(tl, " (Connecting until the anchor answers)", ""))
+			})
+		})
+	}
+}

@@ -176,7 +176,7 @@ func (s *Switchboard) MonitorAcross(ctx context.Context, p Principal, via Monito
 		tx.goLive(si)
 		v := si.lineView()
 		v.MonitorMode, v.MonitoredCallID = req.Mode, via.CallID
-		si.line = s.cfg.Peers.Join(v, via.Node)
+		si.line = s.cfg.Peers.Join(v, p.Role, via.Node)
 		tx.settle(mon)
 		tx.emitMonitor(mon, "")
 		out = mon.view(false)

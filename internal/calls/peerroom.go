@@ -48,8 +48,12 @@ type PeerJoinRequest struct {
 	ServerCallID string
 	// GroupID or RoomID names it.
 	GroupID, RoomID string
-	// Joiner is who joins, with its name.
+	// Joiner is who joins, with its name, and Role its role on its own
+	// node (RoleCaller when empty): the anchor records it for the joiner,
+	// so a supervisor passes the room's lobby and admits from it there, as
+	// on one node.
 	Joiner CallerInfo
+	Role   Role
 	// Line hears every change of the joiner's stand-in here.
 	Line PhoneLine
 }
@@ -117,7 +121,7 @@ func (tx *txn) joinRemote(pt *party, p Principal, key string, req JoinRequest, n
 	tx.standIn(si)
 	si.hidden = true
 	tx.goLive(si)
-	si.line = tx.s.cfg.Peers.Join(si.lineView(), node)
+	si.line = tx.s.cfg.Peers.Join(si.lineView(), p.Role, node)
 	tx.settle(l)
 	return l.view(false), nil
 }
@@ -141,7 +145,11 @@ func (s *Switchboard) PeerJoin(ctx context.Context, req PeerJoinRequest) (Call, 
 	if req.RoomID != "" {
 		key, kind = "r:"+req.RoomID, Room
 	}
-	tx := s.begin(&Principal{Identifier: req.Joiner.Identifier, DisplayName: req.Joiner.DisplayName, Role: RoleCaller})
+	role := req.Role
+	if !role.Valid() {
+		role = RoleCaller
+	}
+	tx := s.begin(&Principal{Identifier: req.Joiner.Identifier, DisplayName: req.Joiner.DisplayName, Role: role})
 	defer tx.done()
 	if s.closed {
 		return Call{}, withOp(op, errClosed)
@@ -165,6 +173,9 @@ func (s *Switchboard) PeerJoin(ctx context.Context, req PeerJoinRequest) (Call, 
 	pt := tx.party(req.Joiner.Identifier)
 	if req.Joiner.DisplayName != "" {
 		pt.displayName = req.Joiner.DisplayName
+	}
+	if req.Role.Valid() {
+		pt.role = req.Role // as a request of the joiner's here would (refresh)
 	}
 	l := tx.newLeg(pt, c, Incoming, req.Joiner, phaseLive)
 	tx.standIn(l)

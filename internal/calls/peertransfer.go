@@ -20,7 +20,10 @@ import "slices"
 // stand-in takes the new party's identity (repair), so the customer sees
 // the target, and the target the customer, where each of them lives. A
 // far node's history of the call shows the new party in place of the
-// agent; the transferUpdated events go to the agent's node's parties only.
+// agent. Each transferUpdated meant for a stand-in goes to its far node
+// (PeerChange.Transfer, emitAcross), whose parties of the pair record it
+// with the agent as the actor, as on one node: their calls do not move
+// there, so it says no serverCallId.
 //
 // Merge across nodes: when the agent's node runs both calls (their far
 // parties are callees' stand-ins, as when she placed the calls), the
@@ -85,6 +88,40 @@ func (tx *txn) repair(l *leg, who CallerInfo) {
 	l.party = pt
 	if l.direction == Outgoing {
 		l.callerInfo = who // a caller's stand-in is its own caller
+	}
+}
+
+// emitAcross sends an event meant for the stand-in l to its far node, when
+// it is a step of a transfer or merge (transferUpdated): the stand-in is
+// nobody's call here, its far party's call there records the step
+// (peerTransfer). Other events for a stand-in are nobody's: its far node
+// makes its own from the pair's changes.
+func (tx *txn) emitAcross(l *leg, typ EventType, data any) {
+	d, ok := data.(TransferData)
+	if typ != EventTransferUpdated || !ok || l.ghost || l.phase == phaseEnded {
+		return
+	}
+	if ps, ok := l.line.(PeerSender); ok {
+		d.CallID, d.ServerCallID = "", "" // her own events' only; the far call keeps its conversation
+		ps.Send(PeerChange{Transfer: &d})
+	}
+}
+
+// peerTransfer records a step of a transfer or merge done on the far node
+// of the stand-in l in the calls of this node's parties facing it, with
+// the agent who did it as the actor, as on one node (monitoring
+// supervisors are not told, as there).
+func (tx *txn) peerTransfer(l *leg, data TransferData) {
+	agent, err := ParseRawID(data.Agent)
+	if err != nil || l.ghost {
+		return
+	}
+	tx.actor, tx.actorOwner, tx.actorLast = &Principal{Identifier: agent, Role: RoleAgent}, nil, nil
+	tx.touch(l.conv)
+	for _, m := range l.conv.members {
+		if !m.standIn && m.monitor == "" {
+			tx.emit(m, EventTransferUpdated, data)
+		}
 	}
 }
 

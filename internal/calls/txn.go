@@ -95,6 +95,10 @@ func (tx *txn) before(l *leg) *legView {
 }
 
 func (tx *txn) emit(l *leg, typ EventType, data any) {
+	if l.standIn {
+		tx.emitAcross(l, typ, data) // nobody's call here (peertransfer.go)
+		return
+	}
 	if tx.explicit == nil {
 		tx.explicit = map[*leg][]Event{}
 	}

@@ -37,6 +37,8 @@ type dial struct {
 	Join    bool   `json:"join,omitempty"`
 	GroupID string `json:"groupId,omitempty"`
 	RoomID  string `json:"roomId,omitempty"`
+	// Role, with Join: the joiner's role (calls.PeerJoinRequest.Role).
+	Role calls.Role `json:"role,omitempty"`
 	// Monitor, with Join: the caller, a supervisor, monitors the call
 	// Monitored the far node runs, in this mode (calls.PeerMonitor).
 	Monitor   calls.MonitorMode `json:"monitor,omitempty"`
@@ -172,7 +174,7 @@ func (n *Network) startPeerCall(sb Switchboard, p *pair, m message) reply {
 		c, err = n.peerMonitor(sb, p, m.Dial)
 	} else if m.Dial.Join {
 		c, err = sb.PeerJoin(p.ctx, calls.PeerJoinRequest{ServerCallID: m.Dial.ServerCallID, GroupID: m.Dial.GroupID,
-			RoomID: m.Dial.RoomID, Joiner: m.Dial.Caller, Line: p})
+			RoomID: m.Dial.RoomID, Joiner: m.Dial.Caller, Role: m.Dial.Role, Line: p})
 	} else {
 		var callee calls.Identifier
 		if callee, err = calls.ParseRawID(m.Dial.Callee); err != nil {

@@ -214,7 +214,7 @@ func (n *Network) Dial(c calls.Call, node string) calls.PhoneLine {
 // Join joins the group call or room node anchors for c's joiner (a
 // mirror's hidden stand-in): the dial, marked as a join, is the pair's
 // first message, and the far node runs PeerJoin.
-func (n *Network) Join(c calls.Call, node string) calls.PhoneLine {
+func (n *Network) Join(c calls.Call, role calls.Role, node string) calls.PhoneLine {
 	p := n.newPair(n.cfg.Node+"/"+c.ID, node, c.ID)
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -223,7 +223,7 @@ func (n *Network) Join(c calls.Call, node string) calls.PhoneLine {
 		return p
 	}
 	n.pairs[p.id] = p
-	n.enqueue(p, message{Dial: &dial{ServerCallID: c.ServerCallID, Kind: c.Kind, Caller: c.CallerInfo,
+	n.enqueue(p, message{Dial: &dial{ServerCallID: c.ServerCallID, Kind: c.Kind, Caller: c.CallerInfo, Role: role,
 		Join: true, GroupID: c.GroupID, RoomID: c.RoomID, Monitor: c.MonitorMode, Monitored: c.MonitoredCallID}})
 	return p
 }

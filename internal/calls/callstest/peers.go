@@ -168,7 +168,7 @@ func (n peerNet) Node() string { return n.node }
 
 // Join joins the group call or room node anchors once flushed, or with
 // c's MonitorMode set, monitors the call c.MonitoredCallID there.
-func (n peerNet) Join(c calls.Call, node string) calls.PhoneLine {
+func (n peerNet) Join(c calls.Call, role calls.Role, node string) calls.PhoneLine {
 	near := &peerLine{p: n.p, far: node}
 	n.p.enqueue(func() {
 		far := &peerLine{p: n.p, far: n.node}
@@ -181,7 +181,7 @@ func (n peerNet) Join(c calls.Call, node string) calls.PhoneLine {
 			})
 		} else {
 			sc, err = n.p.node(node).PeerJoin(context.Background(), calls.PeerJoinRequest{
-				ServerCallID: c.ServerCallID, GroupID: c.GroupID, RoomID: c.RoomID, Joiner: c.CallerInfo, Line: far,
+				ServerCallID: c.ServerCallID, GroupID: c.GroupID, RoomID: c.RoomID, Joiner: c.CallerInfo, Role: role, Line: far,
 			})
 		}
 		if err != nil {
