@@ -235,18 +235,20 @@ func (n *Network) handleChange(m message) reply {
 		return reply{Refused: "closing"}
 	}
 	defer p.in.unlock()
-	if m.Seq <= p.lastIn {
+	// A question (pair.Ask) changes nothing: a repeat, whose first answer
+	// may have been lost, is answered afresh.
+	question := m.Change.QueueCheck != ""
+	if m.Seq <= p.lastIn && !question {
 		n.log.Debug("a message applied already", "from", m.From, "pair", m.Pair, "seq", m.Seq, "last", p.lastIn)
 		return reply{}
 	}
-	p.lastIn = m.Seq
+	p.lastIn = max(p.lastIn, m.Seq)
 	n.mu.Lock()
 	id, live := p.standIn, p.ended.IsZero()
 	if m.Change.End != nil {
 		p.farEnd = true // this stand-in's end, which follows, need not be told
 	}
 	n.mu.Unlock()
-	question := m.Change.QueueCheck != ""
 	if id == "" || !live {
 		if question {
 			return reply{Error: &replyError{Code: calls.CodeCallNotFound, Message: "the call ended"}}

@@ -664,7 +664,8 @@ func (q *queues) calls() []string {
 // TestQueueTransferAcross: alice, on a, blind-transfers bob, on b, to the
 // queue "support" over NATS. a asks b first (calls.PeerAsker): when b
 // runs no queues, its refusal is alice's answer (not_found), and both
-// calls stay Connected; when b runs the queue, alice's call ends 0/7015
+// calls stay Connected, and the question sent again is answered the
+// same; when b runs the queue, alice's call ends 0/7015
 // and b's queue gets bob's call, still Connected.
 func TestQueueTransferAcross(t *testing.T) {
 	for _, tt := range []struct {
@@ -695,6 +696,21 @@ func TestQueueTransferAcross(t *testing.T) {
 			w.mark("after")
 			if w.marks[0] != tt.want {
 				t.Errorf("%s\nwant %s", w.marks[0], tt.want)
+			}
+			if tt.wantErr != "" {
+				// The question sent again (its answer lost), as a's pair
+				// would: answered afresh, the same refusal, not skipped as
+				// a repeat.
+				p := standIn(t, w.na)
+				w.na.mu.Lock()
+				p.nextSeq++
+				q := message{From: "a", To: "b", Pair: p.id, Seq: p.nextSeq, At: time.Now(), Change: &calls.PeerChange{QueueCheck: "support"}}
+				w.na.mu.Unlock()
+				for i := range 2 {
+					if r := w.request("b", q, secret); r.Error == nil || r.Error.Code != tt.wantErr {
+						t.Errorf("the question, try %d: %+v, want refused %s", i+1, r, tt.wantErr)
+					}
+				}
 			}
 			var want []string
 			if tt.bQueues {
