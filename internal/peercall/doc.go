@@ -30,7 +30,9 @@
 // calls.PeerChange.QueueCheck, before a blind transfer to a queue) is a
 // message like the others, in order with them, whose asker waits for its
 // answer: the far node's error (its code and message), nil, or
-// unavailable when the far node did not answer (or was lost) first.
+// unavailable when the far node did not answer (or was lost) first. As it
+// changes nothing, a question sent again is answered afresh, never
+// skipped as a repeat.
 //
 // Audio. With Config.Media, the dial carries the SDP offer of the anchor
 // stand-in's audio leg (a plain RTP leg per stand-in, its own endpoint in
