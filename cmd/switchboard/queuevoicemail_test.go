@@ -185,8 +185,9 @@ func startVoicemailServer(t *testing.T, maxSeconds int) (*Main, string) {
 }
 
 // TestQueueVoicemailHangUp: a caller who hangs up while her voicemail
-// records ends her call with her own reason (0/0); the recording stops
-// with the call, counted a voicemail all the same.
+// records (the usual way to finish a message) ends her call 0/7017, the
+// voicemail's end, as at voicemailMaxSeconds: history shows it as the
+// voicemail the queue counts; the recording stops with the call.
 func TestQueueVoicemailHangUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("media end to end: about 3 s")
@@ -220,8 +221,8 @@ func TestQueueVoicemailHangUp(t *testing.T) {
 	}) {
 		t.Fatalf("after the hang-up: %+v", h)
 	}
-	if *h.Call.CallEndReason != calls.ReasonHungUp {
-		t.Errorf("end reason %+v, want hers %+v", *h.Call.CallEndReason, calls.ReasonHungUp)
+	if *h.Call.CallEndReason != calls.ReasonVoicemail {
+		t.Errorf("end reason %+v, want the voicemail's %+v", *h.Call.CallEndReason, calls.ReasonVoicemail)
 	}
 	if d := h.Recordings[0].DurationMs; d < 500 || d > 5000 {
 		t.Errorf("the voicemail lasted %d ms, want about 1 s", d)

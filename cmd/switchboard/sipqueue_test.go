@@ -236,8 +236,9 @@ func apiPost(url, token string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// startSIPQueueSwitchboard is startSIPSwitchboard with queue music.
-func startSIPQueueSwitchboard(t *testing.T, rtpPorts string, hold QueueHoldConfig) *Main {
+// startSIPQueueSwitchboard is startSIPSwitchboard with queue music;
+// configure, if any, changes its Config before it starts.
+func startSIPQueueSwitchboard(t *testing.T, rtpPorts string, hold QueueHoldConfig, configure ...func(*Config)) *Main {
 	t.Helper()
 	tr, err := sip.ParseTrunk("carrier=sip:127.0.0.1")
 	if err != nil {
@@ -249,6 +250,9 @@ func startSIPQueueSwitchboard(t *testing.T, rtpPorts string, hold QueueHoldConfi
 			SIP:   SIPConfig{Addr: "127.0.0.1:0", Trunks: []sip.Trunk{tr}, RTPPorts: rtpPorts}},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Stdout: io.Discard,
 		Store: openMemory{store.NewMemory()},
+	}
+	for _, c := range configure {
+		c(&m.Config)
 	}
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)

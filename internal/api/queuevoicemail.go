@@ -25,10 +25,15 @@ type VoicemailGreeter func(callID string) (greeting time.Duration, stop func())
 // for the callers of this node: the caller's call, still live, hears the
 // greeting; once it played, her audio is recorded (the recording is the
 // call's, in its history, for supervisors); maxSeconds later her call
-// ends 0/7017 (calls.ReasonVoicemail) unless she hung up before (her own
-// end reason then, and the recording stops with the call). It answers an
-// error, and does nothing, when the caller's call is not live here: the
-// engine ends it as at max wait.
+// ends 0/7017 (calls.ReasonVoicemail). Hanging up is how a caller
+// finishes her message: when she hangs up first (during the greeting
+// too), her call ends 0/7017 all the same (calls.Switchboard.
+// MarkVoicemail), the recording stopping with it, so that history and the
+// queue's stats (which count it a voicemail) agree; whether she said
+// anything is in the recording (none when she hung up during the
+// greeting). A failure (media lost, a shutdown) keeps its own reason. It
+// answers an error, and does nothing, when the caller's call is not live
+// here: the engine ends it as at max wait.
 func QueueVoicemail(sw *QueueSwitch, rec VoicemailRecorder, greet VoicemailGreeter, log *slog.Logger) func(ctx context.Context, w queue.Waiting, maxSeconds int) error {
 	if log == nil {
 		log = slog.Default()
@@ -44,6 +49,9 @@ func QueueVoicemail(sw *QueueSwitch, rec VoicemailRecorder, greet VoicemailGreet
 		}
 		if c.State != calls.StateConnected {
 			return calls.Errorf(calls.CodeInvalidState, "the caller's call %s is %s", c.ID, c.State)
+		}
+		if err := sw.sb.MarkVoicemail(c.ID); err != nil {
+			return err // she hung up just now
 		}
 		sw.forget(w.CallID) // out of the queue: the engine asks no more
 		log := log.With("queue", w.Queue, "call_id", c.ID)

@@ -270,6 +270,11 @@ type PeerChange struct {
 	// node puts her own call in the queue's line; sent on its own
 	// (PeerSender), never from an update.
 	Queue string `json:"queue,omitempty"`
+	// QueueCheck: a question before Queue (PeerAsker.Ask, never an
+	// update or a Send): can the customer's node queue her in this
+	// queue? It changes nothing; the answer is its refusal, if any
+	// (queuetransfer.go).
+	QueueCheck string `json:"queueCheck,omitempty"`
 	// Reanchor: from a node that mirrored a 1:1 call, that it took the
 	// anchor over to merge the call there; this node's end mirrors it
 	// from now on (peermerge.go). Sent on its own (PeerSender), before
@@ -289,7 +294,8 @@ type PeerChange struct {
 // IsZero reports whether the change says nothing.
 func (ch PeerChange) IsZero() bool {
 	return !ch.Answered && ch.Held == nil && ch.Muted == nil && !ch.Mute && ch.End == nil && ch.Roster == nil && ch.Act == nil &&
-		ch.Lobby == nil && ch.Repair == nil && !ch.Reanchor && ch.Monitor == "" && ch.Queue == "" && ch.Tones == nil && ch.Transfer == nil
+		ch.Lobby == nil && ch.Repair == nil && !ch.Reanchor && ch.Monitor == "" && ch.Queue == "" && ch.Tones == nil && ch.Transfer == nil &&
+		ch.QueueCheck == ""
 }
 
 // PeerChangeOf is what a stand-in's update means for the far node: now is
@@ -357,6 +363,9 @@ func pairParty(c Call) *Participant {
 // no longer applies (an answer to a call answered already, a hold of a
 // call not yet answered) is skipped. Errors: call_not_found.
 func (s *Switchboard) ApplyPeerChange(ctx context.Context, id string, ch PeerChange) error {
+	if ch.QueueCheck != "" {
+		return s.peerQueueCheck(ctx, id, ch.QueueCheck)
+	}
 	if ch.Queue != "" {
 		return s.peerQueue(ctx, id, ch.Queue)
 	}

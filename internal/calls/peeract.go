@@ -22,6 +22,17 @@ type PeerSender interface {
 	Send(ch PeerChange)
 }
 
+// PeerAsker is a stand-in's line that also puts a question to its far
+// node and waits for the answer (PeerChange.QueueCheck).
+type PeerAsker interface {
+	// Ask sends ch in order after what the line sent before and waits,
+	// bounded by ctx, until the far node applied it: nil, or the far
+	// node's error as an *Error with its code and message; unavailable
+	// when the far node is out of reach or did not answer. It must not
+	// be called with the live state held.
+	Ask(ctx context.Context, ch PeerChange) error
+}
+
 // PeerAct is an act on the anchor's conversation from a joiner's node. It
 // names parties by their calls' ids on the anchor (a roster's
 // participantId), so applying it twice changes nothing more: a muted

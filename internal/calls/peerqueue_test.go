@@ -11,13 +11,19 @@ import (
 )
 
 // TestPeerQueueTransfer: alice, on node a, blind-transfers her customer,
-// served by node b, to the queue "support". She leaves (0/7015) and a's
-// conversation ends; b puts the customer's own call, Connected and alone
-// in it (a group call now), into the queue, as the customer; the queue's
-// offer (an AddParticipant as the customer, on b) reaches an agent on any
-// node, and once she accepts, she and the customer are Connected to each
-// other. Either side may have placed the first call; when b's queue
-// refuses the customer, her call ends.
+// served by node b, to the queue "support". a first asks b whether it can
+// queue her; once b agreed, alice leaves (0/7015) and a's conversation
+// ends; b puts the customer's own call, Connected and alone in it (a
+// group call now), into the queue, as the customer; the queue's offer (an
+// AddParticipant as the customer, on b) reaches an agent on any node, and
+// once she accepts, she and the customer are Connected to each other.
+// Either side may have placed the first call. When b refuses (no queues
+// there, no such queue there, its store failing, out of reach), alice's
+// request answers the refusal's code and nothing changed: both calls are
+// still Connected to each other, nobody was told of a transfer, b's queue
+// got nothing, and alice can go on (she hangs up, the customer's call
+// ends). When b's queue fails the customer only after b agreed (Enter),
+// her call ends.
 func TestPeerQueueTransfer(t *testing.T) {
 	ann := callstest.Agent("ann")
 	tests := []struct {
@@ -26,19 +32,31 @@ func TestPeerQueueTransfer(t *testing.T) {
 		agent     calls.Principal
 		agentNode string
 		enterErr  error
-		bNoQueues bool // b runs no queues: the call ends as alice left it
+		checkErr  error      // b's queues refuse "support" (Check)
+		bNoQueues bool       // b runs no queues
+		unreached error      // a's questions to b answer this (b out of reach)
+		wantErr   calls.Code // alice's request is refused with this code
 	}{
 		{name: "the customer called; an agent of a third node answers", custCalls: true, agent: dave, agentNode: "c"},
 		{name: "alice called; an agent of a third node answers", agent: dave, agentNode: "c"},
 		{name: "the customer called; an agent of alice's node answers", custCalls: true, agent: ann, agentNode: "a"},
 		{name: "alice called; an agent of alice's node answers", agent: ann, agentNode: "a"},
-		{name: "alice called; b's queue refuses the customer", enterErr: errors.New("store down")},
-		{name: "the customer called; b runs no queues", custCalls: true, bNoQueues: true},
+		{name: "alice called; b's queue fails the customer after b agreed", enterErr: errors.New("store down")},
+		{name: "the customer called; b runs no queues: refused", custCalls: true, bNoQueues: true, wantErr: calls.CodeNotFound},
+		{name: "alice called; b runs no queues: refused", bNoQueues: true, wantErr: calls.CodeNotFound},
+		{name: "the customer called; b has no such queue: refused", custCalls: true,
+			checkErr: calls.Errorf(calls.CodeNotFound, "no such queue"), wantErr: calls.CodeNotFound},
+		{name: "alice called; b's queue store fails: refused, unavailable",
+			checkErr: errors.New("store down"), wantErr: calls.CodeUnavailable},
+		{name: "the customer called; b is out of reach: refused", custCalls: true,
+			unreached: calls.Errorf(calls.CodeUnavailable, "no answer"), wantErr: calls.CodeUnavailable},
+		{name: "alice called; the customer's call ended on b meanwhile: refused",
+			unreached: calls.Errorf(calls.CodeCallNotFound, "call ended"), wantErr: calls.CodeInvalidState},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			peers := callstest.NewPeers(t)
-			qa, qb := &queues{}, &queues{err: tt.enterErr}
+			qa, qb := &queues{}, &queues{err: tt.enterErr, checkErr: tt.checkErr}
 			a := callstest.New(t, calls.Config{Peers: peers.Network("a"), Queues: qa, NewID: func() string { return "a" + nextID() }})
 			bcfg := calls.Config{Peers: peers.Network("b"), Queues: qb, NewID: func() string { return "b" + nextID() }}
 			if tt.bNoQueues {
@@ -71,6 +89,23 @@ func TestPeerQueueTransfer(t *testing.T) {
 			wantState(t, b, customer, custCall, calls.StateConnected)
 
 			wantCode(t, second(a.Transfer(ctx, alice, aliceCall, calls.TransferRequest{Queue: "sales", Mode: calls.TransferBlind})), calls.CodeNotFound)
+			if tt.wantErr != "" {
+				peers.Refuse(tt.unreached)
+				_, err := a.Transfer(ctx, alice, aliceCall, calls.TransferRequest{Queue: "support", Mode: calls.TransferBlind})
+				wantCode(t, err, tt.wantErr)
+				peers.Refuse(nil)
+				peers.Flush()
+				wantUnchanged(t, a, alice, aliceCall, customer)
+				wantUnchanged(t, b, customer, custCall, alice)
+				if qb.callID != "" || qa.callID != "" {
+					t.Errorf("a queue got a call: a %q, b %q", qa.callID, qb.callID)
+				}
+				// Nothing lost: the call goes on, and ends as any call.
+				mustCall(t)(a.HangUp(ctx, alice, aliceCall, false))
+				peers.Flush()
+				wantEnded(t, b, custCall, calls.ReasonRemoteHungUp)
+				return
+			}
 			got := mustCall(t)(a.Transfer(ctx, alice, aliceCall, calls.TransferRequest{Queue: "support", Mode: calls.TransferBlind}))
 			if got.State != calls.StateDisconnected || got.CallEndReason == nil || *got.CallEndReason != calls.ReasonTransferred {
 				t.Fatalf("alice's call after the transfer: %s %+v, want Disconnected 0/7015", got.State, got.CallEndReason)
@@ -80,14 +115,8 @@ func TestPeerQueueTransfer(t *testing.T) {
 			if s := transferSteps(a, alice, aliceCall); !slices.Equal(s, []string{"blind by agent " + alice.Identifier.RawID()}) {
 				t.Errorf("alice's timeline: %v", s)
 			}
-			switch {
-			case tt.enterErr != nil:
+			if tt.enterErr != nil {
 				wantEnded(t, b, custCall, calls.ReasonHungUp)
-				return
-			case tt.bNoQueues:
-				if r := lastRecord(b, custCall); !strings.HasPrefix(r, string(calls.StateDisconnected)) {
-					t.Errorf("the customer's call when b runs no queues: %s, want ended", r)
-				}
 				return
 			}
 
@@ -308,5 +337,22 @@ func TestPeerQueueTransferPhone(t *testing.T) {
 				t.Errorf("dave's call after the phone hung up: %s", r)
 			}
 		})
+	}
+}
+
+// wantUnchanged fails unless p's call id is Connected (and active) with
+// other Connected in it, as a 1:1 call, and p was told of no transfer.
+func wantUnchanged(t *testing.T, f *callstest.Fixture, p calls.Principal, id string, other calls.Principal) {
+	t.Helper()
+	got := get(t, f, p, id)
+	if got.State != calls.StateConnected || !got.IsActive || got.Kind != calls.OneToOne || len(got.RemoteParticipants) != 1 ||
+		got.RemoteParticipants[0].RawID != other.Identifier.RawID() || got.RemoteParticipants[0].State != calls.ParticipantConnected {
+		t.Errorf("%s's call after the refusal: %s, want it unchanged (Connected with %s)", p.Identifier.RawID(), lastRecord(f, id), other.Identifier.RawID())
+	}
+	if s := transferSteps(f, p, id); len(s) != 0 {
+		t.Errorf("%s was told of a transfer: %v", p.Identifier.RawID(), s)
+	}
+	if m := routeOf(t, f, id); !m.Send || !m.Receive {
+		t.Errorf("%s does not send and receive after the refusal: %+v", p.Identifier.RawID(), m)
 	}
 }

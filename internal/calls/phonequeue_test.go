@@ -14,7 +14,8 @@ import (
 // queues is a calls.Queues with one queue, "support": it records what
 // enters it, or fails with err.
 type queues struct {
-	err error
+	err      error // Enter's
+	checkErr error // Check's for "support"
 
 	mu       sync.Mutex
 	customer calls.Principal
@@ -25,7 +26,7 @@ func (q *queues) Check(_ context.Context, name string) error {
 	if name != "support" {
 		return calls.Errorf(calls.CodeNotFound, "no such queue %q", name)
 	}
-	return nil
+	return q.checkErr
 }
 
 func (q *queues) Enter(_ context.Context, name string, customer calls.Principal, callID string) error {

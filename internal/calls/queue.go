@@ -200,6 +200,25 @@ func (s *Switchboard) EndWithCaller(callID string) {
 	}
 }
 
+// MarkVoicemail marks the call id, a queue caller's that goes to
+// voicemail (its greeting, then her message recorded): from now on a
+// normal end of it (she hangs up, a phone's BYE: any 0 code) ends it
+// 0/7017 (ReasonVoicemail), as the end of its recording at
+// voicemailMaxSeconds does, so that history shows every call the queue
+// counted a voicemail alike; a failure (media lost, a shutdown) keeps
+// its own reason. Errors: call_not_found (no live call id here: she hung
+// up before).
+func (s *Switchboard) MarkVoicemail(id string) error {
+	s.live.Lock()
+	defer s.live.Unlock()
+	l := s.legs[id]
+	if l == nil || l.phase != phaseLive || l.standIn {
+		return withOp("mark voicemail", errCallNotFound(id))
+	}
+	l.voicemail = true
+	return nil
+}
+
 // EndWith ends the call id as the switchboard, with reason (its others:
 // remote hung up): a queue caller's voicemail ends (ReasonVoicemail).
 // Ending an ended call does nothing.

@@ -252,6 +252,9 @@ type leg struct {
 	handedOff bool
 	consult   *leg
 	consultOf *leg
+	// voicemail: a queue caller's call gone to voicemail (MarkVoicemail):
+	// a normal end of it is the voicemail's, 0/7017.
+	voicemail bool
 }
 
 // policyCall is the leg as the hold policy sees it.

@@ -268,6 +268,9 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 			tx.after = append(tx.after, func() { s.resumeAfterEnd(p, id) })
 		}
 	}
+	if l.voicemail && reason.Code == 0 {
+		reason = ReasonVoicemail // she hung up: the voicemail she left ends so
+	}
 	wasPending := l.phase != phaseLive
 	wasCaller := l.direction == Outgoing
 	l.phase = phaseEnded

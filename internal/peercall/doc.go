@@ -26,6 +26,14 @@
 // the first did. The receiver remembers a pair for Config.Retain after its
 // stand-in ended.
 //
+// Questions. A change sent with pair.Ask (calls.PeerAsker: today only
+// calls.PeerChange.QueueCheck, before a blind transfer to a queue) is a
+// message like the others, in order with them, whose asker waits for its
+// answer: the far node's error (its code and message), nil, or
+// unavailable when the far node did not answer (or was lost) first. As it
+// changes nothing, a question sent again is answered afresh, never
+// skipped as a repeat.
+//
 // Audio. With Config.Media, the dial carries the SDP offer of the anchor
 // stand-in's audio leg (a plain RTP leg per stand-in, its own endpoint in
 // its node's mixer) and its answer the far stand-in's; a leg closes when

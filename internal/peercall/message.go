@@ -24,6 +24,21 @@ type message struct {
 	At     time.Time         `json:"at"`
 	Dial   *dial             `json:"dial,omitempty"`
 	Change *calls.PeerChange `json:"change,omitempty"`
+
+	// answer, on the sending node only, waits for a question's answer
+	// (pair.Ask): told once, by tell.
+	answer chan<- error
+}
+
+// tell answers m's asker, if any, unless it was answered already.
+func (m message) tell(err error) {
+	if m.answer == nil {
+		return
+	}
+	select {
+	case m.answer <- err:
+	default:
+	}
 }
 
 // dial asks the far node to ring its callee.
@@ -222,11 +237,14 @@ func (n *Network) handleChange(m message) reply {
 		return reply{Refused: "closing"}
 	}
 	defer p.in.unlock()
-	if m.Seq <= p.lastIn {
+	// A question (pair.Ask) changes nothing: a repeat, whose first answer
+	// may have been lost, is answered afresh.
+	question := m.Change.QueueCheck != ""
+	if m.Seq <= p.lastIn && !question {
 		n.log.Debug("a message applied already", "from", m.From, "pair", m.Pair, "seq", m.Seq, "last", p.lastIn)
 		return reply{}
 	}
-	p.lastIn = m.Seq
+	p.lastIn = max(p.lastIn, m.Seq)
 	n.mu.Lock()
 	id, live := p.standIn, p.ended.IsZero()
 	if m.Change.End != nil {
@@ -234,9 +252,16 @@ func (n *Network) handleChange(m message) reply {
 	}
 	n.mu.Unlock()
 	if id == "" || !live {
+		if question {
+			return reply{Error: &replyError{Code: calls.CodeCallNotFound, Message: "the call ended"}}
+		}
 		return reply{} // ended here: the far node hears it from this node
 	}
 	if err := sb.ApplyPeerChange(n.ctx, id, *m.Change); err != nil {
+		if question { // refused: the asker answers with it
+			n.log.Info("refused a queue transfer from another node", "from", m.From, "call_id", id, "err", err)
+			return reply{Error: &replyError{Code: calls.ErrorCode(err), Message: calls.ErrorMessage(err)}}
+		}
 		if calls.ErrorCode(err) == calls.CodeCallNotFound {
 			return reply{}
 		}

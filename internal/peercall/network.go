@@ -262,6 +262,9 @@ func (n *Network) lose(p *pair, reason calls.EndReason) {
 		return
 	}
 	p.lost = true
+	for _, m := range p.queue {
+		m.tell(calls.Errorf(calls.CodeUnavailable, "node %s is out of reach", p.far))
+	}
 	p.queue = nil
 	p.cancel()
 	live := p.ended.IsZero()

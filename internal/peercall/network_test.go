@@ -64,9 +64,14 @@ type world struct {
 }
 
 func newWorld(t *testing.T, twoNodes bool) *world {
+	return newQueueWorld(t, twoNodes, nil, nil)
+}
+
+// newQueueWorld is newWorld with queues on a and b (nil: none).
+func newQueueWorld(t *testing.T, twoNodes bool, qa, qb calls.Queues) *world {
 	w := &world{t: t}
 	if !twoNodes {
-		w.a = callstest.New(t, calls.Config{})
+		w.a = callstest.New(t, calls.Config{Queues: qa})
 		w.b = w.a
 	} else {
 		url := natstest.SharedURL(t)
@@ -80,9 +85,9 @@ func newWorld(t *testing.T, twoNodes bool) *world {
 			w.dir.set(p.Identifier.RawID(), "b")
 		}
 		w.na, w.nb = w.network("a"), w.network("b")
-		w.a = callstest.New(t, calls.Config{Peers: w.na})
+		w.a = callstest.New(t, calls.Config{Peers: w.na, Queues: qa})
 		b := callstest.IDs()
-		w.b = callstest.New(t, calls.Config{Peers: w.nb, NewID: func() string { return "b" + b() }})
+		w.b = callstest.New(t, calls.Config{Peers: w.nb, Queues: qb, NewID: func() string { return "b" + b() }})
 		must(t, w.na.Serve(w.a))
 		must(t, w.nb.Serve(w.b))
 	}
@@ -627,5 +632,93 @@ func TestForgetsEndedPairs(t *testing.T) {
 	}
 	if got := lastRecord(w.a, live.ID); !strings.HasPrefix(got, "Ringing") {
 		t.Errorf("the call still ringing: %s", got)
+	}
+}
+
+// queues is a fake calls.Queues with the one queue "support".
+type queues struct {
+	mu      sync.Mutex
+	entered []string
+}
+
+func (q *queues) Check(_ context.Context, name string) error {
+	if name != "support" {
+		return calls.Errorf(calls.CodeNotFound, "no such queue %q", name)
+	}
+	return nil
+}
+
+func (q *queues) Enter(_ context.Context, _ string, _ calls.Principal, callID string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.entered = append(q.entered, callID)
+	return nil
+}
+
+func (q *queues) calls() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.entered)
+}
+
+// TestQueueTransferAcross: alice, on a, blind-transfers bob, on b, to the
+// queue "support" over NATS. a asks b first (calls.PeerAsker): when b
+// runs no queues, its refusal is alice's answer (not_found), and both
+// calls stay Connected, and the question sent again is answered the
+// same; when b runs the queue, alice's call ends 0/7015
+// and b's queue gets bob's call, still Connected.
+func TestQueueTransferAcross(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		bQueues bool
+		wantErr calls.Code
+		want    string // the mark after the transfer
+	}{
+		{name: "b runs no queues: refused", wantErr: calls.CodeNotFound,
+			want: "after: alice Connected muted=false [8:acs:bob Connected muted=false]; bob Connected muted=false [8:acs:alice Connected muted=false]"},
+		{name: "b queues bob", bQueues: true,
+			want: "after: alice Disconnected muted=false ended 0/7015 [8:acs:bob Disconnected muted=false ended 0/5000]; bob Connected muted=false [8:acs:alice Disconnected muted=false ended 0/7015]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			qb := &queues{}
+			var bq calls.Queues
+			if tt.bQueues {
+				bq = qb
+			}
+			w := newQueueWorld(t, true, &queues{}, bq)
+			w.b.Connect(t, bob)
+			w.call()
+			w.answer()
+			_, err := w.a.Transfer(ctx, alice, w.aliceCall, calls.TransferRequest{Queue: "support", Mode: calls.TransferBlind})
+			if got := calls.ErrorCode(err); (err != nil || tt.wantErr != "") && got != tt.wantErr {
+				t.Fatalf("transfer: %v (code %s), want code %q", err, got, tt.wantErr)
+			}
+			w.mark("after")
+			if w.marks[0] != tt.want {
+				t.Errorf("%s\nwant %s", w.marks[0], tt.want)
+			}
+			if tt.wantErr != "" {
+				// The question sent again (its answer lost), as a's pair
+				// would: answered afresh, the same refusal, not skipped as
+				// a repeat.
+				p := standIn(t, w.na)
+				w.na.mu.Lock()
+				p.nextSeq++
+				q := message{From: "a", To: "b", Pair: p.id, Seq: p.nextSeq, At: time.Now(), Change: &calls.PeerChange{QueueCheck: "support"}}
+				w.na.mu.Unlock()
+				for i := range 2 {
+					if r := w.request("b", q, secret); r.Error == nil || r.Error.Code != tt.wantErr {
+						t.Errorf("the question, try %d: %+v, want refused %s", i+1, r, tt.wantErr)
+					}
+				}
+			}
+			var want []string
+			if tt.bQueues {
+				want = []string{w.bobCall}
+			}
+			if got := qb.calls(); !slices.Equal(got, want) {
+				t.Errorf("b's queue got %v, want %v", got, want)
+			}
+		})
 	}
 }

@@ -90,6 +90,30 @@ func (p *pair) Send(ch calls.PeerChange) {
 	n.enqueue(p, message{Change: &ch})
 }
 
+// Ask queues a question for the far node (calls.PeerAsker), in order with
+// the updates, and waits until it answers or ctx ends.
+func (p *pair) Ask(ctx context.Context, ch calls.PeerChange) error {
+	answer := make(chan error, 1)
+	n := p.n
+	n.mu.Lock()
+	switch {
+	case p.lost || n.closed:
+		n.mu.Unlock()
+		return calls.Errorf(calls.CodeUnavailable, "the far node of call %s is out of reach", p.standIn)
+	case p.farEnd || !p.ended.IsZero():
+		n.mu.Unlock()
+		return calls.Errorf(calls.CodeCallNotFound, "call %s ended", p.standIn)
+	}
+	n.enqueue(p, message{Change: &ch, answer: answer})
+	n.mu.Unlock()
+	select {
+	case err := <-answer:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("peercall: waiting for %s's answer: %w", p.far, ctx.Err())
+	}
+}
+
 // enqueue numbers m and queues it, starting p's sender if it is idle.
 // Network.mu is held.
 func (n *Network) enqueue(p *pair, m message) {
@@ -137,6 +161,7 @@ func (n *Network) send(p *pair) {
 			p.queue = p.queue[1:]
 		}
 		n.mu.Unlock()
+		m.tell(answerOf(p, r, err))
 		switch {
 		case errors.Is(err, errLost):
 			n.lose(p, calls.ReasonSwitchboardDied) // lost already, or closing: marks it
@@ -160,11 +185,28 @@ func (n *Network) send(p *pair) {
 			n.log.Warn("the callee's node refused the call", "far_node", p.far, "call_id", p.standIn,
 				"code", r.Error.Code, "message", r.Error.Message, "end", reason.Code)
 			n.lose(p, reason)
+		case r.Error != nil && m.answer != nil:
+			// A question's answer: the asker has it.
 		case r.Error != nil:
 			n.log.Warn("the far node could not apply a change", "far_node", p.far, "call_id", p.standIn,
 				"code", r.Error.Code, "message", r.Error.Message)
 		}
 	}
+}
+
+// answerOf is what a question (message.answer) is answered: the far
+// node's error, or unavailable when it did not answer or did not know
+// the pair.
+func answerOf(p *pair, r reply, err error) error {
+	switch {
+	case err != nil:
+		return &calls.Error{Code: calls.CodeUnavailable, Message: fmt.Sprintf("node %s did not answer", p.far), Err: err}
+	case r.Unknown:
+		return calls.Errorf(calls.CodeUnavailable, "node %s does not know the call (it restarted?)", p.far)
+	case r.Error != nil:
+		return &calls.Error{Code: r.Error.Code, Message: r.Error.Message}
+	}
+	return nil
 }
 
 // errLost says a message was not delivered because its pair's far node

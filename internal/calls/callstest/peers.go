@@ -20,6 +20,8 @@ type Peers struct {
 	owner map[string]string // rawId → node
 	rooms map[string]roomClaim
 	queue []func()
+
+	refusal error // what Ask answers, when set (Refuse)
 }
 
 // roomClaim is a node's claim on a group call or room.
@@ -161,6 +163,32 @@ func (l *peerLine) Send(ch calls.PeerChange) {
 			l.p.tb.Errorf("apply %+v to %s on %s: %v", ch, id, l.far, err)
 		}
 	})
+}
+
+// Ask delivers everything queued, then applies the question to the far
+// stand-in and answers its error, as the far node would
+// (calls.PeerAsker). A question that fails lets the test make it do so:
+// see Refuse.
+func (l *peerLine) Ask(ctx context.Context, ch calls.PeerChange) error {
+	l.p.Flush()
+	l.p.mu.Lock()
+	refusal := l.p.refusal
+	l.p.mu.Unlock()
+	if refusal != nil {
+		return refusal
+	}
+	l.mu.Lock()
+	id := l.farID
+	l.mu.Unlock()
+	return l.p.node(l.far).ApplyPeerChange(ctx, id, ch)
+}
+
+// Refuse makes every question (Ask) answer err without reaching the far
+// node, as when it is out of reach; nil undoes it.
+func (p *Peers) Refuse(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refusal = err
 }
 
 // Node answers the node's name (calls.MonitorVia names it).
