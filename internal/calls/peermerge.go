@@ -97,3 +97,65 @@ func (tx *txn) reanchor(l *leg) {
 	l.direction = Outgoing
 	l.callerInfo = CallerInfo{Identifier: l.party.ident, DisplayName: l.displayName()}
 }
+
+// farGroup is the stand-in of x's call facing the node that runs it, when
+// that call is a group call another node runs with others than its caller
+// in it (x an invitee: its caller's stand-in) or one x's party joined
+// there by its GUID (x the mirror's joiner: its hidden stand-in), and
+// nobody else of this node is in it; nil otherwise. Such a call is merged
+// by a bridge (bridgeTo).
+func farGroup(x *leg) *leg {
+	c := x.conv
+	if c.kind != Group || bridged(c) {
+		return nil
+	}
+	var s *leg
+	for _, m := range c.members {
+		switch {
+		case m == x, m.ghost, m.monitor != "":
+		case s == nil && m.standIn && m.line != nil && m.phase == phaseLive &&
+			(m.hidden && c.joiner == x || !m.hidden && c.joiner == nil && m.direction == Outgoing):
+			s = m
+		default:
+			return nil
+		}
+	}
+	return s
+}
+
+// bridgeTo makes s, the stand-in of a group call another node runs that a
+// merge just moved into c with its ghosts, c's bridge: it stays paired with
+// the agent's stand-in there, carrying the audio both ways, and the
+// anchor's roster keeps the ghosts current. It takes no part in the pair's
+// hold and mute any more (its line shows nobody, lineView): the merged
+// call's parties hold and mute as in any group call, and an end on either
+// side ends only the pair, unless the call was ended for everyone.
+func (tx *txn) bridgeTo(c *conversation, s *leg) {
+	tx.touch(c)
+	c.bridge = s
+	s.direction = Incoming
+}
+
+// endBridge ends what a bridge leaves behind: once the bridge itself ended,
+// its ghosts leave the members as they stand (the history keeps them); once
+// nobody of this node is left beside it, the bridge ends (its line tells
+// the anchor, which ends the agent's stand-in there).
+func (tx *txn) endBridge(c *conversation, ended *leg) {
+	s := c.bridge
+	switch {
+	case s == nil || s.conv != c:
+		return
+	case s == ended:
+		c.members = slices.DeleteFunc(c.members, func(m *leg) bool { return m.ghost })
+		return
+	}
+	if s.phase != phaseEnded && !slices.ContainsFunc(c.members, func(m *leg) bool { return m != s && !m.ghost && m.monitor == "" }) {
+		tx.endLeg(s, ReasonHungUp, ReasonHungUp)
+	}
+}
+
+// bridged reports whether c is a merged call joined to a group call
+// another node runs by a live bridge.
+func bridged(c *conversation) bool {
+	return c.bridge != nil && c.bridge.phase != phaseEnded
+}

@@ -225,7 +225,10 @@ func (c *conversation) mediaKey() string {
 // shows its joiner only, the pair's party.
 func (l *leg) lineView() Call {
 	v := l.view(l.standIn)
-	if l.hidden && l.conv.joiner != nil {
+	switch {
+	case l.conv.bridge == l:
+		v.RemoteParticipants = nil // a bridge stands for nobody's hold or mute (peermerge.go)
+	case l.hidden && l.conv.joiner != nil:
 		v.RemoteParticipants = []Participant{l.conv.joiner.participant()}
 	}
 	return v
@@ -267,6 +270,9 @@ func (tx *txn) endMirror(c *conversation, ended *leg, peer EndReason) {
 // them too, but for its caller's stand-in, which shows the inviter.
 func (tx *txn) setRoster(c *conversation, roster []Participant) {
 	self := c.joiner
+	if self == nil && c.bridge != nil {
+		self = c.bridge // a merged call's ghosts of a group call another node runs (peermerge.go)
+	}
 	if self == nil {
 		self = calleeOf(c)
 	}
