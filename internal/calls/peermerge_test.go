@@ -353,9 +353,11 @@ func liveCall(t *testing.T, f *callstest.Fixture, p calls.Principal, id string) 
 // bridge): alice and the customer see bob and carol, the call merged away
 // ends 0/7016, alice has one active call, and a's route carries alice,
 // the customer and the bridge both ways. B's parties keep seeing alice
-// alone of a's (the customer is heard through her stand-in). Then carol
-// and the customer leave, and alice: her leaving ends the bridge, so b
-// shows alice gone while bob's call goes on there.
+// alone of a's (the customer is heard through her stand-in). Alice's hold
+// of the merged call does not hold the bridge; the customer's mute of
+// carol reaches b. Then carol and the customer leave, and alice: her
+// leaving ends the bridge, so b shows alice gone while bob's call goes on
+// there.
 func TestPeerMergeFarGroup(t *testing.T) {
 	const (
 		custAlice  = "8:acs:cust>8:acs:alice"
@@ -437,6 +439,12 @@ func TestPeerMergeFarGroup(t *testing.T) {
 				t.Errorf("a's route while alice holds the merged call: %v sending and receiving, want the customer and the bridge", got)
 			}
 			mustCall(t)(w.a.Resume(ctx, alice, keep))
+			// The customer mutes carol: b does, as for a joiner's act.
+			callstest.Must[calls.Participant](t)(w.a.MuteParticipant(ctx, customer, w.id(custAlice), carol.Identifier.RawID()))
+			w.flush()
+			if c := get(t, w.b, carol, w.id(carolGroup)); !c.IsMuted {
+				t.Error("carol's call is not muted after the customer muted her in the merged call")
+			}
 			mustCall(t)(w.b.HangUp(ctx, carol, w.id(carolGroup), false))
 			w.flush()
 			if got, want := liveCall(t, w.a, alice, keep), "Connected group [8:acs:bob Connected, 8:acs:cust Connected]"; got != want {
