@@ -29,9 +29,28 @@ import "slices"
 // side reaches the other, the audio flows both ways), and the far parties
 // keep seeing the agent as their only party of the merged call.
 //
-// A call another node runs with others than its caller in it (her mirror
-// shows them), and a group call or room she joined on another node, are
-// not merged: not_implemented.
+// A group call another node runs with others than its caller in it (her
+// mirror shows them as ghosts), or one she joined there by its GUID, is
+// merged by a bridge, since that node's conversation has parties of its
+// own and cannot become a mirror: the merged call is the conversation of
+// her other call, on her node (either way round: when the call kept is
+// the far group call, her leg of it moves into that conversation and
+// takes its serverCallId), and the far call's stand-in facing its anchor
+// (the caller's stand-in, or the mirror's hidden stand-in) moves into it
+// with the ghosts. That stand-in stays paired with her stand-in on the
+// anchor: the audio crosses in that pair's media leg both ways (the
+// anchor's mix to her node's merged call, her node's mix of the merged
+// call to the anchor), the anchor's roster keeps the ghosts current, and
+// acts on the ghosts (mute, remove) go to the anchor on its line
+// (peeract.go). The bridge carries nobody's hold or mute: her hold of the
+// merged call is hers alone, as on one node, and the others keep hearing
+// each other. An end from the anchor ends the bridge and its ghosts only,
+// unless the call was ended for everyone (then everyone here too); once
+// nobody of her node is left in the merged call, the bridge ends, and the
+// anchor ends her stand-in. Limits: the anchor's parties keep seeing her
+// alone of her node's parties (they hear them all); a merged call joins
+// one such call (a second, or two far group calls together, or one with
+// another party of her node in it: not_implemented).
 
 // farCaller is the caller's stand-in of the mirror x belongs to (a call
 // from another node's party to x's party, nobody else in it), when x's

@@ -344,9 +344,13 @@ func (s *Switchboard) CancelTransfer(ctx context.Context, p Principal, id string
 // the call merged is gone). Errors: invalid_request (no callId, the call
 // itself), call_not_found (either call), invalid_state (not live, a
 // monitor leg, someone in both), not_supported_in_rooms, not_implemented
-// (a call another node runs with others than its caller in it, or that
-// she joined). A call another node runs between its caller and her alone
-// is merged here once this node took its anchor over (peermerge.go).
+// (both calls are group calls other nodes run, one of them has another
+// party of this node in it, or a group call another node runs would be
+// the merged call's second). A call another node runs between its caller
+// and her alone is merged here once this node took its anchor over; a
+// group call another node runs with others in it, or that she joined
+// there by its GUID, is joined to the merged call, which this node runs,
+// by a bridge (peermerge.go).
 func (s *Switchboard) Merge(ctx context.Context, p Principal, id string, req MergeRequest) (Call, error) {
 	const op = "merge"
 	switch {
