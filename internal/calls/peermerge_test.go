@@ -1,6 +1,7 @@
 package calls_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -464,6 +465,60 @@ func TestPeerMergeFarGroup(t *testing.T) {
 				if len(r.Members) > 0 {
 					t.Errorf("a still routes %+v after everyone there left", r)
 				}
+			}
+		})
+	}
+}
+
+// TestPeerMergeFarGroupAndMirror: both of alice's calls are run by b: carol
+// called her (a 1:1 call a mirrors), and she joined bob's group call by
+// GUID there. Merged either way round, a takes the 1:1 call's anchor over
+// and bridges the group call: alice sees bob and carol, carol's call on b
+// (a mirror of a's now) shows alice and bob, bob's shows alice; the call
+// merged away ends 0/7016 and alice has one active call. When carol
+// leaves, alice and bob stay.
+func TestPeerMergeFarGroupAndMirror(t *testing.T) {
+	const g = "2b7c9a5e-1f4d-4e8a-9c3b-7d6e5f4a3b21"
+	for _, into := range []bool{false, true} {
+		t.Run(fmt.Sprintf("into the group call %v", into), func(t *testing.T) {
+			w := newMergeWorld(t, true)
+			w.call(carol, alice)
+			bobG := mustCall(t)(w.b.JoinCall(ctx, bob, calls.JoinRequest{GroupID: g})).ID
+			w.flush()
+			aliceG := mustCall(t)(w.a.JoinCall(ctx, alice, calls.JoinRequest{GroupID: g})).ID
+			w.flush()
+			keep, gone := w.id("8:acs:alice<8:acs:carol"), aliceG
+			if into {
+				keep, gone = gone, keep
+			}
+			mustCall(t)(w.a.Merge(ctx, alice, keep, calls.MergeRequest{CallID: gone}))
+			w.flush()
+			wantEnded(t, w.a, gone, calls.ReasonMerged)
+			wantState(t, w.a, alice, keep, calls.StateConnected)
+			if n := activeCalls(t, w.a, alice); n != 1 {
+				t.Errorf("alice has %d active calls after the merge, want 1", n)
+			}
+			for _, c := range []struct {
+				f        *callstest.Fixture
+				p        calls.Principal
+				id, name string
+				want     string
+			}{
+				{w.a, alice, keep, "alice's merged call", "Connected group [8:acs:bob Connected, 8:acs:carol Connected]"},
+				{w.b, carol, w.id("8:acs:carol>8:acs:alice"), "carol's call", "Connected group [8:acs:alice Connected, 8:acs:bob Connected]"},
+				{w.b, bob, bobG, "bob's call", "Connected group [8:acs:alice Connected]"},
+			} {
+				if got := liveCall(t, c.f, c.p, c.id); got != c.want {
+					t.Errorf("%s after the merge: %s, want %s", c.name, got, c.want)
+				}
+			}
+			mustCall(t)(w.b.HangUp(ctx, carol, w.id("8:acs:carol>8:acs:alice"), false))
+			w.flush()
+			if got, want := liveCall(t, w.a, alice, keep), "Connected group [8:acs:bob Connected]"; got != want {
+				t.Errorf("alice's merged call after carol left: %s, want %s", got, want)
+			}
+			if got, want := liveCall(t, w.b, bob, bobG), "Connected group [8:acs:alice Connected]"; got != want {
+				t.Errorf("bob's call after carol left: %s, want %s", got, want)
 			}
 		})
 	}

@@ -370,7 +370,7 @@ func inviterLive(roster []Participant, caller string) bool {
 // others end there, 0/4097 when ended for everyone), and its ghosts leave
 // the members as they stand, as a mirror's do.
 func (tx *txn) endCallee(c *conversation, ended *leg, peer EndReason) {
-	if c.kind == OneToOne || ended.standIn || ended.ghost || ended.line != nil ||
+	if c.kind == OneToOne || ended.standIn || ended.ghost || ended.line != nil || ended.handedOff || // the others were handed on: they stay
 		!slices.ContainsFunc(c.all, func(m *leg) bool { return m.standIn && m.line != nil && m.direction == Outgoing }) {
 		return
 	}
