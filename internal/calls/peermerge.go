@@ -146,7 +146,8 @@ func farGroup(x *leg) *leg {
 // merge just moved into c with its ghosts, c's bridge: it stays paired with
 // the agent's stand-in there, carrying the audio both ways, and the
 // anchor's roster keeps the ghosts current. It takes no part in the pair's
-// hold and mute any more (its line shows nobody, lineView): the merged
+// hold and mute any more (its line shows the pair's party live and
+// unmuted, lineView, taking back a hold sent before the merge): the merged
 // call's parties hold and mute as in any group call, and an end on either
 // side ends only the pair, unless the call was ended for everyone.
 func (tx *txn) bridgeTo(c *conversation, s *leg) {

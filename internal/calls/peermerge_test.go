@@ -472,9 +472,10 @@ func TestPeerMergeFarGroup(t *testing.T) {
 
 // TestPeerMergeFarGroupAndMirror: both of alice's calls are run by b: carol
 // called her (a 1:1 call a mirrors), and she joined bob's group call by
-// GUID there. Merged either way round, a takes the 1:1 call's anchor over
-// and bridges the group call: alice sees bob and carol, carol's call on b
-// (a mirror of a's now) shows alice and bob, bob's shows alice; the call
+// GUID there, then took carol's call (holding the group call). Merged
+// either way round, a takes the 1:1 call's anchor over and bridges the
+// group call: alice sees bob and carol, carol's call on b (a mirror of
+// a's now) shows alice and bob, bob's shows alice, off hold; the call
 // merged away ends 0/7016 and alice has one active call. When carol
 // leaves, alice and bob stay.
 func TestPeerMergeFarGroupAndMirror(t *testing.T) {
@@ -482,11 +483,14 @@ func TestPeerMergeFarGroupAndMirror(t *testing.T) {
 	for _, into := range []bool{false, true} {
 		t.Run(fmt.Sprintf("into the group call %v", into), func(t *testing.T) {
 			w := newMergeWorld(t, true)
-			w.call(carol, alice)
 			bobG := mustCall(t)(w.b.JoinCall(ctx, bob, calls.JoinRequest{GroupID: g})).ID
 			w.flush()
 			aliceG := mustCall(t)(w.a.JoinCall(ctx, alice, calls.JoinRequest{GroupID: g})).ID
 			w.flush()
+			w.call(carol, alice) // alice holds the group call
+			if got, want := liveCall(t, w.b, bob, bobG), "Connected group [8:acs:alice Hold]"; got != want {
+				t.Fatalf("bob's call before the merge: %s, want %s", got, want)
+			}
 			keep, gone := w.id("8:acs:alice<8:acs:carol"), aliceG
 			if into {
 				keep, gone = gone, keep

@@ -227,7 +227,11 @@ func (l *leg) lineView() Call {
 	v := l.view(l.standIn)
 	switch {
 	case l.conv.bridge == l:
-		v.RemoteParticipants = nil // a bridge stands for nobody's hold or mute (peermerge.go)
+		// A bridge carries nobody's hold or mute (peermerge.go): the
+		// pair's party shows live and unmuted, which also takes back a
+		// hold the merged-away call had sent.
+		id := v.CallerInfo.Identifier
+		v.RemoteParticipants = []Participant{{Identifier: id, RawID: id.RawID(), DisplayName: v.CallerInfo.DisplayName, State: ParticipantConnected}}
 	case l.hidden && l.conv.joiner != nil:
 		v.RemoteParticipants = []Participant{l.conv.joiner.participant()}
 	}

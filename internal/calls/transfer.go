@@ -484,8 +484,8 @@ func (tx *txn) mergeInto(l, b, bridge *leg) error {
 	}
 	tx.bridgeTo(c, bridge)
 	data := TransferData{Step: StepMerged, Agent: l.party.id}
-	for _, m := range stay {
-		tx.emit(m, EventTransferUpdated, data)
+	for _, m := range append(stay, moving...) {
+		tx.emit(m, EventTransferUpdated, data) // a stand-in's goes to its far node (emitAcross)
 	}
 	data.CallID, data.ServerCallID = b.id, c.id
 	tx.emit(l, EventTransferUpdated, data)
