@@ -25,7 +25,12 @@ import (
 //     group call b runs); the customer calls amy, and amy merges the
 //     queue's call into the customer's: the same proof again, but for
 //     what bob hears while amy holds his call (the queue's hold audio,
-//     whose voice has energy at the customer's tone).
+//     whose voice has energy at the customer's tone);
+//   - amy ends it for everyone; the customer calls amy, bob joins a group
+//     call by GUID on b and amy joins it from a (b anchors it, a mirrors
+//     it), and amy merges it into the customer's call, whose conversation
+//     on a is joined to b's by amy's stand-in there (a bridge): the same
+//     proof again. Bob's call keeps showing amy alone of a's parties.
 func TestClusterMergeMedia(t *testing.T) {
 	if testing.Short() {
 		t.Skip("media across nodes end to end: about 12 s")
@@ -126,6 +131,28 @@ func TestClusterMergeMedia(t *testing.T) {
 	}
 	x.mergedAcrossHeld("the queue's call merged", apart, at, true)
 	waitCall(t, b, bobTok, queued, group)
+	post(t, aBase+"/api/calls/"+withCust+"/hangup", amyTok, `{"forEveryone":true}`)
+	waitCallEnded(t, bobNext, queued)
+
+	// A group call by GUID that bob joined on b, which anchors it, and amy
+	// joined from a: merged into the customer's call, joined to b's group
+	// call by its stand-in (a bridge).
+	withCust = answered(t, ctx, aBase, cust, amy, xferCustomerHz, xferAgentHz, amyTok, amyNext)
+	const guid = `{"groupId":"5d1c0b4e-3f2a-4e6b-8c9d-1a2b3c4d5e6f"}`
+	bobJoined, _ := post(t, bBase+"/api/calls/join", bobTok, guid)["id"].(string)
+	apart = time.Now()
+	amyJoined, _ := post(t, aBase+"/api/calls/join", amyTok, guid)["id"].(string)
+	waitCall(t, b, bobTok, bobJoined, "Connected muted=false [8:acs:amy Connected muted=false]")
+	if !phoneHears(bob, apart, xferAgentHz, true) || !phoneHears(amy, apart, xferTargetHz, true) {
+		t.Fatal("bob and amy do not hear each other in the group call by GUID")
+	}
+	at = time.Now()
+	merged = post(t, aBase+"/api/calls/"+withCust+"/merge", amyTok, `{"callId":"`+amyJoined+`"}`)
+	if merged["kind"] != "group" || merged["state"] != "Connected" {
+		t.Fatalf("merge of a group call by GUID b anchors answered %v", merged)
+	}
+	x.mergedAcross("a group call by GUID b anchors merged", apart, at)
+	waitCall(t, a, amyTok, withCust, "Connected muted=false [8:acs:cust Connected muted=false] [8:acs:bob Connected muted=false]")
 	x.logFigures()
 }
 

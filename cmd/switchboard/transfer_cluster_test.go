@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +18,9 @@ import (
 // Carol blind-transfers the customer to bob, on b; bob consults dave, on
 // a, and cancels (back to the customer), consults again and completes: the customer and dave are Connected on a, each seeing
 // the other, through b's conversation. Alice merges her calls with carol
-// and with bob through c; bob cannot merge the group call a runs (501).
+// and with bob through c; bob merges the customer's call into the group
+// call a runs (a bridge, internal/calls/peermerge.go): the customer sees
+// everyone.
 func TestClusterTransfer(t *testing.T) {
 	x := newAcrossNodes(t)
 	cust, _ := online(t, x.a, "cust", calls.RoleCaller)
@@ -122,19 +123,6 @@ func TestClusterTransfer(t *testing.T) {
 	waitCall(t, x.b, x.bob, bobIn, "Connected muted=false [8:acs:alice Connected muted=false] [8:acs:carol Connected muted=false]")
 	waitCall(t, x.a, carol, carolIn, "Connected muted=false [8:acs:alice Connected muted=false] [8:acs:bob Connected muted=false]")
 
-	// The customer, on a, calls bob, on b: bob cannot merge that call
-	// with the group call a runs (a 1:1 call a runs would be merged:
-	// TestClusterMergeMedia).
-	status, body, _ = send(t, x.a, "POST", "/api/calls", cust, `{"participants":[{"communicationUserId":"bob"}]}`)
-	decode("the customer calls bob", status, http.StatusCreated, body)
-	mirrored := ringing(t, x.bobNext)
-	status, body, _ = send(t, x.b, "POST", "/api/incoming-calls/"+mirrored+"/accept", x.bob, "")
-	decode("bob accepts", status, http.StatusOK, body)
-	status, body, _ = send(t, x.b, "POST", "/api/calls/"+bobIn+"/merge", x.bob, `{"callId":"`+mirrored+`"}`)
-	if status != http.StatusNotImplemented || !strings.Contains(body, `"not_implemented"`) {
-		t.Errorf("bob merges a group call a runs: %d %s, want 501 not_implemented", status, body)
-	}
-
 	// Each party's history records the steps of the transfers and the
 	// merge done on another node, as one node's does.
 	sue := mint(t, "sue", calls.RoleSupervisor)
@@ -149,6 +137,25 @@ func TestClusterTransfer(t *testing.T) {
 	} {
 		waitHistoryEvents(t, x.c, sue, h.id, h.who, calls.EventTransferUpdated, "step", h.want)
 	}
+
+	// The customer, on a, calls bob, on b, and bob merges that call into
+	// the group call a runs: b takes the customer's call's anchor over and
+	// joins it to a's group call by a bridge (peermerge.go). The customer
+	// sees everyone; a's group call keeps showing bob alone of b's.
+	status, body, _ = send(t, x.a, "POST", "/api/calls", cust, `{"participants":[{"communicationUserId":"bob"}]}`)
+	custCall2 := decode("the customer calls bob", status, http.StatusCreated, body)
+	mirrored := ringing(t, x.bobNext)
+	status, body, _ = send(t, x.b, "POST", "/api/incoming-calls/"+mirrored+"/accept", x.bob, "")
+	decode("bob accepts", status, http.StatusOK, body)
+	status, body, _ = send(t, x.b, "POST", "/api/calls/"+bobIn+"/merge", x.bob, `{"callId":"`+mirrored+`"}`)
+	bobMerged := decode("bob merges the customer's call into the group call a runs", status, http.StatusOK, body)
+	if bobMerged.ID != bobIn || bobMerged.Kind != calls.Group || bobMerged.State != calls.StateConnected || len(bobMerged.RemoteParticipants) != 3 {
+		t.Errorf("bob's merged call: %s %s %s with %d participants, want %s a Connected group call with 3", bobMerged.ID, bobMerged.Kind, bobMerged.State, len(bobMerged.RemoteParticipants), bobIn)
+	}
+	waitCall(t, x.a, cust, custCall2.ID, "Connected muted=false [8:acs:bob Connected muted=false] [8:acs:alice Connected muted=false] [8:acs:carol Connected muted=false]")
+	waitCall(t, x.a, carol, carolIn, "Connected muted=false [8:acs:alice Connected muted=false] [8:acs:bob Connected muted=false]")
+	waitHistoryEvents(t, x.c, sue, custCall2.ID, "the customer's second call", calls.EventTransferUpdated, "step", []string{"merged by remote:8:acs:bob"})
+	waitHistoryEvents(t, x.c, sue, bobIn, "bob's merged call", calls.EventTransferUpdated, "step", []string{"merged by remote:8:acs:alice", "merged by agent:8:acs:bob"})
 }
 
 // waitHistoryEvents polls the history of call id through m until its events

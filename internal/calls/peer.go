@@ -401,7 +401,7 @@ func (s *Switchboard) ApplyPeerChange(ctx context.Context, id string, ch PeerCha
 		if ch.Lobby != nil {
 			tx.applyPeerLobby(l, *ch.Lobby)
 		}
-		if ch.Roster != nil && (l.hidden || l.direction == Outgoing && l.conv.joiner == nil) {
+		if ch.Roster != nil && (l.hidden || l.direction == Outgoing && l.conv.joiner == nil || l.conv.bridge == l) {
 			tx.setRoster(l.conv, *ch.Roster)
 		}
 		if ch.Lobby != nil || ch.Roster != nil {

@@ -80,10 +80,24 @@ func mirrorLine(l *leg) PeerSender {
 	return nil
 }
 
+// actLine is the line that carries acts on the ghosts of l's
+// conversation: its mirror's (mirrorLine), or, l a party of a merged call
+// joined to a group call another node runs, its bridge's (peermerge.go).
+func actLine(l *leg) PeerSender {
+	if ps := mirrorLine(l); ps != nil {
+		return ps
+	}
+	if !bridged(l.conv) || l.standIn || l.line != nil {
+		return nil
+	}
+	ps, _ := l.conv.bridge.line.(PeerSender)
+	return ps
+}
+
 // ghostFor finds the live ghost rawID in l's mirror, when l is a joiner
 // whose node can reach the anchor.
 func ghostFor(l *leg, rawID string) *leg {
-	if mirrorLine(l) == nil {
+	if actLine(l) == nil {
 		return nil
 	}
 	for _, m := range l.conv.members {
@@ -98,7 +112,7 @@ func ghostFor(l *leg, rawID string) *leg {
 func (tx *txn) sendAct(p Principal, l *leg, act PeerAct) {
 	act.By = CallerInfo{Identifier: p.Identifier, DisplayName: p.DisplayName}
 	act.Role, act.Oversee = p.Role, overseeing(p, l)
-	if ps := mirrorLine(l); ps != nil {
+	if ps := actLine(l); ps != nil {
 		ps.Send(PeerChange{Act: &act})
 	}
 }
@@ -149,7 +163,7 @@ func (tx *txn) forwardRemove(p Principal, l *leg, rawID string) (Participant, bo
 
 // forwardMuteAll mutes, on the anchor, every party l's mirror shows.
 func (tx *txn) forwardMuteAll(p Principal, l *leg) {
-	if mirrorLine(l) == nil {
+	if actLine(l) == nil {
 		return
 	}
 	tx.sendAct(p, l, PeerAct{MuteAll: true})

@@ -1,6 +1,7 @@
 package calls_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -28,8 +29,8 @@ func newMergeWorld(t *testing.T, twoNodes bool) *mergeWorld {
 	} else {
 		w.peers = callstest.NewPeers(t)
 		nextA, nextB := callstest.IDs(), callstest.IDs()
-		w.a = callstest.New(t, calls.Config{Peers: w.peers.Network("a"), NewID: func() string { return "a" + nextA() }})
-		w.b = callstest.New(t, calls.Config{Peers: w.peers.Network("b"), NewID: func() string { return "b" + nextB() }})
+		w.a = callstest.New(t, calls.Config{Peers: w.peers.Network("a"), Rooms: w.peers.Rooms("a"), NewID: func() string { return "a" + nextA() }})
+		w.b = callstest.New(t, calls.Config{Peers: w.peers.Network("b"), Rooms: w.peers.Rooms("b"), NewID: func() string { return "b" + nextB() }})
 		w.peers.Join("a", w.a.Switchboard, alice.Identifier.RawID(), customer.Identifier.RawID())
 		w.peers.Join("b", w.b.Switchboard, bob.Identifier.RawID(), carol.Identifier.RawID())
 	}
@@ -290,23 +291,281 @@ func TestPeerMergeMedia(t *testing.T) {
 	}
 }
 
-// TestPeerMergeGroupElsewhere: a group call another node runs with others
-// than its caller in it (bob, on b, called alice and carol together) is
-// still not merged: 501 not_implemented, and nothing changes.
-func TestPeerMergeGroupElsewhere(t *testing.T) {
+// TestPeerMergeBothGroupsElsewhere: two group calls other nodes run, with
+// others than their callers in them, are not merged: 501 not_implemented,
+// and nothing changes.
+func TestPeerMergeBothGroupsElsewhere(t *testing.T) {
 	w := newMergeWorld(t, true)
-	w.call(customer, alice)
-	mustCall(t)(w.b.StartCall(ctx, bob, calls.StartCallRequest{Participants: []calls.Identifier{alice.Identifier, carol.Identifier}}))
-	w.flush()
-	in := incoming(t, w.a, alice)
-	group := mustCall(t)(w.a.Accept(ctx, alice, in.ID))
-	w.flush()
-	_, err := w.a.Merge(ctx, alice, w.id("8:acs:alice<8:acs:cust"), calls.MergeRequest{CallID: group.ID})
+	first := w.groupFromBob()
+	w.calls["8:acs:alice<8:acs:carol"] = first // parked under another name
+	second := w.groupFromBob()
+	_, err := w.a.Merge(ctx, alice, first, calls.MergeRequest{CallID: second})
 	wantCode(t, err, calls.CodeNotImplemented)
-	_, err = w.a.Merge(ctx, alice, group.ID, calls.MergeRequest{CallID: w.id("8:acs:alice<8:acs:cust")})
-	wantCode(t, err, calls.CodeNotImplemented)
-	wantState(t, w.a, alice, group.ID, calls.StateConnected)
-	wantState(t, w.a, alice, w.id("8:acs:alice<8:acs:cust"), calls.StateLocalHold)
+	wantState(t, w.a, alice, first, calls.StateLocalHold)
+	wantState(t, w.a, alice, second, calls.StateConnected)
+}
+
+// groupFromBob has bob, on b, call alice (on a) and carol together, both
+// answering; it answers alice's call's id and names bob's and carol's
+// calls "8:acs:bob>group" and "8:acs:carol<group".
+func (w *mergeWorld) groupFromBob() string {
+	w.t.Helper()
+	w.calls["8:acs:bob>group"] = mustCall(w.t)(w.b.StartCall(ctx, bob, calls.StartCallRequest{Participants: []calls.Identifier{alice.Identifier, carol.Identifier}})).ID
+	w.flush()
+	id := mustCall(w.t)(w.a.Accept(ctx, alice, incoming(w.t, w.a, alice).ID)).ID
+	w.flush()
+	w.calls["8:acs:carol<group"] = mustCall(w.t)(w.b.Accept(ctx, carol, incoming(w.t, w.b, carol).ID)).ID
+	w.flush()
+	return id
+}
+
+// joinGroupOnB has bob and carol join a group call by GUID on b and alice
+// join it from a (b anchors it); it answers alice's call's id and names
+// bob's and carol's calls as groupFromBob does.
+func (w *mergeWorld) joinGroupOnB() string {
+	w.t.Helper()
+	const g = "2b7c9a5e-1f4d-4e8a-9c3b-7d6e5f4a3b21"
+	w.calls["8:acs:bob>group"] = mustCall(w.t)(w.b.JoinCall(ctx, bob, calls.JoinRequest{GroupID: g})).ID
+	w.calls["8:acs:carol<group"] = mustCall(w.t)(w.b.JoinCall(ctx, carol, calls.JoinRequest{GroupID: g})).ID
+	w.flush()
+	id := mustCall(w.t)(w.a.JoinCall(ctx, alice, calls.JoinRequest{GroupID: g})).ID
+	w.flush()
+	return id
+}
+
+// liveCall describes p's call as it stands: state, kind and its
+// participants in rawId order, each with its state.
+func liveCall(t *testing.T, f *callstest.Fixture, p calls.Principal, id string) string {
+	t.Helper()
+	c := get(t, f, p, id)
+	parts := make([]string, 0, len(c.RemoteParticipants))
+	for _, r := range c.RemoteParticipants {
+		parts = append(parts, r.RawID+" "+string(r.State))
+	}
+	slices.Sort(parts)
+	return string(c.State) + " " + string(c.Kind) + " [" + strings.Join(parts, ", ") + "]"
+}
+
+// TestPeerMergeFarGroup: alice, on a, merges her call with the customer
+// and a group call b runs with bob and carol in it (bob called them both,
+// or they joined it by its GUID and alice joined it from a), either way
+// round. The merged call is a's conversation of her call with the
+// customer, joined to b's group call by the stand-in that faced it (a
+// bridge): alice and the customer see bob and carol, the call merged away
+// ends 0/7016, alice has one active call, and a's route carries alice,
+// the customer and the bridge both ways. B's parties keep seeing alice
+// alone of a's (the customer is heard through her stand-in). Alice's hold
+// of the merged call does not hold the bridge; the customer's mute of
+// carol reaches b. Then carol and the customer leave, and alice: her
+// leaving ends the bridge, so b shows alice gone while bob's call goes on
+// there.
+func TestPeerMergeFarGroup(t *testing.T) {
+	const (
+		custAlice  = "8:acs:cust>8:acs:alice"
+		aliceCust  = "8:acs:alice<8:acs:cust"
+		aliceGroup = "8:acs:alice group"
+		bobGroup   = "8:acs:bob>group"
+		carolGroup = "8:acs:carol<group"
+	)
+	tests := []struct {
+		name  string
+		group func(w *mergeWorld) string
+		// into: alice merges her call with the customer into the group
+		// call (its id the merge's), not the group call into hers.
+		into bool
+	}{
+		{"bob's group call merged into alice's", (*mergeWorld).groupFromBob, false},
+		{"alice's call merged into bob's group call", (*mergeWorld).groupFromBob, true},
+		{"a GUID group call b anchors merged into alice's", (*mergeWorld).joinGroupOnB, false},
+		{"alice's call merged into a GUID group call b anchors", (*mergeWorld).joinGroupOnB, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newMergeWorld(t, true)
+			w.call(customer, alice)
+			w.calls[aliceGroup] = tt.group(w)
+			keep, gone := w.id(aliceCust), w.id(aliceGroup)
+			if tt.into {
+				keep, gone = gone, keep
+			}
+			merged := mustCall(t)(w.a.Merge(ctx, alice, keep, calls.MergeRequest{CallID: gone}))
+			w.flush()
+			if merged.ID != keep {
+				t.Errorf("the merge answered call %s, want %s", merged.ID, keep)
+			}
+			wantEnded(t, w.a, gone, calls.ReasonMerged)
+			wantState(t, w.a, alice, keep, calls.StateConnected)
+			if got := get(t, w.a, customer, w.id(custAlice)).ServerCallID; got != merged.ServerCallID {
+				t.Errorf("the customer's call's serverCallId %s, want the merged call's %s", got, merged.ServerCallID)
+			}
+			if !slices.Contains(eventTypes(w.a, alice, keep), calls.EventTransferUpdated) {
+				t.Errorf("alice had no %s event of the merged call", calls.EventTransferUpdated)
+			}
+			for _, c := range []struct {
+				f          *callstest.Fixture
+				p          calls.Principal
+				name, want string
+			}{
+				{w.a, alice, "alice's merged call", "Connected group [8:acs:bob Connected, 8:acs:carol Connected, 8:acs:cust Connected]"},
+				{w.a, customer, custAlice, "Connected group [8:acs:alice Connected, 8:acs:bob Connected, 8:acs:carol Connected]"},
+				{w.b, bob, bobGroup, "Connected group [8:acs:alice Connected, 8:acs:carol Connected]"},
+				{w.b, carol, carolGroup, "Connected group [8:acs:alice Connected, 8:acs:bob Connected]"},
+			} {
+				id := keep
+				if c.name != "alice's merged call" {
+					id = w.id(c.name)
+				}
+				if got := liveCall(t, c.f, c.p, id); got != c.want {
+					t.Errorf("%s after the merge: %s, want %s", c.name, got, c.want)
+				}
+			}
+			for _, p := range []calls.Principal{alice, customer} {
+				if n := activeCalls(t, w.a, p); n != 1 {
+					t.Errorf("%s has %d active calls after the merge, want 1", p.Identifier.RawID(), n)
+				}
+			}
+			got := sendingBoth(w.a.Media.Routes(), merged.ServerCallID)
+			if want := []string{"8:acs:alice", "8:acs:cust", "stand-in"}; !slices.Equal(got, want) {
+				t.Errorf("a's route of the merged call: %v sending and receiving, want %v", got, want)
+			}
+
+			// Her hold is no hold of the bridge: the others still hear
+			// each other through it, as on one node.
+			mustCall(t)(w.a.Hold(ctx, alice, keep))
+			w.flush()
+			if got := liveCall(t, w.b, bob, w.id(bobGroup)); got != "Connected group [8:acs:alice Connected, 8:acs:carol Connected]" {
+				t.Errorf("bob's call while alice holds the merged call: %s, want alice's stand-in not held", got)
+			}
+			if got := sendingBoth(w.a.Media.Routes(), merged.ServerCallID); !slices.Equal(got, []string{"8:acs:cust", "stand-in"}) {
+				t.Errorf("a's route while alice holds the merged call: %v sending and receiving, want the customer and the bridge", got)
+			}
+			mustCall(t)(w.a.Resume(ctx, alice, keep))
+			// The customer mutes carol: b does, as for a joiner's act.
+			callstest.Must[calls.Participant](t)(w.a.MuteParticipant(ctx, customer, w.id(custAlice), carol.Identifier.RawID()))
+			w.flush()
+			if c := get(t, w.b, carol, w.id(carolGroup)); !c.IsMuted {
+				t.Error("carol's call is not muted after the customer muted her in the merged call")
+			}
+			mustCall(t)(w.b.HangUp(ctx, carol, w.id(carolGroup), false))
+			w.flush()
+			if got, want := liveCall(t, w.a, alice, keep), "Connected group [8:acs:bob Connected, 8:acs:cust Connected]"; got != want {
+				t.Errorf("alice's merged call after carol left: %s, want %s", got, want)
+			}
+			mustCall(t)(w.a.HangUp(ctx, customer, w.id(custAlice), false))
+			w.flush()
+			if got, want := liveCall(t, w.a, alice, keep), "Connected group [8:acs:bob Connected]"; got != want {
+				t.Errorf("alice's merged call after the customer left: %s, want %s", got, want)
+			}
+			mustCall(t)(w.a.HangUp(ctx, alice, keep, false))
+			w.flush()
+			if got := get(t, w.b, bob, w.id(bobGroup)); slices.Contains(rawIDs(got), alice.Identifier.RawID()) {
+				t.Errorf("bob's call after alice left the merged call: %s with %v, want alice gone", got.State, rawIDs(got))
+			}
+			for _, r := range w.a.Media.Routes() {
+				if len(r.Members) > 0 {
+					t.Errorf("a still routes %+v after everyone there left", r)
+				}
+			}
+		})
+	}
+}
+
+// TestPeerMergeFarGroupAndMirror: both of alice's calls are run by b: carol
+// called her (a 1:1 call a mirrors), and she joined bob's group call by
+// GUID there, then took carol's call (holding the group call). Merged
+// either way round, a takes the 1:1 call's anchor over and bridges the
+// group call: alice sees bob and carol, carol's call on b (a mirror of
+// a's now) shows alice and bob, bob's shows alice, off hold; the call
+// merged away ends 0/7016 and alice has one active call. When carol
+// leaves, alice and bob stay.
+func TestPeerMergeFarGroupAndMirror(t *testing.T) {
+	const g = "2b7c9a5e-1f4d-4e8a-9c3b-7d6e5f4a3b21"
+	for _, into := range []bool{false, true} {
+		t.Run(fmt.Sprintf("into the group call %v", into), func(t *testing.T) {
+			w := newMergeWorld(t, true)
+			bobG := mustCall(t)(w.b.JoinCall(ctx, bob, calls.JoinRequest{GroupID: g})).ID
+			w.flush()
+			aliceG := mustCall(t)(w.a.JoinCall(ctx, alice, calls.JoinRequest{GroupID: g})).ID
+			w.flush()
+			w.call(carol, alice) // alice holds the group call
+			if got, want := liveCall(t, w.b, bob, bobG), "Connected group [8:acs:alice Hold]"; got != want {
+				t.Fatalf("bob's call before the merge: %s, want %s", got, want)
+			}
+			keep, gone := w.id("8:acs:alice<8:acs:carol"), aliceG
+			if into {
+				keep, gone = gone, keep
+			}
+			mustCall(t)(w.a.Merge(ctx, alice, keep, calls.MergeRequest{CallID: gone}))
+			w.flush()
+			wantEnded(t, w.a, gone, calls.ReasonMerged)
+			wantState(t, w.a, alice, keep, calls.StateConnected)
+			if n := activeCalls(t, w.a, alice); n != 1 {
+				t.Errorf("alice has %d active calls after the merge, want 1", n)
+			}
+			for _, c := range []struct {
+				f        *callstest.Fixture
+				p        calls.Principal
+				id, name string
+				want     string
+			}{
+				{w.a, alice, keep, "alice's merged call", "Connected group [8:acs:bob Connected, 8:acs:carol Connected]"},
+				{w.b, carol, w.id("8:acs:carol>8:acs:alice"), "carol's call", "Connected group [8:acs:alice Connected, 8:acs:bob Connected]"},
+				{w.b, bob, bobG, "bob's call", "Connected group [8:acs:alice Connected]"},
+			} {
+				if got := liveCall(t, c.f, c.p, c.id); got != c.want {
+					t.Errorf("%s after the merge: %s, want %s", c.name, got, c.want)
+				}
+			}
+			mustCall(t)(w.b.HangUp(ctx, carol, w.id("8:acs:carol>8:acs:alice"), false))
+			w.flush()
+			if got, want := liveCall(t, w.a, alice, keep), "Connected group [8:acs:bob Connected]"; got != want {
+				t.Errorf("alice's merged call after carol left: %s, want %s", got, want)
+			}
+			if got, want := liveCall(t, w.b, bob, bobG), "Connected group [8:acs:alice Connected]"; got != want {
+				t.Errorf("bob's call after carol left: %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+// sendingBoth is who sends and receives, not held, in the route of serverCallID
+// (a stand-in as "stand-in"), in rawId order.
+func sendingBoth(routes []calls.Route, serverCallID string) []string {
+	var out []string
+	for _, r := range routes {
+		if r.ServerCallID != serverCallID {
+			continue
+		}
+		for _, m := range r.Members {
+			if m.Send && m.Receive && !m.Held {
+				name := m.RawID
+				if m.OwnEndpoint {
+					name = "stand-in"
+				}
+				out = append(out, name)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestPeerMergeFarGroupEndedForAll: bob ends for everyone the group call
+// alice merged with her call with the customer: her merged call and the
+// customer's end 0/4097 too, as on one node.
+func TestPeerMergeFarGroupEndedForAll(t *testing.T) {
+	for _, group := range []func(w *mergeWorld) string{(*mergeWorld).groupFromBob, (*mergeWorld).joinGroupOnB} {
+		w := newMergeWorld(t, true)
+		w.call(customer, alice)
+		g := group(w)
+		mustCall(t)(w.a.Merge(ctx, alice, w.id("8:acs:alice<8:acs:cust"), calls.MergeRequest{CallID: g}))
+		w.flush()
+		mustCall(t)(w.b.HangUp(ctx, bob, w.id("8:acs:bob>group"), true))
+		w.flush()
+		wantEnded(t, w.a, w.id("8:acs:alice<8:acs:cust"), calls.ReasonEndedForAll)
+		wantEnded(t, w.a, w.id("8:acs:cust>8:acs:alice"), calls.ReasonEndedForAll)
+		wantEnded(t, w.b, w.id("8:acs:carol<group"), calls.ReasonEndedForAll)
+	}
 }
 
 // TestPeerMergeRelayed: alice merges a call that b relays (bob, on b,

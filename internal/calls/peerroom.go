@@ -225,7 +225,14 @@ func (c *conversation) mediaKey() string {
 // shows its joiner only, the pair's party.
 func (l *leg) lineView() Call {
 	v := l.view(l.standIn)
-	if l.hidden && l.conv.joiner != nil {
+	switch {
+	case l.conv.bridge == l:
+		// A bridge carries nobody's hold or mute (peermerge.go): the
+		// pair's party shows live and unmuted, which also takes back a
+		// hold the merged-away call had sent.
+		id := v.CallerInfo.Identifier
+		v.RemoteParticipants = []Participant{{Identifier: id, RawID: id.RawID(), DisplayName: v.CallerInfo.DisplayName, State: ParticipantConnected}}
+	case l.hidden && l.conv.joiner != nil:
 		v.RemoteParticipants = []Participant{l.conv.joiner.participant()}
 	}
 	return v
@@ -267,6 +274,9 @@ func (tx *txn) endMirror(c *conversation, ended *leg, peer EndReason) {
 // them too, but for its caller's stand-in, which shows the inviter.
 func (tx *txn) setRoster(c *conversation, roster []Participant) {
 	self := c.joiner
+	if self == nil && c.bridge != nil {
+		self = c.bridge // a merged call's ghosts of a group call another node runs (peermerge.go)
+	}
 	if self == nil {
 		self = calleeOf(c)
 	}
@@ -364,7 +374,7 @@ func inviterLive(roster []Participant, caller string) bool {
 // others end there, 0/4097 when ended for everyone), and its ghosts leave
 // the members as they stand, as a mirror's do.
 func (tx *txn) endCallee(c *conversation, ended *leg, peer EndReason) {
-	if c.kind == OneToOne || ended.standIn || ended.ghost || ended.line != nil ||
+	if c.kind == OneToOne || ended.standIn || ended.ghost || ended.line != nil || ended.handedOff || // the others were handed on: they stay
 		!slices.ContainsFunc(c.all, func(m *leg) bool { return m.standIn && m.line != nil && m.direction == Outgoing }) {
 		return
 	}

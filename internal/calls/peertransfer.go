@@ -33,7 +33,9 @@ import "slices"
 // participant added to a call across nodes (peerroom.go). A call the
 // agent's node only mirrors (the far party called her, or added her to
 // its group call) is merged once her node took its anchor over, when
-// nobody else is in it (peermerge.go); otherwise not_implemented.
+// nobody else is in it, and a group call another node runs with others
+// in it (or she joined there) is joined to the merged call by a bridge
+// (peermerge.go).
 
 // transferredAway reports whether p, in a 1:1 stand-in's view, is a party
 // who transferred the call and left: the pair's party is the other.

@@ -181,6 +181,10 @@ type conversation struct {
 	// rostered, on a mirror, closes when the anchor's first roster came
 	// (peerjoin.go).
 	rostered chan struct{}
+	// bridge, on a merged call this node runs, is the stand-in that joins
+	// it to a group call another node runs (peermerge.go); its ghosts
+	// show that call's parties.
+	bridge *leg
 }
 
 func (c *conversation) registryKey() string {

@@ -344,9 +344,13 @@ func (s *Switchboard) CancelTransfer(ctx context.Context, p Principal, id string
 // the call merged is gone). Errors: invalid_request (no callId, the call
 // itself), call_not_found (either call), invalid_state (not live, a
 // monitor leg, someone in both), not_supported_in_rooms, not_implemented
-// (a call another node runs with others than its caller in it, or that
-// she joined). A call another node runs between its caller and her alone
-// is merged here once this node took its anchor over (peermerge.go).
+// (both calls are group calls other nodes run, one of them has another
+// party of this node in it, or a group call another node runs would be
+// the merged call's second). A call another node runs between its caller
+// and her alone is merged here once this node took its anchor over; a
+// group call another node runs with others in it, or that she joined
+// there by its GUID, is joined to the merged call, which this node runs,
+// by a bridge (peermerge.go).
 func (s *Switchboard) Merge(ctx context.Context, p Principal, id string, req MergeRequest) (Call, error) {
 	const op = "merge"
 	switch {
@@ -357,52 +361,23 @@ func (s *Switchboard) Merge(ctx context.Context, p Principal, id string, req Mer
 	}
 	var out Call
 	err := s.onCall(p, id, ownOnly, func(tx *txn, l *leg) error {
-		var mirrored [][2]*leg // the caller's stand-in of a call this node mirrors, and the call
 		b := s.legs[req.CallID]
 		if b == nil || b.standIn || b.party != l.party {
 			return errCallNotFound(req.CallID)
 		}
-		for _, x := range []*leg{l, b} {
-			switch {
-			case x.phase != phaseLive:
-				return Errorf(CodeInvalidState, "call %s is %s: only live calls are merged", x.id, x.state())
-			case x.monitor != "":
-				return Errorf(CodeInvalidState, "call %s is a monitor leg", x.id)
-			case x.conv.kind == Room:
-				return Errorf(CodeNotSupportedInRooms, "call %s is a room: rooms are not merged", x.id)
-			case x.conv.joiner != nil:
-				return Errorf(CodeNotImplemented, "call %s is a group call or room that another node of the cluster runs: merging it is not supported yet", x.id)
-			case slices.ContainsFunc(x.conv.members, farAnchored):
-				fc := farCaller(x)
-				if fc == nil {
-					return Errorf(CodeNotImplemented, "call %s is a group call that another node of the cluster runs, with others in it: merging it is not supported yet", x.id)
-				}
-				mirrored = append(mirrored, [2]*leg{fc, x})
-			}
+		plan, err := planMerge(l, b)
+		if err != nil {
+			return err
 		}
-		moving := others(b)
-		for _, m := range moving {
-			if slices.ContainsFunc(l.conv.members, func(o *leg) bool { return o.party == m.party }) {
-				return Errorf(CodeInvalidState, "%s is in both calls", m.party.id)
-			}
+		if plan.far == l {
+			err = tx.mergeInto(l, b, plan.bridge)
+		} else {
+			err = tx.merge(l, b, plan.bridge)
 		}
-		tx.move(moving, l.conv)
-		if l.conv.kind == OneToOne {
-			l.conv.kind = Group
+		if err != nil {
+			return err
 		}
-		data := TransferData{Step: StepMerged, Agent: l.party.id}
-		tx.emitHandOver(l, b, moving, data)
-		b.handedOff = true
-		tx.endLeg(b, ReasonMerged, ReasonRemoteHungUp)
-		if l.consult == b || l.consultOf == b {
-			l.consult, l.consultOf = nil, nil
-		}
-		if l.state() != StateConnected {
-			if err := tx.plan(l, holdpolicy.Resume); err != nil {
-				return err
-			}
-		}
-		for _, sx := range mirrored {
+		for _, sx := range plan.mirrored {
 			tx.anchorHere(sx[0], sx[1]) // last: it tells the far node (peermerge.go)
 		}
 		tx.settle(l)
@@ -410,6 +385,140 @@ func (s *Switchboard) Merge(ctx context.Context, p Principal, id string, req Mer
 		return nil
 	})
 	return out, withOp(op, err)
+}
+
+// mergePlan is how two of an agent's calls are merged across nodes.
+type mergePlan struct {
+	// mirrored: the caller's stand-in of a 1:1 call this node mirrors,
+	// and the call, whose anchor this node takes over (peermerge.go).
+	mirrored [][2]*leg
+	// far is the call of the two that is a group call another node runs,
+	// bridge its stand-in facing that node (farGroup); nil for none.
+	far, bridge *leg
+}
+
+// planMerge checks that l and b may be merged and says how.
+func planMerge(l, b *leg) (mergePlan, error) {
+	var pl mergePlan
+	for _, x := range []*leg{l, b} {
+		switch {
+		case x.phase != phaseLive:
+			return pl, Errorf(CodeInvalidState, "call %s is %s: only live calls are merged", x.id, x.state())
+		case x.monitor != "":
+			return pl, Errorf(CodeInvalidState, "call %s is a monitor leg", x.id)
+		case x.conv.kind == Room:
+			return pl, Errorf(CodeNotSupportedInRooms, "call %s is a room: rooms are not merged", x.id)
+		case bridged(x.conv):
+			// Merged already with a group call another node runs: run here.
+		case x.conv.joiner != nil || slices.ContainsFunc(x.conv.members, farAnchored):
+			if fc := farCaller(x); fc != nil {
+				pl.mirrored = append(pl.mirrored, [2]*leg{fc, x})
+				continue
+			}
+			s := farGroup(x)
+			if s == nil {
+				return pl, Errorf(CodeNotImplemented, "call %s is a group call that another node of the cluster runs, with other parties of this node in it: merging it is not supported", x.id)
+			}
+			if pl.far != nil {
+				return pl, Errorf(CodeNotImplemented, "calls %s and %s are both group calls that other nodes of the cluster run: merging them is not supported", l.id, b.id)
+			}
+			pl.far, pl.bridge = x, s
+		}
+	}
+	if pl.far != nil {
+		near := l
+		if pl.far == l {
+			near = b
+		}
+		if bridged(near.conv) || bridged(pl.far.conv) {
+			return pl, Errorf(CodeNotImplemented, "call %s is merged with a group call another node of the cluster runs already: merging a second one is not supported", near.id)
+		}
+	} else if bridged(l.conv) && bridged(b.conv) {
+		return pl, Errorf(CodeNotImplemented, "calls %s and %s are each merged with a group call another node of the cluster runs: merging them is not supported", l.id, b.id)
+	}
+	return pl, nil
+}
+
+// merge moves the others of b's call into l's, which becomes a group
+// call, and ends b (0/7016); bridge, when b's call is a group call another
+// node runs, is its stand-in facing that node, l's call's bridge from now
+// on (peermerge.go).
+func (tx *txn) merge(l, b, bridge *leg) error {
+	moving := others(b)
+	if err := inBoth(moving, l.conv); err != nil {
+		return err
+	}
+	carried := b.conv.bridge
+	b.conv.bridge = nil // it goes with the others
+	tx.move(moving, l.conv)
+	if l.conv.kind == OneToOne {
+		l.conv.kind = Group
+	}
+	tx.emitHandOver(l, b, moving, TransferData{Step: StepMerged, Agent: l.party.id})
+	b.handedOff = true
+	tx.endLeg(b, ReasonMerged, ReasonRemoteHungUp)
+	switch {
+	case bridge != nil:
+		tx.bridgeTo(l.conv, bridge)
+	case carried != nil && carried.conv == l.conv:
+		tx.bridgeTo(l.conv, carried) // b's call was merged with one before
+	}
+	return tx.resumeMerged(l, b)
+}
+
+// mergeInto merges b's call into l's when l's is a group call another
+// node runs (bridge its stand-in facing that node): the merged call is
+// b's conversation, which this node runs. l moves into it with the
+// stand-in, the ghosts and those monitoring l, taking its serverCallId,
+// and b ends (0/7016) as in any merge.
+func (tx *txn) mergeInto(l, b, bridge *leg) error {
+	c := b.conv
+	moving := others(l)
+	if err := inBoth(moving, c); err != nil {
+		return err
+	}
+	stay := others(b)
+	tx.move(slices.Clone(l.conv.members), c)
+	if c.kind == OneToOne {
+		c.kind = Group
+	}
+	tx.bridgeTo(c, bridge)
+	data := TransferData{Step: StepMerged, Agent: l.party.id}
+	for _, m := range append(stay, moving...) {
+		tx.emit(m, EventTransferUpdated, data) // a stand-in's goes to its far node (emitAcross)
+	}
+	data.CallID, data.ServerCallID = b.id, c.id
+	tx.emit(l, EventTransferUpdated, data)
+	data.CallID, data.ServerCallID = l.id, ""
+	tx.emit(b, EventTransferUpdated, data)
+	b.handedOff = true
+	tx.endLeg(b, ReasonMerged, ReasonRemoteHungUp)
+	return tx.resumeMerged(l, b)
+}
+
+// inBoth refuses a merge that would show a party twice in c.
+func inBoth(moving []*leg, c *conversation) error {
+	for _, m := range moving {
+		if m.hidden {
+			continue // the agent's own stand-in in a group call another node runs
+		}
+		if slices.ContainsFunc(c.members, func(o *leg) bool { return o.party == m.party }) {
+			return Errorf(CodeInvalidState, "%s is in both calls", m.party.id)
+		}
+	}
+	return nil
+}
+
+// resumeMerged makes the merged call l the agent's active call once b
+// merged into it.
+func (tx *txn) resumeMerged(l, b *leg) error {
+	if l.consult == b || l.consultOf == b {
+		l.consult, l.consultOf = nil, nil
+	}
+	if l.state() != StateConnected {
+		return tx.plan(l, holdpolicy.Resume)
+	}
+	return nil
 }
 
 // emitHandOver tells of moved, the members of from's call, handed over

@@ -340,6 +340,7 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 	} else {
 		tx.endCallee(c, l, peer)
 	}
+	tx.endBridge(c, l)
 	if humans := slices.ContainsFunc(c.members, func(m *leg) bool { return !m.party.bot }); !humans {
 		for _, m := range slices.Clone(c.members) {
 			tx.endLeg(m, ReasonRemoteHungUp, ReasonRemoteHungUp)
