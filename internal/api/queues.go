@@ -205,12 +205,15 @@ func (q *QueueSwitch) Withdraw(ctx context.Context, w queue.Waiting, agent strin
 	if err != nil {
 		return err
 	}
-	_, err = q.sb.RemoveParticipant(ctx, p, w.CallID, agent)
+	err = q.sb.WithdrawOffer(ctx, p, w.CallID, agent)
 	if e, ok := errors.AsType[*calls.Error](err); ok && (e.Code == calls.CodeParticipantNotFound || e.Code == calls.CodeCallNotFound) {
 		return nil
 	}
 	return err
 }
+
+// Done implements queue.Switch: the queue is done with the call.
+func (q *QueueSwitch) Done(_ context.Context, w queue.Waiting) { q.forget(w.CallID) }
 
 // Status implements queue.Switch.
 func (q *QueueSwitch) Status(ctx context.Context, w queue.Waiting, agent string) (queue.Status, error) {

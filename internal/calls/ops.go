@@ -652,6 +652,26 @@ func (s *Switchboard) RemoveParticipant(ctx context.Context, p Principal, id, ra
 	return out, withOp("remove participant", err)
 }
 
+// WithdrawOffer stops ringing rawID in call id (canceled), as
+// RemoveParticipant does, unless she answered already: a queue that
+// withdraws an offer that rang out must not take away the call she has
+// just accepted. Errors: those of RemoveParticipant, and invalid_state
+// when she is in the call.
+func (s *Switchboard) WithdrawOffer(ctx context.Context, p Principal, id, rawID string) error {
+	err := s.onCall(p, id, ownOrOversee, func(tx *txn, l *leg) error {
+		m, err := memberFor(p, l, rawID)
+		if err != nil {
+			return err
+		}
+		if m.phase == phaseLive {
+			return Errorf(CodeInvalidState, "%s answered call %s: the offer is no longer hers to withdraw", rawID, id)
+		}
+		tx.endLeg(m, ReasonCanceled, ReasonHungUp)
+		return nil
+	})
+	return withOp("withdraw offer", err)
+}
+
 // HangUp leaves the call (0/0), or with forEveryone ends it for everyone
 // (the others get 0/4097). A supervisor hanging up another identity's call
 // removes that identity (0/5300), or ends it for everyone. Errors:

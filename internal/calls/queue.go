@@ -102,9 +102,10 @@ func (s *Switchboard) SetStatusBySystem(ctx context.Context, agent string, req S
 }
 
 // AnsweredIn reports whether the identity rawID answered (was ever
-// connected in) the conversation of call id, even if she left since: a
-// queue step that comes after an agent accepted and hung up tells a
-// served call from a declined offer by it.
+// connected in) the conversation of call id, even if she left since, and
+// even once the call ended, until ForgetQueueCall: a queue step that
+// comes after an agent accepted and hung up tells a served call from a
+// declined offer by it.
 func (s *Switchboard) AnsweredIn(id, rawID string) bool {
 	s.live.Lock()
 	defer s.live.Unlock()
@@ -129,15 +130,31 @@ func (s *Switchboard) keepAnswers(l *leg) {
 			answered = append(answered, m.party.id)
 		}
 	}
-	s.queueAnswers[l.id] = answered
+	if len(answered) > 0 {
+		s.queueAnswers[l.id] = answered
+	}
 }
 
 // ForgetQueueCall drops what the switchboard keeps of the queue call id
-// (EndWithCaller, AnsweredIn) once the queue is done with it.
+// once the queue is done with it: who answered it (AnsweredIn), and, while
+// it is live (it left the queue for voicemail, or a transfer could not
+// queue it), its mark as a queue's caller (EndWithCaller).
 func (s *Switchboard) ForgetQueueCall(id string) {
 	s.live.Lock()
 	defer s.live.Unlock()
 	delete(s.queueAnswers, id)
+	if l := s.legs[id]; l != nil && l.conv.endsWith == l {
+		l.conv.endsWith = nil
+	}
+}
+
+// queueAnswersKept is how many ended queue calls the switchboard keeps
+// answers of (export_test.go: nothing is kept once the queue forgot
+// them).
+func (s *Switchboard) queueAnswersKept() int {
+	s.live.Lock()
+	defer s.live.Unlock()
+	return len(s.queueAnswers)
 }
 
 // OfferState is an agent's state as queue routing weighs it, for the
@@ -187,11 +204,13 @@ func (s *Switchboard) OfferAgents() []string {
 }
 
 // EndWithCaller marks callID, a call entering a queue, as the caller of
-// its conversation: when she leaves after an agent answered, whoever is
-// left with the call alone (the agent, and supervisors monitoring it)
-// is ended too (remote hung up), as in a 1:1 call, instead of staying in
-// an empty group call. A call this switchboard does not hold is left as
-// it is.
+// its conversation, both ways, as in a 1:1 call, instead of anyone
+// staying in an empty group call: when she leaves after an agent
+// answered, whoever is left with the call alone (the agent, and
+// supervisors monitoring it) is ended too (remote hung up); when the
+// agent who answered leaves her alone (supervisors monitoring are no
+// company), her call ends. A call this switchboard does not hold is left
+// as it is.
 func (s *Switchboard) EndWithCaller(callID string) {
 	s.live.Lock()
 	defer s.live.Unlock()

@@ -86,3 +86,118 @@ func TestQueueAvailability(t *testing.T) {
 		t.Errorf("SetStatusBySystem of a bad rawId: %v", err)
 	}
 }
+
+// TestQueueCallerEndsWithAgent: a queue caller's call (EndWithCaller)
+// ends when the agent who answered leaves her alone in it, in the same
+// step and with the reason a 1:1 call's other side would get;
+// supervisors monitoring are no company, a colleague the agent brought
+// in is. A withdraw takes back only an offer still ringing. Nothing of
+// the call is kept once the queue forgot it.
+func TestQueueCallerEndsWithAgent(t *testing.T) {
+	sue := callstest.Supervisor("sue")
+	tests := []struct {
+		name string
+		// act runs with the caller's call cc answered by alice (ac); it
+		// answers the reason the caller's call should end with, or nil
+		// when it should go on, Connected.
+		act func(t *testing.T, f *callstest.Fixture, cc, ac calls.Call) *calls.EndReason
+	}{
+		{"agent hangs up", func(t *testing.T, f *callstest.Fixture, cc, ac calls.Call) *calls.EndReason {
+			mustCall(t)(f.HangUp(ctx, alice, ac.ID, false))
+			return &calls.ReasonRemoteHungUp
+		}},
+		{"agent ends it for everyone", func(t *testing.T, f *callstest.Fixture, cc, ac calls.Call) *calls.EndReason {
+			mustCall(t)(f.HangUp(ctx, alice, ac.ID, true))
+			return &calls.ReasonEndedForAll
+		}},
+		{"agent's media lost", func(t *testing.T, f *callstest.Fixture, cc, ac calls.Call) *calls.EndReason {
+			f.MediaLost(alice.Identifier.RawID())
+			return &calls.ReasonMediaLost
+		}},
+		{"supervisor removes the agent", func(t *testing.T, f *callstest.Fixture, cc, ac calls.Call) *calls.EndReason {
+			f.Connect(t, sue)
+			mustCall(t)(f.HangUp(ctx, sue, ac.ID, false))
+			wantEnded(t, f, ac.ID, calls.ReasonRemoved)
+			return &calls.ReasonRemoteHungUp
+		}},
+		{"a supervisor listening is no company", func(t *testing.T, f *callstest.Fixture, cc, ac calls.Call) *calls.EndReason {
+			f.Connect(t, sue)
+			mon := mustCall(t)(f.Monitor(ctx, sue, ac.ID, calls.MonitorRequest{Mode: calls.MonitorListen}))
+			mustCall(t)(f.HangUp(ctx, alice, ac.ID, false))
+			wantEnded(t, f, mon.ID, calls.ReasonRemoteHungUp)
+			return &calls.ReasonRemoteHungUp
+		}},
+		{"switchboard shut down", func(t *testing.T, f *callstest.Fixture, cc, ac calls.Call) *calls.EndReason {
+			if err := f.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return &calls.ReasonShutdown
+		}},
+		{"a colleague she brought in stays", func(t *testing.T, f *callstest.Fixture, cc, ac calls.Call) *calls.EndReason {
+			f.Connect(t, bob)
+			if _, err := f.AddParticipant(ctx, alice, ac.ID, calls.AddParticipantRequest{Identifier: bob.Identifier}); err != nil {
+				t.Fatal(err)
+			}
+			mustCall(t)(f.Accept(ctx, bob, incoming(t, f, bob).ID))
+			mustCall(t)(f.HangUp(ctx, alice, ac.ID, false))
+			return nil
+		}},
+		{"a withdraw after she answered", func(t *testing.T, f *callstest.Fixture, cc, ac calls.Call) *calls.EndReason {
+			wantCode(t, f.WithdrawOffer(ctx, customer, cc.ID, alice.Identifier.RawID()), calls.CodeInvalidState)
+			wantState(t, f, alice, ac.ID, calls.StateConnected)
+			return nil
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := callstest.New(t, calls.Config{})
+			f.Connect(t, alice)
+			f.Connect(t, customer)
+			cc := mustCall(t)(f.JoinCall(ctx, customer, calls.JoinRequest{GroupID: "4a1c7a52-2f55-4f6b-9d0e-0c0f3c1e9a11"}))
+			f.EndWithCaller(cc.ID)
+			if _, err := f.AddParticipant(ctx, customer, cc.ID, calls.AddParticipantRequest{Identifier: alice.Identifier}); err != nil {
+				t.Fatal(err)
+			}
+			ac := mustCall(t)(f.Accept(ctx, alice, incoming(t, f, alice).ID))
+			want := tt.act(t, f, cc, ac)
+			if want == nil {
+				wantState(t, f, customer, cc.ID, calls.StateConnected)
+				return
+			}
+			wantEnded(t, f, cc.ID, *want)
+			if !f.AnsweredIn(cc.ID, alice.Identifier.RawID()) {
+				t.Error("AnsweredIn: alice's answer forgotten before the queue forgot the call")
+			}
+			f.ForgetQueueCall(cc.ID)
+			if f.AnsweredIn(cc.ID, alice.Identifier.RawID()) {
+				t.Error("AnsweredIn: alice's answer kept after the queue forgot the call")
+			}
+			if n := calls.QueueAnswersKept(f.Switchboard); n != 0 {
+				t.Errorf("%d ended queue calls kept after the queue forgot them", n)
+			}
+		})
+	}
+
+	// A withdraw while she rings cancels her offer; the caller waits on.
+	// A voicemail forgets the call while it is live: nothing is kept.
+	f := callstest.New(t, calls.Config{})
+	f.Connect(t, alice)
+	f.Connect(t, customer)
+	cc := mustCall(t)(f.JoinCall(ctx, customer, calls.JoinRequest{GroupID: "9b7e6f0a-3c1d-4e2f-8a5b-6c7d8e9f0a1b"}))
+	f.EndWithCaller(cc.ID)
+	if _, err := f.AddParticipant(ctx, customer, cc.ID, calls.AddParticipantRequest{Identifier: alice.Identifier}); err != nil {
+		t.Fatal(err)
+	}
+	in := incoming(t, f, alice)
+	if err := f.WithdrawOffer(ctx, customer, cc.ID, alice.Identifier.RawID()); err != nil {
+		t.Fatalf("withdraw a ringing offer: %v", err)
+	}
+	wantEnded(t, f, in.ID, calls.ReasonCanceled)
+	wantState(t, f, customer, cc.ID, calls.StateConnected)
+	f.ForgetQueueCall(cc.ID)
+	f.EndWith(ctx, cc.ID, calls.ReasonVoicemail)
+	wantEnded(t, f, cc.ID, calls.ReasonVoicemail)
+	if n := calls.QueueAnswersKept(f.Switchboard); n != 0 {
+		t.Errorf("%d ended queue calls kept after a voicemail", n)
+	}
+}

@@ -176,7 +176,8 @@ type conversation struct {
 	joiner *leg
 	lobby  *roomLobby // a room opened with a lobby (lobby.go); nil: none
 	// endsWith is a queue's waiting caller (EndWithCaller): when she
-	// leaves an answered call, the agent left with it ends too.
+	// leaves an answered call, the agent left with it ends too, and when
+	// the agent leaves her alone, she does.
 	endsWith *leg
 	// rostered, on a mirror, closes when the anchor's first roster came
 	// (peerjoin.go).

@@ -299,10 +299,12 @@ func (tx *txn) endLeg(l *leg, reason EndReason, peer EndReason) {
 		// Transferred or merged: the others were handed on and stay.
 	case c.endsWith != nil && l != c.endsWith && !wasPending && soleAnswered(remaining) && slices.Contains(remaining, c.endsWith):
 		// A queue call's agent left the call she answered, its caller
-		// alone in it now: the caller is not kept in an empty group call;
-		// her call ends as a 1:1 call's would, here, rather than when the
-		// queue engine next looks.
-		tx.endLeg(c.endsWith, ReasonRemoteHungUp, ReasonRemoteHungUp)
+		// alone in it now (supervisors monitoring are no company): the
+		// caller is not kept in an empty group call; her call ends as a
+		// 1:1 call's would (remote hung up, ended for all, the media lost,
+		// the switchboard stopped), here, rather than when the queue
+		// engine next looks.
+		tx.endLeg(c.endsWith, peerReason(peer, c.endsWith), ReasonRemoteHungUp)
 	case l == c.endsWith && !wasPending && soleAnswered(remaining):
 		// A queue's caller left her answered call: the agent, alone in it
 		// now, is not kept in an empty group call (nor those monitoring).

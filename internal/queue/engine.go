@@ -18,18 +18,19 @@ type Switch interface {
 	// Offer rings agent into the waiting call (an incomingCall for her).
 	Offer(ctx context.Context, w Waiting, agent string) error
 	// Withdraw stops ringing agent (the offer rang out, or the call left
-	// the queue).
+	// the queue); a calls.Error with CodeInvalidState when she answered
+	// meanwhile.
 	Withdraw(ctx context.Context, w Waiting, agent string) error
 	// Status answers how the waiting call and agent's part in it stand;
 	// agent "" asks about the caller alone.
 	Status(ctx context.Context, w Waiting, agent string) (Status, error)
 	// End ends the caller's call (max wait with no overflow queue).
 	End(ctx context.Context, w Waiting, reason string) error
+	// Done tells that the queue is done with the answered call w, which
+	// goes on without it: its agent left it to others she brought in (the
+	// calls domain ends a caller left alone itself).
+	Done(ctx context.Context, w Waiting)
 }
-
-// ReasonAgentLeft ends an answered queue call's caller when the agent
-// hung up.
-const ReasonAgentLeft = "agentLeft"
 
 // Status is a waiting call as the calls domain sees it.
 type Status struct {
@@ -567,10 +568,9 @@ func (e *Engine) lookAnswered(ctx context.Context, a answered) {
 	e.dropAnswered(a.w.CallID)
 	e.mu.Unlock()
 	if !st.CallerGone {
-		// The agent hung up: the caller, alone in the call, leaves too.
-		if err := e.cfg.Switch.End(ctx, a.w, ReasonAgentLeft); err != nil {
-			e.cfg.Logger.Warn("queue: end the caller after the agent left", "call_id", a.w.CallID, "err", err)
-		}
+		// The agent left, the caller not alone (the domain ends her call
+		// when she is): someone the agent brought in goes on with her.
+		e.cfg.Switch.Done(ctx, a.w)
 	}
 	if e.tracker != nil {
 		e.tracker.Ended(a.agent, e.cfg.Now(), a.wrapUp)
@@ -1000,6 +1000,10 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 		return e.ring(ctx, d, w, cands, last, now, dec.Agent)
 	case Withdraw:
 		if err := e.cfg.Switch.Withdraw(ctx, *w, dec.Agent); err != nil {
+			if answeredMeanwhile(err) {
+				e.lookAgain(w)
+				return nil, nil
+			}
 			return nil, fmt.Errorf("withdraw the offer to %s: %w", dec.Agent, err)
 		}
 		if err := e.release(ctx, dec.Agent, w.CallID); err != nil {
@@ -1018,6 +1022,10 @@ func (e *Engine) step(ctx context.Context, d *Definition, w *Waiting, cands map[
 	case Overflow, GiveUp, Voicemail:
 		if dec.Agent != "" {
 			if err := e.cfg.Switch.Withdraw(ctx, *w, dec.Agent); err != nil {
+				if answeredMeanwhile(err) {
+					e.lookAgain(w) // answered, at the last moment: served
+					return nil, nil
+				}
 				return nil, fmt.Errorf("withdraw the offer to %s: %w", dec.Agent, err)
 			}
 		}
@@ -1114,10 +1122,7 @@ func (e *Engine) ring(ctx context.Context, d *Definition, w *Waiting, cands map[
 		if ce, ok := errors.AsType[*calls.Error](err); ok && (ce.Code == calls.CodeCallNotFound || ce.Code == calls.CodeInvalidState) {
 			// The caller's call ended or changed since its last look: the
 			// next step looks at it.
-			e.mu.Lock()
-			e.dirty[w.CallID] = true
-			e.mu.Unlock()
-			e.poke()
+			e.lookAgain(w)
 			return nil, nil
 		}
 		return nil, fmt.Errorf("offer to %s: %w", agent, err)
@@ -1135,6 +1140,21 @@ func (e *Engine) ring(ctx context.Context, d *Definition, w *Waiting, cands map[
 		return nil, err
 	}
 	return []string{w.Queue}, e.cfg.Store.PutWaiting(ctx, *w)
+}
+
+// answeredMeanwhile reports whether err is a withdraw's refusal because
+// the agent answered between the step's look and the withdraw.
+func answeredMeanwhile(err error) bool {
+	ce, ok := errors.AsType[*calls.Error](err)
+	return ok && ce.Code == calls.CodeInvalidState
+}
+
+// lookAgain makes the next step, which it asks for, look at w's call.
+func (e *Engine) lookAgain(w *Waiting) {
+	e.mu.Lock()
+	e.dirty[w.CallID] = true
+	e.mu.Unlock()
+	e.poke()
 }
 
 // Forget removes this node's waiting calls from the store and frees the

@@ -23,6 +23,10 @@ type fakeSwitch struct {
 	// changed, when set, is told of each change to a call, as
 	// api.QueueWake tells Engine.Changed.
 	changed func(call string)
+	// answerOnWithdraw: the agent a withdraw is about accepts just
+	// before it (the withdraw then fails, as the calls domain's does).
+	answerOnWithdraw bool
+	done             []string // calls the engine was done with (Done)
 }
 
 func (f *fakeSwitch) tell(call string) {
@@ -51,6 +55,13 @@ func (f *fakeSwitch) Offer(_ context.Context, w Waiting, agent string) error {
 
 func (f *fakeSwitch) Withdraw(_ context.Context, w Waiting, agent string) error {
 	f.mu.Lock()
+	if f.answerOnWithdraw && f.ringing[w.CallID] == agent {
+		// Not told: the next step finds her answer on its own.
+		delete(f.ringing, w.CallID)
+		f.answered[w.CallID] = agent
+		f.mu.Unlock()
+		return calls.Errorf(calls.CodeInvalidState, "%s answered %s", agent, w.CallID)
+	}
 	rang := f.ringing[w.CallID] == agent
 	if rang {
 		delete(f.ringing, w.CallID)
@@ -72,6 +83,12 @@ func (f *fakeSwitch) Status(_ context.Context, w Waiting, agent string) (Status,
 		st.AgentGone = !st.Answered && f.ringing[w.CallID] != agent
 	}
 	return st, nil
+}
+
+func (f *fakeSwitch) Done(_ context.Context, w Waiting) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.done = append(f.done, w.CallID)
 }
 
 func (f *fakeSwitch) End(_ context.Context, w Waiting, reason string) error {
@@ -539,5 +556,58 @@ func testEngineVoicemail(t *testing.T, sweep time.Duration) {
 	}
 	if s, _ := e.Stats(ctx, "support"); s.Voicemails != 1 || s.TimedOut != 2 {
 		t.Errorf("stats after c3: %+v", s)
+	}
+}
+
+// TestEngineAnsweredAsWithdrawn: the agent accepts between the step's
+// look and its withdraw (the ring timeout, the max wait): the calls domain
+// refuses the withdraw, and the call is served, not missed, abandoned or
+// timed out, and nobody else is offered it.
+func TestEngineAnsweredAsWithdrawn(t *testing.T) { modes(t, testEngineAnsweredAsWithdrawn) }
+
+func testEngineAnsweredAsWithdrawn(t *testing.T, sweep time.Duration) {
+	for _, tt := range []struct {
+		name  string
+		after time.Duration // from the offer to the step that withdraws it
+	}{
+		{name: "ring timeout", after: 5 * time.Second},
+		{name: "max wait", after: 100 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			d := Definition{Name: "support", RingTimeoutSeconds: 5, MaxWaitSeconds: 100, MaxMisses: 1,
+				Members: []Member{{Agent: "8:acs:a"}, {Agent: "8:acs:b"}}}
+			e, sw, clk, tr, _ := newEngineSweep(t, d, sweep)
+			tr.SetAvailable("8:acs:a", t0.Add(-time.Hour))
+			tr.SetAvailable("8:acs:b", t0)
+			if _, err := e.Enter(ctx, "support", "c1", "8:acs:x", nil); err != nil {
+				t.Fatal(err)
+			}
+			e.Step(ctx)
+			if r := sw.ringingNow()["c1"]; r != "8:acs:a" {
+				t.Fatalf("first offer to %q, want a", r)
+			}
+			sw.mu.Lock()
+			sw.answerOnWithdraw = true
+			sw.mu.Unlock()
+			clk.add(tt.after)
+			e.Step(ctx) // the withdraw is refused: she answered
+			e.Step(ctx) // the look that sees her answer
+			st, err := e.Stats(ctx, "support")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := st.Counters; c.Answered != 1 || c.Missed != 0 || c.Abandoned != 0 || c.TimedOut != 0 || st.Waiting != 0 {
+				t.Errorf("stats %+v, want one answered", st)
+			}
+			if tr.Away("8:acs:a") {
+				t.Error("a marked Away for a miss she answered")
+			}
+			sw.mu.Lock()
+			defer sw.mu.Unlock()
+			if len(sw.offers) != 1 || sw.ended["c1"] != "" {
+				t.Errorf("offers %v, ended %q: want only a's, the call going on", sw.offers, sw.ended["c1"])
+			}
+		})
 	}
 }

@@ -1,0 +1,4 @@
+package calls
+
+// QueueAnswersKept is queueAnswersKept, for the package's external tests.
+func QueueAnswersKept(s *Switchboard) int { return s.queueAnswersKept() }
