@@ -538,6 +538,20 @@ func TestQueueAnsweredAndGoneBeforeAStep(t *testing.T) {
 	}
 }
 
+// answeredQueueCall makes the queue "support" of ann alone (30 s of
+// wrap-up), places carl's call in it, steps, and has ann accept the offer
+// sa tells her of: carl's waiting call and ann's.
+func answeredQueueCall(t *testing.T, s *queueServer, sa *stream, ann, carl string) (waiting, annCall calls.Call) {
+	t.Helper()
+	s.do(http.MethodPost, "/api/queues", adminKey, map[string]any{"name": "support", "wrapUpSeconds": 30,
+		"members": []map[string]any{{"agent": "8:acs:ann"}}}, http.StatusCreated, nil)
+	s.do(http.MethodPost, "/api/calls", carl, map[string]any{"queue": "support"}, http.StatusCreated, &waiting)
+	s.step()
+	offer := decodeData[calls.IncomingCallData](t, sa.waitFor(calls.EventIncomingCall, "")).IncomingCall
+	s.do(http.MethodPost, "/api/incoming-calls/"+offer.ID+"/accept", ann, nil, http.StatusOK, &annCall)
+	return waiting, annCall
+}
+
 // TestQueueAgentHangsUpAfterAnswer: an agent who hangs up a queue call
 // she answered ends its caller's call in the same step (remote hung up,
 // as in a 1:1 call), before the engine looks again; the engine's next
@@ -557,13 +571,7 @@ func TestQueueAgentHangsUpAfterAnswer(t *testing.T) {
 			sa, sc := s.connect(ann), s.connect(carl)
 			sa.waitFor(calls.EventSnapshot, "")
 			sc.waitFor(calls.EventSnapshot, "")
-			s.do(http.MethodPost, "/api/queues", adminKey, map[string]any{"name": "support", "wrapUpSeconds": 30,
-				"members": []map[string]any{{"agent": "8:acs:ann"}}}, http.StatusCreated, nil)
-			var waiting, annCall calls.Call
-			s.do(http.MethodPost, "/api/calls", carl, map[string]any{"queue": "support"}, http.StatusCreated, &waiting)
-			s.step()
-			offer := decodeData[calls.IncomingCallData](t, sa.waitFor(calls.EventIncomingCall, "")).IncomingCall
-			s.do(http.MethodPost, "/api/incoming-calls/"+offer.ID+"/accept", ann, nil, http.StatusOK, &annCall)
+			waiting, annCall := answeredQueueCall(t, s, sa, ann, carl)
 			if tt.stepBetween {
 				s.step()
 			}
@@ -597,13 +605,7 @@ func TestQueueCallerHangsUpAfterAnswer(t *testing.T) {
 	ann, carl := s.token("ann", calls.RoleAgent), s.token("carl", calls.RoleCaller)
 	sa := s.connect(ann)
 	sa.waitFor(calls.EventSnapshot, "")
-	s.do(http.MethodPost, "/api/queues", adminKey, map[string]any{"name": "support", "wrapUpSeconds": 30,
-		"members": []map[string]any{{"agent": "8:acs:ann"}}}, http.StatusCreated, nil)
-	var waiting, annCall calls.Call
-	s.do(http.MethodPost, "/api/calls", carl, map[string]any{"queue": "support"}, http.StatusCreated, &waiting)
-	s.step()
-	offer := decodeData[calls.IncomingCallData](t, sa.waitFor(calls.EventIncomingCall, "")).IncomingCall
-	s.do(http.MethodPost, "/api/incoming-calls/"+offer.ID+"/accept", ann, nil, http.StatusOK, &annCall)
+	waiting, annCall := answeredQueueCall(t, s, sa, ann, carl)
 	s.step()
 	s.do(http.MethodPost, "/api/calls/"+waiting.ID+"/hangup", carl, nil, http.StatusOK, nil)
 

@@ -150,14 +150,7 @@ func TestQueueCallerEndsWithAgent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := callstest.New(t, calls.Config{})
-			f.Connect(t, alice)
-			f.Connect(t, customer)
-			cc := mustCall(t)(f.JoinCall(ctx, customer, calls.JoinRequest{GroupID: "4a1c7a52-2f55-4f6b-9d0e-0c0f3c1e9a11"}))
-			f.EndWithCaller(cc.ID)
-			if _, err := f.AddParticipant(ctx, customer, cc.ID, calls.AddParticipantRequest{Identifier: alice.Identifier}); err != nil {
-				t.Fatal(err)
-			}
+			f, cc := offeredQueueCall(t)
 			ac := mustCall(t)(f.Accept(ctx, alice, incoming(t, f, alice).ID))
 			want := tt.act(t, f, cc, ac)
 			if want == nil {
@@ -180,14 +173,7 @@ func TestQueueCallerEndsWithAgent(t *testing.T) {
 
 	// A withdraw while she rings cancels her offer; the caller waits on.
 	// A voicemail forgets the call while it is live: nothing is kept.
-	f := callstest.New(t, calls.Config{})
-	f.Connect(t, alice)
-	f.Connect(t, customer)
-	cc := mustCall(t)(f.JoinCall(ctx, customer, calls.JoinRequest{GroupID: "9b7e6f0a-3c1d-4e2f-8a5b-6c7d8e9f0a1b"}))
-	f.EndWithCaller(cc.ID)
-	if _, err := f.AddParticipant(ctx, customer, cc.ID, calls.AddParticipantRequest{Identifier: alice.Identifier}); err != nil {
-		t.Fatal(err)
-	}
+	f, cc := offeredQueueCall(t)
 	in := incoming(t, f, alice)
 	if err := f.WithdrawOffer(ctx, customer, cc.ID, alice.Identifier.RawID()); err != nil {
 		t.Fatalf("withdraw a ringing offer: %v", err)
@@ -200,4 +186,19 @@ func TestQueueCallerEndsWithAgent(t *testing.T) {
 	if n := calls.QueueAnswersKept(f.Switchboard); n != 0 {
 		t.Errorf("%d ended queue calls kept after a voicemail", n)
 	}
+}
+
+// offeredQueueCall is the customer's call waiting in a queue
+// (EndWithCaller) and offered to alice, ringing.
+func offeredQueueCall(t *testing.T) (*callstest.Fixture, calls.Call) {
+	t.Helper()
+	f := callstest.New(t, calls.Config{})
+	f.Connect(t, alice)
+	f.Connect(t, customer)
+	cc := mustCall(t)(f.JoinCall(ctx, customer, calls.JoinRequest{GroupID: "4a1c7a52-2f55-4f6b-9d0e-0c0f3c1e9a11"}))
+	f.EndWithCaller(cc.ID)
+	if _, err := f.AddParticipant(ctx, customer, cc.ID, calls.AddParticipantRequest{Identifier: alice.Identifier}); err != nil {
+		t.Fatal(err)
+	}
+	return f, cc
 }
