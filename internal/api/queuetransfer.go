@@ -36,8 +36,7 @@ func (t *QueueTransfers) Check(ctx context.Context, name string) error {
 	if err := queue.ValidateName(name); err != nil {
 		return err
 	}
-	_, err := p.engine.Store().Queue(ctx, name)
-	return err
+	return p.engine.Check(ctx, name)
 }
 
 // Enter implements calls.Queues.
