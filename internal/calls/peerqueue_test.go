@@ -56,7 +56,7 @@ func TestPeerQueueTransfer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			peers := callstest.NewPeers(t)
-			qa, qb := &queues{}, &queues{err: tt.enterErr, checkErr: tt.checkErr}
+			qa, qb := &callstest.Queues{}, &callstest.Queues{Err: tt.enterErr, CheckErr: tt.checkErr}
 			a := callstest.New(t, calls.Config{Peers: peers.Network("a"), Queues: qa, NewID: func() string { return "a" + nextID() }})
 			bcfg := calls.Config{Peers: peers.Network("b"), Queues: qb, NewID: func() string { return "b" + nextID() }}
 			if tt.bNoQueues {
@@ -97,8 +97,8 @@ func TestPeerQueueTransfer(t *testing.T) {
 				peers.Flush()
 				wantUnchanged(t, a, alice, aliceCall, customer)
 				wantUnchanged(t, b, customer, custCall, alice)
-				if qb.callID != "" || qa.callID != "" {
-					t.Errorf("a queue got a call: a %q, b %q", qa.callID, qb.callID)
+				if qb.Last().CallID != "" || qa.Last().CallID != "" {
+					t.Errorf("a queue got a call: a %q, b %q", qa.Last().CallID, qb.Last().CallID)
 				}
 				// Nothing lost: the call goes on, and ends as any call.
 				mustCall(t)(a.HangUp(ctx, alice, aliceCall, false))
@@ -130,11 +130,11 @@ func TestPeerQueueTransfer(t *testing.T) {
 					t.Errorf("the customer's call on b still has %s %s", p.RawID, p.State)
 				}
 			}
-			if qb.callID != custCall || qb.customer.Identifier != customer.Identifier || qb.customer.Role != calls.RoleCaller {
-				t.Fatalf("b's queue got %s as %+v, want the customer's call %s", qb.callID, qb.customer, custCall)
+			if qb.Last().CallID != custCall || qb.Last().Customer.Identifier != customer.Identifier || qb.Last().Customer.Role != calls.RoleCaller {
+				t.Fatalf("b's queue got %s as %+v, want the customer's call %s", qb.Last().CallID, qb.Last().Customer, custCall)
 			}
-			if qa.callID != "" {
-				t.Errorf("a's queue got call %s: the customer is b's", qa.callID)
+			if qa.Last().CallID != "" {
+				t.Errorf("a's queue got call %s: the customer is b's", qa.Last().CallID)
 			}
 			if s := transferSteps(b, customer, custCall); !slices.Equal(s, []string{"blind by remote " + alice.Identifier.RawID()}) {
 				t.Errorf("the customer was told %v", s)
@@ -145,8 +145,8 @@ func TestPeerQueueTransfer(t *testing.T) {
 
 			// The queue offers her to the agent (as the engine does, she
 			// ends the call for her agent when she leaves), who accepts.
-			b.EndWithCaller(qb.callID)
-			if _, err := b.AddParticipant(ctx, qb.customer, qb.callID, calls.AddParticipantRequest{Identifier: tt.agent.Identifier}); err != nil {
+			b.EndWithCaller(qb.Last().CallID)
+			if _, err := b.AddParticipant(ctx, qb.Last().Customer, qb.Last().CallID, calls.AddParticipantRequest{Identifier: tt.agent.Identifier}); err != nil {
 				t.Fatal(err)
 			}
 			peers.Flush()
@@ -205,9 +205,9 @@ func TestPeerQueueConsult(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			peers := callstest.NewPeers(t)
-			qa := &queues{}
+			qa := &callstest.Queues{}
 			a := callstest.New(t, calls.Config{Peers: peers.Network("a"), Queues: qa, NewID: func() string { return "a" + nextID() }})
-			b := callstest.New(t, calls.Config{Peers: peers.Network("b"), Queues: &queues{}, NewID: func() string { return "b" + nextID() }})
+			b := callstest.New(t, calls.Config{Peers: peers.Network("b"), Queues: &callstest.Queues{}, NewID: func() string { return "b" + nextID() }})
 			c := callstest.New(t, calls.Config{Peers: peers.Network("c"), NewID: func() string { return "c" + nextID() }})
 			peers.Join("a", a.Switchboard, alice.Identifier.RawID(), ann.Identifier.RawID())
 			peers.Join("b", b.Switchboard, customer.Identifier.RawID())
@@ -234,14 +234,14 @@ func TestPeerQueueConsult(t *testing.T) {
 
 			cons := mustCall(t)(a.Transfer(ctx, alice, aliceCall, calls.TransferRequest{Queue: "support", Mode: calls.TransferConsult}))
 			peers.Flush()
-			if qa.callID != cons.ID {
-				t.Fatalf("a's queue got %q, want alice's consult call %s", qa.callID, cons.ID)
+			if qa.Last().CallID != cons.ID {
+				t.Fatalf("a's queue got %q, want alice's consult call %s", qa.Last().CallID, cons.ID)
 			}
 			if r := lastRecord(b, custCall); !strings.HasPrefix(r, "RemoteHold") {
 				t.Errorf("the customer's call during the consult: %s, want RemoteHold", r)
 			}
 			a.EndWithCaller(cons.ID)
-			if _, err := a.AddParticipant(ctx, qa.customer, cons.ID, calls.AddParticipantRequest{Identifier: tt.agent.Identifier}); err != nil {
+			if _, err := a.AddParticipant(ctx, qa.Last().Customer, cons.ID, calls.AddParticipantRequest{Identifier: tt.agent.Identifier}); err != nil {
 				t.Fatal(err)
 			}
 			peers.Flush()
@@ -286,11 +286,11 @@ func TestPeerQueueTransferPhone(t *testing.T) {
 	for _, refuse := range []bool{false, true} {
 		t.Run(map[bool]string{false: "queued", true: "refused"}[refuse], func(t *testing.T) {
 			peers := callstest.NewPeers(t)
-			qb := &queues{}
+			qb := &callstest.Queues{}
 			if refuse {
-				qb.err = errors.New("store down")
+				qb.Err = errors.New("store down")
 			}
-			a := callstest.New(t, calls.Config{Peers: peers.Network("a"), Queues: &queues{}, NewID: func() string { return "a" + nextID() }})
+			a := callstest.New(t, calls.Config{Peers: peers.Network("a"), Queues: &callstest.Queues{}, NewID: func() string { return "a" + nextID() }})
 			b := callstest.New(t, calls.Config{Peers: peers.Network("b"), Queues: qb, NewID: func() string { return "b" + nextID() }})
 			peers.Join("a", a.Switchboard, alice.Identifier.RawID(), dave.Identifier.RawID())
 			peers.Join("b", b.Switchboard)
@@ -313,11 +313,11 @@ func TestPeerQueueTransferPhone(t *testing.T) {
 			if last := ln.last(); last.State != calls.StateConnected {
 				t.Fatalf("the phone's call after the transfer: %s, want Connected", last.State)
 			}
-			if qb.callID != pc.ID || qb.customer.Identifier != phone.Identifier {
-				t.Fatalf("b's queue got %s as %+v, want the phone's call %s", qb.callID, qb.customer, pc.ID)
+			if qb.Last().CallID != pc.ID || qb.Last().Customer.Identifier != phone.Identifier {
+				t.Fatalf("b's queue got %s as %+v, want the phone's call %s", qb.Last().CallID, qb.Last().Customer, pc.ID)
 			}
-			b.EndWithCaller(qb.callID)
-			if _, err := b.AddParticipant(ctx, qb.customer, qb.callID, calls.AddParticipantRequest{Identifier: dave.Identifier}); err != nil {
+			b.EndWithCaller(qb.Last().CallID)
+			if _, err := b.AddParticipant(ctx, qb.Last().Customer, qb.Last().CallID, calls.AddParticipantRequest{Identifier: dave.Identifier}); err != nil {
 				t.Fatal(err)
 			}
 			peers.Flush()

@@ -1,43 +1,13 @@
 package calls_test
 
 import (
-	"context"
 	"errors"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/switchboard/switchboard/internal/calls"
 	"github.com/switchboard/switchboard/internal/calls/callstest"
 )
-
-// queues is a calls.Queues with one queue, "support": it records what
-// enters it, or fails with err.
-type queues struct {
-	err      error // Enter's
-	checkErr error // Check's for "support"
-
-	mu       sync.Mutex
-	customer calls.Principal
-	callID   string
-}
-
-func (q *queues) Check(_ context.Context, name string) error {
-	if name != "support" {
-		return calls.Errorf(calls.CodeNotFound, "no such queue %q", name)
-	}
-	return q.checkErr
-}
-
-func (q *queues) Enter(_ context.Context, name string, customer calls.Principal, callID string) error {
-	if q.err != nil {
-		return q.err
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.customer, q.callID = customer, callID
-	return nil
-}
 
 // TestPhoneQueueCall: a call from the phone network to a queue is
 // Connected at once (its line is told, which answers the INVITE), alone
@@ -50,18 +20,18 @@ func TestPhoneQueueCall(t *testing.T) {
 		queue     string
 		enterErr  error
 		wantErr   calls.Code
-		act       func(t *testing.T, f *callstest.Fixture, q *queues)
+		act       func(t *testing.T, f *callstest.Fixture, q *callstest.Queues)
 		wantPhone *calls.EndReason // nil: still Connected
 	}{
 		{name: "waits", queue: "support"},
 		{
 			name: "the phone hangs up while an agent rings: her offer is canceled", queue: "support",
-			act: func(t *testing.T, f *callstest.Fixture, q *queues) {
-				if _, err := f.AddParticipant(ctx, q.customer, q.callID, calls.AddParticipantRequest{Identifier: alice.Identifier}); err != nil {
+			act: func(t *testing.T, f *callstest.Fixture, q *callstest.Queues) {
+				if _, err := f.AddParticipant(ctx, q.Last().Customer, q.Last().CallID, calls.AddParticipantRequest{Identifier: alice.Identifier}); err != nil {
 					t.Fatal(err)
 				}
 				in := incoming(t, f, alice)
-				if err := f.EndPhoneCall(ctx, q.callID, calls.ReasonHungUp); err != nil {
+				if err := f.EndPhoneCall(ctx, q.Last().CallID, calls.ReasonHungUp); err != nil {
 					t.Fatal(err)
 				}
 				if _, err := f.Accept(ctx, alice, in.ID); calls.ErrorCode(err) != calls.CodeCallNotFound {
@@ -76,8 +46,8 @@ func TestPhoneQueueCall(t *testing.T) {
 		},
 		{
 			name: "answered by the agent the queue offers it to", queue: "support",
-			act: func(t *testing.T, f *callstest.Fixture, q *queues) {
-				if _, err := f.AddParticipant(ctx, q.customer, q.callID, calls.AddParticipantRequest{Identifier: alice.Identifier}); err != nil {
+			act: func(t *testing.T, f *callstest.Fixture, q *callstest.Queues) {
+				if _, err := f.AddParticipant(ctx, q.Last().Customer, q.Last().CallID, calls.AddParticipantRequest{Identifier: alice.Identifier}); err != nil {
 					t.Fatal(err)
 				}
 				c := mustCall(t)(f.Accept(ctx, alice, incoming(t, f, alice).ID))
@@ -90,8 +60,8 @@ func TestPhoneQueueCall(t *testing.T) {
 		},
 		{
 			name: "the queue ends it (max wait)", queue: "support",
-			act: func(t *testing.T, f *callstest.Fixture, q *queues) {
-				mustCall(t)(f.HangUp(ctx, q.customer, q.callID, false))
+			act: func(t *testing.T, f *callstest.Fixture, q *callstest.Queues) {
+				mustCall(t)(f.HangUp(ctx, q.Last().Customer, q.Last().CallID, false))
 			},
 			wantPhone: &calls.ReasonHungUp,
 		},
@@ -101,7 +71,7 @@ func TestPhoneQueueCall(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			q := &queues{err: tt.enterErr}
+			q := &callstest.Queues{Err: tt.enterErr}
 			f := callstest.New(t, calls.Config{Queues: q})
 			f.Connect(t, alice)
 			ln := &line{}
@@ -125,8 +95,8 @@ func TestPhoneQueueCall(t *testing.T) {
 				if pc.State != calls.StateConnected || len(pc.RemoteParticipants) != 0 {
 					t.Errorf("the phone's call %+v, want Connected, alone", pc)
 				}
-				if q.callID != pc.ID || q.customer.Identifier != phone.Identifier || q.customer.Role != calls.RoleCaller {
-					t.Errorf("entered %s as %+v, want %s as the phone", q.callID, q.customer, pc.ID)
+				if q.Last().CallID != pc.ID || q.Last().Customer.Identifier != phone.Identifier || q.Last().Customer.Role != calls.RoleCaller {
+					t.Errorf("entered %s as %+v, want %s as the phone", q.Last().CallID, q.Last().Customer, pc.ID)
 				}
 			}
 			if tt.act != nil {

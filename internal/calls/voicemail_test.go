@@ -40,7 +40,7 @@ func TestMarkVoicemail(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := callstest.New(t, calls.Config{Queues: &queues{}})
+			f := callstest.New(t, calls.Config{Queues: &callstest.Queues{}})
 			f.Connect(t, customer)
 			ln := &line{}
 			var id string

@@ -635,32 +635,6 @@ func TestForgetsEndedPairs(t *testing.T) {
 	}
 }
 
-// queues is a fake calls.Queues with the one queue "support".
-type queues struct {
-	mu      sync.Mutex
-	entered []string
-}
-
-func (q *queues) Check(_ context.Context, name string) error {
-	if name != "support" {
-		return calls.Errorf(calls.CodeNotFound, "no such queue %q", name)
-	}
-	return nil
-}
-
-func (q *queues) Enter(_ context.Context, _ string, _ calls.Principal, callID string) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.entered = append(q.entered, callID)
-	return nil
-}
-
-func (q *queues) calls() []string {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return slices.Clone(q.entered)
-}
-
 // TestQueueTransferAcross: alice, on a, blind-transfers bob, on b, to the
 // queue "support" over NATS. a asks b first (calls.PeerAsker): when b
 // runs no queues, its refusal is alice's answer (not_found), and both
@@ -680,12 +654,12 @@ func TestQueueTransferAcross(t *testing.T) {
 			want: "after: alice Disconnected muted=false ended 0/7015 [8:acs:bob Disconnected muted=false ended 0/5000]; bob Connected muted=false [8:acs:alice Disconnected muted=false ended 0/7015]"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			qb := &queues{}
+			qb := &callstest.Queues{}
 			var bq calls.Queues
 			if tt.bQueues {
 				bq = qb
 			}
-			w := newQueueWorld(t, true, &queues{}, bq)
+			w := newQueueWorld(t, true, &callstest.Queues{}, bq)
 			w.b.Connect(t, bob)
 			w.call()
 			w.answer()
@@ -716,7 +690,7 @@ func TestQueueTransferAcross(t *testing.T) {
 			if tt.bQueues {
 				want = []string{w.bobCall}
 			}
-			if got := qb.calls(); !slices.Equal(got, want) {
+			if got := qb.CallIDs(); !slices.Equal(got, want) {
 				t.Errorf("b's queue got %v, want %v", got, want)
 			}
 		})

@@ -1,9 +1,7 @@
 package store
 
 import (
-	"context"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -22,27 +20,6 @@ type teeStore struct {
 func (s teeStore) Record(recs ...calls.Record) {
 	s.kept.Record(recs...)
 	s.Postgres.Record(recs...)
-}
-
-// peerQueues is a calls.Queues that takes every customer into "support".
-type peerQueues struct {
-	mu       sync.Mutex
-	customer calls.Principal
-	callID   string
-}
-
-func (q *peerQueues) Check(_ context.Context, name string) error {
-	if name != "support" {
-		return calls.Errorf(calls.CodeNotFound, "no queue %q", name)
-	}
-	return nil
-}
-
-func (q *peerQueues) Enter(_ context.Context, _ string, customer calls.Principal, callID string) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.customer, q.callID = customer, callID
-	return nil
 }
 
 // TestPeerQueueTransferSharedPostgres: a blind transfer to a queue of a
@@ -81,7 +58,7 @@ func TestPeerQueueTransferSharedPostgres(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			peers := callstest.NewPeers(t)
 			stores := map[string]teeStore{}
-			qb := &peerQueues{}
+			qb := &callstest.Queues{}
 			node := func(name string, q calls.Queues, ids ...calls.Principal) *callstest.Fixture {
 				st := teeStore{Postgres: mustOpenPostgres(t, databaseURL, PostgresOptions{Node: name}), kept: &callstest.Store{}}
 				stores[name] = st
@@ -96,7 +73,7 @@ func TestPeerQueueTransferSharedPostgres(t *testing.T) {
 				}
 				return f
 			}
-			a := node("a", &peerQueues{}, alice, ann)
+			a := node("a", &callstest.Queues{}, alice, ann)
 			b := node("b", qb, customer)
 			c := node("c", nil, dave)
 			nodes := map[string]*callstest.Fixture{"a": a, "b": b, "c": c}
@@ -116,12 +93,12 @@ func TestPeerQueueTransferSharedPostgres(t *testing.T) {
 			peers.Flush()
 			callstest.Must[calls.Call](t)(a.Transfer(t.Context(), alice, aliceCall, calls.TransferRequest{Queue: "support", Mode: calls.TransferBlind}))
 			peers.Flush()
-			if qb.callID != custCall {
-				t.Fatalf("b's queue got call %q, want the customer's %s", qb.callID, custCall)
+			if qb.Last().CallID != custCall {
+				t.Fatalf("b's queue got call %q, want the customer's %s", qb.Last().CallID, custCall)
 			}
 			// The queue offers her to its agent (as the customer), who
 			// answers; then she hangs up.
-			if _, err := b.AddParticipant(t.Context(), qb.customer, custCall, calls.AddParticipantRequest{Identifier: tt.agent.Identifier}); err != nil {
+			if _, err := b.AddParticipant(t.Context(), qb.Last().Customer, custCall, calls.AddParticipantRequest{Identifier: tt.agent.Identifier}); err != nil {
 				t.Fatal(err)
 			}
 			peers.Flush()
