@@ -73,7 +73,7 @@ func (tx *txn) peerTones(l *leg, data DTMFData) {
 	if from == nil || data.Count <= 0 || l.phase != phaseLive {
 		return
 	}
-	tx.actor, tx.actorOwner, tx.actorLast = &Principal{Identifier: from.party.ident, Role: RoleCaller}, nil, nil
+	tx.actAs(Principal{Identifier: from.party.ident, Role: RoleCaller})
 	tx.touch(l.conv)
 	tx.tonesHeard(from, l, data)
 }

@@ -208,7 +208,7 @@ func (tx *txn) applyAct(l *leg, act PeerAct, located map[string]string) error {
 		return errCallNotFound(l.id)
 	}
 	p := Principal{Identifier: act.By.Identifier, DisplayName: act.By.DisplayName, Role: act.Role}
-	tx.actor, tx.actorOwner, tx.actorLast = &p, nil, nil
+	tx.actAs(p)
 	if act.Admit != nil {
 		return tx.applyAdmit(l, p, *act.Admit)
 	}

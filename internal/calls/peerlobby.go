@@ -86,7 +86,7 @@ func (tx *txn) applyPeerLobby(l *leg, pl PeerLobby) {
 			if pl.AdmitterInRoom {
 				role = RoleCaller // shown as a party of the room, whatever her role
 			}
-			tx.actor, tx.actorOwner, tx.actorLast = &Principal{Identifier: id, Role: role}, nil, nil
+			tx.actAs(Principal{Identifier: id, Role: role})
 		}
 	}
 	tx.emit(j, EventLobbyChanged, LobbyChangedData{

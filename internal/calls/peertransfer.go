@@ -118,7 +118,7 @@ func (tx *txn) peerTransfer(l *leg, data TransferData) {
 	if err != nil || l.ghost {
 		return
 	}
-	tx.actor, tx.actorOwner, tx.actorLast = &Principal{Identifier: agent, Role: RoleAgent}, nil, nil
+	tx.actAs(Principal{Identifier: agent, Role: RoleAgent})
 	tx.touch(l.conv)
 	for _, m := range l.conv.members {
 		if !m.standIn && m.monitor == "" {

@@ -112,6 +112,13 @@ func (tx *txn) event(l *leg, typ EventType, data any) Event {
 	}
 }
 
+// actAs makes p the author of the changes that follow in the transaction
+// (a change a far node made, applied here as its author would on one
+// node), dropping actorFor's answer for the one before.
+func (tx *txn) actAs(p Principal) {
+	tx.actor, tx.actorOwner, tx.actorLast = &p, nil, nil
+}
+
 // actorFor says who caused a change, as the owner of the changed call sees
 // it. Events are never changed once made, so the events of one owner share
 // their Actor.
